@@ -1,0 +1,109 @@
+//! The single door into the queue, for SMTP sessions now and for the HTTP API and DSNs later.
+//!
+//! `accept` hands a complete message and its resolved recipients to the store and returns only
+//! when the store says they are durable; then it wakes the scheduler. Nothing in mailerd
+//! answers 250 to a message before this returns Ok.
+//! Must not: apply SMTP policy (that happened at MAIL/RCPT) or deliver anything.
+
+use tokio::sync::Notify;
+
+use crate::smtp::address::ReversePath;
+use crate::smtp::command::{MailParams, Ret};
+use crate::store::{MessageId, NewMessage, NewRecipient, Origin, Store, StoreError};
+use crate::time::Timestamp;
+
+/// A message ready for the queue.
+pub struct Incoming {
+    pub id: MessageId,
+    pub from: ReversePath,
+    pub params: MailParams,
+    pub recipients: Vec<NewRecipient>,
+    pub origin: Origin,
+    pub received_at: Timestamp,
+    /// The whole message as it will be delivered (our trace header first).
+    pub message: Vec<u8>,
+}
+
+/// Stores `incoming` durably and wakes delivery.
+pub async fn accept(
+    store: &dyn Store,
+    wakeup: &Notify,
+    incoming: Incoming,
+) -> Result<MessageId, StoreError> {
+    let id = incoming.id.clone();
+    let msg = NewMessage {
+        id: incoming.id,
+        reverse_path: incoming.from.to_string(),
+        envid: incoming.params.envid,
+        ret: incoming.params.ret.map(|r| match r {
+            Ret::Full => "full".to_string(),
+            Ret::Hdrs => "hdrs".to_string(),
+        }),
+        received_at: incoming.received_at,
+        origin: incoming.origin,
+        body: incoming.message,
+        recipients: incoming.recipients,
+    };
+    store.insert_message(msg).await?;
+    wakeup.notify_one();
+    Ok(id)
+}
+
+/// The RFC 5321 §4.4 trace header, with the RFC 3848 protocol keyword.
+pub fn received_header(
+    helo: &str,
+    client_ip: &str,
+    hostname: &str,
+    esmtp: bool,
+    tls: bool,
+    authenticated: bool,
+    id: &MessageId,
+    single_rcpt: Option<&str>,
+    at: Timestamp,
+) -> String {
+    let proto = match (esmtp, tls, authenticated) {
+        (false, _, _) => "SMTP",
+        (true, false, false) => "ESMTP",
+        (true, true, false) => "ESMTPS",
+        (true, false, true) => "ESMTPA",
+        (true, true, true) => "ESMTPSA",
+    };
+    let helo: String = helo
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(255)
+        .collect();
+    let mut h = format!(
+        "Received: from {helo} ([{client_ip}])\r\n\tby {hostname} (mailerd) with {proto} id {id}"
+    );
+    if let Some(rcpt) = single_rcpt {
+        h.push_str(&format!("\r\n\tfor <{rcpt}>"));
+    }
+    h.push_str(&format!("; {}\r\n", at.rfc5322()));
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn received_header_names_protocol_and_id() {
+        let id = MessageId("ABC".into());
+        let h = received_header(
+            "client.test",
+            "127.0.0.1",
+            "mx.test",
+            true,
+            true,
+            true,
+            &id,
+            Some("a@b"),
+            Timestamp(0),
+        );
+        assert_eq!(
+            h,
+            "Received: from client.test ([127.0.0.1])\r\n\tby mx.test (mailerd) with ESMTPSA id ABC\r\n\tfor <a@b>; Thu, 01 Jan 1970 00:00:00 +0000\r\n"
+        );
+    }
+}

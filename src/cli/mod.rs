@@ -1,0 +1,101 @@
+//! The command line (DESIGN §3): parses arguments and runs one subcommand.
+//!
+//! Exit codes: 0 success, 1 a check found problems, 2 usage or runtime error.
+//! Must not: hold logic the daemon needs; subcommands call into the library.
+
+mod queue;
+mod serve;
+mod user;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mailerd",
+    version,
+    about = "A mail delivery daemon that delivers, refuses properly, and explains."
+)]
+pub struct Cli {
+    /// Configuration file (TOML); every key has a default.
+    #[arg(long, global = true, env = "MAILERD_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: SMTP (MX) and submission listeners, queue, local delivery.
+    Serve,
+    /// Manage logins and mailboxes.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Inspect the queue.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add or update a user; the password is read from standard input. An address in a
+    /// local domain also gets a mailbox.
+    Add {
+        address: String,
+        /// Mailbox quota in bytes (default: local.quota).
+        #[arg(long)]
+        quota: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Messages with recipients still to deliver.
+    List {
+        #[arg(long)]
+        json: bool,
+        /// Show at most this many messages.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+    /// One message: envelope, recipients and their history.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs the parsed command; returns the process exit code.
+pub fn run(cli: Cli) -> Result<i32> {
+    let config = Config::load(cli.config.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => serve::run(config).await,
+            Command::User(UserCommand::Add { address, quota }) => {
+                user::add(&config, &address, quota).await
+            }
+            Command::Queue(QueueCommand::List { json, limit }) => {
+                queue::list(&config, json, limit).await
+            }
+            Command::Queue(QueueCommand::Show { id, json }) => {
+                queue::show(&config, &id, json).await
+            }
+        }
+    })
+}
+
+/// Opens the store of `config` for a command-line tool (works beside a running daemon).
+fn open_store(config: &Config) -> Result<crate::store::sqlite::SqliteStore> {
+    use anyhow::Context as _;
+    let path = config.sqlite_path();
+    crate::store::sqlite::SqliteStore::open(&path)
+        .with_context(|| format!("opening store {}", path.display()))
+}

@@ -1,0 +1,84 @@
+//! `mailerd queue list|show`: what the store holds, for people or as JSON Lines.
+//!
+//! Must not: change the queue.
+
+use anyhow::Result;
+
+use crate::config::Config;
+use crate::store::{MessageId, Store};
+
+pub async fn list(config: &Config, json: bool, limit: usize) -> Result<i32> {
+    let store = super::open_store(config)?;
+    let entries = store.queue_list(limit).await?;
+    for e in &entries {
+        if json {
+            println!("{}", serde_json::to_string(e)?);
+            continue;
+        }
+        let from = if e.reverse_path.is_empty() {
+            "<>"
+        } else {
+            e.reverse_path.as_str()
+        };
+        println!("{:<20} {:>9} {}  {}", e.id, e.size, e.received_at, from);
+        for r in &e.recipients {
+            let last = r
+                .last_detail
+                .as_deref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default();
+            println!(
+                "{:<20} {:>9} {:<9} {}{}",
+                "",
+                r.transport.as_str(),
+                r.state.as_str(),
+                r.address,
+                last
+            );
+        }
+    }
+    if !json {
+        println!("-- {} message(s) in the queue", entries.len());
+    }
+    Ok(0)
+}
+
+pub async fn show(config: &Config, id: &str, json: bool) -> Result<i32> {
+    let store = super::open_store(config)?;
+    let Some(d) = store.message_detail(&MessageId(id.to_string())).await? else {
+        anyhow::bail!("no message {id}");
+    };
+    if json {
+        println!("{}", serde_json::to_string(&d)?);
+        return Ok(0);
+    }
+    println!("id:        {}", d.entry.id);
+    println!("from:      <{}>", d.entry.reverse_path);
+    println!("size:      {}", d.entry.size);
+    println!(
+        "received:  {} from {} ({}) via {}",
+        d.entry.received_at, d.origin.client_ip, d.origin.helo, d.origin.via
+    );
+    if let Some(envid) = &d.envid {
+        println!("envid:     {envid}");
+    }
+    for r in &d.entry.recipients {
+        println!(
+            "rcpt:      {} {} attempts={}",
+            r.address,
+            r.state.as_str(),
+            r.attempts
+        );
+    }
+    for e in &d.events {
+        println!(
+            "event:     {} {:<9} {} {} {}",
+            e.at,
+            e.kind,
+            e.recipient.as_deref().unwrap_or("-"),
+            e.status.as_deref().unwrap_or(""),
+            e.detail.as_deref().unwrap_or("")
+        );
+    }
+    Ok(0)
+}

@@ -1,0 +1,431 @@
+//! Configuration: TOML → `RawConfig` (serde, a default for every key) → validated `Config`.
+//!
+//! Every key of DESIGN §3 has a default, so `mailerd serve` runs with no file at all.
+//! Errors name the key and the problem (`ConfigError`), and the CLI exits 2 on them.
+//! Must not: open files other than the config itself, bind sockets, or touch the store.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::smtp::address::{Domain, Mailbox};
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Syntax(String),
+    #[error("key `{key}`: {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+/// The validated configuration the daemon runs on.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub hostname: String,
+    pub data_dir: PathBuf,
+    pub listen: Listen,
+    pub store_url: String,
+    pub limits: Limits,
+    pub trusted_networks: Vec<IpNet>,
+    pub queue: Queue,
+    pub local: Local,
+    pub tls: Tls,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listen {
+    pub smtp: Option<SocketAddr>,
+    pub submission: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_message_size: u64,
+    pub max_recipients: usize,
+    pub max_connections: usize,
+    pub command_timeout: Duration,
+    pub data_timeout: Duration,
+    pub max_errors: u32,
+    pub min_free_space: u64,
+    pub auth_max_failures: u32,
+    pub auth_failure_window: Duration,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Queue {
+    pub hold: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Local {
+    pub domains: Vec<Domain>,
+    pub quota: u64,
+    /// alias key (`local@domain`, normalised) → target mailbox.
+    pub aliases: BTreeMap<String, Mailbox>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawConfig {
+    hostname: Option<String>,
+    data_dir: Option<PathBuf>,
+    listen: RawListen,
+    store: RawStore,
+    limits: RawLimits,
+    relay: RawRelay,
+    queue: RawQueue,
+    local: RawLocal,
+    tls: RawTls,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawListen {
+    smtp: String,
+    submission: String,
+    http: String,
+}
+
+impl Default for RawListen {
+    fn default() -> Self {
+        Self {
+            smtp: "127.0.0.1:2525".into(),
+            submission: "127.0.0.1:2587".into(),
+            http: "127.0.0.1:8025".into(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawStore {
+    url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLimits {
+    max_message_size: u64,
+    max_recipients: usize,
+    max_connections: usize,
+    command_timeout: u64,
+    data_timeout: u64,
+    max_errors: u32,
+    min_free_space: u64,
+    auth_max_failures: u32,
+    auth_failure_window: u64,
+    shutdown_grace: u64,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        Self {
+            max_message_size: 26_214_400,
+            max_recipients: 100,
+            max_connections: 1000,
+            command_timeout: 300,
+            data_timeout: 600,
+            max_errors: 20,
+            min_free_space: 0,
+            auth_max_failures: 5,
+            auth_failure_window: 300,
+            shutdown_grace: 30,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRelay {
+    trusted_networks: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawQueue {
+    hold: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLocal {
+    domains: Vec<String>,
+    quota: u64,
+    aliases: BTreeMap<String, String>,
+}
+
+impl Default for RawLocal {
+    fn default() -> Self {
+        Self {
+            domains: Vec::new(),
+            quota: 1_073_741_824,
+            aliases: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawTls {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads `path`, or the defaults when `path` is None.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.into(),
+                    source,
+                })?;
+                Config::from_toml(&text)
+            }
+            None => Config::from_toml(""),
+        }
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text)
+            .map_err(|e| ConfigError::Syntax(e.to_string().trim_end().to_string()))?;
+        raw.validate()
+    }
+}
+
+fn listen_addr(key: &str, text: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        invalid(
+            key,
+            format!("`{text}` is not an address:port (use \"\" to disable)"),
+        )
+    })
+}
+
+fn secs(key: &str, value: u64) -> Result<Duration, ConfigError> {
+    if value == 0 {
+        return Err(invalid(key, "must be at least 1 second"));
+    }
+    Ok(Duration::from_secs(value))
+}
+
+impl RawConfig {
+    fn validate(self) -> Result<Config, ConfigError> {
+        let hostname = match self.hostname {
+            Some(h) => {
+                Domain::parse(&h)
+                    .map_err(|_| invalid("hostname", format!("`{h}` is not a host name")))?;
+                h
+            }
+            None => system_hostname(),
+        };
+        let data_dir = self
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from("./mailerd-data"));
+        let store_url = match self.store.url {
+            Some(url) if url.starts_with("sqlite://") => url,
+            Some(url) => {
+                return Err(invalid(
+                    "store.url",
+                    format!("`{url}`: only sqlite:// is supported by this build"),
+                ));
+            }
+            None => format!("sqlite://{}", data_dir.join("mailerd.db").display()),
+        };
+        let l = self.limits;
+        if l.max_message_size < 1024 {
+            return Err(invalid(
+                "limits.max_message_size",
+                "must be at least 1024 bytes",
+            ));
+        }
+        if l.max_recipients == 0 {
+            return Err(invalid("limits.max_recipients", "must be at least 1"));
+        }
+        if l.max_connections == 0 {
+            return Err(invalid("limits.max_connections", "must be at least 1"));
+        }
+        let limits = Limits {
+            max_message_size: l.max_message_size,
+            max_recipients: l.max_recipients,
+            max_connections: l.max_connections,
+            command_timeout: secs("limits.command_timeout", l.command_timeout)?,
+            data_timeout: secs("limits.data_timeout", l.data_timeout)?,
+            max_errors: l.max_errors.max(1),
+            min_free_space: l.min_free_space,
+            auth_max_failures: l.auth_max_failures.max(1),
+            auth_failure_window: secs("limits.auth_failure_window", l.auth_failure_window)?,
+            shutdown_grace: secs("limits.shutdown_grace", l.shutdown_grace)?,
+        };
+        let trusted_networks = self
+            .relay
+            .trusted_networks
+            .iter()
+            .map(|n| {
+                n.parse::<IpNet>()
+                    .or_else(|_| n.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        invalid(
+                            "relay.trusted_networks",
+                            format!("`{n}` is not a network (e.g. 127.0.0.0/8)"),
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        let domains = self
+            .local
+            .domains
+            .iter()
+            .map(|d| {
+                Domain::parse(d)
+                    .map_err(|_| invalid("local.domains", format!("`{d}` is not a domain")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut aliases = BTreeMap::new();
+        for (from, to) in &self.local.aliases {
+            let key = format!("local.aliases.\"{from}\"");
+            let alias =
+                Mailbox::parse(from).map_err(|e| invalid(&key, format!("`{from}`: {e}")))?;
+            if !domains.contains(alias.domain()) {
+                return Err(invalid(&key, format!("`{from}` is not in a local domain")));
+            }
+            let target =
+                Mailbox::parse(to).map_err(|e| invalid(&key, format!("target `{to}`: {e}")))?;
+            aliases.insert(alias.key(), target);
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(invalid(
+                "tls.cert",
+                "tls.cert and tls.key must be set together",
+            ));
+        }
+        Ok(Config {
+            hostname,
+            data_dir,
+            listen: Listen {
+                smtp: listen_addr("listen.smtp", &self.listen.smtp)?,
+                submission: listen_addr("listen.submission", &self.listen.submission)?,
+                http: listen_addr("listen.http", &self.listen.http)?,
+            },
+            store_url,
+            limits,
+            trusted_networks,
+            queue: Queue {
+                hold: self.queue.hold,
+            },
+            local: Local {
+                domains,
+                quota: self.local.quota,
+                aliases,
+            },
+            tls: Tls {
+                cert: self.tls.cert,
+                key: self.tls.key,
+            },
+        })
+    }
+}
+
+impl Config {
+    /// The SQLite path of `store.url`.
+    pub fn sqlite_path(&self) -> PathBuf {
+        PathBuf::from(self.store_url.trim_start_matches("sqlite://"))
+    }
+
+    pub fn is_local_domain(&self, domain: &Domain) -> bool {
+        self.local.domains.contains(domain)
+    }
+}
+
+/// The machine's host name, or `localhost` when it cannot be read.
+fn system_hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its whole length and gethostname NUL-terminates within it.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(buf.get(..end).unwrap_or(&[])).to_string();
+    if Domain::parse(&name).is_ok() {
+        name
+    } else {
+        "localhost".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_has_every_default() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.listen.smtp, Some("127.0.0.1:2525".parse().unwrap()));
+        assert_eq!(c.limits.max_message_size, 26_214_400);
+        assert_eq!(c.limits.max_connections, 1000);
+        assert!(c.trusted_networks.is_empty());
+        assert!(!c.queue.hold);
+        assert_eq!(c.store_url, "sqlite://./mailerd-data/mailerd.db");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::from_toml("[relay]\ntrusted_networks = [\"nonsense\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("relay.trusted_networks"), "{e}");
+        let e = Config::from_toml("[listen]\nsmtp = \"nowhere\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listen.smtp"), "{e}");
+        let e = Config::from_toml("[limits]\nmax_connections = \"many\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_connections"), "{e}");
+        let e = Config::from_toml("[limits]\nmax_conections = 3")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_conections"), "{e}");
+        let e = Config::from_toml(
+            "[local]\ndomains = [\"a.test\"]\naliases = { \"x@b.test\" = \"y@a.test\" }",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("local.aliases"), "{e}");
+    }
+
+    #[test]
+    fn local_domains_are_normalised() {
+        let c = Config::from_toml("[local]\ndomains = [\"Bücher.Test\"]").unwrap();
+        assert_eq!(c.local.domains[0].as_str(), "xn--bcher-kva.test");
+    }
+}

@@ -1,0 +1,181 @@
+//! Wiring only: open the store, bind the listeners, spawn the tasks, shut down gracefully.
+//!
+//! Tasks: one accept loop per listener, one task per SMTP session, one scheduler, and the
+//! store's writer thread. On shutdown new clients get 421 4.3.2, idle sessions are closed
+//! with 421, sessions inside a transaction may finish it (up to `limits.shutdown_grace`).
+//! Must not: contain protocol or policy logic.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinHandle;
+use tracing::info;
+
+use crate::config::Config;
+use crate::inbound::{self, Context, ListenerKind, auth::Authenticator};
+use crate::queue::scheduler::Scheduler;
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+
+pub struct Listeners {
+    pub smtp: Option<TcpListener>,
+    pub submission: Option<TcpListener>,
+}
+
+impl Listeners {
+    pub async fn bind(config: &Config) -> Result<Listeners> {
+        async fn one(addr: Option<SocketAddr>, key: &str) -> Result<Option<TcpListener>> {
+            match addr {
+                None => Ok(None),
+                Some(a) => Ok(Some(
+                    TcpListener::bind(a)
+                        .await
+                        .with_context(|| format!("binding {key} = {a}"))?,
+                )),
+            }
+        }
+        Ok(Listeners {
+            smtp: one(config.listen.smtp, "listen.smtp").await?,
+            submission: one(config.listen.submission, "listen.submission").await?,
+        })
+    }
+}
+
+/// A daemon running inside this process (used by `serve` and by the integration tests).
+pub struct Handle {
+    pub smtp: Option<SocketAddr>,
+    pub submission: Option<SocketAddr>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Result<()>>,
+}
+
+impl Handle {
+    /// Starts graceful shutdown and waits for it to finish.
+    pub async fn shutdown(self) -> Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await.context("daemon task")?
+    }
+
+    /// Waits until the daemon stops by itself (it does not, unless it fails).
+    pub async fn wait(self) -> Result<()> {
+        self.task.await.context("daemon task")?
+    }
+
+    pub fn stopper(&self) -> watch::Sender<bool> {
+        self.stop.clone()
+    }
+}
+
+/// Binds the listeners of `config` and runs the daemon in a task.
+pub async fn start(config: Config) -> Result<Handle> {
+    let listeners = Listeners::bind(&config).await?;
+    let smtp = listeners.smtp.as_ref().and_then(|l| l.local_addr().ok());
+    let submission = listeners
+        .submission
+        .as_ref()
+        .and_then(|l| l.local_addr().ok());
+    let (stop, stopped) = watch::channel(false);
+    let ready = prepare(config)?;
+    let task = tokio::spawn(run(ready, listeners, stopped));
+    Ok(Handle {
+        smtp,
+        submission,
+        stop,
+        task,
+    })
+}
+
+/// What `run` needs, built synchronously so that start-up errors surface before binding tasks.
+pub struct Prepared {
+    config: Config,
+    store: Arc<dyn Store>,
+    tls: tokio_rustls::TlsAcceptor,
+}
+
+pub fn prepare(config: Config) -> Result<Prepared> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
+    let db = config.sqlite_path();
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&db).with_context(|| format!("opening store {}", db.display()))?,
+    );
+    let tls = inbound::tls::acceptor(&config).context("setting up TLS")?;
+    Ok(Prepared { config, store, tls })
+}
+
+pub async fn run(
+    prepared: Prepared,
+    listeners: Listeners,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let Prepared { config, store, tls } = prepared;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let wakeup = Arc::new(Notify::new());
+    let limits = config.limits.clone();
+    let auth = Authenticator::new(
+        store.clone(),
+        limits.auth_max_failures,
+        limits.auth_failure_window,
+    );
+    let ctx = Arc::new(Context {
+        config: config.clone(),
+        store: store.clone(),
+        tls: Some(tls),
+        auth,
+        shutdown: shutdown_rx.clone(),
+        queue_wakeup: wakeup.clone(),
+    });
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut tasks = Vec::new();
+    for (listener, kind) in [
+        (listeners.smtp, ListenerKind::Smtp),
+        (listeners.submission, ListenerKind::Submission),
+    ] {
+        if let Some(l) = listener {
+            info!(listener = kind.as_str(), addr = %l.local_addr()?, "listening");
+            tasks.push(tokio::spawn(inbound::listener::run(
+                ctx.clone(),
+                l,
+                kind,
+                slots.clone(),
+            )));
+        }
+    }
+    let scheduler = if config.queue.hold {
+        info!("queue.hold is set: messages are stored but not delivered");
+        None
+    } else {
+        let s = Scheduler {
+            store: store.clone(),
+            wakeup,
+            mail_root: config.data_dir.join("mail"),
+            hostname: config.hostname.clone(),
+            owner: format!("{}:{}", config.hostname, std::process::id()),
+        };
+        Some(tokio::spawn(s.run(shutdown_rx.clone())))
+    };
+    info!(hostname = %config.hostname, data_dir = %config.data_dir.display(), "mailerd started");
+
+    let _ = stop.wait_for(|s| *s).await;
+    info!("shutting down: refusing new sessions, finishing transactions");
+    let _ = shutdown_tx.send(true);
+    let started = Instant::now();
+    while slots.available_permits() < limits.max_connections
+        && started.elapsed() < limits.shutdown_grace
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    for t in tasks {
+        t.abort();
+    }
+    if let Some(s) = scheduler {
+        let _ = s.await;
+    }
+    info!("mailerd stopped");
+    Ok(())
+}

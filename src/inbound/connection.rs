@@ -1,0 +1,558 @@
+//! One SMTP connection: read command lines, drive the session, write replies; STARTTLS, AUTH
+//! and DATA exchanges; timeouts, error limits and graceful shutdown.
+//!
+//! Standards: RFC 5321 (§4.5.3.1 line limits, §4.5.3.2 timeouts), RFC 2920 (PIPELINING: replies
+//! are buffered and flushed only when the client's input is drained), RFC 3207 (input that
+//! arrives with STARTTLS is discarded), RFC 4954 (AUTH), RFC 1870 (SIZE).
+//! Must not: decide policy itself (`policy`), write reply text (`replies`), or write the store
+//! except through `accept`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tracing::{info, warn};
+
+use super::data::{DataReader, Feed};
+use super::session::Session;
+use super::{Context, ListenerKind, auth, policy, replies};
+use crate::accept::{self, Incoming};
+use crate::smtp::command::{Command, CommandError};
+use crate::smtp::reply::SmtpReply;
+use crate::store::{MessageId, Origin};
+use crate::time::Timestamp;
+
+/// Longest command line accepted, CRLF included (Postfix's line_length_limit).
+const MAX_COMMAND_LINE: usize = 2048;
+const READ_CHUNK: usize = 16 * 1024;
+
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+#[derive(Debug)]
+enum ConnError {
+    Closed,
+    Timeout,
+    Io(std::io::Error),
+}
+
+enum Line {
+    Text(String),
+    TooLong,
+    NotUtf8,
+}
+
+/// Buffered reader and writer over a plain or TLS stream.
+struct Conn {
+    io: Option<Box<dyn Io>>,
+    buf: Vec<u8>,
+    start: usize,
+    out: Vec<u8>,
+}
+
+impl Conn {
+    fn new(io: Box<dyn Io>) -> Self {
+        Self {
+            io: Some(io),
+            buf: Vec::with_capacity(READ_CHUNK),
+            start: 0,
+            out: Vec::with_capacity(1024),
+        }
+    }
+
+    fn io(&mut self) -> Result<&mut Box<dyn Io>, ConnError> {
+        self.io.as_mut().ok_or(ConnError::Closed)
+    }
+
+    fn reply(&mut self, reply: &SmtpReply) {
+        self.out.extend_from_slice(reply.render().as_bytes());
+    }
+
+    async fn flush(&mut self) -> Result<(), ConnError> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let out = std::mem::take(&mut self.out);
+        let io = self.io()?;
+        io.write_all(&out).await.map_err(ConnError::Io)?;
+        io.flush().await.map_err(ConnError::Io)?;
+        self.out = out;
+        self.out.clear();
+        Ok(())
+    }
+
+    fn pending(&self) -> &[u8] {
+        self.buf.get(self.start..).unwrap_or(&[])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start >= self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+    }
+
+    /// Reads more input; replies are flushed first, since the client may be waiting for them.
+    async fn fill(&mut self, timeout: Duration) -> Result<(), ConnError> {
+        self.flush().await?;
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.reserve(READ_CHUNK);
+        let Conn { io, buf, .. } = self;
+        let io = io.as_mut().ok_or(ConnError::Closed)?;
+        match tokio::time::timeout(timeout, io.read_buf(buf)).await {
+            Err(_) => Err(ConnError::Timeout),
+            Ok(Err(e)) => Err(ConnError::Io(e)),
+            Ok(Ok(0)) => Err(ConnError::Closed),
+            Ok(Ok(_)) => Ok(()),
+        }
+    }
+
+    async fn read_line(&mut self, timeout: Duration) -> Result<Line, ConnError> {
+        let mut discarding = false;
+        loop {
+            if let Some(nl) = self.pending().iter().position(|&b| b == b'\n') {
+                let raw = self.pending().get(..nl).unwrap_or(&[]);
+                let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+                let line = if discarding || nl + 1 > MAX_COMMAND_LINE {
+                    Line::TooLong
+                } else {
+                    match std::str::from_utf8(raw) {
+                        Ok(s) => Line::Text(s.to_string()),
+                        Err(_) => Line::NotUtf8,
+                    }
+                };
+                self.consume(nl + 1);
+                return Ok(line);
+            }
+            if self.pending().len() > MAX_COMMAND_LINE {
+                discarding = true;
+                let n = self.pending().len();
+                self.consume(n);
+            }
+            self.fill(timeout).await?;
+        }
+    }
+
+    /// Drops input the client sent ahead of a STARTTLS handshake (RFC 3207 §4.2 injection).
+    fn discard_pending(&mut self) -> usize {
+        let n = self.pending().len();
+        self.consume(n);
+        n
+    }
+}
+
+/// Facts about the client, fixed for the connection.
+struct Client {
+    addr: SocketAddr,
+    kind: ListenerKind,
+}
+
+/// Serves one accepted connection until QUIT, error, timeout or shutdown.
+pub async fn serve(ctx: Arc<Context>, io: Box<dyn Io>, addr: SocketAddr, kind: ListenerKind) {
+    let mut conn = Conn::new(io);
+    let client = Client { addr, kind };
+    let result = run(&ctx, &mut conn, &client).await;
+    match result {
+        Ok(()) | Err(ConnError::Closed) => {}
+        Err(ConnError::Timeout) => {
+            conn.reply(&replies::timeout(&ctx.config.hostname));
+            let _ = conn.flush().await;
+            info!(client = %addr, "timeout, disconnected");
+        }
+        Err(ConnError::Io(e)) => info!(client = %addr, error = %e, "connection error"),
+    }
+    if let Some(mut io) = conn.io.take() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), io.shutdown()).await;
+    }
+}
+
+enum Next {
+    Continue,
+    Quit,
+}
+
+async fn run(ctx: &Context, conn: &mut Conn, client: &Client) -> Result<(), ConnError> {
+    let mut session = Session::new();
+    let mut shutdown = ctx.shutdown.clone();
+    if ctx.shutting_down() {
+        conn.reply(&replies::service_unavailable());
+        return conn.flush().await;
+    }
+    conn.reply(&replies::greeting(&ctx.config.hostname));
+    loop {
+        let timeout = ctx.config.limits.command_timeout;
+        let line = if session.in_transaction() || !conn.pending().is_empty() {
+            conn.read_line(timeout).await?
+        } else {
+            tokio::select! {
+                biased;
+                line = conn.read_line(timeout) => line?,
+                _ = async { shutdown.wait_for(|down| *down).await.is_ok() } => {
+                    conn.reply(&replies::service_unavailable());
+                    return conn.flush().await;
+                }
+            }
+        };
+        let text = match line {
+            Line::Text(t) => t,
+            Line::TooLong => {
+                error(ctx, conn, &mut session, replies::line_too_long()).await?;
+                continue;
+            }
+            Line::NotUtf8 => {
+                error(ctx, conn, &mut session, replies::bad_encoding()).await?;
+                continue;
+            }
+        };
+        let utf8 = session
+            .transaction
+            .as_ref()
+            .is_some_and(|t| t.params.smtputf8);
+        let command = match Command::parse(&text, utf8) {
+            Ok(c) => c,
+            Err(e) => {
+                error(ctx, conn, &mut session, command_error_reply(&e)).await?;
+                continue;
+            }
+        };
+        if let Next::Quit = handle(ctx, conn, client, &mut session, command).await? {
+            return conn.flush().await;
+        }
+        if ctx.shutting_down() && !session.in_transaction() {
+            conn.reply(&replies::service_unavailable());
+            return conn.flush().await;
+        }
+    }
+}
+
+fn command_error_reply(e: &CommandError) -> SmtpReply {
+    use crate::smtp::address::AddressError;
+    match e {
+        CommandError::Unrecognized => replies::unrecognized(),
+        CommandError::Syntax(d) => replies::syntax(d),
+        CommandError::Sender(AddressError::NeedsSmtpUtf8)
+        | CommandError::Recipient(AddressError::NeedsSmtpUtf8) => replies::needs_smtputf8(),
+        CommandError::Sender(a) => replies::bad_sender(&a.to_string()),
+        CommandError::Recipient(a) => replies::bad_recipient(&a.to_string()),
+        CommandError::UnknownParameter(p) => replies::unknown_parameter(p),
+    }
+}
+
+/// Sends an error reply and counts it; too many errors end the session.
+async fn error(
+    ctx: &Context,
+    conn: &mut Conn,
+    session: &mut Session,
+    reply: SmtpReply,
+) -> Result<(), ConnError> {
+    conn.reply(&reply);
+    session.errors += 1;
+    if session.errors >= ctx.config.limits.max_errors {
+        conn.reply(&replies::too_many_errors());
+        conn.flush().await?;
+        return Err(ConnError::Closed);
+    }
+    Ok(())
+}
+
+fn extensions(ctx: &Context, client: &Client, session: &Session) -> Vec<String> {
+    let mut ext = vec![
+        "PIPELINING".to_string(),
+        format!("SIZE {}", ctx.config.limits.max_message_size),
+        "8BITMIME".into(),
+        "SMTPUTF8".into(),
+        "ENHANCEDSTATUSCODES".into(),
+        "DSN".into(),
+    ];
+    if ctx.tls.is_some() && !session.tls {
+        ext.push("STARTTLS".into());
+    }
+    if client.kind == ListenerKind::Submission && session.tls && session.auth_user.is_none() {
+        ext.push("AUTH PLAIN LOGIN".into());
+    }
+    ext
+}
+
+async fn handle(
+    ctx: &Context,
+    conn: &mut Conn,
+    client: &Client,
+    session: &mut Session,
+    command: Command,
+) -> Result<Next, ConnError> {
+    let ip = client.addr.ip();
+    match command {
+        Command::Ehlo(name) => {
+            session.greet(name, true);
+            conn.reply(&replies::ehlo(
+                &ctx.config.hostname,
+                &ip.to_string(),
+                extensions(ctx, client, session),
+            ));
+        }
+        Command::Helo(name) => {
+            session.greet(name, false);
+            conn.reply(&replies::helo(&ctx.config.hostname));
+        }
+        Command::Mail { from, params } => {
+            if let Err(reply) = session.may_mail() {
+                error(ctx, conn, session, reply).await?;
+                return Ok(Next::Continue);
+            }
+            match policy::check_mail(ctx, session, client.kind, ip, &params) {
+                Ok(()) => {
+                    session.open(from, params);
+                    conn.reply(&replies::sender_ok());
+                }
+                Err(refusal) => {
+                    info!(client = %client.addr, from = %from, reply = %refusal.reply, detail = %refusal.detail, "NOQUEUE: reject MAIL");
+                    error(ctx, conn, session, refusal.reply).await?;
+                }
+            }
+        }
+        Command::Rcpt { to, params } => {
+            let declared = match session.may_rcpt(ctx.config.limits.max_recipients) {
+                Ok(tx) => tx.params.size,
+                Err(reply) => {
+                    error(ctx, conn, session, reply).await?;
+                    return Ok(Next::Continue);
+                }
+            };
+            match policy::check_rcpt(ctx, session, ip, &to, &params, declared).await {
+                Ok(rcpt) => {
+                    session.add_rcpt(rcpt);
+                    conn.reply(&replies::recipient_ok());
+                }
+                Err(refusal) => {
+                    let from = session
+                        .transaction
+                        .as_ref()
+                        .map(|t| t.from.to_string())
+                        .unwrap_or_default();
+                    info!(client = %client.addr, from = %from, to = ?to, reply = %refusal.reply, detail = %refusal.detail, "NOQUEUE: reject RCPT");
+                    session.refuse_rcpt();
+                    error(ctx, conn, session, refusal.reply).await?;
+                }
+            }
+        }
+        Command::Data => {
+            if let Err(reply) = session.may_data() {
+                error(ctx, conn, session, reply).await?;
+                return Ok(Next::Continue);
+            }
+            receive_data(ctx, conn, client, session).await?;
+        }
+        Command::Rset => {
+            session.take();
+            conn.reply(&replies::ok());
+        }
+        Command::Noop => conn.reply(&replies::ok()),
+        Command::Quit => {
+            conn.reply(&replies::bye());
+            return Ok(Next::Quit);
+        }
+        Command::Vrfy => conn.reply(&replies::vrfy()),
+        Command::Expn => error(ctx, conn, session, replies::expn_disabled()).await?,
+        Command::Help => conn.reply(&replies::help()),
+        Command::StartTls => starttls(ctx, conn, session).await?,
+        Command::Auth { mechanism, initial } => {
+            authenticate(ctx, conn, client, session, &mechanism, initial).await?
+        }
+    }
+    Ok(Next::Continue)
+}
+
+async fn starttls(ctx: &Context, conn: &mut Conn, session: &mut Session) -> Result<(), ConnError> {
+    let Some(acceptor) = ctx.tls.clone() else {
+        return error(ctx, conn, session, replies::tls_not_available()).await;
+    };
+    if let Err(reply) = session.may_starttls() {
+        return error(ctx, conn, session, reply).await;
+    }
+    conn.reply(&replies::tls_ready());
+    conn.flush().await?;
+    let injected = conn.discard_pending();
+    if injected > 0 {
+        warn!(bytes = injected, "discarded input pipelined after STARTTLS");
+    }
+    let plain = conn.io.take().ok_or(ConnError::Closed)?;
+    let handshake = tokio::time::timeout(ctx.config.limits.command_timeout, acceptor.accept(plain));
+    let tls = match handshake.await {
+        Err(_) => return Err(ConnError::Timeout),
+        Ok(Err(e)) => return Err(ConnError::Io(e)),
+        Ok(Ok(stream)) => stream,
+    };
+    conn.io = Some(Box::new(tls));
+    session.tls_started();
+    Ok(())
+}
+
+async fn authenticate(
+    ctx: &Context,
+    conn: &mut Conn,
+    client: &Client,
+    session: &mut Session,
+    mechanism: &str,
+    initial: Option<String>,
+) -> Result<(), ConnError> {
+    if client.kind != ListenerKind::Submission {
+        return error(ctx, conn, session, replies::auth_not_here()).await;
+    }
+    if let Err(reply) = session.may_auth() {
+        return error(ctx, conn, session, reply).await;
+    }
+    if !session.tls {
+        return error(ctx, conn, session, replies::encryption_required()).await;
+    }
+    let ip = client.addr.ip();
+    if ctx.auth.is_blocked(ip) {
+        info!(client = %client.addr, "AUTH refused: too many failures");
+        return error(ctx, conn, session, replies::auth_rate_limited()).await;
+    }
+    let timeout = ctx.config.limits.command_timeout;
+    let credentials = match mechanism {
+        "PLAIN" => {
+            let response = match initial {
+                Some(r) => Some(r),
+                None => challenge(conn, "", timeout).await?,
+            };
+            match response {
+                None => return error(ctx, conn, session, replies::auth_cancelled()).await,
+                Some(r) if r == "=" => None,
+                Some(r) => auth::decode_plain(&r),
+            }
+        }
+        "LOGIN" => {
+            let user = match initial {
+                Some(r) => Some(r),
+                None => challenge(conn, &auth::encode("Username:"), timeout).await?,
+            };
+            let Some(user) = user else {
+                return error(ctx, conn, session, replies::auth_cancelled()).await;
+            };
+            let Some(pass) = challenge(conn, &auth::encode("Password:"), timeout).await? else {
+                return error(ctx, conn, session, replies::auth_cancelled()).await;
+            };
+            auth::decode_line(&user).zip(auth::decode_line(&pass))
+        }
+        _ => return error(ctx, conn, session, replies::auth_unknown_mechanism()).await,
+    };
+    let Some((user, password)) = credentials else {
+        ctx.auth.record_failure(ip);
+        return error(ctx, conn, session, replies::auth_malformed()).await;
+    };
+    match ctx.auth.verify(&user, &password).await {
+        Some(name) => {
+            info!(client = %client.addr, user = %name, mechanism, "AUTH ok");
+            ctx.auth.record_success(ip);
+            session.auth_user = Some(name);
+            conn.reply(&replies::auth_ok());
+            Ok(())
+        }
+        None => {
+            info!(client = %client.addr, user = %user, mechanism, "AUTH failed");
+            ctx.auth.record_failure(ip);
+            error(ctx, conn, session, replies::auth_failed()).await
+        }
+    }
+}
+
+/// Sends a 334 challenge and reads the answer; None when the client cancels with `*`.
+async fn challenge(
+    conn: &mut Conn,
+    b64: &str,
+    timeout: Duration,
+) -> Result<Option<String>, ConnError> {
+    conn.reply(&replies::auth_challenge(b64));
+    match conn.read_line(timeout).await? {
+        Line::Text(t) if t.trim() == "*" => Ok(None),
+        Line::Text(t) => Ok(Some(t)),
+        Line::TooLong | Line::NotUtf8 => Ok(Some(String::new())),
+    }
+}
+
+async fn receive_data(
+    ctx: &Context,
+    conn: &mut Conn,
+    client: &Client,
+    session: &mut Session,
+) -> Result<(), ConnError> {
+    let now = Timestamp::now();
+    let id = MessageId::generate(now);
+    let single = session
+        .transaction
+        .as_ref()
+        .and_then(|t| match t.rcpts.as_slice() {
+            [one] => Some(one.address.clone()),
+            _ => None,
+        });
+    let helo = session.helo.clone().unwrap_or_default();
+    let header = accept::received_header(
+        &helo,
+        &client.addr.ip().to_string(),
+        &ctx.config.hostname,
+        session.esmtp,
+        session.tls,
+        session.auth_user.is_some(),
+        &id,
+        single.as_deref(),
+        now,
+    );
+    conn.reply(&replies::start_data());
+    let mut reader = DataReader::new(ctx.config.limits.max_message_size, header.into_bytes());
+    loop {
+        match reader.feed(conn.pending()) {
+            Feed::Done { consumed } => {
+                conn.consume(consumed);
+                break;
+            }
+            Feed::NeedMore { consumed } => {
+                conn.consume(consumed);
+                conn.fill(ctx.config.limits.data_timeout).await?;
+            }
+        }
+    }
+    let Some(tx) = session.take() else {
+        return Ok(());
+    };
+    let rcpts: Vec<String> = tx.rcpts.iter().map(|r| r.address.clone()).collect();
+    let size = reader.data_bytes();
+    if reader.too_large() {
+        info!(client = %client.addr, from = %tx.from, to = ?rcpts, size, "NOQUEUE: reject DATA: message too large");
+        conn.reply(&replies::message_too_large());
+        return Ok(());
+    }
+    let origin = Origin {
+        via: client.kind.as_str().into(),
+        client_ip: client.addr.ip().to_string(),
+        helo,
+        auth_user: session.auth_user.clone(),
+        tls: session.tls,
+    };
+    let incoming = Incoming {
+        id,
+        from: tx.from.clone(),
+        params: tx.params,
+        recipients: tx.rcpts.into_iter().map(Into::into).collect(),
+        origin,
+        received_at: now,
+        message: reader.into_message(),
+    };
+    match accept::accept(ctx.store.as_ref(), &ctx.queue_wakeup, incoming).await {
+        Ok(id) => {
+            info!(queue_id = %id, client = %client.addr, from = %tx.from, to = ?rcpts, size, tls = session.tls,
+                  user = session.auth_user.as_deref().unwrap_or("-"), "queued");
+            conn.reply(&replies::queued(&id.0));
+        }
+        Err(e) => {
+            warn!(client = %client.addr, from = %tx.from, to = ?rcpts, size, error = %e, "NOQUEUE: store failed");
+            conn.reply(&replies::insufficient_storage());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! Receiving mail: the SMTP server of the `smtp` (MX) and `submission` listeners.
+//!
+//! A listener accepts connections (`listener`), each connection runs one task that reads
+//! commands and writes replies (`connection`), driven by a pure state machine (`session`),
+//! asking `policy` about senders and recipients, `auth` about logins, and handing complete
+//! messages to `accept`. Reply text comes from `replies` only.
+//! Must not: write to the store except through `accept`.
+
+pub mod auth;
+pub mod connection;
+pub mod data;
+pub mod listener;
+pub mod policy;
+pub mod replies;
+pub mod session;
+pub mod tls;
+
+use std::sync::Arc;
+
+use tokio::sync::{Notify, watch};
+
+use crate::config::Config;
+use crate::store::Store;
+
+/// Which door a client came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// Port 25 role: mail for local domains from anyone; relaying only for trusted networks.
+    Smtp,
+    /// Port 587 role: STARTTLS, then AUTH, then relaying.
+    Submission,
+}
+
+impl ListenerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListenerKind::Smtp => "smtp",
+            ListenerKind::Submission => "submission",
+        }
+    }
+}
+
+/// Everything a session needs, shared by all connections.
+pub struct Context {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub auth: auth::Authenticator,
+    /// Flips to true on SIGTERM: new connections get 421, idle sessions are closed.
+    pub shutdown: watch::Receiver<bool>,
+    /// Poked after every accepted message so delivery starts at once.
+    pub queue_wakeup: Arc<Notify>,
+}
+
+impl Context {
+    pub fn shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}

@@ -1,0 +1,154 @@
+//! Who may send what to whom: relay control, recipients, quotas, sizes, free space.
+//!
+//! Standards: RFC 5321 §3.6 (relaying), §4.5.1 (postmaster), RFC 1870 (SIZE), RFC 4954 (AUTH
+//! before relaying), DESIGN §4 (replies). Never an open relay: an address in a non-local
+//! domain is accepted only from an authenticated user or a `relay.trusted_networks` client.
+//! Must not: parse addresses (that is `smtp::address`) or write anything.
+
+use std::net::IpAddr;
+
+use super::session::{AcceptedRcpt, Session};
+use super::{Context, ListenerKind, replies};
+use crate::local::mailbox::{self, Resolution};
+use crate::smtp::address::Mailbox;
+use crate::smtp::command::{ForwardPath, MailParams, RcptParams};
+use crate::smtp::reply::SmtpReply;
+use crate::store::Transport;
+
+/// A refusal: the public reply, and the detail that goes only to the log.
+#[derive(Debug)]
+pub struct Refusal {
+    pub reply: SmtpReply,
+    pub detail: String,
+}
+
+fn refuse(reply: SmtpReply, detail: impl Into<String>) -> Refusal {
+    Refusal {
+        reply,
+        detail: detail.into(),
+    }
+}
+
+pub fn is_trusted(ctx: &Context, ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    ctx.config.trusted_networks.iter().any(|n| n.contains(&ip))
+}
+
+/// MAIL FROM: authentication on submission, declared size, free space.
+pub fn check_mail(
+    ctx: &Context,
+    session: &Session,
+    kind: ListenerKind,
+    ip: IpAddr,
+    params: &MailParams,
+) -> Result<(), Refusal> {
+    if kind == ListenerKind::Submission && session.auth_user.is_none() && !is_trusted(ctx, ip) {
+        return Err(refuse(replies::auth_required(), "submission without AUTH"));
+    }
+    if let Some(size) = params.size
+        && size > ctx.config.limits.max_message_size
+    {
+        return Err(refuse(replies::message_too_large(), format!("SIZE={size}")));
+    }
+    let min_free = ctx.config.limits.min_free_space;
+    if min_free > 0 {
+        match free_space(&ctx.config.data_dir) {
+            Some(free) if free >= min_free => {}
+            Some(free) => {
+                return Err(refuse(
+                    replies::insufficient_storage(),
+                    format!("{free} bytes free < {min_free}"),
+                ));
+            }
+            None => {
+                return Err(refuse(
+                    replies::insufficient_storage(),
+                    "cannot stat the data directory",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// RCPT TO: resolves the recipient or refuses it with the DESIGN §4 reply.
+pub async fn check_rcpt(
+    ctx: &Context,
+    session: &Session,
+    ip: IpAddr,
+    to: &ForwardPath,
+    params: &RcptParams,
+    declared_size: Option<u64>,
+) -> Result<AcceptedRcpt, Refusal> {
+    let accepted = |address: String, transport, mailbox| AcceptedRcpt {
+        address,
+        orcpt: params.orcpt.clone(),
+        notify: params.notify.map(|n| n.render()),
+        transport,
+        mailbox,
+    };
+    let rcpt: &Mailbox = match to {
+        ForwardPath::Postmaster => {
+            let key = mailbox::postmaster_key(&ctx.config);
+            return Ok(accepted(key.clone(), Transport::Local, Some(key)));
+        }
+        ForwardPath::Mailbox(m) => m,
+    };
+    let shown = rcpt.to_string();
+    if !ctx.config.is_local_domain(rcpt.domain()) {
+        let may_relay = session.auth_user.is_some() || is_trusted(ctx, ip);
+        if !may_relay {
+            return Err(refuse(
+                replies::relay_denied(&shown),
+                format!("relay to {} from {ip}", rcpt.domain()),
+            ));
+        }
+        return Ok(accepted(shown, Transport::Remote, None));
+    }
+    let (key, implicit) = match mailbox::resolve(&ctx.config, rcpt) {
+        Resolution::Forward(target) => {
+            return Ok(accepted(shown, Transport::Remote, Some(target.to_string())));
+        }
+        Resolution::Mailbox { key, implicit } => (key, implicit),
+    };
+    let record = ctx.store.mailbox(&key).await.map_err(|e| {
+        refuse(
+            replies::insufficient_storage(),
+            format!("mailbox lookup: {e}"),
+        )
+    })?;
+    if record.is_none() && !implicit {
+        return Err(refuse(
+            replies::user_unknown(&shown),
+            format!("no mailbox {key}"),
+        ));
+    }
+    let used = record.as_ref().map_or(0, |r| r.used_bytes);
+    let quota = record
+        .as_ref()
+        .and_then(|r| r.quota)
+        .unwrap_or(ctx.config.local.quota);
+    if used >= quota || used.saturating_add(declared_size.unwrap_or(0)) > quota {
+        return Err(refuse(
+            replies::mailbox_full(&shown),
+            format!("{key}: {used} of {quota} bytes used"),
+        ));
+    }
+    Ok(accepted(shown, Transport::Local, Some(key)))
+}
+
+/// Bytes available to unprivileged users on the file system holding `dir`.
+fn free_space(dir: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `stat` is a valid out-pointer.
+    let rc = unsafe { libc::statvfs(path.as_ptr(), &mut stat) };
+    (rc == 0).then(|| (stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
+}

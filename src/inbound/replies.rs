@@ -1,0 +1,230 @@
+//! Every reply text mailerd's SMTP server sends, in one place (DESIGN §4).
+//!
+//! Standards: RFC 5321 §4.2.2–4.2.3 (codes), RFC 3463 (enhanced status), RFC 4954 (AUTH replies),
+//! RFC 3207 (STARTTLS), RFC 6531 §3.7.4.1 (SMTPUTF8 required).
+//! Texts are generic on purpose: details of a refusal go to the log, not to the client.
+//! Must not: be bypassed; handlers never write reply literals themselves.
+
+use crate::smtp::reply::{EnhancedStatus, SmtpReply};
+
+fn r(code: u16, status: (u8, u16, u16), text: impl Into<String>) -> SmtpReply {
+    SmtpReply::new(
+        code,
+        Some(EnhancedStatus::new(status.0, status.1, status.2)),
+        text,
+    )
+}
+
+pub fn greeting(hostname: &str) -> SmtpReply {
+    SmtpReply::new(220, None, format!("{hostname} ESMTP mailerd"))
+}
+
+pub fn ehlo(hostname: &str, client: &str, extensions: Vec<String>) -> SmtpReply {
+    let mut lines = vec![format!("{hostname} greets {client}")];
+    lines.extend(extensions);
+    SmtpReply {
+        code: 250,
+        status: None,
+        lines,
+    }
+}
+
+pub fn helo(hostname: &str) -> SmtpReply {
+    SmtpReply::new(250, None, hostname.to_string())
+}
+
+pub fn ok() -> SmtpReply {
+    r(250, (2, 0, 0), "Ok")
+}
+
+pub fn sender_ok() -> SmtpReply {
+    r(250, (2, 1, 0), "Ok")
+}
+
+pub fn recipient_ok() -> SmtpReply {
+    r(250, (2, 1, 5), "Ok")
+}
+
+pub fn start_data() -> SmtpReply {
+    SmtpReply::new(354, None, "End data with <CR><LF>.<CR><LF>")
+}
+
+pub fn queued(id: &str) -> SmtpReply {
+    r(250, (2, 0, 0), format!("Ok: queued as {id}"))
+}
+
+pub fn bye() -> SmtpReply {
+    r(221, (2, 0, 0), "Bye")
+}
+
+pub fn user_unknown(rcpt: &str) -> SmtpReply {
+    r(550, (5, 1, 1), format!("<{rcpt}>: user unknown"))
+}
+
+pub fn mailbox_full(rcpt: &str) -> SmtpReply {
+    r(552, (5, 2, 2), format!("<{rcpt}>: mailbox full"))
+}
+
+pub fn message_too_large() -> SmtpReply {
+    r(
+        552,
+        (5, 3, 4),
+        "message size exceeds fixed maximum message size",
+    )
+}
+
+pub fn service_unavailable() -> SmtpReply {
+    r(
+        421,
+        (4, 3, 2),
+        "service not available, closing transmission channel",
+    )
+}
+
+pub fn insufficient_storage() -> SmtpReply {
+    r(452, (4, 3, 1), "insufficient system storage")
+}
+
+pub fn relay_denied(rcpt: &str) -> SmtpReply {
+    r(554, (5, 7, 1), format!("<{rcpt}>: relay access denied"))
+}
+
+pub fn too_many_recipients() -> SmtpReply {
+    r(452, (4, 5, 3), "too many recipients")
+}
+
+pub fn unrecognized() -> SmtpReply {
+    r(500, (5, 5, 2), "command not recognized")
+}
+
+pub fn line_too_long() -> SmtpReply {
+    r(500, (5, 5, 2), "line too long")
+}
+
+pub fn bad_encoding() -> SmtpReply {
+    r(500, (5, 5, 2), "command line is not valid UTF-8")
+}
+
+pub fn syntax(detail: &str) -> SmtpReply {
+    r(501, (5, 5, 4), format!("syntax error: {detail}"))
+}
+
+pub fn bad_sender(detail: &str) -> SmtpReply {
+    r(
+        501,
+        (5, 1, 7),
+        format!("bad sender address syntax: {detail}"),
+    )
+}
+
+pub fn bad_recipient(detail: &str) -> SmtpReply {
+    r(
+        501,
+        (5, 1, 3),
+        format!("bad recipient address syntax: {detail}"),
+    )
+}
+
+pub fn unknown_parameter(name: &str) -> SmtpReply {
+    r(555, (5, 5, 4), format!("unsupported parameter {name}"))
+}
+
+pub fn needs_smtputf8() -> SmtpReply {
+    r(553, (5, 6, 7), "non-ASCII address requires SMTPUTF8")
+}
+
+pub fn bad_sequence(detail: &str) -> SmtpReply {
+    r(503, (5, 5, 1), detail.to_string())
+}
+
+pub fn no_valid_recipients() -> SmtpReply {
+    r(554, (5, 5, 1), "no valid recipients")
+}
+
+pub fn timeout(hostname: &str) -> SmtpReply {
+    r(
+        421,
+        (4, 4, 2),
+        format!("{hostname} error: timeout exceeded"),
+    )
+}
+
+pub fn too_many_errors() -> SmtpReply {
+    r(421, (4, 7, 0), "too many errors, closing connection")
+}
+
+pub fn vrfy() -> SmtpReply {
+    r(
+        252,
+        (2, 0, 0),
+        "cannot VRFY user; send some mail and it will be tried",
+    )
+}
+
+pub fn expn_disabled() -> SmtpReply {
+    r(502, (5, 5, 1), "EXPN not available")
+}
+
+pub fn help() -> SmtpReply {
+    r(214, (2, 0, 0), "see https://www.rfc-editor.org/rfc/rfc5321")
+}
+
+pub fn tls_ready() -> SmtpReply {
+    r(220, (2, 0, 0), "Ready to start TLS")
+}
+
+pub fn tls_not_available() -> SmtpReply {
+    r(454, (4, 7, 0), "TLS not available")
+}
+
+pub fn auth_required() -> SmtpReply {
+    r(530, (5, 7, 0), "Authentication required")
+}
+
+pub fn encryption_required() -> SmtpReply {
+    r(
+        538,
+        (5, 7, 11),
+        "Encryption required for requested authentication mechanism",
+    )
+}
+
+pub fn auth_not_here() -> SmtpReply {
+    r(
+        502,
+        (5, 5, 1),
+        "AUTH is offered on the submission port only",
+    )
+}
+
+pub fn auth_ok() -> SmtpReply {
+    r(235, (2, 7, 0), "Authentication successful")
+}
+
+pub fn auth_failed() -> SmtpReply {
+    r(535, (5, 7, 8), "Authentication credentials invalid")
+}
+
+pub fn auth_rate_limited() -> SmtpReply {
+    r(
+        454,
+        (4, 7, 0),
+        "too many failed authentication attempts; try again later",
+    )
+}
+
+pub fn auth_unknown_mechanism() -> SmtpReply {
+    r(504, (5, 5, 4), "unrecognized authentication type")
+}
+
+pub fn auth_cancelled() -> SmtpReply {
+    r(501, (5, 0, 0), "Authentication canceled")
+}
+
+pub fn auth_malformed() -> SmtpReply {
+    r(501, (5, 5, 2), "cannot decode AUTH response")
+}
+
+pub fn auth_challenge(b64: &str) -> SmtpReply {
+    SmtpReply::new(334, None, b64.to_string())
+}

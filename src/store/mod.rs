@@ -1,0 +1,260 @@
+//! The store: the only shared state of the daemon and the only place SQL lives.
+//!
+//! `Store` is the contract every backend implements (SQLite now, PostgreSQL for clusters).
+//! It never assumes a single process: work is handed out as leases that expire
+//! (`claim_due`), not as in-memory locks, so several processes may share one store.
+//! Must not: decide policy, talk SMTP, or return from `insert_message` before the message
+//! and its recipients are durable (fsync'd; backends group-commit concurrent writers).
+
+pub mod sqlite;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::time::Timestamp;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the store is closed")]
+    Closed,
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+/// A queue id, unique across processes and nodes: 12 hex digits of milliseconds + 8 random.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MessageId(pub String);
+
+impl MessageId {
+    pub fn generate(now: Timestamp) -> Self {
+        let mut r = [0u8; 4];
+        if getrandom::fill(&mut r).is_err() {
+            r = (now.millis() as u32)
+                .wrapping_mul(2_654_435_761)
+                .to_le_bytes();
+        }
+        MessageId(format!(
+            "{:012X}{:08X}",
+            now.millis() & 0xFFFF_FFFF_FFFF,
+            u32::from_le_bytes(r)
+        ))
+    }
+}
+
+impl std::fmt::Display for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RecipientId(pub i64);
+
+/// Who delivers a recipient: this host's mailboxes, or the outbound SMTP client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    Local,
+    Remote,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Local => "local",
+            Transport::Remote => "remote",
+        }
+    }
+}
+
+/// The one outcome vocabulary, shared by store, events, logs and CLI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecipientState {
+    Queued,
+    Deferred,
+    Delivered,
+    Bounced,
+    Expired,
+}
+
+impl RecipientState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecipientState::Queued => "queued",
+            RecipientState::Deferred => "deferred",
+            RecipientState::Delivered => "delivered",
+            RecipientState::Bounced => "bounced",
+            RecipientState::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => RecipientState::Queued,
+            "deferred" => RecipientState::Deferred,
+            "delivered" => RecipientState::Delivered,
+            "bounced" => RecipientState::Bounced,
+            "expired" => RecipientState::Expired,
+            _ => return None,
+        })
+    }
+}
+
+/// Where a message came from, kept with it for logs, Received headers and events.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// `smtp`, `submission`, `api` or `dsn`.
+    pub via: String,
+    pub client_ip: String,
+    pub helo: String,
+    pub auth_user: Option<String>,
+    pub tls: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRecipient {
+    /// The address as given at RCPT (normalised).
+    pub address: String,
+    pub orcpt: Option<String>,
+    /// RFC 3461 NOTIFY as stored (`NEVER`, `SUCCESS,FAILURE`…), None when absent.
+    pub notify: Option<String>,
+    pub transport: Transport,
+    /// For local recipients: the mailbox key after alias expansion.
+    pub mailbox: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: MessageId,
+    /// Empty for the null reverse path `<>`.
+    pub reverse_path: String,
+    pub envid: Option<String>,
+    /// `full` or `hdrs`, None when RET was not given.
+    pub ret: Option<String>,
+    pub received_at: Timestamp,
+    pub origin: Origin,
+    pub body: Vec<u8>,
+    pub recipients: Vec<NewRecipient>,
+}
+
+/// A recipient leased to one worker until `lease_until`.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub recipient: RecipientId,
+    pub message: MessageId,
+    pub address: String,
+    pub mailbox: Option<String>,
+    pub attempts: u32,
+    pub size: u64,
+    pub received_at: Timestamp,
+}
+
+/// What one delivery attempt came to, as the scheduler records it.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub recipient: RecipientId,
+    pub state: RecipientState,
+    /// RFC 3463 status of the outcome, e.g. `2.0.0`, `4.2.2`.
+    pub status: String,
+    pub detail: String,
+    /// When to try again (deferred only).
+    pub next_attempt_at: Option<Timestamp>,
+    /// Bytes added to a local mailbox (counts against its quota).
+    pub mailbox_bytes: Option<(String, u64)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueEntry {
+    pub id: MessageId,
+    pub reverse_path: String,
+    pub size: u64,
+    pub received_at: String,
+    pub recipients: Vec<RecipientView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecipientView {
+    pub address: String,
+    pub state: RecipientState,
+    pub transport: Transport,
+    pub attempts: u32,
+    pub notify: Option<String>,
+    pub orcpt: Option<String>,
+    pub last_status: Option<String>,
+    pub last_detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageDetail {
+    #[serde(flatten)]
+    pub entry: QueueEntry,
+    pub envid: Option<String>,
+    pub ret: Option<String>,
+    pub origin: Origin,
+    pub events: Vec<EventView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventView {
+    pub at: String,
+    pub kind: String,
+    pub recipient: Option<String>,
+    pub status: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// A local mailbox: a login (when it has a password) and a quota account.
+#[derive(Debug, Clone)]
+pub struct MailboxRecord {
+    pub address: String,
+    pub password_hash: Option<String>,
+    pub quota: Option<u64>,
+    pub used_bytes: u64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Stores a message and its recipients; returns only once both are durable.
+    async fn insert_message(&self, msg: NewMessage) -> Result<(), StoreError>;
+
+    /// Leases up to `limit` due recipients of `transport` to `owner` for `lease`.
+    /// A lease that runs out (its worker died) makes the recipient due again.
+    async fn claim_due(
+        &self,
+        transport: Transport,
+        now: Timestamp,
+        limit: usize,
+        lease: Duration,
+        owner: &str,
+    ) -> Result<Vec<Claim>, StoreError>;
+
+    /// Records attempts for recipients leased to `owner`; others' leases are left alone.
+    async fn record_attempts(&self, owner: &str, attempts: Vec<Attempt>) -> Result<(), StoreError>;
+
+    async fn load_body(&self, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Messages that still have undelivered recipients, oldest first.
+    async fn queue_list(&self, limit: usize) -> Result<Vec<QueueEntry>, StoreError>;
+
+    async fn message_detail(&self, id: &MessageId) -> Result<Option<MessageDetail>, StoreError>;
+
+    /// Creates or updates a mailbox login; `quota` None keeps the default.
+    async fn upsert_mailbox(
+        &self,
+        address: &str,
+        password_hash: Option<String>,
+        quota: Option<u64>,
+    ) -> Result<(), StoreError>;
+
+    async fn mailbox(&self, address: &str) -> Result<Option<MailboxRecord>, StoreError>;
+}

@@ -1,0 +1,212 @@
+//! SQLite backend of `Store`: one writer thread with group commit, one reader connection.
+//!
+//! Durability: WAL journal with `synchronous = FULL`, so a COMMIT returns after the WAL is
+//! fsync'd. All writes go through one thread that drains every request waiting on its
+//! channel into one transaction (each request in its own SAVEPOINT), so N concurrent
+//! sessions share one fsync. Reads use a separate connection (WAL readers never block).
+//! Other processes (the CLI, a second daemon) may open the same file: claims are leases.
+//! Must not: hold the writer across an await, or answer a write before its COMMIT returned.
+
+mod reads;
+mod writes;
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use super::{
+    Attempt, Claim, MailboxRecord, MessageDetail, MessageId, NewMessage, QueueEntry, Store,
+    StoreError, Transport,
+};
+use crate::time::Timestamp;
+
+const SCHEMA_VERSION: i32 = 1;
+/// Upper bound of requests folded into one transaction.
+const MAX_BATCH: usize = 512;
+
+/// A write request for the writer thread.
+enum Write {
+    Insert(Box<NewMessage>, oneshot::Sender<Result<(), StoreError>>),
+    Claim {
+        transport: Transport,
+        now: Timestamp,
+        limit: usize,
+        lease_until: Timestamp,
+        owner: String,
+        reply: oneshot::Sender<Result<Vec<Claim>, StoreError>>,
+    },
+    Record(
+        String,
+        Vec<Attempt>,
+        oneshot::Sender<Result<(), StoreError>>,
+    ),
+    Mailbox {
+        address: String,
+        password_hash: Option<String>,
+        quota: Option<u64>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+}
+
+pub struct SqliteStore {
+    writer: Mutex<mpsc::Sender<Write>>,
+    reader: Arc<Mutex<Connection>>,
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: i32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version < 1 {
+        tx.execute_batch(include_str!("schema.sql"))?;
+    }
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Corrupt(format!(
+            "schema version {version} is newer than this mailerd ({SCHEMA_VERSION})"
+        )));
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (and creates or migrates) the database at `path`.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut writer = open_connection(path)?;
+        migrate(&mut writer)?;
+        let reader = open_connection(path)?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer_loop(writer, rx))?;
+        Ok(SqliteStore {
+            writer: Mutex::new(tx),
+            reader: Arc::new(Mutex::new(reader)),
+        })
+    }
+
+    fn send(&self, w: Write) -> Result<(), StoreError> {
+        let tx = self.writer.lock().map_err(|_| StoreError::Closed)?;
+        tx.send(w).map_err(|_| StoreError::Closed)
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().map_err(|_| StoreError::Closed)?;
+            f(&conn)
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+}
+
+async fn wait<T>(rx: oneshot::Receiver<Result<T, StoreError>>) -> Result<T, StoreError> {
+    rx.await.map_err(|_| StoreError::Closed)?
+}
+
+/// The group-commit loop: block for one request, take every other waiting one, run them all
+/// in one transaction, commit (one fsync), then answer each.
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Write>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(w) => batch.push(w),
+                Err(_) => break,
+            }
+        }
+        writes::run_batch(&mut conn, batch);
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_message(&self, msg: NewMessage) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Write::Insert(Box::new(msg), reply))?;
+        wait(rx).await
+    }
+
+    async fn claim_due(
+        &self,
+        transport: Transport,
+        now: Timestamp,
+        limit: usize,
+        lease: Duration,
+        owner: &str,
+    ) -> Result<Vec<Claim>, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        let lease_until = now.plus(lease);
+        self.send(Write::Claim {
+            transport,
+            now,
+            limit,
+            lease_until,
+            owner: owner.into(),
+            reply,
+        })?;
+        wait(rx).await
+    }
+
+    async fn record_attempts(&self, owner: &str, attempts: Vec<Attempt>) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Write::Record(owner.into(), attempts, reply))?;
+        wait(rx).await
+    }
+
+    async fn load_body(&self, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError> {
+        let id = id.clone();
+        self.read(move |c| reads::load_body(c, &id)).await
+    }
+
+    async fn queue_list(&self, limit: usize) -> Result<Vec<QueueEntry>, StoreError> {
+        self.read(move |c| reads::queue_list(c, limit)).await
+    }
+
+    async fn message_detail(&self, id: &MessageId) -> Result<Option<MessageDetail>, StoreError> {
+        let id = id.clone();
+        self.read(move |c| reads::message_detail(c, &id)).await
+    }
+
+    async fn upsert_mailbox(
+        &self,
+        address: &str,
+        password_hash: Option<String>,
+        quota: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Write::Mailbox {
+            address: address.into(),
+            password_hash,
+            quota,
+            reply,
+        })?;
+        wait(rx).await
+    }
+
+    async fn mailbox(&self, address: &str) -> Result<Option<MailboxRecord>, StoreError> {
+        let address = address.to_string();
+        self.read(move |c| reads::mailbox(c, &address)).await
+    }
+}

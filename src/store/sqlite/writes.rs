@@ -1,0 +1,284 @@
+//! The SQL of every write, run inside the writer thread's group-commit transaction.
+//!
+//! Must not: commit per request (the batch commits once), or answer before the COMMIT.
+
+use rusqlite::{Connection, Transaction, params};
+use tokio::sync::oneshot;
+
+use super::Write;
+use crate::store::{
+    Attempt, Claim, MessageId, NewMessage, RecipientId, RecipientState, StoreError, Transport,
+};
+use crate::time::Timestamp;
+
+/// A computed result waiting for the batch's COMMIT before it is sent.
+enum Pending {
+    Unit(
+        oneshot::Sender<Result<(), StoreError>>,
+        Result<(), StoreError>,
+    ),
+    Claims(
+        oneshot::Sender<Result<Vec<Claim>, StoreError>>,
+        Result<Vec<Claim>, StoreError>,
+    ),
+}
+
+pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Write>) {
+    let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => return fail_all(batch, &e.to_string()),
+    };
+    let mut pending = Vec::with_capacity(batch.len());
+    for write in batch {
+        pending.push(match write {
+            Write::Insert(msg, reply) => {
+                Pending::Unit(reply, in_savepoint(&tx, |t| insert(t, &msg)))
+            }
+            Write::Claim {
+                transport,
+                now,
+                limit,
+                lease_until,
+                owner,
+                reply,
+            } => Pending::Claims(
+                reply,
+                in_savepoint(&tx, |t| {
+                    claim(t, transport, now, limit, lease_until, &owner)
+                }),
+            ),
+            Write::Record(owner, attempts, reply) => {
+                Pending::Unit(reply, in_savepoint(&tx, |t| record(t, &owner, &attempts)))
+            }
+            Write::Mailbox {
+                address,
+                password_hash,
+                quota,
+                reply,
+            } => Pending::Unit(
+                reply,
+                in_savepoint(&tx, |t| {
+                    upsert_mailbox(t, &address, password_hash.as_deref(), quota)
+                }),
+            ),
+        });
+    }
+    let committed = tx.commit().map_err(|e| e.to_string());
+    for p in pending {
+        // A receiver that went away (client disconnected) is not an error here.
+        match (p, &committed) {
+            (Pending::Unit(reply, result), Ok(())) => drop(reply.send(result)),
+            (Pending::Claims(reply, result), Ok(())) => drop(reply.send(result)),
+            (Pending::Unit(reply, _), Err(e)) => drop(reply.send(Err(commit_error(e)))),
+            (Pending::Claims(reply, _), Err(e)) => drop(reply.send(Err(commit_error(e)))),
+        }
+    }
+}
+
+fn commit_error(e: &str) -> StoreError {
+    StoreError::Io(std::io::Error::other(format!("commit failed: {e}")))
+}
+
+fn fail_all(batch: Vec<Write>, e: &str) {
+    for write in batch {
+        match write {
+            Write::Insert(_, reply) | Write::Record(_, _, reply) | Write::Mailbox { reply, .. } => {
+                drop(reply.send(Err(commit_error(e))))
+            }
+            Write::Claim { reply, .. } => drop(reply.send(Err(commit_error(e)))),
+        }
+    }
+}
+
+/// Runs one request in a SAVEPOINT so its failure does not undo its batch neighbours.
+fn in_savepoint<T>(
+    tx: &Transaction<'_>,
+    f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    tx.execute_batch("SAVEPOINT req")?;
+    match f(tx) {
+        Ok(v) => {
+            tx.execute_batch("RELEASE req")?;
+            Ok(v)
+        }
+        Err(e) => {
+            tx.execute_batch("ROLLBACK TO req; RELEASE req")?;
+            Err(e)
+        }
+    }
+}
+
+fn insert(tx: &Transaction<'_>, msg: &NewMessage) -> Result<(), StoreError> {
+    let origin =
+        serde_json::to_string(&msg.origin).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let at = msg.received_at.millis();
+    tx.prepare_cached(
+        "INSERT INTO messages (id, reverse_path, envid, ret, size, received_at, origin, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        msg.id.0,
+        msg.reverse_path,
+        msg.envid,
+        msg.ret,
+        msg.body.len() as i64,
+        at,
+        origin,
+        msg.body
+    ])?;
+    let mut rcpt = tx.prepare_cached(
+        "INSERT INTO recipients (message_id, address, orcpt, notify, transport, mailbox, state, next_attempt_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7)",
+    )?;
+    let mut event = tx.prepare_cached(
+        "INSERT INTO events (message_id, recipient, kind, status, detail, at) VALUES (?1, ?2, 'queued', NULL, ?3, ?4)",
+    )?;
+    for r in &msg.recipients {
+        rcpt.execute(params![
+            msg.id.0,
+            r.address,
+            r.orcpt,
+            r.notify,
+            r.transport.as_str(),
+            r.mailbox,
+            at
+        ])?;
+        event.execute(params![
+            msg.id.0,
+            r.address,
+            format!("from {} via {}", msg.origin.client_ip, msg.origin.via),
+            at
+        ])?;
+    }
+    Ok(())
+}
+
+fn claim(
+    tx: &Transaction<'_>,
+    transport: Transport,
+    now: Timestamp,
+    limit: usize,
+    lease_until: Timestamp,
+    owner: &str,
+) -> Result<Vec<Claim>, StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "UPDATE recipients SET lease_owner = ?1, next_attempt_at = ?2
+         WHERE id IN (SELECT id FROM recipients
+                      WHERE transport = ?3 AND state IN ('queued', 'deferred') AND next_attempt_at <= ?4
+                      ORDER BY next_attempt_at LIMIT ?5)
+         RETURNING id, message_id, address, mailbox, attempts",
+    )?;
+    let rows = stmt.query_map(
+        params![
+            owner,
+            lease_until.millis(),
+            transport.as_str(),
+            now.millis(),
+            limit as i64
+        ],
+        |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, u32>(4)?,
+            ))
+        },
+    )?;
+    let mut claims = Vec::new();
+    let mut meta = tx.prepare_cached("SELECT size, received_at FROM messages WHERE id = ?1")?;
+    for row in rows {
+        let (id, message, address, mailbox, attempts) = row?;
+        let (size, received_at) = meta.query_row([&message], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        claims.push(Claim {
+            recipient: RecipientId(id),
+            message: MessageId(message),
+            address,
+            mailbox,
+            attempts,
+            size: size as u64,
+            received_at: Timestamp(received_at),
+        });
+    }
+    Ok(claims)
+}
+
+fn record(tx: &Transaction<'_>, owner: &str, attempts: &[Attempt]) -> Result<(), StoreError> {
+    let now = Timestamp::now().millis();
+    let mut update = tx.prepare_cached(
+        "UPDATE recipients SET state = ?1, attempts = attempts + 1, next_attempt_at = ?2, lease_owner = NULL,
+                last_status = ?3, last_detail = ?4, updated_at = ?5
+         WHERE id = ?6 AND lease_owner = ?7
+         RETURNING message_id, address",
+    )?;
+    let mut event = tx.prepare_cached(
+        "INSERT INTO events (message_id, recipient, kind, status, detail, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let mut usage = tx.prepare_cached(
+        "INSERT INTO mailboxes (address, used_bytes) VALUES (?1, ?2)
+         ON CONFLICT (address) DO UPDATE SET used_bytes = used_bytes + excluded.used_bytes",
+    )?;
+    for a in attempts {
+        let next = match a.state {
+            RecipientState::Queued | RecipientState::Deferred => {
+                Some(a.next_attempt_at.unwrap_or(Timestamp(now)).millis())
+            }
+            _ => None,
+        };
+        let row = update
+            .query_row(
+                params![
+                    a.state.as_str(),
+                    next,
+                    a.status,
+                    a.detail,
+                    now,
+                    a.recipient.0,
+                    owner
+                ],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            )
+            .map(Some)
+            .or_else(|e| {
+                if e == rusqlite::Error::QueryReturnedNoRows {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            })?;
+        // No row: our lease ran out and someone else owns the recipient now; their record wins.
+        let Some((message, address)) = row else {
+            continue;
+        };
+        event.execute(params![
+            message,
+            address,
+            a.state.as_str(),
+            a.status,
+            a.detail,
+            now
+        ])?;
+        if let Some((mailbox, bytes)) = &a.mailbox_bytes {
+            usage.execute(params![mailbox, *bytes as i64])?;
+        }
+    }
+    Ok(())
+}
+
+fn upsert_mailbox(
+    tx: &Transaction<'_>,
+    address: &str,
+    hash: Option<&str>,
+    quota: Option<u64>,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO mailboxes (address, password_hash, quota) VALUES (?1, ?2, ?3)
+         ON CONFLICT (address) DO UPDATE SET password_hash = COALESCE(excluded.password_hash, password_hash),
+                                             quota = COALESCE(excluded.quota, quota)",
+    )?
+    .execute(params![address, hash, quota.map(|q| q as i64)])?;
+    Ok(())
+}
