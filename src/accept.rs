@@ -25,11 +25,7 @@ pub struct Incoming {
 }
 
 /// Stores `incoming` durably and wakes delivery.
-pub async fn accept(
-    store: &dyn Store,
-    wakeup: &Notify,
-    incoming: Incoming,
-) -> Result<MessageId, StoreError> {
+pub async fn accept(store: &dyn Store, wakeup: &Notify, incoming: Incoming) -> Result<MessageId, StoreError> {
     let id = incoming.id.clone();
     let msg = NewMessage {
         id: incoming.id,
@@ -68,14 +64,8 @@ pub fn received_header(
         (true, false, true) => "ESMTPA",
         (true, true, true) => "ESMTPSA",
     };
-    let helo: String = helo
-        .chars()
-        .filter(|c| c.is_ascii_graphic())
-        .take(255)
-        .collect();
-    let mut h = format!(
-        "Received: from {helo} ([{client_ip}])\r\n\tby {hostname} (mailerd) with {proto} id {id}"
-    );
+    let helo: String = helo.chars().filter(|c| c.is_ascii_graphic()).take(255).collect();
+    let mut h = format!("Received: from {helo} ([{client_ip}])\r\n\tby {hostname} (mailerd) with {proto} id {id}");
     if let Some(rcpt) = single_rcpt {
         h.push_str(&format!("\r\n\tfor <{rcpt}>"));
     }
@@ -90,17 +80,8 @@ mod tests {
     #[test]
     fn received_header_names_protocol_and_id() {
         let id = MessageId("ABC".into());
-        let h = received_header(
-            "client.test",
-            "127.0.0.1",
-            "mx.test",
-            true,
-            true,
-            true,
-            &id,
-            Some("a@b"),
-            Timestamp(0),
-        );
+        let h =
+            received_header("client.test", "127.0.0.1", "mx.test", true, true, true, &id, Some("a@b"), Timestamp(0));
         assert_eq!(
             h,
             "Received: from client.test ([127.0.0.1])\r\n\tby mx.test (mailerd) with ESMTPSA id ABC\r\n\tfor <a@b>; Thu, 01 Jan 1970 00:00:00 +0000\r\n"

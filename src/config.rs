@@ -18,10 +18,7 @@ use crate::smtp::address::{Domain, Mailbox};
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Syntax(String),
     #[error("key `{key}`: {problem}")]
@@ -29,10 +26,7 @@ pub enum ConfigError {
 }
 
 fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.into(),
-        problem: problem.into(),
-    }
+    ConfigError::Invalid { key: key.into(), problem: problem.into() }
 }
 
 /// The validated configuration the daemon runs on.
@@ -113,11 +107,7 @@ struct RawListen {
 
 impl Default for RawListen {
     fn default() -> Self {
-        Self {
-            smtp: "127.0.0.1:2525".into(),
-            submission: "127.0.0.1:2587".into(),
-            http: "127.0.0.1:8025".into(),
-        }
+        Self { smtp: "127.0.0.1:2525".into(), submission: "127.0.0.1:2587".into(), http: "127.0.0.1:8025".into() }
     }
 }
 
@@ -181,11 +171,7 @@ struct RawLocal {
 
 impl Default for RawLocal {
     fn default() -> Self {
-        Self {
-            domains: Vec::new(),
-            quota: 1_073_741_824,
-            aliases: BTreeMap::new(),
-        }
+        Self { domains: Vec::new(), quota: 1_073_741_824, aliases: BTreeMap::new() }
     }
 }
 
@@ -201,10 +187,7 @@ impl Config {
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                    path: p.into(),
-                    source,
-                })?;
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.into(), source })?;
                 Config::from_toml(&text)
             }
             None => Config::from_toml(""),
@@ -212,8 +195,8 @@ impl Config {
     }
 
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text)
-            .map_err(|e| ConfigError::Syntax(e.to_string().trim_end().to_string()))?;
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string().trim_end().to_string()))?;
         raw.validate()
     }
 }
@@ -222,12 +205,7 @@ fn listen_addr(key: &str, text: &str) -> Result<Option<SocketAddr>, ConfigError>
     if text.is_empty() {
         return Ok(None);
     }
-    text.parse().map(Some).map_err(|_| {
-        invalid(
-            key,
-            format!("`{text}` is not an address:port (use \"\" to disable)"),
-        )
-    })
+    text.parse().map(Some).map_err(|_| invalid(key, format!("`{text}` is not an address:port (use \"\" to disable)")))
 }
 
 fn secs(key: &str, value: u64) -> Result<Duration, ConfigError> {
@@ -241,31 +219,22 @@ impl RawConfig {
     fn validate(self) -> Result<Config, ConfigError> {
         let hostname = match self.hostname {
             Some(h) => {
-                Domain::parse(&h)
-                    .map_err(|_| invalid("hostname", format!("`{h}` is not a host name")))?;
+                Domain::parse(&h).map_err(|_| invalid("hostname", format!("`{h}` is not a host name")))?;
                 h
             }
             None => system_hostname(),
         };
-        let data_dir = self
-            .data_dir
-            .unwrap_or_else(|| PathBuf::from("./mailerd-data"));
+        let data_dir = self.data_dir.unwrap_or_else(|| PathBuf::from("./mailerd-data"));
         let store_url = match self.store.url {
             Some(url) if url.starts_with("sqlite://") => url,
             Some(url) => {
-                return Err(invalid(
-                    "store.url",
-                    format!("`{url}`: only sqlite:// is supported by this build"),
-                ));
+                return Err(invalid("store.url", format!("`{url}`: only sqlite:// is supported by this build")));
             }
             None => format!("sqlite://{}", data_dir.join("mailerd.db").display()),
         };
         let l = self.limits;
         if l.max_message_size < 1024 {
-            return Err(invalid(
-                "limits.max_message_size",
-                "must be at least 1024 bytes",
-            ));
+            return Err(invalid("limits.max_message_size", "must be at least 1024 bytes"));
         }
         if l.max_recipients == 0 {
             return Err(invalid("limits.max_recipients", "must be at least 1"));
@@ -290,42 +259,29 @@ impl RawConfig {
             .trusted_networks
             .iter()
             .map(|n| {
-                n.parse::<IpNet>()
-                    .or_else(|_| n.parse::<std::net::IpAddr>().map(IpNet::from))
-                    .map_err(|_| {
-                        invalid(
-                            "relay.trusted_networks",
-                            format!("`{n}` is not a network (e.g. 127.0.0.0/8)"),
-                        )
-                    })
+                n.parse::<IpNet>().or_else(|_| n.parse::<std::net::IpAddr>().map(IpNet::from)).map_err(|_| {
+                    invalid("relay.trusted_networks", format!("`{n}` is not a network (e.g. 127.0.0.0/8)"))
+                })
             })
             .collect::<Result<_, _>>()?;
         let domains = self
             .local
             .domains
             .iter()
-            .map(|d| {
-                Domain::parse(d)
-                    .map_err(|_| invalid("local.domains", format!("`{d}` is not a domain")))
-            })
+            .map(|d| Domain::parse(d).map_err(|_| invalid("local.domains", format!("`{d}` is not a domain"))))
             .collect::<Result<Vec<_>, _>>()?;
         let mut aliases = BTreeMap::new();
         for (from, to) in &self.local.aliases {
             let key = format!("local.aliases.\"{from}\"");
-            let alias =
-                Mailbox::parse(from).map_err(|e| invalid(&key, format!("`{from}`: {e}")))?;
+            let alias = Mailbox::parse(from).map_err(|e| invalid(&key, format!("`{from}`: {e}")))?;
             if !domains.contains(alias.domain()) {
                 return Err(invalid(&key, format!("`{from}` is not in a local domain")));
             }
-            let target =
-                Mailbox::parse(to).map_err(|e| invalid(&key, format!("target `{to}`: {e}")))?;
+            let target = Mailbox::parse(to).map_err(|e| invalid(&key, format!("target `{to}`: {e}")))?;
             aliases.insert(alias.key(), target);
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
-            return Err(invalid(
-                "tls.cert",
-                "tls.cert and tls.key must be set together",
-            ));
+            return Err(invalid("tls.cert", "tls.cert and tls.key must be set together"));
         }
         Ok(Config {
             hostname,
@@ -338,18 +294,9 @@ impl RawConfig {
             store_url,
             limits,
             trusted_networks,
-            queue: Queue {
-                hold: self.queue.hold,
-            },
-            local: Local {
-                domains,
-                quota: self.local.quota,
-                aliases,
-            },
-            tls: Tls {
-                cert: self.tls.cert,
-                key: self.tls.key,
-            },
+            queue: Queue { hold: self.queue.hold },
+            local: Local { domains, quota: self.local.quota, aliases },
+            tls: Tls { cert: self.tls.cert, key: self.tls.key },
         })
     }
 }
@@ -375,11 +322,7 @@ fn system_hostname() -> String {
     }
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     let name = String::from_utf8_lossy(buf.get(..end).unwrap_or(&[])).to_string();
-    if Domain::parse(&name).is_ok() {
-        name
-    } else {
-        "localhost".into()
-    }
+    if Domain::parse(&name).is_ok() { name } else { "localhost".into() }
 }
 
 #[cfg(test)]
@@ -399,27 +342,17 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let e = Config::from_toml("[relay]\ntrusted_networks = [\"nonsense\"]")
-            .unwrap_err()
-            .to_string();
+        let e = Config::from_toml("[relay]\ntrusted_networks = [\"nonsense\"]").unwrap_err().to_string();
         assert!(e.contains("relay.trusted_networks"), "{e}");
-        let e = Config::from_toml("[listen]\nsmtp = \"nowhere\"")
-            .unwrap_err()
-            .to_string();
+        let e = Config::from_toml("[listen]\nsmtp = \"nowhere\"").unwrap_err().to_string();
         assert!(e.contains("listen.smtp"), "{e}");
-        let e = Config::from_toml("[limits]\nmax_connections = \"many\"")
-            .unwrap_err()
-            .to_string();
+        let e = Config::from_toml("[limits]\nmax_connections = \"many\"").unwrap_err().to_string();
         assert!(e.contains("max_connections"), "{e}");
-        let e = Config::from_toml("[limits]\nmax_conections = 3")
+        let e = Config::from_toml("[limits]\nmax_conections = 3").unwrap_err().to_string();
+        assert!(e.contains("max_conections"), "{e}");
+        let e = Config::from_toml("[local]\ndomains = [\"a.test\"]\naliases = { \"x@b.test\" = \"y@a.test\" }")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("max_conections"), "{e}");
-        let e = Config::from_toml(
-            "[local]\ndomains = [\"a.test\"]\naliases = { \"x@b.test\" = \"y@a.test\" }",
-        )
-        .unwrap_err()
-        .to_string();
         assert!(e.contains("local.aliases"), "{e}");
     }
 

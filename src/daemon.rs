@@ -31,11 +31,7 @@ impl Listeners {
         async fn one(addr: Option<SocketAddr>, key: &str) -> Result<Option<TcpListener>> {
             match addr {
                 None => Ok(None),
-                Some(a) => Ok(Some(
-                    TcpListener::bind(a)
-                        .await
-                        .with_context(|| format!("binding {key} = {a}"))?,
-                )),
+                Some(a) => Ok(Some(TcpListener::bind(a).await.with_context(|| format!("binding {key} = {a}"))?)),
             }
         }
         Ok(Listeners {
@@ -74,19 +70,11 @@ impl Handle {
 pub async fn start(config: Config) -> Result<Handle> {
     let listeners = Listeners::bind(&config).await?;
     let smtp = listeners.smtp.as_ref().and_then(|l| l.local_addr().ok());
-    let submission = listeners
-        .submission
-        .as_ref()
-        .and_then(|l| l.local_addr().ok());
+    let submission = listeners.submission.as_ref().and_then(|l| l.local_addr().ok());
     let (stop, stopped) = watch::channel(false);
     let ready = prepare(config)?;
     let task = tokio::spawn(run(ready, listeners, stopped));
-    Ok(Handle {
-        smtp,
-        submission,
-        stop,
-        task,
-    })
+    Ok(Handle { smtp, submission, stop, task })
 }
 
 /// What `run` needs, built synchronously so that start-up errors surface before binding tasks.
@@ -101,27 +89,18 @@ pub fn prepare(config: Config) -> Result<Prepared> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
     let db = config.sqlite_path();
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&db).with_context(|| format!("opening store {}", db.display()))?,
-    );
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&db).with_context(|| format!("opening store {}", db.display()))?);
     let tls = inbound::tls::acceptor(&config).context("setting up TLS")?;
     Ok(Prepared { config, store, tls })
 }
 
-pub async fn run(
-    prepared: Prepared,
-    listeners: Listeners,
-    mut stop: watch::Receiver<bool>,
-) -> Result<()> {
+pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Receiver<bool>) -> Result<()> {
     let Prepared { config, store, tls } = prepared;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let wakeup = Arc::new(Notify::new());
     let limits = config.limits.clone();
-    let auth = Authenticator::new(
-        store.clone(),
-        limits.auth_max_failures,
-        limits.auth_failure_window,
-    );
+    let auth = Authenticator::new(store.clone(), limits.auth_max_failures, limits.auth_failure_window);
     let ctx = Arc::new(Context {
         config: config.clone(),
         store: store.clone(),
@@ -132,18 +111,10 @@ pub async fn run(
     });
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut tasks = Vec::new();
-    for (listener, kind) in [
-        (listeners.smtp, ListenerKind::Smtp),
-        (listeners.submission, ListenerKind::Submission),
-    ] {
+    for (listener, kind) in [(listeners.smtp, ListenerKind::Smtp), (listeners.submission, ListenerKind::Submission)] {
         if let Some(l) = listener {
             info!(listener = kind.as_str(), addr = %l.local_addr()?, "listening");
-            tasks.push(tokio::spawn(inbound::listener::run(
-                ctx.clone(),
-                l,
-                kind,
-                slots.clone(),
-            )));
+            tasks.push(tokio::spawn(inbound::listener::run(ctx.clone(), l, kind, slots.clone())));
         }
     }
     let scheduler = if config.queue.hold {
@@ -165,9 +136,7 @@ pub async fn run(
     info!("shutting down: refusing new sessions, finishing transactions");
     let _ = shutdown_tx.send(true);
     let started = Instant::now();
-    while slots.available_permits() < limits.max_connections
-        && started.elapsed() < limits.shutdown_grace
-    {
+    while slots.available_permits() < limits.max_connections && started.elapsed() < limits.shutdown_grace {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     for t in tasks {

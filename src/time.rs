@@ -5,16 +5,12 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
     pub fn now() -> Self {
-        let d = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         Timestamp(d.as_millis() as i64)
     }
 
@@ -33,20 +29,10 @@ impl Timestamp {
         let rem = secs.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
         const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-        const MONTHS: [&str; 12] = [
-            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-        ];
-        let wd = WEEKDAYS
-            .get(days.rem_euclid(7) as usize)
-            .copied()
-            .unwrap_or("Thu");
+        const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+        let wd = WEEKDAYS.get(days.rem_euclid(7) as usize).copied().unwrap_or("Thu");
         let mon = MONTHS.get((m - 1) as usize).copied().unwrap_or("Jan");
-        format!(
-            "{wd}, {d:02} {mon} {y} {:02}:{:02}:{:02} +0000",
-            rem / 3600,
-            (rem % 3600) / 60,
-            rem % 60
-        )
+        format!("{wd}, {d:02} {mon} {y} {:02}:{:02}:{:02} +0000", rem / 3600, (rem % 3600) / 60, rem % 60)
     }
 
     /// `2026-11-28T16:41:33Z`, for logs and JSON.
@@ -54,12 +40,7 @@ impl Timestamp {
         let secs = self.0.div_euclid(1000);
         let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
         let rem = secs.rem_euclid(86_400);
-        format!(
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-            rem / 3600,
-            (rem % 3600) / 60,
-            rem % 60
-        )
+        format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
     }
 }
 
@@ -84,10 +65,7 @@ mod tests {
     #[test]
     fn renders_known_dates() {
         assert_eq!(Timestamp(0).rfc5322(), "Thu, 01 Jan 1970 00:00:00 +0000");
-        assert_eq!(
-            Timestamp(1_795_884_093_000).rfc5322(),
-            "Sat, 28 Nov 2026 16:41:33 +0000"
-        );
+        assert_eq!(Timestamp(1_795_884_093_000).rfc5322(), "Sat, 28 Nov 2026 16:41:33 +0000");
         assert_eq!(Timestamp(951_782_400_000).iso8601(), "2000-02-29T00:00:00Z");
     }
 }

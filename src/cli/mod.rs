@@ -15,11 +15,7 @@ use clap::{Parser, Subcommand};
 use crate::config::Config;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "mailerd",
-    version,
-    about = "A mail delivery daemon that delivers, refuses properly, and explains."
-)]
+#[command(name = "mailerd", version, about = "A mail delivery daemon that delivers, refuses properly, and explains.")]
 pub struct Cli {
     /// Configuration file (TOML); every key has a default.
     #[arg(long, global = true, env = "MAILERD_CONFIG")]
@@ -73,21 +69,13 @@ pub enum QueueCommand {
 /// Runs the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     let config = Config::load(cli.config.as_deref())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         match cli.command {
             Command::Serve => serve::run(config).await,
-            Command::User(UserCommand::Add { address, quota }) => {
-                user::add(&config, &address, quota).await
-            }
-            Command::Queue(QueueCommand::List { json, limit }) => {
-                queue::list(&config, json, limit).await
-            }
-            Command::Queue(QueueCommand::Show { id, json }) => {
-                queue::show(&config, &id, json).await
-            }
+            Command::User(UserCommand::Add { address, quota }) => user::add(&config, &address, quota).await,
+            Command::Queue(QueueCommand::List { json, limit }) => queue::list(&config, json, limit).await,
+            Command::Queue(QueueCommand::Show { id, json }) => queue::show(&config, &id, json).await,
         }
     })
 }
@@ -96,6 +84,5 @@ pub fn run(cli: Cli) -> Result<i32> {
 fn open_store(config: &Config) -> Result<crate::store::sqlite::SqliteStore> {
     use anyhow::Context as _;
     let path = config.sqlite_path();
-    crate::store::sqlite::SqliteStore::open(&path)
-        .with_context(|| format!("opening store {}", path.display()))
+    crate::store::sqlite::SqliteStore::open(&path).with_context(|| format!("opening store {}", path.display()))
 }

@@ -15,26 +15,11 @@ pub async fn list(config: &Config, json: bool, limit: usize) -> Result<i32> {
             println!("{}", serde_json::to_string(e)?);
             continue;
         }
-        let from = if e.reverse_path.is_empty() {
-            "<>"
-        } else {
-            e.reverse_path.as_str()
-        };
+        let from = if e.reverse_path.is_empty() { "<>" } else { e.reverse_path.as_str() };
         println!("{:<20} {:>9} {}  {}", e.id, e.size, e.received_at, from);
         for r in &e.recipients {
-            let last = r
-                .last_detail
-                .as_deref()
-                .map(|d| format!(" ({d})"))
-                .unwrap_or_default();
-            println!(
-                "{:<20} {:>9} {:<9} {}{}",
-                "",
-                r.transport.as_str(),
-                r.state.as_str(),
-                r.address,
-                last
-            );
+            let last = r.last_detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+            println!("{:<20} {:>9} {:<9} {}{}", "", r.transport.as_str(), r.state.as_str(), r.address, last);
         }
     }
     if !json {
@@ -55,20 +40,12 @@ pub async fn show(config: &Config, id: &str, json: bool) -> Result<i32> {
     println!("id:        {}", d.entry.id);
     println!("from:      <{}>", d.entry.reverse_path);
     println!("size:      {}", d.entry.size);
-    println!(
-        "received:  {} from {} ({}) via {}",
-        d.entry.received_at, d.origin.client_ip, d.origin.helo, d.origin.via
-    );
+    println!("received:  {} from {} ({}) via {}", d.entry.received_at, d.origin.client_ip, d.origin.helo, d.origin.via);
     if let Some(envid) = &d.envid {
         println!("envid:     {envid}");
     }
     for r in &d.entry.recipients {
-        println!(
-            "rcpt:      {} {} attempts={}",
-            r.address,
-            r.state.as_str(),
-            r.attempts
-        );
+        println!("rcpt:      {} {} attempts={}", r.address, r.state.as_str(), r.attempts);
     }
     for e in &d.events {
         println!(

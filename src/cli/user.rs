@@ -13,22 +13,16 @@ use crate::smtp::address::Mailbox;
 use crate::store::Store;
 
 pub async fn add(config: &Config, address: &str, quota: Option<u64>) -> Result<i32> {
-    let mailbox = Mailbox::parse(address)
-        .map_err(|e| anyhow::anyhow!("`{address}` is not an address: {e}"))?;
+    let mailbox = Mailbox::parse(address).map_err(|e| anyhow::anyhow!("`{address}` is not an address: {e}"))?;
     let mut password = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut password)
-        .context("reading the password from standard input")?;
+    std::io::stdin().lock().read_line(&mut password).context("reading the password from standard input")?;
     let password = password.trim_end_matches(['\r', '\n']);
     if password.is_empty() {
         bail!("no password on standard input");
     }
     let hash = hash_password(password).map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
     let store = super::open_store(config)?;
-    store
-        .upsert_mailbox(&mailbox.key(), Some(hash), quota)
-        .await?;
+    store.upsert_mailbox(&mailbox.key(), Some(hash), quota).await?;
     let kind = if config.is_local_domain(mailbox.domain()) {
         "login and mailbox"
     } else {

@@ -23,10 +23,7 @@ const MAX_TRACKED: usize = 100_000;
 
 /// Hashes a password for storage (PHC string, Argon2id with the crate's defaults).
 pub fn hash_password(password: &str) -> Result<String, String> {
-    Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+    Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string()).map_err(|e| e.to_string())
 }
 
 pub struct Authenticator {
@@ -40,13 +37,7 @@ pub struct Authenticator {
 impl Authenticator {
     pub fn new(store: Arc<dyn Store>, max_failures: u32, window: Duration) -> Self {
         let dummy_hash = hash_password("dummy password for unknown users").unwrap_or_default();
-        Self {
-            store,
-            max_failures,
-            window,
-            failures: Mutex::new(HashMap::new()),
-            dummy_hash,
-        }
+        Self { store, max_failures, window, failures: Mutex::new(HashMap::new()), dummy_hash }
     }
 
     /// True when `ip` failed too often within the window.
@@ -54,8 +45,7 @@ impl Authenticator {
         let Ok(map) = self.failures.lock() else {
             return true;
         };
-        map.get(&ip)
-            .is_some_and(|(n, since)| *n >= self.max_failures && since.elapsed() < self.window)
+        map.get(&ip).is_some_and(|(n, since)| *n >= self.max_failures && since.elapsed() < self.window)
     }
 
     pub fn record_failure(&self, ip: IpAddr) {
@@ -94,9 +84,7 @@ impl Authenticator {
         let hash = hash.unwrap_or_else(|| self.dummy_hash.clone());
         let password = password.to_string();
         let ok = tokio::task::spawn_blocking(move || {
-            Argon2::default()
-                .verify_password(password.as_bytes(), hash.as_str())
-                .is_ok()
+            Argon2::default().verify_password(password.as_bytes(), hash.as_str()).is_ok()
         })
         .await
         .unwrap_or(false);
@@ -132,14 +120,8 @@ mod tests {
 
     #[test]
     fn plain_decoding() {
-        assert_eq!(
-            decode_plain(&encode("\0bob@a.test\0pw")),
-            Some(("bob@a.test".into(), "pw".into()))
-        );
-        assert_eq!(
-            decode_plain(&encode("bob@a.test\0bob@a.test\0pw")),
-            Some(("bob@a.test".into(), "pw".into()))
-        );
+        assert_eq!(decode_plain(&encode("\0bob@a.test\0pw")), Some(("bob@a.test".into(), "pw".into())));
+        assert_eq!(decode_plain(&encode("bob@a.test\0bob@a.test\0pw")), Some(("bob@a.test".into(), "pw".into())));
         assert_eq!(decode_plain(&encode("eve@a.test\0bob@a.test\0pw")), None);
         assert_eq!(decode_plain("!!!"), None);
         assert_eq!(decode_plain(&encode("nonul")), None);
@@ -149,15 +131,7 @@ mod tests {
     fn hashes_verify() {
         let h = hash_password("s3cret").unwrap();
         assert!(h.starts_with("$argon2id$"));
-        assert!(
-            Argon2::default()
-                .verify_password(b"s3cret", h.as_str())
-                .is_ok()
-        );
-        assert!(
-            Argon2::default()
-                .verify_password(b"wrong", h.as_str())
-                .is_err()
-        );
+        assert!(Argon2::default().verify_password(b"s3cret", h.as_str()).is_ok());
+        assert!(Argon2::default().verify_password(b"wrong", h.as_str()).is_err());
     }
 }

@@ -53,12 +53,7 @@ struct Conn {
 
 impl Conn {
     fn new(io: Box<dyn Io>) -> Self {
-        Self {
-            io: Some(io),
-            buf: Vec::with_capacity(READ_CHUNK),
-            start: 0,
-            out: Vec::with_capacity(1024),
-        }
+        Self { io: Some(io), buf: Vec::with_capacity(READ_CHUNK), start: 0, out: Vec::with_capacity(1024) }
     }
 
     fn io(&mut self) -> Result<&mut Box<dyn Io>, ConnError> {
@@ -209,10 +204,7 @@ async fn run(ctx: &Context, conn: &mut Conn, client: &Client) -> Result<(), Conn
                 continue;
             }
         };
-        let utf8 = session
-            .transaction
-            .as_ref()
-            .is_some_and(|t| t.params.smtputf8);
+        let utf8 = session.transaction.as_ref().is_some_and(|t| t.params.smtputf8);
         let command = match Command::parse(&text, utf8) {
             Ok(c) => c,
             Err(e) => {
@@ -235,8 +227,9 @@ fn command_error_reply(e: &CommandError) -> SmtpReply {
     match e {
         CommandError::Unrecognized => replies::unrecognized(),
         CommandError::Syntax(d) => replies::syntax(d),
-        CommandError::Sender(AddressError::NeedsSmtpUtf8)
-        | CommandError::Recipient(AddressError::NeedsSmtpUtf8) => replies::needs_smtputf8(),
+        CommandError::Sender(AddressError::NeedsSmtpUtf8) | CommandError::Recipient(AddressError::NeedsSmtpUtf8) => {
+            replies::needs_smtputf8()
+        }
         CommandError::Sender(a) => replies::bad_sender(&a.to_string()),
         CommandError::Recipient(a) => replies::bad_recipient(&a.to_string()),
         CommandError::UnknownParameter(p) => replies::unknown_parameter(p),
@@ -244,12 +237,7 @@ fn command_error_reply(e: &CommandError) -> SmtpReply {
 }
 
 /// Sends an error reply and counts it; too many errors end the session.
-async fn error(
-    ctx: &Context,
-    conn: &mut Conn,
-    session: &mut Session,
-    reply: SmtpReply,
-) -> Result<(), ConnError> {
+async fn error(ctx: &Context, conn: &mut Conn, session: &mut Session, reply: SmtpReply) -> Result<(), ConnError> {
     conn.reply(&reply);
     session.errors += 1;
     if session.errors >= ctx.config.limits.max_errors {
@@ -289,11 +277,7 @@ async fn handle(
     match command {
         Command::Ehlo(name) => {
             session.greet(name, true);
-            conn.reply(&replies::ehlo(
-                &ctx.config.hostname,
-                &ip.to_string(),
-                extensions(ctx, client, session),
-            ));
+            conn.reply(&replies::ehlo(&ctx.config.hostname, &ip.to_string(), extensions(ctx, client, session)));
         }
         Command::Helo(name) => {
             session.greet(name, false);
@@ -329,12 +313,8 @@ async fn handle(
                     conn.reply(&replies::recipient_ok());
                 }
                 Err(refusal) => {
-                    let from = session
-                        .transaction
-                        .as_ref()
-                        .map(|t| t.from.to_string())
-                        .unwrap_or_default();
-                    info!(client = %client.addr, from = %from, to = ?to, reply = %refusal.reply, detail = %refusal.detail, "NOQUEUE: reject RCPT");
+                    let from = session.transaction.as_ref().map(|t| t.from.to_string()).unwrap_or_default();
+                    info!(client = %client.addr, from = %from, to = %to, reply = %refusal.reply, detail = %refusal.detail, "NOQUEUE: reject RCPT");
                     session.refuse_rcpt();
                     error(ctx, conn, session, refusal.reply).await?;
                 }
@@ -360,9 +340,7 @@ async fn handle(
         Command::Expn => error(ctx, conn, session, replies::expn_disabled()).await?,
         Command::Help => conn.reply(&replies::help()),
         Command::StartTls => starttls(ctx, conn, session).await?,
-        Command::Auth { mechanism, initial } => {
-            authenticate(ctx, conn, client, session, &mechanism, initial).await?
-        }
+        Command::Auth { mechanism, initial } => authenticate(ctx, conn, client, session, &mechanism, initial).await?,
     }
     Ok(Next::Continue)
 }
@@ -463,11 +441,7 @@ async fn authenticate(
 }
 
 /// Sends a 334 challenge and reads the answer; None when the client cancels with `*`.
-async fn challenge(
-    conn: &mut Conn,
-    b64: &str,
-    timeout: Duration,
-) -> Result<Option<String>, ConnError> {
+async fn challenge(conn: &mut Conn, b64: &str, timeout: Duration) -> Result<Option<String>, ConnError> {
     conn.reply(&replies::auth_challenge(b64));
     match conn.read_line(timeout).await? {
         Line::Text(t) if t.trim() == "*" => Ok(None),
@@ -476,21 +450,13 @@ async fn challenge(
     }
 }
 
-async fn receive_data(
-    ctx: &Context,
-    conn: &mut Conn,
-    client: &Client,
-    session: &mut Session,
-) -> Result<(), ConnError> {
+async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: &mut Session) -> Result<(), ConnError> {
     let now = Timestamp::now();
     let id = MessageId::generate(now);
-    let single = session
-        .transaction
-        .as_ref()
-        .and_then(|t| match t.rcpts.as_slice() {
-            [one] => Some(one.address.clone()),
-            _ => None,
-        });
+    let single = session.transaction.as_ref().and_then(|t| match t.rcpts.as_slice() {
+        [one] => Some(one.address.clone()),
+        _ => None,
+    });
     let helo = session.helo.clone().unwrap_or_default();
     let header = accept::received_header(
         &helo,

@@ -31,14 +31,7 @@ pub enum Feed {
 impl DataReader {
     /// `prefix` (e.g. our Received header) starts the stored message and is not counted.
     pub fn new(max: u64, prefix: Vec<u8>) -> Self {
-        Self {
-            max,
-            body: prefix,
-            data_bytes: 0,
-            too_large: false,
-            at_line_start: true,
-            last_two: *b"\r\n",
-        }
+        Self { max, body: prefix, data_bytes: 0, too_large: false, at_line_start: true, last_two: *b"\r\n" }
     }
 
     pub fn feed(&mut self, buf: &[u8]) -> Feed {
@@ -49,9 +42,7 @@ impl DataReader {
                     let line = rest.get(..=nl).unwrap_or(rest);
                     let after_crlf = self.last_two == *b"\r\n";
                     if self.at_line_start && after_crlf && line == b".\r\n" {
-                        return Feed::Done {
-                            consumed: pos + line.len(),
-                        };
+                        return Feed::Done { consumed: pos + line.len() };
                     }
                     self.push_line_part(line);
                     self.at_line_start = true;
@@ -145,10 +136,7 @@ mod tests {
     fn bare_lf_dot_does_not_end_data() {
         let (r, _) = run(1000, &[b"a\n.\r\nMAIL FROM:<evil@x>\r\n\r\n.\r\n"]);
         let msg = r.into_message();
-        assert!(
-            msg.windows(4).any(|w| w == b"MAIL"),
-            "smuggled command must stay in the body"
-        );
+        assert!(msg.windows(4).any(|w| w == b"MAIL"), "smuggled command must stay in the body");
         let (r, _) = run(1000, &[b"a\r\n.\nb\r\n.\r\n"]);
         assert_eq!(r.into_message(), b"a\r\n\nb\r\n");
     }

@@ -15,12 +15,7 @@ use tracing::{debug, warn};
 
 use super::{Context, ListenerKind, connection, replies};
 
-pub async fn run(
-    ctx: Arc<Context>,
-    listener: TcpListener,
-    kind: ListenerKind,
-    slots: Arc<Semaphore>,
-) {
+pub async fn run(ctx: Arc<Context>, listener: TcpListener, kind: ListenerKind, slots: Arc<Semaphore>) {
     loop {
         let (mut socket, addr) = match listener.accept().await {
             Ok(pair) => pair,
@@ -38,11 +33,7 @@ pub async fn run(
                 debug!(client = %addr, "refused: over max_connections or shutting down");
                 tokio::spawn(async move {
                     let bye = replies::service_unavailable().render();
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(5),
-                        socket.write_all(bye.as_bytes()),
-                    )
-                    .await;
+                    let _ = tokio::time::timeout(Duration::from_secs(5), socket.write_all(bye.as_bytes())).await;
                 });
                 continue;
             }

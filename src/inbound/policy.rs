@@ -23,18 +23,12 @@ pub struct Refusal {
 }
 
 fn refuse(reply: SmtpReply, detail: impl Into<String>) -> Refusal {
-    Refusal {
-        reply,
-        detail: detail.into(),
-    }
+    Refusal { reply, detail: detail.into() }
 }
 
 pub fn is_trusted(ctx: &Context, ip: IpAddr) -> bool {
     let ip = match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
         v4 => v4,
     };
     ctx.config.trusted_networks.iter().any(|n| n.contains(&ip))
@@ -61,16 +55,10 @@ pub fn check_mail(
         match free_space(&ctx.config.data_dir) {
             Some(free) if free >= min_free => {}
             Some(free) => {
-                return Err(refuse(
-                    replies::insufficient_storage(),
-                    format!("{free} bytes free < {min_free}"),
-                ));
+                return Err(refuse(replies::insufficient_storage(), format!("{free} bytes free < {min_free}")));
             }
             None => {
-                return Err(refuse(
-                    replies::insufficient_storage(),
-                    "cannot stat the data directory",
-                ));
+                return Err(refuse(replies::insufficient_storage(), "cannot stat the data directory"));
             }
         }
     }
@@ -104,10 +92,7 @@ pub async fn check_rcpt(
     if !ctx.config.is_local_domain(rcpt.domain()) {
         let may_relay = session.auth_user.is_some() || is_trusted(ctx, ip);
         if !may_relay {
-            return Err(refuse(
-                replies::relay_denied(&shown),
-                format!("relay to {} from {ip}", rcpt.domain()),
-            ));
+            return Err(refuse(replies::relay_denied(&shown), format!("relay to {} from {ip}", rcpt.domain())));
         }
         return Ok(accepted(shown, Transport::Remote, None));
     }
@@ -117,28 +102,18 @@ pub async fn check_rcpt(
         }
         Resolution::Mailbox { key, implicit } => (key, implicit),
     };
-    let record = ctx.store.mailbox(&key).await.map_err(|e| {
-        refuse(
-            replies::insufficient_storage(),
-            format!("mailbox lookup: {e}"),
-        )
-    })?;
+    let record = ctx
+        .store
+        .mailbox(&key)
+        .await
+        .map_err(|e| refuse(replies::insufficient_storage(), format!("mailbox lookup: {e}")))?;
     if record.is_none() && !implicit {
-        return Err(refuse(
-            replies::user_unknown(&shown),
-            format!("no mailbox {key}"),
-        ));
+        return Err(refuse(replies::user_unknown(&shown), format!("no mailbox {key}")));
     }
     let used = record.as_ref().map_or(0, |r| r.used_bytes);
-    let quota = record
-        .as_ref()
-        .and_then(|r| r.quota)
-        .unwrap_or(ctx.config.local.quota);
+    let quota = record.as_ref().and_then(|r| r.quota).unwrap_or(ctx.config.local.quota);
     if used >= quota || used.saturating_add(declared_size.unwrap_or(0)) > quota {
-        return Err(refuse(
-            replies::mailbox_full(&shown),
-            format!("{key}: {used} of {quota} bytes used"),
-        ));
+        return Err(refuse(replies::mailbox_full(&shown), format!("{key}: {used} of {quota} bytes used")));
     }
     Ok(accepted(shown, Transport::Local, Some(key)))
 }

@@ -8,11 +8,7 @@
 use crate::smtp::reply::{EnhancedStatus, SmtpReply};
 
 fn r(code: u16, status: (u8, u16, u16), text: impl Into<String>) -> SmtpReply {
-    SmtpReply::new(
-        code,
-        Some(EnhancedStatus::new(status.0, status.1, status.2)),
-        text,
-    )
+    SmtpReply::new(code, Some(EnhancedStatus::new(status.0, status.1, status.2)), text)
 }
 
 pub fn greeting(hostname: &str) -> SmtpReply {
@@ -22,11 +18,7 @@ pub fn greeting(hostname: &str) -> SmtpReply {
 pub fn ehlo(hostname: &str, client: &str, extensions: Vec<String>) -> SmtpReply {
     let mut lines = vec![format!("{hostname} greets {client}")];
     lines.extend(extensions);
-    SmtpReply {
-        code: 250,
-        status: None,
-        lines,
-    }
+    SmtpReply { code: 250, status: None, lines }
 }
 
 pub fn helo(hostname: &str) -> SmtpReply {
@@ -66,19 +58,11 @@ pub fn mailbox_full(rcpt: &str) -> SmtpReply {
 }
 
 pub fn message_too_large() -> SmtpReply {
-    r(
-        552,
-        (5, 3, 4),
-        "message size exceeds fixed maximum message size",
-    )
+    r(552, (5, 3, 4), "message size exceeds fixed maximum message size")
 }
 
 pub fn service_unavailable() -> SmtpReply {
-    r(
-        421,
-        (4, 3, 2),
-        "service not available, closing transmission channel",
-    )
+    r(421, (4, 3, 2), "service not available, closing transmission channel")
 }
 
 pub fn insufficient_storage() -> SmtpReply {
@@ -110,19 +94,11 @@ pub fn syntax(detail: &str) -> SmtpReply {
 }
 
 pub fn bad_sender(detail: &str) -> SmtpReply {
-    r(
-        501,
-        (5, 1, 7),
-        format!("bad sender address syntax: {detail}"),
-    )
+    r(501, (5, 1, 7), format!("bad sender address syntax: {detail}"))
 }
 
 pub fn bad_recipient(detail: &str) -> SmtpReply {
-    r(
-        501,
-        (5, 1, 3),
-        format!("bad recipient address syntax: {detail}"),
-    )
+    r(501, (5, 1, 3), format!("bad recipient address syntax: {detail}"))
 }
 
 pub fn unknown_parameter(name: &str) -> SmtpReply {
@@ -142,11 +118,7 @@ pub fn no_valid_recipients() -> SmtpReply {
 }
 
 pub fn timeout(hostname: &str) -> SmtpReply {
-    r(
-        421,
-        (4, 4, 2),
-        format!("{hostname} error: timeout exceeded"),
-    )
+    r(421, (4, 4, 2), format!("{hostname} error: timeout exceeded"))
 }
 
 pub fn too_many_errors() -> SmtpReply {
@@ -154,11 +126,7 @@ pub fn too_many_errors() -> SmtpReply {
 }
 
 pub fn vrfy() -> SmtpReply {
-    r(
-        252,
-        (2, 0, 0),
-        "cannot VRFY user; send some mail and it will be tried",
-    )
+    r(252, (2, 0, 0), "cannot VRFY user; send some mail and it will be tried")
 }
 
 pub fn expn_disabled() -> SmtpReply {
@@ -182,19 +150,11 @@ pub fn auth_required() -> SmtpReply {
 }
 
 pub fn encryption_required() -> SmtpReply {
-    r(
-        538,
-        (5, 7, 11),
-        "Encryption required for requested authentication mechanism",
-    )
+    r(538, (5, 7, 11), "Encryption required for requested authentication mechanism")
 }
 
 pub fn auth_not_here() -> SmtpReply {
-    r(
-        502,
-        (5, 5, 1),
-        "AUTH is offered on the submission port only",
-    )
+    r(502, (5, 5, 1), "AUTH is offered on the submission port only")
 }
 
 pub fn auth_ok() -> SmtpReply {
@@ -206,11 +166,7 @@ pub fn auth_failed() -> SmtpReply {
 }
 
 pub fn auth_rate_limited() -> SmtpReply {
-    r(
-        454,
-        (4, 7, 0),
-        "too many failed authentication attempts; try again later",
-    )
+    r(454, (4, 7, 0), "too many failed authentication attempts; try again later")
 }
 
 pub fn auth_unknown_mechanism() -> SmtpReply {

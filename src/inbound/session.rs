@@ -77,20 +77,12 @@ impl Session {
     }
 
     pub fn open(&mut self, from: ReversePath, params: MailParams) {
-        self.transaction = Some(Transaction {
-            from,
-            params,
-            rcpts: Vec::new(),
-            refused: 0,
-        });
+        self.transaction = Some(Transaction { from, params, rcpts: Vec::new(), refused: 0 });
     }
 
     /// Checks that a RCPT may come now and that the recipient limit is not reached.
     pub fn may_rcpt(&self, max_recipients: usize) -> Result<&Transaction, SmtpReply> {
-        let tx = self
-            .transaction
-            .as_ref()
-            .ok_or_else(|| replies::bad_sequence("need MAIL command"))?;
+        let tx = self.transaction.as_ref().ok_or_else(|| replies::bad_sequence("need MAIL command"))?;
         if tx.rcpts.len() >= max_recipients {
             return Err(replies::too_many_recipients());
         }
@@ -112,9 +104,7 @@ impl Session {
     pub fn may_data(&self) -> Result<(), SmtpReply> {
         match &self.transaction {
             None => Err(replies::bad_sequence("need MAIL command")),
-            Some(tx) if tx.rcpts.is_empty() && tx.refused > 0 => {
-                Err(replies::no_valid_recipients())
-            }
+            Some(tx) if tx.rcpts.is_empty() && tx.refused > 0 => Err(replies::no_valid_recipients()),
             Some(tx) if tx.rcpts.is_empty() => Err(replies::bad_sequence("need RCPT command")),
             Some(_) => Ok(()),
         }
@@ -130,20 +120,14 @@ impl Session {
             return Err(replies::bad_sequence("TLS already active"));
         }
         if self.transaction.is_some() {
-            return Err(replies::bad_sequence(
-                "STARTTLS not allowed during a mail transaction",
-            ));
+            return Err(replies::bad_sequence("STARTTLS not allowed during a mail transaction"));
         }
         Ok(())
     }
 
     /// RFC 3207 §4.2: after the handshake the client must start again with EHLO.
     pub fn tls_started(&mut self) {
-        *self = Session {
-            tls: true,
-            errors: self.errors,
-            ..Session::default()
-        };
+        *self = Session { tls: true, errors: self.errors, ..Session::default() };
     }
 
     pub fn may_auth(&self) -> Result<(), SmtpReply> {
@@ -154,9 +138,7 @@ impl Session {
             return Err(replies::bad_sequence("already authenticated"));
         }
         if self.transaction.is_some() {
-            return Err(replies::bad_sequence(
-                "AUTH not allowed during a mail transaction",
-            ));
+            return Err(replies::bad_sequence("AUTH not allowed during a mail transaction"));
         }
         Ok(())
     }
@@ -167,13 +149,7 @@ mod tests {
     use super::*;
 
     fn rcpt() -> AcceptedRcpt {
-        AcceptedRcpt {
-            address: "a@b".into(),
-            orcpt: None,
-            notify: None,
-            transport: Transport::Local,
-            mailbox: None,
-        }
+        AcceptedRcpt { address: "a@b".into(), orcpt: None, notify: None, transport: Transport::Local, mailbox: None }
     }
 
     #[test]

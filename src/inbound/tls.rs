@@ -21,10 +21,7 @@ use crate::config::Config;
 pub fn cert_paths(config: &Config) -> (PathBuf, PathBuf) {
     match (&config.tls.cert, &config.tls.key) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
-        _ => (
-            config.data_dir.join("tls/cert.pem"),
-            config.data_dir.join("tls/key.pem"),
-        ),
+        _ => (config.data_dir.join("tls/cert.pem"), config.data_dir.join("tls/key.pem")),
     }
 }
 
@@ -38,8 +35,7 @@ pub fn acceptor(config: &Config) -> Result<TlsAcceptor> {
         .with_context(|| format!("reading {}", cert_path.display()))?
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("parsing {}", cert_path.display()))?;
-    let key = PrivateKeyDer::from_pem_file(&key_path)
-        .with_context(|| format!("reading key {}", key_path.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&key_path).with_context(|| format!("reading key {}", key_path.display()))?;
     let server = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(certs, key)
@@ -49,17 +45,11 @@ pub fn acceptor(config: &Config) -> Result<TlsAcceptor> {
 
 fn generate(hostname: &str, cert_path: &Path, key_path: &Path) -> Result<()> {
     let names = vec![hostname.to_string(), "localhost".to_string()];
-    let certified = rcgen::generate_simple_self_signed(names)
-        .context("generating a self-signed certificate")?;
+    let certified = rcgen::generate_simple_self_signed(names).context("generating a self-signed certificate")?;
     if let Some(dir) = cert_path.parent() {
         fs::create_dir_all(dir)?;
     }
-    let mut key = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(key_path)?;
+    let mut key = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(key_path)?;
     key.write_all(certified.signing_key.serialize_pem().as_bytes())?;
     key.sync_all()?;
     fs::write(cert_path, certified.cert.pem())?;

@@ -27,10 +27,7 @@ pub fn resolve(config: &Config, rcpt: &Mailbox) -> Resolution {
         None => rcpt.clone(),
     };
     let implicit = target.local().eq_ignore_ascii_case("postmaster");
-    Resolution::Mailbox {
-        key: target.key(),
-        implicit,
-    }
+    Resolution::Mailbox { key: target.key(), implicit }
 }
 
 /// The mailbox of `<Postmaster>` without a domain: postmaster of the first local domain,
@@ -57,23 +54,11 @@ mod tests {
     fn aliases_and_postmaster() {
         let c = config();
         let m = |s: &str| Mailbox::parse(s).unwrap();
-        assert_eq!(
-            resolve(&c, &m("INFO@a.test")),
-            Resolution::Mailbox {
-                key: "bob@b.test".into(),
-                implicit: false
-            }
-        );
-        assert_eq!(
-            resolve(&c, &m("ext@a.test")),
-            Resolution::Forward(m("x@other.example"))
-        );
+        assert_eq!(resolve(&c, &m("INFO@a.test")), Resolution::Mailbox { key: "bob@b.test".into(), implicit: false });
+        assert_eq!(resolve(&c, &m("ext@a.test")), Resolution::Forward(m("x@other.example")));
         assert_eq!(
             resolve(&c, &m("PostMaster@b.test")),
-            Resolution::Mailbox {
-                key: "postmaster@b.test".into(),
-                implicit: true
-            }
+            Resolution::Mailbox { key: "postmaster@b.test".into(), implicit: true }
         );
         assert_eq!(postmaster_key(&c), "postmaster@a.test");
     }

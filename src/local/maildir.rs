@@ -34,12 +34,7 @@ fn safe_name(part: &str) -> String {
 }
 
 /// Delivers `message` into the Maildir of `key` and returns the file's path in new/.
-pub fn deliver(
-    mail_root: &Path,
-    key: &str,
-    hostname: &str,
-    message: &[u8],
-) -> std::io::Result<PathBuf> {
+pub fn deliver(mail_root: &Path, key: &str, hostname: &str, message: &[u8]) -> std::io::Result<PathBuf> {
     let dir = mailbox_dir(mail_root, key);
     for sub in ["tmp", "new", "cur"] {
         fs::create_dir_all(dir.join(sub))?;
@@ -74,33 +69,16 @@ mod tests {
     fn names_cannot_escape_their_directory() {
         let root = Path::new("/m");
         assert_eq!(mailbox_dir(root, "bob@a.test"), Path::new("/m/a.test/bob"));
-        assert_eq!(
-            mailbox_dir(root, "../x@a.test"),
-            Path::new("/m/a.test/%2E.%2Fx")
-        );
-        assert_eq!(
-            mailbox_dir(root, "a/b@a.test"),
-            Path::new("/m/a.test/a%2Fb")
-        );
+        assert_eq!(mailbox_dir(root, "../x@a.test"), Path::new("/m/a.test/%2E.%2Fx"));
+        assert_eq!(mailbox_dir(root, "a/b@a.test"), Path::new("/m/a.test/a%2Fb"));
     }
 
     #[test]
     fn delivers_into_new() {
         let dir = tempfile::tempdir().unwrap();
-        let path = deliver(
-            dir.path(),
-            "bob@a.test",
-            "mx.test",
-            b"Subject: x\r\n\r\nhi\r\n",
-        )
-        .unwrap();
+        let path = deliver(dir.path(), "bob@a.test", "mx.test", b"Subject: x\r\n\r\nhi\r\n").unwrap();
         assert!(path.starts_with(dir.path().join("a.test/bob/new")));
         assert_eq!(fs::read(&path).unwrap(), b"Subject: x\r\n\r\nhi\r\n");
-        assert_eq!(
-            fs::read_dir(dir.path().join("a.test/bob/tmp"))
-                .unwrap()
-                .count(),
-            0
-        );
+        assert_eq!(fs::read_dir(dir.path().join("a.test/bob/tmp")).unwrap().count(), 0);
     }
 }

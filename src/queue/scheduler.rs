@@ -39,11 +39,7 @@ impl Scheduler {
                 return;
             }
             let now = Timestamp::now();
-            let claims = match self
-                .store
-                .claim_due(Transport::Local, now, BATCH, LEASE, &self.owner)
-                .await
-            {
+            let claims = match self.store.claim_due(Transport::Local, now, BATCH, LEASE, &self.owner).await {
                 Ok(c) => c,
                 Err(e) => {
                     warn!(error = %e, "claiming due recipients failed");
@@ -82,33 +78,20 @@ impl Scheduler {
         let body = match self.store.load_body(&claim.message).await {
             Ok(Some(b)) => b,
             Ok(None) => {
-                return DeliveryOutcome::Failed {
-                    status: "5.3.0".into(),
-                    detail: "message body missing".into(),
-                };
+                return DeliveryOutcome::Failed { status: "5.3.0".into(), detail: "message body missing".into() };
             }
             Err(e) => {
-                return DeliveryOutcome::Deferred {
-                    status: "4.3.0".into(),
-                    detail: format!("store: {e}"),
-                };
+                return DeliveryOutcome::Deferred { status: "4.3.0".into(), detail: format!("store: {e}") };
             }
         };
         let (root, host) = (self.mail_root.clone(), self.hostname.clone());
-        let result =
-            tokio::task::spawn_blocking(move || maildir::deliver(&root, &key, &host, &body)).await;
+        let result = tokio::task::spawn_blocking(move || maildir::deliver(&root, &key, &host, &body)).await;
         match result {
-            Ok(Ok(path)) => DeliveryOutcome::Delivered {
-                detail: format!("delivered to maildir as {}", path.display()),
-            },
-            Ok(Err(e)) => DeliveryOutcome::Deferred {
-                status: "4.3.0".into(),
-                detail: format!("maildir: {e}"),
-            },
-            Err(e) => DeliveryOutcome::Deferred {
-                status: "4.3.0".into(),
-                detail: format!("delivery task: {e}"),
-            },
+            Ok(Ok(path)) => {
+                DeliveryOutcome::Delivered { detail: format!("delivered to maildir as {}", path.display()) }
+            }
+            Ok(Err(e)) => DeliveryOutcome::Deferred { status: "4.3.0".into(), detail: format!("maildir: {e}") },
+            Err(e) => DeliveryOutcome::Deferred { status: "4.3.0".into(), detail: format!("delivery task: {e}") },
         }
     }
 
@@ -130,15 +113,9 @@ impl Scheduler {
                     ..base(RecipientState::Delivered, "2.0.0".into(), detail)
                 }
             }
-            DeliveryOutcome::Deferred { detail, .. }
-                if retry::is_expired(claim.received_at, now, retry::MAX_AGE) =>
-            {
+            DeliveryOutcome::Deferred { detail, .. } if retry::is_expired(claim.received_at, now, retry::MAX_AGE) => {
                 info!(queue_id = %claim.message, to = %claim.address, relay = "local", status = "expired", "{detail}");
-                base(
-                    RecipientState::Expired,
-                    "4.4.7".into(),
-                    format!("expired after retries: {detail}"),
-                )
+                base(RecipientState::Expired, "4.4.7".into(), format!("expired after retries: {detail}"))
             }
             DeliveryOutcome::Deferred { status, detail } => {
                 info!(queue_id = %claim.message, to = %claim.address, relay = "local", status = "deferred", "{detail}");

@@ -40,14 +40,10 @@ impl Domain {
         if let Some(inner) = text.strip_prefix('[') {
             let inner = inner.strip_suffix(']').ok_or(AddressError::BadDomain)?;
             let ip: IpAddr = match inner.get(..5) {
-                Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => inner
-                    .get(5..)
-                    .and_then(|v6| v6.parse().ok())
-                    .ok_or(AddressError::BadDomain)?,
-                _ => inner
-                    .parse::<std::net::Ipv4Addr>()
-                    .map_err(|_| AddressError::BadDomain)?
-                    .into(),
+                Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => {
+                    inner.get(5..).and_then(|v6| v6.parse().ok()).ok_or(AddressError::BadDomain)?
+                }
+                _ => inner.parse::<std::net::Ipv4Addr>().map_err(|_| AddressError::BadDomain)?.into(),
             };
             return Ok(Domain(match ip {
                 IpAddr::V4(v4) => format!("[{v4}]"),
@@ -72,9 +68,7 @@ impl Domain {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
             if !ok {
                 return Err(AddressError::BadDomain);
             }
@@ -106,10 +100,7 @@ pub struct Mailbox {
 
 impl Mailbox {
     pub fn new(local: impl Into<String>, domain: Domain) -> Self {
-        Self {
-            local: local.into(),
-            domain,
-        }
+        Self { local: local.into(), domain }
     }
 
     /// Parses a bare `local@domain` (no brackets), as in configuration and the CLI.
@@ -178,10 +169,7 @@ pub fn parse_forward_path(text: &str, utf8: bool) -> Result<Mailbox, AddressErro
 }
 
 fn strip_brackets(text: &str) -> Result<&str, AddressError> {
-    let inner = text
-        .strip_prefix('<')
-        .and_then(|t| t.strip_suffix('>'))
-        .ok_or(AddressError::MissingBrackets)?;
+    let inner = text.strip_prefix('<').and_then(|t| t.strip_suffix('>')).ok_or(AddressError::MissingBrackets)?;
     if inner.len() > 256 {
         return Err(AddressError::TooLong);
     }
@@ -206,8 +194,7 @@ fn parse_path_inner(inner: &str, utf8: bool) -> Result<Mailbox, AddressError> {
 
 /// The colon that ends a source route, outside any quoted string.
 fn route_end(text: &str) -> Option<usize> {
-    text.find(':')
-        .filter(|&i| !text.get(..i).unwrap_or("").contains('"'))
+    text.find(':').filter(|&i| !text.get(..i).unwrap_or("").contains('"'))
 }
 
 fn parse_mailbox(text: &str, utf8: bool) -> Result<Mailbox, AddressError> {
@@ -228,16 +215,9 @@ fn parse_mailbox(text: &str, utf8: bool) -> Result<Mailbox, AddressError> {
         (local.to_string(), domain.get(1..).unwrap_or(""))
     };
     if local.is_empty() || local.len() > 64 {
-        return Err(if local.is_empty() {
-            AddressError::BadLocalPart
-        } else {
-            AddressError::TooLong
-        });
+        return Err(if local.is_empty() { AddressError::BadLocalPart } else { AddressError::TooLong });
     }
-    Ok(Mailbox {
-        local,
-        domain: Domain::parse(domain)?,
-    })
+    Ok(Mailbox { local, domain: Domain::parse(domain)? })
 }
 
 /// Parses a quoted-string at the start of `text`; returns its content and the bytes consumed.
@@ -264,9 +244,7 @@ fn is_dot_string(local: &str) -> bool {
         && local.split('.').all(|atom| {
             !atom.is_empty()
                 && atom.chars().all(|c| {
-                    c.is_alphanumeric()
-                        || "!#$%&'*+-/=?^_`{|}~".contains(c)
-                        || (!c.is_ascii() && !c.is_control())
+                    c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || (!c.is_ascii() && !c.is_control())
                 })
         })
 }
@@ -295,10 +273,7 @@ mod tests {
     fn relay_tricks_keep_the_real_domain() {
         // % is a plain character of the local part, never a routing operator.
         let m = parse_forward_path("<user%other.example@local.test>", false).unwrap();
-        assert_eq!(
-            (m.local(), m.domain().as_str()),
-            ("user%other.example", "local.test")
-        );
+        assert_eq!((m.local(), m.domain().as_str()), ("user%other.example", "local.test"));
         // A source route is dropped: the mailbox is the last part.
         let m = parse_forward_path("<@local.test:user@other.example>", false).unwrap();
         assert_eq!(m.domain().as_str(), "other.example");
@@ -306,10 +281,7 @@ mod tests {
         assert_eq!(m.domain().as_str(), "other.example");
         // A quoted local part may contain @, but the domain is after the closing quote.
         let m = parse_forward_path("<\"user@other.example\"@local.test>", false).unwrap();
-        assert_eq!(
-            (m.local(), m.domain().as_str()),
-            ("user@other.example", "local.test")
-        );
+        assert_eq!((m.local(), m.domain().as_str()), ("user@other.example", "local.test"));
         assert_eq!(m.to_string(), "\"user@other.example\"@local.test");
         // Bang paths are plain local parts too.
         let m = parse_forward_path("<other.example!user@local.test>", false).unwrap();
@@ -320,10 +292,7 @@ mod tests {
     fn idna_and_literals() {
         let m = parse_forward_path("<user@bücher.example>", true).unwrap();
         assert_eq!(m.domain().as_str(), "xn--bcher-kva.example");
-        assert_eq!(
-            parse_forward_path("<user@bücher.example>", false),
-            Err(AddressError::NeedsSmtpUtf8)
-        );
+        assert_eq!(parse_forward_path("<user@bücher.example>", false), Err(AddressError::NeedsSmtpUtf8));
         let m = parse_forward_path("<u@[127.0.0.1]>", false).unwrap();
         assert!(m.domain().is_address_literal());
         assert!(parse_forward_path("<u@[IPv6:::1]>", false).is_ok());

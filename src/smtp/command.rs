@@ -13,14 +13,8 @@ use super::xtext;
 pub enum Command {
     Helo(String),
     Ehlo(String),
-    Mail {
-        from: ReversePath,
-        params: MailParams,
-    },
-    Rcpt {
-        to: ForwardPath,
-        params: RcptParams,
-    },
+    Mail { from: ReversePath, params: MailParams },
+    Rcpt { to: ForwardPath, params: RcptParams },
     Data,
     Rset,
     Noop,
@@ -29,10 +23,7 @@ pub enum Command {
     Expn,
     Help,
     StartTls,
-    Auth {
-        mechanism: String,
-        initial: Option<String>,
-    },
+    Auth { mechanism: String, initial: Option<String> },
 }
 
 /// RCPT TO target: a mailbox, or the special `<Postmaster>` without a domain (§4.1.1.3).
@@ -40,6 +31,15 @@ pub enum Command {
 pub enum ForwardPath {
     Mailbox(Mailbox),
     Postmaster,
+}
+
+impl std::fmt::Display for ForwardPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ForwardPath::Mailbox(m) => m.fmt(f),
+            ForwardPath::Postmaster => f.write_str("Postmaster"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,11 +82,7 @@ impl Notify {
             return "NEVER".into();
         }
         let mut parts = Vec::new();
-        for (on, name) in [
-            (self.success, "SUCCESS"),
-            (self.failure, "FAILURE"),
-            (self.delay, "DELAY"),
-        ] {
+        for (on, name) in [(self.success, "SUCCESS"), (self.failure, "FAILURE"), (self.delay, "DELAY")] {
             if on {
                 parts.push(name);
             }
@@ -127,24 +123,14 @@ impl Command {
         let verb = verb.to_ascii_uppercase();
         let arg = rest.trim();
         let no_arg = |cmd: Command| {
-            if arg.is_empty() {
-                Ok(cmd)
-            } else {
-                Err(CommandError::Syntax("no parameters allowed"))
-            }
+            if arg.is_empty() { Ok(cmd) } else { Err(CommandError::Syntax("no parameters allowed")) }
         };
         match verb.as_str() {
             "HELO" | "EHLO" => {
                 if arg.is_empty() || arg.contains(' ') {
-                    return Err(CommandError::Syntax(
-                        "a domain or address literal is required",
-                    ));
+                    return Err(CommandError::Syntax("a domain or address literal is required"));
                 }
-                Ok(if verb == "HELO" {
-                    Command::Helo(arg.into())
-                } else {
-                    Command::Ehlo(arg.into())
-                })
+                Ok(if verb == "HELO" { Command::Helo(arg.into()) } else { Command::Ehlo(arg.into()) })
             }
             "MAIL" => parse_mail(rest),
             "RCPT" => parse_rcpt(rest, rcpt_utf8),
@@ -158,10 +144,8 @@ impl Command {
             "STARTTLS" => no_arg(Command::StartTls),
             "AUTH" => {
                 let mut parts = arg.split_ascii_whitespace();
-                let mechanism = parts
-                    .next()
-                    .ok_or(CommandError::Syntax("AUTH needs a mechanism"))?
-                    .to_ascii_uppercase();
+                let mechanism =
+                    parts.next().ok_or(CommandError::Syntax("AUTH needs a mechanism"))?.to_ascii_uppercase();
                 let initial = parts.next().map(str::to_string);
                 if parts.next().is_some() {
                     return Err(CommandError::Syntax("too many AUTH arguments"));
@@ -175,9 +159,7 @@ impl Command {
 
 /// Splits `FROM:<path> PARAM...` (tolerating a space after the colon, as common clients send).
 fn split_path<'a>(rest: &'a str, keyword: &str) -> Result<(&'a str, &'a str), CommandError> {
-    let head = rest
-        .get(..keyword.len())
-        .ok_or(CommandError::Syntax("missing path"))?;
+    let head = rest.get(..keyword.len()).ok_or(CommandError::Syntax("missing path"))?;
     if !head.eq_ignore_ascii_case(keyword) {
         return Err(CommandError::Syntax("missing FROM:/TO:"));
     }
@@ -208,11 +190,10 @@ fn split_path<'a>(rest: &'a str, keyword: &str) -> Result<(&'a str, &'a str), Co
 }
 
 fn params(text: &str) -> impl Iterator<Item = (String, Option<&str>)> {
-    text.split_ascii_whitespace()
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (k.to_ascii_uppercase(), Some(v)),
-            None => (p.to_ascii_uppercase(), None),
-        })
+    text.split_ascii_whitespace().map(|p| match p.split_once('=') {
+        Some((k, v)) => (k.to_ascii_uppercase(), Some(v)),
+        None => (p.to_ascii_uppercase(), None),
+    })
 }
 
 fn parse_mail(rest: &str) -> Result<Command, CommandError> {
@@ -221,22 +202,15 @@ fn parse_mail(rest: &str) -> Result<Command, CommandError> {
     for (key, value) in params(rest) {
         match (key.as_str(), value) {
             ("SIZE", Some(v)) => {
-                p.size = Some(
-                    v.parse()
-                        .map_err(|_| CommandError::Syntax("SIZE must be a number"))?,
-                );
+                p.size = Some(v.parse().map_err(|_| CommandError::Syntax("SIZE must be a number"))?);
             }
-            ("BODY", Some(v)) if v.eq_ignore_ascii_case("8BITMIME") => {
-                p.body = Some(Body::EightBitMime)
-            }
+            ("BODY", Some(v)) if v.eq_ignore_ascii_case("8BITMIME") => p.body = Some(Body::EightBitMime),
             ("BODY", Some(v)) if v.eq_ignore_ascii_case("7BIT") => p.body = Some(Body::SevenBit),
             ("SMTPUTF8", None) => p.smtputf8 = true,
             ("RET", Some(v)) if v.eq_ignore_ascii_case("FULL") => p.ret = Some(Ret::Full),
             ("RET", Some(v)) if v.eq_ignore_ascii_case("HDRS") => p.ret = Some(Ret::Hdrs),
             ("ENVID", Some(v)) => {
-                let id = xtext::decode(v)
-                    .filter(|s| s.len() <= 100)
-                    .ok_or(CommandError::Syntax("bad ENVID"))?;
+                let id = xtext::decode(v).filter(|s| s.len() <= 100).ok_or(CommandError::Syntax("bad ENVID"))?;
                 p.envid = Some(id);
             }
             // RFC 4954 AUTH= on MAIL is accepted and ignored (we do not relay identities).
@@ -256,9 +230,7 @@ fn parse_rcpt(rest: &str, utf8: bool) -> Result<Command, CommandError> {
             ("NOTIFY", Some(v)) => p.notify = Some(parse_notify(v)?),
             ("ORCPT", Some(v)) => {
                 let decoded = xtext::decode(v).ok_or(CommandError::Syntax("bad ORCPT"))?;
-                let ok = decoded
-                    .split_once(';')
-                    .is_some_and(|(t, a)| !t.is_empty() && !a.is_empty())
+                let ok = decoded.split_once(';').is_some_and(|(t, a)| !t.is_empty() && !a.is_empty())
                     && decoded.len() <= 500;
                 if !ok {
                     return Err(CommandError::Syntax("ORCPT must be addr-type;address"));
@@ -271,9 +243,7 @@ fn parse_rcpt(rest: &str, utf8: bool) -> Result<Command, CommandError> {
     let to = if path.eq_ignore_ascii_case("<postmaster>") {
         ForwardPath::Postmaster
     } else {
-        ForwardPath::Mailbox(
-            address::parse_forward_path(path, utf8).map_err(CommandError::Recipient)?,
-        )
+        ForwardPath::Mailbox(address::parse_forward_path(path, utf8).map_err(CommandError::Recipient)?)
     };
     Ok(Command::Rcpt { to, params: p })
 }
@@ -287,9 +257,7 @@ fn parse_notify(v: &str) -> Result<Notify, CommandError> {
             "FAILURE" => n.failure = true,
             "DELAY" => n.delay = true,
             _ => {
-                return Err(CommandError::Syntax(
-                    "NOTIFY takes NEVER or SUCCESS,FAILURE,DELAY",
-                ));
+                return Err(CommandError::Syntax("NOTIFY takes NEVER or SUCCESS,FAILURE,DELAY"));
             }
         }
     }
@@ -305,14 +273,9 @@ mod tests {
 
     #[test]
     fn mail_with_all_parameters() {
-        let cmd = Command::parse(
-            "MAIL FROM:<a@b.example> SIZE=1000 BODY=8BITMIME RET=HDRS ENVID=QQ+2B1",
-            false,
-        )
-        .unwrap();
-        let Command::Mail { from, params } = cmd else {
-            panic!("not MAIL")
-        };
+        let cmd =
+            Command::parse("MAIL FROM:<a@b.example> SIZE=1000 BODY=8BITMIME RET=HDRS ENVID=QQ+2B1", false).unwrap();
+        let Command::Mail { from, params } = cmd else { panic!("not MAIL") };
         assert_eq!(from.to_string(), "a@b.example");
         assert_eq!(params.size, Some(1000));
         assert_eq!(params.body, Some(Body::EightBitMime));
@@ -322,32 +285,18 @@ mod tests {
 
     #[test]
     fn tolerant_spacing_and_case() {
-        assert!(matches!(
-            Command::parse("mail from: <>", false),
-            Ok(Command::Mail {
-                from: ReversePath::Null,
-                ..
-            })
-        ));
+        assert!(matches!(Command::parse("mail from: <>", false), Ok(Command::Mail { from: ReversePath::Null, .. })));
         assert!(matches!(
             Command::parse("rcpt to:<Postmaster>", false),
-            Ok(Command::Rcpt {
-                to: ForwardPath::Postmaster,
-                ..
-            })
+            Ok(Command::Rcpt { to: ForwardPath::Postmaster, .. })
         ));
     }
 
     #[test]
     fn rcpt_dsn_parameters() {
-        let cmd = Command::parse(
-            "RCPT TO:<x@y.example> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;x+40y.example",
-            false,
-        )
-        .unwrap();
-        let Command::Rcpt { params, .. } = cmd else {
-            panic!("not RCPT")
-        };
+        let cmd =
+            Command::parse("RCPT TO:<x@y.example> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;x+40y.example", false).unwrap();
+        let Command::Rcpt { params, .. } = cmd else { panic!("not RCPT") };
         let n = params.notify.unwrap();
         assert!(n.success && n.delay && !n.failure && !n.never);
         assert_eq!(params.orcpt.as_deref(), Some("rfc822;x@y.example"));
@@ -356,46 +305,19 @@ mod tests {
 
     #[test]
     fn errors_are_typed() {
-        assert_eq!(
-            Command::parse("FOO", false),
-            Err(CommandError::Unrecognized)
-        );
-        assert!(matches!(
-            Command::parse("MAIL FROM:a@b", false),
-            Err(CommandError::Syntax(_))
-        ));
-        assert!(matches!(
-            Command::parse("MAIL FROM:<a@b> FOO=1", false),
-            Err(CommandError::UnknownParameter(_))
-        ));
-        assert!(matches!(
-            Command::parse("RCPT TO:<a>", false),
-            Err(CommandError::Recipient(_))
-        ));
-        assert!(matches!(
-            Command::parse("MAIL FROM:<a@b>x", false),
-            Err(CommandError::Syntax(_))
-        ));
-        assert!(matches!(
-            Command::parse("HELO", false),
-            Err(CommandError::Syntax(_))
-        ));
-        assert!(matches!(
-            Command::parse("DATA x", false),
-            Err(CommandError::Syntax(_))
-        ));
+        assert_eq!(Command::parse("FOO", false), Err(CommandError::Unrecognized));
+        assert!(matches!(Command::parse("MAIL FROM:a@b", false), Err(CommandError::Syntax(_))));
+        assert!(matches!(Command::parse("MAIL FROM:<a@b> FOO=1", false), Err(CommandError::UnknownParameter(_))));
+        assert!(matches!(Command::parse("RCPT TO:<a>", false), Err(CommandError::Recipient(_))));
+        assert!(matches!(Command::parse("MAIL FROM:<a@b>x", false), Err(CommandError::Syntax(_))));
+        assert!(matches!(Command::parse("HELO", false), Err(CommandError::Syntax(_))));
+        assert!(matches!(Command::parse("DATA x", false), Err(CommandError::Syntax(_))));
     }
 
     #[test]
     fn quoted_local_part_with_angle_bracket() {
         let cmd = Command::parse("RCPT TO:<\"a>b\"@x.example>", false).unwrap();
-        let Command::Rcpt {
-            to: ForwardPath::Mailbox(m),
-            ..
-        } = cmd
-        else {
-            panic!()
-        };
+        let Command::Rcpt { to: ForwardPath::Mailbox(m), .. } = cmd else { panic!() };
         assert_eq!(m.local(), "a>b");
     }
 }

@@ -15,11 +15,7 @@ pub struct EnhancedStatus {
 
 impl EnhancedStatus {
     pub const fn new(class: u8, subject: u16, detail: u16) -> Self {
-        Self {
-            class,
-            subject,
-            detail,
-        }
+        Self { class, subject, detail }
     }
 
     /// Parses `c.s.d` where c is 2, 4 or 5 and s, d have at most three digits.
@@ -31,16 +27,11 @@ impl EnhancedStatus {
         if parts.next().is_some() || !matches!(class, 2 | 4 | 5) {
             return None;
         }
-        let digits =
-            |s: &str| !s.is_empty() && s.len() <= 3 && s.bytes().all(|b| b.is_ascii_digit());
+        let digits = |s: &str| !s.is_empty() && s.len() <= 3 && s.bytes().all(|b| b.is_ascii_digit());
         if !digits(subject) || !digits(detail) {
             return None;
         }
-        Some(Self {
-            class,
-            subject: subject.parse().ok()?,
-            detail: detail.parse().ok()?,
-        })
+        Some(Self { class, subject: subject.parse().ok()?, detail: detail.parse().ok()? })
     }
 }
 
@@ -60,11 +51,7 @@ pub struct SmtpReply {
 
 impl SmtpReply {
     pub fn new(code: u16, status: Option<EnhancedStatus>, text: impl Into<String>) -> Self {
-        Self {
-            code,
-            status,
-            lines: vec![text.into()],
-        }
+        Self { code, status, lines: vec![text.into()] }
     }
 
     pub fn is_positive(&self) -> bool {
@@ -112,16 +99,8 @@ mod tests {
 
     #[test]
     fn enhanced_status_parses_and_prints() {
-        assert_eq!(
-            EnhancedStatus::parse("5.1.1"),
-            Some(EnhancedStatus::new(5, 1, 1))
-        );
-        assert_eq!(
-            EnhancedStatus::parse("4.7.650")
-                .map(|s| s.to_string())
-                .as_deref(),
-            Some("4.7.650")
-        );
+        assert_eq!(EnhancedStatus::parse("5.1.1"), Some(EnhancedStatus::new(5, 1, 1)));
+        assert_eq!(EnhancedStatus::parse("4.7.650").map(|s| s.to_string()).as_deref(), Some("4.7.650"));
         assert_eq!(EnhancedStatus::parse("3.1.1"), None);
         assert_eq!(EnhancedStatus::parse("5.1"), None);
         assert_eq!(EnhancedStatus::parse("5.1.1.1"), None);
@@ -135,10 +114,7 @@ mod tests {
             status: None,
             lines: vec!["mx.example".into(), "PIPELINING".into(), "SIZE 10".into()],
         };
-        assert_eq!(
-            reply.render(),
-            "250-mx.example\r\n250-PIPELINING\r\n250 SIZE 10\r\n"
-        );
+        assert_eq!(reply.render(), "250-mx.example\r\n250-PIPELINING\r\n250 SIZE 10\r\n");
         let one = SmtpReply::new(550, EnhancedStatus::parse("5.1.1"), "<a@b>: user unknown");
         assert_eq!(one.render(), "550 5.1.1 <a@b>: user unknown\r\n");
     }

@@ -12,10 +12,7 @@ pub fn decode(text: &str) -> Option<String> {
         match b {
             b'+' => {
                 let hex = text.get(i + 1..i + 3)?;
-                if !hex
-                    .bytes()
-                    .all(|h| h.is_ascii_digit() || (b'A'..=b'F').contains(&h))
-                {
+                if !hex.bytes().all(|h| h.is_ascii_digit() || (b'A'..=b'F').contains(&h)) {
                     return None;
                 }
                 out.push(u8::from_str_radix(hex, 16).ok()?);
@@ -48,10 +45,7 @@ pub fn encode(text: &str) -> String {
 mod tests {
     #[test]
     fn round_trips() {
-        assert_eq!(
-            super::decode("rfc822;a+2Bb@x").as_deref(),
-            Some("rfc822;a+b@x")
-        );
+        assert_eq!(super::decode("rfc822;a+2Bb@x").as_deref(), Some("rfc822;a+b@x"));
         assert_eq!(super::encode("a+b=c"), "a+2Bb+3Dc");
         assert_eq!(super::decode("bad+2"), None);
         assert_eq!(super::decode("bad+zz"), None);

@@ -37,15 +37,9 @@ impl MessageId {
     pub fn generate(now: Timestamp) -> Self {
         let mut r = [0u8; 4];
         if getrandom::fill(&mut r).is_err() {
-            r = (now.millis() as u32)
-                .wrapping_mul(2_654_435_761)
-                .to_le_bytes();
+            r = (now.millis() as u32).wrapping_mul(2_654_435_761).to_le_bytes();
         }
-        MessageId(format!(
-            "{:012X}{:08X}",
-            now.millis() & 0xFFFF_FFFF_FFFF,
-            u32::from_le_bytes(r)
-        ))
+        MessageId(format!("{:012X}{:08X}", now.millis() & 0xFFFF_FFFF_FFFF, u32::from_le_bytes(r)))
     }
 }
 

@@ -1,1 +1,14 @@
-//! The one integration-test binary: starts mailerd on loopback ports and talks SMTP to it.
+//! The one integration-test binary: starts mailerd on loopback ports and talks SMTP to it
+//! with a real client over TCP (and TLS), as DESIGN §7 asks.
+
+mod harness;
+
+mod config_errors;
+mod crash_durability;
+mod delivery;
+mod pipelining;
+mod relay_tricks;
+mod replies;
+mod shutdown;
+mod starttls_auth;
+mod swaks;

@@ -20,8 +20,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::{
-    Attempt, Claim, MailboxRecord, MessageDetail, MessageId, NewMessage, QueueEntry, Store,
-    StoreError, Transport,
+    Attempt, Claim, MailboxRecord, MessageDetail, MessageId, NewMessage, QueueEntry, Store, StoreError, Transport,
 };
 use crate::time::Timestamp;
 
@@ -40,11 +39,7 @@ enum Write {
         owner: String,
         reply: oneshot::Sender<Result<Vec<Claim>, StoreError>>,
     },
-    Record(
-        String,
-        Vec<Attempt>,
-        oneshot::Sender<Result<(), StoreError>>,
-    ),
+    Record(String, Vec<Attempt>, oneshot::Sender<Result<(), StoreError>>),
     Mailbox {
         address: String,
         password_hash: Option<String>,
@@ -93,13 +88,8 @@ impl SqliteStore {
         migrate(&mut writer)?;
         let reader = open_connection(path)?;
         let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("store-writer".into())
-            .spawn(move || writer_loop(writer, rx))?;
-        Ok(SqliteStore {
-            writer: Mutex::new(tx),
-            reader: Arc::new(Mutex::new(reader)),
-        })
+        std::thread::Builder::new().name("store-writer".into()).spawn(move || writer_loop(writer, rx))?;
+        Ok(SqliteStore { writer: Mutex::new(tx), reader: Arc::new(Mutex::new(reader)) })
     }
 
     fn send(&self, w: Write) -> Result<(), StoreError> {
@@ -158,14 +148,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Claim>, StoreError> {
         let (reply, rx) = oneshot::channel();
         let lease_until = now.plus(lease);
-        self.send(Write::Claim {
-            transport,
-            now,
-            limit,
-            lease_until,
-            owner: owner.into(),
-            reply,
-        })?;
+        self.send(Write::Claim { transport, now, limit, lease_until, owner: owner.into(), reply })?;
         wait(rx).await
     }
 
@@ -196,12 +179,7 @@ impl Store for SqliteStore {
         quota: Option<u64>,
     ) -> Result<(), StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Write::Mailbox {
-            address: address.into(),
-            password_hash,
-            quota,
-            reply,
-        })?;
+        self.send(Write::Mailbox { address: address.into(), password_hash, quota, reply })?;
         wait(rx).await
     }
 

@@ -5,15 +5,13 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::store::{
-    EventView, MailboxRecord, MessageDetail, MessageId, Origin, QueueEntry, RecipientState,
-    RecipientView, StoreError, Transport,
+    EventView, MailboxRecord, MessageDetail, MessageId, Origin, QueueEntry, RecipientState, RecipientView, StoreError,
+    Transport,
 };
 use crate::time::Timestamp;
 
 pub(super) fn load_body(c: &Connection, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError> {
-    Ok(c.prepare_cached("SELECT body FROM messages WHERE id = ?1")?
-        .query_row([&id.0], |r| r.get(0))
-        .optional()?)
+    Ok(c.prepare_cached("SELECT body FROM messages WHERE id = ?1")?.query_row([&id.0], |r| r.get(0)).optional()?)
 }
 
 fn recipient_views(c: &Connection, id: &str) -> Result<Vec<RecipientView>, StoreError> {
@@ -38,13 +36,8 @@ fn recipient_views(c: &Connection, id: &str) -> Result<Vec<RecipientView>, Store
         let (address, state, transport, attempts, notify, orcpt, last_status, last_detail) = row?;
         out.push(RecipientView {
             address,
-            state: RecipientState::parse(&state)
-                .ok_or_else(|| StoreError::Corrupt(format!("state {state}")))?,
-            transport: if transport == "local" {
-                Transport::Local
-            } else {
-                Transport::Remote
-            },
+            state: RecipientState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("state {state}")))?,
+            transport: if transport == "local" { Transport::Local } else { Transport::Remote },
             attempts,
             notify,
             orcpt,
@@ -62,12 +55,7 @@ pub(super) fn queue_list(c: &Connection, limit: usize) -> Result<Vec<QueueEntry>
          ORDER BY seq LIMIT ?1",
     )?;
     let rows = stmt.query_map([limit as i64], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, i64>(3)?,
-        ))
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
     })?;
     let mut out = Vec::new();
     for row in rows {
@@ -84,10 +72,7 @@ pub(super) fn queue_list(c: &Connection, limit: usize) -> Result<Vec<QueueEntry>
     Ok(out)
 }
 
-pub(super) fn message_detail(
-    c: &Connection,
-    id: &MessageId,
-) -> Result<Option<MessageDetail>, StoreError> {
+pub(super) fn message_detail(c: &Connection, id: &MessageId) -> Result<Option<MessageDetail>, StoreError> {
     let row = c
         .prepare_cached("SELECT reverse_path, size, received_at, envid, ret, origin FROM messages WHERE id = ?1")?
         .query_row([&id.0], |r| {
@@ -104,11 +89,9 @@ pub(super) fn message_detail(
     let Some((reverse_path, size, at, envid, ret, origin)) = row else {
         return Ok(None);
     };
-    let origin: Origin =
-        serde_json::from_str(&origin).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let mut stmt = c.prepare_cached(
-        "SELECT at, kind, recipient, status, detail FROM events WHERE message_id = ?1 ORDER BY id",
-    )?;
+    let origin: Origin = serde_json::from_str(&origin).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut stmt =
+        c.prepare_cached("SELECT at, kind, recipient, status, detail FROM events WHERE message_id = ?1 ORDER BY id")?;
     let events = stmt
         .query_map([&id.0], |r| {
             Ok(EventView {
@@ -127,26 +110,18 @@ pub(super) fn message_detail(
         received_at: Timestamp(at).iso8601(),
         recipients: recipient_views(c, &id.0)?,
     };
-    Ok(Some(MessageDetail {
-        entry,
-        envid,
-        ret,
-        origin,
-        events,
-    }))
+    Ok(Some(MessageDetail { entry, envid, ret, origin, events }))
 }
 
 pub(super) fn mailbox(c: &Connection, address: &str) -> Result<Option<MailboxRecord>, StoreError> {
-    Ok(c.prepare_cached(
-        "SELECT address, password_hash, quota, used_bytes FROM mailboxes WHERE address = ?1",
-    )?
-    .query_row(params![address], |r| {
-        Ok(MailboxRecord {
-            address: r.get(0)?,
-            password_hash: r.get(1)?,
-            quota: r.get::<_, Option<i64>>(2)?.map(|q| q as u64),
-            used_bytes: r.get::<_, i64>(3)? as u64,
+    Ok(c.prepare_cached("SELECT address, password_hash, quota, used_bytes FROM mailboxes WHERE address = ?1")?
+        .query_row(params![address], |r| {
+            Ok(MailboxRecord {
+                address: r.get(0)?,
+                password_hash: r.get(1)?,
+                quota: r.get::<_, Option<i64>>(2)?.map(|q| q as u64),
+                used_bytes: r.get::<_, i64>(3)? as u64,
+            })
         })
-    })
-    .optional()?)
+        .optional()?)
 }

@@ -6,21 +6,13 @@ use rusqlite::{Connection, Transaction, params};
 use tokio::sync::oneshot;
 
 use super::Write;
-use crate::store::{
-    Attempt, Claim, MessageId, NewMessage, RecipientId, RecipientState, StoreError, Transport,
-};
+use crate::store::{Attempt, Claim, MessageId, NewMessage, RecipientId, RecipientState, StoreError, Transport};
 use crate::time::Timestamp;
 
 /// A computed result waiting for the batch's COMMIT before it is sent.
 enum Pending {
-    Unit(
-        oneshot::Sender<Result<(), StoreError>>,
-        Result<(), StoreError>,
-    ),
-    Claims(
-        oneshot::Sender<Result<Vec<Claim>, StoreError>>,
-        Result<Vec<Claim>, StoreError>,
-    ),
+    Unit(oneshot::Sender<Result<(), StoreError>>, Result<(), StoreError>),
+    Claims(oneshot::Sender<Result<Vec<Claim>, StoreError>>, Result<Vec<Claim>, StoreError>),
 }
 
 pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Write>) {
@@ -31,35 +23,16 @@ pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Write>) {
     let mut pending = Vec::with_capacity(batch.len());
     for write in batch {
         pending.push(match write {
-            Write::Insert(msg, reply) => {
-                Pending::Unit(reply, in_savepoint(&tx, |t| insert(t, &msg)))
+            Write::Insert(msg, reply) => Pending::Unit(reply, in_savepoint(&tx, |t| insert(t, &msg))),
+            Write::Claim { transport, now, limit, lease_until, owner, reply } => {
+                Pending::Claims(reply, in_savepoint(&tx, |t| claim(t, transport, now, limit, lease_until, &owner)))
             }
-            Write::Claim {
-                transport,
-                now,
-                limit,
-                lease_until,
-                owner,
-                reply,
-            } => Pending::Claims(
-                reply,
-                in_savepoint(&tx, |t| {
-                    claim(t, transport, now, limit, lease_until, &owner)
-                }),
-            ),
             Write::Record(owner, attempts, reply) => {
                 Pending::Unit(reply, in_savepoint(&tx, |t| record(t, &owner, &attempts)))
             }
-            Write::Mailbox {
-                address,
-                password_hash,
-                quota,
+            Write::Mailbox { address, password_hash, quota, reply } => Pending::Unit(
                 reply,
-            } => Pending::Unit(
-                reply,
-                in_savepoint(&tx, |t| {
-                    upsert_mailbox(t, &address, password_hash.as_deref(), quota)
-                }),
+                in_savepoint(&tx, |t| upsert_mailbox(t, &address, password_hash.as_deref(), quota)),
             ),
         });
     }
@@ -109,8 +82,7 @@ fn in_savepoint<T>(
 }
 
 fn insert(tx: &Transaction<'_>, msg: &NewMessage) -> Result<(), StoreError> {
-    let origin =
-        serde_json::to_string(&msg.origin).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let origin = serde_json::to_string(&msg.origin).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let at = msg.received_at.millis();
     tx.prepare_cached(
         "INSERT INTO messages (id, reverse_path, envid, ret, size, received_at, origin, body)
@@ -134,15 +106,7 @@ fn insert(tx: &Transaction<'_>, msg: &NewMessage) -> Result<(), StoreError> {
         "INSERT INTO events (message_id, recipient, kind, status, detail, at) VALUES (?1, ?2, 'queued', NULL, ?3, ?4)",
     )?;
     for r in &msg.recipients {
-        rcpt.execute(params![
-            msg.id.0,
-            r.address,
-            r.orcpt,
-            r.notify,
-            r.transport.as_str(),
-            r.mailbox,
-            at
-        ])?;
+        rcpt.execute(params![msg.id.0, r.address, r.orcpt, r.notify, r.transport.as_str(), r.mailbox, at])?;
         event.execute(params![
             msg.id.0,
             r.address,
@@ -168,15 +132,8 @@ fn claim(
                       ORDER BY next_attempt_at LIMIT ?5)
          RETURNING id, message_id, address, mailbox, attempts",
     )?;
-    let rows = stmt.query_map(
-        params![
-            owner,
-            lease_until.millis(),
-            transport.as_str(),
-            now.millis(),
-            limit as i64
-        ],
-        |r| {
+    let rows =
+        stmt.query_map(params![owner, lease_until.millis(), transport.as_str(), now.millis(), limit as i64], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
@@ -184,15 +141,12 @@ fn claim(
                 r.get::<_, Option<String>>(3)?,
                 r.get::<_, u32>(4)?,
             ))
-        },
-    )?;
+        })?;
     let mut claims = Vec::new();
     let mut meta = tx.prepare_cached("SELECT size, received_at FROM messages WHERE id = ?1")?;
     for row in rows {
         let (id, message, address, mailbox, attempts) = row?;
-        let (size, received_at) = meta.query_row([&message], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-        })?;
+        let (size, received_at) = meta.query_row([&message], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
         claims.push(Claim {
             recipient: RecipientId(id),
             message: MessageId(message),
@@ -229,38 +183,16 @@ fn record(tx: &Transaction<'_>, owner: &str, attempts: &[Attempt]) -> Result<(),
             _ => None,
         };
         let row = update
-            .query_row(
-                params![
-                    a.state.as_str(),
-                    next,
-                    a.status,
-                    a.detail,
-                    now,
-                    a.recipient.0,
-                    owner
-                ],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
-            )
+            .query_row(params![a.state.as_str(), next, a.status, a.detail, now, a.recipient.0, owner], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
             .map(Some)
-            .or_else(|e| {
-                if e == rusqlite::Error::QueryReturnedNoRows {
-                    Ok(None)
-                } else {
-                    Err(e)
-                }
-            })?;
+            .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?;
         // No row: our lease ran out and someone else owns the recipient now; their record wins.
         let Some((message, address)) = row else {
             continue;
         };
-        event.execute(params![
-            message,
-            address,
-            a.state.as_str(),
-            a.status,
-            a.detail,
-            now
-        ])?;
+        event.execute(params![message, address, a.state.as_str(), a.status, a.detail, now])?;
         if let Some((mailbox, bytes)) = &a.mailbox_bytes {
             usage.execute(params![mailbox, *bytes as i64])?;
         }

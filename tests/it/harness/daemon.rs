@@ -1,0 +1,119 @@
+//! Starts mailerd in this process with a temporary data_dir and ephemeral loopback ports.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mailerd::config::Config;
+use mailerd::daemon::{self, Handle};
+use mailerd::inbound::auth::hash_password;
+use mailerd::store::Store;
+use mailerd::store::sqlite::SqliteStore;
+
+pub struct TestDaemon {
+    pub smtp: SocketAddr,
+    pub submission: SocketAddr,
+    pub dir: tempfile::TempDir,
+    handle: Option<Handle>,
+}
+
+/// The base configuration of every test; `extra` is TOML appended to it (later keys win by
+/// section: pass whole sections that the base does not have, or use `with_sections`).
+pub fn base_toml(dir: &Path, sections: &str) -> String {
+    let mut local = "[local]\ndomains = [\"local.test\", \"bücher.test\"]\n".to_string();
+    let mut limits = "[limits]\n".to_string();
+    let mut rest = String::new();
+    // Merge [local] and [limits] given by the test into the base ones.
+    let mut current = &mut rest;
+    for line in sections.lines() {
+        match line.trim() {
+            "[local]" => current = &mut local,
+            "[limits]" => current = &mut limits,
+            l if l.starts_with('[') => {
+                current = &mut rest;
+                current.push_str(line);
+                current.push('\n');
+            }
+            _ => {
+                current.push_str(line);
+                current.push('\n');
+            }
+        }
+    }
+    format!(
+        "hostname = \"mx.local.test\"\ndata_dir = \"{}\"\n[listen]\nsmtp = \"127.0.0.1:0\"\nsubmission = \"127.0.0.1:0\"\nhttp = \"\"\n{local}{limits}{rest}",
+        dir.display()
+    )
+}
+
+impl TestDaemon {
+    pub async fn start() -> TestDaemon {
+        Self::with("").await
+    }
+
+    pub async fn with(sections: &str) -> TestDaemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Config::from_toml(&base_toml(dir.path(), sections)).expect("test config");
+        let handle = daemon::start(config).await.expect("daemon starts");
+        TestDaemon {
+            smtp: handle.smtp.expect("smtp listener"),
+            submission: handle.submission.expect("submission listener"),
+            dir,
+            handle: Some(handle),
+        }
+    }
+
+    pub fn cert_path(&self) -> PathBuf {
+        self.dir.path().join("tls/cert.pem")
+    }
+
+    /// Opens a second connection to the daemon's database, as the CLI does.
+    pub fn store(&self) -> SqliteStore {
+        SqliteStore::open(&self.dir.path().join("mailerd.db")).expect("open store")
+    }
+
+    pub async fn add_user(&self, address: &str, password: &str, quota: Option<u64>) {
+        let hash = hash_password(password).expect("hash");
+        self.store().upsert_mailbox(address, Some(hash), quota).await.expect("add user");
+    }
+
+    /// Files delivered into a mailbox's Maildir new/.
+    pub fn maildir_files(&self, domain: &str, local: &str) -> Vec<PathBuf> {
+        let dir = self.dir.path().join("mail").join(domain).join(local).join("new");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+
+    /// Waits until `n` files are in the Maildir (delivery is asynchronous).
+    pub async fn wait_maildir(&self, domain: &str, local: &str, n: usize) -> Vec<PathBuf> {
+        for _ in 0..200 {
+            let files = self.maildir_files(domain, local);
+            if files.len() >= n {
+                return files;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("Maildir {local}@{domain} did not get {n} message(s)");
+    }
+
+    pub fn stopper(&self) -> tokio::sync::watch::Sender<bool> {
+        self.handle.as_ref().expect("running").stopper()
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(h) = self.handle.take() {
+            h.shutdown().await.expect("clean shutdown");
+        }
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            let _ = h.stopper().send(true);
+        }
+    }
+}

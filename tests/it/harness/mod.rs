@@ -1,0 +1,8 @@
+//! Test harness: an in-process daemon on 127.0.0.1:0 ports, a child-process daemon for crash
+//! tests, and a transcript SMTP client.
+
+pub mod daemon;
+pub mod smtp;
+
+pub use daemon::TestDaemon;
+pub use smtp::Client;
