@@ -13,6 +13,8 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::outbound::client::TlsMode;
+use crate::outbound::route::{Hop, parse_next_hop};
 use crate::smtp::address::{Domain, Mailbox};
 
 #[derive(Debug, Error)]
@@ -41,6 +43,39 @@ pub struct Config {
     pub queue: Queue,
     pub local: Local,
     pub tls: Tls,
+    pub dns_nameservers: Vec<SocketAddr>,
+    /// Static next hops by recipient domain, tried before MX lookup.
+    pub routes: BTreeMap<String, Route>,
+    pub outbound: Outbound,
+    pub retry: Retry,
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub hop: Hop,
+    pub tls: TlsMode,
+}
+
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    pub mx_port: u16,
+    pub helo: String,
+    pub tls: TlsMode,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+    pub max_connections_per_destination: usize,
+    pub max_messages_per_connection: u32,
+    pub max_deliveries: usize,
+    pub idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Retry {
+    pub first: Duration,
+    pub max_interval: Duration,
+    pub max_age: Duration,
+    /// Mailbox full (x.2.2) is retried for this long only.
+    pub mailbox_full_max_age: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -95,6 +130,81 @@ struct RawConfig {
     queue: RawQueue,
     local: RawLocal,
     tls: RawTls,
+    dns: RawDns,
+    routes: BTreeMap<String, RawRoute>,
+    outbound: RawOutbound,
+    retry: RawRetry,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDns {
+    nameservers: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawRoute {
+    NextHop(String),
+    Full {
+        next_hop: String,
+        #[serde(default)]
+        tls: Option<String>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawOutbound {
+    mx_port: u16,
+    helo: Option<String>,
+    tls: String,
+    connect_timeout: u64,
+    command_timeout: u64,
+    max_connections_per_destination: usize,
+    max_messages_per_connection: u32,
+    max_deliveries: usize,
+    idle_timeout: u64,
+}
+
+impl Default for RawOutbound {
+    fn default() -> Self {
+        Self {
+            mx_port: 25,
+            helo: None,
+            tls: "opportunistic".into(),
+            connect_timeout: 30,
+            command_timeout: 300,
+            max_connections_per_destination: 20,
+            max_messages_per_connection: 100,
+            max_deliveries: 200,
+            idle_timeout: 10,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRetry {
+    first: u64,
+    max_interval: u64,
+    max_age: u64,
+    mailbox_full_max_age: u64,
+}
+
+impl Default for RawRetry {
+    fn default() -> Self {
+        Self { first: 300, max_interval: 14_400, max_age: 432_000, mailbox_full_max_age: 86_400 }
+    }
+}
+
+fn tls_mode(key: &str, text: &str) -> Result<TlsMode, ConfigError> {
+    match text {
+        "opportunistic" => Ok(TlsMode::Opportunistic),
+        "required" => Ok(TlsMode::Required),
+        "off" => Ok(TlsMode::Off),
+        other => Err(invalid(key, format!("`{other}`: use \"opportunistic\", \"required\" or \"off\""))),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -280,6 +390,51 @@ impl RawConfig {
             let target = Mailbox::parse(to).map_err(|e| invalid(&key, format!("target `{to}`: {e}")))?;
             aliases.insert(alias.key(), target);
         }
+        let dns_nameservers = self
+            .dns
+            .nameservers
+            .iter()
+            .map(|n| {
+                n.parse::<SocketAddr>()
+                    .or_else(|_| n.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                    .map_err(|_| invalid("dns.nameservers", format!("`{n}` is not an address (e.g. 127.0.0.1:5353)")))
+            })
+            .collect::<Result<_, _>>()?;
+        let o = self.outbound;
+        let outbound = Outbound {
+            mx_port: o.mx_port,
+            helo: o.helo.unwrap_or_else(|| hostname.clone()),
+            tls: tls_mode("outbound.tls", &o.tls)?,
+            connect_timeout: secs("outbound.connect_timeout", o.connect_timeout)?,
+            command_timeout: secs("outbound.command_timeout", o.command_timeout)?,
+            max_connections_per_destination: o.max_connections_per_destination.max(1),
+            max_messages_per_connection: o.max_messages_per_connection.max(1),
+            max_deliveries: o.max_deliveries.max(1),
+            idle_timeout: secs("outbound.idle_timeout", o.idle_timeout)?,
+        };
+        let mut routes = BTreeMap::new();
+        for (domain, route) in self.routes {
+            let key = format!("routes.\"{domain}\"");
+            let d = Domain::parse(&domain).map_err(|_| invalid(&key, format!("`{domain}` is not a domain")))?;
+            let (hop, tls) = match route {
+                RawRoute::NextHop(h) => (h, None),
+                RawRoute::Full { next_hop, tls } => (next_hop, tls),
+            };
+            let hop = parse_next_hop(&hop, outbound.mx_port)
+                .ok_or_else(|| invalid(&key, format!("`{hop}` is not host[:port]")))?;
+            let tls = match tls {
+                Some(t) => tls_mode(&key, &t)?,
+                None => outbound.tls,
+            };
+            routes.insert(d.as_str().to_string(), Route { hop, tls });
+        }
+        let r = self.retry;
+        let retry = Retry {
+            first: secs("retry.first", r.first)?,
+            max_interval: secs("retry.max_interval", r.max_interval)?,
+            max_age: secs("retry.max_age", r.max_age)?,
+            mailbox_full_max_age: secs("retry.mailbox_full_max_age", r.mailbox_full_max_age)?,
+        };
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(invalid("tls.cert", "tls.cert and tls.key must be set together"));
         }
@@ -297,6 +452,10 @@ impl RawConfig {
             queue: Queue { hold: self.queue.hold },
             local: Local { domains, quota: self.local.quota, aliases },
             tls: Tls { cert: self.tls.cert, key: self.tls.key },
+            dns_nameservers,
+            routes,
+            outbound,
+            retry,
         })
     }
 }
@@ -354,6 +513,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("local.aliases"), "{e}");
+    }
+
+    #[test]
+    fn routes_and_outbound() {
+        let c = Config::from_toml(
+            "[routes]\n\"Rcpt.Test\" = \"127.0.0.20:2526\"\n\"tls.test\" = { next_hop = \"mx.tls.test\", tls = \"required\" }\n\
+             [outbound]\nmx_port = 2525\n[dns]\nnameservers = [\"127.0.0.1:5353\"]",
+        )
+        .unwrap();
+        assert_eq!(c.routes["rcpt.test"].hop, Hop { host: "127.0.0.20".into(), port: 2526 });
+        assert_eq!(c.routes["tls.test"].hop, Hop { host: "mx.tls.test".into(), port: 2525 });
+        assert_eq!(c.routes["tls.test"].tls, TlsMode::Required);
+        assert_eq!(c.dns_nameservers, vec!["127.0.0.1:5353".parse::<SocketAddr>().unwrap()]);
+        let e =
+            Config::from_toml("[routes]\n\"x.test\" = { next_hop = \"a\", tls = \"maybe\" }").unwrap_err().to_string();
+        assert!(e.contains("routes.\"x.test\""), "{e}");
     }
 
     #[test]

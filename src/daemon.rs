@@ -17,6 +17,7 @@ use tracing::info;
 
 use crate::config::Config;
 use crate::inbound::{self, Context, ListenerKind, auth::Authenticator};
+use crate::outbound::Outbound;
 use crate::queue::scheduler::Scheduler;
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
@@ -121,13 +122,16 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
         info!("queue.hold is set: messages are stored but not delivered");
         None
     } else {
-        let s = Scheduler {
+        let config = Arc::new(config.clone());
+        let outbound = Arc::new(Outbound::new(config.clone()).map_err(|e| anyhow::anyhow!("outbound: {e}"))?);
+        let s = Arc::new(Scheduler {
             store: store.clone(),
-            wakeup,
-            mail_root: config.data_dir.join("mail"),
-            hostname: config.hostname.clone(),
+            config: config.clone(),
+            local_wakeup: wakeup.clone(),
+            remote_wakeup: wakeup,
+            outbound,
             owner: format!("{}:{}", config.hostname, std::process::id()),
-        };
+        });
         Some(tokio::spawn(s.run(shutdown_rx.clone())))
     };
     info!(hostname = %config.hostname, data_dir = %config.data_dir.display(), "mailerd started");

@@ -8,12 +8,14 @@ pub mod cli; // the command line: one file per subcommand; exit codes 0/1/2
 pub mod config; // TOML -> validated Config (errors name the key)
 pub mod daemon; // wiring: store, listeners, tasks, graceful shutdown
 
-pub mod accept; // 3. the single door into the queue
-pub mod inbound; // 1. receive: listener, connection, session, policy, auth, tls, data, replies
-pub mod local;
-pub mod queue; // 4. hold and schedule: scheduler (leases), retry, outcome
 #[deny(clippy::indexing_slicing)]
-pub mod smtp; // protocol vocabulary: replies, commands, addresses (no policy, no store) // 5b. deliver here: mailboxes, aliases, Maildir
+pub mod smtp; // protocol vocabulary: replies, commands, addresses (no policy, no store)
+pub mod inbound; // 1. receive: listener, connection, session, policy, auth, tls, data, replies
+pub mod accept; // 3. the single door into the queue
+pub mod queue; // 4. hold and schedule: scheduler (leases), retry, outcome
+pub mod outbound; // 5a. deliver to other servers: route, client, pool, outcome
+pub mod local; // 5b. deliver here: mailboxes, aliases, Maildir
 
+pub mod dns; // MX and address lookups (hickory)
 pub mod store; // the only shared state and the only SQL
 pub mod time; // Timestamp and RFC 5322 dates

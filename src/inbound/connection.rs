@@ -25,7 +25,10 @@ use crate::time::Timestamp;
 
 /// Longest command line accepted, CRLF included (Postfix's line_length_limit).
 const MAX_COMMAND_LINE: usize = 2048;
-const READ_CHUNK: usize = 16 * 1024;
+/// Read buffer growth between commands: small, so idle connections cost little memory.
+const COMMAND_CHUNK: usize = 1024;
+/// Read buffer growth during DATA: large, for throughput.
+const DATA_CHUNK: usize = 64 * 1024;
 
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -53,7 +56,7 @@ struct Conn {
 
 impl Conn {
     fn new(io: Box<dyn Io>) -> Self {
-        Self { io: Some(io), buf: Vec::with_capacity(READ_CHUNK), start: 0, out: Vec::with_capacity(1024) }
+        Self { io: Some(io), buf: Vec::new(), start: 0, out: Vec::new() }
     }
 
     fn io(&mut self) -> Result<&mut Box<dyn Io>, ConnError> {
@@ -90,13 +93,16 @@ impl Conn {
     }
 
     /// Reads more input; replies are flushed first, since the client may be waiting for them.
-    async fn fill(&mut self, timeout: Duration) -> Result<(), ConnError> {
+    async fn fill(&mut self, timeout: Duration, chunk: usize) -> Result<(), ConnError> {
         self.flush().await?;
         if self.start > 0 {
             self.buf.drain(..self.start);
             self.start = 0;
         }
-        self.buf.reserve(READ_CHUNK);
+        if self.buf.capacity() > 2 * chunk && self.buf.len() < chunk {
+            self.buf.shrink_to(chunk);
+        }
+        self.buf.reserve(chunk);
         let Conn { io, buf, .. } = self;
         let io = io.as_mut().ok_or(ConnError::Closed)?;
         match tokio::time::timeout(timeout, io.read_buf(buf)).await {
@@ -129,7 +135,7 @@ impl Conn {
                 let n = self.pending().len();
                 self.consume(n);
             }
-            self.fill(timeout).await?;
+            self.fill(timeout, COMMAND_CHUNK).await?;
         }
     }
 
@@ -479,7 +485,7 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
             }
             Feed::NeedMore { consumed } => {
                 conn.consume(consumed);
-                conn.fill(ctx.config.limits.data_timeout).await?;
+                conn.fill(ctx.config.limits.data_timeout, DATA_CHUNK).await?;
             }
         }
     }

@@ -13,10 +13,20 @@ pub const FIRST_RETRY: Duration = Duration::from_secs(5 * 60);
 pub const MAX_RETRY: Duration = Duration::from_secs(4 * 3600);
 pub const MAX_AGE: Duration = Duration::from_secs(5 * 24 * 3600);
 
-/// Delay before the attempt after `attempts` failed ones: 5 min, 10, 20 … capped at 4 h.
-pub fn backoff(attempts: u32) -> Duration {
+/// Delay before the attempt after `attempts` failed ones: first, 2×, 4× … capped at `max`.
+pub fn backoff_with(attempts: u32, first: Duration, max: Duration) -> Duration {
     let factor = 1u32.checked_shl(attempts.min(16)).unwrap_or(u32::MAX);
-    FIRST_RETRY.saturating_mul(factor).min(MAX_RETRY)
+    first.saturating_mul(factor).min(max)
+}
+
+/// The default schedule: 5 min, 10, 20 … capped at 4 h.
+pub fn backoff(attempts: u32) -> Duration {
+    backoff_with(attempts, FIRST_RETRY, MAX_RETRY)
+}
+
+/// True for statuses that mean "mailbox full" (x.2.2), which are retried for a shorter time.
+pub fn is_mailbox_full(status: &str) -> bool {
+    status.get(1..).is_some_and(|rest| rest == ".2.2")
 }
 
 /// True when a message received at `received_at` is too old to be tried again.

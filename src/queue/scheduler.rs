@@ -1,133 +1,266 @@
 //! The scheduler: leases due recipients, runs their delivery, records the outcomes.
 //!
-//! It wakes when `accept` stores a message (a `Notify`) and otherwise polls once a second
-//! for retries that came due. Claims are leases in the store, so a crashed worker's
-//! recipients become due again when the lease runs out, and several processes can share
-//! a store. This build delivers local recipients; remote ones wait for the outbound client.
+//! Two loops share it: local recipients go to Maildir, remote ones to `outbound` in jobs of
+//! one message × one destination domain, many jobs at once (bounded by
+//! `outbound.max_deliveries`). Each loop wakes when `accept` stores a message (a `Notify`)
+//! and otherwise polls once a second for retries that came due. Claims are leases in the
+//! store, so a crashed worker's recipients become due again when the lease runs out, and
+//! several processes can share a store. The cost of a step is one indexed range read of the
+//! due index, independent of the queue's length.
 //! Must not: hold a lease longer than `LEASE`, or retry in a tight loop on store errors.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use super::outcome::DeliveryOutcome;
 use super::retry;
+use crate::config::Config;
 use crate::local::maildir;
-use crate::store::{Attempt, Claim, RecipientState, Store, Transport};
+use crate::outbound::{Job, JobRecipient, Outbound};
+use crate::store::{Attempt, Claim, MessageId, RecipientState, Store, Transport};
 use crate::time::Timestamp;
 
-const LEASE: Duration = Duration::from_secs(300);
-const BATCH: usize = 64;
+/// How long a claim is ours; longer than any single delivery (connect + data timeouts).
+const LEASE: Duration = Duration::from_secs(1200);
+const LOCAL_BATCH: usize = 64;
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
 pub struct Scheduler {
     pub store: Arc<dyn Store>,
-    pub wakeup: Arc<Notify>,
-    pub mail_root: PathBuf,
-    pub hostname: String,
+    pub config: Arc<Config>,
+    pub local_wakeup: Arc<Notify>,
+    pub remote_wakeup: Arc<Notify>,
+    pub outbound: Arc<Outbound>,
     /// This process's lease owner name.
     pub owner: String,
 }
 
 impl Scheduler {
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
-            let now = Timestamp::now();
-            let claims = match self.store.claim_due(Transport::Local, now, BATCH, LEASE, &self.owner).await {
-                Ok(c) => c,
-                Err(e) => {
-                    warn!(error = %e, "claiming due recipients failed");
-                    tokio::time::sleep(IDLE_POLL).await;
-                    continue;
-                }
-            };
+    fn mail_root(&self) -> PathBuf {
+        self.config.data_dir.join("mail")
+    }
+
+    /// Runs both loops until shutdown.
+    pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        let local = tokio::spawn(self.clone().run_local(shutdown.clone()));
+        let remote = tokio::spawn(self.clone().run_remote(shutdown));
+        let _ = local.await;
+        let _ = remote.await;
+    }
+
+    async fn idle(&self, wakeup: &Notify, shutdown: &mut watch::Receiver<bool>) {
+        tokio::select! {
+            _ = wakeup.notified() => {}
+            _ = tokio::time::sleep(IDLE_POLL) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+
+    async fn run_local(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        while !*shutdown.borrow() {
+            let claims =
+                match self.store.claim_due(Transport::Local, Timestamp::now(), LOCAL_BATCH, LEASE, &self.owner).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        warn!(error = %e, "claiming due local recipients failed");
+                        tokio::time::sleep(IDLE_POLL).await;
+                        continue;
+                    }
+                };
             if claims.is_empty() {
+                self.idle(&self.local_wakeup, &mut shutdown).await;
+                continue;
+            }
+            let mut attempts = Vec::with_capacity(claims.len());
+            for claim in &claims {
+                let outcome = self.deliver_local(claim).await;
+                attempts.push(self.attempt(claim, "local", outcome));
+            }
+            self.record(attempts).await;
+        }
+    }
+
+    async fn run_remote(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let slots = Arc::new(Semaphore::new(self.config.outbound.max_deliveries));
+        let mut running: JoinSet<()> = JoinSet::new();
+        while !*shutdown.borrow() {
+            while running.try_join_next().is_some() {}
+            self.outbound.pool.sweep();
+            let free = slots.available_permits();
+            if free == 0 {
                 tokio::select! {
-                    _ = self.wakeup.notified() => {}
-                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = running.join_next() => {}
                     _ = shutdown.changed() => {}
                 }
                 continue;
             }
-            let mut attempts = Vec::with_capacity(claims.len());
-            for claim in claims {
-                let outcome = self.deliver_local(&claim).await;
-                attempts.push(self.attempt(&claim, outcome));
+            let claims =
+                match self.store.claim_due(Transport::Remote, Timestamp::now(), free * 4, LEASE, &self.owner).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        warn!(error = %e, "claiming due remote recipients failed");
+                        tokio::time::sleep(IDLE_POLL).await;
+                        continue;
+                    }
+                };
+            if claims.is_empty() {
+                self.idle(&self.remote_wakeup, &mut shutdown).await;
+                continue;
             }
-            if let Err(e) = self.store.record_attempts(&self.owner, attempts).await {
-                // The leases run out and the recipients are tried again: at least once, never lost.
-                warn!(error = %e, "recording delivery outcomes failed");
-                tokio::time::sleep(IDLE_POLL).await;
+            for group in group_jobs(claims) {
+                let Ok(permit) = slots.clone().acquire_owned().await else { break };
+                let me = self.clone();
+                running.spawn(async move {
+                    me.run_job(group).await;
+                    drop(permit);
+                });
             }
+        }
+        // Let running deliveries finish their transaction; unfinished leases simply expire.
+        let _ =
+            tokio::time::timeout(Duration::from_secs(30), async { while running.join_next().await.is_some() {} }).await;
+    }
+
+    async fn run_job(&self, (domain, claims): (String, Vec<Claim>)) {
+        let Some(first) = claims.first() else { return };
+        let message = match self.store.load_body(&first.message).await {
+            Ok(Some(b)) => Arc::new(b),
+            Ok(None) => {
+                let attempts = claims
+                    .iter()
+                    .map(|c| self.attempt(c, &domain, DeliveryOutcome::failed("5.3.0", "message body missing")))
+                    .collect();
+                return self.record(attempts).await;
+            }
+            Err(e) => {
+                warn!(error = %e, "loading a message body failed; the lease will expire and retry");
+                return;
+            }
+        };
+        let job = Job {
+            domain: domain.clone(),
+            reverse_path: first.reverse_path.clone(),
+            envid: first.envid.clone(),
+            ret: first.ret.clone(),
+            recipients: claims
+                .iter()
+                .map(|c| JobRecipient {
+                    address: delivery_address(c).to_string(),
+                    notify: c.notify.clone(),
+                    orcpt: c.orcpt.clone(),
+                })
+                .collect(),
+            message,
+        };
+        let outcomes = self.outbound.deliver(&job).await;
+        let attempts = claims.iter().zip(outcomes).map(|(c, o)| self.attempt(c, &domain, o)).collect();
+        self.record(attempts).await;
+    }
+
+    async fn record(&self, attempts: Vec<Attempt>) {
+        if let Err(e) = self.store.record_attempts(&self.owner, attempts).await {
+            // The leases run out and the recipients are tried again: at least once, never lost.
+            warn!(error = %e, "recording delivery outcomes failed");
+            tokio::time::sleep(IDLE_POLL).await;
         }
     }
 
     async fn deliver_local(&self, claim: &Claim) -> DeliveryOutcome {
         let Some(key) = claim.mailbox.clone() else {
-            return DeliveryOutcome::Failed {
-                status: "5.3.0".into(),
-                detail: "local recipient without a mailbox".into(),
-            };
+            return DeliveryOutcome::failed("5.3.0", "local recipient without a mailbox");
         };
         let body = match self.store.load_body(&claim.message).await {
             Ok(Some(b)) => b,
-            Ok(None) => {
-                return DeliveryOutcome::Failed { status: "5.3.0".into(), detail: "message body missing".into() };
-            }
-            Err(e) => {
-                return DeliveryOutcome::Deferred { status: "4.3.0".into(), detail: format!("store: {e}") };
-            }
+            Ok(None) => return DeliveryOutcome::failed("5.3.0", "message body missing"),
+            Err(e) => return DeliveryOutcome::deferred("4.3.0", format!("store: {e}")),
         };
-        let (root, host) = (self.mail_root.clone(), self.hostname.clone());
+        let (root, host) = (self.mail_root(), self.config.hostname.clone());
         let result = tokio::task::spawn_blocking(move || maildir::deliver(&root, &key, &host, &body)).await;
         match result {
-            Ok(Ok(path)) => {
-                DeliveryOutcome::Delivered { detail: format!("delivered to maildir as {}", path.display()) }
-            }
-            Ok(Err(e)) => DeliveryOutcome::Deferred { status: "4.3.0".into(), detail: format!("maildir: {e}") },
-            Err(e) => DeliveryOutcome::Deferred { status: "4.3.0".into(), detail: format!("delivery task: {e}") },
+            Ok(Ok(path)) => DeliveryOutcome::delivered(format!("delivered to maildir as {}", path.display())),
+            Ok(Err(e)) => DeliveryOutcome::deferred("4.3.0", format!("maildir: {e}")),
+            Err(e) => DeliveryOutcome::deferred("4.3.0", format!("delivery task: {e}")),
         }
     }
 
-    fn attempt(&self, claim: &Claim, outcome: DeliveryOutcome) -> Attempt {
+    /// Turns an outcome into the record to store, applying the retry policy.
+    fn attempt(&self, claim: &Claim, relay: &str, outcome: DeliveryOutcome) -> Attempt {
         let now = Timestamp::now();
-        let base = |state, status: String, detail: String| Attempt {
+        let r = &self.config.retry;
+        let report = outcome.report().clone();
+        let mut attempt = Attempt {
             recipient: claim.recipient,
-            state,
-            status,
-            detail,
+            state: RecipientState::Delivered,
+            status: report.status.clone(),
+            detail: report.detail.clone(),
+            reply_code: report.reply_code,
+            remote: report.remote.clone(),
             next_attempt_at: None,
             mailbox_bytes: None,
         };
-        match outcome {
-            DeliveryOutcome::Delivered { detail } => {
-                info!(queue_id = %claim.message, to = %claim.address, relay = "local", status = "delivered", "{detail}");
-                Attempt {
-                    mailbox_bytes: claim.mailbox.clone().map(|m| (m, claim.size)),
-                    ..base(RecipientState::Delivered, "2.0.0".into(), detail)
+        let (state, word) = match outcome {
+            DeliveryOutcome::Delivered(_) => {
+                if claim.mailbox.is_some() && relay == "local" {
+                    attempt.mailbox_bytes = claim.mailbox.clone().map(|m| (m, claim.size));
+                }
+                (RecipientState::Delivered, "sent")
+            }
+            DeliveryOutcome::Failed(_) => (RecipientState::Bounced, "bounced"),
+            DeliveryOutcome::Deferred(rep) => {
+                let full = retry::is_mailbox_full(&rep.status);
+                let max_age = if full { r.mailbox_full_max_age } else { r.max_age };
+                if retry::is_expired(claim.received_at, now, max_age) {
+                    if !full {
+                        attempt.status = "4.4.7".into();
+                    }
+                    attempt.detail = format!("gave up after {} attempts: {}", claim.attempts + 1, rep.detail);
+                    (RecipientState::Expired, "expired")
+                } else {
+                    attempt.next_attempt_at =
+                        Some(now.plus(retry::backoff_with(claim.attempts, r.first, r.max_interval)));
+                    (RecipientState::Deferred, "deferred")
                 }
             }
-            DeliveryOutcome::Deferred { detail, .. } if retry::is_expired(claim.received_at, now, retry::MAX_AGE) => {
-                info!(queue_id = %claim.message, to = %claim.address, relay = "local", status = "expired", "{detail}");
-                base(RecipientState::Expired, "4.4.7".into(), format!("expired after retries: {detail}"))
-            }
-            DeliveryOutcome::Deferred { status, detail } => {
-                info!(queue_id = %claim.message, to = %claim.address, relay = "local", status = "deferred", "{detail}");
-                Attempt {
-                    next_attempt_at: Some(now.plus(retry::backoff(claim.attempts))),
-                    ..base(RecipientState::Deferred, status, detail)
-                }
-            }
-            DeliveryOutcome::Failed { status, detail } => {
-                info!(queue_id = %claim.message, to = %claim.address, relay = "local", status = "bounced", "{detail}");
-                base(RecipientState::Bounced, status, detail)
+        };
+        attempt.state = state;
+        info!(
+            queue_id = %claim.message,
+            to = %claim.address,
+            relay = report.remote.as_deref().unwrap_or(relay),
+            status = word,
+            dsn = %attempt.status,
+            "{}",
+            attempt.detail
+        );
+        attempt
+    }
+}
+
+/// The address to deliver a remote claim to: an alias target, or the recipient itself.
+fn delivery_address(claim: &Claim) -> &str {
+    claim.mailbox.as_deref().unwrap_or(&claim.address)
+}
+
+/// Groups claims into jobs: one per (message, destination domain), in claim order.
+fn group_jobs(claims: Vec<Claim>) -> Vec<(String, Vec<Claim>)> {
+    let mut index: HashMap<(MessageId, String), usize> = HashMap::new();
+    let mut jobs: Vec<(String, Vec<Claim>)> = Vec::new();
+    for claim in claims {
+        let domain = delivery_address(&claim).rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
+        let key = (claim.message.clone(), domain.clone());
+        match index.get(&key).and_then(|&i| jobs.get_mut(i)) {
+            Some((_, list)) => list.push(claim),
+            None => {
+                index.insert(key, jobs.len());
+                jobs.push((domain, vec![claim]));
             }
         }
     }
+    jobs
 }

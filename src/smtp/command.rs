@@ -320,4 +320,62 @@ mod tests {
         let Command::Rcpt { to: ForwardPath::Mailbox(m), .. } = cmd else { panic!() };
         assert_eq!(m.local(), "a>b");
     }
+
+    /// Smoke fuzzing in `cargo test`: random command lines built from SMTP-ish fragments and
+    /// arbitrary characters never panic the parser.
+    #[test]
+    fn random_lines_never_panic() {
+        let fragments = [
+            "MAIL FROM:",
+            "RCPT TO:",
+            "<",
+            ">",
+            "@",
+            "\"",
+            "\\",
+            ":",
+            ",",
+            "%",
+            "!",
+            ".",
+            " ",
+            "=",
+            "+",
+            "SIZE=",
+            "NOTIFY=",
+            "ORCPT=rfc822;",
+            "ENVID=",
+            "RET=",
+            "BODY=8BITMIME",
+            "SMTPUTF8",
+            "[",
+            "]",
+            "IPv6:",
+            "ü",
+            "xn--",
+            "EHLO",
+            "AUTH PLAIN",
+            "\u{0}",
+            "+2",
+            "+ZZ",
+            "postmaster",
+            "a",
+            "9",
+        ];
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..50_000 {
+            let mut line = String::new();
+            for _ in 0..(next() % 12) {
+                let pick = (next() % fragments.len() as u64) as usize;
+                line.push_str(fragments.get(pick).copied().unwrap_or(""));
+            }
+            let _ = Command::parse(&line, next() % 2 == 0);
+        }
+    }
 }

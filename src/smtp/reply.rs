@@ -84,6 +84,64 @@ impl SmtpReply {
     }
 }
 
+/// Assembles a reply from the lines a server sends (`250-…` continuations, `250 …` last).
+/// The enhanced status is taken from the first line when its class matches the code's.
+#[derive(Debug, Default)]
+pub struct ReplyBuilder {
+    code: Option<u16>,
+    lines: Vec<String>,
+}
+
+/// Upper bound of lines in one reply, so a hostile server cannot grow it without end.
+const MAX_REPLY_LINES: usize = 100;
+
+impl ReplyBuilder {
+    /// Feeds one line (without CRLF). Returns the reply when this was its last line.
+    pub fn push(&mut self, line: &str) -> Result<Option<SmtpReply>, String> {
+        let code: u16 = line
+            .get(..3)
+            .filter(|c| c.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|c| c.parse().ok())
+            .filter(|c| (200..600).contains(c))
+            .ok_or_else(|| format!("malformed reply line: {}", line.chars().take(80).collect::<String>()))?;
+        if self.code.is_some_and(|c| c != code) {
+            return Err(format!("reply code changed within a reply: {code}"));
+        }
+        self.code = Some(code);
+        let sep = line.as_bytes().get(3).copied();
+        if self.lines.len() < MAX_REPLY_LINES {
+            self.lines.push(line.get(4..).unwrap_or("").to_string());
+        }
+        if sep == Some(b'-') {
+            return Ok(None);
+        }
+        let lines = std::mem::take(&mut self.lines);
+        self.code = None;
+        Ok(Some(SmtpReply::from_lines(code, lines)))
+    }
+}
+
+impl SmtpReply {
+    /// Builds a reply from received text lines, splitting off a leading enhanced status.
+    pub fn from_lines(code: u16, mut lines: Vec<String>) -> SmtpReply {
+        let class = (code / 100) as u8;
+        let status = lines
+            .first()
+            .and_then(|l| l.split_once(' ').map(|(s, _)| s).or(Some(l.as_str())))
+            .and_then(EnhancedStatus::parse)
+            .filter(|s| s.class == class);
+        if let Some(st) = status {
+            let prefix = st.to_string();
+            for l in &mut lines {
+                if let Some(rest) = l.strip_prefix(&prefix) {
+                    *l = rest.trim_start().to_string();
+                }
+            }
+        }
+        SmtpReply { code, status, lines }
+    }
+}
+
 impl fmt::Display for SmtpReply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.status {
@@ -105,6 +163,26 @@ mod tests {
         assert_eq!(EnhancedStatus::parse("5.1"), None);
         assert_eq!(EnhancedStatus::parse("5.1.1.1"), None);
         assert_eq!(EnhancedStatus::parse("5.x.1"), None);
+    }
+
+    #[test]
+    fn builder_assembles_multiline_replies_with_status() {
+        let mut b = ReplyBuilder::default();
+        assert_eq!(b.push("550-5.1.1 The email account that you tried to reach does not exist.").unwrap(), None);
+        let r = b.push("550 5.1.1 Please try again. x - gsmtp").unwrap().unwrap();
+        assert_eq!(r.code, 550);
+        assert_eq!(r.status, Some(EnhancedStatus::new(5, 1, 1)));
+        assert_eq!(
+            r.lines,
+            vec!["The email account that you tried to reach does not exist.", "Please try again. x - gsmtp"]
+        );
+        let r = b.push("250 mx.example").unwrap().unwrap();
+        assert_eq!((r.status, r.lines.len()), (None, 1));
+        // A status whose class does not match the code is text, not a status.
+        let r = b.push("451 5.0.0 odd").unwrap().unwrap();
+        assert_eq!(r.status, None);
+        assert!(b.push("hello").is_err());
+        assert!(b.push("25").is_err());
     }
 
     #[test]

@@ -147,10 +147,16 @@ pub struct Claim {
     pub recipient: RecipientId,
     pub message: MessageId,
     pub address: String,
+    /// Local: the mailbox key. Remote: an alias target to deliver to instead of `address`.
     pub mailbox: Option<String>,
     pub attempts: u32,
     pub size: u64,
     pub received_at: Timestamp,
+    pub reverse_path: String,
+    pub envid: Option<String>,
+    pub ret: Option<String>,
+    pub notify: Option<String>,
+    pub orcpt: Option<String>,
 }
 
 /// What one delivery attempt came to, as the scheduler records it.
@@ -161,6 +167,9 @@ pub struct Attempt {
     /// RFC 3463 status of the outcome, e.g. `2.0.0`, `4.2.2`.
     pub status: String,
     pub detail: String,
+    pub reply_code: Option<u16>,
+    /// `host[ip]:port` of the server that answered.
+    pub remote: Option<String>,
     /// When to try again (deferred only).
     pub next_attempt_at: Option<Timestamp>,
     /// Bytes added to a local mailbox (counts against its quota).
@@ -186,6 +195,7 @@ pub struct RecipientView {
     pub orcpt: Option<String>,
     pub last_status: Option<String>,
     pub last_detail: Option<String>,
+    pub remote_mta: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -205,6 +215,7 @@ pub struct EventView {
     pub recipient: Option<String>,
     pub status: Option<String>,
     pub detail: Option<String>,
+    pub remote: Option<String>,
 }
 
 /// A local mailbox: a login (when it has a password) and a quota account.

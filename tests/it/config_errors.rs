@@ -7,13 +7,19 @@ fn bad_config_names_the_key_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, "[relay]\ntrusted_networks = [\"10.0.0.0/99\"]\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_mailerd")).args(["--config", path.to_str().unwrap(), "serve"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mailerd"))
+        .args(["--config", path.to_str().unwrap(), "serve"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("relay.trusted_networks") && err.contains("10.0.0.0/99"), "{err}");
 
     std::fs::write(&path, "[limits]\nmax_message_size = \"big\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_mailerd")).args(["serve", "--config", path.to_str().unwrap()]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mailerd"))
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("max_message_size"));
 }
@@ -23,7 +29,8 @@ fn user_add_reads_the_password_from_stdin_and_queue_list_runs() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("c.toml");
-    std::fs::write(&config, format!("data_dir = \"{}\"\n[local]\ndomains = [\"local.test\"]\n", dir.path().display())).unwrap();
+    std::fs::write(&config, format!("data_dir = \"{}\"\n[local]\ndomains = [\"local.test\"]\n", dir.path().display()))
+        .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_mailerd"))
         .args(["--config", config.to_str().unwrap(), "user", "add", "Carol@Local.Test", "--quota", "5000"])
         .stdin(std::process::Stdio::piped())
@@ -36,11 +43,16 @@ fn user_add_reads_the_password_from_stdin_and_queue_list_runs() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "carol@local.test: login and mailbox");
     let db = rusqlite::Connection::open(dir.path().join("mailerd.db")).unwrap();
     let (hash, quota): (String, i64) = db
-        .query_row("SELECT password_hash, quota FROM mailboxes WHERE address = 'carol@local.test'", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row("SELECT password_hash, quota FROM mailboxes WHERE address = 'carol@local.test'", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .unwrap();
     assert!(hash.starts_with("$argon2id$") && !hash.contains("hunter2"));
     assert_eq!(quota, 5000);
-    let out = Command::new(env!("CARGO_BIN_EXE_mailerd")).args(["--config", config.to_str().unwrap(), "queue", "list"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mailerd"))
+        .args(["--config", config.to_str().unwrap(), "queue", "list"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 message(s)"));
 }

@@ -6,8 +6,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mailerd::store::{MessageId, Store};
 use mailerd::store::sqlite::SqliteStore;
+use mailerd::store::{MessageId, Store};
 
 use crate::harness::Client;
 

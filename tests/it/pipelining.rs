@@ -19,7 +19,10 @@ async fn a_pipelined_transaction_gets_all_replies_in_order() {
     c.read_reply().await.expect("550 5.1.1");
     c.read_reply().await.expect("554 5.7.1");
     c.read_reply().await.expect("354");
-    c.send_raw(b"Subject: p\r\n\r\nbody\r\n.\r\nMAIL FROM:<b@sender.test>\r\nRCPT TO:<postmaster@local.test>\r\nDATA\r\n").await;
+    c.send_raw(
+        b"Subject: p\r\n\r\nbody\r\n.\r\nMAIL FROM:<b@sender.test>\r\nRCPT TO:<postmaster@local.test>\r\nDATA\r\n",
+    )
+    .await;
     c.read_reply().await.expect("250 2.0.0 Ok: queued as");
     c.read_reply().await.expect("250 2.1.0");
     c.read_reply().await.expect("250 2.1.5");

@@ -12,14 +12,23 @@ async fn rcpt(d: &TestDaemon, path: &str) -> String {
 #[tokio::test]
 async fn percent_hack_is_a_local_part_not_a_route() {
     let d = TestDaemon::start().await;
-    assert_eq!(rcpt(&d, "<user%other.example@local.test>").await, "550 5.1.1 <user%other.example@local.test>: user unknown");
-    assert_eq!(rcpt(&d, "<other.example!user@local.test>").await, "550 5.1.1 <other.example!user@local.test>: user unknown");
+    assert_eq!(
+        rcpt(&d, "<user%other.example@local.test>").await,
+        "550 5.1.1 <user%other.example@local.test>: user unknown"
+    );
+    assert_eq!(
+        rcpt(&d, "<other.example!user@local.test>").await,
+        "550 5.1.1 <other.example!user@local.test>: user unknown"
+    );
 }
 
 #[tokio::test]
 async fn source_route_through_a_local_domain_is_ignored() {
     let d = TestDaemon::start().await;
-    assert_eq!(rcpt(&d, "<@local.test:user@other.example>").await, "554 5.7.1 <user@other.example>: relay access denied");
+    assert_eq!(
+        rcpt(&d, "<@local.test:user@other.example>").await,
+        "554 5.7.1 <user@other.example>: relay access denied"
+    );
     assert_eq!(
         rcpt(&d, "<@local.test,@mx.local.test:user@other.example>").await,
         "554 5.7.1 <user@other.example>: relay access denied"
@@ -41,7 +50,10 @@ async fn trailing_dot_upper_case_and_literals_do_not_relay() {
     assert_eq!(rcpt(&d, "<user@other.example.>").await, "554 5.7.1 <user@other.example>: relay access denied");
     assert_eq!(rcpt(&d, "<USER@OTHER.EXAMPLE>").await, "554 5.7.1 <USER@other.example>: relay access denied");
     assert_eq!(rcpt(&d, "<user@[127.0.0.1]>").await, "554 5.7.1 <user@[127.0.0.1]>: relay access denied");
-    assert_eq!(rcpt(&d, "<user@local.test.other.example>").await, "554 5.7.1 <user@local.test.other.example>: relay access denied");
+    assert_eq!(
+        rcpt(&d, "<user@local.test.other.example>").await,
+        "554 5.7.1 <user@local.test.other.example>: relay access denied"
+    );
     // Upper case and a trailing dot on a local domain still reach the local mailbox.
     assert_eq!(rcpt(&d, "<POSTMASTER@LOCAL.TEST.>").await, "250 2.1.5 Ok");
 }
@@ -53,7 +65,10 @@ async fn idna_forms_are_one_domain() {
     assert_eq!(rcpt(&d, "<postmaster@xn--bcher-kva.test>").await, "250 2.1.5 Ok");
     assert_eq!(rcpt(&d, "<postmaster@BÜCHER.test>").await, "250 2.1.5 Ok");
     assert_eq!(rcpt(&d, "<user@bücher.example>").await, "554 5.7.1 <user@xn--bcher-kva.example>: relay access denied");
-    assert_eq!(rcpt(&d, "<user@xn--bcher-kva.example>").await, "554 5.7.1 <user@xn--bcher-kva.example>: relay access denied");
+    assert_eq!(
+        rcpt(&d, "<user@xn--bcher-kva.example>").await,
+        "554 5.7.1 <user@xn--bcher-kva.example>: relay access denied"
+    );
 }
 
 #[tokio::test]

@@ -120,7 +120,10 @@ async fn relay_without_auth_gets_554_5_7_1() {
     let mut c = Client::connect(d.smtp).await;
     c.cmd("EHLO client.test").await.expect("250");
     c.cmd("MAIL FROM:<a@sender.test>").await.expect("250");
-    assert_eq!(c.cmd("RCPT TO:<victim@other.example>").await.first(), "554 5.7.1 <victim@other.example>: relay access denied");
+    assert_eq!(
+        c.cmd("RCPT TO:<victim@other.example>").await.first(),
+        "554 5.7.1 <victim@other.example>: relay access denied"
+    );
     // DATA after only refused recipients (RFC 2920).
     assert_eq!(c.cmd("DATA").await.first(), "554 5.5.1 no valid recipients");
 }

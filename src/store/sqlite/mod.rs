@@ -24,7 +24,7 @@ use super::{
 };
 use crate::time::Timestamp;
 
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 /// Upper bound of requests folded into one transaction.
 const MAX_BATCH: usize = 512;
 
@@ -67,6 +67,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version < 1 {
         tx.execute_batch(include_str!("schema.sql"))?;
+    }
+    if version < 2 {
+        tx.execute_batch(include_str!("schema_v2.sql"))?;
     }
     if version > SCHEMA_VERSION {
         return Err(StoreError::Corrupt(format!(

@@ -16,7 +16,7 @@ pub(super) fn load_body(c: &Connection, id: &MessageId) -> Result<Option<Vec<u8>
 
 fn recipient_views(c: &Connection, id: &str) -> Result<Vec<RecipientView>, StoreError> {
     let mut stmt = c.prepare_cached(
-        "SELECT address, state, transport, attempts, notify, orcpt, last_status, last_detail
+        "SELECT address, state, transport, attempts, notify, orcpt, last_status, last_detail, remote_mta
          FROM recipients WHERE message_id = ?1 ORDER BY id",
     )?;
     let rows = stmt.query_map([id], |r| {
@@ -29,11 +29,12 @@ fn recipient_views(c: &Connection, id: &str) -> Result<Vec<RecipientView>, Store
             r.get::<_, Option<String>>(5)?,
             r.get::<_, Option<String>>(6)?,
             r.get::<_, Option<String>>(7)?,
+            r.get::<_, Option<String>>(8)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (address, state, transport, attempts, notify, orcpt, last_status, last_detail) = row?;
+        let (address, state, transport, attempts, notify, orcpt, last_status, last_detail, remote_mta) = row?;
         out.push(RecipientView {
             address,
             state: RecipientState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("state {state}")))?,
@@ -43,6 +44,7 @@ fn recipient_views(c: &Connection, id: &str) -> Result<Vec<RecipientView>, Store
             orcpt,
             last_status,
             last_detail,
+            remote_mta,
         });
     }
     Ok(out)
@@ -90,8 +92,9 @@ pub(super) fn message_detail(c: &Connection, id: &MessageId) -> Result<Option<Me
         return Ok(None);
     };
     let origin: Origin = serde_json::from_str(&origin).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let mut stmt =
-        c.prepare_cached("SELECT at, kind, recipient, status, detail FROM events WHERE message_id = ?1 ORDER BY id")?;
+    let mut stmt = c.prepare_cached(
+        "SELECT at, kind, recipient, status, detail, remote FROM events WHERE message_id = ?1 ORDER BY id",
+    )?;
     let events = stmt
         .query_map([&id.0], |r| {
             Ok(EventView {
@@ -100,6 +103,7 @@ pub(super) fn message_detail(c: &Connection, id: &MessageId) -> Result<Option<Me
                 recipient: r.get(2)?,
                 status: r.get(3)?,
                 detail: r.get(4)?,
+                remote: r.get(5)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

@@ -130,23 +130,21 @@ fn claim(
          WHERE id IN (SELECT id FROM recipients
                       WHERE transport = ?3 AND state IN ('queued', 'deferred') AND next_attempt_at <= ?4
                       ORDER BY next_attempt_at LIMIT ?5)
-         RETURNING id, message_id, address, mailbox, attempts",
+         RETURNING id, message_id, address, mailbox, attempts, notify, orcpt",
     )?;
-    let rows =
-        stmt.query_map(params![owner, lease_until.millis(), transport.as_str(), now.millis(), limit as i64], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, u32>(4)?,
-            ))
+    type Row = (i64, String, String, Option<String>, u32, Option<String>, Option<String>);
+    let rows: Vec<Row> = stmt
+        .query_map(params![owner, lease_until.millis(), transport.as_str(), now.millis(), limit as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut claims = Vec::with_capacity(rows.len());
+    let mut meta =
+        tx.prepare_cached("SELECT size, received_at, reverse_path, envid, ret FROM messages WHERE id = ?1")?;
+    for (id, message, address, mailbox, attempts, notify, orcpt) in rows {
+        let (size, received_at, reverse_path, envid, ret) = meta.query_row([&message], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?))
         })?;
-    let mut claims = Vec::new();
-    let mut meta = tx.prepare_cached("SELECT size, received_at FROM messages WHERE id = ?1")?;
-    for row in rows {
-        let (id, message, address, mailbox, attempts) = row?;
-        let (size, received_at) = meta.query_row([&message], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
         claims.push(Claim {
             recipient: RecipientId(id),
             message: MessageId(message),
@@ -155,6 +153,11 @@ fn claim(
             attempts,
             size: size as u64,
             received_at: Timestamp(received_at),
+            reverse_path,
+            envid,
+            ret,
+            notify,
+            orcpt,
         });
     }
     Ok(claims)
@@ -164,12 +167,12 @@ fn record(tx: &Transaction<'_>, owner: &str, attempts: &[Attempt]) -> Result<(),
     let now = Timestamp::now().millis();
     let mut update = tx.prepare_cached(
         "UPDATE recipients SET state = ?1, attempts = attempts + 1, next_attempt_at = ?2, lease_owner = NULL,
-                last_status = ?3, last_detail = ?4, updated_at = ?5
+                last_status = ?3, last_detail = ?4, updated_at = ?5, reply_code = ?8, remote_mta = ?9
          WHERE id = ?6 AND lease_owner = ?7
          RETURNING message_id, address",
     )?;
     let mut event = tx.prepare_cached(
-        "INSERT INTO events (message_id, recipient, kind, status, detail, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO events (message_id, recipient, kind, status, detail, at, remote) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     let mut usage = tx.prepare_cached(
         "INSERT INTO mailboxes (address, used_bytes) VALUES (?1, ?2)
@@ -183,16 +186,17 @@ fn record(tx: &Transaction<'_>, owner: &str, attempts: &[Attempt]) -> Result<(),
             _ => None,
         };
         let row = update
-            .query_row(params![a.state.as_str(), next, a.status, a.detail, now, a.recipient.0, owner], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })
+            .query_row(
+                params![a.state.as_str(), next, a.status, a.detail, now, a.recipient.0, owner, a.reply_code, a.remote],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            )
             .map(Some)
             .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?;
         // No row: our lease ran out and someone else owns the recipient now; their record wins.
         let Some((message, address)) = row else {
             continue;
         };
-        event.execute(params![message, address, a.state.as_str(), a.status, a.detail, now])?;
+        event.execute(params![message, address, a.state.as_str(), a.status, a.detail, now, a.remote])?;
         if let Some((mailbox, bytes)) = &a.mailbox_bytes {
             usage.execute(params![mailbox, *bytes as i64])?;
         }

@@ -22,6 +22,8 @@ pub struct TestDaemon {
 pub fn base_toml(dir: &Path, sections: &str) -> String {
     let mut local = "[local]\ndomains = [\"local.test\", \"bücher.test\"]\n".to_string();
     let mut limits = "[limits]\n".to_string();
+    // No test may ask a real resolver: by default DNS goes to a closed loopback port.
+    let mut dns = String::new();
     let mut rest = String::new();
     // Merge [local] and [limits] given by the test into the base ones.
     let mut current = &mut rest;
@@ -29,6 +31,7 @@ pub fn base_toml(dir: &Path, sections: &str) -> String {
         match line.trim() {
             "[local]" => current = &mut local,
             "[limits]" => current = &mut limits,
+            "[dns]" => current = &mut dns,
             l if l.starts_with('[') => {
                 current = &mut rest;
                 current.push_str(line);
@@ -40,8 +43,11 @@ pub fn base_toml(dir: &Path, sections: &str) -> String {
             }
         }
     }
+    if dns.is_empty() {
+        dns = "nameservers = [\"127.0.0.1:9\"]\n".into();
+    }
     format!(
-        "hostname = \"mx.local.test\"\ndata_dir = \"{}\"\n[listen]\nsmtp = \"127.0.0.1:0\"\nsubmission = \"127.0.0.1:0\"\nhttp = \"\"\n{local}{limits}{rest}",
+        "hostname = \"mx.local.test\"\ndata_dir = \"{}\"\n[listen]\nsmtp = \"127.0.0.1:0\"\nsubmission = \"127.0.0.1:0\"\nhttp = \"\"\n{local}{limits}[dns]\n{dns}{rest}",
         dir.display()
     )
 }
@@ -80,9 +86,8 @@ impl TestDaemon {
     /// Files delivered into a mailbox's Maildir new/.
     pub fn maildir_files(&self, domain: &str, local: &str) -> Vec<PathBuf> {
         let dir = self.dir.path().join("mail").join(domain).join(local).join("new");
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default();
+        let mut files: Vec<PathBuf> =
+            std::fs::read_dir(dir).map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
         files.sort();
         files
     }

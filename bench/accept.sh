@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# mailerd acceptance benchmark (self-contained; loopback only).
+#
+#   bench/accept.sh            # N=20000 messages, 20 sessions, 4 KiB, fsync on
+#   N=5000 bench/accept.sh     # a quicker run
+#
+# In one run it measures, on the same disk and CPU:
+#   1. the disk's fsync rate (4 KiB write + fdatasync, one writer): the physical limit of
+#      one-message-one-fsync acceptance;
+#   2. the loopback protocol ceiling: smtp-source -> smtp-sink (no MTA, nothing stored);
+#   3. mailerd accepting durably (queue.hold = true: stored and fsync'd, not delivered),
+#      driven by Postfix's smtp-source, the same load as ../shared/bench's "accept" scenario;
+#   4. mailerd's resident memory with 1,000 idle connections open.
+# Figures are printed as rates and as ratios to the baselines of this same run.
+set -euo pipefail
+
+N="${N:-20000}"
+SESSIONS="${SESSIONS:-20}"
+SIZE="${SIZE:-4096}"
+ADDR="${ADDR:-127.0.0.1:2625}"
+SINK_ADDR="${SINK_ADDR:-127.0.0.1:2626}"
+IDLE="${IDLE:-1000}"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+SCRATCH="${BENCH_SCRATCH:-${TMPDIR:-/tmp}/mailerd-own-bench}"
+
+if ! command -v smtp-source >/dev/null && [ ! -x /usr/sbin/smtp-source ]; then
+    echo "installing postfix for smtp-source/smtp-sink" >&2
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix >/dev/null
+fi
+PATH="$PATH:/usr/sbin"
+ulimit -n 8192
+
+(cd "$ROOT" && cargo build --release --quiet)
+BIN="$ROOT/target/release/mailerd"
+
+rm -rf "$SCRATCH"
+mkdir -p "$SCRATCH/data"
+cat > "$SCRATCH/mailerd.toml" <<TOML
+hostname = "bench.mailerd.test"
+data_dir = "$SCRATCH/data"
+[listen]
+smtp = "$ADDR"
+submission = ""
+http = ""
+[relay]
+trusted_networks = ["127.0.0.0/8"]
+[queue]
+hold = true
+[limits]
+max_connections = $((IDLE + 100))
+TOML
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+now() { date +%s.%N; }
+
+# 1. fsync rate of the disk under the data directory.
+FSYNC=$(python3 - "$SCRATCH" <<'PY'
+import os, sys, time
+path = os.path.join(sys.argv[1], "fsync.probe")
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+block = b"x" * 4096
+n, t0 = 0, time.perf_counter()
+while time.perf_counter() - t0 < 3.0:
+    os.write(fd, block)
+    os.fdatasync(fd)
+    n += 1
+os.close(fd); os.unlink(path)
+print(round(n / (time.perf_counter() - t0)))
+PY
+)
+
+# 2. protocol ceiling: smtp-source -> smtp-sink.
+smtp-sink -c "$SINK_ADDR" 1000 >/dev/null 2>&1 &
+SINK_PID=$!
+sleep 0.5
+t0=$(now)
+smtp-source -s "$SESSIONS" -l "$SIZE" -m "$N" -f s@sender.test -t r@rcpt.test "$SINK_ADDR"
+t1=$(now)
+kill "$SINK_PID" 2>/dev/null || true
+CEILING=$(python3 -c "print(round($N / ($t1 - $t0)))")
+
+# 3. mailerd, durable acceptance.
+MAILERD_LOG=warn "$BIN" --config "$SCRATCH/mailerd.toml" serve > "$SCRATCH/mailerd.log" 2>&1 &
+PID=$!
+trap 'kill $PID 2>/dev/null || true' EXIT
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/${ADDR%:*}/${ADDR#*:}") 2>/dev/null && break; sleep 0.1; done
+c0=$(cpu_ticks $PID)
+t0=$(now)
+smtp-source -s "$SESSIONS" -l "$SIZE" -m "$N" -f s@sender.test -t r@rcpt.test "$ADDR"
+t1=$(now)
+c1=$(cpu_ticks $PID)
+STORED=$("$BIN" --config "$SCRATCH/mailerd.toml" queue list --json --limit $((N * 2)) | wc -l)
+ACCEPT=$(python3 -c "print(round($N / ($t1 - $t0)))")
+CPU_MS=$(python3 -c "print(round(($c1 - $c0) * 10 / $N, 3))")
+
+# 4. memory with idle connections.
+RSS_BEFORE=$(awk '/VmRSS/ {print $2}' "/proc/$PID/status")
+RSS_IDLE=$(python3 - "$ADDR" "$IDLE" "$PID" <<'PY'
+import socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+socks = []
+for _ in range(int(sys.argv[2])):
+    s = socket.create_connection((host, int(port)))
+    socks.append(s)
+for s in socks:
+    s.settimeout(10)
+    assert s.recv(512).startswith(b"220"), "no greeting"
+time.sleep(1)
+rss = [l for l in open(f"/proc/{sys.argv[3]}/status") if l.startswith("VmRSS")][0].split()[1]
+print(rss)
+for s in socks:
+    s.close()
+PY
+)
+kill -TERM $PID; wait $PID 2>/dev/null || true
+trap - EXIT
+
+cat <<REPORT
+mailerd accept benchmark  ($(date -u +%FT%TZ), $(nproc) CPUs, N=$N, $SESSIONS sessions, $SIZE-byte messages, new connection per message)
+  disk fsync rate (4 KiB + fdatasync, 1 writer) : $FSYNC /s
+  protocol ceiling (smtp-source -> smtp-sink)   : $CEILING msg/s
+  mailerd durable accept (queue.hold)           : $ACCEPT msg/s   ($STORED of $N stored)
+    = $(python3 -c "print(round($ACCEPT / $FSYNC, 2))") x the disk's one-fsync-per-message limit
+    = $(python3 -c "print(round($ACCEPT / $CEILING, 2))") x the protocol ceiling
+  mailerd CPU                                    : $CPU_MS ms/message
+  mailerd RSS: $((RSS_BEFORE / 1024)) MiB after the load, $((RSS_IDLE / 1024)) MiB with $IDLE idle connections
+REPORT
+[ "$STORED" -eq "$N" ] || { echo "ERROR: $STORED of $N messages stored" >&2; exit 1; }

@@ -1,0 +1,108 @@
+//! DNS lookups for delivery: MX records and host addresses, through hickory-resolver built
+//! from `[dns] nameservers` (empty: the system resolver).
+//!
+//! Standards: RFC 5321 §5.1 (MX, implicit MX), RFC 7505 (null MX), RFC 2308 (NXDOMAIN vs no data).
+//! Answers are reduced to small values (`MxAnswer`, `DnsFailure`) so routing stays pure.
+//! Must not: decide what a failure means for delivery; that is `outbound::route`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+use hickory_resolver::net::NetError;
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::RData;
+
+/// Why a lookup gave no usable answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DnsFailure {
+    /// The name does not exist (NXDOMAIN).
+    NxDomain,
+    /// The name exists but has no records of the type asked.
+    NoRecords,
+    /// SERVFAIL, timeout, refused, network trouble: try again later.
+    Temporary(String),
+}
+
+/// MX records as (preference, exchange host without the trailing dot); exchange "" is the
+/// root, i.e. a null MX.
+pub type MxRecords = Vec<(u16, String)>;
+
+pub struct Dns {
+    resolver: TokioResolver,
+}
+
+impl Dns {
+    /// Builds a resolver: the given name servers (UDP and TCP on their ports), or the system's.
+    pub fn new(nameservers: &[SocketAddr]) -> Result<Dns, String> {
+        let mut builder = if nameservers.is_empty() {
+            TokioResolver::builder_tokio().map_err(|e| format!("system resolver: {e}"))?
+        } else {
+            let servers = nameservers
+                .iter()
+                .map(|addr| {
+                    let mut udp = ConnectionConfig::udp();
+                    udp.port = addr.port();
+                    let mut tcp = ConnectionConfig::tcp();
+                    tcp.port = addr.port();
+                    NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
+                })
+                .collect();
+            TokioResolver::builder_with_config(
+                ResolverConfig::from_parts(None, vec![], servers),
+                TokioRuntimeProvider::default(),
+            )
+        };
+        let opts = builder.options_mut();
+        opts.timeout = Duration::from_secs(5);
+        opts.attempts = 2;
+        opts.ndots = 0;
+        let resolver = builder.build().map_err(|e| format!("resolver: {e}"))?;
+        Ok(Dns { resolver })
+    }
+
+    pub async fn mx(&self, domain: &str) -> Result<MxRecords, DnsFailure> {
+        let lookup = self.resolver.mx_lookup(fqdn(domain)).await.map_err(failure)?;
+        let mut out: MxRecords = lookup
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::MX(mx) => {
+                    Some((mx.preference, mx.exchange.to_ascii().trim_end_matches('.').to_ascii_lowercase()))
+                }
+                _ => None,
+            })
+            .collect();
+        if out.is_empty() {
+            return Err(DnsFailure::NoRecords);
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// A and AAAA addresses of a host (IPv4 first).
+    pub async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, DnsFailure> {
+        let lookup = self.resolver.lookup_ip(fqdn(host)).await.map_err(failure)?;
+        let mut ips: Vec<IpAddr> = lookup.iter().collect();
+        if ips.is_empty() {
+            return Err(DnsFailure::NoRecords);
+        }
+        ips.sort_by_key(|ip| ip.is_ipv6());
+        Ok(ips)
+    }
+}
+
+fn fqdn(name: &str) -> String {
+    if name.ends_with('.') { name.to_string() } else { format!("{name}.") }
+}
+
+fn failure(e: NetError) -> DnsFailure {
+    if e.is_nx_domain() {
+        DnsFailure::NxDomain
+    } else if e.is_no_records_found() {
+        DnsFailure::NoRecords
+    } else {
+        DnsFailure::Temporary(e.to_string())
+    }
+}

@@ -1,0 +1,506 @@
+//! The SMTP client of outbound delivery: one connection to one remote host.
+//!
+//! Standards: RFC 5321 (§4.5.3.2 per-stage timeouts, §4.5.2 dot-stuffing), RFC 2920 (MAIL,
+//! every RCPT and DATA are sent in one write when the server offers PIPELINING), RFC 3207
+//! (opportunistic STARTTLS, or required per route), RFC 1870 (SIZE: a message larger than the
+//! server's limit is not sent), RFC 3461 (DSN parameters are passed on when offered).
+//! Every recipient gets the complete reply it received (code, status, all lines).
+//! Must not: decide retry or bounce (that is `outcome`), or touch the store.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::smtp::reply::{ReplyBuilder, SmtpReply};
+
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// The stage a conversation was in; timeouts and failures name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Connect,
+    Greeting,
+    Ehlo,
+    StartTls,
+    MailFrom,
+    RcptTo,
+    Data,
+    Body,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Connect => "connect",
+            Stage::Greeting => "greeting",
+            Stage::Ehlo => "EHLO",
+            Stage::StartTls => "STARTTLS",
+            Stage::MailFrom => "MAIL FROM",
+            Stage::RcptTo => "RCPT TO",
+            Stage::Data => "DATA",
+            Stage::Body => "end of data",
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ClientError {
+    #[error("{stage} failed: {source}", stage = .0.as_str(), source = .1)]
+    Io(Stage, std::io::Error),
+    #[error("timeout at {stage}", stage = .0.as_str())]
+    Timeout(Stage),
+    #[error("{stage}: {reply}", stage = .0.as_str(), reply = .1)]
+    Rejected(Stage, SmtpReply),
+    #[error("protocol error at {stage}: {detail}", stage = .0.as_str(), detail = .1)]
+    Protocol(Stage, String),
+    #[error("TLS is required for this destination but {0}")]
+    TlsRequired(String),
+    #[error("message of {size} bytes exceeds the server's SIZE limit of {limit}")]
+    TooLarge { size: u64, limit: u64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Use STARTTLS when offered; without verification of the certificate (RFC 7435).
+    Opportunistic,
+    /// STARTTLS must succeed or nothing is sent.
+    Required,
+    /// Never STARTTLS (tests against plain sinks).
+    Off,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Capabilities {
+    pub pipelining: bool,
+    pub starttls: bool,
+    pub size: Option<u64>,
+    pub eightbitmime: bool,
+    pub smtputf8: bool,
+    pub dsn: bool,
+}
+
+impl Capabilities {
+    fn from_ehlo(reply: &SmtpReply) -> Self {
+        let mut caps = Capabilities::default();
+        for line in reply.lines.iter().skip(1) {
+            let mut words = line.split_ascii_whitespace();
+            let keyword = words.next().unwrap_or("").to_ascii_uppercase();
+            match keyword.as_str() {
+                "PIPELINING" => caps.pipelining = true,
+                "STARTTLS" => caps.starttls = true,
+                "8BITMIME" => caps.eightbitmime = true,
+                "SMTPUTF8" => caps.smtputf8 = true,
+                "DSN" => caps.dsn = true,
+                "SIZE" => caps.size = words.next().and_then(|n| n.parse().ok()).filter(|&n| n > 0),
+                _ => {}
+            }
+        }
+        caps
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub command: Duration,
+    pub data_end: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        // RFC 5321 §4.5.3.2: 5 minutes per command, 10 minutes for the final reply to DATA.
+        Self { connect: Duration::from_secs(30), command: Duration::from_secs(300), data_end: Duration::from_secs(600) }
+    }
+}
+
+/// The remote end of a connection, for logs, events and DSNs (Remote-MTA).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteHost {
+    pub name: String,
+    pub addr: SocketAddr,
+}
+
+impl std::fmt::Display for RemoteHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[{}]:{}", self.name, self.addr.ip(), self.addr.port())
+    }
+}
+
+/// What to send in one transaction.
+pub struct Envelope<'a> {
+    /// Empty for the null reverse path.
+    pub reverse_path: &'a str,
+    pub recipients: Vec<RcptSpec<'a>>,
+    pub envid: Option<&'a str>,
+    pub ret: Option<&'a str>,
+    pub message: &'a [u8],
+}
+
+pub struct RcptSpec<'a> {
+    pub address: &'a str,
+    pub notify: Option<&'a str>,
+    pub orcpt: Option<&'a str>,
+}
+
+/// The result of one transaction: per recipient, its RCPT reply, and the final reply to
+/// the data for those accepted (None when the transaction ended before data was sent).
+#[derive(Debug, Clone)]
+pub struct TransactionResult {
+    pub mail: SmtpReply,
+    pub rcpts: Vec<SmtpReply>,
+    pub data: Option<SmtpReply>,
+}
+
+pub struct Connection {
+    io: Box<dyn Io>,
+    buf: Vec<u8>,
+    builder: ReplyBuilder,
+    pub remote: RemoteHost,
+    pub caps: Capabilities,
+    pub tls: bool,
+    pub transactions: u32,
+    timeouts: Timeouts,
+}
+
+impl Connection {
+    /// Connects, reads the greeting, says EHLO (HELO when refused) and negotiates TLS.
+    pub async fn open(
+        remote: RemoteHost,
+        helo: &str,
+        tls_mode: TlsMode,
+        tls: &tokio_rustls::TlsConnector,
+        timeouts: Timeouts,
+    ) -> Result<Connection, ClientError> {
+        let stream = tokio::time::timeout(timeouts.connect, TcpStream::connect(remote.addr))
+            .await
+            .map_err(|_| ClientError::Timeout(Stage::Connect))?
+            .map_err(|e| ClientError::Io(Stage::Connect, e))?;
+        let _ = stream.set_nodelay(true);
+        let mut c = Connection {
+            io: Box::new(stream),
+            buf: Vec::with_capacity(4096),
+            builder: ReplyBuilder::default(),
+            remote,
+            caps: Capabilities::default(),
+            tls: false,
+            transactions: 0,
+            timeouts,
+        };
+        let greeting = c.read_reply(Stage::Greeting).await?;
+        if greeting.code != 220 {
+            return Err(ClientError::Rejected(Stage::Greeting, greeting));
+        }
+        c.hello(helo).await?;
+        let wants_tls = tls_mode != TlsMode::Off && (c.caps.starttls || tls_mode == TlsMode::Required);
+        if wants_tls {
+            match c.starttls(helo, tls).await {
+                Ok(()) => {}
+                Err(e) if tls_mode == TlsMode::Required => return Err(ClientError::TlsRequired(e.to_string())),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(c)
+    }
+
+    async fn hello(&mut self, helo: &str) -> Result<(), ClientError> {
+        let ehlo = self.command(&format!("EHLO {helo}"), Stage::Ehlo).await?;
+        if ehlo.code == 250 {
+            self.caps = Capabilities::from_ehlo(&ehlo);
+            return Ok(());
+        }
+        if ehlo.code >= 500 {
+            let helo_reply = self.command(&format!("HELO {helo}"), Stage::Ehlo).await?;
+            if helo_reply.code == 250 {
+                self.caps = Capabilities::default();
+                return Ok(());
+            }
+            return Err(ClientError::Rejected(Stage::Ehlo, helo_reply));
+        }
+        Err(ClientError::Rejected(Stage::Ehlo, ehlo))
+    }
+
+    async fn starttls(&mut self, helo: &str, tls: &tokio_rustls::TlsConnector) -> Result<(), ClientError> {
+        if !self.caps.starttls {
+            return Err(ClientError::Protocol(Stage::StartTls, "the server does not offer STARTTLS".into()));
+        }
+        let reply = self.command("STARTTLS", Stage::StartTls).await?;
+        if reply.code != 220 {
+            return Err(ClientError::Rejected(Stage::StartTls, reply));
+        }
+        self.buf.clear();
+        let name = rustls::pki_types::ServerName::try_from(self.remote.name.clone())
+            .or_else(|_| rustls::pki_types::ServerName::try_from(self.remote.addr.ip().to_string()))
+            .map_err(|e| ClientError::Protocol(Stage::StartTls, e.to_string()))?;
+        let plain = std::mem::replace(&mut self.io, Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink())));
+        let stream = tokio::time::timeout(self.timeouts.command, tls.connect(name, plain))
+            .await
+            .map_err(|_| ClientError::Timeout(Stage::StartTls))?
+            .map_err(|e| ClientError::Io(Stage::StartTls, e))?;
+        self.io = Box::new(stream);
+        self.tls = true;
+        self.hello(helo).await
+    }
+
+    async fn write(&mut self, bytes: &[u8], stage: Stage) -> Result<(), ClientError> {
+        tokio::time::timeout(self.timeouts.command, async {
+            self.io.write_all(bytes).await?;
+            self.io.flush().await
+        })
+        .await
+        .map_err(|_| ClientError::Timeout(stage))?
+        .map_err(|e| ClientError::Io(stage, e))
+    }
+
+    async fn command(&mut self, line: &str, stage: Stage) -> Result<SmtpReply, ClientError> {
+        self.write(format!("{line}\r\n").as_bytes(), stage).await?;
+        self.read_reply(stage).await
+    }
+
+    async fn read_reply(&mut self, stage: Stage) -> Result<SmtpReply, ClientError> {
+        let timeout = if stage == Stage::Body { self.timeouts.data_end } else { self.timeouts.command };
+        loop {
+            while let Some(nl) = self.buf.iter().position(|&b| b == b'\n') {
+                let raw: Vec<u8> = self.buf.drain(..=nl).collect();
+                let line = String::from_utf8_lossy(&raw);
+                let line = line.trim_end_matches(['\r', '\n']);
+                match self.builder.push(line) {
+                    Ok(Some(reply)) => return Ok(reply),
+                    Ok(None) => {}
+                    Err(e) => return Err(ClientError::Protocol(stage, e)),
+                }
+            }
+            if self.buf.len() > 64 * 1024 {
+                return Err(ClientError::Protocol(stage, "reply line too long".into()));
+            }
+            let mut chunk = [0u8; 4096];
+            let n = tokio::time::timeout(timeout, self.io.read(&mut chunk))
+                .await
+                .map_err(|_| ClientError::Timeout(stage))?
+                .map_err(|e| ClientError::Io(stage, e))?;
+            if n == 0 {
+                return Err(ClientError::Io(stage, std::io::ErrorKind::UnexpectedEof.into()));
+            }
+            self.buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
+        }
+    }
+
+    /// Runs one mail transaction. A refusal of the whole transaction (MAIL or DATA) is not an
+    /// error: it is in the result, for every recipient.
+    pub async fn send(&mut self, env: &Envelope<'_>) -> Result<TransactionResult, ClientError> {
+        let size = env.message.len() as u64;
+        if let Some(limit) = self.caps.size
+            && size > limit
+        {
+            return Err(ClientError::TooLarge { size, limit });
+        }
+        let eight_bit = env.message.iter().any(|b| *b >= 0x80);
+        let mut mail = format!("MAIL FROM:<{}>", env.reverse_path);
+        if self.caps.size.is_some() {
+            mail.push_str(&format!(" SIZE={size}"));
+        }
+        if eight_bit && self.caps.eightbitmime {
+            mail.push_str(" BODY=8BITMIME");
+        }
+        if self.caps.smtputf8 && !env.reverse_path.is_ascii() || env.recipients.iter().any(|r| !r.address.is_ascii()) {
+            mail.push_str(" SMTPUTF8");
+        }
+        if self.caps.dsn {
+            if let Some(ret) = env.ret {
+                mail.push_str(&format!(" RET={}", ret.to_ascii_uppercase()));
+            }
+            if let Some(envid) = env.envid {
+                mail.push_str(&format!(" ENVID={}", crate::smtp::xtext::encode(envid)));
+            }
+        }
+        let rcpt_lines: Vec<String> = env
+            .recipients
+            .iter()
+            .map(|r| {
+                let mut line = format!("RCPT TO:<{}>", r.address);
+                if self.caps.dsn {
+                    if let Some(n) = r.notify {
+                        line.push_str(&format!(" NOTIFY={n}"));
+                    }
+                    if let Some(o) = r.orcpt {
+                        line.push_str(&format!(" ORCPT={}", orcpt_param(o)));
+                    }
+                }
+                line
+            })
+            .collect();
+        self.transactions += 1;
+        let (mail_reply, rcpts, data_reply) = if self.caps.pipelining {
+            let mut batch = format!("{mail}\r\n");
+            for l in &rcpt_lines {
+                batch.push_str(l);
+                batch.push_str("\r\n");
+            }
+            batch.push_str("DATA\r\n");
+            self.write(batch.as_bytes(), Stage::MailFrom).await?;
+            let mail_reply = self.read_reply(Stage::MailFrom).await?;
+            let mut rcpts = Vec::with_capacity(rcpt_lines.len());
+            for _ in &rcpt_lines {
+                rcpts.push(self.read_reply(Stage::RcptTo).await?);
+            }
+            let data = self.read_reply(Stage::Data).await?;
+            (mail_reply, rcpts, data)
+        } else {
+            let mail_reply = self.command(&mail, Stage::MailFrom).await?;
+            if !mail_reply.is_positive() {
+                let rcpts = vec![mail_reply.clone(); rcpt_lines.len()];
+                self.reset().await;
+                return Ok(TransactionResult { mail: mail_reply, rcpts, data: None });
+            }
+            let mut rcpts = Vec::with_capacity(rcpt_lines.len());
+            for l in &rcpt_lines {
+                rcpts.push(self.command(l, Stage::RcptTo).await?);
+            }
+            if !rcpts.iter().any(SmtpReply::is_positive) {
+                self.reset().await;
+                return Ok(TransactionResult { mail: mail_reply, rcpts, data: None });
+            }
+            let data = self.command("DATA", Stage::Data).await?;
+            (mail_reply, rcpts, data)
+        };
+        if !mail_reply.is_positive() || !rcpts.iter().any(SmtpReply::is_positive) || data_reply.code != 354 {
+            if data_reply.code == 354 {
+                // Pipelined DATA was accepted although no recipient was: end it empty (RFC 2920 §3.1).
+                self.write(b".\r\n", Stage::Body).await?;
+                let _ = self.read_reply(Stage::Body).await?;
+            }
+            self.reset().await;
+            let rcpts = if mail_reply.is_positive() { rcpts } else { vec![mail_reply.clone(); rcpts.len()] };
+            let data = if data_reply.code == 354 || !rcpts.iter().any(SmtpReply::is_positive) {
+                None
+            } else {
+                Some(data_reply)
+            };
+            return Ok(TransactionResult { mail: mail_reply, rcpts, data });
+        }
+        let stuffed = dot_stuff(env.message);
+        self.write(&stuffed, Stage::Body).await?;
+        let final_reply = self.read_reply(Stage::Body).await?;
+        Ok(TransactionResult { mail: mail_reply, rcpts, data: Some(final_reply) })
+    }
+
+    /// RSET after a failed transaction; the connection stays usable when it answers 250.
+    async fn reset(&mut self) {
+        let _ = self.command("RSET", Stage::MailFrom).await;
+    }
+
+    pub async fn quit(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.command("QUIT", Stage::Ehlo)).await;
+        let _ = self.io.shutdown().await;
+    }
+}
+
+/// ORCPT's value: addr-type `;` xtext(address).
+fn orcpt_param(orcpt: &str) -> String {
+    match orcpt.split_once(';') {
+        Some((kind, addr)) => format!("{kind};{}", crate::smtp::xtext::encode(addr)),
+        None => format!("rfc822;{}", crate::smtp::xtext::encode(orcpt)),
+    }
+}
+
+/// Dot-stuffs a message and appends the end-of-data marker; a missing final CRLF is added.
+pub fn dot_stuff(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 5);
+    let mut at_line_start = true;
+    for &b in message {
+        if at_line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        at_line_start = b == b'\n';
+    }
+    if !message.is_empty() && !message.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+/// A client TLS configuration for opportunistic STARTTLS: encryption without certificate
+/// verification (RFC 7435 opportunistic security; MX certificates are often self-signed).
+pub fn opportunistic_tls() -> tokio_rustls::TlsConnector {
+    #[derive(Debug)]
+    struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+    impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+        fn verify_server_cert(
+            &self,
+            _: &rustls::pki_types::CertificateDer<'_>,
+            _: &[rustls::pki_types::CertificateDer<'_>],
+            _: &rustls::pki_types::ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map(|b| b.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAny(provider))).with_no_client_auth());
+    match config {
+        Ok(c) => tokio_rustls::TlsConnector::from(Arc::new(c)),
+        // The default provider always supports the default versions; keep a usable fallback.
+        Err(_) => tokio_rustls::TlsConnector::from(Arc::new(
+            rustls::ClientConfig::builder()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_stuffing() {
+        assert_eq!(dot_stuff(b".a\r\nb\r\n.\r\n"), b"..a\r\nb\r\n..\r\n.\r\n");
+        assert_eq!(dot_stuff(b"no newline"), b"no newline\r\n.\r\n");
+    }
+
+    #[test]
+    fn capabilities_from_ehlo() {
+        let r = SmtpReply::from_lines(
+            250,
+            vec![
+                "mx".into(),
+                "PIPELINING".into(),
+                "SIZE 1000".into(),
+                "STARTTLS".into(),
+                "dsn".into(),
+                "8BITMIME".into(),
+            ],
+        );
+        let c = Capabilities::from_ehlo(&r);
+        assert!(c.pipelining && c.starttls && c.dsn && c.eightbitmime && !c.smtputf8);
+        assert_eq!(c.size, Some(1000));
+    }
+}

@@ -1,0 +1,161 @@
+//! Delivering to other servers: route (where), client (SMTP conversation), pool (reuse and
+//! limits), outcome (what a reply means). `deliver` runs one job: one message to the
+//! recipients of one destination, in one transaction.
+//!
+//! Standards: RFC 5321 §5 (try MX hosts in order, fall back on connection errors and 4xx
+//! greetings), RFC 7505, RFC 2920, RFC 3207.
+//! Must not: write the store; it returns one `DeliveryOutcome` per recipient.
+
+pub mod client;
+pub mod outcome;
+pub mod pool;
+pub mod route;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use tracing::debug;
+
+use self::client::{ClientError, Connection, Envelope, RcptSpec, RemoteHost, Timeouts, TlsMode};
+use self::pool::Pool;
+use self::route::{Hop, RouteFailure};
+use crate::config::Config;
+use crate::dns::Dns;
+use crate::queue::outcome::DeliveryOutcome;
+
+/// One delivery job: a message and its recipients at one destination.
+pub struct Job {
+    /// The recipient domain (all recipients share it).
+    pub domain: String,
+    pub reverse_path: String,
+    pub envid: Option<String>,
+    pub ret: Option<String>,
+    pub recipients: Vec<JobRecipient>,
+    pub message: Arc<Vec<u8>>,
+}
+
+pub struct JobRecipient {
+    pub address: String,
+    pub notify: Option<String>,
+    pub orcpt: Option<String>,
+}
+
+pub struct Outbound {
+    config: Arc<Config>,
+    dns: Dns,
+    pub pool: Pool,
+    tls: tokio_rustls::TlsConnector,
+}
+
+impl Outbound {
+    pub fn new(config: Arc<Config>) -> Result<Outbound, String> {
+        let o = &config.outbound;
+        let pool = Pool::new(o.max_connections_per_destination, o.max_messages_per_connection, o.idle_timeout);
+        let dns = Dns::new(&config.dns_nameservers)?;
+        Ok(Outbound { config, dns, pool, tls: client::opportunistic_tls() })
+    }
+
+    /// The pool key and TLS mode of a domain: its static route, or the domain itself.
+    fn destination(&self, domain: &str) -> (String, TlsMode) {
+        match self.config.routes.get(domain) {
+            Some(r) => (format!("[{}]:{}", r.hop.host, r.hop.port), r.tls),
+            None => (domain.to_string(), self.config.outbound.tls),
+        }
+    }
+
+    async fn hops(&self, domain: &str) -> Result<Vec<Hop>, RouteFailure> {
+        if let Some(r) = self.config.routes.get(domain) {
+            return Ok(vec![r.hop.clone()]);
+        }
+        let answer = self.dns.mx(domain).await;
+        route::from_mx(domain, answer, self.config.outbound.mx_port)
+    }
+
+    async fn addresses(&self, hop: &Hop) -> Result<Vec<SocketAddr>, crate::dns::DnsFailure> {
+        if let Ok(ip) = hop.host.parse::<IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, hop.port)]);
+        }
+        let ips = self.dns.addresses(&hop.host).await?;
+        Ok(ips.into_iter().map(|ip| SocketAddr::new(ip, hop.port)).collect())
+    }
+
+    /// Opens a connection to the first host that answers with a 220, trying MX hosts (and each
+    /// of their addresses) in order. Errors: the route failure, or the last host's error.
+    async fn connect(&self, domain: &str, tls: TlsMode) -> Result<Connection, DeliveryOutcome> {
+        let hops = self.hops(domain).await.map_err(|f| outcome::from_route(domain, &f))?;
+        let o = &self.config.outbound;
+        let timeouts = Timeouts { connect: o.connect_timeout, command: o.command_timeout, ..Timeouts::default() };
+        let mut last: Option<DeliveryOutcome> = None;
+        let mut dns_trouble = None;
+        for hop in &hops {
+            let addrs = match self.addresses(hop).await {
+                Ok(a) => a,
+                Err(e) => {
+                    debug!(host = %hop.host, error = ?e, "no address for MX host");
+                    dns_trouble.get_or_insert(e);
+                    continue;
+                }
+            };
+            for addr in addrs {
+                let remote = RemoteHost { name: hop.host.clone(), addr };
+                match Connection::open(remote.clone(), &o.helo, tls, &self.tls, timeouts.clone()).await {
+                    Ok(c) => return Ok(c),
+                    Err(e) => {
+                        debug!(remote = %remote, error = %e, "connection failed, trying the next host");
+                        last = Some(outcome::from_error(&e, Some(&remote)));
+                    }
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| match dns_trouble {
+            Some(crate::dns::DnsFailure::Temporary(e)) => {
+                DeliveryOutcome::deferred("4.4.3", format!("cannot resolve the mail hosts of {domain}: {e}"))
+            }
+            _ => DeliveryOutcome::failed("5.4.4", format!("no mail host of {domain} has an address")),
+        }))
+    }
+
+    /// Delivers `job` and returns one outcome per recipient, in order.
+    pub async fn deliver(&self, job: &Job) -> Vec<DeliveryOutcome> {
+        let (destination, tls) = self.destination(&job.domain);
+        let limit = self.pool.limit(&destination);
+        let Ok(_permit) = limit.acquire().await else {
+            return vec![DeliveryOutcome::deferred("4.3.0", "shutting down"); job.recipients.len()];
+        };
+        let envelope = Envelope {
+            reverse_path: &job.reverse_path,
+            recipients: job
+                .recipients
+                .iter()
+                .map(|r| RcptSpec { address: &r.address, notify: r.notify.as_deref(), orcpt: r.orcpt.as_deref() })
+                .collect(),
+            envid: job.envid.as_deref(),
+            ret: job.ret.as_deref(),
+            message: &job.message,
+        };
+        // A pooled connection may have been closed by the server meanwhile: one retry on a new one.
+        let mut reused = self.pool.take(&destination);
+        loop {
+            let was_reused = reused.is_some();
+            let mut conn = match reused.take() {
+                Some(c) => c,
+                None => match self.connect(&job.domain, tls).await {
+                    Ok(c) => c,
+                    Err(o) => return vec![o; job.recipients.len()],
+                },
+            };
+            match conn.send(&envelope).await {
+                Ok(result) => {
+                    let outcomes = outcome::from_transaction(&result, &conn.remote);
+                    self.pool.put(&destination, conn);
+                    return outcomes;
+                }
+                Err(ClientError::Io(..)) | Err(ClientError::Protocol(..)) if was_reused => continue,
+                Err(e) => {
+                    let o = outcome::from_error(&e, Some(&conn.remote));
+                    return vec![o; job.recipients.len()];
+                }
+            }
+        }
+    }
+}
