@@ -6,6 +6,7 @@ mod harness;
 mod config_errors;
 mod crash_durability;
 mod delivery;
+mod outbound;
 mod pipelining;
 mod relay_tricks;
 mod replies;

@@ -20,7 +20,7 @@ pub struct TestDaemon {
 /// The base configuration of every test; `extra` is TOML appended to it (later keys win by
 /// section: pass whole sections that the base does not have, or use `with_sections`).
 pub fn base_toml(dir: &Path, sections: &str) -> String {
-    let mut local = "[local]\ndomains = [\"local.test\", \"bücher.test\"]\n".to_string();
+    let mut local = "[local]\n".to_string();
     let mut limits = "[limits]\n".to_string();
     // No test may ask a real resolver: by default DNS goes to a closed loopback port.
     let mut dns = String::new();
@@ -42,6 +42,9 @@ pub fn base_toml(dir: &Path, sections: &str) -> String {
                 current.push('\n');
             }
         }
+    }
+    if !local.contains("domains") {
+        local.push_str("domains = [\"local.test\", \"bücher.test\"]\n");
     }
     if dns.is_empty() {
         dns = "nameservers = [\"127.0.0.1:9\"]\n".into();

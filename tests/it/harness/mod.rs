@@ -2,6 +2,7 @@
 //! tests, and a transcript SMTP client.
 
 pub mod daemon;
+pub mod dns;
 pub mod smtp;
 
 pub use daemon::TestDaemon;
