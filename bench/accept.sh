@@ -71,7 +71,7 @@ PY
 )
 
 # 2. protocol ceiling: smtp-source -> smtp-sink.
-smtp-sink -c "$SINK_ADDR" 1000 >/dev/null 2>&1 &
+smtp-sink -u "$( [ "$(id -u)" = 0 ] && echo postfix || id -un)" "$SINK_ADDR" 1000 >/dev/null 2>&1 &
 SINK_PID=$!
 sleep 0.5
 t0=$(now)

@@ -5,11 +5,10 @@
 //! answers 250 to a message before this returns Ok.
 //! Must not: apply SMTP policy (that happened at MAIL/RCPT) or deliver anything.
 
-use tokio::sync::Notify;
-
+use crate::queue::Wakeup;
 use crate::smtp::address::ReversePath;
 use crate::smtp::command::{MailParams, Ret};
-use crate::store::{MessageId, NewMessage, NewRecipient, Origin, Store, StoreError};
+use crate::store::{MessageId, NewMessage, NewRecipient, Origin, RecipientId, ReportMark, Store, StoreError};
 use crate::time::Timestamp;
 
 /// A message ready for the queue.
@@ -22,10 +21,12 @@ pub struct Incoming {
     pub received_at: Timestamp,
     /// The whole message as it will be delivered (our trace header first).
     pub message: Vec<u8>,
+    /// For DSNs: the recipients (of another message) this one reports on.
+    pub reports: Vec<(RecipientId, ReportMark)>,
 }
 
 /// Stores `incoming` durably and wakes delivery.
-pub async fn accept(store: &dyn Store, wakeup: &Notify, incoming: Incoming) -> Result<MessageId, StoreError> {
+pub async fn accept(store: &dyn Store, wakeup: &Wakeup, incoming: Incoming) -> Result<MessageId, StoreError> {
     let id = incoming.id.clone();
     let msg = NewMessage {
         id: incoming.id,
@@ -39,9 +40,10 @@ pub async fn accept(store: &dyn Store, wakeup: &Notify, incoming: Incoming) -> R
         origin: incoming.origin,
         body: incoming.message,
         recipients: incoming.recipients,
+        reports: incoming.reports,
     };
     store.insert_message(msg).await?;
-    wakeup.notify_one();
+    wakeup.poke();
     Ok(id)
 }
 

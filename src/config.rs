@@ -48,6 +48,13 @@ pub struct Config {
     pub routes: BTreeMap<String, Route>,
     pub outbound: Outbound,
     pub retry: Retry,
+    pub bounce: Bounce,
+}
+
+#[derive(Debug, Clone)]
+pub struct Bounce {
+    /// Age of a still-deferred message at which the sender gets one delay warning.
+    pub delay_warning: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -134,6 +141,19 @@ struct RawConfig {
     routes: BTreeMap<String, RawRoute>,
     outbound: RawOutbound,
     retry: RawRetry,
+    bounce: RawBounce,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawBounce {
+    delay_warning: u64,
+}
+
+impl Default for RawBounce {
+    fn default() -> Self {
+        Self { delay_warning: 14_400 }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -456,6 +476,7 @@ impl RawConfig {
             routes,
             outbound,
             retry,
+            bounce: Bounce { delay_warning: Duration::from_secs(self.bounce.delay_warning) },
         })
     }
 }

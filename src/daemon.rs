@@ -11,10 +11,11 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tracing::info;
 
+use crate::bounce::report::Reporter;
 use crate::config::Config;
 use crate::inbound::{self, Context, ListenerKind, auth::Authenticator};
 use crate::outbound::Outbound;
@@ -99,7 +100,7 @@ pub fn prepare(config: Config) -> Result<Prepared> {
 pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Receiver<bool>) -> Result<()> {
     let Prepared { config, store, tls } = prepared;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let wakeup = Arc::new(Notify::new());
+    let wakeup = Arc::new(crate::queue::Wakeup::default());
     let limits = config.limits.clone();
     let auth = Authenticator::new(store.clone(), limits.auth_max_failures, limits.auth_failure_window);
     let ctx = Arc::new(Context {
@@ -124,12 +125,13 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
     } else {
         let config = Arc::new(config.clone());
         let outbound = Arc::new(Outbound::new(config.clone()).map_err(|e| anyhow::anyhow!("outbound: {e}"))?);
+        let reporter = Reporter { store: store.clone(), config: config.clone(), wakeup: wakeup.clone() };
         let s = Arc::new(Scheduler {
             store: store.clone(),
             config: config.clone(),
-            local_wakeup: wakeup.clone(),
-            remote_wakeup: wakeup,
+            wakeup,
             outbound,
+            reporter,
             owner: format!("{}:{}", config.hostname, std::process::id()),
         });
         Some(tokio::spawn(s.run(shutdown_rx.clone())))

@@ -15,6 +15,9 @@ pub mod accept; // 3. the single door into the queue
 pub mod queue; // 4. hold and schedule: scheduler (leases), retry, outcome
 pub mod outbound; // 5a. deliver to other servers: route, client, pool, outcome
 pub mod local; // 5b. deliver here: mailboxes, aliases, Maildir
+pub mod bounce; // 6. tell the sender: reason table, notify, DSN, reporter, suppression
+#[deny(clippy::indexing_slicing)]
+pub mod feedback; // 7. read bounces others send: detect, parse, classify
 
 pub mod dns; // MX and address lookups (hickory)
 pub mod store; // the only shared state and the only SQL

@@ -5,6 +5,7 @@
 
 mod queue;
 mod serve;
+mod suppression;
 mod user;
 
 use std::path::PathBuf;
@@ -31,9 +32,25 @@ pub enum Command {
     /// Manage logins and mailboxes.
     #[command(subcommand)]
     User(UserCommand),
-    /// Inspect the queue.
+    /// Inspect and act on the queue.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// The addresses mailerd will not send to (hard bounces and manual entries).
+    #[command(subcommand)]
+    Suppression(SuppressionCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SuppressionCommand {
+    /// Every suppressed address, newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Suppress an address by hand.
+    Add { address: String },
+    /// Allow sending to an address again.
+    Remove { address: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,6 +81,10 @@ pub enum QueueCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Try the deferred recipients of a message now (the running daemon picks them up).
+    Retry { id: String },
+    /// Delete a message and its recipients from the queue.
+    Delete { id: String },
 }
 
 /// Runs the parsed command; returns the process exit code.
@@ -76,6 +97,13 @@ pub fn run(cli: Cli) -> Result<i32> {
             Command::User(UserCommand::Add { address, quota }) => user::add(&config, &address, quota).await,
             Command::Queue(QueueCommand::List { json, limit }) => queue::list(&config, json, limit).await,
             Command::Queue(QueueCommand::Show { id, json }) => queue::show(&config, &id, json).await,
+            Command::Queue(QueueCommand::Retry { id }) => queue::retry(&config, &id).await,
+            Command::Queue(QueueCommand::Delete { id }) => queue::delete(&config, &id).await,
+            Command::Suppression(SuppressionCommand::List { json }) => suppression::list(&config, json).await,
+            Command::Suppression(SuppressionCommand::Add { address }) => suppression::add(&config, &address).await,
+            Command::Suppression(SuppressionCommand::Remove { address }) => {
+                suppression::remove(&config, &address).await
+            }
         }
     })
 }

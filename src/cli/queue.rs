@@ -1,6 +1,7 @@
-//! `mailerd queue list|show`: what the store holds, for people or as JSON Lines.
+//! `mailerd queue list|show|retry|delete`: what the store holds, for people or as JSON Lines,
+//! and the two operator actions on it.
 //!
-//! Must not: change the queue.
+//! Must not: deliver anything itself; `retry` only makes recipients due for the daemon.
 
 use anyhow::Result;
 
@@ -58,4 +59,21 @@ pub async fn show(config: &Config, id: &str, json: bool) -> Result<i32> {
         );
     }
     Ok(0)
+}
+
+pub async fn retry(config: &Config, id: &str) -> Result<i32> {
+    let store = super::open_store(config)?;
+    let n = store.retry_now(&MessageId(id.to_string())).await?;
+    println!("{id}: {n} recipient(s) due now");
+    Ok(if n > 0 { 0 } else { 1 })
+}
+
+pub async fn delete(config: &Config, id: &str) -> Result<i32> {
+    let store = super::open_store(config)?;
+    if store.delete_message(&MessageId(id.to_string())).await? {
+        println!("{id}: deleted");
+        Ok(0)
+    } else {
+        anyhow::bail!("no message {id}")
+    }
 }

@@ -514,6 +514,7 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
         origin,
         received_at: now,
         message: reader.into_message(),
+        reports: Vec::new(),
     };
     match accept::accept(ctx.store.as_ref(), &ctx.queue_wakeup, incoming).await {
         Ok(id) => {

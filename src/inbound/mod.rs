@@ -17,7 +17,7 @@ pub mod tls;
 
 use std::sync::Arc;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::store::Store;
@@ -49,7 +49,7 @@ pub struct Context {
     /// Flips to true on SIGTERM: new connections get 421, idle sessions are closed.
     pub shutdown: watch::Receiver<bool>,
     /// Poked after every accepted message so delivery starts at once.
-    pub queue_wakeup: Arc<Notify>,
+    pub queue_wakeup: Arc<crate::queue::Wakeup>,
 }
 
 impl Context {

@@ -94,6 +94,14 @@ pub async fn check_rcpt(
         if !may_relay {
             return Err(refuse(replies::relay_denied(&shown), format!("relay to {} from {ip}", rcpt.domain())));
         }
+        let entry = ctx
+            .store
+            .suppression(&rcpt.key())
+            .await
+            .map_err(|e| refuse(replies::insufficient_storage(), format!("suppression lookup: {e}")))?;
+        if let Some(s) = entry {
+            return Err(refuse(replies::suppressed(&shown, &s.created_at, &s.reason), "suppressed address"));
+        }
         return Ok(accepted(shown, Transport::Remote, None));
     }
     let (key, implicit) = match mailbox::resolve(&ctx.config, rcpt) {

@@ -73,6 +73,18 @@ pub fn relay_denied(rcpt: &str) -> SmtpReply {
     r(554, (5, 7, 1), format!("<{rcpt}>: relay access denied"))
 }
 
+/// A recipient on the suppression list: says since when and why, and how to undo it.
+pub fn suppressed(rcpt: &str, since: &str, why: &str) -> SmtpReply {
+    let date = since.get(..10).unwrap_or(since);
+    r(
+        550,
+        (5, 1, 1),
+        format!(
+            "<{rcpt}>: suppressed since {date} after a hard bounce ({why}); remove with `mailerd suppression remove`"
+        ),
+    )
+}
+
 pub fn too_many_recipients() -> SmtpReply {
     r(452, (4, 5, 3), "too many recipients")
 }

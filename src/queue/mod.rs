@@ -7,3 +7,19 @@
 pub mod outcome;
 pub mod retry;
 pub mod scheduler;
+
+use tokio::sync::Notify;
+
+/// Wakes the scheduler's loops when new work is stored (each loop keeps one pending wakeup).
+#[derive(Debug, Default)]
+pub struct Wakeup {
+    pub local: Notify,
+    pub remote: Notify,
+}
+
+impl Wakeup {
+    pub fn poke(&self) {
+        self.local.notify_one();
+        self.remote.notify_one();
+    }
+}

@@ -15,6 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, watch};
+
+use super::Wakeup;
+use crate::bounce::report::Reporter;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
@@ -34,9 +37,9 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 pub struct Scheduler {
     pub store: Arc<dyn Store>,
     pub config: Arc<Config>,
-    pub local_wakeup: Arc<Notify>,
-    pub remote_wakeup: Arc<Notify>,
+    pub wakeup: Arc<Wakeup>,
     pub outbound: Arc<Outbound>,
+    pub reporter: Reporter,
     /// This process's lease owner name.
     pub owner: String,
 }
@@ -74,7 +77,7 @@ impl Scheduler {
                     }
                 };
             if claims.is_empty() {
-                self.idle(&self.local_wakeup, &mut shutdown).await;
+                self.idle(&self.wakeup.local, &mut shutdown).await;
                 continue;
             }
             let mut attempts = Vec::with_capacity(claims.len());
@@ -110,7 +113,7 @@ impl Scheduler {
                     }
                 };
             if claims.is_empty() {
-                self.idle(&self.remote_wakeup, &mut shutdown).await;
+                self.idle(&self.wakeup.remote, &mut shutdown).await;
                 continue;
             }
             for group in group_jobs(claims) {
@@ -164,10 +167,20 @@ impl Scheduler {
     }
 
     async fn record(&self, attempts: Vec<Attempt>) {
+        let mut messages: Vec<MessageId> = Vec::new();
+        for a in &attempts {
+            if !messages.contains(&a.message) {
+                messages.push(a.message.clone());
+            }
+        }
         if let Err(e) = self.store.record_attempts(&self.owner, attempts).await {
             // The leases run out and the recipients are tried again: at least once, never lost.
             warn!(error = %e, "recording delivery outcomes failed");
             tokio::time::sleep(IDLE_POLL).await;
+            return;
+        }
+        for id in &messages {
+            self.reporter.after_attempts(id).await;
         }
     }
 
@@ -196,6 +209,7 @@ impl Scheduler {
         let report = outcome.report().clone();
         let mut attempt = Attempt {
             recipient: claim.recipient,
+            message: claim.message.clone(),
             state: RecipientState::Delivered,
             status: report.status.clone(),
             detail: report.detail.clone(),

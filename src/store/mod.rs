@@ -26,6 +26,8 @@ pub enum StoreError {
     Closed,
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    #[error("already reported")]
+    AlreadyReported,
 }
 
 /// A queue id, unique across processes and nodes: 12 hex digits of milliseconds + 8 random.
@@ -139,6 +141,58 @@ pub struct NewMessage {
     pub origin: Origin,
     pub body: Vec<u8>,
     pub recipients: Vec<NewRecipient>,
+    /// For a DSN: the recipients of another message it reports on. The insert fails with
+    /// `StoreError::AlreadyReported` (and stores nothing) if any of them was reported already,
+    /// so concurrent workers never send the same report twice.
+    pub reports: Vec<(RecipientId, ReportMark)>,
+}
+
+/// Which report a DSN gave for a recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportMark {
+    /// The final report: failure (or success when asked for).
+    Final,
+    /// The one delay warning.
+    Delay,
+}
+
+/// What the DSN logic needs to know about a message after an attempt.
+#[derive(Debug, Clone)]
+pub struct ReportFacts {
+    pub id: MessageId,
+    pub reverse_path: String,
+    pub envid: Option<String>,
+    pub ret: Option<String>,
+    pub received_at: Timestamp,
+    pub origin_via: String,
+    pub recipients: Vec<RecipientFacts>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RecipientFacts {
+    pub id: RecipientId,
+    pub address: String,
+    pub orcpt: Option<String>,
+    pub notify: Option<String>,
+    pub state: RecipientState,
+    pub attempts: u32,
+    pub status: Option<String>,
+    pub detail: Option<String>,
+    pub reply_code: Option<u16>,
+    pub remote_mta: Option<String>,
+    pub updated_at: Timestamp,
+    pub final_reported: bool,
+    pub delay_reported: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Suppression {
+    pub address: String,
+    pub reason: String,
+    pub status: Option<String>,
+    pub detail: Option<String>,
+    pub message_id: Option<String>,
+    pub created_at: String,
 }
 
 /// A recipient leased to one worker until `lease_until`.
@@ -163,6 +217,8 @@ pub struct Claim {
 #[derive(Debug, Clone)]
 pub struct Attempt {
     pub recipient: RecipientId,
+    /// The message of the recipient (for the reports that follow an attempt).
+    pub message: MessageId,
     pub state: RecipientState,
     /// RFC 3463 status of the outcome, e.g. `2.0.0`, `4.2.2`.
     pub status: String,
@@ -262,4 +318,32 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
 
     async fn mailbox(&self, address: &str) -> Result<Option<MailboxRecord>, StoreError>;
+
+    // --- reports (DSNs) ---
+
+    /// The state of a message and its recipients, for deciding which report to send.
+    async fn report_facts(&self, id: &MessageId) -> Result<Option<ReportFacts>, StoreError>;
+
+    /// Drops the body of a message whose recipients are all final (history stays).
+    async fn release_body(&self, id: &MessageId) -> Result<(), StoreError>;
+
+    // --- suppression list ---
+
+    /// Adds (or refreshes) an address on the suppression list.
+    async fn suppress(&self, entry: Suppression) -> Result<(), StoreError>;
+
+    /// Removes an address; returns whether it was there.
+    async fn unsuppress(&self, address: &str) -> Result<bool, StoreError>;
+
+    async fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError>;
+
+    async fn suppressions(&self, limit: usize) -> Result<Vec<Suppression>, StoreError>;
+
+    // --- queue operations ---
+
+    /// Makes deferred recipients of a message due now; returns how many.
+    async fn retry_now(&self, id: &MessageId) -> Result<usize, StoreError>;
+
+    /// Deletes a message and its recipients; returns whether it existed.
+    async fn delete_message(&self, id: &MessageId) -> Result<bool, StoreError>;
 }

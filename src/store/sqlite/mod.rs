@@ -20,7 +20,8 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::{
-    Attempt, Claim, MailboxRecord, MessageDetail, MessageId, NewMessage, QueueEntry, Store, StoreError, Transport,
+    Attempt, Claim, MailboxRecord, MessageDetail, MessageId, NewMessage, QueueEntry, ReportFacts, Store, StoreError,
+    Suppression, Transport,
 };
 use crate::time::Timestamp;
 
@@ -46,6 +47,16 @@ enum Write {
         quota: Option<u64>,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
+    /// Small one-statement writes: suppression, release, retry, delete.
+    Simple(Simple, oneshot::Sender<Result<usize, StoreError>>),
+}
+
+enum Simple {
+    Suppress(Suppression),
+    Unsuppress(String),
+    ReleaseBody(MessageId),
+    RetryNow(MessageId),
+    Delete(MessageId),
 }
 
 pub struct SqliteStore {
@@ -111,6 +122,14 @@ impl SqliteStore {
         })
         .await
         .map_err(|_| StoreError::Closed)?
+    }
+}
+
+impl SqliteStore {
+    async fn simple(&self, op: Simple) -> Result<usize, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Write::Simple(op, reply))?;
+        wait(rx).await
     }
 }
 
@@ -189,5 +208,39 @@ impl Store for SqliteStore {
     async fn mailbox(&self, address: &str) -> Result<Option<MailboxRecord>, StoreError> {
         let address = address.to_string();
         self.read(move |c| reads::mailbox(c, &address)).await
+    }
+
+    async fn report_facts(&self, id: &MessageId) -> Result<Option<ReportFacts>, StoreError> {
+        let id = id.clone();
+        self.read(move |c| reads::report_facts(c, &id)).await
+    }
+
+    async fn release_body(&self, id: &MessageId) -> Result<(), StoreError> {
+        self.simple(Simple::ReleaseBody(id.clone())).await.map(|_| ())
+    }
+
+    async fn suppress(&self, entry: Suppression) -> Result<(), StoreError> {
+        self.simple(Simple::Suppress(entry)).await.map(|_| ())
+    }
+
+    async fn unsuppress(&self, address: &str) -> Result<bool, StoreError> {
+        self.simple(Simple::Unsuppress(address.to_string())).await.map(|n| n > 0)
+    }
+
+    async fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
+        let address = address.to_string();
+        self.read(move |c| reads::suppression(c, &address)).await
+    }
+
+    async fn suppressions(&self, limit: usize) -> Result<Vec<Suppression>, StoreError> {
+        self.read(move |c| reads::suppressions(c, limit)).await
+    }
+
+    async fn retry_now(&self, id: &MessageId) -> Result<usize, StoreError> {
+        self.simple(Simple::RetryNow(id.clone())).await
+    }
+
+    async fn delete_message(&self, id: &MessageId) -> Result<bool, StoreError> {
+        self.simple(Simple::Delete(id.clone())).await.map(|n| n > 0)
     }
 }

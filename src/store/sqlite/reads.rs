@@ -5,8 +5,8 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::store::{
-    EventView, MailboxRecord, MessageDetail, MessageId, Origin, QueueEntry, RecipientState, RecipientView, StoreError,
-    Transport,
+    EventView, MailboxRecord, MessageDetail, MessageId, Origin, QueueEntry, RecipientFacts, RecipientId,
+    RecipientState, RecipientView, ReportFacts, StoreError, Suppression, Transport,
 };
 use crate::time::Timestamp;
 
@@ -128,4 +128,93 @@ pub(super) fn mailbox(c: &Connection, address: &str) -> Result<Option<MailboxRec
             })
         })
         .optional()?)
+}
+
+pub(super) fn report_facts(c: &Connection, id: &MessageId) -> Result<Option<ReportFacts>, StoreError> {
+    let row = c
+        .prepare_cached("SELECT reverse_path, envid, ret, received_at, origin FROM messages WHERE id = ?1")?
+        .query_row([&id.0], |r| {
+            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)?, r.get::<_, String>(4)?))
+        })
+        .optional()?;
+    let Some((reverse_path, envid, ret, received_at, origin)) = row else { return Ok(None) };
+    let origin: Origin = serde_json::from_str(&origin).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut stmt = c.prepare_cached(
+        "SELECT id, address, orcpt, notify, state, attempts, last_status, last_detail, reply_code, remote_mta,
+                updated_at, final_reported, delay_reported
+         FROM recipients WHERE message_id = ?1 ORDER BY id",
+    )?;
+    let rows = stmt.query_map([&id.0], |r| {
+        Ok((
+            RecipientId(r.get(0)?),
+            r.get::<_, String>(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get::<_, String>(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+            r.get(8)?,
+            r.get(9)?,
+            r.get::<_, i64>(10)?,
+            r.get::<_, bool>(11)?,
+            r.get::<_, bool>(12)?,
+        ))
+    })?;
+    let mut recipients = Vec::new();
+    for row in rows {
+        let (rid, address, orcpt, notify, state, attempts, status, detail, reply_code, remote_mta, updated, fin, delay) =
+            row?;
+        recipients.push(RecipientFacts {
+            id: rid,
+            address,
+            orcpt,
+            notify,
+            state: RecipientState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("state {state}")))?,
+            attempts,
+            status,
+            detail,
+            reply_code,
+            remote_mta,
+            updated_at: Timestamp(updated),
+            final_reported: fin,
+            delay_reported: delay,
+        });
+    }
+    Ok(Some(ReportFacts {
+        id: id.clone(),
+        reverse_path,
+        envid,
+        ret,
+        received_at: Timestamp(received_at),
+        origin_via: origin.via,
+        recipients,
+    }))
+}
+
+fn suppression_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Suppression> {
+    Ok(Suppression {
+        address: r.get(0)?,
+        reason: r.get(1)?,
+        status: r.get(2)?,
+        detail: r.get(3)?,
+        message_id: r.get(4)?,
+        created_at: Timestamp(r.get(5)?).iso8601(),
+    })
+}
+
+pub(super) fn suppression(c: &Connection, address: &str) -> Result<Option<Suppression>, StoreError> {
+    Ok(c.prepare_cached(
+        "SELECT address, reason, status, detail, message_id, created_at FROM suppressions WHERE address = ?1",
+    )?
+    .query_row([address], suppression_row)
+    .optional()?)
+}
+
+pub(super) fn suppressions(c: &Connection, limit: usize) -> Result<Vec<Suppression>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT address, reason, status, detail, message_id, created_at FROM suppressions ORDER BY created_at DESC LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit as i64], suppression_row)?.collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }

@@ -5,13 +5,16 @@
 use rusqlite::{Connection, Transaction, params};
 use tokio::sync::oneshot;
 
-use super::Write;
-use crate::store::{Attempt, Claim, MessageId, NewMessage, RecipientId, RecipientState, StoreError, Transport};
+use super::{Simple, Write};
+use crate::store::{
+    Attempt, Claim, MessageId, NewMessage, RecipientId, RecipientState, ReportMark, StoreError, Transport,
+};
 use crate::time::Timestamp;
 
 /// A computed result waiting for the batch's COMMIT before it is sent.
 enum Pending {
     Unit(oneshot::Sender<Result<(), StoreError>>, Result<(), StoreError>),
+    Count(oneshot::Sender<Result<usize, StoreError>>, Result<usize, StoreError>),
     Claims(oneshot::Sender<Result<Vec<Claim>, StoreError>>, Result<Vec<Claim>, StoreError>),
 }
 
@@ -34,6 +37,7 @@ pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Write>) {
                 reply,
                 in_savepoint(&tx, |t| upsert_mailbox(t, &address, password_hash.as_deref(), quota)),
             ),
+            Write::Simple(op, reply) => Pending::Count(reply, in_savepoint(&tx, |t| simple(t, &op))),
         });
     }
     let committed = tx.commit().map_err(|e| e.to_string());
@@ -42,6 +46,8 @@ pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Write>) {
         match (p, &committed) {
             (Pending::Unit(reply, result), Ok(())) => drop(reply.send(result)),
             (Pending::Claims(reply, result), Ok(())) => drop(reply.send(result)),
+            (Pending::Count(reply, result), Ok(())) => drop(reply.send(result)),
+            (Pending::Count(reply, _), Err(e)) => drop(reply.send(Err(commit_error(e)))),
             (Pending::Unit(reply, _), Err(e)) => drop(reply.send(Err(commit_error(e)))),
             (Pending::Claims(reply, _), Err(e)) => drop(reply.send(Err(commit_error(e)))),
         }
@@ -59,6 +65,7 @@ fn fail_all(batch: Vec<Write>, e: &str) {
                 drop(reply.send(Err(commit_error(e))))
             }
             Write::Claim { reply, .. } => drop(reply.send(Err(commit_error(e)))),
+            Write::Simple(_, reply) => drop(reply.send(Err(commit_error(e)))),
         }
     }
 }
@@ -105,6 +112,19 @@ fn insert(tx: &Transaction<'_>, msg: &NewMessage) -> Result<(), StoreError> {
     let mut event = tx.prepare_cached(
         "INSERT INTO events (message_id, recipient, kind, status, detail, at) VALUES (?1, ?2, 'queued', NULL, ?3, ?4)",
     )?;
+    let mut mark_final =
+        tx.prepare_cached("UPDATE recipients SET final_reported = 1 WHERE id = ?1 AND final_reported = 0")?;
+    let mut mark_delay =
+        tx.prepare_cached("UPDATE recipients SET delay_reported = 1 WHERE id = ?1 AND delay_reported = 0")?;
+    for (id, mark) in &msg.reports {
+        let changed = match mark {
+            ReportMark::Final => mark_final.execute([id.0])?,
+            ReportMark::Delay => mark_delay.execute([id.0])?,
+        };
+        if changed == 0 {
+            return Err(StoreError::AlreadyReported);
+        }
+    }
     for r in &msg.recipients {
         rcpt.execute(params![msg.id.0, r.address, r.orcpt, r.notify, r.transport.as_str(), r.mailbox, at])?;
         event.execute(params![
@@ -217,4 +237,39 @@ fn upsert_mailbox(
     )?
     .execute(params![address, hash, quota.map(|q| q as i64)])?;
     Ok(())
+}
+
+fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
+    let now = Timestamp::now().millis();
+    Ok(match op {
+        Simple::Suppress(e) => tx
+            .prepare_cached(
+                "INSERT INTO suppressions (address, reason, status, detail, message_id, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (address) DO UPDATE SET reason = excluded.reason, status = excluded.status,
+                 detail = excluded.detail, message_id = excluded.message_id",
+            )?
+            .execute(params![e.address, e.reason, e.status, e.detail, e.message_id, now])?,
+        Simple::Unsuppress(a) => tx.prepare_cached("DELETE FROM suppressions WHERE address = ?1")?.execute([a])?,
+        Simple::ReleaseBody(id) => tx
+            .prepare_cached(
+                "UPDATE messages SET body = x'', done = 1 WHERE id = ?1 AND done = 0
+                 AND NOT EXISTS (SELECT 1 FROM recipients WHERE message_id = ?1 AND state IN ('queued', 'deferred'))",
+            )?
+            .execute([&id.0])?,
+        Simple::RetryNow(id) => tx
+            .prepare_cached(
+                "UPDATE recipients SET next_attempt_at = ?2 WHERE message_id = ?1 AND state IN ('queued', 'deferred')
+                 AND lease_owner IS NULL",
+            )?
+            .execute(params![id.0, now])?,
+        Simple::Delete(id) => {
+            tx.prepare_cached("DELETE FROM recipients WHERE message_id = ?1")?.execute([&id.0])?;
+            tx.prepare_cached(
+                "INSERT INTO events (message_id, kind, detail, at) VALUES (?1, 'deleted', 'deleted by an operator', ?2)",
+            )?
+            .execute(params![id.0, now])?;
+            tx.prepare_cached("DELETE FROM messages WHERE id = ?1")?.execute([&id.0])?
+        }
+    })
 }

@@ -24,6 +24,7 @@ pub fn base_toml(dir: &Path, sections: &str) -> String {
     let mut limits = "[limits]\n".to_string();
     // No test may ask a real resolver: by default DNS goes to a closed loopback port.
     let mut dns = String::new();
+    let mut listen = String::new();
     let mut rest = String::new();
     // Merge [local] and [limits] given by the test into the base ones.
     let mut current = &mut rest;
@@ -32,6 +33,7 @@ pub fn base_toml(dir: &Path, sections: &str) -> String {
             "[local]" => current = &mut local,
             "[limits]" => current = &mut limits,
             "[dns]" => current = &mut dns,
+            "[listen]" => current = &mut listen,
             l if l.starts_with('[') => {
                 current = &mut rest;
                 current.push_str(line);
@@ -46,11 +48,16 @@ pub fn base_toml(dir: &Path, sections: &str) -> String {
     if !local.contains("domains") {
         local.push_str("domains = [\"local.test\", \"bücher.test\"]\n");
     }
+    for (key, default) in [("smtp", "127.0.0.1:0"), ("submission", "127.0.0.1:0"), ("http", "")] {
+        if !listen.lines().any(|l| l.trim_start().starts_with(key)) {
+            listen.push_str(&format!("{key} = \"{default}\"\n"));
+        }
+    }
     if dns.is_empty() {
         dns = "nameservers = [\"127.0.0.1:9\"]\n".into();
     }
     format!(
-        "hostname = \"mx.local.test\"\ndata_dir = \"{}\"\n[listen]\nsmtp = \"127.0.0.1:0\"\nsubmission = \"127.0.0.1:0\"\nhttp = \"\"\n{local}{limits}[dns]\n{dns}{rest}",
+        "hostname = \"mx.local.test\"\ndata_dir = \"{}\"\n[listen]\n{listen}{local}{limits}[dns]\n{dns}{rest}",
         dir.display()
     )
 }

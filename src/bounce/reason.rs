@@ -1,0 +1,397 @@
+//! THE reason table: why a message could not be delivered, whether that makes the address
+//! itself bad (hard) or not (soft), and what a person should do about it.
+//!
+//! Names are the Sisimai reason names (the de-facto taxonomy of bounce reasons), so
+//! `serde(rename_all = "lowercase")` gives `"userunknown"`, `"mailboxfull"`, ...
+//! [`Reason::from_enhanced_status`] maps RFC 3463 enhanced status codes to a reason.
+//!
+//! Shared by DSN generation (`bounce/`, we write) and bounce parsing (`feedback/`, we read):
+//! advice text is written here and nowhere else (DESIGN §2 rule 4).
+//! Must not: depend on `feedback/`, the store, the config or any I/O.
+
+use serde::{Deserialize, Serialize};
+
+/// Why a message was not delivered (or, for the non-bounce kinds, what the report is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reason {
+    /// The recipient address does not exist (5.1.1).
+    UserUnknown,
+    /// The recipient domain does not exist or has no mail host (5.1.2, 5.4.4).
+    HostUnknown,
+    /// The recipient mailbox is over quota (5.2.2, 4.2.2).
+    MailboxFull,
+    /// The message is larger than the receiving system accepts (5.3.4).
+    MesgTooBig,
+    /// The message exceeds a per-mailbox or administrative size limit (5.2.3).
+    ExceedLimit,
+    /// Retried until the queue lifetime ran out, or a delay warning (4.4.7).
+    Expired,
+    /// The sending host or IP address is refused (block list, client policy).
+    Blocked,
+    /// A filter on the receiving side refused this message for an existing address.
+    Filtered,
+    /// The recipient has moved (5.1.6).
+    HasMoved,
+    /// The receiving server will not relay to this recipient.
+    NoRelaying,
+    /// The destination accepts no mail at all (null MX).
+    NotAccept,
+    /// Refused by a policy of the receiving site.
+    PolicyViolation,
+    /// The envelope sender was refused.
+    Rejected,
+    /// The sending host has no PTR record and the receiver requires one.
+    RequirePtr,
+    /// Authentication required, certificate problem or similar.
+    SecurityError,
+    /// The receiver judged the message to be spam.
+    SpamDetected,
+    /// Rate limited: too much or too fast.
+    Speeding,
+    /// The mailbox exists but is disabled or suspended.
+    Suspend,
+    /// An SMTP command syntax error (5.5.x).
+    SyntaxError,
+    /// An error of the remote system.
+    SystemError,
+    /// The remote system is out of disk or queue space (4.3.1).
+    SystemFull,
+    /// Too many connections, recipients or messages at once.
+    TooManyConn,
+    /// Routing or network trouble: loops, too many hops, DNS/MX or connection errors.
+    NetworkError,
+    /// A local delivery program failed on the receiving host.
+    MailerError,
+    /// The sender failed SPF, DKIM or DMARC checks.
+    AuthFailure,
+    /// The sending IP's or domain's reputation is too low.
+    BadReputation,
+    /// The content was refused as malformed or unacceptable.
+    ContentError,
+    /// STARTTLS could not be negotiated where TLS was required.
+    FailedStartTls,
+    /// The message breaks RFC 5322 rules.
+    NotCompliantRfc,
+    /// A virus was found in the message.
+    VirusDetected,
+    /// An error was seen but its cause is ambiguous.
+    OnHold,
+    /// The sending service did not try: the recipient is on its suppression list.
+    Suppressed,
+    /// An auto-reply (RFC 3834); not a bounce.
+    Vacation,
+    /// An ARF (RFC 5965) feedback report; not a bounce.
+    Feedback,
+    /// A success report; not a bounce.
+    Delivered,
+    /// No rule applies.
+    Undefined,
+}
+
+/// Everything the project says about one [`Reason`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReasonInfo {
+    pub reason: Reason,
+    /// `Some(true)`: the address itself is bad (suppress it). `None`: depends on the reply
+    /// class (see [`Reason::is_hard`]).
+    pub hard: Option<bool>,
+    /// One concrete sentence telling a person what to do.
+    pub advice: &'static str,
+    /// A short description of the reason.
+    pub summary: &'static str,
+}
+
+macro_rules! reason_table {
+    ($( $variant:ident => $hard:expr, $summary:literal, $advice:literal; )*) => {
+        impl Reason {
+            /// Every reason, in table order.
+            pub const ALL: &'static [Reason] = &[$(Reason::$variant),*];
+
+            /// The table row for this reason.
+            pub fn info(self) -> ReasonInfo {
+                match self {
+                    $(Reason::$variant => ReasonInfo {
+                        reason: Reason::$variant,
+                        hard: $hard,
+                        advice: $advice,
+                        summary: $summary,
+                    },)*
+                }
+            }
+        }
+    };
+}
+
+reason_table! {
+    UserUnknown => Some(true), "the recipient address does not exist",
+        "Check the address for a typo; if it is right, the mailbox no longer exists: remove it from your list.";
+    HostUnknown => Some(true), "the recipient domain does not exist or has no mail server",
+        "Check the domain part of the address for a typo; if it is right, the domain receives no mail: remove the address.";
+    MailboxFull => Some(false), "the recipient mailbox is full",
+        "The recipient's mailbox is full: try again in a few days or contact them another way.";
+    MesgTooBig => Some(false), "the message is larger than the receiving server accepts",
+        "Send a link instead of the attachment: base64 makes attachments a third larger.";
+    ExceedLimit => Some(false), "the message exceeds a size limit of the recipient's mailbox",
+        "Make the message smaller (share large files as a link) and send it again.";
+    Expired => Some(false), "delivery was retried until the queue lifetime ran out",
+        "The receiving server did not answer for days: check the recipient domain's mail servers, then send again.";
+    Blocked => Some(false), "the sending server or IP address is refused by the receiver",
+        "Your sending IP address is refused: check it against block lists and request delisting, or send through another server.";
+    Filtered => Some(false), "a filter at the recipient refused this message",
+        "The recipient's filter refused this message: ask the recipient to allow your address, or reach them another way.";
+    HasMoved => Some(true), "the recipient has moved to another address",
+        "The recipient has a new address: update your list with the address given in the bounce.";
+    NoRelaying => Some(false), "the receiving server does not relay for this recipient",
+        "The server refused to relay: authenticate to your submission server, or check the recipient domain's MX records.";
+    NotAccept => None, "the destination accepts no mail",
+        "The recipient domain accepts no mail (null MX or closed): remove the address or contact them another way.";
+    PolicyViolation => Some(false), "the message broke a policy of the receiving site",
+        "The recipient's site refused the message by policy: read the diagnostic and change the content or attachments that it names.";
+    Rejected => Some(false), "the envelope sender was refused",
+        "Your sender address or domain was refused: make sure it exists, resolves and is allowed to send (SPF), then retry.";
+    RequirePtr => Some(false), "the sending host has no reverse DNS (PTR) record",
+        "Give your sending IP address a PTR record whose name resolves back to the same address.";
+    SecurityError => Some(false), "a security check failed (authentication, certificate)",
+        "A security check failed: check the sending account's credentials and the server's TLS certificate.";
+    SpamDetected => Some(false), "the receiver judged the message to be spam",
+        "The message was taken for spam: remove spam-like wording and links, and sign it with DKIM.";
+    Speeding => Some(false), "the sender was rate limited",
+        "You sent too much too fast: slow down your sending rate to this domain and retry later.";
+    Suspend => Some(false), "the recipient mailbox is disabled or suspended",
+        "The mailbox is disabled: stop sending to it for now and contact the recipient another way.";
+    SyntaxError => Some(false), "an SMTP command was malformed",
+        "An SMTP command was refused as malformed: check the sending software's version and configuration.";
+    SystemError => Some(false), "the remote mail system had an internal error",
+        "The recipient's mail system failed: wait and send again; if it persists, tell their postmaster.";
+    SystemFull => Some(false), "the remote mail system is out of storage",
+        "The recipient's server is out of disk space: wait and send again later.";
+    TooManyConn => Some(false), "too many connections, recipients or messages at once",
+        "Open fewer connections and send fewer recipients per message to this domain, then retry.";
+    NetworkError => Some(false), "routing or network trouble (loop, DNS, connection)",
+        "Delivery failed on the network (mail loop, DNS or connection): check the recipient domain's MX records and routing.";
+    MailerError => Some(false), "a local delivery program failed on the receiving host",
+        "A delivery program at the recipient's server failed: send again later or tell their postmaster.";
+    AuthFailure => Some(false), "the sender failed SPF, DKIM or DMARC checks",
+        "Your message failed SPF, DKIM or DMARC: publish SPF for your sending IP and sign with DKIM aligned to the From domain.";
+    BadReputation => Some(false), "the sending IP or domain has a bad reputation",
+        "Your sending IP or domain has a poor reputation: send only to opted-in recipients and slow down to rebuild it.";
+    ContentError => Some(false), "the content was refused as malformed",
+        "The message content was refused as malformed: check its MIME structure and headers.";
+    FailedStartTls => Some(false), "STARTTLS could not be negotiated",
+        "TLS could not be set up with the receiving server: check your TLS versions, ciphers and certificate.";
+    NotCompliantRfc => Some(false), "the message breaks RFC 5322",
+        "The message breaks RFC 5322 (duplicate headers, long lines, bad fields): fix the software that builds it.";
+    VirusDetected => Some(false), "a virus was found in the message",
+        "A virus was found in the message: scan the attachments, remove the infected file and send again.";
+    OnHold => Some(false), "an error was reported but its cause is unclear",
+        "The cause of the failure is unclear: read the diagnostic text and retry later.";
+    Suppressed => Some(false), "the sending service did not try: the address is suppressed",
+        "The address is on a suppression list: remove it there only if you are sure it works again.";
+    Vacation => Some(false), "an automatic reply, not a bounce",
+        "This is an automatic reply: the message was delivered; nothing to do.";
+    Feedback => Some(false), "a feedback (complaint) report, not a bounce",
+        "A recipient complained: stop sending to this address and check how it was subscribed.";
+    Delivered => Some(false), "a success report, not a bounce",
+        "The message was delivered; nothing to do.";
+    Undefined => Some(false), "no rule explains this failure",
+        "No known cause: read the diagnostic text, and ask the recipient's postmaster if it persists.";
+}
+
+impl Reason {
+    /// The Sisimai name (`"userunknown"`), as in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::UserUnknown => "userunknown",
+            Reason::HostUnknown => "hostunknown",
+            Reason::MailboxFull => "mailboxfull",
+            Reason::MesgTooBig => "mesgtoobig",
+            Reason::ExceedLimit => "exceedlimit",
+            Reason::Expired => "expired",
+            Reason::Blocked => "blocked",
+            Reason::Filtered => "filtered",
+            Reason::HasMoved => "hasmoved",
+            Reason::NoRelaying => "norelaying",
+            Reason::NotAccept => "notaccept",
+            Reason::PolicyViolation => "policyviolation",
+            Reason::Rejected => "rejected",
+            Reason::RequirePtr => "requireptr",
+            Reason::SecurityError => "securityerror",
+            Reason::SpamDetected => "spamdetected",
+            Reason::Speeding => "speeding",
+            Reason::Suspend => "suspend",
+            Reason::SyntaxError => "syntaxerror",
+            Reason::SystemError => "systemerror",
+            Reason::SystemFull => "systemfull",
+            Reason::TooManyConn => "toomanyconn",
+            Reason::NetworkError => "networkerror",
+            Reason::MailerError => "mailererror",
+            Reason::AuthFailure => "authfailure",
+            Reason::BadReputation => "badreputation",
+            Reason::ContentError => "contenterror",
+            Reason::FailedStartTls => "failedstarttls",
+            Reason::NotCompliantRfc => "notcompliantrfc",
+            Reason::VirusDetected => "virusdetected",
+            Reason::OnHold => "onhold",
+            Reason::Suppressed => "suppressed",
+            Reason::Vacation => "vacation",
+            Reason::Feedback => "feedback",
+            Reason::Delivered => "delivered",
+            Reason::Undefined => "undefined",
+        }
+    }
+
+    /// Parses a Sisimai name; `None` for an unknown name.
+    pub fn from_name(name: &str) -> Option<Reason> {
+        Reason::ALL.iter().copied().find(|r| r.as_str() == name)
+    }
+
+    /// Hard or soft, given the reply class (`'4'`/`'5'` of the status or reply code) when known.
+    /// DESIGN §3: hard only when the address itself is bad; `notaccept` is hard only with 5xx.
+    pub fn is_hard(self, class: Option<char>) -> Option<bool> {
+        match self.info().hard {
+            Some(h) => Some(h),
+            None => class.map(|c| c == '5'),
+        }
+    }
+
+    /// RFC 3463 enhanced status code (`"5.1.1"`) to reason. `None` for codes that say too
+    /// little on their own (`x.0.0`, `x.7.1`, ...): the diagnostic text must decide.
+    pub fn from_enhanced_status(status: &str) -> Option<Reason> {
+        let mut it = status.trim().splitn(3, '.');
+        let class = it.next()?;
+        let rest = format!("{}.{}", it.next()?, it.next()?);
+        if class == "2" {
+            return Some(Reason::Delivered);
+        }
+        if class != "4" && class != "5" {
+            return None;
+        }
+        if class == "5" && rest == "4.1" {
+            // "No answer from host" cannot be permanent; Microsoft uses 5.4.1 for
+            // "recipient address rejected": let the text decide.
+            return Some(Reason::NetworkError);
+        }
+        STATUS_TABLE.iter().find(|(code, _)| *code == rest).map(|(_, r)| *r)
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// RFC 3463 (and RFC 3886, 4468, 4954, 5248, 7372, 7504) subject.detail -> reason.
+/// Codes missing here (x.0.0, x.7.0, x.7.1, ...) are too generic: the text decides.
+const STATUS_TABLE: &[(&str, Reason)] = &[
+    ("1.0", Reason::UserUnknown),
+    ("1.1", Reason::UserUnknown),
+    ("1.2", Reason::HostUnknown),
+    ("1.3", Reason::UserUnknown),
+    ("1.4", Reason::UserUnknown),
+    ("1.5", Reason::UserUnknown),
+    ("1.6", Reason::HasMoved),
+    ("1.7", Reason::Rejected),
+    ("1.8", Reason::Rejected),
+    ("1.9", Reason::UserUnknown),
+    ("1.10", Reason::NotAccept),
+    ("2.0", Reason::Filtered),
+    ("2.1", Reason::Suspend),
+    ("2.2", Reason::MailboxFull),
+    ("2.3", Reason::ExceedLimit),
+    ("2.4", Reason::SystemError),
+    ("3.0", Reason::SystemError),
+    ("3.1", Reason::SystemFull),
+    ("3.2", Reason::SystemError),
+    ("3.3", Reason::SystemError),
+    ("3.4", Reason::MesgTooBig),
+    ("3.5", Reason::SystemError),
+    ("4.0", Reason::NetworkError),
+    ("4.1", Reason::Expired),
+    ("4.2", Reason::NetworkError),
+    ("4.3", Reason::SystemError),
+    ("4.4", Reason::HostUnknown),
+    ("4.5", Reason::TooManyConn),
+    ("4.6", Reason::NetworkError),
+    ("4.7", Reason::Expired),
+    ("5.0", Reason::SystemError),
+    ("5.1", Reason::SyntaxError),
+    ("5.2", Reason::SyntaxError),
+    ("5.3", Reason::TooManyConn),
+    ("5.4", Reason::SyntaxError),
+    ("5.5", Reason::SyntaxError),
+    ("5.6", Reason::SyntaxError),
+    ("6.0", Reason::ContentError),
+    ("6.1", Reason::ContentError),
+    ("6.2", Reason::ContentError),
+    ("6.3", Reason::ContentError),
+    ("6.4", Reason::ContentError),
+    ("6.5", Reason::ContentError),
+    ("6.6", Reason::ContentError),
+    ("6.7", Reason::ContentError),
+    ("6.8", Reason::ContentError),
+    ("6.9", Reason::ContentError),
+    ("6.10", Reason::ContentError),
+    ("7.2", Reason::PolicyViolation),
+    ("7.3", Reason::SecurityError),
+    ("7.4", Reason::SecurityError),
+    ("7.5", Reason::SecurityError),
+    ("7.6", Reason::SecurityError),
+    ("7.7", Reason::SecurityError),
+    ("7.8", Reason::SecurityError),
+    ("7.9", Reason::SecurityError),
+    ("7.10", Reason::FailedStartTls),
+    ("7.11", Reason::FailedStartTls),
+    ("7.12", Reason::SecurityError),
+    ("7.13", Reason::Suspend),
+    ("7.14", Reason::SecurityError),
+    ("7.15", Reason::SecurityError),
+    ("7.16", Reason::SecurityError),
+    ("7.17", Reason::SecurityError),
+    ("7.18", Reason::SecurityError),
+    ("7.19", Reason::SecurityError),
+    ("7.20", Reason::AuthFailure),
+    ("7.21", Reason::AuthFailure),
+    ("7.22", Reason::AuthFailure),
+    ("7.23", Reason::AuthFailure),
+    ("7.24", Reason::AuthFailure),
+    ("7.25", Reason::RequirePtr),
+    ("7.26", Reason::AuthFailure),
+    ("7.27", Reason::NotAccept),
+    ("7.28", Reason::SpamDetected),
+    ("7.29", Reason::AuthFailure),
+    ("7.30", Reason::SecurityError),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_through_serde() {
+        for r in Reason::ALL {
+            let json = serde_json::to_string(r).unwrap_or_default();
+            assert_eq!(json, format!("\"{}\"", r.as_str()));
+            assert_eq!(Reason::from_name(r.as_str()), Some(*r));
+        }
+    }
+
+    #[test]
+    fn hard_only_for_bad_addresses() {
+        assert_eq!(Reason::UserUnknown.is_hard(Some('5')), Some(true));
+        assert_eq!(Reason::NotAccept.is_hard(Some('5')), Some(true));
+        assert_eq!(Reason::NotAccept.is_hard(Some('4')), Some(false));
+        assert_eq!(Reason::MailboxFull.is_hard(Some('5')), Some(false));
+        assert_eq!(Reason::Blocked.is_hard(Some('5')), Some(false));
+    }
+
+    #[test]
+    fn enhanced_status_table() {
+        assert_eq!(Reason::from_enhanced_status("5.1.1"), Some(Reason::UserUnknown));
+        assert_eq!(Reason::from_enhanced_status("4.2.2"), Some(Reason::MailboxFull));
+        assert_eq!(Reason::from_enhanced_status("5.7.1"), None);
+        assert_eq!(Reason::from_enhanced_status("5.0.0"), None);
+        assert_eq!(Reason::from_enhanced_status("junk"), None);
+    }
+}

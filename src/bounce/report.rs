@@ -1,0 +1,257 @@
+//! After delivery attempts: suppress hard-bounced addresses, send the DSNs that are due
+//! (one per message and occasion), and release the body of a finished message.
+//!
+//! Occasions: the failure report, once no recipient still waits for its first attempt (so
+//! every first-round failure of a message is in one DSN; a recipient that fails later after
+//! retries gets its own report); one delay warning per recipient after `bounce.delay_warning`;
+//! success reports only where NOTIFY=SUCCESS asked for them.
+//! Standards: RFC 3461, RFC 3464, RFC 5321 §6.1 (never to `<>`).
+//! Must not: decide delivery outcomes, or send a report twice (the store refuses a second
+//! report for the same recipient atomically, see `NewMessage::reports`).
+
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use super::dsn::{self, Action, Dsn, DsnRecipient};
+use super::notify::{self, ReportKind};
+use super::reason::Reason;
+use crate::accept::{self, Incoming};
+use crate::config::Config;
+use crate::feedback::classify::reason_from_text;
+use crate::local::mailbox::{self, Resolution};
+use crate::smtp::address::{Mailbox, ReversePath};
+use crate::smtp::command::MailParams;
+use crate::store::{
+    MessageId, NewRecipient, Origin, RecipientFacts, RecipientState, ReportFacts, ReportMark, Store, StoreError,
+    Suppression, Transport,
+};
+use crate::time::Timestamp;
+
+/// The reason for a stored outcome: a specific status code first, else the words.
+pub fn reason_for(status: Option<&str>, detail: Option<&str>) -> Reason {
+    let by_status = status.and_then(Reason::from_enhanced_status).filter(|r| *r != Reason::Delivered);
+    let generic = status.is_none_or(|s| s.ends_with(".0.0") || s.ends_with(".7.1") || s.ends_with(".7.0"));
+    match (by_status, detail.and_then(reason_from_text)) {
+        (Some(_), Some(t)) if generic => t,
+        (Some(s), _) => s,
+        (None, Some(t)) => t,
+        (None, None) => Reason::Undefined,
+    }
+}
+
+/// Hard (the address itself is bad) or soft, from the reason and the status class.
+pub fn is_hard(reason: Reason, status: Option<&str>) -> Option<bool> {
+    reason.is_hard(status.and_then(|s| s.chars().next()))
+}
+
+pub struct Reporter {
+    pub store: Arc<dyn Store>,
+    pub config: Arc<Config>,
+    pub wakeup: Arc<crate::queue::Wakeup>,
+}
+
+impl Reporter {
+    /// Runs after attempts for `id` were recorded.
+    pub async fn after_attempts(&self, id: &MessageId) {
+        if let Err(e) = self.run(id).await {
+            warn!(queue_id = %id, error = %e, "reporting failed; it is retried after the next attempt");
+        }
+    }
+
+    async fn run(&self, id: &MessageId) -> Result<(), StoreError> {
+        let Some(facts) = self.store.report_facts(id).await? else { return Ok(()) };
+        let now = Timestamp::now();
+        self.suppress_hard_bounces(&facts).await?;
+        let to = notify::recipient_of_report(&facts.reverse_path);
+        let first_round_done = !facts.recipients.iter().any(|r| r.state == RecipientState::Queued);
+        if first_round_done && let Some(to) = &to {
+            let finals: Vec<&RecipientFacts> = facts
+                .recipients
+                .iter()
+                .filter(|r| !r.final_reported)
+                .filter(|r| match r.state {
+                    RecipientState::Bounced | RecipientState::Expired => {
+                        notify::wants(r.notify.as_deref(), ReportKind::Failure)
+                    }
+                    RecipientState::Delivered => notify::wants(r.notify.as_deref(), ReportKind::Success),
+                    _ => false,
+                })
+                .collect();
+            let any_failed = finals.iter().any(|r| r.state != RecipientState::Delivered);
+            let kind = if any_failed { ReportKind::Failure } else { ReportKind::Success };
+            if !finals.is_empty() {
+                self.send(&facts, to, kind, &finals, ReportMark::Final, now).await?;
+            }
+        }
+        let age = now.millis().saturating_sub(facts.received_at.millis());
+        if let Some(to) = &to
+            && age >= self.config.bounce.delay_warning.as_millis() as i64
+        {
+            let delayed: Vec<&RecipientFacts> = facts
+                .recipients
+                .iter()
+                .filter(|r| r.state == RecipientState::Deferred && !r.delay_reported)
+                .filter(|r| notify::wants(r.notify.as_deref(), ReportKind::Delay))
+                .collect();
+            if !delayed.is_empty() {
+                self.send(&facts, to, ReportKind::Delay, &delayed, ReportMark::Delay, now).await?;
+            }
+        }
+        if !facts.recipients.iter().any(|r| matches!(r.state, RecipientState::Queued | RecipientState::Deferred)) {
+            self.store.release_body(id).await?;
+        }
+        Ok(())
+    }
+
+    async fn suppress_hard_bounces(&self, facts: &ReportFacts) -> Result<(), StoreError> {
+        for r in facts.recipients.iter().filter(|r| r.state == RecipientState::Bounced && !r.final_reported) {
+            let reason = reason_for(r.status.as_deref(), r.detail.as_deref());
+            if is_hard(reason, r.status.as_deref()) != Some(true) {
+                continue;
+            }
+            let address = Mailbox::parse(&r.address).map(|m| m.key()).unwrap_or_else(|_| r.address.to_lowercase());
+            if self.store.suppression(&address).await?.is_some() {
+                continue;
+            }
+            info!(address = %address, reason = %reason, queue_id = %facts.id, "suppressed after a hard bounce");
+            self.store
+                .suppress(Suppression {
+                    address,
+                    reason: reason.as_str().into(),
+                    status: r.status.clone(),
+                    detail: r.detail.clone(),
+                    message_id: Some(facts.id.0.clone()),
+                    created_at: String::new(),
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn send(
+        &self,
+        facts: &ReportFacts,
+        to: &Mailbox,
+        kind: ReportKind,
+        recipients: &[&RecipientFacts],
+        mark: ReportMark,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let Some(target) = self.route(to).await? else {
+            info!(queue_id = %facts.id, to = %to, "no DSN: the sender is a local address without a mailbox");
+            return Ok(());
+        };
+        let original = self.store.load_body(&facts.id).await?.unwrap_or_default();
+        let rows: Vec<DsnRecipient> = recipients.iter().map(|r| dsn_recipient(r, kind)).collect();
+        let dsn_id = MessageId::generate(now);
+        let dsn = Dsn {
+            reporting_mta: &self.config.hostname,
+            to,
+            queue_id: &facts.id.0,
+            envid: facts.envid.as_deref(),
+            arrival: facts.received_at,
+            recipients: rows,
+            original: &original,
+            return_full: facts.ret.as_deref() == Some("full") && kind == ReportKind::Failure,
+            kind,
+            retry_until: Some(facts.received_at.plus(self.config.retry.max_age)),
+        };
+        let message = dsn::render(&dsn, now, &dsn_id.0);
+        let incoming = Incoming {
+            id: dsn_id.clone(),
+            from: ReversePath::Null,
+            params: MailParams::default(),
+            recipients: vec![target],
+            origin: Origin {
+                via: "dsn".into(),
+                client_ip: "127.0.0.1".into(),
+                helo: self.config.hostname.clone(),
+                ..Origin::default()
+            },
+            received_at: now,
+            message,
+            reports: recipients.iter().map(|r| (r.id, mark)).collect(),
+        };
+        match accept::accept(self.store.as_ref(), &self.wakeup, incoming).await {
+            Ok(_) => {
+                info!(queue_id = %facts.id, dsn_id = %dsn_id, to = %to, kind = ?kind, recipients = recipients.len(), "sender notification queued");
+                Ok(())
+            }
+            Err(StoreError::AlreadyReported) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The queue recipient of a DSN to `to`: a local mailbox or a remote address.
+    async fn route(&self, to: &Mailbox) -> Result<Option<NewRecipient>, StoreError> {
+        let recipient = |transport, mailbox| NewRecipient {
+            address: to.to_string(),
+            orcpt: None,
+            notify: Some("NEVER".into()),
+            transport,
+            mailbox,
+        };
+        if !self.config.is_local_domain(to.domain()) {
+            return Ok(Some(recipient(Transport::Remote, None)));
+        }
+        match mailbox::resolve(&self.config, to) {
+            Resolution::Forward(target) => Ok(Some(recipient(Transport::Remote, Some(target.to_string())))),
+            Resolution::Mailbox { key, implicit } => {
+                if implicit || self.store.mailbox(&key).await?.is_some() {
+                    Ok(Some(recipient(Transport::Local, Some(key))))
+                } else {
+                    Ok(None)
+                }
+            }
+        }
+    }
+}
+
+fn dsn_recipient(r: &RecipientFacts, kind: ReportKind) -> DsnRecipient {
+    let reason = reason_for(r.status.as_deref(), r.detail.as_deref());
+    let action = match (kind, r.state) {
+        (ReportKind::Delay, _) => Action::Delayed,
+        (_, RecipientState::Delivered) => Action::Delivered,
+        _ => Action::Failed,
+    };
+    let hard = if action == Action::Failed { is_hard(reason, r.status.as_deref()) } else { Some(false) };
+    let status = match (action, r.status.as_deref()) {
+        // RFC 3464: a failed recipient's Status is a 5.x.x; an expiry after 4xx replies is 4.4.7.
+        (Action::Failed, Some(s)) if s.starts_with('4') && r.state == RecipientState::Expired => s.to_string(),
+        (_, Some(s)) => s.to_string(),
+        (_, None) => "5.0.0".to_string(),
+    };
+    DsnRecipient {
+        final_recipient: r.address.clone(),
+        original_recipient: r.orcpt.clone(),
+        action,
+        status,
+        remote_mta: r.remote_mta.as_deref().map(|m| m.split('[').next().unwrap_or(m).to_string()),
+        diagnostic: r.detail.clone(),
+        diagnostic_is_smtp: r.reply_code.is_some(),
+        last_attempt: Some(r.updated_at),
+        reason: if r.state == RecipientState::Expired && reason == Reason::Undefined {
+            Reason::Expired
+        } else {
+            reason
+        },
+        hard,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_from_status_and_words() {
+        assert_eq!(reason_for(Some("5.1.1"), Some("550 5.1.1 user unknown")), Reason::UserUnknown);
+        assert_eq!(reason_for(Some("5.3.4"), None), Reason::MesgTooBig);
+        assert_eq!(reason_for(Some("5.7.1"), Some("554 5.7.1 <x@y>: relay access denied")), Reason::NoRelaying);
+        assert_eq!(reason_for(Some("5.0.0"), Some("550 mailbox full")), Reason::MailboxFull);
+        assert_eq!(is_hard(Reason::UserUnknown, Some("5.1.1")), Some(true));
+        assert_eq!(is_hard(Reason::MailboxFull, Some("5.2.2")), Some(false));
+        assert_eq!(is_hard(Reason::NotAccept, Some("5.1.10")), Some(true));
+    }
+}

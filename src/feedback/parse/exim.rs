@@ -1,0 +1,71 @@
+//! Plain-text layouts that put each failed address alone on an (often indented) line and
+//! the reason on the lines below it, indented deeper: Exim (`  a@b\n    SMTP error from
+//! remote mail server after RCPT TO:...`), Gmail delay notices, Lotus Notes, and many
+//! provider templates.
+//!
+//! Standards: none (each MTA's own bounce template).
+//! Must not: panic or classify; rows are capped by the caller.
+
+use super::{Row, clean_address, row_from_text};
+use regex::Regex;
+use std::sync::LazyLock;
+
+static LINE: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"^(\s*)(?:RCPT TO:\s*|Recipient:\s*|\*\s*|-+\s*)?<?(?:mailto:)?([^<>\s@]+@[^<>\s@]+?)>?(?:\s*<[^>]*>)?(?:\s*\([^)]*\))?(?:\s+on\s+\S.*\d)?\s*:?\s*$").ok()
+});
+
+fn indent(l: &str) -> usize {
+    l.len() - l.trim_start().len()
+}
+
+/// Rows for every address-only line, with the deeper-indented (or next) lines as reason.
+pub fn parse(text: &str) -> Vec<Row> {
+    let Some(re) = LINE.as_ref() else {
+        return Vec::new();
+    };
+    let lines: Vec<&str> = text.lines().take(5000).collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(line) = lines.get(i) {
+        i += 1;
+        let Some(c) = re.captures(line) else { continue };
+        let Some(addr) = c.get(2).and_then(|m| clean_address(m.as_str())) else {
+            continue;
+        };
+        let base = indent(line);
+        let mut diag = String::new();
+        let mut j = i;
+        while let Some(l) = lines.get(j) {
+            if l.trim().is_empty() || re.is_match(l) {
+                break;
+            }
+            if base > 0 && indent(l) <= base && !diag.is_empty() {
+                break;
+            }
+            diag.push(' ');
+            diag.push_str(l.trim());
+            j += 1;
+            if j - i > 30 {
+                break;
+            }
+        }
+        if diag.is_empty() {
+            // The reason may be the next paragraph (Gmail: address, blank line, details).
+            let mut k = j;
+            while lines.get(k).is_some_and(|l| l.trim().is_empty()) && k < j + 3 {
+                k += 1;
+            }
+            while let Some(l) = lines.get(k) {
+                if l.trim().is_empty() || re.is_match(l) || k > j + 12 {
+                    break;
+                }
+                diag.push(' ');
+                diag.push_str(l.trim());
+                k += 1;
+            }
+        }
+        i = j.max(i);
+        out.push(row_from_text(addr, &diag));
+    }
+    out
+}

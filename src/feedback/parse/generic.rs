@@ -1,0 +1,75 @@
+//! Last resort for reports no family parser reads: every address in the report text,
+//! with its line and the next one as the diagnostic (Yahoo, AOL, Exchange 2003, Notes,
+//! Japanese carrier templates and home-grown bounce messages).
+//!
+//! Standards: none.
+//! Must not: panic or classify; the caller removes the sender's own addresses.
+
+use super::{Row, addresses_in, clean_address, row_from_text};
+use regex::Regex;
+use std::sync::LazyLock;
+
+/// "could not be delivered to: <a@b>", "error delivering your mail to <a@b>",
+/// "Unable to deliver message to: <a@b>": one sentence naming the failed address.
+static PHRASE: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"(?i)(?:deliver(?:ing|ed|y)?|send(?:ing)?|sent|reach)(?-u:\b)[^<>\n@]{0,40}?(?-u:\b)to:?\s*<([^<>\s@]+@[^<>\s@]+)>").ok()
+});
+
+/// Rows for each address named in a failure sentence, with the rest of its paragraph
+/// (and the next one) as the diagnostic.
+pub fn parse_phrases(text: &str) -> Vec<Row> {
+    let Some(re) = PHRASE.as_ref() else {
+        return Vec::new();
+    };
+    let lines: Vec<&str> = text.lines().take(5000).collect();
+    let mut out: Vec<Row> = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        for c in re.captures_iter(line) {
+            let Some(a) = c.get(1).and_then(|m| clean_address(m.as_str())) else {
+                continue;
+            };
+            if out.iter().any(|r| r.address == a) {
+                continue;
+            }
+            let rest = c.get(0).map_or("", |m| line.get(m.end()..).unwrap_or(""));
+            let mut diag = rest.trim().to_string();
+            let mut blanks = 0;
+            for l in lines.iter().skip(i + 1).take(12) {
+                if l.trim().is_empty() {
+                    blanks += 1;
+                    if blanks > 1 || diag.len() > 20 {
+                        break;
+                    }
+                    continue;
+                }
+                diag.push(' ');
+                diag.push_str(l.trim());
+            }
+            out.push(row_from_text(a, &diag));
+            if out.len() >= 50 {
+                return out;
+            }
+        }
+    }
+    out
+}
+
+/// Rows for each distinct address in `text`, in order of appearance.
+pub fn parse(text: &str) -> Vec<Row> {
+    let lines: Vec<&str> = text.lines().take(5000).collect();
+    let mut out: Vec<Row> = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        for a in addresses_in(line) {
+            if out.iter().any(|r| r.address == a) {
+                continue;
+            }
+            let next = lines.get(i + 1).copied().unwrap_or("");
+            let diag = format!("{} {}", line.trim(), next.trim());
+            out.push(row_from_text(a, &diag));
+            if out.len() >= 50 {
+                return out;
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,52 @@
+//! Plain-text layouts that put each failed address in angle brackets at the start of a
+//! line, followed by the reason: Postfix (`<a@b>: host mx said: 550 ...`,
+//! `<a@b> (expanded from <c@d>): ...`), qmail (`<a@b>:` then the reason on the next lines),
+//! Courier and OpenSMTPD use the same shape.
+//!
+//! Standards: none (each MTA's own bounce template).
+//! Must not: panic or classify; rows are capped by the caller.
+
+use super::{Row, clean_address, row_from_text};
+use regex::Regex;
+use std::sync::LazyLock;
+
+static LINE: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"^\s*(?:<([^<>\s]+@[^<>\s]+)>\s*(?:\(expanded from[^)]*\))?\s*[:.]*|([^<>\s:@]+@[^<>\s:@]+\.[A-Za-z]{2,}):)\s*(.*)$").ok()
+});
+
+/// Rows for every `<address>` line, with the text up to the next blank line or address.
+pub fn parse(text: &str) -> Vec<Row> {
+    let Some(re) = LINE.as_ref() else {
+        return Vec::new();
+    };
+    let lines: Vec<&str> = text.lines().take(5000).collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(line) = lines.get(i) {
+        i += 1;
+        let Some(c) = re.captures(line) else { continue };
+        let Some(addr) = c.get(1).or(c.get(2)).and_then(|m| clean_address(m.as_str())) else {
+            continue;
+        };
+        let mut diag = c.get(3).map(|m| m.as_str().to_string()).unwrap_or_default();
+        // Reason lines follow until a blank line (qmail may leave one blank line first).
+        let mut j = i;
+        if diag.trim().is_empty() && lines.get(j).is_some_and(|l| l.trim().is_empty()) {
+            j += 1;
+        }
+        while let Some(l) = lines.get(j) {
+            if l.trim().is_empty() || re.is_match(l) || l.starts_with("---") {
+                break;
+            }
+            diag.push(' ');
+            diag.push_str(l.trim());
+            j += 1;
+            if j - i > 30 {
+                break;
+            }
+        }
+        i = j.max(i);
+        out.push(row_from_text(addr, &diag));
+    }
+    out
+}

@@ -1,0 +1,149 @@
+//! RFC 3464 delivery-status fields: per-message block, then one block per recipient
+//! (Final-Recipient, Original-Recipient, Action, Status, Remote-MTA, Diagnostic-Code).
+//!
+//! Standards: RFC 3464 (and RFC 6533 `message/global-delivery-status`), RFC 3463 codes.
+//! Parses the fields by hand (unfolding continuation lines) so that inline copies in a
+//! text part read the same as a real `message/delivery-status` part.
+//! Must not: panic, keep more than `MAX_RECIPIENTS` rows, or classify.
+
+use super::{MAX_RECIPIENTS, Row, clean_address, reply_code_in, squeeze, status_in};
+
+/// True when `text` carries RFC 3464 recipient fields inline (no delivery-status part).
+pub fn looks_inline(text: &str) -> bool {
+    let l = text.to_ascii_lowercase();
+    l.contains("final-recipient:") && (l.contains("action:") || l.contains("status:"))
+}
+
+/// Unfolded `(lower-case name, value)` fields, in order; a blank line yields `("", "")`.
+fn fields(text: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in text.lines().take(20_000) {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            out.push((String::new(), String::new()));
+            continue;
+        }
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = out.last_mut()
+                && !last.0.is_empty()
+            {
+                last.1.push(' ');
+                last.1.push_str(line.trim());
+            }
+            continue;
+        }
+        if let Some((n, v)) = line.split_once(':') {
+            let n = n.trim();
+            if !n.is_empty() && n.len() < 40 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                out.push((n.to_ascii_lowercase(), v.trim().to_string()));
+                continue;
+            }
+        }
+        out.push(("#text".to_string(), line.to_string()));
+    }
+    out
+}
+
+/// `"dns; mx.example.jp"` -> `"mx.example.jp"`.
+fn after_type(v: &str) -> String {
+    let v = match v.split_once(';') {
+        Some((t, rest)) if !t.contains(' ') && t.len() < 12 => rest,
+        _ => v,
+    };
+    v.trim().trim_end_matches('.').to_string()
+}
+
+/// Per-recipient rows from the fields of a delivery-status body.
+pub fn parse(text: &str) -> Vec<Row> {
+    let mut rows: Vec<Row> = Vec::new();
+    let mut cur: Option<Row> = None;
+    let mut original: Option<String> = None;
+    let flush = |cur: &mut Option<Row>, original: &mut Option<String>, rows: &mut Vec<Row>| {
+        if let Some(mut r) = cur.take() {
+            if r.address.is_empty()
+                && let Some(o) = original.take()
+            {
+                r.address = o;
+            }
+            if rows.len() < MAX_RECIPIENTS && (!r.address.is_empty() || r.status.is_some()) {
+                rows.push(r);
+            }
+        }
+        *original = None;
+    };
+    for (name, value) in fields(text) {
+        match name.as_str() {
+            // A blank line ends a recipient block.
+            "" if cur.as_ref().is_some_and(|r| r.action.is_some() || r.status.is_some()) => {
+                flush(&mut cur, &mut original, &mut rows);
+            }
+            "final-recipient" => {
+                if cur.as_ref().is_some_and(|r| !r.address.is_empty()) {
+                    flush(&mut cur, &mut original, &mut rows);
+                }
+                let r = cur.get_or_insert_with(Row::default);
+                r.address = clean_address(&after_type(&value)).unwrap_or_default();
+            }
+            "original-recipient" => {
+                let a = clean_address(&after_type(&value));
+                if let Some(r) = cur.as_mut().filter(|r| r.address.is_empty()) {
+                    r.address = a.unwrap_or_default();
+                } else if cur.is_none() {
+                    original = a;
+                }
+            }
+            "action" => {
+                cur.get_or_insert_with(Row::default).action = Some(value.to_ascii_lowercase());
+            }
+            "status" => {
+                let r = cur.get_or_insert_with(Row::default);
+                r.status = status_in(&value);
+                // "4.0.0 (host name lookup failure)": keep the comment as a diagnostic.
+                let comment = value.split_once(' ').map(|(_, c)| c.trim()).unwrap_or("");
+                if r.diagnostic.is_none() && comment.len() > 3 {
+                    r.diagnostic = Some(squeeze(comment));
+                }
+            }
+            "remote-mta" => {
+                let r = cur.get_or_insert_with(Row::default);
+                r.remote_mta = Some(after_type(&value)).filter(|s| !s.is_empty());
+            }
+            "diagnostic-code" => {
+                let r = cur.get_or_insert_with(Row::default);
+                let d = squeeze(&after_type(&value));
+                if r.reply_code.is_none() {
+                    r.reply_code = reply_code_in(&d);
+                }
+                if !d.is_empty() {
+                    r.diagnostic = Some(match r.diagnostic.take() {
+                        Some(c) if !d.contains(c.as_str()) && r.status.is_some() && c.len() < 200 => {
+                            format!("{d} ({c})")
+                        }
+                        _ => d,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    flush(&mut cur, &mut original, &mut rows);
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_recipient_block() {
+        let t = "Reporting-MTA: dns; mx.example.com\n\nFinal-Recipient: rfc822; <Kiji@Example.JP>\nAction: failed\nStatus: 5.1.1\nRemote-MTA: dns; mx.example.jp\nDiagnostic-Code: smtp; 550 5.1.1 <kiji@example.jp>...\n  User Unknown\n";
+        let rows = parse(t);
+        assert_eq!(rows.len(), 1);
+        let r = rows.first().cloned().unwrap_or_default();
+        assert_eq!(r.address, "kiji@example.jp");
+        assert_eq!(r.status.as_deref(), Some("5.1.1"));
+        assert_eq!(r.reply_code.as_deref(), Some("550"));
+        assert_eq!(r.remote_mta.as_deref(), Some("mx.example.jp"));
+        assert!(r.diagnostic.unwrap_or_default().ends_with("User Unknown"));
+    }
+}

@@ -1,0 +1,165 @@
+//! One message to five recipients at real peers on loopback: delivered, user unknown (hard:
+//! DSN and suppression), relay refused (DSN), too large (DSN, not sent), and a destination
+//! that is down at first (deferred, then delivered once, no DSN). The DSN is parsed back.
+
+use std::time::Duration;
+
+use mail_parser::{MessageParser, MimeHeaders};
+use mailerd::store::{MessageId, RecipientState, Store};
+
+use crate::harness::{Client, TestDaemon};
+
+async fn wait_until<F: Fn() -> bool>(what: &str, f: F) {
+    for _ in 0..600 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn one_message_five_fates_one_dsn() {
+    let dest = TestDaemon::with("[local]\ndomains = [\"dest.test\"]").await;
+    dest.add_user("alice@dest.test", "pw", None).await;
+    let small = TestDaemon::with("[local]\ndomains = [\"small.test\"]\n[limits]\nmax_message_size = 2000").await;
+    let later_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let src = TestDaemon::with(&format!(
+        "[local]\ndomains = [\"sender.test\"]\n[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\n[retry]\nfirst = 1\n\
+         [routes]\n\"dest.test\" = \"{d}\"\n\"elsewhere.test\" = \"{d}\"\n\"small.test\" = \"{s}\"\n\"later.test\" = \"127.0.0.1:{later_port}\"\n",
+        d = dest.smtp,
+        s = small.smtp
+    ))
+    .await;
+    src.add_user("app@sender.test", "pw", None).await;
+
+    let mut c = Client::connect(src.smtp).await;
+    c.cmd("EHLO app.test").await.expect("250");
+    c.cmd("MAIL FROM:<app@sender.test> RET=HDRS ENVID=batch-7").await.expect("250");
+    for r in [
+        "alice@dest.test",
+        "nobody@dest.test",
+        "someone@elsewhere.test",
+        "postmaster@small.test",
+        "postmaster@later.test",
+    ] {
+        c.cmd(&format!("RCPT TO:<{r}> NOTIFY=FAILURE ORCPT=rfc822;{r}")).await.expect("250");
+    }
+    c.cmd("DATA").await.expect("354");
+    let body = format!(
+        "From: app@sender.test\r\nTo: many\r\nSubject: Five fates\r\nMessage-ID: <five@sender.test>\r\n\r\n{}",
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n".repeat(60)
+    );
+    c.send_raw(body.as_bytes()).await;
+    let reply = c.cmd(".").await;
+    reply.expect("250");
+    let id = reply.lines[0].rsplit(' ').next().unwrap().to_string();
+
+    // The failure DSN arrives in the sender's local mailbox.
+    let dsn_files = src.wait_maildir("sender.test", "app", 1).await;
+    // Now the down destination comes up; the deferred recipient is delivered on retry.
+    let later =
+        TestDaemon::with(&format!("[listen]\nsmtp = \"127.0.0.1:{later_port}\"\n[local]\ndomains = [\"later.test\"]"))
+            .await;
+    later.wait_maildir("later.test", "postmaster", 1).await;
+    dest.wait_maildir("dest.test", "alice", 1).await;
+
+    let store = src.store();
+    let detail = store.message_detail(&MessageId(id.clone())).await.unwrap().unwrap();
+    let state = |a: &str| detail.entry.recipients.iter().find(|r| r.address == a).unwrap().clone();
+    // Wait for the final states to be recorded.
+    for _ in 0..200 {
+        let d = store.message_detail(&MessageId(id.clone())).await.unwrap().unwrap();
+        if d.entry.recipients.iter().all(|r| r.state != RecipientState::Queued && r.state != RecipientState::Deferred) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let detail = store.message_detail(&MessageId(id.clone())).await.unwrap().unwrap();
+    let state2 = |a: &str| detail.entry.recipients.iter().find(|r| r.address == a).unwrap().clone();
+    let _ = state;
+    assert_eq!(state2("alice@dest.test").state, RecipientState::Delivered);
+    assert_eq!(state2("postmaster@later.test").state, RecipientState::Delivered);
+    assert!(state2("postmaster@later.test").attempts >= 2);
+    assert_eq!(state2("nobody@dest.test").state, RecipientState::Bounced);
+    assert_eq!(state2("someone@elsewhere.test").last_status.as_deref(), Some("5.7.1"));
+    assert_eq!(state2("postmaster@small.test").last_status.as_deref(), Some("5.3.4"));
+
+    // Exactly one DSN, and no duplicate delivery anywhere.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(src.maildir_files("sender.test", "app").len(), 1, "exactly one DSN");
+    assert_eq!(later.maildir_files("later.test", "postmaster").len(), 1, "no duplicate after the retry");
+    assert_eq!(dest.maildir_files("dest.test", "alice").len(), 1);
+    assert!(small.maildir_files("small.test", "postmaster").is_empty(), "a too-large message is not sent");
+
+    // Parse the DSN back.
+    let raw = std::fs::read(&dsn_files[0]).unwrap();
+    let msg = MessageParser::default().parse(&raw).expect("DSN parses");
+    assert_eq!(msg.subject(), Some("Undelivered Mail Returned to Sender"));
+    assert_eq!(msg.from().and_then(|f| f.first()).and_then(|a| a.address()), Some("MAILER-DAEMON@mx.local.test"));
+    assert_eq!(msg.header_raw("Auto-Submitted").map(str::trim), Some("auto-replied"));
+    let ct = msg.content_type().unwrap();
+    assert_eq!((ct.ctype(), ct.subtype()), ("multipart", Some("report")));
+    assert_eq!(ct.attribute("report-type"), Some("delivery-status"));
+    let text = msg.body_text(0).unwrap().to_string();
+    assert!(text.contains("<nobody@dest.test>") && text.contains("HARD bounce"), "{text}");
+    assert!(text.contains("Check the address for a typo"), "{text}");
+    assert!(text.contains("relay access denied"), "{text}");
+    assert!(text.contains("Send a link instead of the attachment"), "{text}");
+    assert!(!text.contains("alice@dest.test") && !text.contains("later.test"), "only failures are reported: {text}");
+    let status_part =
+        msg.parts.iter().find(|p| p.content_type().is_some_and(|c| c.subtype() == Some("delivery-status"))).unwrap();
+    let report = String::from_utf8_lossy(status_part.contents()).to_string();
+    assert!(report.contains("Reporting-MTA: dns; mx.local.test"), "{report}");
+    assert!(report.contains("Original-Envelope-Id: batch-7"), "{report}");
+    assert!(report.contains("Final-Recipient: rfc822; nobody@dest.test\r\nOriginal-Recipient: rfc822; nobody@dest.test\r\nAction: failed\r\nStatus: 5.1.1"), "{report}");
+    assert!(report.contains("Diagnostic-Code: smtp; 550 5.1.1 <nobody@dest.test>: user unknown"), "{report}");
+    assert!(report.contains("Status: 5.3.4"), "{report}");
+    assert!(report.contains("Status: 5.7.1"), "{report}");
+    assert_eq!(report.matches("Final-Recipient:").count(), 3, "{report}");
+    let headers_part =
+        msg.parts.iter().find(|p| p.content_type().is_some_and(|c| c.subtype() == Some("rfc822-headers"))).unwrap();
+    let headers = String::from_utf8_lossy(headers_part.contents()).to_string();
+    assert!(headers.contains("Subject: Five fates") && !headers.contains("0123456789abcdef"));
+
+    // The hard bounce is suppressed: a new submission to it is refused at RCPT, saying why.
+    let s = store.suppression("nobody@dest.test").await.unwrap().expect("suppressed");
+    assert_eq!(s.reason, "userunknown");
+    assert!(store.suppression("someone@elsewhere.test").await.unwrap().is_none(), "a relay refusal is soft");
+    let mut c = Client::connect(src.smtp).await;
+    c.cmd("EHLO app.test").await.expect("250");
+    c.cmd("MAIL FROM:<app@sender.test>").await.expect("250");
+    let r = c.cmd("RCPT TO:<nobody@dest.test>").await;
+    r.expect("550 5.1.1 <nobody@dest.test>: suppressed since ");
+    assert!(r.first().contains("userunknown"), "{}", r.first());
+}
+
+#[tokio::test]
+async fn delay_warning_once_and_never_a_dsn_to_the_null_sender() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let src = TestDaemon::with(&format!(
+        "[local]\ndomains = [\"sender.test\"]\n[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\n[retry]\nfirst = 1\n\
+         [bounce]\ndelay_warning = 1\n[routes]\n\"down.test\" = \"{closed}\"\n"
+    ))
+    .await;
+    src.add_user("app@sender.test", "pw", None).await;
+    let mut c = Client::connect(src.smtp).await;
+    c.send_mail("app@sender.test", &["x@down.test"], "Subject: waiting\r\n\r\nx\r\n").await.expect("250");
+    c.cmd("RSET").await.expect("250");
+    // A bounce of a bounce must never happen: the same from <>.
+    c.cmd("MAIL FROM:<>").await.expect("250");
+    c.cmd("RCPT TO:<y@down.test>").await.expect("250");
+    c.cmd("DATA").await.expect("354");
+    c.send_raw(b"Subject: from null\r\n\r\nx\r\n").await;
+    c.cmd(".").await.expect("250");
+    let files = src.wait_maildir("sender.test", "app", 1).await;
+    // Several more retries happen; still one warning.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let files_after = src.maildir_files("sender.test", "app");
+    assert_eq!(files_after.len(), 1, "one delay warning only");
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(text.contains("Subject: Delayed Mail (still being retried)"), "{text}");
+    assert!(text.contains("Action: delayed") && text.contains("Will-Retry-Until:"), "{text}");
+    wait_until("no DSN to <>", || true).await;
+}
