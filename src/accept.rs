@@ -47,18 +47,22 @@ pub async fn accept(store: &dyn Store, wakeup: &Wakeup, incoming: Incoming) -> R
     Ok(id)
 }
 
+/// What the trace header says about how a message came in.
+pub struct Trace<'a> {
+    pub helo: &'a str,
+    pub client_ip: &'a str,
+    pub hostname: &'a str,
+    pub esmtp: bool,
+    pub tls: bool,
+    pub authenticated: bool,
+    pub id: &'a MessageId,
+    pub single_rcpt: Option<&'a str>,
+    pub at: Timestamp,
+}
+
 /// The RFC 5321 §4.4 trace header, with the RFC 3848 protocol keyword.
-pub fn received_header(
-    helo: &str,
-    client_ip: &str,
-    hostname: &str,
-    esmtp: bool,
-    tls: bool,
-    authenticated: bool,
-    id: &MessageId,
-    single_rcpt: Option<&str>,
-    at: Timestamp,
-) -> String {
+pub fn received_header(t: &Trace<'_>) -> String {
+    let Trace { helo, client_ip, hostname, esmtp, tls, authenticated, id, single_rcpt, at } = *t;
     let proto = match (esmtp, tls, authenticated) {
         (false, _, _) => "SMTP",
         (true, false, false) => "ESMTP",
@@ -82,8 +86,17 @@ mod tests {
     #[test]
     fn received_header_names_protocol_and_id() {
         let id = MessageId("ABC".into());
-        let h =
-            received_header("client.test", "127.0.0.1", "mx.test", true, true, true, &id, Some("a@b"), Timestamp(0));
+        let h = received_header(&Trace {
+            helo: "client.test",
+            client_ip: "127.0.0.1",
+            hostname: "mx.test",
+            esmtp: true,
+            tls: true,
+            authenticated: true,
+            id: &id,
+            single_rcpt: Some("a@b"),
+            at: Timestamp(0),
+        });
         assert_eq!(
             h,
             "Received: from client.test ([127.0.0.1])\r\n\tby mx.test (mailerd) with ESMTPSA id ABC\r\n\tfor <a@b>; Thu, 01 Jan 1970 00:00:00 +0000\r\n"

@@ -40,10 +40,7 @@ pub fn recipient_of_report(reverse_path: &str) -> Option<Mailbox> {
     if reverse_path.is_empty() {
         return None;
     }
-    match Mailbox::parse(reverse_path) {
-        Ok(m) => Some(m),
-        Err(_) => None,
-    }
+    Mailbox::parse(reverse_path).ok()
 }
 
 /// `ReversePath` form of the same rule, for callers holding a parsed path.

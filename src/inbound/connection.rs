@@ -464,17 +464,18 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
         _ => None,
     });
     let helo = session.helo.clone().unwrap_or_default();
-    let header = accept::received_header(
-        &helo,
-        &client.addr.ip().to_string(),
-        &ctx.config.hostname,
-        session.esmtp,
-        session.tls,
-        session.auth_user.is_some(),
-        &id,
-        single.as_deref(),
-        now,
-    );
+    let client_ip = client.addr.ip().to_string();
+    let header = accept::received_header(&accept::Trace {
+        helo: &helo,
+        client_ip: &client_ip,
+        hostname: &ctx.config.hostname,
+        esmtp: session.esmtp,
+        tls: session.tls,
+        authenticated: session.auth_user.is_some(),
+        id: &id,
+        single_rcpt: single.as_deref(),
+        at: now,
+    });
     conn.reply(&replies::start_data());
     let mut reader = DataReader::new(ctx.config.limits.max_message_size, header.into_bytes());
     loop {

@@ -6,6 +6,7 @@
 
 pub mod outcome;
 pub mod retry;
+pub mod return_path;
 pub mod scheduler;
 
 use tokio::sync::Notify;
