@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 a check found problems, 2 usage or runtime error.
 //! Must not: hold logic the daemon needs; subcommands call into the library.
 
+mod bounce;
 mod queue;
 mod serve;
 mod suppression;
@@ -35,9 +36,23 @@ pub enum Command {
     /// Inspect and act on the queue.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// Read bounces: what failed, why, hard or soft, and what to do.
+    #[command(subcommand)]
+    Bounce(BounceCommand),
     /// The addresses mailerd will not send to (hard bounces and manual entries).
     #[command(subcommand)]
     Suppression(SuppressionCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BounceCommand {
+    /// Parse and classify bounce messages (FILE may be - for standard input).
+    Parse {
+        #[arg(required = true)]
+        files: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,6 +104,10 @@ pub enum QueueCommand {
 
 /// Runs the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
+    // Commands that need neither configuration nor a runtime.
+    if let Command::Bounce(BounceCommand::Parse { files, json }) = &cli.command {
+        return bounce::parse(files, *json);
+    }
     let config = Config::load(cli.config.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
@@ -99,6 +118,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             Command::Queue(QueueCommand::Show { id, json }) => queue::show(&config, &id, json).await,
             Command::Queue(QueueCommand::Retry { id }) => queue::retry(&config, &id).await,
             Command::Queue(QueueCommand::Delete { id }) => queue::delete(&config, &id).await,
+            Command::Bounce(BounceCommand::Parse { files, json }) => bounce::parse(&files, json),
             Command::Suppression(SuppressionCommand::List { json }) => suppression::list(&config, json).await,
             Command::Suppression(SuppressionCommand::Add { address }) => suppression::add(&config, &address).await,
             Command::Suppression(SuppressionCommand::Remove { address }) => {

@@ -28,8 +28,12 @@ static BOUNCE_BODY: LazyLock<Option<Regex>> = LazyLock::new(|| {
 
 /// Auto-reply subjects (RFC 3834 replies rarely say so in headers).
 static VACATION_SUBJECT: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new(r"(?i)out of (the )?office|auto(matic)?[ -]?(reply|response|answer)|autoreply|autoresponder|vacation|away from|abwesen|absence|on leave|réponse automatique|respuesta automática|risposta automatica|自動応答|不在").ok()
+    Regex::new(r"(?i)out of (the )?office|auto(matic)?[ -]?(reply|response|answer)|autoreply|autoresponder|réponse automatique|respuesta automática|risposta automatica|自動応答").ok()
 });
+
+/// Words that mean an auto-reply only when a header says the message is automatic.
+static VACATION_WEAK: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"(?i)vacation|away from|abwesen|absence|on leave|holiday|不在").ok());
 
 /// Words of a delay warning (the sender's MTA is still trying).
 static DELAY_TEXT: LazyLock<Option<Regex>> = LazyLock::new(|| {
@@ -72,7 +76,9 @@ pub fn detect(doc: &Doc, rows: &[Row]) -> ReportKind {
     let from_daemon = hit(&BOUNCE_FROM, &doc.from);
     let subj_bounce = hit(&BOUNCE_SUBJECT, &doc.subject);
     let body_bounce = hit(&BOUNCE_BODY, &doc.text);
-    let vacation_subject = hit(&VACATION_SUBJECT, &doc.subject);
+    let automatic =
+        auto_replied || doc.header("precedence").is_some() || doc.header("x-auto-response-suppress").is_some();
+    let vacation_subject = hit(&VACATION_SUBJECT, &doc.subject) || (automatic && hit(&VACATION_WEAK, &doc.subject));
 
     let is_bounce = ct.contains("report-type=delivery-status")
         || !doc.dsn.is_empty()

@@ -47,6 +47,9 @@ pub fn parse_bounce(raw: &[u8]) -> BounceReport {
         // An auto-reply that says the mailbox is gone: its author is the dead address.
         rows.push(parse::row_from_text(a, &doc.text));
     }
+    if rows.len() >= parse::MAX_RECIPIENTS {
+        warnings.push(format!("more than {} recipients: the rest were ignored", parse::MAX_RECIPIENTS));
+    }
     let mut report = BounceReport::empty(kind);
     report.original = doc.original.clone();
     report.warnings = warnings;
@@ -83,7 +86,12 @@ struct Context {
 }
 
 fn recipient(row: parse::Row, ctx: &Context, delayed: bool) -> BouncedRecipient {
-    let diag_status = row.diagnostic.as_deref().and_then(parse::status_in);
+    // A 2.x.x code in a failure's diagnostic is a transcript of the steps that worked.
+    let diag_status = row
+        .diagnostic
+        .as_deref()
+        .and_then(parse::status_in)
+        .filter(|s| !s.starts_with('2') || row.status.as_deref().is_some_and(|r| r.starts_with('2')));
     // The reporting MTA's own generic code (x.0.0, or x.4.7 "gave up") yields to the remote
     // server's more specific one from the diagnostic.
     let generic = |s: &str| s.ends_with(".0.0") || s.ends_with(".4.7");

@@ -7,6 +7,8 @@ mod config_errors;
 mod crash_durability;
 mod bounces;
 mod delivery;
+mod feedback_corpus;
+mod feedback_fuzz;
 mod outbound;
 mod pipelining;
 mod relay_tricks;

@@ -54,8 +54,26 @@ pub fn parse_phrases(text: &str) -> Vec<Row> {
     out
 }
 
-/// Rows for each distinct address in `text`, in order of appearance.
+/// Words near an address that make it look like the one that failed.
+static FAILURE_WORDS: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"(?i)(?-u:\b)(not|fail\w*|unknown|invalid|reject\w*|undeliver\w*|error|unable|could ?n[o']t|cannot|denied|refused|bounced?|no such|full|quota|disabled)(?-u:\b)").ok()
+});
+
+/// Rows for each distinct address in `text`, in order of appearance. When some addresses
+/// stand next to failure words and others do not, only the former are kept.
 pub fn parse(text: &str) -> Vec<Row> {
+    let rows = parse_all(text);
+    let Some(re) = FAILURE_WORDS.as_ref() else {
+        return rows;
+    };
+    let near_failure = |r: &Row| r.diagnostic.as_deref().is_some_and(|d| re.is_match(d));
+    if rows.len() > 1 && rows.iter().any(near_failure) {
+        return rows.into_iter().filter(near_failure).collect();
+    }
+    rows
+}
+
+fn parse_all(text: &str) -> Vec<Row> {
     let lines: Vec<&str> = text.lines().take(5000).collect();
     let mut out: Vec<Row> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
