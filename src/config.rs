@@ -55,6 +55,10 @@ pub struct Config {
 pub struct Bounce {
     /// Age of a still-deferred message at which the sender gets one delay warning.
     pub delay_warning: Duration,
+    /// Domain of the signed return paths (`bounces+TOKEN@domain`); it must route back here.
+    pub return_path_domain: String,
+    /// Rewrite the envelope sender of outgoing mail to a signed return path.
+    pub sign_return_path: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -148,11 +152,13 @@ struct RawConfig {
 #[serde(deny_unknown_fields, default)]
 struct RawBounce {
     delay_warning: u64,
+    return_path_domain: Option<String>,
+    sign_return_path: bool,
 }
 
 impl Default for RawBounce {
     fn default() -> Self {
-        Self { delay_warning: 14_400 }
+        Self { delay_warning: 14_400, return_path_domain: None, sign_return_path: true }
     }
 }
 
@@ -458,6 +464,17 @@ impl RawConfig {
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(invalid("tls.cert", "tls.cert and tls.key must be set together"));
         }
+        let bounce = Bounce {
+            delay_warning: Duration::from_secs(self.bounce.delay_warning),
+            return_path_domain: match self.bounce.return_path_domain {
+                Some(d) => Domain::parse(&d)
+                    .map_err(|_| invalid("bounce.return_path_domain", format!("`{d}` is not a domain")))?
+                    .as_str()
+                    .to_string(),
+                None => hostname.to_ascii_lowercase(),
+            },
+            sign_return_path: self.bounce.sign_return_path,
+        };
         Ok(Config {
             hostname,
             data_dir,
@@ -476,7 +493,7 @@ impl RawConfig {
             routes,
             outbound,
             retry,
-            bounce: Bounce { delay_warning: Duration::from_secs(self.bounce.delay_warning) },
+            bounce,
         })
     }
 }

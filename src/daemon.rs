@@ -19,6 +19,7 @@ use crate::bounce::report::Reporter;
 use crate::config::Config;
 use crate::inbound::{self, Context, ListenerKind, auth::Authenticator};
 use crate::outbound::Outbound;
+use crate::queue::return_path::Signer;
 use crate::queue::scheduler::Scheduler;
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
@@ -84,6 +85,31 @@ pub struct Prepared {
     config: Config,
     store: Arc<dyn Store>,
     tls: tokio_rustls::TlsAcceptor,
+    signer: Arc<Signer>,
+}
+
+/// The return-path signing key in `data_dir/return-path.key`, created (mode 0600) on first start.
+fn load_secret(config: &Config) -> Result<Vec<u8>> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = config.data_dir.join("return-path.key");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let key = text.trim().as_bytes().to_vec();
+        anyhow::ensure!(key.len() >= 32, "{} is too short to be a key", path.display());
+        return Ok(key);
+    }
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(|e| anyhow::anyhow!("no randomness for the return-path key: {e}"))?;
+    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(hex.as_bytes())?;
+    f.sync_all()?;
+    Ok(hex.into_bytes())
 }
 
 pub fn prepare(config: Config) -> Result<Prepared> {
@@ -94,11 +120,12 @@ pub fn prepare(config: Config) -> Result<Prepared> {
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&db).with_context(|| format!("opening store {}", db.display()))?);
     let tls = inbound::tls::acceptor(&config).context("setting up TLS")?;
-    Ok(Prepared { config, store, tls })
+    let signer = Arc::new(Signer { secret: load_secret(&config)?, domain: config.bounce.return_path_domain.clone() });
+    Ok(Prepared { config, store, tls, signer })
 }
 
 pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Receiver<bool>) -> Result<()> {
-    let Prepared { config, store, tls } = prepared;
+    let Prepared { config, store, tls, signer } = prepared;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let wakeup = Arc::new(crate::queue::Wakeup::default());
     let limits = config.limits.clone();
@@ -110,6 +137,7 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
         auth,
         shutdown: shutdown_rx.clone(),
         queue_wakeup: wakeup.clone(),
+        return_path: signer.clone(),
     });
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut tasks = Vec::new();
@@ -132,6 +160,7 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
             wakeup,
             outbound,
             reporter,
+            signer: config.bounce.sign_return_path.then_some(signer),
             owner: format!("{}:{}", config.hostname, std::process::id()),
         });
         Some(tokio::spawn(s.run(shutdown_rx.clone())))

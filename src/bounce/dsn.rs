@@ -276,23 +276,27 @@ fn fold(line: &str) -> String {
     out
 }
 
-/// Word-wraps text for the human part; continuation lines get `indent` plus two spaces.
+/// Word-wraps text for the human part; continuation lines of an indented block line up
+/// under its text.
 fn wrap(text: &str, width: usize, indent: &str) -> String {
+    let cont = if indent.is_empty() { String::new() } else { format!("{indent}        ") };
     let mut out = String::new();
-    let mut line = String::from(indent);
-    let cont = format!("{indent}        ");
+    let mut line = indent.to_string();
+    let mut has_word = false;
     for word in text.split_whitespace() {
-        let base = if out.is_empty() { indent.len() } else { cont.len() };
-        if line.chars().count() > base && line.chars().count() + 1 + word.chars().count() > width {
-            out.push_str(line.trim_end());
+        if has_word && line.chars().count() + 1 + word.chars().count() > width {
+            out.push_str(&line);
             out.push_str("\r\n");
             line = cont.clone();
-        } else if line.chars().count() > base {
+            has_word = false;
+        }
+        if has_word {
             line.push(' ');
         }
         line.push_str(word);
+        has_word = true;
     }
-    out.push_str(line.trim_end());
+    out.push_str(&line);
     out.push_str("\r\n");
     out
 }

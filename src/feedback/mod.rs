@@ -10,6 +10,7 @@
 
 pub mod classify;
 pub mod detect;
+pub mod ingest;
 pub mod parse;
 pub mod report;
 

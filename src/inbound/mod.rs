@@ -50,6 +50,8 @@ pub struct Context {
     pub shutdown: watch::Receiver<bool>,
     /// Poked after every accepted message so delivery starts at once.
     pub queue_wakeup: Arc<crate::queue::Wakeup>,
+    /// Verifies the signed return paths that bounces come back to.
+    pub return_path: Arc<crate::queue::return_path::Signer>,
 }
 
 impl Context {

@@ -10,10 +10,12 @@ use std::net::IpAddr;
 use super::session::{AcceptedRcpt, Session};
 use super::{Context, ListenerKind, replies};
 use crate::local::mailbox::{self, Resolution};
+use crate::queue::return_path;
 use crate::smtp::address::Mailbox;
 use crate::smtp::command::{ForwardPath, MailParams, RcptParams};
 use crate::smtp::reply::SmtpReply;
 use crate::store::Transport;
+use crate::time::Timestamp;
 
 /// A refusal: the public reply, and the detail that goes only to the log.
 #[derive(Debug)]
@@ -89,6 +91,15 @@ pub async fn check_rcpt(
         ForwardPath::Mailbox(m) => m,
     };
     let shown = rcpt.to_string();
+    if return_path::looks_signed(rcpt.local()) && rcpt.domain().as_str() == ctx.return_path.domain {
+        return match ctx.return_path.verify_address(rcpt.local(), rcpt.domain().as_str(), Timestamp::now()) {
+            Ok(token) => {
+                let about = format!("{}:{}", token.queue_id, token.recipient_id);
+                Ok(accepted(shown, Transport::Feedback, Some(about)))
+            }
+            Err(e) => Err(refuse(replies::invalid_bounce_address(&shown), format!("backscatter? {e:?}"))),
+        };
+    }
     if !ctx.config.is_local_domain(rcpt.domain()) {
         let may_relay = session.auth_user.is_some() || is_trusted(ctx, ip);
         if !may_relay {

@@ -85,6 +85,11 @@ pub fn suppressed(rcpt: &str, since: &str, why: &str) -> SmtpReply {
     )
 }
 
+/// A bounce address of ours whose signature is wrong or expired: backscatter, refused.
+pub fn invalid_bounce_address(rcpt: &str) -> SmtpReply {
+    r(550, (5, 7, 1), format!("<{rcpt}>: invalid or expired bounce address"))
+}
+
 pub fn too_many_recipients() -> SmtpReply {
     r(452, (4, 5, 3), "too many recipients")
 }

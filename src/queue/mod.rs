@@ -16,11 +16,13 @@ use tokio::sync::Notify;
 pub struct Wakeup {
     pub local: Notify,
     pub remote: Notify,
+    pub feedback: Notify,
 }
 
 impl Wakeup {
     pub fn poke(&self) {
         self.local.notify_one();
         self.remote.notify_one();
+        self.feedback.notify_one();
     }
 }

@@ -15,6 +15,27 @@ use crate::time::Timestamp;
 pub const LOCAL_PREFIX: &str = "bounces+";
 const DAY_MS: i64 = 86_400_000;
 
+/// The key and domain of this host's signed return paths.
+#[derive(Debug, Clone)]
+pub struct Signer {
+    pub secret: Vec<u8>,
+    pub domain: String,
+}
+
+impl Signer {
+    pub fn sign(&self, queue_id: &str, recipient_id: i64, valid_until: Timestamp) -> String {
+        sign(&self.secret, &self.domain, queue_id, recipient_id, valid_until)
+    }
+
+    /// Checks a whole address: our domain, our prefix, a valid unexpired token.
+    pub fn verify_address(&self, local_part: &str, domain: &str, now: Timestamp) -> Result<Token, TokenError> {
+        if !domain.eq_ignore_ascii_case(&self.domain) {
+            return Err(TokenError::NotOurs);
+        }
+        verify(&self.secret, local_part, now)
+    }
+}
+
 /// What a valid token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {

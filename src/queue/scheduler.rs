@@ -40,6 +40,8 @@ pub struct Scheduler {
     pub wakeup: Arc<Wakeup>,
     pub outbound: Arc<Outbound>,
     pub reporter: Reporter,
+    /// Rewrites envelope senders to signed return paths (None: sent as given).
+    pub signer: Option<Arc<super::return_path::Signer>>,
     /// This process's lease owner name.
     pub owner: String,
 }
@@ -51,9 +53,11 @@ impl Scheduler {
 
     /// Runs both loops until shutdown.
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
-        let local = tokio::spawn(self.clone().run_local(shutdown.clone()));
+        let local = tokio::spawn(self.clone().run_local(shutdown.clone(), Transport::Local));
+        let feedback = tokio::spawn(self.clone().run_local(shutdown.clone(), Transport::Feedback));
         let remote = tokio::spawn(self.clone().run_remote(shutdown));
         let _ = local.await;
+        let _ = feedback.await;
         let _ = remote.await;
     }
 
@@ -65,27 +69,41 @@ impl Scheduler {
         }
     }
 
-    async fn run_local(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    /// The loop of a transport handled in this process: local mailboxes, or incoming bounces.
+    async fn run_local(self: Arc<Self>, mut shutdown: watch::Receiver<bool>, transport: Transport) {
+        let wakeup = if transport == Transport::Feedback { &self.wakeup.feedback } else { &self.wakeup.local };
         while !*shutdown.borrow() {
-            let claims =
-                match self.store.claim_due(Transport::Local, Timestamp::now(), LOCAL_BATCH, LEASE, &self.owner).await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        warn!(error = %e, "claiming due local recipients failed");
-                        tokio::time::sleep(IDLE_POLL).await;
-                        continue;
-                    }
-                };
+            let now = Timestamp::now();
+            let claims = match self.store.claim_due(transport, now, LOCAL_BATCH, LEASE, &self.owner).await {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(error = %e, transport = transport.as_str(), "claiming due recipients failed");
+                    tokio::time::sleep(IDLE_POLL).await;
+                    continue;
+                }
+            };
             if claims.is_empty() {
-                self.idle(&self.wakeup.local, &mut shutdown).await;
+                self.idle(wakeup, &mut shutdown).await;
                 continue;
             }
             let mut attempts = Vec::with_capacity(claims.len());
+            let mut originals = Vec::new();
             for claim in &claims {
-                let outcome = self.deliver_local(claim).await;
-                attempts.push(self.attempt(claim, "local", outcome));
+                let outcome = match transport {
+                    Transport::Feedback => {
+                        let (outcome, original) = self.read_bounce(claim).await;
+                        originals.extend(original);
+                        outcome
+                    }
+                    _ => self.deliver_local(claim).await,
+                };
+                attempts.push(self.attempt(claim, transport.as_str(), outcome));
             }
             self.record(attempts).await;
+            // A bounce that changed a recipient: tell the sender in our own words.
+            for id in originals {
+                self.reporter.after_attempts(&id).await;
+            }
         }
     }
 
@@ -146,9 +164,20 @@ impl Scheduler {
                 return;
             }
         };
+        let reverse_path = match &self.signer {
+            Some(signer) if !first.reverse_path.is_empty() => {
+                let rid = match claims.as_slice() {
+                    [only] => only.recipient.0,
+                    _ => 0,
+                };
+                let valid_until = first.received_at.plus(self.config.retry.max_age + Duration::from_secs(3 * 86_400));
+                signer.sign(&first.message.0, rid, valid_until)
+            }
+            _ => first.reverse_path.clone(),
+        };
         let job = Job {
             domain: domain.clone(),
-            reverse_path: first.reverse_path.clone(),
+            reverse_path,
             envid: first.envid.clone(),
             ret: first.ret.clone(),
             recipients: claims
@@ -184,6 +213,27 @@ impl Scheduler {
         }
     }
 
+    /// Parses a bounce that came back to a signed return path and records what it says.
+    async fn read_bounce(&self, claim: &Claim) -> (DeliveryOutcome, Option<MessageId>) {
+        let about = claim.mailbox.clone().unwrap_or_default();
+        let body = match self.store.load_body(&claim.message).await {
+            Ok(Some(b)) => b,
+            Ok(None) => return (DeliveryOutcome::failed("5.3.0", "bounce body missing"), None),
+            Err(e) => return (DeliveryOutcome::deferred("4.3.0", format!("store: {e}")), None),
+        };
+        let report = tokio::task::spawn_blocking(move || crate::feedback::parse_bounce(&body)).await;
+        let Ok(report) = report else {
+            return (DeliveryOutcome::failed("5.3.0", "the bounce parser failed on this message"), None);
+        };
+        match crate::feedback::ingest::ingest(self.store.as_ref(), &about, &report).await {
+            Ok(done) => {
+                let original = (done.updated > 0).then_some(done.original).flatten();
+                (DeliveryOutcome::delivered(done.summary), original)
+            }
+            Err(e) => (DeliveryOutcome::deferred("4.3.0", format!("recording the bounce: {e}")), None),
+        }
+    }
+
     async fn deliver_local(&self, claim: &Claim) -> DeliveryOutcome {
         let Some(key) = claim.mailbox.clone() else {
             return DeliveryOutcome::failed("5.3.0", "local recipient without a mailbox");
@@ -194,7 +244,10 @@ impl Scheduler {
             Err(e) => return DeliveryOutcome::deferred("4.3.0", format!("store: {e}")),
         };
         let (root, host) = (self.mail_root(), self.config.hostname.clone());
-        let result = tokio::task::spawn_blocking(move || maildir::deliver(&root, &key, &host, &body)).await;
+        // RFC 5321 §4.4: the final delivery records the envelope sender in Return-Path.
+        let mut message = format!("Return-Path: <{}>\r\n", claim.reverse_path).into_bytes();
+        message.extend_from_slice(&body);
+        let result = tokio::task::spawn_blocking(move || maildir::deliver(&root, &key, &host, &message)).await;
         match result {
             Ok(Ok(path)) => DeliveryOutcome::delivered(format!("delivered to maildir as {}", path.display())),
             Ok(Err(e)) => DeliveryOutcome::deferred("4.3.0", format!("maildir: {e}")),

@@ -61,6 +61,8 @@ pub struct RecipientId(pub i64);
 pub enum Transport {
     Local,
     Remote,
+    /// A bounce for one of our signed return paths: read by `feedback`, not delivered.
+    Feedback,
 }
 
 impl Transport {
@@ -68,6 +70,7 @@ impl Transport {
         match self {
             Transport::Local => "local",
             Transport::Remote => "remote",
+            Transport::Feedback => "feedback",
         }
     }
 }
@@ -145,6 +148,19 @@ pub struct NewMessage {
     /// `StoreError::AlreadyReported` (and stores nothing) if any of them was reported already,
     /// so concurrent workers never send the same report twice.
     pub reports: Vec<(RecipientId, ReportMark)>,
+}
+
+/// A bounce received for a recipient we delivered.
+#[derive(Debug, Clone)]
+pub struct Feedback {
+    pub recipient: RecipientId,
+    pub message: MessageId,
+    pub address: String,
+    /// True for a delay report (only an event is added).
+    pub delay: bool,
+    pub status: Option<String>,
+    pub detail: String,
+    pub remote: Option<String>,
 }
 
 /// Which report a DSN gave for a recipient.
@@ -346,4 +362,9 @@ pub trait Store: Send + Sync {
 
     /// Deletes a message and its recipients; returns whether it existed.
     async fn delete_message(&self, id: &MessageId) -> Result<bool, StoreError>;
+
+    /// Records a bounce that came back after delivery: a delivered recipient becomes bounced
+    /// (with the bounce's status and words); a delay report only adds an event.
+    /// Returns whether the recipient's state changed.
+    async fn record_feedback(&self, feedback: Feedback) -> Result<bool, StoreError>;
 }

@@ -13,7 +13,9 @@ async fn postmaster_mail_lands_in_maildir_with_a_received_header() {
     let files = d.wait_maildir("local.test", "postmaster", 1).await;
     let stored = std::fs::read_to_string(&files[0]).unwrap();
     assert!(
-        stored.starts_with("Received: from client.test ([127.0.0.1])\r\n\tby mx.local.test (mailerd) with ESMTP id ")
+        stored.starts_with(
+            "Return-Path: <a@sender.test>\r\nReceived: from client.test ([127.0.0.1])\r\n\tby mx.local.test (mailerd) with ESMTP id "
+        )
     );
     assert!(stored.contains(&id));
     assert!(stored.ends_with("line one\r\n.leading dot\r\n"), "{stored}");

@@ -9,6 +9,7 @@ mod bounces;
 mod delivery;
 mod feedback_corpus;
 mod feedback_fuzz;
+mod feedback_loop;
 mod outbound;
 mod pipelining;
 mod relay_tricks;

@@ -57,6 +57,7 @@ enum Simple {
     ReleaseBody(MessageId),
     RetryNow(MessageId),
     Delete(MessageId),
+    Feedback(super::Feedback),
 }
 
 pub struct SqliteStore {
@@ -242,5 +243,9 @@ impl Store for SqliteStore {
 
     async fn delete_message(&self, id: &MessageId) -> Result<bool, StoreError> {
         self.simple(Simple::Delete(id.clone())).await.map(|n| n > 0)
+    }
+
+    async fn record_feedback(&self, feedback: super::Feedback) -> Result<bool, StoreError> {
+        self.simple(Simple::Feedback(feedback)).await.map(|n| n > 0)
     }
 }

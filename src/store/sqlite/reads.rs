@@ -38,7 +38,11 @@ fn recipient_views(c: &Connection, id: &str) -> Result<Vec<RecipientView>, Store
         out.push(RecipientView {
             address,
             state: RecipientState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("state {state}")))?,
-            transport: if transport == "local" { Transport::Local } else { Transport::Remote },
+            transport: match transport.as_str() {
+                "local" => Transport::Local,
+                "feedback" => Transport::Feedback,
+                _ => Transport::Remote,
+            },
             attempts,
             notify,
             orcpt,

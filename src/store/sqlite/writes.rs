@@ -263,6 +263,23 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
                  AND lease_owner IS NULL",
             )?
             .execute(params![id.0, now])?,
+        Simple::Feedback(f) => {
+            let kind = if f.delay { "delayed" } else { "bounced" };
+            tx.prepare_cached(
+                "INSERT INTO events (message_id, recipient, kind, status, detail, at, remote) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![f.message.0, f.address, kind, f.status, format!("bounce received: {}", f.detail), now, f.remote])?;
+            if f.delay {
+                0
+            } else {
+                tx.prepare_cached(
+                    "UPDATE recipients SET state = 'bounced', last_status = ?2, last_detail = ?3, remote_mta = ?4,
+                            reply_code = NULL, updated_at = ?5
+                     WHERE id = ?1 AND state = 'delivered'",
+                )?
+                .execute(params![f.recipient.0, f.status, f.detail, f.remote, now])?
+            }
+        }
         Simple::Delete(id) => {
             tx.prepare_cached("DELETE FROM recipients WHERE message_id = ?1")?.execute([&id.0])?;
             tx.prepare_cached(
