@@ -12,6 +12,7 @@ mod feedback_fuzz;
 mod feedback_loop;
 mod outbound;
 mod pipelining;
+mod postfix_peer;
 mod relay_tricks;
 mod replies;
 mod shutdown;

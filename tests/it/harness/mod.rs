@@ -3,6 +3,7 @@
 
 pub mod daemon;
 pub mod dns;
+pub mod postfix;
 pub mod smtp;
 
 pub use daemon::TestDaemon;
