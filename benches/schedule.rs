@@ -65,7 +65,8 @@ async fn step_cost(store: &Arc<SqliteStore>) -> Duration {
     for _ in 0..STEPS {
         let started = Instant::now();
         let now = Timestamp::now();
-        let claims = store.claim_due(Transport::Remote, now, 64, Duration::from_secs(600), "bench").await.expect("claim");
+        let claims =
+            store.claim_due(Transport::Remote, now, 64, Duration::from_secs(600), "bench").await.expect("claim");
         assert!(!claims.is_empty(), "the queue ran dry");
         let attempts = claims
             .iter()
@@ -150,5 +151,9 @@ fn main() {
     });
     let n = 10_000;
     let d = dsn_generation(n);
-    println!("DSN rendering: {n} DSNs (one failed recipient each) in {:.3} s = {:.0} DSNs/s", d.as_secs_f64(), n as f64 / d.as_secs_f64());
+    println!(
+        "DSN rendering: {n} DSNs (one failed recipient each) in {:.3} s = {:.0} DSNs/s",
+        d.as_secs_f64(),
+        n as f64 / d.as_secs_f64()
+    );
 }

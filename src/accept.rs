@@ -26,8 +26,24 @@ pub struct Incoming {
 }
 
 /// Stores `incoming` durably and wakes delivery.
-pub async fn accept(store: &dyn Store, wakeup: &Wakeup, incoming: Incoming) -> Result<MessageId, StoreError> {
+pub async fn accept(
+    store: &dyn Store,
+    wakeup: &Wakeup,
+    dkim: Option<&crate::dkim::Signer>,
+    mut incoming: Incoming,
+) -> Result<MessageId, StoreError> {
     let id = incoming.id.clone();
+    let leaves_here = incoming.recipients.iter().any(|r| r.transport == crate::store::Transport::Remote);
+    if let Some(signer) = dkim.filter(|s| leaves_here && s.covers(&incoming.message)) {
+        match signer.sign(&incoming.message) {
+            Ok(header) => {
+                let mut signed = header.into_bytes();
+                signed.extend_from_slice(&incoming.message);
+                incoming.message = signed;
+            }
+            Err(e) => tracing::warn!(queue_id = %id, error = %e, "DKIM signing failed; sending unsigned"),
+        }
+    }
     let msg = NewMessage {
         id: incoming.id,
         reverse_path: incoming.from.to_string(),

@@ -49,6 +49,14 @@ pub struct Config {
     pub outbound: Outbound,
     pub retry: Retry,
     pub bounce: Bounce,
+    pub dkim: Option<Dkim>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Dkim {
+    pub domain: String,
+    pub selector: String,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +67,8 @@ pub struct Bounce {
     pub return_path_domain: String,
     /// Rewrite the envelope sender of outgoing mail to a signed return path.
     pub sign_return_path: bool,
+    /// Refuse relayed recipients on the suppression list at RCPT (the list is kept either way).
+    pub enforce_suppression: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -146,6 +156,15 @@ struct RawConfig {
     outbound: RawOutbound,
     retry: RawRetry,
     bounce: RawBounce,
+    dkim: RawDkim,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDkim {
+    domain: Option<String>,
+    selector: Option<String>,
+    key: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,11 +173,12 @@ struct RawBounce {
     delay_warning: u64,
     return_path_domain: Option<String>,
     sign_return_path: bool,
+    enforce_suppression: bool,
 }
 
 impl Default for RawBounce {
     fn default() -> Self {
-        Self { delay_warning: 14_400, return_path_domain: None, sign_return_path: true }
+        Self { delay_warning: 14_400, return_path_domain: None, sign_return_path: true, enforce_suppression: true }
     }
 }
 
@@ -474,6 +494,22 @@ impl RawConfig {
                 None => hostname.to_ascii_lowercase(),
             },
             sign_return_path: self.bounce.sign_return_path,
+            enforce_suppression: self.bounce.enforce_suppression,
+        };
+        let dkim = match (self.dkim.domain, self.dkim.selector, self.dkim.key) {
+            (None, None, None) => None,
+            (Some(domain), Some(selector), Some(key)) => {
+                let d = Domain::parse(&domain)
+                    .map_err(|_| invalid("dkim.domain", format!("`{domain}` is not a domain")))?;
+                if selector.is_empty() || !selector.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+                {
+                    return Err(invalid("dkim.selector", format!("`{selector}` is not a selector")));
+                }
+                Some(Dkim { domain: d.as_str().to_string(), selector, key })
+            }
+            _ => {
+                return Err(invalid("dkim", "set domain, selector and key together (mailerd dkim keygen makes a key)"));
+            }
         };
         Ok(Config {
             hostname,
@@ -494,6 +530,7 @@ impl RawConfig {
             outbound,
             retry,
             bounce,
+            dkim,
         })
     }
 }

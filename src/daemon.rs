@@ -86,6 +86,7 @@ pub struct Prepared {
     store: Arc<dyn Store>,
     tls: tokio_rustls::TlsAcceptor,
     signer: Arc<Signer>,
+    dkim: Option<Arc<crate::dkim::Signer>>,
 }
 
 /// The return-path signing key in `data_dir/return-path.key`, created (mode 0600) on first start.
@@ -121,11 +122,15 @@ pub fn prepare(config: Config) -> Result<Prepared> {
         Arc::new(SqliteStore::open(&db).with_context(|| format!("opening store {}", db.display()))?);
     let tls = inbound::tls::acceptor(&config).context("setting up TLS")?;
     let signer = Arc::new(Signer { secret: load_secret(&config)?, domain: config.bounce.return_path_domain.clone() });
-    Ok(Prepared { config, store, tls, signer })
+    let dkim = match &config.dkim {
+        Some(d) => Some(Arc::new(crate::dkim::Signer::load(&d.domain, &d.selector, &d.key)?)),
+        None => None,
+    };
+    Ok(Prepared { config, store, tls, signer, dkim })
 }
 
 pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Receiver<bool>) -> Result<()> {
-    let Prepared { config, store, tls, signer } = prepared;
+    let Prepared { config, store, tls, signer, dkim } = prepared;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let wakeup = Arc::new(crate::queue::Wakeup::default());
     let limits = config.limits.clone();
@@ -138,6 +143,7 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
         shutdown: shutdown_rx.clone(),
         queue_wakeup: wakeup.clone(),
         return_path: signer.clone(),
+        dkim: dkim.clone(),
     });
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut tasks = Vec::new();
@@ -153,7 +159,7 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
     } else {
         let config = Arc::new(config.clone());
         let outbound = Arc::new(Outbound::new(config.clone()).map_err(|e| anyhow::anyhow!("outbound: {e}"))?);
-        let reporter = Reporter { store: store.clone(), config: config.clone(), wakeup: wakeup.clone() };
+        let reporter = Reporter { store: store.clone(), config: config.clone(), wakeup: wakeup.clone(), dkim };
         let s = Arc::new(Scheduler {
             store: store.clone(),
             config: config.clone(),

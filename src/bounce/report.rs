@@ -49,6 +49,7 @@ pub struct Reporter {
     pub store: Arc<dyn Store>,
     pub config: Arc<Config>,
     pub wakeup: Arc<crate::queue::Wakeup>,
+    pub dkim: Option<Arc<crate::dkim::Signer>>,
 }
 
 impl Reporter {
@@ -173,7 +174,7 @@ impl Reporter {
             message,
             reports: recipients.iter().map(|r| (r.id, mark)).collect(),
         };
-        match accept::accept(self.store.as_ref(), &self.wakeup, incoming).await {
+        match accept::accept(self.store.as_ref(), &self.wakeup, self.dkim.as_deref(), incoming).await {
             Ok(_) => {
                 info!(queue_id = %facts.id, dsn_id = %dsn_id, to = %to, kind = ?kind, recipients = recipients.len(), "sender notification queued");
                 Ok(())

@@ -4,6 +4,7 @@
 //! Must not: hold logic the daemon needs; subcommands call into the library.
 
 mod bounce;
+mod dkim;
 mod queue;
 mod serve;
 mod suppression;
@@ -39,6 +40,9 @@ pub enum Command {
     /// Read bounces: what failed, why, hard or soft, and what to do.
     #[command(subcommand)]
     Bounce(BounceCommand),
+    /// DKIM keys.
+    #[command(subcommand)]
+    Dkim(DkimCommand),
     /// The addresses mailerd will not send to (hard bounces and manual entries).
     #[command(subcommand)]
     Suppression(SuppressionCommand),
@@ -52,6 +56,21 @@ pub enum BounceCommand {
         files: Vec<String>,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DkimCommand {
+    /// Make a 2048-bit RSA key and print the TXT record to publish.
+    Keygen {
+        /// The signing domain (default: [dkim] domain, else the host name).
+        #[arg(long)]
+        domain: Option<String>,
+        #[arg(long, default_value = "mailerd")]
+        selector: String,
+        /// Where to write the private key (default: data_dir/dkim-SELECTOR.key).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -119,6 +138,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             Command::Queue(QueueCommand::Retry { id }) => queue::retry(&config, &id).await,
             Command::Queue(QueueCommand::Delete { id }) => queue::delete(&config, &id).await,
             Command::Bounce(BounceCommand::Parse { files, json }) => bounce::parse(&files, json),
+            Command::Dkim(DkimCommand::Keygen { domain, selector, out }) => {
+                dkim::keygen(&config, domain, selector, out)
+            }
             Command::Suppression(SuppressionCommand::List { json }) => suppression::list(&config, json).await,
             Command::Suppression(SuppressionCommand::Add { address }) => suppression::add(&config, &address).await,
             Command::Suppression(SuppressionCommand::Remove { address }) => {

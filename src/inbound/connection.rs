@@ -517,7 +517,7 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
         message: reader.into_message(),
         reports: Vec::new(),
     };
-    match accept::accept(ctx.store.as_ref(), &ctx.queue_wakeup, incoming).await {
+    match accept::accept(ctx.store.as_ref(), &ctx.queue_wakeup, ctx.dkim.as_deref(), incoming).await {
         Ok(id) => {
             info!(queue_id = %id, client = %client.addr, from = %tx.from, to = ?rcpts, size, tls = session.tls,
                   user = session.auth_user.as_deref().unwrap_or("-"), "queued");

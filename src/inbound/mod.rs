@@ -52,6 +52,8 @@ pub struct Context {
     pub queue_wakeup: Arc<crate::queue::Wakeup>,
     /// Verifies the signed return paths that bounces come back to.
     pub return_path: Arc<crate::queue::return_path::Signer>,
+    /// Signs outgoing mail of the `[dkim]` domain.
+    pub dkim: Option<Arc<crate::dkim::Signer>>,
 }
 
 impl Context {

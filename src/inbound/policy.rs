@@ -105,11 +105,14 @@ pub async fn check_rcpt(
         if !may_relay {
             return Err(refuse(replies::relay_denied(&shown), format!("relay to {} from {ip}", rcpt.domain())));
         }
-        let entry = ctx
-            .store
-            .suppression(&rcpt.key())
-            .await
-            .map_err(|e| refuse(replies::insufficient_storage(), format!("suppression lookup: {e}")))?;
+        let entry = match ctx.config.bounce.enforce_suppression {
+            true => ctx
+                .store
+                .suppression(&rcpt.key())
+                .await
+                .map_err(|e| refuse(replies::insufficient_storage(), format!("suppression lookup: {e}")))?,
+            false => None,
+        };
         if let Some(s) = entry {
             return Err(refuse(replies::suppressed(&shown, &s.created_at, &s.reason), "suppressed address"));
         }

@@ -7,6 +7,7 @@ mod config_errors;
 mod crash_durability;
 mod bounces;
 mod delivery;
+mod dkim;
 mod feedback_corpus;
 mod feedback_fuzz;
 mod feedback_loop;
