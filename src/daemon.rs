@@ -144,6 +144,7 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
         queue_wakeup: wakeup.clone(),
         return_path: signer.clone(),
         dkim: dkim.clone(),
+        dns: crate::dns::Dns::new(&config.dns_nameservers).ok().map(Arc::new),
     });
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut tasks = Vec::new();

@@ -313,7 +313,7 @@ async fn handle(
                     return Ok(Next::Continue);
                 }
             };
-            match policy::check_rcpt(ctx, session, ip, &to, &params, declared).await {
+            match policy::check_rcpt(ctx, session, client.kind, ip, &to, &params, declared).await {
                 Ok(rcpt) => {
                     session.add_rcpt(rcpt);
                     conn.reply(&replies::recipient_ok());

@@ -54,6 +54,8 @@ pub struct Context {
     pub return_path: Arc<crate::queue::return_path::Signer>,
     /// Signs outgoing mail of the `[dkim]` domain.
     pub dkim: Option<Arc<crate::dkim::Signer>>,
+    /// Resolver for the submission check "does the recipient's domain exist".
+    pub dns: Option<Arc<crate::dns::Dns>>,
 }
 
 impl Context {

@@ -71,6 +71,7 @@ pub fn check_mail(
 pub async fn check_rcpt(
     ctx: &Context,
     session: &Session,
+    kind: ListenerKind,
     ip: IpAddr,
     to: &ForwardPath,
     params: &RcptParams,
@@ -115,6 +116,16 @@ pub async fn check_rcpt(
         };
         if let Some(s) = entry {
             return Err(refuse(replies::suppressed(&shown, &s.created_at, &s.reason), "suppressed address"));
+        }
+        // Submission: a domain that does not exist is refused now, not bounced later. Only a
+        // definite NXDOMAIN counts; a DNS failure is left to delivery, which retries.
+        if kind == ListenerKind::Submission
+            && !rcpt.domain().is_address_literal()
+            && !ctx.config.routes.contains_key(rcpt.domain().as_str())
+            && let Some(dns) = &ctx.dns
+            && dns.mx(rcpt.domain().as_str()).await == Err(crate::dns::DnsFailure::NxDomain)
+        {
+            return Err(refuse(replies::domain_not_found(&shown), format!("NXDOMAIN for {}", rcpt.domain())));
         }
         return Ok(accepted(shown, Transport::Remote, None));
     }

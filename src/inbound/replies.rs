@@ -90,6 +90,10 @@ pub fn invalid_bounce_address(rcpt: &str) -> SmtpReply {
     r(550, (5, 7, 1), format!("<{rcpt}>: invalid or expired bounce address"))
 }
 
+pub fn domain_not_found(rcpt: &str) -> SmtpReply {
+    r(550, (5, 1, 2), format!("<{rcpt}>: domain not found"))
+}
+
 pub fn too_many_recipients() -> SmtpReply {
     r(452, (4, 5, 3), "too many recipients")
 }

@@ -1,6 +1,7 @@
 //! One message to five recipients at real peers on loopback: delivered, user unknown (hard:
 //! DSN and suppression), relay refused (DSN), too large (DSN, not sent), and a destination
-//! that is down at first (deferred, then delivered once, no DSN). The DSN is parsed back.
+//! that answers 421 at first (deferred, then delivered once it recovers, no DSN, no
+//! duplicate). The DSN is parsed back.
 
 use std::time::Duration;
 
@@ -24,7 +25,15 @@ async fn one_message_five_fates_one_dsn() {
     let dest = TestDaemon::with("[local]\ndomains = [\"dest.test\"]").await;
     dest.add_user("alice@dest.test", "pw", None).await;
     let small = TestDaemon::with("[local]\ndomains = [\"small.test\"]\n[limits]\nmax_message_size = 2000").await;
-    let later_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // A destination that is overloaded at first: it greets every client with 421.
+    let busy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let later_port = busy.local_addr().unwrap().port();
+    let busy_task = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        while let Ok((mut s, _)) = busy.accept().await {
+            let _ = s.write_all(b"421 4.3.2 mx.later.test busy, try again later\r\n").await;
+        }
+    });
     let src = TestDaemon::with(&format!(
         "[local]\ndomains = [\"sender.test\"]\n[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\n[retry]\nfirst = 1\n\
          [routes]\n\"dest.test\" = \"{d}\"\n\"elsewhere.test\" = \"{d}\"\n\"small.test\" = \"{s}\"\n\"later.test\" = \"127.0.0.1:{later_port}\"\n",
@@ -58,14 +67,26 @@ async fn one_message_five_fates_one_dsn() {
 
     // The failure DSN arrives in the sender's local mailbox.
     let dsn_files = src.wait_maildir("sender.test", "app", 1).await;
-    // Now the down destination comes up; the deferred recipient is delivered on retry.
+    // The busy destination's 421 deferred its recipient, with the reply recorded.
+    let store = src.store();
+    for _ in 0..200 {
+        let d = store.message_detail(&MessageId(id.clone())).await.unwrap().unwrap();
+        let r = d.entry.recipients.iter().find(|r| r.address == "postmaster@later.test").unwrap().clone();
+        if r.state == RecipientState::Deferred {
+            assert_eq!(r.last_detail.as_deref(), Some("421 4.3.2 mx.later.test busy, try again later"));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // Now it recovers: a real server on the same port; the recipient is delivered on retry.
+    busy_task.abort();
+    let _ = busy_task.await;
     let later =
         TestDaemon::with(&format!("[listen]\nsmtp = \"127.0.0.1:{later_port}\"\n[local]\ndomains = [\"later.test\"]"))
             .await;
     later.wait_maildir("later.test", "postmaster", 1).await;
     dest.wait_maildir("dest.test", "alice", 1).await;
 
-    let store = src.store();
     let detail = store.message_detail(&MessageId(id.clone())).await.unwrap().unwrap();
     let state = |a: &str| detail.entry.recipients.iter().find(|r| r.address == a).unwrap().clone();
     // Wait for the final states to be recorded.

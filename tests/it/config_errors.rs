@@ -56,3 +56,23 @@ fn user_add_reads_the_password_from_stdin_and_queue_list_runs() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 message(s)"));
 }
+
+#[test]
+fn suppression_and_queue_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, format!("data_dir = \"{}\"\n", dir.path().display())).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_mailerd")).arg("--config").arg(&config).args(args).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string())
+    };
+    assert_eq!(run(&["suppression", "add", "Bad@Example.TEST"]).0, Some(0));
+    let (code, out) = run(&["suppression", "list", "--json"]);
+    assert_eq!(code, Some(0));
+    let v: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!((v["address"].as_str(), v["reason"].as_str()), (Some("bad@example.test"), Some("manual")));
+    assert_eq!(run(&["suppression", "remove", "bad@example.test"]).0, Some(0));
+    assert_eq!(run(&["suppression", "remove", "bad@example.test"]).0, Some(1));
+    assert_eq!(run(&["queue", "delete", "NOSUCHID"]).0, Some(2));
+    assert_eq!(run(&["queue", "retry", "NOSUCHID"]).0, Some(1));
+}

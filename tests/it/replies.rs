@@ -205,3 +205,25 @@ async fn vrfy_does_not_reveal_users_and_expn_is_off() {
     c.cmd("EXPN staff").await.expect("502 5.5.1");
     c.cmd("QUIT").await.expect("221 2.0.0");
 }
+
+#[tokio::test]
+async fn submission_to_a_domain_that_does_not_exist_gets_550_5_1_2() {
+    let Some(dns) = crate::harness::dns::TestDns::start(&[
+        "--mx-host=exists.test,mx.exists.test,10".into(),
+        "--host-record=mx.exists.test,127.0.0.1".into(),
+    ])
+    .await
+    else {
+        return;
+    };
+    let d = TestDaemon::with(&format!(
+        "[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\n[dns]\nnameservers = [\"{}\"]\n[queue]\nhold = true",
+        dns.addr
+    ))
+    .await;
+    let mut c = Client::connect(d.submission).await;
+    c.cmd("EHLO app.test").await.expect("250");
+    c.cmd("MAIL FROM:<app@sender.test>").await.expect("250");
+    assert_eq!(c.cmd("RCPT TO:<x@nxdomain.test>").await.first(), "550 5.1.2 <x@nxdomain.test>: domain not found");
+    c.cmd("RCPT TO:<x@exists.test>").await.expect("250 2.1.5");
+}
