@@ -6,7 +6,7 @@
 //! Pure: decides from stored values only.
 //! Must not: build or send anything.
 
-use crate::smtp::address::{Mailbox, ReversePath};
+use crate::smtp::address::Mailbox;
 
 /// What a report is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,14 +41,6 @@ pub fn recipient_of_report(reverse_path: &str) -> Option<Mailbox> {
         return None;
     }
     Mailbox::parse(reverse_path).ok()
-}
-
-/// `ReversePath` form of the same rule, for callers holding a parsed path.
-pub fn report_target(path: &ReversePath) -> Option<&Mailbox> {
-    match path {
-        ReversePath::Null => None,
-        ReversePath::Mailbox(m) => Some(m),
-    }
 }
 
 #[cfg(test)]

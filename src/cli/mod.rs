@@ -123,7 +123,7 @@ pub enum QueueCommand {
 
 /// Runs the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
-    // Commands that need neither configuration nor a runtime.
+    // Reading bounces needs neither configuration nor a runtime.
     if let Command::Bounce(BounceCommand::Parse { files, json }) = &cli.command {
         return bounce::parse(files, *json);
     }
