@@ -106,13 +106,13 @@ pub async fn check_rcpt(
         if !may_relay {
             return Err(refuse(replies::relay_denied(&shown), format!("relay to {} from {ip}", rcpt.domain())));
         }
-        let entry = match ctx.config.bounce.enforce_suppression {
-            true => ctx
-                .store
+        let entry = if ctx.config.bounce.enforce_suppression {
+            ctx.store
                 .suppression(&rcpt.key())
                 .await
-                .map_err(|e| refuse(replies::insufficient_storage(), format!("suppression lookup: {e}")))?,
-            false => None,
+                .map_err(|e| refuse(replies::insufficient_storage(), format!("suppression lookup: {e}")))?
+        } else {
+            None
         };
         if let Some(s) = entry {
             return Err(refuse(replies::suppressed(&shown, &s.created_at, &s.reason), "suppressed address"));

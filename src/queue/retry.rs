@@ -9,19 +9,10 @@ use std::time::Duration;
 
 use crate::time::Timestamp;
 
-pub const FIRST_RETRY: Duration = Duration::from_secs(5 * 60);
-pub const MAX_RETRY: Duration = Duration::from_secs(4 * 3600);
-pub const MAX_AGE: Duration = Duration::from_secs(5 * 24 * 3600);
-
 /// Delay before the attempt after `attempts` failed ones: first, 2×, 4× … capped at `max`.
 pub fn backoff_with(attempts: u32, first: Duration, max: Duration) -> Duration {
     let factor = 1u32.checked_shl(attempts.min(16)).unwrap_or(u32::MAX);
     first.saturating_mul(factor).min(max)
-}
-
-/// The default schedule: 5 min, 10, 20 … capped at 4 h.
-pub fn backoff(attempts: u32) -> Duration {
-    backoff_with(attempts, FIRST_RETRY, MAX_RETRY)
 }
 
 /// True for statuses that mean "mailbox full" (x.2.2), which are retried for a shorter time.
@@ -38,11 +29,18 @@ pub fn is_expired(received_at: Timestamp, now: Timestamp, max_age: Duration) -> 
 mod tests {
     use super::*;
 
+    /// The default schedule of `[retry]`: 5 min, 10, 20 … capped at 4 h; 5 days of age.
+    const MAX_AGE: Duration = Duration::from_secs(5 * 24 * 3600);
+
+    fn backoff(attempts: u32) -> Duration {
+        backoff_with(attempts, Duration::from_secs(300), Duration::from_secs(4 * 3600))
+    }
+
     #[test]
     fn schedule_doubles_and_caps() {
         let mins: Vec<u64> = (0..8).map(|a| backoff(a).as_secs() / 60).collect();
         assert_eq!(mins, [5, 10, 20, 40, 80, 160, 240, 240]);
-        assert_eq!(backoff(u32::MAX), MAX_RETRY);
+        assert_eq!(backoff(u32::MAX), Duration::from_secs(4 * 3600));
     }
 
     #[test]

@@ -88,6 +88,8 @@ impl Scheduler {
             }
             let mut attempts = Vec::with_capacity(claims.len());
             let mut originals = Vec::new();
+            // A message for several local mailboxes is read from the store once per batch.
+            let mut bodies: HashMap<MessageId, Arc<Vec<u8>>> = HashMap::new();
             for claim in &claims {
                 let outcome = match transport {
                     Transport::Feedback => {
@@ -95,7 +97,7 @@ impl Scheduler {
                         originals.extend(original);
                         outcome
                     }
-                    _ => self.deliver_local(claim).await,
+                    _ => self.deliver_local(claim, &mut bodies).await,
                 };
                 attempts.push(self.attempt(claim, transport.as_str(), outcome));
             }
@@ -234,14 +236,21 @@ impl Scheduler {
         }
     }
 
-    async fn deliver_local(&self, claim: &Claim) -> DeliveryOutcome {
+    async fn deliver_local(&self, claim: &Claim, bodies: &mut HashMap<MessageId, Arc<Vec<u8>>>) -> DeliveryOutcome {
         let Some(key) = claim.mailbox.clone() else {
             return DeliveryOutcome::failed("5.3.0", "local recipient without a mailbox");
         };
-        let body = match self.store.load_body(&claim.message).await {
-            Ok(Some(b)) => b,
-            Ok(None) => return DeliveryOutcome::failed("5.3.0", "message body missing"),
-            Err(e) => return DeliveryOutcome::deferred("4.3.0", format!("store: {e}")),
+        let body = match bodies.get(&claim.message) {
+            Some(b) => b.clone(),
+            None => match self.store.load_body(&claim.message).await {
+                Ok(Some(b)) => {
+                    let b = Arc::new(b);
+                    bodies.insert(claim.message.clone(), b.clone());
+                    b
+                }
+                Ok(None) => return DeliveryOutcome::failed("5.3.0", "message body missing"),
+                Err(e) => return DeliveryOutcome::deferred("4.3.0", format!("store: {e}")),
+            },
         };
         let (root, host) = (self.mail_root(), self.config.hostname.clone());
         // RFC 5321 §4.4: the final delivery records the envelope sender in Return-Path.
