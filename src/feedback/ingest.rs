@@ -44,6 +44,20 @@ pub async fn ingest(store: &dyn Store, about: &str, report: &BounceReport) -> Re
         let Some(ours) = by_address.or(by_token) else { continue };
         matched += 1;
         let detail = rc.diagnostic.clone().unwrap_or_else(|| rc.reason.info().summary.to_string());
+        // Suppress before the state changes, so whoever sees the recipient bounced also
+        // finds the address suppressed.
+        if !delay && rc.hard_bounce == Some(true) {
+            store
+                .suppress(Suppression {
+                    address: ours.address.to_lowercase(),
+                    reason: rc.reason.as_str().to_string(),
+                    status: rc.status.clone(),
+                    detail: Some(detail.clone()),
+                    message_id: Some(queue_id.to_string()),
+                    created_at: String::new(),
+                })
+                .await?;
+        }
         let changed = store
             .record_feedback(Feedback {
                 recipient: ours.id,
@@ -51,24 +65,12 @@ pub async fn ingest(store: &dyn Store, about: &str, report: &BounceReport) -> Re
                 address: ours.address.clone(),
                 delay,
                 status: rc.status.clone(),
-                detail: detail.clone(),
+                detail,
                 remote: rc.remote_mta.clone(),
             })
             .await?;
         if changed {
             updated += 1;
-        }
-        if !delay && rc.hard_bounce == Some(true) {
-            store
-                .suppress(Suppression {
-                    address: ours.address.to_lowercase(),
-                    reason: rc.reason.as_str().to_string(),
-                    status: rc.status.clone(),
-                    detail: Some(detail),
-                    message_id: Some(queue_id.to_string()),
-                    created_at: String::new(),
-                })
-                .await?;
         }
     }
     let kind = if delay { "delay report" } else { "bounce" };
