@@ -65,6 +65,20 @@ const RULES: &[(&str, Reason)] = &[
     (r"google groups|googlegroups", Reason::Rejected),
 ];
 
+/// Wordings that a reporting MTA writes in its own template (not a quoted remote reply) to
+/// say the address does not exist (Exchange 2000/2003 "The recipient name is not
+/// recognized", IMail "Unknown user:" and "Invalid final delivery userid"): they stay
+/// `userunknown` even when the report names no SMTP command.
+#[rustfmt::skip]
+const OWN_WORDS_USERUNKNOWN: &[&str] = &[
+    r"recipient name is not recognized",
+    r"^\s*unknown user:",
+    r"invalid final delivery userid",
+];
+
+static OWN_USERUNKNOWN: LazyLock<Option<RegexSet>> =
+    LazyLock::new(|| RegexSet::new(OWN_WORDS_USERUNKNOWN.iter().map(|p| compile(p))).ok());
+
 /// Rules are written with `\b`; an ASCII word boundary keeps the set on the fast lazy DFA
 /// (a Unicode `\b` makes it fall back to the slow NFA on non-ASCII text).
 fn compile(p: &str) -> String {
@@ -127,7 +141,13 @@ pub enum Phase {
 }
 
 static PHASE: LazyLock<Option<regex::Regex>> = LazyLock::new(|| {
-    regex::Regex::new(r"(?i)(?:in reply to|after|>>>)\s*(end of data|data|mail from|rcpt to|rcpt|mail|initial connection|helo|ehlo|greeting)(?-u:\b)|^\s*<<<\s*[45]\d\d").ok()
+    regex::Regex::new(r"(?i)(?:in reply to|after|>>>|did not like our|most progress was)\s*(end of data|data|mail from|rcpt to|rcpt|mail|initial connection|helo|ehlo|greeting)(?-u:\b)|^\s*<<<\s*[45]\d\d").ok()
+});
+
+/// Words that only a reply to `RCPT TO` carries (Postfix's "Recipient address rejected",
+/// Sun/Oracle Messaging Server's "server has rejected address", a `[RCPT_TO]` tag).
+static RCPT_CUE: LazyLock<Option<regex::Regex>> = LazyLock::new(|| {
+    regex::Regex::new(r"(?i)recipient address rejected|server has rejected (the )?address|\[rcpt_to\]").ok()
 });
 
 /// The SMTP phase at which `text` says the remote server refused: the command named by
@@ -162,6 +182,9 @@ pub fn phase_in(text: &str) -> Phase {
             }
             last = p;
         }
+    }
+    if RCPT_CUE.as_ref().is_some_and(|re| re.is_match(text)) {
+        return Phase::RcptTo;
     }
     Phase::Unknown
 }
@@ -217,7 +240,13 @@ pub fn classify(e: Evidence<'_>) -> Reason {
     let r = match (r, e.phase) {
         // "User unknown" after DATA: the address exists, a filter said no (unless a
         // specific x.1.1 status says otherwise).
-        (Some(Reason::UserUnknown), Phase::Data) if e.status.is_none_or(|s| s.ends_with(".0.0")) => {
+        // "User unknown" after DATA, or with no SMTP command named at all: Sisimai reads it as
+        // a filter's refusal of an existing address (`filtered`), unless an x.1.x status or
+        // the reporting MTA's own template wording says the address does not exist.
+        (Some(Reason::UserUnknown), Phase::Data | Phase::Unknown)
+            if e.status.is_none_or(|s| s.get(1..4) != Some(".1."))
+                && !e.diagnostic.is_some_and(|d| OWN_USERUNKNOWN.as_ref().is_some_and(|set| set.is_match(d))) =>
+        {
             Some(Reason::Filtered)
         }
         (None, Phase::Connect) => Some(Reason::Blocked),

@@ -25,6 +25,13 @@ fn corpus_accuracy_stays_above_floors() {
     };
     let summary = eval::summary(&acc);
     println!("{summary}");
+    // MAILERD_CORPUS_MISSES=1 lists every disagreement (file, field, expected, got).
+    if std::env::var_os("MAILERD_CORPUS_MISSES").is_some_and(|v| v != "0" && !v.is_empty()) {
+        println!("misses ({}):", acc.misses.len());
+        for m in &acc.misses {
+            println!("  {m}");
+        }
+    }
     let floors = [
         ("is_bounce", acc.is_bounce.pct(), FLOOR_IS_BOUNCE),
         ("recipients", acc.recipients.pct(), FLOOR_RECIPIENTS),
