@@ -37,6 +37,7 @@ async fn fill(store: &Arc<SqliteStore>, from: usize, to: usize) {
                         received_at: Timestamp::now(),
                         origin: Origin::default(),
                         body: vec![b'x'; 1024],
+                        header_message_id: Some(format!("<{i}@bench.test>")),
                         recipients: vec![NewRecipient {
                             address: format!("r{i}@rcpt.test"),
                             orcpt: None,
@@ -81,6 +82,7 @@ async fn step_cost(store: &Arc<SqliteStore>) -> Duration {
                 // Due again at once, so the queue keeps its length for the next step.
                 next_attempt_at: Some(now),
                 mailbox_bytes: None,
+                event: None,
             })
             .collect();
         store.record_attempts("bench", attempts).await.expect("record");

@@ -50,6 +50,15 @@ pub struct Config {
     pub retry: Retry,
     pub bounce: Bounce,
     pub dkim: Option<Dkim>,
+    pub check: CheckConfig,
+}
+
+/// `[check]`: what `mailerd check` needs to know about the sending side.
+#[derive(Debug, Clone, Default)]
+pub struct CheckConfig {
+    /// The public IPs outgoing mail leaves from; `check domain` tests SPF and reverse DNS for
+    /// them (default: none, those checks are skipped with a note).
+    pub outbound_ips: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -69,6 +78,13 @@ pub struct Bounce {
     pub sign_return_path: bool,
     /// Refuse relayed recipients on the suppression list at RCPT (the list is kept either way).
     pub enforce_suppression: bool,
+    /// Null-sender mail to a local mailbox is read as a possible bounce first: a genuine one
+    /// is recorded (and not delivered), a forged one dropped, anything else delivered.
+    pub read_null_sender: bool,
+    /// Also deliver genuine bounces (already recorded) to the local mailbox they came to.
+    pub keep_in_mailbox: bool,
+    /// Check SPF, DKIM and DMARC of incoming bounces (needs DNS).
+    pub check_authentication: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -157,6 +173,13 @@ struct RawConfig {
     retry: RawRetry,
     bounce: RawBounce,
     dkim: RawDkim,
+    check: RawCheck,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawCheck {
+    outbound_ips: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -174,11 +197,22 @@ struct RawBounce {
     return_path_domain: Option<String>,
     sign_return_path: bool,
     enforce_suppression: bool,
+    read_null_sender: bool,
+    keep_in_mailbox: bool,
+    check_authentication: bool,
 }
 
 impl Default for RawBounce {
     fn default() -> Self {
-        Self { delay_warning: 14_400, return_path_domain: None, sign_return_path: true, enforce_suppression: true }
+        Self {
+            delay_warning: 14_400,
+            return_path_domain: None,
+            sign_return_path: true,
+            enforce_suppression: true,
+            read_null_sender: true,
+            keep_in_mailbox: false,
+            check_authentication: true,
+        }
     }
 }
 
@@ -495,6 +529,9 @@ impl RawConfig {
             },
             sign_return_path: self.bounce.sign_return_path,
             enforce_suppression: self.bounce.enforce_suppression,
+            read_null_sender: self.bounce.read_null_sender,
+            keep_in_mailbox: self.bounce.keep_in_mailbox,
+            check_authentication: self.bounce.check_authentication,
         };
         let dkim = match (self.dkim.domain, self.dkim.selector, self.dkim.key) {
             (None, None, None) => None,
@@ -510,6 +547,16 @@ impl RawConfig {
             _ => {
                 return Err(invalid("dkim", "set domain, selector and key together (mailerd dkim keygen makes a key)"));
             }
+        };
+        let check = CheckConfig {
+            outbound_ips: self
+                .check
+                .outbound_ips
+                .iter()
+                .map(|ip| {
+                    ip.parse().map_err(|_| invalid("check.outbound_ips", format!("`{ip}` is not an IP address")))
+                })
+                .collect::<Result<_, _>>()?,
         };
         Ok(Config {
             hostname,
@@ -531,6 +578,7 @@ impl RawConfig {
             retry,
             bounce,
             dkim,
+            check,
         })
     }
 }
@@ -610,5 +658,14 @@ mod tests {
     fn local_domains_are_normalised() {
         let c = Config::from_toml("[local]\ndomains = [\"Bücher.Test\"]").unwrap();
         assert_eq!(c.local.domains[0].as_str(), "xn--bcher-kva.test");
+    }
+
+    #[test]
+    fn check_outbound_ips() {
+        assert!(Config::from_toml("").unwrap().check.outbound_ips.is_empty());
+        let c = Config::from_toml("[check]\noutbound_ips = [\"192.0.2.1\", \"2001:db8::1\"]").unwrap();
+        assert_eq!(c.check.outbound_ips.len(), 2);
+        let e = Config::from_toml("[check]\noutbound_ips = [\"nope\"]").unwrap_err().to_string();
+        assert!(e.contains("check.outbound_ips"), "{e}");
     }
 }

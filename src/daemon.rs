@@ -90,7 +90,7 @@ pub struct Prepared {
 }
 
 /// The return-path signing key in `data_dir/return-path.key`, created (mode 0600) on first start.
-fn load_secret(config: &Config) -> Result<Vec<u8>> {
+pub fn load_secret(config: &Config) -> Result<Vec<u8>> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let path = config.data_dir.join("return-path.key");
@@ -167,6 +167,11 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
             wakeup,
             outbound,
             reporter,
+            verifier: Arc::new(crate::feedback::evidence::Verifier::new(
+                &config,
+                Some((*signer).clone()),
+                config.bounce.check_authentication,
+            )),
             signer: config.bounce.sign_return_path.then_some(signer),
             owner: format!("{}:{}", config.hostname, std::process::id()),
         });

@@ -39,18 +39,8 @@ impl Dns {
         let mut builder = if nameservers.is_empty() {
             TokioResolver::builder_tokio().map_err(|e| format!("system resolver: {e}"))?
         } else {
-            let servers = nameservers
-                .iter()
-                .map(|addr| {
-                    let mut udp = ConnectionConfig::udp();
-                    udp.port = addr.port();
-                    let mut tcp = ConnectionConfig::tcp();
-                    tcp.port = addr.port();
-                    NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
-                })
-                .collect();
             TokioResolver::builder_with_config(
-                ResolverConfig::from_parts(None, vec![], servers),
+                ResolverConfig::from_parts(None, vec![], name_servers(nameservers)),
                 TokioRuntimeProvider::default(),
             )
         };
@@ -60,6 +50,19 @@ impl Dns {
         opts.ndots = 0;
         let resolver = builder.build().map_err(|e| format!("resolver: {e}"))?;
         Ok(Dns { resolver })
+    }
+
+    /// mail-auth's verifier (SPF, DKIM, DMARC) on the same name servers, with short timeouts.
+    pub fn authenticator(nameservers: &[SocketAddr]) -> Result<mail_auth::MessageAuthenticator, String> {
+        let mut opts = mail_auth::hickory_resolver::config::ResolverOpts::default();
+        opts.timeout = Duration::from_secs(3);
+        opts.attempts = 1;
+        let config = if nameservers.is_empty() {
+            return mail_auth::MessageAuthenticator::new_system_conf().map_err(|e| format!("system resolver: {e}"));
+        } else {
+            ResolverConfig::from_parts(None, vec![], name_servers(nameservers))
+        };
+        mail_auth::MessageAuthenticator::new(config, opts).map_err(|e| format!("resolver: {e}"))
     }
 
     pub async fn mx(&self, domain: &str) -> Result<MxRecords, DnsFailure> {
@@ -91,6 +94,20 @@ impl Dns {
         ips.sort_by_key(|ip| ip.is_ipv6());
         Ok(ips)
     }
+}
+
+/// Each address as a name server on its own port, UDP and TCP.
+fn name_servers(addrs: &[SocketAddr]) -> Vec<NameServerConfig> {
+    addrs
+        .iter()
+        .map(|addr| {
+            let mut udp = ConnectionConfig::udp();
+            udp.port = addr.port();
+            let mut tcp = ConnectionConfig::tcp();
+            tcp.port = addr.port();
+            NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
+        })
+        .collect()
 }
 
 fn fqdn(name: &str) -> String {

@@ -1,7 +1,8 @@
-//! `mailerd bounce parse FILE... [--json]`: what each bounce says, per recipient.
+//! `mailerd bounce parse FILE... [--json]`: what each bounce says, per recipient; and
+//! `mailerd bounce verify FILE... [--json] [--no-dns]`: genuine, forged or unknown, and why.
 //!
-//! JSON Lines as in DESIGN §3, or one aligned line per recipient for people.
-//! Exit code 0 when every file was read, 2 when one could not be.
+//! JSON Lines as in DESIGN §3, or aligned lines for people.
+//! Exit code 0 when every file was read (verify: 1 when one is forged), 2 when one could not be.
 //! Must not: hold parsing logic; that is `feedback`.
 
 use std::io::{Read, Write};
@@ -10,17 +11,58 @@ use anyhow::Result;
 
 use crate::feedback::parse_bounce;
 
+fn read_input(file: &str) -> std::io::Result<Vec<u8>> {
+    if file == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().lock().take(crate::feedback::MAX_INPUT as u64 + 1).read_to_end(&mut buf).map(|_| buf)
+    } else {
+        std::fs::read(file)
+    }
+}
+
+pub async fn verify(config: &crate::config::Config, files: &[String], json: bool, no_dns: bool) -> Result<i32> {
+    let store = super::open_store(config)?;
+    let signer = crate::queue::return_path::Signer {
+        secret: crate::daemon::load_secret(config)?,
+        domain: config.bounce.return_path_domain.clone(),
+    };
+    let verifier = crate::feedback::evidence::Verifier::new(config, Some(signer), !no_dns);
+    let mut code = 0;
+    let mut out = std::io::stdout().lock();
+    for file in files {
+        let raw = match read_input(file) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("mailerd: {file}: {e}");
+                code = 2;
+                continue;
+            }
+        };
+        let v = verifier.verify(&store, &raw, &Default::default()).await?;
+        if v.verdict == crate::feedback::verify::Verdict::Forged && code == 0 {
+            code = 1;
+        }
+        let written = if json {
+            writeln!(out, "{}", v.to_json(file))
+        } else {
+            let mut text = format!("{file}: {}\n", v.verdict.as_str());
+            for e in &v.evidence {
+                text.push_str(&format!("  {:<4} {:<18} {}\n", if e.ok { "ok" } else { "!!" }, e.check, e.detail));
+            }
+            write!(out, "{text}")
+        };
+        if written.is_err() {
+            break;
+        }
+    }
+    Ok(code)
+}
+
 pub fn parse(files: &[String], json: bool) -> Result<i32> {
     let mut code = 0;
     let mut out = std::io::stdout().lock();
     for file in files {
-        let raw = if file == "-" {
-            let mut buf = Vec::new();
-            std::io::stdin().lock().take(crate::feedback::MAX_INPUT as u64 + 1).read_to_end(&mut buf).map(|_| buf)
-        } else {
-            std::fs::read(file)
-        };
-        let raw = match raw {
+        let raw = match read_input(file) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("mailerd: {file}: {e}");

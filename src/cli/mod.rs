@@ -57,6 +57,18 @@ pub enum BounceCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Tell genuine bounces of our mail from forged ones (backscatter, phishing): checks the
+    /// signed return path, the sent log, the content, the Received chain and SPF/DKIM/DMARC.
+    /// Exit code 1 when a file is forged.
+    Verify {
+        #[arg(required = true)]
+        files: Vec<String>,
+        #[arg(long)]
+        json: bool,
+        /// Skip the SPF, DKIM and DMARC lookups.
+        #[arg(long)]
+        no_dns: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -138,6 +150,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             Command::Queue(QueueCommand::Retry { id }) => queue::retry(&config, &id).await,
             Command::Queue(QueueCommand::Delete { id }) => queue::delete(&config, &id).await,
             Command::Bounce(BounceCommand::Parse { files, json }) => bounce::parse(&files, json),
+            Command::Bounce(BounceCommand::Verify { files, json, no_dns }) => {
+                bounce::verify(&config, &files, json, no_dns).await
+            }
             Command::Dkim(DkimCommand::Keygen { domain, selector, out }) => {
                 dkim::keygen(&config, domain, selector, out)
             }

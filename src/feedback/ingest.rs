@@ -3,7 +3,8 @@
 //! recipient becomes bounced (with the remote's words), hard bounces are suppressed.
 //!
 //! Standards: RFC 3464 (the parsed report), DESIGN §3 (hard means the address itself is bad).
-//! The only file of `feedback/` that touches the store.
+//! With `evidence.rs`, the only files of `feedback/` that touch the store. The caller has
+//! verified the bounce (`evidence::Verifier`) before it gets here.
 //! Must not: deliver the bounce to a mailbox, or trust a report about mail we did not send
 //! (the return-path token names the message; recipients must be among its recipients).
 

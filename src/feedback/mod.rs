@@ -10,9 +10,11 @@
 
 pub mod classify;
 pub mod detect;
+pub mod evidence;
 pub mod ingest;
 pub mod parse;
 pub mod report;
+pub mod verify;
 
 pub use report::{BounceReport, BouncedRecipient, OriginalHeaders, ReportKind};
 

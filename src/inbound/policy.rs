@@ -11,7 +11,7 @@ use super::session::{AcceptedRcpt, Session};
 use super::{Context, ListenerKind, replies};
 use crate::local::mailbox::{self, Resolution};
 use crate::queue::return_path;
-use crate::smtp::address::Mailbox;
+use crate::smtp::address::{Mailbox, ReversePath};
 use crate::smtp::command::{ForwardPath, MailParams, RcptParams};
 use crate::smtp::reply::SmtpReply;
 use crate::store::Transport;
@@ -147,6 +147,12 @@ pub async fn check_rcpt(
     let quota = record.as_ref().and_then(|r| r.quota).unwrap_or(ctx.config.local.quota);
     if used >= quota || used.saturating_add(declared_size.unwrap_or(0)) > quota {
         return Err(refuse(replies::mailbox_full(&shown), format!("{key}: {used} of {quota} bytes used")));
+    }
+    let null_sender = matches!(session.transaction.as_ref().map(|t| &t.from), Some(ReversePath::Null));
+    if null_sender && ctx.config.bounce.read_null_sender {
+        // A bounce (or a forged one) to a local mailbox: read it before anyone sees it.
+        let about = format!("{}{key}", crate::queue::scheduler::LOCAL_BOUNCE_PREFIX);
+        return Ok(accepted(shown, Transport::Feedback, Some(about)));
     }
     Ok(accepted(shown, Transport::Local, Some(key)))
 }

@@ -26,6 +26,8 @@ use super::retry;
 use crate::config::Config;
 use crate::local::maildir;
 use crate::outbound::{Job, JobRecipient, Outbound};
+use crate::feedback::evidence::Envelope;
+use crate::feedback::verify::Verdict;
 use crate::store::{Attempt, Claim, MessageId, RecipientState, Store, Transport};
 use crate::time::Timestamp;
 
@@ -42,9 +44,14 @@ pub struct Scheduler {
     pub reporter: Reporter,
     /// Rewrites envelope senders to signed return paths (None: sent as given).
     pub signer: Option<Arc<super::return_path::Signer>>,
+    /// Tells our bounces from forged ones before they are recorded.
+    pub verifier: Arc<crate::feedback::evidence::Verifier>,
     /// This process's lease owner name.
     pub owner: String,
 }
+
+/// The prefix of a feedback claim's mailbox for null-sender mail to a local mailbox.
+pub const LOCAL_BOUNCE_PREFIX: &str = "local:";
 
 impl Scheduler {
     fn mail_root(&self) -> PathBuf {
@@ -91,15 +98,20 @@ impl Scheduler {
             // A message for several local mailboxes is read from the store once per batch.
             let mut bodies: HashMap<MessageId, Arc<Vec<u8>>> = HashMap::new();
             for claim in &claims {
-                let outcome = match transport {
+                let attempt = match transport {
                     Transport::Feedback => {
-                        let (outcome, original) = self.read_bounce(claim).await;
+                        let (outcome, original, event) = self.read_bounce(claim, &mut bodies).await;
                         originals.extend(original);
-                        outcome
+                        let mut a = self.attempt(claim, transport.as_str(), outcome);
+                        a.event = event;
+                        a
                     }
-                    _ => self.deliver_local(claim, &mut bodies).await,
+                    _ => {
+                        let outcome = self.deliver_local(claim, claim.mailbox.clone(), &mut bodies).await;
+                        self.attempt(claim, transport.as_str(), outcome)
+                    }
                 };
-                attempts.push(self.attempt(claim, transport.as_str(), outcome));
+                attempts.push(attempt);
             }
             self.record(attempts).await;
             // A bounce that changed a recipient: tell the sender in our own words.
@@ -215,29 +227,74 @@ impl Scheduler {
         }
     }
 
-    /// Parses a bounce that came back to a signed return path and records what it says.
-    async fn read_bounce(&self, claim: &Claim) -> (DeliveryOutcome, Option<MessageId>) {
-        let about = claim.mailbox.clone().unwrap_or_default();
+    /// Reads a bounce that came back to a signed return path, or null-sender mail to a local
+    /// mailbox: verifies it, records a genuine one, drops a forged one, and delivers to the
+    /// mailbox what is not (or, when configured, also what is) a recorded bounce.
+    async fn read_bounce(
+        &self,
+        claim: &Claim,
+        bodies: &mut HashMap<MessageId, Arc<Vec<u8>>>,
+    ) -> (DeliveryOutcome, Option<MessageId>, Option<&'static str>) {
+        let mailbox = claim.mailbox.as_deref().and_then(|m| m.strip_prefix(LOCAL_BOUNCE_PREFIX)).map(str::to_string);
         let body = match self.store.load_body(&claim.message).await {
-            Ok(Some(b)) => b,
-            Ok(None) => return (DeliveryOutcome::failed("5.3.0", "bounce body missing"), None),
-            Err(e) => return (DeliveryOutcome::deferred("4.3.0", format!("store: {e}")), None),
+            Ok(Some(b)) => Arc::new(b),
+            Ok(None) => return (DeliveryOutcome::failed("5.3.0", "bounce body missing"), None, None),
+            Err(e) => return (DeliveryOutcome::deferred("4.3.0", format!("store: {e}")), None, None),
         };
-        let report = tokio::task::spawn_blocking(move || crate::feedback::parse_bounce(&body)).await;
-        let Ok(report) = report else {
-            return (DeliveryOutcome::failed("5.3.0", "the bounce parser failed on this message"), None);
+        bodies.insert(claim.message.clone(), body.clone());
+        let origin = match self.store.message_detail(&claim.message).await {
+            Ok(d) => d.map(|d| d.origin).unwrap_or_default(),
+            Err(e) => return (DeliveryOutcome::deferred("4.3.0", format!("store: {e}")), None, None),
         };
-        match crate::feedback::ingest::ingest(self.store.as_ref(), &about, &report).await {
-            Ok(done) => {
-                let original = (done.updated > 0).then_some(done.original).flatten();
-                (DeliveryOutcome::delivered(done.summary), original)
-            }
-            Err(e) => (DeliveryOutcome::deferred("4.3.0", format!("recording the bounce: {e}")), None),
+        let envelope = Envelope {
+            rcpt: Some(claim.address.clone()),
+            client_ip: origin.client_ip.parse().ok(),
+            helo: Some(origin.helo).filter(|h| !h.is_empty()),
+            mail_from: claim.reverse_path.clone(),
+        };
+        let verification = match self.verifier.verify(self.store.as_ref(), &body, &envelope).await {
+            Ok(v) => v,
+            Err(e) => return (DeliveryOutcome::deferred("4.3.0", format!("verifying the bounce: {e}")), None, None),
+        };
+        if verification.verdict == Verdict::Forged {
+            warn!(queue_id = %claim.message, to = %claim.address, "forged bounce dropped: {}", verification.summary());
+            let detail = format!("forged bounce dropped: {}", verification.summary());
+            return (DeliveryOutcome::delivered(detail), None, Some("forged_bounce"));
         }
+        let about = match (&mailbox, &verification.original) {
+            (None, _) => claim.mailbox.clone(),
+            (Some(_), Some(queue_id)) if verification.is_bounce => Some(format!("{queue_id}:0")),
+            (Some(_), _) => None,
+        };
+        let mut original = None;
+        let mut recorded = None;
+        if let Some(about) = about {
+            match crate::feedback::ingest::ingest(self.store.as_ref(), &about, &verification.report).await {
+                Ok(done) => {
+                    original = (done.updated > 0).then_some(done.original).flatten();
+                    recorded = Some(format!("{} ({})", done.summary, verification.verdict.as_str()));
+                }
+                Err(e) => {
+                    return (DeliveryOutcome::deferred("4.3.0", format!("recording the bounce: {e}")), None, None);
+                }
+            }
+        }
+        let deliver = mailbox.filter(|_| recorded.is_none() || self.config.bounce.keep_in_mailbox);
+        let outcome = match (deliver, recorded) {
+            (Some(key), _) => self.deliver_local(claim, Some(key), bodies).await,
+            (None, Some(summary)) => DeliveryOutcome::delivered(summary),
+            (None, None) => DeliveryOutcome::delivered(format!("not about mail we sent: {}", verification.summary())),
+        };
+        (outcome, original, None)
     }
 
-    async fn deliver_local(&self, claim: &Claim, bodies: &mut HashMap<MessageId, Arc<Vec<u8>>>) -> DeliveryOutcome {
-        let Some(key) = claim.mailbox.clone() else {
+    async fn deliver_local(
+        &self,
+        claim: &Claim,
+        mailbox: Option<String>,
+        bodies: &mut HashMap<MessageId, Arc<Vec<u8>>>,
+    ) -> DeliveryOutcome {
+        let Some(key) = mailbox else {
             return DeliveryOutcome::failed("5.3.0", "local recipient without a mailbox");
         };
         let body = match bodies.get(&claim.message) {
@@ -279,6 +336,7 @@ impl Scheduler {
             remote: report.remote.clone(),
             next_attempt_at: None,
             mailbox_bytes: None,
+            event: None,
         };
         let (state, word) = match outcome {
             DeliveryOutcome::Delivered(_) => {

@@ -143,6 +143,8 @@ pub struct NewMessage {
     pub received_at: Timestamp,
     pub origin: Origin,
     pub body: Vec<u8>,
+    /// The Message-ID header of the body, for the sent log (remote recipients only).
+    pub header_message_id: Option<String>,
     pub recipients: Vec<NewRecipient>,
     /// For a DSN: the recipients of another message it reports on. The insert fails with
     /// `StoreError::AlreadyReported` (and stores nothing) if any of them was reported already,
@@ -211,6 +213,21 @@ pub struct Suppression {
     pub created_at: String,
 }
 
+/// One recipient of a message we sent, as the sent log remembers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentEntry {
+    pub queue_id: MessageId,
+    /// Lower-cased.
+    pub recipient: String,
+    pub sent_at: Timestamp,
+}
+
+/// The sent log's key for a Message-ID header: without angle brackets and spaces, lower-cased
+/// (some MTAs change the case when they quote it).
+pub fn normalize_header_id(raw: &str) -> String {
+    raw.trim().trim_start_matches('<').trim_end_matches('>').trim().to_lowercase()
+}
+
 /// A recipient leased to one worker until `lease_until`.
 #[derive(Debug, Clone)]
 pub struct Claim {
@@ -246,6 +263,8 @@ pub struct Attempt {
     pub next_attempt_at: Option<Timestamp>,
     /// Bytes added to a local mailbox (counts against its quota).
     pub mailbox_bytes: Option<(String, u64)>,
+    /// The event to record instead of the state's name (e.g. `forged_bounce`).
+    pub event: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -354,6 +373,12 @@ pub trait Store: Send + Sync {
     async fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError>;
 
     async fn suppressions(&self, limit: usize) -> Result<Vec<Suppression>, StoreError>;
+
+    // --- sent log ---
+
+    /// Who a message with this Message-ID header was sent to from here (remote recipients),
+    /// whatever has become of the message since. Empty when we never sent it.
+    async fn sent_log(&self, header_id: &str) -> Result<Vec<SentEntry>, StoreError>;
 
     // --- queue operations ---
 

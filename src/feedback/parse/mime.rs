@@ -140,7 +140,7 @@ fn html_to_text(html: &str) -> String {
 /// mail-parser 0.11.9 has a `debug_assert!` that input can reach ("Invalid part ID, could
 /// not find multipart", found by fuzzing): in a debug build it panics. Contain it, so that
 /// parsing never panics whatever the build profile; `None` reads as "not a message".
-fn guarded_parse(raw: &[u8], headers_only: bool) -> Option<Message<'_>> {
+pub(crate) fn guarded_parse(raw: &[u8], headers_only: bool) -> Option<Message<'_>> {
     std::panic::catch_unwind(|| {
         let p = MessageParser::default();
         if headers_only { p.parse_headers(raw) } else { p.parse(raw) }

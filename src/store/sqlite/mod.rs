@@ -20,12 +20,12 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::{
-    Attempt, Claim, MailboxRecord, MessageDetail, MessageId, NewMessage, QueueEntry, ReportFacts, Store, StoreError,
-    Suppression, Transport,
+    Attempt, Claim, MailboxRecord, MessageDetail, MessageId, NewMessage, QueueEntry, ReportFacts, SentEntry, Store,
+    StoreError, Suppression, Transport,
 };
 use crate::time::Timestamp;
 
-const SCHEMA_VERSION: i32 = 2;
+const SCHEMA_VERSION: i32 = 3;
 /// Upper bound of requests folded into one transaction.
 const MAX_BATCH: usize = 512;
 
@@ -82,6 +82,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     if version < 2 {
         tx.execute_batch(include_str!("schema_v2.sql"))?;
+    }
+    if version < 3 {
+        tx.execute_batch(include_str!("schema_v3.sql"))?;
     }
     if version > SCHEMA_VERSION {
         return Err(StoreError::Corrupt(format!(
@@ -235,6 +238,11 @@ impl Store for SqliteStore {
 
     async fn suppressions(&self, limit: usize) -> Result<Vec<Suppression>, StoreError> {
         self.read(move |c| reads::suppressions(c, limit)).await
+    }
+
+    async fn sent_log(&self, header_id: &str) -> Result<Vec<SentEntry>, StoreError> {
+        let header_id = super::normalize_header_id(header_id);
+        self.read(move |c| reads::sent_log(c, &header_id)).await
     }
 
     async fn retry_now(&self, id: &MessageId) -> Result<usize, StoreError> {

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::store::{
     EventView, MailboxRecord, MessageDetail, MessageId, Origin, QueueEntry, RecipientFacts, RecipientId,
-    RecipientState, RecipientView, ReportFacts, StoreError, Suppression, Transport,
+    RecipientState, RecipientView, ReportFacts, SentEntry, StoreError, Suppression, Transport,
 };
 use crate::time::Timestamp;
 
@@ -220,5 +220,17 @@ pub(super) fn suppressions(c: &Connection, limit: usize) -> Result<Vec<Suppressi
         "SELECT address, reason, status, detail, message_id, created_at FROM suppressions ORDER BY created_at DESC LIMIT ?1",
     )?;
     let rows = stmt.query_map([limit as i64], suppression_row)?.collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub(super) fn sent_log(c: &Connection, header_id: &str) -> Result<Vec<SentEntry>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT queue_id, recipient, sent_at FROM sent_log WHERE header_id = ?1 ORDER BY sent_at, recipient LIMIT 1000",
+    )?;
+    let rows = stmt
+        .query_map([header_id], |r| {
+            Ok(SentEntry { queue_id: MessageId(r.get(0)?), recipient: r.get(1)?, sent_at: Timestamp(r.get(2)?) })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }

@@ -125,7 +125,14 @@ fn insert(tx: &Transaction<'_>, msg: &NewMessage) -> Result<(), StoreError> {
             return Err(StoreError::AlreadyReported);
         }
     }
+    let mut sent = tx.prepare_cached(
+        "INSERT OR IGNORE INTO sent_log (header_id, recipient, queue_id, sent_at) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    let header_id = msg.header_message_id.as_deref().map(super::super::normalize_header_id).filter(|h| !h.is_empty());
     for r in &msg.recipients {
+        if let (Some(h), Transport::Remote) = (&header_id, r.transport) {
+            sent.execute(params![h, r.address.to_lowercase(), msg.id.0, at])?;
+        }
         rcpt.execute(params![msg.id.0, r.address, r.orcpt, r.notify, r.transport.as_str(), r.mailbox, at])?;
         event.execute(params![
             msg.id.0,
@@ -216,7 +223,7 @@ fn record(tx: &Transaction<'_>, owner: &str, attempts: &[Attempt]) -> Result<(),
         let Some((message, address)) = row else {
             continue;
         };
-        event.execute(params![message, address, a.state.as_str(), a.status, a.detail, now, a.remote])?;
+        event.execute(params![message, address, a.event.unwrap_or(a.state.as_str()), a.status, a.detail, now, a.remote])?;
         if let Some((mailbox, bytes)) = &a.mailbox_bytes {
             usage.execute(params![mailbox, *bytes as i64])?;
         }

@@ -25,8 +25,9 @@ pub fn base_toml(dir: &Path, sections: &str) -> String {
     // No test may ask a real resolver: by default DNS goes to a closed loopback port.
     let mut dns = String::new();
     let mut listen = String::new();
+    let mut bounce = String::new();
     let mut rest = String::new();
-    // Merge [local] and [limits] given by the test into the base ones.
+    // Merge [local], [limits], [dns], [listen] and [bounce] given by the test into the base ones.
     let mut current = &mut rest;
     for line in sections.lines() {
         match line.trim() {
@@ -34,6 +35,7 @@ pub fn base_toml(dir: &Path, sections: &str) -> String {
             "[limits]" => current = &mut limits,
             "[dns]" => current = &mut dns,
             "[listen]" => current = &mut listen,
+            "[bounce]" => current = &mut bounce,
             l if l.starts_with('[') => {
                 current = &mut rest;
                 current.push_str(line);
@@ -55,9 +57,13 @@ pub fn base_toml(dir: &Path, sections: &str) -> String {
     }
     if dns.is_empty() {
         dns = "nameservers = [\"127.0.0.1:9\"]\n".into();
+        // Nothing answers there: SPF/DKIM/DMARC of bounces would only wait for the timeout.
+        if !bounce.contains("check_authentication") {
+            bounce.push_str("check_authentication = false\n");
+        }
     }
     format!(
-        "hostname = \"mx.local.test\"\ndata_dir = \"{}\"\n[listen]\n{listen}{local}{limits}[dns]\n{dns}{rest}",
+        "hostname = \"mx.local.test\"\ndata_dir = \"{}\"\n[listen]\n{listen}{local}{limits}[dns]\n{dns}[bounce]\n{bounce}{rest}",
         dir.display()
     )
 }

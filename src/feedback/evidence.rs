@@ -1,0 +1,175 @@
+//! Gathers the facts forged-bounce detection weighs (`verify::judge`): the signed return path
+//! against our key, the quoted Message-ID against the sent log, and SPF, DKIM and DMARC of the
+//! bounce itself through mail-auth.
+//!
+//! Standards: RFC 7208 (SPF of the HELO identity for a null sender), RFC 6376, RFC 7489.
+//! Must not: decide the verdict (that is `verify`), or write to the store.
+
+use std::net::IpAddr;
+
+use mail_auth::dmarc::verify::DmarcParameters;
+use mail_auth::spf::verify::SpfParameters;
+use mail_auth::{AuthenticatedMessage, DkimResult, DmarcResult, MessageAuthenticator, SpfResult};
+
+use super::verify::{AuthFact, Facts, Inspection, SentFact, TokenFact, Verification, inspect, judge, org_domain};
+use crate::queue::return_path::{Signer, TokenError};
+use crate::store::{MessageId, Store, StoreError};
+use crate::time::Timestamp;
+
+/// The most SPF, DKIM and DMARC of one bounce may take; beyond it they are not counted.
+const AUTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// How a bounce reached us, when known (the daemon knows; a file on the command line does not,
+/// and then the newest Received header stands in).
+#[derive(Debug, Clone, Default)]
+pub struct Envelope {
+    /// The RCPT TO address.
+    pub rcpt: Option<String>,
+    pub client_ip: Option<IpAddr>,
+    pub helo: Option<String>,
+    /// Empty for the null reverse path.
+    pub mail_from: String,
+}
+
+/// Everything needed to verify bounces on this host.
+pub struct Verifier {
+    pub signer: Option<Signer>,
+    /// `bounce.sign_return_path`: all our mail carries a token.
+    pub all_signed: bool,
+    /// None: (g) is not checked.
+    pub authenticator: Option<MessageAuthenticator>,
+    /// Our host name, for SPF macros.
+    pub hostname: String,
+}
+
+impl Verifier {
+    /// The verifier of this host: our return-path key (when given), and mail-auth on the
+    /// configured name servers unless `check_auth` is false.
+    pub fn new(config: &crate::config::Config, signer: Option<Signer>, check_auth: bool) -> Verifier {
+        let authenticator = if check_auth {
+            match crate::dns::Dns::authenticator(&config.dns_nameservers) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no resolver for SPF/DKIM/DMARC of bounces");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Verifier { signer, all_signed: config.bounce.sign_return_path, authenticator, hostname: config.hostname.clone() }
+    }
+
+    /// Inspects `raw`, gathers the facts and judges.
+    pub async fn verify(&self, store: &dyn Store, raw: &[u8], envelope: &Envelope) -> Result<Verification, StoreError> {
+        let ins = inspect(raw);
+        let token = self.token_fact(&ins, envelope, Timestamp::now());
+        let sent = sent_fact(store, &ins, &token).await?;
+        let auth = match &self.authenticator {
+            Some(a) if ins.claims_bounce => {
+                let lookups = auth_fact(a, raw, envelope, &ins, &self.hostname);
+                tokio::time::timeout(AUTH_TIMEOUT, lookups).await.unwrap_or_else(|_| {
+                    tracing::debug!("SPF/DKIM/DMARC of a bounce timed out; not counted");
+                    None
+                })
+            }
+            _ => None,
+        };
+        Ok(judge(&ins, &Facts { token, sent, auth, all_signed: self.all_signed }))
+    }
+
+    fn token_fact(&self, ins: &Inspection, envelope: &Envelope, now: Timestamp) -> TokenFact {
+        let Some(signer) = &self.signer else { return TokenFact::Absent };
+        let mut fact = TokenFact::Absent;
+        for address in envelope.rcpt.iter().chain(ins.tokens.iter()) {
+            let Some((local, domain)) = address.rsplit_once('@') else { continue };
+            match signer.verify_address(local, domain, now) {
+                Ok(t) => return TokenFact::Valid { queue_id: t.queue_id },
+                Err(TokenError::NotOurs) => {}
+                Err(TokenError::Expired) => fact = TokenFact::Expired,
+                Err(TokenError::Malformed | TokenError::BadSignature) => {
+                    if fact == TokenFact::Absent {
+                        fact = TokenFact::Invalid;
+                    }
+                }
+            }
+        }
+        fact
+    }
+}
+
+/// (b) and (c): the quoted Message-ID in the sent log, or the message a valid token names.
+async fn sent_fact(store: &dyn Store, ins: &Inspection, token: &TokenFact) -> Result<SentFact, StoreError> {
+    if let Some(mid) = ins.report.original.message_id.as_deref() {
+        let message_id = crate::store::normalize_header_id(mid);
+        if !message_id.is_empty() {
+            let rows = store.sent_log(&message_id).await?;
+            if rows.is_empty() {
+                return Ok(SentFact::NotSent { message_id });
+            }
+            let queue_id = rows.first().map(|r| r.queue_id.0.clone()).unwrap_or_default();
+            let recipients = rows.into_iter().map(|r| r.recipient).collect();
+            return Ok(SentFact::Sent { message_id, queue_id, recipients });
+        }
+    }
+    if let TokenFact::Valid { queue_id } = token
+        && let Some(facts) = store.report_facts(&MessageId(queue_id.clone())).await?
+    {
+        let recipients = facts.recipients.into_iter().map(|r| r.address.to_lowercase()).collect();
+        return Ok(SentFact::Sent { message_id: format!("queue id {queue_id}"), queue_id: queue_id.clone(), recipients });
+    }
+    Ok(SentFact::NoMessageId)
+}
+
+/// (g): SPF of the sending host, DKIM signatures, DMARC of the From domain.
+async fn auth_fact(
+    auth: &MessageAuthenticator,
+    raw: &[u8],
+    envelope: &Envelope,
+    ins: &Inspection,
+    hostname: &str,
+) -> Option<AuthFact> {
+    let newest = ins.received.first();
+    let ip = envelope.client_ip.or_else(|| newest.and_then(|h| h.from_ip.as_deref()).and_then(|s| s.parse().ok()))?;
+    let helo = envelope.helo.clone().or_else(|| newest.and_then(|h| h.from_names.first().cloned()))?;
+    let msg = AuthenticatedMessage::parse(raw)?;
+    let spf_params = if envelope.mail_from.is_empty() {
+        SpfParameters::verify_ehlo(ip, &helo, hostname)
+    } else {
+        SpfParameters::verify_mail_from(ip, &helo, hostname, &envelope.mail_from)
+    };
+    let (dkim, spf) = tokio::join!(auth.verify_dkim(&msg), auth.verify_spf(spf_params));
+    let mail_from_domain =
+        envelope.mail_from.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_else(|| helo.clone());
+    let dmarc = auth.verify_dmarc(DmarcParameters::new(&msg, &dkim, &mail_from_domain, &spf)).await;
+    let from_org = msg.from.first().and_then(|f| f.rsplit_once('@')).map(|(_, d)| org_domain(d));
+    let dkim_aligned_pass = dkim.iter().any(|o| {
+        o.result() == &DkimResult::Pass
+            && o.signature().is_some_and(|s| Some(org_domain(&s.d)) == from_org)
+    });
+    let dkim_fail = dkim.iter().any(|o| matches!(o.result(), DkimResult::Fail(_)));
+    let spf_name = match spf.result() {
+        SpfResult::Pass => "pass",
+        SpfResult::Fail => "fail",
+        SpfResult::SoftFail => "softfail",
+        SpfResult::Neutral => "neutral",
+        SpfResult::TempError => "temperror",
+        SpfResult::PermError => "permerror",
+        SpfResult::None => "none",
+    };
+    let (d, s) = (dmarc.dkim_result(), dmarc.spf_result());
+    let dmarc_name = if d == &DmarcResult::Pass || s == &DmarcResult::Pass {
+        "pass"
+    } else if matches!(d, DmarcResult::Fail(_)) || matches!(s, DmarcResult::Fail(_)) {
+        "fail"
+    } else if matches!(d, DmarcResult::TempError(_)) || matches!(s, DmarcResult::TempError(_)) {
+        "temperror"
+    } else if matches!(d, DmarcResult::PermError(_)) || matches!(s, DmarcResult::PermError(_)) {
+        "permerror"
+    } else {
+        "none"
+    };
+    let dmarc_enforced =
+        matches!(dmarc.policy(), mail_auth::dmarc::Policy::Reject | mail_auth::dmarc::Policy::Quarantine);
+    Some(AuthFact { spf: spf_name.into(), dkim_aligned_pass, dkim_fail, dmarc: dmarc_name.into(), dmarc_enforced })
+}
