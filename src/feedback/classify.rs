@@ -20,20 +20,20 @@ const RULES: &[(&str, Reason)] = &[
     // --- authentication of the sender (SPF, DKIM, DMARC) ---
     (r"\bspf\b.*(fail|not pass|reject|permerror|check failed)|sender policy framework|unauthenticated email|dmarc (polic|check fail|fail|reject)|dkim.*(fail|signature)|5\.7\.(2[0-6]|29)\b|not authorized to send on behalf|is not permitted to send|failed (the )?(spf|dkim|dmarc)|does not pass (spf|dmarc)|fails to pass authentication checks|does not have authentication information", Reason::AuthFailure),
     // --- reverse DNS of the sending host ---
-    (r"reverse (dns|lookup|hostname)|\bptr\b|no rdns|\brdns\b|cannot find your hostname|cannot resolve your (address|hostname)|ip name (lookup failed|possibly forged)|sender ip must resolve|not have a reverse|helo hostname|hostname does not resolve|your hostname does not|unresolvable (address|host)|fcrdns|mismatches client ip|(doesn't|does not) match (your|the) (ip|address)|client host .*(lookup failed|unknown)|no (dns )?name for your ip", Reason::RequirePtr),
+    (r"reverse (dns|lookup|hostname)|\bptr\b|no rdns|\brdns\b|cannot find your hostname|cannot resolve your (address|hostname)|ip name (lookup failed|possibly forged)|sender ip must resolve|not have a reverse|helo hostname|hostname does not resolve|your hostname does not|unresolvable (address|host)|fcrdns|mismatches client ip|(doesn't|does not) match (your|the) (ip|address)|client host .*(lookup failed|unknown)|no (dns )?name for your ip|unverif[iy]able sending ips?", Reason::RequirePtr),
     // --- security (needs auth, TLS) ---
     (r"starttls|tls (is )?required|(does not|doesn't) support (tls|ssl)|tls (is )?(not available|unavailable)|must issue a starttls|encryption required|tls negotiation|ssl handshake", Reason::FailedStartTls),
     (r"authentication (is )?required|must authenticate|account has been compromised|certificate (has )?(expired|invalid|verify)|authenticat\w* failed|insecure|smtp auth", Reason::SecurityError),
     // --- the sending host, named outright ---
-    (r"client host (\S+ )?(rejected|blocked)|ip source bloquee|service refus|refused to talk to me|use the smtp server of your isp|not authorized to send email directly|dynamic (ip|address|pool)|dial-?up|residential", Reason::Blocked),
-    (r"content presents a potential", Reason::PolicyViolation),
+    (r"client host (\S+ )?(rejected|blocked)|ip source bloquee|service refus|refused to talk to me|use the smtp server of your isp|not authorized to send email directly|dynamic (ip|address|pool)|dial-?up|residential|messages from \S+ weren.t sent", Reason::Blocked),
+    (r"content presents a potential|host network not allowed", Reason::PolicyViolation),
     // --- virus / spam / content ---
     (r"virus|malware|infected|trojan|worm found", Reason::VirusDetected),
     (r"\bspam\b|junk mail|bulk mail|message (was )?(identified|classified|considered|scored) as|unsolicited|blacklisted url|uri blocklist|message content rejected|rejected by (the )?content filter|spamassassin|score too high|appears to be spam|looks like spam|suspicious content|scanned as spam", Reason::SpamDetected),
     (r"(violat\w*|not compliant with|(does not|doesn't) (comply|conform) (with|to)|breaks?|invalid per|according to) rfc ?(2822|5322|822)|rfc ?(2822|5322|822) (violation|compliance|non-?compliant)|duplicate (header|message-id)|multiple addresses in from|header .*(malformed|invalid|missing)|missing (required )?header|bare (lf|linefeed|cr)|not (rfc )?compliant|invalid (message|mime)", Reason::NotCompliantRfc),
     (r"headers? too (large|long)|content error", Reason::ContentError),
     // --- sender-side refusals ---
-    (r"relay(ing)? (access )?(denied|not (permitted|allowed))|not (permitted|allowed) to relay|we do not relay|unable to relay|relay not permitted|no relaying|relaying (mail )?(to .* )?(is )?(denied|prohibited|not allowed)|cannot relay|isn't allowed to relay|not configured to relay|open relay", Reason::NoRelaying),
+    (r"relay(ing)? (access )?(denied|not (permitted|allowed))|not (permitted|allowed) to relay|we do not relay|unable to relay|relay not permitted|no relaying|relaying (mail )?(to .* )?(is )?(denied|prohibited|not allowed)|cannot relay|isn't allowed to relay|not configured to relay|open relay|email address is not verified", Reason::NoRelaying),
     (r"too many (connections|concurrent|simultaneous|sessions|recipients|messages)|connection (limit|rate)|maximum (number of )?(connections|recipients)|exceeded the (max|maximum) number of connections|too many hosts|frequency limited", Reason::TooManyConn),
     (r"(poor|bad|low) reputation|reputation (is )?(too low|poor)|sender reputation|ip reputation|4\.7\.650|unexpected volume or user complaints", Reason::BadReputation),
     (r"rate limit|ratelimit|sending (rate|too fast)|too fast|throttl|slow down|too much mail|receiving mail at a rate|message rate", Reason::Speeding),
@@ -52,7 +52,7 @@ const RULES: &[(&str, Reason)] = &[
     // --- the sending host, by list or policy ---
     (r"\b(rbl|dnsbl|blocklist|blacklist|block list|black list)\b|blacklisted|listed (at|in|on|by)|spamhaus|spamcop|sorbs|barracuda|ip address .*(blocked|listed|rejected|denied|not allowed)|connection (refused|rejected|denied) (from|to)|blocked (by|using|for|due)|not allowed to (connect|send)|mail server .* (blocked|blacklisted)|your (ip|network|server) |refused by (policy|administrator)|temporarily (rejected|refused)|(host|ip) .*(not permitted|is not allowed)|banned|denied by (policy|configuration)|invalid ip for sending|client .*(not authorized|rejected|blocked|denied)", Reason::Blocked),
     (r"policy (violation|reason|rejection|restriction)|violat(es|ed|ion of) (our|the|local|site)? ?(policy|policies|terms)|prohibited by (our|site)? ?policy|local policy|rejected (for|by|due to) (policy|local policy)|message (rejected )?(by|due to|for) policy|security policy|administrative prohibition|not permitted by policy|header error|dmarc", Reason::PolicyViolation),
-    (r"filter(ed|ing)? |content filter|rejected by (the )?(recipient'?s? )?(rules|filter)|(message|mail) (was )?(rejected|refused|blocked|denied) (by|due to|because)|not (accept|receiv)\w* mail from you|delivery not authorized|(message|mail) (content )?(rejected|refused|denied)|does not (accept|want|receive) (email|mail|messages) from|body check|attachment (not allowed|rejected|blocked)|(forbidden|prohibited|banned) (attachment|file|extension|content)", Reason::Filtered),
+    (r"filter(ed|ing)? |content filter|rejected by (the )?(recipient'?s? )?(rules|filter)|(message|mail) (was )?(rejected|refused|blocked|denied) (by|due to|because)|not (accept|receiv)\w* mail from you|(message|mail) (content )?(rejected|refused|denied)|does not (accept|want|receive) (email|mail|messages) from|body check|attachment (not allowed|rejected|blocked)|(forbidden|prohibited|banned) (attachment|file|extension|content)", Reason::Filtered),
     // --- remote system and network ---
     (r"(retry|queue) (timeout|time limit) exceeded|(not|n't) (be |been )?delivered (for|within|after) .*(day|hour)|(gave|giving) up|retry (period|time) (has )?(expired|exceeded)|delivery (time|period) (expired|exceeded)|message (has been )?(expired|timed out)|expired|delivery (attempts? )?(will continue|has been delayed|delayed|has failed for)|delayed|not yet been delivered|has not been delivered|queue time|too long in (the )?queue|in the queue too long|will be retried|still (trying|retrying)|deferred|warning message only|failing for a long time|aborted after|timed? ?out|did not accept our requests to connect", Reason::Expired),
     (r"insufficient system storage|(disk|file ?system|spool|storage) (is )?full|out of (disk|storage|memory)|no space left|system (is )?full|insufficient (disk )?space|queue (is )?full", Reason::SystemFull),
@@ -60,7 +60,7 @@ const RULES: &[(&str, Reason)] = &[
     (r"syntax error|command (not )?(recognized|unrecognized|not implemented)|parameter not implemented|bad sequence of commands|improper sequence|unrecognized command|invalid (command|argument|parameter)|parameter (not|un)recognized|5\.5\.[0-6]\b", Reason::SyntaxError),
     (r"network error|network (is )?unreachable|connection (refused|reset|timed out|closed|lost|failed)|no route to host|could not connect|couldn't connect|unable to connect|lost connection|can't connect|connect to .* failed|(dns|mx) (error|failure|problem)|temporary (dns|lookup) failure|host unreachable|broken pipe|routing error", Reason::NetworkError),
     (r"system (error|failure|problem)|internal (server )?error|server (error|failure)|local error|temporary (local )?(problem|failure|error)|service (not available|unavailable)|(configuration|config) (error|problem)|resources temporarily unavailable|unable to (process|complete)|processing error|transaction failed|misconfigur|cannot process|server busy|please try (again )?later|requested action (not taken|aborted)|error in processing|try again", Reason::SystemError),
-    (r"recipient address rejected|rcpt to.*(rejected|refused)", Reason::UserUnknown),
+    (r"recipient address rejected: access denied", Reason::UserUnknown),
     // --- provider templates that name no cause (read from the whole report) ---
     (r"google groups|googlegroups", Reason::Rejected),
 ];
@@ -253,6 +253,8 @@ pub fn classify(e: Evidence<'_>) -> Reason {
         (Some(Reason::UserUnknown | Reason::HostUnknown) | None, Phase::MailFrom) => Some(Reason::Rejected),
         (r, _) => r,
     };
+    // Nothing in the words: an x.7.x status is a security matter (Sisimai's fallback).
+    let r = r.or_else(|| e.status.filter(|s| s.get(1..3) == Some(".7")).map(|_| Reason::SecurityError));
     // No rule applies: `onhold` when the report shows an error whose cause is unclear (a
     // code or words), `undefined` when there is nothing to go on at all.
     r.unwrap_or_else(|| {
@@ -285,5 +287,29 @@ mod tests {
             classify(Evidence { status: Some("5.2.2"), diagnostic: Some("something"), ..Evidence::default() }),
             Reason::MailboxFull
         );
+        let text = |t| reason_from_text(t);
+        assert_eq!(text("550 SC-004 Unfortunately, messages from 192.0.2.1 weren't sent."), Some(Reason::Blocked));
+        assert_eq!(text("450 service permits 2 unverifyable sending IPs"), Some(Reason::RequirePtr));
+        assert_eq!(text("554 Message rejected: Email address is not verified."), Some(Reason::NoRelaying));
+        assert_eq!(text("554 Host network not allowed"), Some(Reason::PolicyViolation));
+        assert_eq!(text("550 5.0.0 <a@b.c>: Recipient address rejected: On hold"), None);
+    }
+
+    #[test]
+    fn user_unknown_depends_on_the_smtp_phase() {
+        let ev = |status, diagnostic, phase| classify(Evidence { status, diagnostic, phase, ..Evidence::default() });
+        // No command named and no x.1.x status: a filter refused an existing address.
+        assert_eq!(ev(Some("5.0.0"), Some("550 user unknown"), Phase::Unknown), Reason::Filtered);
+        assert_eq!(ev(None, Some("550 No such user"), Phase::Data), Reason::Filtered);
+        // At RCPT TO, or with an x.1.1 status, the address does not exist.
+        assert_eq!(ev(Some("5.0.0"), Some("550 user unknown"), Phase::RcptTo), Reason::UserUnknown);
+        assert_eq!(ev(Some("5.1.1"), Some("550 user unknown"), Phase::Unknown), Reason::UserUnknown);
+        // The reporting MTA's own template wording.
+        assert_eq!(ev(None, Some("The recipient name is not recognized"), Phase::Unknown), Reason::UserUnknown);
+        assert_eq!(phase_in("mx.example.jp did not like our RCPT TO: 550 5.0.0 unknown"), Phase::RcptTo);
+        assert_eq!(phase_in("most progress was RCPT TO response; remote host said: 550"), Phase::RcptTo);
+        assert_eq!(phase_in("550 5.1.1 <a@b.c>: Recipient address rejected: User unknown"), Phase::RcptTo);
+        // Words that name no cause with an x.7.x status: a security matter.
+        assert_eq!(ev(Some("5.7.1"), Some("551 5.7.1 Delivery not authorized"), Phase::RcptTo), Reason::SecurityError);
     }
 }

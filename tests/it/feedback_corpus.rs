@@ -25,11 +25,19 @@ fn corpus_accuracy_stays_above_floors() {
     };
     let summary = eval::summary(&acc);
     println!("{summary}");
-    // MAILERD_CORPUS_MISSES=1 lists every disagreement (file, field, expected, got).
-    if std::env::var_os("MAILERD_CORPUS_MISSES").is_some_and(|v| v != "0" && !v.is_empty()) {
+    // MAILERD_CORPUS_MISSES=1 lists every disagreement (file, field, expected, got);
+    // MAILERD_CORPUS_MISSES=all also lists every reason row, hits included.
+    let show = std::env::var("MAILERD_CORPUS_MISSES").unwrap_or_default();
+    if !show.is_empty() && show != "0" {
         println!("misses ({}):", acc.misses.len());
         for m in &acc.misses {
             println!("  {m}");
+        }
+    }
+    if show == "all" {
+        println!("reason rows ({}):", acc.rows.len());
+        for r in &acc.rows {
+            println!("  {r}");
         }
     }
     let floors = [

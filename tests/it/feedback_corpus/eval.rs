@@ -46,6 +46,8 @@ pub struct Accuracy {
     /// reason -> (true positives, predicted, labelled)
     pub per_reason: BTreeMap<String, (usize, usize, usize)>,
     pub misses: Vec<String>,
+    /// Every labelled reason row, hit or miss: `file: reason want X got Y [status] diagnostic`.
+    pub rows: Vec<String>,
 }
 
 fn kind_reason(kind: ReportKind) -> Option<&'static str> {
@@ -139,12 +141,11 @@ fn score_one(acc: &mut Accuracy, file: &str, label: &Value, rep: &BounceReport) 
                 e.0 += 1;
             }
             acc.per_reason.entry(g.clone()).or_default().1 += 1;
+            let line = format!("{file}: reason want {want} got {g} [{:?}] {diag}", got.and_then(|g| g.status.clone()));
             if g != want {
-                acc.misses.push(format!(
-                    "{file}: reason want {want} got {g} [{:?}] {diag}",
-                    got.and_then(|g| g.status.clone())
-                ));
+                acc.misses.push(line.clone());
             }
+            acc.rows.push(line);
         }
         if want_bounce && let Some(want) = row.get("hard_bounce").and_then(Value::as_bool) {
             let g = got.and_then(|g| g.hard_bounce);
