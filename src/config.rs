@@ -553,9 +553,7 @@ impl RawConfig {
                 .check
                 .outbound_ips
                 .iter()
-                .map(|ip| {
-                    ip.parse().map_err(|_| invalid("check.outbound_ips", format!("`{ip}` is not an IP address")))
-                })
+                .map(|ip| ip.parse().map_err(|_| invalid("check.outbound_ips", format!("`{ip}` is not an IP address"))))
                 .collect::<Result<_, _>>()?,
         };
         Ok(Config {

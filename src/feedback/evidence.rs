@@ -57,7 +57,12 @@ impl Verifier {
         } else {
             None
         };
-        Verifier { signer, all_signed: config.bounce.sign_return_path, authenticator, hostname: config.hostname.clone() }
+        Verifier {
+            signer,
+            all_signed: config.bounce.sign_return_path,
+            authenticator,
+            hostname: config.hostname.clone(),
+        }
     }
 
     /// Inspects `raw`, gathers the facts and judges.
@@ -116,7 +121,11 @@ async fn sent_fact(store: &dyn Store, ins: &Inspection, token: &TokenFact) -> Re
         && let Some(facts) = store.report_facts(&MessageId(queue_id.clone())).await?
     {
         let recipients = facts.recipients.into_iter().map(|r| r.address.to_lowercase()).collect();
-        return Ok(SentFact::Sent { message_id: format!("queue id {queue_id}"), queue_id: queue_id.clone(), recipients });
+        return Ok(SentFact::Sent {
+            message_id: format!("queue id {queue_id}"),
+            queue_id: queue_id.clone(),
+            recipients,
+        });
     }
     Ok(SentFact::NoMessageId)
 }
@@ -143,10 +152,9 @@ async fn auth_fact(
         envelope.mail_from.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_else(|| helo.clone());
     let dmarc = auth.verify_dmarc(DmarcParameters::new(&msg, &dkim, &mail_from_domain, &spf)).await;
     let from_org = msg.from.first().and_then(|f| f.rsplit_once('@')).map(|(_, d)| org_domain(d));
-    let dkim_aligned_pass = dkim.iter().any(|o| {
-        o.result() == &DkimResult::Pass
-            && o.signature().is_some_and(|s| Some(org_domain(&s.d)) == from_org)
-    });
+    let dkim_aligned_pass = dkim
+        .iter()
+        .any(|o| o.result() == &DkimResult::Pass && o.signature().is_some_and(|s| Some(org_domain(&s.d)) == from_org));
     let dkim_fail = dkim.iter().any(|o| matches!(o.result(), DkimResult::Fail(_)));
     let spf_name = match spf.result() {
         SpfResult::Pass => "pass",

@@ -142,7 +142,9 @@ pub enum TokenFact {
     #[default]
     Absent,
     /// Valid and unexpired; names our queue id.
-    Valid { queue_id: String },
+    Valid {
+        queue_id: String,
+    },
     Expired,
     /// Malformed or the signature does not match: made up or tampered with.
     Invalid,
@@ -280,7 +282,8 @@ pub fn judge(ins: &Inspection, facts: &Facts) -> Verification {
         add("personal_data", false, -4, true, format!("asks for passwords or personal data: \"{p}\""));
     }
     // (e) a concrete reason.
-    let concrete = ins.report.recipients.iter().any(|r| r.status.is_some() || r.reply_code.is_some());
+    let concrete =
+        ins.report.recipients.iter().any(|r| r.status.is_some() || r.reply_code.is_some() || r.diagnostic.is_some());
     if concrete {
         add("concrete_reason", true, 0, false, "a status code and diagnostic for the failed recipient".into());
     } else if ins.claims_bounce {
@@ -299,22 +302,28 @@ pub fn judge(ins: &Inspection, facts: &Facts) -> Verification {
     let score: i32 = ev.iter().map(|e| e.weight).sum();
     let proof = matches!(facts.token, TokenFact::Valid { .. }) || matches!(facts.sent, SentFact::Sent { .. });
     let damned = ev.iter().any(|e| e.damning);
-    let verdict = if damned || (ins.claims_bounce && score <= -3) {
+    // Proof that we sent the mail outweighs oddities of form; only damning evidence beats it.
+    let verdict = if damned {
         Verdict::Forged
-    } else if is_bounce && proof && score >= 2 {
-        Verdict::Genuine
+    } else if proof {
+        if is_bounce && score >= 2 { Verdict::Genuine } else { Verdict::Unknown }
+    } else if ins.claims_bounce && score <= -3 {
+        Verdict::Forged
     } else {
         Verdict::Unknown
     };
     if !ins.claims_bounce && verdict == Verdict::Unknown {
         let kind = ins.report.kind;
-        ev.insert(0, Evidence {
-            check: "is_bounce",
-            ok: false,
-            detail: format!("not a bounce ({})", kind_name(kind)),
-            weight: 0,
-            damning: false,
-        });
+        ev.insert(
+            0,
+            Evidence {
+                check: "is_bounce",
+                ok: false,
+                detail: format!("not a bounce ({})", kind_name(kind)),
+                weight: 0,
+                damning: false,
+            },
+        );
     }
     let original = match (&facts.token, &facts.sent) {
         (TokenFact::Valid { queue_id }, _) | (_, SentFact::Sent { queue_id, .. }) => Some(queue_id.clone()),
@@ -368,7 +377,9 @@ fn reporter_consistency(ins: &Inspection) -> Option<Evidence> {
     if let Some(d) = ins.from_address.as_deref().and_then(|a| a.rsplit_once('@')).map(|(_, d)| org_domain(d)) {
         claimed.push(d);
     }
-    if let Some(m) = &ins.reporting_mta {
+    if let Some(m) = ins.reporting_mta.as_deref().map(|m| m.trim_matches(['[', ']']))
+        && m.parse::<std::net::IpAddr>().is_err()
+    {
         claimed.push(org_domain(m));
     }
     claimed.retain(|d| d.contains('.'));
@@ -379,14 +390,19 @@ fn reporter_consistency(ins: &Inspection) -> Option<Evidence> {
         .received
         .iter()
         .flat_map(|h| h.from_names.iter().chain(h.by.iter()))
+        .filter(|n| n.parse::<std::net::IpAddr>().is_err())
         .map(|n| org_domain(n))
         .filter(|d| d.contains('.'))
         .collect();
     if claimed.is_empty() || seen.is_empty() {
         return None;
     }
-    let big = claimed.iter().find(|d| BIG_PROVIDERS.contains(&d.as_str()));
-    let unseen: Vec<&String> = claimed.iter().filter(|d| !seen.contains(d)).collect();
+    let big = claimed.iter().find(|d| family(d).is_some());
+    let is_seen = |d: &String| match family(d) {
+        Some(f) => seen.iter().any(|s| f.contains(&s.as_str())),
+        None => seen.contains(d),
+    };
+    let unseen: Vec<&String> = claimed.iter().filter(|d| !is_seen(d)).collect();
     let ev = |ok, weight, detail: String| Evidence { check: "received_chain", ok, detail, weight, damning: false };
     Some(match (unseen.is_empty(), big) {
         (true, _) => ev(true, 0, "the reporter's domain appears in the Received chain".into()),
@@ -405,30 +421,23 @@ fn reporter_consistency(ins: &Inspection) -> Option<Evidence> {
     })
 }
 
-/// Domains whose mailer-daemons only ever send from their own hosts.
-const BIG_PROVIDERS: &[&str] = &[
-    "google.com",
-    "googlemail.com",
-    "gmail.com",
-    "outlook.com",
-    "hotmail.com",
-    "live.com",
-    "microsoft.com",
-    "office365.com",
-    "yahoo.com",
-    "yahoodns.net",
-    "aol.com",
-    "amazonses.com",
-    "icloud.com",
-    "me.com",
-    "apple.com",
-    "mail.ru",
-    "yandex.ru",
-    "yandex.net",
-    "zoho.com",
-    "gmx.net",
-    "web.de",
+/// Providers whose mailer-daemons only ever send from their own hosts, as families of
+/// organisational domains (one family's hosts speak for all its names).
+const BIG_PROVIDERS: &[&[&str]] = &[
+    &["google.com", "googlemail.com", "gmail.com"],
+    &["outlook.com", "hotmail.com", "live.com", "microsoft.com", "office365.com", "msn.com"],
+    &["yahoo.com", "yahoodns.net", "aol.com", "yahoo.co.jp"],
+    &["amazonses.com", "amazonaws.com", "amazon.com"],
+    &["icloud.com", "me.com", "apple.com"],
+    &["mail.ru"],
+    &["yandex.ru", "yandex.net"],
+    &["zoho.com"],
+    &["gmx.net", "web.de"],
 ];
+
+fn family(org: &str) -> Option<&'static [&'static str]> {
+    BIG_PROVIDERS.iter().copied().find(|f| f.contains(&org))
+}
 
 /// The registrable part of a host name, roughly: the last two labels, three under a
 /// two-letter country code with a generic second level (`example.co.uk`).
@@ -456,13 +465,11 @@ fn field(dsn: &str, name: &str) -> Option<String> {
     })
 }
 
-static HOP_FROM: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new(r"(?is)^\s*from\s+([^\s(;]+)(?:\s*\(([^)]*)\))?").ok()
-});
+static HOP_FROM: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"(?is)^\s*from\s+([^\s(;]+)(?:\s*\(([^)]*)\))?").ok());
 static HOP_BY: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"(?i)\bby\s+([a-z0-9][a-z0-9.-]*)").ok());
 static IP_IN: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"\[(?:IPv6:)?([0-9A-Fa-f:.]+)\]").ok());
-static HOST_IN: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"(?i)\b([a-z0-9-]+(?:\.[a-z0-9-]+)+)\b").ok());
+static HOST_IN: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"(?i)\b([a-z0-9-]+(?:\.[a-z0-9-]+)+)\b").ok());
 
 fn hop(v: &str) -> Hop {
     let mut h = Hop::default();
@@ -478,12 +485,14 @@ fn hop(v: &str) -> Hop {
                     h.from_names.push(host);
                 }
             }
-            h.from_ip = IP_IN.as_ref().and_then(|re| re.captures(paren)).and_then(|c| c.get(1)).map(|m| m.as_str().into());
+            h.from_ip =
+                IP_IN.as_ref().and_then(|re| re.captures(paren)).and_then(|c| c.get(1)).map(|m| m.as_str().into());
         }
     }
     h.from_names.retain(|n| n.parse::<std::net::IpAddr>().is_err());
     h.from_names.dedup();
-    h.by = HOP_BY.as_ref().and_then(|re| re.captures(v)).and_then(|c| c.get(1)).map(|m| m.as_str().to_ascii_lowercase());
+    h.by =
+        HOP_BY.as_ref().and_then(|re| re.captures(v)).and_then(|c| c.get(1)).map(|m| m.as_str().to_ascii_lowercase());
     h
 }
 
@@ -515,8 +524,7 @@ fn tokens_in(raw: &[u8]) -> Vec<String> {
     out
 }
 
-static LINK: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r#"(?i)\b(?:https?://|www\.)[^\s<>"'()\]]+"#).ok());
+static LINK: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r#"(?i)\b(?:https?://|www\.)[^\s<>"'()\]]+"#).ok());
 
 fn links_in(text: &str) -> Vec<String> {
     let Some(re) = LINK.as_ref() else { return Vec::new() };
@@ -547,7 +555,10 @@ fn odd_attachments(raw: &[u8]) -> Vec<String> {
             .map(|c| (c.ctype().to_ascii_lowercase(), c.subtype().unwrap_or("").to_ascii_lowercase()))
             .unwrap_or_else(|| ("text".into(), "plain".into()));
         let name = part.attachment_name().unwrap_or("").to_string();
-        let expected = ctype == "multipart"
+        // Inline images (a provider's logo or icons) are decoration, not payload.
+        let decoration = ctype == "image" && !RISKY_NAME.as_ref().is_some_and(|re| re.is_match(&name));
+        let expected = decoration
+            || ctype == "multipart"
             || (ctype == "text" && ["plain", "html", "rfc822-headers", "rfc822-header", "delivery-status"]
                 .contains(&sub.as_str())
                 && !RISKY_NAME.as_ref().is_some_and(|re| re.is_match(&name)))
@@ -563,6 +574,9 @@ fn odd_attachments(raw: &[u8]) -> Vec<String> {
                     "feedback-report",
                     "disposition-notification",
                 ]
+                .contains(&sub.as_str()))
+            // Exchange wraps its rich text in winmail.dat.
+            || (ctype == "application" && ["ms-tnef", "vnd.ms-tnef"]
                 .contains(&sub.as_str()));
         if !expected {
             out.push(format!("{ctype}/{sub}{}", if name.is_empty() { String::new() } else { format!(" {name}") }));
@@ -592,7 +606,11 @@ mod tests {
     fn proof_and_a_concrete_reason_make_genuine() {
         let ins = inspect(DSN.as_bytes());
         assert_eq!(ins.tokens, vec!["bounces+ABC-0-20000-0123456789ab@mail.test".to_string()]);
-        let sent = SentFact::Sent { message_id: "m1@mail.test".into(), queue_id: "ABC".into(), recipients: vec!["bob@example.net".into()] };
+        let sent = SentFact::Sent {
+            message_id: "m1@mail.test".into(),
+            queue_id: "ABC".into(),
+            recipients: vec!["bob@example.net".into()],
+        };
         let v = judge(&ins, &facts(TokenFact::Valid { queue_id: "ABC".into() }, sent));
         assert_eq!(v.verdict, Verdict::Genuine, "{:?}", v.evidence);
     }
@@ -605,7 +623,11 @@ mod tests {
         let v = judge(&ins, &facts(TokenFact::Invalid, SentFact::NoMessageId));
         assert_eq!(v.verdict, Verdict::Forged);
         // A stranger among the failed recipients of a message we did send.
-        let sent = SentFact::Sent { message_id: "m1@mail.test".into(), queue_id: "ABC".into(), recipients: vec!["carol@example.net".into()] };
+        let sent = SentFact::Sent {
+            message_id: "m1@mail.test".into(),
+            queue_id: "ABC".into(),
+            recipients: vec!["carol@example.net".into()],
+        };
         let v = judge(&ins, &facts(TokenFact::Absent, sent));
         assert_ne!(v.verdict, Verdict::Genuine);
     }
@@ -624,7 +646,9 @@ mod tests {
     fn received_chain_and_org_domains() {
         assert_eq!(org_domain("mx1.mail.example.co.uk"), "example.co.uk");
         assert_eq!(org_domain("dns; mail-sor-f41.google.com"), "google.com");
-        let h = hop("from mail-ej1-f41.google.com (mail-ej1-f41.google.com [209.85.218.41]) by mx.test (mailerd) with ESMTPS id X; Mon, 1 Jan 2026 00:00:00 +0000");
+        let h = hop(
+            "from mail-ej1-f41.google.com (mail-ej1-f41.google.com [209.85.218.41]) by mx.test (mailerd) with ESMTPS id X; Mon, 1 Jan 2026 00:00:00 +0000",
+        );
         assert_eq!(h.from_names, vec!["mail-ej1-f41.google.com".to_string()]);
         assert_eq!(h.from_ip.as_deref(), Some("209.85.218.41"));
         assert_eq!(h.by.as_deref(), Some("mx.test"));

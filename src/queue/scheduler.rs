@@ -24,10 +24,10 @@ use tracing::{info, warn};
 use super::outcome::DeliveryOutcome;
 use super::retry;
 use crate::config::Config;
-use crate::local::maildir;
-use crate::outbound::{Job, JobRecipient, Outbound};
 use crate::feedback::evidence::Envelope;
 use crate::feedback::verify::Verdict;
+use crate::local::maildir;
+use crate::outbound::{Job, JobRecipient, Outbound};
 use crate::store::{Attempt, Claim, MessageId, RecipientState, Store, Transport};
 use crate::time::Timestamp;
 

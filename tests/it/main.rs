@@ -11,6 +11,7 @@ mod dkim;
 mod feedback_corpus;
 mod feedback_fuzz;
 mod feedback_loop;
+mod forged_bounces;
 mod outbound;
 mod pipelining;
 mod postfix_peer;

@@ -223,7 +223,15 @@ fn record(tx: &Transaction<'_>, owner: &str, attempts: &[Attempt]) -> Result<(),
         let Some((message, address)) = row else {
             continue;
         };
-        event.execute(params![message, address, a.event.unwrap_or(a.state.as_str()), a.status, a.detail, now, a.remote])?;
+        event.execute(params![
+            message,
+            address,
+            a.event.unwrap_or(a.state.as_str()),
+            a.status,
+            a.detail,
+            now,
+            a.remote
+        ])?;
         if let Some((mailbox, bytes)) = &a.mailbox_bytes {
             usage.execute(params![mailbox, *bytes as i64])?;
         }
