@@ -59,7 +59,7 @@ const RULES: &[(&str, Reason)] = &[
     (r"(command|program|pipe|procmail|maildrop|\blda\b|mailer)\b.*(died|failed|exited|crashed)|exit (code|status)|unknown mailer error|mailer error|pipe to \||error in (the )?(pipe|program)|delivery to (a )?(program|pipe|file)|local delivery failed|permission denied", Reason::MailerError),
     (r"syntax error|command (not )?(recognized|unrecognized|not implemented)|parameter not implemented|bad sequence of commands|improper sequence|unrecognized command|invalid (command|argument|parameter)|parameter (not|un)recognized|5\.5\.[0-6]\b", Reason::SyntaxError),
     (r"network error|network (is )?unreachable|connection (refused|reset|timed out|closed|lost|failed)|no route to host|could not connect|couldn't connect|unable to connect|lost connection|can't connect|connect to .* failed|(dns|mx) (error|failure|problem)|temporary (dns|lookup) failure|host unreachable|broken pipe|routing error", Reason::NetworkError),
-    (r"system (error|failure|problem)|internal (server )?error|server (error|failure)|local error|temporary (local )?(problem|failure|error)|service (not available|unavailable)|(configuration|config) (error|problem)|resources temporarily unavailable|unable to (process|complete)|processing error|transaction failed|misconfigur|cannot process|server busy|please try (again )?later|requested action (not taken|aborted)|error in processing|try again", Reason::SystemError),
+    (r"system (error|failure|problem)|internal (server )?error|server (error|failure)|local error|temporary (local )?(problem|error)|temporary local failure|service (not available|unavailable)|(configuration|config) (error|problem)|resources temporarily unavailable|unable to (process|complete)|processing error|transaction failed|misconfigur|cannot process|server busy|please try (again )?later|requested action (not taken|aborted)|error in processing|try again", Reason::SystemError),
     (r"recipient address rejected: access denied", Reason::UserUnknown),
     // --- provider templates that name no cause (read from the whole report) ---
     (r"google groups|googlegroups", Reason::Rejected),
@@ -244,7 +244,8 @@ pub fn classify(e: Evidence<'_>) -> Reason {
         // a filter's refusal of an existing address (`filtered`), unless an x.1.x status or
         // the reporting MTA's own template wording says the address does not exist.
         (Some(Reason::UserUnknown), Phase::Data | Phase::Unknown)
-            if e.status.is_none_or(|s| s.get(1..4) != Some(".1."))
+            if by_diag == Some(Reason::UserUnknown)
+                && e.status.is_none_or(|s| s.get(1..4) != Some(".1."))
                 && !e.diagnostic.is_some_and(|d| OWN_USERUNKNOWN.as_ref().is_some_and(|set| set.is_match(d))) =>
         {
             Some(Reason::Filtered)

@@ -56,7 +56,8 @@ pub fn parse(text: &str) -> Vec<Row> {
                 k += 1;
             }
             while let Some(l) = lines.get(k) {
-                if l.trim().is_empty() || re.is_match(l) || k > j + 12 {
+                // A dashed rule starts another section (`------- Returned Message ----`).
+                if l.trim().is_empty() || re.is_match(l) || k > j + 12 || is_rule(l) {
                     break;
                 }
                 diag.push(' ');
@@ -64,8 +65,51 @@ pub fn parse(text: &str) -> Vec<Row> {
                 k += 1;
             }
         }
+        if diag.trim().is_empty() {
+            diag = reasons_above(&lines, i.saturating_sub(1));
+        }
         i = j.max(i);
         out.push(row_from_text(addr, &diag));
     }
     out
+}
+
+/// A dashed heading such as `------- Returned Message --------`.
+fn is_rule(l: &str) -> bool {
+    let t = l.trim();
+    t.starts_with("-----") && t.ends_with("-----")
+}
+
+/// Lotus Notes writes the reason above the address: `------- Failure Reasons --------`,
+/// the reason lines, then the address. The lines between that heading and line `at`.
+fn reasons_above(lines: &[&str], at: usize) -> String {
+    let from = at.saturating_sub(12);
+    let Some(window) = lines.get(from..at) else {
+        return String::new();
+    };
+    let Some(head) = window.iter().rposition(|l| l.to_ascii_lowercase().contains("failure reasons")) else {
+        return String::new();
+    };
+    window
+        .get(head + 1..)
+        .unwrap_or_default()
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lotus_notes_reason_above_the_address() {
+        let t = "------- Failure Reasons  --------\n\nUser not listed in public Name & Address Book\nkiji@example.jp\n\n------- Returned Message --------\n";
+        let rows = parse(t);
+        let r = rows.first().cloned().unwrap_or_default();
+        assert_eq!(r.address, "kiji@example.jp");
+        assert_eq!(r.diagnostic.as_deref(), Some("User not listed in public Name & Address Book"));
+    }
 }

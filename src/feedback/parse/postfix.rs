@@ -35,7 +35,12 @@ pub fn parse(text: &str) -> Vec<Row> {
             j += 1;
         }
         while let Some(l) = lines.get(j) {
-            if l.trim().is_empty() || re.is_match(l) || l.starts_with("---") {
+            // An indented `<address>: ...` line naming the same address is the remote
+            // server's reply wrapped onto a continuation line, not the next recipient.
+            let same_address = l.starts_with([' ', '\t'])
+                && re.captures(l).and_then(|c| c.get(1).or(c.get(2))).and_then(|m| clean_address(m.as_str()))
+                    == Some(addr.clone());
+            if l.trim().is_empty() || (re.is_match(l) && !same_address) || l.starts_with("---") {
                 break;
             }
             diag.push(' ');
@@ -49,4 +54,18 @@ pub fn parse(text: &str) -> Vec<Row> {
         out.push(row_from_text(addr, &diag));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_wrapped_onto_an_indented_line_of_the_same_address_is_kept() {
+        let t = "<kiji@example.jp>: host\n    mx.example.jp[192.0.2.22] said: 550\n    <kiji@example.jp>: User unknown\n\n<neko@example.jp>: host mx said: 552 Mailbox full\n";
+        let rows = parse(t);
+        assert_eq!(rows.len(), 2);
+        let first = rows.first().and_then(|r| r.diagnostic.clone()).unwrap_or_default();
+        assert!(first.ends_with("<kiji@example.jp>: User unknown"), "{first}");
+    }
 }
