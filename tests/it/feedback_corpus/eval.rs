@@ -1,5 +1,5 @@
-//! Corpus evaluation shared by `tests/corpus.rs` (floors) and `src/bin/corpus_eval.rs`
-//! (report with the list of misses): parses every labelled email with `parse_bounce` and
+//! Corpus evaluation for `tests/it/feedback_corpus.rs` (floors, and the list of misses
+//! with `MAILERD_CORPUS_MISSES=1`): parses every labelled email with `parse_bounce` and
 //! compares is_bounce, recipients, status, reply code, reason and hard/soft with the labels.
 //!
 //! Standards: the labels schema of `corpus/bounces/README.md`.
