@@ -11,6 +11,7 @@ pub mod daemon; // wiring: store, listeners, tasks, graceful shutdown
 #[deny(clippy::indexing_slicing)]
 pub mod smtp; // protocol vocabulary: replies, commands, addresses (no policy, no store)
 pub mod inbound; // 1. receive: listener, connection, session, policy, auth, tls, data, replies
+pub mod checklist; // 2. pre-send checks: address, typo, domain, message -> CheckReport
 pub mod accept; // 3. the single door into the queue
 pub mod queue; // 4. hold and schedule: scheduler (leases), retry, outcome
 pub mod outbound; // 5a. deliver to other servers: route, client, pool, outcome

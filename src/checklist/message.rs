@@ -1,0 +1,363 @@
+//! `check message`: will receivers accept this message as it is?
+//! Size against our limit and common receivers' limits, required headers, header and line
+//! syntax, 8-bit data, a text alternative for HTML, and the DKIM signature when there is one.
+//!
+//! Standards: RFC 5322 §2.1.1 (998-octet lines), §2.2 (header fields), §3.6 (From and Date
+//! required, Message-ID expected), RFC 6152 (8BITMIME), RFC 6531 (UTF-8 headers need
+//! SMTPUTF8), RFC 2045 §6.8 (base64: 4 octets per 3), RFC 2046 §5.1.4 (multipart/alternative),
+//! RFC 6376 (DKIM, verified with mail-auth).
+//! Must not: change the message, or read more than the bytes given.
+
+use mail_parser::{MessageParser, MimeHeaders};
+
+use super::resolver::Resolver;
+use super::{Check, CheckReport, Status};
+
+/// Published size limits of large receivers (whole message as sent, after encoding).
+pub const RECEIVER_LIMITS: &[(&str, u64)] = &[
+    ("Outlook.com / Hotmail", 20 * 1024 * 1024),
+    ("iCloud", 20 * 1024 * 1024),
+    ("Gmail", 25 * 1024 * 1024),
+    ("Yahoo", 25 * 1024 * 1024),
+];
+
+const MB: f64 = 1024.0 * 1024.0;
+
+/// The pure checks of a message; `our_limit` is `limits.max_message_size`.
+pub fn check(file: &str, raw: &[u8], our_limit: u64) -> CheckReport {
+    let mut report = CheckReport::new("file", file);
+    report.push(check_size(raw, our_limit));
+    let (header_end, body_start) = split_header(raw);
+    let headers = raw.get(..header_end).unwrap_or(raw);
+    report.push(check_required(headers));
+    report.push(check_header_syntax(headers, body_start.is_some()));
+    report.push(check_lines(raw));
+    report.push(check_8bit(headers, raw.get(body_start.unwrap_or(raw.len())..).unwrap_or(&[])));
+    report.push(check_html_alternative(raw));
+    report
+}
+
+/// Where the header ends and (after the empty line, CRLF or LF) the body starts.
+fn split_header(raw: &[u8]) -> (usize, Option<usize>) {
+    if raw.starts_with(b"\r\n") {
+        return (0, Some(2));
+    }
+    if raw.starts_with(b"\n") {
+        return (0, Some(1));
+    }
+    for (i, w) in raw.windows(2).enumerate() {
+        if w == b"\n\n" {
+            return (i + 1, Some(i + 2));
+        }
+        if w == b"\n\r" && raw.get(i + 2) == Some(&b'\n') {
+            return (i + 1, Some(i + 3));
+        }
+    }
+    (raw.len(), None)
+}
+
+fn check_size(raw: &[u8], our_limit: u64) -> Check {
+    let size = raw.len() as u64;
+    let mb = size as f64 / MB;
+    let base64_note = "attachments grow by a third when base64-encoded";
+    if size > our_limit {
+        return Check::new("size", Status::Fail)
+            .detail(format!(
+                "{mb:.1} MB is over this server's limit of {:.1} MB ({base64_note})",
+                our_limit as f64 / MB
+            ))
+            .fix("put large attachments on a file share and send a link");
+    }
+    let refusing: Vec<String> = RECEIVER_LIMITS
+        .iter()
+        .filter(|(_, limit)| size > *limit)
+        .map(|(name, limit)| format!("{name} {} MB", limit / (1024 * 1024)))
+        .collect();
+    if refusing.is_empty() {
+        Check::ok("size").detail(format!("{mb:.2} MB"))
+    } else {
+        Check::new("size", Status::Warn)
+            .detail(format!("{mb:.1} MB is over the limit of {} ({base64_note})", refusing.join(", ")))
+            .fix("send a link instead of the attachment (an attachment of N MB needs about 4N/3 MB)")
+    }
+}
+
+/// The header fields of `headers` as (name, value) pairs, unfolded.
+fn fields(headers: &[u8]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in headers.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        if line.first().is_some_and(|&b| b == b' ' || b == b'\t') {
+            if let Some(last) = out.last_mut() {
+                last.1.push(' ');
+                last.1.push_str(String::from_utf8_lossy(line).trim());
+            }
+            continue;
+        }
+        if let Some(colon) = line.iter().position(|&b| b == b':') {
+            let name = String::from_utf8_lossy(line.get(..colon).unwrap_or(&[])).trim_end().to_ascii_lowercase();
+            let value = String::from_utf8_lossy(line.get(colon + 1..).unwrap_or(&[])).trim().to_string();
+            out.push((name, value));
+        }
+        if out.len() > 10_000 {
+            break;
+        }
+    }
+    out
+}
+
+fn check_required(headers: &[u8]) -> Check {
+    let f = fields(headers);
+    let count = |n: &str| f.iter().filter(|(k, _)| k == n).count();
+    let mut missing = Vec::new();
+    let mut doubled = Vec::new();
+    for (name, shown) in [("from", "From"), ("date", "Date"), ("message-id", "Message-ID")] {
+        match count(name) {
+            0 => missing.push(shown),
+            1 => {}
+            _ => doubled.push(shown),
+        }
+    }
+    if !missing.is_empty() {
+        return Check::new("headers", Status::Fail)
+            .detail(format!("missing {}", missing.join(", ")))
+            .fix("add the missing header fields (RFC 5322 §3.6); large receivers refuse mail without them");
+    }
+    if !doubled.is_empty() {
+        return Check::new("headers", Status::Fail)
+            .detail(format!("more than one {}", doubled.join(", ")))
+            .fix("keep one of each (RFC 5322 §3.6)");
+    }
+    let from = f.iter().find(|(k, _)| k == "from").map(|(_, v)| v.as_str()).unwrap_or("");
+    if !from.contains('@') {
+        return Check::new("headers", Status::Fail)
+            .detail(format!("From has no address: {from:?}"))
+            .fix("write From as Name <user@example.com>");
+    }
+    let date = f.iter().find(|(k, _)| k == "date").map(|(_, v)| v.as_str()).unwrap_or("");
+    if mail_parser::DateTime::parse_rfc822(date).is_none() {
+        return Check::new("headers", Status::Warn)
+            .detail(format!("Date is not an RFC 5322 date: {date:?}"))
+            .fix("write it like Sat, 28 Nov 2026 17:00:00 +0000");
+    }
+    let mid = f.iter().find(|(k, _)| k == "message-id").map(|(_, v)| v.as_str()).unwrap_or("");
+    if !(mid.starts_with('<') && mid.ends_with('>') && mid.contains('@')) {
+        return Check::new("headers", Status::Warn)
+            .detail(format!("Message-ID is not <id@domain>: {mid:?}"))
+            .fix("write it as <unique@your-domain>");
+    }
+    Check::ok("headers").detail("From, Date and Message-ID present")
+}
+
+fn check_header_syntax(headers: &[u8], has_body_separator: bool) -> Check {
+    for (i, line) in headers.split(|&b| b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        if line.first().is_some_and(|&b| b == b' ' || b == b'\t') {
+            if i == 0 {
+                return Check::new("header_syntax", Status::Fail)
+                    .detail("the message starts with a continuation line")
+                    .fix("remove the leading white space");
+            }
+            continue;
+        }
+        let colon = line.iter().position(|&b| b == b':');
+        let name_ok = colon.is_some_and(|c| {
+            c > 0 && line.get(..c).is_some_and(|n| n.iter().all(|&b| (33..=126).contains(&b) && b != b':'))
+        });
+        if !name_ok {
+            let shown: String = String::from_utf8_lossy(line).chars().take(60).collect();
+            return Check::new("header_syntax", Status::Fail)
+                .detail(format!("header line {} is not `Name: value`: {shown:?}", i + 1))
+                .fix("fix the header line, or separate the body from the headers by an empty line");
+        }
+    }
+    if !has_body_separator {
+        return Check::new("header_syntax", Status::Warn)
+            .detail("no empty line between the header and the body")
+            .fix("end the header with an empty line");
+    }
+    Check::ok("header_syntax")
+}
+
+fn check_lines(raw: &[u8]) -> Check {
+    let mut longest = 0usize;
+    let mut long_lines = 0usize;
+    let mut bare_lf = 0usize;
+    let mut bare_cr = 0usize;
+    let mut start = 0usize;
+    for (i, &b) in raw.iter().enumerate() {
+        if b == b'\n' {
+            let crlf = i > 0 && raw.get(i - 1) == Some(&b'\r');
+            if !crlf {
+                bare_lf += 1;
+            }
+            let len = i - start - usize::from(crlf);
+            longest = longest.max(len);
+            if len > 998 {
+                long_lines += 1;
+            }
+            start = i + 1;
+        } else if b == b'\r' && raw.get(i + 1) != Some(&b'\n') {
+            bare_cr += 1;
+        }
+    }
+    let last = raw.len() - start;
+    longest = longest.max(last);
+    if last > 998 {
+        long_lines += 1;
+    }
+    if long_lines > 0 {
+        return Check::new("line_length", Status::Fail)
+            .detail(format!(
+                "{long_lines} line(s) over 998 characters (longest {longest}); receivers break or refuse them"
+            ))
+            .fix("encode the part as quoted-printable or base64 (or wrap the HTML)");
+    }
+    if bare_cr > 0 {
+        return Check::new("line_length", Status::Warn)
+            .detail(format!("{bare_cr} bare CR character(s)"))
+            .fix("end lines with CRLF only");
+    }
+    let all_lf = bare_lf > 0 && !raw.windows(2).any(|w| w == b"\r\n");
+    if bare_lf > 0 && !all_lf {
+        return Check::new("line_length", Status::Warn)
+            .detail(format!("{bare_lf} line(s) end in a bare LF among CRLF lines"))
+            .fix("end every line with CRLF");
+    }
+    Check::ok("line_length").detail(format!("longest line {longest}"))
+}
+
+fn check_8bit(headers: &[u8], body: &[u8]) -> Check {
+    if !headers.is_ascii() {
+        let utf8 = std::str::from_utf8(headers).is_ok();
+        return Check::new("8bit", if utf8 { Status::Warn } else { Status::Fail })
+            .detail(if utf8 {
+                "raw UTF-8 in the header: the receiving server must support SMTPUTF8"
+            } else {
+                "8-bit data in the header that is not UTF-8"
+            })
+            .fix("encode non-ASCII header text as RFC 2047 encoded-words (=?UTF-8?B?...?=)");
+    }
+    if !body.is_ascii() {
+        return Check::new("8bit", Status::Warn)
+            .detail(
+                "8-bit data in the body: needs 8BITMIME at every hop (almost every server has it; some relays do not)",
+            )
+            .fix("encode the 8-bit parts as quoted-printable or base64 to be safe everywhere");
+    }
+    Check::ok("8bit").detail("7-bit clean")
+}
+
+fn check_html_alternative(raw: &[u8]) -> Check {
+    let Some(msg) = MessageParser::default().parse(raw) else {
+        return Check::new("text_alternative", Status::Unknown).detail("the MIME structure could not be read");
+    };
+    let mut html = false;
+    let mut text = false;
+    for part in msg.parts.iter() {
+        if part.attachment_name().is_some()
+            || part.content_disposition().is_some_and(|d| d.ctype().eq_ignore_ascii_case("attachment"))
+        {
+            continue;
+        }
+        let (t, s) = match part.content_type() {
+            Some(ct) => (ct.ctype().to_ascii_lowercase(), ct.subtype().unwrap_or("").to_ascii_lowercase()),
+            None => ("text".to_string(), "plain".to_string()),
+        };
+        if t == "text" && s == "html" {
+            html = true;
+        } else if t == "text" && s == "plain" {
+            text = true;
+        }
+    }
+    match (html, text) {
+        (true, false) => Check::new("text_alternative", Status::Warn)
+            .detail("HTML without a text/plain alternative: spam filters score that, some readers show nothing")
+            .fix("send multipart/alternative with a text/plain part first"),
+        (true, true) => Check::ok("text_alternative").detail("HTML with a text alternative"),
+        _ => Check::ok("text_alternative").detail("plain text"),
+    }
+}
+
+/// Verifies the DKIM signatures of a message, when it has any.
+pub async fn check_dkim(raw: &[u8], dns: &Resolver) -> Check {
+    use mail_auth::{AuthenticatedMessage, DkimResult};
+    let Some(msg) = AuthenticatedMessage::parse(raw) else {
+        return Check::new("dkim", Status::Unknown).detail("the header could not be read");
+    };
+    if msg.dkim_headers.is_empty() {
+        return Check::new("dkim", Status::Info).detail("not signed (mailerd signs when it sends, with [dkim])");
+    }
+    let results = dns.authenticator().verify_dkim(&msg).await;
+    let mut worst = Check::new("dkim", Status::Fail).detail("no signature verified");
+    for r in &results {
+        let c = match r.result() {
+            DkimResult::Pass => Check::ok("dkim")
+                .detail(format!("signature of d={} verifies", r.signature().map(|s| s.d.as_str()).unwrap_or("?"))),
+            DkimResult::TempError(e) => Check::new("dkim", Status::Unknown).detail(format!("could not check: {e}")),
+            DkimResult::Neutral(e) | DkimResult::Fail(e) | DkimResult::PermError(e) => Check::new("dkim", Status::Fail)
+                .detail(format!(
+                    "signature of d={} does not verify: {e}",
+                    r.signature().map(|s| s.d.as_str()).unwrap_or("?")
+                ))
+                .fix("sign after the last change to the message, and publish the selector's key"),
+            DkimResult::None => continue,
+        };
+        // One passing signature is enough.
+        if c.status == Status::Ok {
+            return c;
+        }
+        if worst.fix.is_none() || c.status == Status::Fail {
+            worst = c;
+        }
+    }
+    if worst.fix.is_none() && worst.status == Status::Fail {
+        worst = worst.fix("check the DKIM-Signature header");
+    }
+    worst
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &[u8] = b"From: A <a@example.com>\r\nTo: b@example.net\r\nSubject: hi\r\nDate: Sat, 28 Nov 2026 17:00:00 +0000\r\nMessage-ID: <1@example.com>\r\n\r\nHello.\r\n";
+
+    fn status(r: &CheckReport, name: &str) -> Status {
+        r.get(name).map(|c| c.status).unwrap_or(Status::Ok)
+    }
+
+    #[test]
+    fn a_good_message_passes() {
+        let r = check("m.eml", GOOD, 26_214_400);
+        assert!(r.ok(), "{r:?}");
+    }
+
+    #[test]
+    fn problems_are_found() {
+        let r = check("m.eml", b"To: b@example.net\r\nSubject: x\r\n\r\nbody\r\n", 26_214_400);
+        assert_eq!(status(&r, "headers"), Status::Fail);
+        let long = [GOOD, "x".repeat(1200).as_bytes(), b"\r\n"].concat();
+        assert_eq!(status(&check("m", &long, 26_214_400), "line_length"), Status::Fail);
+        let eight = [GOOD, "Grüße\r\n".as_bytes()].concat();
+        assert_eq!(status(&check("m", &eight, 26_214_400), "8bit"), Status::Warn);
+        let html = b"From: a@example.com\r\nDate: Sat, 28 Nov 2026 17:00:00 +0000\r\nMessage-ID: <1@x.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/html\r\n\r\n<p>hi</p>\r\n";
+        assert_eq!(status(&check("m", html, 26_214_400), "text_alternative"), Status::Warn);
+        let big = [GOOD, &vec![b'a'; 21 * 1024 * 1024][..]].concat();
+        let r = check("m", &big, 26_214_400);
+        assert_eq!(status(&r, "size"), Status::Warn);
+        assert!(r.get("size").and_then(|c| c.detail.as_deref()).is_some_and(|d| d.contains("a third")));
+        assert_eq!(status(&check("m", &big, 1_000_000), "size"), Status::Fail);
+        let bad = b"From a@example.com\r\nDate: x\r\n\r\nbody";
+        assert_eq!(status(&check("m", bad, 26_214_400), "header_syntax"), Status::Fail);
+        for odd in [&b""[..], b"\r\n", b"\n\n\n", b"\xff\xfe", b":\r\n\r\n"] {
+            let _ = check("m", odd, 1024);
+        }
+    }
+}
