@@ -4,6 +4,7 @@
 //! Must not: hold logic the daemon needs; subcommands call into the library.
 
 mod bounce;
+mod check;
 mod dkim;
 mod queue;
 mod serve;
@@ -40,6 +41,9 @@ pub enum Command {
     /// Read bounces: what failed, why, hard or soft, and what to do.
     #[command(subcommand)]
     Bounce(BounceCommand),
+    /// Check an address, a sending domain or a message before sending (exit 1: a check failed).
+    #[command(subcommand)]
+    Check(CheckCommand),
     /// DKIM keys.
     #[command(subcommand)]
     Dkim(DkimCommand),
@@ -68,6 +72,44 @@ pub enum BounceCommand {
         /// Skip the SPF, DKIM and DMARC lookups.
         #[arg(long)]
         no_dns: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckCommand {
+    /// Syntax, typo, role account, domain (MX / A, null MX, NXDOMAIN) and the suppression list.
+    Address {
+        #[arg(required = true)]
+        addresses: Vec<String>,
+        /// Skip the DNS lookups (syntax, typo and role checks only).
+        #[arg(long)]
+        no_dns: bool,
+        /// Also ask the recipient's MX with RCPT TO (no DATA). Off by default: receivers see
+        /// it as a directory-harvest attempt and may block-list your IP, and many servers
+        /// accept every address or greylist, so the answer often proves nothing.
+        #[arg(long, conflicts_with = "no_dns")]
+        probe: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// SPF, DKIM, DMARC, MX, reverse DNS, MTA-STS and TLS-RPT of a sending domain.
+    Domain {
+        domain: String,
+        /// An outbound IP to test (repeatable; default: check.outbound_ips).
+        #[arg(long = "ip")]
+        ips: Vec<std::net::IpAddr>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Size, required headers, line syntax, 8-bit data, text alternative and DKIM of a message.
+    Message {
+        /// The message (RFC 5322, as it will be sent); - for standard input.
+        file: String,
+        /// Skip DKIM verification (no DNS).
+        #[arg(long)]
+        no_dns: bool,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -152,6 +194,15 @@ pub fn run(cli: Cli) -> Result<i32> {
             Command::Bounce(BounceCommand::Parse { files, json }) => bounce::parse(&files, json),
             Command::Bounce(BounceCommand::Verify { files, json, no_dns }) => {
                 bounce::verify(&config, &files, json, no_dns).await
+            }
+            Command::Check(CheckCommand::Address { addresses, no_dns, probe, json }) => {
+                check::address(&config, &addresses, no_dns, probe, json).await
+            }
+            Command::Check(CheckCommand::Domain { domain, ips, json }) => {
+                check::domain(&config, &domain, ips, json).await
+            }
+            Command::Check(CheckCommand::Message { file, no_dns, json }) => {
+                check::message(&config, &file, no_dns, json).await
             }
             Command::Dkim(DkimCommand::Keygen { domain, selector, out }) => {
                 dkim::keygen(&config, domain, selector, out)

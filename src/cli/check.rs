@@ -1,0 +1,122 @@
+//! `mailerd check address|domain|message`: the delivery checklist for people and scripts.
+//!
+//! Human output: one aligned line per check with its fix; `--json`: one JSON document per
+//! subject (JSON Lines, DESIGN §3). Exit code 1 when any check failed, 0 when there were only
+//! warnings, 2 on usage or runtime errors.
+//! Must not: hold checking logic; that is `checklist`.
+
+use std::io::{IsTerminal, Read, Write};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+
+use crate::checklist::address::{self, Options};
+use crate::checklist::domain::{self, DkimKey, DomainOptions};
+use crate::checklist::probe::{self, ProbeOptions};
+use crate::checklist::resolver::Resolver;
+use crate::checklist::{CheckReport, Status, message};
+use crate::config::Config;
+use crate::store::Store;
+
+pub async fn address(config: &Config, inputs: &[String], no_dns: bool, probe_mx: bool, json: bool) -> Result<i32> {
+    let dns = if no_dns {
+        None
+    } else {
+        Some(crate::dns::Dns::new(&config.dns_nameservers).map_err(|e| anyhow::anyhow!("DNS: {e}"))?)
+    };
+    // The suppression list is consulted when the store exists; checking never creates one.
+    let store = if config.sqlite_path().exists() { Some(super::open_store(config)?) } else { None };
+    let probe_opts = ProbeOptions {
+        helo: config.outbound.helo.clone(),
+        port: config.outbound.mx_port,
+        timeout: Duration::from_secs(10),
+    };
+    let options = Options::default();
+    let mut reports = Vec::new();
+    for input in inputs {
+        let (mut report, parsed) =
+            address::check_full(input, &options, dns.as_ref(), store.as_ref().map(|s| s as &dyn Store)).await;
+        if let (true, Some(dns), Some(p)) = (probe_mx, dns.as_ref(), parsed.as_ref()) {
+            report.push(probe::probe(p, dns, &probe_opts).await);
+        }
+        reports.push(report);
+    }
+    print(&reports, json)
+}
+
+pub async fn domain(config: &Config, name: &str, ips: Vec<std::net::IpAddr>, json: bool) -> Result<i32> {
+    let resolver = Resolver::new(&config.dns_nameservers)?;
+    let opts = DomainOptions {
+        outbound_ips: if ips.is_empty() { config.check.outbound_ips.clone() } else { ips },
+        helo: config.outbound.helo.clone(),
+        return_path_domain: config.bounce.return_path_domain.clone(),
+        dkim: config.dkim.as_ref().map(|d| DkimKey {
+            domain: d.domain.clone(),
+            selector: d.selector.clone(),
+            key: d.key.clone(),
+        }),
+    };
+    let report = domain::check(name, &opts, &resolver).await;
+    print(&[report], json)
+}
+
+pub async fn message(config: &Config, file: &str, no_dns: bool, json: bool) -> Result<i32> {
+    // Read at most a little over the limit: the size check only needs to know it is over.
+    let cap = config.limits.max_message_size.saturating_mul(4).max(64 * 1024 * 1024);
+    let mut raw = Vec::new();
+    if file == "-" {
+        std::io::stdin().lock().take(cap).read_to_end(&mut raw).context("reading standard input")?;
+    } else {
+        std::fs::File::open(file)
+            .and_then(|f| f.take(cap).read_to_end(&mut raw))
+            .with_context(|| format!("reading {file}"))?;
+    }
+    let mut report = message::check(file, &raw, config.limits.max_message_size);
+    if !no_dns {
+        let resolver = Resolver::new(&config.dns_nameservers)?;
+        report.push(message::check_dkim(&raw, &resolver).await);
+    }
+    print(&[report], json)
+}
+
+/// Prints the reports; returns 1 when any check failed.
+fn print(reports: &[CheckReport], json: bool) -> Result<i32> {
+    let mut out = std::io::stdout().lock();
+    let colour = !json && std::io::stdout().is_terminal();
+    for r in reports {
+        let written = if json { writeln!(out, "{}", r.to_json()) } else { human(&mut out, r, colour) };
+        if written.is_err() {
+            break; // stdout closed (e.g. piped into head)
+        }
+    }
+    Ok(if reports.iter().all(CheckReport::passed) { 0 } else { 1 })
+}
+
+fn human(out: &mut impl Write, r: &CheckReport, colour: bool) -> std::io::Result<()> {
+    let head = match &r.normalized {
+        Some(n) if n != &r.subject => format!("{} ({n})", r.subject),
+        _ => r.subject.clone(),
+    };
+    writeln!(out, "{head}: {}", r.worst().as_str())?;
+    let width = r.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    for c in &r.checks {
+        let status = format!("{:<7}", c.status.as_str());
+        let status = if colour {
+            let code = match c.status {
+                Status::Ok => "32",
+                Status::Info | Status::Unknown => "36",
+                Status::Warn => "33",
+                Status::Fail => "31",
+            };
+            format!("\x1b[{code}m{status}\x1b[0m")
+        } else {
+            status
+        };
+        write!(out, "  {:<width$}  {status} {}", c.name, c.detail.as_deref().unwrap_or(""))?;
+        if let Some(fix) = &c.fix {
+            write!(out, " — fix: {fix}")?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
