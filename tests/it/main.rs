@@ -6,6 +6,7 @@ mod harness;
 mod config_errors;
 mod crash_durability;
 mod bounces;
+mod checklist;
 mod delivery;
 mod dkim;
 mod feedback_corpus;
