@@ -593,5 +593,21 @@ mod tests {
         ] {
             let _ = check(s, &Options::default());
         }
+        // Random strings over the characters that matter to the parser.
+        let alphabet: Vec<char> = "aZ09.@\"\\[]:-_+ üé\u{0}\t<>()xn-".chars().collect();
+        let mut seed = 7u64;
+        for _ in 0..20_000 {
+            let mut s = String::new();
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            for _ in 0..(seed >> 59) * 3 {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                s.push(alphabet[(seed >> 33) as usize % alphabet.len()]);
+            }
+            let r = check(&s, &Options::default());
+            if let Some(n) = &r.normalized {
+                // The normal form is a fixed point.
+                assert_eq!(parse(n).map(|p| p.normalized()).as_ref(), Ok(n), "{s:?}");
+            }
+        }
     }
 }

@@ -112,11 +112,11 @@ fn human(out: &mut impl Write, r: &CheckReport, colour: bool) -> std::io::Result
         } else {
             status
         };
-        write!(out, "  {:<width$}  {status} {}", c.name, c.detail.as_deref().unwrap_or(""))?;
+        let mut line = format!("  {:<width$}  {status} {}", c.name, c.detail.as_deref().unwrap_or(""));
         if let Some(fix) = &c.fix {
-            write!(out, " — fix: {fix}")?;
+            line.push_str(&format!(" — fix: {fix}"));
         }
-        writeln!(out)?;
+        writeln!(out, "{}", line.trim_end())?;
     }
     Ok(())
 }
