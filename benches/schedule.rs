@@ -46,6 +46,7 @@ async fn fill(store: &Arc<SqliteStore>, from: usize, to: usize) {
                             mailbox: None,
                         }],
                         reports: Vec::new(),
+                        notes: Vec::new(),
                     };
                     store.insert_message(msg).await.expect("insert");
                 }));

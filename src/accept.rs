@@ -23,6 +23,8 @@ pub struct Incoming {
     pub message: Vec<u8>,
     /// For DSNs: the recipients (of another message) this one reports on.
     pub reports: Vec<(RecipientId, ReportMark)>,
+    /// Checklist findings, recorded as `check` events (recipient, finding).
+    pub notes: Vec<(Option<String>, String)>,
 }
 
 /// Stores `incoming` durably and wakes delivery.
@@ -60,6 +62,7 @@ pub async fn accept(
         header_message_id,
         recipients: incoming.recipients,
         reports: incoming.reports,
+        notes: incoming.notes,
     };
     store.insert_message(msg).await?;
     wakeup.poke();

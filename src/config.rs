@@ -59,6 +59,31 @@ pub struct CheckConfig {
     /// The public IPs outgoing mail leaves from; `check domain` tests SPF and reverse DNS for
     /// them (default: none, those checks are skipped with a note).
     pub outbound_ips: Vec<std::net::IpAddr>,
+    /// `[check.policy]`: what the daemon does when a check of submitted mail warns or fails
+    /// (every name of [`SUBMISSION_CHECKS`]; default `warn`).
+    pub policy: BTreeMap<String, CheckPolicy>,
+}
+
+/// The checks run on every submitted message (relayed recipients and the message itself).
+pub const SUBMISSION_CHECKS: &[&str] =
+    &["typo", "literal", "size", "headers", "header_syntax", "line_length", "8bit", "text_alternative"];
+
+/// What a check of submitted mail that warns or fails leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckPolicy {
+    /// Refuse the recipient or the message, with the fix in the reply.
+    Reject,
+    /// Accept, and record the finding as an event of the message.
+    Warn,
+    /// Do not run the check.
+    Off,
+}
+
+impl CheckConfig {
+    /// The policy for `check` (`warn` when not configured).
+    pub fn policy_for(&self, check: &str) -> CheckPolicy {
+        self.policy.get(check).copied().unwrap_or(CheckPolicy::Warn)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -180,6 +205,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields, default)]
 struct RawCheck {
     outbound_ips: Vec<String>,
+    policy: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -554,6 +580,24 @@ impl RawConfig {
                 .outbound_ips
                 .iter()
                 .map(|ip| ip.parse().map_err(|_| invalid("check.outbound_ips", format!("`{ip}` is not an IP address"))))
+                .collect::<Result<_, _>>()?,
+            policy: self
+                .check
+                .policy
+                .iter()
+                .map(|(name, value)| {
+                    let key = format!("check.policy.{name}");
+                    if !SUBMISSION_CHECKS.contains(&name.as_str()) {
+                        return Err(invalid(&key, format!("no such check (one of {})", SUBMISSION_CHECKS.join(", "))));
+                    }
+                    let policy = match value.as_str() {
+                        "reject" => CheckPolicy::Reject,
+                        "warn" => CheckPolicy::Warn,
+                        "off" => CheckPolicy::Off,
+                        other => return Err(invalid(&key, format!("`{other}` is not reject, warn or off"))),
+                    };
+                    Ok((name.clone(), policy))
+                })
                 .collect::<Result<_, _>>()?,
         };
         Ok(Config {

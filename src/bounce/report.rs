@@ -173,6 +173,7 @@ impl Reporter {
             received_at: now,
             message,
             reports: recipients.iter().map(|r| (r.id, mark)).collect(),
+            notes: Vec::new(),
         };
         match accept::accept(self.store.as_ref(), &self.wakeup, self.dkim.as_deref(), incoming).await {
             Ok(_) => {

@@ -20,7 +20,7 @@ use super::{Context, ListenerKind, auth, policy, replies};
 use crate::accept::{self, Incoming};
 use crate::smtp::command::{Command, CommandError};
 use crate::smtp::reply::SmtpReply;
-use crate::store::{MessageId, Origin};
+use crate::store::{MessageId, Origin, Transport};
 use crate::time::Timestamp;
 
 /// Longest command line accepted, CRLF included (Postfix's line_length_limit).
@@ -500,6 +500,22 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
         conn.reply(&replies::message_too_large());
         return Ok(());
     }
+    let message = reader.into_message();
+    // Submitted mail (anything that leaves) goes through the message checklist.
+    let mut notes: Vec<(Option<String>, String)> = Vec::new();
+    if tx.rcpts.iter().any(|r| r.transport == Transport::Remote) {
+        let found = super::checks::message(&message, ctx.config.limits.max_message_size, &ctx.config.check);
+        if let Some(c) = found.refuse {
+            let why = super::checks::note(&c);
+            info!(client = %client.addr, from = %tx.from, to = ?rcpts, size, "NOQUEUE: reject DATA: {why}");
+            conn.reply(&replies::message_check_failed(c.name, &why));
+            return Ok(());
+        }
+        notes.extend(found.notes.into_iter().map(|n| (None, n)));
+    }
+    for r in &tx.rcpts {
+        notes.extend(r.notes.iter().map(|n| (Some(r.address.clone()), n.clone())));
+    }
     let origin = Origin {
         via: client.kind.as_str().into(),
         client_ip: client.addr.ip().to_string(),
@@ -514,8 +530,9 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
         recipients: tx.rcpts.into_iter().map(Into::into).collect(),
         origin,
         received_at: now,
-        message: reader.into_message(),
+        message,
         reports: Vec::new(),
+        notes,
     };
     match accept::accept(ctx.store.as_ref(), &ctx.queue_wakeup, ctx.dkim.as_deref(), incoming).await {
         Ok(id) => {

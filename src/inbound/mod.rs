@@ -7,6 +7,7 @@
 //! Must not: write to the store except through `accept`.
 
 pub mod auth;
+pub mod checks;
 pub mod connection;
 pub mod data;
 pub mod listener;

@@ -83,6 +83,7 @@ pub async fn check_rcpt(
         notify: params.notify.map(|n| n.render()),
         transport,
         mailbox,
+        notes: Vec::new(),
     };
     let rcpt: &Mailbox = match to {
         ForwardPath::Postmaster => {
@@ -127,7 +128,14 @@ pub async fn check_rcpt(
         {
             return Err(refuse(replies::domain_not_found(&shown), format!("NXDOMAIN for {}", rcpt.domain())));
         }
-        return Ok(accepted(shown, Transport::Remote, None));
+        let found = super::checks::recipient(&shown, &ctx.config.check);
+        if let Some(c) = found.refuse {
+            let why = super::checks::note(&c);
+            return Err(refuse(replies::recipient_check_failed(&shown, c.name, &why), why));
+        }
+        let mut rcpt = accepted(shown, Transport::Remote, None);
+        rcpt.notes = found.notes;
+        return Ok(rcpt);
     }
     let (key, implicit) = match mailbox::resolve(&ctx.config, rcpt) {
         Resolution::Forward(target) => {

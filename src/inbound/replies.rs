@@ -94,6 +94,21 @@ pub fn domain_not_found(rcpt: &str) -> SmtpReply {
     r(550, (5, 1, 2), format!("<{rcpt}>: domain not found"))
 }
 
+/// A relayed recipient refused by the checklist (`[check.policy]`), with the fix.
+pub fn recipient_check_failed(rcpt: &str, check: &str, why: &str) -> SmtpReply {
+    let status = if check == "typo" { (5, 1, 2) } else { (5, 1, 3) };
+    r(550, status, format!("<{rcpt}>: {why}"))
+}
+
+/// A submitted message refused by the checklist (`[check.policy]`), with the fix.
+pub fn message_check_failed(check: &str, why: &str) -> SmtpReply {
+    match check {
+        "size" => r(552, (5, 3, 4), format!("message refused: {why}")),
+        "8bit" => r(554, (5, 6, 7), format!("message refused: {why}")),
+        _ => r(550, (5, 6, 0), format!("message refused: {why}")),
+    }
+}
+
 pub fn too_many_recipients() -> SmtpReply {
     r(452, (4, 5, 3), "too many recipients")
 }

@@ -18,6 +18,8 @@ pub struct AcceptedRcpt {
     pub notify: Option<String>,
     pub transport: Transport,
     pub mailbox: Option<String>,
+    /// Checklist findings to record as events of the message.
+    pub notes: Vec<String>,
 }
 
 impl From<AcceptedRcpt> for NewRecipient {
@@ -149,7 +151,14 @@ mod tests {
     use super::*;
 
     fn rcpt() -> AcceptedRcpt {
-        AcceptedRcpt { address: "a@b".into(), orcpt: None, notify: None, transport: Transport::Local, mailbox: None }
+        AcceptedRcpt {
+            address: "a@b".into(),
+            orcpt: None,
+            notify: None,
+            transport: Transport::Local,
+            mailbox: None,
+            notes: Vec::new(),
+        }
     }
 
     #[test]

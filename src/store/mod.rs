@@ -150,6 +150,8 @@ pub struct NewMessage {
     /// `StoreError::AlreadyReported` (and stores nothing) if any of them was reported already,
     /// so concurrent workers never send the same report twice.
     pub reports: Vec<(RecipientId, ReportMark)>,
+    /// Findings recorded as `check` events with the message (recipient, text).
+    pub notes: Vec<(Option<String>, String)>,
 }
 
 /// A bounce received for a recipient we delivered.

@@ -20,4 +20,5 @@ mod relay_tricks;
 mod replies;
 mod shutdown;
 mod starttls_auth;
+mod submission_checks;
 mod swaks;

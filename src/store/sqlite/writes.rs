@@ -125,6 +125,14 @@ fn insert(tx: &Transaction<'_>, msg: &NewMessage) -> Result<(), StoreError> {
             return Err(StoreError::AlreadyReported);
         }
     }
+    if !msg.notes.is_empty() {
+        let mut note = tx.prepare_cached(
+            "INSERT INTO events (message_id, recipient, kind, status, detail, at) VALUES (?1, ?2, 'check', NULL, ?3, ?4)",
+        )?;
+        for (rcpt, text) in &msg.notes {
+            note.execute(params![msg.id.0, rcpt, text, at])?;
+        }
+    }
     let mut sent = tx.prepare_cached(
         "INSERT OR IGNORE INTO sent_log (header_id, recipient, queue_id, sent_at) VALUES (?1, ?2, ?3, ?4)",
     )?;
