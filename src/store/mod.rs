@@ -6,6 +6,7 @@
 //! Must not: decide policy, talk SMTP, or return from `insert_message` before the message
 //! and its recipients are durable (fsync'd; backends group-commit concurrent writers).
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::time::Duration;
@@ -20,6 +21,8 @@ use crate::time::Timestamp;
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
+    #[error("PostgreSQL error: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
     #[error("the store is closed")]
@@ -28,6 +31,21 @@ pub enum StoreError {
     Corrupt(String),
     #[error("already reported")]
     AlreadyReported,
+}
+
+/// Whether `url` names a PostgreSQL store (`postgres://` or `postgresql://`).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// Opens the store `config.store_url` names: PostgreSQL for `postgres://…` (cluster mode),
+/// otherwise the SQLite file (the default). Creates or migrates the schema.
+pub async fn open(config: &crate::config::Config) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if is_postgres_url(&config.store_url) {
+        Ok(std::sync::Arc::new(postgres::PgStore::connect(&config.store_url).await?))
+    } else {
+        Ok(std::sync::Arc::new(sqlite::SqliteStore::open(&config.sqlite_path())?))
+    }
 }
 
 /// A queue id, unique across processes and nodes: 12 hex digits of milliseconds + 8 random.

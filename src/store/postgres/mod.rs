@@ -1,0 +1,193 @@
+//! PostgreSQL backend of `Store`, for several mailerd nodes sharing one queue (cluster mode).
+//!
+//! Same semantics as the SQLite backend: every write is one transaction that returns only
+//! after COMMIT did (`synchronous_commit` stays on, so COMMIT means the WAL is flushed;
+//! PostgreSQL itself groups the flushes of concurrent commits). Claims are leases: the due
+//! rows are locked `FOR UPDATE SKIP LOCKED`, so nodes never take the same recipient and a
+//! dead node's leases simply come due again. A small pool of tokio-postgres connections
+//! (`pool.rs`) caches prepared statements per connection. The schema is migrated at start
+//! under `pg_advisory_xact_lock`, so nodes starting together do not race.
+//! Must not: turn `synchronous_commit` off, answer a write before its COMMIT returned, or
+//! hold a pooled connection across anything but its own statements.
+
+mod pool;
+mod reads;
+mod writes;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tracing::warn;
+
+use self::pool::Pool;
+use super::{
+    Attempt, Claim, Feedback, MailboxRecord, MessageDetail, MessageId, NewMessage, QueueEntry, ReportFacts, SentEntry,
+    Store, StoreError, Suppression, Transport,
+};
+use crate::time::Timestamp;
+
+/// Connections per node; each SMTP session awaiting its COMMIT holds one.
+const POOL_SIZE: usize = 16;
+/// Any constant shared by every mailerd: serializes migrations across nodes.
+const MIGRATION_LOCK: i64 = 0x6d61_696c_6572_6400; // "mailerd\0"
+/// Versioned migrations, applied in order inside one transaction.
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("schema_v1.sql"))];
+
+pub struct PgStore {
+    pool: Pool,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host/db?options=...`), checks that commits are
+    /// durable, and creates or migrates the schema.
+    pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let mut config: tokio_postgres::Config = url.parse()?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("mailerd");
+        }
+        let pool = Pool::new(config, POOL_SIZE);
+        let mut conn = pool.get().await?;
+        let result = migrate(&mut conn.client).await;
+        conn.finish(&result);
+        result?;
+        Ok(PgStore { pool })
+    }
+}
+
+async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), StoreError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS mailerd_schema (version INTEGER NOT NULL)").await?;
+    let current: i32 = tx.query_one("SELECT COALESCE(max(version), 0) FROM mailerd_schema", &[]).await?.try_get(0)?;
+    let latest = MIGRATIONS.last().map(|(v, _)| *v).unwrap_or(0);
+    if current > latest {
+        return Err(StoreError::Corrupt(format!("schema version {current} is newer than this mailerd ({latest})")));
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        tx.batch_execute(sql).await?;
+        tx.execute("INSERT INTO mailerd_schema (version) VALUES ($1)", &[version]).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Called once per new connection: a server with `synchronous_commit = off` would let us
+/// answer 250 for a message a crash can still lose, so this session turns it back on.
+pub(super) async fn ensure_durable(client: &tokio_postgres::Client) -> Result<(), StoreError> {
+    let row = client.query_one("SELECT current_setting('synchronous_commit'), current_setting('fsync')", &[]).await?;
+    let (sync, fsync): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+    if sync == "off" {
+        warn!("PostgreSQL has synchronous_commit = off; mailerd turns it on for its sessions");
+        client.batch_execute("SET synchronous_commit = on").await?;
+    }
+    if fsync == "off" {
+        warn!("PostgreSQL runs with fsync = off: a crash of the database server can lose accepted mail");
+    }
+    Ok(())
+}
+
+impl PgStore {
+    /// Runs one operation on a pooled connection; the connection goes back to the pool only
+    /// when the operation ran to its end (a cancelled one may have left a transaction open).
+    async fn with<T>(&self, f: impl AsyncFnOnce(&mut pool::Conn) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let result = f(&mut conn).await;
+        conn.finish(&result);
+        result
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn insert_message(&self, msg: NewMessage) -> Result<(), StoreError> {
+        self.with(async |c| writes::insert(c, &msg).await).await
+    }
+
+    async fn claim_due(
+        &self,
+        transport: Transport,
+        now: Timestamp,
+        limit: usize,
+        lease: Duration,
+        owner: &str,
+    ) -> Result<Vec<Claim>, StoreError> {
+        let lease_until = now.plus(lease);
+        self.with(async |c| writes::claim(c, transport, now, limit, lease_until, owner).await).await
+    }
+
+    async fn record_attempts(&self, owner: &str, attempts: Vec<Attempt>) -> Result<(), StoreError> {
+        if attempts.is_empty() {
+            return Ok(());
+        }
+        self.with(async |c| writes::record(c, owner, &attempts).await).await
+    }
+
+    async fn load_body(&self, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with(async |c| reads::load_body(c, id).await).await
+    }
+
+    async fn queue_list(&self, limit: usize) -> Result<Vec<QueueEntry>, StoreError> {
+        self.with(async |c| reads::queue_list(c, limit).await).await
+    }
+
+    async fn message_detail(&self, id: &MessageId) -> Result<Option<MessageDetail>, StoreError> {
+        self.with(async |c| reads::message_detail(c, id).await).await
+    }
+
+    async fn upsert_mailbox(
+        &self,
+        address: &str,
+        password_hash: Option<String>,
+        quota: Option<u64>,
+    ) -> Result<(), StoreError> {
+        self.with(async |c| writes::upsert_mailbox(c, address, password_hash.as_deref(), quota).await).await
+    }
+
+    async fn mailbox(&self, address: &str) -> Result<Option<MailboxRecord>, StoreError> {
+        self.with(async |c| reads::mailbox(c, address).await).await
+    }
+
+    async fn report_facts(&self, id: &MessageId) -> Result<Option<ReportFacts>, StoreError> {
+        self.with(async |c| reads::report_facts(c, id).await).await
+    }
+
+    async fn release_body(&self, id: &MessageId) -> Result<(), StoreError> {
+        self.with(async |c| writes::release_body(c, id).await).await
+    }
+
+    async fn suppress(&self, entry: Suppression) -> Result<(), StoreError> {
+        self.with(async |c| writes::suppress(c, &entry).await).await
+    }
+
+    async fn unsuppress(&self, address: &str) -> Result<bool, StoreError> {
+        self.with(async |c| writes::unsuppress(c, address).await).await
+    }
+
+    async fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
+        self.with(async |c| reads::suppression(c, address).await).await
+    }
+
+    async fn suppressions(&self, limit: usize) -> Result<Vec<Suppression>, StoreError> {
+        self.with(async |c| reads::suppressions(c, limit).await).await
+    }
+
+    async fn sent_log(&self, header_id: &str) -> Result<Vec<SentEntry>, StoreError> {
+        let header_id = super::normalize_header_id(header_id);
+        self.with(async |c| reads::sent_log(c, &header_id).await).await
+    }
+
+    async fn retry_now(&self, id: &MessageId) -> Result<usize, StoreError> {
+        self.with(async |c| writes::retry_now(c, id).await).await
+    }
+
+    async fn delete_message(&self, id: &MessageId) -> Result<bool, StoreError> {
+        self.with(async |c| writes::delete_message(c, id).await).await
+    }
+
+    async fn record_feedback(&self, feedback: Feedback) -> Result<bool, StoreError> {
+        self.with(async |c| writes::record_feedback(c, &feedback).await).await
+    }
+}

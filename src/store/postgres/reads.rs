@@ -1,0 +1,212 @@
+//! The SQL of every read on PostgreSQL (plain statements, READ COMMITTED).
+//!
+//! Must not: write.
+
+use tokio_postgres::Row;
+
+use super::pool::Conn;
+use crate::store::{
+    EventView, MailboxRecord, MessageDetail, MessageId, Origin, QueueEntry, RecipientFacts, RecipientId,
+    RecipientState, RecipientView, ReportFacts, SentEntry, StoreError, Suppression, Transport,
+};
+use crate::time::Timestamp;
+
+fn state(s: &str) -> Result<RecipientState, StoreError> {
+    RecipientState::parse(s).ok_or_else(|| StoreError::Corrupt(format!("state {s}")))
+}
+
+fn origin(s: &str) -> Result<Origin, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(super) async fn load_body(c: &mut Conn, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError> {
+    let stmt = c.stmt("SELECT body FROM messages WHERE id = $1").await?;
+    Ok(match c.client.query_opt(&stmt, &[&id.0]).await? {
+        Some(r) => Some(r.try_get(0)?),
+        None => None,
+    })
+}
+
+const RECIPIENT_VIEWS: &str = "
+SELECT address, state, transport, attempts, notify, orcpt, last_status, last_detail, remote_mta
+FROM recipients WHERE message_id = $1 ORDER BY id";
+
+async fn recipient_views(c: &mut Conn, id: &str) -> Result<Vec<RecipientView>, StoreError> {
+    let stmt = c.stmt(RECIPIENT_VIEWS).await?;
+    let mut out = Vec::new();
+    for r in c.client.query(&stmt, &[&id]).await? {
+        out.push(RecipientView {
+            address: r.try_get(0)?,
+            state: state(r.try_get(1)?)?,
+            transport: match r.try_get::<_, &str>(2)? {
+                "local" => Transport::Local,
+                "feedback" => Transport::Feedback,
+                _ => Transport::Remote,
+            },
+            attempts: r.try_get::<_, i32>(3)? as u32,
+            notify: r.try_get(4)?,
+            orcpt: r.try_get(5)?,
+            last_status: r.try_get(6)?,
+            last_detail: r.try_get(7)?,
+            remote_mta: r.try_get(8)?,
+        });
+    }
+    Ok(out)
+}
+
+const QUEUE_LIST: &str = "
+SELECT id, reverse_path, size, received_at FROM messages m
+WHERE EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.state IN ('queued', 'deferred'))
+ORDER BY seq LIMIT $1";
+
+pub(super) async fn queue_list(c: &mut Conn, limit: usize) -> Result<Vec<QueueEntry>, StoreError> {
+    let stmt = c.stmt(QUEUE_LIST).await?;
+    let rows = c.client.query(&stmt, &[&(limit as i64)]).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let id: String = r.try_get(0)?;
+        let recipients = recipient_views(c, &id).await?;
+        out.push(QueueEntry {
+            id: MessageId(id),
+            reverse_path: r.try_get(1)?,
+            size: r.try_get::<_, i64>(2)? as u64,
+            received_at: Timestamp(r.try_get(3)?).iso8601(),
+            recipients,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) async fn message_detail(c: &mut Conn, id: &MessageId) -> Result<Option<MessageDetail>, StoreError> {
+    let stmt = c.stmt("SELECT reverse_path, size, received_at, envid, ret, origin FROM messages WHERE id = $1").await?;
+    let Some(row) = c.client.query_opt(&stmt, &[&id.0]).await? else {
+        return Ok(None);
+    };
+    let stmt = c
+        .stmt("SELECT at, kind, recipient, status, detail, remote FROM events WHERE message_id = $1 ORDER BY id")
+        .await?;
+    let mut events = Vec::new();
+    for r in c.client.query(&stmt, &[&id.0]).await? {
+        events.push(EventView {
+            at: Timestamp(r.try_get(0)?).iso8601(),
+            kind: r.try_get(1)?,
+            recipient: r.try_get(2)?,
+            status: r.try_get(3)?,
+            detail: r.try_get(4)?,
+            remote: r.try_get(5)?,
+        });
+    }
+    let entry = QueueEntry {
+        id: id.clone(),
+        reverse_path: row.try_get(0)?,
+        size: row.try_get::<_, i64>(1)? as u64,
+        received_at: Timestamp(row.try_get(2)?).iso8601(),
+        recipients: recipient_views(c, &id.0).await?,
+    };
+    Ok(Some(MessageDetail {
+        entry,
+        envid: row.try_get(3)?,
+        ret: row.try_get(4)?,
+        origin: origin(row.try_get(5)?)?,
+        events,
+    }))
+}
+
+pub(super) async fn mailbox(c: &mut Conn, address: &str) -> Result<Option<MailboxRecord>, StoreError> {
+    let stmt = c.stmt("SELECT address, password_hash, quota, used_bytes FROM mailboxes WHERE address = $1").await?;
+    let Some(r) = c.client.query_opt(&stmt, &[&address]).await? else {
+        return Ok(None);
+    };
+    Ok(Some(MailboxRecord {
+        address: r.try_get(0)?,
+        password_hash: r.try_get(1)?,
+        quota: r.try_get::<_, Option<i64>>(2)?.map(|q| q as u64),
+        used_bytes: r.try_get::<_, i64>(3)? as u64,
+    }))
+}
+
+const FACTS: &str = "
+SELECT id, address, orcpt, notify, state, attempts, last_status, last_detail, reply_code, remote_mta,
+       updated_at, final_reported, delay_reported
+FROM recipients WHERE message_id = $1 ORDER BY id";
+
+pub(super) async fn report_facts(c: &mut Conn, id: &MessageId) -> Result<Option<ReportFacts>, StoreError> {
+    let stmt = c.stmt("SELECT reverse_path, envid, ret, received_at, origin FROM messages WHERE id = $1").await?;
+    let Some(m) = c.client.query_opt(&stmt, &[&id.0]).await? else {
+        return Ok(None);
+    };
+    let stmt = c.stmt(FACTS).await?;
+    let mut recipients = Vec::new();
+    for r in c.client.query(&stmt, &[&id.0]).await? {
+        recipients.push(RecipientFacts {
+            id: RecipientId(r.try_get(0)?),
+            address: r.try_get(1)?,
+            orcpt: r.try_get(2)?,
+            notify: r.try_get(3)?,
+            state: state(r.try_get(4)?)?,
+            attempts: r.try_get::<_, i32>(5)? as u32,
+            status: r.try_get(6)?,
+            detail: r.try_get(7)?,
+            reply_code: r.try_get::<_, Option<i32>>(8)?.map(|c| c as u16),
+            remote_mta: r.try_get(9)?,
+            updated_at: Timestamp(r.try_get(10)?),
+            final_reported: r.try_get(11)?,
+            delay_reported: r.try_get(12)?,
+        });
+    }
+    Ok(Some(ReportFacts {
+        id: id.clone(),
+        reverse_path: m.try_get(0)?,
+        envid: m.try_get(1)?,
+        ret: m.try_get(2)?,
+        received_at: Timestamp(m.try_get(3)?),
+        origin_via: origin(m.try_get(4)?)?.via,
+        recipients,
+    }))
+}
+
+fn suppression_row(r: &Row) -> Result<Suppression, StoreError> {
+    Ok(Suppression {
+        address: r.try_get(0)?,
+        reason: r.try_get(1)?,
+        status: r.try_get(2)?,
+        detail: r.try_get(3)?,
+        message_id: r.try_get(4)?,
+        created_at: Timestamp(r.try_get(5)?).iso8601(),
+    })
+}
+
+pub(super) async fn suppression(c: &mut Conn, address: &str) -> Result<Option<Suppression>, StoreError> {
+    let stmt = c
+        .stmt("SELECT address, reason, status, detail, message_id, created_at FROM suppressions WHERE address = $1")
+        .await?;
+    c.client.query_opt(&stmt, &[&address]).await?.as_ref().map(suppression_row).transpose()
+}
+
+pub(super) async fn suppressions(c: &mut Conn, limit: usize) -> Result<Vec<Suppression>, StoreError> {
+    let stmt = c
+        .stmt(
+            "SELECT address, reason, status, detail, message_id, created_at FROM suppressions
+             ORDER BY created_at DESC LIMIT $1",
+        )
+        .await?;
+    c.client.query(&stmt, &[&(limit as i64)]).await?.iter().map(suppression_row).collect()
+}
+
+pub(super) async fn sent_log(c: &mut Conn, header_id: &str) -> Result<Vec<SentEntry>, StoreError> {
+    let stmt = c
+        .stmt(
+            "SELECT queue_id, recipient, sent_at FROM sent_log WHERE header_id = $1
+             ORDER BY sent_at, recipient LIMIT 1000",
+        )
+        .await?;
+    let mut out = Vec::new();
+    for r in c.client.query(&stmt, &[&header_id]).await? {
+        out.push(SentEntry {
+            queue_id: MessageId(r.try_get(0)?),
+            recipient: r.try_get(1)?,
+            sent_at: Timestamp(r.try_get(2)?),
+        });
+    }
+    Ok(out)
+}
