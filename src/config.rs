@@ -443,8 +443,12 @@ impl RawConfig {
         let data_dir = self.data_dir.unwrap_or_else(|| PathBuf::from("./mailerd-data"));
         let store_url = match self.store.url {
             Some(url) if url.starts_with("sqlite://") => url,
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => url,
             Some(url) => {
-                return Err(invalid("store.url", format!("`{url}`: only sqlite:// is supported by this build")));
+                return Err(invalid(
+                    "store.url",
+                    format!("`{url}`: use sqlite://PATH or postgres://USER@HOST/DATABASE"),
+                ));
             }
             None => format!("sqlite://{}", data_dir.join("mailerd.db").display()),
         };
@@ -626,7 +630,7 @@ impl RawConfig {
 }
 
 impl Config {
-    /// The SQLite path of `store.url`.
+    /// The SQLite path of `store.url` (meaningless for a PostgreSQL URL: see `store::open`).
     pub fn sqlite_path(&self) -> PathBuf {
         PathBuf::from(self.store_url.trim_start_matches("sqlite://"))
     }

@@ -22,7 +22,6 @@ use crate::outbound::Outbound;
 use crate::queue::return_path::Signer;
 use crate::queue::scheduler::Scheduler;
 use crate::store::Store;
-use crate::store::sqlite::SqliteStore;
 
 pub struct Listeners {
     pub smtp: Option<TcpListener>,
@@ -75,12 +74,12 @@ pub async fn start(config: Config) -> Result<Handle> {
     let smtp = listeners.smtp.as_ref().and_then(|l| l.local_addr().ok());
     let submission = listeners.submission.as_ref().and_then(|l| l.local_addr().ok());
     let (stop, stopped) = watch::channel(false);
-    let ready = prepare(config)?;
+    let ready = prepare(config).await?;
     let task = tokio::spawn(run(ready, listeners, stopped));
     Ok(Handle { smtp, submission, stop, task })
 }
 
-/// What `run` needs, built synchronously so that start-up errors surface before binding tasks.
+/// What `run` needs, built before the daemon task so that start-up errors surface at once.
 pub struct Prepared {
     config: Config,
     store: Arc<dyn Store>,
@@ -113,13 +112,34 @@ pub fn load_secret(config: &Config) -> Result<Vec<u8>> {
     Ok(hex.into_bytes())
 }
 
-pub fn prepare(config: Config) -> Result<Prepared> {
+/// The store for error messages: the SQLite path, or PostgreSQL's host and database (never
+/// the URL, which may hold a password).
+pub fn store_name(config: &Config) -> String {
+    if crate::store::is_postgres_url(&config.store_url) {
+        match config.store_url.parse::<tokio_postgres::Config>() {
+            Ok(c) => {
+                let hosts: Vec<String> = c
+                    .get_hosts()
+                    .iter()
+                    .map(|h| match h {
+                        tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                        tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+                    })
+                    .collect();
+                format!("PostgreSQL database `{}` on {}", c.get_dbname().unwrap_or_default(), hosts.join(","))
+            }
+            Err(_) => "PostgreSQL (store.url does not parse)".into(),
+        }
+    } else {
+        config.sqlite_path().display().to_string()
+    }
+}
+
+pub async fn prepare(config: Config) -> Result<Prepared> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
-    let db = config.sqlite_path();
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&db).with_context(|| format!("opening store {}", db.display()))?);
+    let store = crate::store::open(&config).await.with_context(|| format!("opening store {}", store_name(&config)))?;
     let tls = inbound::tls::acceptor(&config).context("setting up TLS")?;
     let signer = Arc::new(Signer { secret: load_secret(&config)?, domain: config.bounce.return_path_domain.clone() });
     let dkim = match &config.dkim {

@@ -21,7 +21,7 @@ fn read_input(file: &str) -> std::io::Result<Vec<u8>> {
 }
 
 pub async fn verify(config: &crate::config::Config, files: &[String], json: bool, no_dns: bool) -> Result<i32> {
-    let store = super::open_store(config)?;
+    let store = super::open_store(config).await?;
     let signer = crate::queue::return_path::Signer {
         secret: crate::daemon::load_secret(config)?,
         domain: config.bounce.return_path_domain.clone(),
@@ -38,7 +38,7 @@ pub async fn verify(config: &crate::config::Config, files: &[String], json: bool
                 continue;
             }
         };
-        let v = verifier.verify(&store, &raw, &Default::default()).await?;
+        let v = verifier.verify(store.as_ref(), &raw, &Default::default()).await?;
         if v.verdict == crate::feedback::verify::Verdict::Forged && code == 0 {
             code = 1;
         }

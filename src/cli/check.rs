@@ -16,7 +16,6 @@ use crate::checklist::probe::{self, ProbeOptions};
 use crate::checklist::resolver::Resolver;
 use crate::checklist::{CheckReport, Status, message};
 use crate::config::Config;
-use crate::store::Store;
 
 pub async fn address(config: &Config, inputs: &[String], no_dns: bool, probe_mx: bool, json: bool) -> Result<i32> {
     let dns = if no_dns {
@@ -25,7 +24,11 @@ pub async fn address(config: &Config, inputs: &[String], no_dns: bool, probe_mx:
         Some(crate::dns::Dns::new(&config.dns_nameservers).map_err(|e| anyhow::anyhow!("DNS: {e}"))?)
     };
     // The suppression list is consulted when the store exists; checking never creates one.
-    let store = if config.sqlite_path().exists() { Some(super::open_store(config)?) } else { None };
+    let store = if crate::store::is_postgres_url(&config.store_url) || config.sqlite_path().exists() {
+        Some(super::open_store(config).await?)
+    } else {
+        None
+    };
     let probe_opts = ProbeOptions {
         helo: config.outbound.helo.clone(),
         port: config.outbound.mx_port,
@@ -34,8 +37,7 @@ pub async fn address(config: &Config, inputs: &[String], no_dns: bool, probe_mx:
     let options = Options::default();
     let mut reports = Vec::new();
     for input in inputs {
-        let (mut report, parsed) =
-            address::check_full(input, &options, dns.as_ref(), store.as_ref().map(|s| s as &dyn Store)).await;
+        let (mut report, parsed) = address::check_full(input, &options, dns.as_ref(), store.as_deref()).await;
         if let (true, Some(dns), Some(p)) = (probe_mx, dns.as_ref(), parsed.as_ref()) {
             report.push(probe::probe(p, dns, &probe_opts).await);
         }

@@ -217,8 +217,7 @@ pub fn run(cli: Cli) -> Result<i32> {
 }
 
 /// Opens the store of `config` for a command-line tool (works beside a running daemon).
-fn open_store(config: &Config) -> Result<crate::store::sqlite::SqliteStore> {
+async fn open_store(config: &Config) -> Result<std::sync::Arc<dyn crate::store::Store>> {
     use anyhow::Context as _;
-    let path = config.sqlite_path();
-    crate::store::sqlite::SqliteStore::open(&path).with_context(|| format!("opening store {}", path.display()))
+    crate::store::open(config).await.with_context(|| format!("opening store {}", crate::daemon::store_name(config)))
 }

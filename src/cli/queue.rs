@@ -6,10 +6,10 @@
 use anyhow::Result;
 
 use crate::config::Config;
-use crate::store::{MessageId, Store};
+use crate::store::MessageId;
 
 pub async fn list(config: &Config, json: bool, limit: usize) -> Result<i32> {
-    let store = super::open_store(config)?;
+    let store = super::open_store(config).await?;
     let entries = store.queue_list(limit).await?;
     for e in &entries {
         if json {
@@ -30,7 +30,7 @@ pub async fn list(config: &Config, json: bool, limit: usize) -> Result<i32> {
 }
 
 pub async fn show(config: &Config, id: &str, json: bool) -> Result<i32> {
-    let store = super::open_store(config)?;
+    let store = super::open_store(config).await?;
     let Some(d) = store.message_detail(&MessageId(id.to_string())).await? else {
         anyhow::bail!("no message {id}");
     };
@@ -62,14 +62,14 @@ pub async fn show(config: &Config, id: &str, json: bool) -> Result<i32> {
 }
 
 pub async fn retry(config: &Config, id: &str) -> Result<i32> {
-    let store = super::open_store(config)?;
+    let store = super::open_store(config).await?;
     let n = store.retry_now(&MessageId(id.to_string())).await?;
     println!("{id}: {n} recipient(s) due now");
     Ok(if n > 0 { 0 } else { 1 })
 }
 
 pub async fn delete(config: &Config, id: &str) -> Result<i32> {
-    let store = super::open_store(config)?;
+    let store = super::open_store(config).await?;
     if store.delete_message(&MessageId(id.to_string())).await? {
         println!("{id}: deleted");
         Ok(0)

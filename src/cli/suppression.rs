@@ -6,14 +6,14 @@ use anyhow::Result;
 
 use crate::config::Config;
 use crate::smtp::address::Mailbox;
-use crate::store::{Store, Suppression};
+use crate::store::Suppression;
 
 fn key(address: &str) -> Result<String> {
     Ok(Mailbox::parse(address).map_err(|e| anyhow::anyhow!("`{address}` is not an address: {e}"))?.key())
 }
 
 pub async fn list(config: &Config, json: bool) -> Result<i32> {
-    let store = super::open_store(config)?;
+    let store = super::open_store(config).await?;
     let entries = store.suppressions(100_000).await?;
     for e in &entries {
         if json {
@@ -29,7 +29,7 @@ pub async fn list(config: &Config, json: bool) -> Result<i32> {
 }
 
 pub async fn add(config: &Config, address: &str) -> Result<i32> {
-    let store = super::open_store(config)?;
+    let store = super::open_store(config).await?;
     let address = key(address)?;
     let entry = Suppression {
         address: address.clone(),
@@ -45,7 +45,7 @@ pub async fn add(config: &Config, address: &str) -> Result<i32> {
 }
 
 pub async fn remove(config: &Config, address: &str) -> Result<i32> {
-    let store = super::open_store(config)?;
+    let store = super::open_store(config).await?;
     let address = key(address)?;
     if store.unsuppress(&address).await? {
         println!("{address}: removed from the suppression list");

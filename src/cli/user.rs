@@ -10,7 +10,6 @@ use anyhow::{Context as _, Result, bail};
 use crate::config::Config;
 use crate::inbound::auth::hash_password;
 use crate::smtp::address::Mailbox;
-use crate::store::Store;
 
 pub async fn add(config: &Config, address: &str, quota: Option<u64>) -> Result<i32> {
     let mailbox = Mailbox::parse(address).map_err(|e| anyhow::anyhow!("`{address}` is not an address: {e}"))?;
@@ -21,7 +20,7 @@ pub async fn add(config: &Config, address: &str, quota: Option<u64>) -> Result<i
         bail!("no password on standard input");
     }
     let hash = hash_password(password).map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
-    let store = super::open_store(config)?;
+    let store = super::open_store(config).await?;
     store.upsert_mailbox(&mailbox.key(), Some(hash), quota).await?;
     let kind = if config.is_local_domain(mailbox.domain()) {
         "login and mailbox"
