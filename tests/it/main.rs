@@ -20,5 +20,6 @@ mod relay_tricks;
 mod replies;
 mod shutdown;
 mod starttls_auth;
+mod store_conformance;
 mod submission_checks;
 mod swaks;

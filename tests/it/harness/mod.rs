@@ -4,6 +4,7 @@
 pub mod daemon;
 pub mod dns;
 pub mod postfix;
+pub mod postgres;
 pub mod smtp;
 
 pub use daemon::TestDaemon;

@@ -1,0 +1,683 @@
+//! One conformance suite for every `Store` backend: each case below runs against SQLite (a
+//! temporary file) and against PostgreSQL (a fresh schema per case, when
+//! MAILERD_TEST_POSTGRES_URL is set; otherwise a SKIP line), so both give the same answers.
+//! Plus one end-to-end run of the daemon on PostgreSQL: SMTP in, Maildir out.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailerd::store::postgres::PgStore;
+use mailerd::store::sqlite::SqliteStore;
+use mailerd::store::{
+    Attempt, Feedback, MessageId, NewMessage, NewRecipient, Origin, RecipientId, RecipientState, ReportMark, Store,
+    StoreError, Suppression, Transport,
+};
+use mailerd::time::Timestamp;
+
+use crate::harness::postgres::{TestSchema, url_or_skip};
+use crate::harness::{Client, TestDaemon};
+
+/// A store under test and what keeps it alive (its directory or its schema).
+struct Backend {
+    store: Arc<dyn Store>,
+    _dir: Option<tempfile::TempDir>,
+    _schema: Option<TestSchema>,
+}
+
+fn sqlite() -> Backend {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("mailerd.db")).expect("open SQLite");
+    Backend { store: Arc::new(store), _dir: Some(dir), _schema: None }
+}
+
+async fn postgres(test: &str) -> Option<Backend> {
+    let admin = url_or_skip(&format!("store_conformance::{test}"))?;
+    let schema = TestSchema::create(&admin, test).await;
+    let store = PgStore::connect(&schema.url).await.expect("open PostgreSQL store");
+    Some(Backend { store: Arc::new(store), _dir: None, _schema: Some(schema) })
+}
+
+/// Generates `sqlite::NAME` and `postgres::NAME` for every case `NAME(store)`.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let b = super::sqlite();
+                    super::$name(b.store.clone()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(b) = super::postgres(stringify!($name)).await else { return };
+                    super::$name(b.store.clone()).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    insert_is_read_back,
+    insert_with_a_taken_id_stores_nothing,
+    claim_takes_due_recipients_of_one_transport,
+    a_lease_hides_the_recipient_until_it_expires,
+    claim_honours_limit_and_time_order,
+    two_owners_never_get_the_same_recipient,
+    only_the_lease_owner_records_an_outcome,
+    deferred_recipients_come_due_at_their_time,
+    mailbox_quota_is_accounted,
+    report_marks_are_taken_exactly_once,
+    concurrent_reports_on_one_recipient_store_one,
+    suppression_add_list_remove,
+    feedback_turns_delivered_into_bounced,
+    sent_log_remembers_remote_recipients,
+    notes_become_check_events,
+    delete_removes_message_but_keeps_sent_log,
+    retry_now_makes_deferred_due,
+    release_body_only_when_all_final,
+);
+
+fn origin() -> Origin {
+    Origin {
+        via: "smtp".into(),
+        client_ip: "192.0.2.1".into(),
+        helo: "client.test".into(),
+        // auth_user None, tls false, and whatever else an origin may carry: the defaults.
+        ..Default::default()
+    }
+}
+
+fn rcpt(address: &str, transport: Transport) -> NewRecipient {
+    NewRecipient {
+        address: address.into(),
+        orcpt: None,
+        notify: None,
+        transport,
+        mailbox: (transport == Transport::Local).then(|| address.into()),
+    }
+}
+
+fn message(id: &str, at: i64, recipients: Vec<NewRecipient>) -> NewMessage {
+    NewMessage {
+        id: MessageId(id.into()),
+        reverse_path: "sender@example.com".into(),
+        envid: None,
+        ret: None,
+        received_at: Timestamp(at),
+        origin: origin(),
+        body: format!("Message-ID: <{id}@example.com>\r\nSubject: t\r\n\r\nbody of {id}\r\n").into_bytes(),
+        header_message_id: None,
+        recipients,
+        reports: Vec::new(),
+        notes: Vec::new(),
+    }
+}
+
+fn attempt(recipient: RecipientId, message: &str, state: RecipientState) -> Attempt {
+    Attempt {
+        recipient,
+        message: MessageId(message.into()),
+        state,
+        status: match state {
+            RecipientState::Delivered => "2.0.0",
+            RecipientState::Deferred => "4.4.1",
+            _ => "5.1.1",
+        }
+        .into(),
+        detail: format!("{} by test", state.as_str()),
+        reply_code: Some(match state {
+            RecipientState::Delivered => 250,
+            RecipientState::Deferred => 451,
+            _ => 550,
+        }),
+        remote: Some("mx.example.net[192.0.2.9]:25".into()),
+        next_attempt_at: None,
+        mailbox_bytes: None,
+        event: None,
+    }
+}
+
+const T0: i64 = 1_700_000_000_000;
+const LEASE: Duration = Duration::from_secs(600);
+
+async fn claim(s: &dyn Store, t: Transport, now: i64, limit: usize, owner: &str) -> Vec<mailerd::store::Claim> {
+    let mut c = s.claim_due(t, Timestamp(now), limit, LEASE, owner).await.expect("claim");
+    // Which of several equally due recipients comes first is not part of the contract.
+    c.sort_by_key(|c| c.recipient.0);
+    c
+}
+
+async fn states(s: &dyn Store, id: &str) -> Vec<(String, RecipientState, u32)> {
+    let d = s.message_detail(&MessageId(id.into())).await.expect("detail").expect("message exists");
+    d.entry.recipients.into_iter().map(|r| (r.address, r.state, r.attempts)).collect()
+}
+
+// --- the cases ---
+
+async fn insert_is_read_back(s: Arc<dyn Store>) {
+    let mut m =
+        message("M1", T0, vec![rcpt("bob@local.test", Transport::Local), rcpt("Alice@Example.NET", Transport::Remote)]);
+    m.envid = Some("env-1".into());
+    m.ret = Some("hdrs".into());
+    m.recipients[1].notify = Some("FAILURE,DELAY".into());
+    m.recipients[1].orcpt = Some("rfc822;Alice@Example.NET".into());
+    let body = m.body.clone();
+    s.insert_message(m).await.expect("insert");
+
+    assert_eq!(s.load_body(&MessageId("M1".into())).await.unwrap(), Some(body.clone()));
+    assert_eq!(s.load_body(&MessageId("nope".into())).await.unwrap(), None);
+    let d = s.message_detail(&MessageId("M1".into())).await.unwrap().expect("detail");
+    assert_eq!(d.envid.as_deref(), Some("env-1"));
+    assert_eq!(d.ret.as_deref(), Some("hdrs"));
+    assert_eq!(d.origin, origin());
+    assert_eq!(d.entry.size, body.len() as u64);
+    assert_eq!(d.entry.reverse_path, "sender@example.com");
+    assert_eq!(d.entry.received_at, Timestamp(T0).iso8601());
+    let r: Vec<_> = d.entry.recipients.iter().map(|r| (r.address.as_str(), r.transport, r.state)).collect();
+    assert_eq!(
+        r,
+        [
+            ("bob@local.test", Transport::Local, RecipientState::Queued),
+            ("Alice@Example.NET", Transport::Remote, RecipientState::Queued)
+        ]
+    );
+    assert_eq!(d.entry.recipients[1].notify.as_deref(), Some("FAILURE,DELAY"));
+    assert_eq!(d.entry.recipients[1].orcpt.as_deref(), Some("rfc822;Alice@Example.NET"));
+    let kinds: Vec<_> = d.events.iter().map(|e| (e.kind.as_str(), e.recipient.as_deref())).collect();
+    assert_eq!(kinds, [("queued", Some("bob@local.test")), ("queued", Some("Alice@Example.NET"))]);
+    assert_eq!(d.events[0].detail.as_deref(), Some("from 192.0.2.1 via smtp"));
+
+    let q = s.queue_list(10).await.unwrap();
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].id.0, "M1");
+    let f = s.report_facts(&MessageId("M1".into())).await.unwrap().expect("facts");
+    assert_eq!(f.origin_via, "smtp");
+    assert_eq!(f.envid.as_deref(), Some("env-1"));
+    assert_eq!(f.received_at, Timestamp(T0));
+    assert_eq!(f.recipients.len(), 2);
+    assert!(f.recipients.iter().all(|r| r.attempts == 0 && !r.final_reported && !r.delay_reported));
+    assert!(s.report_facts(&MessageId("nope".into())).await.unwrap().is_none());
+}
+
+async fn insert_with_a_taken_id_stores_nothing(s: Arc<dyn Store>) {
+    s.insert_message(message("DUP", T0, vec![rcpt("a@local.test", Transport::Local)])).await.expect("first");
+    let again = message("DUP", T0, vec![rcpt("b@local.test", Transport::Local), rcpt("c@x.test", Transport::Remote)]);
+    assert!(s.insert_message(again).await.is_err(), "a second message with the same id is refused");
+    assert_eq!(states(&*s, "DUP").await, [("a@local.test".to_string(), RecipientState::Queued, 0)]);
+    // The store is still usable after the failed insert.
+    s.insert_message(message("DUP2", T0, vec![rcpt("d@local.test", Transport::Local)])).await.expect("next");
+}
+
+async fn claim_takes_due_recipients_of_one_transport(s: Arc<dyn Store>) {
+    let mut m = message("C1", T0, vec![rcpt("bob@local.test", Transport::Local), rcpt("al@ex.net", Transport::Remote)]);
+    m.recipients[1].notify = Some("NEVER".into());
+    let size = m.body.len() as u64;
+    s.insert_message(m).await.unwrap();
+    // Not due before it was received.
+    assert!(claim(&*s, Transport::Local, T0 - 1, 10, "n1").await.is_empty());
+    let local = claim(&*s, Transport::Local, T0, 10, "n1").await;
+    assert_eq!(local.len(), 1);
+    assert_eq!(local[0].address, "bob@local.test");
+    assert_eq!(local[0].mailbox.as_deref(), Some("bob@local.test"));
+    assert_eq!(local[0].message.0, "C1");
+    assert_eq!(local[0].size, size);
+    assert_eq!(local[0].received_at, Timestamp(T0));
+    assert_eq!(local[0].reverse_path, "sender@example.com");
+    assert_eq!(local[0].attempts, 0);
+    let remote = claim(&*s, Transport::Remote, T0, 10, "n1").await;
+    assert_eq!(remote.len(), 1);
+    assert_eq!(remote[0].address, "al@ex.net");
+    assert_eq!(remote[0].notify.as_deref(), Some("NEVER"));
+    assert!(claim(&*s, Transport::Feedback, T0, 10, "n1").await.is_empty());
+}
+
+async fn a_lease_hides_the_recipient_until_it_expires(s: Arc<dyn Store>) {
+    s.insert_message(message("L1", T0, vec![rcpt("bob@local.test", Transport::Local)])).await.unwrap();
+    let first = claim(&*s, Transport::Local, T0, 10, "dead-node").await;
+    assert_eq!(first.len(), 1);
+    // Leased: nobody else gets it while the lease runs.
+    assert!(claim(&*s, Transport::Local, T0 + 1000, 10, "n2").await.is_empty());
+    let end = T0 + LEASE.as_millis() as i64;
+    assert!(claim(&*s, Transport::Local, end - 1, 10, "n2").await.is_empty());
+    // The owner died: at the lease's end the recipient is due again, for anyone.
+    let again = claim(&*s, Transport::Local, end, 10, "n2").await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].recipient, first[0].recipient);
+    // Still queued (a claim is not an attempt) and still in the queue list.
+    assert_eq!(states(&*s, "L1").await, [("bob@local.test".to_string(), RecipientState::Queued, 0)]);
+    assert_eq!(s.queue_list(10).await.unwrap().len(), 1);
+}
+
+async fn claim_honours_limit_and_time_order(s: Arc<dyn Store>) {
+    // Received newest first; claims come oldest first.
+    for i in 0..5 {
+        let id = format!("O{i}");
+        s.insert_message(message(&id, T0 + 100 * (5 - i), vec![rcpt(&format!("r{i}@x.test"), Transport::Remote)]))
+            .await
+            .unwrap();
+    }
+    let now = T0 + 10_000;
+    let a = claim(&*s, Transport::Remote, now, 2, "n1").await;
+    let mut ids: Vec<_> = a.iter().map(|c| c.message.0.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["O3", "O4"], "the two longest due");
+    let b = claim(&*s, Transport::Remote, now, 10, "n1").await;
+    let mut ids: Vec<_> = b.iter().map(|c| c.message.0.clone()).collect();
+    ids.sort();
+    assert_eq!(ids, ["O0", "O1", "O2"]);
+    assert!(claim(&*s, Transport::Remote, now, 10, "n1").await.is_empty());
+}
+
+async fn two_owners_never_get_the_same_recipient(s: Arc<dyn Store>) {
+    const MESSAGES: usize = 60;
+    const PER: usize = 5;
+    for i in 0..MESSAGES {
+        let rcpts = (0..PER).map(|j| rcpt(&format!("u{j}@d{i}.test"), Transport::Remote)).collect();
+        s.insert_message(message(&format!("P{i:03}"), T0 + i as i64, rcpts)).await.unwrap();
+    }
+    let mut workers = Vec::new();
+    for w in 0..6 {
+        let s = s.clone();
+        workers.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let c = claim(&*s, Transport::Remote, T0 + 1_000_000, 7, &format!("node{w}")).await;
+                if c.is_empty() {
+                    break;
+                }
+                got.extend(c.into_iter().map(|c| c.recipient.0));
+                tokio::task::yield_now().await;
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await.unwrap());
+    }
+    let distinct: HashSet<_> = all.iter().copied().collect();
+    assert_eq!(distinct.len(), all.len(), "a recipient was claimed twice");
+    assert_eq!(all.len(), MESSAGES * PER, "every recipient was claimed once");
+}
+
+async fn only_the_lease_owner_records_an_outcome(s: Arc<dyn Store>) {
+    s.insert_message(message("R1", T0, vec![rcpt("al@ex.net", Transport::Remote)])).await.unwrap();
+    let a = claim(&*s, Transport::Remote, T0, 10, "node-a").await;
+    let rid = a[0].recipient;
+    let expired = T0 + LEASE.as_millis() as i64;
+    let b = claim(&*s, Transport::Remote, expired, 10, "node-b").await;
+    assert_eq!(b[0].recipient, rid);
+    // node-a comes back late: its outcome is dropped, node-b's stands.
+    s.record_attempts("node-a", vec![attempt(rid, "R1", RecipientState::Bounced)]).await.unwrap();
+    assert_eq!(states(&*s, "R1").await, [("al@ex.net".to_string(), RecipientState::Queued, 0)]);
+    s.record_attempts("node-b", vec![attempt(rid, "R1", RecipientState::Delivered)]).await.unwrap();
+    assert_eq!(states(&*s, "R1").await, [("al@ex.net".to_string(), RecipientState::Delivered, 1)]);
+    // Recording again (the lease is gone) changes nothing.
+    s.record_attempts("node-b", vec![attempt(rid, "R1", RecipientState::Bounced)]).await.unwrap();
+    let d = s.message_detail(&MessageId("R1".into())).await.unwrap().unwrap();
+    assert_eq!(d.entry.recipients[0].state, RecipientState::Delivered);
+    assert_eq!(d.entry.recipients[0].last_status.as_deref(), Some("2.0.0"));
+    assert_eq!(d.entry.recipients[0].remote_mta.as_deref(), Some("mx.example.net[192.0.2.9]:25"));
+    let kinds: Vec<_> = d.events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["queued", "delivered"]);
+    assert_eq!(d.events[1].remote.as_deref(), Some("mx.example.net[192.0.2.9]:25"));
+    // Final recipients are never claimed again, and leave the queue list.
+    assert!(claim(&*s, Transport::Remote, expired * 2, 10, "node-c").await.is_empty());
+    assert!(s.queue_list(10).await.unwrap().is_empty());
+    let f = s.report_facts(&MessageId("R1".into())).await.unwrap().unwrap();
+    assert_eq!(f.recipients[0].reply_code, Some(250));
+    assert_eq!(f.recipients[0].attempts, 1);
+    // An attempt with its own event name (e.g. a dropped forged bounce).
+    s.insert_message(message("R2", T0, vec![rcpt("x@ex.net", Transport::Remote)])).await.unwrap();
+    let c = claim(&*s, Transport::Remote, T0, 10, "node-a").await;
+    let mut at = attempt(c[0].recipient, "R2", RecipientState::Delivered);
+    at.event = Some("forged_bounce");
+    s.record_attempts("node-a", vec![at]).await.unwrap();
+    let d = s.message_detail(&MessageId("R2".into())).await.unwrap().unwrap();
+    assert_eq!(d.events.last().map(|e| e.kind.as_str()), Some("forged_bounce"));
+}
+
+async fn deferred_recipients_come_due_at_their_time(s: Arc<dyn Store>) {
+    s.insert_message(message(
+        "D1",
+        T0,
+        vec![rcpt("al@ex.net", Transport::Remote), rcpt("b@ex.net", Transport::Remote)],
+    ))
+    .await
+    .unwrap();
+    let c = claim(&*s, Transport::Remote, T0, 10, "n1").await;
+    assert_eq!(c.len(), 2);
+    let later = T0 + 3_600_000;
+    let mut deferred = attempt(c[0].recipient, "D1", RecipientState::Deferred);
+    deferred.next_attempt_at = Some(Timestamp(later));
+    let bounced = attempt(c[1].recipient, "D1", RecipientState::Bounced);
+    s.record_attempts("n1", vec![deferred, bounced]).await.unwrap();
+    let st = states(&*s, "D1").await;
+    assert_eq!(st[0], ("al@ex.net".to_string(), RecipientState::Deferred, 1));
+    assert_eq!(st[1], ("b@ex.net".to_string(), RecipientState::Bounced, 1));
+    assert!(claim(&*s, Transport::Remote, later - 1, 10, "n1").await.is_empty());
+    let again = claim(&*s, Transport::Remote, later, 10, "n2").await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].recipient, c[0].recipient);
+    assert_eq!(again[0].attempts, 1);
+    let q = s.queue_list(10).await.unwrap();
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].recipients[0].last_status.as_deref(), Some("4.4.1"));
+}
+
+async fn mailbox_quota_is_accounted(s: Arc<dyn Store>) {
+    assert!(s.mailbox("bob@local.test").await.unwrap().is_none());
+    s.upsert_mailbox("bob@local.test", Some("hash-1".into()), Some(10_000)).await.unwrap();
+    let m = s.mailbox("bob@local.test").await.unwrap().expect("mailbox");
+    assert_eq!((m.password_hash.as_deref(), m.quota, m.used_bytes), (Some("hash-1"), Some(10_000), 0));
+    // None keeps what is there.
+    s.upsert_mailbox("bob@local.test", None, None).await.unwrap();
+    let m = s.mailbox("bob@local.test").await.unwrap().unwrap();
+    assert_eq!((m.password_hash.as_deref(), m.quota), (Some("hash-1"), Some(10_000)));
+    s.upsert_mailbox("bob@local.test", Some("hash-2".into()), None).await.unwrap();
+    assert_eq!(s.mailbox("bob@local.test").await.unwrap().unwrap().password_hash.as_deref(), Some("hash-2"));
+
+    s.insert_message(message(
+        "Q1",
+        T0,
+        vec![rcpt("bob@local.test", Transport::Local), rcpt("carol@local.test", Transport::Local)],
+    ))
+    .await
+    .unwrap();
+    let c = claim(&*s, Transport::Local, T0, 10, "n1").await;
+    let mut a = attempt(c[0].recipient, "Q1", RecipientState::Delivered);
+    a.mailbox_bytes = Some(("bob@local.test".into(), 1234));
+    let mut b = attempt(c[1].recipient, "Q1", RecipientState::Delivered);
+    b.mailbox_bytes = Some(("carol@local.test".into(), 99));
+    s.record_attempts("n1", vec![a, b]).await.unwrap();
+    assert_eq!(s.mailbox("bob@local.test").await.unwrap().unwrap().used_bytes, 1234);
+    // A mailbox without a login gets an account row for its usage.
+    let carol = s.mailbox("carol@local.test").await.unwrap().expect("usage row");
+    assert_eq!((carol.used_bytes, carol.password_hash, carol.quota), (99, None, None));
+    // A stale recorder adds nothing.
+    let mut stale = attempt(c[0].recipient, "Q1", RecipientState::Delivered);
+    stale.mailbox_bytes = Some(("bob@local.test".into(), 1000));
+    s.record_attempts("n1", vec![stale]).await.unwrap();
+    assert_eq!(s.mailbox("bob@local.test").await.unwrap().unwrap().used_bytes, 1234);
+}
+
+fn dsn(id: &str, reports: Vec<(RecipientId, ReportMark)>) -> NewMessage {
+    let mut m = message(id, T0 + 5000, vec![rcpt("sender@example.com", Transport::Remote)]);
+    m.reverse_path = String::new();
+    m.origin.via = "dsn".into();
+    m.reports = reports;
+    m
+}
+
+async fn report_marks_are_taken_exactly_once(s: Arc<dyn Store>) {
+    s.insert_message(message("O1", T0, vec![rcpt("a@ex.net", Transport::Remote), rcpt("b@ex.net", Transport::Remote)]))
+        .await
+        .unwrap();
+    let f = s.report_facts(&MessageId("O1".into())).await.unwrap().unwrap();
+    let (a, b) = (f.recipients[0].id, f.recipients[1].id);
+    s.insert_message(dsn("DSN1", vec![(a, ReportMark::Delay)])).await.expect("delay report");
+    s.insert_message(dsn("DSN2", vec![(a, ReportMark::Final), (b, ReportMark::Final)])).await.expect("final");
+    let f = s.report_facts(&MessageId("O1".into())).await.unwrap().unwrap();
+    assert!(f.recipients[0].final_reported && f.recipients[0].delay_reported);
+    assert!(f.recipients[1].final_reported && !f.recipients[1].delay_reported);
+    // Any recipient already reported: the whole DSN is refused and nothing of it stored.
+    let e = s.insert_message(dsn("DSN3", vec![(b, ReportMark::Delay), (a, ReportMark::Final)])).await;
+    assert!(matches!(e, Err(StoreError::AlreadyReported)), "{e:?}");
+    assert!(s.message_detail(&MessageId("DSN3".into())).await.unwrap().is_none());
+    let f = s.report_facts(&MessageId("O1".into())).await.unwrap().unwrap();
+    assert!(!f.recipients[1].delay_reported, "the refused DSN's marks were rolled back");
+    assert!(matches!(
+        s.insert_message(dsn("DSN4", vec![(a, ReportMark::Delay)])).await,
+        Err(StoreError::AlreadyReported)
+    ));
+    s.insert_message(dsn("DSN5", vec![(b, ReportMark::Delay)])).await.expect("b's delay mark is still free");
+}
+
+async fn concurrent_reports_on_one_recipient_store_one(s: Arc<dyn Store>) {
+    s.insert_message(message("O2", T0, vec![rcpt("a@ex.net", Transport::Remote)])).await.unwrap();
+    let f = s.report_facts(&MessageId("O2".into())).await.unwrap().unwrap();
+    let rid = f.recipients[0].id;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.insert_message(dsn(&format!("CD{i}"), vec![(rid, ReportMark::Final)])).await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(StoreError::AlreadyReported) => {}
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!(ok, 1, "exactly one report is stored");
+}
+
+async fn suppression_add_list_remove(s: Arc<dyn Store>) {
+    let entry = |address: &str, reason: &str| Suppression {
+        address: address.into(),
+        reason: reason.into(),
+        status: Some("5.1.1".into()),
+        detail: Some("550 5.1.1 user unknown".into()),
+        message_id: Some("M9".into()),
+        created_at: String::new(),
+    };
+    assert!(s.suppression("a@ex.net").await.unwrap().is_none());
+    s.suppress(entry("a@ex.net", "userunknown")).await.unwrap();
+    s.suppress(entry("b@ex.net", "hostunknown")).await.unwrap();
+    let a = s.suppression("a@ex.net").await.unwrap().expect("suppressed");
+    assert_eq!(
+        (a.reason.as_str(), a.status.as_deref(), a.message_id.as_deref()),
+        ("userunknown", Some("5.1.1"), Some("M9"))
+    );
+    assert!(a.created_at.ends_with('Z'));
+    // Refresh: same address, new reason; still one entry.
+    s.suppress(entry("a@ex.net", "hasmoved")).await.unwrap();
+    assert_eq!(s.suppression("a@ex.net").await.unwrap().unwrap().reason, "hasmoved");
+    let mut all: Vec<_> = s.suppressions(100).await.unwrap().into_iter().map(|e| e.address).collect();
+    all.sort();
+    assert_eq!(all, ["a@ex.net", "b@ex.net"]);
+    assert_eq!(s.suppressions(1).await.unwrap().len(), 1);
+    assert!(s.unsuppress("a@ex.net").await.unwrap());
+    assert!(!s.unsuppress("a@ex.net").await.unwrap());
+    assert!(s.suppression("a@ex.net").await.unwrap().is_none());
+    assert_eq!(s.suppressions(100).await.unwrap().len(), 1);
+}
+
+async fn feedback_turns_delivered_into_bounced(s: Arc<dyn Store>) {
+    s.insert_message(message("F1", T0, vec![rcpt("a@ex.net", Transport::Remote), rcpt("b@ex.net", Transport::Remote)]))
+        .await
+        .unwrap();
+    let c = claim(&*s, Transport::Remote, T0, 10, "n1").await;
+    s.record_attempts("n1", vec![attempt(c[0].recipient, "F1", RecipientState::Delivered)]).await.unwrap();
+    let fb = |rid: RecipientId, address: &str, delay: bool| Feedback {
+        recipient: rid,
+        message: MessageId("F1".into()),
+        address: address.into(),
+        delay,
+        status: Some("5.1.1".into()),
+        detail: "user unknown".into(),
+        remote: Some("mx.ex.net".into()),
+    };
+    // A delay report only adds an event.
+    assert!(!s.record_feedback(fb(c[0].recipient, "a@ex.net", true)).await.unwrap());
+    assert_eq!(states(&*s, "F1").await[0].1, RecipientState::Delivered);
+    assert!(s.record_feedback(fb(c[0].recipient, "a@ex.net", false)).await.unwrap());
+    // b was never delivered (still leased): the event is kept, the state is not touched.
+    assert!(!s.record_feedback(fb(c[1].recipient, "b@ex.net", false)).await.unwrap());
+    let d = s.message_detail(&MessageId("F1".into())).await.unwrap().unwrap();
+    assert_eq!(d.entry.recipients[0].state, RecipientState::Bounced);
+    assert_eq!(d.entry.recipients[0].last_status.as_deref(), Some("5.1.1"));
+    assert_eq!(d.entry.recipients[0].last_detail.as_deref(), Some("user unknown"));
+    assert_eq!(d.entry.recipients[1].state, RecipientState::Queued);
+    let kinds: Vec<_> = d.events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["queued", "queued", "delivered", "delayed", "bounced", "bounced"]);
+    assert_eq!(d.events[4].detail.as_deref(), Some("bounce received: user unknown"));
+    assert_eq!(d.events[4].remote.as_deref(), Some("mx.ex.net"));
+    // Bounced twice is still one change.
+    assert!(!s.record_feedback(fb(c[0].recipient, "a@ex.net", false)).await.unwrap());
+}
+
+async fn sent_log_remembers_remote_recipients(s: Arc<dyn Store>) {
+    let mut m = message(
+        "S1",
+        T0,
+        vec![
+            rcpt("Alice@Example.NET", Transport::Remote),
+            rcpt("bob@local.test", Transport::Local),
+            rcpt("carol@ex.org", Transport::Remote),
+        ],
+    );
+    m.header_message_id = Some(" <ABC.123@Sender.Example> ".into());
+    s.insert_message(m).await.unwrap();
+    let mut no_header = message("S2", T0, vec![rcpt("dave@ex.org", Transport::Remote)]);
+    no_header.header_message_id = None;
+    s.insert_message(no_header).await.unwrap();
+    for key in ["<abc.123@sender.example>", "ABC.123@SENDER.EXAMPLE", "abc.123@sender.example"] {
+        let log = s.sent_log(key).await.unwrap();
+        let got: Vec<_> = log.iter().map(|e| (e.queue_id.0.as_str(), e.recipient.as_str(), e.sent_at)).collect();
+        assert_eq!(got, [("S1", "alice@example.net", Timestamp(T0)), ("S1", "carol@ex.org", Timestamp(T0))], "{key}");
+    }
+    assert!(s.sent_log("<never@sent.example>").await.unwrap().is_empty());
+    // The same Message-ID sent again (a resend) is a second entry.
+    let mut again = message("S3", T0 + 1, vec![rcpt("alice@example.net", Transport::Remote)]);
+    again.header_message_id = Some("<abc.123@sender.example>".into());
+    s.insert_message(again).await.unwrap();
+    assert_eq!(s.sent_log("abc.123@sender.example").await.unwrap().len(), 3);
+}
+
+async fn notes_become_check_events(s: Arc<dyn Store>) {
+    let mut m = message("N1", T0, vec![rcpt("al@gmial.com", Transport::Remote)]);
+    m.notes = vec![
+        (Some("al@gmial.com".into()), "typo: did you mean al@gmail.com?".into()),
+        (None, "message: no text/plain alternative".into()),
+    ];
+    s.insert_message(m).await.unwrap();
+    let d = s.message_detail(&MessageId("N1".into())).await.unwrap().unwrap();
+    let checks: Vec<_> =
+        d.events.iter().filter(|e| e.kind == "check").map(|e| (e.recipient.as_deref(), e.detail.as_deref())).collect();
+    assert_eq!(
+        checks,
+        [
+            (Some("al@gmial.com"), Some("typo: did you mean al@gmail.com?")),
+            (None, Some("message: no text/plain alternative"))
+        ]
+    );
+    assert_eq!(d.events.iter().filter(|e| e.kind == "queued").count(), 1);
+}
+
+async fn delete_removes_message_but_keeps_sent_log(s: Arc<dyn Store>) {
+    let mut m = message("X1", T0, vec![rcpt("a@ex.net", Transport::Remote)]);
+    m.header_message_id = Some("<x1@example.com>".into());
+    s.insert_message(m).await.unwrap();
+    s.insert_message(message("X2", T0, vec![rcpt("b@ex.net", Transport::Remote)])).await.unwrap();
+    assert!(s.delete_message(&MessageId("X1".into())).await.unwrap());
+    assert!(!s.delete_message(&MessageId("X1".into())).await.unwrap());
+    assert!(s.message_detail(&MessageId("X1".into())).await.unwrap().is_none());
+    assert!(s.load_body(&MessageId("X1".into())).await.unwrap().is_none());
+    let left = claim(&*s, Transport::Remote, T0, 10, "n1").await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].message.0, "X2");
+    assert_eq!(s.sent_log("x1@example.com").await.unwrap().len(), 1);
+    assert!(!s.delete_message(&MessageId("never".into())).await.unwrap());
+}
+
+async fn retry_now_makes_deferred_due(s: Arc<dyn Store>) {
+    s.insert_message(message("T1", T0, vec![rcpt("a@ex.net", Transport::Remote), rcpt("b@ex.net", Transport::Remote)]))
+        .await
+        .unwrap();
+    let start = Timestamp::now().millis();
+    let c = claim(&*s, Transport::Remote, start, 10, "n1").await;
+    let far = start + 86_400_000;
+    let mut d = attempt(c[0].recipient, "T1", RecipientState::Deferred);
+    d.next_attempt_at = Some(Timestamp(far));
+    s.record_attempts("n1", vec![d]).await.unwrap();
+    // b is still leased to n1: retry_now leaves it alone.
+    assert_eq!(s.retry_now(&MessageId("T1".into())).await.unwrap(), 1);
+    let now = start + 1000;
+    let again = claim(&*s, Transport::Remote, now, 10, "n2").await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].recipient, c[0].recipient);
+    assert_eq!(s.retry_now(&MessageId("nope".into())).await.unwrap(), 0);
+}
+
+async fn release_body_only_when_all_final(s: Arc<dyn Store>) {
+    s.insert_message(message("B1", T0, vec![rcpt("a@ex.net", Transport::Remote), rcpt("b@ex.net", Transport::Remote)]))
+        .await
+        .unwrap();
+    let id = MessageId("B1".into());
+    let body = s.load_body(&id).await.unwrap().unwrap();
+    let c = claim(&*s, Transport::Remote, T0, 10, "n1").await;
+    s.record_attempts("n1", vec![attempt(c[0].recipient, "B1", RecipientState::Delivered)]).await.unwrap();
+    s.release_body(&id).await.unwrap();
+    assert_eq!(s.load_body(&id).await.unwrap(), Some(body), "kept while b is undelivered");
+    s.record_attempts("n1", vec![attempt(c[1].recipient, "B1", RecipientState::Bounced)]).await.unwrap();
+    s.release_body(&id).await.unwrap();
+    assert_eq!(s.load_body(&id).await.unwrap(), Some(Vec::new()));
+    // History stays.
+    assert_eq!(s.message_detail(&id).await.unwrap().unwrap().entry.recipients.len(), 2);
+    s.release_body(&id).await.unwrap();
+}
+
+/// The daemon on PostgreSQL: a message accepted over SMTP lands in a local Maildir, and its
+/// recipient is recorded as delivered in the shared store.
+#[tokio::test]
+async fn daemon_on_postgres_accepts_and_delivers() {
+    let Some(admin) = url_or_skip("store_conformance::daemon_on_postgres_accepts_and_delivers") else { return };
+    let schema = TestSchema::create(&admin, "daemon_e2e").await;
+    let d = TestDaemon::with(&format!("[store]\nurl = \"{}\"", schema.url)).await;
+    let mut c = Client::connect(d.smtp).await;
+    let r =
+        c.send_mail("a@sender.test", &["postmaster@local.test"], "Subject: pg\r\n\r\nstored in PostgreSQL\r\n").await;
+    r.expect("250 2.0.0 Ok: queued as");
+    let id = r.lines[0].rsplit(' ').next().expect("queue id").to_string();
+    let files = d.wait_maildir("local.test", "postmaster", 1).await;
+    let stored = std::fs::read_to_string(&files[0]).expect("maildir file");
+    assert!(stored.contains(&id) && stored.ends_with("stored in PostgreSQL\r\n"), "{stored}");
+    // Nothing was written to a SQLite file, and the PostgreSQL store says delivered.
+    assert!(!d.dir.path().join("mailerd.db").exists());
+    let store = PgStore::connect(&schema.url).await.expect("second connection, as another node");
+    let mut state = None;
+    for _ in 0..100 {
+        let m = store.message_detail(&MessageId(id.clone())).await.unwrap().expect("message in PostgreSQL");
+        state = Some(m.entry.recipients[0].state);
+        if state == Some(RecipientState::Delivered) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(state, Some(RecipientState::Delivered));
+    d.shutdown().await;
+}
+
+/// Nodes starting at once migrate one after the other (advisory lock), and a restart finds
+/// the schema current and its data intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_migrations_are_safe_to_run_concurrently() {
+    let Some(admin) = url_or_skip("store_conformance::postgres_migrations_are_safe_to_run_concurrently") else {
+        return;
+    };
+    let schema = TestSchema::create(&admin, "migrations").await;
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let url = schema.url.clone();
+            tokio::spawn(async move { PgStore::connect(&url).await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for s in starts {
+        stores.push(s.await.unwrap().expect("every node starts"));
+    }
+    stores[0].insert_message(message("MIG", T0, vec![rcpt("a@ex.net", Transport::Remote)])).await.unwrap();
+    drop(stores);
+    let again = PgStore::connect(&schema.url).await.expect("restart");
+    assert_eq!(states(&again, "MIG").await.len(), 1);
+}
