@@ -54,9 +54,8 @@ fn main() {
     // Warm up (regex compilation, page cache).
     let _ = rate(&corpus, Duration::from_millis(300), |m| parse_bounce(m).recipients.len());
 
-    let (base, s1) = rate(&corpus, budget, |m| {
-        mail_parser::MessageParser::default().parse(m).map_or(0, |p| p.parts.len())
-    });
+    let (base, s1) =
+        rate(&corpus, budget, |m| mail_parser::MessageParser::default().parse(m).map_or(0, |p| p.parts.len()));
     let (ours, s2) = rate(&corpus, budget, |m| parse_bounce(m).recipients.len());
     let (verify, s3) = rate(&corpus, budget, |m| judge(&inspect(m), &Facts::default()).evidence.len());
     println!("mail-parser MIME parse only (baseline): {base:>9.0} msg/s");

@@ -64,7 +64,9 @@ pub async fn accept(
         reports: incoming.reports,
         notes: incoming.notes,
     };
+    let via = msg.origin.via.clone();
     store.insert_message(msg).await?;
+    crate::metrics::accepted(&via);
     wakeup.poke();
     Ok(id)
 }

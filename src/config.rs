@@ -51,7 +51,23 @@ pub struct Config {
     pub bounce: Bounce,
     pub dkim: Option<Dkim>,
     pub check: CheckConfig,
+    /// `[[webhooks]]`: endpoints that receive the event stream.
+    pub webhooks: Vec<Webhook>,
 }
+
+/// One webhook endpoint: events of `events` (all when empty) are POSTed as signed JSON.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    /// `http://host:port/path`.
+    pub url: String,
+    /// HMAC-SHA256 key for the `Mailerd-Signature` header.
+    pub secret: String,
+    pub events: Vec<String>,
+}
+
+/// Event types a webhook can ask for.
+pub const WEBHOOK_EVENTS: &[&str] =
+    &["queued", "delivered", "deferred", "bounced", "expired", "delayed", "check", "forged_bounce", "deleted"];
 
 /// `[check]`: what `mailerd check` needs to know about the sending side.
 #[derive(Debug, Clone, Default)]
@@ -199,6 +215,16 @@ struct RawConfig {
     bounce: RawBounce,
     dkim: RawDkim,
     check: RawCheck,
+    webhooks: Vec<RawWebhook>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    url: String,
+    secret: String,
+    #[serde(default)]
+    events: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -604,6 +630,24 @@ impl RawConfig {
                 })
                 .collect::<Result<_, _>>()?,
         };
+        let mut webhooks = Vec::new();
+        for (i, w) in self.webhooks.into_iter().enumerate() {
+            let key = |k: &str| format!("webhooks[{i}].{k}");
+            let rest = w.url.strip_prefix("http://").ok_or_else(|| {
+                invalid(key("url"), format!("`{}`: only http:// (put a TLS proxy in front for https)", w.url))
+            })?;
+            let authority = rest.split('/').next().unwrap_or("");
+            if authority.is_empty() || !authority.contains(':') && authority.parse::<std::net::IpAddr>().is_ok() {
+                return Err(invalid(key("url"), format!("`{}` has no host:port", w.url)));
+            }
+            if w.secret.len() < 16 {
+                return Err(invalid(key("secret"), "at least 16 characters"));
+            }
+            if let Some(e) = w.events.iter().find(|e| !WEBHOOK_EVENTS.contains(&e.as_str())) {
+                return Err(invalid(key("events"), format!("`{e}` is not one of {}", WEBHOOK_EVENTS.join(", "))));
+            }
+            webhooks.push(Webhook { url: w.url, secret: w.secret, events: w.events });
+        }
         Ok(Config {
             hostname,
             data_dir,
@@ -625,6 +669,7 @@ impl RawConfig {
             bounce,
             dkim,
             check,
+            webhooks,
         })
     }
 }

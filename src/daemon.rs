@@ -26,6 +26,7 @@ use crate::store::Store;
 pub struct Listeners {
     pub smtp: Option<TcpListener>,
     pub submission: Option<TcpListener>,
+    pub http: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -39,6 +40,7 @@ impl Listeners {
         Ok(Listeners {
             smtp: one(config.listen.smtp, "listen.smtp").await?,
             submission: one(config.listen.submission, "listen.submission").await?,
+            http: one(config.listen.http, "listen.http").await?,
         })
     }
 }
@@ -47,6 +49,7 @@ impl Listeners {
 pub struct Handle {
     pub smtp: Option<SocketAddr>,
     pub submission: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     task: JoinHandle<Result<()>>,
 }
@@ -73,10 +76,11 @@ pub async fn start(config: Config) -> Result<Handle> {
     let listeners = Listeners::bind(&config).await?;
     let smtp = listeners.smtp.as_ref().and_then(|l| l.local_addr().ok());
     let submission = listeners.submission.as_ref().and_then(|l| l.local_addr().ok());
+    let http = listeners.http.as_ref().and_then(|l| l.local_addr().ok());
     let (stop, stopped) = watch::channel(false);
     let ready = prepare(config).await?;
     let task = tokio::spawn(run(ready, listeners, stopped));
-    Ok(Handle { smtp, submission, stop, task })
+    Ok(Handle { smtp, submission, http, stop, task })
 }
 
 /// What `run` needs, built before the daemon task so that start-up errors surface at once.
@@ -166,6 +170,20 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
         dkim: dkim.clone(),
         dns: crate::dns::Dns::new(&config.dns_nameservers).ok().map(Arc::new),
     });
+    if let Some(l) = listeners.http {
+        info!(listener = "http", addr = %l.local_addr()?, "listening");
+        let verifier = crate::feedback::evidence::Verifier::new(
+            &config,
+            Some((*signer).clone()),
+            config.bounce.check_authentication,
+        );
+        let state = Arc::new(crate::http::AppState { ctx: ctx.clone(), verifier });
+        tokio::spawn(crate::http::serve(l, state, shutdown_rx.clone()));
+    }
+    for hook in config.webhooks.clone() {
+        info!(url = %hook.url, "webhook endpoint");
+        tokio::spawn(crate::http::webhooks::run(store.clone(), hook, shutdown_rx.clone()));
+    }
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut tasks = Vec::new();
     for (listener, kind) in [(listeners.smtp, ListenerKind::Smtp), (listeners.submission, ListenerKind::Submission)] {

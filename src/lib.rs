@@ -18,8 +18,10 @@ pub mod outbound; // 5a. deliver to other servers: route, client, pool, outcome
 pub mod local; // 5b. deliver here: mailboxes, aliases, Maildir
 pub mod bounce; // 6. tell the sender: reason table, notify, DSN, reporter, suppression
 pub mod feedback; // 7. read bounces others send: detect, parse, classify
+pub mod http; // the JSON API for applications (listen.http)
 
 pub mod dkim; // DKIM signing and key generation (mail-auth)
 pub mod dns; // MX and address lookups (hickory)
+pub mod metrics; // counters for /metrics (Prometheus text)
 pub mod store; // the only shared state and the only SQL
 pub mod time; // Timestamp and RFC 5322 dates

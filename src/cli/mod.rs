@@ -3,10 +3,12 @@
 //! Exit codes: 0 success, 1 a check found problems, 2 usage or runtime error.
 //! Must not: hold logic the daemon needs; subcommands call into the library.
 
+mod apikey;
 mod bounce;
 mod check;
 mod dkim;
 mod queue;
+mod send;
 mod serve;
 mod suppression;
 mod user;
@@ -50,6 +52,41 @@ pub enum Command {
     /// The addresses mailerd will not send to (hard bounces and manual entries).
     #[command(subcommand)]
     Suppression(SuppressionCommand),
+    /// Send a message through the running daemon's HTTP API.
+    Send {
+        #[arg(long)]
+        from: String,
+        #[arg(long, required = true, num_args = 1..)]
+        to: Vec<String>,
+        #[arg(long)]
+        subject: Option<String>,
+        /// The text body (a file, or - for standard input).
+        #[arg(long, conflicts_with = "eml")]
+        text: Option<String>,
+        /// Send the subject, text, HTML and attachments of an existing message.
+        #[arg(long)]
+        eml: Option<String>,
+        /// The API (default: http:// + listen.http).
+        #[arg(long)]
+        server: Option<String>,
+        /// The API key (default: $MAILERD_API_KEY).
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// API keys for the HTTP API.
+    #[command(subcommand)]
+    Apikey(ApikeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApikeyCommand {
+    /// Make a key (printed once; only its hash is stored).
+    Create {
+        name: String,
+        /// A sender domain the key may send from (repeatable; none: any).
+        #[arg(long = "domain")]
+        domains: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -186,6 +223,10 @@ pub fn run(cli: Cli) -> Result<i32> {
     runtime.block_on(async move {
         match cli.command {
             Command::Serve => serve::run(config).await,
+            Command::Send { from, to, subject, text, eml, server, key } => {
+                send::send(&config, send::SendArgs { from, to, subject, text, eml, server, key }).await
+            }
+            Command::Apikey(ApikeyCommand::Create { name, domains }) => apikey::create(&config, &name, domains).await,
             Command::User(UserCommand::Add { address, quota }) => user::add(&config, &address, quota).await,
             Command::Queue(QueueCommand::List { json, limit }) => queue::list(&config, json, limit).await,
             Command::Queue(QueueCommand::Show { id, json }) => queue::show(&config, &id, json).await,

@@ -368,7 +368,10 @@ async fn starttls(ctx: &Context, conn: &mut Conn, session: &mut Session) -> Resu
     let handshake = tokio::time::timeout(ctx.config.limits.command_timeout, acceptor.accept(plain));
     let tls = match handshake.await {
         Err(_) => return Err(ConnError::Timeout),
-        Ok(Err(e)) => return Err(ConnError::Io(e)),
+        Ok(Err(e)) => {
+            crate::metrics::tls_error();
+            return Err(ConnError::Io(e));
+        }
         Ok(Ok(stream)) => stream,
     };
     conn.io = Some(Box::new(tls));
@@ -522,6 +525,7 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
         helo,
         auth_user: session.auth_user.clone(),
         tls: session.tls,
+        ..Origin::default()
     };
     let incoming = Incoming {
         id,

@@ -30,6 +30,7 @@ pub async fn run(ctx: Arc<Context>, listener: TcpListener, kind: ListenerKind, s
         let permit = match slots.clone().try_acquire_owned() {
             Ok(p) if !ctx.shutting_down() => p,
             _ => {
+                crate::metrics::connection_refused();
                 debug!(client = %addr, "refused: over max_connections or shutting down");
                 tokio::spawn(async move {
                     let bye = replies::service_unavailable().render();
@@ -39,8 +40,10 @@ pub async fn run(ctx: Arc<Context>, listener: TcpListener, kind: ListenerKind, s
             }
         };
         let ctx = ctx.clone();
+        crate::metrics::connection_opened();
         tokio::spawn(async move {
             connection::serve(ctx, Box::new(socket), addr, kind).await;
+            crate::metrics::connection_closed();
             drop(permit);
         });
     }

@@ -198,7 +198,11 @@ impl Connection {
         c.hello(helo).await?;
         let wants_tls = tls_mode != TlsMode::Off && (c.caps.starttls || tls_mode == TlsMode::Required);
         if wants_tls {
-            match c.starttls(helo, tls).await {
+            let result = c.starttls(helo, tls).await;
+            if result.is_err() {
+                crate::metrics::tls_error();
+            }
+            match result {
                 Ok(()) => {}
                 Err(e) if tls_mode == TlsMode::Required => return Err(ClientError::TlsRequired(e.to_string())),
                 Err(e) => return Err(e),

@@ -363,6 +363,14 @@ impl Scheduler {
             }
         };
         attempt.state = state;
+        if relay != Transport::Feedback.as_str() {
+            let latency = (state == RecipientState::Delivered)
+                .then(|| Duration::from_millis(now.millis().saturating_sub(claim.received_at.millis()).max(0) as u64));
+            crate::metrics::outcome(state.as_str(), &attempt.status, latency);
+            if attempt.status == "4.4.3" {
+                crate::metrics::dns_error(); // RouteFailure::Temporary: the MX lookup failed
+            }
+        }
         info!(
             queue_id = %claim.message,
             to = %claim.address,

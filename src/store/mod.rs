@@ -21,8 +21,9 @@ use crate::time::Timestamp;
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
-    #[error("PostgreSQL error: {0}")]
-    Postgres(#[from] tokio_postgres::Error),
+    /// Not a `#[source]`: the message already carries the whole cause, once.
+    #[error("PostgreSQL: {}", postgres_message(.0))]
+    Postgres(tokio_postgres::Error),
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
     #[error("the store is closed")]
@@ -31,6 +32,33 @@ pub enum StoreError {
     Corrupt(String),
     #[error("already reported")]
     AlreadyReported,
+    #[error("not supported by this store: {0}")]
+    Unsupported(&'static str),
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Postgres(e)
+    }
+}
+
+/// tokio-postgres says only "db error" or "error connecting to server" in its `Display`; the
+/// server's message (with its SQLSTATE) or the I/O cause is what an operator needs.
+fn postgres_message(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} (SQLSTATE {})", db.message(), db.code().code());
+    }
+    // The chain, without the repeats tokio-postgres makes when it wraps its own errors.
+    let mut parts = vec![e.to_string()];
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        cause = c.source();
+    }
+    parts.join(": ")
 }
 
 /// Whether `url` names a PostgreSQL store (`postgres://` or `postgresql://`).
@@ -136,6 +164,11 @@ pub struct Origin {
     pub helo: String,
     pub auth_user: Option<String>,
     pub tls: bool,
+    /// API: the caller's tags and metadata, returned with events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -231,6 +264,32 @@ pub struct Suppression {
     pub detail: Option<String>,
     pub message_id: Option<String>,
     pub created_at: String,
+}
+
+/// An API key as stored: the secret itself is never kept, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    #[serde(skip)]
+    pub hash: String,
+    /// Sender domains the key may send from; empty means any.
+    pub domains: Vec<String>,
+    pub created_at: String,
+}
+
+/// One event of the stream (`GET /api/v1/events`): `id` is the cursor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventRecord {
+    pub id: i64,
+    pub at: String,
+    pub message_id: String,
+    pub recipient: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: Option<String>,
+    pub detail: Option<String>,
+    pub remote: Option<String>,
 }
 
 /// One recipient of a message we sent, as the sent log remembers it.
@@ -412,4 +471,41 @@ pub trait Store: Send + Sync {
     /// (with the bounce's status and words); a delay report only adds an event.
     /// Returns whether the recipient's state changed.
     async fn record_feedback(&self, feedback: Feedback) -> Result<bool, StoreError>;
+
+    // --- HTTP API ---
+
+    /// The last event id sent to a webhook endpoint (0: none yet).
+    async fn webhook_cursor(&self, _endpoint: &str) -> Result<i64, StoreError> {
+        Err(StoreError::Unsupported("webhooks"))
+    }
+
+    /// Records that `endpoint` has been sent every event up to `last_event`.
+    async fn set_webhook_cursor(&self, _endpoint: &str, _last_event: i64) -> Result<(), StoreError> {
+        Err(StoreError::Unsupported("webhooks"))
+    }
+
+    /// Recipients still to deliver (queued or deferred), for `/metrics`.
+    async fn queue_depth(&self) -> Result<u64, StoreError> {
+        Err(StoreError::Unsupported("queue depth"))
+    }
+
+    /// Stores an API key (only its hash).
+    async fn create_api_key(&self, _key: ApiKey) -> Result<(), StoreError> {
+        Err(StoreError::Unsupported("API keys"))
+    }
+
+    /// The API key whose SHA-256 is `hash` (hex).
+    async fn api_key(&self, _hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        Err(StoreError::Unsupported("API keys"))
+    }
+
+    /// Events after the cursor `after` (an event id), oldest first, optionally of one kind.
+    async fn events_after(
+        &self,
+        _after: i64,
+        _kind: Option<&str>,
+        _limit: usize,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        Err(StoreError::Unsupported("the event stream"))
+    }
 }

@@ -67,7 +67,7 @@ async fn insert_sent(store: &SqliteStore, id: &str, header_id: &str, rcpts: &[St
                 })
                 .collect(),
             reports: Vec::new(),
-                        notes: Vec::new(),
+            notes: Vec::new(),
         })
         .await
         .expect("insert");
@@ -417,4 +417,48 @@ fn bounce_verify_cli_explains_a_forged_bounce() {
     let evidence = v["evidence"].as_array().unwrap();
     assert!(evidence.iter().any(|e| e["check"] == "personal_data" && e["ok"] == false), "{v}");
     assert!(evidence.iter().any(|e| e["check"] == "links" && e["ok"] == false), "{v}");
+}
+
+/// (g): SPF and DMARC of the bounce itself, against records served by dnsmasq: a bounce whose
+/// sending host fails the reporter's SPF, under a DMARC policy of reject, is forged.
+#[tokio::test]
+async fn spf_and_dmarc_of_the_bounce_count() {
+    let Some(dns) = crate::harness::dns::TestDns::start(&[
+        "--txt-record=mx.bigbank.test,v=spf1 ip4:192.0.2.1 -all".to_string(),
+        "--txt-record=_dmarc.bigbank.test,v=DMARC1; p=reject".to_string(),
+    ])
+    .await
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bounce.eml");
+    std::fs::write(
+        &file,
+        "Received: from mx.bigbank.test (mx.bigbank.test [127.0.0.1]) by mx.local.test (mailerd) with ESMTP id X; Sat, 28 Nov 2026 10:00:00 +0000\r\n\
+         From: MAILER-DAEMON@bigbank.test\r\nTo: app@local.test\r\nSubject: Undelivered Mail Returned to Sender\r\n\r\n\
+         <someone@bigbank.test>: host mx.bigbank.test said: 550 5.1.1 user unknown\r\n",
+    )
+    .unwrap();
+    let config = dir.path().join("mailerd.toml");
+    std::fs::write(
+        &config,
+        format!("data_dir = \"{}\"\n[dns]\nnameservers = [\"{}\"]\n", dir.path().join("data").display(), dns.addr),
+    )
+    .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mailerd"))
+            .args(["--config", config.to_str().unwrap(), "bounce", "verify", "--json"])
+            .arg(&file)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let check = |name: &str| v["evidence"].as_array().and_then(|e| e.iter().find(|c| c["check"] == name).cloned());
+    assert_eq!(check("spf").map(|c| c["ok"].clone()), Some(serde_json::json!(false)), "{v}");
+    assert_eq!(check("dmarc").map(|c| c["ok"].clone()), Some(serde_json::json!(false)), "{v}");
+    assert_eq!(v["verdict"], "forged", "{v}");
+    assert_eq!(out.status.code(), Some(1));
 }

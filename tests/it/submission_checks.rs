@@ -16,7 +16,9 @@ async fn findings_are_recorded_as_events_by_default() {
     let d = TestDaemon::with(RELAY).await;
     let mut c = Client::connect(d.smtp).await;
     // No Date, no Message-ID, to a mistyped provider.
-    let r = c.send_mail("app@local.test", &["john@gmial.com"], "From: app@local.test\r\nSubject: hi\r\n\r\nhello\r\n").await;
+    let r = c
+        .send_mail("app@local.test", &["john@gmial.com"], "From: app@local.test\r\nSubject: hi\r\n\r\nhello\r\n")
+        .await;
     r.expect("250");
     let id = r.lines[0].rsplit(' ').next().unwrap().to_string();
     let detail = d.store().message_detail(&MessageId(id)).await.unwrap().unwrap();

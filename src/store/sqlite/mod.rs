@@ -25,7 +25,7 @@ use super::{
 };
 use crate::time::Timestamp;
 
-const SCHEMA_VERSION: i32 = 3;
+const SCHEMA_VERSION: i32 = 4;
 /// Upper bound of requests folded into one transaction.
 const MAX_BATCH: usize = 512;
 
@@ -55,6 +55,8 @@ enum Simple {
     Suppress(Suppression),
     Unsuppress(String),
     ReleaseBody(MessageId),
+    ApiKey(super::ApiKey),
+    WebhookCursor(String, i64),
     RetryNow(MessageId),
     Delete(MessageId),
     Feedback(super::Feedback),
@@ -85,6 +87,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     if version < 3 {
         tx.execute_batch(include_str!("schema_v3.sql"))?;
+    }
+    if version < 4 {
+        tx.execute_batch(include_str!("schema_v4.sql"))?;
     }
     if version > SCHEMA_VERSION {
         return Err(StoreError::Corrupt(format!(
@@ -238,6 +243,52 @@ impl Store for SqliteStore {
 
     async fn suppressions(&self, limit: usize) -> Result<Vec<Suppression>, StoreError> {
         self.read(move |c| reads::suppressions(c, limit)).await
+    }
+
+    async fn webhook_cursor(&self, endpoint: &str) -> Result<i64, StoreError> {
+        let endpoint = endpoint.to_string();
+        self.read(move |c| {
+            use rusqlite::OptionalExtension as _;
+            let n: Option<i64> = c
+                .prepare_cached("SELECT last_event FROM webhook_cursors WHERE endpoint = ?1")?
+                .query_row([&endpoint], |r| r.get(0))
+                .optional()?;
+            Ok(n.unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn set_webhook_cursor(&self, endpoint: &str, last_event: i64) -> Result<(), StoreError> {
+        self.simple(Simple::WebhookCursor(endpoint.to_string(), last_event)).await.map(|_| ())
+    }
+
+    async fn queue_depth(&self) -> Result<u64, StoreError> {
+        self.read(|c| {
+            let n: i64 = c
+                .prepare_cached("SELECT count(*) FROM recipients WHERE state IN ('queued', 'deferred')")?
+                .query_row([], |r| r.get(0))?;
+            Ok(n.max(0) as u64)
+        })
+        .await
+    }
+
+    async fn create_api_key(&self, key: super::ApiKey) -> Result<(), StoreError> {
+        self.simple(Simple::ApiKey(key)).await.map(|_| ())
+    }
+
+    async fn api_key(&self, hash: &str) -> Result<Option<super::ApiKey>, StoreError> {
+        let hash = hash.to_string();
+        self.read(move |c| reads::api_key(c, &hash)).await
+    }
+
+    async fn events_after(
+        &self,
+        after: i64,
+        kind: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<super::EventRecord>, StoreError> {
+        let kind = kind.map(str::to_string);
+        self.read(move |c| reads::events_after(c, after, kind.as_deref(), limit)).await
     }
 
     async fn sent_log(&self, header_id: &str) -> Result<Vec<SentEntry>, StoreError> {

@@ -234,3 +234,48 @@ pub(super) fn sent_log(c: &Connection, header_id: &str) -> Result<Vec<SentEntry>
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
+
+pub(super) fn api_key(c: &Connection, hash: &str) -> Result<Option<crate::store::ApiKey>, StoreError> {
+    let row = c
+        .prepare_cached("SELECT id, name, key_hash, domains, created_at FROM api_keys WHERE key_hash = ?1")?
+        .query_row([hash], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })
+        .optional()?;
+    let Some((id, name, hash, domains, at)) = row else { return Ok(None) };
+    let domains: Vec<String> = serde_json::from_str(&domains).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(Some(crate::store::ApiKey { id, name, hash, domains, created_at: Timestamp(at).iso8601() }))
+}
+
+pub(super) fn events_after(
+    c: &Connection,
+    after: i64,
+    kind: Option<&str>,
+    limit: usize,
+) -> Result<Vec<crate::store::EventRecord>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id, at, message_id, recipient, kind, status, detail, remote FROM events
+         WHERE id > ?1 AND (?2 IS NULL OR kind = ?2) ORDER BY id LIMIT ?3",
+    )?;
+    let rows = stmt
+        .query_map(params![after, kind, limit as i64], |r| {
+            Ok(crate::store::EventRecord {
+                id: r.get(0)?,
+                at: Timestamp(r.get(1)?).iso8601(),
+                message_id: r.get(2)?,
+                recipient: r.get(3)?,
+                kind: r.get(4)?,
+                status: r.get(5)?,
+                detail: r.get(6)?,
+                remote: r.get(7)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}

@@ -274,6 +274,19 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
             )?
             .execute(params![e.address, e.reason, e.status, e.detail, e.message_id, now])?,
         Simple::Unsuppress(a) => tx.prepare_cached("DELETE FROM suppressions WHERE address = ?1")?.execute([a])?,
+        Simple::WebhookCursor(endpoint, last) => tx
+            .prepare_cached(
+                "INSERT INTO webhook_cursors (endpoint, last_event) VALUES (?1, ?2)
+                 ON CONFLICT (endpoint) DO UPDATE SET last_event = max(last_event, excluded.last_event)",
+            )?
+            .execute(params![endpoint, last])?,
+        Simple::ApiKey(k) => {
+            let domains = serde_json::to_string(&k.domains).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            tx.prepare_cached(
+                "INSERT INTO api_keys (id, name, key_hash, domains, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![k.id, k.name, k.hash, domains, now])?
+        }
         Simple::ReleaseBody(id) => tx
             .prepare_cached(
                 "UPDATE messages SET body = x'', done = 1 WHERE id = ?1 AND done = 0

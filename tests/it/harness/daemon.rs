@@ -13,6 +13,8 @@ use mailerd::store::sqlite::SqliteStore;
 pub struct TestDaemon {
     pub smtp: SocketAddr,
     pub submission: SocketAddr,
+    /// The HTTP API, when the test's `[listen]` gives `http`.
+    pub http: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
     handle: Option<Handle>,
 }
@@ -80,6 +82,7 @@ impl TestDaemon {
         TestDaemon {
             smtp: handle.smtp.expect("smtp listener"),
             submission: handle.submission.expect("submission listener"),
+            http: handle.http,
             dir,
             handle: Some(handle),
         }

@@ -3,6 +3,7 @@
 
 pub mod daemon;
 pub mod dns;
+pub mod http;
 pub mod postfix;
 pub mod postgres;
 pub mod smtp;

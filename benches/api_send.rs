@@ -1,0 +1,107 @@
+//! HTTP API submission: `POST /api/v1/messages` from 32 concurrent keep-alive clients against
+//! an in-process daemon (SQLite, queue.hold so nothing is delivered), messages per second
+//! durable (202 comes after the commit) and latency percentiles; against a baseline measured in
+//! the same run on the same connections: `GET /api/v1/openapi.json` (HTTP and routing only).
+//!
+//! Run: `cargo bench --bench api_send` (N=10000 by default; `MAILERD_BENCH_N`).
+//! Target (issue 6): >= 2,000 messages per second with 32 clients; p99 reported.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use mailerd::config::Config;
+use mailerd::store::Store;
+
+const CLIENTS: usize = 32;
+
+async fn client(addr: SocketAddr, key: Arc<String>, n: usize, post: bool) -> Vec<Duration> {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.set_nodelay(true).ok();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+    tokio::spawn(conn);
+    let mut lat = Vec::with_capacity(n);
+    for i in 0..n {
+        let started = Instant::now();
+        let req = if post {
+            let body = format!(
+                r#"{{"from":"app@sender.test","to":["user{i}@rcpt.test"],"subject":"order {i}","text":"Thank you for your order.\n{}"}}"#,
+                "x".repeat(2000)
+            );
+            hyper::Request::post("/api/v1/messages")
+                .header("host", "bench")
+                .header("authorization", format!("Bearer {key}"))
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(body)))
+        } else {
+            hyper::Request::get("/api/v1/openapi.json").header("host", "bench").body(Full::new(Bytes::new()))
+        }
+        .expect("request");
+        let resp = sender.send_request(req).await.expect("response");
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        assert!(status == 202 || (!post && status == 200), "{status}: {}", String::from_utf8_lossy(&body));
+        lat.push(started.elapsed());
+    }
+    lat
+}
+
+async fn run(addr: SocketAddr, key: &Arc<String>, total: usize, post: bool) -> (f64, Vec<Duration>) {
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..CLIENTS).map(|_| tokio::spawn(client(addr, key.clone(), total / CLIENTS, post))).collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("client"));
+    }
+    let rate = all.len() as f64 / started.elapsed().as_secs_f64();
+    all.sort();
+    (rate, all)
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 * p).ceil() as usize).saturating_sub(1).min(sorted.len().saturating_sub(1));
+    sorted.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    let total: usize = std::env::var("MAILERD_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let toml = format!(
+            "hostname = \"mx.bench.test\"\ndata_dir = \"{}\"\n[listen]\nsmtp = \"127.0.0.1:0\"\nsubmission = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n[queue]\nhold = true\n[dns]\nnameservers = [\"127.0.0.1:9\"]\n[routes]\n\"rcpt.test\" = \"127.0.0.1:9\"\n[bounce]\ncheck_authentication = false\n",
+            dir.path().display()
+        );
+        let handle = mailerd::daemon::start(Config::from_toml(&toml).expect("config")).await.expect("daemon");
+        let addr = handle.http.expect("http");
+        let store = mailerd::store::sqlite::SqliteStore::open(&dir.path().join("mailerd.db")).expect("store");
+        let (key, record) = mailerd::http::auth::generate("bench", vec!["sender.test".into()]).expect("key");
+        store.create_api_key(record).await.expect("key stored");
+        let key = Arc::new(key);
+        // Warm up both paths.
+        let _ = run(addr, &key, CLIENTS * 10, true).await;
+        let _ = run(addr, &key, CLIENTS * 10, false).await;
+
+        let (base, base_lat) = run(addr, &key, total, false).await;
+        let (rate, lat) = run(addr, &key, total, true).await;
+        println!("{CLIENTS} keep-alive clients, {total} requests each run");
+        println!(
+            "GET openapi.json (HTTP ceiling, baseline): {base:>8.0} req/s  p50 {:.2} ms  p99 {:.2} ms",
+            pct(&base_lat, 0.50),
+            pct(&base_lat, 0.99)
+        );
+        println!(
+            "POST /api/v1/messages (durable 202):      {rate:>8.0} msg/s  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  = {:.2}x the baseline",
+            pct(&lat, 0.50),
+            pct(&lat, 0.99),
+            pct(&lat, 1.0),
+            rate / base
+        );
+        let queued = store.queue_list(usize::MAX).await.map(|q| q.len()).unwrap_or(0);
+        println!("messages in the store: {queued}");
+        handle.shutdown().await.ok();
+    });
+}

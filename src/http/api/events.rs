@@ -1,0 +1,41 @@
+//! `GET /api/v1/events?since=CURSOR&type=KIND&limit=N`: what happened to each recipient, oldest
+//! first, paged by cursor (the last event id seen; `next` in the reply).
+//!
+//! Must not: return more than 1,000 events per page.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::super::AppState;
+use super::super::auth::Caller;
+use super::super::problem::Problem;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventQuery {
+    /// Cursor: events with a larger id (0 or absent: from the start).
+    #[serde(default)]
+    pub since: i64,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub limit: Option<usize>,
+}
+
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Caller(_key): Caller,
+    query: Result<Query<EventQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, Problem> {
+    let Query(q) = query.map_err(|e| Problem::invalid("query", e.body_text()))?;
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > 1000 {
+        return Err(Problem::invalid("limit", "between 1 and 1000"));
+    }
+    let events = state.ctx.store.events_after(q.since, q.kind.as_deref(), limit).await?;
+    let next = events.last().map_or(q.since, |e| e.id);
+    Ok(Json(json!({ "events": events, "next": next })))
+}

@@ -1,0 +1,324 @@
+//! `POST /api/v1/messages` (send) and `GET /api/v1/messages/{id}` (its recipients and events).
+//!
+//! A sent message is built with mail-builder, and then goes the way of authenticated SMTP
+//! submission: each recipient through `inbound::policy::check_rcpt` (suppression, domain not
+//! found, local users and quotas, the checklist's address checks), the message through the
+//! checklist's message checks, and into the queue through `accept` (DKIM, durable commit).
+//! The reply comes after the commit and says, per recipient, `queued` or `refused` and why.
+//! Standards: RFC 5322 (the built message), RFC 2045 (base64 attachments), RFC 9457.
+//! Must not: answer 202 before the store committed, or let a key send from a foreign domain.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use base64::Engine as _;
+use mail_builder::MessageBuilder;
+use mail_builder::headers::address::Address;
+use mail_builder::headers::raw::Raw;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::super::AppState;
+use super::super::auth::{Caller, may_send_from};
+use super::super::problem::Problem;
+use crate::accept::{self, Incoming};
+use crate::inbound::{ListenerKind, checks, policy, session::Session};
+use crate::smtp::address::{Mailbox, ReversePath};
+use crate::smtp::command::{ForwardPath, MailParams, RcptParams};
+use crate::store::{MessageId, Origin, Transport};
+use crate::time::Timestamp;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    pub from: String,
+    #[serde(default)]
+    pub to: Vec<String>,
+    #[serde(default)]
+    pub cc: Vec<String>,
+    #[serde(default)]
+    pub bcc: Vec<String>,
+    pub reply_to: Option<String>,
+    #[serde(default)]
+    pub subject: String,
+    pub text: Option<String>,
+    pub html: Option<String>,
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attachment {
+    pub filename: String,
+    pub content_type: Option<String>,
+    /// Base64 of the file.
+    pub content: String,
+}
+
+/// `name <addr>` or `addr` → (display name, address).
+fn split_address(s: &str) -> (Option<String>, String) {
+    match (s.find('<'), s.rfind('>')) {
+        (Some(a), Some(b)) if a < b => {
+            let name = s.get(..a).unwrap_or("").trim().trim_matches('"').trim();
+            let addr = s.get(a + 1..b).unwrap_or("").trim();
+            ((!name.is_empty()).then(|| name.to_string()), addr.to_string())
+        }
+        _ => (None, s.trim().to_string()),
+    }
+}
+
+fn mailbox(field: &str, s: &str) -> Result<(Option<String>, Mailbox), Problem> {
+    let (name, addr) = split_address(s);
+    let m = Mailbox::parse(&addr).map_err(|e| Problem::invalid(field, format!("`{addr}` is not an address: {e}")))?;
+    Ok((name, m))
+}
+
+fn address<'a>(name: &'a Option<String>, m: &'a Mailbox) -> Address<'a> {
+    Address::new_address(name.as_deref(), m.to_string())
+}
+
+/// Headers the API sets itself; `headers` may not override them.
+const RESERVED: &[&str] = &[
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "reply-to",
+    "subject",
+    "date",
+    "message-id",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+    "received",
+    "return-path",
+    "dkim-signature",
+];
+
+pub async fn send(
+    State(state): State<Arc<AppState>>,
+    Caller(key): Caller,
+    body: Result<Json<SendRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), Problem> {
+    let Json(req) = body.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let ctx = &state.ctx;
+    let (from_name, from) = mailbox("from", &req.from)?;
+    if !may_send_from(&key, from.domain().as_str()) {
+        return Err(Problem::forbidden(
+            "from",
+            format!("API key `{}` may send only from {}", key.name, key.domains.join(", ")),
+        ));
+    }
+    if req.to.is_empty() && req.cc.is_empty() && req.bcc.is_empty() {
+        return Err(Problem::invalid("to", "no recipients: give at least one of to, cc, bcc"));
+    }
+    if req.text.is_none() && req.html.is_none() && req.attachments.is_empty() {
+        return Err(Problem::invalid("text", "an empty message: give text, html or attachments"));
+    }
+    let total = req.to.len() + req.cc.len() + req.bcc.len();
+    if total > ctx.config.limits.max_recipients {
+        return Err(Problem::invalid(
+            "to",
+            format!("{total} recipients; at most {} per message", ctx.config.limits.max_recipients),
+        ));
+    }
+    let mut listed: Vec<(&str, usize, Option<String>, Mailbox)> = Vec::new();
+    for (field, list) in [("to", &req.to), ("cc", &req.cc), ("bcc", &req.bcc)] {
+        for (i, s) in list.iter().enumerate() {
+            let (name, m) = mailbox(&format!("{field}[{i}]"), s)?;
+            listed.push((field, i, name, m));
+        }
+    }
+    let reply_to = req.reply_to.as_deref().map(|r| mailbox("reply_to", r)).transpose()?;
+    for name in req.headers.keys() {
+        let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+        if !valid || RESERVED.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(Problem::invalid(format!("headers.{name}"), "not a header name the API lets you set"));
+        }
+    }
+    let mut files = Vec::new();
+    for (i, a) in req.attachments.iter().enumerate() {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(a.content.as_bytes())
+            .map_err(|e| Problem::invalid(format!("attachments[{i}].content"), format!("not base64: {e}")))?;
+        files.push((a.content_type.clone().unwrap_or_else(|| "application/octet-stream".into()), &a.filename, bytes));
+    }
+
+    // Recipients: the same decisions as authenticated submission.
+    let now = Timestamp::now();
+    let id = MessageId::generate(now);
+    let mut session = Session::new();
+    session.greet("api".into(), true);
+    session.auth_user = Some(format!("apikey:{}", key.id));
+    session.open(ReversePath::Mailbox(from.clone()), MailParams::default());
+    let ip: std::net::IpAddr = std::net::Ipv4Addr::LOCALHOST.into();
+    let mut report = Vec::new();
+    let mut accepted = Vec::new();
+    let mut notes: Vec<(Option<String>, String)> = Vec::new();
+    for (field, i, _, m) in &listed {
+        let shown = m.to_string();
+        let to = ForwardPath::Mailbox(m.clone());
+        match policy::check_rcpt(ctx, &session, ListenerKind::Submission, ip, &to, &RcptParams::default(), None).await {
+            Ok(r) => {
+                if accepted.iter().any(|a: &crate::inbound::session::AcceptedRcpt| a.address == r.address) {
+                    continue; // the same address twice: one delivery
+                }
+                notes.extend(r.notes.iter().map(|n| (Some(r.address.clone()), n.clone())));
+                report.push(json!({"address": shown, "field": format!("{field}[{i}]"), "state": "queued"}));
+                accepted.push(r);
+            }
+            Err(refusal) => {
+                let reason = refusal_reason(&refusal.reply);
+                report.push(json!({
+                    "address": shown, "field": format!("{field}[{i}]"), "state": "refused",
+                    "reason": reason, "detail": refusal.reply.lines.join(" "),
+                }));
+            }
+        }
+    }
+    if accepted.is_empty() {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no-recipients",
+            "Every recipient was refused",
+            "nothing was queued; see recipients for why",
+        )
+        .with(json!({ "recipients": report })));
+    }
+
+    // The message, as mail-builder writes it.
+    let message_id = format!("{}@{}", id.0.to_ascii_lowercase(), from.domain());
+    let visible = |field: &str| -> Vec<Address<'_>> {
+        listed.iter().filter(|(f, ..)| *f == field).map(|(_, _, n, m)| address(n, m)).collect()
+    };
+    let mut builder = MessageBuilder::new()
+        .from(address(&from_name, &from))
+        .subject(req.subject.as_str())
+        .message_id(message_id.as_str())
+        .date(now.millis() / 1000);
+    let (to_list, cc_list) = (visible("to"), visible("cc"));
+    if !to_list.is_empty() {
+        builder = builder.to(Address::new_list(to_list));
+    }
+    if !cc_list.is_empty() {
+        builder = builder.cc(Address::new_list(cc_list));
+    }
+    if let Some((n, m)) = &reply_to {
+        builder = builder.reply_to(address(n, m));
+    }
+    for (name, value) in &req.headers {
+        builder = builder.header(name.as_str(), Raw::new(value.as_str()));
+    }
+    if let Some(t) = &req.text {
+        builder = builder.text_body(t.as_str());
+    }
+    if let Some(h) = &req.html {
+        builder = builder.html_body(h.as_str());
+    }
+    for (ct, name, bytes) in &files {
+        builder = builder.attachment(ct.as_str(), name.as_str(), bytes.as_slice());
+    }
+    let mut message = trace_header(&ctx.config.hostname, &id, now).into_bytes();
+    let built = builder.write_to_vec().map_err(|e| Problem::bad_request(format!("building the message: {e}")))?;
+    message.extend_from_slice(&built);
+    if message.len() as u64 > ctx.config.limits.max_message_size {
+        return Err(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "Message too large",
+            format!(
+                "{} bytes once encoded (base64 makes attachments a third larger); the limit is {}: send a link instead",
+                message.len(),
+                ctx.config.limits.max_message_size
+            ),
+        ));
+    }
+    if accepted.iter().any(|r| r.transport == Transport::Remote) {
+        let found = checks::message(&message, ctx.config.limits.max_message_size, &ctx.config.check);
+        if let Some(c) = found.refuse {
+            let mut p = Problem::invalid("message", checks::note(&c));
+            p.kind = "check-failed";
+            return Err(p);
+        }
+        notes.extend(found.notes.into_iter().map(|n| (None, n)));
+    }
+    let origin = Origin {
+        via: "api".into(),
+        client_ip: ip.to_string(),
+        helo: "api".into(),
+        auth_user: Some(format!("apikey:{} ({})", key.id, key.name)),
+        tls: false,
+        tags: req.tags.clone(),
+        metadata: req.metadata.clone(),
+    };
+    let incoming = Incoming {
+        id: id.clone(),
+        from: ReversePath::Mailbox(from.clone()),
+        params: MailParams::default(),
+        recipients: accepted.into_iter().map(Into::into).collect(),
+        origin,
+        received_at: now,
+        message,
+        reports: Vec::new(),
+        notes,
+    };
+    accept::accept(ctx.store.as_ref(), &ctx.queue_wakeup, ctx.dkim.as_deref(), incoming).await?;
+    tracing::info!(queue_id = %id, from = %from, key = %key.id, "queued via API");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": id.0, "message_id": format!("<{message_id}>"), "recipients": report })),
+    ))
+}
+
+/// The machine-readable reason of a refused recipient, from the SMTP reply it would have got.
+fn refusal_reason(reply: &crate::smtp::reply::SmtpReply) -> &'static str {
+    let text = reply.lines.join(" ");
+    match reply.status.map(|s| (s.class, s.subject, s.detail)) {
+        Some((_, 1, 1)) if text.contains("suppressed") => "suppressed",
+        Some((_, 1, 1)) => "user_unknown",
+        Some((_, 1, 2)) if text.contains("domain not found") => "domain_not_found",
+        Some((_, 1, 2) | (_, 1, 3)) => "invalid",
+        Some((_, 2, 2)) => "mailbox_full",
+        Some((_, 5, 3)) => "too_many_recipients",
+        Some((_, 7, _)) => "not_allowed",
+        _ if reply.code / 100 == 4 => "try_again_later",
+        _ => "refused",
+    }
+}
+
+fn trace_header(hostname: &str, id: &MessageId, at: Timestamp) -> String {
+    format!("Received: from api\r\n\tby {hostname} (mailerd) with HTTP id {id}; {}\r\n", at.rfc5322())
+}
+
+pub async fn show(
+    State(state): State<Arc<AppState>>,
+    Caller(_key): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    match state.ctx.store.message_detail(&MessageId(id.clone())).await? {
+        Some(d) => Ok(Json(serde_json::to_value(d).unwrap_or(Value::Null))),
+        None => Err(Problem::not_found(format!("no message {id}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_are_split_off() {
+        assert_eq!(split_address("App <app@example.com>"), (Some("App".into()), "app@example.com".into()));
+        assert_eq!(split_address("\"A, B\" <ab@example.com>"), (Some("A, B".into()), "ab@example.com".into()));
+        assert_eq!(split_address(" x@example.com "), (None, "x@example.com".into()));
+    }
+}

@@ -1,0 +1,75 @@
+//! `/api/v1`: the routes, declared once in [`ROUTES`] and mounted by [`router`]; the OpenAPI
+//! document (`openapi.json`, served at `/api/v1/openapi.json`) lists every one of them.
+//!
+//! Must not: hold business logic (handlers call `accept`, `inbound::policy`, `checklist`,
+//! `feedback` and the store), or accept bodies larger than the message size limit allows.
+
+pub mod events;
+pub mod messages;
+pub mod suppressions;
+pub mod tools;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+
+use super::AppState;
+use super::problem::Problem;
+
+/// Every route: (method, path as in the OpenAPI document).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/api/v1/messages"),
+    ("get", "/api/v1/messages/{id}"),
+    ("get", "/api/v1/events"),
+    ("get", "/api/v1/suppressions"),
+    ("post", "/api/v1/suppressions"),
+    ("delete", "/api/v1/suppressions/{address}"),
+    ("post", "/api/v1/check/address"),
+    ("post", "/api/v1/check/domain"),
+    ("post", "/api/v1/check/message"),
+    ("post", "/api/v1/bounces/parse"),
+    ("post", "/api/v1/bounces/verify"),
+    ("get", "/api/v1/openapi.json"),
+];
+
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+pub fn router(state: Arc<AppState>) -> Router {
+    // base64 makes attachments a third larger; JSON adds a little more.
+    let limit = usize::try_from(state.ctx.config.limits.max_message_size.saturating_mul(4) / 3 + 64 * 1024)
+        .unwrap_or(usize::MAX);
+    Router::new()
+        .route("/api/v1/messages", post(messages::send))
+        .route("/api/v1/messages/{id}", get(messages::show))
+        .route("/api/v1/events", get(events::list))
+        .route("/api/v1/suppressions", get(suppressions::list).post(suppressions::add))
+        .route("/api/v1/suppressions/{address}", axum::routing::delete(suppressions::remove))
+        .route("/api/v1/check/address", post(tools::check_address))
+        .route("/api/v1/check/domain", post(tools::check_domain))
+        .route("/api/v1/check/message", post(tools::check_message))
+        .route("/api/v1/bounces/parse", post(tools::parse_bounce))
+        .route("/api/v1/bounces/verify", post(tools::verify_bounce))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+/// Prometheus text (no key: bind `listen.http` where only your scraper reaches it).
+async fn metrics(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> impl IntoResponse {
+    let queue = state.ctx.store.queue_depth().await.ok();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::metrics::render(queue))
+}
+
+async fn not_found() -> Problem {
+    Problem::not_found("no such route; see /api/v1/openapi.json")
+}

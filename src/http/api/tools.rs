@@ -1,0 +1,100 @@
+//! The checklist and bounce intelligence over HTTP: `POST /api/v1/check/address|domain|message`
+//! and `POST /api/v1/bounces/parse|verify` — the same code as `mailerd check` and `mailerd
+//! bounce`, with the same JSON.
+//!
+//! Bodies: JSON for address and domain; the raw message (`message/rfc822`) for message checks
+//! and bounces.
+//! Must not: write anything (a verified bounce is only judged here, not recorded).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::super::AppState;
+use super::super::auth::Caller;
+use super::super::problem::Problem;
+use crate::checklist::{address, domain, message, resolver::Resolver};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddressRequest {
+    pub address: String,
+    /// Look up the domain (default true).
+    pub dns: Option<bool>,
+}
+
+pub async fn check_address(
+    State(state): State<Arc<AppState>>,
+    Caller(_key): Caller,
+    body: Result<Json<AddressRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, Problem> {
+    let Json(req) = body.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let ctx = &state.ctx;
+    let dns = if req.dns.unwrap_or(true) { ctx.dns.as_deref() } else { None };
+    let (report, _) =
+        address::check_full(&req.address, &address::Options::default(), dns, Some(ctx.store.as_ref())).await;
+    Ok(Json(report.to_json()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainRequest {
+    pub domain: String,
+}
+
+pub async fn check_domain(
+    State(state): State<Arc<AppState>>,
+    Caller(_key): Caller,
+    body: Result<Json<DomainRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, Problem> {
+    let Json(req) = body.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let config = &state.ctx.config;
+    let resolver = Resolver::new(&config.dns_nameservers).map_err(|e| Problem::unavailable(e.to_string()))?;
+    let opts = domain::DomainOptions {
+        outbound_ips: config.check.outbound_ips.clone(),
+        helo: config.outbound.helo.clone(),
+        return_path_domain: config.bounce.return_path_domain.clone(),
+        dkim: config.dkim.as_ref().map(|d| domain::DkimKey {
+            domain: d.domain.clone(),
+            selector: d.selector.clone(),
+            key: d.key.clone(),
+        }),
+    };
+    Ok(Json(domain::check(&req.domain, &opts, &resolver).await.to_json()))
+}
+
+pub async fn check_message(
+    State(state): State<Arc<AppState>>,
+    Caller(_key): Caller,
+    raw: Bytes,
+) -> Result<Json<Value>, Problem> {
+    if raw.is_empty() {
+        return Err(Problem::invalid("body", "send the message itself (message/rfc822) as the request body"));
+    }
+    let config = &state.ctx.config;
+    let mut report = message::check("message", &raw, config.limits.max_message_size);
+    if let Ok(resolver) = Resolver::new(&config.dns_nameservers) {
+        report.push(message::check_dkim(&raw, &resolver).await);
+    }
+    Ok(Json(report.to_json()))
+}
+
+pub async fn parse_bounce(Caller(_key): Caller, raw: Bytes) -> Result<Json<Value>, Problem> {
+    let report = tokio::task::spawn_blocking(move || crate::feedback::parse_bounce(&raw))
+        .await
+        .map_err(|e| Problem::unavailable(format!("parser task: {e}")))?;
+    Ok(Json(report.to_json("request")))
+}
+
+pub async fn verify_bounce(
+    State(state): State<Arc<AppState>>,
+    Caller(_key): Caller,
+    raw: Bytes,
+) -> Result<Json<Value>, Problem> {
+    let v = state.verifier.verify(state.ctx.store.as_ref(), &raw, &Default::default()).await?;
+    Ok(Json(v.to_json("request")))
+}

@@ -1,0 +1,157 @@
+//! Process-wide counters, gauges and one histogram, rendered in the Prometheus text format at
+//! `GET /metrics`: connections, messages accepted (by door), delivery outcomes, bounces by
+//! reason, delivery latency, DNS and TLS errors. The queue size is read from the store at
+//! render time.
+//!
+//! A handful of relaxed atomics (no registry crate): incrementing costs one atomic add, and the
+//! label sets are closed enums, so cardinality is bounded.
+//! Standards: Prometheus text exposition format 0.0.4.
+//! Must not: allocate or lock on the hot path, or take labels from input (reasons come from the
+//! closed reason table).
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use crate::bounce::reason::Reason;
+
+static CONNECTIONS_TOTAL: AtomicU64 = AtomicU64::new(0);
+static CONNECTIONS_OPEN: AtomicU64 = AtomicU64::new(0);
+static CONNECTIONS_REFUSED: AtomicU64 = AtomicU64::new(0);
+const DOORS: [&str; 4] = ["smtp", "submission", "api", "dsn"];
+static ACCEPTED: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+const OUTCOMES: [&str; 4] = ["delivered", "deferred", "bounced", "expired"];
+static OUTCOME: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+static BOUNCED_BY_REASON: [AtomicU64; Reason::ALL.len()] = [const { AtomicU64::new(0) }; Reason::ALL.len()];
+static DNS_ERRORS: AtomicU64 = AtomicU64::new(0);
+static TLS_ERRORS: AtomicU64 = AtomicU64::new(0);
+/// Seconds from acceptance to delivery.
+const BUCKETS: [f64; 10] = [0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 1800.0, 3600.0, 86400.0];
+static LATENCY: [AtomicU64; BUCKETS.len()] = [const { AtomicU64::new(0) }; BUCKETS.len()];
+static LATENCY_COUNT: AtomicU64 = AtomicU64::new(0);
+static LATENCY_SUM_MS: AtomicU64 = AtomicU64::new(0);
+
+pub fn connection_opened() {
+    CONNECTIONS_TOTAL.fetch_add(1, Relaxed);
+    CONNECTIONS_OPEN.fetch_add(1, Relaxed);
+}
+
+pub fn connection_closed() {
+    let _ = CONNECTIONS_OPEN.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+}
+
+pub fn connection_refused() {
+    CONNECTIONS_REFUSED.fetch_add(1, Relaxed);
+}
+
+/// A message durably accepted; `via` is the origin's door.
+pub fn accepted(via: &str) {
+    if let Some(i) = DOORS.iter().position(|d| *d == via) {
+        ACCEPTED.get(i).map(|c| c.fetch_add(1, Relaxed));
+    }
+}
+
+/// One recipient's attempt outcome (`delivered`, `deferred`, `bounced`, `expired`).
+pub fn outcome(state: &str, status: &str, latency: Option<Duration>) {
+    if let Some(i) = OUTCOMES.iter().position(|o| *o == state) {
+        OUTCOME.get(i).map(|c| c.fetch_add(1, Relaxed));
+    }
+    if state == "bounced" || state == "expired" {
+        let reason = Reason::from_enhanced_status(status).unwrap_or(Reason::Undefined);
+        if let Some(i) = Reason::ALL.iter().position(|r| *r == reason) {
+            BOUNCED_BY_REASON.get(i).map(|c| c.fetch_add(1, Relaxed));
+        }
+    }
+    if let (Some(d), "delivered") = (latency, state) {
+        let secs = d.as_secs_f64();
+        for (b, c) in BUCKETS.iter().zip(LATENCY.iter()) {
+            if secs <= *b {
+                c.fetch_add(1, Relaxed);
+            }
+        }
+        LATENCY_COUNT.fetch_add(1, Relaxed);
+        LATENCY_SUM_MS.fetch_add(d.as_millis().min(u64::MAX as u128) as u64, Relaxed);
+    }
+}
+
+pub fn dns_error() {
+    DNS_ERRORS.fetch_add(1, Relaxed);
+}
+
+pub fn tls_error() {
+    TLS_ERRORS.fetch_add(1, Relaxed);
+}
+
+/// The exposition text; `queue` is the number of recipients still to deliver, when known.
+pub fn render(queue: Option<u64>) -> String {
+    let mut s = String::with_capacity(4096);
+    let mut metric = |name: &str, kind: &str, help: &str| {
+        let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    metric("mailerd_connections_total", "counter", "SMTP connections accepted");
+    metric("mailerd_connections_open", "gauge", "SMTP connections open now");
+    metric("mailerd_connections_refused_total", "counter", "SMTP connections refused (421, over max_connections)");
+    metric("mailerd_messages_accepted_total", "counter", "Messages durably accepted, by door");
+    metric("mailerd_recipient_outcomes_total", "counter", "Delivery attempt outcomes per recipient");
+    metric("mailerd_bounces_total", "counter", "Recipients bounced or expired, by reason");
+    metric("mailerd_delivery_latency_seconds", "histogram", "From acceptance to delivery");
+    metric("mailerd_dns_errors_total", "counter", "Temporary DNS failures while routing");
+    metric("mailerd_tls_errors_total", "counter", "Failed TLS handshakes, in and out");
+    metric("mailerd_queue_recipients", "gauge", "Recipients queued or deferred");
+    let mut out = s;
+    let v = |a: &AtomicU64| a.load(Relaxed);
+    let _ = writeln!(out, "mailerd_connections_total {}", v(&CONNECTIONS_TOTAL));
+    let _ = writeln!(out, "mailerd_connections_open {}", v(&CONNECTIONS_OPEN));
+    let _ = writeln!(out, "mailerd_connections_refused_total {}", v(&CONNECTIONS_REFUSED));
+    for (d, c) in DOORS.iter().zip(ACCEPTED.iter()) {
+        let _ = writeln!(out, "mailerd_messages_accepted_total{{via=\"{d}\"}} {}", v(c));
+    }
+    for (o, c) in OUTCOMES.iter().zip(OUTCOME.iter()) {
+        let _ = writeln!(out, "mailerd_recipient_outcomes_total{{outcome=\"{o}\"}} {}", v(c));
+    }
+    for (r, c) in Reason::ALL.iter().zip(BOUNCED_BY_REASON.iter()) {
+        let n = v(c);
+        if n > 0 {
+            let _ = writeln!(out, "mailerd_bounces_total{{reason=\"{}\"}} {n}", r.as_str());
+        }
+    }
+    for (b, c) in BUCKETS.iter().zip(LATENCY.iter()) {
+        let _ = writeln!(out, "mailerd_delivery_latency_seconds_bucket{{le=\"{b}\"}} {}", v(c));
+    }
+    let count = v(&LATENCY_COUNT);
+    let _ = writeln!(out, "mailerd_delivery_latency_seconds_bucket{{le=\"+Inf\"}} {count}");
+    let _ = writeln!(out, "mailerd_delivery_latency_seconds_sum {}", v(&LATENCY_SUM_MS) as f64 / 1000.0);
+    let _ = writeln!(out, "mailerd_delivery_latency_seconds_count {count}");
+    let _ = writeln!(out, "mailerd_dns_errors_total {}", v(&DNS_ERRORS));
+    let _ = writeln!(out, "mailerd_tls_errors_total {}", v(&TLS_ERRORS));
+    if let Some(q) = queue {
+        let _ = writeln!(out, "mailerd_queue_recipients {q}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_a_cumulative_histogram() {
+        accepted("api");
+        outcome("delivered", "2.0.0", Some(Duration::from_millis(700)));
+        outcome("bounced", "5.1.1", None);
+        let text = render(Some(3));
+        assert!(text.contains("mailerd_messages_accepted_total{via=\"api\"}"));
+        assert!(text.contains("mailerd_bounces_total{reason=\"userunknown\"}"));
+        assert!(text.contains("mailerd_queue_recipients 3"));
+        // 0.7 s falls in le=1 and above, not in le=0.5.
+        let bucket = |le: &str| {
+            text.lines()
+                .find(|l| l.starts_with(&format!("mailerd_delivery_latency_seconds_bucket{{le=\"{le}\"}}")))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap()
+        };
+        assert!(bucket("1") >= 1 && bucket("1") >= bucket("0.5"));
+        assert!(bucket("+Inf") >= bucket("86400"));
+    }
+}
