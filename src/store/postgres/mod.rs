@@ -60,6 +60,8 @@ impl PgStore {
 async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), StoreError> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+    // "relation already exists, skipping" is not news on every start.
+    tx.batch_execute("SET LOCAL client_min_messages = warning").await?;
     tx.batch_execute("CREATE TABLE IF NOT EXISTS mailerd_schema (version INTEGER NOT NULL)").await?;
     let current: i32 = tx.query_one("SELECT COALESCE(max(version), 0) FROM mailerd_schema", &[]).await?.try_get(0)?;
     let latest = MIGRATIONS.last().map(|(v, _)| *v).unwrap_or(0);

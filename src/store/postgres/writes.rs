@@ -7,6 +7,8 @@
 
 use std::collections::HashSet;
 
+use tokio_postgres::types::ToSql;
+
 use super::pool::Conn;
 use crate::store::{
     Attempt, Claim, Feedback, MessageId, NewMessage, RecipientId, RecipientState, ReportMark, StoreError, Suppression,
@@ -87,47 +89,47 @@ pub(super) async fn insert(c: &mut Conn, msg: &NewMessage) -> Result<(), StoreEr
         }
     }
     let insert = c.stmt(INSERT).await?;
-    let marks =
-        if msg.reports.is_empty() { None } else { Some((c.stmt(MARK_FINAL).await?, c.stmt(MARK_DELAY).await?)) };
+    let params: [&(dyn ToSql + Sync); 18] = [
+        &msg.id.0,
+        &msg.reverse_path,
+        &msg.envid,
+        &msg.ret,
+        &size,
+        &at,
+        &origin,
+        &msg.body,
+        &addresses,
+        &orcpts,
+        &notifies,
+        &transports,
+        &mailboxes,
+        &ev_rcpt,
+        &ev_kind,
+        &ev_detail,
+        &header_id,
+        &sent,
+    ];
+    if msg.reports.is_empty() {
+        // One statement outside a transaction block commits by itself, and its reply comes
+        // after the COMMIT: one round trip for the whole message.
+        c.client.query_one(&insert, &params).await?;
+        return Ok(());
+    }
+    let (mark_final, mark_delay) = (c.stmt(MARK_FINAL).await?, c.stmt(MARK_DELAY).await?);
     let tx = c.client.transaction().await?;
-    if let Some((mark_final, mark_delay)) = marks {
-        // The row locks taken here make a concurrent report on the same recipient wait for
-        // our COMMIT and then find the mark set: exactly one of them is stored.
-        for (ids, stmt) in [(&finals, &mark_final), (&delays, &mark_delay)] {
-            if ids.is_empty() {
-                continue;
-            }
-            let distinct: HashSet<i64> = ids.iter().copied().collect();
-            let changed = tx.execute(stmt, &[ids]).await?;
-            if distinct.len() != ids.len() || changed as usize != ids.len() {
-                return Err(StoreError::AlreadyReported);
-            }
+    // The row locks taken here make a concurrent report on the same recipient wait for our
+    // COMMIT and then find the mark set: exactly one of them is stored.
+    for (ids, stmt) in [(&finals, &mark_final), (&delays, &mark_delay)] {
+        if ids.is_empty() {
+            continue;
+        }
+        let distinct: HashSet<i64> = ids.iter().copied().collect();
+        let changed = tx.execute(stmt, &[ids]).await?;
+        if distinct.len() != ids.len() || changed as usize != ids.len() {
+            return Err(StoreError::AlreadyReported);
         }
     }
-    tx.query_one(
-        &insert,
-        &[
-            &msg.id.0,
-            &msg.reverse_path,
-            &msg.envid,
-            &msg.ret,
-            &size,
-            &at,
-            &origin,
-            &msg.body,
-            &addresses,
-            &orcpts,
-            &notifies,
-            &transports,
-            &mailboxes,
-            &ev_rcpt,
-            &ev_kind,
-            &ev_detail,
-            &header_id,
-            &sent,
-        ],
-    )
-    .await?;
+    tx.query_one(&insert, &params).await?;
     tx.commit().await?;
     Ok(())
 }
