@@ -32,6 +32,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("already reported")]
     AlreadyReported,
+    #[error("not supported by this store: {0}")]
+    Unsupported(&'static str),
 }
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -162,6 +164,11 @@ pub struct Origin {
     pub helo: String,
     pub auth_user: Option<String>,
     pub tls: bool,
+    /// API: the caller's tags and metadata, returned with events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -257,6 +264,32 @@ pub struct Suppression {
     pub detail: Option<String>,
     pub message_id: Option<String>,
     pub created_at: String,
+}
+
+/// An API key as stored: the secret itself is never kept, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    #[serde(skip)]
+    pub hash: String,
+    /// Sender domains the key may send from; empty means any.
+    pub domains: Vec<String>,
+    pub created_at: String,
+}
+
+/// One event of the stream (`GET /api/v1/events`): `id` is the cursor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventRecord {
+    pub id: i64,
+    pub at: String,
+    pub message_id: String,
+    pub recipient: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: Option<String>,
+    pub detail: Option<String>,
+    pub remote: Option<String>,
 }
 
 /// One recipient of a message we sent, as the sent log remembers it.
@@ -438,4 +471,41 @@ pub trait Store: Send + Sync {
     /// (with the bounce's status and words); a delay report only adds an event.
     /// Returns whether the recipient's state changed.
     async fn record_feedback(&self, feedback: Feedback) -> Result<bool, StoreError>;
+
+    // --- HTTP API ---
+
+    /// The last event id sent to a webhook endpoint (0: none yet).
+    async fn webhook_cursor(&self, _endpoint: &str) -> Result<i64, StoreError> {
+        Err(StoreError::Unsupported("webhooks"))
+    }
+
+    /// Records that `endpoint` has been sent every event up to `last_event`.
+    async fn set_webhook_cursor(&self, _endpoint: &str, _last_event: i64) -> Result<(), StoreError> {
+        Err(StoreError::Unsupported("webhooks"))
+    }
+
+    /// Recipients still to deliver (queued or deferred), for `/metrics`.
+    async fn queue_depth(&self) -> Result<u64, StoreError> {
+        Err(StoreError::Unsupported("queue depth"))
+    }
+
+    /// Stores an API key (only its hash).
+    async fn create_api_key(&self, _key: ApiKey) -> Result<(), StoreError> {
+        Err(StoreError::Unsupported("API keys"))
+    }
+
+    /// The API key whose SHA-256 is `hash` (hex).
+    async fn api_key(&self, _hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        Err(StoreError::Unsupported("API keys"))
+    }
+
+    /// Events after the cursor `after` (an event id), oldest first, optionally of one kind.
+    async fn events_after(
+        &self,
+        _after: i64,
+        _kind: Option<&str>,
+        _limit: usize,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        Err(StoreError::Unsupported("the event stream"))
+    }
 }
