@@ -53,6 +53,8 @@ pub struct Config {
     pub check: CheckConfig,
     /// `[[webhooks]]`: endpoints that receive the event stream.
     pub webhooks: Vec<Webhook>,
+    /// `[account]`: the hard-bounce breaker per SMTP login and API key.
+    pub account: crate::bounce::breaker::BreakerConfig,
 }
 
 /// One webhook endpoint: events of `events` (all when empty) are POSTed as signed JSON.
@@ -216,6 +218,21 @@ struct RawConfig {
     dkim: RawDkim,
     check: RawCheck,
     webhooks: Vec<RawWebhook>,
+    account: RawAccount,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAccount {
+    hard_bounce_threshold: f64,
+    min_messages: u64,
+    window: u64,
+}
+
+impl Default for RawAccount {
+    fn default() -> Self {
+        RawAccount { hard_bounce_threshold: 0.10, min_messages: 100, window: 86_400 }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -630,6 +647,18 @@ impl RawConfig {
                 })
                 .collect::<Result<_, _>>()?,
         };
+        let a = &self.account;
+        if !(0.0..=1.0).contains(&a.hard_bounce_threshold) {
+            return Err(invalid("account.hard_bounce_threshold", "a rate between 0 (off) and 1, e.g. 0.10"));
+        }
+        if a.window == 0 {
+            return Err(invalid("account.window", "seconds, more than 0"));
+        }
+        let account = crate::bounce::breaker::BreakerConfig {
+            threshold: a.hard_bounce_threshold,
+            min_messages: a.min_messages,
+            window: Duration::from_secs(a.window),
+        };
         let mut webhooks = Vec::new();
         for (i, w) in self.webhooks.into_iter().enumerate() {
             let key = |k: &str| format!("webhooks[{i}].{k}");
@@ -670,6 +699,7 @@ impl RawConfig {
             dkim,
             check,
             webhooks,
+            account,
         })
     }
 }

@@ -159,6 +159,7 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
     let wakeup = Arc::new(crate::queue::Wakeup::default());
     let limits = config.limits.clone();
     let auth = Authenticator::new(store.clone(), limits.auth_max_failures, limits.auth_failure_window);
+    let breaker = Arc::new(crate::bounce::breaker::Breaker::new(config.account));
     let ctx = Arc::new(Context {
         config: config.clone(),
         store: store.clone(),
@@ -169,6 +170,7 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
         return_path: signer.clone(),
         dkim: dkim.clone(),
         dns: crate::dns::Dns::new(&config.dns_nameservers).ok().map(Arc::new),
+        breaker: breaker.clone(),
     });
     if let Some(l) = listeners.http {
         info!(listener = "http", addr = %l.local_addr()?, "listening");
@@ -210,6 +212,7 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
                 Some((*signer).clone()),
                 config.bounce.check_authentication,
             )),
+            breaker,
             signer: config.bounce.sign_return_path.then_some(signer),
             owner: format!("{}:{}", config.hostname, std::process::id()),
         });

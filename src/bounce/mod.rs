@@ -3,6 +3,7 @@
 //!
 //! Must not: deliver anything; DSNs enter the queue through `accept` like any mail.
 
+pub mod breaker;
 pub mod dsn;
 pub mod notify;
 pub mod reason;

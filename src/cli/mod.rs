@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 a check found problems, 2 usage or runtime error.
 //! Must not: hold logic the daemon needs; subcommands call into the library.
 
+mod account;
 mod apikey;
 mod bounce;
 mod check;
@@ -76,6 +77,20 @@ pub enum Command {
     /// API keys for the HTTP API.
     #[command(subcommand)]
     Apikey(ApikeyCommand),
+    /// Sending accounts paused by the hard-bounce breaker.
+    #[command(subcommand)]
+    Account(AccountCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Paused accounts, newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let a paused account send again (`user:ADDRESS` or `apikey:ID`).
+    Resume { account: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -227,6 +242,8 @@ pub fn run(cli: Cli) -> Result<i32> {
                 send::send(&config, send::SendArgs { from, to, subject, text, eml, server, key }).await
             }
             Command::Apikey(ApikeyCommand::Create { name, domains }) => apikey::create(&config, &name, domains).await,
+            Command::Account(AccountCommand::List { json }) => account::list(&config, json).await,
+            Command::Account(AccountCommand::Resume { account }) => account::resume(&config, &account).await,
             Command::User(UserCommand::Add { address, quota }) => user::add(&config, &address, quota).await,
             Command::Queue(QueueCommand::List { json, limit }) => queue::list(&config, json, limit).await,
             Command::Queue(QueueCommand::Show { id, json }) => queue::show(&config, &id, json).await,

@@ -519,6 +519,7 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
     for r in &tx.rcpts {
         notes.extend(r.notes.iter().map(|n| (Some(r.address.clone()), n.clone())));
     }
+    let remote = tx.rcpts.iter().filter(|r| r.transport == Transport::Remote).count();
     let origin = Origin {
         via: client.kind.as_str().into(),
         client_ip: client.addr.ip().to_string(),
@@ -540,6 +541,10 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
     };
     match accept::accept(ctx.store.as_ref(), &ctx.queue_wakeup, ctx.dkim.as_deref(), incoming).await {
         Ok(id) => {
+            if let Some(user) = &session.auth_user {
+                let account = crate::bounce::breaker::account_of(user);
+                ctx.breaker.sent(&account, remote as u64, Timestamp::now());
+            }
             info!(queue_id = %id, client = %client.addr, from = %tx.from, to = ?rcpts, size, tls = session.tls,
                   user = session.auth_user.as_deref().unwrap_or("-"), "queued");
             conn.reply(&replies::queued(&id.0));

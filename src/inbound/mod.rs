@@ -57,6 +57,8 @@ pub struct Context {
     pub dkim: Option<Arc<crate::dkim::Signer>>,
     /// Resolver for the submission check "does the recipient's domain exist".
     pub dns: Option<Arc<crate::dns::Dns>>,
+    /// Hard-bounce rates per account (shared with the scheduler).
+    pub breaker: Arc<crate::bounce::breaker::Breaker>,
 }
 
 impl Context {

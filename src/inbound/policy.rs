@@ -107,6 +107,12 @@ pub async fn check_rcpt(
         if !may_relay {
             return Err(refuse(replies::relay_denied(&shown), format!("relay to {} from {ip}", rcpt.domain())));
         }
+        if let Some(user) = &session.auth_user {
+            let account = crate::bounce::breaker::account_of(user);
+            if let Ok(Some(p)) = ctx.store.account_pause(&account).await {
+                return Err(refuse(replies::account_paused(&account, &p.detail), format!("{account} paused")));
+            }
+        }
         let entry = if ctx.config.bounce.enforce_suppression {
             ctx.store
                 .suppression(&rcpt.key())

@@ -109,6 +109,11 @@ pub fn message_check_failed(check: &str, why: &str) -> SmtpReply {
     }
 }
 
+/// An account the hard-bounce breaker paused: temporary, so nothing bounces while an admin looks.
+pub fn account_paused(account: &str, why: &str) -> SmtpReply {
+    r(451, (4, 7, 1), format!("sending paused for {account}: {why}; an admin must resume it (mailerd account resume)"))
+}
+
 pub fn too_many_recipients() -> SmtpReply {
     r(452, (4, 5, 3), "too many recipients")
 }

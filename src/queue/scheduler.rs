@@ -44,6 +44,8 @@ pub struct Scheduler {
     pub reporter: Reporter,
     /// Rewrites envelope senders to signed return paths (None: sent as given).
     pub signer: Option<Arc<super::return_path::Signer>>,
+    /// Hard-bounce rates per account: trips pause the account.
+    pub breaker: Arc<crate::bounce::breaker::Breaker>,
     /// Tells our bounces from forged ones before they are recorded.
     pub verifier: Arc<crate::feedback::evidence::Verifier>,
     /// This process's lease owner name.
@@ -216,6 +218,16 @@ impl Scheduler {
                 messages.push(a.message.clone());
             }
         }
+        let mut hard: Vec<(MessageId, u64)> = Vec::new();
+        for a in &attempts {
+            let failed = matches!(a.state, RecipientState::Bounced | RecipientState::Expired);
+            if failed && is_hard(&a.status) {
+                match hard.iter_mut().find(|(m, _)| *m == a.message) {
+                    Some((_, n)) => *n += 1,
+                    None => hard.push((a.message.clone(), 1)),
+                }
+            }
+        }
         if let Err(e) = self.store.record_attempts(&self.owner, attempts).await {
             // The leases run out and the recipients are tried again: at least once, never lost.
             warn!(error = %e, "recording delivery outcomes failed");
@@ -224,6 +236,29 @@ impl Scheduler {
         }
         for id in &messages {
             self.reporter.after_attempts(id).await;
+        }
+        for (message, n) in hard {
+            self.hard_bounced(&message, n).await;
+        }
+    }
+
+    /// Counts hard bounces against the account that sent `message`; pauses it when the
+    /// breaker trips.
+    async fn hard_bounced(&self, message: &MessageId, n: u64) {
+        let Ok(Some(detail)) = self.store.message_detail(message).await else { return };
+        let Some(user) = detail.origin.auth_user.as_deref() else { return };
+        let account = crate::bounce::breaker::account_of(user);
+        let Some(trip) = self.breaker.hard_bounces(&account, n, Timestamp::now()) else { return };
+        let why = trip.describe(self.breaker.config().window);
+        warn!(account = %account, queue_id = %message, "sending paused: {why}");
+        let pause = crate::store::AccountPause {
+            account,
+            detail: why,
+            message_id: Some(message.0.clone()),
+            paused_at: String::new(),
+        };
+        if let Err(e) = self.store.pause_account(pause).await {
+            warn!(error = %e, "pausing the account failed");
         }
     }
 
@@ -271,6 +306,10 @@ impl Scheduler {
         if let Some(about) = about {
             match crate::feedback::ingest::ingest(self.store.as_ref(), &about, &verification.report).await {
                 Ok(done) => {
+                    let hard = verification.report.recipients.iter().filter(|r| r.hard_bounce == Some(true)).count();
+                    if let (Some(m), true) = (&done.original, done.updated > 0 && hard > 0) {
+                        self.hard_bounced(m, hard.min(done.updated) as u64).await;
+                    }
                     original = (done.updated > 0).then_some(done.original).flatten();
                     recorded = Some(format!("{} ({})", done.summary, verification.verdict.as_str()));
                 }
@@ -382,6 +421,13 @@ impl Scheduler {
         );
         attempt
     }
+}
+
+/// Whether an outcome's status means the address itself is bad (the reason table's verdict).
+fn is_hard(status: &str) -> bool {
+    crate::bounce::reason::Reason::from_enhanced_status(status)
+        .and_then(|r| r.is_hard(status.chars().next()))
+        .unwrap_or(false)
 }
 
 /// The address to deliver a remote claim to: an alias target, or the recipient itself.

@@ -278,6 +278,17 @@ pub struct ApiKey {
     pub created_at: String,
 }
 
+/// An account the hard-bounce breaker paused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccountPause {
+    /// `user:ADDRESS` or `apikey:ID`.
+    pub account: String,
+    pub detail: String,
+    /// The message whose bounce tripped the breaker.
+    pub message_id: Option<String>,
+    pub paused_at: String,
+}
+
 /// One event of the stream (`GET /api/v1/events`): `id` is the cursor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EventRecord {
@@ -482,6 +493,25 @@ pub trait Store: Send + Sync {
     /// Records that `endpoint` has been sent every event up to `last_event`.
     async fn set_webhook_cursor(&self, _endpoint: &str, _last_event: i64) -> Result<(), StoreError> {
         Err(StoreError::Unsupported("webhooks"))
+    }
+
+    /// Pauses an account (the breaker tripped); with `message_id`, an `account_paused` event is
+    /// added to that message. Returns false when it was paused already.
+    async fn pause_account(&self, _pause: AccountPause) -> Result<bool, StoreError> {
+        Err(StoreError::Unsupported("account pauses"))
+    }
+
+    async fn account_pause(&self, _account: &str) -> Result<Option<AccountPause>, StoreError> {
+        Err(StoreError::Unsupported("account pauses"))
+    }
+
+    /// Lifts a pause; returns whether there was one.
+    async fn resume_account(&self, _account: &str) -> Result<bool, StoreError> {
+        Err(StoreError::Unsupported("account pauses"))
+    }
+
+    async fn paused_accounts(&self) -> Result<Vec<AccountPause>, StoreError> {
+        Err(StoreError::Unsupported("account pauses"))
     }
 
     /// Recipients still to deliver (queued or deferred), for `/metrics`.

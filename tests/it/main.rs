@@ -6,6 +6,7 @@ mod harness;
 mod config_errors;
 mod crash_durability;
 mod bounces;
+mod breaker;
 mod checklist;
 mod delivery;
 mod dkim;

@@ -119,6 +119,12 @@ pub async fn send(
             format!("API key `{}` may send only from {}", key.name, key.domains.join(", ")),
         ));
     }
+    let account = format!("apikey:{}", key.id);
+    if let Ok(Some(p)) = ctx.store.account_pause(&account).await {
+        let mut problem = Problem::forbidden("from", format!("sending is paused for this key: {}", p.detail));
+        problem.kind = "account-paused";
+        return Err(problem.with(json!({ "resume": "mailerd account resume " })));
+    }
     if req.to.is_empty() && req.cc.is_empty() && req.bcc.is_empty() {
         return Err(Problem::invalid("to", "no recipients: give at least one of to, cc, bcc"));
     }
@@ -272,7 +278,9 @@ pub async fn send(
         reports: Vec::new(),
         notes,
     };
+    let remote = incoming.recipients.iter().filter(|r| r.transport == Transport::Remote).count() as u64;
     accept::accept(ctx.store.as_ref(), &ctx.queue_wakeup, ctx.dkim.as_deref(), incoming).await?;
+    ctx.breaker.sent(&account, remote, now);
     tracing::info!(queue_id = %id, from = %from, key = %key.id, "queued via API");
     Ok((
         StatusCode::ACCEPTED,

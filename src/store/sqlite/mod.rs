@@ -57,6 +57,8 @@ enum Simple {
     ReleaseBody(MessageId),
     ApiKey(super::ApiKey),
     WebhookCursor(String, i64),
+    Pause(super::AccountPause),
+    Resume(String),
     RetryNow(MessageId),
     Delete(MessageId),
     Feedback(super::Feedback),
@@ -260,6 +262,23 @@ impl Store for SqliteStore {
 
     async fn set_webhook_cursor(&self, endpoint: &str, last_event: i64) -> Result<(), StoreError> {
         self.simple(Simple::WebhookCursor(endpoint.to_string(), last_event)).await.map(|_| ())
+    }
+
+    async fn pause_account(&self, pause: super::AccountPause) -> Result<bool, StoreError> {
+        self.simple(Simple::Pause(pause)).await.map(|n| n > 0)
+    }
+
+    async fn account_pause(&self, account: &str) -> Result<Option<super::AccountPause>, StoreError> {
+        let account = account.to_string();
+        self.read(move |c| Ok(reads::paused(c, Some(&account))?.into_iter().next())).await
+    }
+
+    async fn resume_account(&self, account: &str) -> Result<bool, StoreError> {
+        self.simple(Simple::Resume(account.to_string())).await.map(|n| n > 0)
+    }
+
+    async fn paused_accounts(&self) -> Result<Vec<super::AccountPause>, StoreError> {
+        self.read(|c| reads::paused(c, None)).await
     }
 
     async fn queue_depth(&self) -> Result<u64, StoreError> {

@@ -279,3 +279,21 @@ pub(super) fn events_after(
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
+
+pub(super) fn paused(c: &Connection, account: Option<&str>) -> Result<Vec<crate::store::AccountPause>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT account, detail, message_id, paused_at FROM paused_accounts
+         WHERE ?1 IS NULL OR account = ?1 ORDER BY paused_at DESC LIMIT 10000",
+    )?;
+    let rows = stmt
+        .query_map([account], |r| {
+            Ok(crate::store::AccountPause {
+                account: r.get(0)?,
+                detail: r.get(1)?,
+                message_id: r.get(2)?,
+                paused_at: Timestamp(r.get(3)?).iso8601(),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}

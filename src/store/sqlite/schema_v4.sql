@@ -1,4 +1,5 @@
--- Version 4: API keys for the HTTP API (only the SHA-256 of each key is kept), webhook cursors.
+-- Version 4: API keys for the HTTP API (only the SHA-256 of each key is kept), webhook cursors,
+-- paused accounts.
 CREATE TABLE api_keys (
     id         TEXT PRIMARY KEY,
     name       TEXT NOT NULL,
@@ -11,4 +12,11 @@ CREATE TABLE api_keys (
 CREATE TABLE webhook_cursors (
     endpoint   TEXT PRIMARY KEY,
     last_event INTEGER NOT NULL
+);
+-- Accounts (SMTP logins, API keys) paused by the hard-bounce breaker until an admin resumes them.
+CREATE TABLE paused_accounts (
+    account    TEXT PRIMARY KEY,
+    detail     TEXT NOT NULL,
+    message_id TEXT,
+    paused_at  INTEGER NOT NULL
 );

@@ -280,6 +280,24 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
                  ON CONFLICT (endpoint) DO UPDATE SET last_event = max(last_event, excluded.last_event)",
             )?
             .execute(params![endpoint, last])?,
+        Simple::Pause(p) => {
+            let n = tx
+                .prepare_cached(
+                    "INSERT INTO paused_accounts (account, detail, message_id, paused_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (account) DO NOTHING",
+                )?
+                .execute(params![p.account, p.detail, p.message_id, now])?;
+            if let (1, Some(m)) = (n, &p.message_id) {
+                tx.prepare_cached(
+                    "INSERT INTO events (message_id, recipient, kind, status, detail, at) VALUES (?1, NULL, 'account_paused', NULL, ?2, ?3)",
+                )?
+                .execute(params![m, format!("{}: {}", p.account, p.detail), now])?;
+            }
+            n
+        }
+        Simple::Resume(account) => {
+            tx.prepare_cached("DELETE FROM paused_accounts WHERE account = ?1")?.execute([account])?
+        }
         Simple::ApiKey(k) => {
             let domains = serde_json::to_string(&k.domains).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             tx.prepare_cached(

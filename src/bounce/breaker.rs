@@ -1,0 +1,175 @@
+//! Account protection: a hard-bounce-rate breaker per sending account (an SMTP login or an API
+//! key). Relayed recipients count when accepted; hard bounces (the reason table's verdict)
+//! count when they happen. When, over the sliding window, the hard-bounce rate exceeds the
+//! threshold after at least `min_messages` recipients, the breaker trips: the caller pauses the
+//! account in the store (sending refused with 451 4.7.1 / HTTP 403 and an event) until an
+//! admin runs `mailerd account resume`. A bad list or a stolen login stops within minutes,
+//! before the sending domain's reputation does.
+//!
+//! The counts live in memory (per minute, per account; bounded by the window), the pause in the
+//! store, so a restart forgets the counts but not the pause.
+//! Must not: pause anything itself (the caller writes the store), or grow without bound.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::time::Timestamp;
+
+const BUCKET_MS: i64 = 60_000;
+/// Accounts tracked at once; the least recently active are dropped beyond it.
+const MAX_ACCOUNTS: usize = 100_000;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BreakerConfig {
+    /// Hard-bounce rate that trips the breaker (0.10 = 10%); 0 disables it.
+    pub threshold: f64,
+    /// Recipients needed in the window before the rate counts.
+    pub min_messages: u64,
+    pub window: Duration,
+}
+
+/// Why an account was paused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trip {
+    pub account: String,
+    pub sent: u64,
+    pub hard: u64,
+}
+
+impl Trip {
+    pub fn rate(&self) -> f64 {
+        if self.sent == 0 { 0.0 } else { self.hard as f64 / self.sent as f64 }
+    }
+
+    pub fn describe(&self, window: Duration) -> String {
+        format!(
+            "hard-bounce rate {:.1}% ({} of {} recipients in the last {} h)",
+            self.rate() * 100.0,
+            self.hard,
+            self.sent,
+            window.as_secs() / 3600
+        )
+    }
+}
+
+#[derive(Default)]
+struct Window {
+    /// (bucket start ms, sent, hard), oldest first.
+    buckets: VecDeque<(i64, u64, u64)>,
+    last_seen: i64,
+}
+
+impl Window {
+    fn add(&mut self, now: i64, sent: u64, hard: u64, window_ms: i64) {
+        let start = now - now.rem_euclid(BUCKET_MS);
+        match self.buckets.back_mut() {
+            Some(b) if b.0 == start => {
+                b.1 += sent;
+                b.2 += hard;
+            }
+            _ => self.buckets.push_back((start, sent, hard)),
+        }
+        while self.buckets.front().is_some_and(|b| b.0 + window_ms <= now) {
+            self.buckets.pop_front();
+        }
+        self.last_seen = now;
+    }
+
+    fn totals(&self) -> (u64, u64) {
+        self.buckets.iter().fold((0, 0), |(s, h), b| (s + b.1, h + b.2))
+    }
+}
+
+pub struct Breaker {
+    config: BreakerConfig,
+    windows: Mutex<HashMap<String, Window>>,
+}
+
+/// The account of an `Origin::auth_user`: `apikey:ID` for the API, `user:ADDRESS` for SMTP.
+pub fn account_of(auth_user: &str) -> String {
+    match auth_user.strip_prefix("apikey:") {
+        Some(rest) => format!("apikey:{}", rest.split_whitespace().next().unwrap_or(rest)),
+        None => format!("user:{}", auth_user.to_lowercase()),
+    }
+}
+
+impl Breaker {
+    pub fn new(config: BreakerConfig) -> Breaker {
+        Breaker { config, windows: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn config(&self) -> BreakerConfig {
+        self.config
+    }
+
+    /// `n` relayed recipients accepted for `account`.
+    pub fn sent(&self, account: &str, n: u64, now: Timestamp) {
+        self.record(account, n, 0, now);
+    }
+
+    /// `n` hard bounces for `account`; Some when this trips the breaker (the window is then
+    /// cleared, so after a resume the account starts afresh).
+    pub fn hard_bounces(&self, account: &str, n: u64, now: Timestamp) -> Option<Trip> {
+        self.record(account, 0, n, now)
+    }
+
+    fn record(&self, account: &str, sent: u64, hard: u64, now: Timestamp) -> Option<Trip> {
+        if self.config.threshold <= 0.0 {
+            return None;
+        }
+        let window_ms = i64::try_from(self.config.window.as_millis()).unwrap_or(i64::MAX);
+        let mut map = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_ACCOUNTS && !map.contains_key(account) {
+            let cutoff = now.millis().saturating_sub(window_ms);
+            map.retain(|_, w| w.last_seen > cutoff);
+            if map.len() >= MAX_ACCOUNTS {
+                return None; // over the bound even after pruning: do not track more
+            }
+        }
+        let w = map.entry(account.to_string()).or_default();
+        w.add(now.millis(), sent, hard, window_ms);
+        let (total, bounced) = w.totals();
+        if hard > 0 && total >= self.config.min_messages && bounced as f64 > self.config.threshold * total as f64 {
+            map.remove(account);
+            return Some(Trip { account: account.to_string(), sent: total, hard: bounced });
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn breaker() -> Breaker {
+        Breaker::new(BreakerConfig { threshold: 0.10, min_messages: 100, window: Duration::from_secs(86_400) })
+    }
+
+    #[test]
+    fn trips_over_the_threshold_only_after_enough_messages() {
+        let b = breaker();
+        let t = Timestamp(1_800_000_000_000);
+        b.sent("user:a@x", 50, t);
+        assert!(b.hard_bounces("user:a@x", 20, t).is_none(), "40% but only 50 messages");
+        b.sent("user:a@x", 50, t);
+        let trip = b.hard_bounces("user:a@x", 1, t).expect("21 of 100 > 10%");
+        assert_eq!((trip.sent, trip.hard), (100, 21));
+        // Cleared: a resumed account starts afresh.
+        assert!(b.hard_bounces("user:a@x", 1, t).is_none());
+    }
+
+    #[test]
+    fn stays_closed_under_the_threshold_and_forgets_old_bounces() {
+        let b = breaker();
+        let t = Timestamp(1_800_000_000_000);
+        b.sent("apikey:k1", 1000, t);
+        assert!(b.hard_bounces("apikey:k1", 100, t).is_none(), "exactly 10% is not over");
+        // A day later the old window is gone.
+        let later = Timestamp(t.millis() + 86_400_000 + 60_000);
+        b.sent("apikey:k1", 100, later);
+        assert!(b.hard_bounces("apikey:k1", 5, later).is_none(), "5% of the new window");
+        assert_eq!(account_of("apikey:key_ab12 (shop)"), "apikey:key_ab12");
+        assert_eq!(account_of("App@Example.com"), "user:app@example.com");
+    }
+}
