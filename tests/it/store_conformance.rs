@@ -10,8 +10,8 @@ use std::time::Duration;
 use mailerd::store::postgres::PgStore;
 use mailerd::store::sqlite::SqliteStore;
 use mailerd::store::{
-    Attempt, Feedback, MessageId, NewMessage, NewRecipient, Origin, RecipientId, RecipientState, ReportMark, Store,
-    StoreError, Suppression, Transport,
+    AccountPause, ApiKey, Attempt, Feedback, MessageId, NewMessage, NewRecipient, Origin, RecipientId, RecipientState,
+    ReportMark, Store, StoreError, Suppression, Transport,
 };
 use mailerd::time::Timestamp;
 
@@ -81,6 +81,7 @@ conformance!(
     delete_removes_message_but_keeps_sent_log,
     retry_now_makes_deferred_due,
     release_body_only_when_all_final,
+    api_keys_cursors_pauses_and_event_stream,
 );
 
 fn origin() -> Origin {
@@ -627,6 +628,57 @@ async fn release_body_only_when_all_final(s: Arc<dyn Store>) {
     s.release_body(&id).await.unwrap();
 }
 
+async fn api_keys_cursors_pauses_and_event_stream(s: Arc<dyn Store>) {
+    let key = ApiKey {
+        id: "k1".into(),
+        name: "shop".into(),
+        hash: "ab".repeat(32),
+        domains: vec!["example.com".into()],
+        created_at: String::new(),
+    };
+    s.create_api_key(key.clone()).await.unwrap();
+    let got = s.api_key(&"ab".repeat(32)).await.unwrap().expect("key");
+    assert_eq!(
+        (got.id.as_str(), got.name.as_str(), got.domains.clone()),
+        ("k1", "shop", vec!["example.com".to_string()])
+    );
+    assert!(s.api_key(&"cd".repeat(32)).await.unwrap().is_none());
+    assert!(s.create_api_key(key).await.is_err(), "the same key twice");
+
+    assert_eq!(s.webhook_cursor("https://hook.test/a").await.unwrap(), 0);
+    s.set_webhook_cursor("https://hook.test/a", 7).await.unwrap();
+    s.set_webhook_cursor("https://hook.test/a", 5).await.unwrap();
+    assert_eq!(s.webhook_cursor("https://hook.test/a").await.unwrap(), 7, "a cursor never moves back");
+
+    s.insert_message(message("E1", T0, vec![rcpt("a@ex.net", Transport::Remote), rcpt("b@ex.net", Transport::Remote)]))
+        .await
+        .unwrap();
+    assert_eq!(s.queue_depth().await.unwrap(), 2);
+    let pause = AccountPause {
+        account: "user:app@example.com".into(),
+        detail: "12% hard bounces".into(),
+        message_id: Some("E1".into()),
+        paused_at: String::new(),
+    };
+    assert!(s.pause_account(pause.clone()).await.unwrap());
+    assert!(!s.pause_account(pause).await.unwrap(), "paused already");
+    assert_eq!(s.account_pause("user:app@example.com").await.unwrap().expect("paused").detail, "12% hard bounces");
+    assert_eq!(s.paused_accounts().await.unwrap().len(), 1);
+
+    let all = s.events_after(0, None, 100).await.unwrap();
+    let kinds: Vec<_> = all.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["queued", "queued", "account_paused"]);
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id));
+    let rest = s.events_after(all[0].id, Some("queued"), 100).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].id, all[1].id);
+    assert_eq!(s.events_after(all[0].id, None, 1).await.unwrap().len(), 1);
+
+    assert!(s.resume_account("user:app@example.com").await.unwrap());
+    assert!(!s.resume_account("user:app@example.com").await.unwrap());
+    assert!(s.account_pause("user:app@example.com").await.unwrap().is_none());
+}
+
 /// The daemon on PostgreSQL: a message accepted over SMTP lands in a local Maildir, and its
 /// recipient is recorded as delivered in the shared store.
 #[tokio::test]
@@ -680,4 +732,23 @@ async fn postgres_migrations_are_safe_to_run_concurrently() {
     drop(stores);
     let again = PgStore::connect(&schema.url).await.expect("restart");
     assert_eq!(states(&again, "MIG").await.len(), 1);
+}
+
+/// PostgreSQL's event stream never moves past an event whose transaction is still open (ids
+/// are taken at insert; a later id may commit first, on another node).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_event_stream_waits_for_open_transactions() {
+    let Some(admin) = url_or_skip("store_conformance::postgres_event_stream_waits_for_open_transactions") else {
+        return;
+    };
+    let schema = TestSchema::create(&admin, "event_fence").await;
+    let store = PgStore::connect(&schema.url).await.expect("store");
+    let (slow, conn) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    slow.batch_execute("BEGIN; INSERT INTO events (message_id, kind, at) VALUES ('SLOW', 'queued', 1)").await.unwrap();
+    store.insert_message(message("FAST", T0, vec![rcpt("a@ex.net", Transport::Remote)])).await.unwrap();
+    assert!(store.events_after(0, None, 100).await.unwrap().is_empty(), "FAST's event waits behind SLOW's");
+    slow.batch_execute("COMMIT").await.unwrap();
+    let ids: Vec<_> = store.events_after(0, None, 100).await.unwrap().into_iter().map(|e| e.message_id).collect();
+    assert_eq!(ids, ["SLOW", "FAST"]);
 }

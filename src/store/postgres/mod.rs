@@ -21,8 +21,8 @@ use tracing::warn;
 
 use self::pool::Pool;
 use super::{
-    Attempt, Claim, Feedback, MailboxRecord, MessageDetail, MessageId, NewMessage, QueueEntry, ReportFacts, SentEntry,
-    Store, StoreError, Suppression, Transport,
+    AccountPause, ApiKey, Attempt, Claim, EventRecord, Feedback, MailboxRecord, MessageDetail, MessageId, NewMessage,
+    QueueEntry, ReportFacts, SentEntry, Store, StoreError, Suppression, Transport,
 };
 use crate::time::Timestamp;
 
@@ -31,7 +31,7 @@ const POOL_SIZE: usize = 16;
 /// Any constant shared by every mailerd: serializes migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x6d61_696c_6572_6400; // "mailerd\0"
 /// Versioned migrations, applied in order inside one transaction.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("schema_v1.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("schema_v1.sql")), (2, include_str!("schema_v2.sql"))];
 
 pub struct PgStore {
     pool: Pool,
@@ -191,5 +191,45 @@ impl Store for PgStore {
 
     async fn record_feedback(&self, feedback: Feedback) -> Result<bool, StoreError> {
         self.with(async |c| writes::record_feedback(c, &feedback).await).await
+    }
+
+    async fn webhook_cursor(&self, endpoint: &str) -> Result<i64, StoreError> {
+        self.with(async |c| reads::webhook_cursor(c, endpoint).await).await
+    }
+
+    async fn set_webhook_cursor(&self, endpoint: &str, last_event: i64) -> Result<(), StoreError> {
+        self.with(async |c| writes::set_webhook_cursor(c, endpoint, last_event).await).await
+    }
+
+    async fn pause_account(&self, pause: AccountPause) -> Result<bool, StoreError> {
+        self.with(async |c| writes::pause_account(c, &pause).await).await
+    }
+
+    async fn account_pause(&self, account: &str) -> Result<Option<AccountPause>, StoreError> {
+        self.with(async |c| reads::paused(c, Some(account)).await).await.map(|v| v.into_iter().next())
+    }
+
+    async fn resume_account(&self, account: &str) -> Result<bool, StoreError> {
+        self.with(async |c| writes::resume_account(c, account).await).await
+    }
+
+    async fn paused_accounts(&self) -> Result<Vec<AccountPause>, StoreError> {
+        self.with(async |c| reads::paused(c, None).await).await
+    }
+
+    async fn queue_depth(&self) -> Result<u64, StoreError> {
+        self.with(async |c| reads::queue_depth(c).await).await
+    }
+
+    async fn create_api_key(&self, key: ApiKey) -> Result<(), StoreError> {
+        self.with(async |c| writes::create_api_key(c, &key).await).await
+    }
+
+    async fn api_key(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        self.with(async |c| reads::api_key(c, hash).await).await
+    }
+
+    async fn events_after(&self, after: i64, kind: Option<&str>, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
+        self.with(async |c| reads::events_after(c, after, kind, limit).await).await
     }
 }

@@ -6,8 +6,9 @@ use tokio_postgres::Row;
 
 use super::pool::Conn;
 use crate::store::{
-    EventView, MailboxRecord, MessageDetail, MessageId, Origin, QueueEntry, RecipientFacts, RecipientId,
-    RecipientState, RecipientView, ReportFacts, SentEntry, StoreError, Suppression, Transport,
+    AccountPause, ApiKey, EventRecord, EventView, MailboxRecord, MessageDetail, MessageId, Origin, QueueEntry,
+    RecipientFacts, RecipientId, RecipientState, RecipientView, ReportFacts, SentEntry, StoreError, Suppression,
+    Transport,
 };
 use crate::time::Timestamp;
 
@@ -206,6 +207,87 @@ pub(super) async fn sent_log(c: &mut Conn, header_id: &str) -> Result<Vec<SentEn
             queue_id: MessageId(r.try_get(0)?),
             recipient: r.try_get(1)?,
             sent_at: Timestamp(r.try_get(2)?),
+        });
+    }
+    Ok(out)
+}
+
+pub(super) async fn webhook_cursor(c: &mut Conn, endpoint: &str) -> Result<i64, StoreError> {
+    let stmt = c.stmt("SELECT last_event FROM webhook_cursors WHERE endpoint = $1").await?;
+    Ok(match c.client.query_opt(&stmt, &[&endpoint]).await? {
+        Some(r) => r.try_get(0)?,
+        None => 0,
+    })
+}
+
+pub(super) async fn paused(c: &mut Conn, account: Option<&str>) -> Result<Vec<AccountPause>, StoreError> {
+    let stmt = c
+        .stmt(
+            "SELECT account, detail, message_id, paused_at FROM paused_accounts
+             WHERE $1::text IS NULL OR account = $1 ORDER BY paused_at DESC LIMIT 10000",
+        )
+        .await?;
+    let mut out = Vec::new();
+    for r in c.client.query(&stmt, &[&account]).await? {
+        out.push(AccountPause {
+            account: r.try_get(0)?,
+            detail: r.try_get(1)?,
+            message_id: r.try_get(2)?,
+            paused_at: Timestamp(r.try_get(3)?).iso8601(),
+        });
+    }
+    Ok(out)
+}
+
+pub(super) async fn queue_depth(c: &mut Conn) -> Result<u64, StoreError> {
+    let stmt = c.stmt("SELECT count(*) FROM recipients WHERE state IN ('queued', 'deferred')").await?;
+    Ok(c.client.query_one(&stmt, &[]).await?.try_get::<_, i64>(0)?.max(0) as u64)
+}
+
+pub(super) async fn api_key(c: &mut Conn, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+    let stmt = c.stmt("SELECT id, name, key_hash, domains, created_at FROM api_keys WHERE key_hash = $1").await?;
+    let Some(r) = c.client.query_opt(&stmt, &[&hash]).await? else {
+        return Ok(None);
+    };
+    let domains: Vec<String> = serde_json::from_str(r.try_get(3)?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(Some(ApiKey {
+        id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        hash: r.try_get(2)?,
+        domains,
+        created_at: Timestamp(r.try_get(4)?).iso8601(),
+    }))
+}
+
+/// Events after the cursor, but never past one whose transaction may still be running: ids
+/// are taken at insert and transactions commit in any order, so an event at or above the
+/// oldest running transaction's xid (and everything after it) waits for the next call.
+const EVENTS_AFTER: &str = "
+WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
+     fence AS (SELECT min(e.id) AS id FROM events e, horizon h WHERE e.id > $1 AND e.xid >= h.xmin)
+SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote
+FROM events e, fence f
+WHERE e.id > $1 AND (f.id IS NULL OR e.id < f.id) AND ($2::text IS NULL OR e.kind = $2)
+ORDER BY e.id LIMIT $3";
+
+pub(super) async fn events_after(
+    c: &mut Conn,
+    after: i64,
+    kind: Option<&str>,
+    limit: usize,
+) -> Result<Vec<EventRecord>, StoreError> {
+    let stmt = c.stmt(EVENTS_AFTER).await?;
+    let mut out = Vec::new();
+    for r in c.client.query(&stmt, &[&after, &kind, &(limit as i64)]).await? {
+        out.push(EventRecord {
+            id: r.try_get(0)?,
+            at: Timestamp(r.try_get(1)?).iso8601(),
+            message_id: r.try_get(2)?,
+            recipient: r.try_get(3)?,
+            kind: r.try_get(4)?,
+            status: r.try_get(5)?,
+            detail: r.try_get(6)?,
+            remote: r.try_get(7)?,
         });
     }
     Ok(out)

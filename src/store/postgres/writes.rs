@@ -11,8 +11,8 @@ use tokio_postgres::types::ToSql;
 
 use super::pool::Conn;
 use crate::store::{
-    Attempt, Claim, Feedback, MessageId, NewMessage, RecipientId, RecipientState, ReportMark, StoreError, Suppression,
-    Transport,
+    AccountPause, ApiKey, Attempt, Claim, Feedback, MessageId, NewMessage, RecipientId, RecipientState, ReportMark,
+    StoreError, Suppression, Transport,
 };
 use crate::time::Timestamp;
 
@@ -334,4 +334,45 @@ pub(super) async fn delete_message(c: &mut Conn, id: &MessageId) -> Result<bool,
     let n = tx.execute(&message, &[&id.0]).await?;
     tx.commit().await?;
     Ok(n > 0)
+}
+
+const WEBHOOK_CURSOR: &str = "
+INSERT INTO webhook_cursors (endpoint, last_event) VALUES ($1, $2)
+ON CONFLICT (endpoint) DO UPDATE SET last_event = GREATEST(webhook_cursors.last_event, excluded.last_event)";
+
+pub(super) async fn set_webhook_cursor(c: &mut Conn, endpoint: &str, last: i64) -> Result<(), StoreError> {
+    let stmt = c.stmt(WEBHOOK_CURSOR).await?;
+    c.client.execute(&stmt, &[&endpoint, &last]).await?;
+    Ok(())
+}
+
+const PAUSE: &str = "
+INSERT INTO paused_accounts (account, detail, message_id, paused_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (account) DO NOTHING";
+const PAUSE_EVENT: &str = "
+INSERT INTO events (message_id, recipient, kind, status, detail, at) VALUES ($1, NULL, 'account_paused', NULL, $2, $3)";
+
+pub(super) async fn pause_account(c: &mut Conn, p: &AccountPause) -> Result<bool, StoreError> {
+    let now = Timestamp::now().millis();
+    let (pause, event) = (c.stmt(PAUSE).await?, c.stmt(PAUSE_EVENT).await?);
+    let tx = c.client.transaction().await?;
+    let n = tx.execute(&pause, &[&p.account, &p.detail, &p.message_id, &now]).await?;
+    if let (1, Some(m)) = (n, &p.message_id) {
+        tx.execute(&event, &[m, &format!("{}: {}", p.account, p.detail), &now]).await?;
+    }
+    tx.commit().await?;
+    Ok(n > 0)
+}
+
+pub(super) async fn resume_account(c: &mut Conn, account: &str) -> Result<bool, StoreError> {
+    let stmt = c.stmt("DELETE FROM paused_accounts WHERE account = $1").await?;
+    Ok(c.client.execute(&stmt, &[&account]).await? > 0)
+}
+
+pub(super) async fn create_api_key(c: &mut Conn, k: &ApiKey) -> Result<(), StoreError> {
+    let domains = serde_json::to_string(&k.domains).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let stmt =
+        c.stmt("INSERT INTO api_keys (id, name, key_hash, domains, created_at) VALUES ($1, $2, $3, $4, $5)").await?;
+    c.client.execute(&stmt, &[&k.id, &k.name, &k.hash, &domains, &Timestamp::now().millis()]).await?;
+    Ok(())
 }
