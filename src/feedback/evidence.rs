@@ -166,14 +166,20 @@ async fn auth_fact(
         SpfResult::None => "none",
     };
     let (d, s) = (dmarc.dkim_result(), dmarc.spf_result());
+    let has_policy = matches!(
+        dmarc.policy(),
+        mail_auth::dmarc::Policy::None | mail_auth::dmarc::Policy::Quarantine | mail_auth::dmarc::Policy::Reject
+    );
     let dmarc_name = if d == &DmarcResult::Pass || s == &DmarcResult::Pass {
         "pass"
-    } else if matches!(d, DmarcResult::Fail(_)) || matches!(s, DmarcResult::Fail(_)) {
-        "fail"
     } else if matches!(d, DmarcResult::TempError(_)) || matches!(s, DmarcResult::TempError(_)) {
         "temperror"
     } else if matches!(d, DmarcResult::PermError(_)) || matches!(s, DmarcResult::PermError(_)) {
         "permerror"
+    } else if matches!(d, DmarcResult::Fail(_)) || matches!(s, DmarcResult::Fail(_)) || has_policy {
+        // A published policy and no aligned pass is a DMARC failure (mail-auth leaves both
+        // results at None when neither SPF nor DKIM passed at all).
+        "fail"
     } else {
         "none"
     };
