@@ -55,6 +55,15 @@ pub struct Config {
     pub webhooks: Vec<Webhook>,
     /// `[account]`: the hard-bounce breaker per SMTP login and API key.
     pub account: crate::bounce::breaker::BreakerConfig,
+    /// `[dashboard]`: who may log in to `/dashboard`.
+    pub dashboard: Dashboard,
+}
+
+/// `[dashboard]`: the web dashboard on `listen.http` under `/dashboard`.
+#[derive(Debug, Clone, Default)]
+pub struct Dashboard {
+    /// Mailbox logins (`mailerd user add`) allowed in, normalised; empty: the dashboard is off.
+    pub admins: Vec<String>,
 }
 
 /// One webhook endpoint: events of `events` (all when empty) are POSTed as signed JSON.
@@ -68,8 +77,19 @@ pub struct Webhook {
 }
 
 /// Event types a webhook can ask for.
-pub const WEBHOOK_EVENTS: &[&str] =
-    &["queued", "delivered", "deferred", "bounced", "expired", "delayed", "check", "forged_bounce", "deleted"];
+pub const WEBHOOK_EVENTS: &[&str] = &[
+    "queued",
+    "delivered",
+    "deferred",
+    "bounced",
+    "expired",
+    "delayed",
+    "suppressed",
+    "check",
+    "forged_bounce",
+    "account_paused",
+    "deleted",
+];
 
 /// `[check]`: what `mailerd check` needs to know about the sending side.
 #[derive(Debug, Clone, Default)]
@@ -219,6 +239,13 @@ struct RawConfig {
     check: RawCheck,
     webhooks: Vec<RawWebhook>,
     account: RawAccount,
+    dashboard: RawDashboard,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDashboard {
+    admins: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -677,6 +704,12 @@ impl RawConfig {
             }
             webhooks.push(Webhook { url: w.url, secret: w.secret, events: w.events });
         }
+        let mut admins = Vec::new();
+        for (i, a) in self.dashboard.admins.iter().enumerate() {
+            let m = Mailbox::parse(a.trim())
+                .map_err(|e| invalid(format!("dashboard.admins[{i}]"), format!("`{a}`: {e}")))?;
+            admins.push(m.key());
+        }
         Ok(Config {
             hostname,
             data_dir,
@@ -700,6 +733,7 @@ impl RawConfig {
             check,
             webhooks,
             account,
+            dashboard: Dashboard { admins },
         })
     }
 }

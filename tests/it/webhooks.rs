@@ -53,7 +53,7 @@ async fn bounce_events_reach_the_endpoint_signed_and_at_least_once() {
     let dest = TestDaemon::with("[local]\ndomains = [\"dest.test\"]").await;
     let src = TestDaemon::with(&format!(
         "[local]\ndomains = [\"sender.test\"]\n[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\n[routes]\n\"dest.test\" = \"{}\"\n\
-         [[webhooks]]\nurl = \"http://{hook}/hook\"\nsecret = \"{SECRET}\"\nevents = [\"bounced\"]\n",
+         [[webhooks]]\nurl = \"http://{hook}/hook\"\nsecret = \"{SECRET}\"\nevents = [\"bounced\", \"suppressed\"]\n",
         dest.smtp
     ))
     .await;
@@ -82,6 +82,17 @@ async fn bounce_events_reach_the_endpoint_signed_and_at_least_once() {
     assert_eq!(v["reason"], "userunknown");
     assert_eq!(v["hard_bounce"], true);
     assert!(v["advice"].as_str().is_some_and(|a| !a.is_empty()));
+    // The hard bounce also suppressed the address: that is an event too.
+    let mut suppressed = false;
+    for _ in 0..200 {
+        suppressed =
+            seen.lock().unwrap().iter().any(|(_, b)| b.contains("\"suppressed\"") && b.contains("nobody@dest.test"));
+        if suppressed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(suppressed, "a suppressed event was sent");
     // Only what was asked for: no queued or delivered events.
-    assert!(seen.lock().unwrap().iter().all(|(_, b)| b.contains("\"bounced\"")));
+    assert!(seen.lock().unwrap().iter().all(|(_, b)| b.contains("\"bounced\"") || b.contains("\"suppressed\"")));
 }

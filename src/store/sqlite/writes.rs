@@ -265,14 +265,24 @@ fn upsert_mailbox(
 fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
     let now = Timestamp::now().millis();
     Ok(match op {
-        Simple::Suppress(e) => tx
-            .prepare_cached(
-                "INSERT INTO suppressions (address, reason, status, detail, message_id, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (address) DO UPDATE SET reason = excluded.reason, status = excluded.status,
-                 detail = excluded.detail, message_id = excluded.message_id",
-            )?
-            .execute(params![e.address, e.reason, e.status, e.detail, e.message_id, now])?,
+        Simple::Suppress(e) => {
+            let n = tx
+                .prepare_cached(
+                    "INSERT INTO suppressions (address, reason, status, detail, message_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (address) DO UPDATE SET reason = excluded.reason, status = excluded.status,
+                     detail = excluded.detail, message_id = excluded.message_id",
+                )?
+                .execute(params![e.address, e.reason, e.status, e.detail, e.message_id, now])?;
+            // A suppression caused by a message is an event of that message (for webhooks).
+            if let Some(m) = &e.message_id {
+                tx.prepare_cached(
+                    "INSERT INTO events (message_id, recipient, kind, status, detail, at) VALUES (?1, ?2, 'suppressed', ?3, ?4, ?5)",
+                )?
+                .execute(params![m, e.address, e.status, format!("suppressed after a hard bounce ({})", e.reason), now])?;
+            }
+            n
+        }
         Simple::Unsuppress(a) => tx.prepare_cached("DELETE FROM suppressions WHERE address = ?1")?.execute([a])?,
         Simple::WebhookCursor(endpoint, last) => tx
             .prepare_cached(
