@@ -399,6 +399,68 @@ pub struct EventView {
     pub remote: Option<String>,
 }
 
+// --- the dashboard's queries (aggregated by the store, never loaded event by event) ---
+
+/// Recipients in one state with one last status (the overview's counts and bounce reasons).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateStatusCount {
+    pub state: RecipientState,
+    pub status: Option<String>,
+    pub count: u64,
+}
+
+/// Recipients that reached a state on one UTC day (by their last update).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DailyCount {
+    /// Midnight UTC of the day.
+    pub day: Timestamp,
+    pub state: RecipientState,
+    pub count: u64,
+}
+
+/// A destination domain with failing recipients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainFailures {
+    pub domain: String,
+    /// Bounced or expired.
+    pub failed: u64,
+    pub deferred: u64,
+}
+
+/// The dashboard overview's figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryOverview {
+    pub by_state_status: Vec<StateStatusCount>,
+    /// Delivered, bounced and expired recipients per day since the requested time.
+    pub daily: Vec<DailyCount>,
+    /// The domains with the most failed and deferred recipients, most first.
+    pub failing_domains: Vec<DomainFailures>,
+}
+
+/// Which recipients the dashboard's queue page lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueFilter {
+    /// Empty: every state.
+    pub states: Vec<RecipientState>,
+    /// The recipient domain (lower-case), if any.
+    pub domain: Option<String>,
+    pub limit: usize,
+}
+
+/// One recipient on the queue page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueRow {
+    pub recipient: RecipientId,
+    pub message: MessageId,
+    pub reverse_path: String,
+    pub address: String,
+    pub state: RecipientState,
+    pub attempts: u32,
+    pub last_status: Option<String>,
+    pub last_detail: Option<String>,
+    pub updated_at: Timestamp,
+}
+
 /// A local mailbox: a login (when it has a password) and a quota account.
 #[derive(Debug, Clone)]
 pub struct MailboxRecord {
@@ -537,5 +599,23 @@ pub trait Store: Send + Sync {
         _limit: usize,
     ) -> Result<Vec<EventRecord>, StoreError> {
         Err(StoreError::Unsupported("the event stream"))
+    }
+
+    // --- dashboard ---
+
+    /// Counts by state and status, outcomes per day since `since`, and the `top` failing
+    /// domains: aggregated with indexed queries, whatever the number of events.
+    async fn delivery_overview(&self, _since: Timestamp, _top: usize) -> Result<DeliveryOverview, StoreError> {
+        Err(StoreError::Unsupported("the dashboard overview"))
+    }
+
+    /// Recipients matching `filter`, most recently changed first.
+    async fn queue_search(&self, _filter: QueueFilter) -> Result<Vec<QueueRow>, StoreError> {
+        Err(StoreError::Unsupported("the dashboard queue"))
+    }
+
+    /// Suppressed addresses containing `query` (case-insensitive), newest first.
+    async fn search_suppressions(&self, _query: &str, _limit: usize) -> Result<Vec<Suppression>, StoreError> {
+        Err(StoreError::Unsupported("suppression search"))
     }
 }

@@ -25,7 +25,7 @@ use super::{
 };
 use crate::time::Timestamp;
 
-const SCHEMA_VERSION: i32 = 4;
+const SCHEMA_VERSION: i32 = 5;
 /// Upper bound of requests folded into one transaction.
 const MAX_BATCH: usize = 512;
 
@@ -92,6 +92,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     if version < 4 {
         tx.execute_batch(include_str!("schema_v4.sql"))?;
+    }
+    if version < 5 {
+        tx.execute_batch(include_str!("schema_v5.sql"))?;
     }
     if version > SCHEMA_VERSION {
         return Err(StoreError::Corrupt(format!(
@@ -325,5 +328,18 @@ impl Store for SqliteStore {
 
     async fn record_feedback(&self, feedback: super::Feedback) -> Result<bool, StoreError> {
         self.simple(Simple::Feedback(feedback)).await.map(|n| n > 0)
+    }
+
+    async fn delivery_overview(&self, since: Timestamp, top: usize) -> Result<super::DeliveryOverview, StoreError> {
+        self.read(move |c| reads::delivery_overview(c, since, top)).await
+    }
+
+    async fn queue_search(&self, filter: super::QueueFilter) -> Result<Vec<super::QueueRow>, StoreError> {
+        self.read(move |c| reads::queue_search(c, &filter)).await
+    }
+
+    async fn search_suppressions(&self, query: &str, limit: usize) -> Result<Vec<Suppression>, StoreError> {
+        let query = query.to_string();
+        self.read(move |c| reads::search_suppressions(c, &query, limit)).await
     }
 }

@@ -297,3 +297,151 @@ pub(super) fn paused(c: &Connection, account: Option<&str>) -> Result<Vec<crate:
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
+
+// --- dashboard: every query below is a range scan of a schema_v5 index ---
+
+/// The recipient domain, exactly as the `recipients_state_domain` index spells it (the planner
+/// uses an expression index only for the same expression).
+const DOMAIN_EXPR: &str = "lower(substr(address, instr(address, '@') + 1))";
+
+fn state_of(s: &str) -> Result<RecipientState, StoreError> {
+    RecipientState::parse(s).ok_or_else(|| StoreError::Corrupt(format!("state {s}")))
+}
+
+pub(super) fn delivery_overview(
+    c: &Connection,
+    since: Timestamp,
+    top: usize,
+) -> Result<crate::store::DeliveryOverview, StoreError> {
+    use crate::store::{DailyCount, DomainFailures, StateStatusCount};
+    const DAY: i64 = 86_400_000;
+    let mut by_state_status = Vec::new();
+    let mut stmt = c.prepare_cached(
+        "SELECT state, last_status, count(*) FROM recipients INDEXED BY recipients_state_status
+         GROUP BY state, last_status",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        by_state_status.push(StateStatusCount {
+            state: state_of(&r.get::<_, String>(0)?)?,
+            status: r.get(1)?,
+            count: r.get::<_, i64>(2)?.max(0) as u64,
+        });
+    }
+    let mut daily = Vec::new();
+    let mut stmt = c.prepare_cached(
+        "SELECT state, updated_at / ?2 AS day, count(*) FROM recipients INDEXED BY recipients_state_updated
+         WHERE state IN ('delivered', 'bounced', 'expired') AND updated_at >= ?1
+         GROUP BY state, day ORDER BY day",
+    )?;
+    let mut rows = stmt.query(params![since.millis(), DAY])?;
+    while let Some(r) = rows.next()? {
+        daily.push(DailyCount {
+            state: state_of(&r.get::<_, String>(0)?)?,
+            day: Timestamp(r.get::<_, i64>(1)? * DAY),
+            count: r.get::<_, i64>(2)?.max(0) as u64,
+        });
+    }
+    daily.sort_by_key(|d| d.day);
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {DOMAIN_EXPR} AS d, sum(state <> 'deferred'), sum(state = 'deferred'), count(*) AS n
+         FROM recipients INDEXED BY recipients_state_domain
+         WHERE state IN ('bounced', 'expired', 'deferred')
+         GROUP BY d ORDER BY n DESC, d LIMIT ?1"
+    ))?;
+    let failing_domains = stmt
+        .query_map([top as i64], |r| {
+            Ok(DomainFailures {
+                domain: r.get(0)?,
+                failed: r.get::<_, i64>(1)?.max(0) as u64,
+                deferred: r.get::<_, i64>(2)?.max(0) as u64,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(crate::store::DeliveryOverview { by_state_status, daily, failing_domains })
+}
+
+pub(super) fn queue_search(
+    c: &Connection,
+    filter: &crate::store::QueueFilter,
+) -> Result<Vec<crate::store::QueueRow>, StoreError> {
+    use rusqlite::types::Value;
+    const ALL: [RecipientState; 5] = [
+        RecipientState::Queued,
+        RecipientState::Deferred,
+        RecipientState::Delivered,
+        RecipientState::Bounced,
+        RecipientState::Expired,
+    ];
+    let mut args: Vec<Value> = Vec::new();
+    // Without any filter, newest recipients first (rowid order); with one, the state (and
+    // domain) index gives the rows and only they are sorted.
+    let sql = if filter.states.is_empty() && filter.domain.is_none() {
+        args.push(Value::Integer(filter.limit as i64));
+        "SELECT r.id, r.message_id, m.reverse_path, r.address, r.state, r.attempts, r.last_status, r.last_detail,
+                r.updated_at
+         FROM recipients r JOIN messages m ON m.id = r.message_id ORDER BY r.id DESC LIMIT ?1"
+            .to_string()
+    } else {
+        let states = if filter.states.is_empty() { &ALL[..] } else { &filter.states[..] };
+        let mut marks = Vec::new();
+        for s in states {
+            args.push(Value::Text(s.as_str().to_string()));
+            marks.push(format!("?{}", args.len()));
+        }
+        let mut sql = format!(
+            "SELECT r.id, r.message_id, m.reverse_path, r.address, r.state, r.attempts, r.last_status,
+                    r.last_detail, r.updated_at
+             FROM recipients r JOIN messages m ON m.id = r.message_id
+             WHERE r.state IN ({})",
+            marks.join(", ")
+        );
+        if let Some(d) = &filter.domain {
+            args.push(Value::Text(d.to_lowercase()));
+            sql.push_str(&format!(" AND lower(substr(r.address, instr(r.address, '@') + 1)) = ?{}", args.len()));
+        }
+        args.push(Value::Integer(filter.limit as i64));
+        sql.push_str(&format!(" ORDER BY r.updated_at DESC, r.id DESC LIMIT ?{}", args.len()));
+        sql
+    };
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, u32>(5)?,
+            r.get::<_, Option<String>>(6)?,
+            r.get::<_, Option<String>>(7)?,
+            r.get::<_, i64>(8)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, message, reverse_path, address, state, attempts, last_status, last_detail, updated) = row?;
+        out.push(crate::store::QueueRow {
+            recipient: RecipientId(id),
+            message: MessageId(message),
+            reverse_path,
+            address,
+            state: state_of(&state)?,
+            attempts,
+            last_status,
+            last_detail,
+            updated_at: Timestamp(updated),
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn search_suppressions(c: &Connection, query: &str, limit: usize) -> Result<Vec<Suppression>, StoreError> {
+    let pattern = format!("%{}%", query.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+    let mut stmt = c.prepare_cached(
+        "SELECT address, reason, status, detail, message_id, created_at FROM suppressions
+         WHERE address LIKE ?1 ESCAPE '\\' ORDER BY created_at DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![pattern, limit as i64], suppression_row)?.collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
