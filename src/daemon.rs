@@ -179,7 +179,7 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
             Some((*signer).clone()),
             config.bounce.check_authentication,
         );
-        let state = Arc::new(crate::http::AppState { ctx: ctx.clone(), verifier });
+        let state = Arc::new(crate::http::AppState { ctx: ctx.clone(), verifier, sessions: Default::default() });
         tokio::spawn(crate::http::serve(l, state, shutdown_rx.clone()));
     }
     for hook in config.webhooks.clone() {

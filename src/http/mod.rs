@@ -1,5 +1,6 @@
 //! The HTTP side: the listener (`listen.http`) with the JSON API under `/api/v1` for
-//! applications that send mail, its OpenAPI document and `/metrics`; and the webhook senders. Routes are declared once in [`api::ROUTES`] (a test checks
+//! applications that send mail, its OpenAPI document and `/metrics`, the dashboard under
+//! `/dashboard` (server-rendered HTML behind a login); and the webhook senders. Routes are declared once in [`api::ROUTES`] (a test checks
 //! that the OpenAPI document lists each of them).
 //!
 //! Standards: RFC 9110 (HTTP semantics), RFC 9457 (problem details), RFC 6750 (bearer keys).
@@ -8,6 +9,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod dashboard;
 pub mod problem;
 pub mod webhooks;
 
@@ -25,6 +27,8 @@ use crate::inbound::Context;
 pub struct AppState {
     pub ctx: Arc<Context>,
     pub verifier: Verifier,
+    /// Logged-in dashboard admins.
+    pub sessions: dashboard::Sessions,
 }
 
 /// Serves the API on `listener` until `shutdown` flips to true.

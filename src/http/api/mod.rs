@@ -55,6 +55,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/bounces/verify", post(tools::verify_bounce))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
+        .merge(super::dashboard::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
