@@ -298,11 +298,8 @@ pub(super) fn paused(c: &Connection, account: Option<&str>) -> Result<Vec<crate:
     Ok(rows)
 }
 
-// --- dashboard: every query below is a range scan of a schema_v5 index ---
-
-/// The recipient domain, exactly as the `recipients_state_domain` index spells it (the planner
-/// uses an expression index only for the same expression).
-const DOMAIN_EXPR: &str = "lower(substr(address, instr(address, '@') + 1))";
+// --- dashboard: the overview reads the running counts of schema v5 (kept by triggers); the
+// queue page reads the state (and domain) indexes, one LIMITed range per state.
 
 fn state_of(s: &str) -> Result<RecipientState, StoreError> {
     RecipientState::parse(s).ok_or_else(|| StoreError::Corrupt(format!("state {s}")))
@@ -316,39 +313,33 @@ pub(super) fn delivery_overview(
     use crate::store::{DailyCount, DomainFailures, StateStatusCount};
     const DAY: i64 = 86_400_000;
     let mut by_state_status = Vec::new();
-    let mut stmt = c.prepare_cached(
-        "SELECT state, last_status, count(*) FROM recipients INDEXED BY recipients_state_status
-         GROUP BY state, last_status",
-    )?;
+    let mut stmt = c.prepare_cached("SELECT state, status, n FROM stats_state WHERE n > 0 ORDER BY state, status")?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
+        let status: String = r.get(1)?;
         by_state_status.push(StateStatusCount {
             state: state_of(&r.get::<_, String>(0)?)?,
-            status: r.get(1)?,
+            status: (!status.is_empty()).then_some(status),
             count: r.get::<_, i64>(2)?.max(0) as u64,
         });
     }
     let mut daily = Vec::new();
-    let mut stmt = c.prepare_cached(
-        "SELECT state, updated_at / ?2 AS day, count(*) FROM recipients INDEXED BY recipients_state_updated
-         WHERE state IN ('delivered', 'bounced', 'expired') AND updated_at >= ?1
-         GROUP BY state, day ORDER BY day",
-    )?;
-    let mut rows = stmt.query(params![since.millis(), DAY])?;
+    let mut stmt =
+        c.prepare_cached("SELECT day, state, n FROM stats_daily WHERE day >= ?1 AND n > 0 ORDER BY day, state")?;
+    let mut rows = stmt.query([since.millis().div_euclid(DAY)])?;
     while let Some(r) = rows.next()? {
         daily.push(DailyCount {
-            state: state_of(&r.get::<_, String>(0)?)?,
-            day: Timestamp(r.get::<_, i64>(1)? * DAY),
+            day: Timestamp(r.get::<_, i64>(0)? * DAY),
+            state: state_of(&r.get::<_, String>(1)?)?,
             count: r.get::<_, i64>(2)?.max(0) as u64,
         });
     }
-    daily.sort_by_key(|d| d.day);
-    let mut stmt = c.prepare_cached(&format!(
-        "SELECT {DOMAIN_EXPR} AS d, sum(state <> 'deferred'), sum(state = 'deferred'), count(*) AS n
-         FROM recipients INDEXED BY recipients_state_domain
-         WHERE state IN ('bounced', 'expired', 'deferred')
-         GROUP BY d ORDER BY n DESC, d LIMIT ?1"
-    ))?;
+    let mut stmt = c.prepare_cached(
+        "SELECT domain, sum(CASE WHEN state = 'deferred' THEN 0 ELSE n END) AS f,
+                sum(CASE WHEN state = 'deferred' THEN n ELSE 0 END) AS d
+         FROM stats_domain WHERE state IN ('bounced', 'expired', 'deferred') AND n > 0
+         GROUP BY domain ORDER BY f + d DESC, domain LIMIT ?1",
+    )?;
     let failing_domains = stmt
         .query_map([top as i64], |r| {
             Ok(DomainFailures {
@@ -373,37 +364,40 @@ pub(super) fn queue_search(
         RecipientState::Bounced,
         RecipientState::Expired,
     ];
-    let mut args: Vec<Value> = Vec::new();
-    // Without any filter, newest recipients first (rowid order); with one, the state (and
-    // domain) index gives the rows and only they are sorted.
-    let sql = if filter.states.is_empty() && filter.domain.is_none() {
-        args.push(Value::Integer(filter.limit as i64));
-        "SELECT r.id, r.message_id, m.reverse_path, r.address, r.state, r.attempts, r.last_status, r.last_detail,
-                r.updated_at
-         FROM recipients r JOIN messages m ON m.id = r.message_id ORDER BY r.id DESC LIMIT ?1"
+    let limit = Value::Integer(filter.limit as i64);
+    let mut args: Vec<Value> = vec![limit];
+    // Without any filter: the newest recipients (rowid order). With one: per state, the newest
+    // changes from the (state, updated_at) or (state, domain, updated_at) index, LIMITed, so
+    // no more than `limit` rows per state are read; the union is sorted once.
+    let inner = if filter.states.is_empty() && filter.domain.is_none() {
+        "SELECT id, message_id, address, state, attempts, last_status, last_detail, updated_at
+         FROM recipients ORDER BY id DESC LIMIT ?1"
             .to_string()
     } else {
         let states = if filter.states.is_empty() { &ALL[..] } else { &filter.states[..] };
-        let mut marks = Vec::new();
+        let domain = filter.domain.as_ref().map(|d| {
+            args.push(Value::Text(d.to_lowercase()));
+            format!(" AND lower(substr(address, instr(address, '@') + 1)) = ?{}", args.len())
+        });
+        let mut parts = Vec::new();
         for s in states {
             args.push(Value::Text(s.as_str().to_string()));
-            marks.push(format!("?{}", args.len()));
+            parts.push(format!(
+                "SELECT * FROM (SELECT id, message_id, address, state, attempts, last_status, last_detail, updated_at
+                 FROM recipients WHERE state = ?{}{} ORDER BY updated_at DESC, id DESC LIMIT ?1)",
+                args.len(),
+                domain.as_deref().unwrap_or("")
+            ));
         }
-        let mut sql = format!(
-            "SELECT r.id, r.message_id, m.reverse_path, r.address, r.state, r.attempts, r.last_status,
-                    r.last_detail, r.updated_at
-             FROM recipients r JOIN messages m ON m.id = r.message_id
-             WHERE r.state IN ({})",
-            marks.join(", ")
-        );
-        if let Some(d) = &filter.domain {
-            args.push(Value::Text(d.to_lowercase()));
-            sql.push_str(&format!(" AND lower(substr(r.address, instr(r.address, '@') + 1)) = ?{}", args.len()));
-        }
-        args.push(Value::Integer(filter.limit as i64));
-        sql.push_str(&format!(" ORDER BY r.updated_at DESC, r.id DESC LIMIT ?{}", args.len()));
-        sql
+        parts.join(" UNION ALL ")
     };
+    let sql = format!(
+        "SELECT r.id, r.message_id, m.reverse_path, r.address, r.state, r.attempts, r.last_status, r.last_detail,
+                r.updated_at
+         FROM ({inner}) r JOIN messages m ON m.id = r.message_id
+         ORDER BY {} LIMIT ?1",
+        if filter.states.is_empty() && filter.domain.is_none() { "r.id DESC" } else { "r.updated_at DESC, r.id DESC" }
+    );
     let mut stmt = c.prepare_cached(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
         Ok((
