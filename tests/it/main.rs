@@ -5,6 +5,7 @@ mod harness;
 
 mod config_errors;
 mod crash_durability;
+mod dashboard;
 mod bounces;
 mod breaker;
 mod checklist;

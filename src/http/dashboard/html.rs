@@ -55,7 +55,7 @@ th{background:#eef1f6;font-weight:600}td.n{text-align:right;font-variant-numeric
 .s-delivered,.v-genuine,.c-ok{background:#d5f0dc}.s-bounced,.s-expired,.v-forged,.c-fail{background:#f8d7d5}.s-deferred,.c-warn{background:#fbeccb}.s-queued,.c-info{background:#dde8fb}
 input,select,textarea,button{font:inherit;padding:.3em .5em}textarea{width:100%;font-family:ui-monospace,monospace;font-size:12px}
 button{cursor:pointer;border:1px solid #9aa5b8;border-radius:4px;background:#fff}button.danger{border-color:#b3261e;color:#b3261e}
-form.inline{display:inline}code,.mono{font-family:ui-monospace,monospace;font-size:12px;word-break:break-all}
+form.inline{display:inline}code,.mono{font-family:ui-monospace,monospace;font-size:12px;word-break:break-all}code.reason{word-break:normal}
 svg text{font:10px system-ui,sans-serif;fill:#6b7385}
 ";
 
@@ -162,12 +162,12 @@ pub fn chart(days: &[Day]) -> String {
         let bh = (plot * rate).max(1.0);
         let x = left + step * i as f64 + (step - bar) / 2.0;
         let y = 6.0 + plot - bh;
-        let hue = (rate * 120.0).round();
+        let fill = if total == 0 { "#e3e7ee".to_string() } else { format!("hsl({},55%,50%)", (rate * 120.0).round()) };
         let date = crate::time::Timestamp(d.day).iso8601();
         let date = date.get(..10).unwrap_or(&date);
         let _ = write!(
             out,
-            "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{bar:.1}\" height=\"{bh:.1}\" fill=\"hsl({hue},55%,50%)\"><title>{date}: {:.1}% ({} delivered, {} failed)</title></rect>",
+            "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{bar:.1}\" height=\"{bh:.1}\" fill=\"{fill}\"><title>{date}: {:.1}% ({} delivered, {} failed)</title></rect>",
             rate * 100.0,
             d.delivered,
             d.failed
