@@ -491,6 +491,11 @@ async fn suppression_add_list_remove(s: Arc<dyn Store>) {
     assert!(!s.unsuppress("a@ex.net").await.unwrap());
     assert!(s.suppression("a@ex.net").await.unwrap().is_none());
     assert_eq!(s.suppressions(100).await.unwrap().len(), 1);
+    // A suppression caused by a message is an event of that message (webhooks subscribe to it).
+    let events = s.events_after(0, Some("suppressed"), 10).await.unwrap();
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(events.iter().all(|e| e.message_id == "M9" && e.kind == "suppressed"));
+    assert_eq!(events[0].recipient.as_deref(), Some("a@ex.net"));
 }
 
 async fn feedback_turns_delivered_into_bounced(s: Arc<dyn Store>) {

@@ -259,16 +259,24 @@ pub(super) async fn upsert_mailbox(
     Ok(())
 }
 
+/// One statement: the suppression, and (when a message caused it) a `suppressed` event of that
+/// message, as the SQLite store writes it.
 const SUPPRESS: &str = "
-INSERT INTO suppressions (address, reason, status, detail, message_id, created_at)
-VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (address) DO UPDATE SET reason = excluded.reason, status = excluded.status,
-    detail = excluded.detail, message_id = excluded.message_id";
+WITH s AS (
+    INSERT INTO suppressions (address, reason, status, detail, message_id, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT (address) DO UPDATE SET reason = excluded.reason, status = excluded.status,
+        detail = excluded.detail, message_id = excluded.message_id
+    RETURNING address
+)
+INSERT INTO events (message_id, recipient, kind, status, detail, at)
+SELECT $5::text, s.address, 'suppressed', $3, $7, $6 FROM s WHERE $5::text IS NOT NULL";
 
 pub(super) async fn suppress(c: &mut Conn, e: &Suppression) -> Result<(), StoreError> {
     let stmt = c.stmt(SUPPRESS).await?;
     let now = Timestamp::now().millis();
-    c.client.execute(&stmt, &[&e.address, &e.reason, &e.status, &e.detail, &e.message_id, &now]).await?;
+    let detail = format!("suppressed after a hard bounce ({})", e.reason);
+    c.client.execute(&stmt, &[&e.address, &e.reason, &e.status, &e.detail, &e.message_id, &now, &detail]).await?;
     Ok(())
 }
 
