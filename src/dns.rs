@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
@@ -52,48 +52,63 @@ impl Dns {
         Ok(Dns { resolver })
     }
 
-    /// mail-auth's verifier (SPF, DKIM, DMARC) on the same name servers, with short timeouts.
-    pub fn authenticator(nameservers: &[SocketAddr]) -> Result<mail_auth::MessageAuthenticator, String> {
-        let mut opts = mail_auth::hickory_resolver::config::ResolverOpts::default();
-        opts.timeout = Duration::from_secs(3);
-        opts.attempts = 1;
-        let config = if nameservers.is_empty() {
-            return mail_auth::MessageAuthenticator::new_system_conf().map_err(|e| format!("system resolver: {e}"));
+    /// mail-auth's verifier (SPF, DKIM, DMARC) on the same name servers (the system's when
+    /// empty), with the given per-query timeout and attempts. Its resolver also serves the
+    /// checklist's lookups (`checklist::resolver`).
+    pub fn authenticator(
+        nameservers: &[SocketAddr],
+        timeout: Duration,
+        attempts: usize,
+    ) -> Result<mail_auth::MessageAuthenticator, String> {
+        let (config, mut opts) = if nameservers.is_empty() {
+            hickory_resolver::system_conf::read_system_conf().map_err(|e| format!("system resolver: {e}"))?
         } else {
-            ResolverConfig::from_parts(None, vec![], name_servers(nameservers))
+            let mut opts = ResolverOpts::default();
+            opts.ndots = 0;
+            (ResolverConfig::from_parts(None, vec![], name_servers(nameservers)), opts)
         };
+        opts.timeout = timeout;
+        opts.attempts = attempts;
         mail_auth::MessageAuthenticator::new(config, opts).map_err(|e| format!("resolver: {e}"))
     }
 
     pub async fn mx(&self, domain: &str) -> Result<MxRecords, DnsFailure> {
-        let lookup = self.resolver.mx_lookup(fqdn(domain)).await.map_err(failure)?;
-        let mut out: MxRecords = lookup
-            .answers()
-            .iter()
-            .filter_map(|r| match &r.data {
-                RData::MX(mx) => {
-                    Some((mx.preference, mx.exchange.to_ascii().trim_end_matches('.').to_ascii_lowercase()))
-                }
-                _ => None,
-            })
-            .collect();
-        if out.is_empty() {
-            return Err(DnsFailure::NoRecords);
-        }
-        out.sort();
-        Ok(out)
+        mx(&self.resolver, domain).await
     }
 
     /// A and AAAA addresses of a host (IPv4 first).
     pub async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, DnsFailure> {
-        let lookup = self.resolver.lookup_ip(fqdn(host)).await.map_err(failure)?;
-        let mut ips: Vec<IpAddr> = lookup.iter().collect();
-        if ips.is_empty() {
-            return Err(DnsFailure::NoRecords);
-        }
-        ips.sort_by_key(|ip| ip.is_ipv6());
-        Ok(ips)
+        addresses(&self.resolver, host).await
     }
+}
+
+/// MX records of `domain`, by preference (the lookup behind `Dns::mx` and the checklist's).
+pub(crate) async fn mx(resolver: &TokioResolver, domain: &str) -> Result<MxRecords, DnsFailure> {
+    let lookup = resolver.mx_lookup(fqdn(domain)).await.map_err(failure)?;
+    let mut out: MxRecords = lookup
+        .answers()
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::MX(mx) => Some((mx.preference, mx.exchange.to_ascii().trim_end_matches('.').to_ascii_lowercase())),
+            _ => None,
+        })
+        .collect();
+    if out.is_empty() {
+        return Err(DnsFailure::NoRecords);
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// A and AAAA addresses of `host`, IPv4 first.
+pub(crate) async fn addresses(resolver: &TokioResolver, host: &str) -> Result<Vec<IpAddr>, DnsFailure> {
+    let lookup = resolver.lookup_ip(fqdn(host)).await.map_err(failure)?;
+    let mut ips: Vec<IpAddr> = lookup.iter().collect();
+    if ips.is_empty() {
+        return Err(DnsFailure::NoRecords);
+    }
+    ips.sort_by_key(|ip| ip.is_ipv6());
+    Ok(ips)
 }
 
 /// Each address as a name server on its own port, UDP and TCP.
@@ -110,11 +125,11 @@ fn name_servers(addrs: &[SocketAddr]) -> Vec<NameServerConfig> {
         .collect()
 }
 
-fn fqdn(name: &str) -> String {
+pub(crate) fn fqdn(name: &str) -> String {
     if name.ends_with('.') { name.to_string() } else { format!("{name}.") }
 }
 
-fn failure(e: NetError) -> DnsFailure {
+pub(crate) fn failure(e: NetError) -> DnsFailure {
     if e.is_nx_domain() {
         DnsFailure::NxDomain
     } else if e.is_no_records_found() {

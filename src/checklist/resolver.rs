@@ -10,12 +10,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
-use hickory_resolver::net::NetError;
 use hickory_resolver::proto::rr::RData;
 use mail_auth::MessageAuthenticator;
 
-use crate::dns::{DnsFailure, MxRecords};
+use crate::dns::{DnsFailure, MxRecords, failure, fqdn};
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot build the DNS resolver: {0}")]
@@ -28,30 +26,7 @@ pub struct Resolver {
 impl Resolver {
     /// The given name servers (UDP and TCP on their ports), or the system's when empty.
     pub fn new(nameservers: &[SocketAddr]) -> Result<Resolver, ResolverError> {
-        let mut opts = ResolverOpts::default();
-        opts.timeout = Duration::from_secs(5);
-        opts.attempts = 2;
-        opts.ndots = 0;
-        let auth = if nameservers.is_empty() {
-            let (config, mut sys) = hickory_resolver::system_conf::read_system_conf()
-                .map_err(|e| ResolverError(format!("system resolver: {e}")))?;
-            sys.timeout = opts.timeout;
-            sys.attempts = opts.attempts;
-            MessageAuthenticator::new(config, sys)
-        } else {
-            let servers = nameservers
-                .iter()
-                .map(|addr| {
-                    let mut udp = ConnectionConfig::udp();
-                    udp.port = addr.port();
-                    let mut tcp = ConnectionConfig::tcp();
-                    tcp.port = addr.port();
-                    NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
-                })
-                .collect();
-            MessageAuthenticator::new(ResolverConfig::from_parts(None, vec![], servers), opts)
-        }
-        .map_err(|e| ResolverError(e.to_string()))?;
+        let auth = crate::dns::Dns::authenticator(nameservers, Duration::from_secs(5), 2).map_err(ResolverError)?;
         Ok(Resolver { auth })
     }
 
@@ -92,28 +67,11 @@ impl Resolver {
     }
 
     pub async fn mx(&self, domain: &str) -> Result<MxRecords, DnsFailure> {
-        let lookup = self.auth.resolver().mx_lookup(fqdn(domain)).await.map_err(failure)?;
-        let mut out: MxRecords = lookup
-            .answers()
-            .iter()
-            .filter_map(|r| match &r.data {
-                RData::MX(mx) => {
-                    Some((mx.preference, mx.exchange.to_ascii().trim_end_matches('.').to_ascii_lowercase()))
-                }
-                _ => None,
-            })
-            .collect();
-        if out.is_empty() {
-            return Err(DnsFailure::NoRecords);
-        }
-        out.sort();
-        Ok(out)
+        crate::dns::mx(self.auth.resolver(), domain).await
     }
 
     pub async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, DnsFailure> {
-        let lookup = self.auth.resolver().lookup_ip(fqdn(host)).await.map_err(failure)?;
-        let ips: Vec<IpAddr> = lookup.iter().collect();
-        if ips.is_empty() { Err(DnsFailure::NoRecords) } else { Ok(ips) }
+        crate::dns::addresses(self.auth.resolver(), host).await
     }
 
     /// PTR names of `ip`, lower case without the trailing dot.
@@ -128,19 +86,5 @@ impl Resolver {
             })
             .collect();
         if names.is_empty() { Err(DnsFailure::NoRecords) } else { Ok(names) }
-    }
-}
-
-fn fqdn(name: &str) -> String {
-    if name.ends_with('.') { name.to_string() } else { format!("{name}.") }
-}
-
-fn failure(e: NetError) -> DnsFailure {
-    if e.is_nx_domain() {
-        DnsFailure::NxDomain
-    } else if e.is_no_records_found() {
-        DnsFailure::NoRecords
-    } else {
-        DnsFailure::Temporary(e.to_string())
     }
 }

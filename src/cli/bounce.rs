@@ -20,6 +20,18 @@ fn read_input(file: &str) -> std::io::Result<Vec<u8>> {
     }
 }
 
+/// Reads one input; when it cannot be read, says so on stderr and makes the exit code 2.
+fn read_or_report(file: &str, code: &mut i32) -> Option<Vec<u8>> {
+    match read_input(file) {
+        Ok(raw) => Some(raw),
+        Err(e) => {
+            eprintln!("mailerd: {file}: {e}");
+            *code = 2;
+            None
+        }
+    }
+}
+
 pub async fn verify(config: &crate::config::Config, files: &[String], json: bool, no_dns: bool) -> Result<i32> {
     let store = super::open_store(config).await?;
     let signer = crate::queue::return_path::Signer {
@@ -30,14 +42,7 @@ pub async fn verify(config: &crate::config::Config, files: &[String], json: bool
     let mut code = 0;
     let mut out = std::io::stdout().lock();
     for file in files {
-        let raw = match read_input(file) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("mailerd: {file}: {e}");
-                code = 2;
-                continue;
-            }
-        };
+        let Some(raw) = read_or_report(file, &mut code) else { continue };
         let v = verifier.verify(store.as_ref(), &raw, &Default::default()).await?;
         if v.verdict == crate::feedback::verify::Verdict::Forged && code == 0 {
             code = 1;
@@ -62,14 +67,7 @@ pub fn parse(files: &[String], json: bool) -> Result<i32> {
     let mut code = 0;
     let mut out = std::io::stdout().lock();
     for file in files {
-        let raw = match read_input(file) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("mailerd: {file}: {e}");
-                code = 2;
-                continue;
-            }
-        };
+        let Some(raw) = read_or_report(file, &mut code) else { continue };
         let report = parse_bounce(&raw);
         let written = if json { writeln!(out, "{}", report.to_json(file)) } else { human(&mut out, file, &report) };
         if written.is_err() {

@@ -47,7 +47,7 @@ impl Verifier {
     /// configured name servers unless `check_auth` is false.
     pub fn new(config: &crate::config::Config, signer: Option<Signer>, check_auth: bool) -> Verifier {
         let authenticator = if check_auth {
-            match crate::dns::Dns::authenticator(&config.dns_nameservers) {
+            match crate::dns::Dns::authenticator(&config.dns_nameservers, AUTH_TIMEOUT, 1) {
                 Ok(a) => Some(a),
                 Err(e) => {
                     tracing::warn!(error = %e, "no resolver for SPF/DKIM/DMARC of bounces");

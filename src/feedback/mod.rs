@@ -25,6 +25,12 @@ pub const MAX_INPUT: usize = 10 * 1024 * 1024;
 
 /// Parses one message and reports what it is and, for a bounce, who failed and why.
 pub fn parse_bounce(raw: &[u8]) -> BounceReport {
+    parse_bounce_doc(raw).0
+}
+
+/// [`parse_bounce`], also handing back the parsed message for checks that read more of it
+/// (`verify::inspect`), so it is parsed once.
+pub fn parse_bounce_doc(raw: &[u8]) -> (BounceReport, Option<parse::Doc>) {
     let mut warnings = Vec::new();
     let raw = match raw.get(..MAX_INPUT) {
         Some(head) if raw.len() > MAX_INPUT => {
@@ -37,7 +43,7 @@ pub fn parse_bounce(raw: &[u8]) -> BounceReport {
     let Some(mut doc) = parse::read_doc(raw) else {
         let mut r = BounceReport::empty(ReportKind::NotBounce);
         r.warnings.push("not a mail message: no headers found".into());
-        return r;
+        return (r, None);
     };
     warnings.append(&mut doc.warnings);
     let mut rows = parse::rows(&doc);
@@ -57,7 +63,7 @@ pub fn parse_bounce(raw: &[u8]) -> BounceReport {
     report.original = doc.original.clone();
     report.warnings = warnings;
     if !kind.is_bounce() {
-        return report;
+        return (report, Some(doc));
     }
     report.mta = parse::identify_mta(&doc).map(str::to_string);
     let any_failed = rows.iter().any(|r| r.action.as_deref().is_some_and(|a| a.starts_with("fail")));
@@ -78,7 +84,7 @@ pub fn parse_bounce(raw: &[u8]) -> BounceReport {
     if report.recipients.is_empty() {
         report.warnings.push("no recipient address found".into());
     }
-    report
+    (report, Some(doc))
 }
 
 /// What one report's text says as a whole, computed once for all its recipients.

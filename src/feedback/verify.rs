@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::parse::{self, Doc};
-use super::{BounceReport, ReportKind, parse_bounce};
+use super::{BounceReport, ReportKind, parse_bounce_doc};
 
 /// The verdict on one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -178,8 +178,7 @@ pub struct AuthFact {
 
 /// Reads what a message shows about itself.
 pub fn inspect(raw: &[u8]) -> Inspection {
-    let report = parse_bounce(raw);
-    let doc = parse::read_doc(raw.get(..super::MAX_INPUT).unwrap_or(raw));
+    let (report, doc) = parse_bounce_doc(raw);
     let mut ins = Inspection {
         claims_bounce: report.kind.is_bounce(),
         report,

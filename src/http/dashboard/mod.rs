@@ -160,14 +160,31 @@ pub fn error_page(status: StatusCode, admin: Option<&Admin>, text: &str) -> Resp
 
 /// The refusal (403) of a POST whose form does not carry the session's CSRF token.
 pub fn csrf_refusal(admin: &Admin, token: Option<&str>) -> Option<Response> {
-    if token.is_some_and(|t| same_token(t, &admin.csrf)) {
-        None
-    } else {
-        Some(error_page(
-            StatusCode::FORBIDDEN,
-            Some(admin),
-            "This form is stale or was not sent from the dashboard (CSRF token missing or wrong). Reload the page and try again.",
-        ))
+    (!token.is_some_and(|t| same_token(t, &admin.csrf))).then(|| csrf_forbidden(admin))
+}
+
+fn csrf_forbidden(admin: &Admin) -> Response {
+    error_page(
+        StatusCode::FORBIDDEN,
+        Some(admin),
+        "This form is stale or was not sent from the dashboard (CSRF token missing or wrong). Reload the page and try again.",
+    )
+}
+
+/// A posted form that carries the session's CSRF token.
+pub trait Posted {
+    fn csrf(&self) -> Option<&str>;
+}
+
+/// The posted form when it parsed and carries this session's CSRF token; otherwise the 403
+/// page to answer with.
+pub fn checked<T: Posted>(
+    admin: &Admin,
+    form: Result<axum::Form<T>, axum::extract::rejection::FormRejection>,
+) -> Result<T, Box<Response>> {
+    match form {
+        Ok(axum::Form(f)) if f.csrf().is_some_and(|t| same_token(t, &admin.csrf)) => Ok(f),
+        _ => Err(Box::new(csrf_forbidden(admin))),
     }
 }
 
@@ -283,6 +300,12 @@ async fn login(
 #[derive(serde::Deserialize)]
 pub struct CsrfForm {
     pub csrf: Option<String>,
+}
+
+impl Posted for CsrfForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
 }
 
 async fn logout(

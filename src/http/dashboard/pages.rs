@@ -21,7 +21,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::html::{self, Day, badge, button_form, esc, opt, url};
-use super::{Admin, csrf_refusal, error_page, html_response};
+use super::{Admin, CsrfForm, Posted, checked, error_page, html_response};
 use crate::bounce::reason::Reason;
 use crate::checklist::{CheckReport, address, message};
 use crate::feedback::verify::Verification;
@@ -297,15 +297,6 @@ pub async fn queue(State(state): State<Arc<AppState>>, admin: Admin, Query(q): Q
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub struct TokenForm {
-    pub csrf: Option<String>,
-}
-
-fn token(form: &Result<axum::Form<TokenForm>, FormRejection>) -> Option<&str> {
-    form.as_ref().ok().and_then(|f| f.csrf.as_deref())
-}
-
 fn done(admin: &Admin, title: &str, text: &str, back: &str) -> Response {
     let body =
         format!("<h1>{}</h1><p id=\"result\">{}</p><p><a href=\"{}\">Back</a></p>", esc(title), esc(text), esc(back));
@@ -316,10 +307,10 @@ pub async fn retry(
     State(state): State<Arc<AppState>>,
     admin: Admin,
     Path(id): Path<String>,
-    form: Result<axum::Form<TokenForm>, FormRejection>,
+    form: Result<axum::Form<CsrfForm>, FormRejection>,
 ) -> Response {
-    if let Some(r) = csrf_refusal(&admin, token(&form)) {
-        return r;
+    if let Err(r) = checked(&admin, form) {
+        return *r;
     }
     match state.ctx.store.retry_now(&MessageId(id.clone())).await {
         Ok(n) => {
@@ -335,10 +326,10 @@ pub async fn delete(
     State(state): State<Arc<AppState>>,
     admin: Admin,
     Path(id): Path<String>,
-    form: Result<axum::Form<TokenForm>, FormRejection>,
+    form: Result<axum::Form<CsrfForm>, FormRejection>,
 ) -> Response {
-    if let Some(r) = csrf_refusal(&admin, token(&form)) {
-        return r;
+    if let Err(r) = checked(&admin, form) {
+        return *r;
     }
     match state.ctx.store.delete_message(&MessageId(id.clone())).await {
         Ok(true) => {
@@ -472,16 +463,22 @@ pub struct AddressForm {
     pub address: String,
 }
 
+impl Posted for AddressForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
+}
+
 pub async fn unsuppress(
     State(state): State<Arc<AppState>>,
     admin: Admin,
     form: Result<axum::Form<AddressForm>, FormRejection>,
 ) -> Response {
-    let form = form.ok().map(|f| f.0);
-    if let Some(r) = csrf_refusal(&admin, form.as_ref().and_then(|f| f.csrf.as_deref())) {
-        return r;
-    }
-    let address = form.map(|f| f.address).unwrap_or_default();
+    let form = match checked(&admin, form) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let address = form.address;
     match state.ctx.store.unsuppress(address.trim()).await {
         Ok(removed) => {
             tracing::info!(user = %admin.user, address = %address, removed, "dashboard: unsuppress");
@@ -600,16 +597,22 @@ pub struct RawForm {
     pub raw: String,
 }
 
+impl Posted for RawForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
+}
+
 pub async fn bounce_explore(
     State(state): State<Arc<AppState>>,
     admin: Admin,
     form: Result<axum::Form<RawForm>, FormRejection>,
 ) -> Response {
-    let form = form.ok().map(|f| f.0);
-    if let Some(r) = csrf_refusal(&admin, form.as_ref().and_then(|f| f.csrf.as_deref())) {
-        return r;
-    }
-    let raw = form.map(|f| f.raw).unwrap_or_default();
+    let form = match checked(&admin, form) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let raw = form.raw;
     // Browsers send textarea lines with CRLF already; a pasted LF-only message parses too.
     let bytes = Bytes::from(raw.clone().into_bytes());
     let parsed = bytes.clone();
@@ -679,11 +682,11 @@ pub async fn check_address(
     admin: Admin,
     form: Result<axum::Form<AddressForm>, FormRejection>,
 ) -> Response {
-    let form = form.ok().map(|f| f.0);
-    if let Some(r) = csrf_refusal(&admin, form.as_ref().and_then(|f| f.csrf.as_deref())) {
-        return r;
-    }
-    let input = form.map(|f| f.address).unwrap_or_default();
+    let form = match checked(&admin, form) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let input = form.address;
     let ctx = &state.ctx;
     let (report, _) =
         address::check_full(input.trim(), &address::Options::default(), ctx.dns.as_deref(), Some(ctx.store.as_ref()))
@@ -696,11 +699,11 @@ pub async fn check_message(
     admin: Admin,
     form: Result<axum::Form<RawForm>, FormRejection>,
 ) -> Response {
-    let form = form.ok().map(|f| f.0);
-    if let Some(r) = csrf_refusal(&admin, form.as_ref().and_then(|f| f.csrf.as_deref())) {
-        return r;
-    }
-    let raw = form.map(|f| f.raw).unwrap_or_default();
+    let form = match checked(&admin, form) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let raw = form.raw;
     let config = &state.ctx.config;
     let mut report = message::check("message", raw.as_bytes(), config.limits.max_message_size);
     if let Ok(resolver) = crate::checklist::resolver::Resolver::new(&config.dns_nameservers) {
