@@ -202,6 +202,9 @@ pub struct Limits {
 #[derive(Debug, Clone)]
 pub struct Queue {
     pub hold: bool,
+    /// How long a claimed recipient stays ours without renewal; a node renews its leases
+    /// every third of this while it works, so a dead node's work resumes after at most this.
+    pub lease: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -441,10 +444,17 @@ struct RawRelay {
     trusted_networks: Vec<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawQueue {
     hold: bool,
+    lease: u64,
+}
+
+impl Default for RawQueue {
+    fn default() -> Self {
+        RawQueue { hold: false, lease: 60 }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -497,6 +507,14 @@ fn listen_addr(key: &str, text: &str) -> Result<Option<SocketAddr>, ConfigError>
 fn secs(key: &str, value: u64) -> Result<Duration, ConfigError> {
     if value == 0 {
         return Err(invalid(key, "must be at least 1 second"));
+    }
+    Ok(Duration::from_secs(value))
+}
+
+/// A lease must outlast the renewal interval and the longest store round trip by far.
+fn queue_lease(value: u64) -> Result<Duration, ConfigError> {
+    if !(6..=86_400).contains(&value) {
+        return Err(invalid("queue.lease", "seconds between 6 and 86400, e.g. 60"));
     }
     Ok(Duration::from_secs(value))
 }
@@ -721,7 +739,7 @@ impl RawConfig {
             store_url,
             limits,
             trusted_networks,
-            queue: Queue { hold: self.queue.hold },
+            queue: Queue { hold: self.queue.hold, lease: queue_lease(self.queue.lease)? },
             local: Local { domains, quota: self.local.quota, aliases },
             tls: Tls { cert: self.tls.cert, key: self.tls.key },
             dns_nameservers,

@@ -19,6 +19,7 @@ use crate::bounce::report::Reporter;
 use crate::config::Config;
 use crate::inbound::{self, Context, ListenerKind, auth::Authenticator};
 use crate::outbound::Outbound;
+use crate::outbound::slots::Slots;
 use crate::queue::return_path::Signer;
 use crate::queue::scheduler::Scheduler;
 use crate::store::Store;
@@ -199,7 +200,15 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
         None
     } else {
         let config = Arc::new(config.clone());
-        let outbound = Arc::new(Outbound::new(config.clone()).map_err(|e| anyhow::anyhow!("outbound: {e}"))?);
+        // Unique per process, also for nodes that share a host name or a pid (containers).
+        let mut tag = [0u8; 4];
+        getrandom::fill(&mut tag).map_err(|e| anyhow::anyhow!("random: {e}"))?;
+        let owner = format!("{}:{}:{:08x}", config.hostname, std::process::id(), u32::from_le_bytes(tag));
+        let mut outbound = Outbound::new(config.clone()).map_err(|e| anyhow::anyhow!("outbound: {e}"))?;
+        if store.is_shared() {
+            outbound = outbound.with_slots(Slots::new(store.clone(), owner.clone(), config.queue.lease));
+        }
+        let outbound = Arc::new(outbound);
         let reporter = Reporter { store: store.clone(), config: config.clone(), wakeup: wakeup.clone(), dkim };
         let s = Arc::new(Scheduler {
             store: store.clone(),
@@ -214,7 +223,8 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
             )),
             breaker,
             signer: config.bounce.sign_return_path.then_some(signer),
-            owner: format!("{}:{}", config.hostname, std::process::id()),
+            owner,
+            inflight: Default::default(),
         });
         Some(tokio::spawn(s.run(shutdown_rx.clone())))
     };

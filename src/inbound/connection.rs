@@ -551,7 +551,7 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
         }
         Err(e) => {
             warn!(client = %client.addr, from = %tx.from, to = ?rcpts, size, error = %e, "NOQUEUE: store failed");
-            conn.reply(&replies::insufficient_storage());
+            conn.reply(&replies::store_failed(&e));
         }
     }
     Ok(())

@@ -117,7 +117,7 @@ pub async fn check_rcpt(
             ctx.store
                 .suppression(&rcpt.key())
                 .await
-                .map_err(|e| refuse(replies::insufficient_storage(), format!("suppression lookup: {e}")))?
+                .map_err(|e| refuse(replies::store_failed(&e), format!("suppression lookup: {e}")))?
         } else {
             None
         };
@@ -149,11 +149,8 @@ pub async fn check_rcpt(
         }
         Resolution::Mailbox { key, implicit } => (key, implicit),
     };
-    let record = ctx
-        .store
-        .mailbox(&key)
-        .await
-        .map_err(|e| refuse(replies::insufficient_storage(), format!("mailbox lookup: {e}")))?;
+    let record =
+        ctx.store.mailbox(&key).await.map_err(|e| refuse(replies::store_failed(&e), format!("mailbox lookup: {e}")))?;
     if record.is_none() && !implicit {
         return Err(refuse(replies::user_unknown(&shown), format!("no mailbox {key}")));
     }

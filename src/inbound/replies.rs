@@ -69,6 +69,16 @@ pub fn insufficient_storage() -> SmtpReply {
     r(452, (4, 3, 1), "insufficient system storage")
 }
 
+/// The store could not be reached or could not commit: nothing was stored, try again.
+pub fn store_unavailable() -> SmtpReply {
+    r(451, (4, 3, 0), "temporary local problem: the queue store is unavailable; try again later")
+}
+
+/// The reply for a failed store operation: 452 4.3.1 when the disk is full, else 451 4.3.0.
+pub fn store_failed(e: &crate::store::StoreError) -> SmtpReply {
+    if e.is_out_of_space() { insufficient_storage() } else { store_unavailable() }
+}
+
 pub fn relay_denied(rcpt: &str) -> SmtpReply {
     r(554, (5, 7, 1), format!("<{rcpt}>: relay access denied"))
 }

@@ -10,6 +10,7 @@ pub mod client;
 pub mod outcome;
 pub mod pool;
 pub mod route;
+pub mod slots;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use tracing::debug;
 use self::client::{ClientError, Connection, Envelope, RcptSpec, RemoteHost, Timeouts, TlsMode};
 use self::pool::Pool;
 use self::route::{Hop, RouteFailure};
+use self::slots::{SlotError, Slots};
 use crate::config::Config;
 use crate::dns::Dns;
 use crate::queue::outcome::DeliveryOutcome;
@@ -45,6 +47,8 @@ pub struct Outbound {
     dns: Dns,
     pub pool: Pool,
     tls: tokio_rustls::TlsConnector,
+    /// Cluster-wide connection slots, when the store is shared by several nodes.
+    pub slots: Option<Arc<Slots>>,
 }
 
 impl Outbound {
@@ -52,7 +56,13 @@ impl Outbound {
         let o = &config.outbound;
         let pool = Pool::new(o.max_connections_per_destination, o.max_messages_per_connection, o.idle_timeout);
         let dns = Dns::new(&config.dns_nameservers)?;
-        Ok(Outbound { config, dns, pool, tls: client::opportunistic_tls() })
+        Ok(Outbound { config, dns, pool, tls: client::opportunistic_tls(), slots: None })
+    }
+
+    /// Counts connections per destination across the cluster that shares `slots`' store.
+    pub fn with_slots(mut self, slots: Arc<Slots>) -> Outbound {
+        self.slots = Some(slots);
+        self
     }
 
     /// The pool key and TLS mode of a domain: its static route, or the domain itself.
@@ -79,9 +89,34 @@ impl Outbound {
         Ok(ips.into_iter().map(|ip| SocketAddr::new(ip, hop.port)).collect())
     }
 
+    /// A new connection to `destination`, holding a cluster-wide slot when there is a cluster.
+    async fn connect(&self, domain: &str, destination: &str, tls: TlsMode) -> Result<Connection, DeliveryOutcome> {
+        let slot = match &self.slots {
+            Some(slots) => {
+                let limit = self.config.outbound.max_connections_per_destination as u32;
+                match slots.acquire(destination, limit).await {
+                    Ok(guard) => Some(guard),
+                    Err(SlotError::Busy) => {
+                        return Err(DeliveryOutcome::deferred(
+                            "4.4.5",
+                            format!("all {limit} connections to {destination} are in use across the cluster"),
+                        ));
+                    }
+                    Err(SlotError::Store(e)) => {
+                        return Err(DeliveryOutcome::deferred("4.3.0", format!("connection slot: {e}")));
+                    }
+                }
+            }
+            None => None,
+        };
+        let mut conn = self.open(domain, tls).await?;
+        conn.slot = slot;
+        Ok(conn)
+    }
+
     /// Opens a connection to the first host that answers with a 220, trying MX hosts (and each
     /// of their addresses) in order. Errors: the route failure, or the last host's error.
-    async fn connect(&self, domain: &str, tls: TlsMode) -> Result<Connection, DeliveryOutcome> {
+    async fn open(&self, domain: &str, tls: TlsMode) -> Result<Connection, DeliveryOutcome> {
         let hops = self.hops(domain).await.map_err(|f| outcome::from_route(domain, &f))?;
         let o = &self.config.outbound;
         let timeouts = Timeouts { connect: o.connect_timeout, command: o.command_timeout, ..Timeouts::default() };
@@ -139,7 +174,7 @@ impl Outbound {
             let was_reused = reused.is_some();
             let mut conn = match reused.take() {
                 Some(c) => c,
-                None => match self.connect(&job.domain, tls).await {
+                None => match self.connect(&job.domain, &destination, tls).await {
                     Ok(c) => c,
                     Err(o) => return vec![o; job.recipients.len()],
                 },

@@ -7,11 +7,15 @@
 //! store, so a crashed worker's recipients become due again when the lease runs out, and
 //! several processes can share a store. The cost of a step is one indexed range read of the
 //! due index, independent of the queue's length.
-//! Must not: hold a lease longer than `LEASE`, or retry in a tight loop on store errors.
+//! While a recipient is being worked on, a third loop renews its lease every third of
+//! `queue.lease`; a node that dies stops renewing, and its recipients come due again at most
+//! `queue.lease` later, on whichever node claims them first.
+//! Must not: keep renewing a lease whose outcome was recorded or given up, or retry in a
+//! tight loop on store errors.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, watch};
@@ -28,11 +32,9 @@ use crate::feedback::evidence::Envelope;
 use crate::feedback::verify::Verdict;
 use crate::local::maildir;
 use crate::outbound::{Job, JobRecipient, Outbound};
-use crate::store::{Attempt, Claim, MessageId, RecipientState, Store, Transport};
+use crate::store::{Attempt, Claim, MessageId, RecipientId, RecipientState, Store, StoreError, Transport};
 use crate::time::Timestamp;
 
-/// How long a claim is ours; longer than any single delivery (connect + data timeouts).
-const LEASE: Duration = Duration::from_secs(1200);
 const LOCAL_BATCH: usize = 64;
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
@@ -50,6 +52,8 @@ pub struct Scheduler {
     pub verifier: Arc<crate::feedback::evidence::Verifier>,
     /// This process's lease owner name.
     pub owner: String,
+    /// Recipients this process holds leases on: claimed, outcome not recorded yet.
+    pub inflight: Mutex<HashSet<RecipientId>>,
 }
 
 /// The prefix of a feedback claim's mailbox for null-sender mail to a local mailbox.
@@ -65,9 +69,54 @@ impl Scheduler {
         let local = tokio::spawn(self.clone().run_local(shutdown.clone(), Transport::Local));
         let feedback = tokio::spawn(self.clone().run_local(shutdown.clone(), Transport::Feedback));
         let remote = tokio::spawn(self.clone().run_remote(shutdown));
+        // Renewal outlives the shutdown signal: deliveries still finishing keep their leases.
+        let renew = tokio::spawn(self.clone().renew_leases());
         let _ = local.await;
         let _ = feedback.await;
         let _ = remote.await;
+        renew.abort();
+    }
+
+    /// Leases up to `limit` due recipients and remembers them for renewal.
+    async fn claim(&self, transport: Transport, limit: usize) -> Result<Vec<Claim>, StoreError> {
+        let lease = self.config.queue.lease;
+        let claims = self.store.claim_due(transport, Timestamp::now(), limit, lease, &self.owner).await?;
+        self.held().extend(claims.iter().map(|c| c.recipient));
+        Ok(claims)
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashSet<RecipientId>> {
+        self.inflight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops renewing these leases (their outcome is recorded, or they are left to run out).
+    fn forget<'a>(&self, ids: impl IntoIterator<Item = &'a RecipientId>) {
+        let mut held = self.held();
+        for id in ids {
+            held.remove(id);
+        }
+    }
+
+    /// Every third of a lease, extends the leases of the recipients being worked on (and the
+    /// cluster-wide connection slots): only a node that stopped working loses its leases.
+    async fn renew_leases(self: Arc<Self>) {
+        let lease = self.config.queue.lease;
+        loop {
+            tokio::time::sleep(lease / 3).await;
+            let ids: Vec<RecipientId> = self.held().iter().copied().collect();
+            if !ids.is_empty() {
+                match self.store.renew_leases(&self.owner, &ids, Timestamp::now().plus(lease)).await {
+                    Ok(n) if n < ids.len() => {
+                        info!(held = n, asked = ids.len(), "some leases ran out before renewal; their record will lose")
+                    }
+                    Ok(_) => {}
+                    Err(e) => warn!(error = %e, leases = ids.len(), "renewing leases failed"),
+                }
+            }
+            if let Some(slots) = &self.outbound.slots {
+                slots.renew().await;
+            }
+        }
     }
 
     async fn idle(&self, wakeup: &Notify, shutdown: &mut watch::Receiver<bool>) {
@@ -82,8 +131,7 @@ impl Scheduler {
     async fn run_local(self: Arc<Self>, mut shutdown: watch::Receiver<bool>, transport: Transport) {
         let wakeup = if transport == Transport::Feedback { &self.wakeup.feedback } else { &self.wakeup.local };
         while !*shutdown.borrow() {
-            let now = Timestamp::now();
-            let claims = match self.store.claim_due(transport, now, LOCAL_BATCH, LEASE, &self.owner).await {
+            let claims = match self.claim(transport, LOCAL_BATCH).await {
                 Ok(c) => c,
                 Err(e) => {
                     warn!(error = %e, transport = transport.as_str(), "claiming due recipients failed");
@@ -137,15 +185,14 @@ impl Scheduler {
                 }
                 continue;
             }
-            let claims =
-                match self.store.claim_due(Transport::Remote, Timestamp::now(), free * 4, LEASE, &self.owner).await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        warn!(error = %e, "claiming due remote recipients failed");
-                        tokio::time::sleep(IDLE_POLL).await;
-                        continue;
-                    }
-                };
+            let claims = match self.claim(Transport::Remote, free * 4).await {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(error = %e, "claiming due remote recipients failed");
+                    tokio::time::sleep(IDLE_POLL).await;
+                    continue;
+                }
+            };
             if claims.is_empty() {
                 self.idle(&self.wakeup.remote, &mut shutdown).await;
                 continue;
@@ -177,6 +224,7 @@ impl Scheduler {
             }
             Err(e) => {
                 warn!(error = %e, "loading a message body failed; the lease will expire and retry");
+                self.forget(claims.iter().map(|c| &c.recipient));
                 return;
             }
         };
@@ -228,7 +276,10 @@ impl Scheduler {
                 }
             }
         }
-        if let Err(e) = self.store.record_attempts(&self.owner, attempts).await {
+        let ids: Vec<RecipientId> = attempts.iter().map(|a| a.recipient).collect();
+        let recorded = self.store.record_attempts(&self.owner, attempts).await;
+        self.forget(&ids);
+        if let Err(e) = recorded {
             // The leases run out and the recipients are tried again: at least once, never lost.
             warn!(error = %e, "recording delivery outcomes failed");
             tokio::time::sleep(IDLE_POLL).await;

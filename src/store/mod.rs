@@ -36,6 +36,19 @@ pub enum StoreError {
     Unsupported(&'static str),
 }
 
+impl StoreError {
+    /// Whether the store failed for want of disk space (SQLite's SQLITE_FULL, ENOSPC,
+    /// PostgreSQL's class 53 "insufficient resources" disk_full), rather than being away.
+    pub fn is_out_of_space(&self) -> bool {
+        match self {
+            StoreError::Database(rusqlite::Error::SqliteFailure(e, _)) => e.code == rusqlite::ErrorCode::DiskFull,
+            StoreError::Io(e) => e.raw_os_error() == Some(28), // ENOSPC
+            StoreError::Postgres(e) => e.code() == Some(&tokio_postgres::error::SqlState::DISK_FULL),
+            _ => false,
+        }
+    }
+}
+
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         StoreError::Postgres(e)
@@ -488,6 +501,39 @@ pub trait Store: Send + Sync {
 
     /// Records attempts for recipients leased to `owner`; others' leases are left alone.
     async fn record_attempts(&self, owner: &str, attempts: Vec<Attempt>) -> Result<(), StoreError>;
+
+    /// Extends to `until` the leases `owner` still holds among `ids` (a node renews what it is
+    /// working on); returns how many it still held. A lease already taken over is not touched.
+    async fn renew_leases(&self, owner: &str, ids: &[RecipientId], until: Timestamp) -> Result<usize, StoreError>;
+
+    /// Whether other processes may share this store: then limits that must hold across the
+    /// cluster (connections per destination) are kept in it.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// Takes a free one of the `limit` connection slots of `destination` for `owner` until
+    /// `until` (a slot whose lease ended before `now` is free); None when all are taken.
+    async fn acquire_slot(
+        &self,
+        _destination: &str,
+        _limit: u32,
+        _owner: &str,
+        _now: Timestamp,
+        _until: Timestamp,
+    ) -> Result<Option<u32>, StoreError> {
+        Err(StoreError::Unsupported("cluster-wide connection slots"))
+    }
+
+    /// Gives back a slot `owner` holds.
+    async fn release_slot(&self, _destination: &str, _slot: u32, _owner: &str) -> Result<(), StoreError> {
+        Err(StoreError::Unsupported("cluster-wide connection slots"))
+    }
+
+    /// Extends every slot `owner` holds to `until`; returns how many.
+    async fn renew_slots(&self, _owner: &str, _until: Timestamp) -> Result<usize, StoreError> {
+        Err(StoreError::Unsupported("cluster-wide connection slots"))
+    }
 
     async fn load_body(&self, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError>;
 

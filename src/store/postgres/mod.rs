@@ -22,7 +22,7 @@ use tracing::warn;
 use self::pool::Pool;
 use super::{
     AccountPause, ApiKey, Attempt, Claim, EventRecord, Feedback, MailboxRecord, MessageDetail, MessageId, NewMessage,
-    QueueEntry, ReportFacts, SentEntry, Store, StoreError, Suppression, Transport,
+    QueueEntry, RecipientId, ReportFacts, SentEntry, Store, StoreError, Suppression, Transport,
 };
 use crate::time::Timestamp;
 
@@ -31,7 +31,8 @@ const POOL_SIZE: usize = 16;
 /// Any constant shared by every mailerd: serializes migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x6d61_696c_6572_6400; // "mailerd\0"
 /// Versioned migrations, applied in order inside one transaction.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("schema_v1.sql")), (2, include_str!("schema_v2.sql"))];
+const MIGRATIONS: &[(i32, &str)] =
+    &[(1, include_str!("schema_v1.sql")), (2, include_str!("schema_v2.sql")), (3, include_str!("schema_v3.sql"))];
 
 pub struct PgStore {
     pool: Pool,
@@ -125,6 +126,36 @@ impl Store for PgStore {
             return Ok(());
         }
         self.with(async |c| writes::record(c, owner, &attempts).await).await
+    }
+
+    async fn renew_leases(&self, owner: &str, ids: &[RecipientId], until: Timestamp) -> Result<usize, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.with(async |c| writes::renew_leases(c, owner, ids, until).await).await
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    async fn acquire_slot(
+        &self,
+        destination: &str,
+        limit: u32,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Option<u32>, StoreError> {
+        self.with(async |c| writes::acquire_slot(c, destination, limit, owner, now, until).await).await
+    }
+
+    async fn release_slot(&self, destination: &str, slot: u32, owner: &str) -> Result<(), StoreError> {
+        self.with(async |c| writes::release_slot(c, destination, slot, owner).await).await
+    }
+
+    async fn renew_slots(&self, owner: &str, until: Timestamp) -> Result<usize, StoreError> {
+        self.with(async |c| writes::renew_slots(c, owner, until).await).await
     }
 
     async fn load_body(&self, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError> {

@@ -183,6 +183,67 @@ pub(super) async fn claim(
     Ok(claims)
 }
 
+const RENEW_LEASES: &str = "
+UPDATE recipients SET next_attempt_at = $3
+WHERE id = ANY($1::bigint[]) AND lease_owner = $2 AND state IN ('queued', 'deferred')";
+
+pub(super) async fn renew_leases(
+    c: &mut Conn,
+    owner: &str,
+    ids: &[RecipientId],
+    until: Timestamp,
+) -> Result<usize, StoreError> {
+    let ids: Vec<i64> = ids.iter().map(|r| r.0).collect();
+    let stmt = c.stmt(RENEW_LEASES).await?;
+    Ok(c.client.execute(&stmt, &[&ids, &owner, &until.millis()]).await? as usize)
+}
+
+/// Takes the lowest free slot. Two nodes that pick the same free slot at once both insert;
+/// the second waits for the first's row lock, then finds the lease live and gets no row (it
+/// tries again later) — never two owners of one slot.
+const ACQUIRE_SLOT: &str = "
+WITH free AS (
+    SELECT s FROM generate_series(0, $2::int - 1) AS s
+    WHERE NOT EXISTS (SELECT 1 FROM destination_slots d
+                      WHERE d.destination = $1 AND d.slot = s AND d.lease_until >= $4)
+    ORDER BY s LIMIT 1
+)
+INSERT INTO destination_slots (destination, slot, owner, lease_until)
+SELECT $1, s, $3, $5 FROM free
+ON CONFLICT (destination, slot) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until
+    WHERE destination_slots.lease_until < $4
+RETURNING slot";
+
+pub(super) async fn acquire_slot(
+    c: &mut Conn,
+    destination: &str,
+    limit: u32,
+    owner: &str,
+    now: Timestamp,
+    until: Timestamp,
+) -> Result<Option<u32>, StoreError> {
+    let stmt = c.stmt(ACQUIRE_SLOT).await?;
+    let limit = limit.min(i32::MAX as u32) as i32;
+    let row = c.client.query_opt(&stmt, &[&destination, &limit, &owner, &now.millis(), &until.millis()]).await?;
+    Ok(row.map(|r| r.try_get::<_, i32>(0)).transpose()?.map(|s| s as u32))
+}
+
+const RELEASE_SLOT: &str = "
+UPDATE destination_slots SET owner = NULL, lease_until = 0 WHERE destination = $1 AND slot = $2 AND owner = $3";
+
+pub(super) async fn release_slot(c: &mut Conn, destination: &str, slot: u32, owner: &str) -> Result<(), StoreError> {
+    let stmt = c.stmt(RELEASE_SLOT).await?;
+    c.client.execute(&stmt, &[&destination, &(slot as i32), &owner]).await?;
+    Ok(())
+}
+
+const RENEW_SLOTS: &str = "UPDATE destination_slots SET lease_until = $2 WHERE owner = $1";
+
+pub(super) async fn renew_slots(c: &mut Conn, owner: &str, until: Timestamp) -> Result<usize, StoreError> {
+    let stmt = c.stmt(RENEW_SLOTS).await?;
+    Ok(c.client.execute(&stmt, &[&owner, &until.millis()]).await? as usize)
+}
+
 /// Records a batch of attempts in one statement: only rows still leased to `$1` change, and
 /// only those get an event and count against a mailbox's quota.
 const RECORD: &str = "

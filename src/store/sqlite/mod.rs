@@ -20,8 +20,8 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::{
-    Attempt, Claim, MailboxRecord, MessageDetail, MessageId, NewMessage, QueueEntry, ReportFacts, SentEntry, Store,
-    StoreError, Suppression, Transport,
+    Attempt, Claim, MailboxRecord, MessageDetail, MessageId, NewMessage, QueueEntry, RecipientId, ReportFacts,
+    SentEntry, Store, StoreError, Suppression, Transport,
 };
 use crate::time::Timestamp;
 
@@ -59,6 +59,7 @@ enum Simple {
     WebhookCursor(String, i64),
     Pause(super::AccountPause),
     Resume(String),
+    RenewLeases(String, Vec<RecipientId>, Timestamp),
     RetryNow(MessageId),
     Delete(MessageId),
     Feedback(super::Feedback),
@@ -192,6 +193,13 @@ impl Store for SqliteStore {
         let (reply, rx) = oneshot::channel();
         self.send(Write::Record(owner.into(), attempts, reply))?;
         wait(rx).await
+    }
+
+    async fn renew_leases(&self, owner: &str, ids: &[RecipientId], until: Timestamp) -> Result<usize, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.simple(Simple::RenewLeases(owner.into(), ids.to_vec(), until)).await
     }
 
     async fn load_body(&self, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError> {

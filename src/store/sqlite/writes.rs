@@ -321,6 +321,17 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
                  AND NOT EXISTS (SELECT 1 FROM recipients WHERE message_id = ?1 AND state IN ('queued', 'deferred'))",
             )?
             .execute([&id.0])?,
+        Simple::RenewLeases(owner, ids, until) => {
+            let mut renew = tx.prepare_cached(
+                "UPDATE recipients SET next_attempt_at = ?3 WHERE id = ?1 AND lease_owner = ?2
+                 AND state IN ('queued', 'deferred')",
+            )?;
+            let mut held = 0;
+            for id in ids {
+                held += renew.execute(params![id.0, owner, until.millis()])?;
+            }
+            held
+        }
         Simple::RetryNow(id) => tx
             .prepare_cached(
                 "UPDATE recipients SET next_attempt_at = ?2 WHERE message_id = ?1 AND state IN ('queued', 'deferred')
