@@ -8,7 +8,7 @@ use mailerd::store::{MessageId, RecipientState, Store};
 
 use crate::harness::{Client, TestDaemon};
 
-fn late_bounce(signed: &str, rcpt: &str) -> String {
+pub(crate) fn late_bounce(signed: &str, rcpt: &str) -> String {
     format!(
         "From: MAILER-DAEMON@mx.dest.test (Mail Delivery System)\r\nTo: {signed}\r\nSubject: Undelivered Mail Returned to Sender\r\n\
          Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n\

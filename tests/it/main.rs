@@ -9,6 +9,7 @@ mod dashboard;
 mod bounces;
 mod breaker;
 mod checklist;
+mod cluster;
 mod delivery;
 mod dkim;
 mod feedback_corpus;

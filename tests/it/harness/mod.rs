@@ -6,6 +6,7 @@ pub mod dns;
 pub mod http;
 pub mod postfix;
 pub mod postgres;
+pub mod sink;
 pub mod smtp;
 
 pub use daemon::TestDaemon;

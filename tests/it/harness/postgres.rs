@@ -60,3 +60,95 @@ impl Drop for TestSchema {
         .join();
     }
 }
+
+/// A PostgreSQL server of the test's own (initdb in a temporary directory, on a loopback
+/// port), for tests that stop and restart the database under load. Needs the server
+/// binaries (Debian's postgresql package); as root they run as the `postgres` user.
+pub struct OwnPostgres {
+    bin: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl OwnPostgres {
+    /// None (after a SKIP line) when no PostgreSQL server binaries are installed.
+    pub fn start(test: &str) -> Option<OwnPostgres> {
+        let bin = ["/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin"]
+            .iter()
+            .map(std::path::PathBuf::from)
+            .find(|b| b.join("pg_ctl").exists());
+        let Some(bin) = bin else {
+            let _ =
+                writeln!(std::io::stderr(), "SKIP {test}: no PostgreSQL server binaries (apt-get install postgresql)");
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        if is_root() {
+            let ok = std::process::Command::new("chown")
+                .args(["-R", "postgres", dir.path().to_str().expect("path")])
+                .status()
+                .expect("chown");
+            assert!(ok.success(), "chown the PostgreSQL directory to postgres");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let pg = OwnPostgres { bin, dir, port };
+        let data = pg.data();
+        pg.run("initdb", &["-D", &data, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"]);
+        pg.start_again();
+        Some(pg)
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let exe = self.bin.join(tool).display().to_string();
+        let mut cmd = if is_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--", &exe]);
+            c
+        } else {
+            std::process::Command::new(&exe)
+        };
+        let out = cmd.args(args).output().expect(tool);
+        assert!(out.status.success(), "{tool} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Starts the server (again) and waits until it accepts connections.
+    pub fn start_again(&self) {
+        let (data, dir) = (self.data(), self.dir.path().display().to_string());
+        let opts =
+            format!("-p {} -c listen_addresses=127.0.0.1 -k {dir} -c fsync=on -c synchronous_commit=on", self.port);
+        let log = format!("{dir}/server.log");
+        self.run("pg_ctl", &["-D", &data, "-o", &opts, "-l", &log, "-w", "-t", "60", "start"]);
+    }
+
+    /// Stops the server the way a crash would: no checkpoint, connections cut.
+    pub fn crash(&self) {
+        self.run("pg_ctl", &["-D", &self.data(), "-m", "immediate", "-w", "stop"]);
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let exe = self.bin.join("pg_ctl").display().to_string();
+        let data = self.data();
+        let mut cmd = if is_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--", &exe]);
+            c
+        } else {
+            std::process::Command::new(&exe)
+        };
+        let _ = cmd.args(["-D", &data, "-m", "immediate", "stop"]).output();
+    }
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}
