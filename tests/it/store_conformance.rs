@@ -84,6 +84,7 @@ conformance!(
     retry_now_makes_deferred_due,
     release_body_only_when_all_final,
     api_keys_cursors_pauses_and_event_stream,
+    dashboard_queries_answer_alike,
 );
 
 fn origin() -> Origin {
@@ -832,4 +833,80 @@ async fn postgres_event_stream_waits_for_open_transactions() {
     slow.batch_execute("COMMIT").await.unwrap();
     let ids: Vec<_> = store.events_after(0, None, 100).await.unwrap().into_iter().map(|e| e.message_id).collect();
     assert_eq!(ids, ["SLOW", "FAST"]);
+}
+
+async fn dashboard_queries_answer_alike(s: Arc<dyn Store>) {
+    use mailerd::store::QueueFilter;
+    let rcpts = vec![
+        rcpt("a@x.test", Transport::Remote),
+        rcpt("b@Y.test", Transport::Remote),
+        rcpt("c@y.test", Transport::Remote),
+        rcpt("bob@local.test", Transport::Local),
+    ];
+    s.insert_message(message("D1", T0, rcpts)).await.unwrap();
+    let c = claim(&*s, Transport::Remote, T0, 10, "n1").await;
+    let outcomes = [RecipientState::Delivered, RecipientState::Bounced, RecipientState::Deferred];
+    let attempts = c.iter().zip(outcomes).map(|(c, st)| attempt(c.recipient, "D1", st)).collect();
+    s.record_attempts("n1", attempts).await.unwrap();
+
+    let o = s.delivery_overview(Timestamp(0), 10).await.unwrap();
+    let mut counts: Vec<_> = o.by_state_status.iter().map(|c| (c.state.as_str(), c.status.clone(), c.count)).collect();
+    counts.sort();
+    let some = |s: &str| Some(s.to_string());
+    assert_eq!(
+        counts,
+        [
+            ("bounced", some("5.1.1"), 1),
+            ("deferred", some("4.4.1"), 1),
+            ("delivered", some("2.0.0"), 1),
+            ("queued", None, 1)
+        ]
+    );
+    let today = Timestamp::now().millis() / 86_400_000 * 86_400_000;
+    let mut daily: Vec<_> = o.daily.iter().map(|d| (d.day.millis(), d.state.as_str(), d.count)).collect();
+    daily.sort();
+    assert_eq!(daily, [(today, "bounced", 1), (today, "delivered", 1)]);
+    let failing: Vec<_> = o.failing_domains.iter().map(|d| (d.domain.as_str(), d.failed, d.deferred)).collect();
+    assert_eq!(failing, [("y.test", 1, 1)], "one domain, whatever the case of its letters");
+    assert!(
+        s.delivery_overview(Timestamp::now().plus(Duration::from_secs(2 * 86_400)), 10).await.unwrap().daily.is_empty()
+    );
+
+    let search = |states: Vec<RecipientState>, domain: Option<&str>, limit: usize| {
+        let s = s.clone();
+        let filter = QueueFilter { states, domain: domain.map(str::to_string), limit };
+        async move {
+            let mut rows: Vec<String> = s.queue_search(filter).await.unwrap().into_iter().map(|r| r.address).collect();
+            rows.sort();
+            rows
+        }
+    };
+    assert_eq!(
+        search(vec![RecipientState::Deferred, RecipientState::Bounced], Some("Y.test"), 10).await,
+        ["b@Y.test", "c@y.test"]
+    );
+    assert_eq!(search(vec![RecipientState::Queued], None, 10).await, ["bob@local.test"]);
+    assert_eq!(search(vec![], Some("x.test"), 10).await, ["a@x.test"]);
+    assert_eq!(search(vec![], None, 2).await, ["bob@local.test", "c@y.test"], "the newest two");
+    let row =
+        s.queue_search(QueueFilter { states: vec![RecipientState::Bounced], domain: None, limit: 5 }).await.unwrap();
+    assert_eq!(
+        (row[0].reverse_path.as_str(), row[0].attempts, row[0].last_status.as_deref()),
+        ("sender@example.com", 1, Some("5.1.1"))
+    );
+
+    for address in ["under_score@x.test", "underXscore@x.test"] {
+        let e = Suppression {
+            address: address.into(),
+            reason: "userunknown".into(),
+            status: None,
+            detail: None,
+            message_id: None,
+            created_at: String::new(),
+        };
+        s.suppress(e).await.unwrap();
+    }
+    let found: Vec<_> = s.search_suppressions("UNDER_", 10).await.unwrap().into_iter().map(|e| e.address).collect();
+    assert_eq!(found, ["under_score@x.test"], "_ is a character, not a wildcard");
+    assert_eq!(s.search_suppressions("score@", 1).await.unwrap().len(), 1);
 }

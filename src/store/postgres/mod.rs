@@ -10,6 +10,7 @@
 //! Must not: turn `synchronous_commit` off, answer a write before its COMMIT returned, or
 //! hold a pooled connection across anything but its own statements.
 
+mod dashboard;
 mod pool;
 mod reads;
 mod writes;
@@ -262,5 +263,17 @@ impl Store for PgStore {
 
     async fn events_after(&self, after: i64, kind: Option<&str>, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
         self.with(async |c| reads::events_after(c, after, kind, limit).await).await
+    }
+
+    async fn delivery_overview(&self, since: Timestamp, top: usize) -> Result<super::DeliveryOverview, StoreError> {
+        self.with(async |c| dashboard::delivery_overview(c, since, top).await).await
+    }
+
+    async fn queue_search(&self, filter: super::QueueFilter) -> Result<Vec<super::QueueRow>, StoreError> {
+        self.with(async |c| dashboard::queue_search(c, &filter).await).await
+    }
+
+    async fn search_suppressions(&self, query: &str, limit: usize) -> Result<Vec<Suppression>, StoreError> {
+        self.with(async |c| dashboard::search_suppressions(c, query, limit).await).await
     }
 }

@@ -166,7 +166,7 @@ pub(super) async fn report_facts(c: &mut Conn, id: &MessageId) -> Result<Option<
     }))
 }
 
-fn suppression_row(r: &Row) -> Result<Suppression, StoreError> {
+pub(super) fn suppression_row(r: &Row) -> Result<Suppression, StoreError> {
     Ok(Suppression {
         address: r.try_get(0)?,
         reason: r.try_get(1)?,
