@@ -165,8 +165,6 @@ pub struct Connection {
     pub tls: bool,
     pub transactions: u32,
     timeouts: Timeouts,
-    /// The cluster-wide connection slot this connection holds (given back when it closes).
-    pub slot: Option<super::slots::SlotGuard>,
 }
 
 impl Connection {
@@ -192,7 +190,6 @@ impl Connection {
             tls: false,
             transactions: 0,
             timeouts,
-            slot: None,
         };
         let greeting = c.read_reply(Stage::Greeting).await?;
         if greeting.code != 220 {

@@ -89,34 +89,9 @@ impl Outbound {
         Ok(ips.into_iter().map(|ip| SocketAddr::new(ip, hop.port)).collect())
     }
 
-    /// A new connection to `destination`, holding a cluster-wide slot when there is a cluster.
-    async fn connect(&self, domain: &str, destination: &str, tls: TlsMode) -> Result<Connection, DeliveryOutcome> {
-        let slot = match &self.slots {
-            Some(slots) => {
-                let limit = self.config.outbound.max_connections_per_destination as u32;
-                match slots.acquire(destination, limit).await {
-                    Ok(guard) => Some(guard),
-                    Err(SlotError::Busy) => {
-                        return Err(DeliveryOutcome::deferred(
-                            "4.4.5",
-                            format!("all {limit} connections to {destination} are in use across the cluster"),
-                        ));
-                    }
-                    Err(SlotError::Store(e)) => {
-                        return Err(DeliveryOutcome::deferred("4.3.0", format!("connection slot: {e}")));
-                    }
-                }
-            }
-            None => None,
-        };
-        let mut conn = self.open(domain, tls).await?;
-        conn.slot = slot;
-        Ok(conn)
-    }
-
     /// Opens a connection to the first host that answers with a 220, trying MX hosts (and each
     /// of their addresses) in order. Errors: the route failure, or the last host's error.
-    async fn open(&self, domain: &str, tls: TlsMode) -> Result<Connection, DeliveryOutcome> {
+    async fn connect(&self, domain: &str, tls: TlsMode) -> Result<Connection, DeliveryOutcome> {
         let hops = self.hops(domain).await.map_err(|f| outcome::from_route(domain, &f))?;
         let o = &self.config.outbound;
         let timeouts = Timeouts { connect: o.connect_timeout, command: o.command_timeout, ..Timeouts::default() };
@@ -157,6 +132,27 @@ impl Outbound {
         let Ok(_permit) = limit.acquire().await else {
             return vec![DeliveryOutcome::deferred("4.3.0", "shutting down"); job.recipients.len()];
         };
+        // In a cluster, the delivery also holds one of the destination's slots in the store
+        // (given back when `_slot` drops, at the end of this delivery).
+        let _slot = match &self.slots {
+            Some(slots) => {
+                let limit = self.config.outbound.max_connections_per_destination as u32;
+                match slots.acquire(&destination, limit).await {
+                    Ok(guard) => Some(guard),
+                    Err(e) => {
+                        let outcome = match e {
+                            SlotError::Busy => DeliveryOutcome::deferred(
+                                "4.4.5",
+                                format!("all {limit} connections to {destination} are in use across the cluster"),
+                            ),
+                            SlotError::Store(e) => DeliveryOutcome::deferred("4.3.0", format!("connection slot: {e}")),
+                        };
+                        return vec![outcome; job.recipients.len()];
+                    }
+                }
+            }
+            None => None,
+        };
         let envelope = Envelope {
             reverse_path: &job.reverse_path,
             recipients: job
@@ -174,7 +170,7 @@ impl Outbound {
             let was_reused = reused.is_some();
             let mut conn = match reused.take() {
                 Some(c) => c,
-                None => match self.connect(&job.domain, &destination, tls).await {
+                None => match self.connect(&job.domain, tls).await {
                     Ok(c) => c,
                     Err(o) => return vec![o; job.recipients.len()],
                 },

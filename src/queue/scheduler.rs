@@ -71,10 +71,15 @@ impl Scheduler {
         let remote = tokio::spawn(self.clone().run_remote(shutdown));
         // Renewal outlives the shutdown signal: deliveries still finishing keep their leases.
         let renew = tokio::spawn(self.clone().renew_leases());
+        let janitor = self.outbound.slots.clone().map(|s| tokio::spawn(s.run_janitor()));
         let _ = local.await;
         let _ = feedback.await;
         let _ = remote.await;
         renew.abort();
+        if let Some(slots) = &self.outbound.slots {
+            janitor.into_iter().for_each(|j| j.abort());
+            slots.give_back(Duration::ZERO).await;
+        }
     }
 
     /// Leases up to `limit` due recipients and remembers them for renewal.

@@ -530,8 +530,14 @@ pub trait Store: Send + Sync {
         Err(StoreError::Unsupported("cluster-wide connection slots"))
     }
 
-    /// Extends every slot `owner` holds to `until`; returns how many.
-    async fn renew_slots(&self, _owner: &str, _until: Timestamp) -> Result<usize, StoreError> {
+    /// Extends to `until` those of `slots` (destination, slot) that `owner` still holds;
+    /// returns the ones it did (a slot whose lease ran out and was taken is not among them).
+    async fn renew_slots(
+        &self,
+        _owner: &str,
+        _slots: &[(String, u32)],
+        _until: Timestamp,
+    ) -> Result<Vec<(String, u32)>, StoreError> {
         Err(StoreError::Unsupported("cluster-wide connection slots"))
     }
 

@@ -313,7 +313,8 @@ async fn connection_slots_are_shared_by_all_owners(s: Arc<dyn Store>) {
     // Other destinations have their own slots.
     assert_eq!(s.acquire_slot("mx.b", 1, "n3", at(2), at(lease)).await.unwrap(), Some(0));
     // n2 renews; n3 dies: its slots free themselves at their lease's end.
-    assert_eq!(s.renew_slots("n2", at(3 * lease)).await.unwrap(), 1);
+    let held = [("mx.a".to_string(), 1), ("mx.a".to_string(), 0), ("mx.b".to_string(), 0)];
+    assert_eq!(s.renew_slots("n2", &held, at(3 * lease)).await.unwrap(), [("mx.a".to_string(), 1)], "only n2's own");
     assert_eq!(take("n4", lease + 3).await, Some(0));
     assert_eq!(take("n5", lease + 3).await, None, "n2's renewed slot still counts");
     // Many nodes asking at once: never more owners than slots.

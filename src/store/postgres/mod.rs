@@ -155,8 +155,16 @@ impl Store for PgStore {
         self.with(async |c| writes::release_slot(c, destination, slot, owner).await).await
     }
 
-    async fn renew_slots(&self, owner: &str, until: Timestamp) -> Result<usize, StoreError> {
-        self.with(async |c| writes::renew_slots(c, owner, until).await).await
+    async fn renew_slots(
+        &self,
+        owner: &str,
+        slots: &[(String, u32)],
+        until: Timestamp,
+    ) -> Result<Vec<(String, u32)>, StoreError> {
+        if slots.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.with(async |c| writes::renew_slots(c, owner, slots, until).await).await
     }
 
     async fn load_body(&self, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError> {

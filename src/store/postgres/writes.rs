@@ -237,11 +237,27 @@ pub(super) async fn release_slot(c: &mut Conn, destination: &str, slot: u32, own
     Ok(())
 }
 
-const RENEW_SLOTS: &str = "UPDATE destination_slots SET lease_until = $2 WHERE owner = $1";
+const RENEW_SLOTS: &str = "
+UPDATE destination_slots d SET lease_until = $4
+FROM unnest($2::text[], $3::int[]) AS h(destination, slot)
+WHERE d.destination = h.destination AND d.slot = h.slot AND d.owner = $1
+RETURNING d.destination, d.slot";
 
-pub(super) async fn renew_slots(c: &mut Conn, owner: &str, until: Timestamp) -> Result<usize, StoreError> {
+pub(super) async fn renew_slots(
+    c: &mut Conn,
+    owner: &str,
+    slots: &[(String, u32)],
+    until: Timestamp,
+) -> Result<Vec<(String, u32)>, StoreError> {
+    let destinations: Vec<&str> = slots.iter().map(|(d, _)| d.as_str()).collect();
+    let numbers: Vec<i32> = slots.iter().map(|(_, n)| *n as i32).collect();
     let stmt = c.stmt(RENEW_SLOTS).await?;
-    Ok(c.client.execute(&stmt, &[&owner, &until.millis()]).await? as usize)
+    let rows = c.client.query(&stmt, &[&owner, &destinations, &numbers, &until.millis()]).await?;
+    let mut renewed = Vec::with_capacity(rows.len());
+    for r in rows {
+        renewed.push((r.try_get(0)?, r.try_get::<_, i32>(1)? as u32));
+    }
+    Ok(renewed)
 }
 
 /// Records a batch of attempts in one statement: only rows still leased to `$1` change, and

@@ -25,31 +25,32 @@ pub struct Received {
 pub struct Sink {
     pub addr: SocketAddr,
     pub received: Arc<Mutex<Vec<Received>>>,
-    /// Connections open now, and the most ever open at once (a connection stops counting at
-    /// its QUIT or its end, whichever comes first).
-    pub connections: Arc<Connections>,
+    /// Transactions in progress now, and the most ever at once: a connection counts from its
+    /// MAIL until the message is read (before the 250 goes out), RSET, QUIT or its end.
+    pub transactions: Arc<Transactions>,
     task: tokio::task::JoinHandle<()>,
 }
 
 #[derive(Default)]
-pub struct Connections {
-    open: AtomicUsize,
+pub struct Transactions {
+    now: AtomicUsize,
     pub max: AtomicUsize,
 }
 
-/// Counts one connection while it lives.
-struct Counted(Arc<Connections>, bool);
+/// One connection's part in the count: in a transaction or not.
+struct Counted(Arc<Transactions>, bool);
 
 impl Counted {
-    fn new(c: Arc<Connections>) -> Counted {
-        let now = c.open.fetch_add(1, Ordering::SeqCst) + 1;
-        c.max.fetch_max(now, Ordering::SeqCst);
-        Counted(c, true)
+    fn begin(&mut self) {
+        if !std::mem::replace(&mut self.1, true) {
+            let now = self.0.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.0.max.fetch_max(now, Ordering::SeqCst);
+        }
     }
 
     fn done(&mut self) {
         if std::mem::replace(&mut self.1, false) {
-            self.0.open.fetch_sub(1, Ordering::SeqCst);
+            self.0.now.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }
@@ -71,15 +72,15 @@ impl Sink {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind sink");
         let addr = listener.local_addr().expect("sink addr");
         let received = Arc::new(Mutex::new(Vec::new()));
-        let connections = Arc::new(Connections::default());
-        let (log, counter) = (received.clone(), connections.clone());
+        let transactions = Arc::new(Transactions::default());
+        let (log, counter) = (received.clone(), transactions.clone());
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let counted = Counted::new(counter.clone());
+                let counted = Counted(counter.clone(), false);
                 tokio::spawn(session(stream, log.clone(), hold, counted));
             }
         });
-        Sink { addr, received, connections, task }
+        Sink { addr, received, transactions, task }
     }
 
     pub fn subjects(&self) -> Vec<String> {
@@ -119,6 +120,7 @@ async fn session(
                 if verb == "EHLO" { EHLO } else { b"250 sink.test\r\n" }
             }
             "MAIL" => {
+                counted.begin();
                 from =
                     text.get(10..).unwrap_or("").trim_start_matches([' ', '<']).split('>').next().unwrap_or("").into();
                 rcpts.clear();
@@ -153,12 +155,16 @@ async fn session(
                     rcpts: rcpts.clone(),
                     subject,
                 });
+                counted.done();
                 if !hold.is_zero() {
                     tokio::time::sleep(hold).await;
                 }
                 b"250 2.0.0 queued\r\n"
             }
-            "RSET" => b"250 2.0.0 ok\r\n",
+            "RSET" => {
+                counted.done();
+                b"250 2.0.0 ok\r\n"
+            }
             "NOOP" => b"250 2.0.0 ok\r\n",
             "QUIT" => {
                 counted.done();
