@@ -35,10 +35,15 @@ delivered() {
   echo "$sum"
 }
 
+PIDS=()
+trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
 run() {
   local name="$1" nodes="$2" url="$3" dir; dir=$(mktemp -d)
   local pids=() ports=() i
-  smtp-sink -u postfix -c "$SINK" 512 > /dev/null 2>&1 & local sink=$!
+  for ((i = 0; i < nodes; i++)); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/27${i}5") 2>/dev/null; then echo "port 27${i}5 is taken" >&2; exit 1; fi
+  done
+  smtp-sink -u postfix -c "$SINK" 512 > /dev/null 2>&1 & local sink=$!; PIDS+=("$sink")
   for ((i = 0; i < nodes; i++)); do
     mkdir -p "$dir/n$i"; printf '%s' "$KEY" > "$dir/n$i/return-path.key"
     cat > "$dir/n$i.toml" <<TOML
@@ -61,7 +66,7 @@ return_path_domain = "bounces.bench.test"
 check_authentication = false
 $( [ -n "$url" ] && printf '[store]\nurl = "%s"\n' "$url" )
 TOML
-    MAILERD_LOG=warn "$BIN" serve --config "$dir/n$i.toml" & pids+=($!); ports+=("28${i}5")
+    MAILERD_LOG=warn "$BIN" serve --config "$dir/n$i.toml" & pids+=($!); PIDS+=($!); ports+=("28${i}5")
   done
   for ((i = 0; i < nodes; i++)); do
     for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/27${i}5") 2>/dev/null && break; sleep 0.1; done
