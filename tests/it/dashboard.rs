@@ -309,9 +309,20 @@ impl Browser {
         self.cmd("POST", "/url", Some(json!({ "url": url }))).await;
     }
 
+    /// The element `css` selects, waiting up to 5 s for it: a click that submits a form
+    /// returns before the next page has loaded.
     async fn find(&self, css: &str) -> String {
-        let v = self.cmd("POST", "/element", Some(json!({"using": "css selector", "value": css}))).await;
-        v[ELEMENT].as_str().unwrap_or_else(|| panic!("element {css}: {v}")).to_string()
+        let path = format!("/session/{}/element", self.session);
+        let query = json!({"using": "css selector", "value": css});
+        for _ in 0..50 {
+            let v = wd_call(self.addr, "POST", &path, Some(query.clone())).await;
+            if v["value"]["error"] != "no such element" {
+                assert!(v["value"].get("error").is_none(), "POST /element: {v}");
+                return v["value"][ELEMENT].as_str().unwrap_or_else(|| panic!("element {css}: {v}")).to_string();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        self.cmd("POST", "/element", Some(query)).await[ELEMENT].as_str().unwrap_or("").to_string()
     }
 
     async fn type_into(&self, css: &str, text: &str) {
