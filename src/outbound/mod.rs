@@ -20,7 +20,7 @@ use tracing::debug;
 use self::client::{ClientError, Connection, Envelope, RcptSpec, RemoteHost, Timeouts, TlsMode};
 use self::pool::Pool;
 use self::route::{Hop, RouteFailure};
-use self::slots::{SlotError, Slots};
+use self::slots::{SlotError, SlotGuard, Slots};
 use crate::config::Config;
 use crate::dns::Dns;
 use crate::queue::outcome::DeliveryOutcome;
@@ -125,6 +125,19 @@ impl Outbound {
         }))
     }
 
+    /// One of `destination`'s cluster-wide slots (None without a cluster), or why there is none.
+    async fn cluster_slot(&self, destination: &str) -> Result<Option<SlotGuard>, DeliveryOutcome> {
+        let Some(slots) = &self.slots else { return Ok(None) };
+        let limit = self.config.outbound.max_connections_per_destination as u32;
+        slots.acquire(destination, limit).await.map(Some).map_err(|e| match e {
+            SlotError::Busy => DeliveryOutcome::deferred(
+                "4.4.5",
+                format!("all {limit} connections to {destination} are in use across the cluster"),
+            ),
+            SlotError::Store(e) => DeliveryOutcome::deferred("4.3.0", format!("connection slot: {e}")),
+        })
+    }
+
     /// Delivers `job` and returns one outcome per recipient, in order.
     pub async fn deliver(&self, job: &Job) -> Vec<DeliveryOutcome> {
         let (destination, tls) = self.destination(&job.domain);
@@ -133,25 +146,10 @@ impl Outbound {
             return vec![DeliveryOutcome::deferred("4.3.0", "shutting down"); job.recipients.len()];
         };
         // In a cluster, the delivery also holds one of the destination's slots in the store
-        // (given back when `_slot` drops, at the end of this delivery).
-        let _slot = match &self.slots {
-            Some(slots) => {
-                let limit = self.config.outbound.max_connections_per_destination as u32;
-                match slots.acquire(&destination, limit).await {
-                    Ok(guard) => Some(guard),
-                    Err(e) => {
-                        let outcome = match e {
-                            SlotError::Busy => DeliveryOutcome::deferred(
-                                "4.4.5",
-                                format!("all {limit} connections to {destination} are in use across the cluster"),
-                            ),
-                            SlotError::Store(e) => DeliveryOutcome::deferred("4.3.0", format!("connection slot: {e}")),
-                        };
-                        return vec![outcome; job.recipients.len()];
-                    }
-                }
-            }
-            None => None,
+        // (handed back when `_slot` drops, at the end of this delivery).
+        let _slot = match self.cluster_slot(&destination).await {
+            Ok(slot) => slot,
+            Err(outcome) => return vec![outcome; job.recipients.len()],
         };
         let envelope = Envelope {
             reverse_path: &job.reverse_path,

@@ -123,7 +123,7 @@ impl Slots {
         let mut stale = Vec::new();
         self.spares().retain(|destination, list| {
             list.retain(|(slot, since)| {
-                let keep = since.elapsed() < older_than && !older_than.is_zero();
+                let keep = since.elapsed() < older_than;
                 if !keep {
                     stale.push((destination.clone(), *slot));
                 }

@@ -76,8 +76,8 @@ impl Scheduler {
         let _ = feedback.await;
         let _ = remote.await;
         renew.abort();
-        if let Some(slots) = &self.outbound.slots {
-            janitor.into_iter().for_each(|j| j.abort());
+        if let (Some(slots), Some(janitor)) = (&self.outbound.slots, janitor) {
+            janitor.abort();
             slots.give_back(Duration::ZERO).await;
         }
     }

@@ -74,6 +74,12 @@ fn postgres_message(e: &tokio_postgres::Error) -> String {
     parts.join(": ")
 }
 
+/// A `LIKE … ESCAPE '\'` pattern matching addresses that contain `query` (case-insensitive:
+/// addresses are stored lower-case), with `%`, `_` and `\` in the query taken literally.
+pub(crate) fn like_contains(query: &str) -> String {
+    format!("%{}%", query.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
+}
+
 /// Whether `url` names a PostgreSQL store (`postgres://` or `postgresql://`).
 pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
@@ -146,6 +152,19 @@ pub enum RecipientState {
 }
 
 impl RecipientState {
+    pub const ALL: [RecipientState; 5] = [
+        RecipientState::Queued,
+        RecipientState::Deferred,
+        RecipientState::Delivered,
+        RecipientState::Bounced,
+        RecipientState::Expired,
+    ];
+
+    /// A state read back from a store: an unknown word is a corrupt record.
+    pub(crate) fn decode(s: &str) -> Result<Self, StoreError> {
+        Self::parse(s).ok_or_else(|| StoreError::Corrupt(format!("state {s}")))
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             RecipientState::Queued => "queued",

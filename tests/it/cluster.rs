@@ -48,8 +48,7 @@ impl Node {
         std::fs::create_dir_all(&data).unwrap();
         // Every node signs return paths with the cluster's one key (README: adding a node).
         std::fs::write(data.join("return-path.key"), KEY).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{}", crate::crash_durability::free_port()).parse().unwrap();
         let config = dir.join(format!("node{i}.toml"));
         std::fs::write(
             &config,
@@ -81,13 +80,7 @@ impl Node {
             .spawn()
             .expect("start mailerd");
         self.child = Some(child);
-        for _ in 0..600 {
-            if TcpStream::connect(self.addr).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("{} did not start listening on {}", self.name, self.addr);
+        crate::crash_durability::wait_ready(self.addr).await;
     }
 
     fn kill(&mut self) {

@@ -14,7 +14,7 @@ use crate::harness::Client;
 const KILLS: usize = 5;
 const SESSIONS: usize = 20;
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -28,7 +28,7 @@ fn spawn(config: &std::path::Path) -> Child {
         .expect("start mailerd")
 }
 
-async fn wait_ready(addr: SocketAddr) {
+pub(crate) async fn wait_ready(addr: SocketAddr) {
     for _ in 0..400 {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
             return;

@@ -37,7 +37,7 @@ pub(super) async fn delivery_overview(
     for r in c.client.query(&stmt, &[]).await? {
         let status: String = r.try_get(1)?;
         overview.by_state_status.push(StateStatusCount {
-            state: state(r.try_get(0)?)?,
+            state: RecipientState::decode(r.try_get(0)?)?,
             status: (!status.is_empty()).then_some(status),
             count: r.try_get::<_, i64>(2)?.max(0) as u64,
         });
@@ -47,7 +47,7 @@ pub(super) async fn delivery_overview(
     for r in c.client.query(&stmt, &[&from]).await? {
         overview.daily.push(DailyCount {
             day: Timestamp(r.try_get::<_, i64>(0)? * DAY),
-            state: state(r.try_get(1)?)?,
+            state: RecipientState::decode(r.try_get(1)?)?,
             count: r.try_get::<_, i64>(2)?.max(0) as u64,
         });
     }
@@ -83,15 +83,8 @@ pub(super) async fn queue_search(c: &mut Conn, filter: &QueueFilter) -> Result<V
         let stmt = c.stmt(NEWEST).await?;
         c.client.query(&stmt, &[&limit]).await?
     } else {
-        let all = [
-            RecipientState::Queued,
-            RecipientState::Deferred,
-            RecipientState::Delivered,
-            RecipientState::Bounced,
-            RecipientState::Expired,
-        ];
-        let states: Vec<&str> =
-            if filter.states.is_empty() { &all[..] } else { &filter.states[..] }.iter().map(|s| s.as_str()).collect();
+        let states = if filter.states.is_empty() { &RecipientState::ALL[..] } else { &filter.states[..] };
+        let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
         let domain = filter.domain.as_ref().map(|d| d.to_lowercase());
         let stmt = c.stmt(BY_STATE).await?;
         c.client.query(&stmt, &[&states, &domain, &limit]).await?
@@ -103,7 +96,7 @@ pub(super) async fn queue_search(c: &mut Conn, filter: &QueueFilter) -> Result<V
             message: MessageId(r.try_get(1)?),
             reverse_path: r.try_get(2)?,
             address: r.try_get(3)?,
-            state: state(r.try_get(4)?)?,
+            state: RecipientState::decode(r.try_get(4)?)?,
             attempts: r.try_get::<_, i32>(5)? as u32,
             last_status: r.try_get(6)?,
             last_detail: r.try_get(7)?,
@@ -122,11 +115,7 @@ pub(super) async fn search_suppressions(
     query: &str,
     limit: usize,
 ) -> Result<Vec<Suppression>, StoreError> {
-    let pattern = format!("%{}%", query.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+    let pattern = crate::store::like_contains(query);
     let stmt = c.stmt(SEARCH_SUPPRESSIONS).await?;
     c.client.query(&stmt, &[&pattern, &(limit as i64)]).await?.iter().map(super::reads::suppression_row).collect()
-}
-
-fn state(s: &str) -> Result<RecipientState, StoreError> {
-    RecipientState::parse(s).ok_or_else(|| StoreError::Corrupt(format!("state {s}")))
 }

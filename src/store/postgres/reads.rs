@@ -12,10 +12,6 @@ use crate::store::{
 };
 use crate::time::Timestamp;
 
-fn state(s: &str) -> Result<RecipientState, StoreError> {
-    RecipientState::parse(s).ok_or_else(|| StoreError::Corrupt(format!("state {s}")))
-}
-
 fn origin(s: &str) -> Result<Origin, StoreError> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
@@ -38,7 +34,7 @@ async fn recipient_views(c: &mut Conn, id: &str) -> Result<Vec<RecipientView>, S
     for r in c.client.query(&stmt, &[&id]).await? {
         out.push(RecipientView {
             address: r.try_get(0)?,
-            state: state(r.try_get(1)?)?,
+            state: RecipientState::decode(r.try_get(1)?)?,
             transport: match r.try_get::<_, &str>(2)? {
                 "local" => Transport::Local,
                 "feedback" => Transport::Feedback,
@@ -144,7 +140,7 @@ pub(super) async fn report_facts(c: &mut Conn, id: &MessageId) -> Result<Option<
             address: r.try_get(1)?,
             orcpt: r.try_get(2)?,
             notify: r.try_get(3)?,
-            state: state(r.try_get(4)?)?,
+            state: RecipientState::decode(r.try_get(4)?)?,
             attempts: r.try_get::<_, i32>(5)? as u32,
             status: r.try_get(6)?,
             detail: r.try_get(7)?,

@@ -301,10 +301,6 @@ pub(super) fn paused(c: &Connection, account: Option<&str>) -> Result<Vec<crate:
 // --- dashboard: the overview reads the running counts of schema v5 (kept by triggers); the
 // queue page reads the state (and domain) indexes, one LIMITed range per state.
 
-fn state_of(s: &str) -> Result<RecipientState, StoreError> {
-    RecipientState::parse(s).ok_or_else(|| StoreError::Corrupt(format!("state {s}")))
-}
-
 pub(super) fn delivery_overview(
     c: &Connection,
     since: Timestamp,
@@ -318,7 +314,7 @@ pub(super) fn delivery_overview(
     while let Some(r) = rows.next()? {
         let status: String = r.get(1)?;
         by_state_status.push(StateStatusCount {
-            state: state_of(&r.get::<_, String>(0)?)?,
+            state: RecipientState::decode(&r.get::<_, String>(0)?)?,
             status: (!status.is_empty()).then_some(status),
             count: r.get::<_, i64>(2)?.max(0) as u64,
         });
@@ -330,7 +326,7 @@ pub(super) fn delivery_overview(
     while let Some(r) = rows.next()? {
         daily.push(DailyCount {
             day: Timestamp(r.get::<_, i64>(0)? * DAY),
-            state: state_of(&r.get::<_, String>(1)?)?,
+            state: RecipientState::decode(&r.get::<_, String>(1)?)?,
             count: r.get::<_, i64>(2)?.max(0) as u64,
         });
     }
@@ -357,13 +353,6 @@ pub(super) fn queue_search(
     filter: &crate::store::QueueFilter,
 ) -> Result<Vec<crate::store::QueueRow>, StoreError> {
     use rusqlite::types::Value;
-    const ALL: [RecipientState; 5] = [
-        RecipientState::Queued,
-        RecipientState::Deferred,
-        RecipientState::Delivered,
-        RecipientState::Bounced,
-        RecipientState::Expired,
-    ];
     let limit = Value::Integer(filter.limit as i64);
     let mut args: Vec<Value> = vec![limit];
     // Without any filter: the newest recipients (rowid order). With one: per state, the newest
@@ -374,7 +363,7 @@ pub(super) fn queue_search(
          FROM recipients ORDER BY id DESC LIMIT ?1"
             .to_string()
     } else {
-        let states = if filter.states.is_empty() { &ALL[..] } else { &filter.states[..] };
+        let states = if filter.states.is_empty() { &RecipientState::ALL[..] } else { &filter.states[..] };
         let domain = filter.domain.as_ref().map(|d| {
             args.push(Value::Text(d.to_lowercase()));
             format!(" AND lower(substr(address, instr(address, '@') + 1)) = ?{}", args.len())
@@ -420,7 +409,7 @@ pub(super) fn queue_search(
             message: MessageId(message),
             reverse_path,
             address,
-            state: state_of(&state)?,
+            state: RecipientState::decode(&state)?,
             attempts,
             last_status,
             last_detail,
@@ -431,7 +420,7 @@ pub(super) fn queue_search(
 }
 
 pub(super) fn search_suppressions(c: &Connection, query: &str, limit: usize) -> Result<Vec<Suppression>, StoreError> {
-    let pattern = format!("%{}%", query.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+    let pattern = crate::store::like_contains(query);
     let mut stmt = c.prepare_cached(
         "SELECT address, reason, status, detail, message_id, created_at FROM suppressions
          WHERE address LIKE ?1 ESCAPE '\\' ORDER BY created_at DESC LIMIT ?2",

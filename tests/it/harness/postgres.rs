@@ -107,16 +107,21 @@ impl OwnPostgres {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
-    fn run(&self, tool: &str, args: &[&str]) {
-        let exe = self.bin.join(tool).display().to_string();
-        let mut cmd = if is_root() {
+    /// `tool` of the server binaries, as the `postgres` user when we are root (the server
+    /// refuses to run as root).
+    fn command(&self, tool: &str) -> std::process::Command {
+        let exe = self.bin.join(tool);
+        if is_root() {
             let mut c = std::process::Command::new("runuser");
-            c.args(["-u", "postgres", "--", &exe]);
+            c.args(["-u", "postgres", "--"]).arg(exe);
             c
         } else {
-            std::process::Command::new(&exe)
-        };
-        let out = cmd.args(args).output().expect(tool);
+            std::process::Command::new(exe)
+        }
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let out = self.command(tool).args(args).output().expect(tool);
         assert!(out.status.success(), "{tool} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
@@ -137,16 +142,7 @@ impl OwnPostgres {
 
 impl Drop for OwnPostgres {
     fn drop(&mut self) {
-        let exe = self.bin.join("pg_ctl").display().to_string();
-        let data = self.data();
-        let mut cmd = if is_root() {
-            let mut c = std::process::Command::new("runuser");
-            c.args(["-u", "postgres", "--", &exe]);
-            c
-        } else {
-            std::process::Command::new(&exe)
-        };
-        let _ = cmd.args(["-D", &data, "-m", "immediate", "stop"]).output();
+        let _ = self.command("pg_ctl").args(["-D", &self.data(), "-m", "immediate", "stop"]).output();
     }
 }
 
