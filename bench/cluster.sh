@@ -7,10 +7,13 @@
 # pg_stat_wal), CPU seconds used by mailerd and by PostgreSQL during the run, and how busy the
 # machine's cores were (the rest went to smtp-source and smtp-sink).
 # Needs `cargo build --release`, postfix (smtp-source, smtp-sink), psql, curl, and the
-# PostgreSQL of $PG. Usage: N=6000 bench/cluster.sh    (CONFIGS="sqlite pg1 pg2 pg3" by default)
+# PostgreSQL of $PG. Usage: N=6000 bench/cluster.sh    (CONFIGS="sqlite pg1 pg2 pg3" by default;
+# ROUNDS=3 runs every configuration three times, interleaved, and reports medians: this machine
+# is shared and one run's figure can be off by a third)
 set -euo pipefail
 BIN="${BIN:-$(cd "$(dirname "$0")/.." && pwd)/target/release/mailerd}"
-N="${N:-6000}"; S="${S:-24}"; SIZE="${SIZE:-4096}"; CONFIGS="${CONFIGS:-sqlite pg1 pg2 pg3}"
+N="${N:-6000}"; S="${S:-24}"; SIZE="${SIZE:-4096}"; CONFIGS="${CONFIGS:-sqlite pg1 pg2 pg3}"; ROUNDS="${ROUNDS:-1}"
+RESULTS=$(mktemp)
 PG="${PG:-postgres://postgres@127.0.0.1:5432/test}"
 DB="$(psql -At "$PG" -c 'SELECT current_database()')"
 export PATH="$PATH:/usr/sbin"
@@ -36,7 +39,7 @@ delivered() {
 }
 
 PIDS=()
-trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
+trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -f "$RESULTS"' EXIT
 run() {
   local name="$1" nodes="$2" url="$3" dir; dir=$(mktemp -d)
   local pids=() ports=() i
@@ -92,6 +95,7 @@ TOML
   fi
   read -r b0 a0 <<<"$m0"; read -r b1 a1 <<<"$m1"
   local busy; busy=$(echo "100 * ($b1 - $b0) / ($a1 - $a0)" | bc)
+  echo "$name$nodes $(echo "$total / ($t1 - $t0)" | bc) $(echo "$total / ($t2 - $t0)" | bc)" >> "$RESULTS"
   printf '%-7s %5d nodes  accepted %5d msg/s  delivered %5d msg/s  | PG commits %5s/s (%s per msg), WAL flushes %5s/s | CPU s: mailerd %6s, postgres %6s | machine %s%% busy\n' \
     "$name" "$nodes" "$(echo "$total / ($t1 - $t0)" | bc)" "$(echo "$total / ($t2 - $t0)" | bc)" \
     "$commits" "$per_msg" "$syncs" "$cpu_m" "$cpu_pg" "$busy"
@@ -100,7 +104,8 @@ TOML
   rm -rf "$dir"
 }
 
-echo "N=$N messages of $SIZE bytes, $S smtp-source sessions split over the nodes, $(nproc) cores"
+echo "N=$N messages of $SIZE bytes, $S smtp-source sessions split over the nodes, $(nproc) cores, $ROUNDS round(s)"
+for round in $(seq "$ROUNDS"); do
 for c in $CONFIGS; do
   case "$c" in
     sqlite) run sqlite 1 "" ;;
@@ -111,3 +116,19 @@ for c in $CONFIGS; do
       psql -q "$PG" -c "DROP SCHEMA bench_cluster CASCADE" 2>/dev/null ;;
   esac
 done
+done
+
+# Medians over the rounds, and each configuration against SQLite's median of the same run.
+echo "medians over $ROUNDS round(s) (delivered msg/s, ratio to sqlite):"
+python3 - "$RESULTS" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    name, accepted, delivered = line.split()
+    runs.setdefault(name, []).append(int(delivered))
+base = statistics.median(runs["sqlite1"]) if "sqlite1" in runs else None
+for name, v in runs.items():
+    m = statistics.median(v)
+    ratio = f"  {m / base:.2f}x sqlite" if base else ""
+    print(f"  {name:8} {m:7.0f} msg/s  (runs: {', '.join(map(str, v))}){ratio}")
+PY

@@ -8,7 +8,9 @@
 use crate::queue::Wakeup;
 use crate::smtp::address::ReversePath;
 use crate::smtp::command::{MailParams, Ret};
-use crate::store::{MessageId, NewMessage, NewRecipient, Origin, RecipientId, ReportMark, Store, StoreError};
+use crate::store::{
+    MessageId, NewMessage, NewRecipient, Origin, RecipientId, ReportMark, Store, StoreError, Transport,
+};
 use crate::time::Timestamp;
 
 /// A message ready for the queue.
@@ -65,9 +67,10 @@ pub async fn accept(
         notes: incoming.notes,
     };
     let via = msg.origin.via.clone();
+    let transports: Vec<Transport> = msg.recipients.iter().map(|r| r.transport).collect();
     store.insert_message(msg).await?;
     crate::metrics::accepted(&via);
-    wakeup.poke();
+    wakeup.poke_for(transports);
     Ok(id)
 }
 

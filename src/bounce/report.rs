@@ -60,10 +60,24 @@ impl Reporter {
         }
     }
 
+    /// Runs after attempts were recorded, on the facts read after their commit.
+    pub async fn after_recorded(&self, facts: ReportFacts) {
+        if let Err(e) = self.report(&facts).await {
+            warn!(queue_id = %facts.id, error = %e, "reporting failed; it is retried after the next attempt");
+        }
+    }
+
     async fn run(&self, id: &MessageId) -> Result<(), StoreError> {
-        let Some(facts) = self.store.report_facts(id).await? else { return Ok(()) };
+        match self.store.report_facts(id).await? {
+            Some(facts) => self.report(&facts).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn report(&self, facts: &ReportFacts) -> Result<(), StoreError> {
+        let id = &facts.id;
         let now = Timestamp::now();
-        self.suppress_hard_bounces(&facts).await?;
+        self.suppress_hard_bounces(facts).await?;
         let to = notify::recipient_of_report(&facts.reverse_path);
         let first_round_done = !facts.recipients.iter().any(|r| r.state == RecipientState::Queued);
         if first_round_done && let Some(to) = &to {
@@ -82,7 +96,7 @@ impl Reporter {
             let any_failed = finals.iter().any(|r| r.state != RecipientState::Delivered);
             let kind = if any_failed { ReportKind::Failure } else { ReportKind::Success };
             if !finals.is_empty() {
-                self.send(&facts, to, kind, &finals, ReportMark::Final, now).await?;
+                self.send(facts, to, kind, &finals, ReportMark::Final, now).await?;
             }
         }
         let age = now.millis().saturating_sub(facts.received_at.millis());
@@ -96,7 +110,7 @@ impl Reporter {
                 .filter(|r| notify::wants(r.notify.as_deref(), ReportKind::Delay))
                 .collect();
             if !delayed.is_empty() {
-                self.send(&facts, to, ReportKind::Delay, &delayed, ReportMark::Delay, now).await?;
+                self.send(facts, to, ReportKind::Delay, &delayed, ReportMark::Delay, now).await?;
             }
         }
         if !facts.recipients.iter().any(|r| matches!(r.state, RecipientState::Queued | RecipientState::Deferred)) {

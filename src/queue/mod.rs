@@ -11,6 +11,8 @@ pub mod scheduler;
 
 use tokio::sync::Notify;
 
+use crate::store::Transport;
+
 /// Wakes the scheduler's loops when new work is stored (each loop keeps one pending wakeup).
 #[derive(Debug, Default)]
 pub struct Wakeup {
@@ -20,6 +22,24 @@ pub struct Wakeup {
 }
 
 impl Wakeup {
+    /// Wakes the loops of these transports only (a loop woken for nothing costs a claim).
+    pub fn poke_for(&self, transports: impl IntoIterator<Item = Transport>) {
+        let (mut local, mut remote, mut feedback) = (false, false, false);
+        for t in transports {
+            match t {
+                Transport::Local => local = true,
+                Transport::Remote => remote = true,
+                Transport::Feedback => feedback = true,
+            }
+        }
+        for (wanted, notify) in [(local, &self.local), (remote, &self.remote), (feedback, &self.feedback)] {
+            if wanted {
+                notify.notify_one();
+            }
+        }
+    }
+
+    /// Wakes every loop.
     pub fn poke(&self) {
         self.local.notify_one();
         self.remote.notify_one();

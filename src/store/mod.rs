@@ -34,6 +34,9 @@ pub enum StoreError {
     AlreadyReported,
     #[error("not supported by this store: {0}")]
     Unsupported(&'static str),
+    /// One failure of a statement that carried the writes of several callers.
+    #[error("{0}")]
+    Shared(std::sync::Arc<StoreError>),
 }
 
 impl StoreError {
@@ -44,6 +47,7 @@ impl StoreError {
             StoreError::Database(rusqlite::Error::SqliteFailure(e, _)) => e.code == rusqlite::ErrorCode::DiskFull,
             StoreError::Io(e) => e.raw_os_error() == Some(28), // ENOSPC
             StoreError::Postgres(e) => e.code() == Some(&tokio_postgres::error::SqlState::DISK_FULL),
+            StoreError::Shared(e) => e.is_out_of_space(),
             _ => false,
         }
     }
@@ -366,6 +370,9 @@ pub struct Claim {
     pub ret: Option<String>,
     pub notify: Option<String>,
     pub orcpt: Option<String>,
+    /// The body, when the store handed it over with the claim (PostgreSQL does so for small
+    /// messages, saving a round trip per delivery); otherwise `load_body` reads it.
+    pub body: Option<std::sync::Arc<Vec<u8>>>,
 }
 
 /// What one delivery attempt came to, as the scheduler records it.
@@ -520,6 +527,24 @@ pub trait Store: Send + Sync {
 
     /// Records attempts for recipients leased to `owner`; others' leases are left alone.
     async fn record_attempts(&self, owner: &str, attempts: Vec<Attempt>) -> Result<(), StoreError>;
+
+    /// Records attempts as `record_attempts` does, then reads the report facts of their
+    /// messages. The read comes after the commit, so of two workers recording outcomes of one
+    /// message at once, the later sees both (a report waiting on both is never missed).
+    async fn record_and_report(&self, owner: &str, attempts: Vec<Attempt>) -> Result<Vec<ReportFacts>, StoreError> {
+        let mut messages: Vec<MessageId> = Vec::new();
+        for a in &attempts {
+            if !messages.contains(&a.message) {
+                messages.push(a.message.clone());
+            }
+        }
+        self.record_attempts(owner, attempts).await?;
+        let mut facts = Vec::with_capacity(messages.len());
+        for id in &messages {
+            facts.extend(self.report_facts(id).await?);
+        }
+        Ok(facts)
+    }
 
     /// Extends to `until` the leases `owner` still holds among `ids` (a node renews what it is
     /// working on); returns how many it still held. A lease already taken over is not touched.

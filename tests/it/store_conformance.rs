@@ -83,6 +83,7 @@ conformance!(
     delete_removes_message_but_keeps_sent_log,
     retry_now_makes_deferred_due,
     release_body_only_when_all_final,
+    concurrent_writers_are_answered_each_on_their_own,
     api_keys_cursors_pauses_and_event_stream,
     dashboard_queries_answer_alike,
 );
@@ -709,6 +710,96 @@ async fn release_body_only_when_all_final(s: Arc<dyn Store>) {
     // History stays.
     assert_eq!(s.message_detail(&id).await.unwrap().unwrap().entry.recipients.len(), 2);
     s.release_body(&id).await.unwrap();
+}
+
+/// Many writers at once (the PostgreSQL store gathers them into shared statements): each
+/// caller gets its own answer, a failing insert fails no neighbour, every claim carries or
+/// loads its own body, and each record returns the facts of its own message, read after the
+/// commit.
+async fn concurrent_writers_are_answered_each_on_their_own(s: Arc<dyn Store>) {
+    const N: usize = 40;
+    s.insert_message(message("TAKEN", T0, vec![rcpt("t@ex.net", Transport::Remote)])).await.unwrap();
+    let mut inserts = tokio::task::JoinSet::new();
+    for i in 0..N {
+        let s = s.clone();
+        inserts.spawn(async move {
+            let id = format!("W{i:02}");
+            (
+                id.clone(),
+                s.insert_message(message(&id, T0, vec![rcpt(&format!("r{i}@ex.net"), Transport::Remote)])).await,
+            )
+        });
+    }
+    for _ in 0..3 {
+        let s = s.clone();
+        inserts.spawn(async move {
+            (
+                "TAKEN".to_string(),
+                s.insert_message(message("TAKEN", T0, vec![rcpt("x@ex.net", Transport::Remote)])).await,
+            )
+        });
+    }
+    let (mut stored, mut refused) = (0, 0);
+    while let Some(r) = inserts.join_next().await {
+        match r.unwrap() {
+            (id, Ok(())) => {
+                assert_ne!(id, "TAKEN", "a taken id was stored again");
+                stored += 1;
+            }
+            (id, Err(_)) => {
+                assert_eq!(id, "TAKEN", "{id} failed beside a bad neighbour");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((stored, refused), (N, 3));
+
+    // Claimed by four owners; each claim's body is its own message's.
+    let mut claims = Vec::new();
+    for owner in ["o0", "o1", "o2", "o3"] {
+        claims.extend(claim(&*s, Transport::Remote, T0, 11, owner).await.into_iter().map(|c| (owner, c)));
+    }
+    assert_eq!(claims.len(), N + 1);
+    for (_, c) in &claims {
+        let body = match &c.body {
+            Some(b) => b.as_ref().clone(),
+            None => s.load_body(&c.message).await.unwrap().unwrap(),
+        };
+        assert_eq!(body, message(&c.message.0, T0, Vec::new()).body, "body of {}", c.message);
+    }
+
+    // Every outcome recorded at once, one call per message; "W00" by an owner without its lease.
+    let mut records = tokio::task::JoinSet::new();
+    for (owner, c) in claims {
+        let s = s.clone();
+        let owner = if c.message.0 == "W00" { "stranger" } else { owner };
+        records.spawn(async move {
+            let a = attempt(c.recipient, &c.message.0, RecipientState::Delivered);
+            (c.message.clone(), s.record_and_report(owner, vec![a]).await.expect("record"))
+        });
+    }
+    while let Some(r) = records.join_next().await {
+        let (id, facts) = r.unwrap();
+        assert_eq!(facts.len(), 1, "{id}: the facts of its own message only");
+        assert_eq!(facts[0].id, id);
+        assert_eq!(facts[0].recipients.len(), 1);
+        let want = if id.0 == "W00" { RecipientState::Queued } else { RecipientState::Delivered };
+        assert_eq!(facts[0].recipients[0].state, want, "{id}");
+    }
+
+    // Released together: only the messages whose recipient is final lose their body.
+    let mut releases = tokio::task::JoinSet::new();
+    for i in 0..N {
+        let s = s.clone();
+        releases.spawn(async move { s.release_body(&MessageId(format!("W{i:02}"))).await });
+    }
+    while let Some(r) = releases.join_next().await {
+        r.unwrap().expect("release");
+    }
+    for i in 0..N {
+        let body = s.load_body(&MessageId(format!("W{i:02}"))).await.unwrap().unwrap();
+        assert_eq!(body.is_empty(), i != 0, "W{i:02}");
+    }
 }
 
 async fn api_keys_cursors_pauses_and_event_stream(s: Arc<dyn Store>) {

@@ -10,17 +10,21 @@
 //! Must not: turn `synchronous_commit` off, answer a write before its COMMIT returned, or
 //! hold a pooled connection across anything but its own statements.
 
+mod batch;
 mod dashboard;
 mod pool;
 mod reads;
 mod writes;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tracing::warn;
 
+use self::batch::Batcher;
 use self::pool::Pool;
+use self::writes::{Outcomes, Release};
 use super::{
     AccountPause, ApiKey, Attempt, Claim, EventRecord, Feedback, MailboxRecord, MessageDetail, MessageId, NewMessage,
     QueueEntry, RecipientId, ReportFacts, SentEntry, Store, StoreError, Suppression, Transport,
@@ -32,11 +36,19 @@ const POOL_SIZE: usize = 16;
 /// Any constant shared by every mailerd: serializes migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x6d61_696c_6572_6400; // "mailerd\0"
 /// Versioned migrations, applied in order inside one transaction.
-const MIGRATIONS: &[(i32, &str)] =
-    &[(1, include_str!("schema_v1.sql")), (2, include_str!("schema_v2.sql")), (3, include_str!("schema_v3.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("schema_v1.sql")),
+    (2, include_str!("schema_v2.sql")),
+    (3, include_str!("schema_v3.sql")),
+    (4, include_str!("schema_v4.sql")),
+    (5, include_str!("schema_v5.sql")),
+];
 
 pub struct PgStore {
-    pool: Pool,
+    pool: Arc<Pool>,
+    inserts: Batcher<NewMessage>,
+    records: Batcher<Outcomes>,
+    releases: Batcher<Release>,
 }
 
 impl PgStore {
@@ -50,12 +62,17 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("mailerd");
         }
-        let pool = Pool::new(config, POOL_SIZE);
+        let pool = Arc::new(Pool::new(config, POOL_SIZE));
         let mut conn = pool.get().await?;
         let result = migrate(&mut conn.client).await;
         conn.finish(&result);
         result?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            inserts: Batcher::start(pool.clone()),
+            records: Batcher::start(pool.clone()),
+            releases: Batcher::start(pool.clone()),
+            pool,
+        })
     }
 }
 
@@ -107,7 +124,10 @@ impl PgStore {
 #[async_trait]
 impl Store for PgStore {
     async fn insert_message(&self, msg: NewMessage) -> Result<(), StoreError> {
-        self.with(async |c| writes::insert(c, &msg).await).await
+        if msg.reports.is_empty() {
+            return self.inserts.write(msg).await;
+        }
+        self.with(async |c| writes::insert_report(c, &msg).await).await
     }
 
     async fn claim_due(
@@ -126,7 +146,14 @@ impl Store for PgStore {
         if attempts.is_empty() {
             return Ok(());
         }
-        self.with(async |c| writes::record(c, owner, &attempts).await).await
+        self.records.write(Outcomes { owner: owner.to_string(), attempts }).await.map(drop)
+    }
+
+    async fn record_and_report(&self, owner: &str, attempts: Vec<Attempt>) -> Result<Vec<ReportFacts>, StoreError> {
+        if attempts.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.records.write(Outcomes { owner: owner.to_string(), attempts }).await
     }
 
     async fn renew_leases(&self, owner: &str, ids: &[RecipientId], until: Timestamp) -> Result<usize, StoreError> {
@@ -197,7 +224,7 @@ impl Store for PgStore {
     }
 
     async fn release_body(&self, id: &MessageId) -> Result<(), StoreError> {
-        self.with(async |c| writes::release_body(c, id).await).await
+        self.releases.write(Release(id.clone())).await
     }
 
     async fn suppress(&self, entry: Suppression) -> Result<(), StoreError> {

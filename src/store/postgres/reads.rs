@@ -122,44 +122,56 @@ pub(super) async fn mailbox(c: &mut Conn, address: &str) -> Result<Option<Mailbo
     }))
 }
 
+/// Every message of `$1` with its recipients, in one statement.
 const FACTS: &str = "
-SELECT id, address, orcpt, notify, state, attempts, last_status, last_detail, reply_code, remote_mta,
-       updated_at, final_reported, delay_reported
-FROM recipients WHERE message_id = $1 ORDER BY id";
+SELECT m.id, m.reverse_path, m.envid, m.ret, m.received_at, m.origin,
+       r.id, r.address, r.orcpt, r.notify, r.state, r.attempts, r.last_status, r.last_detail, r.reply_code,
+       r.remote_mta, r.updated_at, r.final_reported, r.delay_reported
+FROM messages m JOIN recipients r ON r.message_id = m.id
+WHERE m.id = ANY($1::text[])
+ORDER BY m.id, r.id";
 
 pub(super) async fn report_facts(c: &mut Conn, id: &MessageId) -> Result<Option<ReportFacts>, StoreError> {
-    let stmt = c.stmt("SELECT reverse_path, envid, ret, received_at, origin FROM messages WHERE id = $1").await?;
-    let Some(m) = c.client.query_opt(&stmt, &[&id.0]).await? else {
-        return Ok(None);
-    };
+    Ok(report_facts_of(c, std::slice::from_ref(&id.0)).await?.pop())
+}
+
+/// The report facts of the messages `ids` that exist, in id order.
+pub(super) async fn report_facts_of(c: &mut Conn, ids: &[String]) -> Result<Vec<ReportFacts>, StoreError> {
     let stmt = c.stmt(FACTS).await?;
-    let mut recipients = Vec::new();
-    for r in c.client.query(&stmt, &[&id.0]).await? {
-        recipients.push(RecipientFacts {
-            id: RecipientId(r.try_get(0)?),
-            address: r.try_get(1)?,
-            orcpt: r.try_get(2)?,
-            notify: r.try_get(3)?,
-            state: RecipientState::decode(r.try_get(4)?)?,
-            attempts: r.try_get::<_, i32>(5)? as u32,
-            status: r.try_get(6)?,
-            detail: r.try_get(7)?,
-            reply_code: r.try_get::<_, Option<i32>>(8)?.map(|c| c as u16),
-            remote_mta: r.try_get(9)?,
-            updated_at: Timestamp(r.try_get(10)?),
-            final_reported: r.try_get(11)?,
-            delay_reported: r.try_get(12)?,
-        });
+    let mut out: Vec<ReportFacts> = Vec::with_capacity(ids.len());
+    for r in c.client.query(&stmt, &[&ids]).await? {
+        let id: &str = r.try_get(0)?;
+        if out.last().is_none_or(|f| f.id.0 != id) {
+            out.push(ReportFacts {
+                id: MessageId(id.to_string()),
+                reverse_path: r.try_get(1)?,
+                envid: r.try_get(2)?,
+                ret: r.try_get(3)?,
+                received_at: Timestamp(r.try_get(4)?),
+                origin_via: origin(r.try_get(5)?)?.via,
+                recipients: Vec::new(),
+            });
+        }
+        let recipient = RecipientFacts {
+            id: RecipientId(r.try_get(6)?),
+            address: r.try_get(7)?,
+            orcpt: r.try_get(8)?,
+            notify: r.try_get(9)?,
+            state: RecipientState::decode(r.try_get(10)?)?,
+            attempts: r.try_get::<_, i32>(11)? as u32,
+            status: r.try_get(12)?,
+            detail: r.try_get(13)?,
+            reply_code: r.try_get::<_, Option<i32>>(14)?.map(|c| c as u16),
+            remote_mta: r.try_get(15)?,
+            updated_at: Timestamp(r.try_get(16)?),
+            final_reported: r.try_get(17)?,
+            delay_reported: r.try_get(18)?,
+        };
+        if let Some(facts) = out.last_mut() {
+            facts.recipients.push(recipient);
+        }
     }
-    Ok(Some(ReportFacts {
-        id: id.clone(),
-        reverse_path: m.try_get(0)?,
-        envid: m.try_get(1)?,
-        ret: m.try_get(2)?,
-        received_at: Timestamp(m.try_get(3)?),
-        origin_via: origin(m.try_get(4)?)?.via,
-        recipients,
-    }))
+    Ok(out)
 }
 
 pub(super) fn suppression_row(r: &Row) -> Result<Suppression, StoreError> {

@@ -5,14 +5,16 @@
 //! single statement whatever its size.
 //! Must not: return Ok before COMMIT, or touch a recipient leased to another owner.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use tokio_postgres::types::ToSql;
 
+use super::batch::Batched;
 use super::pool::Conn;
 use crate::store::{
-    AccountPause, ApiKey, Attempt, Claim, Feedback, MessageId, NewMessage, RecipientId, RecipientState, ReportMark,
-    StoreError, Suppression, Transport,
+    AccountPause, ApiKey, Attempt, Claim, Feedback, MessageId, NewMessage, RecipientId, RecipientState, ReportFacts,
+    ReportMark, StoreError, Suppression, Transport,
 };
 use crate::time::Timestamp;
 
@@ -21,66 +23,160 @@ const MARK_FINAL: &str =
 const MARK_DELAY: &str =
     "UPDATE recipients SET delay_reported = true WHERE id = ANY($1::bigint[]) AND NOT delay_reported";
 
-/// The message, its recipients, their `queued` events, the check notes and the sent log,
-/// in one statement (data-modifying CTEs).
+/// Messages, their recipients, their `queued` events, the check notes and the sent log, in
+/// one statement (data-modifying CTEs) for a whole batch. Rows of the per-message tables carry
+/// their message's id and join the inserted messages; `ORDER BY n` keeps the callers' order.
 const INSERT: &str = "
 WITH m AS (
     INSERT INTO messages (id, reverse_path, envid, ret, size, received_at, origin, body)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-    RETURNING id
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
+                         $7::text[], $8::bytea[])
+    RETURNING id, received_at
 ), r AS (
     INSERT INTO recipients (message_id, address, orcpt, notify, transport, mailbox, state, next_attempt_at, updated_at)
-    SELECT m.id, u.address, u.orcpt, u.notify, u.transport, u.mailbox, 'queued', $6, $6
-    FROM m, unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
-         WITH ORDINALITY AS u(address, orcpt, notify, transport, mailbox, n)
+    SELECT m.id, u.address, u.orcpt, u.notify, u.transport, u.mailbox, 'queued', m.received_at, m.received_at
+    FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[])
+         WITH ORDINALITY AS u(message_id, address, orcpt, notify, transport, mailbox, n)
+    JOIN m ON m.id = u.message_id
     ORDER BY u.n
 ), e AS (
     INSERT INTO events (message_id, recipient, kind, status, detail, at)
-    SELECT m.id, u.recipient, u.kind, NULL, u.detail, $6
-    FROM m, unnest($14::text[], $15::text[], $16::text[]) WITH ORDINALITY AS u(recipient, kind, detail, n)
+    SELECT m.id, u.recipient, u.kind, NULL, u.detail, m.received_at
+    FROM unnest($15::text[], $16::text[], $17::text[], $18::text[])
+         WITH ORDINALITY AS u(message_id, recipient, kind, detail, n)
+    JOIN m ON m.id = u.message_id
     ORDER BY u.n
 ), s AS (
     INSERT INTO sent_log (header_id, recipient, queue_id, sent_at)
-    SELECT DISTINCT $17::text, u.recipient, m.id, $6 FROM m, unnest($18::text[]) AS u(recipient)
-    WHERE $17::text IS NOT NULL
+    SELECT DISTINCT u.header_id, u.recipient, m.id, m.received_at
+    FROM unnest($19::text[], $20::text[], $21::text[]) AS u(message_id, header_id, recipient)
+    JOIN m ON m.id = u.message_id
     ON CONFLICT DO NOTHING
 )
-SELECT 1 FROM m";
+SELECT count(*) FROM m";
 
-pub(super) async fn insert(c: &mut Conn, msg: &NewMessage) -> Result<(), StoreError> {
-    let origin = serde_json::to_string(&msg.origin).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let at = msg.received_at.millis();
-    let size = msg.body.len() as i64;
-    let addresses: Vec<&str> = msg.recipients.iter().map(|r| r.address.as_str()).collect();
-    let orcpts: Vec<Option<&str>> = msg.recipients.iter().map(|r| r.orcpt.as_deref()).collect();
-    let notifies: Vec<Option<&str>> = msg.recipients.iter().map(|r| r.notify.as_deref()).collect();
-    let transports: Vec<&str> = msg.recipients.iter().map(|r| r.transport.as_str()).collect();
-    let mailboxes: Vec<Option<&str>> = msg.recipients.iter().map(|r| r.mailbox.as_deref()).collect();
-    // Events: one `queued` per recipient, then the check notes (the same order as SQLite).
-    let queued_detail = format!("from {} via {}", msg.origin.client_ip, msg.origin.via);
-    let mut ev_rcpt: Vec<Option<&str>> = Vec::with_capacity(msg.recipients.len() + msg.notes.len());
-    let mut ev_kind: Vec<&str> = Vec::with_capacity(ev_rcpt.capacity());
-    let mut ev_detail: Vec<&str> = Vec::with_capacity(ev_rcpt.capacity());
-    for (rcpt, text) in &msg.notes {
-        ev_rcpt.push(rcpt.as_deref());
-        ev_kind.push("check");
-        ev_detail.push(text);
+/// The columns of `INSERT` for a batch of messages.
+#[derive(Default)]
+struct InsertColumns<'a> {
+    ids: Vec<&'a str>,
+    reverse_paths: Vec<&'a str>,
+    envids: Vec<Option<&'a str>>,
+    rets: Vec<Option<&'a str>>,
+    sizes: Vec<i64>,
+    received: Vec<i64>,
+    origins: Vec<String>,
+    bodies: Vec<&'a [u8]>,
+    rcpt_message: Vec<&'a str>,
+    addresses: Vec<&'a str>,
+    orcpts: Vec<Option<&'a str>>,
+    notifies: Vec<Option<&'a str>>,
+    transports: Vec<&'a str>,
+    mailboxes: Vec<Option<&'a str>>,
+    ev_message: Vec<&'a str>,
+    ev_rcpt: Vec<Option<&'a str>>,
+    ev_kind: Vec<&'static str>,
+    ev_detail: Vec<String>,
+    sent_message: Vec<&'a str>,
+    sent_header: Vec<String>,
+    sent_rcpt: Vec<String>,
+}
+
+impl<'a> InsertColumns<'a> {
+    fn push(&mut self, msg: &'a NewMessage) -> Result<(), StoreError> {
+        let id = msg.id.0.as_str();
+        self.ids.push(id);
+        self.reverse_paths.push(&msg.reverse_path);
+        self.envids.push(msg.envid.as_deref());
+        self.rets.push(msg.ret.as_deref());
+        self.sizes.push(msg.body.len() as i64);
+        self.received.push(msg.received_at.millis());
+        self.origins.push(serde_json::to_string(&msg.origin).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+        self.bodies.push(&msg.body);
+        for r in &msg.recipients {
+            self.rcpt_message.push(id);
+            self.addresses.push(&r.address);
+            self.orcpts.push(r.orcpt.as_deref());
+            self.notifies.push(r.notify.as_deref());
+            self.transports.push(r.transport.as_str());
+            self.mailboxes.push(r.mailbox.as_deref());
+        }
+        // Events: the check notes, then one `queued` per recipient (the same order as SQLite).
+        for (rcpt, text) in &msg.notes {
+            self.ev_message.push(id);
+            self.ev_rcpt.push(rcpt.as_deref());
+            self.ev_kind.push("check");
+            self.ev_detail.push(text.clone());
+        }
+        let queued_detail = format!("from {} via {}", msg.origin.client_ip, msg.origin.via);
+        for r in &msg.recipients {
+            self.ev_message.push(id);
+            self.ev_rcpt.push(Some(&r.address));
+            self.ev_kind.push("queued");
+            self.ev_detail.push(queued_detail.clone());
+        }
+        let header_id =
+            msg.header_message_id.as_deref().map(crate::store::normalize_header_id).filter(|h| !h.is_empty());
+        if let Some(header_id) = header_id {
+            for r in msg.recipients.iter().filter(|r| r.transport == Transport::Remote) {
+                self.sent_message.push(id);
+                self.sent_header.push(header_id.clone());
+                self.sent_rcpt.push(r.address.to_lowercase());
+            }
+        }
+        Ok(())
     }
-    for r in &msg.recipients {
-        ev_rcpt.push(Some(&r.address));
-        ev_kind.push("queued");
-        ev_detail.push(&queued_detail);
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 21] {
+        [
+            &self.ids,
+            &self.reverse_paths,
+            &self.envids,
+            &self.rets,
+            &self.sizes,
+            &self.received,
+            &self.origins,
+            &self.bodies,
+            &self.rcpt_message,
+            &self.addresses,
+            &self.orcpts,
+            &self.notifies,
+            &self.transports,
+            &self.mailboxes,
+            &self.ev_message,
+            &self.ev_rcpt,
+            &self.ev_kind,
+            &self.ev_detail,
+            &self.sent_message,
+            &self.sent_header,
+            &self.sent_rcpt,
+        ]
     }
-    let header_id = msg.header_message_id.as_deref().map(crate::store::normalize_header_id).filter(|h| !h.is_empty());
-    let sent: Vec<String> = match header_id {
-        Some(_) => msg
-            .recipients
-            .iter()
-            .filter(|r| r.transport == Transport::Remote)
-            .map(|r| r.address.to_lowercase())
-            .collect(),
-        None => Vec::new(),
-    };
+}
+
+/// Messages without reports are inserted in batches (`batch.rs`).
+impl Batched for NewMessage {
+    type Output = ();
+
+    fn weight(&self) -> usize {
+        self.body.len()
+    }
+
+    async fn write(c: &mut Conn, batch: &[NewMessage]) -> Result<Vec<()>, StoreError> {
+        let mut columns = InsertColumns::default();
+        for msg in batch {
+            columns.push(msg)?;
+        }
+        let insert = c.stmt(INSERT).await?;
+        // One statement outside a transaction block commits by itself, and its reply
+        // comes after the COMMIT: one round trip for the whole batch.
+        c.client.query_one(&insert, &columns.params()).await?;
+        Ok(vec![(); batch.len()])
+    }
+}
+
+/// A report (a DSN) is inserted alone, in one transaction with the marks on the recipients
+/// it reports on.
+pub(super) async fn insert_report(c: &mut Conn, msg: &NewMessage) -> Result<(), StoreError> {
     let (mut finals, mut delays) = (Vec::new(), Vec::new());
     for (id, mark) in &msg.reports {
         match mark {
@@ -88,34 +184,10 @@ pub(super) async fn insert(c: &mut Conn, msg: &NewMessage) -> Result<(), StoreEr
             ReportMark::Delay => delays.push(id.0),
         }
     }
-    let insert = c.stmt(INSERT).await?;
-    let params: [&(dyn ToSql + Sync); 18] = [
-        &msg.id.0,
-        &msg.reverse_path,
-        &msg.envid,
-        &msg.ret,
-        &size,
-        &at,
-        &origin,
-        &msg.body,
-        &addresses,
-        &orcpts,
-        &notifies,
-        &transports,
-        &mailboxes,
-        &ev_rcpt,
-        &ev_kind,
-        &ev_detail,
-        &header_id,
-        &sent,
-    ];
-    if msg.reports.is_empty() {
-        // One statement outside a transaction block commits by itself, and its reply comes
-        // after the COMMIT: one round trip for the whole message.
-        c.client.query_one(&insert, &params).await?;
-        return Ok(());
-    }
+    let mut columns = InsertColumns::default();
+    columns.push(msg)?;
     let (mark_final, mark_delay) = (c.stmt(MARK_FINAL).await?, c.stmt(MARK_DELAY).await?);
+    let insert = c.stmt(INSERT).await?;
     let tx = c.client.transaction().await?;
     // The row locks taken here make a concurrent report on the same recipient wait for our
     // COMMIT and then find the mark set: exactly one of them is stored.
@@ -129,7 +201,7 @@ pub(super) async fn insert(c: &mut Conn, msg: &NewMessage) -> Result<(), StoreEr
             return Err(StoreError::AlreadyReported);
         }
     }
-    tx.query_one(&insert, &params).await?;
+    tx.query_one(&insert, &columns.params()).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -146,9 +218,15 @@ WITH c AS (
     RETURNING id, message_id, address, mailbox, attempts, notify, orcpt
 )
 SELECT c.id, c.message_id, c.address, c.mailbox, c.attempts, c.notify, c.orcpt,
-       m.size, m.received_at, m.reverse_path, m.envid, m.ret
+       m.size, m.received_at, m.reverse_path, m.envid, m.ret,
+       CASE WHEN m.size <= $6 AND row_number() OVER (PARTITION BY c.message_id ORDER BY c.id) = 1
+            THEN m.body END
 FROM c JOIN messages m ON m.id = c.message_id
 ORDER BY c.id";
+
+/// Bodies up to this size come with their claim, once per message (a claim holds at most
+/// `4 × outbound.max_deliveries` recipients, so at most a few tens of MB wait in memory).
+const BODY_WITH_CLAIM: i64 = 32 * 1024;
 
 pub(super) async fn claim(
     c: &mut Conn,
@@ -161,13 +239,22 @@ pub(super) async fn claim(
     let stmt = c.stmt(CLAIM).await?;
     let rows = c
         .client
-        .query(&stmt, &[&owner, &lease_until.millis(), &transport.as_str(), &now.millis(), &(limit as i64)])
+        .query(
+            &stmt,
+            &[&owner, &lease_until.millis(), &transport.as_str(), &now.millis(), &(limit as i64), &BODY_WITH_CLAIM],
+        )
         .await?;
     let mut claims = Vec::with_capacity(rows.len());
+    let mut bodies: HashMap<String, Arc<Vec<u8>>> = HashMap::new();
     for r in rows {
+        let message: String = r.try_get(1)?;
+        let body = match r.try_get::<_, Option<Vec<u8>>>(12)? {
+            Some(b) => Some(bodies.entry(message.clone()).or_insert(Arc::new(b)).clone()),
+            None => bodies.get(&message).cloned(),
+        };
         claims.push(Claim {
             recipient: RecipientId(r.try_get(0)?),
-            message: MessageId(r.try_get(1)?),
+            message: MessageId(message),
             address: r.try_get(2)?,
             mailbox: r.try_get(3)?,
             attempts: r.try_get::<_, i32>(4)? as u32,
@@ -178,6 +265,7 @@ pub(super) async fn claim(
             reverse_path: r.try_get(9)?,
             envid: r.try_get(10)?,
             ret: r.try_get(11)?,
+            body,
         });
     }
     Ok(claims)
@@ -260,18 +348,19 @@ pub(super) async fn renew_slots(
     Ok(renewed)
 }
 
-/// Records a batch of attempts in one statement: only rows still leased to `$1` change, and
-/// only those get an event and count against a mailbox's quota.
+/// Records attempts in one statement: only rows still leased to their attempt's owner
+/// change, and only those get an event and count against a mailbox's quota. Mailbox rows are
+/// updated in address order, so two batches never wait on each other's in a cycle.
 const RECORD: &str = "
 WITH a AS (
-    SELECT * FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::int[],
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::int[],
                          $8::text[], $9::text[], $10::text[], $11::bigint[])
-         WITH ORDINALITY AS a(id, state, next_at, status, detail, reply_code, remote, kind, mailbox, bytes, n)
+         WITH ORDINALITY AS a(owner, id, state, next_at, status, detail, reply_code, remote, kind, mailbox, bytes, n)
 ), u AS (
     UPDATE recipients r SET state = a.state, attempts = r.attempts + 1, next_attempt_at = a.next_at,
            lease_owner = NULL, last_status = a.status, last_detail = a.detail, updated_at = $12,
            reply_code = a.reply_code, remote_mta = a.remote
-    FROM a WHERE r.id = a.id AND r.lease_owner = $1
+    FROM a WHERE r.id = a.id AND r.lease_owner = a.owner
     RETURNING r.id, r.message_id, r.address
 ), e AS (
     INSERT INTO events (message_id, recipient, kind, status, detail, at, remote)
@@ -280,41 +369,87 @@ WITH a AS (
 ), q AS (
     INSERT INTO mailboxes (address, used_bytes)
     SELECT a.mailbox, sum(a.bytes)::bigint FROM u JOIN a ON a.id = u.id
-    WHERE a.mailbox IS NOT NULL GROUP BY a.mailbox
+    WHERE a.mailbox IS NOT NULL GROUP BY a.mailbox ORDER BY a.mailbox
     ON CONFLICT (address) DO UPDATE SET used_bytes = mailboxes.used_bytes + excluded.used_bytes
 )
 SELECT count(*) FROM u";
 
-pub(super) async fn record(c: &mut Conn, owner: &str, attempts: &[Attempt]) -> Result<(), StoreError> {
+/// The outcomes of one delivery run, recorded by `owner` (the holder of their leases).
+pub(super) struct Outcomes {
+    pub owner: String,
+    pub attempts: Vec<Attempt>,
+}
+
+/// Each caller gets the report facts of its messages, read after the COMMIT in one statement
+/// for the whole batch.
+impl Batched for Outcomes {
+    type Output = Vec<ReportFacts>;
+
+    async fn write(c: &mut Conn, batch: &[Outcomes]) -> Result<Vec<Vec<ReportFacts>>, StoreError> {
+        // Two callers recording one recipient (owners racing over an expired lease) go one
+        // after the other, so the lease decides between them, not their place in the batch.
+        let mut seen = HashSet::new();
+        let overlap = batch.iter().any(|o| {
+            let ids: HashSet<i64> = o.attempts.iter().map(|a| a.recipient.0).collect();
+            !ids.into_iter().all(|id| seen.insert(id))
+        });
+        if overlap {
+            for o in batch {
+                record(c, std::slice::from_ref(o)).await?;
+            }
+        } else {
+            record(c, batch).await?;
+        }
+        let mut ids: Vec<String> = batch.iter().flat_map(|o| o.attempts.iter().map(|a| a.message.0.clone())).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let facts = super::reads::report_facts_of(c, &ids).await?;
+        Ok(batch
+            .iter()
+            .map(|o| {
+                let mine = |f: &&ReportFacts| o.attempts.iter().any(|a| a.message == f.id);
+                facts.iter().filter(mine).cloned().collect()
+            })
+            .collect())
+    }
+}
+
+async fn record(c: &mut Conn, batch: &[Outcomes]) -> Result<(), StoreError> {
     let now = Timestamp::now().millis();
-    // One attempt per recipient per batch: the first one wins, as in the SQLite backend
+    // One attempt per recipient per statement: the first one wins, as in the SQLite backend
     // (whose first update releases the lease the second would need).
     let mut seen = HashSet::new();
-    let attempts: Vec<&Attempt> = attempts.iter().filter(|a| seen.insert(a.recipient.0)).collect();
-    let ids: Vec<i64> = attempts.iter().map(|a| a.recipient.0).collect();
-    let states: Vec<&str> = attempts.iter().map(|a| a.state.as_str()).collect();
+    let attempts: Vec<(&str, &Attempt)> = batch
+        .iter()
+        .flat_map(|o| o.attempts.iter().map(|a| (o.owner.as_str(), a)))
+        .filter(|(_, a)| seen.insert(a.recipient.0))
+        .collect();
+    let owners: Vec<&str> = attempts.iter().map(|(o, _)| *o).collect();
+    let ids: Vec<i64> = attempts.iter().map(|(_, a)| a.recipient.0).collect();
+    let states: Vec<&str> = attempts.iter().map(|(_, a)| a.state.as_str()).collect();
     let next: Vec<Option<i64>> = attempts
         .iter()
-        .map(|a| match a.state {
+        .map(|(_, a)| match a.state {
             RecipientState::Queued | RecipientState::Deferred => {
                 Some(a.next_attempt_at.unwrap_or(Timestamp(now)).millis())
             }
             _ => None,
         })
         .collect();
-    let status: Vec<&str> = attempts.iter().map(|a| a.status.as_str()).collect();
-    let detail: Vec<&str> = attempts.iter().map(|a| a.detail.as_str()).collect();
-    let reply: Vec<Option<i32>> = attempts.iter().map(|a| a.reply_code.map(i32::from)).collect();
-    let remote: Vec<Option<&str>> = attempts.iter().map(|a| a.remote.as_deref()).collect();
-    let kind: Vec<&str> = attempts.iter().map(|a| a.event.unwrap_or(a.state.as_str())).collect();
+    let status: Vec<&str> = attempts.iter().map(|(_, a)| a.status.as_str()).collect();
+    let detail: Vec<&str> = attempts.iter().map(|(_, a)| a.detail.as_str()).collect();
+    let reply: Vec<Option<i32>> = attempts.iter().map(|(_, a)| a.reply_code.map(i32::from)).collect();
+    let remote: Vec<Option<&str>> = attempts.iter().map(|(_, a)| a.remote.as_deref()).collect();
+    let kind: Vec<&str> = attempts.iter().map(|(_, a)| a.event.unwrap_or(a.state.as_str())).collect();
     let mailbox: Vec<Option<&str>> =
-        attempts.iter().map(|a| a.mailbox_bytes.as_ref().map(|(m, _)| m.as_str())).collect();
-    let bytes: Vec<Option<i64>> = attempts.iter().map(|a| a.mailbox_bytes.as_ref().map(|(_, b)| *b as i64)).collect();
+        attempts.iter().map(|(_, a)| a.mailbox_bytes.as_ref().map(|(m, _)| m.as_str())).collect();
+    let bytes: Vec<Option<i64>> =
+        attempts.iter().map(|(_, a)| a.mailbox_bytes.as_ref().map(|(_, b)| *b as i64)).collect();
     let stmt = c.stmt(RECORD).await?;
     c.client
         .query_one(
             &stmt,
-            &[&owner, &ids, &states, &next, &status, &detail, &reply, &remote, &kind, &mailbox, &bytes, &now],
+            &[&owners, &ids, &states, &next, &status, &detail, &reply, &remote, &kind, &mailbox, &bytes, &now],
         )
         .await?;
     Ok(())
@@ -362,14 +497,24 @@ pub(super) async fn unsuppress(c: &mut Conn, address: &str) -> Result<bool, Stor
     Ok(c.client.execute(&stmt, &[&address]).await? > 0)
 }
 
+/// Drops the bodies of messages whose recipients are all final.
 const RELEASE: &str = "
-UPDATE messages SET body = '\\x'::bytea, done = true WHERE id = $1 AND NOT done
-AND NOT EXISTS (SELECT 1 FROM recipients WHERE message_id = $1 AND state IN ('queued', 'deferred'))";
+UPDATE messages m SET body = '\\x'::bytea, done = true
+WHERE m.id = ANY($1::text[]) AND NOT m.done
+AND NOT EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.state IN ('queued', 'deferred'))";
 
-pub(super) async fn release_body(c: &mut Conn, id: &MessageId) -> Result<(), StoreError> {
-    let stmt = c.stmt(RELEASE).await?;
-    c.client.execute(&stmt, &[&id.0]).await?;
-    Ok(())
+/// A message whose body may go once none of its recipients waits for an attempt.
+pub(super) struct Release(pub MessageId);
+
+impl Batched for Release {
+    type Output = ();
+
+    async fn write(c: &mut Conn, batch: &[Release]) -> Result<Vec<()>, StoreError> {
+        let ids: Vec<&str> = batch.iter().map(|r| r.0.0.as_str()).collect();
+        let stmt = c.stmt(RELEASE).await?;
+        c.client.execute(&stmt, &[&ids]).await?;
+        Ok(vec![(); batch.len()])
+    }
 }
 
 const RETRY_NOW: &str = "

@@ -193,6 +193,7 @@ fn claim(
             ret,
             notify,
             orcpt,
+            body: None,
         });
     }
     Ok(claims)
