@@ -1,8 +1,9 @@
 //! PostgreSQL backend of `Store`, for several mailerd nodes sharing one queue (cluster mode).
 //!
 //! Same semantics as the SQLite backend: every write is one transaction that returns only
-//! after COMMIT did (`synchronous_commit` stays on, so COMMIT means the WAL is flushed;
-//! PostgreSQL itself groups the flushes of concurrent commits). Claims are leases: the due
+//! after COMMIT did (`synchronous_commit` stays on, so COMMIT means the WAL is flushed). The
+//! hot writes (inserts, attempt records, body releases) are group-committed: concurrent
+//! callers share one statement (`batch.rs`). Claims are leases: the due
 //! rows are locked `FOR UPDATE SKIP LOCKED`, so nodes never take the same recipient and a
 //! dead node's leases simply come due again. A small pool of tokio-postgres connections
 //! (`pool.rs`) caches prepared statements per connection. The schema is migrated at start
