@@ -17,7 +17,6 @@ RESULTS=$(mktemp)
 PG="${PG:-postgres://postgres@127.0.0.1:5432/test}"
 DB="$(psql -At "$PG" -c 'SELECT current_database()')"
 export PATH="$PATH:/usr/sbin"
-KEY=0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0
 SINK=127.0.0.1:2799
 TICK=$(getconf CLK_TCK)
 
@@ -48,7 +47,7 @@ run() {
   done
   smtp-sink -u postfix -c "$SINK" 512 > /dev/null 2>&1 & local sink=$!; PIDS+=("$sink")
   for ((i = 0; i < nodes; i++)); do
-    mkdir -p "$dir/n$i"; printf '%s' "$KEY" > "$dir/n$i/return-path.key"
+    mkdir -p "$dir/n$i"
     cat > "$dir/n$i.toml" <<TOML
 hostname = "node$i.bench.test"
 data_dir = "$dir/n$i"

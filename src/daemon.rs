@@ -93,28 +93,70 @@ pub struct Prepared {
     dkim: Option<Arc<crate::dkim::Signer>>,
 }
 
-/// The return-path signing key in `data_dir/return-path.key`, created (mode 0600) on first start.
-pub fn load_secret(config: &Config) -> Result<Vec<u8>> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+/// The return-path signing key. A node on its own store: `data_dir/return-path.key`, created
+/// (mode 0600) on first start. A node of a cluster (a shared store): the cluster's key in the
+/// store, which the first node to start put there (its key file's, when it had one), so a bounce
+/// reaching any node verifies against mail any node sent; a differing key file is reported.
+pub async fn return_path_key(config: &Config, store: &dyn crate::store::Store) -> Result<Vec<u8>> {
     let path = config.data_dir.join("return-path.key");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let key = text.trim().as_bytes().to_vec();
-        anyhow::ensure!(key.len() >= 32, "{} is too short to be a key", path.display());
-        return Ok(key);
+    if !store.is_shared() {
+        return match read_key(&path)? {
+            Some(key) => Ok(key),
+            None => create_key(&path),
+        };
     }
+    let own = read_key(&path)?;
+    let candidate = match &own {
+        Some(key) => key.clone(),
+        None => random_key()?,
+    };
+    let shared = store
+        .cluster_secret("return-path", &candidate)
+        .await
+        .context("reading the cluster's return-path key")?
+        .unwrap_or(candidate);
+    if own.is_some_and(|own| own != shared) {
+        tracing::warn!(
+            "{} differs from the cluster's return-path key; the cluster's is used, so bounces to \
+             return paths this node signed with its own key are judged forged",
+            path.display()
+        );
+    }
+    Ok(shared)
+}
+
+fn read_key(path: &std::path::Path) -> Result<Option<Vec<u8>>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let key = text.trim().as_bytes().to_vec();
+            anyhow::ensure!(key.len() >= 32, "{} is too short to be a key", path.display());
+            Ok(Some(key))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// 32 random bytes as 64 hex digits (the key is used as the text it is stored as).
+fn random_key() -> Result<Vec<u8>> {
     let mut raw = [0u8; 32];
     getrandom::fill(&mut raw).map_err(|e| anyhow::anyhow!("no randomness for the return-path key: {e}"))?;
-    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(raw.iter().map(|b| format!("{b:02x}")).collect::<String>().into_bytes())
+}
+
+fn create_key(path: &std::path::Path) -> Result<Vec<u8>> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let key = random_key()?;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&path)
+        .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(hex.as_bytes())?;
+    f.write_all(&key)?;
     f.sync_all()?;
-    Ok(hex.into_bytes())
+    Ok(key)
 }
 
 /// The store for error messages: the SQLite path, or PostgreSQL's host and database (never
@@ -146,7 +188,8 @@ pub async fn prepare(config: Config) -> Result<Prepared> {
         .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
     let store = crate::store::open(&config).await.with_context(|| format!("opening store {}", store_name(&config)))?;
     let tls = inbound::tls::acceptor(&config).context("setting up TLS")?;
-    let signer = Arc::new(Signer { secret: load_secret(&config)?, domain: config.bounce.return_path_domain.clone() });
+    let secret = return_path_key(&config, store.as_ref()).await?;
+    let signer = Arc::new(Signer { secret, domain: config.bounce.return_path_domain.clone() });
     let dkim = match &config.dkim {
         Some(d) => Some(Arc::new(crate::dkim::Signer::load(&d.domain, &d.selector, &d.key)?)),
         None => None,

@@ -556,6 +556,13 @@ pub trait Store: Send + Sync {
         false
     }
 
+    /// A secret all nodes of a shared store use, stored as `candidate` if none is yet (the
+    /// first caller wins, and every caller gets the winner's). `None` from a store no other
+    /// process shares: the caller keeps its own.
+    async fn cluster_secret(&self, _name: &str, _candidate: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+
     /// Takes a free one of the `limit` connection slots of `destination` for `owner` until
     /// `until` (a slot whose lease ended before `now` is free); None when all are taken.
     async fn acquire_slot(

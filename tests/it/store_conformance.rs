@@ -84,6 +84,7 @@ conformance!(
     retry_now_makes_deferred_due,
     release_body_only_when_all_final,
     concurrent_writers_are_answered_each_on_their_own,
+    a_cluster_secret_is_the_first_callers,
     api_keys_cursors_pauses_and_event_stream,
     dashboard_queries_answer_alike,
 );
@@ -800,6 +801,29 @@ async fn concurrent_writers_are_answered_each_on_their_own(s: Arc<dyn Store>) {
         let body = s.load_body(&MessageId(format!("W{i:02}"))).await.unwrap().unwrap();
         assert_eq!(body.is_empty(), i != 0, "W{i:02}");
     }
+}
+
+/// A shared store keeps one secret per name for all its nodes, the first caller's, even when
+/// several ask at once; a store of one process keeps none.
+async fn a_cluster_secret_is_the_first_callers(s: Arc<dyn Store>) {
+    let mut askers = tokio::task::JoinSet::new();
+    for i in 0..8u8 {
+        let s = s.clone();
+        askers.spawn(async move { s.cluster_secret("return-path", &[i; 32]).await.expect("secret") });
+    }
+    let mut answers = HashSet::new();
+    while let Some(a) = askers.join_next().await {
+        answers.insert(a.unwrap());
+    }
+    if !s.is_shared() {
+        assert_eq!(answers, HashSet::from([None]));
+        return;
+    }
+    assert_eq!(answers.len(), 1, "every node got the same secret");
+    let secret = answers.into_iter().next().unwrap().expect("a shared store keeps a secret");
+    assert!(secret.len() == 32 && secret.iter().all(|b| *b == secret[0] && *b < 8), "{secret:?}");
+    assert_eq!(s.cluster_secret("return-path", b"another").await.unwrap(), Some(secret));
+    assert_eq!(s.cluster_secret("other", b"another").await.unwrap(), Some(b"another".to_vec()));
 }
 
 async fn api_keys_cursors_pauses_and_event_stream(s: Arc<dyn Store>) {

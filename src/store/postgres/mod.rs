@@ -43,6 +43,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (3, include_str!("schema_v3.sql")),
     (4, include_str!("schema_v4.sql")),
     (5, include_str!("schema_v5.sql")),
+    (6, include_str!("schema_v6.sql")),
 ];
 
 pub struct PgStore {
@@ -166,6 +167,10 @@ impl Store for PgStore {
 
     fn is_shared(&self) -> bool {
         true
+    }
+
+    async fn cluster_secret(&self, name: &str, candidate: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with(async |c| writes::cluster_secret(c, name, candidate).await).await.map(Some)
     }
 
     async fn acquire_slot(

@@ -606,3 +606,22 @@ pub(super) async fn create_api_key(c: &mut Conn, k: &ApiKey) -> Result<(), Store
     c.client.execute(&stmt, &[&k.id, &k.name, &k.hash, &domains, &Timestamp::now().millis()]).await?;
     Ok(())
 }
+
+/// Stores the secret unless one is there, and returns the one that is. Under READ COMMITTED a
+/// statement whose insert waited for a concurrent one and then conflicted does not see that
+/// row (its snapshot is older), so it gets no row and runs again.
+const CLUSTER_SECRET: &str = "
+WITH ins AS (
+    INSERT INTO cluster_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING value
+)
+SELECT value FROM ins UNION ALL SELECT value FROM cluster_secrets WHERE name = $1";
+
+pub(super) async fn cluster_secret(c: &mut Conn, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let stmt = c.stmt(CLUSTER_SECRET).await?;
+    for _ in 0..3 {
+        if let Some(row) = c.client.query(&stmt, &[&name, &candidate]).await?.first() {
+            return Ok(row.try_get(0)?);
+        }
+    }
+    Err(StoreError::Corrupt(format!("cluster secret {name} is neither stored nor readable")))
+}
