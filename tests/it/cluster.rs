@@ -85,6 +85,8 @@ impl Node {
             .expect("start mailerd");
         self.child = Some(child);
         crate::crash_durability::wait_ready(self.addr).await;
+        // Listening comes before start-up is over (store, return-path key); the greeting after.
+        wait_greeting(self.addr).await;
     }
 
     fn kill(&mut self) {
@@ -93,6 +95,22 @@ impl Node {
             c.wait().unwrap();
         }
     }
+}
+
+async fn wait_greeting(addr: SocketAddr) {
+    use tokio::io::AsyncReadExt;
+    for _ in 0..200 {
+        if let Ok(mut s) = tokio::net::TcpStream::connect(addr).await {
+            let mut first = [0u8; 4];
+            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(1), s.read_exact(&mut first)).await
+                && &first == b"220 "
+            {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("mailerd on {addr} never greeted");
 }
 
 impl Drop for Node {
