@@ -93,36 +93,45 @@ pub struct Prepared {
     dkim: Option<Arc<crate::dkim::Signer>>,
 }
 
-/// The return-path signing key. A node on its own store: `data_dir/return-path.key`, created
-/// (mode 0600) on first start. A node of a cluster (a shared store): the cluster's key in the
-/// store, which the first node to start put there (its key file's, when it had one), so a bounce
-/// reaching any node verifies against mail any node sent; a differing key file is reported.
-pub async fn return_path_key(config: &Config, store: &dyn crate::store::Store) -> Result<Vec<u8>> {
+/// The signer of return paths. A node on its own store: the key in `data_dir/return-path.key`,
+/// created (mode 0600) on first start. A node of a cluster (a shared store): the cluster's key in
+/// the store, which the first node to start put there (its key file's, when it had one), so a
+/// bounce reaching any node verifies against mail any node sent; a differing key file of the
+/// node's own is reported, and still verifies what it signed. `read_only` (the CLI) never
+/// creates a key anywhere: with none stored yet, it verifies with the node's file or nothing.
+pub async fn return_path_signer(config: &Config, store: &dyn crate::store::Store, read_only: bool) -> Result<Signer> {
     let path = config.data_dir.join("return-path.key");
-    if !store.is_shared() {
-        return match read_key(&path)? {
-            Some(key) => Ok(key),
-            None => create_key(&path),
-        };
-    }
+    let signer = |secret, previous| Signer { secret, domain: config.bounce.return_path_domain.clone(), previous };
     let own = read_key(&path)?;
-    let candidate = match &own {
-        Some(key) => key.clone(),
-        None => random_key()?,
+    if !store.is_shared() {
+        return Ok(match own {
+            Some(key) => signer(key, Vec::new()),
+            None if read_only => signer(random_key()?, Vec::new()),
+            None => signer(create_key(&path)?, Vec::new()),
+        });
+    }
+    let candidate = match (&own, read_only) {
+        (_, true) => None,
+        (Some(key), false) => Some(key.clone()),
+        (None, false) => Some(random_key()?),
     };
     let shared = store
-        .cluster_secret("return-path", &candidate)
+        .cluster_secret("return-path", candidate.as_deref())
         .await
-        .context("reading the cluster's return-path key")?
-        .unwrap_or(candidate);
-    if own.is_some_and(|own| own != shared) {
-        tracing::warn!(
-            "{} differs from the cluster's return-path key; the cluster's is used, so bounces to \
-             return paths this node signed with its own key are judged forged",
-            path.display()
-        );
-    }
-    Ok(shared)
+        .context("reading the cluster's return-path key")?;
+    Ok(match (shared, own) {
+        (Some(shared), Some(own)) if own != shared => {
+            tracing::warn!(
+                "{} differs from the cluster's return-path key: the cluster's signs, this file's \
+                 still verifies what it signed",
+                path.display()
+            );
+            signer(shared, vec![own])
+        }
+        (Some(shared), _) => signer(shared, Vec::new()),
+        (None, Some(own)) => signer(own, Vec::new()),
+        (None, None) => signer(candidate.map_or_else(random_key, Ok)?, Vec::new()),
+    })
 }
 
 fn read_key(path: &std::path::Path) -> Result<Option<Vec<u8>>> {
@@ -188,8 +197,7 @@ pub async fn prepare(config: Config) -> Result<Prepared> {
         .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
     let store = crate::store::open(&config).await.with_context(|| format!("opening store {}", store_name(&config)))?;
     let tls = inbound::tls::acceptor(&config).context("setting up TLS")?;
-    let secret = return_path_key(&config, store.as_ref()).await?;
-    let signer = Arc::new(Signer { secret, domain: config.bounce.return_path_domain.clone() });
+    let signer = Arc::new(return_path_signer(&config, store.as_ref(), false).await?);
     let dkim = match &config.dkim {
         Some(d) => Some(Arc::new(crate::dkim::Signer::load(&d.domain, &d.selector, &d.key)?)),
         None => None,

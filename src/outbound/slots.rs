@@ -8,6 +8,9 @@
 //! never blocks the others for long. A node that dies stops renewing, and its slots free
 //! themselves when their leases end. The per-node semaphore in `pool` still applies; this
 //! adds the cluster's sum.
+//! Deliveries of this node waiting for a slot of one destination do not each ask the store:
+//! one asks at a time (backing off while all are taken), and a slot a delivery gives back is
+//! handed at once to a waiter of this node (`freed`), so a busy slot never idles for a poll.
 //! Must not: be used on a store only one process uses (the semaphore is exact there), or wait
 //! for a slot without bound.
 
@@ -15,6 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::Notify;
 use tracing::warn;
 
 use crate::store::Store;
@@ -37,6 +41,16 @@ pub struct Slots {
     /// when it is given back or its renewal found it lost, also when the give-back failed
     /// (its lease then simply runs out).
     held: Mutex<HashSet<(String, u32)>>,
+    /// Per destination: the waiters' wakeup and the right to ask the store.
+    waiting: Mutex<HashMap<String, Arc<Waiting>>>,
+}
+
+#[derive(Default)]
+struct Waiting {
+    /// Signalled when a delivery of this node gives a slot back.
+    freed: Notify,
+    /// Held by the one waiter asking the store.
+    asking: tokio::sync::Mutex<()>,
 }
 
 /// One slot a delivery holds; dropping it hands the slot to the node's spares.
@@ -57,7 +71,14 @@ pub enum SlotError {
 
 impl Slots {
     pub fn new(store: Arc<dyn Store>, owner: String, lease: Duration) -> Arc<Slots> {
-        Arc::new(Slots { store, owner, lease, spare: Mutex::new(HashMap::new()), held: Mutex::new(HashSet::new()) })
+        Arc::new(Slots {
+            store,
+            owner,
+            lease,
+            spare: Mutex::new(HashMap::new()),
+            held: Mutex::new(HashSet::new()),
+            waiting: Mutex::new(HashMap::new()),
+        })
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, HashSet<(String, u32)>> {
@@ -68,28 +89,49 @@ impl Slots {
         self.spare.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn waiting(&self, destination: &str) -> Arc<Waiting> {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        waiting.entry(destination.to_string()).or_default().clone()
+    }
+
+    fn take_spare(&self, destination: &str) -> Option<u32> {
+        self.spares().get_mut(destination).and_then(Vec::pop).map(|(slot, _)| slot)
+    }
+
     /// A slot of `destination`: one of this node's spares, or one of `limit` from the store
-    /// (waiting, polling with backoff, while all are taken).
+    /// (waiting while all are taken: for a slot this node gives back, or to ask again, with
+    /// backoff).
     pub async fn acquire(self: &Arc<Self>, destination: &str, limit: u32) -> Result<SlotGuard, SlotError> {
         let guard = |slot| SlotGuard { slots: self.clone(), destination: destination.to_string(), slot };
+        let waiting = self.waiting(destination);
         let started = tokio::time::Instant::now();
         let mut poll = FIRST_POLL;
         loop {
-            if let Some((slot, _)) = self.spares().get_mut(destination).and_then(Vec::pop) {
+            // Registered before looking, so a slot given back in between still wakes us.
+            let freed = waiting.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if let Some(slot) = self.take_spare(destination) {
                 return Ok(guard(slot));
             }
-            let now = Timestamp::now();
-            match self.store.acquire_slot(destination, limit, &self.owner, now, now.plus(self.lease)).await {
-                Ok(Some(slot)) => {
-                    self.held().insert((destination.to_string(), slot));
-                    return Ok(guard(slot));
+            if let Ok(_asking) = waiting.asking.try_lock() {
+                let now = Timestamp::now();
+                match self.store.acquire_slot(destination, limit, &self.owner, now, now.plus(self.lease)).await {
+                    Ok(Some(slot)) => {
+                        self.held().insert((destination.to_string(), slot));
+                        return Ok(guard(slot));
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Err(SlotError::Store(e.to_string())),
                 }
-                Ok(None) if started.elapsed() < MAX_WAIT => {}
-                Ok(None) => return Err(SlotError::Busy),
-                Err(e) => return Err(SlotError::Store(e.to_string())),
             }
-            tokio::time::sleep(poll).await;
-            poll = (poll * 2).min(MAX_POLL);
+            if started.elapsed() >= MAX_WAIT {
+                return Err(SlotError::Busy);
+            }
+            tokio::select! {
+                _ = freed => {}
+                _ = tokio::time::sleep(poll) => poll = (poll * 2).min(MAX_POLL),
+            }
         }
     }
 
@@ -153,7 +195,9 @@ impl Drop for SlotGuard {
         let destination = std::mem::take(&mut self.destination);
         // A slot renewal found lost goes nowhere: it is someone else's now.
         if self.slots.held().contains(&(destination.clone(), self.slot)) {
+            let waiting = self.slots.waiting(&destination);
             self.slots.spares().entry(destination).or_default().push((self.slot, Instant::now()));
+            waiting.freed.notify_one();
         }
     }
 }

@@ -20,6 +20,9 @@ const DAY_MS: i64 = 86_400_000;
 pub struct Signer {
     pub secret: Vec<u8>,
     pub domain: String,
+    /// Keys no longer used for signing whose signatures still verify (a node's own key after it
+    /// joined a cluster that signs with another), so mail already out can still bounce home.
+    pub previous: Vec<Vec<u8>>,
 }
 
 impl Signer {
@@ -32,7 +35,14 @@ impl Signer {
         if !domain.eq_ignore_ascii_case(&self.domain) {
             return Err(TokenError::NotOurs);
         }
-        verify(&self.secret, local_part, now)
+        let mut result = verify(&self.secret, local_part, now);
+        for key in &self.previous {
+            if result != Err(TokenError::BadSignature) {
+                break;
+            }
+            result = verify(key, local_part, now);
+        }
+        result
     }
 }
 
@@ -134,5 +144,16 @@ mod tests {
         assert_eq!(verify(SECRET, local, later), Err(TokenError::Expired));
         assert_eq!(verify(SECRET, "alice", now), Err(TokenError::NotOurs));
         assert_eq!(verify(SECRET, "bounces+x-y", now), Err(TokenError::Malformed));
+        // A previous key still verifies what it signed; the current one signs.
+        let old = Signer { secret: b"old key".to_vec(), domain: "mx.example".into(), previous: Vec::new() };
+        let rotated =
+            Signer { secret: SECRET.to_vec(), domain: "mx.example".into(), previous: vec![old.secret.clone()] };
+        let by_old = old.sign("01A2231581E830D719B2", 0, later);
+        let (local, domain) = by_old.split_once('@').unwrap();
+        assert!(rotated.verify_address(local, domain, now).is_ok());
+        let stranger = Signer { secret: b"stranger".to_vec(), domain: "mx.example".into(), previous: Vec::new() };
+        let by_stranger = stranger.sign("01A2231581E830D719B2", 0, later);
+        let (local, domain) = by_stranger.split_once('@').unwrap();
+        assert_eq!(rotated.verify_address(local, domain, now), Err(TokenError::BadSignature));
     }
 }

@@ -4,7 +4,7 @@
 //! one message × one destination domain, many jobs at once (bounded by
 //! `outbound.max_deliveries`). Each loop wakes when `accept` stores a message (a `Notify`)
 //! and otherwise polls once a second for retries that came due; once the due range is
-//! drained, the remote loop gathers for `CLAIM_GATHER` after a wakeup, so one claim takes
+//! drained, the remote loop claims at most once per `CLAIM_GATHER`, so one claim takes
 //! several messages under load. Claims are leases in the
 //! store, so a crashed worker's recipients become due again when the lease runs out, and
 //! several processes can share a store. The cost of a step is one indexed range read of the
@@ -39,9 +39,9 @@ use crate::time::Timestamp;
 
 const LOCAL_BATCH: usize = 64;
 const IDLE_POLL: Duration = Duration::from_secs(1);
-/// After a claim that drained the due range, the next one waits this long after a wakeup, so
-/// that under steady load one claim takes the messages of several inserts (a store round trip
-/// per batch instead of per message) at the price of this much added latency.
+/// Once the due range is drained, the next claim comes at least this long after the last one,
+/// so that under steady load one claim takes the messages of several inserts (a store round
+/// trip per batch instead of per message). Mail arriving less often waits for nothing.
 const CLAIM_GATHER: Duration = Duration::from_millis(10);
 
 pub struct Scheduler {
@@ -196,6 +196,7 @@ impl Scheduler {
                 }
                 continue;
             }
+            let claimed_at = tokio::time::Instant::now();
             let claims = match self.claim(Transport::Remote, free * 4).await {
                 Ok(c) => c,
                 Err(e) => {
@@ -215,7 +216,7 @@ impl Scheduler {
             }
             if drained {
                 self.idle(&self.wakeup.remote, &mut shutdown).await;
-                tokio::time::sleep(CLAIM_GATHER).await;
+                tokio::time::sleep_until(claimed_at + CLAIM_GATHER).await;
             }
         }
         // Let running deliveries finish their transaction; unfinished leases simply expire.
@@ -276,6 +277,12 @@ impl Scheduler {
     }
 
     async fn record(&self, attempts: Vec<Attempt>) {
+        let mut messages: Vec<MessageId> = Vec::new();
+        for a in &attempts {
+            if !messages.contains(&a.message) {
+                messages.push(a.message.clone());
+            }
+        }
         let mut hard: Vec<(MessageId, u64)> = Vec::new();
         for a in &attempts {
             let failed = matches!(a.state, RecipientState::Bounced | RecipientState::Expired);
@@ -287,19 +294,28 @@ impl Scheduler {
             }
         }
         let ids: Vec<RecipientId> = attempts.iter().map(|a| a.recipient).collect();
-        let recorded = self.store.record_and_report(&self.owner, attempts).await;
+        let recorded = self.store.record_attempts(&self.owner, attempts).await;
         self.forget(&ids);
-        let facts = match recorded {
-            Ok(facts) => facts,
-            Err(e) => {
-                // The leases run out and the recipients are tried again: at least once, never lost.
-                warn!(error = %e, "recording delivery outcomes failed");
-                tokio::time::sleep(IDLE_POLL).await;
-                return;
+        if let Err(e) = recorded {
+            // The leases run out and the recipients are tried again: at least once, never lost.
+            warn!(error = %e, "recording delivery outcomes failed");
+            tokio::time::sleep(IDLE_POLL).await;
+            return;
+        }
+        // The facts are read after the commit, so of two jobs finishing recipients of one
+        // message at once, the later sees both outcomes (a report waiting on both is sent).
+        match self.store.report_facts_of(&messages).await {
+            Ok(facts) => {
+                for facts in facts {
+                    self.reporter.after_recorded(facts).await;
+                }
             }
-        };
-        for facts in facts {
-            self.reporter.after_recorded(facts).await;
+            // Each message on its own: one unreadable message costs only its own report.
+            Err(_) => {
+                for id in &messages {
+                    self.reporter.after_attempts(id).await;
+                }
+            }
         }
         for (message, n) in hard {
             self.hard_bounced(&message, n).await;
@@ -335,8 +351,12 @@ impl Scheduler {
         bodies: &mut HashMap<MessageId, Arc<Vec<u8>>>,
     ) -> (DeliveryOutcome, Option<MessageId>, Option<&'static str>) {
         let mailbox = claim.mailbox.as_deref().and_then(|m| m.strip_prefix(LOCAL_BOUNCE_PREFIX)).map(str::to_string);
-        let body = match self.store.load_body(&claim.message).await {
-            Ok(Some(b)) => Arc::new(b),
+        let loaded = match &claim.body {
+            Some(body) => Ok(Some(body.clone())),
+            None => self.store.load_body(&claim.message).await.map(|b| b.map(Arc::new)),
+        };
+        let body = match loaded {
+            Ok(Some(b)) => b,
             Ok(None) => return (DeliveryOutcome::failed("5.3.0", "bounce body missing"), None, None),
             Err(e) => return (DeliveryOutcome::deferred("4.3.0", format!("store: {e}")), None, None),
         };

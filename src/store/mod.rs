@@ -528,24 +528,6 @@ pub trait Store: Send + Sync {
     /// Records attempts for recipients leased to `owner`; others' leases are left alone.
     async fn record_attempts(&self, owner: &str, attempts: Vec<Attempt>) -> Result<(), StoreError>;
 
-    /// Records attempts as `record_attempts` does, then reads the report facts of their
-    /// messages. The read comes after the commit, so of two workers recording outcomes of one
-    /// message at once, the later sees both (a report waiting on both is never missed).
-    async fn record_and_report(&self, owner: &str, attempts: Vec<Attempt>) -> Result<Vec<ReportFacts>, StoreError> {
-        let mut messages: Vec<MessageId> = Vec::new();
-        for a in &attempts {
-            if !messages.contains(&a.message) {
-                messages.push(a.message.clone());
-            }
-        }
-        self.record_attempts(owner, attempts).await?;
-        let mut facts = Vec::with_capacity(messages.len());
-        for id in &messages {
-            facts.extend(self.report_facts(id).await?);
-        }
-        Ok(facts)
-    }
-
     /// Extends to `until` the leases `owner` still holds among `ids` (a node renews what it is
     /// working on); returns how many it still held. A lease already taken over is not touched.
     async fn renew_leases(&self, owner: &str, ids: &[RecipientId], until: Timestamp) -> Result<usize, StoreError>;
@@ -557,9 +539,10 @@ pub trait Store: Send + Sync {
     }
 
     /// A secret all nodes of a shared store use, stored as `candidate` if none is yet (the
-    /// first caller wins, and every caller gets the winner's). `None` from a store no other
-    /// process shares: the caller keeps its own.
-    async fn cluster_secret(&self, _name: &str, _candidate: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    /// first caller wins, and every caller gets the winner's); with no candidate, only read.
+    /// `None` when there is none, and always from a store no other process shares (the caller
+    /// keeps its own).
+    async fn cluster_secret(&self, _name: &str, _candidate: Option<&[u8]>) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(None)
     }
 
@@ -613,6 +596,16 @@ pub trait Store: Send + Sync {
 
     /// The state of a message and its recipients, for deciding which report to send.
     async fn report_facts(&self, id: &MessageId) -> Result<Option<ReportFacts>, StoreError>;
+
+    /// The report facts of several messages (those that exist), in one go where the store can
+    /// (PostgreSQL reads those of concurrent callers in one statement).
+    async fn report_facts_of(&self, ids: &[MessageId]) -> Result<Vec<ReportFacts>, StoreError> {
+        let mut facts = Vec::with_capacity(ids.len());
+        for id in ids {
+            facts.extend(self.report_facts(id).await?);
+        }
+        Ok(facts)
+    }
 
     /// Drops the body of a message whose recipients are all final (history stays).
     async fn release_body(&self, id: &MessageId) -> Result<(), StoreError>;

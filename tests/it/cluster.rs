@@ -85,8 +85,6 @@ impl Node {
             .expect("start mailerd");
         self.child = Some(child);
         crate::crash_durability::wait_ready(self.addr).await;
-        // Listening comes before start-up is over (store, return-path key); the greeting after.
-        wait_greeting(self.addr).await;
     }
 
     fn kill(&mut self) {
@@ -215,9 +213,13 @@ async fn load(nodes: Arc<Vec<SocketAddr>>, session: usize, stop: Arc<AtomicBool>
             );
             match c.cmd(&body).await {
                 Some((250, _)) => {
-                    let mut l = log.lock().unwrap();
-                    l.acked.push(subject);
-                    l.acked_at.push(Instant::now());
+                    {
+                        let mut l = log.lock().unwrap();
+                        l.acked.push(subject);
+                        l.acked_at.push(Instant::now());
+                    }
+                    // Paced a little: the backlog must drain through 4 slow connections.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 Some((_, text)) => log.lock().unwrap().refusals.push((Instant::now(), text)),
                 None => {
@@ -242,6 +244,9 @@ impl Cluster {
         let mut nodes: Vec<Node> = (0..NODES).map(|i| Node::new(dir.path(), i, store_url, sink.addr)).collect();
         for n in &mut nodes {
             n.start().await;
+            // Listening comes before start-up is over (store, return-path key), the greeting
+            // after: node 0 stores its key before the others look for one.
+            wait_greeting(n.addr).await;
         }
         Cluster { nodes, sink, _dir: dir }
     }
@@ -319,7 +324,9 @@ async fn a_cluster_loses_nothing_over_ten_node_kills() {
         (l.acked.clone(), l.unanswered.clone())
     };
     // The dead nodes' leases end after LEASE_SECS; give retries time as well.
-    let copies = cluster.drain(&acked, Duration::from_secs(120)).await;
+    let draining = Instant::now();
+    let copies = cluster.drain(&acked, Duration::from_secs(240)).await;
+    let drained_in = draining.elapsed();
     let db = pg(&schema.url).await;
     let started = Instant::now();
     while count(&db, "SELECT count(*) FROM recipients WHERE state IN ('queued', 'deferred')").await > 0
@@ -354,7 +361,7 @@ async fn a_cluster_loses_nothing_over_ten_node_kills() {
         "cluster kill test: {KILLS} SIGKILLs over {NODES} nodes, {} messages got 250 (per round {acked_per_round:?}), \
          {} stored, {} delivered distinct, {} missing, {} duplicates, {} delivered more than twice, \
          {} unanswered sends ({} of them delivered), {pending} still pending, {failed} failed; at most {max_transactions} transactions at the sink \
-         at once (limit {MAX_CONNECTIONS} for the cluster)",
+         at once (limit {MAX_CONNECTIONS} for the cluster); the backlog drained {:.1} s after the load",
         acked.len(),
         stored,
         copies.len(),
@@ -362,7 +369,8 @@ async fn a_cluster_loses_nothing_over_ten_node_kills() {
         dupes.len(),
         more.len(),
         unanswered.len(),
-        unanswered_delivered
+        unanswered_delivered,
+        drained_in.as_secs_f64()
     );
     assert!(acked_per_round.iter().all(|&n| n > 0), "load ran through every kill: {acked_per_round:?}");
     assert!(missing.is_empty(), "accepted but never delivered: {missing:?}");
@@ -477,7 +485,14 @@ async fn a_bounce_at_node_b_suppresses_mail_node_a_sent_for_every_node() {
         assert!(!node.data.join("return-path.key").exists(), "a cluster node wrote a key file of its own");
     }
 
-    // The remote side bounces it later; the bounce reaches node B.
+    // The remote side bounces it later (after the delivering node recorded its 250); the
+    // bounce reaches node B.
+    let started = Instant::now();
+    let delivered_sql =
+        format!("SELECT count(*) FROM recipients WHERE message_id = '{queue_id}' AND state = 'delivered'");
+    while count(&db, &delivered_sql).await == 0 && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let mut mx = Conn::open(b).await.expect("node B");
     mx.cmd("EHLO mx.sink.test").await.unwrap();
     assert_eq!(mx.cmd("MAIL FROM:<>").await.unwrap().0, 250);

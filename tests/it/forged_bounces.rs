@@ -31,7 +31,7 @@ const RP_DOMAIN: &str = "mx.sender.test";
 
 fn verifier(all_signed: bool) -> Verifier {
     Verifier {
-        signer: Some(Signer { secret: SECRET.to_vec(), domain: RP_DOMAIN.into() }),
+        signer: Some(Signer { secret: SECRET.to_vec(), domain: RP_DOMAIN.into(), previous: Vec::new() }),
         all_signed,
         authenticator: None,
         hostname: RP_DOMAIN.into(),

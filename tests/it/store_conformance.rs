@@ -715,8 +715,7 @@ async fn release_body_only_when_all_final(s: Arc<dyn Store>) {
 
 /// Many writers at once (the PostgreSQL store gathers them into shared statements): each
 /// caller gets its own answer, a failing insert fails no neighbour, every claim carries or
-/// loads its own body, and each record returns the facts of its own message, read after the
-/// commit.
+/// loads its own body, and each caller reading facts after its record gets its own message's.
 async fn concurrent_writers_are_answered_each_on_their_own(s: Arc<dyn Store>) {
     const N: usize = 40;
     s.insert_message(message("TAKEN", T0, vec![rcpt("t@ex.net", Transport::Remote)])).await.unwrap();
@@ -776,7 +775,8 @@ async fn concurrent_writers_are_answered_each_on_their_own(s: Arc<dyn Store>) {
         let owner = if c.message.0 == "W00" { "stranger" } else { owner };
         records.spawn(async move {
             let a = attempt(c.recipient, &c.message.0, RecipientState::Delivered);
-            (c.message.clone(), s.record_and_report(owner, vec![a]).await.expect("record"))
+            s.record_attempts(owner, vec![a]).await.expect("record");
+            (c.message.clone(), s.report_facts_of(std::slice::from_ref(&c.message)).await.expect("facts"))
         });
     }
     while let Some(r) = records.join_next().await {
@@ -809,7 +809,7 @@ async fn a_cluster_secret_is_the_first_callers(s: Arc<dyn Store>) {
     let mut askers = tokio::task::JoinSet::new();
     for i in 0..8u8 {
         let s = s.clone();
-        askers.spawn(async move { s.cluster_secret("return-path", &[i; 32]).await.expect("secret") });
+        askers.spawn(async move { s.cluster_secret("return-path", Some(&[i; 32])).await.expect("secret") });
     }
     let mut answers = HashSet::new();
     while let Some(a) = askers.join_next().await {
@@ -822,8 +822,11 @@ async fn a_cluster_secret_is_the_first_callers(s: Arc<dyn Store>) {
     assert_eq!(answers.len(), 1, "every node got the same secret");
     let secret = answers.into_iter().next().unwrap().expect("a shared store keeps a secret");
     assert!(secret.len() == 32 && secret.iter().all(|b| *b == secret[0] && *b < 8), "{secret:?}");
-    assert_eq!(s.cluster_secret("return-path", b"another").await.unwrap(), Some(secret));
-    assert_eq!(s.cluster_secret("other", b"another").await.unwrap(), Some(b"another".to_vec()));
+    assert_eq!(s.cluster_secret("return-path", Some(b"another")).await.unwrap(), Some(secret.clone()));
+    assert_eq!(s.cluster_secret("return-path", None).await.unwrap(), Some(secret));
+    // Reading never stores.
+    assert_eq!(s.cluster_secret("other", None).await.unwrap(), None);
+    assert_eq!(s.cluster_secret("other", Some(b"another")).await.unwrap(), Some(b"another".to_vec()));
 }
 
 async fn api_keys_cursors_pauses_and_event_stream(s: Arc<dyn Store>) {

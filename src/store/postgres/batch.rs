@@ -1,15 +1,17 @@
-//! Group commit on PostgreSQL: concurrent callers of one hot write (message insert, attempt
-//! record, body release) are gathered into one statement, so N waiting writes cost one
-//! statement and one COMMIT instead of N.
+//! Group commit on PostgreSQL: concurrent callers of one hot operation (message insert,
+//! attempt record, body release, the report facts read after a record) are gathered into one
+//! statement, so N waiting callers cost one statement (and, for a write, one COMMIT) instead of N.
 //!
 //! A request goes on a channel. Up to `FLUSHERS` tasks each take every request waiting (up
-//! to a count and a byte bound), run them as one statement on a pooled connection, and answer
-//! each caller once that statement's COMMIT has returned. A lone request is sent at once:
-//! batching only gathers what queued up behind flushes already running. When a batch of
-//! several fails with a server error, each request is run again alone, so one bad request
-//! (a duplicate id, a deadlock victim) cannot fail its neighbours.
-//! Must not: answer a caller before the COMMIT of the statement that holds its request, or
-//! hold a request back while a flusher is free.
+//! to a count and a byte bound), run them as one transaction on a pooled connection, and answer
+//! each caller once its COMMIT has returned. A lone request is sent at once: batching only
+//! gathers what queued up behind flushes already running. When a batch of several fails on a
+//! fault of its data (SQLSTATE class 22, 23 or 40: a bad value, a duplicate id, a deadlock),
+//! each request is run again alone, so one bad request cannot fail its neighbours; any other
+//! failure (the server away or refusing) is every caller's answer at once.
+//! Must not: answer a caller before the COMMIT of the transaction that holds its request, hold
+//! a request back while a flusher is free, or rerun a batch of which any part may have committed
+//! (a `Batched` run is one transaction, all or nothing).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,13 +21,14 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use super::pool::{Conn, Pool};
 use crate::store::StoreError;
 
-/// Statements in flight at once per kind of write; the rest of the pool serves reads.
+/// Statements in flight at once per kind of operation; the rest of the pool serves others.
 const FLUSHERS: usize = 3;
-/// Bounds on one statement: requests, and bytes of message bodies.
+/// Bounds on one statement: requests, and bytes of message bodies (a batch stops taking
+/// requests once past it, so it carries at most this plus one message).
 const MAX_REQUESTS: usize = 128;
 const MAX_BYTES: usize = 16 << 20;
 
-/// A write that can be run for many requests in one statement.
+/// An operation that can be run for many requests in one transaction.
 pub(super) trait Batched: Send + Sync + Sized + 'static {
     /// What each caller gets back.
     type Output: Send + 'static;
@@ -35,9 +38,10 @@ pub(super) trait Batched: Send + Sync + Sized + 'static {
         0
     }
 
-    /// Runs `batch` as one statement (its own transaction); Ok only after it committed, with
-    /// one output per request, in order.
-    fn write<'a>(
+    /// Runs `batch` as one transaction (one statement where it can); Ok only after it
+    /// committed, with one output per request, in order. A failed run must have committed
+    /// nothing: it may be run again, request by request.
+    fn run<'a>(
         conn: &'a mut Conn,
         batch: &'a [Self],
     ) -> impl Future<Output = Result<Vec<Self::Output>, StoreError>> + Send + 'a;
@@ -45,14 +49,16 @@ pub(super) trait Batched: Send + Sync + Sized + 'static {
 
 type Request<T> = (T, oneshot::Sender<Result<<T as Batched>::Output, StoreError>>);
 
-/// The entry point of one kind of batched write.
+/// The entry point of one kind of batched operation.
 pub(super) struct Batcher<T: Batched> {
     queue: mpsc::UnboundedSender<Request<T>>,
 }
 
 impl<T: Batched> Batcher<T> {
     /// Starts the flushers; they stop when the batcher is dropped. The queue needs no bound of
-    /// its own: it never holds more requests than there are callers awaiting one.
+    /// its own: it holds at most one request per caller that sent one (a caller that gave up
+    /// waiting still has its request run: an insert may commit without its 250, as a COMMIT
+    /// whose reply was lost would).
     pub fn start(pool: Arc<Pool>) -> Batcher<T> {
         let (queue, requests) = mpsc::unbounded_channel();
         let requests = Arc::new(Mutex::new(requests));
@@ -62,8 +68,8 @@ impl<T: Batched> Batcher<T> {
         Batcher { queue }
     }
 
-    /// Writes `item` together with whatever else is waiting; returns after its COMMIT.
-    pub async fn write(&self, item: T) -> Result<T::Output, StoreError> {
+    /// Runs `item` together with whatever else is waiting; returns after its COMMIT.
+    pub async fn submit(&self, item: T) -> Result<T::Output, StoreError> {
         let (done, answer) = oneshot::channel();
         self.queue.send((item, done)).map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
@@ -98,12 +104,12 @@ async fn flusher<T: Batched>(pool: Arc<Pool>, requests: Arc<Mutex<mpsc::Unbounde
 /// One result per item: the batch's, or, when a batch of several failed with a server error,
 /// each item's own from running it alone.
 async fn flush<T: Batched>(pool: &Pool, items: &[T]) -> Vec<Result<T::Output, StoreError>> {
-    match write(pool, items).await {
+    match run_once(pool, items).await {
         Ok(outputs) => outputs.into_iter().map(Ok).collect(),
-        Err(e) if items.len() > 1 && is_server_error(&e) => {
+        Err(e) if items.len() > 1 && is_fault_of_the_data(&e) => {
             let mut results = Vec::with_capacity(items.len());
             for item in items {
-                let alone = write(pool, std::slice::from_ref(item)).await;
+                let alone = run_once(pool, std::slice::from_ref(item)).await;
                 results.push(alone.and_then(|mut o| o.pop().ok_or(StoreError::Closed)));
             }
             results
@@ -117,13 +123,23 @@ async fn flush<T: Batched>(pool: &Pool, items: &[T]) -> Vec<Result<T::Output, St
     }
 }
 
-async fn write<T: Batched>(pool: &Pool, items: &[T]) -> Result<Vec<T::Output>, StoreError> {
+async fn run_once<T: Batched>(pool: &Pool, items: &[T]) -> Result<Vec<T::Output>, StoreError> {
     let mut conn = pool.get().await?;
-    let result = T::write(&mut conn, items).await;
+    let result = T::run(&mut conn, items).await.and_then(|outputs| {
+        if outputs.len() == items.len() {
+            Ok(outputs)
+        } else {
+            Err(StoreError::Corrupt(format!("a batch of {} gave {} answers", items.len(), outputs.len())))
+        }
+    });
     conn.finish(&result);
     result
 }
 
-fn is_server_error(e: &StoreError) -> bool {
-    matches!(e, StoreError::Postgres(e) if e.as_db_error().is_some())
+/// A failure that belongs to some request of the batch rather than to the server: a data
+/// exception (22), an integrity constraint (23), a rolled-back transaction (40: deadlock,
+/// serialization). Connection, resource and operator errors (08, 53, 57) are nobody's own.
+fn is_fault_of_the_data(e: &StoreError) -> bool {
+    let StoreError::Postgres(e) = e else { return false };
+    e.as_db_error().is_some_and(|db| matches!(db.code().code().get(..2), Some("22" | "23" | "40")))
 }

@@ -3,7 +3,7 @@
 //! Same semantics as the SQLite backend: every write is one transaction that returns only
 //! after COMMIT did (`synchronous_commit` stays on, so COMMIT means the WAL is flushed). The
 //! hot writes (inserts, attempt records, body releases) are group-committed: concurrent
-//! callers share one statement (`batch.rs`). Claims are leases: the due
+//! callers share one statement (`batch.rs`), as do the report facts read after records. Claims are leases: the due
 //! rows are locked `FOR UPDATE SKIP LOCKED`, so nodes never take the same recipient and a
 //! dead node's leases simply come due again. A small pool of tokio-postgres connections
 //! (`pool.rs`) caches prepared statements per connection. The schema is migrated at start
@@ -25,6 +25,7 @@ use tracing::warn;
 
 use self::batch::Batcher;
 use self::pool::Pool;
+use self::reads::FactsOf;
 use self::writes::{Outcomes, Release};
 use super::{
     AccountPause, ApiKey, Attempt, Claim, EventRecord, Feedback, MailboxRecord, MessageDetail, MessageId, NewMessage,
@@ -50,6 +51,7 @@ pub struct PgStore {
     pool: Arc<Pool>,
     inserts: Batcher<NewMessage>,
     records: Batcher<Outcomes>,
+    facts: Batcher<FactsOf>,
     releases: Batcher<Release>,
 }
 
@@ -72,6 +74,7 @@ impl PgStore {
         Ok(PgStore {
             inserts: Batcher::start(pool.clone()),
             records: Batcher::start(pool.clone()),
+            facts: Batcher::start(pool.clone()),
             releases: Batcher::start(pool.clone()),
             pool,
         })
@@ -127,7 +130,7 @@ impl PgStore {
 impl Store for PgStore {
     async fn insert_message(&self, msg: NewMessage) -> Result<(), StoreError> {
         if msg.reports.is_empty() {
-            return self.inserts.write(msg).await;
+            return self.inserts.submit(msg).await;
         }
         self.with(async |c| writes::insert_report(c, &msg).await).await
     }
@@ -148,14 +151,7 @@ impl Store for PgStore {
         if attempts.is_empty() {
             return Ok(());
         }
-        self.records.write(Outcomes { owner: owner.to_string(), attempts }).await.map(drop)
-    }
-
-    async fn record_and_report(&self, owner: &str, attempts: Vec<Attempt>) -> Result<Vec<ReportFacts>, StoreError> {
-        if attempts.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.records.write(Outcomes { owner: owner.to_string(), attempts }).await
+        self.records.submit(Outcomes { owner: owner.to_string(), attempts }).await
     }
 
     async fn renew_leases(&self, owner: &str, ids: &[RecipientId], until: Timestamp) -> Result<usize, StoreError> {
@@ -169,8 +165,11 @@ impl Store for PgStore {
         true
     }
 
-    async fn cluster_secret(&self, name: &str, candidate: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.with(async |c| writes::cluster_secret(c, name, candidate).await).await.map(Some)
+    async fn cluster_secret(&self, name: &str, candidate: Option<&[u8]>) -> Result<Option<Vec<u8>>, StoreError> {
+        match candidate {
+            Some(candidate) => self.with(async |c| writes::cluster_secret(c, name, candidate).await).await.map(Some),
+            None => self.with(async |c| reads::cluster_secret(c, name).await).await,
+        }
     }
 
     async fn acquire_slot(
@@ -229,8 +228,15 @@ impl Store for PgStore {
         self.with(async |c| reads::report_facts(c, id).await).await
     }
 
+    async fn report_facts_of(&self, ids: &[MessageId]) -> Result<Vec<ReportFacts>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.facts.submit(FactsOf(ids.to_vec())).await
+    }
+
     async fn release_body(&self, id: &MessageId) -> Result<(), StoreError> {
-        self.releases.write(Release(id.clone())).await
+        self.releases.submit(Release(id.clone())).await
     }
 
     async fn suppress(&self, entry: Suppression) -> Result<(), StoreError> {

@@ -1,9 +1,11 @@
-//! The SQL of every read on PostgreSQL (plain statements, READ COMMITTED).
+//! The SQL of every read on PostgreSQL (plain statements, READ COMMITTED; the report facts
+//! after attempts are read for many callers at once, see `batch.rs`).
 //!
 //! Must not: write.
 
 use tokio_postgres::Row;
 
+use super::batch::Batched;
 use super::pool::Conn;
 use crate::store::{
     AccountPause, ApiKey, EventRecord, EventView, MailboxRecord, MessageDetail, MessageId, Origin, QueueEntry,
@@ -122,14 +124,30 @@ pub(super) async fn mailbox(c: &mut Conn, address: &str) -> Result<Option<Mailbo
     }))
 }
 
-/// Every message of `$1` with its recipients, in one statement.
+/// Every message of `$1` with its recipients (if any), in one statement.
 const FACTS: &str = "
 SELECT m.id, m.reverse_path, m.envid, m.ret, m.received_at, m.origin,
        r.id, r.address, r.orcpt, r.notify, r.state, r.attempts, r.last_status, r.last_detail, r.reply_code,
        r.remote_mta, r.updated_at, r.final_reported, r.delay_reported
-FROM messages m JOIN recipients r ON r.message_id = m.id
+FROM messages m LEFT JOIN recipients r ON r.message_id = m.id
 WHERE m.id = ANY($1::text[])
 ORDER BY m.id, r.id";
+
+/// The report facts of some messages, asked for by many callers at once (after their records
+/// committed) and read in one statement; each caller gets the facts of its own messages.
+pub(super) struct FactsOf(pub Vec<MessageId>);
+
+impl Batched for FactsOf {
+    type Output = Vec<ReportFacts>;
+
+    async fn run(c: &mut Conn, batch: &[FactsOf]) -> Result<Vec<Vec<ReportFacts>>, StoreError> {
+        let mut ids: Vec<String> = batch.iter().flat_map(|f| f.0.iter().map(|id| id.0.clone())).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let facts = report_facts_of(c, &ids).await?;
+        Ok(batch.iter().map(|f| facts.iter().filter(|m| f.0.contains(&m.id)).cloned().collect()).collect())
+    }
+}
 
 pub(super) async fn report_facts(c: &mut Conn, id: &MessageId) -> Result<Option<ReportFacts>, StoreError> {
     Ok(report_facts_of(c, std::slice::from_ref(&id.0)).await?.pop())
@@ -152,8 +170,10 @@ pub(super) async fn report_facts_of(c: &mut Conn, ids: &[String]) -> Result<Vec<
                 recipients: Vec::new(),
             });
         }
+        // A message without recipients has one row, of NULLs on the recipient side.
+        let Some(rid) = r.try_get::<_, Option<i64>>(6)? else { continue };
         let recipient = RecipientFacts {
-            id: RecipientId(r.try_get(6)?),
+            id: RecipientId(rid),
             address: r.try_get(7)?,
             orcpt: r.try_get(8)?,
             notify: r.try_get(9)?,
@@ -299,4 +319,12 @@ pub(super) async fn events_after(
         });
     }
     Ok(out)
+}
+
+pub(super) async fn cluster_secret(c: &mut Conn, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    let stmt = c.stmt("SELECT value FROM cluster_secrets WHERE name = $1").await?;
+    Ok(match c.client.query_opt(&stmt, &[&name]).await? {
+        Some(r) => Some(r.try_get(0)?),
+        None => None,
+    })
 }

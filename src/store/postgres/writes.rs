@@ -1,7 +1,8 @@
-//! The SQL of every write on PostgreSQL; each function is one transaction (or one statement,
-//! which is its own transaction) and returns only after its COMMIT returned.
+//! The SQL of every write on PostgreSQL; each function, and each run of a batch (`Batched`:
+//! inserts, records, releases of many callers, see `batch.rs`), is one transaction (mostly one
+//! statement, which is its own transaction) and returns only after its COMMIT returned.
 //!
-//! Multi-row writes pass arrays and `unnest` them, so an insert or a batch of attempts is a
+//! Multi-row writes pass arrays and `unnest` them, so a batch of inserts or of attempts is a
 //! single statement whatever its size.
 //! Must not: return Ok before COMMIT, or touch a recipient leased to another owner.
 
@@ -13,8 +14,8 @@ use tokio_postgres::types::ToSql;
 use super::batch::Batched;
 use super::pool::Conn;
 use crate::store::{
-    AccountPause, ApiKey, Attempt, Claim, Feedback, MessageId, NewMessage, RecipientId, RecipientState, ReportFacts,
-    ReportMark, StoreError, Suppression, Transport,
+    AccountPause, ApiKey, Attempt, Claim, Feedback, MessageId, NewMessage, RecipientId, RecipientState, ReportMark,
+    StoreError, Suppression, Transport,
 };
 use crate::time::Timestamp;
 
@@ -161,7 +162,7 @@ impl Batched for NewMessage {
         self.body.len()
     }
 
-    async fn write(c: &mut Conn, batch: &[NewMessage]) -> Result<Vec<()>, StoreError> {
+    async fn run(c: &mut Conn, batch: &[NewMessage]) -> Result<Vec<()>, StoreError> {
         let mut columns = InsertColumns::default();
         for msg in batch {
             columns.push(msg)?;
@@ -380,79 +381,102 @@ pub(super) struct Outcomes {
     pub attempts: Vec<Attempt>,
 }
 
-/// Each caller gets the report facts of its messages, read after the COMMIT in one statement
-/// for the whole batch.
 impl Batched for Outcomes {
-    type Output = Vec<ReportFacts>;
+    type Output = ();
 
-    async fn write(c: &mut Conn, batch: &[Outcomes]) -> Result<Vec<Vec<ReportFacts>>, StoreError> {
-        // Two callers recording one recipient (owners racing over an expired lease) go one
-        // after the other, so the lease decides between them, not their place in the batch.
+    async fn run(c: &mut Conn, batch: &[Outcomes]) -> Result<Vec<()>, StoreError> {
+        // Two callers recording one recipient (owners racing over an expired lease) get a
+        // statement each, one after the other in one transaction, so the lease decides between
+        // them, not their place in the batch.
         let mut seen = HashSet::new();
         let overlap = batch.iter().any(|o| {
             let ids: HashSet<i64> = o.attempts.iter().map(|a| a.recipient.0).collect();
             !ids.into_iter().all(|id| seen.insert(id))
         });
         if overlap {
+            let stmt = c.stmt(RECORD).await?;
+            let tx = c.client.transaction().await?;
             for o in batch {
-                record(c, std::slice::from_ref(o)).await?;
+                let columns = RecordColumns::of(std::slice::from_ref(o));
+                tx.query_one(&stmt, &columns.params()).await?;
             }
+            tx.commit().await?;
         } else {
-            record(c, batch).await?;
+            let stmt = c.stmt(RECORD).await?;
+            // One statement outside a transaction block: it commits by itself.
+            c.client.query_one(&stmt, &RecordColumns::of(batch).params()).await?;
         }
-        let mut ids: Vec<String> = batch.iter().flat_map(|o| o.attempts.iter().map(|a| a.message.0.clone())).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let facts = super::reads::report_facts_of(c, &ids).await?;
-        Ok(batch
-            .iter()
-            .map(|o| {
-                let mine = |f: &&ReportFacts| o.attempts.iter().any(|a| a.message == f.id);
-                facts.iter().filter(mine).cloned().collect()
-            })
-            .collect())
+        Ok(vec![(); batch.len()])
     }
 }
 
-async fn record(c: &mut Conn, batch: &[Outcomes]) -> Result<(), StoreError> {
-    let now = Timestamp::now().millis();
-    // One attempt per recipient per statement: the first one wins, as in the SQLite backend
-    // (whose first update releases the lease the second would need).
-    let mut seen = HashSet::new();
-    let attempts: Vec<(&str, &Attempt)> = batch
-        .iter()
-        .flat_map(|o| o.attempts.iter().map(|a| (o.owner.as_str(), a)))
-        .filter(|(_, a)| seen.insert(a.recipient.0))
-        .collect();
-    let owners: Vec<&str> = attempts.iter().map(|(o, _)| *o).collect();
-    let ids: Vec<i64> = attempts.iter().map(|(_, a)| a.recipient.0).collect();
-    let states: Vec<&str> = attempts.iter().map(|(_, a)| a.state.as_str()).collect();
-    let next: Vec<Option<i64>> = attempts
-        .iter()
-        .map(|(_, a)| match a.state {
-            RecipientState::Queued | RecipientState::Deferred => {
-                Some(a.next_attempt_at.unwrap_or(Timestamp(now)).millis())
-            }
-            _ => None,
-        })
-        .collect();
-    let status: Vec<&str> = attempts.iter().map(|(_, a)| a.status.as_str()).collect();
-    let detail: Vec<&str> = attempts.iter().map(|(_, a)| a.detail.as_str()).collect();
-    let reply: Vec<Option<i32>> = attempts.iter().map(|(_, a)| a.reply_code.map(i32::from)).collect();
-    let remote: Vec<Option<&str>> = attempts.iter().map(|(_, a)| a.remote.as_deref()).collect();
-    let kind: Vec<&str> = attempts.iter().map(|(_, a)| a.event.unwrap_or(a.state.as_str())).collect();
-    let mailbox: Vec<Option<&str>> =
-        attempts.iter().map(|(_, a)| a.mailbox_bytes.as_ref().map(|(m, _)| m.as_str())).collect();
-    let bytes: Vec<Option<i64>> =
-        attempts.iter().map(|(_, a)| a.mailbox_bytes.as_ref().map(|(_, b)| *b as i64)).collect();
-    let stmt = c.stmt(RECORD).await?;
-    c.client
-        .query_one(
-            &stmt,
-            &[&owners, &ids, &states, &next, &status, &detail, &reply, &remote, &kind, &mailbox, &bytes, &now],
-        )
-        .await?;
-    Ok(())
+/// The columns of `RECORD` for a batch of outcomes.
+struct RecordColumns<'a> {
+    owners: Vec<&'a str>,
+    ids: Vec<i64>,
+    states: Vec<&'static str>,
+    next: Vec<Option<i64>>,
+    status: Vec<&'a str>,
+    detail: Vec<&'a str>,
+    reply: Vec<Option<i32>>,
+    remote: Vec<Option<&'a str>>,
+    kind: Vec<&'static str>,
+    mailbox: Vec<Option<&'a str>>,
+    bytes: Vec<Option<i64>>,
+    now: i64,
+}
+
+impl<'a> RecordColumns<'a> {
+    fn of(batch: &'a [Outcomes]) -> RecordColumns<'a> {
+        let now = Timestamp::now().millis();
+        // One attempt per recipient per statement: the first one wins, as in the SQLite
+        // backend (whose first update releases the lease the second would need).
+        let mut seen = HashSet::new();
+        let attempts: Vec<(&str, &Attempt)> = batch
+            .iter()
+            .flat_map(|o| o.attempts.iter().map(|a| (o.owner.as_str(), a)))
+            .filter(|(_, a)| seen.insert(a.recipient.0))
+            .collect();
+        RecordColumns {
+            owners: attempts.iter().map(|(o, _)| *o).collect(),
+            ids: attempts.iter().map(|(_, a)| a.recipient.0).collect(),
+            states: attempts.iter().map(|(_, a)| a.state.as_str()).collect(),
+            next: attempts
+                .iter()
+                .map(|(_, a)| match a.state {
+                    RecipientState::Queued | RecipientState::Deferred => {
+                        Some(a.next_attempt_at.unwrap_or(Timestamp(now)).millis())
+                    }
+                    _ => None,
+                })
+                .collect(),
+            status: attempts.iter().map(|(_, a)| a.status.as_str()).collect(),
+            detail: attempts.iter().map(|(_, a)| a.detail.as_str()).collect(),
+            reply: attempts.iter().map(|(_, a)| a.reply_code.map(i32::from)).collect(),
+            remote: attempts.iter().map(|(_, a)| a.remote.as_deref()).collect(),
+            kind: attempts.iter().map(|(_, a)| a.event.unwrap_or(a.state.as_str())).collect(),
+            mailbox: attempts.iter().map(|(_, a)| a.mailbox_bytes.as_ref().map(|(m, _)| m.as_str())).collect(),
+            bytes: attempts.iter().map(|(_, a)| a.mailbox_bytes.as_ref().map(|(_, b)| *b as i64)).collect(),
+            now,
+        }
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 12] {
+        [
+            &self.owners,
+            &self.ids,
+            &self.states,
+            &self.next,
+            &self.status,
+            &self.detail,
+            &self.reply,
+            &self.remote,
+            &self.kind,
+            &self.mailbox,
+            &self.bytes,
+            &self.now,
+        ]
+    }
 }
 
 const UPSERT_MAILBOX: &str = "
@@ -509,7 +533,7 @@ pub(super) struct Release(pub MessageId);
 impl Batched for Release {
     type Output = ();
 
-    async fn write(c: &mut Conn, batch: &[Release]) -> Result<Vec<()>, StoreError> {
+    async fn run(c: &mut Conn, batch: &[Release]) -> Result<Vec<()>, StoreError> {
         let ids: Vec<&str> = batch.iter().map(|r| r.0.0.as_str()).collect();
         let stmt = c.stmt(RELEASE).await?;
         c.client.execute(&stmt, &[&ids]).await?;
