@@ -3,7 +3,8 @@
 //! Same semantics as the SQLite backend: every write is one transaction that returns only
 //! after COMMIT did (`synchronous_commit` stays on, so COMMIT means the WAL is flushed). The
 //! hot writes (inserts, attempt records, body releases) are group-committed: concurrent
-//! callers share one statement (`batch.rs`), as do the report facts read after records. Claims are leases: the due
+//! callers share one statement (`batch.rs`), as do the report facts read after records and
+//! the suppression lookups at RCPT. Claims are leases: the due
 //! rows are locked `FOR UPDATE SKIP LOCKED`, so nodes never take the same recipient and a
 //! dead node's leases simply come due again. A small pool of tokio-postgres connections
 //! (`pool.rs`) caches prepared statements per connection. The schema is migrated at start
@@ -25,7 +26,7 @@ use tracing::warn;
 
 use self::batch::Batcher;
 use self::pool::Pool;
-use self::reads::FactsOf;
+use self::reads::{FactsOf, SuppressionOf};
 use self::writes::{Outcomes, Release};
 use super::{
     AccountPause, ApiKey, Attempt, Claim, EventRecord, Feedback, MailboxRecord, MessageDetail, MessageId, NewMessage,
@@ -53,6 +54,7 @@ pub struct PgStore {
     records: Batcher<Outcomes>,
     facts: Batcher<FactsOf>,
     releases: Batcher<Release>,
+    suppressions: Batcher<SuppressionOf>,
 }
 
 impl PgStore {
@@ -75,6 +77,7 @@ impl PgStore {
             inserts: Batcher::start(pool.clone()),
             records: Batcher::start(pool.clone()),
             facts: Batcher::start(pool.clone()),
+            suppressions: Batcher::start(pool.clone()),
             releases: Batcher::start(pool.clone()),
             pool,
         })
@@ -248,7 +251,7 @@ impl Store for PgStore {
     }
 
     async fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
-        self.with(async |c| reads::suppression(c, address).await).await
+        self.suppressions.submit(SuppressionOf(address.to_string())).await
     }
 
     async fn suppressions(&self, limit: usize) -> Result<Vec<Suppression>, StoreError> {

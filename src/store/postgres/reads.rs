@@ -205,11 +205,25 @@ pub(super) fn suppression_row(r: &Row) -> Result<Suppression, StoreError> {
     })
 }
 
-pub(super) async fn suppression(c: &mut Conn, address: &str) -> Result<Option<Suppression>, StoreError> {
-    let stmt = c
-        .stmt("SELECT address, reason, status, detail, message_id, created_at FROM suppressions WHERE address = $1")
-        .await?;
-    c.client.query_opt(&stmt, &[&address]).await?.as_ref().map(suppression_row).transpose()
+/// The suppression lookups of many callers (one per RCPT of every SMTP session) in one
+/// statement; each caller gets the entry of its own address.
+pub(super) struct SuppressionOf(pub String);
+
+impl Batched for SuppressionOf {
+    type Output = Option<Suppression>;
+
+    async fn run(c: &mut Conn, batch: &[SuppressionOf]) -> Result<Vec<Option<Suppression>>, StoreError> {
+        let addresses: Vec<&str> = batch.iter().map(|s| s.0.as_str()).collect();
+        let stmt = c
+            .stmt(
+                "SELECT address, reason, status, detail, message_id, created_at FROM suppressions
+                 WHERE address = ANY($1::text[])",
+            )
+            .await?;
+        let found =
+            c.client.query(&stmt, &[&addresses]).await?.iter().map(suppression_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(batch.iter().map(|s| found.iter().find(|f| f.address == s.0).cloned()).collect())
+    }
 }
 
 pub(super) async fn suppressions(c: &mut Conn, limit: usize) -> Result<Vec<Suppression>, StoreError> {
