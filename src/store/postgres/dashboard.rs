@@ -66,16 +66,34 @@ const NEWEST: &str = "
 SELECT r.id, r.message_id, m.reverse_path, r.address, r.state, r.attempts, r.last_status, r.last_detail, r.updated_at
 FROM (SELECT * FROM recipients ORDER BY id DESC LIMIT $1) r JOIN messages m ON m.id = r.message_id
 ORDER BY r.id DESC";
-/// Per state, the newest changes (at one domain when `$2` is set) from the state indexes.
-const BY_STATE: &str = "
-SELECT r.id, r.message_id, m.reverse_path, r.address, r.state, r.attempts, r.last_status, r.last_detail, r.updated_at
-FROM unnest($1::text[]) AS s(state)
-CROSS JOIN LATERAL (
-    SELECT * FROM recipients WHERE state = s.state
-      AND ($2::text IS NULL OR lower(substr(address, strpos(address, '@') + 1)) = $2)
-    ORDER BY updated_at DESC, id DESC LIMIT $3) r
-JOIN messages m ON m.id = r.message_id
-ORDER BY r.updated_at DESC, r.id DESC LIMIT $3";
+/// Per state (`$1`), the newest changes (`$2` of them), with `$domain` an extra condition:
+/// final states from their partial indexes (schema v4), active ones from the due index, sorted.
+/// Each branch states its index's predicate (so the planner may use the index) and a one-time
+/// filter on the state asked for (so only one branch runs per state); the sender comes from a
+/// per-row lookup (a LIMIT keeps the planner from hashing the whole messages table).
+macro_rules! by_state {
+    ($domain:literal) => {
+        concat!(
+            "SELECT r.id, r.message_id, m.reverse_path, r.address, r.state, r.attempts, r.last_status,
+                    r.last_detail, r.updated_at
+             FROM unnest($1::text[]) AS s(state)
+             CROSS JOIN LATERAL (
+                 (SELECT * FROM recipients WHERE state = s.state AND state NOT IN ('queued', 'deferred')
+                    AND s.state NOT IN ('queued', 'deferred')",
+            $domain,
+            " ORDER BY updated_at DESC, id DESC LIMIT $2)
+                 UNION ALL
+                 (SELECT * FROM recipients WHERE state = s.state AND state IN ('queued', 'deferred')
+                    AND s.state IN ('queued', 'deferred')",
+            $domain,
+            " ORDER BY updated_at DESC, id DESC LIMIT $2)) r
+             CROSS JOIN LATERAL (SELECT reverse_path FROM messages WHERE id = r.message_id LIMIT 1) m
+             ORDER BY r.updated_at DESC, r.id DESC LIMIT $2"
+        )
+    };
+}
+const BY_STATE: &str = by_state!("");
+const BY_STATE_AT_DOMAIN: &str = by_state!(" AND lower(substr(address, strpos(address, '@') + 1)) = $3");
 
 pub(super) async fn queue_search(c: &mut Conn, filter: &QueueFilter) -> Result<Vec<QueueRow>, StoreError> {
     let limit = filter.limit as i64;
@@ -85,9 +103,16 @@ pub(super) async fn queue_search(c: &mut Conn, filter: &QueueFilter) -> Result<V
     } else {
         let states = if filter.states.is_empty() { &RecipientState::ALL[..] } else { &filter.states[..] };
         let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
-        let domain = filter.domain.as_ref().map(|d| d.to_lowercase());
-        let stmt = c.stmt(BY_STATE).await?;
-        c.client.query(&stmt, &[&states, &domain, &limit]).await?
+        match filter.domain.as_ref().map(|d| d.to_lowercase()) {
+            Some(domain) => {
+                let stmt = c.stmt(BY_STATE_AT_DOMAIN).await?;
+                c.client.query(&stmt, &[&states, &limit, &domain]).await?
+            }
+            None => {
+                let stmt = c.stmt(BY_STATE).await?;
+                c.client.query(&stmt, &[&states, &limit]).await?
+            }
+        }
     };
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {

@@ -104,8 +104,11 @@ async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), StoreError> 
 }
 
 /// Called once per new connection: a server with `synchronous_commit = off` would let us
-/// answer 250 for a message a crash can still lose, so this session turns it back on.
+/// answer 250 for a message a crash can still lose, so this session turns it back on. JIT is
+/// turned off: our statements are short, and a generic plan's cost estimate (a LIMIT `$n` of
+/// unknown size) can cross `jit_above_cost` and spend a quarter second compiling a 1 ms query.
 pub(super) async fn ensure_durable(client: &tokio_postgres::Client) -> Result<(), StoreError> {
+    client.batch_execute("SET jit = off").await?;
     let row = client.query_one("SELECT current_setting('synchronous_commit'), current_setting('fsync')", &[]).await?;
     let (sync, fsync): (String, String) = (row.try_get(0)?, row.try_get(1)?);
     if sync == "off" {
