@@ -22,20 +22,20 @@ pub struct Wakeup {
 }
 
 impl Wakeup {
-    /// Wakes the loops of these transports only (a loop woken for nothing costs a claim).
-    pub fn poke_for(&self, transports: impl IntoIterator<Item = Transport>) {
-        let (mut local, mut remote, mut feedback) = (false, false, false);
-        for t in transports {
-            match t {
-                Transport::Local => local = true,
-                Transport::Remote => remote = true,
-                Transport::Feedback => feedback = true,
-            }
+    /// The wakeup of the loop that handles `transport`.
+    pub fn of(&self, transport: Transport) -> &Notify {
+        match transport {
+            Transport::Local => &self.local,
+            Transport::Remote => &self.remote,
+            Transport::Feedback => &self.feedback,
         }
-        for (wanted, notify) in [(local, &self.local), (remote, &self.remote), (feedback, &self.feedback)] {
-            if wanted {
-                notify.notify_one();
-            }
+    }
+
+    /// Wakes the loops of these transports only (a loop woken for nothing costs a claim; a
+    /// loop poked twice still keeps a single wakeup).
+    pub fn poke_for(&self, transports: impl IntoIterator<Item = Transport>) {
+        for t in transports {
+            self.of(t).notify_one();
         }
     }
 

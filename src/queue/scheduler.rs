@@ -140,7 +140,7 @@ impl Scheduler {
 
     /// The loop of a transport handled in this process: local mailboxes, or incoming bounces.
     async fn run_local(self: Arc<Self>, mut shutdown: watch::Receiver<bool>, transport: Transport) {
-        let wakeup = if transport == Transport::Feedback { &self.wakeup.feedback } else { &self.wakeup.local };
+        let wakeup = self.wakeup.of(transport);
         while !*shutdown.borrow() {
             let claims = match self.claim(transport, LOCAL_BATCH).await {
                 Ok(c) => c,
@@ -215,7 +215,7 @@ impl Scheduler {
                 });
             }
             if drained {
-                self.idle(&self.wakeup.remote, &mut shutdown).await;
+                self.idle(self.wakeup.of(Transport::Remote), &mut shutdown).await;
                 tokio::time::sleep_until(claimed_at + CLAIM_GATHER).await;
             }
         }
@@ -224,13 +224,17 @@ impl Scheduler {
             tokio::time::timeout(Duration::from_secs(30), async { while running.join_next().await.is_some() {} }).await;
     }
 
+    /// The body of a claimed message: the one that came with the claim, else from the store.
+    async fn body_of(&self, claim: &Claim) -> Result<Option<Arc<Vec<u8>>>, StoreError> {
+        match &claim.body {
+            Some(body) => Ok(Some(body.clone())),
+            None => Ok(self.store.load_body(&claim.message).await?.map(Arc::new)),
+        }
+    }
+
     async fn run_job(&self, (domain, claims): (String, Vec<Claim>)) {
         let Some(first) = claims.first() else { return };
-        let loaded = match &first.body {
-            Some(body) => Ok(Some(body.clone())),
-            None => self.store.load_body(&first.message).await.map(|b| b.map(Arc::new)),
-        };
-        let message = match loaded {
+        let message = match self.body_of(first).await {
             Ok(Some(b)) => b,
             Ok(None) => {
                 let attempts = claims
@@ -351,11 +355,7 @@ impl Scheduler {
         bodies: &mut HashMap<MessageId, Arc<Vec<u8>>>,
     ) -> (DeliveryOutcome, Option<MessageId>, Option<&'static str>) {
         let mailbox = claim.mailbox.as_deref().and_then(|m| m.strip_prefix(LOCAL_BOUNCE_PREFIX)).map(str::to_string);
-        let loaded = match &claim.body {
-            Some(body) => Ok(Some(body.clone())),
-            None => self.store.load_body(&claim.message).await.map(|b| b.map(Arc::new)),
-        };
-        let body = match loaded {
+        let body = match self.body_of(claim).await {
             Ok(Some(b)) => b,
             Ok(None) => return (DeliveryOutcome::failed("5.3.0", "bounce body missing"), None, None),
             Err(e) => return (DeliveryOutcome::deferred("4.3.0", format!("store: {e}")), None, None),
