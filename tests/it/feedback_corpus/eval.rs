@@ -63,25 +63,59 @@ fn s(v: &Value, k: &str) -> Option<String> {
     v.get(k).and_then(Value::as_str).map(str::to_string)
 }
 
+/// The corpus measured three ways: whole, the part rules may be written against, and the
+/// part set aside by MTA family (issue 13), whose misses are never listed.
+#[derive(Debug, Default)]
+pub struct Split {
+    pub whole: Accuracy,
+    pub development: Accuracy,
+    pub set_aside: Accuracy,
+    /// The families set aside, in name order.
+    pub set_aside_families: Vec<String>,
+}
+
+/// The MTA family of a label (`mta`, or `none` for samples without one).
+fn family(label: &Value) -> String {
+    s(label, "mta").unwrap_or_else(|| "none".into())
+}
+
+/// Families set aside: every third distinct family in name order (the 3rd, 6th, ...), chosen
+/// before any rule was written against the split, so it is blind to what the rules say.
+pub fn set_aside_families(labels: &[Value]) -> Vec<String> {
+    let families: BTreeSet<String> = labels.iter().map(family).collect();
+    families.into_iter().enumerate().filter(|(i, _)| i % 3 == 2).map(|(_, f)| f).collect()
+}
+
 /// Evaluates every labelled email in `dir`; `None` when the corpus is absent.
-pub fn evaluate(dir: &Path) -> Option<Accuracy> {
-    let labels = std::fs::read_to_string(dir.join("labels.jsonl")).ok()?;
-    let mut acc = Accuracy::default();
-    for line in labels.lines().filter(|l| !l.trim().is_empty()) {
-        let Ok(label) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
-        let Some(file) = s(&label, "file") else {
+pub fn evaluate(dir: &Path) -> Option<Split> {
+    let text = std::fs::read_to_string(dir.join("labels.jsonl")).ok()?;
+    let labels: Vec<Value> =
+        text.lines().filter(|l| !l.trim().is_empty()).filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let mut split = Split { set_aside_families: set_aside_families(&labels), ..Split::default() };
+    for label in &labels {
+        let Some(file) = s(label, "file") else {
             continue;
         };
         let Ok(raw) = std::fs::read(dir.join(&file)) else {
             continue;
         };
-        acc.files += 1;
         let rep = parse_bounce(&raw);
-        score_one(&mut acc, &file, &label, &rep);
+        let part = if split.set_aside_families.contains(&family(label)) {
+            &mut split.set_aside
+        } else {
+            &mut split.development
+        };
+        for acc in [&mut split.whole, part] {
+            acc.files += 1;
+            score_one(acc, &file, label, &rep);
+        }
     }
-    Some(acc)
+    // What is set aside stays unseen: its misses are not kept for anyone to read.
+    split.set_aside.misses.clear();
+    split.set_aside.rows.clear();
+    split.whole.misses.clear();
+    split.whole.rows.clear();
+    Some(split)
 }
 
 fn score_one(acc: &mut Accuracy, file: &str, label: &Value, rep: &BounceReport) {
@@ -155,6 +189,31 @@ fn score_one(acc: &mut Accuracy, file: &str, label: &Value, rep: &BounceReport) 
             }
         }
     }
+}
+
+/// A printable summary of the three parts (fields only).
+pub fn split_summary(split: &Split) -> String {
+    let mut out = String::from("field            whole            development      set aside\n");
+    let parts = [&split.whole, &split.development, &split.set_aside];
+    let fields: [(&str, fn(&Accuracy) -> Score); 7] = [
+        ("files", |a| Score { hit: a.files, total: a.files }),
+        ("is_bounce", |a| a.is_bounce),
+        ("recipients", |a| a.recipients),
+        ("status", |a| a.status),
+        ("reply_code", |a| a.reply_code),
+        ("reason", |a| a.reason),
+        ("hard_bounce", |a| a.hard),
+    ];
+    for (name, get) in fields {
+        out.push_str(&format!("{name:<12}"));
+        for p in parts {
+            let sc = get(p);
+            out.push_str(&format!(" {:>4}/{:<4} {:5.1}%", sc.hit, sc.total, sc.pct()));
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!("set aside (every third MTA family): {}\n", split.set_aside_families.join(", ")));
+    out
 }
 
 /// A printable summary (per field, then per reason).
