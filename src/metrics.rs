@@ -52,15 +52,14 @@ pub fn accepted(via: &str) {
 }
 
 /// One recipient's attempt outcome (`delivered`, `deferred`, `bounced`, `expired`).
-pub fn outcome(state: &str, status: &str, latency: Option<Duration>) {
+pub fn outcome(state: &str, bounce_reason: Option<Reason>, latency: Option<Duration>) {
     if let Some(i) = OUTCOMES.iter().position(|o| *o == state) {
         OUTCOME.get(i).map(|c| c.fetch_add(1, Relaxed));
     }
-    if state == "bounced" || state == "expired" {
-        let reason = Reason::from_enhanced_status(status).unwrap_or(Reason::Undefined);
-        if let Some(i) = Reason::ALL.iter().position(|r| *r == reason) {
-            BOUNCED_BY_REASON.get(i).map(|c| c.fetch_add(1, Relaxed));
-        }
+    if let Some(reason) = bounce_reason
+        && let Some(i) = Reason::ALL.iter().position(|r| *r == reason)
+    {
+        BOUNCED_BY_REASON.get(i).map(|c| c.fetch_add(1, Relaxed));
     }
     if let (Some(d), "delivered") = (latency, state) {
         let secs = d.as_secs_f64();
@@ -137,8 +136,8 @@ mod tests {
     #[test]
     fn renders_counters_and_a_cumulative_histogram() {
         accepted("api");
-        outcome("delivered", "2.0.0", Some(Duration::from_millis(700)));
-        outcome("bounced", "5.1.1", None);
+        outcome("delivered", None, Some(Duration::from_millis(700)));
+        outcome("bounced", Some(Reason::UserUnknown), None);
         let text = render(Some(3));
         assert!(text.contains("mailerd_messages_accepted_total{via=\"api\"}"));
         assert!(text.contains("mailerd_bounces_total{reason=\"userunknown\"}"));

@@ -258,21 +258,23 @@ impl Reason {
     /// RFC 3463 enhanced status code (`"5.1.1"`) to reason. `None` for codes that say too
     /// little on their own (`x.0.0`, `x.7.1`, ...): the diagnostic text must decide.
     pub fn from_enhanced_status(status: &str) -> Option<Reason> {
-        let mut it = status.trim().splitn(3, '.');
-        let class = it.next()?;
-        let rest = format!("{}.{}", it.next()?, it.next()?);
-        if class == "2" {
-            return Some(Reason::Delivered);
+        crate::smtp::reply::EnhancedStatus::parse(status.trim()).and_then(Reason::of_status)
+    }
+
+    /// [`Reason::from_enhanced_status`] for a parsed code; 2.x.x is `delivered`.
+    pub fn of_status(status: crate::smtp::reply::EnhancedStatus) -> Option<Reason> {
+        match status.class {
+            2 => return Some(Reason::Delivered),
+            4 | 5 => {}
+            _ => return None,
         }
-        if class != "4" && class != "5" {
-            return None;
-        }
-        if class == "5" && rest == "4.1" {
+        let key = (status.subject, status.detail);
+        if status.class == 5 && key == (4, 1) {
             // "No answer from host" cannot be permanent; Microsoft uses 5.4.1 for
-            // "recipient address rejected": let the text decide.
+            // "recipient address rejected": let the text decide, else a network matter.
             return Some(Reason::NetworkError);
         }
-        STATUS_TABLE.iter().find(|(code, _)| *code == rest).map(|(_, r)| *r)
+        STATUS_TABLE.iter().find(|(code, _)| *code == key).map(|(_, r)| *r)
     }
 }
 
@@ -283,85 +285,84 @@ impl std::fmt::Display for Reason {
 }
 
 /// RFC 3463 (and RFC 3886, 4468, 4954, 5248, 7372, 7504) subject.detail -> reason.
-/// Codes missing here (x.0.0, x.7.0, x.7.1, ...) are too generic: the text decides.
-const STATUS_TABLE: &[(&str, Reason)] = &[
-    ("1.0", Reason::UserUnknown),
-    ("1.1", Reason::UserUnknown),
-    ("1.2", Reason::HostUnknown),
-    ("1.3", Reason::UserUnknown),
-    ("1.4", Reason::UserUnknown),
-    ("1.5", Reason::UserUnknown),
-    ("1.6", Reason::HasMoved),
-    ("1.7", Reason::Rejected),
-    ("1.8", Reason::Rejected),
-    ("1.9", Reason::UserUnknown),
-    ("1.10", Reason::NotAccept),
-    ("2.0", Reason::Filtered),
-    ("2.1", Reason::Suspend),
-    ("2.2", Reason::MailboxFull),
-    ("2.3", Reason::ExceedLimit),
-    ("2.4", Reason::SystemError),
-    ("3.0", Reason::SystemError),
-    ("3.1", Reason::SystemFull),
-    ("3.2", Reason::SystemError),
-    ("3.3", Reason::SystemError),
-    ("3.4", Reason::MesgTooBig),
-    ("3.5", Reason::SystemError),
-    ("4.0", Reason::NetworkError),
-    ("4.1", Reason::Expired),
-    ("4.2", Reason::NetworkError),
-    ("4.3", Reason::SystemError),
-    ("4.4", Reason::HostUnknown),
-    ("4.5", Reason::TooManyConn),
-    ("4.6", Reason::NetworkError),
-    ("4.7", Reason::Expired),
-    ("5.0", Reason::SystemError),
-    ("5.1", Reason::SyntaxError),
-    ("5.2", Reason::SyntaxError),
-    ("5.3", Reason::TooManyConn),
-    ("5.4", Reason::SyntaxError),
-    ("5.5", Reason::SyntaxError),
-    ("5.6", Reason::SyntaxError),
-    ("6.0", Reason::ContentError),
-    ("6.1", Reason::ContentError),
-    ("6.2", Reason::ContentError),
-    ("6.3", Reason::ContentError),
-    ("6.4", Reason::ContentError),
-    ("6.5", Reason::ContentError),
-    ("6.6", Reason::ContentError),
-    ("6.7", Reason::ContentError),
-    ("6.8", Reason::ContentError),
-    ("6.9", Reason::ContentError),
-    ("6.10", Reason::ContentError),
-    ("7.2", Reason::PolicyViolation),
-    ("7.3", Reason::SecurityError),
-    ("7.4", Reason::SecurityError),
-    ("7.5", Reason::SecurityError),
-    ("7.6", Reason::SecurityError),
-    ("7.7", Reason::SecurityError),
-    ("7.8", Reason::SecurityError),
-    ("7.9", Reason::SecurityError),
-    ("7.10", Reason::FailedStartTls),
-    ("7.11", Reason::FailedStartTls),
-    ("7.12", Reason::SecurityError),
-    ("7.13", Reason::Suspend),
-    ("7.14", Reason::SecurityError),
-    ("7.15", Reason::SecurityError),
-    ("7.16", Reason::SecurityError),
-    ("7.17", Reason::SecurityError),
-    ("7.18", Reason::SecurityError),
-    ("7.19", Reason::SecurityError),
-    ("7.20", Reason::AuthFailure),
-    ("7.21", Reason::AuthFailure),
-    ("7.22", Reason::AuthFailure),
-    ("7.23", Reason::AuthFailure),
-    ("7.24", Reason::AuthFailure),
-    ("7.25", Reason::RequirePtr),
-    ("7.26", Reason::AuthFailure),
-    ("7.27", Reason::NotAccept),
-    ("7.28", Reason::SpamDetected),
-    ("7.29", Reason::AuthFailure),
-    ("7.30", Reason::SecurityError),
+/// Codes missing here (x.0.0, x.5.0, x.7.0, x.7.1, ...) are too generic: the text decides.
+const STATUS_TABLE: &[((u16, u16), Reason)] = &[
+    ((1, 0), Reason::UserUnknown),
+    ((1, 1), Reason::UserUnknown),
+    ((1, 2), Reason::HostUnknown),
+    ((1, 3), Reason::UserUnknown),
+    ((1, 4), Reason::UserUnknown),
+    ((1, 5), Reason::UserUnknown),
+    ((1, 6), Reason::HasMoved),
+    ((1, 7), Reason::Rejected),
+    ((1, 8), Reason::Rejected),
+    ((1, 9), Reason::UserUnknown),
+    ((1, 10), Reason::NotAccept),
+    ((2, 0), Reason::Filtered),
+    ((2, 1), Reason::Suspend),
+    ((2, 2), Reason::MailboxFull),
+    ((2, 3), Reason::ExceedLimit),
+    ((2, 4), Reason::SystemError),
+    ((3, 0), Reason::SystemError),
+    ((3, 1), Reason::SystemFull),
+    ((3, 2), Reason::SystemError),
+    ((3, 3), Reason::SystemError),
+    ((3, 4), Reason::MesgTooBig),
+    ((3, 5), Reason::SystemError),
+    ((4, 0), Reason::NetworkError),
+    ((4, 1), Reason::Expired),
+    ((4, 2), Reason::NetworkError),
+    ((4, 3), Reason::SystemError),
+    ((4, 4), Reason::HostUnknown),
+    ((4, 5), Reason::TooManyConn),
+    ((4, 6), Reason::NetworkError),
+    ((4, 7), Reason::Expired),
+    ((5, 1), Reason::SyntaxError),
+    ((5, 2), Reason::SyntaxError),
+    ((5, 3), Reason::TooManyConn),
+    ((5, 4), Reason::SyntaxError),
+    ((5, 5), Reason::SyntaxError),
+    ((5, 6), Reason::SyntaxError),
+    ((6, 0), Reason::ContentError),
+    ((6, 1), Reason::ContentError),
+    ((6, 2), Reason::ContentError),
+    ((6, 3), Reason::ContentError),
+    ((6, 4), Reason::ContentError),
+    ((6, 5), Reason::ContentError),
+    ((6, 6), Reason::ContentError),
+    ((6, 7), Reason::ContentError),
+    ((6, 8), Reason::ContentError),
+    ((6, 9), Reason::ContentError),
+    ((6, 10), Reason::ContentError),
+    ((7, 2), Reason::PolicyViolation),
+    ((7, 3), Reason::SecurityError),
+    ((7, 4), Reason::SecurityError),
+    ((7, 5), Reason::SecurityError),
+    ((7, 6), Reason::SecurityError),
+    ((7, 7), Reason::SecurityError),
+    ((7, 8), Reason::SecurityError),
+    ((7, 9), Reason::SecurityError),
+    ((7, 10), Reason::FailedStartTls),
+    ((7, 11), Reason::FailedStartTls),
+    ((7, 12), Reason::SecurityError),
+    ((7, 13), Reason::Suspend),
+    ((7, 14), Reason::SecurityError),
+    ((7, 15), Reason::SecurityError),
+    ((7, 16), Reason::SecurityError),
+    ((7, 17), Reason::SecurityError),
+    ((7, 18), Reason::SecurityError),
+    ((7, 19), Reason::SecurityError),
+    ((7, 20), Reason::AuthFailure),
+    ((7, 21), Reason::AuthFailure),
+    ((7, 22), Reason::AuthFailure),
+    ((7, 23), Reason::AuthFailure),
+    ((7, 24), Reason::AuthFailure),
+    ((7, 25), Reason::RequirePtr),
+    ((7, 26), Reason::AuthFailure),
+    ((7, 27), Reason::NotAccept),
+    ((7, 28), Reason::SpamDetected),
+    ((7, 29), Reason::AuthFailure),
+    ((7, 30), Reason::SecurityError),
 ];
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use super::notify::{self, ReportKind};
 use super::reason::Reason;
 use crate::accept::{self, Incoming};
 use crate::config::Config;
-use crate::feedback::classify::reason_from_text;
+use crate::feedback::classify::{Decision, of_outcome};
 use crate::local::mailbox::{self, Resolution};
 use crate::smtp::address::{Mailbox, ReversePath};
 use crate::smtp::command::MailParams;
@@ -28,21 +28,10 @@ use crate::store::{
 };
 use crate::time::Timestamp;
 
-/// The reason for a stored outcome: a specific status code first, else the words.
-pub fn reason_for(status: Option<&str>, detail: Option<&str>) -> Reason {
-    let by_status = status.and_then(Reason::from_enhanced_status).filter(|r| *r != Reason::Delivered);
-    let generic = status.is_none_or(|s| s.ends_with(".0.0") || s.ends_with(".7.1") || s.ends_with(".7.0"));
-    match (by_status, detail.and_then(reason_from_text)) {
-        (Some(_), Some(t)) if generic => t,
-        (Some(s), _) => s,
-        (None, Some(t)) => t,
-        (None, None) => Reason::Undefined,
-    }
-}
-
-/// Hard (the address itself is bad) or soft, from the reason and the status class.
-pub fn is_hard(reason: Reason, status: Option<&str>) -> Option<bool> {
-    reason.is_hard(status.and_then(|s| s.chars().next()))
+/// The reason and hard/soft verdict for a stored outcome: the classifier's one decision
+/// (`feedback::classify::of_outcome`), the same as for a bounce read from elsewhere.
+pub fn verdict(r: &RecipientFacts) -> Decision {
+    of_outcome(r.status.as_deref(), r.reply_code, r.detail.as_deref())
 }
 
 pub struct Reporter {
@@ -121,8 +110,8 @@ impl Reporter {
 
     async fn suppress_hard_bounces(&self, facts: &ReportFacts) -> Result<(), StoreError> {
         for r in facts.recipients.iter().filter(|r| r.state == RecipientState::Bounced && !r.final_reported) {
-            let reason = reason_for(r.status.as_deref(), r.detail.as_deref());
-            if is_hard(reason, r.status.as_deref()) != Some(true) {
+            let Decision { reason, hard_bounce, .. } = verdict(r);
+            if hard_bounce != Some(true) {
                 continue;
             }
             let address = Mailbox::parse(&r.address).map(|m| m.key()).unwrap_or_else(|_| r.address.to_lowercase());
@@ -225,13 +214,13 @@ impl Reporter {
 }
 
 fn dsn_recipient(r: &RecipientFacts, kind: ReportKind) -> DsnRecipient {
-    let reason = reason_for(r.status.as_deref(), r.detail.as_deref());
+    let Decision { reason, hard_bounce, .. } = verdict(r);
     let action = match (kind, r.state) {
         (ReportKind::Delay, _) => Action::Delayed,
         (_, RecipientState::Delivered) => Action::Delivered,
         _ => Action::Failed,
     };
-    let hard = if action == Action::Failed { is_hard(reason, r.status.as_deref()) } else { Some(false) };
+    let hard = if action == Action::Failed { hard_bounce } else { Some(false) };
     let status = match (action, r.status.as_deref()) {
         // RFC 3464: a failed recipient's Status is a 5.x.x; an expiry after 4xx replies is 4.4.7.
         (Action::Failed, Some(s)) if s.starts_with('4') && r.state == RecipientState::Expired => s.to_string(),
@@ -262,12 +251,15 @@ mod tests {
 
     #[test]
     fn reasons_from_status_and_words() {
-        assert_eq!(reason_for(Some("5.1.1"), Some("550 5.1.1 user unknown")), Reason::UserUnknown);
-        assert_eq!(reason_for(Some("5.3.4"), None), Reason::MesgTooBig);
-        assert_eq!(reason_for(Some("5.7.1"), Some("554 5.7.1 <x@y>: relay access denied")), Reason::NoRelaying);
-        assert_eq!(reason_for(Some("5.0.0"), Some("550 mailbox full")), Reason::MailboxFull);
-        assert_eq!(is_hard(Reason::UserUnknown, Some("5.1.1")), Some(true));
-        assert_eq!(is_hard(Reason::MailboxFull, Some("5.2.2")), Some(false));
-        assert_eq!(is_hard(Reason::NotAccept, Some("5.1.10")), Some(true));
+        let v = |s, d| {
+            let d = of_outcome(Some(s), None, d);
+            (d.reason, d.hard_bounce)
+        };
+        assert_eq!(v("5.1.1", Some("550 5.1.1 user unknown")), (Reason::UserUnknown, Some(true)));
+        assert_eq!(v("5.3.4", None), (Reason::MesgTooBig, Some(false)));
+        assert_eq!(v("5.7.1", Some("554 5.7.1 <x@y>: relay access denied")), (Reason::NoRelaying, Some(false)));
+        assert_eq!(v("5.0.0", Some("550 mailbox full")), (Reason::MailboxFull, Some(false)));
+        assert_eq!(v("5.2.2", None), (Reason::MailboxFull, Some(false)));
+        assert_eq!(v("5.1.10", None), (Reason::NotAccept, Some(true)));
     }
 }

@@ -13,12 +13,14 @@ pub mod detect;
 pub mod evidence;
 pub mod ingest;
 pub mod parse;
+pub mod phrases;
 pub mod report;
 pub mod verify;
 
-pub use report::{BounceReport, BouncedRecipient, OriginalHeaders, ReportKind};
+pub use report::{BounceReport, BouncedRecipient, OriginalHeaders, ReportKind, Why};
 
 use crate::bounce::reason::Reason;
+use crate::smtp::reply::EnhancedStatus;
 
 /// Bytes of input read; the rest is ignored (with a warning).
 pub const MAX_INPUT: usize = 10 * 1024 * 1024;
@@ -69,7 +71,7 @@ pub fn parse_bounce_doc(raw: &[u8]) -> (BounceReport, Option<parse::Doc>) {
     let any_failed = rows.iter().any(|r| r.action.as_deref().is_some_and(|a| a.starts_with("fail")));
     let ctx = Context {
         lower: doc.text.to_lowercase(),
-        reason: classify::reason_from_text(&doc.text),
+        report: phrases::find(&phrases::normalize(&doc.text)).0,
         single: rows.len() == 1,
     };
     for row in rows {
@@ -90,7 +92,8 @@ pub fn parse_bounce_doc(raw: &[u8]) -> (BounceReport, Option<parse::Doc>) {
 /// What one report's text says as a whole, computed once for all its recipients.
 struct Context {
     lower: String,
-    reason: Option<Reason>,
+    /// The first phrase of the report's text that names a cause.
+    report: Option<phrases::Hit>,
     single: bool,
 }
 
@@ -123,20 +126,18 @@ fn recipient(row: parse::Row, ctx: &Context, delayed: bool) -> BouncedRecipient 
     {
         reply_code = Some(code);
     }
-    let reason = classify::classify(classify::Evidence {
-        status: status.as_deref(),
+    let evidence = classify::Evidence {
+        status: status.as_deref().and_then(EnhancedStatus::parse),
+        reply_code: reply_code.as_deref().and_then(|c| c.parse().ok()),
         diagnostic: row.diagnostic.as_deref(),
-        context: ctx.reason,
-        delayed,
         phase,
-    });
-    let class = status
-        .as_deref()
-        .or(reply_code.as_deref())
-        .and_then(|s| s.chars().next())
-        // A final non-delivery report without any code is a permanent failure.
-        .or(if delayed { None } else { Some('5') });
-    let hard_bounce = if delayed { Some(false) } else { reason.is_hard(class) };
+        delayed,
+        report: ctx.report,
+        local_program: row.local_program,
+    };
+    let decision = classify::classify(&evidence);
+    let reason = decision.reason;
+    let hard_bounce = decision.hard_bounce;
     BouncedRecipient {
         address: row.address,
         reply_code,
@@ -146,6 +147,7 @@ fn recipient(row: parse::Row, ctx: &Context, delayed: bool) -> BouncedRecipient 
         diagnostic: row.diagnostic,
         remote_mta: row.remote_mta,
         advice: Reason::info(reason).advice.to_string(),
+        why: Why { phase, delayed, rule: decision.rule },
     }
 }
 

@@ -62,6 +62,26 @@ pub struct BouncedRecipient {
     pub remote_mta: Option<String>,
     /// From the reason table (`bounce/reason.rs`).
     pub advice: String,
+    /// How the reason was decided (`mailerd bounce parse --explain`).
+    #[serde(skip)]
+    pub why: Why,
+}
+
+/// The evidence a reason was decided on, besides the status, code and words kept above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Why {
+    /// The SMTP command the refusal answered.
+    pub phase: crate::feedback::classify::Phase,
+    /// A delay report.
+    pub delayed: bool,
+    /// The rule of the precedence that decided.
+    pub rule: crate::feedback::classify::Rule,
+}
+
+impl Default for Why {
+    fn default() -> Self {
+        Why { phase: Default::default(), delayed: false, rule: crate::feedback::classify::Rule::Undefined }
+    }
 }
 
 /// Headers of the message that bounced, when the report includes them.

@@ -21,7 +21,6 @@ use sha2::Sha256;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::bounce::reason::Reason;
 use crate::config::Webhook;
 use crate::store::{EventRecord, Store};
 
@@ -40,11 +39,10 @@ pub fn payload(e: &EventRecord) -> Value {
     if matches!(e.kind.as_str(), "bounced" | "expired" | "deferred" | "delayed")
         && let (Some(status), Some(obj)) = (e.status.as_deref(), v.as_object_mut())
     {
-        let reason = Reason::from_enhanced_status(status).unwrap_or(Reason::Undefined);
-        let info = reason.info();
-        let class = status.chars().next();
-        obj.insert("reason".into(), json!(reason.as_str()));
-        obj.insert("hard_bounce".into(), json!(reason.is_hard(class)));
+        let verdict = crate::feedback::classify::of_outcome(Some(status), None, e.detail.as_deref());
+        let info = verdict.reason.info();
+        obj.insert("reason".into(), json!(verdict.reason.as_str()));
+        obj.insert("hard_bounce".into(), json!(verdict.hard_bounce));
         obj.insert("advice".into(), json!(info.advice));
     }
     v

@@ -290,7 +290,7 @@ impl Scheduler {
         let mut hard: Vec<(MessageId, u64)> = Vec::new();
         for a in &attempts {
             let failed = matches!(a.state, RecipientState::Bounced | RecipientState::Expired);
-            if failed && is_hard(&a.status) {
+            if failed && is_hard(a) {
                 match hard.iter_mut().find(|(m, _)| *m == a.message) {
                     Some((_, n)) => *n += 1,
                     None => hard.push((a.message.clone(), 1)),
@@ -489,7 +489,11 @@ impl Scheduler {
         if relay != Transport::Feedback.as_str() {
             let latency = (state == RecipientState::Delivered)
                 .then(|| Duration::from_millis(now.millis().saturating_sub(claim.received_at.millis()).max(0) as u64));
-            crate::metrics::outcome(state.as_str(), &attempt.status, latency);
+            let bounce_reason = matches!(state, RecipientState::Bounced | RecipientState::Expired).then(|| {
+                crate::feedback::classify::of_outcome(Some(&attempt.status), attempt.reply_code, Some(&attempt.detail))
+                    .reason
+            });
+            crate::metrics::outcome(state.as_str(), bounce_reason, latency);
             if attempt.status == "4.4.3" {
                 crate::metrics::dns_error(); // RouteFailure::Temporary: the MX lookup failed
             }
@@ -507,11 +511,9 @@ impl Scheduler {
     }
 }
 
-/// Whether an outcome's status means the address itself is bad (the reason table's verdict).
-fn is_hard(status: &str) -> bool {
-    crate::bounce::reason::Reason::from_enhanced_status(status)
-        .and_then(|r| r.is_hard(status.chars().next()))
-        .unwrap_or(false)
+/// Whether an outcome means the address itself is bad (the classifier's one verdict).
+fn is_hard(a: &Attempt) -> bool {
+    crate::feedback::classify::of_outcome(Some(&a.status), a.reply_code, Some(&a.detail)).hard_bounce == Some(true)
 }
 
 /// The address to deliver a remote claim to: an alias target, or the recipient itself.

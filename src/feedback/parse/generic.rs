@@ -81,7 +81,8 @@ fn parse_all(text: &str) -> Vec<Row> {
             if out.iter().any(|r| r.address == a) {
                 continue;
             }
-            let next = lines.get(i + 1).copied().unwrap_or("");
+            // The next line explains this address, unless it is about another one.
+            let next = lines.get(i + 1).copied().filter(|l| addresses_in(l).is_empty()).unwrap_or("");
             let diag = format!("{} {}", line.trim(), next.trim());
             out.push(row_from_text(a, &diag));
             if out.len() >= 50 {

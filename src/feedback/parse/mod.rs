@@ -35,6 +35,8 @@ pub struct Row {
     pub reply_code: Option<String>,
     pub diagnostic: Option<String>,
     pub remote_mta: Option<String>,
+    /// The diagnostic is of type `X-UNIX` (RFC 3464 §2.3.6): a local program's words.
+    pub local_program: bool,
 }
 
 static ADDR_RE: LazyLock<Option<Regex>> = LazyLock::new(|| {
@@ -151,6 +153,7 @@ pub fn row_from_text(address: String, diag: &str) -> Row {
         reply_code: reply_code_in(&d),
         remote_mta: remote_in(&d),
         diagnostic: Some(d).filter(|d| !d.is_empty()),
+        local_program: false,
     }
 }
 
@@ -319,6 +322,7 @@ fn merge(e: &mut Row, r: Row) {
     if e.remote_mta.is_none() {
         e.remote_mta = r.remote_mta;
     }
+    e.local_program |= r.local_program;
 }
 
 fn excluded_addresses(doc: &Doc) -> Vec<String> {

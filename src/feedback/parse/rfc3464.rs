@@ -110,6 +110,7 @@ pub fn parse(text: &str) -> Vec<Row> {
             }
             "diagnostic-code" => {
                 let r = cur.get_or_insert_with(Row::default);
+                r.local_program |= value.trim_start().get(..7).is_some_and(|t| t.eq_ignore_ascii_case("x-unix;"));
                 let d = squeeze(&after_type(&value));
                 if r.reply_code.is_none() {
                     r.reply_code = reply_code_in(&d);

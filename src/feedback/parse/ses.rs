@@ -63,6 +63,7 @@ pub fn parse(text: &str) -> Vec<Row> {
                         .or_else(|| mta.map(|m| m.trim_start_matches("dsn;").trim().to_string())),
                     status,
                     diagnostic: diag,
+                    local_program: false,
                 });
             }
         }
@@ -79,6 +80,7 @@ pub fn parse(text: &str) -> Vec<Row> {
                         reply_code: diag.as_deref().and_then(reply_code_in),
                         remote_mta: d.and_then(|d| d.get("reportingMTA")).and_then(Value::as_str).map(str::to_string),
                         diagnostic: diag,
+                        local_program: false,
                     });
                 }
             }

@@ -80,10 +80,9 @@ fn classify(state: RecipientState, status: Option<&str>) -> (Reason, bool) {
     if state == RecipientState::Expired {
         return (Reason::Expired, false);
     }
-    let status = status.unwrap_or("");
-    let reason = Reason::from_enhanced_status(status).unwrap_or(Reason::Undefined);
-    let hard = reason.is_hard(status.chars().next()).unwrap_or(false);
-    (reason, hard)
+    // The running counts keep the status only, so the words cannot weigh in here.
+    let verdict = crate::feedback::classify::of_outcome(status, None, None);
+    (verdict.reason, verdict.hard_bounce.unwrap_or(false))
 }
 
 pub fn summarize(o: &DeliveryOverview) -> Summary {

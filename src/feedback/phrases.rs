@@ -1,0 +1,548 @@
+//! What servers say, per reason: the phrase tables the classifier reads a diagnostic with.
+//!
+//! One table per vocabulary, in precedence order: the first group (top to bottom) with a
+//! phrase that occurs in the lower-cased, whitespace-squeezed text names the reason. A group
+//! is *strong* when its words name a cause outright ("user unknown", "mailbox full"), *weak*
+//! when they are a reply code's stock text or a reporting MTA's template ("mailbox
+//! unavailable", qmail's "does not like recipient"), which a specific status code outranks
+//! (the precedence is in `classify.rs`). Some reasons have an early group of narrow phrases
+//! that must beat a broader group above the reason's main table ("host not found, try again"
+//! is a DNS failure, not an unknown host; "sender address rejected" is the sender, not the
+//! recipient; a block-list hit mentions spam but refuses the host).
+//!
+//! Every phrase carries the families of servers that write it and a realistic example line;
+//! the unit test below checks that each example reaches its own group, so a new phrase that
+//! steals another's example fails the build. A phrase is written for wording a family of
+//! servers uses, never for one sample.
+//!
+//! Standards: RFC 5321 reply texts, RFC 3463 status names, and the published wordings of the
+//! MTAs and providers named in each line.
+//! Must not: decide anything but "which group does this text name first"; pure and total.
+
+use crate::bounce::reason::Reason;
+use regex::RegexSet;
+use std::sync::LazyLock;
+
+/// One wording: a case-insensitive pattern over squeezed lower-case text, who writes it, and
+/// a realistic line it must classify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Phrase {
+    pub pattern: &'static str,
+    pub who: &'static str,
+    pub example: &'static str,
+}
+
+/// How much a group's words weigh against a status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strength {
+    /// Names the cause outright: outranks any status code.
+    Strong,
+    /// The reporting MTA's own template words about the recipient (not a remote reply it
+    /// quotes): as strong, and true whatever SMTP command was (or was not) named.
+    Own,
+    /// A reply code's stock text or a report template: a specific status code outranks it.
+    Weak,
+}
+
+/// A run of phrases that all mean one reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Group {
+    pub name: &'static str,
+    pub reason: Reason,
+    pub strength: Strength,
+    pub phrases: &'static [Phrase],
+}
+
+const fn p(pattern: &'static str, who: &'static str, example: &'static str) -> Phrase {
+    Phrase { pattern, who, example }
+}
+
+const fn strong(name: &'static str, reason: Reason, phrases: &'static [Phrase]) -> Group {
+    Group { name, reason, strength: Strength::Strong, phrases }
+}
+
+const fn own(name: &'static str, reason: Reason, phrases: &'static [Phrase]) -> Group {
+    Group { name, reason, strength: Strength::Own, phrases }
+}
+
+const fn weak(name: &'static str, reason: Reason, phrases: &'static [Phrase]) -> Group {
+    Group { name, reason, strength: Strength::Weak, phrases }
+}
+
+/// The groups in precedence order.
+pub const GROUPS: &[Group] = &[
+    strong("suppressed", Reason::Suppressed, SUPPRESSED),
+    strong("authfailure", Reason::AuthFailure, AUTH_FAILURE),
+    strong("norelaying", Reason::NoRelaying, NO_RELAYING),
+    strong("requireptr", Reason::RequirePtr, REQUIRE_PTR),
+    strong("badreputation", Reason::BadReputation, BAD_REPUTATION),
+    strong("toomanyconn", Reason::TooManyConn, TOO_MANY_CONN),
+    strong("speeding", Reason::Speeding, SPEEDING),
+    strong("virusdetected", Reason::VirusDetected, VIRUS),
+    strong("notcompliantrfc", Reason::NotCompliantRfc, NOT_COMPLIANT_RFC),
+    strong("spam in the content (uri lists)", Reason::SpamDetected, SPAM_URI),
+    strong("blocked host (lists, dynamic ranges)", Reason::Blocked, BLOCKED_HOST),
+    strong("spamdetected", Reason::SpamDetected, SPAM),
+    strong("rejected sender", Reason::Rejected, REJECTED_SENDER),
+    strong("mailboxfull", Reason::MailboxFull, MAILBOX_FULL),
+    strong("exceedlimit", Reason::ExceedLimit, EXCEED_LIMIT),
+    strong("mesgtoobig", Reason::MesgTooBig, MESG_TOO_BIG),
+    strong("suspend", Reason::Suspend, SUSPEND),
+    strong("hasmoved", Reason::HasMoved, HAS_MOVED),
+    strong("temporary dns failure", Reason::NetworkError, DNS_TEMPORARY),
+    strong("notaccept", Reason::NotAccept, NOT_ACCEPT),
+    strong("hostunknown", Reason::HostUnknown, HOST_UNKNOWN),
+    own("userunknown (the reporting mta's own words)", Reason::UserUnknown, OWN_USER_UNKNOWN),
+    strong("userunknown", Reason::UserUnknown, USER_UNKNOWN),
+    strong("securityerror", Reason::SecurityError, SECURITY_ERROR),
+    strong("failedstarttls", Reason::FailedStartTls, FAILED_STARTTLS),
+    strong("contenterror", Reason::ContentError, CONTENT_ERROR),
+    strong("policyviolation", Reason::PolicyViolation, POLICY_VIOLATION),
+    strong("filtered", Reason::Filtered, FILTERED),
+    strong("blocked", Reason::Blocked, BLOCKED),
+    strong("networkerror", Reason::NetworkError, NETWORK_ERROR),
+    strong("mailererror", Reason::MailerError, MAILER_ERROR),
+    strong("systemfull", Reason::SystemFull, SYSTEM_FULL),
+    strong("syntaxerror", Reason::SyntaxError, SYNTAX_ERROR),
+    strong("expired", Reason::Expired, EXPIRED),
+    strong("systemerror", Reason::SystemError, SYSTEM_ERROR),
+    strong("expired (bare words)", Reason::Expired, EXPIRED_WORDS),
+    weak("filtered (stock text)", Reason::Filtered, WEAK_FILTERED),
+    weak("userunknown (stock text)", Reason::UserUnknown, WEAK_USER_UNKNOWN),
+    weak("systemfull (stock text)", Reason::SystemFull, WEAK_SYSTEM_FULL),
+    weak("systemerror (stock text)", Reason::SystemError, WEAK_SYSTEM_ERROR),
+    weak("rejected (stock text)", Reason::Rejected, WEAK_REJECTED),
+];
+
+#[rustfmt::skip]
+const SUPPRESSED: &[Phrase] = &[
+    p(r"suppression list|suppressed (address|recipient)|has suppressed sending|address is suppressed", "amazon ses, sendgrid, sparkpost",
+      "554 Address is on the account-level suppression list"),
+    p(r"previously bounced address|not delivering to a user who marked|marked as inactive", "mailgun, postmark",
+      "605 Not delivering to previously bounced address"),
+];
+
+#[rustfmt::skip]
+const AUTH_FAILURE: &[Phrase] = &[
+    p(r"\bspf\b[^.;]{0,40}(fail|not pass|reject|permerror|softfail|check|validation|violation|error|authentication)|sender policy framework|openspf|open-spf\.org", "postfix policyd-spf, exim, messagelabs, exchange",
+      "550 5.7.1 <kijitora@example.jp>: Recipient address rejected: Message rejected due to: SPF fail - not authorized. Please see http://www.open-spf.org/Why?s=mfrom;id=neko@example.org"),
+    p(r"\bdkim\b[^.;]{0,40}(fail|invalid|did not verify|not verify|missing|required|bad signature)|(no|invalid) (valid )?dkim", "gmail, yahoo, exim",
+      "550 5.7.1 Message rejected: DKIM signature did not verify"),
+    p(r"\bdmarc\b[^.;]{0,60}(fail|reject|policy|verification|alignment)|(fail|failed|failing|does not pass) (the )?dmarc", "gmail, yahoo, outlook.com, mimecast",
+      "550 5.7.509 Access denied, sending domain example.org does not pass DMARC verification and has a DMARC policy of reject."),
+    p(r"sender is unauthenticated|unauthenticated (e-?mail|mail|messages?) from|requires all senders to authenticate|does not have authentication information|fails to pass authentication checks|not pass (spf|dkim)|(spf|dkim) (and|or) (spf|dkim)|required authentication level|authentication requirements", "gmail, yahoo",
+      "550-5.7.26 This mail has been blocked because the sender is unauthenticated. Gmail requires all senders to authenticate with either SPF or DKIM."),
+    p(r"is not (allowed|permitted|authorized) to send (mail |e-?mail )?(from|on behalf of)|not designated as (a )?permitted sender", "spf checkers (postfix, exim, sendmail milters)",
+      "550 5.7.23 Rejected: 192.0.2.1 is not allowed to send mail from example.org"),
+];
+
+#[rustfmt::skip]
+const NO_RELAYING: &[Phrase] = &[
+    p(r"relay(ing)? (access )?(denied|not (permitted|allowed|authorized))|not (permitted|allowed|authorized) to relay|relaying (mail )?(to \S+ )?(is )?(denied|disallowed|prohibited|not allowed)|(we|i) do not relay|unable to relay|relay (not permitted|prohibited)|no relaying|cannot relay|isn't allowed to relay|relay not allowed", "postfix, sendmail, exim, exchange, qmail, courier, kerio, mdaemon",
+      "554 5.7.1 <kijitora@example.jp>: Relay access denied"),
+    p(r"as a relay|not configured to (relay|accept mail for)|allowed rcpthosts|isn.t in my list of allowed|open relay|5\.7\.64 tenantattribution|relay (access )?denied by", "messagelabs, office 365",
+      "553-you are trying to use me [server-3.tower-27.messagelabs.com] as a relay, but I have not been configured to let you [192.0.2.1, mx.example.org] do this."),
+    p(r"email address is not verified", "amazon ses",
+      "554 Message rejected: Email address is not verified. The following identities failed the check in region US-EAST-1: neko@example.org"),
+];
+
+#[rustfmt::skip]
+const REQUIRE_PTR: &[Phrase] = &[
+    p(r"reverse (dns|lookup|hostname|name|resolution)|\bptr\b|\brdns\b|no (dns )?name for (your )?ip|fcrdns|forward[- ]confirmed", "gmail, postfix, exim, outlook.com, aol, proofpoint",
+      "550-5.7.25 [192.0.2.1] The IP address sending this message does not have a PTR record setup, or the corresponding forward DNS entry does not point to the sending IP."),
+    p(r"cannot find your (reverse )?hostname|can.t find your hostname|ip name (lookup failed|possibly forged)|client host \S* ?(lookup failed|unknown)|unresolvable (relay )?host ?name|hostname (does not|doesn.t) (resolve|match)|sender ip must resolve|fail(ed)? to look up your ip|your (ip|host) has no (hostname|name)|dns:nr", "postfix, sendmail, exim, aol",
+      "450 4.7.1 Client host rejected: cannot find your hostname, [192.0.2.1]"),
+    p(r"unverif[iy]able sending ips?|service permits \d+ unverif|mismatches client ip|(helo|ehlo|host ?name|domain) .{0,40}(does not|doesn.t) match (your|the|client|connecting) (ip|address)", "gmx, web.de, outlook.com",
+      "450 service permits 2 unverifyable sending IPs"),
+];
+
+#[rustfmt::skip]
+const BAD_REPUTATION: &[Phrase] = &[
+    p(r"(poor|bad|low|negative) (\S+ )?reputation|reputation (is )?(too low|poor|bad)|(sender|ip|domain|sending) reputation|4\.7\.650|unexpected volume or user complaints|\[tss04\]", "gmail, outlook.com, yahoo, aol, cisco ironport",
+      "421-4.7.0 [192.0.2.1] This message is suspicious due to the very low reputation of the sending IP address."),
+];
+
+#[rustfmt::skip]
+const SPEEDING: &[Phrase] = &[
+    p(r"rate.?limit|sending (rate|too fast)|too fast|throttl|slow down|too much mail|receiving mail at a rate|message rate|too many (messages|emails|mails) (in|per|from|within|for) (a |an |the )?(short|hour|minute|day|period|time|last)|exceeded (the )?(hourly|daily|sending) (quota|limit)|(hourly|daily) (sending )?(quota|limit) (exceeded|reached)|sending limits? (exceeded|reached)|(daily|hourly) .{0,20}limit (exceeded|reached)|max (e-?mails|messages|mails) per (hour|day|minute)|\brp-00\d\b|limits for how many messages|submissionquotaexceeded|submission quota|sending quota", "gmail, yahoo, outlook.com, exim ratelimit, postfix anvil, mail.ru, qq",
+      "421-4.7.28 [192.0.2.1] Our system has detected an unusual rate of unsolicited mail originating from your IP address. To protect our users from spam, mail sent from your IP address has been temporarily rate limited."),
+    p(r"\[tss0[1-3]\]|\[ts0[1-3]\]|deferred due to user complaints|delivery temporarily suspended.*(too many|volume)|frequency limited", "yahoo, aol, qq",
+      "421 4.7.0 [TS01] Messages from 192.0.2.1 temporarily deferred due to user complaints - 4.16.55.1; see https://help.yahoo.com/kb/postmaster"),
+];
+
+#[rustfmt::skip]
+const TOO_MANY_CONN: &[Phrase] = &[
+    p(r"too many (connections|concurrent|simultaneous|parallel|sessions|smtp sessions|open connections)|connection (limit|count) (exceeded|reached)|(maximum|max) (number of )?(concurrent )?(connections|sessions)|exceeded the (max|maximum) number of (connections|concurrent)|too many hosts|concurrent (server )?connections (has )?exceeded", "postfix, exim, sendmail, exchange, mdaemon, smartermail",
+      "421 4.7.0 mx.example.jp Error: too many connections from 192.0.2.1"),
+    p(r"too many recipients|(maximum|max) (number of )?recipients|recipient (limit|count) (exceeded|reached)|resolver\.adr\.reciplimit|too many (messages|mails) (in|per) (this|one|a single) (session|connection)|(max|maximum) (number of )?(messages?|mails?) per (connection|session)", "postfix, sendmail, exchange, office 365, exim",
+      "452 4.5.3 Error: too many recipients"),
+];
+
+#[rustfmt::skip]
+const VIRUS: &[Phrase] = &[
+    p(r"virus (found|detected|infected)|(contains?|containing|infected with|found|detected) (an? )?(virus|worm|trojan|malware)|\bmalware\b|\btrojan\b|\binfected\b|eicar|virus.?scan(ner)? (found|detected|rejected)|clamav|av:? ?(found|detected)", "amavis, clamav-milter, exim av, sophos, trend micro, symantec, gmail",
+      "554 5.7.0 Reject, id=12345-02 - INFECTED: Eicar-Signature"),
+    p(r"\bvirus\b.{0,40}(found|detected|reject|refus|block|infect)", "exchange, mcafee, kerio",
+      "550 5.7.1 Message rejected: a virus was found in an attachment (W32/Netsky.p@MM)"),
+];
+
+#[rustfmt::skip]
+const SPAM_URI: &[Phrase] = &[
+    p(r"\buribl\b|\bsurbl\b|uri ?(black|block)list|blacklisted (url|uri|link|domain in)|\bdbl\b.{0,30}(url|link|body|content|message)|(url|uri|link|domain)s? (in|of) (the )?(message|body|content) (is |are )?(black|block)?listed|contains? (a )?(black|block)listed (url|uri|link|domain)", "spamassassin, rspamd, exim acl, postfix milters, barracuda",
+      "550 5.7.1 Message contains a URL listed in multi.uribl.com; see https://uribl.com/"),
+];
+
+#[rustfmt::skip]
+const BLOCKED_HOST: &[Phrase] = &[
+    p(r"blocked using|listed (at|in|on|by) (the )?(\S+\.)+(org|com|net|io|info|de|fr|jp)\b|\b(rbl|dnsbl|rbls|dnsbls)\b|(black|block|deny|ban)[- ]?list(ed)?\b.{0,40}\b(ip|host|address|server|client|connection|network)|(ip|ip address|host|server|client|network)\b.{0,50}\b(black|block)[- ]?list|\bspamhaus\b|\bspamcop\b|\bsorbs\b|\bbarracuda ?(reputation|central|rbl)|proofpoint.{0,30}ipcheck|ipcheck\.proofpoint|\brtr:b[bl]\b|\bbl21\b|\bbl23\b", "postfix, exim, sendmail, barracuda, spamhaus users, yahoo, aol, proofpoint",
+      "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org; https://www.spamhaus.org/query/ip/192.0.2.1"),
+    p(r"dynamic(ally)?[- ](assigned )?(ip|address|pool|range|host)|dial-?up|residential|consumer (ip|connection)|end[- ]user (ip|network)|use (the smtp server|the relay|the mail server) of your (isp|provider)|not authorized to send email directly", "outlook.com (dy-001), aol (rtr:bb), gmx, spamhaus pbl users",
+      "550 DY-001 (SNT004-MC1F43) Unfortunately, messages from 192.0.2.1 weren't sent. Please contact your Internet service provider. You can tell them that Hotmail does not relay dynamically-assigned IP ranges."),
+    p(r"messages from \S+ weren.t sent|part of their network is on our block list|\(s3140\)|\(s3150\)|\bsc-00[1-4]\b|5\.7\.606|5\.7\.708|5\.7\.750|banned sending ip|traffic not accepted from this ip|originating from your ip address.{0,80}(blocked|rejected)|your ip address has been (blocked|blacklisted|banned|rejected)|\[tss09\]|permanently deferred|connection (rejected|refused) (by|due to) policy", "outlook.com, office 365, gmail",
+      "550 5.7.1 Unfortunately, messages from [192.0.2.1] weren't sent. Please contact your Internet service provider since part of their network is on our block list (S3150)."),
+];
+
+#[rustfmt::skip]
+const SPAM: &[Phrase] = &[
+    p(r"\bspam\b|\bjunk\b|\bbulk (mail|e-?mail|advertising)|\bunsolicited\b|\bphish|spamassassin|spam ?score|spam content|spambouncer|recurrent pattern detection|\bbayes", "gmail, yahoo, mail.ru, yandex, spamassassin, amavis, rspamd, barracuda, proofpoint, sophos, trend micro",
+      "550-5.7.1 [192.0.2.1] Our system has detected that this message is likely unsolicited mail. To reduce the amount of spam sent to Gmail, this message has been blocked."),
+    p(r"(this )?message (was |has been |is )?(scored|identified|classified|considered|determined|detected|flagged|marked|judged|rated) (as )?(\S+ )?(spam|junk|bulk|suspicious|unsolicited)|score (too high|exceeds|above|of \d)|scored? \d+(\.\d+)?( points)?( \(?over|( spam)? points| > |, required|, threshold|/)|(mail|spam) score|threshold (of|is) \d|high probability of", "spamassassin, amavis, rspamd, mimecast, mdaemon, smartermail, icewarp",
+      "550 5.7.1 This message scored 23.4 spam points, threshold is 5.0"),
+    p(r"message content (rejected|refused|denied|not accepted)|content (rejected|denied|refused)|mail content denied|content filter(ing)? (rejection|rejected)?|(rejected|blocked|refused) by (the |our )?(content|anti-?spam|spam|mail) filter|unacceptable content|looks? like spam|appears to be (spam|unsolicited)|suspicious (content|message)|(message|mail) (was )?(rejected|refused|blocked) (as|for) (possible |probable )?(spam|bulk|junk)", "exchange, qq, exim acl, barracuda, sophos, kerio, icewarp, postfix header/body checks",
+      "550 Mail content denied. http://service.exmail.qq.com/cgi-bin/help?subtype=1&&id=20022&&no=1000726"),
+];
+
+#[rustfmt::skip]
+const REJECTED_SENDER: &[Phrase] = &[
+    p(r"sender address rejected|sender (address|domain|e-?mail)( address)? (\S+ )?(is )?(rejected|denied|refused|blocked|blacklisted|invalid|unknown|not (allowed|accepted|verified|permitted|found|exist))|(mail from|envelope sender|envelope from|return.?path|from address|reverse.?path) [^.;]{0,60}(rejected|refused|denied|not (allowed|accepted|verified|permitted)|invalid|unknown)", "postfix, exim, sendmail, exchange, courier",
+      "553 5.1.8 <neko@example.org>: Sender address rejected: Domain not found"),
+    p(r"sender (verify|verification|callout) (failed|is required|failure)|could not verify sender|domain of sender address \S+ (does not exist|does not resolve)|sender domain (must|does not|doesn.t) (exist|resolve)|unroutable sender|unresolvable sender|(unknown|invalid|bad|rejected|blocked|banned) sender|sender (unknown|rejected|blocked|banned|denied)|sender (is )?not (allowed|authorized|permitted)|no such sender|sender was rejected|sender address must|sender domain is (empty|invalid)|mail from (your domain|this domain|this sender) (is )?not|does not like sender|blocked sender|sender .{0,30}(is )?on (our|the) (black|block)list|address that has been blacklisted|purported responsible address", "exim, sendmail, postfix, qmail, mdaemon, smartermail",
+      "550-Verification failed for <neko@example.org> 550-Unrouteable address 550 Sender verify failed"),
+    p(r"you are not allowed to post|not (allowed|authorized|permitted) to post|only (members|subscribers) (can|may) post|you do not have permission to post|google groups|googlegroups", "mailman, google groups, sympa, listserv",
+      "550 5.7.1 You are not allowed to post to this mailing list."),
+];
+
+#[rustfmt::skip]
+const MAILBOX_FULL: &[Phrase] = &[
+    p(r"mail ?box (is |was |has )?(full|over (its |the )?(quota|limit|size limit)|exceeded|overflow)|over ?quota|quota (exceeded|exceed|full|violation|reached|limit exceeded)|exceed(ed|s|ing)? (the |his |her |their |your |its )?(storage |mailbox |disk |space )?(quota|allocation)|mailbox size limit|(user|mailbox|account|inbox|recipient)( is| has)? (full|over quota|over limit)|account is full|full mailbox|mail ?box full|storage (space )?(full|exceeded|limit)|mail quota|disk quota|maildir over quota|size of (the )?mailbox|out of (disk )?space for (this |the )?(user|mailbox|account)|(user|mailbox) has (run out of|no more) (space|storage)|insufficient (disk )?(space|storage) (for|in) (the )?(user|mailbox|recipient|account)|would exceed (the )?(mailbox|quota|storage)|quotaexceededexception|postfach (ist )?voll|bo[iî]te (aux lettres )?(est )?pleine|casella (di posta )?piena|buz[oó]n (lleno|completo)|容量", "postfix, exim, dovecot, courier, gmail, yahoo, outlook.com, icloud, exchange, zimbra, kerio, mdaemon, qmail vdelivermail, gmx, orange",
+      "552-5.2.2 The email account that you tried to reach is over quota. Please direct the recipient to https://support.google.com/mail/?p=OverQuotaPerm"),
+];
+
+#[rustfmt::skip]
+const EXCEED_LIMIT: &[Phrase] = &[
+    p(r"administrative (size )?limit|message length exceeds|recipsizelimit|sendsizelimit|too large for this (recipient|sender)|limit set for (this |the )?(recipient|sender|mailbox)|exceeds? (the )?(recipient|mailbox|user)('?s)? (size|message size|attachment) limit", "sendmail, exchange, office 365",
+      "552 5.2.3 Message length exceeds administrative limit"),
+];
+
+#[rustfmt::skip]
+const MESG_TOO_BIG: &[Phrase] = &[
+    p(r"message (is |was )?too (big|large)|(message|mail|e-?mail|data|file) size (exceeds|limit|too)|size exceeds|exceeds? (the |our )?(\S+ )?(maximum|max|fixed maximum|allowed|permitted) (message |mail )?size|message (length|size) (exceeds|is over|too)|larger than (the )?(allowed|maximum|permitted|acceptable)|maximum (allowed |permitted )?(message |mail )?size|message exceeded|exceeded (\S+ )?(the )?(maximum |max )?(message )?size|message file too big|too (big|large) for (the )?system|exceeds (the )?size limit|mail too (big|large)|message too long|line limit exceeded|too many lines", "postfix, exim, sendmail, gmail, outlook.com, exchange, yahoo, courier, domino",
+      "552 5.3.4 Message size exceeds fixed maximum message size"),
+];
+
+#[rustfmt::skip]
+const SUSPEND: &[Phrase] = &[
+    p(r"(account|mailbox|user|recipient|address|inbox)( account)?( that you tried to reach)? (is |has been |was )?(temporarily |permanently )?(disabled|deactivated|suspended|inactive|frozen|locked|blocked|not active|closed|expired|discontinued|on hold)|(disabled|deactivated|suspended|inactive|frozen|locked|closed) (account|mailbox|user|recipient)|mailbox unavailable or (disabled|inactive)|invalid/inactive|no longer (active|accepts mail|accepting mail|in service|in use)|(this )?address no longer accepts|recipient suspend|temporarily (unavailable|disabled) for (this )?(user|account|mailbox)|user suspended|(user|account|mailbox) \S+@\S+ (is )?(temporar(y|ily) )?(locked|disabled|suspended|inactive)|account has been (disabled|suspended|terminated)|is a deactivated|this mailbox is disabled|\(554\.30\)|boite du destinataire (archivee|fermee)", "gmail, yahoo, outlook.com, mail.ru, yandex, qmail vpopmail, exchange, japanese carriers, orange",
+      "550-5.2.1 The email account that you tried to reach is disabled. Learn more at https://support.google.com/mail/?p=DisabledUser"),
+];
+
+#[rustfmt::skip]
+const HAS_MOVED: &[Phrase] = &[
+    p(r"user has moved|(address|mailbox|user|recipient) (has )?(moved|changed)( to|;|,|$)|has moved (to|permanently)|user not local; please try|no longer (at|with) this (address|company|domain|organi[sz]ation)|new (e-?mail )?address is|changed (his|her|their) (e-?mail )?address", "sendmail, postfix relocated_maps, exchange, courier",
+      "551 5.1.6 <kijitora@example.jp>... User has moved; please try <kijitora@example.com>"),
+];
+
+#[rustfmt::skip]
+const DNS_TEMPORARY: &[Phrase] = &[
+    p(r"host not found, try again|name service error.{0,80}try again|temporary (dns|name service|name resolution) (failure|error|problem)|host lookup did not complete|dns (lookup )?(timeout|timed out|servfail|temporary)|\bservfail\b|temporary failure in name resolution|malformed (or unexpected )?name server reply|dns (query|server) (failed|failure|error)|could not resolve.{0,40}try again", "postfix, exim, sendmail, smartermail",
+      "Host or domain name not found. Name service error for name=mx.example.jp type=MX: Host not found, try again"),
+];
+
+#[rustfmt::skip]
+const NOT_ACCEPT: &[Phrase] = &[
+    p(r"(does not|doesn.t|do not|don.t) accept (any )?(e-?mail|mail|messages)|accepts no (e-?)?mail|null ?mx|nullmx|no mail (is )?accepted|(domain|host|server) does not receive (e-?)?mail|not accepting (any )?(e-?)?mail|mail (receiving|reception) (is )?disabled|this domain (is not|isn.t) (configured|set up) (to|for) (receive|receiving|accept)|no (mx|mail exchanger) (record|host)s? (found|for|exists?)|(couldn.t|could not|can.t|cannot|unable to) find an? (mail exchanger|mx)|(domain|host) has no (mx|mail exchanger)", "postfix, exim, sendmail, gmail, yahoo (rfc 7505 null mx)",
+      "556 5.1.10 <kijitora@example.jp>: Recipient address example.jp has null MX"),
+];
+
+#[rustfmt::skip]
+const OWN_USER_UNKNOWN: &[Phrase] = &[
+    p(r"recipient name is not recognized|the recipient name is not recogni[sz]ed", "exchange 2000/2003 ndr template",
+      "The recipient name is not recognized The MTS-ID of the original message is: c=jp;a= ;p=example;l=EXAMPLE0000000000"),
+    p(r"^unknown user: |invalid final delivery userid", "imail server template",
+      "Unknown user: kijitora@example.jp"),
+    p(r"not listed in (the )?(public name (& )?address book|domino directory|names and address book)", "lotus notes / domino ndr template",
+      "User kijitora (kijitora@example.jp) not listed in Domino Directory"),
+];
+
+#[rustfmt::skip]
+const USER_UNKNOWN: &[Phrase] = &[
+    p(r"user(name)? (is )?unknown|unknown (user|recipient|mailbox|local[- ]?part|address|account|alias|addressee|e-?mail|user ?id|username)|(recipient|addressee|mailbox|address) unknown|user not known", "postfix, sendmail, exim, courier, kerio, groupwise, japanese carriers, most mtas",
+      "550 5.1.1 <kijitora@example.jp>: Recipient address rejected: User unknown in local recipient table"),
+    p(r"no such (user|recipient|mailbox|address|account|person|local user|e-?mail|mail ?box|addressee|user ?name)|no mailbox (here|by that name|for|with)|there is no (one|user|such|mailbox)|no (user|account|mailbox) (by|with) (that|this) (name|address)|not (a )?(valid|known|existing|local|registered) (user|recipient|mailbox|address|account|e-?mail)", "qmail, exim, yandex, smartermail, icewarp, mdaemon, opensmtpd",
+      "Sorry, no mailbox here by that name. (#5.1.1)"),
+    p(r"(user|recipient|mailbox|address|account|addressee|e-?mail address|e-?mail account)( name)? (does not|doesn.t|does no longer|no longer|did not) exists?|(user|recipient|mailbox|address|account|e-?mail address|addressee|user name)( \S+)? (was |is |could )?(not|couldn.t be|could not be|wasn.t) (found|known|listed|recogni[sz]ed)|(recipient|mailbox|user|address|account) not (found|exist)|(account|address|mailbox|user) (that )?you tried to reach (does not|doesn.t) exist|(address|account|mailbox|user)( that)? you (tried to )?(send|sent|write|wrote|reach)( to)? (no longer exists|does not exist|doesn.t exist)|no longer exists?\b|invalid (recipient|mailbox|user|address|e-?mail address|e-?mail|final delivery userid|destination address|rcpt|to address)|bad (recipient|destination) (address|mailbox|system)?|address (does not|doesn.t) exist|\S+@\S+>? (does not|doesn.t) exist", "gmail, icloud, exchange, office 365, domino, zimbra, mimecast, barracuda, proofpoint",
+      "550-5.1.1 The email account that you tried to reach does not exist. Please try double-checking the recipient's email address for typos or unnecessary spaces."),
+    p(r"resolver\.adr\.(ex)?recip(ient)?notfound|recipient not found by smtp address lookup|couldn.t be found|wasn.t found at|could not be found|recipient address rejected: access denied|5\.4\.1 .{0,20}access denied|doesn.t have an? (\S+ )?account|does not have an? (\S+ )?account|not our (user|customer)|account (does not|doesn.t) exist|dd this user|this user doesn.t|unknown or illegal alias|mailbox (not found|does not exist|doesn.t exist|not present)|undeliverable address|address not present|no valid recipients|\bdestination (address|mailbox) (is )?(unknown|invalid|unavailable|does not)", "exchange, office 365, domino, yahoo, aol, qq, zoho, mdaemon",
+      "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup"),
+    p(r"(user|mailbox|account|address) (has been |was )?(deleted|removed|terminated|cancel+ed)|user (is )?terminated|not have an account|has no account|unknown in (virtual|relay|local)|user not local|could not deliver mail to this user|unknown email|unknown e-mail|unknown address|not listed in\b|user doesn.t have|\bno user\b|bad address|invalid address|unrouteable user|not a known user|\bunknown local|addresse? inconnue|unbekannt|utente sconosciuto|(usuario|destinatario) desconocido", "courier, exim, sendmail, mail.ru, gsuite, cisco ironport, orange, gmx, libero",
+      "550 5.1.1 <kijitora@example.jp>: user has been deleted"),
+];
+
+#[rustfmt::skip]
+const HOST_UNKNOWN: &[Phrase] = &[
+    p(r"host (or domain )?(name )?(not found|unknown)|domain (name )?(not found|does not exist|doesn.t exist|unknown|could not be (found|resolved))|unknown (host|domain|mail domain)|no (such )?(mx|mail) (host|server|exchanger)|name or service not known|\bnxdomain\b|no such domain|invalid (recipient )?domain|domain is not reachable|all relevant mx records point to non-existent hosts|non-existent (host|domain)|hostname nonexistent|can.t find (host|domain)|couldn.t find any host|could not find any host|host \S+ not found|domain \S+ (does not exist|not found)|unrouteable (mail )?domain|unroutable (mail )?domain|unrouteable address|unroutable address|bad destination system|account or domain may not exist|domain must exist|(mail )?domain mentioned in email address is unknown|could not resolve (recipient )?domain|(^|[\s:<\[(])[a-z0-9-]+(\.[a-z0-9-]+)+\.? (does not exist|not found)|no route for (current )?(request|domain)|mail exchanger .{0,20}(not found|unknown)|nonexistentdomain|illegal host/domain|dns domain .{0,20}does not exist", "postfix, exim, qmail, sendmail, courier, exchange, smartermail",
+      "550 5.1.2 <kijitora@example.invalid>: Recipient address rejected: Domain not found"),
+];
+
+#[rustfmt::skip]
+const FAILED_STARTTLS: &[Phrase] = &[
+    p(r"starttls|tls (is )?required|(does not|doesn.t) support (tls|ssl|starttls|encryption)|tls (is )?(not available|unavailable|not offered|not advertised)|encryption (is )?required|tls negotiation|tls handshake|ssl handshake|requires? (a )?(secure|encrypted|tls) (connection|channel|transport)|must use tls|tls connection (failed|required)|cannot start tls|handshake fail|5\.7\.10\b|5\.7\.11\b", "postfix, exim, gmail, office 365, mta-sts enforcers",
+      "530 5.7.0 Must issue a STARTTLS command first"),
+];
+
+#[rustfmt::skip]
+const SECURITY_ERROR: &[Phrase] = &[
+    p(r"authentication (is )?required|must (authenticate|be authenticated|log ?in)|not authenticated|client was not authenticated|smtp auth(entication)?\b.{0,20}(required|failed|invalid)|(turn on|enable|use) smtp auth|authenticat\w* (failed|failure|invalid|unsuccessful)|invalid (credentials|login|username or password)|account (has been |is |may have been )?compromised|certificate (has )?(expired|invalid|verify|verification|not trusted|mismatch|error)|insecure|5\.7\.57|bad outbound sender|restricted from sending|certificate (not verified|doesn.t match|does not match)", "office 365, exchange, postfix, exim, gmail",
+      "530 5.7.57 Client not authenticated to send mail. Error: 535 5.7.139 Authentication unsuccessful"),
+];
+
+#[rustfmt::skip]
+const NOT_COMPLIANT_RFC: &[Phrase] = &[
+    p(r"rfc ?(2822|5322|822|5321|2821)\b.{0,40}(violat|compli|conform|invalid|requir|standard|malformed|break)|(violat\w*|not compliant with|(does not|doesn.t) (comply|conform) (with|to)|breaks?|invalid per|according to|non-?compliant with) (\S+ )?rfc ?(2822|5322|822|5321|2821)|not (rfc[- ]?)?(2822|5322) compliant|not rfc[- ]?compliant", "gmail, outlook.com, exim, proofpoint",
+      "550-5.7.1 [192.0.2.1] This message is not RFC 5322 compliant. There are multiple From headers."),
+    p(r"duplicate (header|message-id|from|to|subject|date)|multiple (from|to|subject|date|message-id|sender) (headers?|fields?|addresses)|multiple addresses in from|(missing|no|invalid|malformed|bad|empty|unparseable|broken) (required )?(\S+ )?(header|from:? header|date:? header|message-id|from address|date field|from field)|header (is )?(malformed|invalid|missing|syntax)|missing a valid address in from|bare (lf|linefeed|cr|newline)s?|(line|lines) (too long|longer than|exceeds? \d+)|message has lines too long|8-?bit (data|characters?) (in|not allowed)|non-?ascii (characters? )?in (header|address)", "gmail, exim, postfix, outlook.com, exchange",
+      "550-5.7.1 Messages missing a valid address in From: header, or having no From: header, are not accepted."),
+];
+
+#[rustfmt::skip]
+const CONTENT_ERROR: &[Phrase] = &[
+    p(r"content error|headers? too (large|long|big)|header size exceeds|invalid (mime|message) (structure|format|content)|malformed (mime|message)|message (is )?malformed|improper (mime|encoding)|mime (error|parse error)|illegal (character|characters|character set)|cannot (decode|parse) (the )?message|smtputf8 is required|8bitmime .{0,30}(required|not (offered|supported))", "exim, sendmail, domino, groupwise",
+      "554 5.6.0 Message content error: invalid MIME structure"),
+];
+
+#[rustfmt::skip]
+const POLICY_VIOLATION: &[Phrase] = &[
+    p(r"policy (violation|reason|reasons|rejection|restriction|block)|violat(es|ed|ion of|ing) (our|the|local|site|company|organi[sz]ation'?s?|acceptable use)? ?(\S+ )?(polic(y|ies)|terms|rules)|prohibited by (our |site |local )?policy|(local|site|security|content|company|e-?mail) polic(y|ies)|not permitted by policy|(rejected|refused|blocked|denied|not accepted) (for|by|due to|because of|per) (\S+ )?(polic|local rules)|content presents a potential|administrative prohibition|against (our|the) polic|has a policy that prohibit|header error|message (rejected )?(by|due to|for) policy|\bdmarc\b|(does not|doesn.t) allow (external )?forwarding|(external )?forwarding (is )?(not allowed|disabled|prohibited)", "yahoo, gmail, outlook.com, exchange, mimecast, proofpoint, exim, postfix",
+      "552-5.7.0 This message was blocked because its content presents a potential security issue. To review our message content and attachment content guidelines, go to https://support.google.com/mail/?p=BlockedMessage"),
+    p(r"unacceptable extension|(attachment|file) type (is )?not allowed|(attachment|file (type|name|extension)|extension|executable)s? (is |are )?(not allowed|prohibited|forbidden|blocked|rejected|banned|not permitted)|(banned|forbidden|prohibited|blocked|disallowed|illegal|dangerous) (attachment|file|extension|content|file type|filename)|\bbanned\b:|reject, id=\S+ - banned|encrypted (archive|attachment|zip)s? (is |are )?not", "amavis, gmail, exchange, mimecast, sophos",
+      "552-5.7.0 Our system detected an illegal attachment on your message. Please visit https://support.google.com/mail/?p=BlockedMessage to review our attachment guidelines."),
+];
+
+#[rustfmt::skip]
+const FILTERED: &[Phrase] = &[
+    p(r"recipient preferences|refused by (the )?recipient|rejected by (the )?recipient|blocked by (the )?recipient|recipient (has )?(blocked|refused|rejected) (you|your|this|the sender|mail)|(not|does not|doesn.t) (accept|want|receive)\w* (e-?mail|mail|messages?) from (you|your|this|the sender)|rejected by (the )?(user|recipient)'?s? (rules|filter|preferences|settings)|message filtered|filtered by|header filtered|not (in|on) (the )?(recipient'?s? )?(allow|white|safe|trusted)[- ]?(list|senders)|only (accepts?|receives?) (mail|messages|e-?mail) from|restricted (delivery|recipient)|resolver\.rst\.(notauthorized|sendernotauthenticatedforgroup|restrictedtorecipientspermission|deliverytorestricted|authrequired)|not authori[sz]ed to send to (this|the) (recipient|group|address|mailbox|distribution)|group only accepts|(rejected|blocked) due to (domain|address) designat|(domain|address) designat(ed|ion) (reception|rejection)|(receiving|reception) (refused|rejected) by (the )?(recipient|user)|body check|mail (is )?refused by (the )?recipient|envelope blocked|user entry|delivery to this address is restricted|(do not|don.t) have permission to send to|reception restriction|receiving restriction|designated (domain|address) reception|rejected by (domain|address) (designation|filter)|\(\S+@\S+:blocked\)", "exchange, office 365, gmail groups, japanese carriers (docomo, au, softbank), postfix header_checks",
+      "550 5.7.124 RESOLVER.RST.NotAuthorized; not authorized to send to this recipient"),
+];
+
+#[rustfmt::skip]
+const BLOCKED: &[Phrase] = &[
+    p(r"client host (\S+ )?(rejected|blocked|refused)|client (\S+ )?(not authorized|rejected|blocked|denied|refused|banned)|(connection|connections|session) (refused|rejected|denied|not accepted|dropped) (from|to|for|by|because)|(your|the sending|sending|source|connecting|remote) (ip|ip address|host|server|mail server|network|address)\b.{0,60}(blocked|banned|denied|refused|rejected|not allowed|not permitted|not accepted|listed)|(ip|host|server|address) .{0,40}(is )?(not allowed|not permitted|banned|blacklisted|blocklisted)|ip source bloqu|refused to talk to me|service refus|access (denied|refused) (for|from|to) (your )?(ip|host|network|\[?\d)|mail from \S+ (refused|rejected|blocked)|mails? from (your|this) (ip|host|server) (are|is) not accepted|not allowed to (connect|send mail to this server)|(banned|blocked|denied) (host|ip|network|client)|invalid ip for sending|poor ip|hostile|firewall|\bgreylist|\bgraylist|blocked (by|for|due)|your (mail )?server (has been|is) (blocked|banned)|\b(rbl|dnsbl)\b|black ?list|block ?list|blacklisted|blocklisted|listed (at|in|on|by) |your (ip|network|server)\b|refused by (policy|administrator)|denied by (policy|configuration)|\bbanned\b", "postfix, exim, sendmail, exchange, ironport, trend micro, sophos, mdaemon, kerio, icewarp, smartermail, orange, comcast",
+      "554 5.7.1 <unknown[192.0.2.1]>: Client host rejected: Access denied"),
+];
+
+#[rustfmt::skip]
+const NETWORK_ERROR: &[Phrase] = &[
+    p(r"mail (forwarding )?loop|loops? (back to myself|detected)|too many hops|hop count (exceeded|limit)|routing loop|message (is )?looping|looping message|(maximum )?forwarding loop count|loop (was )?found|would create a mail loop", "postfix, exim, sendmail, exchange, qmail",
+      "554 5.4.6 mail for example.jp loops back to myself"),
+    p(r"no route to host|network (is )?unreachable|network error|host (is )?unreachable|routing error|unable to (route|find a route)|could not find a gateway|(dns|mx) (error|failure|problem|lookup (error|failure|failed))|dns records for the destination (computer )?could not be found|(bad|malformed) dns|host name lookup failure|name server (failure|error|timeout)", "postfix, exim, exchange, sendmail",
+      "connect to mx.example.jp[192.0.2.1]:25: No route to host"),
+    p(r"connect(ion)? (to \S+ )?(failed|refused|reset|lost|closed|dropped)|lost connection|could not connect|couldn.t connect|unable to connect|can.t connect|connect to \S+ failed|failed to connect|broken pipe|(remote host|server|peer) closed (the )?connection|closed connection in response to", "postfix, exim, sendmail, qmail, exchange",
+      "connect to mx.example.jp[192.0.2.1]:25: Connection refused"),
+];
+
+#[rustfmt::skip]
+const MAILER_ERROR: &[Phrase] = &[
+    p(r"command (died|failed|exited|crashed|output|time limit)|(program|pipe|procmail|maildrop|deliver|dovecot-lda|\blda\b|mda|mailer|script)\b.{0,40}(died|failed|exited|crashed|returned|error|exit (code|status))|exit (code|status) \d|unknown mailer error|mailer error|pipe to \||error in (the )?(pipe|program|local delivery)|delivery to (a )?(program|pipe|file) failed|local delivery (failed|agent)|x-unix;|service unavailable. command|permission denied|unable to fork|child process", "postfix pipe/local, exim pipe transport, sendmail prog mailer, qmail-local, procmail, dovecot",
+      "Command died with status 75: \"/usr/lib/dovecot/deliver\". Command output: lda: Fatal: Couldn't open file /var/mail/kijitora"),
+];
+
+#[rustfmt::skip]
+const SYSTEM_FULL: &[Phrase] = &[
+    p(r"insufficient system (storage|resources)|(disk|file ?system|spool|storage|queue|partition) (is |was )?(full|out of space)|out of (disk|storage|queue)( space)?|no space left|system (is )?full|insufficient (disk )?space|not enough (disk |free )?space (on|in) (the )?(disk|system|server|spool|queue)|queue (size|length) (limit|exceeded)|server (is )?out of space|space shortage", "postfix, exim, sendmail, courier, exchange",
+      "452 4.3.1 Insufficient system storage"),
+];
+
+#[rustfmt::skip]
+const SYNTAX_ERROR: &[Phrase] = &[
+    p(r"syntax error|command (not )?(recognized|unrecognized|not implemented|unknown)|(unrecognized|unknown|invalid|illegal) (command|argument|parameter|option)|parameter(s)? (not|un)recognized|bad (sequence|syntax)|improper (sequence|command)|out of sequence|syntax:|(address|path) syntax|must (be )?(followed|preceded) by|line too long|(command|parameter) (was )?(rejected|unknown)|unrecognised", "postfix, exim, sendmail, exchange, qmail",
+      "501 5.5.4 Syntax: MAIL FROM:<address>"),
+];
+
+#[rustfmt::skip]
+const EXPIRED: &[Phrase] = &[
+    p(r"retry (timeout|time limit) exceeded|retry time not reached for any host|(queue|retry|delivery) (time|period|lifetime|limit) (has )?(expired|exceeded|ran out)|(has been|was|been) (in|on) (the )?queue (for )?too long|too long in (the )?queue|maximum (queue|delivery) (time|age)|message (has )?(expired|timed out)|(expired|timed out) (after|in|while)|could not be delivered (for|within) (more than )?\d+ (days?|hours?)|(not|n.t) (be |been )?delivered (for|within|after) (\S+ )?(\d+ )?(days?|hours?)|delivery (time|period|attempts?) (has )?(expired|exceeded|timed out)|unable to deliver (the message )?(in|within) \d+|have been failing for a long time|message could not be delivered for|giving up after|i.m not going to try again|in the queue too long|(could not|couldn.t|unable to) deliver (for|in|within) (the last )?\d+ (seconds|minutes|hours|days)|(envelope|mail) (has )?expired|after (multiple|several|many|repeated) (retries|attempts)|could not send message for (the )?past|will retry for \d+ (more )?(hours|days)|delivery incomplete", "exim, qmail, sendmail, postfix, exchange, amazon ses, domino",
+      "retry timeout exceeded"),
+    p(r"connection (timed|timing) out|timed? ?out (while|during|waiting|after|connecting|reading)|conversation with \S+ timed out|(server|host) did not (respond|answer|accept our requests to connect)|no (response|answer) from|read timeout|smtp (session|dialog|conversation) (timeout|timed out)|wasn.t able to establish an smtp connection", "postfix, exim, sendmail, qmail, exchange, gmail, amazon ses",
+      "delivery temporarily suspended: connect to mx.example.jp[192.0.2.1]:25: Connection timed out"),
+    p(r"delivery (attempts? )?(will continue|has been delayed|delayed|is delayed)|has been delayed|not yet been delivered|will be retried|still (trying|being retried|retrying)|warning message only|do not need to resend|delay(ed)? (notice|notification|warning)|message delayed|\bdeferred\b", "gmail, exchange, postfix delay warnings, sendmail",
+      "Delivery to the following recipient has been delayed: kijitora@example.jp Message will be retried for 2 more day(s)"),
+];
+
+#[rustfmt::skip]
+const EXPIRED_WORDS: &[Phrase] = &[
+    p(r"\bexpired\b|(gave|giving) up\b|timed? ?out|aborted after", "any mta's last words on a message it stopped trying",
+      "Message aborted after 4 days: giving up"),
+];
+
+#[rustfmt::skip]
+const WEAK_FILTERED: &[Phrase] = &[
+    p(r"(message|mail|e-?mail) (was |has been |is )?(rejected|blocked|not accepted)|mail rejet", "a refusal of this message that names no cause",
+      "550 Message rejected"),
+];
+
+#[rustfmt::skip]
+const SYSTEM_ERROR: &[Phrase] = &[
+    p(r"system (error|failure|problem|config)|temporary lookup failure|qq temporary problem|isn.t in my control/locals file|internal (server )?error|server (error|failure|misconfigur)|local error|error in processing|temporary local (problem|failure|error)|service (is )?(currently|temporarily) (not available|unavailable)|(configuration|config) (error|problem)|misconfigur|resources temporarily unavailable|unable to (process|complete|handle)|processing error|cannot process|server (is )?busy|try (again )?later|requested action aborted|error (occurred )?(while|during) (processing|delivery)|an error occurred|encountered an error|unexpected (error|failure)|mail system (error|problem)|i/o error|(file|disk) (write|read) error|write error|timeout waiting for input|interrupted system call|could not load|database (error|failure|unavailable)|recipient deferred|storedrv|mapi", "postfix, exim, sendmail, exchange, courier, domino, groupwise, zimbra",
+      "451 4.3.0 Error: queue file write error"),
+];
+
+#[rustfmt::skip]
+const WEAK_USER_UNKNOWN: &[Phrase] = &[
+    p(r"mail ?box (is )?(unavailable|not available)|mailbox name not allowed|requested action not taken: mailbox|does not like recipient|not found|\binvalid\b", "rfc 5321 stock texts (550, 553), hotmail, qmail's template, postfix's prefix",
+      "550 Requested action not taken: mailbox unavailable (-0000000022:2222:-0000000022)"),
+];
+
+#[rustfmt::skip]
+const WEAK_SYSTEM_FULL: &[Phrase] = &[
+    p(r"requested action not taken: insufficient", "rfc 5321 stock text for 452",
+      "452 Requested action not taken: insufficient"),
+];
+
+#[rustfmt::skip]
+const WEAK_SYSTEM_ERROR: &[Phrase] = &[
+    p(r"service (is )?(not available|unavailable)|temporar(il)?y (unavailable|not available)|closing transmission channel|local problem", "rfc 5321 stock texts (421, 451)",
+      "421 Service not available, closing transmission channel"),
+];
+
+#[rustfmt::skip]
+const WEAK_REJECTED: &[Phrase] = &[
+    p(r"sender|mail from", "any mta naming the sender in an otherwise blank refusal",
+      "553 sender refused"),
+];
+
+/// Where a phrase sits: its group and its line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    pub group: &'static Group,
+    pub phrase: &'static Phrase,
+}
+
+/// Every phrase, flattened in precedence order, with the group it belongs to.
+fn flat() -> impl Iterator<Item = (&'static Group, &'static Phrase)> {
+    GROUPS.iter().flat_map(|g| g.phrases.iter().map(move |p| (g, p)))
+}
+
+/// Rules are written with `\b`; an ASCII word boundary keeps the set on the fast lazy DFA
+/// (a Unicode `\b` makes it fall back to the slow NFA on non-ASCII text).
+fn compile(p: &str) -> String {
+    format!("(?i){}", p.replace(r"\b", r"(?-u:\b)"))
+}
+
+static SET: LazyLock<Option<(RegexSet, Vec<Hit>)>> = LazyLock::new(|| {
+    let hits: Vec<Hit> = flat().map(|(group, phrase)| Hit { group, phrase }).collect();
+    let set = regex::RegexSetBuilder::new(hits.iter().map(|h| compile(h.phrase.pattern)))
+        .dfa_size_limit(32 << 20)
+        .size_limit(32 << 20)
+        .build()
+        .ok()?;
+    Some((set, hits))
+});
+
+/// Bytes of text the phrases read: a report explains itself at the top, and a cap keeps the
+/// set fast on megabytes of junk.
+pub const MAX_TEXT: usize = 16 * 1024;
+
+/// The text the phrases read: at most [`MAX_TEXT`] bytes, lower-cased, curly quotes made
+/// straight and runs of whitespace made one space.
+pub fn normalize(text: &str) -> String {
+    let mut end = text.len().min(MAX_TEXT);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = String::with_capacity(end);
+    let text = text.get(..end).unwrap_or("").trim_end();
+    let mut space = false;
+    for c in text.chars() {
+        let c = match c {
+            '\u{2018}' | '\u{2019}' | '\u{02bc}' => '\'',
+            '\u{201c}' | '\u{201d}' => '"',
+            c if c.is_whitespace() => ' ',
+            c => c,
+        };
+        if c == ' ' {
+            if !space && !out.is_empty() {
+                out.push(' ');
+            }
+            space = true;
+            continue;
+        }
+        space = false;
+        out.extend(c.to_lowercase());
+    }
+    out
+}
+
+/// The first strong and the first weak phrase `normalized` contains (see [`normalize`]).
+pub fn find(normalized: &str) -> (Option<Hit>, Option<Hit>) {
+    let Some((set, hits)) = SET.as_ref() else {
+        return (None, None);
+    };
+    let mut strong = None;
+    let mut weak = None;
+    for i in set.matches(normalized).iter() {
+        let Some(h) = hits.get(i) else { continue };
+        match h.group.strength {
+            Strength::Strong | Strength::Own if strong.is_none() => strong = Some(*h),
+            Strength::Weak if weak.is_none() => weak = Some(*h),
+            _ => {}
+        }
+        if strong.is_some() && weak.is_some() {
+            break;
+        }
+    }
+    (strong, weak)
+}
+
+/// The reason the first phrase of `text` names, strong before weak.
+pub fn reason_in(text: &str) -> Option<Reason> {
+    let (strong, weak) = find(&normalize(text));
+    strong.or(weak).map(|h| h.group.reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_phrase_compiles_and_the_set_builds() {
+        for (g, p) in flat() {
+            assert!(regex::Regex::new(&compile(p.pattern)).is_ok(), "{}: bad pattern {}", g.name, p.pattern);
+        }
+        assert!(SET.is_some());
+    }
+
+    /// Each phrase line's example reaches its own group first: no earlier group steals it.
+    #[test]
+    fn every_example_reaches_its_own_group() {
+        let mut wrong = Vec::new();
+        for (g, p) in flat() {
+            let text = normalize(p.example);
+            let own = regex::Regex::new(&compile(p.pattern)).map(|r| r.is_match(&text)).unwrap_or(false);
+            let (strong, weak) = find(&text);
+            let first = match g.strength {
+                Strength::Strong | Strength::Own => strong,
+                Strength::Weak => strong.or(weak),
+            };
+            let got = first.map(|h| h.group.name).unwrap_or("nothing");
+            if !own || got != g.name {
+                wrong.push(format!("{} ({}): own pattern {own}, first group {got}: {}", g.name, p.who, p.example));
+            }
+        }
+        assert!(wrong.is_empty(), "examples that miss their group:\n{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn normalize_squeezes_lowers_and_straightens() {
+        assert_eq!(normalize("  The  email\r\n address WASN\u{2019}T found "), "the email address wasn't found");
+    }
+}
