@@ -60,13 +60,25 @@ pub async fn verify(config: &crate::config::Config, files: &[String], json: bool
     Ok(code)
 }
 
-pub fn parse(files: &[String], json: bool) -> Result<i32> {
+pub fn parse(files: &[String], json: bool, explain: bool) -> Result<i32> {
     let mut code = 0;
     let mut out = std::io::stdout().lock();
     for file in files {
         let Some(raw) = read_or_report(file, &mut code) else { continue };
         let report = parse_bounce(&raw);
-        let written = if json { writeln!(out, "{}", report.to_json(file)) } else { human(&mut out, file, &report) };
+        let written = if json {
+            let mut v = report.to_json(file);
+            if explain && let Some(list) = v.get_mut("recipients").and_then(|r| r.as_array_mut()) {
+                for (j, rc) in list.iter_mut().zip(&report.recipients) {
+                    if let Some(obj) = j.as_object_mut() {
+                        obj.insert("explain".into(), rc.explain_json());
+                    }
+                }
+            }
+            writeln!(out, "{v}")
+        } else {
+            human(&mut out, file, &report, explain)
+        };
         if written.is_err() {
             break; // stdout closed (e.g. piped into head)
         }
@@ -74,7 +86,7 @@ pub fn parse(files: &[String], json: bool) -> Result<i32> {
     Ok(code)
 }
 
-fn human(out: &mut impl Write, file: &str, r: &crate::feedback::BounceReport) -> std::io::Result<()> {
+fn human(out: &mut impl Write, file: &str, r: &crate::feedback::BounceReport, explain: bool) -> std::io::Result<()> {
     let kind = format!("{:?}", r.kind).to_lowercase();
     writeln!(out, "{file}: {kind}{}", r.mta.as_deref().map(|m| format!(" (from {m})")).unwrap_or_default())?;
     for rc in &r.recipients {
@@ -93,6 +105,11 @@ fn human(out: &mut impl Write, file: &str, r: &crate::feedback::BounceReport) ->
             rc.diagnostic.as_deref().unwrap_or("").chars().take(100).collect::<String>()
         )?;
         writeln!(out, "  {:<40} fix: {}", "", rc.advice)?;
+        if explain {
+            for line in rc.explain_lines() {
+                writeln!(out, "  {:<40} {line}", "")?;
+            }
+        }
     }
     Ok(())
 }

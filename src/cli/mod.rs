@@ -112,6 +112,9 @@ pub enum BounceCommand {
         files: Vec<String>,
         #[arg(long)]
         json: bool,
+        /// Show, per recipient, the evidence and the rule of the precedence that decided.
+        #[arg(long)]
+        explain: bool,
     },
     /// Tell genuine bounces of our mail from forged ones (backscatter, phishing): checks the
     /// signed return path, the sent log, the content, the Received chain and SPF/DKIM/DMARC.
@@ -230,8 +233,8 @@ pub enum QueueCommand {
 /// Runs the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     // Reading bounces needs neither configuration nor a runtime.
-    if let Command::Bounce(BounceCommand::Parse { files, json }) = &cli.command {
-        return bounce::parse(files, *json);
+    if let Command::Bounce(BounceCommand::Parse { files, json, explain }) = &cli.command {
+        return bounce::parse(files, *json, *explain);
     }
     let config = Config::load(cli.config.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -249,7 +252,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             Command::Queue(QueueCommand::Show { id, json }) => queue::show(&config, &id, json).await,
             Command::Queue(QueueCommand::Retry { id }) => queue::retry(&config, &id).await,
             Command::Queue(QueueCommand::Delete { id }) => queue::delete(&config, &id).await,
-            Command::Bounce(BounceCommand::Parse { files, json }) => bounce::parse(&files, json),
+            Command::Bounce(BounceCommand::Parse { files, json, explain }) => bounce::parse(&files, json, explain),
             Command::Bounce(BounceCommand::Verify { files, json, no_dns }) => {
                 bounce::verify(&config, &files, json, no_dns).await
             }

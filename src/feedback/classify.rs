@@ -55,7 +55,6 @@ impl Phase {
             Phase::Data => "DATA",
         }
     }
-
 }
 
 /// What is known about one failed recipient.
@@ -107,6 +106,8 @@ pub enum Adjustment {
     UnknownAtMail,
     /// Size words, and a size status (5.2.3 or 5.3.4) that says which limit was passed.
     SizeByStatus,
+    /// "Domain not found" with a temporary (4.x.x) status: the lookup failed for now.
+    TemporaryHostLookup,
 }
 
 impl Adjustment {
@@ -122,7 +123,12 @@ impl Adjustment {
                 "no x.1.x status and no SMTP command named: a filter's refusal cannot be ruled out, so it is not taken as a dead address"
             }
             Adjustment::UnknownAtMail => "refused in reply to MAIL FROM: the unknown address is the sender's",
-            Adjustment::SizeByStatus => "the size status says which limit was passed (x.2.3 a mailbox's, x.3.4 the system's)",
+            Adjustment::TemporaryHostLookup => {
+                "a temporary (4.x.x) status: the name could not be resolved for now, which is a DNS matter, not a domain that does not exist"
+            }
+            Adjustment::SizeByStatus => {
+                "the size status says which limit was passed (x.2.3 a mailbox's, x.3.4 the system's)"
+            }
         }
     }
 }
@@ -146,6 +152,8 @@ pub enum Rule {
     Command(Phase),
     /// The report's own text, for a recipient whose diagnostic says nothing.
     ReportText(Hit),
+    /// The report's own text, read with the command the refusal answered.
+    ReportTextAt(Hit, Adjustment),
     /// A local delivery program's failure (`X-UNIX` diagnostic).
     LocalProgram,
     /// The reply code's meaning (RFC 5321 §4.2.3).
@@ -169,7 +177,7 @@ pub struct Decision {
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let phrase = |f: &mut fmt::Formatter<'_>, what: &str, h: &Hit| {
-            write!(f, "{what} of group '{}' ({}): /{}/", h.group.name, h.phrase.who, h.phrase.pattern)
+            write!(f, "{what} of the phrase table '{}' ({})", h.group.name, h.phrase.who)
         };
         match self {
             Rule::Wording(h) => phrase(f, "1. wording", h),
@@ -184,6 +192,10 @@ impl fmt::Display for Rule {
             Rule::WeakWording(h) => phrase(f, "3. stock wording", h),
             Rule::Delayed => f.write_str("4. a delay report: the sending MTA is still trying"),
             Rule::ReportText(h) => phrase(f, "5. the report's own text", h),
+            Rule::ReportTextAt(h, a) => {
+                phrase(f, "5. the report's own text", h)?;
+                write!(f, "; {}", a.explain())
+            }
             Rule::Command(p) => write!(f, "6. refused at {} with no words that name a cause", p.as_str()),
             Rule::LocalProgram => f.write_str("7. an X-UNIX diagnostic: a local delivery program failed"),
             Rule::ReplyCode(c) => write!(f, "7. reply code {c} (RFC 5321 §4.2.3)"),
@@ -194,10 +206,11 @@ impl fmt::Display for Rule {
     }
 }
 
-/// Status codes too generic to name a reason (RFC 3463 "other or undefined", and x.7.1,
+/// Status codes too generic to name a reason (RFC 3463 "other or undefined" of the
+/// whole code, the mail system (x.3.0) and protocol (x.5.0) subjects, and x.7.1,
 /// which servers use for every kind of refusal).
 fn is_generic(s: EnhancedStatus) -> bool {
-    matches!((s.subject, s.detail), (0, 0) | (5, 0) | (7, 0) | (7, 1))
+    matches!((s.subject, s.detail), (0, 0) | (3, 0) | (5, 0) | (7, 0) | (7, 1))
 }
 
 /// Classify one failed recipient.
@@ -212,30 +225,7 @@ fn decide(e: &Evidence<'_>) -> (Reason, Rule) {
     let x11 = e.status.is_some_and(|s| s.subject == 1 && s.class != 2);
     // 1. words that name a cause, read with the command they answered
     if let Some(h) = strong {
-        let adjusted = match (h.group.reason, e.phase) {
-            (Reason::SpamDetected | Reason::VirusDetected, Phase::Connect | Phase::MailFrom) => {
-                Some((Reason::Blocked, Adjustment::ContentBeforeData))
-            }
-            (Reason::UserUnknown | Reason::HostUnknown, Phase::MailFrom) => {
-                Some((Reason::Rejected, Adjustment::UnknownAtMail))
-            }
-            (Reason::UserUnknown, Phase::Data) if !x11 => Some((Reason::Filtered, Adjustment::UnknownAfterData)),
-            (Reason::UserUnknown, Phase::Unknown) if !x11 && h.group.strength != Strength::Own => {
-                Some((Reason::Filtered, Adjustment::UnknownWithoutCommand))
-            }
-            // Which size limit was passed: a size status says it better than "too big".
-            (Reason::MesgTooBig | Reason::ExceedLimit, _) => match e.status.and_then(Reason::of_status) {
-                Some(r @ (Reason::MesgTooBig | Reason::ExceedLimit)) if r != h.group.reason => {
-                    Some((r, Adjustment::SizeByStatus))
-                }
-                _ => None,
-            },
-            _ => None,
-        };
-        return match adjusted {
-            Some((r, a)) => (r, Rule::WordingAt(h, a)),
-            None => (h.group.reason, Rule::Wording(h)),
-        };
+        return read_with_command(h, e, x11, Rule::Wording, |h, a| Rule::WordingAt(h, a));
     }
     // 2. a specific status
     if let Some(s) = e.status.filter(|s| s.class != 2 && !is_generic(*s)) {
@@ -263,9 +253,9 @@ fn decide(e: &Evidence<'_>) -> (Reason, Rule) {
     if e.delayed {
         return (Reason::Expired, Rule::Delayed);
     }
-    // 5. the report's own words
+    // 5. the report's own words, read like the recipient's own
     if let Some(h) = e.report {
-        return (h.group.reason, Rule::ReportText(h));
+        return read_with_command(h, e, x11, Rule::ReportText, |h, a| Rule::ReportTextAt(h, a));
     }
     // 6. the command alone
     match e.phase {
@@ -288,13 +278,49 @@ fn decide(e: &Evidence<'_>) -> (Reason, Rule) {
         }
     }
     // 8. nothing names a cause
-    let shown = e.status.is_some()
-        || e.reply_code.is_some()
-        || e.diagnostic.is_some_and(|d| !d.trim().is_empty());
+    let shown = e.status.is_some() || e.reply_code.is_some() || e.diagnostic.is_some_and(|d| !d.trim().is_empty());
     if shown { (Reason::OnHold, Rule::OnHold) } else { (Reason::Undefined, Rule::Undefined) }
 }
 
-/// What a bare reply code means (RFC 5321 §4.2.2-4.2.3), where it means one thing.
+/// The reason words name, read with the command they answered (step 1 and 5).
+fn read_with_command(
+    h: Hit,
+    e: &Evidence<'_>,
+    x11: bool,
+    plain: fn(Hit) -> Rule,
+    adjusted: fn(Hit, Adjustment) -> Rule,
+) -> (Reason, Rule) {
+    let adjustment = match (h.group.reason, e.phase) {
+        (Reason::SpamDetected | Reason::VirusDetected, Phase::Connect | Phase::MailFrom) => {
+            Some((Reason::Blocked, Adjustment::ContentBeforeData))
+        }
+        (Reason::UserUnknown | Reason::HostUnknown, Phase::MailFrom) => {
+            Some((Reason::Rejected, Adjustment::UnknownAtMail))
+        }
+        (Reason::HostUnknown, _) if e.status.is_some_and(|s| s.class == 4) => {
+            Some((Reason::NetworkError, Adjustment::TemporaryHostLookup))
+        }
+        (Reason::UserUnknown, Phase::Data) if !x11 => Some((Reason::Filtered, Adjustment::UnknownAfterData)),
+        (Reason::UserUnknown, Phase::Unknown) if !x11 && h.group.strength != Strength::Own => {
+            Some((Reason::Filtered, Adjustment::UnknownWithoutCommand))
+        }
+        // Which size limit was passed: a size status says it better than "too big".
+        (Reason::MesgTooBig | Reason::ExceedLimit, _) => match e.status.and_then(Reason::of_status) {
+            Some(r @ (Reason::MesgTooBig | Reason::ExceedLimit)) if r != h.group.reason => {
+                Some((r, Adjustment::SizeByStatus))
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    match adjustment {
+        Some((r, a)) => (r, adjusted(h, a)),
+        None => (h.group.reason, plain(h)),
+    }
+}
+
+/// What a bare reply code means (RFC 5321 §4.2.2-4.2.3), where it means one thing. A bare
+/// 421 or 451 says only "try again later", which names no cause.
 fn reply_code_reason(code: u16, phase: Phase) -> Option<Reason> {
     match (code, phase) {
         (500..=504, _) => Some(Reason::SyntaxError),
@@ -304,8 +330,6 @@ fn reply_code_reason(code: u16, phase: Phase) -> Option<Reason> {
         (552, Phase::Data) => Some(Reason::MesgTooBig),
         // "Requested action not taken: mailbox name not allowed"
         (553, Phase::RcptTo) => Some(Reason::UserUnknown),
-        // "Service not available" / "Requested action aborted: local error in processing"
-        (421 | 451, _) => Some(Reason::SystemError),
         // "Requested action not taken: insufficient system storage"
         (452, Phase::Data) => Some(Reason::SystemFull),
         _ => None,
@@ -385,20 +409,33 @@ pub fn phase_in(text: &str) -> Phase {
 
 /// The phase for `address` in a report (`lower` is its lower-cased text): from the
 /// transcript lines that start at the `>>> RCPT TO:<address>` line when there is one, else
-/// (when `whole_report`) from the whole text.
+/// from the paragraph that names the address (Postfix's `<address>: host ... said: ...
+/// (in reply to RCPT TO command)`, Exim's indented block), else (when `whole_report`) from
+/// the whole text (a refusal of the whole transaction — greeting, MAIL, DATA — also when
+/// the report names several recipients).
 pub fn phase_near(lower: &str, address: &str, whole_report: bool) -> Phase {
-    let start = lower
-        .match_indices(address)
-        .map(|(i, _)| i)
-        .find(|&i| {
-            let line_start = lower.get(..i).and_then(|h| h.rfind('\n')).map_or(0, |n| n + 1);
-            lower.get(line_start..i).is_some_and(|l| l.trim_start().starts_with(">>>"))
-        })
-        .and_then(|i| lower.get(..i).and_then(|h| h.rfind('\n')).map(|n| n + 1));
-    match start.and_then(|s| lower.get(s..)) {
-        Some(t) => phase_in(t),
-        None if whole_report => phase_in(lower),
-        None => Phase::Unknown,
+    let line_start = |i: usize| lower.get(..i).and_then(|h| h.rfind('\n')).map_or(0, |n| n + 1);
+    let mut paragraphs = Phase::Unknown;
+    for i in lower.match_indices(address).map(|(i, _)| i).take(20) {
+        let start = line_start(i);
+        if lower.get(start..i).is_some_and(|l| l.trim_start().starts_with(">>>")) {
+            return lower.get(start..).map(phase_in).unwrap_or_default();
+        }
+        if paragraphs == Phase::Unknown {
+            let rest = lower.get(start..).unwrap_or("");
+            let end = rest.find("\n\n").or_else(|| rest.find("\n\r\n")).unwrap_or(rest.len()).min(2000);
+            let end = (0..=end).rev().find(|&e| rest.is_char_boundary(e)).unwrap_or(0);
+            paragraphs = rest.get(..end).map(phase_in).unwrap_or_default();
+        }
+    }
+    match paragraphs {
+        // A refusal of the whole transaction (greeting, MAIL, DATA) holds for every
+        // recipient; one at RCPT only for the recipient it names.
+        Phase::Unknown => match phase_in(lower) {
+            Phase::RcptTo if !whole_report => Phase::Unknown,
+            p => p,
+        },
+        p => p,
     }
 }
 
@@ -426,10 +463,16 @@ mod tests {
 
     #[test]
     fn wording_outranks_a_generic_status() {
-        assert_eq!(reason(ev("5.0.0", 550, "550 5.0.0 <a@example.jp>... User unknown", Phase::RcptTo)), Reason::UserUnknown);
+        assert_eq!(
+            reason(ev("5.0.0", 550, "550 5.0.0 <a@example.jp>... User unknown", Phase::RcptTo)),
+            Reason::UserUnknown
+        );
         assert_eq!(reason(ev("5.2.1", 550, "550 5.2.1 Mailbox not found", Phase::RcptTo)), Reason::UserUnknown);
         assert_eq!(reason(ev("5.5.0", 550, "550 No such user here", Phase::RcptTo)), Reason::UserUnknown);
-        assert_eq!(reason(ev("5.7.1", 554, "554 5.7.1 <a@example.jp>: Relay access denied", Phase::RcptTo)), Reason::NoRelaying);
+        assert_eq!(
+            reason(ev("5.7.1", 554, "554 5.7.1 <a@example.jp>: Relay access denied", Phase::RcptTo)),
+            Reason::NoRelaying
+        );
     }
 
     #[test]
@@ -465,7 +508,10 @@ mod tests {
         assert_eq!(reason(ev("4.4.1", 0, "", Phase::Unknown)), Reason::Expired);
         assert_eq!(reason(Evidence { delayed: true, ..ev("4.0.0", 0, "", Phase::Unknown) }), Reason::Expired);
         assert_eq!(reason(ev("", 552, "552 ", Phase::RcptTo)), Reason::MailboxFull);
-        assert_eq!(reason(ev("5.7.1", 550, "550 5.7.1 Delivery not authorized, message refused", Phase::RcptTo)), Reason::SecurityError);
+        assert_eq!(
+            reason(ev("5.7.1", 550, "550 5.7.1 Delivery not authorized, message refused", Phase::RcptTo)),
+            Reason::SecurityError
+        );
         assert_eq!(reason(ev("5.0.0", 550, "550 5.0.0 nope", Phase::RcptTo)), Reason::OnHold);
         assert_eq!(reason(Evidence::default()), Reason::Undefined);
         assert_eq!(reason(Evidence { local_program: true, ..ev("5.0.0", 0, "", Phase::Unknown) }), Reason::MailerError);
@@ -487,7 +533,11 @@ mod tests {
 
     #[test]
     fn our_own_outcomes_take_the_same_road() {
-        let d = of_outcome(Some("5.7.1"), Some(550), Some("550 5.7.1 <a@example.jp>: Recipient address rejected: User unknown"));
+        let d = of_outcome(
+            Some("5.7.1"),
+            Some(550),
+            Some("550 5.7.1 <a@example.jp>: Recipient address rejected: User unknown"),
+        );
         assert_eq!((d.reason, d.hard_bounce), (Reason::UserUnknown, Some(true)));
         let d = of_outcome(Some("4.4.1"), None, Some("connect to mx.example.jp[192.0.2.1]:25: Connection timed out"));
         assert_eq!((d.reason, d.hard_bounce), (Reason::Expired, Some(false)));
@@ -502,10 +552,19 @@ mod tests {
         assert_eq!(phase_in("550 5.1.1 <a@b.c>: Recipient address rejected: User unknown"), Phase::RcptTo);
         assert_eq!(phase_in("192.0.2.1 does not like recipient. Remote host said: 550 no"), Phase::RcptTo);
         assert_eq!(phase_in("host mx said: 554 go away (in reply to end of DATA command)"), Phase::Data);
-        assert_eq!(phase_in("lost connection with mx[192.0.2.1] while receiving the initial server greeting"), Phase::Connect);
-        assert_eq!(phase_in("SMTP error from remote mail server after MAIL FROM:<a@b.c> SIZE=10: 550 no"), Phase::MailFrom);
+        assert_eq!(
+            phase_in("lost connection with mx[192.0.2.1] while receiving the initial server greeting"),
+            Phase::Connect
+        );
+        assert_eq!(
+            phase_in("SMTP error from remote mail server after MAIL FROM:<a@b.c> SIZE=10: 550 no"),
+            Phase::MailFrom
+        );
         assert_eq!(phase_in(">>> DATA\n<<< 554 5.7.1 spam"), Phase::Data);
         assert_eq!(phase_in("550 no reason given"), Phase::Unknown);
+        let report = "<a@example.jp>: host mx said: 550 5.0.0 no\n    such user (in reply to RCPT TO command)\n\n<b@example.jp>: host mx said: 554 5.0.0 go away (in reply to end of DATA command)\n";
+        assert_eq!(phase_near(report, "a@example.jp", false), Phase::RcptTo);
+        assert_eq!(phase_near(report, "b@example.jp", false), Phase::Data);
     }
 
     #[test]

@@ -140,7 +140,7 @@ const AUTH_FAILURE: &[Phrase] = &[
 const NO_RELAYING: &[Phrase] = &[
     p(r"relay(ing)? (access )?(denied|not (permitted|allowed|authorized))|not (permitted|allowed|authorized) to relay|relaying (mail )?(to \S+ )?(is )?(denied|disallowed|prohibited|not allowed)|(we|i) do not relay|unable to relay|relay (not permitted|prohibited)|no relaying|cannot relay|isn't allowed to relay|relay not allowed", "postfix, sendmail, exim, exchange, qmail, courier, kerio, mdaemon",
       "554 5.7.1 <kijitora@example.jp>: Relay access denied"),
-    p(r"as a relay|not configured to (relay|accept mail for)|allowed rcpthosts|isn.t in my list of allowed|open relay|5\.7\.64 tenantattribution|relay (access )?denied by", "messagelabs, office 365",
+    p(r"as a relay|not configured to (relay|accept mail for)|allowed rcpthosts|isn.t in my list of allowed|insecure (mail )?relay|5\.7\.64 tenantattribution|relay (access )?denied by", "messagelabs, office 365",
       "553-you are trying to use me [server-3.tower-27.messagelabs.com] as a relay, but I have not been configured to let you [192.0.2.1, mx.example.org] do this."),
     p(r"email address is not verified", "amazon ses",
       "554 Message rejected: Email address is not verified. The following identities failed the check in region US-EAST-1: neko@example.org"),
@@ -198,7 +198,7 @@ const BLOCKED_HOST: &[Phrase] = &[
       "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org; https://www.spamhaus.org/query/ip/192.0.2.1"),
     p(r"dynamic(ally)?[- ](assigned )?(ip|address|pool|range|host)|dial-?up|residential|consumer (ip|connection)|end[- ]user (ip|network)|use (the smtp server|the relay|the mail server) of your (isp|provider)|not authorized to send email directly", "outlook.com (dy-001), aol (rtr:bb), gmx, spamhaus pbl users",
       "550 DY-001 (SNT004-MC1F43) Unfortunately, messages from 192.0.2.1 weren't sent. Please contact your Internet service provider. You can tell them that Hotmail does not relay dynamically-assigned IP ranges."),
-    p(r"messages from \S+ weren.t sent|part of their network is on our block list|\(s3140\)|\(s3150\)|\bsc-00[1-4]\b|5\.7\.606|5\.7\.708|5\.7\.750|banned sending ip|traffic not accepted from this ip|originating from your ip address.{0,80}(blocked|rejected)|your ip address has been (blocked|blacklisted|banned|rejected)|\[tss09\]|permanently deferred|connection (rejected|refused) (by|due to) policy", "outlook.com, office 365, gmail",
+    p(r"messages from \S+ weren.t sent|part of their network is on our block list|\(s3140\)|\(s3150\)|\bsc-00[1-4]\b|5\.7\.606|5\.7\.708|5\.7\.750|banned sending ip|traffic not accepted from this ip|originating from your ip address.{0,80}(blocked|rejected)|your ip address has been (blocked|blacklisted|banned|rejected)|\[tss09\]|permanently deferred|connection (rejected|refused) (by|due to) policy|(is|as|which is) an open (relay|proxy)|open (relay|proxy) (list|database|detected)|no access from mail server", "outlook.com, office 365, gmail",
       "550 5.7.1 Unfortunately, messages from [192.0.2.1] weren't sent. Please contact your Internet service provider since part of their network is on our block list (S3150)."),
 ];
 
@@ -270,6 +270,8 @@ const OWN_USER_UNKNOWN: &[Phrase] = &[
       "The recipient name is not recognized The MTS-ID of the original message is: c=jp;a= ;p=example;l=EXAMPLE0000000000"),
     p(r"^unknown user: |invalid final delivery userid", "imail server template",
       "Unknown user: kijitora@example.jp"),
+    p(r"address (couldn.t|could not) be found|\*\* address not found \*\*|e-?mail address you entered couldn.t be found|e-?mail address wasn.t found at the destination domain", "gmail and office 365 dsn templates",
+      "** Address not found ** Your message wasn't delivered to kijitora@example.jp because the address couldn't be found."),
     p(r"not listed in (the )?(public name (& )?address book|domino directory|names and address book)", "lotus notes / domino ndr template",
       "User kijitora (kijitora@example.jp) not listed in Domino Directory"),
 ];
@@ -370,7 +372,7 @@ const SYNTAX_ERROR: &[Phrase] = &[
 
 #[rustfmt::skip]
 const EXPIRED: &[Phrase] = &[
-    p(r"retry (timeout|time limit) exceeded|retry time not reached for any host|(queue|retry|delivery) (time|period|lifetime|limit) (has )?(expired|exceeded|ran out)|(has been|was|been) (in|on) (the )?queue (for )?too long|too long in (the )?queue|maximum (queue|delivery) (time|age)|message (has )?(expired|timed out)|(expired|timed out) (after|in|while)|could not be delivered (for|within) (more than )?\d+ (days?|hours?)|(not|n.t) (be |been )?delivered (for|within|after) (\S+ )?(\d+ )?(days?|hours?)|delivery (time|period|attempts?) (has )?(expired|exceeded|timed out)|unable to deliver (the message )?(in|within) \d+|have been failing for a long time|message could not be delivered for|giving up after|i.m not going to try again|in the queue too long|(could not|couldn.t|unable to) deliver (for|in|within) (the last )?\d+ (seconds|minutes|hours|days)|(envelope|mail) (has )?expired|after (multiple|several|many|repeated) (retries|attempts)|could not send message for (the )?past|will retry for \d+ (more )?(hours|days)|delivery incomplete", "exim, qmail, sendmail, postfix, exchange, amazon ses, domino",
+    p(r"retry (timeout|time limit) exceeded|retry time not reached for any host|(queue|retry|delivery) (time|period|lifetime|limit) (has )?(expired|exceeded|ran out)|(has been|was|been) (in|on) (the )?queue (for )?too long|too long in (the )?queue|maximum (queue|delivery) (time|age)|message (has )?(expired|timed out)|(expired|timed out) (after|in|while)|could not be delivered (for|within) (more than )?\d+ (days?|hours?)|(not|n.t) (be |been )?delivered (for|within|after) (\S+ )?(\d+ )?(days?|hours?)|delivery (time|period|attempts?) (has )?(expired|exceeded|timed out)|unable to deliver (the message )?(in|within) \d+|have been failing for a long time|message could not be delivered for|giving up after|i.m not going to try again|queue\.expired|in the queue too long|(could not|couldn.t|unable to) deliver (for|in|within) (the last )?\d+ (seconds|minutes|hours|days)|(envelope|mail) (has )?expired|after (multiple|several|many|repeated) (retries|attempts)|could not send message for (the )?past|will retry for \d+ (more )?(hours|days)|delivery incomplete", "exim, qmail, sendmail, postfix, exchange, amazon ses, domino",
       "retry timeout exceeded"),
     p(r"connection (timed|timing) out|timed? ?out (while|during|waiting|after|connecting|reading)|conversation with \S+ timed out|(server|host) did not (respond|answer|accept our requests to connect)|no (response|answer) from|read timeout|smtp (session|dialog|conversation) (timeout|timed out)|wasn.t able to establish an smtp connection", "postfix, exim, sendmail, qmail, exchange, gmail, amazon ses",
       "delivery temporarily suspended: connect to mx.example.jp[192.0.2.1]:25: Connection timed out"),
@@ -392,7 +394,7 @@ const WEAK_FILTERED: &[Phrase] = &[
 
 #[rustfmt::skip]
 const SYSTEM_ERROR: &[Phrase] = &[
-    p(r"system (error|failure|problem|config)|temporary lookup failure|qq temporary problem|isn.t in my control/locals file|internal (server )?error|server (error|failure|misconfigur)|local error|error in processing|temporary local (problem|failure|error)|service (is )?(currently|temporarily) (not available|unavailable)|(configuration|config) (error|problem)|misconfigur|resources temporarily unavailable|unable to (process|complete|handle)|processing error|cannot process|server (is )?busy|try (again )?later|requested action aborted|error (occurred )?(while|during) (processing|delivery)|an error occurred|encountered an error|unexpected (error|failure)|mail system (error|problem)|i/o error|(file|disk) (write|read) error|write error|timeout waiting for input|interrupted system call|could not load|database (error|failure|unavailable)|recipient deferred|storedrv|mapi", "postfix, exim, sendmail, exchange, courier, domino, groupwise, zimbra",
+    p(r"system (error|failure|problem|config)|temporary lookup failure|qq temporary problem|isn.t in my control/locals file|internal (server )?error|server (error|failure|misconfigur)|local error|error in processing|temporary local (problem|failure|error)|service (is )?(currently|temporarily) (not available|unavailable)|(configuration|config) (error|problem)|misconfigur|resources temporarily unavailable|unable to (process|complete|handle)|processing error|cannot process|server (is )?busy|requested action aborted|error (occurred )?(while|during) (processing|delivery)|an error occurred|encountered an error|unexpected (error|failure)|mail system (error|problem)|i/o error|(file|disk) (write|read) error|write error|timeout waiting for input|interrupted system call|could not load|database (error|failure|unavailable)|recipient deferred|storedrv|mapi|resolver\.adr\.(badprimary|invalidinsmtp|ambiguous)", "postfix, exim, sendmail, exchange, courier, domino, groupwise, zimbra",
       "451 4.3.0 Error: queue file write error"),
 ];
 
@@ -501,6 +503,12 @@ pub fn find(normalized: &str) -> (Option<Hit>, Option<Hit>) {
         }
     }
     (strong, weak)
+}
+
+/// The words of `text` that `hit`'s phrase matches (compiled anew: for explanations only).
+pub fn matched(hit: &Hit, text: &str) -> Option<String> {
+    let re = regex::Regex::new(&compile(hit.phrase.pattern)).ok()?;
+    re.find(&normalize(text)).map(|m| m.as_str().trim().to_string())
 }
 
 /// The reason the first phrase of `text` names, strong before weak.

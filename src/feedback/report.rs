@@ -78,6 +78,44 @@ pub struct Why {
     pub rule: crate::feedback::classify::Rule,
 }
 
+impl BouncedRecipient {
+    /// The evidence and the deciding rule, for people (`bounce parse --explain`).
+    pub fn explain_lines(&self) -> Vec<String> {
+        let mut lines = vec![format!(
+            "evidence: status {}, reply code {}, command {}, {}",
+            self.status.as_deref().unwrap_or("none"),
+            self.reply_code.as_deref().unwrap_or("none"),
+            self.why.phase.as_str(),
+            if self.why.delayed { "a delay report" } else { "a final report" },
+        )];
+        lines.push(format!("decided by {}", self.why.rule));
+        if let Some(m) = self.matched() {
+            lines.push(format!("words: \"{m}\""));
+        }
+        lines
+    }
+
+    /// The same as JSON (`bounce parse --json --explain`).
+    pub fn explain_json(&self) -> Value {
+        json!({
+            "command": self.why.phase.as_str(),
+            "delayed": self.why.delayed,
+            "rule": self.why.rule.to_string(),
+            "words": self.matched(),
+        })
+    }
+
+    /// The words of the diagnostic that the deciding phrase matched.
+    fn matched(&self) -> Option<String> {
+        use crate::feedback::classify::Rule;
+        let hit = match self.why.rule {
+            Rule::Wording(h) | Rule::WordingAt(h, _) | Rule::WeakWording(h) => h,
+            _ => return None,
+        };
+        crate::feedback::phrases::matched(&hit, self.diagnostic.as_deref()?)
+    }
+}
+
 impl Default for Why {
     fn default() -> Self {
         Why { phase: Default::default(), delayed: false, rule: crate::feedback::classify::Rule::Undefined }

@@ -44,11 +44,18 @@ fn written_lines_get_their_reason_and_verdict() {
         reason_ok += usize::from(r_ok);
         hard_ok += usize::from(h_ok);
         if !r_ok || !h_ok {
-            misses.push(format!("want {want}/{hard} got {}/{:?} [{who}] {words}\n      {}", d.reason, d.hard_bounce, d.rule));
+            misses.push(format!(
+                "want {want}/{hard} got {}/{:?} [{who}] {words}\n      {}",
+                d.reason, d.hard_bounce, d.rule
+            ));
         }
     }
     let pct = |n: usize| 100.0 * n as f64 / total.max(1) as f64;
-    println!("bounce lines: {total}, reason {reason_ok} ({:.1}%), hard/soft {hard_ok} ({:.1}%)", pct(reason_ok), pct(hard_ok));
+    println!(
+        "bounce lines: {total}, reason {reason_ok} ({:.1}%), hard/soft {hard_ok} ({:.1}%)",
+        pct(reason_ok),
+        pct(hard_ok)
+    );
     for m in &misses {
         println!("  {m}");
     }
@@ -59,3 +66,35 @@ fn written_lines_get_their_reason_and_verdict() {
 
 const FLOOR_REASON: f64 = 0.0;
 const FLOOR_HARD: f64 = 0.0;
+
+/// `mailerd bounce parse --explain FILE` says, per recipient, the evidence and the rule.
+#[test]
+fn explain_shows_the_evidence_and_the_rule() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("bounce.eml");
+    std::fs::write(
+        &file,
+        "From: MAILER-DAEMON@mx.example.org\nSubject: Undelivered Mail Returned to Sender\n\nThis is the mail system at host mx.example.org.\n\n<kijitora@example.jp>: host mx.example.jp[192.0.2.1] said: 550 5.0.0\n    <kijitora@example.jp>: No such user here (in reply to end of DATA command)\n",
+    )
+    .expect("write");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailerd"))
+            .args(["bounce", "parse", "--explain"])
+            .args(args)
+            .arg(&file)
+            .output()
+            .expect("run mailerd");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let text = run(&[]);
+    assert!(text.contains("filtered"), "{text}");
+    assert!(text.contains("command DATA"), "{text}");
+    assert!(text.contains("refused after DATA"), "{text}");
+    assert!(text.contains("words: \"no such user\""), "{text}");
+    let json: serde_json::Value = serde_json::from_str(run(&["--json"]).trim()).expect("one JSON line");
+    let explain = &json["recipients"][0]["explain"];
+    assert_eq!(explain["command"], "DATA");
+    assert_eq!(explain["words"], "no such user");
+    assert!(explain["rule"].as_str().is_some_and(|r| r.starts_with("1. wording")), "{explain}");
+}
