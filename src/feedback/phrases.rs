@@ -20,7 +20,7 @@
 //! Must not: decide anything but "which group does this text name first"; pure and total.
 
 use crate::bounce::reason::Reason;
-use regex::RegexSet;
+use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use std::sync::LazyLock;
 
 /// One wording: a case-insensitive pattern over squeezed lower-case text, who writes it, and
@@ -224,7 +224,7 @@ const REJECTED_SENDER: &[Phrase] = &[
 
 #[rustfmt::skip]
 const MAILBOX_FULL: &[Phrase] = &[
-    p(r"mail ?box (is |was |has )?(full|over (its |the )?(quota|limit|size limit)|exceeded|overflow)|over ?quota|quota (exceeded|exceed|full|violation|reached|limit exceeded)|exceed(ed|s|ing)? (the |his |her |their |your |its )?(storage |mailbox |disk |space )?(quota|allocation)|mailbox size limit|(user|mailbox|account|inbox|recipient)( is| has)? (full|over quota|over limit)|account is full|full mailbox|mail ?box full|storage (space )?(full|exceeded|limit)|mail quota|disk quota|maildir over quota|size of (the )?mailbox|out of (disk )?space for (this |the )?(user|mailbox|account)|(user|mailbox) has (run out of|no more) (space|storage)|insufficient (disk )?(space|storage) (for|in) (the )?(user|mailbox|recipient|account)|would exceed (the )?(mailbox|quota|storage)|quotaexceededexception|postfach (ist )?voll|bo[iî]te (aux lettres )?(est )?pleine|casella (di posta )?piena|buz[oó]n (lleno|completo)|容量", "postfix, exim, dovecot, courier, gmail, yahoo, outlook.com, icloud, exchange, zimbra, kerio, mdaemon, qmail vdelivermail, gmx, orange",
+    p(r"mail ?box (is |was |has )?(full|over (its |the )?(quota|limit|size limit)|exceeded|overflow)|over ?quota|quota (exceeded|exceed|full|violation|reached|limit exceeded)|exceed(ed|s|ing)? (the |his |her |their |your |its )?(storage |mailbox |disk |space )?(quota|allocation)|mailbox size limit|(user|mailbox|account|inbox|recipient)( is| has)? (full|over quota|over limit)|account is full|full mailbox|mail ?box full|storage (space )?(full|exceeded|limit)|mail quota|disk quota|maildir over quota|size of (the )?mailbox|out of (disk )?space for (this |the )?(user|mailbox|account)|(user|mailbox) has (run out of|no more) (space|storage)|insufficient (disk )?(space|storage) (for|in) (the )?(user|mailbox|recipient|account)|would exceed (the )?(mailbox|quota|storage)|quotaexceededexception|postfach (ist )?voll|bo(i|î)te (aux lettres )?(est )?pleine|casella (di posta )?piena|buz(o|ó)n (lleno|completo)|容量", "postfix, exim, dovecot, courier, gmail, yahoo, outlook.com, icloud, exchange, zimbra, kerio, mdaemon, qmail vdelivermail, gmx, orange",
       "552-5.2.2 The email account that you tried to reach is over quota. Please direct the recipient to https://support.google.com/mail/?p=OverQuotaPerm"),
 ];
 
@@ -434,17 +434,22 @@ fn flat() -> impl Iterator<Item = (&'static Group, &'static Phrase)> {
     GROUPS.iter().flat_map(|g| g.phrases.iter().map(move |p| (g, p)))
 }
 
-/// Rules are written with `\b`; an ASCII word boundary keeps the set on the fast lazy DFA
-/// (a Unicode `\b` makes it fall back to the slow NFA on non-ASCII text).
-fn compile(p: &str) -> String {
-    format!("(?i){}", p.replace(r"\b", r"(?-u:\b)"))
+/// The phrases match bytes of normalized (lower-cased) text with ASCII classes: `.`, `\S`
+/// and `\b` are one byte each, which keeps the set of a few hundred alternations within
+/// the lazy DFA (Unicode classes and case folding made it fall back to the slow NFA).
+/// Non-ASCII letters in a pattern still match as their UTF-8 bytes.
+fn builder(pattern: &str) -> RegexBuilder {
+    let mut b = RegexBuilder::new(pattern);
+    b.unicode(false);
+    b
 }
 
 static SET: LazyLock<Option<(RegexSet, Vec<Hit>)>> = LazyLock::new(|| {
     let hits: Vec<Hit> = flat().map(|(group, phrase)| Hit { group, phrase }).collect();
-    let set = regex::RegexSetBuilder::new(hits.iter().map(|h| compile(h.phrase.pattern)))
-        .dfa_size_limit(32 << 20)
-        .size_limit(32 << 20)
+    let set = RegexSetBuilder::new(hits.iter().map(|h| h.phrase.pattern))
+        .unicode(false)
+        .dfa_size_limit(64 << 20)
+        .size_limit(64 << 20)
         .build()
         .ok()?;
     Some((set, hits))
@@ -491,7 +496,7 @@ pub fn find(normalized: &str) -> (Option<Hit>, Option<Hit>) {
     };
     let mut strong = None;
     let mut weak = None;
-    for i in set.matches(normalized).iter() {
+    for i in set.matches(normalized.as_bytes()).iter() {
         let Some(h) = hits.get(i) else { continue };
         match h.group.strength {
             Strength::Strong | Strength::Own if strong.is_none() => strong = Some(*h),
@@ -507,8 +512,9 @@ pub fn find(normalized: &str) -> (Option<Hit>, Option<Hit>) {
 
 /// The words of `text` that `hit`'s phrase matches (compiled anew: for explanations only).
 pub fn matched(hit: &Hit, text: &str) -> Option<String> {
-    let re = regex::Regex::new(&compile(hit.phrase.pattern)).ok()?;
-    re.find(&normalize(text)).map(|m| m.as_str().trim().to_string())
+    let re: Regex = builder(hit.phrase.pattern).build().ok()?;
+    let text = normalize(text);
+    re.find(text.as_bytes()).map(|m| String::from_utf8_lossy(m.as_bytes()).trim().to_string())
 }
 
 /// The reason the first phrase of `text` names, strong before weak.
@@ -524,7 +530,7 @@ mod tests {
     #[test]
     fn every_phrase_compiles_and_the_set_builds() {
         for (g, p) in flat() {
-            assert!(regex::Regex::new(&compile(p.pattern)).is_ok(), "{}: bad pattern {}", g.name, p.pattern);
+            assert!(builder(p.pattern).build().is_ok(), "{}: bad pattern {}", g.name, p.pattern);
         }
         assert!(SET.is_some());
     }
@@ -535,7 +541,7 @@ mod tests {
         let mut wrong = Vec::new();
         for (g, p) in flat() {
             let text = normalize(p.example);
-            let own = regex::Regex::new(&compile(p.pattern)).map(|r| r.is_match(&text)).unwrap_or(false);
+            let own = builder(p.pattern).build().map(|r| r.is_match(text.as_bytes())).unwrap_or(false);
             let (strong, weak) = find(&text);
             let first = match g.strength {
                 Strength::Strong | Strength::Own => strong,

@@ -44,12 +44,13 @@ impl DataReader {
                     if self.at_line_start && after_crlf && line == b".\r\n" {
                         return Feed::Done { consumed: pos + line.len() };
                     }
-                    self.push_line_part(line);
+                    self.push_line_part(line, after_crlf);
                     self.at_line_start = true;
                     pos += line.len();
                 }
                 None if !self.at_line_start || rest.len() >= MIN_PARTIAL => {
-                    self.push_line_part(rest);
+                    let after_crlf = self.last_two == *b"\r\n";
+                    self.push_line_part(rest, after_crlf);
                     self.at_line_start = false;
                     pos += rest.len();
                 }
@@ -59,14 +60,16 @@ impl DataReader {
         Feed::NeedMore { consumed: pos }
     }
 
-    fn push_line_part(&mut self, raw: &[u8]) {
+    /// `after_crlf`: the part starts a line that follows a CRLF, the only kind of line
+    /// dot-stuffing applies to; a line after a bare LF keeps its leading dot.
+    fn push_line_part(&mut self, raw: &[u8], after_crlf: bool) {
         if let [.., a, b] = raw {
             self.last_two = [*a, *b];
         } else if let [b] = raw {
             self.last_two = [self.last_two[1], *b];
         }
         let content = match raw.split_first() {
-            Some((b'.', rest)) if self.at_line_start => rest,
+            Some((b'.', rest)) if self.at_line_start && after_crlf => rest,
             _ => raw,
         };
         self.data_bytes += content.len() as u64;
@@ -139,6 +142,15 @@ mod tests {
         assert!(msg.windows(4).any(|w| w == b"MAIL"), "smuggled command must stay in the body");
         let (r, _) = run(1000, &[b"a\r\n.\nb\r\n.\r\n"]);
         assert_eq!(r.into_message(), b"a\r\n\nb\r\n");
+    }
+
+    #[test]
+    fn a_dot_after_a_bare_lf_is_data_and_stays() {
+        let (r, _) = run(1000, &[b"a\n.\r\nb\n..c\r\n.\r\n"]);
+        assert_eq!(r.into_message(), b"a\n.\r\nb\n..c\r\n");
+        // Split between reads, too.
+        let (r, _) = run(1000, &[b"a\n", b".", b"\r\n", b".\r\n"]);
+        assert_eq!(r.into_message(), b"a\n.\r\n");
     }
 
     #[test]

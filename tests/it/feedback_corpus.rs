@@ -57,11 +57,14 @@ fn corpus_accuracy_stays_above_floors() {
     }
 }
 
-// Floors: just under what the parser reached on the full corpus (is_bounce 99.7, recipients
-// 98.6, status 96.6, reason 92.8, hard 97.8): a regression of two or three rows fails.
-// Run with MAILERD_CORPUS_MISSES=1 to list the misses (=all: every reason row too).
+// Floors: just under what the classifier reaches on the full corpus (is_bounce 99.7, recipients
+// 98.6, status 96.6, reason 91.3, hard 98.1), so a regression of two or three rows fails. The
+// reason floor is lower than the 92.8% of the rules before issue 13, which were fitted to every
+// file of the corpus; today's rules are written against the development part only (93.6% there,
+// 87.2% on the families set aside). Run with MAILERD_CORPUS_MISSES=1 to list the development
+// part's misses (=all: its every reason row too).
 const FLOOR_IS_BOUNCE: f64 = 99.0;
 const FLOOR_RECIPIENTS: f64 = 98.0;
 const FLOOR_STATUS: f64 = 95.5;
-const FLOOR_REASON: f64 = 92.2;
-const FLOOR_HARD: f64 = 97.0;
+const FLOOR_REASON: f64 = 90.5;
+const FLOOR_HARD: f64 = 97.5;
