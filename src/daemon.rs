@@ -13,7 +13,7 @@ use anyhow::{Context as _, Result};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::bounce::report::Reporter;
 use crate::config::Config;
@@ -211,6 +211,16 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let wakeup = Arc::new(crate::queue::Wakeup::default());
     let limits = config.limits.clone();
+    let nofile = crate::budget::raise_nofile();
+    let pools = crate::budget::pools(&config, nofile);
+    info!(nofile, reserved = pools.reserved, smtp = pools.smtp, submission = pools.submission, http = pools.http,
+          "descriptor budget");
+    if pools.smtp < limits.max_connections
+        || pools.submission < limits.max_submission_connections
+        || pools.http < limits.max_http_connections
+    {
+        warn!(nofile, "the descriptor limit is too low for the configured connection limits: the pools were scaled down (raise `ulimit -n`)");
+    }
     let auth = Authenticator::new(store.clone(), limits.auth_max_failures, limits.auth_failure_window);
     let breaker = Arc::new(crate::bounce::breaker::Breaker::new(config.account));
     let ctx = Arc::new(Context {
@@ -224,6 +234,12 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
         dkim: dkim.clone(),
         dns: crate::dns::Dns::new(&config.dns_nameservers).ok().map(Arc::new),
         breaker: breaker.clone(),
+        anvil: inbound::anvil::Anvil::new(inbound::anvil::Limits {
+            sessions: limits.max_connections_per_ip,
+            connections_per_minute: limits.connection_rate_per_ip,
+            messages_per_minute: limits.messages_per_ip,
+            recipients_per_minute: limits.recipients_per_ip,
+        }),
     });
     if let Some(l) = listeners.http {
         info!(listener = "http", addr = %l.local_addr()?, "listening");
@@ -233,18 +249,25 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
             config.bounce.check_authentication,
         );
         let state = Arc::new(crate::http::AppState { ctx: ctx.clone(), verifier, sessions: Default::default() });
-        tokio::spawn(crate::http::serve(l, state, shutdown_rx.clone()));
+        tokio::spawn(crate::http::serve(l, state, pools.http, shutdown_rx.clone()));
     }
     for hook in config.webhooks.clone() {
         info!(url = %hook.url, "webhook endpoint");
         tokio::spawn(crate::http::webhooks::run(store.clone(), hook, shutdown_rx.clone()));
     }
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    // Each SMTP listener has its own pool of session slots: MX clients cannot starve submission.
+    let pools = [
+        (listeners.smtp, ListenerKind::Smtp, pools.smtp),
+        (listeners.submission, ListenerKind::Submission, pools.submission),
+    ];
+    let mut slots = Vec::new();
     let mut tasks = Vec::new();
-    for (listener, kind) in [(listeners.smtp, ListenerKind::Smtp), (listeners.submission, ListenerKind::Submission)] {
+    for (listener, kind, size) in pools {
         if let Some(l) = listener {
-            info!(listener = kind.as_str(), addr = %l.local_addr()?, "listening");
-            tasks.push(tokio::spawn(inbound::listener::run(ctx.clone(), l, kind, slots.clone())));
+            info!(listener = kind.as_str(), addr = %l.local_addr()?, slots = size, "listening");
+            let pool = Arc::new(Semaphore::new(size));
+            slots.push((pool.clone(), size));
+            tasks.push(tokio::spawn(inbound::listener::run(ctx.clone(), l, kind, pool)));
         }
     }
     let scheduler = if config.queue.hold {
@@ -286,7 +309,8 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
     info!("shutting down: refusing new sessions, finishing transactions");
     let _ = shutdown_tx.send(true);
     let started = Instant::now();
-    while slots.available_permits() < limits.max_connections && started.elapsed() < limits.shutdown_grace {
+    let busy = |slots: &[(Arc<Semaphore>, usize)]| slots.iter().any(|(s, n)| s.available_permits() < *n);
+    while busy(&slots) && started.elapsed() < limits.shutdown_grace {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     for t in tasks {

@@ -24,6 +24,12 @@ const OUTCOMES: [&str; 4] = ["delivered", "deferred", "bounced", "expired"];
 static OUTCOME: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
 static BOUNCED_BY_REASON: [AtomicU64; Reason::ALL.len()] = [const { AtomicU64::new(0) }; Reason::ALL.len()];
 static DNS_ERRORS: AtomicU64 = AtomicU64::new(0);
+const CLIENT_LIMITS: [&str; 4] = ["sessions", "connection_rate", "message_rate", "recipient_rate"];
+static CLIENT_LIMITED: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+static CLIENTS_TRACKED: AtomicU64 = AtomicU64::new(0);
+static SMTP_DEADLINES: AtomicU64 = AtomicU64::new(0);
+static HTTP_OPEN: AtomicU64 = AtomicU64::new(0);
+static HTTP_REFUSED: AtomicU64 = AtomicU64::new(0);
 static TLS_ERRORS: AtomicU64 = AtomicU64::new(0);
 /// Seconds from acceptance to delivery.
 const BUCKETS: [f64; 10] = [0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 1800.0, 3600.0, 86400.0];
@@ -73,6 +79,35 @@ pub fn outcome(state: &str, bounce_reason: Option<Reason>, latency: Option<Durat
     }
 }
 
+/// A client refused by a per-client limit (`sessions`, `connection_rate`, ...).
+pub fn client_limited(limit: &str) {
+    if let Some(i) = CLIENT_LIMITS.iter().position(|l| *l == limit) {
+        CLIENT_LIMITED.get(i).map(|c| c.fetch_add(1, Relaxed));
+    }
+}
+
+/// Clients in the per-client table now.
+pub fn clients_tracked(n: usize) {
+    CLIENTS_TRACKED.store(n as u64, Relaxed);
+}
+
+/// An SMTP session closed because a command line or DATA missed its deadline.
+pub fn smtp_deadline() {
+    SMTP_DEADLINES.fetch_add(1, Relaxed);
+}
+
+pub fn http_opened() {
+    HTTP_OPEN.fetch_add(1, Relaxed);
+}
+
+pub fn http_closed() {
+    let _ = HTTP_OPEN.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+}
+
+pub fn http_refused() {
+    HTTP_REFUSED.fetch_add(1, Relaxed);
+}
+
 pub fn dns_error() {
     DNS_ERRORS.fetch_add(1, Relaxed);
 }
@@ -97,6 +132,11 @@ pub fn render(queue: Option<u64>) -> String {
     metric("mailerd_dns_errors_total", "counter", "Temporary DNS failures while routing");
     metric("mailerd_tls_errors_total", "counter", "Failed TLS handshakes, in and out");
     metric("mailerd_queue_recipients", "gauge", "Recipients queued or deferred");
+    metric("mailerd_client_limited_total", "counter", "SMTP clients refused by a per-client limit, by limit");
+    metric("mailerd_clients_tracked", "gauge", "Clients in the per-client limit table");
+    metric("mailerd_smtp_deadline_closed_total", "counter", "SMTP sessions closed for missing a command or DATA deadline");
+    metric("mailerd_http_connections_open", "gauge", "HTTP connections open now");
+    metric("mailerd_http_connections_refused_total", "counter", "HTTP connections refused (over max_http_connections)");
     let mut out = s;
     let v = |a: &AtomicU64| a.load(Relaxed);
     let _ = writeln!(out, "mailerd_connections_total {}", v(&CONNECTIONS_TOTAL));
@@ -126,6 +166,13 @@ pub fn render(queue: Option<u64>) -> String {
     if let Some(q) = queue {
         let _ = writeln!(out, "mailerd_queue_recipients {q}");
     }
+    for (l, c) in CLIENT_LIMITS.iter().zip(CLIENT_LIMITED.iter()) {
+        let _ = writeln!(out, "mailerd_client_limited_total{{limit=\"{l}\"}} {}", v(c));
+    }
+    let _ = writeln!(out, "mailerd_clients_tracked {}", v(&CLIENTS_TRACKED));
+    let _ = writeln!(out, "mailerd_smtp_deadline_closed_total {}", v(&SMTP_DEADLINES));
+    let _ = writeln!(out, "mailerd_http_connections_open {}", v(&HTTP_OPEN));
+    let _ = writeln!(out, "mailerd_http_connections_refused_total {}", v(&HTTP_REFUSED));
     out
 }
 

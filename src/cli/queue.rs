@@ -11,6 +11,7 @@ use crate::store::MessageId;
 pub async fn list(config: &Config, json: bool, limit: usize) -> Result<i32> {
     let store = super::open_store(config).await?;
     let entries = store.queue_list(limit).await?;
+    let total = if entries.len() < limit { entries.len() as u64 } else { store.queued_messages().await? };
     for e in &entries {
         if json {
             println!("{}", serde_json::to_string(e)?);
@@ -24,9 +25,26 @@ pub async fn list(config: &Config, json: bool, limit: usize) -> Result<i32> {
         }
     }
     if !json {
-        println!("-- {} message(s) in the queue", entries.len());
+        if (entries.len() as u64) < total {
+            println!("-- showing {} of {} messages in the queue", thousands(entries.len() as u64), thousands(total));
+        } else {
+            println!("-- {} message(s) in the queue", entries.len());
+        }
     }
     Ok(0)
+}
+
+/// `42235` as `42,235`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 pub async fn show(config: &Config, id: &str, json: bool) -> Result<i32> {
@@ -75,5 +93,15 @@ pub async fn delete(config: &Config, id: &str) -> Result<i32> {
         Ok(0)
     } else {
         anyhow::bail!("no message {id}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(super::thousands(42_235), "42,235");
+        assert_eq!(super::thousands(1000), "1,000");
+        assert_eq!(super::thousands(999), "999");
     }
 }

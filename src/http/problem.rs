@@ -49,6 +49,16 @@ impl Problem {
         Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
     }
 
+    /// The request took longer than the server allows (reading its body included).
+    pub fn timeout(limit: std::time::Duration) -> Problem {
+        Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request-timeout",
+            "Request took too long",
+            format!("a request must be sent and served within {} s", limit.as_secs()),
+        )
+    }
+
     pub fn unavailable(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Try again later", detail)
     }

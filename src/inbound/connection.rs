@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{info, warn};
@@ -113,7 +113,10 @@ impl Conn {
         }
     }
 
+    /// Reads one line; the whole line must arrive within `timeout` (a deadline, not an idle
+    /// timer: a client that sends a byte now and then cannot stretch it).
     async fn read_line(&mut self, timeout: Duration) -> Result<Line, ConnError> {
+        let deadline = Instant::now() + timeout;
         let mut discarding = false;
         loop {
             if let Some(nl) = self.pending().iter().position(|&b| b == b'\n') {
@@ -135,7 +138,11 @@ impl Conn {
                 let n = self.pending().len();
                 self.consume(n);
             }
-            self.fill(timeout, COMMAND_CHUNK).await?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ConnError::Timeout);
+            }
+            self.fill(left, COMMAND_CHUNK).await?;
         }
     }
 
@@ -161,8 +168,10 @@ pub async fn serve(ctx: Arc<Context>, io: Box<dyn Io>, addr: SocketAddr, kind: L
     match result {
         Ok(()) | Err(ConnError::Closed) => {}
         Err(ConnError::Timeout) => {
+            crate::metrics::smtp_deadline();
             conn.reply(&replies::timeout(&ctx.config.hostname));
-            let _ = conn.flush().await;
+            // The client may not read: the goodbye gets a short deadline of its own.
+            let _ = tokio::time::timeout(Duration::from_secs(5), conn.flush()).await;
             info!(client = %addr, "timeout, disconnected");
         }
         Err(ConnError::Io(e)) => info!(client = %addr, error = %e, "connection error"),
@@ -254,6 +263,22 @@ async fn error(ctx: &Context, conn: &mut Conn, session: &mut Session, reply: Smt
     Ok(())
 }
 
+/// Answers a junk command (NOOP, RSET, VRFY, HELP); beyond `limits.junk_command_limit`
+/// each one counts as an error (Postfix's smtpd_junk_command_limit).
+async fn junk(ctx: &Context, conn: &mut Conn, session: &mut Session, reply: SmtpReply) -> Result<(), ConnError> {
+    if session.junk(ctx.config.limits.junk_command_limit) {
+        return error(ctx, conn, session, reply).await;
+    }
+    conn.reply(&reply);
+    Ok(())
+}
+
+/// Whether the per-client message and recipient rates apply: not to trusted networks, not
+/// to authenticated submission.
+fn limited(ctx: &Context, client: &Client, session: &Session) -> bool {
+    session.auth_user.is_none() && !policy::is_trusted(ctx, client.addr.ip())
+}
+
 fn extensions(ctx: &Context, client: &Client, session: &Session) -> Vec<String> {
     let mut ext = vec![
         "PIPELINING".to_string(),
@@ -294,6 +319,12 @@ async fn handle(
                 error(ctx, conn, session, reply).await?;
                 return Ok(Next::Continue);
             }
+            if limited(ctx, client, session) && ctx.anvil.message(ip, Instant::now()).is_err() {
+                crate::metrics::client_limited(super::anvil::Over::MessageRate.as_str());
+                info!(client = %client.addr, "refused MAIL: per-client message rate");
+                conn.reply(&replies::too_much_mail_from(&super::anvil::ClientKey::of(ip).to_string()));
+                return Ok(Next::Quit);
+            }
             match policy::check_mail(ctx, session, client.kind, ip, &params) {
                 Ok(()) => {
                     session.open(from, params);
@@ -308,11 +339,21 @@ async fn handle(
         Command::Rcpt { to, params } => {
             let declared = match session.may_rcpt(ctx.config.limits.max_recipients) {
                 Ok(tx) => tx.params.size,
+                // RFC 5321 §4.5.3.1.10: the client sends the rest later; no penalty.
+                Err(reply) if reply.code == 452 => {
+                    conn.reply(&reply);
+                    return Ok(Next::Continue);
+                }
                 Err(reply) => {
                     error(ctx, conn, session, reply).await?;
                     return Ok(Next::Continue);
                 }
             };
+            if limited(ctx, client, session) && ctx.anvil.recipient(ip, Instant::now()).is_err() {
+                crate::metrics::client_limited(super::anvil::Over::RecipientRate.as_str());
+                conn.reply(&replies::too_many_recipients_from(&super::anvil::ClientKey::of(ip).to_string()));
+                return Ok(Next::Continue);
+            }
             match policy::check_rcpt(ctx, session, client.kind, ip, &to, &params, declared).await {
                 Ok(rcpt) => {
                     session.add_rcpt(rcpt);
@@ -335,16 +376,16 @@ async fn handle(
         }
         Command::Rset => {
             session.take();
-            conn.reply(&replies::ok());
+            junk(ctx, conn, session, replies::ok()).await?;
         }
-        Command::Noop => conn.reply(&replies::ok()),
+        Command::Noop => junk(ctx, conn, session, replies::ok()).await?,
         Command::Quit => {
             conn.reply(&replies::bye());
             return Ok(Next::Quit);
         }
-        Command::Vrfy => conn.reply(&replies::vrfy()),
+        Command::Vrfy => junk(ctx, conn, session, replies::vrfy()).await?,
         Command::Expn => error(ctx, conn, session, replies::expn_disabled()).await?,
-        Command::Help => conn.reply(&replies::help()),
+        Command::Help => junk(ctx, conn, session, replies::help()).await?,
         Command::StartTls => starttls(ctx, conn, session).await?,
         Command::Auth { mechanism, initial } => authenticate(ctx, conn, client, session, &mechanism, initial).await?,
     }
@@ -459,6 +500,38 @@ async fn challenge(conn: &mut Conn, b64: &str, timeout: Duration) -> Result<Opti
     }
 }
 
+/// How long DATA may take: every read within `data_timeout`, and the whole body at no less
+/// than `min_data_rate` bytes per second on average after a grace of `command_timeout`, so
+/// a client trickling bytes cannot hold a session (and its slot) for ever.
+struct DataDeadline {
+    start: Instant,
+    grace: Duration,
+    min_rate: u64,
+    per_read: Duration,
+}
+
+impl DataDeadline {
+    fn new(limits: &crate::config::Limits) -> Self {
+        DataDeadline {
+            start: Instant::now(),
+            grace: limits.command_timeout,
+            min_rate: limits.min_data_rate,
+            per_read: limits.data_timeout,
+        }
+    }
+
+    /// The wait allowed for the next read, having received `bytes`; `None` when the deadline
+    /// has passed.
+    fn next_read(&self, bytes: u64, now: Instant) -> Option<Duration> {
+        if self.min_rate == 0 {
+            return Some(self.per_read);
+        }
+        let allowed = self.grace.saturating_add(Duration::from_secs_f64(bytes as f64 / self.min_rate as f64));
+        let left = (self.start + allowed).saturating_duration_since(now);
+        (!left.is_zero()).then(|| left.min(self.per_read))
+    }
+}
+
 async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: &mut Session) -> Result<(), ConnError> {
     let now = Timestamp::now();
     let id = MessageId::generate(now);
@@ -481,6 +554,7 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
     });
     conn.reply(&replies::start_data());
     let mut reader = DataReader::new(ctx.config.limits.max_message_size, header.into_bytes());
+    let deadline = DataDeadline::new(&ctx.config.limits);
     loop {
         match reader.feed(conn.pending()) {
             Feed::Done { consumed } => {
@@ -489,7 +563,8 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
             }
             Feed::NeedMore { consumed } => {
                 conn.consume(consumed);
-                conn.fill(ctx.config.limits.data_timeout, DATA_CHUNK).await?;
+                let wait = deadline.next_read(reader.data_bytes(), Instant::now()).ok_or(ConnError::Timeout)?;
+                conn.fill(wait, DATA_CHUNK).await?;
             }
         }
     }

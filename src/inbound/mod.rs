@@ -6,6 +6,7 @@
 //! messages to `accept`. Reply text comes from `replies` only.
 //! Must not: write to the store except through `accept`.
 
+pub mod anvil;
 pub mod auth;
 pub mod checks;
 pub mod connection;
@@ -59,6 +60,8 @@ pub struct Context {
     pub dns: Option<Arc<crate::dns::Dns>>,
     /// Hard-bounce rates per account (shared with the scheduler).
     pub breaker: Arc<crate::bounce::breaker::Breaker>,
+    /// Per-client limits (sessions, connection, message and recipient rates).
+    pub anvil: Arc<anvil::Anvil>,
 }
 
 impl Context {

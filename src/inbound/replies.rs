@@ -172,6 +172,26 @@ pub fn timeout(hostname: &str) -> SmtpReply {
     r(421, (4, 4, 2), format!("{hostname} error: timeout exceeded"))
 }
 
+/// Over the per-client session limit (Postfix's smtpd_client_connection_count_limit).
+pub fn too_many_connections_from(client: &str) -> SmtpReply {
+    r(421, (4, 7, 0), format!("too many connections from {client}"))
+}
+
+/// Over the per-client connection rate (smtpd_client_connection_rate_limit).
+pub fn connection_rate_from(client: &str) -> SmtpReply {
+    r(421, (4, 7, 0), format!("too many connections from {client}, slow down"))
+}
+
+/// Over the per-client message rate (smtpd_client_message_rate_limit).
+pub fn too_much_mail_from(client: &str) -> SmtpReply {
+    r(421, (4, 7, 0), format!("too much mail from {client}, try again later"))
+}
+
+/// Over the per-client recipient rate (smtpd_client_recipient_rate_limit): send it later.
+pub fn too_many_recipients_from(client: &str) -> SmtpReply {
+    r(452, (4, 7, 0), format!("too many recipients from {client}, try again later"))
+}
+
 pub fn too_many_errors() -> SmtpReply {
     r(421, (4, 7, 0), "too many errors, closing connection")
 }

@@ -51,6 +51,8 @@ pub struct Session {
     pub auth_user: Option<String>,
     pub transaction: Option<Transaction>,
     pub errors: u32,
+    /// NOOP, RSET, VRFY and HELP commands so far.
+    pub junk: u32,
 }
 
 impl Session {
@@ -62,6 +64,12 @@ impl Session {
         self.helo = Some(helo);
         self.esmtp = esmtp;
         self.transaction = None;
+    }
+
+    /// Counts a junk command; true when it is beyond `limit` (and so counts as an error).
+    pub fn junk(&mut self, limit: u32) -> bool {
+        self.junk = self.junk.saturating_add(1);
+        self.junk > limit
     }
 
     pub fn in_transaction(&self) -> bool {
@@ -129,7 +137,7 @@ impl Session {
 
     /// RFC 3207 §4.2: after the handshake the client must start again with EHLO.
     pub fn tls_started(&mut self) {
-        *self = Session { tls: true, errors: self.errors, ..Session::default() };
+        *self = Session { tls: true, errors: self.errors, junk: self.junk, ..Session::default() };
     }
 
     pub fn may_auth(&self) -> Result<(), SmtpReply> {
@@ -192,6 +200,13 @@ mod tests {
         s.add_rcpt(rcpt());
         let e = s.may_rcpt(1).unwrap_err();
         assert_eq!(e.render(), "452 4.5.3 too many recipients\r\n");
+    }
+
+    #[test]
+    fn junk_beyond_the_limit_counts() {
+        let mut s = Session::new();
+        assert!(!s.junk(2) && !s.junk(2));
+        assert!(s.junk(2));
     }
 
     #[test]

@@ -677,6 +677,9 @@ pub trait Store: Send + Sync {
         Err(StoreError::Unsupported("queue depth"))
     }
 
+    /// Messages with a recipient still to deliver (what `queue_list` lists, uncapped).
+    async fn queued_messages(&self) -> Result<u64, StoreError>;
+
     /// Stores an API key (only its hash).
     async fn create_api_key(&self, _key: ApiKey) -> Result<(), StoreError> {
         Err(StoreError::Unsupported("API keys"))

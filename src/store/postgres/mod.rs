@@ -307,6 +307,10 @@ impl Store for PgStore {
         self.with(async |c| reads::queue_depth(c).await).await
     }
 
+    async fn queued_messages(&self) -> Result<u64, StoreError> {
+        self.with(async |c| reads::queued_messages(c).await).await
+    }
+
     async fn create_api_key(&self, key: ApiKey) -> Result<(), StoreError> {
         self.with(async |c| writes::create_api_key(c, &key).await).await
     }

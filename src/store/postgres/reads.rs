@@ -286,6 +286,12 @@ pub(super) async fn queue_depth(c: &mut Conn) -> Result<u64, StoreError> {
     Ok(c.client.query_one(&stmt, &[]).await?.try_get::<_, i64>(0)?.max(0) as u64)
 }
 
+pub(super) async fn queued_messages(c: &mut Conn) -> Result<u64, StoreError> {
+    let stmt =
+        c.stmt("SELECT count(DISTINCT message_id) FROM recipients WHERE state IN ('queued', 'deferred')").await?;
+    Ok(c.client.query_one(&stmt, &[]).await?.try_get::<_, i64>(0)?.max(0) as u64)
+}
+
 pub(super) async fn api_key(c: &mut Conn, hash: &str) -> Result<Option<ApiKey>, StoreError> {
     let stmt = c.stmt("SELECT id, name, key_hash, domains, created_at FROM api_keys WHERE key_hash = $1").await?;
     let Some(r) = c.client.query_opt(&stmt, &[&hash]).await? else {

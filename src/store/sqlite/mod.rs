@@ -302,6 +302,18 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn queued_messages(&self) -> Result<u64, StoreError> {
+        self.read(|c| {
+            let n: i64 = c
+                .prepare_cached(
+                    "SELECT count(DISTINCT message_id) FROM recipients WHERE state IN ('queued', 'deferred')",
+                )?
+                .query_row([], |r| r.get(0))?;
+            Ok(n.max(0) as u64)
+        })
+        .await
+    }
+
     async fn create_api_key(&self, key: super::ApiKey) -> Result<(), StoreError> {
         self.simple(Simple::ApiKey(key)).await.map(|_| ())
     }

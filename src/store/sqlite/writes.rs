@@ -2,6 +2,8 @@
 //!
 //! Must not: commit per request (the batch commits once), or answer before the COMMIT.
 
+use std::sync::Arc;
+
 use rusqlite::{Connection, Transaction, params};
 use tokio::sync::oneshot;
 
@@ -21,7 +23,7 @@ enum Pending {
 pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Write>) {
     let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
-        Err(e) => return fail_all(batch, &e.to_string()),
+        Err(e) => return fail_all(batch, &Arc::new(StoreError::Database(e))),
     };
     let mut pending = Vec::with_capacity(batch.len());
     for write in batch {
@@ -40,7 +42,8 @@ pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Write>) {
             Write::Simple(op, reply) => Pending::Count(reply, in_savepoint(&tx, |t| simple(t, &op))),
         });
     }
-    let committed = tx.commit().map_err(|e| e.to_string());
+    // Typed, so a full disk (SQLITE_FULL) still reads as one: 452 4.3.1, not 451 4.3.0.
+    let committed = tx.commit().map_err(|e| Arc::new(StoreError::Database(e)));
     for p in pending {
         // A receiver that went away (client disconnected) is not an error here.
         match (p, &committed) {
@@ -54,11 +57,11 @@ pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Write>) {
     }
 }
 
-fn commit_error(e: &str) -> StoreError {
-    StoreError::Io(std::io::Error::other(format!("commit failed: {e}")))
+fn commit_error(e: &Arc<StoreError>) -> StoreError {
+    StoreError::Shared(e.clone())
 }
 
-fn fail_all(batch: Vec<Write>, e: &str) {
+fn fail_all(batch: Vec<Write>, e: &Arc<StoreError>) {
     for write in batch {
         match write {
             Write::Insert(_, reply) | Write::Record(_, _, reply) | Write::Mailbox { reply, .. } => {
