@@ -52,20 +52,8 @@ pub fn pools(config: &Config, nofile: u64) -> Pools {
     let left = nofile.saturating_sub(reserved).max(3);
     let wanted = [l.max_connections, l.max_submission_connections, l.max_http_connections];
     let total: u64 = wanted.iter().map(|&n| n as u64).sum();
-    let fit = |n: usize| -> usize {
-        if total <= left {
-            n
-        } else {
-            ((n as u64 * left) / total).max(1) as usize
-        }
-    };
-    Pools {
-        smtp: fit(wanted[0]),
-        submission: fit(wanted[1]),
-        http: fit(wanted[2]),
-        nofile,
-        reserved,
-    }
+    let fit = |n: usize| -> usize { if total <= left { n } else { ((n as u64 * left) / total).max(1) as usize } };
+    Pools { smtp: fit(wanted[0]), submission: fit(wanted[1]), http: fit(wanted[2]), nofile, reserved }
 }
 
 #[cfg(test)]

@@ -213,13 +213,22 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
     let limits = config.limits.clone();
     let nofile = crate::budget::raise_nofile();
     let pools = crate::budget::pools(&config, nofile);
-    info!(nofile, reserved = pools.reserved, smtp = pools.smtp, submission = pools.submission, http = pools.http,
-          "descriptor budget");
+    info!(
+        nofile,
+        reserved = pools.reserved,
+        smtp = pools.smtp,
+        submission = pools.submission,
+        http = pools.http,
+        "descriptor budget"
+    );
     if pools.smtp < limits.max_connections
         || pools.submission < limits.max_submission_connections
         || pools.http < limits.max_http_connections
     {
-        warn!(nofile, "the descriptor limit is too low for the configured connection limits: the pools were scaled down (raise `ulimit -n`)");
+        warn!(
+            nofile,
+            "the descriptor limit is too low for the configured connection limits: the pools were scaled down (raise `ulimit -n`)"
+        );
     }
     let auth = Authenticator::new(store.clone(), limits.auth_max_failures, limits.auth_failure_window);
     let breaker = Arc::new(crate::bounce::breaker::Breaker::new(config.account));

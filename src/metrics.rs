@@ -134,7 +134,11 @@ pub fn render(queue: Option<u64>) -> String {
     metric("mailerd_queue_recipients", "gauge", "Recipients queued or deferred");
     metric("mailerd_client_limited_total", "counter", "SMTP clients refused by a per-client limit, by limit");
     metric("mailerd_clients_tracked", "gauge", "Clients in the per-client limit table");
-    metric("mailerd_smtp_deadline_closed_total", "counter", "SMTP sessions closed for missing a command or DATA deadline");
+    metric(
+        "mailerd_smtp_deadline_closed_total",
+        "counter",
+        "SMTP sessions closed for missing a command or DATA deadline",
+    );
     metric("mailerd_http_connections_open", "gauge", "HTTP connections open now");
     metric("mailerd_http_connections_refused_total", "counter", "HTTP connections refused (over max_http_connections)");
     let mut out = s;

@@ -46,12 +46,15 @@ pub struct AppState {
 /// and handler) must finish within `limits.http_request_timeout` (`408` otherwise); bodies are
 /// capped by the API router. So idle or trickling clients cost a bounded number of
 /// descriptors for a bounded time, and cannot starve SMTP of descriptors.
-pub async fn serve(listener: TcpListener, state: Arc<AppState>, max_connections: usize, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    max_connections: usize,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let limits = state.ctx.config.limits.clone();
-    let app: Router = api::router(state).layer(axum::middleware::from_fn_with_state(
-        limits.http_request_timeout,
-        request_deadline,
-    ));
+    let app: Router =
+        api::router(state).layer(axum::middleware::from_fn_with_state(limits.http_request_timeout, request_deadline));
     let slots = Arc::new(Semaphore::new(max_connections));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(limits.http_header_timeout).keep_alive(true);

@@ -141,7 +141,7 @@ impl Anvil {
 
     /// The entry of `key`, making room in a full table by dropping idle entries; `None`
     /// when the table is full of busy clients (the client is then admitted uncounted).
-    fn entry<'a>(clients: &'a mut HashMap<ClientKey, Entry>, key: ClientKey, now: Instant) -> Option<&'a mut Entry> {
+    fn entry(clients: &mut HashMap<ClientKey, Entry>, key: ClientKey, now: Instant) -> Option<&mut Entry> {
         if !clients.contains_key(&key) && clients.len() >= MAX_CLIENTS {
             clients.retain(|_, e| !e.idle(now));
             if clients.len() >= MAX_CLIENTS {

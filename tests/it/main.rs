@@ -6,6 +6,7 @@ mod harness;
 mod config_errors;
 mod crash_durability;
 mod dashboard;
+mod abuse;
 mod bounce_lines;
 mod bounces;
 mod breaker;

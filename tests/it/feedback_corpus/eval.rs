@@ -195,7 +195,8 @@ fn score_one(acc: &mut Accuracy, file: &str, label: &Value, rep: &BounceReport) 
 pub fn split_summary(split: &Split) -> String {
     let mut out = String::from("field            whole            development      set aside\n");
     let parts = [&split.whole, &split.development, &split.set_aside];
-    let fields: [(&str, fn(&Accuracy) -> Score); 7] = [
+    type Field = (&'static str, fn(&Accuracy) -> Score);
+    let fields: [Field; 7] = [
         ("files", |a| Score { hit: a.files, total: a.files }),
         ("is_bounce", |a| a.is_bounce),
         ("recipients", |a| a.recipients),

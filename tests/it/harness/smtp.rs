@@ -48,6 +48,14 @@ impl Client {
         c
     }
 
+    /// Connects from the loopback address `from` (any of 127.0.0.0/8), as another client.
+    pub async fn connect_from(from: std::net::IpAddr, addr: SocketAddr) -> Client {
+        let stream = connect_from(from, addr).await.expect("connect");
+        let mut c = Client { io: Some(Box::new(stream)), buf: Vec::new(), greeting: Reply { code: 0, lines: vec![] } };
+        c.greeting = c.read_reply().await;
+        c
+    }
+
     fn io(&mut self) -> &mut Box<dyn Io> {
         self.io.as_mut().expect("connection")
     }
@@ -141,6 +149,16 @@ impl Client {
 }
 
 /// AUTH PLAIN initial response for `user`/`pass`.
+/// A TCP connection to `addr` from the loopback address `from`.
+pub async fn connect_from(from: std::net::IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = match from {
+        std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(from, 0))?;
+    socket.connect(addr).await
+}
+
 pub fn plain(user: &str, pass: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{pass}"))
