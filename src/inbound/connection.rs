@@ -294,7 +294,7 @@ async fn handle(
                 error(ctx, conn, session, reply).await?;
                 return Ok(Next::Continue);
             }
-            match policy::check_mail(ctx, session, client.kind, ip, &params) {
+            match policy::check_mail(ctx, session, client.kind, ip, &from, &params) {
                 Ok(()) => {
                     session.open(from, params);
                     conn.reply(&replies::sender_ok());
@@ -504,6 +504,11 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
         return Ok(());
     }
     let message = reader.into_message();
+    if let Err(refusal) = policy::check_headers(ctx, session, &message) {
+        info!(client = %client.addr, from = %tx.from, to = ?rcpts, size, reply = %refusal.reply, detail = %refusal.detail, "NOQUEUE: reject DATA");
+        conn.reply(&refusal.reply);
+        return Ok(());
+    }
     // Submitted mail (anything that leaves) goes through the message checklist.
     let mut notes: Vec<(Option<String>, String)> = Vec::new();
     if tx.rcpts.iter().any(|r| r.transport == Transport::Remote) {

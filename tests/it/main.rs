@@ -23,6 +23,7 @@ mod pipelining;
 mod postfix_peer;
 mod relay_tricks;
 mod replies;
+mod sender_login;
 mod shutdown;
 mod starttls_auth;
 mod store_conformance;

@@ -43,6 +43,15 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).await.expect("connect");
+        Self::over(stream).await
+    }
+
+    /// Connects from the loopback address `from` (e.g. 127.0.0.2), to appear as another client.
+    pub async fn connect_from(addr: SocketAddr, from: std::net::IpAddr) -> Client {
+        Self::over(connect_from(addr, from).await).await
+    }
+
+    async fn over(stream: TcpStream) -> Client {
         let mut c = Client { io: Some(Box::new(stream)), buf: Vec::new(), greeting: Reply { code: 0, lines: vec![] } };
         c.greeting = c.read_reply().await;
         c
@@ -144,4 +153,12 @@ impl Client {
 pub fn plain(user: &str, pass: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{pass}"))
+}
+
+/// A TCP connection to `addr` from the local address `from` (any port).
+pub async fn connect_from(addr: SocketAddr, from: std::net::IpAddr) -> TcpStream {
+    let socket = if from.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() };
+    let socket = socket.expect("socket");
+    socket.bind(SocketAddr::new(from, 0)).expect("bind the client address");
+    socket.connect(addr).await.expect("connect")
 }
