@@ -37,6 +37,8 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, mut shutdown: wa
     let stop = async move {
         let _ = shutdown.wait_for(|s| *s).await;
     };
+    // The peer address reaches handlers (the dashboard login's limiter counts per client network).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
         tracing::warn!(error = %e, "HTTP listener failed");
     }

@@ -18,6 +18,7 @@ use super::data::{DataReader, Feed};
 use super::session::Session;
 use super::{Context, ListenerKind, auth, policy, replies};
 use crate::accept::{self, Incoming};
+use crate::metrics::LoginDoor;
 use crate::smtp::command::{Command, CommandError};
 use crate::smtp::reply::SmtpReply;
 use crate::store::{MessageId, Origin, Transport};
@@ -397,7 +398,7 @@ async fn authenticate(
         return error(ctx, conn, session, replies::encryption_required()).await;
     }
     let ip = client.addr.ip();
-    if ctx.auth.is_blocked(ip) {
+    if ctx.auth.throttles(LoginDoor::Smtp, ip) {
         info!(client = %client.addr, "AUTH refused: too many failures");
         return error(ctx, conn, session, replies::auth_rate_limited()).await;
     }
@@ -433,18 +434,20 @@ async fn authenticate(
         ctx.auth.record_failure(ip);
         return error(ctx, conn, session, replies::auth_malformed()).await;
     };
-    match ctx.auth.verify(&user, &password).await {
-        Some(name) => {
+    match ctx.auth.attempt(LoginDoor::Smtp, ip, &user, &password).await {
+        auth::Attempt::Accepted(name) => {
             info!(client = %client.addr, user = %name, mechanism, "AUTH ok");
-            ctx.auth.record_success(ip);
             session.auth_user = Some(name);
             conn.reply(&replies::auth_ok());
             Ok(())
         }
-        None => {
+        auth::Attempt::Refused => {
             info!(client = %client.addr, user = %user, mechanism, "AUTH failed");
-            ctx.auth.record_failure(ip);
             error(ctx, conn, session, replies::auth_failed()).await
+        }
+        auth::Attempt::Throttled { .. } => {
+            info!(client = %client.addr, user = %user, "AUTH refused: too many failures");
+            error(ctx, conn, session, replies::auth_rate_limited()).await
         }
     }
 }

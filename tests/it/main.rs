@@ -18,6 +18,7 @@ mod feedback_fuzz;
 mod feedback_loop;
 mod forged_bounces;
 mod http_api;
+mod login_throttle;
 mod outbound;
 mod pipelining;
 mod postfix_peer;
