@@ -57,6 +57,8 @@ pub struct Config {
     pub account: crate::bounce::breaker::BreakerConfig,
     /// `[dashboard]`: who may log in to `/dashboard`.
     pub dashboard: Dashboard,
+    /// `relay.sender_login_match` and `[[senders]]`: the senders an SMTP login may use.
+    pub senders: crate::inbound::senders::Senders,
 }
 
 /// `[dashboard]`: the web dashboard on `listen.http` under `/dashboard`.
@@ -268,6 +270,15 @@ struct RawConfig {
     webhooks: Vec<RawWebhook>,
     account: RawAccount,
     dashboard: RawDashboard,
+    senders: Vec<RawSenders>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSenders {
+    login: String,
+    #[serde(default)]
+    addresses: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -483,10 +494,17 @@ impl Default for RawLimits {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawRelay {
     trusted_networks: Vec<String>,
+    sender_login_match: bool,
+}
+
+impl Default for RawRelay {
+    fn default() -> Self {
+        RawRelay { trusted_networks: Vec::new(), sender_login_match: true }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -789,6 +807,22 @@ impl RawConfig {
                 .map_err(|e| invalid(format!("dashboard.admins[{i}]"), format!("`{a}`: {e}")))?;
             admins.push(m.key());
         }
+        let mut senders =
+            crate::inbound::senders::Senders { login_match: self.relay.sender_login_match, ..Default::default() };
+        for (i, entry) in self.senders.iter().enumerate() {
+            let login = Mailbox::parse(entry.login.trim())
+                .map_err(|e| invalid(format!("senders[{i}].login"), format!("`{}`: {e}", entry.login)))?;
+            if entry.addresses.is_empty() {
+                return Err(invalid(format!("senders[{i}].addresses"), "list at least one address or domain"));
+            }
+            let grants = senders.grants.entry(login.key()).or_default();
+            for (j, a) in entry.addresses.iter().enumerate() {
+                let grant = crate::inbound::senders::Grant::parse(a).map_err(|e| {
+                    invalid(format!("senders[{i}].addresses[{j}]"), format!("`{a}`: {e} (an address or a domain)"))
+                })?;
+                grants.push(grant);
+            }
+        }
         Ok(Config {
             hostname,
             data_dir,
@@ -813,6 +847,7 @@ impl RawConfig {
             webhooks,
             account,
             dashboard: Dashboard { admins },
+            senders,
         })
     }
 }
@@ -892,6 +927,33 @@ mod tests {
     fn local_domains_are_normalised() {
         let c = Config::from_toml("[local]\ndomains = [\"Bücher.Test\"]").unwrap();
         assert_eq!(c.local.domains[0].as_str(), "xn--bcher-kva.test");
+    }
+
+    #[test]
+    fn senders_of_logins() {
+        use crate::inbound::senders::Grant;
+        let c = Config::from_toml("").unwrap();
+        assert!(c.senders.login_match && c.senders.grants.is_empty(), "checked by default");
+        let c = Config::from_toml(
+            "[relay]\nsender_login_match = false\n[[senders]]\nlogin = \"App@Example.com\"\naddresses = [\"example.org\"]\n\
+             [[senders]]\nlogin = \"app@example.com\"\naddresses = [\"a@example.net\"]",
+        )
+        .unwrap();
+        assert!(!c.senders.login_match);
+        let grants = &c.senders.grants["app@example.com"];
+        assert_eq!(grants.len(), 2, "entries of one login are merged");
+        assert_eq!(grants[0], Grant::Domain(Domain::parse("example.org").unwrap()));
+        for (toml, key) in [
+            ("[[senders]]\nlogin = \"nobody\"\naddresses = [\"x.test\"]", "senders[0].login"),
+            ("[[senders]]\nlogin = \"a@x.test\"", "senders[0].addresses"),
+            ("[[senders]]\nlogin = \"a@x.test\"\naddresses = [\"x.test\", \"@y.test\"]", "senders[0].addresses[1]"),
+            ("[[senders]]\nlogin = \"a@x.test\"\naddresses = [\"x.test\"]\nadresses = []", "adresses"),
+            ("[[senders]]\naddresses = [\"x.test\"]", "login"),
+            ("[relay]\nsender_login_match = \"yes\"", "sender_login_match"),
+        ] {
+            let e = Config::from_toml(toml).unwrap_err().to_string();
+            assert!(e.contains(key), "{key} in {e}");
+        }
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Process-wide counters, gauges and one histogram, rendered in the Prometheus text format at
 //! `GET /metrics`: connections, messages accepted (by door), delivery outcomes, bounces by
 //! reason, delivery latency, DNS and TLS errors. The queue size is read from the store at
-//! render time.
+//! render time. Login counters (password checks, failures, throttled attempts, by door) are
+//! the daemon's own [`LoginStats`], kept by its `Authenticator`, so daemons that share a
+//! process (the integration tests) do not count each other's logins.
 //!
 //! A handful of relaxed atomics (no registry crate): incrementing costs one atomic add, and the
 //! label sets are closed enums, so cardinality is bounded.
@@ -36,6 +38,58 @@ const BUCKETS: [f64; 10] = [0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 1800.0, 3600.
 static LATENCY: [AtomicU64; BUCKETS.len()] = [const { AtomicU64::new(0) }; BUCKETS.len()];
 static LATENCY_COUNT: AtomicU64 = AtomicU64::new(0);
 static LATENCY_SUM_MS: AtomicU64 = AtomicU64::new(0);
+
+/// Where a login is tried: the label set of the login counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginDoor {
+    /// SMTP AUTH on the submission listener.
+    Smtp,
+    /// The dashboard's login form.
+    Dashboard,
+}
+
+impl LoginDoor {
+    pub const ALL: [LoginDoor; 2] = [LoginDoor::Smtp, LoginDoor::Dashboard];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginDoor::Smtp => "smtp",
+            LoginDoor::Dashboard => "dashboard",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            LoginDoor::Smtp => 0,
+            LoginDoor::Dashboard => 1,
+        }
+    }
+}
+
+/// One daemon's login counters, by door.
+#[derive(Debug, Default)]
+pub struct LoginStats {
+    checks: [AtomicU64; 2],
+    failures: [AtomicU64; 2],
+    throttled: [AtomicU64; 2],
+}
+
+impl LoginStats {
+    /// A password was checked (one argon2 verification).
+    pub fn checked(&self, door: LoginDoor) {
+        self.checks.get(door.index()).map(|c| c.fetch_add(1, Relaxed));
+    }
+
+    /// A checked password was wrong (or the login unknown).
+    pub fn failed(&self, door: LoginDoor) {
+        self.failures.get(door.index()).map(|c| c.fetch_add(1, Relaxed));
+    }
+
+    /// An attempt was refused by the failure limiter, without a password check.
+    pub fn throttled(&self, door: LoginDoor) {
+        self.throttled.get(door.index()).map(|c| c.fetch_add(1, Relaxed));
+    }
+}
 
 pub fn connection_opened() {
     CONNECTIONS_TOTAL.fetch_add(1, Relaxed);
@@ -116,8 +170,9 @@ pub fn tls_error() {
     TLS_ERRORS.fetch_add(1, Relaxed);
 }
 
-/// The exposition text; `queue` is the number of recipients still to deliver, when known.
-pub fn render(queue: Option<u64>) -> String {
+/// The exposition text; `queue` is the number of recipients still to deliver, when known;
+/// `logins` the daemon's login counters.
+pub fn render(queue: Option<u64>, logins: &LoginStats) -> String {
     let mut s = String::with_capacity(4096);
     let mut metric = |name: &str, kind: &str, help: &str| {
         let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -141,6 +196,9 @@ pub fn render(queue: Option<u64>) -> String {
     );
     metric("mailerd_http_connections_open", "gauge", "HTTP connections open now");
     metric("mailerd_http_connections_refused_total", "counter", "HTTP connections refused (over max_http_connections)");
+    metric("mailerd_login_checks_total", "counter", "Passwords checked (argon2 verifications), by door");
+    metric("mailerd_login_failures_total", "counter", "Checked passwords that were wrong, by door");
+    metric("mailerd_login_throttled_total", "counter", "Login attempts refused by the failure limiter unchecked");
     let mut out = s;
     let v = |a: &AtomicU64| a.load(Relaxed);
     let _ = writeln!(out, "mailerd_connections_total {}", v(&CONNECTIONS_TOTAL));
@@ -177,6 +235,16 @@ pub fn render(queue: Option<u64>) -> String {
     let _ = writeln!(out, "mailerd_smtp_deadline_closed_total {}", v(&SMTP_DEADLINES));
     let _ = writeln!(out, "mailerd_http_connections_open {}", v(&HTTP_OPEN));
     let _ = writeln!(out, "mailerd_http_connections_refused_total {}", v(&HTTP_REFUSED));
+    for (name, counters) in [
+        ("mailerd_login_checks_total", &logins.checks),
+        ("mailerd_login_failures_total", &logins.failures),
+        ("mailerd_login_throttled_total", &logins.throttled),
+    ] {
+        for door in LoginDoor::ALL {
+            let n = counters.get(door.index()).map_or(0, v);
+            let _ = writeln!(out, "{name}{{via=\"{}\"}} {n}", door.as_str());
+        }
+    }
     out
 }
 
@@ -189,7 +257,14 @@ mod tests {
         accepted("api");
         outcome("delivered", None, Some(Duration::from_millis(700)));
         outcome("bounced", Some(Reason::UserUnknown), None);
-        let text = render(Some(3));
+        let logins = LoginStats::default();
+        logins.checked(LoginDoor::Dashboard);
+        logins.throttled(LoginDoor::Dashboard);
+        logins.throttled(LoginDoor::Dashboard);
+        let text = render(Some(3), &logins);
+        assert!(text.contains("mailerd_login_checks_total{via=\"dashboard\"} 1\n"));
+        assert!(text.contains("mailerd_login_throttled_total{via=\"dashboard\"} 2\n"));
+        assert!(text.contains("mailerd_login_failures_total{via=\"smtp\"} 0\n"));
         assert!(text.contains("mailerd_messages_accepted_total{via=\"api\"}"));
         assert!(text.contains("mailerd_bounces_total{reason=\"userunknown\"}"));
         assert!(text.contains("mailerd_queue_recipients 3"));

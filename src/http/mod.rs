@@ -19,11 +19,13 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::response::IntoResponse;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tower::ServiceExt;
 
 use crate::feedback::evidence::Verifier;
 use crate::inbound::Context;
@@ -82,7 +84,11 @@ pub async fn serve(
             continue;
         };
         let _ = socket.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        // The peer address reaches handlers (the dashboard login's limiter counts per client).
+        let service = TowerToHyperService::new(app.clone().map_request(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(axum::extract::ConnectInfo(addr));
+            req
+        }));
         let conn = http.serve_connection(TokioIo::new(socket), service);
         let mut stop = shutdown.clone();
         crate::metrics::http_opened();

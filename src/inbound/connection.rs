@@ -18,6 +18,7 @@ use super::data::{DataReader, Feed};
 use super::session::Session;
 use super::{Context, ListenerKind, auth, policy, replies};
 use crate::accept::{self, Incoming};
+use crate::metrics::LoginDoor;
 use crate::smtp::command::{Command, CommandError};
 use crate::smtp::reply::SmtpReply;
 use crate::store::{MessageId, Origin, Transport};
@@ -325,7 +326,7 @@ async fn handle(
                 conn.reply(&replies::too_much_mail_from(&super::anvil::ClientKey::of(ip).to_string()));
                 return Ok(Next::Quit);
             }
-            match policy::check_mail(ctx, session, client.kind, ip, &params) {
+            match policy::check_mail(ctx, session, client.kind, ip, &from, &params) {
                 Ok(()) => {
                     session.open(from, params);
                     conn.reply(&replies::sender_ok());
@@ -438,7 +439,7 @@ async fn authenticate(
         return error(ctx, conn, session, replies::encryption_required()).await;
     }
     let ip = client.addr.ip();
-    if ctx.auth.is_blocked(ip) {
+    if ctx.auth.throttles(LoginDoor::Smtp, ip) {
         info!(client = %client.addr, "AUTH refused: too many failures");
         return error(ctx, conn, session, replies::auth_rate_limited()).await;
     }
@@ -474,18 +475,20 @@ async fn authenticate(
         ctx.auth.record_failure(ip);
         return error(ctx, conn, session, replies::auth_malformed()).await;
     };
-    match ctx.auth.verify(&user, &password).await {
-        Some(name) => {
+    match ctx.auth.attempt(LoginDoor::Smtp, ip, &user, &password).await {
+        auth::Attempt::Accepted(name) => {
             info!(client = %client.addr, user = %name, mechanism, "AUTH ok");
-            ctx.auth.record_success(ip);
             session.auth_user = Some(name);
             conn.reply(&replies::auth_ok());
             Ok(())
         }
-        None => {
+        auth::Attempt::Refused => {
             info!(client = %client.addr, user = %user, mechanism, "AUTH failed");
-            ctx.auth.record_failure(ip);
             error(ctx, conn, session, replies::auth_failed()).await
+        }
+        auth::Attempt::Throttled { .. } => {
+            info!(client = %client.addr, user = %user, "AUTH refused: too many failures");
+            error(ctx, conn, session, replies::auth_rate_limited()).await
         }
     }
 }
@@ -579,6 +582,11 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
         return Ok(());
     }
     let message = reader.into_message();
+    if let Err(refusal) = policy::check_headers(ctx, session, &message) {
+        info!(client = %client.addr, from = %tx.from, to = ?rcpts, size, reply = %refusal.reply, detail = %refusal.detail, "NOQUEUE: reject DATA");
+        conn.reply(&refusal.reply);
+        return Ok(());
+    }
     // Submitted mail (anything that leaves) goes through the message checklist.
     let mut notes: Vec<(Option<String>, String)> = Vec::new();
     if tx.rcpts.iter().any(|r| r.transport == Transport::Remote) {

@@ -2,8 +2,8 @@
 //!
 //! A listener accepts connections (`listener`), each connection runs one task that reads
 //! commands and writes replies (`connection`), driven by a pure state machine (`session`),
-//! asking `policy` about senders and recipients, `auth` about logins, and handing complete
-//! messages to `accept`. Reply text comes from `replies` only.
+//! asking `policy` about senders and recipients (`senders`: which addresses a login owns),
+//! `auth` about logins, and handing complete messages to `accept`. Reply text comes from `replies` only.
 //! Must not: write to the store except through `accept`.
 
 pub mod anvil;
@@ -14,6 +14,7 @@ pub mod data;
 pub mod listener;
 pub mod policy;
 pub mod replies;
+pub mod senders;
 pub mod session;
 pub mod tls;
 

@@ -1,4 +1,5 @@
-//! Who may send what to whom: relay control, recipients, quotas, sizes, free space.
+//! Who may send what to whom: relay control, a login's own senders (MAIL FROM and the From:/
+//! Sender: header, decided by `senders`), recipients, quotas, sizes, free space.
 //!
 //! Standards: RFC 5321 §3.6 (relaying), §4.5.1 (postmaster), RFC 1870 (SIZE), RFC 4954 (AUTH
 //! before relaying), DESIGN §4 (replies). Never an open relay: an address in a non-local
@@ -36,16 +37,23 @@ pub fn is_trusted(ctx: &Context, ip: IpAddr) -> bool {
     ctx.config.trusted_networks.iter().any(|n| n.contains(&ip))
 }
 
-/// MAIL FROM: authentication on submission, declared size, free space.
+/// MAIL FROM: authentication on submission, a login's own sender, declared size, free space.
 pub fn check_mail(
     ctx: &Context,
     session: &Session,
     kind: ListenerKind,
     ip: IpAddr,
+    from: &ReversePath,
     params: &MailParams,
 ) -> Result<(), Refusal> {
     if kind == ListenerKind::Submission && session.auth_user.is_none() && !is_trusted(ctx, ip) {
         return Err(refuse(replies::auth_required(), "submission without AUTH"));
+    }
+    // Logins only: an unauthenticated trusted-network relay is no login and owns no address.
+    if let Some(login) = &session.auth_user
+        && !ctx.config.senders.may_send_as(login, from)
+    {
+        return Err(refuse(replies::sender_not_owned(&from.to_string(), login), format!("{login} does not own it")));
     }
     if let Some(size) = params.size
         && size > ctx.config.limits.max_message_size
@@ -65,6 +73,17 @@ pub fn check_mail(
         }
     }
     Ok(())
+}
+
+/// After DATA: every From:/Sender: address of an authenticated user's message must be its own.
+pub fn check_headers(ctx: &Context, session: &Session, message: &[u8]) -> Result<(), Refusal> {
+    let Some(login) = &session.auth_user else {
+        return Ok(());
+    };
+    match ctx.config.senders.header_mismatch(login, message) {
+        None => Ok(()),
+        Some(n) => Err(refuse(replies::header_not_owned(n.field, login), format!("{n} by {login}"))),
+    }
 }
 
 /// RCPT TO: resolves the recipient or refuses it with the DESIGN §4 reply.

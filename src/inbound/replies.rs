@@ -5,6 +5,7 @@
 //! Texts are generic on purpose: details of a refusal go to the log, not to the client.
 //! Must not: be bypassed; handlers never write reply literals themselves.
 
+use super::senders::HeaderField;
 use crate::smtp::reply::{EnhancedStatus, SmtpReply};
 
 fn r(code: u16, status: (u8, u16, u16), text: impl Into<String>) -> SmtpReply {
@@ -117,6 +118,21 @@ pub fn message_check_failed(check: &str, why: &str) -> SmtpReply {
         "8bit" => r(554, (5, 6, 7), format!("message refused: {why}")),
         _ => r(550, (5, 6, 0), format!("message refused: {why}")),
     }
+}
+
+/// MAIL FROM of an authenticated user that is not its own (`relay.sender_login_match`).
+pub fn sender_not_owned(sender: &str, login: &str) -> SmtpReply {
+    r(553, (5, 7, 1), format!("<{sender}>: Sender address not owned by user {login}"))
+}
+
+/// A From: or Sender: address of an authenticated user's message that is not its own: 550
+/// after DATA (553 is a reply about a mailbox name given in a command).
+pub fn header_not_owned(field: HeaderField, login: &str) -> SmtpReply {
+    let what = match field {
+        HeaderField::From => "From address",
+        HeaderField::Sender => "Sender header address",
+    };
+    r(550, (5, 7, 1), format!("{what} not owned by user {login}"))
 }
 
 /// An account the hard-bounce breaker paused: temporary, so nothing bounces while an admin looks.

@@ -23,7 +23,7 @@ fn lo(last: u8) -> IpAddr {
 /// Delivers one message to the local postmaster; the time it took.
 async fn deliver_from(from: IpAddr, addr: SocketAddr) -> (u16, Duration) {
     let started = Instant::now();
-    let mut c = Client::connect_from(from, addr).await;
+    let mut c = Client::connect_from(addr, from).await;
     assert_eq!(c.greeting.code, 220, "greeting: {}", c.greeting.first());
     let r = c.send_mail("normal@client.test", &["postmaster@local.test"], "Subject: hi\r\n\r\nhello\r\n").await;
     (r.code, started.elapsed())
@@ -35,7 +35,7 @@ async fn one_client_cannot_hold_every_slot() {
     let mut held = Vec::new();
     let (mut ok, mut refused) = (0, 0);
     for _ in 0..30 {
-        let mut c = Client::connect_from(lo(2), d.smtp).await;
+        let mut c = Client::connect_from(d.smtp, lo(2)).await;
         match c.greeting.code {
             220 => {
                 ok += 1;
@@ -63,7 +63,7 @@ async fn mx_clients_cannot_starve_submission() {
     let mut held = Vec::new();
     let mut refused = 0;
     for _ in 0..10 {
-        let c = Client::connect_from(lo(2), d.smtp).await;
+        let c = Client::connect_from(d.smtp, lo(2)).await;
         if c.greeting.code == 220 {
             held.push(c);
         } else {
@@ -71,7 +71,7 @@ async fn mx_clients_cannot_starve_submission() {
             refused += 1;
         }
     }
-    let sub = Client::connect_from(lo(2), d.submission).await;
+    let sub = Client::connect_from(d.submission, lo(2)).await;
     println!("MX pool of 5: {} held, {refused} refused; submission greeting {}", held.len(), sub.greeting.first());
     assert_eq!((held.len(), refused), (5, 5));
     sub.greeting.expect("220");

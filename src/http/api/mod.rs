@@ -68,7 +68,7 @@ async fn openapi() -> impl IntoResponse {
 /// Prometheus text (no key: bind `listen.http` where only your scraper reaches it).
 async fn metrics(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> impl IntoResponse {
     let queue = state.ctx.store.queue_depth().await.ok();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::metrics::render(queue))
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::metrics::render(queue, state.ctx.auth.stats()))
 }
 
 async fn not_found() -> Problem {

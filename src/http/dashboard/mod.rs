@@ -3,6 +3,8 @@
 //!
 //! Login: a mailbox login (`mailerd user add`, argon2 via `inbound::auth::Authenticator`) whose
 //! address is in `[dashboard] admins`; none listed means the dashboard is off (404 page).
+//! Logins share SMTP AUTH's failure limiter (per client network and per login, see
+//! `inbound::auth`): a blocked attempt gets 429 with `Retry-After` and no password check.
 //! Sessions: a random 256-bit id in memory ([`Sessions`]), sent as a cookie `HttpOnly;
 //! SameSite=Strict; Path=/dashboard` that expires after 12 h; each session has its own CSRF
 //! token, embedded in every form and checked (constant time) on every POST. The login form
@@ -15,17 +17,20 @@ pub mod html;
 pub mod pages;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::AppState;
+use crate::inbound::auth::Attempt;
+use crate::metrics::LoginDoor;
 
 /// How long a session lasts after login.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
@@ -244,6 +249,20 @@ fn login_page(status: StatusCode, error: Option<&str>) -> Response {
     r
 }
 
+/// The answer to a login attempt the failure limiter refused: 429, `Retry-After`, no check.
+fn throttled_page(retry_after: Duration) -> Response {
+    let secs = retry_after.as_secs().max(1);
+    let body = format!(
+        "<div class=\"box\" style=\"max-width:26em;margin:3em auto\"><h1>Try again later</h1>\
+         <p class=\"err\" id=\"throttled\">Too many failed logins from your network or for this address. \
+         Try again later (in about {} min).</p></div>",
+        secs.div_ceil(60)
+    );
+    let mut r = html_response(StatusCode::TOO_MANY_REQUESTS, html::page("Try again later", "", None, &body));
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    r
+}
+
 async fn login_form(State(state): State<Arc<AppState>>) -> Response {
     if state.ctx.config.dashboard.admins.is_empty() {
         return disabled();
@@ -262,6 +281,7 @@ pub struct LoginForm {
 
 async fn login(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     form: Result<axum::Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
@@ -280,18 +300,24 @@ async fn login(
             "The login form is stale or was not sent from this site (CSRF token missing or wrong). Reload it and try again.",
         );
     }
-    // Every failure costs one argon2 verification, whether the user exists or not.
-    let user = state.ctx.auth.verify(form.user.trim(), &form.password).await;
-    match user {
-        Some(u) if admins.contains(&u) => match state.sessions.create(&u) {
+    // Every check costs one argon2 verification, whether the user exists or not; the limiter
+    // shared with SMTP AUTH decides first whether there is one.
+    let user = form.user.trim();
+    let attempt = state.ctx.auth.attempt(LoginDoor::Dashboard, peer.ip(), user, &form.password).await;
+    match attempt {
+        Attempt::Throttled { retry_after } => {
+            tracing::info!(client = %peer.ip(), login = ?user, "dashboard login throttled");
+            throttled_page(retry_after)
+        }
+        Attempt::Accepted(u) if admins.contains(&u) => match state.sessions.create(&u) {
             Some(id) => {
                 tracing::info!(user = %u, "dashboard login");
                 redirect("/dashboard/", Some(set_cookie(SESSION_COOKIE, &id, SESSION_TTL.as_secs())))
             }
             None => error_page(StatusCode::SERVICE_UNAVAILABLE, None, "no randomness available"),
         },
-        _ => {
-            tracing::info!(user = %form.user.trim(), "dashboard login refused");
+        Attempt::Accepted(_) | Attempt::Refused => {
+            tracing::info!(user = %user, "dashboard login refused");
             login_page(StatusCode::UNAUTHORIZED, Some("Wrong address or password, or not a dashboard admin."))
         }
     }

@@ -43,14 +43,15 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).await.expect("connect");
-        let mut c = Client { io: Some(Box::new(stream)), buf: Vec::new(), greeting: Reply { code: 0, lines: vec![] } };
-        c.greeting = c.read_reply().await;
-        c
+        Self::over(stream).await
     }
 
-    /// Connects from the loopback address `from` (any of 127.0.0.0/8), as another client.
-    pub async fn connect_from(from: std::net::IpAddr, addr: SocketAddr) -> Client {
-        let stream = connect_from(from, addr).await.expect("connect");
+    /// Connects from the loopback address `from` (e.g. 127.0.0.2), to appear as another client.
+    pub async fn connect_from(addr: SocketAddr, from: std::net::IpAddr) -> Client {
+        Self::over(connect_from(from, addr).await.expect("connect")).await
+    }
+
+    async fn over(stream: TcpStream) -> Client {
         let mut c = Client { io: Some(Box::new(stream)), buf: Vec::new(), greeting: Reply { code: 0, lines: vec![] } };
         c.greeting = c.read_reply().await;
         c
@@ -148,8 +149,7 @@ impl Client {
     }
 }
 
-/// AUTH PLAIN initial response for `user`/`pass`.
-/// A TCP connection to `addr` from the loopback address `from`.
+/// A TCP connection to `addr` from the loopback address `from` (any of 127.0.0.0/8).
 pub async fn connect_from(from: std::net::IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
     let socket = match from {
         std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
@@ -159,6 +159,7 @@ pub async fn connect_from(from: std::net::IpAddr, addr: SocketAddr) -> std::io::
     socket.connect(addr).await
 }
 
+/// AUTH PLAIN initial response for `user`/`pass`.
 pub fn plain(user: &str, pass: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{pass}"))
