@@ -225,7 +225,7 @@ fn decide(e: &Evidence<'_>) -> (Reason, Rule) {
     let x11 = e.status.is_some_and(|s| s.subject == 1 && s.class != 2);
     // 1. words that name a cause, read with the command they answered
     if let Some(h) = strong {
-        return read_with_command(h, e, x11, Rule::Wording, |h, a| Rule::WordingAt(h, a));
+        return read_with_command(h, e, x11, Rule::Wording, Rule::WordingAt);
     }
     // 2. a specific status
     if let Some(s) = e.status.filter(|s| s.class != 2 && !is_generic(*s)) {
@@ -255,7 +255,7 @@ fn decide(e: &Evidence<'_>) -> (Reason, Rule) {
     }
     // 5. the report's own words, read like the recipient's own
     if let Some(h) = e.report {
-        return read_with_command(h, e, x11, Rule::ReportText, |h, a| Rule::ReportTextAt(h, a));
+        return read_with_command(h, e, x11, Rule::ReportText, Rule::ReportTextAt);
     }
     // 6. the command alone
     match e.phase {

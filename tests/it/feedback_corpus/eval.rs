@@ -191,11 +191,14 @@ fn score_one(acc: &mut Accuracy, file: &str, label: &Value, rep: &BounceReport) 
     }
 }
 
+/// A field of the summary and how to read it from an accuracy.
+type Field = (&'static str, fn(&Accuracy) -> Score);
+
 /// A printable summary of the three parts (fields only).
 pub fn split_summary(split: &Split) -> String {
     let mut out = String::from("field            whole            development      set aside\n");
     let parts = [&split.whole, &split.development, &split.set_aside];
-    let fields: [(&str, fn(&Accuracy) -> Score); 7] = [
+    let fields: [Field; 7] = [
         ("files", |a| Score { hit: a.files, total: a.files }),
         ("is_bounce", |a| a.is_bounce),
         ("recipients", |a| a.recipients),
