@@ -6,7 +6,9 @@
 //! checklist's message checks, and into the queue through `accept` (DKIM, durable commit).
 //! The reply comes after the commit and says, per recipient, `queued` or `refused` and why.
 //! Standards: RFC 5322 (the built message), RFC 2045 (base64 attachments), RFC 9457.
-//! Must not: answer 202 before the store committed, or let a key send from a foreign domain.
+//! A scoped key reads only messages sent from its domains (others are unknown ids).
+//! Must not: answer 202 before the store committed, or let a key send from a foreign domain or
+//! read a foreign message.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -113,11 +115,8 @@ pub async fn send(
     let Json(req) = body.map_err(|e| Problem::bad_request(e.body_text()))?;
     let ctx = &state.ctx;
     let (from_name, from) = mailbox("from", &req.from)?;
-    if !may_send_from(&key, from.domain().as_str()) {
-        return Err(Problem::forbidden(
-            "from",
-            format!("API key `{}` may send only from {}", key.name, key.domains.join(", ")),
-        ));
+    if !may_send_from(&key, from.domain()) {
+        return Err(Problem::forbidden("from", format!("API key `{}` may send only from {}", key.name, key.scope)));
     }
     let account = format!("apikey:{}", key.id);
     if let Ok(Some(p)) = ctx.store.account_pause(&account).await {
@@ -308,14 +307,18 @@ fn trace_header(hostname: &str, id: &MessageId, at: Timestamp) -> String {
     format!("Received: from api\r\n\tby {hostname} (mailerd) with HTTP id {id}; {}\r\n", at.rfc5322())
 }
 
+/// A scoped key sees only messages whose envelope sender is in its scope; any other id gets
+/// the answer of an id that does not exist, so the key cannot tell that it does.
 pub async fn show(
     State(state): State<Arc<AppState>>,
-    Caller(_key): Caller,
+    Caller(key): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     match state.ctx.store.message_detail(&MessageId(id.clone())).await? {
-        Some(d) => Ok(Json(serde_json::to_value(d).unwrap_or(Value::Null))),
-        None => Err(Problem::not_found(format!("no message {id}"))),
+        Some(d) if key.scope.covers_sender(&d.entry.reverse_path) => {
+            Ok(Json(serde_json::to_value(d).unwrap_or(Value::Null)))
+        }
+        _ => Err(Problem::not_found(format!("no message {id}"))),
     }
 }
 
