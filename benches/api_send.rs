@@ -78,7 +78,7 @@ fn main() {
         let handle = mailerd::daemon::start(Config::from_toml(&toml).expect("config")).await.expect("daemon");
         let addr = handle.http.expect("http");
         let store = mailerd::store::sqlite::SqliteStore::open(&dir.path().join("mailerd.db")).expect("store");
-        let (key, record) = mailerd::http::auth::generate("bench", vec!["sender.test".into()]).expect("key");
+        let (key, record) = mailerd::http::auth::generate("bench", mailerd::store::Scope::Domains(vec![mailerd::smtp::address::Domain::parse("sender.test").expect("domain")])).expect("key");
         store.create_api_key(record).await.expect("key stored");
         let key = Arc::new(key);
         // Warm up both paths.

@@ -127,6 +127,7 @@ async fn fill(store: Arc<SqliteStore>, events: usize) -> MessageId {
                 detail: Some("550 5.1.1 user unknown".into()),
                 message_id: None,
                 created_at: String::new(),
+                domain: None,
             })
             .await
         }));

@@ -23,7 +23,7 @@ use crate::local::mailbox::{self, Resolution};
 use crate::smtp::address::{Mailbox, ReversePath};
 use crate::smtp::command::MailParams;
 use crate::store::{
-    MessageId, NewRecipient, Origin, RecipientFacts, RecipientState, ReportFacts, ReportMark, Store, StoreError,
+    MessageId, NewRecipient, Origin, RecipientFacts, RecipientState, ReportFacts, ReportMark, Scope, Store, StoreError,
     Suppression, Transport,
 };
 use crate::time::Timestamp;
@@ -115,7 +115,9 @@ impl Reporter {
                 continue;
             }
             let address = Mailbox::parse(&r.address).map(|m| m.key()).unwrap_or_else(|_| r.address.to_lowercase());
-            if self.store.suppression(&address).await?.is_some() {
+            // The entry belongs to the sender's domain (its API keys see it); one per domain.
+            let domain = crate::store::sender_domain(&facts.reverse_path);
+            if self.store.suppression_entries(&address, &Scope::All).await?.iter().any(|s| s.domain == domain) {
                 continue;
             }
             info!(address = %address, reason = %reason, queue_id = %facts.id, "suppressed after a hard bounce");
@@ -127,6 +129,7 @@ impl Reporter {
                     detail: r.detail.clone(),
                     message_id: Some(facts.id.0.clone()),
                     created_at: String::new(),
+                    domain,
                 })
                 .await?;
         }

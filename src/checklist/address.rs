@@ -13,7 +13,7 @@ use std::net::IpAddr;
 
 use super::{Check, CheckReport, Status, typo};
 use crate::dns::{Dns, DnsFailure};
-use crate::store::Store;
+use crate::store::{Scope, Store};
 
 /// Longer input is not looked at (a path is at most 256 octets with its brackets).
 const MAX_INPUT: usize = 1024;
@@ -468,9 +468,14 @@ pub async fn check_domain_dns(dns: &Dns, domain: &str) -> Check {
     }
 }
 
-/// Whether the address is on the suppression list (hard bounces and manual entries).
-pub async fn check_suppression(store: &dyn Store, parsed: &Parsed) -> Check {
-    match store.suppression(&parsed.key()).await {
+/// Whether the address is on the suppression list (hard bounces and manual entries), as far
+/// as `scope` sees it: a scoped API key sees only the entries of its domains.
+pub async fn check_suppression(store: &dyn Store, scope: &Scope, parsed: &Parsed) -> Check {
+    let found = match scope {
+        Scope::All => store.suppression(&parsed.key()).await,
+        Scope::Domains(_) => store.suppression_entries(&parsed.key(), scope).await.map(|e| e.into_iter().next()),
+    };
+    match found {
         Ok(None) => Check::ok("suppressed"),
         Ok(Some(s)) => Check::new("suppressed", Status::Fail)
             .detail(format!(
@@ -491,6 +496,17 @@ pub async fn check_full(
     dns: Option<&Dns>,
     store: Option<&dyn Store>,
 ) -> (CheckReport, Option<Parsed>) {
+    check_full_in(input, options, dns, store, &Scope::All).await
+}
+
+/// `check_full` with the suppression list as far as `scope` sees it.
+pub async fn check_full_in(
+    input: &str,
+    options: &Options,
+    dns: Option<&Dns>,
+    store: Option<&dyn Store>,
+    scope: &Scope,
+) -> (CheckReport, Option<Parsed>) {
     let (mut report, parsed) = check_parsed(input, options);
     if let Some(p) = &parsed {
         if let Some(dns) = dns {
@@ -500,7 +516,7 @@ pub async fn check_full(
             report.checks.insert(at, c);
         }
         if let Some(store) = store {
-            report.push(check_suppression(store, p).await);
+            report.push(check_suppression(store, scope, p).await);
         }
     }
     (report, parsed)

@@ -95,13 +95,28 @@ pub enum AccountCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ApikeyCommand {
-    /// Make a key (printed once; only its hash is stored).
+    /// Make a key (printed once; only its hash is stored): scoped to sender domains with
+    /// --domain, or an admin key with --admin; one of them is required.
     Create {
         name: String,
-        /// A sender domain the key may send from (repeatable; none: any).
+        /// A sender domain (and its subdomains) the key may send from, read and change
+        /// (repeatable).
         #[arg(long = "domain")]
         domains: Vec<String>,
+        /// An admin key: sends from any domain, sees and changes everything.
+        #[arg(long)]
+        admin: bool,
     },
+    /// Every key: id, name, scope, created, last used.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a key; its secret stops working at once.
+    Revoke { id: String },
+    /// Give a key a new secret (printed once; same id, name and scope); the old one stops
+    /// working at once.
+    Rotate { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -244,7 +259,12 @@ pub fn run(cli: Cli) -> Result<i32> {
             Command::Send { from, to, subject, text, eml, server, key } => {
                 send::send(&config, send::SendArgs { from, to, subject, text, eml, server, key }).await
             }
-            Command::Apikey(ApikeyCommand::Create { name, domains }) => apikey::create(&config, &name, domains).await,
+            Command::Apikey(ApikeyCommand::Create { name, domains, admin }) => {
+                apikey::create(&config, &name, domains, admin).await
+            }
+            Command::Apikey(ApikeyCommand::List { json }) => apikey::list(&config, json).await,
+            Command::Apikey(ApikeyCommand::Revoke { id }) => apikey::revoke(&config, &id).await,
+            Command::Apikey(ApikeyCommand::Rotate { id }) => apikey::rotate(&config, &id).await,
             Command::Account(AccountCommand::List { json }) => account::list(&config, json).await,
             Command::Account(AccountCommand::Resume { account }) => account::resume(&config, &account).await,
             Command::User(UserCommand::Add { address, quota }) => user::add(&config, &address, quota).await,

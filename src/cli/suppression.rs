@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use crate::config::Config;
 use crate::smtp::address::Mailbox;
-use crate::store::Suppression;
+use crate::store::{Scope, Suppression};
 
 fn key(address: &str) -> Result<String> {
     Ok(Mailbox::parse(address).map_err(|e| anyhow::anyhow!("`{address}` is not an address: {e}"))?.key())
@@ -14,12 +14,20 @@ fn key(address: &str) -> Result<String> {
 
 pub async fn list(config: &Config, json: bool) -> Result<i32> {
     let store = super::open_store(config).await?;
-    let entries = store.suppressions(100_000).await?;
+    let entries = store.suppressions(&Scope::All, 100_000).await?;
     for e in &entries {
         if json {
             println!("{}", serde_json::to_string(e)?);
         } else {
-            println!("{:<40} {:<12} {} {}", e.address, e.reason, e.created_at, e.detail.as_deref().unwrap_or(""));
+            let scope = e.domain.as_ref().map_or("admin", |d| d.as_str());
+            println!(
+                "{:<40} {:<12} {:<20} {} {}",
+                e.address,
+                e.reason,
+                scope,
+                e.created_at,
+                e.detail.as_deref().unwrap_or("")
+            );
         }
     }
     if !json {
@@ -38,6 +46,7 @@ pub async fn add(config: &Config, address: &str) -> Result<i32> {
         detail: Some("added by an operator".into()),
         message_id: None,
         created_at: String::new(),
+        domain: None,
     };
     store.suppress(entry).await?;
     println!("{address}: suppressed");
@@ -47,7 +56,7 @@ pub async fn add(config: &Config, address: &str) -> Result<i32> {
 pub async fn remove(config: &Config, address: &str) -> Result<i32> {
     let store = super::open_store(config).await?;
     let address = key(address)?;
-    if store.unsuppress(&address).await? {
+    if store.unsuppress(&address, &Scope::All).await? {
         println!("{address}: removed from the suppression list");
         Ok(0)
     } else {

@@ -3,7 +3,8 @@
 //! bounce itself through mail-auth.
 //!
 //! Standards: RFC 7208 (SPF of the HELO identity for a null sender), RFC 6376, RFC 7489.
-//! Must not: decide the verdict (that is `verify`), or write to the store.
+//! Must not: decide the verdict (that is `verify`), write to the store, or count mail outside
+//! the caller's scope as ours.
 
 use std::net::IpAddr;
 
@@ -13,7 +14,7 @@ use mail_auth::{AuthenticatedMessage, DkimResult, DmarcResult, MessageAuthentica
 
 use super::verify::{AuthFact, Facts, Inspection, SentFact, TokenFact, Verification, inspect, judge, org_domain};
 use crate::queue::return_path::{Signer, TokenError};
-use crate::store::{MessageId, Store, StoreError};
+use crate::store::{MessageId, Scope, Store, StoreError};
 use crate::time::Timestamp;
 
 /// The most SPF, DKIM and DMARC of one bounce may take; beyond it they are not counted.
@@ -67,9 +68,27 @@ impl Verifier {
 
     /// Inspects `raw`, gathers the facts and judges.
     pub async fn verify(&self, store: &dyn Store, raw: &[u8], envelope: &Envelope) -> Result<Verification, StoreError> {
+        self.verify_in(store, raw, envelope, &Scope::All).await
+    }
+
+    /// `verify` for a caller who may know only about mail of `scope` (a scoped API key): a
+    /// token or a sent-log entry of another sender's message counts as none, so the verdict
+    /// never tells that such mail was sent.
+    pub async fn verify_in(
+        &self,
+        store: &dyn Store,
+        raw: &[u8],
+        envelope: &Envelope,
+        scope: &Scope,
+    ) -> Result<Verification, StoreError> {
         let ins = inspect(raw);
-        let token = self.token_fact(&ins, envelope, Timestamp::now());
-        let sent = sent_fact(store, &ins, &token).await?;
+        let mut token = self.token_fact(&ins, envelope, Timestamp::now());
+        if let TokenFact::Valid { queue_id } = &token
+            && !in_scope(store, scope, queue_id).await?
+        {
+            token = TokenFact::Absent;
+        }
+        let sent = sent_fact(store, &ins, &token, scope).await?;
         let auth = match &self.authenticator {
             Some(a) if ins.claims_bounce => {
                 let lookups = auth_fact(a, raw, envelope, &ins, &self.hostname);
@@ -103,12 +122,37 @@ impl Verifier {
     }
 }
 
-/// (b) and (c): the quoted Message-ID in the sent log, or the message a valid token names.
-async fn sent_fact(store: &dyn Store, ins: &Inspection, token: &TokenFact) -> Result<SentFact, StoreError> {
+/// Whether the message `queue_id` is one `scope` may know about (a message that is gone is
+/// nobody's but the admins').
+async fn in_scope(store: &dyn Store, scope: &Scope, queue_id: &str) -> Result<bool, StoreError> {
+    if scope.is_all() {
+        return Ok(true);
+    }
+    let facts = store.report_facts(&MessageId(queue_id.to_string())).await?;
+    Ok(facts.is_some_and(|f| scope.covers_sender(&f.reverse_path)))
+}
+
+/// (b) and (c): the quoted Message-ID in the sent log, or the message a valid token names;
+/// only messages of `scope` count.
+async fn sent_fact(
+    store: &dyn Store,
+    ins: &Inspection,
+    token: &TokenFact,
+    scope: &Scope,
+) -> Result<SentFact, StoreError> {
     if let Some(mid) = ins.report.original.message_id.as_deref() {
         let message_id = crate::store::normalize_header_id(mid);
         if !message_id.is_empty() {
-            let rows = store.sent_log(&message_id).await?;
+            let mut rows = store.sent_log(&message_id).await?;
+            if !scope.is_all() {
+                let mut ours = std::collections::HashMap::new();
+                for r in &rows {
+                    if !ours.contains_key(&r.queue_id.0) {
+                        ours.insert(r.queue_id.0.clone(), in_scope(store, scope, &r.queue_id.0).await?);
+                    }
+                }
+                rows.retain(|r| ours.get(&r.queue_id.0) == Some(&true));
+            }
             if rows.is_empty() {
                 return Ok(SentFact::NotSent { message_id });
             }

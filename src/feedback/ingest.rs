@@ -56,6 +56,7 @@ pub async fn ingest(store: &dyn Store, about: &str, report: &BounceReport) -> Re
                     detail: Some(detail.clone()),
                     message_id: Some(queue_id.to_string()),
                     created_at: String::new(),
+                    domain: crate::store::sender_domain(&facts.reverse_path),
                 })
                 .await?;
         }

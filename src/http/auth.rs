@@ -1,32 +1,46 @@
 //! API keys: made with `mailerd apikey create`, shown once, stored only as their SHA-256, and
-//! presented as `Authorization: Bearer KEY`. A key may be limited to sender domains.
+//! presented as `Authorization: Bearer KEY`. A key is either an admin key (sees and changes
+//! everything) or scoped to sender domains: it sends only from them (and their subdomains), and
+//! reads and changes only messages, events, suppressions and checks of them (`store::Scope`).
 //!
 //! Keys are 192 random bits, so a plain SHA-256 (one indexed lookup per request) is as safe as a
 //! slow password hash would be, and keeps every request cheap.
-//! Standards: RFC 6750 §2.1. Must not: log or store a key itself.
+//! Standards: RFC 6750 §2.1. Must not: log or store a key itself, or widen a key's scope.
+
+use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 
 use super::problem::Problem;
-use crate::store::{ApiKey, Store, StoreError};
+use crate::smtp::address::Domain;
+use crate::store::{ApiKey, Scope, Store, StoreError};
+use crate::time::Timestamp;
 
 const PREFIX: &str = "mailerd_";
 
-/// A new key: (the secret to show once, the record to store).
-pub fn generate(name: &str, domains: Vec<String>) -> Result<(String, ApiKey), getrandom::Error> {
+/// A new secret and its SHA-256 (hex).
+pub fn new_secret() -> Result<(String, String), getrandom::Error> {
     let mut raw = [0u8; 24];
     getrandom::fill(&mut raw)?;
     let secret = format!("{PREFIX}{}", hex(&raw));
+    let hash = hash(&secret);
+    Ok((secret, hash))
+}
+
+/// A new key: (the secret to show once, the record to store).
+pub fn generate(name: &str, scope: Scope) -> Result<(String, ApiKey), getrandom::Error> {
+    let (secret, hash) = new_secret()?;
     let mut id = [0u8; 6];
     getrandom::fill(&mut id)?;
     let key = ApiKey {
         id: format!("key_{}", hex(&id)),
         name: name.to_string(),
-        hash: hash(&secret),
-        domains: domains.into_iter().map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase()).collect(),
+        hash,
+        scope,
         created_at: String::new(),
+        last_used_at: None,
     };
     Ok((secret, key))
 }
@@ -40,10 +54,13 @@ fn hex(b: &[u8]) -> String {
 }
 
 /// Whether `key` may send mail from `domain` (its own domains and their subdomains).
-pub fn may_send_from(key: &ApiKey, domain: &str) -> bool {
-    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-    key.domains.is_empty() || key.domains.iter().any(|d| domain == *d || domain.ends_with(&format!(".{d}")))
+pub fn may_send_from(key: &ApiKey, domain: &Domain) -> bool {
+    key.scope.covers(domain)
 }
+
+/// How often a key's `last_used_at` is written at most (a write per request would cost a
+/// commit per request).
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
 /// Looks up the presented key.
 pub async fn authenticate(store: &dyn Store, header: Option<&str>) -> Result<ApiKey, Problem> {
@@ -73,7 +90,18 @@ impl FromRequestParts<std::sync::Arc<super::AppState>> for Caller {
         state: &std::sync::Arc<super::AppState>,
     ) -> Result<Self, Self::Rejection> {
         let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        authenticate(state.ctx.store.as_ref(), header).await.map(Caller)
+        let key = authenticate(state.ctx.store.as_ref(), header).await?;
+        let now = Timestamp::now();
+        if key.last_used_at.is_none_or(|t| t.plus(TOUCH_EVERY) <= now) {
+            let (store, id) = (state.ctx.store.clone(), key.id.clone());
+            // Off the request's path: the answer does not wait for this commit.
+            tokio::spawn(async move {
+                if let Err(e) = store.touch_api_key(&id, now).await {
+                    tracing::debug!(key = %id, error = %e, "could not record the key's last use");
+                }
+            });
+        }
+        Ok(Caller(key))
     }
 }
 
@@ -83,12 +111,14 @@ mod tests {
 
     #[test]
     fn keys_are_random_hashed_and_scoped() {
-        let (a, ka) = generate("app", vec!["Example.COM".into()]).unwrap();
-        let (b, _) = generate("app", vec![]).unwrap();
+        let d = |s: &str| Domain::parse(s).unwrap();
+        let (a, ka) = generate("app", Scope::Domains(vec![d("Example.COM")])).unwrap();
+        let (b, kb) = generate("app", Scope::All).unwrap();
         assert_ne!(a, b);
         assert!(a.starts_with("mailerd_") && a.len() == 8 + 48);
         assert_eq!(ka.hash, hash(&a));
-        assert!(may_send_from(&ka, "example.com") && may_send_from(&ka, "mail.example.com"));
-        assert!(!may_send_from(&ka, "badexample.com") && !may_send_from(&ka, "example.org"));
+        assert!(may_send_from(&ka, &d("example.com")) && may_send_from(&ka, &d("mail.example.com")));
+        assert!(!may_send_from(&ka, &d("badexample.com")) && !may_send_from(&ka, &d("example.org")));
+        assert!(may_send_from(&kb, &d("example.org")), "an admin key sends from anywhere");
     }
 }

@@ -71,7 +71,7 @@ pub async fn run(store: Arc<dyn Store>, hook: Webhook, mut shutdown: watch::Rece
         }
     };
     while !*shutdown.borrow() {
-        let events = match store.events_after(cursor, None, BATCH).await {
+        let events = match store.events_after(cursor, None, &crate::store::Scope::All, BATCH).await {
             Ok(e) => e,
             Err(e) => {
                 warn!(url = %hook.url, error = %e, "webhook: reading events failed");

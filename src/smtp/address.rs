@@ -91,6 +91,13 @@ impl fmt::Display for Domain {
     }
 }
 
+/// JSON and other outputs show the normalised form.
+impl serde::Serialize for Domain {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
 /// `local@domain`. `local` holds the semantic local part (quotes and escapes removed).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Mailbox {

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::smtp::address::Domain;
 use crate::time::Timestamp;
 
 #[derive(Debug, Error)]
@@ -292,6 +293,8 @@ pub struct RecipientFacts {
     pub delay_reported: bool,
 }
 
+/// An entry of the suppression list. An address may have several, one per scope: any of them
+/// refuses the address at RCPT for everyone; each is seen and removed only within its scope.
 #[derive(Debug, Clone, Serialize)]
 pub struct Suppression {
     pub address: String,
@@ -300,18 +303,117 @@ pub struct Suppression {
     pub detail: Option<String>,
     pub message_id: Option<String>,
     pub created_at: String,
+    /// The scope of the entry: the sender domain whose mail hard-bounced, or the domain of the
+    /// API key that added it. None: seen and removed only by admins (and the CLI).
+    pub domain: Option<Domain>,
+}
+
+/// Whose rows a caller sees and changes: everything (admin API keys, the CLI, the daemon), or
+/// the rows of some sender domains and their subdomains (an API key made with `--domain`).
+/// A message belongs to the domain of its envelope sender (mail from `<>` to nobody's scope);
+/// a suppression entry to its `domain`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    /// Never empty when made by `mailerd apikey create`; an empty list covers nothing.
+    Domains(Vec<Domain>),
+}
+
+impl Scope {
+    /// Whether `domain` is one of the scope's domains or a subdomain of one.
+    pub fn covers(&self, domain: &Domain) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Domains(list) => list.iter().any(|d| is_within(domain.as_str(), d.as_str())),
+        }
+    }
+
+    /// Whether a message from the envelope sender `reverse_path` (as stored: `local@domain`,
+    /// empty for `<>`) is in the scope: by the domain after the last `@`, as the SQL of both
+    /// stores reads it.
+    pub fn covers_sender(&self, reverse_path: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Domains(_) => sender_domain(reverse_path).is_some_and(|d| self.covers(&d)),
+        }
+    }
+
+    pub fn is_all(&self) -> bool {
+        matches!(self, Scope::All)
+    }
+
+    /// The domains as SQL parameters; None for every row.
+    pub(crate) fn sql_domains(&self) -> Option<Vec<String>> {
+        match self {
+            Scope::All => None,
+            Scope::Domains(list) => Some(list.iter().map(|d| d.as_str().to_string()).collect()),
+        }
+    }
+}
+
+/// `admin`, or the domains, comma-separated.
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scope::All => f.write_str("admin"),
+            Scope::Domains(list) => {
+                let names: Vec<&str> = list.iter().map(|d| d.as_str()).collect();
+                f.write_str(&names.join(", "))
+            }
+        }
+    }
+}
+
+/// The domain of a stored envelope sender (`local@domain`; None for `<>`): the text after the
+/// last `@` (a quoted local part may hold one), as the SQL of both stores reads it.
+pub fn sender_domain(reverse_path: &str) -> Option<Domain> {
+    reverse_path.rsplit_once('@').and_then(|(_, d)| Domain::parse(d).ok())
+}
+
+/// `domain` is `parent` or one of its subdomains (both normalised: lower-case A-labels).
+fn is_within(domain: &str, parent: &str) -> bool {
+    domain == parent || domain.strip_suffix(parent).is_some_and(|head| head.ends_with('.'))
 }
 
 /// An API key as stored: the secret itself is never kept, only its SHA-256.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {
     pub id: String,
     pub name: String,
-    #[serde(skip)]
     pub hash: String,
-    /// Sender domains the key may send from; empty means any.
-    pub domains: Vec<String>,
+    /// What the key may see and change, and the sender domains it may send from (`All`: an
+    /// admin key, made with `--admin`, or a key made before keys had to say which).
+    pub scope: Scope,
     pub created_at: String,
+    /// When a request last presented the key (recorded at most once a minute per key).
+    pub last_used_at: Option<Timestamp>,
+}
+
+impl Scope {
+    /// The stored form of a key's scope: (admin, JSON list of domains).
+    pub(crate) fn to_stored(&self) -> Result<(bool, String), StoreError> {
+        let domains = self.sql_domains();
+        let json = serde_json::to_string(&domains.clone().unwrap_or_default())
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok((domains.is_none(), json))
+    }
+
+    /// A key's scope read back from its stored form.
+    pub(crate) fn from_stored(admin: bool, domains: &str) -> Result<Scope, StoreError> {
+        if admin {
+            return Ok(Scope::All);
+        }
+        let list: Vec<String> = serde_json::from_str(domains).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        list.iter()
+            .map(|d| Domain::parse(d).map_err(|e| StoreError::Corrupt(format!("API key domain {d}: {e}"))))
+            .collect::<Result<_, _>>()
+            .map(Scope::Domains)
+    }
+}
+
+/// A domain read back from a store column.
+pub(crate) fn stored_domain(text: Option<String>) -> Result<Option<Domain>, StoreError> {
+    text.map(|d| Domain::parse(&d).map_err(|e| StoreError::Corrupt(format!("domain {d}: {e}")))).transpose()
 }
 
 /// An account the hard-bounce breaker paused.
@@ -612,15 +714,22 @@ pub trait Store: Send + Sync {
 
     // --- suppression list ---
 
-    /// Adds (or refreshes) an address on the suppression list.
+    /// Adds (or refreshes) an entry; an address has at most one entry per `domain`.
     async fn suppress(&self, entry: Suppression) -> Result<(), StoreError>;
 
-    /// Removes an address; returns whether it was there.
-    async fn unsuppress(&self, address: &str) -> Result<bool, StoreError>;
+    /// Removes the entries of an address within `scope` (`Scope::All`: every entry of it);
+    /// returns whether there was one.
+    async fn unsuppress(&self, address: &str, scope: &Scope) -> Result<bool, StoreError>;
 
+    /// An entry of the address, whatever its scope (the RCPT check: any entry refuses the
+    /// address for everyone); the oldest when there are several.
     async fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError>;
 
-    async fn suppressions(&self, limit: usize) -> Result<Vec<Suppression>, StoreError>;
+    /// The entries of an address within `scope`, oldest first.
+    async fn suppression_entries(&self, address: &str, scope: &Scope) -> Result<Vec<Suppression>, StoreError>;
+
+    /// Entries within `scope`, newest first.
+    async fn suppressions(&self, scope: &Scope, limit: usize) -> Result<Vec<Suppression>, StoreError>;
 
     // --- sent log ---
 
@@ -690,11 +799,35 @@ pub trait Store: Send + Sync {
         Err(StoreError::Unsupported("API keys"))
     }
 
-    /// Events after the cursor `after` (an event id), oldest first, optionally of one kind.
+    /// Every API key, oldest first.
+    async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        Err(StoreError::Unsupported("API keys"))
+    }
+
+    /// Deletes a key; returns whether it existed. Its secret stops working at once.
+    async fn revoke_api_key(&self, _id: &str) -> Result<bool, StoreError> {
+        Err(StoreError::Unsupported("API keys"))
+    }
+
+    /// Gives a key a new secret (its SHA-256 `hash`), keeping id, name and scope; the old
+    /// secret stops working at once. Returns whether the key exists.
+    async fn rotate_api_key(&self, _id: &str, _hash: &str) -> Result<bool, StoreError> {
+        Err(StoreError::Unsupported("API keys"))
+    }
+
+    /// Records that a key was used at `at`.
+    async fn touch_api_key(&self, _id: &str, _at: Timestamp) -> Result<(), StoreError> {
+        Err(StoreError::Unsupported("API keys"))
+    }
+
+    /// Events after the cursor `after` (an event id), oldest first, optionally of one kind,
+    /// of messages within `scope` (filtered by the query, so a page is full whenever enough
+    /// events of the scope follow the cursor).
     async fn events_after(
         &self,
         _after: i64,
         _kind: Option<&str>,
+        _scope: &Scope,
         _limit: usize,
     ) -> Result<Vec<EventRecord>, StoreError> {
         Err(StoreError::Unsupported("the event stream"))
@@ -716,5 +849,26 @@ pub trait Store: Send + Sync {
     /// Suppressed addresses containing `query` (case-insensitive), newest first.
     async fn search_suppressions(&self, _query: &str, _limit: usize) -> Result<Vec<Suppression>, StoreError> {
         Err(StoreError::Unsupported("suppression search"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(domains: &[&str]) -> Scope {
+        Scope::Domains(domains.iter().map(|d| Domain::parse(d).unwrap()).collect())
+    }
+
+    #[test]
+    fn a_scope_covers_its_domains_and_their_subdomains_only() {
+        let s = scope(&["a.example"]);
+        assert!(s.covers_sender("x@a.example") && s.covers_sender("x@mail.a.example"));
+        assert!(s.covers_sender("\"q@b.example\"@a.example"), "the domain is after the last @");
+        assert!(!s.covers_sender("x@ba.example") && !s.covers_sender("x@a.example.net"));
+        assert!(!s.covers_sender("x@b.example") && !s.covers_sender(""), "<> is nobody's");
+        assert!(!scope(&[]).covers_sender("x@a.example"), "an empty list covers nothing");
+        assert!(Scope::All.covers_sender("") && Scope::All.covers(&Domain::parse("b.example").unwrap()));
+        assert!(scope(&["b.example", "a.example"]).covers(&Domain::parse("A.Example").unwrap()));
     }
 }

@@ -22,7 +22,7 @@ async fn a_key_with_too_many_hard_bounces_is_paused_until_resumed() {
     .await;
     let api = src.http.unwrap();
     let store = src.store();
-    let (key, record) = mailerd::http::auth::generate("list-import", vec![]).unwrap();
+    let (key, record) = mailerd::http::auth::generate("list-import", mailerd::store::Scope::All).unwrap();
     let account = format!("apikey:{}", record.id);
     store.create_api_key(record).await.unwrap();
     // Half of a bought list does not exist.

@@ -168,6 +168,7 @@ async fn login_session_cookie_and_csrf() {
             detail: Some("<b>bold</b>".into()),
             message_id: None,
             created_at: String::new(),
+            domain: None,
         })
         .await
         .unwrap();
@@ -392,7 +393,7 @@ async fn in_a_real_browser() {
     assert_eq!(b.title().await, "Overview · mailerd");
 
     // Send a message through the API to a destination that does not answer: it stays queued.
-    let (key, record) = mailerd::http::auth::generate("dashboard-test", vec![]).unwrap();
+    let (key, record) = mailerd::http::auth::generate("dashboard-test", mailerd::store::Scope::All).unwrap();
     d.store().create_api_key(record).await.unwrap();
     let r = post_json(
         http,

@@ -9,7 +9,8 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use mailerd::store::Store;
+use mailerd::smtp::address::Domain;
+use mailerd::store::{Scope, Store};
 use serde_json::json;
 
 use crate::harness::TestDaemon;
@@ -25,9 +26,10 @@ async fn pair() -> (TestDaemon, TestDaemon, String, String) {
     ))
     .await;
     let store = src.store();
-    let (any, k1) = mailerd::http::auth::generate("ops", vec![]).unwrap();
+    let (any, k1) = mailerd::http::auth::generate("ops", Scope::All).unwrap();
     store.create_api_key(k1).await.unwrap();
-    let (scoped, k2) = mailerd::http::auth::generate("shop", vec!["sender.test".into()]).unwrap();
+    let (scoped, k2) =
+        mailerd::http::auth::generate("shop", Scope::Domains(vec![Domain::parse("sender.test").unwrap()])).unwrap();
     store.create_api_key(k2).await.unwrap();
     (src, dest, any, scoped)
 }

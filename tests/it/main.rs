@@ -3,6 +3,8 @@
 
 mod harness;
 
+mod api_injection;
+mod api_scopes;
 mod config_errors;
 mod crash_durability;
 mod dashboard;

@@ -7,11 +7,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mailerd::smtp::address::Domain;
 use mailerd::store::postgres::PgStore;
 use mailerd::store::sqlite::SqliteStore;
 use mailerd::store::{
     AccountPause, ApiKey, Attempt, Feedback, MessageId, NewMessage, NewRecipient, Origin, RecipientId, RecipientState,
-    ReportMark, Store, StoreError, Suppression, Transport,
+    ReportMark, Scope, Store, StoreError, Suppression, Transport,
 };
 use mailerd::time::Timestamp;
 
@@ -87,6 +88,9 @@ conformance!(
     a_cluster_secret_is_the_first_callers,
     api_keys_cursors_pauses_and_event_stream,
     dashboard_queries_answer_alike,
+    api_keys_are_listed_rotated_and_revoked,
+    suppression_entries_have_scopes,
+    events_are_filtered_by_sender_scope,
 );
 
 fn origin() -> Origin {
@@ -158,7 +162,7 @@ const LEASE: Duration = Duration::from_secs(600);
 async fn settled_events(s: &dyn Store, kind: Option<&str>, n: usize) -> Vec<mailerd::store::EventRecord> {
     let until = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let events = s.events_after(0, kind, 100).await.unwrap();
+        let events = s.events_after(0, kind, &Scope::All, 100).await.unwrap();
         if events.len() >= n || std::time::Instant::now() > until {
             return events;
         }
@@ -176,6 +180,21 @@ async fn claim(s: &dyn Store, t: Transport, now: i64, limit: usize, owner: &str)
 async fn states(s: &dyn Store, id: &str) -> Vec<(String, RecipientState, u32)> {
     let d = s.message_detail(&MessageId(id.into())).await.expect("detail").expect("message exists");
     d.entry.recipients.into_iter().map(|r| (r.address, r.state, r.attempts)).collect()
+}
+
+fn scope(domains: &[&str]) -> Scope {
+    Scope::Domains(domains.iter().map(|d| Domain::parse(d).expect("domain")).collect())
+}
+
+fn api_key(id: &str, name: &str, hash: &str, scope: Scope) -> ApiKey {
+    ApiKey {
+        id: id.into(),
+        name: name.into(),
+        hash: hash.repeat(32),
+        scope,
+        created_at: String::new(),
+        last_used_at: None,
+    }
 }
 
 // --- the cases ---
@@ -550,6 +569,7 @@ async fn suppression_add_list_remove(s: Arc<dyn Store>) {
         detail: Some("550 5.1.1 user unknown".into()),
         message_id: Some("M9".into()),
         created_at: String::new(),
+        domain: None,
     };
     assert!(s.suppression("a@ex.net").await.unwrap().is_none());
     s.suppress(entry("a@ex.net", "userunknown")).await.unwrap();
@@ -563,14 +583,14 @@ async fn suppression_add_list_remove(s: Arc<dyn Store>) {
     // Refresh: same address, new reason; still one entry.
     s.suppress(entry("a@ex.net", "hasmoved")).await.unwrap();
     assert_eq!(s.suppression("a@ex.net").await.unwrap().unwrap().reason, "hasmoved");
-    let mut all: Vec<_> = s.suppressions(100).await.unwrap().into_iter().map(|e| e.address).collect();
+    let mut all: Vec<_> = s.suppressions(&Scope::All, 100).await.unwrap().into_iter().map(|e| e.address).collect();
     all.sort();
     assert_eq!(all, ["a@ex.net", "b@ex.net"]);
-    assert_eq!(s.suppressions(1).await.unwrap().len(), 1);
-    assert!(s.unsuppress("a@ex.net").await.unwrap());
-    assert!(!s.unsuppress("a@ex.net").await.unwrap());
+    assert_eq!(s.suppressions(&Scope::All, 1).await.unwrap().len(), 1);
+    assert!(s.unsuppress("a@ex.net", &Scope::All).await.unwrap());
+    assert!(!s.unsuppress("a@ex.net", &Scope::All).await.unwrap());
     assert!(s.suppression("a@ex.net").await.unwrap().is_none());
-    assert_eq!(s.suppressions(100).await.unwrap().len(), 1);
+    assert_eq!(s.suppressions(&Scope::All, 100).await.unwrap().len(), 1);
     // A suppression caused by a message is an event of that message (webhooks subscribe to it).
     let events = settled_events(&*s, Some("suppressed"), 3).await;
     assert_eq!(events.len(), 3, "{events:?}");
@@ -830,19 +850,10 @@ async fn a_cluster_secret_is_the_first_callers(s: Arc<dyn Store>) {
 }
 
 async fn api_keys_cursors_pauses_and_event_stream(s: Arc<dyn Store>) {
-    let key = ApiKey {
-        id: "k1".into(),
-        name: "shop".into(),
-        hash: "ab".repeat(32),
-        domains: vec!["example.com".into()],
-        created_at: String::new(),
-    };
+    let key = api_key("k1", "shop", "ab", scope(&["example.com"]));
     s.create_api_key(key.clone()).await.unwrap();
     let got = s.api_key(&"ab".repeat(32)).await.unwrap().expect("key");
-    assert_eq!(
-        (got.id.as_str(), got.name.as_str(), got.domains.clone()),
-        ("k1", "shop", vec!["example.com".to_string()])
-    );
+    assert_eq!((got.id.as_str(), got.name.as_str(), got.scope.clone()), ("k1", "shop", scope(&["example.com"])));
     assert!(s.api_key(&"cd".repeat(32)).await.unwrap().is_none());
     assert!(s.create_api_key(key).await.is_err(), "the same key twice");
 
@@ -870,10 +881,10 @@ async fn api_keys_cursors_pauses_and_event_stream(s: Arc<dyn Store>) {
     let kinds: Vec<_> = all.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["queued", "queued", "account_paused"]);
     assert!(all.windows(2).all(|w| w[0].id < w[1].id));
-    let rest = s.events_after(all[0].id, Some("queued"), 100).await.unwrap();
+    let rest = s.events_after(all[0].id, Some("queued"), &Scope::All, 100).await.unwrap();
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0].id, all[1].id);
-    assert_eq!(s.events_after(all[0].id, None, 1).await.unwrap().len(), 1);
+    assert_eq!(s.events_after(all[0].id, None, &Scope::All, 1).await.unwrap().len(), 1);
 
     assert!(s.resume_account("user:app@example.com").await.unwrap());
     assert!(!s.resume_account("user:app@example.com").await.unwrap());
@@ -948,9 +959,13 @@ async fn postgres_event_stream_waits_for_open_transactions() {
     tokio::spawn(conn);
     slow.batch_execute("BEGIN; INSERT INTO events (message_id, kind, at) VALUES ('SLOW', 'queued', 1)").await.unwrap();
     store.insert_message(message("FAST", T0, vec![rcpt("a@ex.net", Transport::Remote)])).await.unwrap();
-    assert!(store.events_after(0, None, 100).await.unwrap().is_empty(), "FAST's event waits behind SLOW's");
+    assert!(
+        store.events_after(0, None, &Scope::All, 100).await.unwrap().is_empty(),
+        "FAST's event waits behind SLOW's"
+    );
     slow.batch_execute("COMMIT").await.unwrap();
-    let ids: Vec<_> = store.events_after(0, None, 100).await.unwrap().into_iter().map(|e| e.message_id).collect();
+    let ids: Vec<_> =
+        store.events_after(0, None, &Scope::All, 100).await.unwrap().into_iter().map(|e| e.message_id).collect();
     assert_eq!(ids, ["SLOW", "FAST"]);
 }
 
@@ -1022,10 +1037,207 @@ async fn dashboard_queries_answer_alike(s: Arc<dyn Store>) {
             detail: None,
             message_id: None,
             created_at: String::new(),
+            domain: None,
         };
         s.suppress(e).await.unwrap();
     }
     let found: Vec<_> = s.search_suppressions("UNDER_", 10).await.unwrap().into_iter().map(|e| e.address).collect();
     assert_eq!(found, ["under_score@x.test"], "_ is a character, not a wildcard");
     assert_eq!(s.search_suppressions("score@", 1).await.unwrap().len(), 1);
+}
+
+async fn api_keys_are_listed_rotated_and_revoked(s: Arc<dyn Store>) {
+    s.create_api_key(api_key("k1", "shop", "a1", scope(&["b.example", "a.example"]))).await.unwrap();
+    s.create_api_key(api_key("k2", "ops", "a2", Scope::All)).await.unwrap();
+    let listed: Vec<_> = s.api_keys().await.unwrap().into_iter().map(|k| (k.id, k.scope, k.last_used_at)).collect();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.contains(&("k1".into(), scope(&["b.example", "a.example"]), None)), "{listed:?}");
+    assert!(listed.contains(&("k2".into(), Scope::All, None)), "{listed:?}");
+
+    s.touch_api_key("k1", Timestamp(T0)).await.unwrap();
+    s.touch_api_key("k1", Timestamp(T0 - 5)).await.unwrap();
+    assert_eq!(s.api_key(&"a1".repeat(32)).await.unwrap().unwrap().last_used_at, Some(Timestamp(T0)), "never back");
+
+    // Rotation: same id, name and scope, the old hash finds nothing.
+    assert!(s.rotate_api_key("k1", &"b1".repeat(32)).await.unwrap());
+    assert!(s.api_key(&"a1".repeat(32)).await.unwrap().is_none(), "the old secret stops working");
+    let rotated = s.api_key(&"b1".repeat(32)).await.unwrap().expect("the new secret works");
+    assert_eq!((rotated.id.as_str(), rotated.name.as_str()), ("k1", "shop"));
+    assert_eq!(rotated.scope, scope(&["b.example", "a.example"]));
+    assert!(!s.rotate_api_key("nope", &"c1".repeat(32)).await.unwrap());
+
+    assert!(s.revoke_api_key("k1").await.unwrap());
+    assert!(!s.revoke_api_key("k1").await.unwrap());
+    assert!(s.api_key(&"b1".repeat(32)).await.unwrap().is_none());
+    assert_eq!(s.api_keys().await.unwrap().len(), 1);
+}
+
+async fn suppression_entries_have_scopes(s: Arc<dyn Store>) {
+    let entry = |address: &str, domain: Option<&str>, reason: &str| Suppression {
+        address: address.into(),
+        reason: reason.into(),
+        status: None,
+        detail: None,
+        message_id: None,
+        created_at: String::new(),
+        domain: domain.map(|d| Domain::parse(d).unwrap()),
+    };
+    s.suppress(entry("x@ex.net", Some("a.example"), "userunknown")).await.unwrap();
+    s.suppress(entry("x@ex.net", Some("b.example"), "userunknown")).await.unwrap();
+    s.suppress(entry("x@ex.net", None, "manual")).await.unwrap();
+    s.suppress(entry("y@ex.net", Some("mail.a.example"), "hostunknown")).await.unwrap();
+    s.suppress(entry("z@ex.net", Some("b.example"), "manual")).await.unwrap();
+    // Refreshing an entry of one scope keeps one entry (also for the admins' NULL scope).
+    s.suppress(entry("x@ex.net", Some("a.example"), "hasmoved")).await.unwrap();
+    s.suppress(entry("x@ex.net", None, "manual")).await.unwrap();
+
+    let addresses = |list: Vec<Suppression>| {
+        let mut v: Vec<_> = list.into_iter().map(|e| (e.address, e.domain.map(|d| d.to_string()))).collect();
+        v.sort();
+        v
+    };
+    let a = scope(&["a.example"]);
+    assert_eq!(s.suppressions(&Scope::All, 100).await.unwrap().len(), 5);
+    assert_eq!(
+        addresses(s.suppressions(&a, 100).await.unwrap()),
+        [("x@ex.net".into(), Some("a.example".into())), ("y@ex.net".into(), Some("mail.a.example".into()))],
+        "a scope sees its domain and subdomains, never NULL or other domains"
+    );
+    assert_eq!(addresses(s.suppressions(&scope(&["mail.a.example"]), 100).await.unwrap()).len(), 1, "not the parent");
+    assert_eq!(addresses(s.suppressions(&scope(&["example"]), 100).await.unwrap()).len(), 4, "all under example");
+    assert_eq!(addresses(s.suppressions(&scope(&["c.example"]), 100).await.unwrap()), []);
+    let x = s.suppression_entries("x@ex.net", &a).await.unwrap();
+    assert_eq!((x.len(), x[0].reason.as_str()), (1, "hasmoved"));
+    assert_eq!(s.suppression_entries("x@ex.net", &Scope::All).await.unwrap().len(), 3);
+    assert!(s.suppression_entries("z@ex.net", &a).await.unwrap().is_empty());
+
+    // Any entry refuses the address, whatever its scope.
+    assert!(s.suppression("z@ex.net").await.unwrap().is_some());
+    // Removal within a scope leaves the other scopes' entries.
+    assert!(!s.unsuppress("z@ex.net", &a).await.unwrap(), "b's entry is absent for a");
+    assert!(s.unsuppress("x@ex.net", &a).await.unwrap());
+    assert!(!s.unsuppress("x@ex.net", &a).await.unwrap());
+    assert_eq!(s.suppression_entries("x@ex.net", &Scope::All).await.unwrap().len(), 2);
+    assert!(s.suppression("x@ex.net").await.unwrap().is_some(), "still refused: b's and the admins' entries");
+    assert!(s.unsuppress("x@ex.net", &Scope::All).await.unwrap(), "an admin removes every entry");
+    assert!(s.suppression("x@ex.net").await.unwrap().is_none());
+    assert_eq!(s.search_suppressions("ex.net", 10).await.unwrap().len(), 2);
+}
+
+async fn events_are_filtered_by_sender_scope(s: Arc<dyn Store>) {
+    // Senders: the scope's domain, a subdomain, another domain, one that only ends alike, the
+    // null sender, and a quoted local part holding another domain.
+    let senders = [
+        ("A1", "app@a.example"),
+        ("B1", "app@b.example"),
+        ("A2", "news@mail.a.example"),
+        ("X1", "app@xa.example"),
+        ("N1", ""),
+        ("B2", "\"app@a.example\"@b.example"),
+        ("A3", "\"app@b.example\"@a.example"),
+    ];
+    for (i, (id, from)) in senders.iter().enumerate() {
+        let mut m = message(
+            id,
+            T0 + i as i64,
+            vec![rcpt("r1@ex.net", Transport::Remote), rcpt("r2@ex.net", Transport::Remote)],
+        );
+        m.reverse_path = from.to_string();
+        s.insert_message(m).await.unwrap();
+    }
+    let all = settled_events(&*s, None, 14).await;
+    assert_eq!(all.len(), 14);
+    let a = scope(&["a.example"]);
+    let mut seen = Vec::new();
+    let mut cursor = 0;
+    let mut pages = 0;
+    loop {
+        let page = s.events_after(cursor, None, &a, 4).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        pages += 1;
+        assert!(page.len() == 4 || seen.len() + page.len() == 6, "a page is full unless it is the last: {page:?}");
+        cursor = page.last().unwrap().id;
+        seen.extend(page.into_iter().map(|e| e.message_id));
+    }
+    assert_eq!(pages, 2);
+    assert_eq!(seen, ["A1", "A1", "A2", "A2", "A3", "A3"]);
+    let b: Vec<_> = s.events_after(0, Some("queued"), &scope(&["b.example"]), 100).await.unwrap();
+    assert_eq!(b.iter().map(|e| e.message_id.as_str()).collect::<Vec<_>>(), ["B1", "B1", "B2", "B2"]);
+    assert_eq!(s.events_after(0, None, &scope(&["b.example", "a.example"]), 100).await.unwrap().len(), 10);
+    assert!(s.events_after(0, Some("delivered"), &a, 100).await.unwrap().is_empty());
+    assert!(s.events_after(0, None, &scope(&["c.example"]), 100).await.unwrap().is_empty());
+    // The Rust reading of a sender (GET /messages/{id}) agrees with the stores' SQL.
+    for (id, from) in senders {
+        assert_eq!(a.covers_sender(from), id.starts_with('A'), "{from}");
+    }
+}
+
+/// Rows made before schema v6 (SQLite) / v8 (PostgreSQL): a key without domains becomes an
+/// admin key, a key with domains stays scoped, and old suppression entries have no scope
+/// (admins only) and still refuse their address.
+async fn rows_made_before_scopes(s: &dyn Store) {
+    let keys = s.api_keys().await.unwrap();
+    let scope_of = |id: &str| keys.iter().find(|k| k.id == id).map(|k| k.scope.clone());
+    assert_eq!(scope_of("old-any"), Some(Scope::All));
+    assert_eq!(scope_of("old-shop"), Some(scope(&["a.example"])));
+    let entry = s.suppression("old@ex.net").await.unwrap().expect("still suppressed");
+    assert_eq!(entry.domain, None);
+    assert!(s.suppressions(&scope(&["a.example"]), 10).await.unwrap().is_empty());
+    assert_eq!(s.suppressions(&Scope::All, 10).await.unwrap().len(), 1);
+    // The old entry and a scoped one of the same address live side by side.
+    let mut again = entry.clone();
+    again.domain = Some(Domain::parse("a.example").unwrap());
+    s.suppress(again).await.unwrap();
+    assert_eq!(s.suppression_entries("old@ex.net", &Scope::All).await.unwrap().len(), 2);
+}
+
+const OLD_ROWS: &str = "
+INSERT INTO api_keys (id, name, key_hash, domains, created_at) VALUES ('old-any', 'any', 'h1', '[]', 1);
+INSERT INTO api_keys (id, name, key_hash, domains, created_at) VALUES ('old-shop', 'shop', 'h2', '[\"a.example\"]', 2);
+INSERT INTO suppressions (address, reason, created_at) VALUES ('old@ex.net', 'userunknown', 3);";
+
+#[tokio::test]
+async fn sqlite_upgrade_to_scopes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mailerd.db");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        for sql in [
+            include_str!("../../src/store/sqlite/schema.sql"),
+            include_str!("../../src/store/sqlite/schema_v2.sql"),
+            include_str!("../../src/store/sqlite/schema_v3.sql"),
+            include_str!("../../src/store/sqlite/schema_v4.sql"),
+            include_str!("../../src/store/sqlite/schema_v5.sql"),
+            OLD_ROWS,
+            "PRAGMA user_version = 5;",
+        ] {
+            c.execute_batch(sql).unwrap();
+        }
+    }
+    rows_made_before_scopes(&SqliteStore::open(&path).unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres_upgrade_to_scopes() {
+    let Some(admin) = url_or_skip("store_conformance::postgres_upgrade_to_scopes") else { return };
+    let schema = TestSchema::create(&admin, "upgrade_scopes").await;
+    let (c, conn) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    c.batch_execute("CREATE TABLE mailerd_schema (version INTEGER NOT NULL)").await.unwrap();
+    for (v, sql) in [
+        (1, include_str!("../../src/store/postgres/schema_v1.sql")),
+        (2, include_str!("../../src/store/postgres/schema_v2.sql")),
+        (3, include_str!("../../src/store/postgres/schema_v3.sql")),
+        (4, include_str!("../../src/store/postgres/schema_v4.sql")),
+        (5, include_str!("../../src/store/postgres/schema_v5.sql")),
+        (6, include_str!("../../src/store/postgres/schema_v6.sql")),
+        (7, include_str!("../../src/store/postgres/schema_v7.sql")),
+    ] {
+        c.batch_execute(sql).await.unwrap();
+        c.execute("INSERT INTO mailerd_schema (version) VALUES ($1)", &[&v]).await.unwrap();
+    }
+    c.batch_execute(OLD_ROWS).await.unwrap();
+    rows_made_before_scopes(&PgStore::connect(&schema.url).await.unwrap()).await;
 }

@@ -1,5 +1,7 @@
 //! `GET /api/v1/events?since=CURSOR&type=KIND&limit=N`: what happened to each recipient, oldest
-//! first, paged by cursor (the last event id seen; `next` in the reply).
+//! first, paged by cursor (the last event id seen; `next` in the reply). A scoped key gets only
+//! the events of messages sent from its domains; the store filters them in its query, so a
+//! page holds `limit` events whenever that many of the key's follow the cursor.
 //!
 //! Must not: return more than 1,000 events per page.
 
@@ -27,7 +29,7 @@ pub struct EventQuery {
 
 pub async fn list(
     State(state): State<Arc<AppState>>,
-    Caller(_key): Caller,
+    Caller(key): Caller,
     query: Result<Query<EventQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, Problem> {
     let Query(q) = query.map_err(|e| Problem::invalid("query", e.body_text()))?;
@@ -35,7 +37,7 @@ pub async fn list(
     if limit == 0 || limit > 1000 {
         return Err(Problem::invalid("limit", "between 1 and 1000"));
     }
-    let events = state.ctx.store.events_after(q.since, q.kind.as_deref(), limit).await?;
+    let events = state.ctx.store.events_after(q.since, q.kind.as_deref(), &key.scope, limit).await?;
     let next = events.last().map_or(q.since, |e| e.id);
     Ok(Json(json!({ "events": events, "next": next })))
 }

@@ -5,8 +5,12 @@
 //! found, local users and quotas, the checklist's address checks), the message through the
 //! checklist's message checks, and into the queue through `accept` (DKIM, durable commit).
 //! The reply comes after the commit and says, per recipient, `queued` or `refused` and why.
-//! Standards: RFC 5322 (the built message), RFC 2045 (base64 attachments), RFC 9457.
-//! Must not: answer 202 before the store committed, or let a key send from a foreign domain.
+//! Before anything is built, every value that ends up in a header or a MIME part header is
+//! checked (`validate`): a control character in one is a 422 naming the JSON field.
+//! A scoped key reads only messages sent from its domains (others are unknown ids).
+//! Standards: RFC 5322 (the built message), RFC 2045 (base64 attachments, media types), RFC 9457.
+//! Must not: answer 202 before the store committed, let a key send from a foreign domain or
+//! read a foreign message, or let a request add a header or a MIME part of its own.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,7 +21,7 @@ use axum::http::StatusCode;
 use base64::Engine as _;
 use mail_builder::MessageBuilder;
 use mail_builder::headers::address::Address;
-use mail_builder::headers::raw::Raw;
+use mail_builder::headers::text::Text;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -112,12 +116,10 @@ pub async fn send(
 ) -> Result<(StatusCode, Json<Value>), Problem> {
     let Json(req) = body.map_err(|e| Problem::bad_request(e.body_text()))?;
     let ctx = &state.ctx;
+    validate(&req)?;
     let (from_name, from) = mailbox("from", &req.from)?;
-    if !may_send_from(&key, from.domain().as_str()) {
-        return Err(Problem::forbidden(
-            "from",
-            format!("API key `{}` may send only from {}", key.name, key.domains.join(", ")),
-        ));
+    if !may_send_from(&key, from.domain()) {
+        return Err(Problem::forbidden("from", format!("API key `{}` may send only from {}", key.name, key.scope)));
     }
     let account = format!("apikey:{}", key.id);
     if let Ok(Some(p)) = ctx.store.account_pause(&account).await {
@@ -146,18 +148,13 @@ pub async fn send(
         }
     }
     let reply_to = req.reply_to.as_deref().map(|r| mailbox("reply_to", r)).transpose()?;
-    for name in req.headers.keys() {
-        let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
-        if !valid || RESERVED.contains(&name.to_ascii_lowercase().as_str()) {
-            return Err(Problem::invalid(format!("headers.{name}"), "not a header name the API lets you set"));
-        }
-    }
     let mut files = Vec::new();
     for (i, a) in req.attachments.iter().enumerate() {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(a.content.as_bytes())
             .map_err(|e| Problem::invalid(format!("attachments[{i}].content"), format!("not base64: {e}")))?;
-        files.push((a.content_type.clone().unwrap_or_else(|| "application/octet-stream".into()), &a.filename, bytes));
+        let content_type = a.content_type.as_deref().map_or("application/octet-stream", str::trim);
+        files.push((content_type, a.filename.as_str(), bytes));
     }
 
     // Recipients: the same decisions as authenticated submission.
@@ -223,7 +220,7 @@ pub async fn send(
         builder = builder.reply_to(address(n, m));
     }
     for (name, value) in &req.headers {
-        builder = builder.header(name.as_str(), Raw::new(value.as_str()));
+        builder = builder.header(name.as_str(), Text::new(value.as_str()));
     }
     if let Some(t) = &req.text {
         builder = builder.text_body(t.as_str());
@@ -232,7 +229,7 @@ pub async fn send(
         builder = builder.html_body(h.as_str());
     }
     for (ct, name, bytes) in &files {
-        builder = builder.attachment(ct.as_str(), name.as_str(), bytes.as_slice());
+        builder = builder.attachment(*ct, *name, bytes.as_slice());
     }
     let mut message = trace_header(&ctx.config.hostname, &id, now).into_bytes();
     let built = builder.write_to_vec().map_err(|e| Problem::bad_request(format!("building the message: {e}")))?;
@@ -308,20 +305,180 @@ fn trace_header(hostname: &str, id: &MessageId, at: Timestamp) -> String {
     format!("Received: from api\r\n\tby {hostname} (mailerd) with HTTP id {id}; {}\r\n", at.rfc5322())
 }
 
+/// A scoped key sees only messages whose envelope sender is in its scope; any other id gets
+/// the answer of an id that does not exist, so the key cannot tell that it does.
 pub async fn show(
     State(state): State<Arc<AppState>>,
-    Caller(_key): Caller,
+    Caller(key): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     match state.ctx.store.message_detail(&MessageId(id.clone())).await? {
-        Some(d) => Ok(Json(serde_json::to_value(d).unwrap_or(Value::Null))),
-        None => Err(Problem::not_found(format!("no message {id}"))),
+        Some(d) if key.scope.covers_sender(&d.entry.reverse_path) => {
+            Ok(Json(serde_json::to_value(d).unwrap_or(Value::Null)))
+        }
+        _ => Err(Problem::not_found(format!("no message {id}"))),
     }
+}
+
+// --- what may go into a header ---
+
+/// A value that ends up in a header or a MIME part header: no control characters (CR and LF
+/// would start a header or a part of the caller's making; NUL and the others break parsers),
+/// except TAB where the header's grammar allows white space (`tab`).
+fn header_safe(field: impl FnOnce() -> String, value: &str, tab: bool) -> Result<(), Problem> {
+    match value.chars().find(|&c| c.is_control() && !(tab && c == '\t')) {
+        None => Ok(()),
+        Some(c) => Err(Problem::invalid(
+            field(),
+            format!("control character U+{:04X} is not allowed here (it would end up in a header)", u32::from(c)),
+        )),
+    }
+}
+
+/// RFC 2045 §5.1 token characters.
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b))
+}
+
+/// Whether `ct` is `type/subtype` with optional `; attribute=value` parameters (RFC 2045 §5.1:
+/// tokens, values a token or a quoted string of printable characters), and a discrete type:
+/// a `multipart/*` or `message/*` attachment would be read as parts of its own (and RFC 2045
+/// §6.4 forbids base64 for them).
+fn content_type_problem(ct: &str) -> Option<&'static str> {
+    let mut params = ct.split(';');
+    let media = params.next().unwrap_or("").trim();
+    let Some((kind, subtype)) = media.split_once('/') else {
+        return Some("not a media type: give type/subtype, e.g. application/pdf");
+    };
+    if !is_token(kind) || !is_token(subtype) {
+        return Some("not a media type: type and subtype are tokens, e.g. application/pdf");
+    }
+    if kind.eq_ignore_ascii_case("multipart") || kind.eq_ignore_ascii_case("message") {
+        return Some("multipart/* and message/* cannot be attachments; send them as application/octet-stream");
+    }
+    for p in params {
+        let Some((name, value)) = p.trim().split_once('=') else {
+            return Some("a parameter is not attribute=value");
+        };
+        let value = value.trim();
+        let quoted = value.len() >= 2
+            && value.starts_with('"')
+            && value.ends_with('"')
+            && value
+                .get(1..value.len() - 1)
+                .is_some_and(|v| v.bytes().all(|b| b == b' ' || (b.is_ascii_graphic() && b != b'"' && b != b'\\')));
+        if !is_token(name.trim()) || !(is_token(value) || quoted) {
+            return Some("a parameter is not attribute=value with a token or a quoted string");
+        }
+        if name.trim().eq_ignore_ascii_case("name") || name.trim().eq_ignore_ascii_case("boundary") {
+            return Some("the name and boundary parameters are set by mailerd (use filename)");
+        }
+    }
+    None
+}
+
+/// Checks every value of the request that ends up in a header (or a part header), and the
+/// tags and metadata keys, before anything is built; the problem names the JSON field.
+fn validate(req: &SendRequest) -> Result<(), Problem> {
+    header_safe(|| "from".into(), &req.from, true)?;
+    for (field, list) in [("to", &req.to), ("cc", &req.cc), ("bcc", &req.bcc)] {
+        for (i, s) in list.iter().enumerate() {
+            header_safe(|| format!("{field}[{i}]"), s, true)?;
+        }
+    }
+    if let Some(r) = &req.reply_to {
+        header_safe(|| "reply_to".into(), r, true)?;
+    }
+    header_safe(|| "subject".into(), &req.subject, true)?;
+    for (name, value) in &req.headers {
+        let valid = !name.is_empty() && name.len() <= 76 && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+        let lower = name.to_ascii_lowercase();
+        if !valid || RESERVED.contains(&lower.as_str()) || lower.starts_with("content-") {
+            return Err(Problem::invalid(
+                format!("headers.{}", name.escape_debug()),
+                "not a header name the API lets you set",
+            ));
+        }
+        header_safe(|| format!("headers.{name}"), value, true)?;
+    }
+    for (i, a) in req.attachments.iter().enumerate() {
+        header_safe(|| format!("attachments[{i}].filename"), &a.filename, false)?;
+        if a.filename.trim().is_empty() {
+            return Err(Problem::invalid(format!("attachments[{i}].filename"), "an attachment needs a file name"));
+        }
+        if let Some(ct) = &a.content_type {
+            header_safe(|| format!("attachments[{i}].content_type"), ct, false)?;
+            if let Some(why) = content_type_problem(ct.trim()) {
+                return Err(Problem::invalid(format!("attachments[{i}].content_type"), format!("`{ct}`: {why}")));
+            }
+        }
+    }
+    for (i, t) in req.tags.iter().enumerate() {
+        header_safe(|| format!("tags[{i}]"), t, false)?;
+    }
+    for key in req.metadata.keys() {
+        header_safe(|| format!("metadata.{}", key.escape_debug()), key, false)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request(json: serde_json::Value) -> SendRequest {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn field_of(json: serde_json::Value) -> Option<String> {
+        validate(&request(json)).err().and_then(|p| p.field)
+    }
+
+    #[test]
+    fn controls_in_header_values_are_refused_with_their_field() {
+        let base = || json!({"from": "a@x.test", "to": ["b@y.test"], "text": "hi"});
+        let with = |k: &str, v: serde_json::Value| {
+            let mut j = base();
+            j[k] = v;
+            j
+        };
+        assert_eq!(field_of(base()), None);
+        assert_eq!(field_of(with("subject", json!("a\r\nBcc: evil@z.test"))).as_deref(), Some("subject"));
+        assert_eq!(field_of(with("subject", json!("tab\tis fine"))), None);
+        assert_eq!(field_of(with("from", json!("Evil\n <a@x.test>"))).as_deref(), Some("from"));
+        assert_eq!(field_of(with("cc", json!(["ok@y.test", "x\u{0}@y.test"]))).as_deref(), Some("cc[1]"));
+        assert_eq!(field_of(with("reply_to", json!("r\r@y.test"))).as_deref(), Some("reply_to"));
+        assert_eq!(field_of(with("headers", json!({"X-A": "1\r\nX-B: 2"}))).as_deref(), Some("headers.X-A"));
+        assert_eq!(
+            field_of(with("headers", json!({"Content-Disposition": "inline"}))).as_deref(),
+            Some("headers.Content-Disposition")
+        );
+        assert_eq!(field_of(with("tags", json!(["a", "b\n"]))).as_deref(), Some("tags[1]"));
+        assert_eq!(field_of(with("metadata", json!({"k\n": "v"}))).as_deref(), Some("metadata.k\\n"));
+        assert_eq!(field_of(with("metadata", json!({"k": "multi\nline values stay out of headers"}))), None);
+        let att = |ct: &str| with("attachments", json!([{"filename": "a.bin", "content_type": ct, "content": ""}]));
+        assert_eq!(field_of(att("application/pdf")), None);
+        assert_eq!(field_of(att("text/plain; charset=utf-8")), None);
+        assert_eq!(field_of(att("text/plain; charset=\"utf-8\"")), None);
+        for bad in [
+            "text/plain\r\nX-Evil: 1",
+            "text/plain\n\n--b\r\n",
+            "pdf",
+            "text/",
+            "a b/c",
+            "text/plain; charset",
+            "multipart/mixed; boundary=x",
+            "message/rfc822",
+            "text/plain; name=x",
+            "text/plain; x=\"a\"b\"",
+        ] {
+            assert_eq!(field_of(att(bad)).as_deref(), Some("attachments[0].content_type"), "{bad:?}");
+        }
+        let name = |f: &str| with("attachments", json!([{"filename": f, "content": ""}]));
+        assert_eq!(field_of(name("a\r\nContent-Type: text/html")).as_deref(), Some("attachments[0].filename"));
+        assert_eq!(field_of(name("")).as_deref(), Some("attachments[0].filename"));
+        assert_eq!(field_of(name("report \"final\"; x=1.pdf")), None, "quotes are escaped by the builder");
+    }
 
     #[test]
     fn display_names_are_split_off() {

@@ -1,7 +1,12 @@
 //! `GET/POST /api/v1/suppressions` and `DELETE /api/v1/suppressions/{address}`: the addresses
 //! mailerd will not send to (hard bounces and manual entries).
 //!
-//! Must not: suppress something that is not an address.
+//! Each entry has a scope, a sender domain (`domain`): the domain whose mail hard-bounced, or
+//! the one of the key that added it. A scoped key lists, adds and removes only entries of its
+//! domains (and their subdomains); one outside its scope is absent for it (404 on DELETE). An
+//! admin key sees and changes every entry. Whatever the scope, any entry refuses the address
+//! at RCPT for every sender (`inbound::policy`).
+//! Must not: suppress something that is not an address, or reveal entries outside the key's scope.
 
 use std::sync::Arc;
 
@@ -14,8 +19,8 @@ use serde_json::{Value, json};
 use super::super::AppState;
 use super::super::auth::Caller;
 use super::super::problem::Problem;
-use crate::smtp::address::Mailbox;
-use crate::store::Suppression;
+use crate::smtp::address::{Domain, Mailbox};
+use crate::store::{ApiKey, Scope, Suppression};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,11 +30,11 @@ pub struct ListQuery {
 
 pub async fn list(
     State(state): State<Arc<AppState>>,
-    Caller(_key): Caller,
+    Caller(key): Caller,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, Problem> {
     let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
-    let list = state.ctx.store.suppressions(limit).await?;
+    let list = state.ctx.store.suppressions(&key.scope, limit).await?;
     Ok(Json(json!({ "suppressions": list })))
 }
 
@@ -38,6 +43,31 @@ pub async fn list(
 pub struct AddRequest {
     pub address: String,
     pub reason: Option<String>,
+    /// The sender domain the entry belongs to: one of the key's domains (or a subdomain);
+    /// needed when the key has several. Admin keys may name any domain, or none (admins only).
+    pub domain: Option<String>,
+}
+
+/// The scope a new entry of `key` gets from the request's `domain`.
+fn entry_domain(key: &ApiKey, asked: Option<&str>) -> Result<Option<Domain>, Problem> {
+    let asked = asked
+        .map(|d| Domain::parse(d.trim()).map_err(|e| Problem::invalid("domain", format!("`{d}` is not a domain: {e}"))))
+        .transpose()?;
+    match (&key.scope, asked) {
+        (Scope::All, asked) => Ok(asked),
+        (scope, Some(d)) if scope.covers(&d) => Ok(Some(d)),
+        (scope, Some(d)) => Err(Problem::forbidden(
+            "domain",
+            format!("API key `{}` may add entries only for {scope}, not {d}", key.name),
+        )),
+        (Scope::Domains(list), None) => match list.as_slice() {
+            [only] => Ok(Some(only.clone())),
+            _ => Err(Problem::invalid(
+                "domain",
+                format!("this key has several domains ({}): name the one the entry is for", key.scope),
+            )),
+        },
+    }
 }
 
 pub async fn add(
@@ -47,28 +77,36 @@ pub async fn add(
 ) -> Result<(StatusCode, Json<Value>), Problem> {
     let Json(req) = body.map_err(|e| Problem::bad_request(e.body_text()))?;
     let m = Mailbox::parse(req.address.trim()).map_err(|e| Problem::invalid("address", e.to_string()))?;
+    let reason = req.reason.unwrap_or_else(|| "manual".into());
+    if let Some(bad) = reason.chars().find(|c| c.is_control()) {
+        return Err(Problem::invalid("reason", format!("control character U+{:04X} in the reason", u32::from(bad))));
+    }
+    let domain = entry_domain(&key, req.domain.as_deref())?;
     let entry = Suppression {
         address: m.key(),
-        reason: req.reason.unwrap_or_else(|| "manual".into()),
+        reason,
         status: None,
         detail: Some(format!("added through the API by key {}", key.id)),
         message_id: None,
         created_at: String::new(),
+        domain: domain.clone(),
     };
     state.ctx.store.suppress(entry).await?;
-    let saved = state.ctx.store.suppression(&m.key()).await?;
+    let saved =
+        state.ctx.store.suppression_entries(&m.key(), &Scope::All).await?.into_iter().find(|s| s.domain == domain);
     Ok((StatusCode::CREATED, Json(json!(saved))))
 }
 
 pub async fn remove(
     State(state): State<Arc<AppState>>,
-    Caller(_key): Caller,
+    Caller(key): Caller,
     Path(address): Path<String>,
 ) -> Result<StatusCode, Problem> {
-    let key = Mailbox::parse(address.trim()).map(|m| m.key()).unwrap_or_else(|_| address.to_lowercase());
-    if state.ctx.store.unsuppress(&key).await? {
+    let address_key = Mailbox::parse(address.trim()).map(|m| m.key()).unwrap_or_else(|_| address.to_lowercase());
+    if state.ctx.store.unsuppress(&address_key, &key.scope).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
+        // The same answer whether the address has no entry or only entries of other scopes.
         Err(Problem::not_found(format!("{address} is not on the suppression list")))
     }
 }

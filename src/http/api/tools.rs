@@ -4,7 +4,11 @@
 //!
 //! Bodies: JSON for address and domain; the raw message (`message/rfc822`) for message checks
 //! and bounces.
-//! Must not: write anything (a verified bounce is only judged here, not recorded).
+//! A scoped key checks only domains of its scope (and their subdomains), its address checks
+//! read only the suppression entries of its scope, and bounce verification counts only its own
+//! mail as ours (a bounce about another sender's mail is judged as if we never sent that mail).
+//! Must not: write anything (a verified bounce is only judged here, not recorded), or tell a
+//! scoped key anything about mail or entries outside its scope.
 
 use std::sync::Arc;
 
@@ -18,6 +22,7 @@ use super::super::AppState;
 use super::super::auth::Caller;
 use super::super::problem::Problem;
 use crate::checklist::{address, domain, message, resolver::Resolver};
+use crate::smtp::address::Domain;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,14 +34,14 @@ pub struct AddressRequest {
 
 pub async fn check_address(
     State(state): State<Arc<AppState>>,
-    Caller(_key): Caller,
+    Caller(key): Caller,
     body: Result<Json<AddressRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, Problem> {
     let Json(req) = body.map_err(|e| Problem::bad_request(e.body_text()))?;
     let ctx = &state.ctx;
     let dns = if req.dns.unwrap_or(true) { ctx.dns.as_deref() } else { None };
-    let (report, _) =
-        address::check_full(&req.address, &address::Options::default(), dns, Some(ctx.store.as_ref())).await;
+    let options = address::Options::default();
+    let (report, _) = address::check_full_in(&req.address, &options, dns, Some(ctx.store.as_ref()), &key.scope).await;
     Ok(Json(report.to_json()))
 }
 
@@ -48,10 +53,20 @@ pub struct DomainRequest {
 
 pub async fn check_domain(
     State(state): State<Arc<AppState>>,
-    Caller(_key): Caller,
+    Caller(key): Caller,
     body: Result<Json<DomainRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, Problem> {
     let Json(req) = body.map_err(|e| Problem::bad_request(e.body_text()))?;
+    if !key.scope.is_all() {
+        let domain = Domain::parse(req.domain.trim())
+            .map_err(|e| Problem::invalid("domain", format!("`{}` is not a domain: {e}", req.domain)))?;
+        if !key.scope.covers(&domain) {
+            return Err(Problem::forbidden(
+                "domain",
+                format!("API key `{}` may check only {} (and subdomains)", key.name, key.scope),
+            ));
+        }
+    }
     let config = &state.ctx.config;
     let resolver = Resolver::new(&config.dns_nameservers).map_err(|e| Problem::unavailable(e.to_string()))?;
     let opts = domain::DomainOptions {
@@ -92,9 +107,9 @@ pub async fn parse_bounce(Caller(_key): Caller, raw: Bytes) -> Result<Json<Value
 
 pub async fn verify_bounce(
     State(state): State<Arc<AppState>>,
-    Caller(_key): Caller,
+    Caller(key): Caller,
     raw: Bytes,
 ) -> Result<Json<Value>, Problem> {
-    let v = state.verifier.verify(state.ctx.store.as_ref(), &raw, &Default::default()).await?;
+    let v = state.verifier.verify_in(state.ctx.store.as_ref(), &raw, &Default::default(), &key.scope).await?;
     Ok(Json(v.to_json("request")))
 }

@@ -478,7 +478,7 @@ pub async fn unsuppress(
         Err(r) => return *r,
     };
     let address = form.address;
-    match state.ctx.store.unsuppress(address.trim()).await {
+    match state.ctx.store.unsuppress(address.trim(), &crate::store::Scope::All).await {
         Ok(removed) => {
             tracing::info!(user = %admin.user, address = %address, removed, "dashboard: unsuppress");
             let text = if removed {

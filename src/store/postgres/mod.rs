@@ -30,7 +30,7 @@ use self::reads::{FactsOf, SuppressionOf};
 use self::writes::{Outcomes, Release};
 use super::{
     AccountPause, ApiKey, Attempt, Claim, EventRecord, Feedback, MailboxRecord, MessageDetail, MessageId, NewMessage,
-    QueueEntry, RecipientId, ReportFacts, SentEntry, Store, StoreError, Suppression, Transport,
+    QueueEntry, RecipientId, ReportFacts, Scope, SentEntry, Store, StoreError, Suppression, Transport,
 };
 use crate::time::Timestamp;
 
@@ -47,6 +47,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (5, include_str!("schema_v5.sql")),
     (6, include_str!("schema_v6.sql")),
     (7, include_str!("schema_v7.sql")),
+    (8, include_str!("schema_v8.sql")),
 ];
 
 pub struct PgStore {
@@ -250,16 +251,20 @@ impl Store for PgStore {
         self.with(async |c| writes::suppress(c, &entry).await).await
     }
 
-    async fn unsuppress(&self, address: &str) -> Result<bool, StoreError> {
-        self.with(async |c| writes::unsuppress(c, address).await).await
+    async fn unsuppress(&self, address: &str, scope: &Scope) -> Result<bool, StoreError> {
+        self.with(async |c| writes::unsuppress(c, address, scope).await).await
     }
 
     async fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
         self.suppressions.submit(SuppressionOf(address.to_string())).await
     }
 
-    async fn suppressions(&self, limit: usize) -> Result<Vec<Suppression>, StoreError> {
-        self.with(async |c| reads::suppressions(c, limit).await).await
+    async fn suppression_entries(&self, address: &str, scope: &Scope) -> Result<Vec<Suppression>, StoreError> {
+        self.with(async |c| reads::suppression_entries(c, address, scope).await).await
+    }
+
+    async fn suppressions(&self, scope: &Scope, limit: usize) -> Result<Vec<Suppression>, StoreError> {
+        self.with(async |c| reads::suppressions(c, scope, limit).await).await
     }
 
     async fn sent_log(&self, header_id: &str) -> Result<Vec<SentEntry>, StoreError> {
@@ -319,8 +324,30 @@ impl Store for PgStore {
         self.with(async |c| reads::api_key(c, hash).await).await
     }
 
-    async fn events_after(&self, after: i64, kind: Option<&str>, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
-        self.with(async |c| reads::events_after(c, after, kind, limit).await).await
+    async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        self.with(async |c| reads::api_keys(c).await).await
+    }
+
+    async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError> {
+        self.with(async |c| writes::revoke_api_key(c, id).await).await
+    }
+
+    async fn rotate_api_key(&self, id: &str, hash: &str) -> Result<bool, StoreError> {
+        self.with(async |c| writes::rotate_api_key(c, id, hash).await).await
+    }
+
+    async fn touch_api_key(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
+        self.with(async |c| writes::touch_api_key(c, id, at).await).await
+    }
+
+    async fn events_after(
+        &self,
+        after: i64,
+        kind: Option<&str>,
+        scope: &Scope,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        self.with(async |c| reads::events_after(c, after, kind, scope, limit).await).await
     }
 
     async fn delivery_overview(&self, since: Timestamp, top: usize) -> Result<super::DeliveryOverview, StoreError> {

@@ -9,7 +9,7 @@ use super::batch::Batched;
 use super::pool::Conn;
 use crate::store::{
     AccountPause, ApiKey, EventRecord, EventView, MailboxRecord, MessageDetail, MessageId, Origin, QueueEntry,
-    RecipientFacts, RecipientId, RecipientState, RecipientView, ReportFacts, SentEntry, StoreError, Suppression,
+    RecipientFacts, RecipientId, RecipientState, RecipientView, ReportFacts, Scope, SentEntry, StoreError, Suppression,
     Transport,
 };
 use crate::time::Timestamp;
@@ -194,6 +194,26 @@ pub(super) async fn report_facts_of(c: &mut Conn, ids: &[String]) -> Result<Vec<
     Ok(out)
 }
 
+/// SQL that is true when the domain `expr` is within the scope given as the text array `$N`
+/// (NULL: every row): one of the domains or a subdomain of one. A NULL domain is in no scope
+/// but `All`. (`$N` appears twice: write it with its type, `$N::text[]`.)
+macro_rules! in_scope {
+    ($expr:literal, $n:literal) => {
+        concat!(
+            "($",
+            $n,
+            "::text[] IS NULL OR EXISTS (SELECT 1 FROM unnest($",
+            $n,
+            "::text[]) k(d) WHERE ",
+            $expr,
+            " = k.d OR right(",
+            $expr,
+            ", length(k.d) + 1) = '.' || k.d))"
+        )
+    };
+}
+pub(super) use in_scope;
+
 pub(super) fn suppression_row(r: &Row) -> Result<Suppression, StoreError> {
     Ok(Suppression {
         address: r.try_get(0)?,
@@ -202,11 +222,12 @@ pub(super) fn suppression_row(r: &Row) -> Result<Suppression, StoreError> {
         detail: r.try_get(3)?,
         message_id: r.try_get(4)?,
         created_at: Timestamp(r.try_get(5)?).iso8601(),
+        domain: crate::store::stored_domain(r.try_get(6)?)?,
     })
 }
 
 /// The suppression lookups of many callers (one per RCPT of every SMTP session) in one
-/// statement; each caller gets the entry of its own address.
+/// statement; each caller gets an entry of its own address (the oldest, whatever its scope).
 pub(super) struct SuppressionOf(pub String);
 
 impl Batched for SuppressionOf {
@@ -216,8 +237,8 @@ impl Batched for SuppressionOf {
         let addresses: Vec<&str> = batch.iter().map(|s| s.0.as_str()).collect();
         let stmt = c
             .stmt(
-                "SELECT address, reason, status, detail, message_id, created_at FROM suppressions
-                 WHERE address = ANY($1::text[])",
+                "SELECT address, reason, status, detail, message_id, created_at, domain FROM suppressions
+                 WHERE address = ANY($1::text[]) ORDER BY created_at",
             )
             .await?;
         let found =
@@ -226,14 +247,31 @@ impl Batched for SuppressionOf {
     }
 }
 
-pub(super) async fn suppressions(c: &mut Conn, limit: usize) -> Result<Vec<Suppression>, StoreError> {
-    let stmt = c
-        .stmt(
-            "SELECT address, reason, status, detail, message_id, created_at FROM suppressions
-             ORDER BY created_at DESC LIMIT $1",
-        )
-        .await?;
-    c.client.query(&stmt, &[&(limit as i64)]).await?.iter().map(suppression_row).collect()
+const SUPPRESSION_ENTRIES: &str = concat!(
+    "SELECT address, reason, status, detail, message_id, created_at, domain FROM suppressions
+     WHERE address = $1 AND ",
+    in_scope!("domain", 2),
+    " ORDER BY created_at"
+);
+
+pub(super) async fn suppression_entries(
+    c: &mut Conn,
+    address: &str,
+    scope: &Scope,
+) -> Result<Vec<Suppression>, StoreError> {
+    let stmt = c.stmt(SUPPRESSION_ENTRIES).await?;
+    c.client.query(&stmt, &[&address, &scope.sql_domains()]).await?.iter().map(suppression_row).collect()
+}
+
+const SUPPRESSIONS: &str = concat!(
+    "SELECT address, reason, status, detail, message_id, created_at, domain FROM suppressions WHERE ",
+    in_scope!("domain", 2),
+    " ORDER BY created_at DESC LIMIT $1"
+);
+
+pub(super) async fn suppressions(c: &mut Conn, scope: &Scope, limit: usize) -> Result<Vec<Suppression>, StoreError> {
+    let stmt = c.stmt(SUPPRESSIONS).await?;
+    c.client.query(&stmt, &[&(limit as i64), &scope.sql_domains()]).await?.iter().map(suppression_row).collect()
 }
 
 pub(super) async fn sent_log(c: &mut Conn, header_id: &str) -> Result<Vec<SentEntry>, StoreError> {
@@ -292,24 +330,37 @@ pub(super) async fn queued_messages(c: &mut Conn) -> Result<u64, StoreError> {
     Ok(c.client.query_one(&stmt, &[]).await?.try_get::<_, i64>(0)?.max(0) as u64)
 }
 
-pub(super) async fn api_key(c: &mut Conn, hash: &str) -> Result<Option<ApiKey>, StoreError> {
-    let stmt = c.stmt("SELECT id, name, key_hash, domains, created_at FROM api_keys WHERE key_hash = $1").await?;
-    let Some(r) = c.client.query_opt(&stmt, &[&hash]).await? else {
-        return Ok(None);
+macro_rules! api_key_select {
+    ($rest:literal) => {
+        concat!("SELECT id, name, key_hash, domains, created_at, admin, last_used_at FROM api_keys ", $rest)
     };
-    let domains: Vec<String> = serde_json::from_str(r.try_get(3)?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok(Some(ApiKey {
+}
+
+fn api_key_row(r: &Row) -> Result<ApiKey, StoreError> {
+    Ok(ApiKey {
         id: r.try_get(0)?,
         name: r.try_get(1)?,
         hash: r.try_get(2)?,
-        domains,
+        scope: Scope::from_stored(r.try_get(5)?, r.try_get(3)?)?,
         created_at: Timestamp(r.try_get(4)?).iso8601(),
-    }))
+        last_used_at: r.try_get::<_, Option<i64>>(6)?.map(Timestamp),
+    })
+}
+
+pub(super) async fn api_key(c: &mut Conn, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+    let stmt = c.stmt(api_key_select!("WHERE key_hash = $1")).await?;
+    c.client.query_opt(&stmt, &[&hash]).await?.as_ref().map(api_key_row).transpose()
+}
+
+pub(super) async fn api_keys(c: &mut Conn) -> Result<Vec<ApiKey>, StoreError> {
+    let stmt = c.stmt(api_key_select!("ORDER BY created_at, id")).await?;
+    c.client.query(&stmt, &[]).await?.iter().map(api_key_row).collect()
 }
 
 /// Events after the cursor, but never past one whose transaction may still be running: ids
 /// are taken at insert and transactions commit in any order, so an event at or above the
-/// oldest running transaction's xid (and everything after it) waits for the next call.
+/// oldest running transaction's xid (and everything after it) waits for the next call. The
+/// fence is over every event, whatever the scope; the scope filters what is before it.
 const EVENTS_AFTER: &str = "
 WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
      fence AS (SELECT min(e.id) AS id FROM events e, horizon h WHERE e.id > $1 AND e.xid >= h.xmin)
@@ -318,15 +369,41 @@ FROM events e, fence f
 WHERE e.id > $1 AND (f.id IS NULL OR e.id < f.id) AND ($2::text IS NULL OR e.kind = $2)
 ORDER BY e.id LIMIT $3";
 
+/// The same for the events of messages whose envelope sender's domain (after the last `@`, as
+/// `Scope::covers_sender` reads it) is within the scope `$4`: filtered in the query, so the
+/// LIMIT counts only the scope's events.
+const EVENTS_AFTER_IN_SCOPE: &str = concat!(
+    "
+WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
+     fence AS (SELECT min(e.id) AS id FROM events e, horizon h WHERE e.id > $1 AND e.xid >= h.xmin)
+SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote
+FROM events e CROSS JOIN fence f JOIN messages m ON m.id = e.message_id
+CROSS JOIN LATERAL (SELECT substring(m.reverse_path from '@([^@]*)$') AS sender) s
+WHERE e.id > $1 AND (f.id IS NULL OR e.id < f.id) AND ($2::text IS NULL OR e.kind = $2) AND ",
+    in_scope!("s.sender", 4),
+    "
+ORDER BY e.id LIMIT $3"
+);
+
 pub(super) async fn events_after(
     c: &mut Conn,
     after: i64,
     kind: Option<&str>,
+    scope: &Scope,
     limit: usize,
 ) -> Result<Vec<EventRecord>, StoreError> {
-    let stmt = c.stmt(EVENTS_AFTER).await?;
-    let mut out = Vec::new();
-    for r in c.client.query(&stmt, &[&after, &kind, &(limit as i64)]).await? {
+    let rows = match scope.sql_domains() {
+        None => {
+            let stmt = c.stmt(EVENTS_AFTER).await?;
+            c.client.query(&stmt, &[&after, &kind, &(limit as i64)]).await?
+        }
+        Some(domains) => {
+            let stmt = c.stmt(EVENTS_AFTER_IN_SCOPE).await?;
+            c.client.query(&stmt, &[&after, &kind, &(limit as i64), &domains]).await?
+        }
+    };
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
         out.push(EventRecord {
             id: r.try_get(0)?,
             at: Timestamp(r.try_get(1)?).iso8601(),

@@ -15,7 +15,7 @@ use super::batch::Batched;
 use super::pool::Conn;
 use crate::store::{
     AccountPause, ApiKey, Attempt, Claim, Feedback, MessageId, NewMessage, RecipientId, RecipientState, ReportMark,
-    StoreError, Suppression, Transport,
+    Scope, StoreError, Suppression, Transport,
 };
 use crate::time::Timestamp;
 
@@ -499,10 +499,10 @@ pub(super) async fn upsert_mailbox(
 /// message, as the SQLite store writes it.
 const SUPPRESS: &str = "
 WITH s AS (
-    INSERT INTO suppressions (address, reason, status, detail, message_id, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6)
-    ON CONFLICT (address) DO UPDATE SET reason = excluded.reason, status = excluded.status,
-        detail = excluded.detail, message_id = excluded.message_id
+    INSERT INTO suppressions (address, reason, status, detail, message_id, created_at, domain)
+    VALUES ($1, $2, $3, $4, $5, $6, $8)
+    ON CONFLICT (address, COALESCE(domain, '')) DO UPDATE SET reason = excluded.reason,
+        status = excluded.status, detail = excluded.detail, message_id = excluded.message_id
     RETURNING address
 )
 INSERT INTO events (message_id, recipient, kind, status, detail, at)
@@ -512,13 +512,19 @@ pub(super) async fn suppress(c: &mut Conn, e: &Suppression) -> Result<(), StoreE
     let stmt = c.stmt(SUPPRESS).await?;
     let now = Timestamp::now().millis();
     let detail = format!("suppressed after a hard bounce ({})", e.reason);
-    c.client.execute(&stmt, &[&e.address, &e.reason, &e.status, &e.detail, &e.message_id, &now, &detail]).await?;
+    let domain = e.domain.as_ref().map(|d| d.as_str());
+    c.client
+        .execute(&stmt, &[&e.address, &e.reason, &e.status, &e.detail, &e.message_id, &now, &detail, &domain])
+        .await?;
     Ok(())
 }
 
-pub(super) async fn unsuppress(c: &mut Conn, address: &str) -> Result<bool, StoreError> {
-    let stmt = c.stmt("DELETE FROM suppressions WHERE address = $1").await?;
-    Ok(c.client.execute(&stmt, &[&address]).await? > 0)
+const UNSUPPRESS: &str =
+    concat!("DELETE FROM suppressions WHERE address = $1 AND ", super::reads::in_scope!("domain", 2));
+
+pub(super) async fn unsuppress(c: &mut Conn, address: &str, scope: &Scope) -> Result<bool, StoreError> {
+    let stmt = c.stmt(UNSUPPRESS).await?;
+    Ok(c.client.execute(&stmt, &[&address, &scope.sql_domains()]).await? > 0)
 }
 
 /// Drops the bodies of messages whose recipients are all final.
@@ -624,10 +630,28 @@ pub(super) async fn resume_account(c: &mut Conn, account: &str) -> Result<bool, 
 }
 
 pub(super) async fn create_api_key(c: &mut Conn, k: &ApiKey) -> Result<(), StoreError> {
-    let domains = serde_json::to_string(&k.domains).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let (admin, domains) = k.scope.to_stored()?;
+    let stmt = c
+        .stmt("INSERT INTO api_keys (id, name, key_hash, domains, created_at, admin) VALUES ($1, $2, $3, $4, $5, $6)")
+        .await?;
+    c.client.execute(&stmt, &[&k.id, &k.name, &k.hash, &domains, &Timestamp::now().millis(), &admin]).await?;
+    Ok(())
+}
+
+pub(super) async fn revoke_api_key(c: &mut Conn, id: &str) -> Result<bool, StoreError> {
+    let stmt = c.stmt("DELETE FROM api_keys WHERE id = $1").await?;
+    Ok(c.client.execute(&stmt, &[&id]).await? > 0)
+}
+
+pub(super) async fn rotate_api_key(c: &mut Conn, id: &str, hash: &str) -> Result<bool, StoreError> {
+    let stmt = c.stmt("UPDATE api_keys SET key_hash = $2 WHERE id = $1").await?;
+    Ok(c.client.execute(&stmt, &[&id, &hash]).await? > 0)
+}
+
+pub(super) async fn touch_api_key(c: &mut Conn, id: &str, at: Timestamp) -> Result<(), StoreError> {
     let stmt =
-        c.stmt("INSERT INTO api_keys (id, name, key_hash, domains, created_at) VALUES ($1, $2, $3, $4, $5)").await?;
-    c.client.execute(&stmt, &[&k.id, &k.name, &k.hash, &domains, &Timestamp::now().millis()]).await?;
+        c.stmt("UPDATE api_keys SET last_used_at = GREATEST(COALESCE(last_used_at, 0), $2) WHERE id = $1").await?;
+    c.client.execute(&stmt, &[&id, &at.millis()]).await?;
     Ok(())
 }
 

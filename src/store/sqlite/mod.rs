@@ -20,12 +20,12 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::{
-    Attempt, Claim, MailboxRecord, MessageDetail, MessageId, NewMessage, QueueEntry, RecipientId, ReportFacts,
+    Attempt, Claim, MailboxRecord, MessageDetail, MessageId, NewMessage, QueueEntry, RecipientId, ReportFacts, Scope,
     SentEntry, Store, StoreError, Suppression, Transport,
 };
 use crate::time::Timestamp;
 
-const SCHEMA_VERSION: i32 = 5;
+const SCHEMA_VERSION: i32 = 6;
 /// Upper bound of requests folded into one transaction.
 const MAX_BATCH: usize = 512;
 
@@ -53,9 +53,14 @@ enum Write {
 
 enum Simple {
     Suppress(Suppression),
-    Unsuppress(String),
+    /// An address and the scope (`reads::in_scope`'s parameter) of the entries to remove.
+    Unsuppress(String, Option<String>),
     ReleaseBody(MessageId),
     ApiKey(super::ApiKey),
+    RevokeKey(String),
+    /// A key's id and the hash of its new secret.
+    RotateKey(String, String),
+    TouchKey(String, Timestamp),
     WebhookCursor(String, i64),
     Pause(super::AccountPause),
     Resume(String),
@@ -96,6 +101,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     if version < 5 {
         tx.execute_batch(include_str!("schema_v5.sql"))?;
+    }
+    if version < 6 {
+        tx.execute_batch(include_str!("schema_v6.sql"))?;
     }
     if version > SCHEMA_VERSION {
         return Err(StoreError::Corrupt(format!(
@@ -245,8 +253,8 @@ impl Store for SqliteStore {
         self.simple(Simple::Suppress(entry)).await.map(|_| ())
     }
 
-    async fn unsuppress(&self, address: &str) -> Result<bool, StoreError> {
-        self.simple(Simple::Unsuppress(address.to_string())).await.map(|n| n > 0)
+    async fn unsuppress(&self, address: &str, scope: &Scope) -> Result<bool, StoreError> {
+        self.simple(Simple::Unsuppress(address.to_string(), reads::scope_param(scope)?)).await.map(|n| n > 0)
     }
 
     async fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
@@ -254,8 +262,14 @@ impl Store for SqliteStore {
         self.read(move |c| reads::suppression(c, &address)).await
     }
 
-    async fn suppressions(&self, limit: usize) -> Result<Vec<Suppression>, StoreError> {
-        self.read(move |c| reads::suppressions(c, limit)).await
+    async fn suppression_entries(&self, address: &str, scope: &Scope) -> Result<Vec<Suppression>, StoreError> {
+        let (address, scope) = (address.to_string(), scope.clone());
+        self.read(move |c| reads::suppression_entries(c, &address, &scope)).await
+    }
+
+    async fn suppressions(&self, scope: &Scope, limit: usize) -> Result<Vec<Suppression>, StoreError> {
+        let scope = scope.clone();
+        self.read(move |c| reads::suppressions(c, &scope, limit)).await
     }
 
     async fn webhook_cursor(&self, endpoint: &str) -> Result<i64, StoreError> {
@@ -323,14 +337,31 @@ impl Store for SqliteStore {
         self.read(move |c| reads::api_key(c, &hash)).await
     }
 
+    async fn api_keys(&self) -> Result<Vec<super::ApiKey>, StoreError> {
+        self.read(reads::api_keys).await
+    }
+
+    async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError> {
+        self.simple(Simple::RevokeKey(id.to_string())).await.map(|n| n > 0)
+    }
+
+    async fn rotate_api_key(&self, id: &str, hash: &str) -> Result<bool, StoreError> {
+        self.simple(Simple::RotateKey(id.to_string(), hash.to_string())).await.map(|n| n > 0)
+    }
+
+    async fn touch_api_key(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
+        self.simple(Simple::TouchKey(id.to_string(), at)).await.map(|_| ())
+    }
+
     async fn events_after(
         &self,
         after: i64,
         kind: Option<&str>,
+        scope: &Scope,
         limit: usize,
     ) -> Result<Vec<super::EventRecord>, StoreError> {
-        let kind = kind.map(str::to_string);
-        self.read(move |c| reads::events_after(c, after, kind.as_deref(), limit)).await
+        let (kind, scope) = (kind.map(str::to_string), scope.clone());
+        self.read(move |c| reads::events_after(c, after, kind.as_deref(), &scope, limit)).await
     }
 
     async fn sent_log(&self, header_id: &str) -> Result<Vec<SentEntry>, StoreError> {

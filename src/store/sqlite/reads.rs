@@ -5,8 +5,8 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::store::{
-    EventView, MailboxRecord, MessageDetail, MessageId, Origin, QueueEntry, RecipientFacts, RecipientId,
-    RecipientState, RecipientView, ReportFacts, SentEntry, StoreError, Suppression, Transport,
+    ApiKey, EventRecord, EventView, MailboxRecord, MessageDetail, MessageId, Origin, QueueEntry, RecipientFacts,
+    RecipientId, RecipientState, RecipientView, ReportFacts, Scope, SentEntry, StoreError, Suppression, Transport,
 };
 use crate::time::Timestamp;
 
@@ -196,31 +196,80 @@ pub(super) fn report_facts(c: &Connection, id: &MessageId) -> Result<Option<Repo
     }))
 }
 
-fn suppression_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Suppression> {
-    Ok(Suppression {
-        address: r.get(0)?,
-        reason: r.get(1)?,
-        status: r.get(2)?,
-        detail: r.get(3)?,
-        message_id: r.get(4)?,
-        created_at: Timestamp(r.get(5)?).iso8601(),
-    })
+/// SQL that is true when the domain `expr` is within the scope of the JSON list of domains in
+/// parameter `?N` (NULL: every row): one of the domains or a subdomain of one. A NULL domain
+/// is in no scope but `All`.
+pub(super) fn in_scope(expr: &str, n: usize) -> String {
+    format!(
+        "(?{n} IS NULL OR EXISTS (SELECT 1 FROM json_each(?{n}) k WHERE {expr} = k.value
+          OR (length({expr}) > length(k.value) AND substr({expr}, length({expr}) - length(k.value)) = '.' || k.value)))"
+    )
+}
+
+/// The domain of a stored envelope sender (`local@domain`, or empty for `<>`): the text after
+/// the last `@` (a quoted local part may hold one), as `Scope::covers_sender` reads it.
+const SENDER_DOMAIN: &str = "(CASE WHEN instr(m.reverse_path, '@') > 0 THEN substr(m.reverse_path, length(rtrim(m.reverse_path, replace(m.reverse_path, '@', ''))) + 1) END)";
+
+/// A scope as the parameter of `in_scope`.
+pub(super) fn scope_param(scope: &Scope) -> Result<Option<String>, StoreError> {
+    scope.sql_domains().map(|d| serde_json::to_string(&d).map_err(|e| StoreError::Corrupt(e.to_string()))).transpose()
+}
+
+const SUPPRESSION_COLUMNS: &str = "address, reason, status, detail, message_id, created_at, domain";
+
+fn suppression_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Suppression, Option<String>)> {
+    Ok((
+        Suppression {
+            address: r.get(0)?,
+            reason: r.get(1)?,
+            status: r.get(2)?,
+            detail: r.get(3)?,
+            message_id: r.get(4)?,
+            created_at: Timestamp(r.get(5)?).iso8601(),
+            domain: None,
+        },
+        r.get(6)?,
+    ))
+}
+
+/// Rows of `suppression_row` with their domains parsed.
+fn suppression_rows(
+    rows: impl Iterator<Item = rusqlite::Result<(Suppression, Option<String>)>>,
+) -> Result<Vec<Suppression>, StoreError> {
+    let mut out = Vec::new();
+    for row in rows {
+        let (mut s, domain) = row?;
+        s.domain = crate::store::stored_domain(domain)?;
+        out.push(s);
+    }
+    Ok(out)
 }
 
 pub(super) fn suppression(c: &Connection, address: &str) -> Result<Option<Suppression>, StoreError> {
-    Ok(c.prepare_cached(
-        "SELECT address, reason, status, detail, message_id, created_at FROM suppressions WHERE address = ?1",
-    )?
-    .query_row([address], suppression_row)
-    .optional()?)
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {SUPPRESSION_COLUMNS} FROM suppressions WHERE address = ?1 ORDER BY created_at, rowid LIMIT 1"
+    ))?;
+    Ok(suppression_rows(stmt.query_map([address], suppression_row)?)?.pop())
 }
 
-pub(super) fn suppressions(c: &Connection, limit: usize) -> Result<Vec<Suppression>, StoreError> {
-    let mut stmt = c.prepare_cached(
-        "SELECT address, reason, status, detail, message_id, created_at FROM suppressions ORDER BY created_at DESC LIMIT ?1",
-    )?;
-    let rows = stmt.query_map([limit as i64], suppression_row)?.collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+pub(super) fn suppression_entries(
+    c: &Connection,
+    address: &str,
+    scope: &Scope,
+) -> Result<Vec<Suppression>, StoreError> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {SUPPRESSION_COLUMNS} FROM suppressions WHERE address = ?1 AND {} ORDER BY created_at, rowid",
+        in_scope("domain", 2)
+    ))?;
+    suppression_rows(stmt.query_map(params![address, scope_param(scope)?], suppression_row)?)
+}
+
+pub(super) fn suppressions(c: &Connection, scope: &Scope, limit: usize) -> Result<Vec<Suppression>, StoreError> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {SUPPRESSION_COLUMNS} FROM suppressions WHERE {} ORDER BY created_at DESC, rowid DESC LIMIT ?1",
+        in_scope("domain", 2)
+    ))?;
+    suppression_rows(stmt.query_map(params![limit as i64, scope_param(scope)?], suppression_row)?)
 }
 
 pub(super) fn sent_log(c: &Connection, header_id: &str) -> Result<Vec<SentEntry>, StoreError> {
@@ -235,49 +284,82 @@ pub(super) fn sent_log(c: &Connection, header_id: &str) -> Result<Vec<SentEntry>
     Ok(rows)
 }
 
-pub(super) fn api_key(c: &Connection, hash: &str) -> Result<Option<crate::store::ApiKey>, StoreError> {
-    let row = c
-        .prepare_cached("SELECT id, name, key_hash, domains, created_at FROM api_keys WHERE key_hash = ?1")?
-        .query_row([hash], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, i64>(4)?,
-            ))
-        })
-        .optional()?;
-    let Some((id, name, hash, domains, at)) = row else { return Ok(None) };
-    let domains: Vec<String> = serde_json::from_str(&domains).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok(Some(crate::store::ApiKey { id, name, hash, domains, created_at: Timestamp(at).iso8601() }))
+const API_KEY_COLUMNS: &str = "id, name, key_hash, domains, created_at, admin, last_used_at";
+
+fn api_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ApiKey, bool, String)> {
+    Ok((
+        ApiKey {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            hash: r.get(2)?,
+            scope: Scope::Domains(Vec::new()),
+            created_at: Timestamp(r.get(4)?).iso8601(),
+            last_used_at: r.get::<_, Option<i64>>(6)?.map(Timestamp),
+        },
+        r.get(5)?,
+        r.get(3)?,
+    ))
 }
 
+fn api_key_rows(
+    rows: impl Iterator<Item = rusqlite::Result<(ApiKey, bool, String)>>,
+) -> Result<Vec<ApiKey>, StoreError> {
+    let mut out = Vec::new();
+    for row in rows {
+        let (mut key, admin, domains) = row?;
+        key.scope = Scope::from_stored(admin, &domains)?;
+        out.push(key);
+    }
+    Ok(out)
+}
+
+pub(super) fn api_key(c: &Connection, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+    let mut stmt = c.prepare_cached(&format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_hash = ?1"))?;
+    Ok(api_key_rows(stmt.query_map([hash], api_key_row)?)?.pop())
+}
+
+pub(super) fn api_keys(c: &Connection) -> Result<Vec<ApiKey>, StoreError> {
+    let mut stmt = c.prepare_cached(&format!("SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"))?;
+    api_key_rows(stmt.query_map([], api_key_row)?)
+}
+
+fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRecord> {
+    Ok(EventRecord {
+        id: r.get(0)?,
+        at: Timestamp(r.get(1)?).iso8601(),
+        message_id: r.get(2)?,
+        recipient: r.get(3)?,
+        kind: r.get(4)?,
+        status: r.get(5)?,
+        detail: r.get(6)?,
+        remote: r.get(7)?,
+    })
+}
+
+/// Events after the cursor; for a scope, only those of messages whose sender domain is in it
+/// (the filter is part of the query, so the LIMIT counts only events of the scope).
 pub(super) fn events_after(
     c: &Connection,
     after: i64,
     kind: Option<&str>,
+    scope: &Scope,
     limit: usize,
-) -> Result<Vec<crate::store::EventRecord>, StoreError> {
-    let mut stmt = c.prepare_cached(
-        "SELECT id, at, message_id, recipient, kind, status, detail, remote FROM events
-         WHERE id > ?1 AND (?2 IS NULL OR kind = ?2) ORDER BY id LIMIT ?3",
-    )?;
-    let rows = stmt
-        .query_map(params![after, kind, limit as i64], |r| {
-            Ok(crate::store::EventRecord {
-                id: r.get(0)?,
-                at: Timestamp(r.get(1)?).iso8601(),
-                message_id: r.get(2)?,
-                recipient: r.get(3)?,
-                kind: r.get(4)?,
-                status: r.get(5)?,
-                detail: r.get(6)?,
-                remote: r.get(7)?,
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+) -> Result<Vec<EventRecord>, StoreError> {
+    let Some(domains) = scope_param(scope)? else {
+        let mut stmt = c.prepare_cached(
+            "SELECT id, at, message_id, recipient, kind, status, detail, remote FROM events
+             WHERE id > ?1 AND (?2 IS NULL OR kind = ?2) ORDER BY id LIMIT ?3",
+        )?;
+        return Ok(stmt.query_map(params![after, kind, limit as i64], event_row)?.collect::<Result<Vec<_>, _>>()?);
+    };
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote
+         FROM events e JOIN messages m ON m.id = e.message_id
+         WHERE e.id > ?1 AND (?2 IS NULL OR e.kind = ?2) AND {}
+         ORDER BY e.id LIMIT ?3",
+        in_scope(SENDER_DOMAIN, 4)
+    ))?;
+    Ok(stmt.query_map(params![after, kind, limit as i64, domains], event_row)?.collect::<Result<Vec<_>, _>>()?)
 }
 
 pub(super) fn paused(c: &Connection, account: Option<&str>) -> Result<Vec<crate::store::AccountPause>, StoreError> {
@@ -421,10 +503,9 @@ pub(super) fn queue_search(
 
 pub(super) fn search_suppressions(c: &Connection, query: &str, limit: usize) -> Result<Vec<Suppression>, StoreError> {
     let pattern = crate::store::like_contains(query);
-    let mut stmt = c.prepare_cached(
-        "SELECT address, reason, status, detail, message_id, created_at FROM suppressions
-         WHERE address LIKE ?1 ESCAPE '\\' ORDER BY created_at DESC LIMIT ?2",
-    )?;
-    let rows = stmt.query_map(params![pattern, limit as i64], suppression_row)?.collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {SUPPRESSION_COLUMNS} FROM suppressions
+         WHERE address LIKE ?1 ESCAPE '\\' ORDER BY created_at DESC LIMIT ?2"
+    ))?;
+    suppression_rows(stmt.query_map(params![pattern, limit as i64], suppression_row)?)
 }

@@ -272,12 +272,20 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
         Simple::Suppress(e) => {
             let n = tx
                 .prepare_cached(
-                    "INSERT INTO suppressions (address, reason, status, detail, message_id, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (address) DO UPDATE SET reason = excluded.reason, status = excluded.status,
-                     detail = excluded.detail, message_id = excluded.message_id",
+                    "INSERT INTO suppressions (address, reason, status, detail, message_id, created_at, domain)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (address, ifnull(domain, '')) DO UPDATE SET reason = excluded.reason,
+                     status = excluded.status, detail = excluded.detail, message_id = excluded.message_id",
                 )?
-                .execute(params![e.address, e.reason, e.status, e.detail, e.message_id, now])?;
+                .execute(params![
+                    e.address,
+                    e.reason,
+                    e.status,
+                    e.detail,
+                    e.message_id,
+                    now,
+                    e.domain.as_ref().map(|d| d.as_str())
+                ])?;
             // A suppression caused by a message is an event of that message (for webhooks).
             if let Some(m) = &e.message_id {
                 tx.prepare_cached(
@@ -287,7 +295,12 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
             }
             n
         }
-        Simple::Unsuppress(a) => tx.prepare_cached("DELETE FROM suppressions WHERE address = ?1")?.execute([a])?,
+        Simple::Unsuppress(a, scope) => tx
+            .prepare_cached(&format!(
+                "DELETE FROM suppressions WHERE address = ?1 AND {}",
+                super::reads::in_scope("domain", 2)
+            ))?
+            .execute(params![a, scope])?,
         Simple::WebhookCursor(endpoint, last) => tx
             .prepare_cached(
                 "INSERT INTO webhook_cursors (endpoint, last_event) VALUES (?1, ?2)
@@ -313,12 +326,19 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
             tx.prepare_cached("DELETE FROM paused_accounts WHERE account = ?1")?.execute([account])?
         }
         Simple::ApiKey(k) => {
-            let domains = serde_json::to_string(&k.domains).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let (admin, domains) = k.scope.to_stored()?;
             tx.prepare_cached(
-                "INSERT INTO api_keys (id, name, key_hash, domains, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO api_keys (id, name, key_hash, domains, created_at, admin) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
-            .execute(params![k.id, k.name, k.hash, domains, now])?
+            .execute(params![k.id, k.name, k.hash, domains, now, admin])?
         }
+        Simple::RevokeKey(id) => tx.prepare_cached("DELETE FROM api_keys WHERE id = ?1")?.execute([id])?,
+        Simple::RotateKey(id, hash) => {
+            tx.prepare_cached("UPDATE api_keys SET key_hash = ?2 WHERE id = ?1")?.execute(params![id, hash])?
+        }
+        Simple::TouchKey(id, at) => tx
+            .prepare_cached("UPDATE api_keys SET last_used_at = max(ifnull(last_used_at, 0), ?2) WHERE id = ?1")?
+            .execute(params![id, at.millis()])?,
         Simple::ReleaseBody(id) => tx
             .prepare_cached(
                 "UPDATE messages SET body = x'', done = 1 WHERE id = ?1 AND done = 0
