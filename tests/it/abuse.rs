@@ -382,3 +382,23 @@ async fn a_flood_of_connections_leaves_smtp_serving() {
     assert!(open < 2000, "the daemon held {open} descriptors");
     assert!(rss_after < 100 * 1024, "RSS after the flood: {} KiB", rss_after);
 }
+
+/// `queue list` says how many it shows of how many are queued.
+#[tokio::test]
+async fn queue_list_says_how_many_it_shows() {
+    let d = TestDaemon::with("[queue]\nhold = true\n[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\n").await;
+    let mut c = Client::connect(d.smtp).await;
+    for i in 0..3 {
+        let r = c.send_mail("app@client.test", &[&format!("r{i}@remote.test")], "Subject: q\r\n\r\nq\r\n").await;
+        r.expect("250");
+        c.cmd("RSET").await.expect("250");
+    }
+    let config = d.dir.path().join("cli.toml");
+    std::fs::write(&config, crate::harness::daemon::base_toml(d.dir.path(), "")).expect("config");
+    let out = Command::new(env!("CARGO_BIN_EXE_mailerd"))
+        .args(["--config", config.to_str().expect("path"), "queue", "list", "--limit", "2"])
+        .output()
+        .expect("run mailerd");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("-- showing 2 of 3 messages in the queue"), "{text}");
+}
