@@ -108,6 +108,8 @@ pub enum Adjustment {
     SizeByStatus,
     /// "Domain not found" with a temporary (4.x.x) status: the lookup failed for now.
     TemporaryHostLookup,
+    /// Connection trouble with a delivery-time-expired status (x.4.7): the MTA gave up.
+    GaveUpAfter,
 }
 
 impl Adjustment {
@@ -123,6 +125,9 @@ impl Adjustment {
                 "no x.1.x status and no SMTP command named: a filter's refusal cannot be ruled out, so it is not taken as a dead address"
             }
             Adjustment::UnknownAtMail => "refused in reply to MAIL FROM: the unknown address is the sender's",
+            Adjustment::GaveUpAfter => {
+                "the status says delivery time expired (x.4.7): the MTA retried until its queue lifetime ran out"
+            }
             Adjustment::TemporaryHostLookup => {
                 "a temporary (4.x.x) status: the name could not be resolved for now, which is a DNS matter, not a domain that does not exist"
             }
@@ -296,6 +301,10 @@ fn read_with_command(
         }
         (Reason::UserUnknown | Reason::HostUnknown, Phase::MailFrom) => {
             Some((Reason::Rejected, Adjustment::UnknownAtMail))
+        }
+        // The MTA says it gave up (x.4.7): the last connection error is how, not why.
+        (Reason::NetworkError, _) if e.status.is_some_and(|s| s.subject == 4 && s.detail == 7) => {
+            Some((Reason::Expired, Adjustment::GaveUpAfter))
         }
         (Reason::HostUnknown, _) if e.status.is_some_and(|s| s.class == 4) => {
             Some((Reason::NetworkError, Adjustment::TemporaryHostLookup))

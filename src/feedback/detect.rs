@@ -16,6 +16,10 @@ static BOUNCE_SUBJECT: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(r"(?i)undeliver|undelivered|returned mail|return(ed)? to sender|failure notice|delivery (status notification|failure|failed|problem|notification|report|error)|mail delivery (failed|failure|system|subsystem)|could not be delivered|non.?delivery|nondeliverable|(?-u:\b)bounce|not delivered|unable to deliver|delivery has failed|failed delivery|delivery unsuccessful|mail system error|permanent error|delayed mail|warning: could not send|message (not delivered|delivery failed|you sent|status)|error sending|mail could not|rejected|^\s*fail(ed|ure)?:|sorry,|nicht zustellbar|unzustellbar|non remis|non recapitabile|no entregado|não entregue|配信|エラー|不能|failure|delivery notification|undeliverable|expired").ok()
 });
 
+/// Subjects of replies and forwards written by people.
+static REPLY_PREFIX: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"(?i)^\s*(re|fwd?|aw|wg|sv|vs|antw|r|rif|tr)\s*(\[\d+\])?\s*:").ok());
+
 /// Senders that write bounces.
 static BOUNCE_FROM: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(r"(?i)mailer-?daemon|post_?master|mail ?delivery|delivery ?(subsystem|system|status)|mail administrator|mail system|bounce|mail-?router|smtp gateway|nobody@|devnull|mdaemon|mailer@|mail\.?server").ok()
@@ -80,6 +84,16 @@ pub fn detect(doc: &Doc, rows: &[Row]) -> ReportKind {
         auto_replied || doc.header("precedence").is_some() || doc.header("x-auto-response-suppress").is_some();
     let vacation_subject = hit(&VACATION_SUBJECT, &doc.subject) || (automatic && hit(&VACATION_WEAK, &doc.subject));
 
+    // A person's reply about a bounce ("Re: Undeliverable: ...", In-Reply-To, not from a
+    // daemon, no report part) quotes bounce words but is ordinary mail.
+    let human_reply = doc.header("in-reply-to").is_some()
+        && REPLY_PREFIX.as_ref().is_some_and(|r| r.is_match(&doc.subject))
+        && !from_daemon
+        && doc.dsn.is_empty()
+        && !ct.contains("report-type");
+    if human_reply {
+        return ReportKind::NotBounce;
+    }
     let is_bounce = ct.contains("report-type=delivery-status")
         || !doc.dsn.is_empty()
         || doc.header("x-failed-recipients").is_some()

@@ -100,3 +100,88 @@ fn explain_shows_the_evidence_and_the_rule() {
     assert_eq!(explain["words"], "no such user");
     assert!(explain["rule"].as_str().is_some_and(|r| r.starts_with("1. wording")), "{explain}");
 }
+
+/// Whole bounce messages written for this project (`tests/data/bounces-written/`: 60 reports
+/// in the layouts of the common MTAs and providers, with labels): is_bounce, the failed
+/// recipients, and the first recipient's reason and hard/soft, up to floors just under what
+/// the parser reaches.
+#[test]
+fn written_bounces_are_read_and_explained() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bounces-written");
+    let labels = std::fs::read_to_string(dir.join("labels.jsonl")).expect("labels.jsonl");
+    let (mut files, mut kind_ok, mut rcpt_ok, mut reason_ok, mut reasons, mut hard_ok, mut hards) =
+        (0, 0, 0, 0, 0, 0, 0);
+    let mut misses = Vec::new();
+    for line in labels.lines().filter(|l| !l.trim().is_empty()) {
+        let label: serde_json::Value = serde_json::from_str(line).expect("a JSON label");
+        let file = label["file"].as_str().expect("file");
+        let raw = std::fs::read(dir.join(file)).expect("read the file");
+        let report = mailerd::feedback::parse_bounce(&raw);
+        files += 1;
+        let want_bounce = label["is_bounce"].as_bool().unwrap_or(false);
+        if report.kind.is_bounce() == want_bounce {
+            kind_ok += 1;
+        } else {
+            misses.push(format!("{file}: is_bounce want {want_bounce} got {:?}", report.kind));
+        }
+        if !want_bounce {
+            continue;
+        }
+        let want: std::collections::BTreeSet<String> = label["recipients"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_lowercase)).collect())
+            .unwrap_or_default();
+        let got: std::collections::BTreeSet<String> = report.recipients.iter().map(|r| r.address.clone()).collect();
+        if want == got {
+            rcpt_ok += 1;
+        } else {
+            misses.push(format!("{file}: recipients want {want:?} got {got:?}"));
+        }
+        let first = want.iter().next().and_then(|_| {
+            let a = label["recipients"][0].as_str().unwrap_or("").to_lowercase();
+            report.recipients.iter().find(|r| r.address == a).or(report.recipients.first())
+        });
+        if let Some(reason) = label["reason"].as_str() {
+            reasons += 1;
+            let got = first.map(|r| r.reason.as_str()).unwrap_or("none");
+            if got == reason {
+                reason_ok += 1;
+            } else {
+                let why = first.map(|r| r.why.rule.to_string()).unwrap_or_default();
+                let diag: String =
+                    first.and_then(|r| r.diagnostic.clone()).unwrap_or_default().chars().take(140).collect();
+                misses.push(format!("{file}: reason want {reason} got {got} [{diag}] {why}"));
+            }
+        }
+        if let Some(hard) = label["hard_bounce"].as_bool() {
+            hards += 1;
+            let got = first.and_then(|r| r.hard_bounce);
+            if got == Some(hard) {
+                hard_ok += 1;
+            } else {
+                misses.push(format!("{file}: hard want {hard} got {got:?}"));
+            }
+        }
+    }
+    let pct = |n: usize, d: usize| 100.0 * n as f64 / d.max(1) as f64;
+    let bounces = files - 4;
+    println!(
+        "written bounces: {files} files, is_bounce {kind_ok}/{files}, recipients {rcpt_ok}/{bounces}, reason {reason_ok}/{reasons} ({:.1}%), hard/soft {hard_ok}/{hards} ({:.1}%)",
+        pct(reason_ok, reasons),
+        pct(hard_ok, hards)
+    );
+    for m in &misses {
+        println!("  {m}");
+    }
+    assert!(files >= 60);
+    assert!(pct(reason_ok, reasons) >= WRITTEN_FLOOR_REASON, "reason {:.1}%", pct(reason_ok, reasons));
+    assert!(pct(hard_ok, hards) >= WRITTEN_FLOOR_HARD, "hard/soft {:.1}%", pct(hard_ok, hards));
+    assert!(pct(rcpt_ok, bounces) >= WRITTEN_FLOOR_RECIPIENTS, "recipients {:.1}%", pct(rcpt_ok, bounces));
+}
+
+// Just under what the parser reaches (reason 92.9%, hard/soft 98.2%, recipients 100%); the first
+// run, before these messages were used to improve anything, gave reason 89.3%, hard/soft 96.4%,
+// recipients 100%, is_bounce 59 of 60.
+const WRITTEN_FLOOR_REASON: f64 = 90.0;
+const WRITTEN_FLOOR_HARD: f64 = 96.0;
+const WRITTEN_FLOOR_RECIPIENTS: f64 = 98.0;
