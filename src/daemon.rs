@@ -72,15 +72,21 @@ impl Handle {
     }
 }
 
-/// Binds the listeners of `config` and runs the daemon in a task.
+/// Takes the data dir's lock, binds the listeners of `config` and runs the daemon in a task
+/// (which holds the lock until it ends).
 pub async fn start(config: Config) -> Result<Handle> {
+    // Before anything else: a second daemon on this data dir must touch nothing.
+    let lock = crate::instance::lock(&config.data_dir)?;
     let listeners = Listeners::bind(&config).await?;
     let smtp = listeners.smtp.as_ref().and_then(|l| l.local_addr().ok());
     let submission = listeners.submission.as_ref().and_then(|l| l.local_addr().ok());
     let http = listeners.http.as_ref().and_then(|l| l.local_addr().ok());
     let (stop, stopped) = watch::channel(false);
     let ready = prepare(config).await?;
-    let task = tokio::spawn(run(ready, listeners, stopped));
+    let task = tokio::spawn(async move {
+        let _lock = lock;
+        run(ready, listeners, stopped).await
+    });
     Ok(Handle { smtp, submission, http, stop, task })
 }
 
@@ -195,7 +201,7 @@ pub fn store_name(config: &Config) -> String {
 pub async fn prepare(config: Config) -> Result<Prepared> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
+        .map_err(|e| anyhow::anyhow!(crate::instance::data_dir_problem(&config.data_dir, &e)))?;
     let store = crate::store::open(&config).await.with_context(|| format!("opening store {}", store_name(&config)))?;
     let tls = inbound::tls::acceptor(&config).context("setting up TLS")?;
     let signer = Arc::new(return_path_signer(&config, store.as_ref(), false).await?);

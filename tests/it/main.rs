@@ -19,6 +19,7 @@ mod feedback_fuzz;
 mod feedback_loop;
 mod forged_bounces;
 mod http_api;
+mod instance;
 mod outbound;
 mod pipelining;
 mod postfix_peer;
