@@ -118,10 +118,12 @@ impl Reporter {
             if self.store.suppression(&address).await?.is_some() {
                 continue;
             }
-            info!(address = %address, reason = %reason, queue_id = %facts.id, "suppressed after a hard bounce");
-            self.store
+            // Two jobs of one message may report the same facts at once; the store records an
+            // identical suppression once, and says whether this call was the one.
+            let added = self
+                .store
                 .suppress(Suppression {
-                    address,
+                    address: address.clone(),
                     reason: reason.as_str().into(),
                     status: r.status.clone(),
                     detail: r.detail.clone(),
@@ -129,6 +131,9 @@ impl Reporter {
                     created_at: String::new(),
                 })
                 .await?;
+            if added {
+                info!(address = %address, reason = %reason, queue_id = %facts.id, "suppressed after a hard bounce");
+            }
         }
         Ok(())
     }

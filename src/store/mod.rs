@@ -612,8 +612,11 @@ pub trait Store: Send + Sync {
 
     // --- suppression list ---
 
-    /// Adds (or refreshes) an address on the suppression list.
-    async fn suppress(&self, entry: Suppression) -> Result<(), StoreError>;
+    /// Adds (or refreshes) an address on the suppression list; a suppression caused by a
+    /// message is also a `suppressed` event of that message. Returns whether the list changed:
+    /// an entry identical to the one stored (reason, status, detail, message) changes nothing
+    /// and records no event, so two workers reporting one bounce at once record it once.
+    async fn suppress(&self, entry: Suppression) -> Result<bool, StoreError>;
 
     /// Removes an address; returns whether it was there.
     async fn unsuppress(&self, address: &str) -> Result<bool, StoreError>;

@@ -74,5 +74,9 @@ fn suppression_and_queue_commands() {
     assert_eq!(run(&["suppression", "remove", "bad@example.test"]).0, Some(0));
     assert_eq!(run(&["suppression", "remove", "bad@example.test"]).0, Some(1));
     assert_eq!(run(&["queue", "delete", "NOSUCHID"]).0, Some(2));
+    // Regression: the failed delete used to record a `deleted` event (webhooks saw it).
+    let db = rusqlite::Connection::open(dir.path().join("mailerd.db")).unwrap();
+    let events: i64 = db.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
+    assert_eq!(events, 0);
     assert_eq!(run(&["queue", "retry", "NOSUCHID"]).0, Some(1));
 }

@@ -77,6 +77,7 @@ conformance!(
     report_marks_are_taken_exactly_once,
     concurrent_reports_on_one_recipient_store_one,
     suppression_add_list_remove,
+    an_identical_suppression_is_recorded_once,
     feedback_turns_delivered_into_bounced,
     sent_log_remembers_remote_recipients,
     notes_become_check_events,
@@ -578,6 +579,38 @@ async fn suppression_add_list_remove(s: Arc<dyn Store>) {
     assert_eq!(events[0].recipient.as_deref(), Some("a@ex.net"));
 }
 
+/// Two workers reporting one hard bounce at once (jobs of one message to several domains)
+/// suppress the address once: one `suppressed` event, and only one of them hears "changed".
+async fn an_identical_suppression_is_recorded_once(s: Arc<dyn Store>) {
+    let entry = |reason: &str| Suppression {
+        address: "gone@ex.net".into(),
+        reason: reason.into(),
+        status: Some("5.1.1".into()),
+        detail: Some("550 5.1.1 user unknown".into()),
+        message_id: Some("D1".into()),
+        created_at: String::new(),
+    };
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let s = s.clone();
+            let e = entry("userunknown");
+            tokio::spawn(async move { s.suppress(e).await.unwrap() })
+        })
+        .collect();
+    let mut changed = 0;
+    for w in workers {
+        changed += usize::from(w.await.unwrap());
+    }
+    assert_eq!(changed, 1, "exactly one caller added it");
+    assert!(!s.suppress(entry("userunknown")).await.unwrap(), "the same again is no news");
+    let events = settled_events(&*s, Some("suppressed"), 1).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    // New facts about the address are news: a second event.
+    assert!(s.suppress(entry("hasmoved")).await.unwrap());
+    assert_eq!(settled_events(&*s, Some("suppressed"), 2).await.len(), 2);
+    assert_eq!(s.suppression("gone@ex.net").await.unwrap().unwrap().reason, "hasmoved");
+}
+
 async fn feedback_turns_delivered_into_bounced(s: Arc<dyn Store>) {
     s.insert_message(message("F1", T0, vec![rcpt("a@ex.net", Transport::Remote), rcpt("b@ex.net", Transport::Remote)]))
         .await
@@ -665,6 +698,8 @@ async fn delete_removes_message_but_keeps_sent_log(s: Arc<dyn Store>) {
     m.header_message_id = Some("<x1@example.com>".into());
     s.insert_message(m).await.unwrap();
     s.insert_message(message("X2", T0, vec![rcpt("b@ex.net", Transport::Remote)])).await.unwrap();
+    // A message that is not there is not deleted, and no `deleted` event says it was.
+    assert!(!s.delete_message(&MessageId("never".into())).await.unwrap());
     assert!(s.delete_message(&MessageId("X1".into())).await.unwrap());
     assert!(!s.delete_message(&MessageId("X1".into())).await.unwrap());
     assert!(s.message_detail(&MessageId("X1".into())).await.unwrap().is_none());
@@ -673,7 +708,9 @@ async fn delete_removes_message_but_keeps_sent_log(s: Arc<dyn Store>) {
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].message.0, "X2");
     assert_eq!(s.sent_log("x1@example.com").await.unwrap().len(), 1);
-    assert!(!s.delete_message(&MessageId("never".into())).await.unwrap());
+    let deleted = settled_events(&*s, Some("deleted"), 1).await;
+    let ids: Vec<_> = deleted.iter().map(|e| e.message_id.as_str()).collect();
+    assert_eq!(ids, ["X1"], "one event, for the message that was there");
 }
 
 async fn retry_now_makes_deferred_due(s: Arc<dyn Store>) {

@@ -246,7 +246,7 @@ impl Store for PgStore {
         self.releases.submit(Release(id.clone())).await
     }
 
-    async fn suppress(&self, entry: Suppression) -> Result<(), StoreError> {
+    async fn suppress(&self, entry: Suppression) -> Result<bool, StoreError> {
         self.with(async |c| writes::suppress(c, &entry).await).await
     }
 

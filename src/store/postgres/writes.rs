@@ -496,24 +496,31 @@ pub(super) async fn upsert_mailbox(
 }
 
 /// One statement: the suppression, and (when a message caused it) a `suppressed` event of that
-/// message, as the SQLite store writes it.
+/// message, as the SQLite store writes it. An identical entry is no news: the conflict's WHERE
+/// (evaluated on the latest committed row, after waiting for a concurrent writer of the same
+/// address) skips the update, so no row comes back and no second event is written.
 const SUPPRESS: &str = "
 WITH s AS (
     INSERT INTO suppressions (address, reason, status, detail, message_id, created_at)
     VALUES ($1, $2, $3, $4, $5, $6)
     ON CONFLICT (address) DO UPDATE SET reason = excluded.reason, status = excluded.status,
         detail = excluded.detail, message_id = excluded.message_id
+    WHERE (suppressions.reason, suppressions.status, suppressions.detail, suppressions.message_id)
+          IS DISTINCT FROM (excluded.reason, excluded.status, excluded.detail, excluded.message_id)
     RETURNING address
+), e AS (
+    INSERT INTO events (message_id, recipient, kind, status, detail, at)
+    SELECT $5::text, s.address, 'suppressed', $3, $7, $6 FROM s WHERE $5::text IS NOT NULL
 )
-INSERT INTO events (message_id, recipient, kind, status, detail, at)
-SELECT $5::text, s.address, 'suppressed', $3, $7, $6 FROM s WHERE $5::text IS NOT NULL";
+SELECT count(*) FROM s";
 
-pub(super) async fn suppress(c: &mut Conn, e: &Suppression) -> Result<(), StoreError> {
+pub(super) async fn suppress(c: &mut Conn, e: &Suppression) -> Result<bool, StoreError> {
     let stmt = c.stmt(SUPPRESS).await?;
     let now = Timestamp::now().millis();
     let detail = format!("suppressed after a hard bounce ({})", e.reason);
-    c.client.execute(&stmt, &[&e.address, &e.reason, &e.status, &e.detail, &e.message_id, &now, &detail]).await?;
-    Ok(())
+    let row =
+        c.client.query_one(&stmt, &[&e.address, &e.reason, &e.status, &e.detail, &e.message_id, &now, &detail]).await?;
+    Ok(row.try_get::<_, i64>(0)? > 0)
 }
 
 pub(super) async fn unsuppress(c: &mut Conn, address: &str) -> Result<bool, StoreError> {
@@ -584,8 +591,11 @@ pub(super) async fn delete_message(c: &mut Conn, id: &MessageId) -> Result<bool,
     let message = c.stmt("DELETE FROM messages WHERE id = $1").await?;
     let tx = c.client.transaction().await?;
     tx.execute(&recipients, &[&id.0]).await?;
-    tx.execute(&event, &[&id.0, &now]).await?;
     let n = tx.execute(&message, &[&id.0]).await?;
+    // Only a message that was there has a deletion to report (events reach webhooks).
+    if n > 0 {
+        tx.execute(&event, &[&id.0, &now]).await?;
+    }
     tx.commit().await?;
     Ok(n > 0)
 }

@@ -241,8 +241,8 @@ impl Store for SqliteStore {
         self.simple(Simple::ReleaseBody(id.clone())).await.map(|_| ())
     }
 
-    async fn suppress(&self, entry: Suppression) -> Result<(), StoreError> {
-        self.simple(Simple::Suppress(entry)).await.map(|_| ())
+    async fn suppress(&self, entry: Suppression) -> Result<bool, StoreError> {
+        self.simple(Simple::Suppress(entry)).await.map(|n| n > 0)
     }
 
     async fn unsuppress(&self, address: &str) -> Result<bool, StoreError> {

@@ -270,16 +270,19 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
     let now = Timestamp::now().millis();
     Ok(match op {
         Simple::Suppress(e) => {
+            // An identical entry is no news: no update (0 rows changed), so no second event.
             let n = tx
                 .prepare_cached(
                     "INSERT INTO suppressions (address, reason, status, detail, message_id, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (address) DO UPDATE SET reason = excluded.reason, status = excluded.status,
-                     detail = excluded.detail, message_id = excluded.message_id",
+                     detail = excluded.detail, message_id = excluded.message_id
+                 WHERE suppressions.reason IS NOT excluded.reason OR suppressions.status IS NOT excluded.status
+                    OR suppressions.detail IS NOT excluded.detail OR suppressions.message_id IS NOT excluded.message_id",
                 )?
                 .execute(params![e.address, e.reason, e.status, e.detail, e.message_id, now])?;
             // A suppression caused by a message is an event of that message (for webhooks).
-            if let Some(m) = &e.message_id {
+            if let (1.., Some(m)) = (n, &e.message_id) {
                 tx.prepare_cached(
                     "INSERT INTO events (message_id, recipient, kind, status, detail, at) VALUES (?1, ?2, 'suppressed', ?3, ?4, ?5)",
                 )?
@@ -361,11 +364,15 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
         }
         Simple::Delete(id) => {
             tx.prepare_cached("DELETE FROM recipients WHERE message_id = ?1")?.execute([&id.0])?;
-            tx.prepare_cached(
-                "INSERT INTO events (message_id, kind, detail, at) VALUES (?1, 'deleted', 'deleted by an operator', ?2)",
-            )?
-            .execute(params![id.0, now])?;
-            tx.prepare_cached("DELETE FROM messages WHERE id = ?1")?.execute([&id.0])?
+            let n = tx.prepare_cached("DELETE FROM messages WHERE id = ?1")?.execute([&id.0])?;
+            // Only a message that was there has a deletion to report (events reach webhooks).
+            if n > 0 {
+                tx.prepare_cached(
+                    "INSERT INTO events (message_id, kind, detail, at) VALUES (?1, 'deleted', 'deleted by an operator', ?2)",
+                )?
+                .execute(params![id.0, now])?;
+            }
+            n
         }
     })
 }
