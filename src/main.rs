@@ -15,6 +15,7 @@ fn main() {
         .init();
     let code = match mailerd::cli::run(cli) {
         Ok(code) => code,
+        Err(e) if mailerd::cli::is_broken_pipe(&e) => 0,
         Err(e) => {
             eprintln!("mailerd: {e:#}");
             2

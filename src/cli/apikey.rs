@@ -14,6 +14,6 @@ pub async fn create(config: &Config, name: &str, domains: Vec<String>) -> Result
     store.create_api_key(key.clone()).await?;
     let scope = if key.domains.is_empty() { "any sender domain".to_string() } else { key.domains.join(", ") };
     eprintln!("API key {} ({}) for {scope}; shown once, keep it secret:", key.id, key.name);
-    println!("{secret}");
+    outln!("{secret}")?;
     Ok(0)
 }

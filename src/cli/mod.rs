@@ -1,7 +1,18 @@
 //! The command line (DESIGN §3): parses arguments and runs one subcommand.
 //!
-//! Exit codes: 0 success, 1 a check found problems, 2 usage or runtime error.
+//! Exit codes: 0 success, 1 a check found problems, 2 usage or runtime error. A closed
+//! standard output (`mailerd queue list | head`) is a normal end: every line goes through
+//! `outln!`, which returns the write's error instead of panicking, and `is_broken_pipe` tells
+//! `main` to exit 0 quietly.
 //! Must not: hold logic the daemon needs; subcommands call into the library.
+
+/// `println!` that returns the write's `io::Result` (`?` it): a reader that went away ends the
+/// command instead of panicking ("failed printing to stdout").
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
 
 mod account;
 mod apikey;
@@ -275,6 +286,18 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
         }
     })
+}
+
+/// Writes to standard output (what `outln!` calls).
+pub(crate) fn write_out(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    use std::io::Write as _;
+    std::io::stdout().lock().write_fmt(args)
+}
+
+/// Whether a command failed only because its standard output was closed (a pager or `head`
+/// that had enough): that is a normal end, exit 0, nothing on stderr.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 /// Opens the store of `config` for a command-line tool (works beside a running daemon).

@@ -14,21 +14,21 @@ pub async fn list(config: &Config, json: bool, limit: usize) -> Result<i32> {
     let total = if entries.len() < limit { entries.len() as u64 } else { store.queued_messages().await? };
     for e in &entries {
         if json {
-            println!("{}", serde_json::to_string(e)?);
+            outln!("{}", serde_json::to_string(e)?)?;
             continue;
         }
         let from = if e.reverse_path.is_empty() { "<>" } else { e.reverse_path.as_str() };
-        println!("{:<20} {:>9} {}  {}", e.id, e.size, e.received_at, from);
+        outln!("{:<20} {:>9} {}  {}", e.id, e.size, e.received_at, from)?;
         for r in &e.recipients {
             let last = r.last_detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
-            println!("{:<20} {:>9} {:<9} {}{}", "", r.transport.as_str(), r.state.as_str(), r.address, last);
+            outln!("{:<20} {:>9} {:<9} {}{}", "", r.transport.as_str(), r.state.as_str(), r.address, last)?;
         }
     }
     if !json {
         if (entries.len() as u64) < total {
-            println!("-- showing {} of {} messages in the queue", thousands(entries.len() as u64), thousands(total));
+            outln!("-- showing {} of {} messages in the queue", thousands(entries.len() as u64), thousands(total))?;
         } else {
-            println!("-- {} message(s) in the queue", entries.len());
+            outln!("-- {} message(s) in the queue", entries.len())?;
         }
     }
     Ok(0)
@@ -53,28 +53,28 @@ pub async fn show(config: &Config, id: &str, json: bool) -> Result<i32> {
         anyhow::bail!("no message {id}");
     };
     if json {
-        println!("{}", serde_json::to_string(&d)?);
+        outln!("{}", serde_json::to_string(&d)?)?;
         return Ok(0);
     }
-    println!("id:        {}", d.entry.id);
-    println!("from:      <{}>", d.entry.reverse_path);
-    println!("size:      {}", d.entry.size);
-    println!("received:  {} from {} ({}) via {}", d.entry.received_at, d.origin.client_ip, d.origin.helo, d.origin.via);
+    outln!("id:        {}", d.entry.id)?;
+    outln!("from:      <{}>", d.entry.reverse_path)?;
+    outln!("size:      {}", d.entry.size)?;
+    outln!("received:  {} from {} ({}) via {}", d.entry.received_at, d.origin.client_ip, d.origin.helo, d.origin.via)?;
     if let Some(envid) = &d.envid {
-        println!("envid:     {envid}");
+        outln!("envid:     {envid}")?;
     }
     for r in &d.entry.recipients {
-        println!("rcpt:      {} {} attempts={}", r.address, r.state.as_str(), r.attempts);
+        outln!("rcpt:      {} {} attempts={}", r.address, r.state.as_str(), r.attempts)?;
     }
     for e in &d.events {
-        println!(
+        outln!(
             "event:     {} {:<9} {} {} {}",
             e.at,
             e.kind,
             e.recipient.as_deref().unwrap_or("-"),
             e.status.as_deref().unwrap_or(""),
             e.detail.as_deref().unwrap_or("")
-        );
+        )?;
     }
     Ok(0)
 }
@@ -82,14 +82,14 @@ pub async fn show(config: &Config, id: &str, json: bool) -> Result<i32> {
 pub async fn retry(config: &Config, id: &str) -> Result<i32> {
     let store = super::open_store(config).await?;
     let n = store.retry_now(&MessageId(id.to_string())).await?;
-    println!("{id}: {n} recipient(s) due now");
+    outln!("{id}: {n} recipient(s) due now")?;
     Ok(if n > 0 { 0 } else { 1 })
 }
 
 pub async fn delete(config: &Config, id: &str) -> Result<i32> {
     let store = super::open_store(config).await?;
     if store.delete_message(&MessageId(id.to_string())).await? {
-        println!("{id}: deleted");
+        outln!("{id}: deleted")?;
         Ok(0)
     } else {
         anyhow::bail!("no message {id}")

@@ -17,13 +17,13 @@ pub async fn list(config: &Config, json: bool) -> Result<i32> {
     let entries = store.suppressions(100_000).await?;
     for e in &entries {
         if json {
-            println!("{}", serde_json::to_string(e)?);
+            outln!("{}", serde_json::to_string(e)?)?;
         } else {
-            println!("{:<40} {:<12} {} {}", e.address, e.reason, e.created_at, e.detail.as_deref().unwrap_or(""));
+            outln!("{:<40} {:<12} {} {}", e.address, e.reason, e.created_at, e.detail.as_deref().unwrap_or(""))?;
         }
     }
     if !json {
-        println!("-- {} suppressed address(es)", entries.len());
+        outln!("-- {} suppressed address(es)", entries.len())?;
     }
     Ok(0)
 }
@@ -40,7 +40,7 @@ pub async fn add(config: &Config, address: &str) -> Result<i32> {
         created_at: String::new(),
     };
     store.suppress(entry).await?;
-    println!("{address}: suppressed");
+    outln!("{address}: suppressed")?;
     Ok(0)
 }
 
@@ -48,7 +48,7 @@ pub async fn remove(config: &Config, address: &str) -> Result<i32> {
     let store = super::open_store(config).await?;
     let address = key(address)?;
     if store.unsuppress(&address).await? {
-        println!("{address}: removed from the suppression list");
+        outln!("{address}: removed from the suppression list")?;
         Ok(0)
     } else {
         eprintln!("mailerd: {address} is not on the suppression list");

@@ -22,6 +22,7 @@ mod http_api;
 mod instance;
 mod outbound;
 mod pipelining;
+mod queue_ops;
 mod postfix_peer;
 mod relay_tricks;
 mod replies;
