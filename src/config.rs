@@ -419,9 +419,11 @@ struct RawListen {
     http: String,
 }
 
+/// `listen.http` is off unless given (the README's promise): the API, the dashboard and
+/// `/metrics` listen only where an operator chose to expose them.
 impl Default for RawListen {
     fn default() -> Self {
-        Self { smtp: "127.0.0.1:2525".into(), submission: "127.0.0.1:2587".into(), http: "127.0.0.1:8025".into() }
+        Self { smtp: "127.0.0.1:2525".into(), submission: "127.0.0.1:2587".into(), http: String::new() }
     }
 }
 
@@ -854,6 +856,12 @@ mod tests {
         assert!(c.trusted_networks.is_empty());
         assert!(!c.queue.hold);
         assert_eq!(c.store_url, "sqlite://./mailerd-data/mailerd.db");
+        // Regression: an omitted listen.http used to listen on 127.0.0.1:8025.
+        assert_eq!(c.listen.http, None);
+        let c = Config::from_toml("[listen]\nsmtp = \"127.0.0.1:25\"").unwrap();
+        assert_eq!((c.listen.http, c.listen.submission), (None, Some("127.0.0.1:2587".parse().unwrap())));
+        let c = Config::from_toml("[listen]\nhttp = \"127.0.0.1:8025\"").unwrap();
+        assert_eq!(c.listen.http, Some("127.0.0.1:8025".parse().unwrap()));
     }
 
     #[test]
