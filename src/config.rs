@@ -89,6 +89,8 @@ pub const WEBHOOK_EVENTS: &[&str] = &[
     "forged_bounce",
     "account_paused",
     "deleted",
+    "held",
+    "released",
 ];
 
 /// `[check]`: what `mailerd check` needs to know about the sending side.

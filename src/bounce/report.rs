@@ -102,7 +102,7 @@ impl Reporter {
                 self.send(facts, to, ReportKind::Delay, &delayed, ReportMark::Delay, now).await?;
             }
         }
-        if !facts.recipients.iter().any(|r| matches!(r.state, RecipientState::Queued | RecipientState::Deferred)) {
+        if !facts.recipients.iter().any(|r| r.state.is_waiting()) {
             self.store.release_body(id).await?;
         }
         Ok(())

@@ -235,10 +235,70 @@ pub enum QueueCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Try the deferred recipients of a message now (the running daemon picks them up).
-    Retry { id: String },
-    /// Delete a message and its recipients from the queue.
-    Delete { id: String },
+    /// Try the waiting recipients of a message now, or of every message with ALL (the running
+    /// daemon picks them up within a second).
+    Retry {
+        /// A queue id, or ALL.
+        id: String,
+    },
+    /// Delete a message, or with --all every message with a waiting recipient that matches.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["id", "all"])))]
+    Delete {
+        id: Option<String>,
+        /// Every message in the queue (with --state/--domain: those with such a recipient).
+        #[arg(long)]
+        all: bool,
+        /// Only messages with a recipient in this state.
+        #[arg(long, requires = "all")]
+        state: Option<WaitingState>,
+        /// Only messages with a waiting recipient at this domain.
+        #[arg(long, requires = "all")]
+        domain: Option<String>,
+    },
+    /// Make every deferred (and queued) recipient due now, like `postqueue -f`.
+    Flush {
+        /// Only recipients at this domain (like `postqueue -s`).
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// Put a message (or --all) on hold: kept, not delivered until released (`postsuper -h`).
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["id", "all"])))]
+    Hold {
+        id: Option<String>,
+        #[arg(long)]
+        all: bool,
+        /// Only recipients at this domain.
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// Release held recipients of a message (or --all): due at once (`postsuper -H`).
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["id", "all"])))]
+    Release {
+        id: Option<String>,
+        #[arg(long)]
+        all: bool,
+        /// Only recipients at this domain.
+        #[arg(long)]
+        domain: Option<String>,
+    },
+}
+
+/// The states of a recipient still in the queue, for `queue delete --all --state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WaitingState {
+    Queued,
+    Deferred,
+    Held,
+}
+
+impl From<WaitingState> for crate::store::RecipientState {
+    fn from(s: WaitingState) -> Self {
+        match s {
+            WaitingState::Queued => Self::Queued,
+            WaitingState::Deferred => Self::Deferred,
+            WaitingState::Held => Self::Held,
+        }
+    }
 }
 
 /// Runs the parsed command; returns the process exit code.
@@ -262,7 +322,17 @@ pub fn run(cli: Cli) -> Result<i32> {
             Command::Queue(QueueCommand::List { json, limit }) => queue::list(&config, json, limit).await,
             Command::Queue(QueueCommand::Show { id, json }) => queue::show(&config, &id, json).await,
             Command::Queue(QueueCommand::Retry { id }) => queue::retry(&config, &id).await,
-            Command::Queue(QueueCommand::Delete { id }) => queue::delete(&config, &id).await,
+            Command::Queue(QueueCommand::Delete { id: Some(id), .. }) => queue::delete(&config, &id).await,
+            Command::Queue(QueueCommand::Delete { id: None, state, domain, .. }) => {
+                queue::delete_all(&config, state.map(Into::into), domain.as_deref()).await
+            }
+            Command::Queue(QueueCommand::Flush { domain }) => queue::flush(&config, domain.as_deref()).await,
+            Command::Queue(QueueCommand::Hold { id, domain, .. }) => {
+                queue::hold(&config, id.as_deref(), domain.as_deref(), queue::Op::Hold).await
+            }
+            Command::Queue(QueueCommand::Release { id, domain, .. }) => {
+                queue::hold(&config, id.as_deref(), domain.as_deref(), queue::Op::Release).await
+            }
             Command::Bounce(BounceCommand::Parse { files, json, explain }) => bounce::parse(&files, json, explain),
             Command::Bounce(BounceCommand::Verify { files, json, no_dns }) => {
                 bounce::verify(&config, &files, json, no_dns).await

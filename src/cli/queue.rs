@@ -1,12 +1,17 @@
-//! `mailerd queue list|show|retry|delete`: what the store holds, for people or as JSON Lines,
-//! and the two operator actions on it.
+//! `mailerd queue list|show|retry|delete|flush|hold|release`: what the store holds, for people
+//! or as JSON Lines, and the operator's actions on it, as Postfix's postqueue and postsuper
+//! (`flush` = `postqueue -f`/`-s`, `hold`/`release` = `postsuper -h`/`-H`, `delete --all
+//! --state deferred` = `postsuper -d ALL deferred`), each printing what it changed.
 //!
-//! Must not: deliver anything itself; `retry` only makes recipients due for the daemon.
+//! Must not: deliver anything itself; `retry`, `flush` and `release` only make recipients due,
+//! and the running daemon (which polls the store every second) delivers them.
 
 use anyhow::Result;
 
 use crate::config::Config;
-use crate::store::MessageId;
+use crate::smtp::address::Domain;
+use crate::store::{MessageId, RecipientState, Selection};
+use crate::time::Timestamp;
 
 pub async fn list(config: &Config, json: bool, limit: usize) -> Result<i32> {
     let store = super::open_store(config).await?;
@@ -79,11 +84,73 @@ pub async fn show(config: &Config, id: &str, json: bool) -> Result<i32> {
     Ok(0)
 }
 
+/// `retry ID`: exit 1 when nothing of it was waiting; `retry ALL` (Postfix's word for every
+/// message) = `flush`.
 pub async fn retry(config: &Config, id: &str) -> Result<i32> {
+    if id == "ALL" {
+        return flush(config, None).await;
+    }
     let store = super::open_store(config).await?;
     let n = store.retry_now(&MessageId(id.to_string())).await?;
     outln!("{id}: {n} recipient(s) due now")?;
     Ok(if n > 0 { 0 } else { 1 })
+}
+
+/// A domain as the store spells it (lower-case A-label), or a usage error naming it.
+fn domain_of(domain: Option<&str>) -> Result<Option<String>> {
+    domain
+        .map(|d| Domain::parse(d).map(|d| d.as_str().to_string()).map_err(|_| anyhow::anyhow!("`{d}` is not a domain")))
+        .transpose()
+}
+
+pub async fn flush(config: &Config, domain: Option<&str>) -> Result<i32> {
+    let store = super::open_store(config).await?;
+    let selection = Selection { domain: domain_of(domain)?, ..Selection::all() };
+    let n = store.flush(&selection, Timestamp::now()).await?;
+    outln!("{n} recipient(s) due now")?;
+    Ok(0)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Hold,
+    Release,
+}
+
+/// `hold`/`release` of one message (exit 2 when there is no such message, 1 when nothing of it
+/// changed) or of every message (`--all`).
+pub async fn hold(config: &Config, id: Option<&str>, domain: Option<&str>, op: Op) -> Result<i32> {
+    let store = super::open_store(config).await?;
+    let message = id.map(|id| MessageId(id.to_string()));
+    if let Some(m) = &message
+        && store.message_detail(m).await?.is_none()
+    {
+        anyhow::bail!("no message {m}");
+    }
+    let selection = Selection { message, domain: domain_of(domain)?, ..Selection::all() };
+    let now = Timestamp::now();
+    let (n, done) = match op {
+        Op::Hold => (store.hold(&selection, now).await?, "held"),
+        Op::Release => (store.release(&selection, now).await?, "released (due now)"),
+    };
+    match id {
+        Some(id) => {
+            outln!("{id}: {n} recipient(s) {done}")?;
+            Ok(if n > 0 { 0 } else { 1 })
+        }
+        None => {
+            outln!("{n} recipient(s) {done}")?;
+            Ok(0)
+        }
+    }
+}
+
+pub async fn delete_all(config: &Config, state: Option<RecipientState>, domain: Option<&str>) -> Result<i32> {
+    let store = super::open_store(config).await?;
+    let selection = Selection { state, domain: domain_of(domain)?, ..Selection::all() };
+    let n = store.delete_messages(&selection, Timestamp::now()).await?;
+    outln!("{n} message(s) deleted")?;
+    Ok(0)
 }
 
 pub async fn delete(config: &Config, id: &str) -> Result<i32> {
