@@ -212,6 +212,48 @@ pub async fn prepare(config: Config) -> Result<Prepared> {
     Ok(Prepared { config, store, tls, signer, dkim })
 }
 
+/// The context of a session for a local program (`sendmail`), in the program's own process: the
+/// store of the configured data dir (SQLite lets a second process write; PostgreSQL is shared
+/// anyway), the return-path key read-only, DKIM when its key is readable (else the mail goes
+/// unsigned, with a warning), no TLS, and a scheduler wakeup nobody listens to (the daemon
+/// polls the store). Sessions run while the returned sender lives (dropping it reads as
+/// shutdown).
+pub async fn local_context(config: Config) -> Result<(Arc<Context>, watch::Sender<bool>)> {
+    let store = crate::store::open(&config).await.with_context(|| format!("opening store {}", store_name(&config)))?;
+    let signer = Arc::new(return_path_signer(&config, store.as_ref(), true).await?);
+    let dkim = match &config.dkim {
+        Some(d) => match crate::dkim::Signer::load(&d.domain, &d.selector, &d.key) {
+            Ok(s) => Some(Arc::new(s)),
+            Err(e) => {
+                warn!(key = %d.key.display(), error = %e, "DKIM key not readable here: mail from this program is not signed");
+                None
+            }
+        },
+        None => None,
+    };
+    let limits = config.limits.clone();
+    let (stop, shutdown) = watch::channel(false);
+    let ctx = Arc::new(Context {
+        auth: Authenticator::new(store.clone(), limits.auth_max_failures, limits.auth_failure_window),
+        breaker: Arc::new(crate::bounce::breaker::Breaker::new(config.account)),
+        config,
+        store,
+        tls: None,
+        shutdown,
+        queue_wakeup: Arc::new(crate::queue::Wakeup::default()),
+        return_path: signer,
+        dkim,
+        dns: None,
+        anvil: inbound::anvil::Anvil::new(inbound::anvil::Limits {
+            sessions: 0,
+            connections_per_minute: 0,
+            messages_per_minute: 0,
+            recipients_per_minute: 0,
+        }),
+    });
+    Ok((ctx, stop))
+}
+
 pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Receiver<bool>) -> Result<()> {
     let Prepared { config, store, tls, signer, dkim } = prepared;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

@@ -19,8 +19,10 @@ mod apikey;
 mod bounce;
 mod check;
 mod dkim;
+mod mailq;
 mod queue;
 mod send;
+pub mod sendmail;
 mod serve;
 mod suppression;
 mod user;
@@ -91,6 +93,50 @@ pub enum Command {
     /// Sending accounts paused by the hard-bounce breaker.
     #[command(subcommand)]
     Account(AccountCommand),
+    /// The classic sendmail interface for local programs (also: this binary called `sendmail`):
+    /// -t -i -f ADDR -F NAME | -bs | -bp | -q; exit codes from sysexits.h.
+    #[command(disable_help_flag = true)]
+    Sendmail {
+        /// sendmail's own options and the recipients.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<String>,
+    },
+}
+
+impl Cli {
+    /// The log level when MAILERD_LOG does not say: `sendmail` is quiet (cron mails whatever
+    /// a job writes to stderr), everything else says what it does.
+    pub fn default_log(&self) -> &'static str {
+        match self.command {
+            Command::Sendmail { .. } => "warn",
+            _ => "info",
+        }
+    }
+}
+
+/// How the binary was called: by the name `sendmail` or `mailq` it is that program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Personality {
+    Sendmail,
+    Mailq,
+}
+
+impl Personality {
+    /// From argv[0] (`/usr/sbin/sendmail` is a link to mailerd).
+    pub fn of(argv0: &str) -> Option<Personality> {
+        match std::path::Path::new(argv0).file_name().and_then(|n| n.to_str()) {
+            Some("sendmail") => Some(Personality::Sendmail),
+            Some("mailq") => Some(Personality::Mailq),
+            _ => None,
+        }
+    }
+
+    /// Runs it with the arguments after argv[0]; returns the exit code. The configuration is
+    /// `MAILERD_CONFIG` or sendmail's `-C`, else the system's (see `sendmail`).
+    pub fn run(self, args: &[String]) -> i32 {
+        let config = std::env::var_os("MAILERD_CONFIG").filter(|c| !c.is_empty()).map(PathBuf::from);
+        sendmail::main(config, args, self == Personality::Mailq)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -307,6 +353,10 @@ pub fn run(cli: Cli) -> Result<i32> {
     if let Command::Bounce(BounceCommand::Parse { files, json, explain }) = &cli.command {
         return bounce::parse(files, *json, *explain);
     }
+    // sendmail finds its configuration and maps its outcomes to exit codes itself.
+    if let Command::Sendmail { args } = &cli.command {
+        return Ok(sendmail::main(cli.config.clone(), args, false));
+    }
     let config = Config::load(cli.config.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
@@ -354,8 +404,14 @@ pub fn run(cli: Cli) -> Result<i32> {
             Command::Suppression(SuppressionCommand::Remove { address }) => {
                 suppression::remove(&config, &address).await
             }
+            Command::Sendmail { .. } => unreachable_sendmail(),
         }
     })
+}
+
+/// `sendmail` returned before the runtime was built.
+fn unreachable_sendmail() -> Result<i32> {
+    anyhow::bail!("sendmail runs on its own")
 }
 
 /// Writes to standard output (what `outln!` calls).

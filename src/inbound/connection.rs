@@ -158,12 +158,25 @@ impl Conn {
 struct Client {
     addr: SocketAddr,
     kind: ListenerKind,
+    /// Logged in from the start: the local user of a `sendmail -bs` session.
+    login: Option<String>,
 }
 
 /// Serves one accepted connection until QUIT, error, timeout or shutdown.
 pub async fn serve(ctx: Arc<Context>, io: Box<dyn Io>, addr: SocketAddr, kind: ListenerKind) {
+    serve_client(ctx, io, Client { addr, kind, login: None }).await
+}
+
+/// Serves one SMTP session for a local program (`sendmail -bs` over its standard input and
+/// output): the client is the local user `login`, who may relay as an authenticated user may.
+pub async fn serve_local(ctx: Arc<Context>, io: Box<dyn Io>, login: String) {
+    let addr = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0));
+    serve_client(ctx, io, Client { addr, kind: ListenerKind::Local, login: Some(login) }).await
+}
+
+async fn serve_client(ctx: Arc<Context>, io: Box<dyn Io>, client: Client) {
+    let addr = client.addr;
     let mut conn = Conn::new(io);
-    let client = Client { addr, kind };
     let result = run(&ctx, &mut conn, &client).await;
     match result {
         Ok(()) | Err(ConnError::Closed) => {}
@@ -188,6 +201,7 @@ enum Next {
 
 async fn run(ctx: &Context, conn: &mut Conn, client: &Client) -> Result<(), ConnError> {
     let mut session = Session::new();
+    session.auth_user = client.login.clone();
     let mut shutdown = ctx.shutdown.clone();
     if ctx.shutting_down() {
         conn.reply(&replies::service_unavailable());

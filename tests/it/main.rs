@@ -26,6 +26,7 @@ mod queue_ops;
 mod postfix_peer;
 mod relay_tricks;
 mod replies;
+mod sendmail;
 mod shutdown;
 mod starttls_auth;
 mod store_conformance;
