@@ -169,6 +169,7 @@ async fn git_send_email_hands_patches_to_sendmail() {
             || String::from_utf8_lossy(&o.stderr).contains("git send-email [")
     });
     if !usable {
+        assert!(std::env::var_os("CI").is_none(), "CI: git send-email is missing (apt-get install git-email)");
         let _ = writeln!(
             std::io::stderr(),
             "SKIP sendmail::git_send_email: needs git send-email (apt-get install git-email)"
