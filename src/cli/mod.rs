@@ -18,6 +18,7 @@ mod account;
 mod apikey;
 mod bounce;
 mod check;
+mod config;
 mod dkim;
 mod mailq;
 mod queue;
@@ -93,6 +94,9 @@ pub enum Command {
     /// Sending accounts paused by the hard-bounce breaker.
     #[command(subcommand)]
     Account(AccountCommand),
+    /// The configuration: check it and show what is in force.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// The classic sendmail interface for local programs (also: this binary called `sendmail`):
     /// -t -i -f ADDR -F NAME | -bs | -bp | -q; exit codes from sysexits.h.
     #[command(disable_help_flag = true)]
@@ -137,6 +141,18 @@ impl Personality {
         let config = std::env::var_os("MAILERD_CONFIG").filter(|c| !c.is_empty()).map(PathBuf::from);
         sendmail::main(config, args, self == Personality::Mailq)
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate; print the effective configuration (secrets masked) and what in it will hurt:
+    /// a short host name, admins without a login, an unreadable DKIM key, a TLS certificate
+    /// that expires within 30 days. Exit 2 when it does not load, 1 on failures (and, with
+    /// --strict, on warnings).
+    Check {
+        #[arg(long)]
+        strict: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -358,6 +374,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         return Ok(sendmail::main(cli.config.clone(), args, false));
     }
     let config = Config::load(cli.config.as_deref())?;
+    let config_path = cli.config.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         match cli.command {
@@ -403,6 +420,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             Command::Suppression(SuppressionCommand::Add { address }) => suppression::add(&config, &address).await,
             Command::Suppression(SuppressionCommand::Remove { address }) => {
                 suppression::remove(&config, &address).await
+            }
+            Command::Config(ConfigCommand::Check { strict }) => {
+                config::check(&config, config_path.as_deref(), strict).await
             }
             Command::Sendmail { .. } => unreachable_sendmail(),
         }
