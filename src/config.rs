@@ -19,8 +19,9 @@ use crate::smtp::address::{Domain, Mailbox};
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    /// Not a `#[source]`: the message already says the cause, once.
+    #[error("cannot read {path}: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
     #[error("{0}")]
     Syntax(String),
     #[error("key `{key}`: {problem}")]
@@ -532,7 +533,7 @@ impl Config {
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.into(), source })?;
+                let text = std::fs::read_to_string(p).map_err(|error| ConfigError::Read { path: p.into(), error })?;
                 Config::from_toml(&text)
             }
             None => Config::from_toml(""),

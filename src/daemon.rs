@@ -215,9 +215,9 @@ pub async fn prepare(config: Config) -> Result<Prepared> {
 /// The context of a session for a local program (`sendmail`), in the program's own process: the
 /// store of the configured data dir (SQLite lets a second process write; PostgreSQL is shared
 /// anyway), the return-path key read-only, DKIM when its key is readable (else the mail goes
-/// unsigned, with a warning), no TLS, and a scheduler wakeup nobody listens to (the daemon
-/// polls the store). Sessions run while the returned sender lives (dropping it reads as
-/// shutdown).
+/// unsigned, with a warning), no TLS, and a scheduler wakeup of its own that nobody listens to
+/// (the caller wakes the daemon with `control::wake`). Sessions run while the returned sender
+/// lives (dropping it reads as shutdown).
 pub async fn local_context(config: Config) -> Result<(Arc<Context>, watch::Sender<bool>)> {
     let store = crate::store::open(&config).await.with_context(|| format!("opening store {}", store_name(&config)))?;
     let signer = Arc::new(return_path_signer(&config, store.as_ref(), true).await?);
@@ -258,6 +258,13 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
     let Prepared { config, store, tls, signer, dkim } = prepared;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let wakeup = Arc::new(crate::queue::Wakeup::default());
+    let started = (Instant::now(), crate::time::Timestamp::now());
+    let addresses = [("smtp", &listeners.smtp), ("submission", &listeners.submission), ("http", &listeners.http)].map(
+        |(name, l)| crate::control::Listener {
+            name: name.to_string(),
+            address: l.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.to_string()),
+        },
+    );
     let limits = config.limits.clone();
     let nofile = crate::budget::raise_nofile();
     let pools = crate::budget::pools(&config, nofile);
@@ -360,6 +367,27 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
         });
         Some(tokio::spawn(s.run(shutdown_rx.clone())))
     };
+    match crate::control::bind(&config.data_dir) {
+        Ok(socket) => {
+            let daemon = Arc::new(crate::control::Daemon {
+                store: store.clone(),
+                wakeup: ctx.queue_wakeup.clone(),
+                hostname: config.hostname.clone(),
+                data_dir: config.data_dir.clone(),
+                store_name: store_name(&config),
+                listeners: addresses.to_vec(),
+                queue_hold: config.queue.hold,
+                started: started.0,
+                started_at: started.1,
+            });
+            tokio::spawn(crate::control::serve(socket, daemon, shutdown_rx.clone()));
+        }
+        Err(e) => warn!(
+            socket = %crate::control::socket_path(&config.data_dir).display(),
+            error = %e,
+            "no control socket: `mailerd status` cannot reach this daemon"
+        ),
+    }
     info!(hostname = %config.hostname, data_dir = %config.data_dir.display(), "mailerd started");
 
     let _ = stop.wait_for(|s| *s).await;

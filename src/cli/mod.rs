@@ -25,6 +25,7 @@ mod queue;
 mod send;
 pub mod sendmail;
 mod serve;
+mod status;
 mod suppression;
 mod user;
 
@@ -94,6 +95,12 @@ pub enum Command {
     /// Sending accounts paused by the hard-bounce breaker.
     #[command(subcommand)]
     Account(AccountCommand),
+    /// The running daemon: uptime, listeners, queue by state and domain, oldest deferred,
+    /// deliveries per minute, paused accounts (asked over data_dir/mailerd.sock).
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
     /// The configuration: check it and show what is in force.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -421,6 +428,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             Command::Suppression(SuppressionCommand::Remove { address }) => {
                 suppression::remove(&config, &address).await
             }
+            Command::Status { json } => status::run(&config, json).await,
             Command::Config(ConfigCommand::Check { strict }) => {
                 config::check(&config, config_path.as_deref(), strict).await
             }

@@ -3,8 +3,9 @@
 //! (`flush` = `postqueue -f`/`-s`, `hold`/`release` = `postsuper -h`/`-H`, `delete --all
 //! --state deferred` = `postsuper -d ALL deferred`), each printing what it changed.
 //!
-//! Must not: deliver anything itself; `retry`, `flush` and `release` only make recipients due,
-//! and the running daemon (which polls the store every second) delivers them.
+//! Must not: deliver anything itself; `retry`, `flush` and `release` only make recipients due
+//! and wake the running daemon (over its control socket; it also polls the store every
+//! second), which delivers them.
 
 use anyhow::Result;
 
@@ -92,6 +93,7 @@ pub async fn retry(config: &Config, id: &str) -> Result<i32> {
     }
     let store = super::open_store(config).await?;
     let n = store.retry_now(&MessageId(id.to_string())).await?;
+    crate::control::wake(&config.data_dir).await;
     outln!("{id}: {n} recipient(s) due now")?;
     Ok(if n > 0 { 0 } else { 1 })
 }
@@ -107,6 +109,7 @@ pub async fn flush(config: &Config, domain: Option<&str>) -> Result<i32> {
     let store = super::open_store(config).await?;
     let selection = Selection { domain: domain_of(domain)?, ..Selection::all() };
     let n = store.flush(&selection, Timestamp::now()).await?;
+    crate::control::wake(&config.data_dir).await;
     outln!("{n} recipient(s) due now")?;
     Ok(0)
 }
@@ -133,6 +136,9 @@ pub async fn hold(config: &Config, id: Option<&str>, domain: Option<&str>, op: O
         Op::Hold => (store.hold(&selection, now).await?, "held"),
         Op::Release => (store.release(&selection, now).await?, "released (due now)"),
     };
+    if op == Op::Release {
+        crate::control::wake(&config.data_dir).await;
+    }
     match id {
         Some(id) => {
             outln!("{id}: {n} recipient(s) {done}")?;

@@ -262,7 +262,9 @@ async fn flush(config: &Config, site: Option<String>) -> i32 {
     };
     let done = async {
         let store = super::open_store(config).await?;
-        Ok::<_, anyhow::Error>(store.flush(&Selection { domain, ..Selection::all() }, Timestamp::now()).await?)
+        let n = store.flush(&Selection { domain, ..Selection::all() }, Timestamp::now()).await?;
+        crate::control::wake(&config.data_dir).await;
+        Ok::<_, anyhow::Error>(n)
     };
     match done.await {
         Ok(_) => EX_OK,
@@ -349,7 +351,12 @@ async fn deliver(config: Config, options: Options) -> i32 {
         }
     };
     let envelope = Envelope { from: sender, recipients, params, notify: options.notify };
-    match local::submit(&ctx, &user, envelope, id, now, prepared.message).await {
+    let submitted = local::submit(&ctx, &user, envelope, id, now, prepared.message).await;
+    if matches!(&submitted, Ok(done) if done.id.is_some()) {
+        // Delivered at once by a running daemon, rather than at its next poll.
+        crate::control::wake(&ctx.config.data_dir).await;
+    }
+    match submitted {
         Ok(done) => {
             for (rcpt, reply) in &done.refused {
                 say(format!("{rcpt}: {}", reply.lines.join(" ")));

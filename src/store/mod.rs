@@ -330,7 +330,7 @@ pub struct ApiKey {
 }
 
 /// An account the hard-bounce breaker paused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountPause {
     /// `user:ADDRESS` or `apikey:ID`.
     pub account: String,
@@ -541,7 +541,7 @@ impl Selection {
 
 /// The queue as `mailerd status` shows it (feedback recipients, bounces being read, are not
 /// counted: they are not mail we send).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueSummary {
     /// Recipients queued, deferred and held (every waiting state, zeros included).
     pub by_state: Vec<StateCount>,
@@ -555,13 +555,13 @@ pub struct QueueSummary {
     pub delivered_last_5_minutes: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateCount {
     pub state: RecipientState,
     pub count: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DomainQueue {
     pub domain: String,
     pub queued: u64,
@@ -569,7 +569,7 @@ pub struct DomainQueue {
     pub held: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OldestDeferred {
     pub message: MessageId,
     pub address: String,

@@ -28,6 +28,7 @@ mod relay_tricks;
 mod replies;
 mod sendmail;
 mod shutdown;
+mod status;
 mod starttls_auth;
 mod store_conformance;
 mod submission_checks;
