@@ -502,9 +502,12 @@ async fn a_bounce_at_node_b_suppresses_mail_node_a_sent_for_every_node() {
     let r = mx.cmd(&format!("{}.", dsn)).await.unwrap();
     assert_eq!(r.0, 250, "{r:?}");
 
-    // Matched to A's message, and the address is suppressed for every node.
+    // Matched to A's message, and the address is suppressed for every node. The suppression
+    // is committed before the recipient's state changes (a second transaction): wait for both.
     let started = Instant::now();
-    while count(&db, "SELECT count(*) FROM suppressions WHERE address = 'gone@sink.test'").await == 0
+    let bounced_sql = format!("SELECT count(*) FROM recipients WHERE message_id = '{queue_id}' AND state = 'bounced'");
+    while (count(&db, "SELECT count(*) FROM suppressions WHERE address = 'gone@sink.test'").await == 0
+        || count(&db, &bounced_sql).await == 0)
         && started.elapsed() < Duration::from_secs(30)
     {
         tokio::time::sleep(Duration::from_millis(100)).await;
