@@ -58,6 +58,22 @@ pub struct Config {
     pub account: crate::bounce::breaker::BreakerConfig,
     /// `[dashboard]`: who may log in to `/dashboard`.
     pub dashboard: Dashboard,
+    /// `[log]`: how log lines are written.
+    pub log: Log,
+}
+
+/// `[log]`: the lines on stderr (`logging`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Log {
+    pub format: LogFormat,
+}
+
+/// `log.format`: `text` (logfmt after the time, level and verb) or `json` (one object a line).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// `[dashboard]`: the web dashboard on `listen.http` under `/dashboard`.
@@ -271,6 +287,13 @@ struct RawConfig {
     webhooks: Vec<RawWebhook>,
     account: RawAccount,
     dashboard: RawDashboard,
+    log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLog {
+    format: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -794,7 +817,15 @@ impl RawConfig {
                 .map_err(|e| invalid(format!("dashboard.admins[{i}]"), format!("`{a}`: {e}")))?;
             admins.push(m.key());
         }
+        let log = Log {
+            format: match self.log.format.as_deref() {
+                None | Some("text") => LogFormat::Text,
+                Some("json") => LogFormat::Json,
+                Some(other) => return Err(invalid("log.format", format!("`{other}`: use \"text\" or \"json\""))),
+            },
+        };
         Ok(Config {
+            log,
             hostname,
             data_dir,
             listen: Listen {
@@ -1022,6 +1053,11 @@ impl Config {
             })
             .collect();
         t.insert("webhooks".into(), V::Array(hooks));
+        let format = match self.log.format {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        };
+        t.insert("log".into(), table(vec![("format", text(format))]));
         t
     }
 

@@ -185,7 +185,7 @@ impl Reporter {
         };
         match accept::accept(self.store.as_ref(), &self.wakeup, self.dkim.as_deref(), incoming).await {
             Ok(_) => {
-                info!(queue_id = %facts.id, dsn_id = %dsn_id, to = %to, kind = ?kind, recipients = recipients.len(), "sender notification queued");
+                info!(queue_id = %facts.id, dsn_id = %dsn_id, to = %to, kind = ?kind, recipients = recipients.len(), "notified");
                 Ok(())
             }
             Err(StoreError::AlreadyReported) => Ok(()),

@@ -381,6 +381,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         return Ok(sendmail::main(cli.config.clone(), args, false));
     }
     let config = Config::load(cli.config.as_deref())?;
+    crate::logging::init(cli.default_log(), config.log.format);
     let config_path = cli.config.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {

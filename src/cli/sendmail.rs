@@ -217,7 +217,11 @@ pub fn main(global_config: Option<PathBuf>, args: &[String], mailq: bool) -> i32
         options.mode = Mode::Queue;
     }
     let config = match Config::load(config_path(&options, global_config).as_deref()) {
-        Ok(c) => c,
+        Ok(c) => {
+            // Quiet: cron mails whatever a job writes to stderr.
+            crate::logging::init("warn", c.log.format);
+            c
+        }
         Err(e) => {
             say(format!("configuration: {e}"));
             return EX_TEMPFAIL;

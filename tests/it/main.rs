@@ -20,6 +20,7 @@ mod feedback_loop;
 mod forged_bounces;
 mod http_api;
 mod instance;
+mod logs;
 mod metrics_parse;
 mod outbound;
 mod pipelining;
