@@ -1,8 +1,9 @@
 //! The single door into the queue, for SMTP sessions now and for the HTTP API and DSNs later.
 //!
 //! `accept` hands a complete message and its resolved recipients to the store and returns only
-//! when the store says they are durable; then it wakes the scheduler. Nothing in mailerd
-//! answers 250 to a message before this returns Ok.
+//! when the store says they are durable; then it logs the one `queued` line every origin gets
+//! (from, to, size, via) and wakes the scheduler. Nothing in mailerd answers 250 to a message
+//! before this returns Ok.
 //! Must not: apply SMTP policy (that happened at MAIL/RCPT) or deliver anything.
 
 use crate::queue::Wakeup;
@@ -68,7 +69,23 @@ pub async fn accept(
     };
     let via = msg.origin.via.clone();
     let transports: Vec<Transport> = msg.recipients.iter().map(|r| r.transport).collect();
+    // What the log line says, for every origin alike (SMTP, submission, API, sendmail, DSN).
+    let (from, size) =
+        (if msg.reverse_path.is_empty() { "<>".to_string() } else { msg.reverse_path.clone() }, msg.body.len());
+    let to: Vec<String> = msg.recipients.iter().map(|r| r.address.clone()).collect();
+    let (client, user, tls) = (msg.origin.client_ip.clone(), msg.origin.auth_user.clone(), msg.origin.tls);
     store.insert_message(msg).await?;
+    tracing::info!(
+        queue_id = %id,
+        via = %via,
+        client = %client,
+        from = %from,
+        to = %to.join(","),
+        size,
+        tls,
+        user = user.as_deref().unwrap_or("-"),
+        "queued"
+    );
     crate::metrics::accepted(&via);
     wakeup.poke_for(transports);
     Ok(id)

@@ -19,8 +19,9 @@ use crate::smtp::address::{Domain, Mailbox};
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    /// Not a `#[source]`: the message already says the cause, once.
+    #[error("cannot read {path}: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
     #[error("{0}")]
     Syntax(String),
     #[error("key `{key}`: {problem}")]
@@ -59,6 +60,22 @@ pub struct Config {
     pub dashboard: Dashboard,
     /// `relay.sender_login_match` and `[[senders]]`: the senders an SMTP login may use.
     pub senders: crate::inbound::senders::Senders,
+    /// `[log]`: how log lines are written.
+    pub log: Log,
+}
+
+/// `[log]`: the lines on stderr (`logging`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Log {
+    pub format: LogFormat,
+}
+
+/// `log.format`: `text` (logfmt after the time, level and verb) or `json` (one object a line).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// `[dashboard]`: the web dashboard on `listen.http` under `/dashboard`.
@@ -91,6 +108,8 @@ pub const WEBHOOK_EVENTS: &[&str] = &[
     "forged_bounce",
     "account_paused",
     "deleted",
+    "held",
+    "released",
 ];
 
 /// `[check]`: what `mailerd check` needs to know about the sending side.
@@ -271,6 +290,7 @@ struct RawConfig {
     account: RawAccount,
     dashboard: RawDashboard,
     senders: Vec<RawSenders>,
+    log: RawLog,
 }
 
 #[derive(Debug, Deserialize)]
@@ -279,6 +299,12 @@ struct RawSenders {
     login: String,
     #[serde(default)]
     addresses: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLog {
+    format: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -430,9 +456,11 @@ struct RawListen {
     http: String,
 }
 
+/// `listen.http` is off unless given (the README's promise): the API, the dashboard and
+/// `/metrics` listen only where an operator chose to expose them.
 impl Default for RawListen {
     fn default() -> Self {
-        Self { smtp: "127.0.0.1:2525".into(), submission: "127.0.0.1:2587".into(), http: "127.0.0.1:8025".into() }
+        Self { smtp: "127.0.0.1:2525".into(), submission: "127.0.0.1:2587".into(), http: String::new() }
     }
 }
 
@@ -546,7 +574,7 @@ impl Config {
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.into(), source })?;
+                let text = std::fs::read_to_string(p).map_err(|error| ConfigError::Read { path: p.into(), error })?;
                 Config::from_toml(&text)
             }
             None => Config::from_toml(""),
@@ -823,7 +851,15 @@ impl RawConfig {
                 grants.push(grant);
             }
         }
+        let log = Log {
+            format: match self.log.format.as_deref() {
+                None | Some("text") => LogFormat::Text,
+                Some("json") => LogFormat::Json,
+                Some(other) => return Err(invalid("log.format", format!("`{other}`: use \"text\" or \"json\""))),
+            },
+        };
         Ok(Config {
+            log,
             hostname,
             data_dir,
             listen: Listen {
@@ -852,7 +888,214 @@ impl RawConfig {
     }
 }
 
+/// What stands for a secret in the effective configuration.
+pub const MASKED: &str = "********";
+
+/// `url` without its password (`postgres://user:PASSWORD@host`, `?password=`).
+pub fn mask_url(url: &str) -> String {
+    let mut out = url.to_string();
+    if let Some(scheme_end) = out.find("://") {
+        let rest_start = scheme_end + 3;
+        let authority_end = out[rest_start..].find(['/', '?']).map_or(out.len(), |i| rest_start + i);
+        if let Some(at) = out[rest_start..authority_end].rfind('@').map(|i| rest_start + i)
+            && let Some(colon) = out[rest_start..at].find(':').map(|i| rest_start + i)
+        {
+            out.replace_range(colon + 1..at, MASKED);
+        }
+    }
+    if let Some(q) = out.find('?') {
+        let (head, query) = out.split_at(q + 1);
+        let masked: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}={MASKED}"),
+                _ => kv.to_string(),
+            })
+            .collect();
+        out = format!("{head}{}", masked.join("&"));
+    }
+    out
+}
+
 impl Config {
+    /// The configuration in force, every default filled in, as TOML that loads back to the
+    /// same configuration (`mailerd config check`); with `mask`, secrets (webhook secrets, a
+    /// password in `store.url`) are replaced by `********`.
+    pub fn effective(&self, mask: bool) -> toml::Table {
+        use toml::Value as V;
+        fn table(pairs: Vec<(&str, V)>) -> V {
+            V::Table(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+        }
+        let secs = |d: Duration| V::Integer(d.as_secs() as i64);
+        let int = |n: u64| V::Integer(n.min(i64::MAX as u64) as i64);
+        let text = |s: &str| V::String(s.to_string());
+        let path = |p: &Path| V::String(p.display().to_string());
+        let list = |items: Vec<String>| V::Array(items.into_iter().map(V::String).collect());
+        let addr = |a: Option<SocketAddr>| V::String(a.map(|a| a.to_string()).unwrap_or_default());
+        let tls = |m: TlsMode| {
+            text(match m {
+                TlsMode::Opportunistic => "opportunistic",
+                TlsMode::Required => "required",
+                TlsMode::Off => "off",
+            })
+        };
+        let l = &self.limits;
+        let o = &self.outbound;
+        let b = &self.bounce;
+        let mut t = toml::Table::new();
+        t.insert("hostname".into(), text(&self.hostname));
+        t.insert("data_dir".into(), path(&self.data_dir));
+        t.insert(
+            "listen".into(),
+            table(vec![
+                ("smtp", addr(self.listen.smtp)),
+                ("submission", addr(self.listen.submission)),
+                ("http", addr(self.listen.http)),
+            ]),
+        );
+        let url = if mask { mask_url(&self.store_url) } else { self.store_url.clone() };
+        t.insert("store".into(), table(vec![("url", V::String(url))]));
+        t.insert(
+            "limits".into(),
+            table(vec![
+                ("max_message_size", int(l.max_message_size)),
+                ("max_recipients", int(l.max_recipients as u64)),
+                ("max_connections", int(l.max_connections as u64)),
+                ("max_submission_connections", int(l.max_submission_connections as u64)),
+                ("max_http_connections", int(l.max_http_connections as u64)),
+                ("max_connections_per_ip", int(l.max_connections_per_ip as u64)),
+                ("connection_rate_per_ip", int(l.connection_rate_per_ip.into())),
+                ("messages_per_ip", int(l.messages_per_ip.into())),
+                ("recipients_per_ip", int(l.recipients_per_ip.into())),
+                ("command_timeout", secs(l.command_timeout)),
+                ("data_timeout", secs(l.data_timeout)),
+                ("min_data_rate", int(l.min_data_rate)),
+                ("max_errors", int(l.max_errors.into())),
+                ("junk_command_limit", int(l.junk_command_limit.into())),
+                ("min_free_space", int(l.min_free_space)),
+                ("auth_max_failures", int(l.auth_max_failures.into())),
+                ("auth_failure_window", secs(l.auth_failure_window)),
+                ("shutdown_grace", secs(l.shutdown_grace)),
+                ("http_header_timeout", secs(l.http_header_timeout)),
+                ("http_request_timeout", secs(l.http_request_timeout)),
+            ]),
+        );
+        t.insert(
+            "relay".into(),
+            table(vec![("trusted_networks", list(self.trusted_networks.iter().map(|n| n.to_string()).collect()))]),
+        );
+        t.insert("queue".into(), table(vec![("hold", V::Boolean(self.queue.hold)), ("lease", secs(self.queue.lease))]));
+        let aliases = self.local.aliases.iter().map(|(k, v)| (k.clone(), V::String(v.to_string()))).collect();
+        t.insert(
+            "local".into(),
+            table(vec![
+                ("domains", list(self.local.domains.iter().map(|d| d.as_str().to_string()).collect())),
+                ("quota", int(self.local.quota)),
+                ("aliases", V::Table(aliases)),
+            ]),
+        );
+        if let (Some(cert), Some(key)) = (&self.tls.cert, &self.tls.key) {
+            t.insert("tls".into(), table(vec![("cert", path(cert)), ("key", path(key))]));
+        }
+        t.insert(
+            "dns".into(),
+            table(vec![("nameservers", list(self.dns_nameservers.iter().map(|n| n.to_string()).collect()))]),
+        );
+        let routes = self
+            .routes
+            .iter()
+            .map(|(d, r)| {
+                let hop = format!("{}:{}", r.hop.host, r.hop.port);
+                (d.clone(), table(vec![("next_hop", V::String(hop)), ("tls", tls(r.tls))]))
+            })
+            .collect();
+        t.insert("routes".into(), V::Table(routes));
+        t.insert(
+            "outbound".into(),
+            table(vec![
+                ("mx_port", int(o.mx_port.into())),
+                ("helo", text(&o.helo)),
+                ("tls", tls(o.tls)),
+                ("connect_timeout", secs(o.connect_timeout)),
+                ("command_timeout", secs(o.command_timeout)),
+                ("max_connections_per_destination", int(o.max_connections_per_destination as u64)),
+                ("max_messages_per_connection", int(o.max_messages_per_connection.into())),
+                ("max_deliveries", int(o.max_deliveries as u64)),
+                ("idle_timeout", secs(o.idle_timeout)),
+            ]),
+        );
+        let r = &self.retry;
+        t.insert(
+            "retry".into(),
+            table(vec![
+                ("first", secs(r.first)),
+                ("max_interval", secs(r.max_interval)),
+                ("max_age", secs(r.max_age)),
+                ("mailbox_full_max_age", secs(r.mailbox_full_max_age)),
+            ]),
+        );
+        t.insert(
+            "bounce".into(),
+            table(vec![
+                ("delay_warning", secs(b.delay_warning)),
+                ("return_path_domain", text(&b.return_path_domain)),
+                ("sign_return_path", V::Boolean(b.sign_return_path)),
+                ("enforce_suppression", V::Boolean(b.enforce_suppression)),
+                ("read_null_sender", V::Boolean(b.read_null_sender)),
+                ("keep_in_mailbox", V::Boolean(b.keep_in_mailbox)),
+                ("check_authentication", V::Boolean(b.check_authentication)),
+            ]),
+        );
+        if let Some(d) = &self.dkim {
+            t.insert(
+                "dkim".into(),
+                table(vec![("domain", text(&d.domain)), ("selector", text(&d.selector)), ("key", path(&d.key))]),
+            );
+        }
+        let policy = SUBMISSION_CHECKS
+            .iter()
+            .map(|name| {
+                let p = match self.check.policy_for(name) {
+                    CheckPolicy::Reject => "reject",
+                    CheckPolicy::Warn => "warn",
+                    CheckPolicy::Off => "off",
+                };
+                (name.to_string(), text(p))
+            })
+            .collect();
+        t.insert(
+            "check".into(),
+            table(vec![
+                ("outbound_ips", list(self.check.outbound_ips.iter().map(|ip| ip.to_string()).collect())),
+                ("policy", V::Table(policy)),
+            ]),
+        );
+        t.insert(
+            "account".into(),
+            table(vec![
+                ("hard_bounce_threshold", V::Float(self.account.threshold)),
+                ("min_messages", int(self.account.min_messages)),
+                ("window", secs(self.account.window)),
+            ]),
+        );
+        t.insert("dashboard".into(), table(vec![("admins", list(self.dashboard.admins.clone()))]));
+        let hooks = self
+            .webhooks
+            .iter()
+            .map(|w| {
+                let secret = if mask { MASKED.to_string() } else { w.secret.clone() };
+                table(vec![("url", text(&w.url)), ("secret", V::String(secret)), ("events", list(w.events.clone()))])
+            })
+            .collect();
+        t.insert("webhooks".into(), V::Array(hooks));
+        let format = match self.log.format {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        };
+        t.insert("log".into(), table(vec![("format", text(format))]));
+        t
+    }
+
     /// The SQLite path of `store.url` (meaningless for a PostgreSQL URL: see `store::open`).
     pub fn sqlite_path(&self) -> PathBuf {
         PathBuf::from(self.store_url.trim_start_matches("sqlite://"))
@@ -889,6 +1132,12 @@ mod tests {
         assert!(c.trusted_networks.is_empty());
         assert!(!c.queue.hold);
         assert_eq!(c.store_url, "sqlite://./mailerd-data/mailerd.db");
+        // Regression: an omitted listen.http used to listen on 127.0.0.1:8025.
+        assert_eq!(c.listen.http, None);
+        let c = Config::from_toml("[listen]\nsmtp = \"127.0.0.1:25\"").unwrap();
+        assert_eq!((c.listen.http, c.listen.submission), (None, Some("127.0.0.1:2587".parse().unwrap())));
+        let c = Config::from_toml("[listen]\nhttp = \"127.0.0.1:8025\"").unwrap();
+        assert_eq!(c.listen.http, Some("127.0.0.1:8025".parse().unwrap()));
     }
 
     #[test]
@@ -954,6 +1203,26 @@ mod tests {
             let e = Config::from_toml(toml).unwrap_err().to_string();
             assert!(e.contains(key), "{key} in {e}");
         }
+    }
+
+    #[test]
+    fn the_effective_configuration_loads_back_and_masks_secrets() {
+        let text = "hostname = \"mx.example.com\"\n[store]\nurl = \"postgres://mailerd:s3cret@db/mail?password=x&sslmode=off\"\n\
+                    [local]\ndomains = [\"example.com\"]\naliases = { \"info@example.com\" = \"bob@example.net\" }\n\
+                    [routes]\n\"b.test\" = { next_hop = \"127.0.0.2:2526\", tls = \"required\" }\n\
+                    [dkim]\ndomain = \"example.com\"\nselector = \"s1\"\nkey = \"/k.pem\"\n\
+                    [check.policy]\ntypo = \"reject\"\n\
+                    [[webhooks]]\nurl = \"http://127.0.0.1:9000/x\"\nsecret = \"whsec_0123456789abcdef\"\n";
+        let c = Config::from_toml(text).unwrap();
+        let plain = toml::to_string(&c.effective(false)).unwrap();
+        let again = Config::from_toml(&plain).unwrap();
+        assert_eq!(toml::to_string(&again.effective(false)).unwrap(), plain, "a fixed point");
+        assert!(plain.contains("http = \"\""), "{plain}");
+        let masked = toml::to_string(&c.effective(true)).unwrap();
+        assert!(!masked.contains("s3cret") && !masked.contains("whsec_0123") && !masked.contains("password=x"));
+        assert!(masked.contains("postgres://mailerd:********@db/mail?password=********&sslmode=off"), "{masked}");
+        assert_eq!(mask_url("sqlite://./d/mailerd.db"), "sqlite://./d/mailerd.db");
+        assert_eq!(mask_url("postgres://u@h/db"), "postgres://u@h/db");
     }
 
     #[test]

@@ -72,15 +72,21 @@ impl Handle {
     }
 }
 
-/// Binds the listeners of `config` and runs the daemon in a task.
+/// Takes the data dir's lock, binds the listeners of `config` and runs the daemon in a task
+/// (which holds the lock until it ends).
 pub async fn start(config: Config) -> Result<Handle> {
+    // Before anything else: a second daemon on this data dir must touch nothing.
+    let lock = crate::instance::lock(&config.data_dir)?;
     let listeners = Listeners::bind(&config).await?;
     let smtp = listeners.smtp.as_ref().and_then(|l| l.local_addr().ok());
     let submission = listeners.submission.as_ref().and_then(|l| l.local_addr().ok());
     let http = listeners.http.as_ref().and_then(|l| l.local_addr().ok());
     let (stop, stopped) = watch::channel(false);
     let ready = prepare(config).await?;
-    let task = tokio::spawn(run(ready, listeners, stopped));
+    let task = tokio::spawn(async move {
+        let _lock = lock;
+        run(ready, listeners, stopped).await
+    });
     Ok(Handle { smtp, submission, http, stop, task })
 }
 
@@ -195,7 +201,7 @@ pub fn store_name(config: &Config) -> String {
 pub async fn prepare(config: Config) -> Result<Prepared> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
+        .map_err(|e| anyhow::anyhow!(crate::instance::data_dir_problem(&config.data_dir, &e)))?;
     let store = crate::store::open(&config).await.with_context(|| format!("opening store {}", store_name(&config)))?;
     let tls = inbound::tls::acceptor(&config).context("setting up TLS")?;
     let signer = Arc::new(return_path_signer(&config, store.as_ref(), false).await?);
@@ -206,10 +212,59 @@ pub async fn prepare(config: Config) -> Result<Prepared> {
     Ok(Prepared { config, store, tls, signer, dkim })
 }
 
+/// The context of a session for a local program (`sendmail`), in the program's own process: the
+/// store of the configured data dir (SQLite lets a second process write; PostgreSQL is shared
+/// anyway), the return-path key read-only, DKIM when its key is readable (else the mail goes
+/// unsigned, with a warning), no TLS, and a scheduler wakeup of its own that nobody listens to
+/// (the caller wakes the daemon with `control::wake`). Sessions run while the returned sender
+/// lives (dropping it reads as shutdown).
+pub async fn local_context(config: Config) -> Result<(Arc<Context>, watch::Sender<bool>)> {
+    let store = crate::store::open(&config).await.with_context(|| format!("opening store {}", store_name(&config)))?;
+    let signer = Arc::new(return_path_signer(&config, store.as_ref(), true).await?);
+    let dkim = match &config.dkim {
+        Some(d) => match crate::dkim::Signer::load(&d.domain, &d.selector, &d.key) {
+            Ok(s) => Some(Arc::new(s)),
+            Err(e) => {
+                warn!(key = %d.key.display(), error = %e, "DKIM key not readable here: mail from this program is not signed");
+                None
+            }
+        },
+        None => None,
+    };
+    let limits = config.limits.clone();
+    let (stop, shutdown) = watch::channel(false);
+    let ctx = Arc::new(Context {
+        auth: Authenticator::new(store.clone(), limits.auth_max_failures, limits.auth_failure_window),
+        breaker: Arc::new(crate::bounce::breaker::Breaker::new(config.account)),
+        config,
+        store,
+        tls: None,
+        shutdown,
+        queue_wakeup: Arc::new(crate::queue::Wakeup::default()),
+        return_path: signer,
+        dkim,
+        dns: None,
+        anvil: inbound::anvil::Anvil::new(inbound::anvil::Limits {
+            sessions: 0,
+            connections_per_minute: 0,
+            messages_per_minute: 0,
+            recipients_per_minute: 0,
+        }),
+    });
+    Ok((ctx, stop))
+}
+
 pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Receiver<bool>) -> Result<()> {
     let Prepared { config, store, tls, signer, dkim } = prepared;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let wakeup = Arc::new(crate::queue::Wakeup::default());
+    let started = (Instant::now(), crate::time::Timestamp::now());
+    let addresses = [("smtp", &listeners.smtp), ("submission", &listeners.submission), ("http", &listeners.http)].map(
+        |(name, l)| crate::control::Listener {
+            name: name.to_string(),
+            address: l.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.to_string()),
+        },
+    );
     let limits = config.limits.clone();
     let nofile = crate::budget::raise_nofile();
     let pools = crate::budget::pools(&config, nofile);
@@ -312,6 +367,27 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
         });
         Some(tokio::spawn(s.run(shutdown_rx.clone())))
     };
+    match crate::control::bind(&config.data_dir) {
+        Ok(socket) => {
+            let daemon = Arc::new(crate::control::Daemon {
+                store: store.clone(),
+                wakeup: ctx.queue_wakeup.clone(),
+                hostname: config.hostname.clone(),
+                data_dir: config.data_dir.clone(),
+                store_name: store_name(&config),
+                listeners: addresses.to_vec(),
+                queue_hold: config.queue.hold,
+                started: started.0,
+                started_at: started.1,
+            });
+            tokio::spawn(crate::control::serve(socket, daemon, shutdown_rx.clone()));
+        }
+        Err(e) => warn!(
+            socket = %crate::control::socket_path(&config.data_dir).display(),
+            error = %e,
+            "no control socket: `mailerd status` cannot reach this daemon"
+        ),
+    }
     info!(hostname = %config.hostname, data_dir = %config.data_dir.display(), "mailerd started");
 
     let _ = stop.wait_for(|s| *s).await;

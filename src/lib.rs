@@ -7,6 +7,9 @@
 pub mod cli; // the command line: one file per subcommand; exit codes 0/1/2
 pub mod config; // TOML -> validated Config (errors name the key)
 pub mod daemon; // wiring: store, listeners, tasks, graceful shutdown
+pub mod instance; // one daemon per data dir: the lock file
+pub mod control; // the control socket: `mailerd status`, wakeups from local tools
+pub mod logging; // log lines on stderr: the verb first, logfmt or JSON
 pub mod budget; // file descriptors: raise the limit, size the listeners' pools
 
 #[deny(clippy::indexing_slicing)]

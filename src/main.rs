@@ -1,20 +1,19 @@
 //! The `mailerd` binary: parse the command line, run it, map the result to an exit code.
-
-use std::io::IsTerminal;
+//! Called `sendmail` or `mailq` (a link to it), it is that program (sysexits.h exit codes).
 
 use clap::Parser;
+use mailerd::cli::{Cli, Personality};
 
 fn main() {
-    let cli = mailerd::cli::Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MAILERD_LOG").unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+    if let Some(program) = args.first().and_then(|a| Personality::of(a)) {
+        std::process::exit(program.run(args.get(1..).unwrap_or(&[])));
+    }
+    // Logging starts once the configuration is read (`log.format`), in `cli`.
+    let cli = Cli::parse_from(&args);
     let code = match mailerd::cli::run(cli) {
         Ok(code) => code,
+        Err(e) if mailerd::cli::is_broken_pipe(&e) => 0,
         Err(e) => {
             eprintln!("mailerd: {e:#}");
             2

@@ -7,7 +7,8 @@
 //!
 //! A handful of relaxed atomics (no registry crate): incrementing costs one atomic add, and the
 //! label sets are closed enums, so cardinality is bounded.
-//! Standards: Prometheus text exposition format 0.0.4.
+//! Standards: Prometheus text exposition format 0.0.4 (each family's HELP and TYPE right before
+//! its samples: `group_families`).
 //! Must not: allocate or lock on the hot path, or take labels from input (reasons come from the
 //! closed reason table).
 
@@ -245,6 +246,58 @@ pub fn render(queue: Option<u64>, logins: &LoginStats) -> String {
             let _ = writeln!(out, "{name}{{via=\"{}\"}} {n}", door.as_str());
         }
     }
+    group_families(&out)
+}
+
+/// Puts each family's `# HELP` and `# TYPE` right before its samples (the exposition format
+/// wants a family's lines together: client parsers such as Python's prometheus_client read a
+/// sample that does not follow its TYPE as an untyped metric of its own). A histogram's or
+/// summary's `_bucket`, `_sum` and `_count` samples belong to its family; samples without
+/// metadata keep their order at the end. Families keep the order of their metadata.
+fn group_families(text: &str) -> String {
+    struct Family<'a> {
+        name: &'a str,
+        kind: &'a str,
+        meta: Vec<&'a str>,
+        samples: Vec<&'a str>,
+    }
+    let mut families: Vec<Family<'_>> = Vec::new();
+    let mut loose: Vec<&str> = Vec::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        let mut words = line.split_whitespace();
+        if let (Some("#"), Some(what @ ("HELP" | "TYPE")), Some(name)) = (words.next(), words.next(), words.next()) {
+            let i = match families.iter().position(|f| f.name == name) {
+                Some(i) => i,
+                None => {
+                    families.push(Family { name, kind: "untyped", meta: Vec::new(), samples: Vec::new() });
+                    families.len() - 1
+                }
+            };
+            if let Some(f) = families.get_mut(i) {
+                if what == "TYPE" {
+                    f.kind = words.next().unwrap_or("untyped");
+                }
+                f.meta.push(line);
+            }
+            continue;
+        }
+        let name = line.split(['{', ' ']).next().unwrap_or(line);
+        let owner = families.iter().position(|f| f.name == name).or_else(|| {
+            families.iter().position(|f| {
+                matches!(f.kind, "histogram" | "summary")
+                    && ["_bucket", "_sum", "_count"].iter().any(|s| name.strip_suffix(s) == Some(f.name))
+            })
+        });
+        match owner.and_then(|i| families.get_mut(i)) {
+            Some(f) => f.samples.push(line),
+            None => loose.push(line),
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    for line in families.iter().flat_map(|f| f.meta.iter().chain(f.samples.iter())).chain(loose.iter()) {
+        out.push_str(line);
+        out.push('\n');
+    }
     out
 }
 
@@ -278,5 +331,27 @@ mod tests {
         };
         assert!(bucket("1") >= 1 && bucket("1") >= bucket("0.5"));
         assert!(bucket("+Inf") >= bucket("86400"));
+    }
+
+    #[test]
+    fn each_family_comes_with_its_help_and_type() {
+        let text = render(Some(3), &LoginStats::default());
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if line.starts_with('#') {
+                continue;
+            }
+            // The nearest TYPE above a sample names its family.
+            let family = lines[..i].iter().rev().find_map(|l| l.strip_prefix("# TYPE ")).unwrap();
+            let family = family.split(' ').next().unwrap();
+            assert!(line.starts_with(family), "{line} is under # TYPE {family}");
+        }
+        let grouped = "# HELP a_total A\n# TYPE a_total counter\n# HELP h H\n# TYPE h histogram\n\
+                       h_bucket{le=\"1\"} 1\nloose 2\na_total 3\nh_sum 1\nh_count 1\n";
+        assert_eq!(
+            group_families(grouped),
+            "# HELP a_total A\n# TYPE a_total counter\na_total 3\n# HELP h H\n# TYPE h histogram\n\
+             h_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\nloose 2\n"
+        );
     }
 }

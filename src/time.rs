@@ -44,6 +44,29 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// A UTC date and time; None when a field is out of range.
+    pub fn from_utc(y: i64, m: i64, d: i64, hour: i64, min: i64, sec: i64) -> Option<Timestamp> {
+        let valid = (1..=12).contains(&m) && (1..=31).contains(&d) && (0..24).contains(&hour);
+        if !valid || !(0..60).contains(&min) || !(0..=60).contains(&sec) {
+            return None;
+        }
+        let days = days_from_civil(y, m, d);
+        Some(Timestamp((days * 86_400 + hour * 3600 + min * 60 + sec) * 1000))
+    }
+}
+
+/// Howard Hinnant's civil-to-days algorithm, the inverse of `civil_from_days`.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
 fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
@@ -67,5 +90,9 @@ mod tests {
         assert_eq!(Timestamp(0).rfc5322(), "Thu, 01 Jan 1970 00:00:00 +0000");
         assert_eq!(Timestamp(1_795_884_093_000).rfc5322(), "Sat, 28 Nov 2026 16:41:33 +0000");
         assert_eq!(Timestamp(951_782_400_000).iso8601(), "2000-02-29T00:00:00Z");
+        assert_eq!(Timestamp::from_utc(2026, 11, 28, 16, 41, 33), Some(Timestamp(1_795_884_093_000)));
+        assert_eq!(Timestamp::from_utc(1970, 1, 1, 0, 0, 0), Some(Timestamp(0)));
+        assert_eq!(Timestamp::from_utc(2000, 2, 29, 0, 0, 0), Some(Timestamp(951_782_400_000)));
+        assert_eq!(Timestamp::from_utc(2000, 13, 1, 0, 0, 0), None);
     }
 }

@@ -102,7 +102,7 @@ impl Reporter {
                 self.send(facts, to, ReportKind::Delay, &delayed, ReportMark::Delay, now).await?;
             }
         }
-        if !facts.recipients.iter().any(|r| matches!(r.state, RecipientState::Queued | RecipientState::Deferred)) {
+        if !facts.recipients.iter().any(|r| r.state.is_waiting()) {
             self.store.release_body(id).await?;
         }
         Ok(())
@@ -120,10 +120,12 @@ impl Reporter {
             if self.store.suppression_entries(&address, &Scope::All).await?.iter().any(|s| s.domain == domain) {
                 continue;
             }
-            info!(address = %address, reason = %reason, queue_id = %facts.id, "suppressed after a hard bounce");
-            self.store
+            // Two jobs of one message may report the same facts at once; the store records an
+            // identical suppression once, and says whether this call was the one.
+            let added = self
+                .store
                 .suppress(Suppression {
-                    address,
+                    address: address.clone(),
                     reason: reason.as_str().into(),
                     status: r.status.clone(),
                     detail: r.detail.clone(),
@@ -132,6 +134,9 @@ impl Reporter {
                     domain,
                 })
                 .await?;
+            if added {
+                info!(address = %address, reason = %reason, queue_id = %facts.id, "suppressed after a hard bounce");
+            }
         }
         Ok(())
     }
@@ -183,7 +188,7 @@ impl Reporter {
         };
         match accept::accept(self.store.as_ref(), &self.wakeup, self.dkim.as_deref(), incoming).await {
             Ok(_) => {
-                info!(queue_id = %facts.id, dsn_id = %dsn_id, to = %to, kind = ?kind, recipients = recipients.len(), "sender notification queued");
+                info!(queue_id = %facts.id, dsn_id = %dsn_id, to = %to, kind = ?kind, recipients = recipients.len(), "notified");
                 Ok(())
             }
             Err(StoreError::AlreadyReported) => Ok(()),

@@ -9,6 +9,7 @@
 //! Must not: print, read configuration files, write the store, or panic on any input.
 
 pub mod address;
+pub mod config;
 pub mod resolver;
 pub mod domain;
 pub mod message;

@@ -12,13 +12,13 @@ pub async fn list(config: &Config, json: bool) -> Result<i32> {
     let paused = store.paused_accounts().await?;
     for p in &paused {
         if json {
-            println!("{}", serde_json::to_string(p)?);
+            outln!("{}", serde_json::to_string(p)?)?;
         } else {
-            println!("{:<32} {}  {}", p.account, p.paused_at, p.detail);
+            outln!("{:<32} {}  {}", p.account, p.paused_at, p.detail)?;
         }
     }
     if !json {
-        println!("-- {} paused account(s)", paused.len());
+        outln!("-- {} paused account(s)", paused.len())?;
     }
     Ok(0)
 }
@@ -28,6 +28,6 @@ pub async fn resume(config: &Config, account: &str) -> Result<i32> {
     if !store.resume_account(account).await? {
         bail!("{account} is not paused (see `mailerd account list`)");
     }
-    println!("{account}: resumed");
+    outln!("{account}: resumed")?;
     Ok(0)
 }

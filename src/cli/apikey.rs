@@ -48,7 +48,7 @@ pub async fn create(config: &Config, name: &str, domains: Vec<String>, admin: bo
         Scope::Domains(_) => format!("for {}", key.scope),
     };
     eprintln!("API key {} ({}) {scope}; shown once, keep it secret:", key.id, key.name);
-    println!("{secret}");
+    outln!("{secret}")?;
     Ok(0)
 }
 
@@ -72,21 +72,21 @@ pub async fn list(config: &Config, json: bool) -> Result<i32> {
     let keys = store.api_keys().await?;
     for k in &keys {
         if json {
-            println!("{}", to_json(k));
+            outln!("{}", to_json(k))?;
         } else {
             let used = k.last_used_at.map_or_else(|| "never".to_string(), |t| t.iso8601());
-            println!(
+            outln!(
                 "{:<17} {:<20} {:<24} created {} last used {}",
                 k.id,
                 k.name,
                 k.scope.to_string(),
                 k.created_at,
                 used
-            );
+            )?;
         }
     }
     if !json {
-        println!("-- {} key(s)", keys.len());
+        outln!("-- {} key(s)", keys.len())?;
     }
     Ok(0)
 }
@@ -94,7 +94,7 @@ pub async fn list(config: &Config, json: bool) -> Result<i32> {
 pub async fn revoke(config: &Config, id: &str) -> Result<i32> {
     let store = super::open_store(config).await?;
     if store.revoke_api_key(id).await? {
-        println!("{id}: revoked");
+        outln!("{id}: revoked")?;
         Ok(0)
     } else {
         eprintln!("mailerd: no API key {id} (see mailerd apikey list)");
@@ -110,6 +110,6 @@ pub async fn rotate(config: &Config, id: &str) -> Result<i32> {
         return Ok(2);
     }
     eprintln!("API key {id}: new secret, shown once (the old one no longer works):");
-    println!("{secret}");
+    outln!("{secret}")?;
     Ok(0)
 }

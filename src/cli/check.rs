@@ -94,7 +94,7 @@ fn print(reports: &[CheckReport], json: bool) -> Result<i32> {
     Ok(if reports.iter().all(CheckReport::passed) { 0 } else { 1 })
 }
 
-fn human(out: &mut impl Write, r: &CheckReport, colour: bool) -> std::io::Result<()> {
+pub(super) fn human(out: &mut impl Write, r: &CheckReport, colour: bool) -> std::io::Result<()> {
     let head = match &r.normalized {
         Some(n) if n != &r.subject => format!("{} ({n})", r.subject),
         _ => r.subject.clone(),

@@ -14,10 +14,10 @@ pub fn keygen(config: &Config, domain: Option<String>, selector: String, out: Op
     let path = out.unwrap_or_else(|| config.data_dir.join(format!("dkim-{selector}.key")));
     let public = crate::dkim::write_new_key(&path)?;
     let record = crate::dkim::txt_record(&public);
-    println!("# private key written to {} (mode 0600)", path.display());
-    println!("# publish this TXT record:");
-    println!("{selector}._domainkey.{domain}. IN TXT \"{record}\"");
-    println!("# and add to the configuration:");
-    println!("[dkim]\ndomain = \"{domain}\"\nselector = \"{selector}\"\nkey = \"{}\"", path.display());
+    outln!("# private key written to {} (mode 0600)", path.display())?;
+    outln!("# publish this TXT record:")?;
+    outln!("{selector}._domainkey.{domain}. IN TXT \"{record}\"")?;
+    outln!("# and add to the configuration:")?;
+    outln!("[dkim]\ndomain = \"{domain}\"\nselector = \"{selector}\"\nkey = \"{}\"", path.display())?;
     Ok(0)
 }

@@ -1,16 +1,31 @@
 //! The command line (DESIGN §3): parses arguments and runs one subcommand.
 //!
-//! Exit codes: 0 success, 1 a check found problems, 2 usage or runtime error.
+//! Exit codes: 0 success, 1 a check found problems, 2 usage or runtime error. A closed
+//! standard output (`mailerd queue list | head`) is a normal end: every line goes through
+//! `outln!`, which returns the write's error instead of panicking, and `is_broken_pipe` tells
+//! `main` to exit 0 quietly.
 //! Must not: hold logic the daemon needs; subcommands call into the library.
+
+/// `println!` that returns the write's `io::Result` (`?` it): a reader that went away ends the
+/// command instead of panicking ("failed printing to stdout").
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
 
 mod account;
 mod apikey;
 mod bounce;
 mod check;
+mod config;
 mod dkim;
+mod mailq;
 mod queue;
 mod send;
+pub mod sendmail;
 mod serve;
+mod status;
 mod suppression;
 mod user;
 
@@ -80,6 +95,71 @@ pub enum Command {
     /// Sending accounts paused by the hard-bounce breaker.
     #[command(subcommand)]
     Account(AccountCommand),
+    /// The running daemon: uptime, listeners, queue by state and domain, oldest deferred,
+    /// deliveries per minute, paused accounts (asked over data_dir/mailerd.sock).
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The configuration: check it and show what is in force.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// The classic sendmail interface for local programs (also: this binary called `sendmail`):
+    /// -t -i -f ADDR -F NAME | -bs | -bp | -q; exit codes from sysexits.h.
+    #[command(disable_help_flag = true)]
+    Sendmail {
+        /// sendmail's own options and the recipients.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<String>,
+    },
+}
+
+impl Cli {
+    /// The log level when MAILERD_LOG does not say: `sendmail` is quiet (cron mails whatever
+    /// a job writes to stderr), everything else says what it does.
+    pub fn default_log(&self) -> &'static str {
+        match self.command {
+            Command::Sendmail { .. } => "warn",
+            _ => "info",
+        }
+    }
+}
+
+/// How the binary was called: by the name `sendmail` or `mailq` it is that program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Personality {
+    Sendmail,
+    Mailq,
+}
+
+impl Personality {
+    /// From argv[0] (`/usr/sbin/sendmail` is a link to mailerd).
+    pub fn of(argv0: &str) -> Option<Personality> {
+        match std::path::Path::new(argv0).file_name().and_then(|n| n.to_str()) {
+            Some("sendmail") => Some(Personality::Sendmail),
+            Some("mailq") => Some(Personality::Mailq),
+            _ => None,
+        }
+    }
+
+    /// Runs it with the arguments after argv[0]; returns the exit code. The configuration is
+    /// `MAILERD_CONFIG` or sendmail's `-C`, else the system's (see `sendmail`).
+    pub fn run(self, args: &[String]) -> i32 {
+        let config = std::env::var_os("MAILERD_CONFIG").filter(|c| !c.is_empty()).map(PathBuf::from);
+        sendmail::main(config, args, self == Personality::Mailq)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate; print the effective configuration (secrets masked) and what in it will hurt:
+    /// a short host name, admins without a login, an unreadable DKIM key, a TLS certificate
+    /// that expires within 30 days. Exit 2 when it does not load, 1 on failures (and, with
+    /// --strict, on warnings).
+    Check {
+        #[arg(long)]
+        strict: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -239,10 +319,70 @@ pub enum QueueCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Try the deferred recipients of a message now (the running daemon picks them up).
-    Retry { id: String },
-    /// Delete a message and its recipients from the queue.
-    Delete { id: String },
+    /// Try the waiting recipients of a message now, or of every message with ALL (the running
+    /// daemon picks them up within a second).
+    Retry {
+        /// A queue id, or ALL.
+        id: String,
+    },
+    /// Delete a message, or with --all every message with a waiting recipient that matches.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["id", "all"])))]
+    Delete {
+        id: Option<String>,
+        /// Every message in the queue (with --state/--domain: those with such a recipient).
+        #[arg(long)]
+        all: bool,
+        /// Only messages with a recipient in this state.
+        #[arg(long, requires = "all")]
+        state: Option<WaitingState>,
+        /// Only messages with a waiting recipient at this domain.
+        #[arg(long, requires = "all")]
+        domain: Option<String>,
+    },
+    /// Make every deferred (and queued) recipient due now, like `postqueue -f`.
+    Flush {
+        /// Only recipients at this domain (like `postqueue -s`).
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// Put a message (or --all) on hold: kept, not delivered until released (`postsuper -h`).
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["id", "all"])))]
+    Hold {
+        id: Option<String>,
+        #[arg(long)]
+        all: bool,
+        /// Only recipients at this domain.
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// Release held recipients of a message (or --all): due at once (`postsuper -H`).
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["id", "all"])))]
+    Release {
+        id: Option<String>,
+        #[arg(long)]
+        all: bool,
+        /// Only recipients at this domain.
+        #[arg(long)]
+        domain: Option<String>,
+    },
+}
+
+/// The states of a recipient still in the queue, for `queue delete --all --state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WaitingState {
+    Queued,
+    Deferred,
+    Held,
+}
+
+impl From<WaitingState> for crate::store::RecipientState {
+    fn from(s: WaitingState) -> Self {
+        match s {
+            WaitingState::Queued => Self::Queued,
+            WaitingState::Deferred => Self::Deferred,
+            WaitingState::Held => Self::Held,
+        }
+    }
 }
 
 /// Runs the parsed command; returns the process exit code.
@@ -251,7 +391,13 @@ pub fn run(cli: Cli) -> Result<i32> {
     if let Command::Bounce(BounceCommand::Parse { files, json, explain }) = &cli.command {
         return bounce::parse(files, *json, *explain);
     }
+    // sendmail finds its configuration and maps its outcomes to exit codes itself.
+    if let Command::Sendmail { args } = &cli.command {
+        return Ok(sendmail::main(cli.config.clone(), args, false));
+    }
     let config = Config::load(cli.config.as_deref())?;
+    crate::logging::init(cli.default_log(), config.log.format);
+    let config_path = cli.config.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         match cli.command {
@@ -271,7 +417,17 @@ pub fn run(cli: Cli) -> Result<i32> {
             Command::Queue(QueueCommand::List { json, limit }) => queue::list(&config, json, limit).await,
             Command::Queue(QueueCommand::Show { id, json }) => queue::show(&config, &id, json).await,
             Command::Queue(QueueCommand::Retry { id }) => queue::retry(&config, &id).await,
-            Command::Queue(QueueCommand::Delete { id }) => queue::delete(&config, &id).await,
+            Command::Queue(QueueCommand::Delete { id: Some(id), .. }) => queue::delete(&config, &id).await,
+            Command::Queue(QueueCommand::Delete { id: None, state, domain, .. }) => {
+                queue::delete_all(&config, state.map(Into::into), domain.as_deref()).await
+            }
+            Command::Queue(QueueCommand::Flush { domain }) => queue::flush(&config, domain.as_deref()).await,
+            Command::Queue(QueueCommand::Hold { id, domain, .. }) => {
+                queue::hold(&config, id.as_deref(), domain.as_deref(), queue::Op::Hold).await
+            }
+            Command::Queue(QueueCommand::Release { id, domain, .. }) => {
+                queue::hold(&config, id.as_deref(), domain.as_deref(), queue::Op::Release).await
+            }
             Command::Bounce(BounceCommand::Parse { files, json, explain }) => bounce::parse(&files, json, explain),
             Command::Bounce(BounceCommand::Verify { files, json, no_dns }) => {
                 bounce::verify(&config, &files, json, no_dns).await
@@ -293,8 +449,30 @@ pub fn run(cli: Cli) -> Result<i32> {
             Command::Suppression(SuppressionCommand::Remove { address }) => {
                 suppression::remove(&config, &address).await
             }
+            Command::Status { json } => status::run(&config, json).await,
+            Command::Config(ConfigCommand::Check { strict }) => {
+                config::check(&config, config_path.as_deref(), strict).await
+            }
+            Command::Sendmail { .. } => unreachable_sendmail(),
         }
     })
+}
+
+/// `sendmail` returned before the runtime was built.
+fn unreachable_sendmail() -> Result<i32> {
+    anyhow::bail!("sendmail runs on its own")
+}
+
+/// Writes to standard output (what `outln!` calls).
+pub(crate) fn write_out(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    use std::io::Write as _;
+    std::io::stdout().lock().write_fmt(args)
+}
+
+/// Whether a command failed only because its standard output was closed (a pager or `head`
+/// that had enough): that is a normal end, exit 0, nothing on stderr.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 /// Opens the store of `config` for a command-line tool (works beside a running daemon).

@@ -1,12 +1,18 @@
-//! `mailerd queue list|show|retry|delete`: what the store holds, for people or as JSON Lines,
-//! and the two operator actions on it.
+//! `mailerd queue list|show|retry|delete|flush|hold|release`: what the store holds, for people
+//! or as JSON Lines, and the operator's actions on it, as Postfix's postqueue and postsuper
+//! (`flush` = `postqueue -f`/`-s`, `hold`/`release` = `postsuper -h`/`-H`, `delete --all
+//! --state deferred` = `postsuper -d ALL deferred`), each printing what it changed.
 //!
-//! Must not: deliver anything itself; `retry` only makes recipients due for the daemon.
+//! Must not: deliver anything itself; `retry`, `flush` and `release` only make recipients due
+//! and wake the running daemon (over its control socket; it also polls the store every
+//! second), which delivers them.
 
 use anyhow::Result;
 
 use crate::config::Config;
-use crate::store::MessageId;
+use crate::smtp::address::Domain;
+use crate::store::{MessageId, RecipientState, Selection};
+use crate::time::Timestamp;
 
 pub async fn list(config: &Config, json: bool, limit: usize) -> Result<i32> {
     let store = super::open_store(config).await?;
@@ -14,21 +20,21 @@ pub async fn list(config: &Config, json: bool, limit: usize) -> Result<i32> {
     let total = if entries.len() < limit { entries.len() as u64 } else { store.queued_messages().await? };
     for e in &entries {
         if json {
-            println!("{}", serde_json::to_string(e)?);
+            outln!("{}", serde_json::to_string(e)?)?;
             continue;
         }
         let from = if e.reverse_path.is_empty() { "<>" } else { e.reverse_path.as_str() };
-        println!("{:<20} {:>9} {}  {}", e.id, e.size, e.received_at, from);
+        outln!("{:<20} {:>9} {}  {}", e.id, e.size, e.received_at, from)?;
         for r in &e.recipients {
             let last = r.last_detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
-            println!("{:<20} {:>9} {:<9} {}{}", "", r.transport.as_str(), r.state.as_str(), r.address, last);
+            outln!("{:<20} {:>9} {:<9} {}{}", "", r.transport.as_str(), r.state.as_str(), r.address, last)?;
         }
     }
     if !json {
         if (entries.len() as u64) < total {
-            println!("-- showing {} of {} messages in the queue", thousands(entries.len() as u64), thousands(total));
+            outln!("-- showing {} of {} messages in the queue", thousands(entries.len() as u64), thousands(total))?;
         } else {
-            println!("-- {} message(s) in the queue", entries.len());
+            outln!("-- {} message(s) in the queue", entries.len())?;
         }
     }
     Ok(0)
@@ -53,43 +59,110 @@ pub async fn show(config: &Config, id: &str, json: bool) -> Result<i32> {
         anyhow::bail!("no message {id}");
     };
     if json {
-        println!("{}", serde_json::to_string(&d)?);
+        outln!("{}", serde_json::to_string(&d)?)?;
         return Ok(0);
     }
-    println!("id:        {}", d.entry.id);
-    println!("from:      <{}>", d.entry.reverse_path);
-    println!("size:      {}", d.entry.size);
-    println!("received:  {} from {} ({}) via {}", d.entry.received_at, d.origin.client_ip, d.origin.helo, d.origin.via);
+    outln!("id:        {}", d.entry.id)?;
+    outln!("from:      <{}>", d.entry.reverse_path)?;
+    outln!("size:      {}", d.entry.size)?;
+    outln!("received:  {} from {} ({}) via {}", d.entry.received_at, d.origin.client_ip, d.origin.helo, d.origin.via)?;
     if let Some(envid) = &d.envid {
-        println!("envid:     {envid}");
+        outln!("envid:     {envid}")?;
     }
     for r in &d.entry.recipients {
-        println!("rcpt:      {} {} attempts={}", r.address, r.state.as_str(), r.attempts);
+        outln!("rcpt:      {} {} attempts={}", r.address, r.state.as_str(), r.attempts)?;
     }
     for e in &d.events {
-        println!(
+        outln!(
             "event:     {} {:<9} {} {} {}",
             e.at,
             e.kind,
             e.recipient.as_deref().unwrap_or("-"),
             e.status.as_deref().unwrap_or(""),
             e.detail.as_deref().unwrap_or("")
-        );
+        )?;
     }
     Ok(0)
 }
 
+/// `retry ID`: exit 1 when nothing of it was waiting; `retry ALL` (Postfix's word for every
+/// message) = `flush`.
 pub async fn retry(config: &Config, id: &str) -> Result<i32> {
+    if id == "ALL" {
+        return flush(config, None).await;
+    }
     let store = super::open_store(config).await?;
     let n = store.retry_now(&MessageId(id.to_string())).await?;
-    println!("{id}: {n} recipient(s) due now");
+    crate::control::wake(&config.data_dir).await;
+    outln!("{id}: {n} recipient(s) due now")?;
     Ok(if n > 0 { 0 } else { 1 })
+}
+
+/// A domain as the store spells it (lower-case A-label), or a usage error naming it.
+fn domain_of(domain: Option<&str>) -> Result<Option<String>> {
+    domain
+        .map(|d| Domain::parse(d).map(|d| d.as_str().to_string()).map_err(|_| anyhow::anyhow!("`{d}` is not a domain")))
+        .transpose()
+}
+
+pub async fn flush(config: &Config, domain: Option<&str>) -> Result<i32> {
+    let store = super::open_store(config).await?;
+    let selection = Selection { domain: domain_of(domain)?, ..Selection::all() };
+    let n = store.flush(&selection, Timestamp::now()).await?;
+    crate::control::wake(&config.data_dir).await;
+    outln!("{n} recipient(s) due now")?;
+    Ok(0)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Hold,
+    Release,
+}
+
+/// `hold`/`release` of one message (exit 2 when there is no such message, 1 when nothing of it
+/// changed) or of every message (`--all`).
+pub async fn hold(config: &Config, id: Option<&str>, domain: Option<&str>, op: Op) -> Result<i32> {
+    let store = super::open_store(config).await?;
+    let message = id.map(|id| MessageId(id.to_string()));
+    if let Some(m) = &message
+        && store.message_detail(m).await?.is_none()
+    {
+        anyhow::bail!("no message {m}");
+    }
+    let selection = Selection { message, domain: domain_of(domain)?, ..Selection::all() };
+    let now = Timestamp::now();
+    let (n, done) = match op {
+        Op::Hold => (store.hold(&selection, now).await?, "held"),
+        Op::Release => (store.release(&selection, now).await?, "released (due now)"),
+    };
+    if op == Op::Release {
+        crate::control::wake(&config.data_dir).await;
+    }
+    match id {
+        Some(id) => {
+            outln!("{id}: {n} recipient(s) {done}")?;
+            Ok(if n > 0 { 0 } else { 1 })
+        }
+        None => {
+            outln!("{n} recipient(s) {done}")?;
+            Ok(0)
+        }
+    }
+}
+
+pub async fn delete_all(config: &Config, state: Option<RecipientState>, domain: Option<&str>) -> Result<i32> {
+    let store = super::open_store(config).await?;
+    let selection = Selection { state, domain: domain_of(domain)?, ..Selection::all() };
+    let n = store.delete_messages(&selection, Timestamp::now()).await?;
+    outln!("{n} message(s) deleted")?;
+    Ok(0)
 }
 
 pub async fn delete(config: &Config, id: &str) -> Result<i32> {
     let store = super::open_store(config).await?;
     if store.delete_message(&MessageId(id.to_string())).await? {
-        println!("{id}: deleted");
+        outln!("{id}: deleted")?;
         Ok(0)
     } else {
         anyhow::bail!("no message {id}")

@@ -89,7 +89,7 @@ pub async fn send(config: &Config, args: SendArgs) -> Result<i32> {
     })?;
     let body = request(&args)?;
     let (status, reply) = post_json(&server, "/api/v1/messages", &key, &body).await?;
-    println!("{}", serde_json::to_string_pretty(&reply).unwrap_or_else(|_| reply.to_string()));
+    outln!("{}", serde_json::to_string_pretty(&reply).unwrap_or_else(|_| reply.to_string()))?;
     Ok(if status == 202 { 0 } else { 1 })
 }
 

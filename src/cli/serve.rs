@@ -10,10 +10,11 @@ use crate::config::Config;
 use crate::daemon;
 
 pub async fn run(config: Config) -> Result<i32> {
-    let handle = daemon::start(config).await?;
-    let stopper = handle.stopper();
+    // Registered first: a SIGTERM during start-up stops the daemon gracefully once it runs.
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let handle = daemon::start(config).await?;
+    let stopper = handle.stopper();
     tokio::spawn(async move {
         tokio::select! {
             _ = term.recv() => info!("SIGTERM received"),

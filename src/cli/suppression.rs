@@ -17,21 +17,21 @@ pub async fn list(config: &Config, json: bool) -> Result<i32> {
     let entries = store.suppressions(&Scope::All, 100_000).await?;
     for e in &entries {
         if json {
-            println!("{}", serde_json::to_string(e)?);
+            outln!("{}", serde_json::to_string(e)?)?;
         } else {
             let scope = e.domain.as_ref().map_or("admin", |d| d.as_str());
-            println!(
+            outln!(
                 "{:<40} {:<12} {:<20} {} {}",
                 e.address,
                 e.reason,
                 scope,
                 e.created_at,
                 e.detail.as_deref().unwrap_or("")
-            );
+            )?;
         }
     }
     if !json {
-        println!("-- {} suppressed address(es)", entries.len());
+        outln!("-- {} suppressed address(es)", entries.len())?;
     }
     Ok(0)
 }
@@ -49,7 +49,7 @@ pub async fn add(config: &Config, address: &str) -> Result<i32> {
         domain: None,
     };
     store.suppress(entry).await?;
-    println!("{address}: suppressed");
+    outln!("{address}: suppressed")?;
     Ok(0)
 }
 
@@ -57,7 +57,7 @@ pub async fn remove(config: &Config, address: &str) -> Result<i32> {
     let store = super::open_store(config).await?;
     let address = key(address)?;
     if store.unsuppress(&address, &Scope::All).await? {
-        println!("{address}: removed from the suppression list");
+        outln!("{address}: removed from the suppression list")?;
         Ok(0)
     } else {
         eprintln!("mailerd: {address} is not on the suppression list");

@@ -27,6 +27,6 @@ pub async fn add(config: &Config, address: &str, quota: Option<u64>) -> Result<i
     } else {
         "login (not a local domain: no mailbox)"
     };
-    println!("{}: {kind}", mailbox.key());
+    outln!("{}: {kind}", mailbox.key())?;
     Ok(0)
 }

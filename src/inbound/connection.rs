@@ -159,12 +159,25 @@ impl Conn {
 struct Client {
     addr: SocketAddr,
     kind: ListenerKind,
+    /// Logged in from the start: the local user of a `sendmail -bs` session.
+    login: Option<String>,
 }
 
 /// Serves one accepted connection until QUIT, error, timeout or shutdown.
 pub async fn serve(ctx: Arc<Context>, io: Box<dyn Io>, addr: SocketAddr, kind: ListenerKind) {
+    serve_client(ctx, io, Client { addr, kind, login: None }).await
+}
+
+/// Serves one SMTP session for a local program (`sendmail -bs` over its standard input and
+/// output): the client is the local user `login`, who may relay as an authenticated user may.
+pub async fn serve_local(ctx: Arc<Context>, io: Box<dyn Io>, login: String) {
+    let addr = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0));
+    serve_client(ctx, io, Client { addr, kind: ListenerKind::Local, login: Some(login) }).await
+}
+
+async fn serve_client(ctx: Arc<Context>, io: Box<dyn Io>, client: Client) {
+    let addr = client.addr;
     let mut conn = Conn::new(io);
-    let client = Client { addr, kind };
     let result = run(&ctx, &mut conn, &client).await;
     match result {
         Ok(()) | Err(ConnError::Closed) => {}
@@ -189,6 +202,7 @@ enum Next {
 
 async fn run(ctx: &Context, conn: &mut Conn, client: &Client) -> Result<(), ConnError> {
     let mut session = Session::new();
+    session.auth_user = client.login.clone();
     let mut shutdown = ctx.shutdown.clone();
     if ctx.shutting_down() {
         conn.reply(&replies::service_unavailable());
@@ -322,7 +336,7 @@ async fn handle(
             }
             if limited(ctx, client, session) && ctx.anvil.message(ip, Instant::now()).is_err() {
                 crate::metrics::client_limited(super::anvil::Over::MessageRate.as_str());
-                info!(client = %client.addr, "refused MAIL: per-client message rate");
+                info!(client = %client.addr, stage = "MAIL", reason = "per-client message rate", "rejected");
                 conn.reply(&replies::too_much_mail_from(&super::anvil::ClientKey::of(ip).to_string()));
                 return Ok(Next::Quit);
             }
@@ -332,7 +346,7 @@ async fn handle(
                     conn.reply(&replies::sender_ok());
                 }
                 Err(refusal) => {
-                    info!(client = %client.addr, from = %from, reply = %refusal.reply, detail = %refusal.detail, "NOQUEUE: reject MAIL");
+                    info!(client = %client.addr, from = %from, reply = %refusal.reply, detail = %refusal.detail, stage = "MAIL", "rejected");
                     error(ctx, conn, session, refusal.reply).await?;
                 }
             }
@@ -362,7 +376,7 @@ async fn handle(
                 }
                 Err(refusal) => {
                     let from = session.transaction.as_ref().map(|t| t.from.to_string()).unwrap_or_default();
-                    info!(client = %client.addr, from = %from, to = %to, reply = %refusal.reply, detail = %refusal.detail, "NOQUEUE: reject RCPT");
+                    info!(client = %client.addr, from = %from, to = %to, reply = %refusal.reply, detail = %refusal.detail, stage = "RCPT", "rejected");
                     session.refuse_rcpt();
                     error(ctx, conn, session, refusal.reply).await?;
                 }
@@ -577,7 +591,7 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
     let rcpts: Vec<String> = tx.rcpts.iter().map(|r| r.address.clone()).collect();
     let size = reader.data_bytes();
     if reader.too_large() {
-        info!(client = %client.addr, from = %tx.from, to = ?rcpts, size, "NOQUEUE: reject DATA: message too large");
+        info!(client = %client.addr, from = %tx.from, to = ?rcpts, size, stage = "DATA", detail = "message too large", "rejected");
         conn.reply(&replies::message_too_large());
         return Ok(());
     }
@@ -593,7 +607,7 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
         let found = super::checks::message(&message, ctx.config.limits.max_message_size, &ctx.config.check);
         if let Some(c) = found.refuse {
             let why = super::checks::note(&c);
-            info!(client = %client.addr, from = %tx.from, to = ?rcpts, size, "NOQUEUE: reject DATA: {why}");
+            info!(client = %client.addr, from = %tx.from, to = ?rcpts, size, stage = "DATA", detail = %why, "rejected");
             conn.reply(&replies::message_check_failed(c.name, &why));
             return Ok(());
         }
@@ -628,12 +642,10 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
                 let account = crate::bounce::breaker::account_of(user);
                 ctx.breaker.sent(&account, remote as u64, Timestamp::now());
             }
-            info!(queue_id = %id, client = %client.addr, from = %tx.from, to = ?rcpts, size, tls = session.tls,
-                  user = session.auth_user.as_deref().unwrap_or("-"), "queued");
             conn.reply(&replies::queued(&id.0));
         }
         Err(e) => {
-            warn!(client = %client.addr, from = %tx.from, to = ?rcpts, size, error = %e, "NOQUEUE: store failed");
+            warn!(client = %client.addr, from = %tx.from, to = ?rcpts, size, stage = "DATA", error = %e, "not queued");
             conn.reply(&replies::store_failed(&e));
         }
     }

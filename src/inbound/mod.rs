@@ -12,6 +12,7 @@ pub mod checks;
 pub mod connection;
 pub mod data;
 pub mod listener;
+pub mod local;
 pub mod policy;
 pub mod replies;
 pub mod senders;
@@ -32,6 +33,9 @@ pub enum ListenerKind {
     Smtp,
     /// Port 587 role: STARTTLS, then AUTH, then relaying.
     Submission,
+    /// Local programs through `sendmail` (`-bs` or a message on standard input): the local
+    /// user is the login, so they may relay; no TLS, no AUTH, no network.
+    Local,
 }
 
 impl ListenerKind {
@@ -39,6 +43,7 @@ impl ListenerKind {
         match self {
             ListenerKind::Smtp => "smtp",
             ListenerKind::Submission => "submission",
+            ListenerKind::Local => "sendmail",
         }
     }
 }

@@ -461,14 +461,14 @@ impl Scheduler {
             mailbox_bytes: None,
             event: None,
         };
-        let (state, word) = match outcome {
+        let state = match outcome {
             DeliveryOutcome::Delivered(_) => {
                 if claim.mailbox.is_some() && relay == "local" {
                     attempt.mailbox_bytes = claim.mailbox.clone().map(|m| (m, claim.size));
                 }
-                (RecipientState::Delivered, "sent")
+                RecipientState::Delivered
             }
-            DeliveryOutcome::Failed(_) => (RecipientState::Bounced, "bounced"),
+            DeliveryOutcome::Failed(_) => RecipientState::Bounced,
             DeliveryOutcome::Deferred(rep) => {
                 let full = retry::is_mailbox_full(&rep.status);
                 let max_age = if full { r.mailbox_full_max_age } else { r.max_age };
@@ -477,11 +477,11 @@ impl Scheduler {
                         attempt.status = "4.4.7".into();
                     }
                     attempt.detail = format!("gave up after {} attempts: {}", claim.attempts + 1, rep.detail);
-                    (RecipientState::Expired, "expired")
+                    RecipientState::Expired
                 } else {
                     attempt.next_attempt_at =
                         Some(now.plus(retry::backoff_with(claim.attempts, r.first, r.max_interval)));
-                    (RecipientState::Deferred, "deferred")
+                    RecipientState::Deferred
                 }
             }
         };
@@ -498,14 +498,16 @@ impl Scheduler {
                 crate::metrics::dns_error(); // RouteFailure::Temporary: the MX lookup failed
             }
         }
+        // The verb first (the state), the remote's words in `detail`.
         info!(
             queue_id = %claim.message,
             to = %claim.address,
             relay = report.remote.as_deref().unwrap_or(relay),
-            status = word,
             dsn = %attempt.status,
+            attempts = claim.attempts + 1,
+            detail = %attempt.detail,
             "{}",
-            attempt.detail
+            attempt.event.unwrap_or(state.as_str())
         );
         attempt
     }

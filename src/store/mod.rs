@@ -154,16 +154,29 @@ pub enum RecipientState {
     Delivered,
     Bounced,
     Expired,
+    /// Put on hold by an operator (`mailerd queue hold`): kept, never claimed for delivery
+    /// (the due index covers queued and deferred rows only) until `queue release` makes it
+    /// queued again (deferred when it was tried before), due at once.
+    Held,
 }
 
 impl RecipientState {
-    pub const ALL: [RecipientState; 5] = [
+    pub const ALL: [RecipientState; 6] = [
         RecipientState::Queued,
         RecipientState::Deferred,
         RecipientState::Delivered,
         RecipientState::Bounced,
         RecipientState::Expired,
+        RecipientState::Held,
     ];
+
+    /// The states of a recipient still in the queue (not final).
+    pub const WAITING: [RecipientState; 3] = [RecipientState::Queued, RecipientState::Deferred, RecipientState::Held];
+
+    /// Whether the recipient is still in the queue (queued, deferred or held).
+    pub fn is_waiting(self) -> bool {
+        Self::WAITING.contains(&self)
+    }
 
     /// A state read back from a store: an unknown word is a corrupt record.
     pub(crate) fn decode(s: &str) -> Result<Self, StoreError> {
@@ -177,6 +190,7 @@ impl RecipientState {
             RecipientState::Delivered => "delivered",
             RecipientState::Bounced => "bounced",
             RecipientState::Expired => "expired",
+            RecipientState::Held => "held",
         }
     }
 
@@ -187,6 +201,7 @@ impl RecipientState {
             "delivered" => RecipientState::Delivered,
             "bounced" => RecipientState::Bounced,
             "expired" => RecipientState::Expired,
+            "held" => RecipientState::Held,
             _ => return None,
         })
     }
@@ -417,7 +432,7 @@ pub(crate) fn stored_domain(text: Option<String>) -> Result<Option<Domain>, Stor
 }
 
 /// An account the hard-bounce breaker paused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountPause {
     /// `user:ADDRESS` or `apikey:ID`.
     pub account: String,
@@ -602,6 +617,70 @@ pub struct QueueRow {
     pub updated_at: Timestamp,
 }
 
+/// Which recipients a queue operation acts on (`mailerd queue flush|hold|release|delete`):
+/// every condition given must hold; each operation adds the states it applies to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// One message; None: every message.
+    pub message: Option<MessageId>,
+    /// Only recipients in this state; None: every state the operation applies to.
+    pub state: Option<RecipientState>,
+    /// Only recipients at this domain (lower-case, as `Domain` spells it).
+    pub domain: Option<String>,
+}
+
+impl Selection {
+    /// Every recipient the operation applies to.
+    pub fn all() -> Selection {
+        Selection::default()
+    }
+
+    /// The recipients of one message.
+    pub fn message(id: &MessageId) -> Selection {
+        Selection { message: Some(id.clone()), ..Selection::default() }
+    }
+}
+
+/// The queue as `mailerd status` shows it (feedback recipients, bounces being read, are not
+/// counted: they are not mail we send).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueSummary {
+    /// Recipients queued, deferred and held (every waiting state, zeros included).
+    pub by_state: Vec<StateCount>,
+    /// The destination domains with the most waiting recipients, most first.
+    pub top_domains: Vec<DomainQueue>,
+    /// The deferred recipient of the oldest message.
+    pub oldest_deferred: Option<OldestDeferred>,
+    /// Recipients delivered in the last minute and in the last five minutes (by their last
+    /// update; on a shared store, by every node).
+    pub delivered_last_minute: u64,
+    pub delivered_last_5_minutes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateCount {
+    pub state: RecipientState,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainQueue {
+    pub domain: String,
+    pub queued: u64,
+    pub deferred: u64,
+    pub held: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OldestDeferred {
+    pub message: MessageId,
+    pub address: String,
+    /// When the message was received (ISO 8601).
+    pub received_at: String,
+    pub attempts: u32,
+    pub last_detail: Option<String>,
+}
+
 /// A local mailbox: a login (when it has a password) and a quota account.
 #[derive(Debug, Clone)]
 pub struct MailboxRecord {
@@ -679,7 +758,7 @@ pub trait Store: Send + Sync {
 
     async fn load_body(&self, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError>;
 
-    /// Messages that still have undelivered recipients, oldest first.
+    /// Messages that still have waiting recipients (queued, deferred or held), oldest first.
     async fn queue_list(&self, limit: usize) -> Result<Vec<QueueEntry>, StoreError>;
 
     async fn message_detail(&self, id: &MessageId) -> Result<Option<MessageDetail>, StoreError>;
@@ -714,8 +793,12 @@ pub trait Store: Send + Sync {
 
     // --- suppression list ---
 
-    /// Adds (or refreshes) an entry; an address has at most one entry per `domain`.
-    async fn suppress(&self, entry: Suppression) -> Result<(), StoreError>;
+    /// Adds (or refreshes) an entry; an address has at most one entry per `domain`. A
+    /// suppression caused by a message is also a `suppressed` event of that message. Returns
+    /// whether the list changed: an entry identical to the one stored (reason, status, detail,
+    /// message) changes nothing and records no event, so two workers reporting one bounce at
+    /// once record it once.
+    async fn suppress(&self, entry: Suppression) -> Result<bool, StoreError>;
 
     /// Removes the entries of an address within `scope` (`Scope::All`: every entry of it);
     /// returns whether there was one.
@@ -739,8 +822,32 @@ pub trait Store: Send + Sync {
 
     // --- queue operations ---
 
-    /// Makes deferred recipients of a message due now; returns how many.
-    async fn retry_now(&self, id: &MessageId) -> Result<usize, StoreError>;
+    /// Makes the queued and deferred recipients of a message due now; returns how many.
+    async fn retry_now(&self, id: &MessageId) -> Result<usize, StoreError> {
+        self.flush(&Selection::message(id), Timestamp::now()).await
+    }
+
+    /// Makes queued and deferred recipients matching `selection` due at `now` (`queue flush`,
+    /// `queue retry`); recipients being delivered (leased) are left alone. Returns how many.
+    async fn flush(&self, selection: &Selection, now: Timestamp) -> Result<usize, StoreError>;
+
+    /// Puts queued and deferred recipients matching `selection` on hold (state `held`, a `held`
+    /// event each); a recipient being delivered now (an unexpired lease) is left alone, its
+    /// outcome is recorded as usual. Returns how many were held.
+    async fn hold(&self, selection: &Selection, now: Timestamp) -> Result<usize, StoreError>;
+
+    /// Releases held recipients matching `selection`: queued again (deferred when they were
+    /// tried before), due at `now`, a `released` event each. Returns how many.
+    async fn release(&self, selection: &Selection, now: Timestamp) -> Result<usize, StoreError>;
+
+    /// Deletes the whole messages that have a waiting (queued, deferred or held) recipient
+    /// matching `selection`, with a `deleted` event each, as `delete_message` does. Returns
+    /// how many messages.
+    async fn delete_messages(&self, selection: &Selection, now: Timestamp) -> Result<usize, StoreError>;
+
+    /// The queue by state and by top domains, the oldest deferred message and the recent
+    /// delivery rate, as of `now` (`mailerd status`).
+    async fn queue_summary(&self, now: Timestamp, top: usize) -> Result<QueueSummary, StoreError>;
 
     /// Deletes a message and its recipients; returns whether it existed.
     async fn delete_message(&self, id: &MessageId) -> Result<bool, StoreError>;
@@ -786,7 +893,8 @@ pub trait Store: Send + Sync {
         Err(StoreError::Unsupported("queue depth"))
     }
 
-    /// Messages with a recipient still to deliver (what `queue_list` lists, uncapped).
+    /// Messages with a recipient still waiting: queued, deferred or held (what `queue_list`
+    /// lists, uncapped).
     async fn queued_messages(&self) -> Result<u64, StoreError>;
 
     /// Stores an API key (only its hash).

@@ -170,3 +170,44 @@ async fn delay_warning_once_and_never_a_dsn_to_the_null_sender() {
     assert!(text.contains("Subject: Delayed Mail (still being retried)"), "{text}");
     assert!(text.contains("Action: delayed") && text.contains("Will-Retry-Until:"), "{text}");
 }
+
+/// Regression: hard bounces of a message to several domains (one delivery job per domain, run
+/// at once, each reporting the message's facts) produced two identical `suppressed` events
+/// for one address. Now every address is suppressed once: one event each.
+#[tokio::test]
+async fn hard_bounces_of_one_message_are_each_suppressed_once() {
+    const DOMAINS: usize = 8;
+    let names: Vec<String> = (0..DOMAINS).map(|i| format!("d{i}.test")).collect();
+    let quoted: Vec<String> = names.iter().map(|d| format!("\"{d}\"")).collect();
+    // Every domain is local at `dest` without users: each recipient gets 550 5.1.1 at RCPT.
+    let dest = TestDaemon::with(&format!("[local]\ndomains = [{}]", quoted.join(", "))).await;
+    let routes: String = names.iter().map(|d| format!("\"{d}\" = \"{}\"\n", dest.smtp)).collect();
+    let src = TestDaemon::with(&format!(
+        "[local]\ndomains = [\"sender.test\"]\n[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\n[routes]\n{routes}"
+    ))
+    .await;
+    src.add_user("app@sender.test", "pw", None).await;
+    let mut ids = Vec::new();
+    for round in 0..3 {
+        let rcpts: Vec<String> = names.iter().map(|d| format!("gone{round}@{d}")).collect();
+        let rcpts: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+        let mut c = Client::connect(src.smtp).await;
+        let reply = c.send_mail("app@sender.test", &rcpts, "Subject: to many domains\r\n\r\nx\r\n").await;
+        reply.expect("250");
+        ids.push(reply.lines[0].rsplit(' ').next().unwrap().to_string());
+    }
+    let files = src.wait_maildir("sender.test", "app", ids.len()).await;
+    // Let every job's report run to its end.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(files.len(), ids.len(), "one DSN per message");
+    let store = src.store();
+    for id in &ids {
+        let d = store.message_detail(&MessageId(id.clone())).await.unwrap().unwrap();
+        let mut suppressed: Vec<&str> =
+            d.events.iter().filter(|e| e.kind == "suppressed").filter_map(|e| e.recipient.as_deref()).collect();
+        suppressed.sort();
+        let mut expected: Vec<String> = d.entry.recipients.iter().map(|r| r.address.clone()).collect();
+        expected.sort();
+        assert_eq!(suppressed, expected, "one suppressed event per address of {id}");
+    }
+}

@@ -78,11 +78,13 @@ conformance!(
     report_marks_are_taken_exactly_once,
     concurrent_reports_on_one_recipient_store_one,
     suppression_add_list_remove,
+    an_identical_suppression_is_recorded_once,
     feedback_turns_delivered_into_bounced,
     sent_log_remembers_remote_recipients,
     notes_become_check_events,
     delete_removes_message_but_keeps_sent_log,
     retry_now_makes_deferred_due,
+    queue_operations_select_and_count,
     release_body_only_when_all_final,
     concurrent_writers_are_answered_each_on_their_own,
     a_cluster_secret_is_the_first_callers,
@@ -598,6 +600,39 @@ async fn suppression_add_list_remove(s: Arc<dyn Store>) {
     assert_eq!(events[0].recipient.as_deref(), Some("a@ex.net"));
 }
 
+/// Two workers reporting one hard bounce at once (jobs of one message to several domains)
+/// suppress the address once: one `suppressed` event, and only one of them hears "changed".
+async fn an_identical_suppression_is_recorded_once(s: Arc<dyn Store>) {
+    let entry = |reason: &str| Suppression {
+        address: "gone@ex.net".into(),
+        reason: reason.into(),
+        status: Some("5.1.1".into()),
+        detail: Some("550 5.1.1 user unknown".into()),
+        message_id: Some("D1".into()),
+        created_at: String::new(),
+        domain: None,
+    };
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let s = s.clone();
+            let e = entry("userunknown");
+            tokio::spawn(async move { s.suppress(e).await.unwrap() })
+        })
+        .collect();
+    let mut changed = 0;
+    for w in workers {
+        changed += usize::from(w.await.unwrap());
+    }
+    assert_eq!(changed, 1, "exactly one caller added it");
+    assert!(!s.suppress(entry("userunknown")).await.unwrap(), "the same again is no news");
+    let events = settled_events(&*s, Some("suppressed"), 1).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    // New facts about the address are news: a second event.
+    assert!(s.suppress(entry("hasmoved")).await.unwrap());
+    assert_eq!(settled_events(&*s, Some("suppressed"), 2).await.len(), 2);
+    assert_eq!(s.suppression("gone@ex.net").await.unwrap().unwrap().reason, "hasmoved");
+}
+
 async fn feedback_turns_delivered_into_bounced(s: Arc<dyn Store>) {
     s.insert_message(message("F1", T0, vec![rcpt("a@ex.net", Transport::Remote), rcpt("b@ex.net", Transport::Remote)]))
         .await
@@ -685,6 +720,8 @@ async fn delete_removes_message_but_keeps_sent_log(s: Arc<dyn Store>) {
     m.header_message_id = Some("<x1@example.com>".into());
     s.insert_message(m).await.unwrap();
     s.insert_message(message("X2", T0, vec![rcpt("b@ex.net", Transport::Remote)])).await.unwrap();
+    // A message that is not there is not deleted, and no `deleted` event says it was.
+    assert!(!s.delete_message(&MessageId("never".into())).await.unwrap());
     assert!(s.delete_message(&MessageId("X1".into())).await.unwrap());
     assert!(!s.delete_message(&MessageId("X1".into())).await.unwrap());
     assert!(s.message_detail(&MessageId("X1".into())).await.unwrap().is_none());
@@ -693,7 +730,9 @@ async fn delete_removes_message_but_keeps_sent_log(s: Arc<dyn Store>) {
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].message.0, "X2");
     assert_eq!(s.sent_log("x1@example.com").await.unwrap().len(), 1);
-    assert!(!s.delete_message(&MessageId("never".into())).await.unwrap());
+    let deleted = settled_events(&*s, Some("deleted"), 1).await;
+    let ids: Vec<_> = deleted.iter().map(|e| e.message_id.as_str()).collect();
+    assert_eq!(ids, ["X1"], "one event, for the message that was there");
 }
 
 async fn retry_now_makes_deferred_due(s: Arc<dyn Store>) {
@@ -713,6 +752,95 @@ async fn retry_now_makes_deferred_due(s: Arc<dyn Store>) {
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].recipient, c[0].recipient);
     assert_eq!(s.retry_now(&MessageId("nope".into())).await.unwrap(), 0);
+}
+
+/// flush, hold, release and bulk delete (`mailerd queue …`) by message, state and domain; held
+/// recipients are never claimed, keep their body, and count in the queue summary.
+async fn queue_operations_select_and_count(s: Arc<dyn Store>) {
+    use mailerd::store::Selection;
+    let now = Timestamp::now().millis();
+    let at = |ms: i64| Timestamp(now + ms);
+    s.insert_message(message(
+        "Q1",
+        now,
+        vec![rcpt("a@one.test", Transport::Remote), rcpt("b@Two.Test", Transport::Remote)],
+    ))
+    .await
+    .unwrap();
+    s.insert_message(message("Q2", now + 1, vec![rcpt("c@two.test", Transport::Remote)])).await.unwrap();
+    s.insert_message(message("Q3", now + 2, vec![rcpt("d@three.test", Transport::Remote)])).await.unwrap();
+    // Q3's recipient is tried and deferred for a day.
+    let c = claim(&*s, Transport::Remote, now + 5, 10, "n1").await;
+    let d3 = c.iter().find(|c| c.message.0 == "Q3").unwrap().recipient;
+    let mut deferred = attempt(d3, "Q3", RecipientState::Deferred);
+    deferred.next_attempt_at = Some(at(86_400_000));
+    s.record_attempts("n1", vec![deferred]).await.unwrap();
+    // Leased (in delivery) recipients are neither flushed nor held.
+    let everything = Selection::all();
+    assert_eq!(s.flush(&everything, at(10)).await.unwrap(), 1, "only Q3's is free");
+    assert_eq!(claim(&*s, Transport::Remote, now + 20, 10, "n2").await.len(), 1, "flushed: due now");
+    assert_eq!(s.hold(&everything, at(30)).await.unwrap(), 0, "every recipient is leased now");
+    // Leases run out (a dead worker); now everything may be held, by domain first.
+    let later = LEASE.as_millis() as i64 + 1000;
+    let two = Selection { domain: Some("two.test".into()), ..Selection::all() };
+    assert_eq!(s.hold(&two, at(later)).await.unwrap(), 2, "b@Two.Test and c@two.test");
+    assert_eq!(s.hold(&Selection::message(&MessageId("Q1".into())), at(later)).await.unwrap(), 1);
+    assert_eq!(s.hold(&Selection::message(&MessageId("Q1".into())), at(later)).await.unwrap(), 0, "held already");
+    let waiting = claim(&*s, Transport::Remote, now + later + 2 * LEASE.as_millis() as i64, 10, "n3").await;
+    let claimed: Vec<_> = waiting.iter().map(|c| c.address.as_str()).collect();
+    assert_eq!(claimed, ["d@three.test"], "held recipients are never claimed");
+    assert_eq!(states(&*s, "Q1").await[0].1, RecipientState::Held);
+    // A held message keeps its body, is in the queue list and counts as a queued message.
+    s.release_body(&MessageId("Q2".into())).await.unwrap();
+    assert!(!s.load_body(&MessageId("Q2".into())).await.unwrap().unwrap().is_empty());
+    assert_eq!(s.queued_messages().await.unwrap(), 3);
+    let listed: Vec<_> = s.queue_list(10).await.unwrap().into_iter().map(|e| e.id.0).collect();
+    assert_eq!(listed, ["Q1", "Q2", "Q3"]);
+    let summary = s.queue_summary(at(later), 10).await.unwrap();
+    let count = |st: RecipientState| summary.by_state.iter().find(|c| c.state == st).map(|c| c.count);
+    assert_eq!(
+        (count(RecipientState::Queued), count(RecipientState::Deferred), count(RecipientState::Held)),
+        (Some(0), Some(1), Some(3))
+    );
+    assert_eq!(summary.top_domains.len(), 3);
+    assert_eq!(summary.top_domains[0].domain, "two.test");
+    assert_eq!((summary.top_domains[0].held, summary.top_domains[0].queued), (2, 0));
+    let oldest = summary.oldest_deferred.as_ref().expect("d is deferred");
+    assert_eq!((oldest.message.0.as_str(), oldest.address.as_str(), oldest.attempts), ("Q3", "d@three.test", 1));
+    assert_eq!(summary.delivered_last_minute, 0);
+    // Release: queued again (never tried), due at once, with an event each.
+    assert_eq!(s.release(&Selection::message(&MessageId("Q2".into())), at(later)).await.unwrap(), 1);
+    assert_eq!(states(&*s, "Q2").await[0].1, RecipientState::Queued);
+    let due = claim(&*s, Transport::Remote, now + later + 1, 10, "n4").await;
+    assert_eq!(due.iter().map(|c| c.address.as_str()).collect::<Vec<_>>(), ["c@two.test"]);
+    let kinds: Vec<_> = s
+        .message_detail(&MessageId("Q2".into()))
+        .await
+        .unwrap()
+        .unwrap()
+        .events
+        .into_iter()
+        .map(|e| (e.kind, e.recipient))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("queued".to_string(), Some("c@two.test".to_string())),
+            ("held".into(), Some("c@two.test".into())),
+            ("released".into(), Some("c@two.test".into()))
+        ]
+    );
+    // Bulk delete by state: Q1 (all held) goes; Q3 (queued, leased) and Q2 (leased) stay.
+    let held = Selection { state: Some(RecipientState::Held), ..Selection::all() };
+    assert_eq!(s.delete_messages(&held, at(later)).await.unwrap(), 1);
+    assert!(s.message_detail(&MessageId("Q1".into())).await.unwrap().is_none());
+    let three = Selection { domain: Some("three.test".into()), ..Selection::all() };
+    assert_eq!(s.delete_messages(&three, at(later)).await.unwrap(), 1);
+    assert_eq!(s.delete_messages(&three, at(later)).await.unwrap(), 0);
+    assert_eq!(s.delete_messages(&Selection::all(), at(later)).await.unwrap(), 1, "Q2");
+    assert_eq!(s.queued_messages().await.unwrap(), 0);
+    let deleted: Vec<_> = settled_events(&*s, Some("deleted"), 3).await.into_iter().map(|e| e.message_id).collect();
+    assert_eq!(deleted, ["Q1", "Q3", "Q2"]);
 }
 
 async fn release_body_only_when_all_final(s: Arc<dyn Store>) {

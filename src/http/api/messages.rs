@@ -278,7 +278,6 @@ pub async fn send(
     let remote = incoming.recipients.iter().filter(|r| r.transport == Transport::Remote).count() as u64;
     accept::accept(ctx.store.as_ref(), &ctx.queue_wakeup, ctx.dkim.as_deref(), incoming).await?;
     ctx.breaker.sent(&account, remote, now);
-    tracing::info!(queue_id = %id, from = %from, key = %key.id, "queued via API");
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "id": id.0, "message_id": format!("<{message_id}>"), "recipients": report })),

@@ -90,7 +90,8 @@ pub fn summarize(o: &DeliveryOverview) -> Summary {
     for row in &o.by_state_status {
         s.total += row.count;
         match row.state {
-            RecipientState::Queued => s.queued += row.count,
+            // Held mail is queued mail that waits for an operator (`mailerd queue release`).
+            RecipientState::Queued | RecipientState::Held => s.queued += row.count,
             RecipientState::Deferred => s.deferred += row.count,
             RecipientState::Delivered => s.delivered += row.count,
             RecipientState::Bounced | RecipientState::Expired => {
@@ -217,7 +218,7 @@ impl QueueQuery {
             "all" => Vec::new(),
             s => RecipientState::parse(s)
                 .map(|s| vec![s])
-                .unwrap_or_else(|| vec![RecipientState::Queued, RecipientState::Deferred]),
+                .unwrap_or_else(|| vec![RecipientState::Queued, RecipientState::Deferred, RecipientState::Held]),
         };
         let domain = self.domain.as_deref().map(str::trim).filter(|d| !d.is_empty()).map(str::to_lowercase);
         QueueFilter { states, domain, limit }
@@ -230,10 +231,11 @@ pub fn render_queue(admin: &Admin, q: &QueueQuery, rows: &[QueueRow]) -> String 
         "<h1>Queue</h1><form method=\"get\" action=\"/dashboard/queue\" class=\"box\">State <select name=\"state\" id=\"state\">",
     );
     for (value, label) in [
-        ("queue", "queued or deferred"),
+        ("queue", "queued, deferred or held"),
         ("all", "all"),
         ("queued", "queued"),
         ("deferred", "deferred"),
+        ("held", "held"),
         ("delivered", "delivered"),
         ("bounced", "bounced"),
         ("expired", "expired"),
@@ -746,7 +748,7 @@ mod tests {
     #[test]
     fn queue_filter_defaults_to_the_queue() {
         let f = QueueQuery::default().filter(10);
-        assert_eq!(f.states, vec![RecipientState::Queued, RecipientState::Deferred]);
+        assert_eq!(f.states, vec![RecipientState::Queued, RecipientState::Deferred, RecipientState::Held]);
         let f = QueueQuery { state: Some("all".into()), domain: Some(" Example.COM ".into()) }.filter(10);
         assert!(f.states.is_empty());
         assert_eq!(f.domain.as_deref(), Some("example.com"));

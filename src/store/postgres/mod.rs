@@ -30,7 +30,8 @@ use self::reads::{FactsOf, SuppressionOf};
 use self::writes::{Outcomes, Release};
 use super::{
     AccountPause, ApiKey, Attempt, Claim, EventRecord, Feedback, MailboxRecord, MessageDetail, MessageId, NewMessage,
-    QueueEntry, RecipientId, ReportFacts, Scope, SentEntry, Store, StoreError, Suppression, Transport,
+    QueueEntry, QueueSummary, RecipientId, ReportFacts, Scope, Selection, SentEntry, Store, StoreError, Suppression,
+    Transport,
 };
 use crate::time::Timestamp;
 
@@ -247,7 +248,7 @@ impl Store for PgStore {
         self.releases.submit(Release(id.clone())).await
     }
 
-    async fn suppress(&self, entry: Suppression) -> Result<(), StoreError> {
+    async fn suppress(&self, entry: Suppression) -> Result<bool, StoreError> {
         self.with(async |c| writes::suppress(c, &entry).await).await
     }
 
@@ -272,8 +273,24 @@ impl Store for PgStore {
         self.with(async |c| reads::sent_log(c, &header_id).await).await
     }
 
-    async fn retry_now(&self, id: &MessageId) -> Result<usize, StoreError> {
-        self.with(async |c| writes::retry_now(c, id).await).await
+    async fn flush(&self, selection: &Selection, now: Timestamp) -> Result<usize, StoreError> {
+        self.with(async |c| writes::flush(c, selection, now).await).await
+    }
+
+    async fn hold(&self, selection: &Selection, now: Timestamp) -> Result<usize, StoreError> {
+        self.with(async |c| writes::hold(c, selection, now).await).await
+    }
+
+    async fn release(&self, selection: &Selection, now: Timestamp) -> Result<usize, StoreError> {
+        self.with(async |c| writes::release(c, selection, now).await).await
+    }
+
+    async fn delete_messages(&self, selection: &Selection, now: Timestamp) -> Result<usize, StoreError> {
+        self.with(async |c| writes::delete_messages(c, selection, now).await).await
+    }
+
+    async fn queue_summary(&self, now: Timestamp, top: usize) -> Result<QueueSummary, StoreError> {
+        self.with(async |c| reads::queue_summary(c, now, top).await).await
     }
 
     async fn delete_message(&self, id: &MessageId) -> Result<bool, StoreError> {

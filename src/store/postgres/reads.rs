@@ -55,7 +55,7 @@ async fn recipient_views(c: &mut Conn, id: &str) -> Result<Vec<RecipientView>, S
 
 const QUEUE_LIST: &str = "
 SELECT id, reverse_path, size, received_at FROM messages m
-WHERE EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.state IN ('queued', 'deferred'))
+WHERE EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.state IN ('queued', 'deferred', 'held'))
 ORDER BY seq LIMIT $1";
 
 pub(super) async fn queue_list(c: &mut Conn, limit: usize) -> Result<Vec<QueueEntry>, StoreError> {
@@ -325,8 +325,9 @@ pub(super) async fn queue_depth(c: &mut Conn) -> Result<u64, StoreError> {
 }
 
 pub(super) async fn queued_messages(c: &mut Conn) -> Result<u64, StoreError> {
-    let stmt =
-        c.stmt("SELECT count(DISTINCT message_id) FROM recipients WHERE state IN ('queued', 'deferred')").await?;
+    let stmt = c
+        .stmt("SELECT count(DISTINCT message_id) FROM recipients WHERE state IN ('queued', 'deferred', 'held')")
+        .await?;
     Ok(c.client.query_one(&stmt, &[]).await?.try_get::<_, i64>(0)?.max(0) as u64)
 }
 
@@ -423,5 +424,70 @@ pub(super) async fn cluster_secret(c: &mut Conn, name: &str) -> Result<Option<Ve
     Ok(match c.client.query_opt(&stmt, &[&name]).await? {
         Some(r) => Some(r.try_get(0)?),
         None => None,
+    })
+}
+
+const SUMMARY_STATES: &str = "
+SELECT state, count(*) FROM recipients
+WHERE state IN ('queued', 'deferred', 'held') AND transport <> 'feedback' GROUP BY state";
+const SUMMARY_DOMAINS: &str = "
+SELECT lower(substr(address, strpos(address, '@') + 1)) AS domain, count(*) FILTER (WHERE state = 'queued'),
+       count(*) FILTER (WHERE state = 'deferred'), count(*) FILTER (WHERE state = 'held')
+FROM recipients WHERE state IN ('queued', 'deferred', 'held') AND transport <> 'feedback'
+GROUP BY domain ORDER BY count(*) DESC, domain LIMIT $1";
+const SUMMARY_OLDEST: &str = "
+SELECT r.message_id, r.address, m.received_at, r.attempts, r.last_detail
+FROM recipients r JOIN messages m ON m.id = r.message_id
+WHERE r.state = 'deferred' AND r.transport <> 'feedback'
+ORDER BY m.received_at, r.id LIMIT 1";
+const SUMMARY_DELIVERED: &str = "
+SELECT count(*) FILTER (WHERE updated_at >= $1), count(*) FROM recipients
+WHERE state = 'delivered' AND updated_at >= $2 AND transport <> 'feedback'";
+
+pub(super) async fn queue_summary(
+    c: &mut Conn,
+    now: Timestamp,
+    top: usize,
+) -> Result<crate::store::QueueSummary, StoreError> {
+    use crate::store::{DomainQueue, OldestDeferred, QueueSummary, StateCount};
+    let count = |r: &Row, i: usize| -> Result<u64, StoreError> { Ok(r.try_get::<_, i64>(i)?.max(0) as u64) };
+    let mut by_state: Vec<StateCount> =
+        RecipientState::WAITING.iter().map(|&state| StateCount { state, count: 0 }).collect();
+    let stmt = c.stmt(SUMMARY_STATES).await?;
+    for r in c.client.query(&stmt, &[]).await? {
+        let state = RecipientState::decode(r.try_get(0)?)?;
+        if let Some(s) = by_state.iter_mut().find(|s| s.state == state) {
+            s.count = count(&r, 1)?;
+        }
+    }
+    let stmt = c.stmt(SUMMARY_DOMAINS).await?;
+    let mut top_domains = Vec::new();
+    for r in c.client.query(&stmt, &[&(top as i64)]).await? {
+        top_domains.push(DomainQueue {
+            domain: r.try_get(0)?,
+            queued: count(&r, 1)?,
+            deferred: count(&r, 2)?,
+            held: count(&r, 3)?,
+        });
+    }
+    let stmt = c.stmt(SUMMARY_OLDEST).await?;
+    let oldest_deferred = match c.client.query_opt(&stmt, &[]).await? {
+        Some(r) => Some(OldestDeferred {
+            message: MessageId(r.try_get(0)?),
+            address: r.try_get(1)?,
+            received_at: Timestamp(r.try_get(2)?).iso8601(),
+            attempts: r.try_get::<_, i32>(3)? as u32,
+            last_detail: r.try_get(4)?,
+        }),
+        None => None,
+    };
+    let stmt = c.stmt(SUMMARY_DELIVERED).await?;
+    let r = c.client.query_one(&stmt, &[&(now.millis() - 60_000), &(now.millis() - 300_000)]).await?;
+    Ok(QueueSummary {
+        by_state,
+        top_domains,
+        oldest_deferred,
+        delivered_last_minute: count(&r, 0)?,
+        delivered_last_5_minutes: count(&r, 1)?,
     })
 }

@@ -15,7 +15,7 @@ use super::batch::Batched;
 use super::pool::Conn;
 use crate::store::{
     AccountPause, ApiKey, Attempt, Claim, Feedback, MessageId, NewMessage, RecipientId, RecipientState, ReportMark,
-    Scope, StoreError, Suppression, Transport,
+    Scope, Selection, StoreError, Suppression, Transport,
 };
 use crate::time::Timestamp;
 
@@ -496,27 +496,34 @@ pub(super) async fn upsert_mailbox(
 }
 
 /// One statement: the suppression, and (when a message caused it) a `suppressed` event of that
-/// message, as the SQLite store writes it.
+/// message, as the SQLite store writes it. An identical entry is no news: the conflict's WHERE
+/// (evaluated on the latest committed row, after waiting for a concurrent writer of the same
+/// address) skips the update, so no row comes back and no second event is written.
 const SUPPRESS: &str = "
 WITH s AS (
     INSERT INTO suppressions (address, reason, status, detail, message_id, created_at, domain)
     VALUES ($1, $2, $3, $4, $5, $6, $8)
     ON CONFLICT (address, COALESCE(domain, '')) DO UPDATE SET reason = excluded.reason,
         status = excluded.status, detail = excluded.detail, message_id = excluded.message_id
+    WHERE (suppressions.reason, suppressions.status, suppressions.detail, suppressions.message_id)
+          IS DISTINCT FROM (excluded.reason, excluded.status, excluded.detail, excluded.message_id)
     RETURNING address
+), e AS (
+    INSERT INTO events (message_id, recipient, kind, status, detail, at)
+    SELECT $5::text, s.address, 'suppressed', $3, $7, $6 FROM s WHERE $5::text IS NOT NULL
 )
-INSERT INTO events (message_id, recipient, kind, status, detail, at)
-SELECT $5::text, s.address, 'suppressed', $3, $7, $6 FROM s WHERE $5::text IS NOT NULL";
+SELECT count(*) FROM s";
 
-pub(super) async fn suppress(c: &mut Conn, e: &Suppression) -> Result<(), StoreError> {
+pub(super) async fn suppress(c: &mut Conn, e: &Suppression) -> Result<bool, StoreError> {
     let stmt = c.stmt(SUPPRESS).await?;
     let now = Timestamp::now().millis();
     let detail = format!("suppressed after a hard bounce ({})", e.reason);
     let domain = e.domain.as_ref().map(|d| d.as_str());
-    c.client
-        .execute(&stmt, &[&e.address, &e.reason, &e.status, &e.detail, &e.message_id, &now, &detail, &domain])
+    let row = c
+        .client
+        .query_one(&stmt, &[&e.address, &e.reason, &e.status, &e.detail, &e.message_id, &now, &detail, &domain])
         .await?;
-    Ok(())
+    Ok(row.try_get::<_, i64>(0)? > 0)
 }
 
 const UNSUPPRESS: &str =
@@ -531,7 +538,7 @@ pub(super) async fn unsuppress(c: &mut Conn, address: &str, scope: &Scope) -> Re
 const RELEASE: &str = "
 UPDATE messages m SET body = '\\x'::bytea, done = true
 WHERE m.id = ANY($1::text[]) AND NOT m.done
-AND NOT EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.state IN ('queued', 'deferred'))";
+AND NOT EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.state IN ('queued', 'deferred', 'held'))";
 
 /// A message whose body may go once none of its recipients waits for an attempt.
 pub(super) struct Release(pub MessageId);
@@ -547,13 +554,94 @@ impl Batched for Release {
     }
 }
 
-const RETRY_NOW: &str = "
-UPDATE recipients SET next_attempt_at = $2
-WHERE message_id = $1 AND state IN ('queued', 'deferred') AND lease_owner IS NULL";
+/// The recipient domain as the dashboard's index spells it.
+const RECIPIENT_DOMAIN: &str = "lower(substr(address, strpos(address, '@') + 1))";
 
-pub(super) async fn retry_now(c: &mut Conn, id: &MessageId) -> Result<usize, StoreError> {
-    let stmt = c.stmt(RETRY_NOW).await?;
-    Ok(c.client.execute(&stmt, &[&id.0, &Timestamp::now().millis()]).await? as usize)
+/// The SQL condition for the recipients of `sel` among those in `states`, and its text values,
+/// numbered from `$2` on (`$1` is the operation's time).
+fn selected(sel: &Selection, states: &[RecipientState]) -> (String, Vec<String>) {
+    // The state names are ours (closed set), not input: safe to write into the SQL.
+    let list: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+    let mut sql = format!("state IN ({})", list.join(", "));
+    let mut values = Vec::new();
+    let mut add = |column: &str, value: String, values: &mut Vec<String>| {
+        values.push(value);
+        sql.push_str(&format!(" AND {column} = ${}", values.len() + 1));
+    };
+    if let Some(m) = &sel.message {
+        add("message_id", m.0.clone(), &mut values);
+    }
+    if let Some(s) = sel.state {
+        add("state", s.as_str().to_string(), &mut values);
+    }
+    if let Some(d) = &sel.domain {
+        add(RECIPIENT_DOMAIN, d.to_lowercase(), &mut values);
+    }
+    (sql, values)
+}
+
+/// Runs a queue operation (text built by `selected`, so not a cached statement: these are an
+/// operator's rare commands) that returns one count.
+async fn count_of(c: &mut Conn, sql: &str, at: Timestamp, values: &[String]) -> Result<usize, StoreError> {
+    let at = at.millis();
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&at];
+    params.extend(values.iter().map(|v| v as &(dyn ToSql + Sync)));
+    let row = c.client.query_one(sql, &params).await?;
+    Ok(row.try_get::<_, i64>(0)?.max(0) as usize)
+}
+
+pub(super) async fn flush(c: &mut Conn, sel: &Selection, at: Timestamp) -> Result<usize, StoreError> {
+    let (filter, values) = selected(sel, &[RecipientState::Queued, RecipientState::Deferred]);
+    let sql = format!(
+        "WITH u AS (UPDATE recipients SET next_attempt_at = $1 WHERE {filter} AND lease_owner IS NULL RETURNING 1)
+         SELECT count(*) FROM u"
+    );
+    count_of(c, &sql, at, &values).await
+}
+
+/// A row a claim holds is locked: the hold waits for it, then sees the lease and skips it.
+pub(super) async fn hold(c: &mut Conn, sel: &Selection, at: Timestamp) -> Result<usize, StoreError> {
+    let (filter, values) = selected(sel, &[RecipientState::Queued, RecipientState::Deferred]);
+    let sql = format!(
+        "WITH u AS (
+             UPDATE recipients SET state = 'held', lease_owner = NULL, updated_at = $1
+             WHERE {filter} AND (lease_owner IS NULL OR next_attempt_at <= $1) RETURNING message_id, address
+         ), e AS (
+             INSERT INTO events (message_id, recipient, kind, status, detail, at)
+             SELECT message_id, address, 'held', NULL, 'held by an operator', $1 FROM u
+         )
+         SELECT count(*) FROM u"
+    );
+    count_of(c, &sql, at, &values).await
+}
+
+pub(super) async fn release(c: &mut Conn, sel: &Selection, at: Timestamp) -> Result<usize, StoreError> {
+    let (filter, values) = selected(sel, &[RecipientState::Held]);
+    let sql = format!(
+        "WITH u AS (
+             UPDATE recipients SET state = CASE WHEN attempts = 0 THEN 'queued' ELSE 'deferred' END,
+                    next_attempt_at = $1, updated_at = $1
+             WHERE {filter} RETURNING message_id, address
+         ), e AS (
+             INSERT INTO events (message_id, recipient, kind, status, detail, at)
+             SELECT message_id, address, 'released', NULL, 'released by an operator', $1 FROM u
+         )
+         SELECT count(*) FROM u"
+    );
+    count_of(c, &sql, at, &values).await
+}
+
+pub(super) async fn delete_messages(c: &mut Conn, sel: &Selection, at: Timestamp) -> Result<usize, StoreError> {
+    let (filter, values) = selected(sel, &RecipientState::WAITING);
+    let sql = format!(
+        "WITH sel AS MATERIALIZED (SELECT DISTINCT message_id FROM recipients WHERE {filter}),
+         r AS (DELETE FROM recipients WHERE message_id IN (SELECT message_id FROM sel)),
+         m AS (DELETE FROM messages WHERE id IN (SELECT message_id FROM sel) RETURNING id),
+         e AS (INSERT INTO events (message_id, kind, detail, at)
+               SELECT id, 'deleted', 'deleted by an operator', $1::bigint FROM m)
+         SELECT count(*) FROM m"
+    );
+    count_of(c, &sql, at, &values).await
 }
 
 const FEEDBACK_EVENT: &str =
@@ -590,8 +678,11 @@ pub(super) async fn delete_message(c: &mut Conn, id: &MessageId) -> Result<bool,
     let message = c.stmt("DELETE FROM messages WHERE id = $1").await?;
     let tx = c.client.transaction().await?;
     tx.execute(&recipients, &[&id.0]).await?;
-    tx.execute(&event, &[&id.0, &now]).await?;
     let n = tx.execute(&message, &[&id.0]).await?;
+    // Only a message that was there has a deletion to report (events reach webhooks).
+    if n > 0 {
+        tx.execute(&event, &[&id.0, &now]).await?;
+    }
     tx.commit().await?;
     Ok(n > 0)
 }

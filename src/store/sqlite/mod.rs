@@ -20,8 +20,8 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::{
-    Attempt, Claim, MailboxRecord, MessageDetail, MessageId, NewMessage, QueueEntry, RecipientId, ReportFacts, Scope,
-    SentEntry, Store, StoreError, Suppression, Transport,
+    Attempt, Claim, MailboxRecord, MessageDetail, MessageId, NewMessage, QueueEntry, QueueSummary, RecipientId,
+    ReportFacts, Scope, Selection, SentEntry, Store, StoreError, Suppression, Transport,
 };
 use crate::time::Timestamp;
 
@@ -65,8 +65,12 @@ enum Simple {
     Pause(super::AccountPause),
     Resume(String),
     RenewLeases(String, Vec<RecipientId>, Timestamp),
-    RetryNow(MessageId),
     Delete(MessageId),
+    /// Queue operations on a selection of recipients, at a time.
+    Flush(Selection, Timestamp),
+    Hold(Selection, Timestamp),
+    Release(Selection, Timestamp),
+    DeleteAll(Selection, Timestamp),
     Feedback(super::Feedback),
 }
 
@@ -249,8 +253,8 @@ impl Store for SqliteStore {
         self.simple(Simple::ReleaseBody(id.clone())).await.map(|_| ())
     }
 
-    async fn suppress(&self, entry: Suppression) -> Result<(), StoreError> {
-        self.simple(Simple::Suppress(entry)).await.map(|_| ())
+    async fn suppress(&self, entry: Suppression) -> Result<bool, StoreError> {
+        self.simple(Simple::Suppress(entry)).await.map(|n| n > 0)
     }
 
     async fn unsuppress(&self, address: &str, scope: &Scope) -> Result<bool, StoreError> {
@@ -320,7 +324,7 @@ impl Store for SqliteStore {
         self.read(|c| {
             let n: i64 = c
                 .prepare_cached(
-                    "SELECT count(DISTINCT message_id) FROM recipients WHERE state IN ('queued', 'deferred')",
+                    "SELECT count(DISTINCT message_id) FROM recipients WHERE state IN ('queued', 'deferred', 'held')",
                 )?
                 .query_row([], |r| r.get(0))?;
             Ok(n.max(0) as u64)
@@ -369,8 +373,24 @@ impl Store for SqliteStore {
         self.read(move |c| reads::sent_log(c, &header_id)).await
     }
 
-    async fn retry_now(&self, id: &MessageId) -> Result<usize, StoreError> {
-        self.simple(Simple::RetryNow(id.clone())).await
+    async fn flush(&self, selection: &Selection, now: Timestamp) -> Result<usize, StoreError> {
+        self.simple(Simple::Flush(selection.clone(), now)).await
+    }
+
+    async fn hold(&self, selection: &Selection, now: Timestamp) -> Result<usize, StoreError> {
+        self.simple(Simple::Hold(selection.clone(), now)).await
+    }
+
+    async fn release(&self, selection: &Selection, now: Timestamp) -> Result<usize, StoreError> {
+        self.simple(Simple::Release(selection.clone(), now)).await
+    }
+
+    async fn delete_messages(&self, selection: &Selection, now: Timestamp) -> Result<usize, StoreError> {
+        self.simple(Simple::DeleteAll(selection.clone(), now)).await
+    }
+
+    async fn queue_summary(&self, now: Timestamp, top: usize) -> Result<QueueSummary, StoreError> {
+        self.read(move |c| reads::queue_summary(c, now, top)).await
     }
 
     async fn delete_message(&self, id: &MessageId) -> Result<bool, StoreError> {

@@ -57,7 +57,8 @@ fn recipient_views(c: &Connection, id: &str) -> Result<Vec<RecipientView>, Store
 pub(super) fn queue_list(c: &Connection, limit: usize) -> Result<Vec<QueueEntry>, StoreError> {
     let mut stmt = c.prepare_cached(
         "SELECT id, reverse_path, size, received_at FROM messages m
-         WHERE EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.state IN ('queued', 'deferred'))
+         WHERE EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id
+                       AND r.state IN ('queued', 'deferred', 'held'))
          ORDER BY seq LIMIT ?1",
     )?;
     let rows = stmt.query_map([limit as i64], |r| {
@@ -508,4 +509,71 @@ pub(super) fn search_suppressions(c: &Connection, query: &str, limit: usize) -> 
          WHERE address LIKE ?1 ESCAPE '\\' ORDER BY created_at DESC LIMIT ?2"
     ))?;
     suppression_rows(stmt.query_map(params![pattern, limit as i64], suppression_row)?)
+}
+
+pub(super) fn queue_summary(
+    c: &Connection,
+    now: Timestamp,
+    top: usize,
+) -> Result<crate::store::QueueSummary, StoreError> {
+    use crate::store::{DomainQueue, OldestDeferred, QueueSummary, StateCount};
+    let mut by_state: Vec<StateCount> =
+        RecipientState::WAITING.iter().map(|&state| StateCount { state, count: 0 }).collect();
+    let mut stmt = c.prepare_cached(
+        "SELECT state, count(*) FROM recipients
+         WHERE state IN ('queued', 'deferred', 'held') AND transport <> 'feedback' GROUP BY state",
+    )?;
+    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+        let (state, n) = row?;
+        let state = RecipientState::decode(&state)?;
+        if let Some(s) = by_state.iter_mut().find(|s| s.state == state) {
+            s.count = n.max(0) as u64;
+        }
+    }
+    let mut stmt = c.prepare_cached(
+        "SELECT lower(substr(address, instr(address, '@') + 1)) AS domain,
+                sum(state = 'queued'), sum(state = 'deferred'), sum(state = 'held')
+         FROM recipients WHERE state IN ('queued', 'deferred', 'held') AND transport <> 'feedback'
+         GROUP BY domain ORDER BY count(*) DESC, domain LIMIT ?1",
+    )?;
+    let top_domains = stmt
+        .query_map([top as i64], |r| {
+            Ok(DomainQueue {
+                domain: r.get(0)?,
+                queued: r.get::<_, i64>(1)?.max(0) as u64,
+                deferred: r.get::<_, i64>(2)?.max(0) as u64,
+                held: r.get::<_, i64>(3)?.max(0) as u64,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let oldest_deferred = c
+        .prepare_cached(
+            "SELECT r.message_id, r.address, m.received_at, r.attempts, r.last_detail
+             FROM recipients r JOIN messages m ON m.id = r.message_id
+             WHERE r.state = 'deferred' AND r.transport <> 'feedback'
+             ORDER BY m.received_at, r.id LIMIT 1",
+        )?
+        .query_row([], |r| {
+            Ok(OldestDeferred {
+                message: MessageId(r.get(0)?),
+                address: r.get(1)?,
+                received_at: Timestamp(r.get(2)?).iso8601(),
+                attempts: r.get(3)?,
+                last_detail: r.get(4)?,
+            })
+        })
+        .optional()?;
+    let mut delivered = c.prepare_cached(
+        "SELECT count(*) FROM recipients WHERE state = 'delivered' AND updated_at >= ?1 AND transport <> 'feedback'",
+    )?;
+    let mut since = |ms: i64| -> Result<u64, StoreError> {
+        Ok(delivered.query_row([now.millis() - ms], |r| r.get::<_, i64>(0))?.max(0) as u64)
+    };
+    Ok(QueueSummary {
+        by_state,
+        top_domains,
+        oldest_deferred,
+        delivered_last_minute: since(60_000)?,
+        delivered_last_5_minutes: since(300_000)?,
+    })
 }

@@ -4,12 +4,13 @@
 
 use std::sync::Arc;
 
+use rusqlite::types::Value;
 use rusqlite::{Connection, Transaction, params};
 use tokio::sync::oneshot;
 
 use super::{Simple, Write};
 use crate::store::{
-    Attempt, Claim, MessageId, NewMessage, RecipientId, RecipientState, ReportMark, StoreError, Transport,
+    Attempt, Claim, MessageId, NewMessage, RecipientId, RecipientState, ReportMark, Selection, StoreError, Transport,
 };
 use crate::time::Timestamp;
 
@@ -270,12 +271,15 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
     let now = Timestamp::now().millis();
     Ok(match op {
         Simple::Suppress(e) => {
+            // An identical entry is no news: no update (0 rows changed), so no second event.
             let n = tx
                 .prepare_cached(
                     "INSERT INTO suppressions (address, reason, status, detail, message_id, created_at, domain)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (address, ifnull(domain, '')) DO UPDATE SET reason = excluded.reason,
-                     status = excluded.status, detail = excluded.detail, message_id = excluded.message_id",
+                     status = excluded.status, detail = excluded.detail, message_id = excluded.message_id
+                 WHERE suppressions.reason IS NOT excluded.reason OR suppressions.status IS NOT excluded.status
+                    OR suppressions.detail IS NOT excluded.detail OR suppressions.message_id IS NOT excluded.message_id",
                 )?
                 .execute(params![
                     e.address,
@@ -287,7 +291,7 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
                     e.domain.as_ref().map(|d| d.as_str())
                 ])?;
             // A suppression caused by a message is an event of that message (for webhooks).
-            if let Some(m) = &e.message_id {
+            if let (1.., Some(m)) = (n, &e.message_id) {
                 tx.prepare_cached(
                     "INSERT INTO events (message_id, recipient, kind, status, detail, at) VALUES (?1, ?2, 'suppressed', ?3, ?4, ?5)",
                 )?
@@ -342,7 +346,8 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
         Simple::ReleaseBody(id) => tx
             .prepare_cached(
                 "UPDATE messages SET body = x'', done = 1 WHERE id = ?1 AND done = 0
-                 AND NOT EXISTS (SELECT 1 FROM recipients WHERE message_id = ?1 AND state IN ('queued', 'deferred'))",
+                 AND NOT EXISTS (SELECT 1 FROM recipients WHERE message_id = ?1
+                                 AND state IN ('queued', 'deferred', 'held'))",
             )?
             .execute([&id.0])?,
         Simple::RenewLeases(owner, ids, until) => {
@@ -356,12 +361,47 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
             }
             held
         }
-        Simple::RetryNow(id) => tx
-            .prepare_cached(
-                "UPDATE recipients SET next_attempt_at = ?2 WHERE message_id = ?1 AND state IN ('queued', 'deferred')
-                 AND lease_owner IS NULL",
-            )?
-            .execute(params![id.0, now])?,
+        Simple::Flush(sel, at) => {
+            let mut args = vec![Value::Integer(at.millis())];
+            let filter = selected(sel, &[RecipientState::Queued, RecipientState::Deferred], &mut args);
+            tx.prepare_cached(&format!(
+                "UPDATE recipients SET next_attempt_at = ?1 WHERE {filter} AND lease_owner IS NULL"
+            ))?
+            .execute(rusqlite::params_from_iter(args))?
+        }
+        Simple::Hold(sel, at) => {
+            let mut args = vec![Value::Integer(at.millis())];
+            let filter = selected(sel, &[RecipientState::Queued, RecipientState::Deferred], &mut args);
+            // A lease that ran out (its worker died) is no delivery in progress.
+            let sql = format!(
+                "UPDATE recipients SET state = 'held', lease_owner = NULL, updated_at = ?1
+                 WHERE {filter} AND (lease_owner IS NULL OR next_attempt_at <= ?1) RETURNING message_id, address"
+            );
+            changed_with_events(tx, &sql, args, "held", "held by an operator", *at)?
+        }
+        Simple::Release(sel, at) => {
+            let mut args = vec![Value::Integer(at.millis())];
+            let filter = selected(sel, &[RecipientState::Held], &mut args);
+            let sql = format!(
+                "UPDATE recipients SET state = CASE WHEN attempts = 0 THEN 'queued' ELSE 'deferred' END,
+                        next_attempt_at = ?1, updated_at = ?1
+                 WHERE {filter} RETURNING message_id, address"
+            );
+            changed_with_events(tx, &sql, args, "released", "released by an operator", *at)?
+        }
+        Simple::DeleteAll(sel, at) => {
+            let mut args = Vec::new();
+            let filter = selected(sel, &RecipientState::WAITING, &mut args);
+            let ids: Vec<String> = tx
+                .prepare_cached(&format!("SELECT DISTINCT message_id FROM recipients WHERE {filter}"))?
+                .query_map(rusqlite::params_from_iter(args), |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let mut deleted = 0;
+            for id in ids {
+                deleted += delete(tx, &MessageId(id), at.millis())?;
+            }
+            deleted
+        }
         Simple::Feedback(f) => {
             let kind = if f.delay { "delayed" } else { "bounced" };
             tx.prepare_cached(
@@ -379,13 +419,66 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
                 .execute(params![f.recipient.0, f.status, f.detail, f.remote, now])?
             }
         }
-        Simple::Delete(id) => {
-            tx.prepare_cached("DELETE FROM recipients WHERE message_id = ?1")?.execute([&id.0])?;
-            tx.prepare_cached(
-                "INSERT INTO events (message_id, kind, detail, at) VALUES (?1, 'deleted', 'deleted by an operator', ?2)",
-            )?
-            .execute(params![id.0, now])?;
-            tx.prepare_cached("DELETE FROM messages WHERE id = ?1")?.execute([&id.0])?
-        }
+        Simple::Delete(id) => delete(tx, id, now)?,
     })
+}
+
+/// Deletes a message and its recipients; 1 when it was there, else 0.
+fn delete(tx: &Transaction<'_>, id: &MessageId, now: i64) -> Result<usize, StoreError> {
+    tx.prepare_cached("DELETE FROM recipients WHERE message_id = ?1")?.execute([&id.0])?;
+    let n = tx.prepare_cached("DELETE FROM messages WHERE id = ?1")?.execute([&id.0])?;
+    // Only a message that was there has a deletion to report (events reach webhooks).
+    if n > 0 {
+        tx.prepare_cached(
+            "INSERT INTO events (message_id, kind, detail, at) VALUES (?1, 'deleted', 'deleted by an operator', ?2)",
+        )?
+        .execute(params![id.0, now])?;
+    }
+    Ok(n)
+}
+
+/// The recipient domain as the dashboard's index spells it.
+const RECIPIENT_DOMAIN: &str = "lower(substr(address, instr(address, '@') + 1))";
+
+/// The SQL condition for the recipients of `sel` among those in `states`; its values are
+/// appended to `args` (numbered after the ones already there).
+fn selected(sel: &Selection, states: &[RecipientState], args: &mut Vec<Value>) -> String {
+    // The state names are ours (closed set), not input: safe to write into the SQL.
+    let list: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+    let mut sql = format!("state IN ({})", list.join(", "));
+    if let Some(m) = &sel.message {
+        args.push(Value::Text(m.0.clone()));
+        sql.push_str(&format!(" AND message_id = ?{}", args.len()));
+    }
+    if let Some(s) = sel.state {
+        args.push(Value::Text(s.as_str().into()));
+        sql.push_str(&format!(" AND state = ?{}", args.len()));
+    }
+    if let Some(d) = &sel.domain {
+        args.push(Value::Text(d.to_lowercase()));
+        sql.push_str(&format!(" AND {RECIPIENT_DOMAIN} = ?{}", args.len()));
+    }
+    sql
+}
+
+/// Runs an UPDATE … RETURNING message_id, address and records `kind` for each row changed.
+fn changed_with_events(
+    tx: &Transaction<'_>,
+    sql: &str,
+    args: Vec<Value>,
+    kind: &str,
+    detail: &str,
+    at: Timestamp,
+) -> Result<usize, StoreError> {
+    let rows: Vec<(String, String)> = tx
+        .prepare_cached(sql)?
+        .query_map(rusqlite::params_from_iter(args), |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut event = tx.prepare_cached(
+        "INSERT INTO events (message_id, recipient, kind, status, detail, at) VALUES (?1, ?2, ?3, NULL, ?4, ?5)",
+    )?;
+    for (message, address) in &rows {
+        event.execute(params![message, address, kind, detail, at.millis()])?;
+    }
+    Ok(rows.len())
 }
