@@ -289,10 +289,10 @@ async fn smtp(config: Config) -> i32 {
     };
     let io = tokio::io::join(tokio::io::stdin(), tokio::io::stdout());
     // The sender rules see the local user as the login `user@origin`, as `submit` does.
-    let user = local::current_user().name;
+    let user = local::current_user();
     let origin = local::origin_domain(&ctx.config);
-    let login = local::qualify(&user, &origin).map(|m| m.key()).unwrap_or(user);
-    crate::inbound::connection::serve_local(ctx, Box::new(io), login).await;
+    let login = local::qualify(&user.name, &origin).map(|m| m.key()).unwrap_or(user.name);
+    crate::inbound::connection::serve_local(ctx, Box::new(io), login, user.uid == 0).await;
     EX_OK
 }
 

@@ -19,6 +19,7 @@ use super::session::Session;
 use super::{Context, ListenerKind, auth, policy, replies};
 use crate::accept::{self, Incoming};
 use crate::metrics::LoginDoor;
+use crate::smtp::address::ReversePath;
 use crate::smtp::command::{Command, CommandError};
 use crate::smtp::reply::SmtpReply;
 use crate::store::{MessageId, Origin, Transport};
@@ -161,18 +162,21 @@ struct Client {
     kind: ListenerKind,
     /// Logged in from the start: the local user of a `sendmail -bs` session.
     login: Option<String>,
+    /// May use any sender (root's `sendmail -bs`, as on every Unix mailer).
+    any_sender: bool,
 }
 
 /// Serves one accepted connection until QUIT, error, timeout or shutdown.
 pub async fn serve(ctx: Arc<Context>, io: Box<dyn Io>, addr: SocketAddr, kind: ListenerKind) {
-    serve_client(ctx, io, Client { addr, kind, login: None }).await
+    serve_client(ctx, io, Client { addr, kind, login: None, any_sender: false }).await
 }
 
 /// Serves one SMTP session for a local program (`sendmail -bs` over its standard input and
-/// output): the client is the local user `login`, who may relay as an authenticated user may.
-pub async fn serve_local(ctx: Arc<Context>, io: Box<dyn Io>, login: String) {
+/// output): the client is the local user `login`, who may relay as an authenticated user may
+/// (and, when `any_sender`, use any sender address).
+pub async fn serve_local(ctx: Arc<Context>, io: Box<dyn Io>, login: String, any_sender: bool) {
     let addr = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0));
-    serve_client(ctx, io, Client { addr, kind: ListenerKind::Local, login: Some(login) }).await
+    serve_client(ctx, io, Client { addr, kind: ListenerKind::Local, login: Some(login), any_sender }).await
 }
 
 async fn serve_client(ctx: Arc<Context>, io: Box<dyn Io>, client: Client) {
@@ -340,7 +344,8 @@ async fn handle(
                 conn.reply(&replies::too_much_mail_from(&super::anvil::ClientKey::of(ip).to_string()));
                 return Ok(Next::Quit);
             }
-            match policy::check_mail(ctx, session, client.kind, ip, &from, &params) {
+            let owned = if client.any_sender { ReversePath::Null } else { from.clone() };
+            match policy::check_mail(ctx, session, client.kind, ip, &owned, &params) {
                 Ok(()) => {
                     session.open(from, params);
                     conn.reply(&replies::sender_ok());
@@ -596,7 +601,9 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
         return Ok(());
     }
     let message = reader.into_message();
-    if let Err(refusal) = policy::check_headers(ctx, session, &message) {
+    if !client.any_sender
+        && let Err(refusal) = policy::check_headers(ctx, session, &message)
+    {
         info!(client = %client.addr, from = %tx.from, to = ?rcpts, size, reply = %refusal.reply, detail = %refusal.detail, "NOQUEUE: reject DATA");
         conn.reply(&refusal.reply);
         return Ok(());
