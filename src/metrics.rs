@@ -33,6 +33,13 @@ static CLIENTS_TRACKED: AtomicU64 = AtomicU64::new(0);
 static SMTP_DEADLINES: AtomicU64 = AtomicU64::new(0);
 static HTTP_OPEN: AtomicU64 = AtomicU64::new(0);
 static HTTP_REFUSED: AtomicU64 = AtomicU64::new(0);
+/// SMTP refusals we sent, by reply code (the codes of `inbound::replies`; the rest as "other").
+const REPLY_CODES: [u16; 18] =
+    [421, 450, 451, 452, 454, 500, 501, 502, 503, 504, 530, 535, 538, 550, 552, 553, 554, 556];
+static REFUSALS: [AtomicU64; REPLY_CODES.len() + 1] = [const { AtomicU64::new(0) }; REPLY_CODES.len() + 1];
+const WEBHOOK_OUTCOMES: [&str; 4] = ["delivered", "refused", "failed", "timed_out"];
+static WEBHOOK: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+static WEBHOOK_BACKLOG: AtomicU64 = AtomicU64::new(0);
 static TLS_ERRORS: AtomicU64 = AtomicU64::new(0);
 /// Seconds from acceptance to delivery.
 const BUCKETS: [f64; 10] = [0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 1800.0, 3600.0, 86400.0];
@@ -151,6 +158,27 @@ pub fn smtp_deadline() {
     SMTP_DEADLINES.fetch_add(1, Relaxed);
 }
 
+/// An SMTP reply we sent; 4xx and 5xx count as refusals by code.
+pub fn smtp_reply(code: u16) {
+    if code < 400 {
+        return;
+    }
+    let i = REPLY_CODES.iter().position(|c| *c == code).unwrap_or(REPLY_CODES.len());
+    REFUSALS.get(i).map(|c| c.fetch_add(1, Relaxed));
+}
+
+/// One webhook POST: `delivered`, `refused` (a non-2xx answer), `failed`, `timed_out`.
+pub fn webhook(outcome: &str) {
+    if let Some(i) = WEBHOOK_OUTCOMES.iter().position(|o| *o == outcome) {
+        WEBHOOK.get(i).map(|c| c.fetch_add(1, Relaxed));
+    }
+}
+
+/// Events read by a webhook task and not yet delivered (changes by `delta`).
+pub fn webhook_backlog(delta: i64) {
+    let _ = WEBHOOK_BACKLOG.fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_add_signed(delta)));
+}
+
 pub fn http_opened() {
     HTTP_OPEN.fetch_add(1, Relaxed);
 }
@@ -173,7 +201,7 @@ pub fn tls_error() {
 
 /// The exposition text; `queue` is the number of recipients still to deliver, when known;
 /// `logins` the daemon's login counters.
-pub fn render(queue: Option<u64>, logins: &LoginStats) -> String {
+pub fn render(queue: Option<u64>, oldest: Option<u64>, logins: &LoginStats) -> String {
     let mut s = String::with_capacity(4096);
     let mut metric = |name: &str, kind: &str, help: &str| {
         let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -188,6 +216,11 @@ pub fn render(queue: Option<u64>, logins: &LoginStats) -> String {
     metric("mailerd_dns_errors_total", "counter", "Temporary DNS failures while routing");
     metric("mailerd_tls_errors_total", "counter", "Failed TLS handshakes, in and out");
     metric("mailerd_queue_recipients", "gauge", "Recipients queued or deferred");
+    metric("mailerd_queue_oldest_deferred_seconds", "gauge", "Age of the oldest message with a deferred recipient");
+    metric("mailerd_build_info", "gauge", "This build (always 1)");
+    metric("mailerd_smtp_refusals_total", "counter", "SMTP 4xx and 5xx replies sent, by reply code");
+    metric("mailerd_webhook_posts_total", "counter", "Webhook POSTs, by outcome");
+    metric("mailerd_webhook_backlog", "gauge", "Events read by webhook tasks and not yet delivered");
     metric("mailerd_client_limited_total", "counter", "SMTP clients refused by a per-client limit, by limit");
     metric("mailerd_clients_tracked", "gauge", "Clients in the per-client limit table");
     metric(
@@ -229,6 +262,18 @@ pub fn render(queue: Option<u64>, logins: &LoginStats) -> String {
     if let Some(q) = queue {
         let _ = writeln!(out, "mailerd_queue_recipients {q}");
     }
+    if let Some(age) = oldest {
+        let _ = writeln!(out, "mailerd_queue_oldest_deferred_seconds {age}");
+    }
+    let _ = writeln!(out, "mailerd_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+    for (i, c) in REFUSALS.iter().enumerate() {
+        let code = REPLY_CODES.get(i).map_or_else(|| "other".to_string(), |c| c.to_string());
+        let _ = writeln!(out, "mailerd_smtp_refusals_total{{code=\"{code}\"}} {}", v(c));
+    }
+    for (o, c) in WEBHOOK_OUTCOMES.iter().zip(WEBHOOK.iter()) {
+        let _ = writeln!(out, "mailerd_webhook_posts_total{{outcome=\"{o}\"}} {}", v(c));
+    }
+    let _ = writeln!(out, "mailerd_webhook_backlog {}", v(&WEBHOOK_BACKLOG));
     for (l, c) in CLIENT_LIMITS.iter().zip(CLIENT_LIMITED.iter()) {
         let _ = writeln!(out, "mailerd_client_limited_total{{limit=\"{l}\"}} {}", v(c));
     }
@@ -314,7 +359,7 @@ mod tests {
         logins.checked(LoginDoor::Dashboard);
         logins.throttled(LoginDoor::Dashboard);
         logins.throttled(LoginDoor::Dashboard);
-        let text = render(Some(3), &logins);
+        let text = render(Some(3), None, &logins);
         assert!(text.contains("mailerd_login_checks_total{via=\"dashboard\"} 1\n"));
         assert!(text.contains("mailerd_login_throttled_total{via=\"dashboard\"} 2\n"));
         assert!(text.contains("mailerd_login_failures_total{via=\"smtp\"} 0\n"));
@@ -335,7 +380,7 @@ mod tests {
 
     #[test]
     fn each_family_comes_with_its_help_and_type() {
-        let text = render(Some(3), &LoginStats::default());
+        let text = render(Some(3), None, &LoginStats::default());
         let lines: Vec<&str> = text.lines().collect();
         for (i, line) in lines.iter().enumerate() {
             if line.starts_with('#') {

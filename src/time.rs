@@ -45,6 +45,17 @@ impl Timestamp {
 }
 
 impl Timestamp {
+    /// Reads what [`Timestamp::iso8601`] writes (`2026-11-28T16:41:33Z`).
+    pub fn parse_iso8601(text: &str) -> Option<Timestamp> {
+        let t = text.trim().strip_suffix('Z')?;
+        let (date, time) = t.split_once('T')?;
+        let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+        let mut h = time.splitn(3, ':').map(|p| p.parse::<i64>().ok());
+        let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+        let (hh, mm, ss) = (h.next()??, h.next()??, h.next()??);
+        Timestamp::from_utc(y, m, day, hh, mm, ss)
+    }
+
     /// A UTC date and time; None when a field is out of range.
     pub fn from_utc(y: i64, m: i64, d: i64, hour: i64, min: i64, sec: i64) -> Option<Timestamp> {
         let valid = (1..=12).contains(&m) && (1..=31).contains(&d) && (0..24).contains(&hour);

@@ -19,7 +19,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, warn};
 
 use crate::config::Webhook;
 use crate::store::{EventRecord, Store};
@@ -83,13 +83,18 @@ pub async fn run(store: Arc<dyn Store>, hook: Webhook, mut shutdown: watch::Rece
             sleep_or_stop(&mut shutdown, IDLE).await;
             continue;
         }
+        let mut waiting = events.len() as i64;
+        crate::metrics::webhook_backlog(waiting);
         for e in events {
             if hook.events.is_empty() || hook.events.contains(&e.kind) {
                 let body = payload(&e).to_string();
                 if !deliver(&hook, e.id, &body, &mut shutdown).await {
+                    crate::metrics::webhook_backlog(-waiting);
                     return; // shutting down; the cursor still points before this event
                 }
             }
+            waiting -= 1;
+            crate::metrics::webhook_backlog(-1);
             cursor = e.id;
             if let Err(err) = store.set_webhook_cursor(&hook.url, cursor).await {
                 warn!(url = %hook.url, error = %err, "webhook: saving the cursor failed (events may repeat)");
@@ -105,13 +110,28 @@ async fn deliver(hook: &Webhook, id: i64, body: &str, shutdown: &mut watch::Rece
         let unix = crate::time::Timestamp::now().millis() / 1000;
         let sig = signature(&hook.secret, unix, body.as_bytes());
         match tokio::time::timeout(TIMEOUT, post(&hook.url, id, &sig, body)).await {
+            // Each POST is counted in /metrics (mailerd_webhook_posts_total) and logged at
+            // debug; an endpoint that keeps failing says so at warn every tenth attempt.
             Ok(Ok(status)) if (200..300).contains(&status) => {
-                info!(url = %hook.url, event = id, attempt, status, "webhook delivered");
+                crate::metrics::webhook("delivered");
+                debug!(url = %hook.url, event = id, attempt, status, "webhook delivered");
                 return true;
             }
-            Ok(Ok(status)) => warn!(url = %hook.url, event = id, attempt, status, "webhook refused; retrying"),
-            Ok(Err(e)) => warn!(url = %hook.url, event = id, attempt, error = %e, "webhook failed; retrying"),
-            Err(_) => warn!(url = %hook.url, event = id, attempt, "webhook timed out; retrying"),
+            Ok(Ok(status)) => {
+                crate::metrics::webhook("refused");
+                debug!(url = %hook.url, event = id, attempt, status, "webhook refused; retrying");
+            }
+            Ok(Err(e)) => {
+                crate::metrics::webhook("failed");
+                debug!(url = %hook.url, event = id, attempt, error = %e, "webhook failed; retrying");
+            }
+            Err(_) => {
+                crate::metrics::webhook("timed_out");
+                debug!(url = %hook.url, event = id, attempt, "webhook timed out; retrying");
+            }
+        }
+        if attempt % 10 == 0 {
+            warn!(url = %hook.url, event = id, attempts = attempt, "webhook endpoint keeps failing; still retrying");
         }
         if !sleep_or_stop(shutdown, wait).await {
             return false;

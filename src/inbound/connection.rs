@@ -66,6 +66,7 @@ impl Conn {
     }
 
     fn reply(&mut self, reply: &SmtpReply) {
+        crate::metrics::smtp_reply(reply.code);
         self.out.extend_from_slice(reply.render().as_bytes());
     }
 
@@ -502,7 +503,8 @@ async fn authenticate(
             Ok(())
         }
         auth::Attempt::Refused => {
-            info!(client = %client.addr, user = %user, mechanism, "AUTH failed");
+            // Counted in /metrics (mailerd_login_failures_total); one line each only at debug.
+            tracing::debug!(client = %client.addr, user = %user, mechanism, "AUTH failed");
             error(ctx, conn, session, replies::auth_failed()).await
         }
         auth::Attempt::Throttled { .. } => {

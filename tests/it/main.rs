@@ -38,5 +38,6 @@ mod status;
 mod starttls_auth;
 mod store_conformance;
 mod submission_checks;
+mod tools;
 mod swaks;
 mod webhooks;
