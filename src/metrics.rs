@@ -8,7 +8,7 @@
 //! A handful of relaxed atomics (no registry crate): incrementing costs one atomic add, and the
 //! label sets are closed enums, so cardinality is bounded.
 //! Standards: Prometheus text exposition format 0.0.4 (each family's HELP and TYPE right before
-//! its samples: `group_families`).
+//! its samples).
 //! Must not: allocate or lock on the hot path, or take labels from input (reasons come from the
 //! closed reason table).
 
@@ -202,148 +202,103 @@ pub fn tls_error() {
 /// The exposition text; `queue` is the number of recipients still to deliver, when known;
 /// `logins` the daemon's login counters.
 pub fn render(queue: Option<u64>, oldest: Option<u64>, logins: &LoginStats) -> String {
-    let mut s = String::with_capacity(4096);
-    let mut metric = |name: &str, kind: &str, help: &str| {
-        let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    };
-    metric("mailerd_connections_total", "counter", "SMTP connections accepted");
-    metric("mailerd_connections_open", "gauge", "SMTP connections open now");
-    metric("mailerd_connections_refused_total", "counter", "SMTP connections refused (421, over max_connections)");
-    metric("mailerd_messages_accepted_total", "counter", "Messages durably accepted, by door");
-    metric("mailerd_recipient_outcomes_total", "counter", "Delivery attempt outcomes per recipient");
-    metric("mailerd_bounces_total", "counter", "Recipients bounced or expired, by reason");
-    metric("mailerd_delivery_latency_seconds", "histogram", "From acceptance to delivery");
-    metric("mailerd_dns_errors_total", "counter", "Temporary DNS failures while routing");
-    metric("mailerd_tls_errors_total", "counter", "Failed TLS handshakes, in and out");
-    metric("mailerd_queue_recipients", "gauge", "Recipients queued or deferred");
-    metric("mailerd_queue_oldest_deferred_seconds", "gauge", "Age of the oldest message with a deferred recipient");
-    metric("mailerd_build_info", "gauge", "This build (always 1)");
-    metric("mailerd_smtp_refusals_total", "counter", "SMTP 4xx and 5xx replies sent, by reply code");
-    metric("mailerd_webhook_posts_total", "counter", "Webhook POSTs, by outcome");
-    metric("mailerd_webhook_backlog", "gauge", "Events read by webhook tasks and not yet delivered");
-    metric("mailerd_client_limited_total", "counter", "SMTP clients refused by a per-client limit, by limit");
-    metric("mailerd_clients_tracked", "gauge", "Clients in the per-client limit table");
-    metric(
+    let mut out = String::with_capacity(4096);
+    let o = &mut out;
+    let v = |a: &AtomicU64| a.load(Relaxed);
+    family(o, "mailerd_connections_total", "counter", "SMTP connections accepted");
+    let _ = writeln!(o, "mailerd_connections_total {}", v(&CONNECTIONS_TOTAL));
+    family(o, "mailerd_connections_open", "gauge", "SMTP connections open now");
+    let _ = writeln!(o, "mailerd_connections_open {}", v(&CONNECTIONS_OPEN));
+    family(o, "mailerd_connections_refused_total", "counter", "SMTP connections refused (421, over max_connections)");
+    let _ = writeln!(o, "mailerd_connections_refused_total {}", v(&CONNECTIONS_REFUSED));
+    family(o, "mailerd_messages_accepted_total", "counter", "Messages durably accepted, by door");
+    for (d, c) in DOORS.iter().zip(ACCEPTED.iter()) {
+        let _ = writeln!(o, "mailerd_messages_accepted_total{{via=\"{d}\"}} {}", v(c));
+    }
+    family(o, "mailerd_recipient_outcomes_total", "counter", "Delivery attempt outcomes per recipient");
+    for (oc, c) in OUTCOMES.iter().zip(OUTCOME.iter()) {
+        let _ = writeln!(o, "mailerd_recipient_outcomes_total{{outcome=\"{oc}\"}} {}", v(c));
+    }
+    family(o, "mailerd_bounces_total", "counter", "Recipients bounced or expired, by reason");
+    for (r, c) in Reason::ALL.iter().zip(BOUNCED_BY_REASON.iter()) {
+        let n = v(c);
+        if n > 0 {
+            let _ = writeln!(o, "mailerd_bounces_total{{reason=\"{}\"}} {n}", r.as_str());
+        }
+    }
+    family(o, "mailerd_delivery_latency_seconds", "histogram", "From acceptance to delivery");
+    for (b, c) in BUCKETS.iter().zip(LATENCY.iter()) {
+        let _ = writeln!(o, "mailerd_delivery_latency_seconds_bucket{{le=\"{b}\"}} {}", v(c));
+    }
+    let count = v(&LATENCY_COUNT);
+    let _ = writeln!(o, "mailerd_delivery_latency_seconds_bucket{{le=\"+Inf\"}} {count}");
+    let _ = writeln!(o, "mailerd_delivery_latency_seconds_sum {}", v(&LATENCY_SUM_MS) as f64 / 1000.0);
+    let _ = writeln!(o, "mailerd_delivery_latency_seconds_count {count}");
+    family(o, "mailerd_dns_errors_total", "counter", "Temporary DNS failures while routing");
+    let _ = writeln!(o, "mailerd_dns_errors_total {}", v(&DNS_ERRORS));
+    family(o, "mailerd_tls_errors_total", "counter", "Failed TLS handshakes, in and out");
+    let _ = writeln!(o, "mailerd_tls_errors_total {}", v(&TLS_ERRORS));
+    family(o, "mailerd_queue_recipients", "gauge", "Recipients queued or deferred");
+    if let Some(q) = queue {
+        let _ = writeln!(o, "mailerd_queue_recipients {q}");
+    }
+    family(o, "mailerd_queue_oldest_deferred_seconds", "gauge", "Age of the oldest message with a deferred recipient");
+    if let Some(age) = oldest {
+        let _ = writeln!(o, "mailerd_queue_oldest_deferred_seconds {age}");
+    }
+    family(o, "mailerd_build_info", "gauge", "This build (always 1)");
+    let _ = writeln!(o, "mailerd_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+    family(o, "mailerd_smtp_refusals_total", "counter", "SMTP 4xx and 5xx replies sent, by reply code");
+    for (i, c) in REFUSALS.iter().enumerate() {
+        let code = REPLY_CODES.get(i).map_or_else(|| "other".to_string(), |c| c.to_string());
+        let _ = writeln!(o, "mailerd_smtp_refusals_total{{code=\"{code}\"}} {}", v(c));
+    }
+    family(o, "mailerd_webhook_posts_total", "counter", "Webhook POSTs, by outcome");
+    for (oc, c) in WEBHOOK_OUTCOMES.iter().zip(WEBHOOK.iter()) {
+        let _ = writeln!(o, "mailerd_webhook_posts_total{{outcome=\"{oc}\"}} {}", v(c));
+    }
+    family(o, "mailerd_webhook_backlog", "gauge", "Events read by webhook tasks and not yet delivered");
+    let _ = writeln!(o, "mailerd_webhook_backlog {}", v(&WEBHOOK_BACKLOG));
+    family(o, "mailerd_client_limited_total", "counter", "SMTP clients refused by a per-client limit, by limit");
+    for (l, c) in CLIENT_LIMITS.iter().zip(CLIENT_LIMITED.iter()) {
+        let _ = writeln!(o, "mailerd_client_limited_total{{limit=\"{l}\"}} {}", v(c));
+    }
+    family(o, "mailerd_clients_tracked", "gauge", "Clients in the per-client limit table");
+    let _ = writeln!(o, "mailerd_clients_tracked {}", v(&CLIENTS_TRACKED));
+    family(
+        o,
         "mailerd_smtp_deadline_closed_total",
         "counter",
         "SMTP sessions closed for missing a command or DATA deadline",
     );
-    metric("mailerd_http_connections_open", "gauge", "HTTP connections open now");
-    metric("mailerd_http_connections_refused_total", "counter", "HTTP connections refused (over max_http_connections)");
-    metric("mailerd_login_checks_total", "counter", "Passwords checked (argon2 verifications), by door");
-    metric("mailerd_login_failures_total", "counter", "Checked passwords that were wrong, by door");
-    metric("mailerd_login_throttled_total", "counter", "Login attempts refused by the failure limiter unchecked");
-    let mut out = s;
-    let v = |a: &AtomicU64| a.load(Relaxed);
-    let _ = writeln!(out, "mailerd_connections_total {}", v(&CONNECTIONS_TOTAL));
-    let _ = writeln!(out, "mailerd_connections_open {}", v(&CONNECTIONS_OPEN));
-    let _ = writeln!(out, "mailerd_connections_refused_total {}", v(&CONNECTIONS_REFUSED));
-    for (d, c) in DOORS.iter().zip(ACCEPTED.iter()) {
-        let _ = writeln!(out, "mailerd_messages_accepted_total{{via=\"{d}\"}} {}", v(c));
-    }
-    for (o, c) in OUTCOMES.iter().zip(OUTCOME.iter()) {
-        let _ = writeln!(out, "mailerd_recipient_outcomes_total{{outcome=\"{o}\"}} {}", v(c));
-    }
-    for (r, c) in Reason::ALL.iter().zip(BOUNCED_BY_REASON.iter()) {
-        let n = v(c);
-        if n > 0 {
-            let _ = writeln!(out, "mailerd_bounces_total{{reason=\"{}\"}} {n}", r.as_str());
-        }
-    }
-    for (b, c) in BUCKETS.iter().zip(LATENCY.iter()) {
-        let _ = writeln!(out, "mailerd_delivery_latency_seconds_bucket{{le=\"{b}\"}} {}", v(c));
-    }
-    let count = v(&LATENCY_COUNT);
-    let _ = writeln!(out, "mailerd_delivery_latency_seconds_bucket{{le=\"+Inf\"}} {count}");
-    let _ = writeln!(out, "mailerd_delivery_latency_seconds_sum {}", v(&LATENCY_SUM_MS) as f64 / 1000.0);
-    let _ = writeln!(out, "mailerd_delivery_latency_seconds_count {count}");
-    let _ = writeln!(out, "mailerd_dns_errors_total {}", v(&DNS_ERRORS));
-    let _ = writeln!(out, "mailerd_tls_errors_total {}", v(&TLS_ERRORS));
-    if let Some(q) = queue {
-        let _ = writeln!(out, "mailerd_queue_recipients {q}");
-    }
-    if let Some(age) = oldest {
-        let _ = writeln!(out, "mailerd_queue_oldest_deferred_seconds {age}");
-    }
-    let _ = writeln!(out, "mailerd_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
-    for (i, c) in REFUSALS.iter().enumerate() {
-        let code = REPLY_CODES.get(i).map_or_else(|| "other".to_string(), |c| c.to_string());
-        let _ = writeln!(out, "mailerd_smtp_refusals_total{{code=\"{code}\"}} {}", v(c));
-    }
-    for (o, c) in WEBHOOK_OUTCOMES.iter().zip(WEBHOOK.iter()) {
-        let _ = writeln!(out, "mailerd_webhook_posts_total{{outcome=\"{o}\"}} {}", v(c));
-    }
-    let _ = writeln!(out, "mailerd_webhook_backlog {}", v(&WEBHOOK_BACKLOG));
-    for (l, c) in CLIENT_LIMITS.iter().zip(CLIENT_LIMITED.iter()) {
-        let _ = writeln!(out, "mailerd_client_limited_total{{limit=\"{l}\"}} {}", v(c));
-    }
-    let _ = writeln!(out, "mailerd_clients_tracked {}", v(&CLIENTS_TRACKED));
-    let _ = writeln!(out, "mailerd_smtp_deadline_closed_total {}", v(&SMTP_DEADLINES));
-    let _ = writeln!(out, "mailerd_http_connections_open {}", v(&HTTP_OPEN));
-    let _ = writeln!(out, "mailerd_http_connections_refused_total {}", v(&HTTP_REFUSED));
-    for (name, counters) in [
-        ("mailerd_login_checks_total", &logins.checks),
-        ("mailerd_login_failures_total", &logins.failures),
-        ("mailerd_login_throttled_total", &logins.throttled),
+    let _ = writeln!(o, "mailerd_smtp_deadline_closed_total {}", v(&SMTP_DEADLINES));
+    family(o, "mailerd_http_connections_open", "gauge", "HTTP connections open now");
+    let _ = writeln!(o, "mailerd_http_connections_open {}", v(&HTTP_OPEN));
+    family(
+        o,
+        "mailerd_http_connections_refused_total",
+        "counter",
+        "HTTP connections refused (over max_http_connections)",
+    );
+    let _ = writeln!(o, "mailerd_http_connections_refused_total {}", v(&HTTP_REFUSED));
+    for (name, help, counters) in [
+        ("mailerd_login_checks_total", "Passwords checked (argon2 verifications), by door", &logins.checks),
+        ("mailerd_login_failures_total", "Checked passwords that were wrong, by door", &logins.failures),
+        ("mailerd_login_throttled_total", "Login attempts refused by the failure limiter unchecked", &logins.throttled),
     ] {
+        family(o, name, "counter", help);
         for door in LoginDoor::ALL {
             let n = counters.get(door.index()).map_or(0, v);
-            let _ = writeln!(out, "{name}{{via=\"{}\"}} {n}", door.as_str());
+            let _ = writeln!(o, "{name}{{via=\"{}\"}} {n}", door.as_str());
         }
-    }
-    group_families(&out)
-}
-
-/// Puts each family's `# HELP` and `# TYPE` right before its samples (the exposition format
-/// wants a family's lines together: client parsers such as Python's prometheus_client read a
-/// sample that does not follow its TYPE as an untyped metric of its own). A histogram's or
-/// summary's `_bucket`, `_sum` and `_count` samples belong to its family; samples without
-/// metadata keep their order at the end. Families keep the order of their metadata.
-fn group_families(text: &str) -> String {
-    struct Family<'a> {
-        name: &'a str,
-        kind: &'a str,
-        meta: Vec<&'a str>,
-        samples: Vec<&'a str>,
-    }
-    let mut families: Vec<Family<'_>> = Vec::new();
-    let mut loose: Vec<&str> = Vec::new();
-    for line in text.lines().filter(|l| !l.is_empty()) {
-        let mut words = line.split_whitespace();
-        if let (Some("#"), Some(what @ ("HELP" | "TYPE")), Some(name)) = (words.next(), words.next(), words.next()) {
-            let i = match families.iter().position(|f| f.name == name) {
-                Some(i) => i,
-                None => {
-                    families.push(Family { name, kind: "untyped", meta: Vec::new(), samples: Vec::new() });
-                    families.len() - 1
-                }
-            };
-            if let Some(f) = families.get_mut(i) {
-                if what == "TYPE" {
-                    f.kind = words.next().unwrap_or("untyped");
-                }
-                f.meta.push(line);
-            }
-            continue;
-        }
-        let name = line.split(['{', ' ']).next().unwrap_or(line);
-        let owner = families.iter().position(|f| f.name == name).or_else(|| {
-            families.iter().position(|f| {
-                matches!(f.kind, "histogram" | "summary")
-                    && ["_bucket", "_sum", "_count"].iter().any(|s| name.strip_suffix(s) == Some(f.name))
-            })
-        });
-        match owner.and_then(|i| families.get_mut(i)) {
-            Some(f) => f.samples.push(line),
-            None => loose.push(line),
-        }
-    }
-    let mut out = String::with_capacity(text.len());
-    for line in families.iter().flat_map(|f| f.meta.iter().chain(f.samples.iter())).chain(loose.iter()) {
-        out.push_str(line);
-        out.push('\n');
     }
     out
+}
+
+/// A family's `# HELP` and `# TYPE`, written right before its samples (client parsers such as
+/// Python's prometheus_client read a sample that does not follow its TYPE as untyped).
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 #[cfg(test)]
@@ -391,12 +346,5 @@ mod tests {
             let family = family.split(' ').next().unwrap();
             assert!(line.starts_with(family), "{line} is under # TYPE {family}");
         }
-        let grouped = "# HELP a_total A\n# TYPE a_total counter\n# HELP h H\n# TYPE h histogram\n\
-                       h_bucket{le=\"1\"} 1\nloose 2\na_total 3\nh_sum 1\nh_count 1\n";
-        assert_eq!(
-            group_families(grouped),
-            "# HELP a_total A\n# TYPE a_total counter\na_total 3\n# HELP h H\n# TYPE h histogram\n\
-             h_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\nloose 2\n"
-        );
     }
 }

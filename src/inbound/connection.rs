@@ -19,7 +19,6 @@ use super::session::Session;
 use super::{Context, ListenerKind, auth, policy, replies};
 use crate::accept::{self, Incoming};
 use crate::metrics::LoginDoor;
-use crate::smtp::address::ReversePath;
 use crate::smtp::command::{Command, CommandError};
 use crate::smtp::reply::SmtpReply;
 use crate::store::{MessageId, Origin, Transport};
@@ -208,6 +207,7 @@ enum Next {
 async fn run(ctx: &Context, conn: &mut Conn, client: &Client) -> Result<(), ConnError> {
     let mut session = Session::new();
     session.auth_user = client.login.clone();
+    session.any_sender = client.any_sender;
     let mut shutdown = ctx.shutdown.clone();
     if ctx.shutting_down() {
         conn.reply(&replies::service_unavailable());
@@ -345,8 +345,7 @@ async fn handle(
                 conn.reply(&replies::too_much_mail_from(&super::anvil::ClientKey::of(ip).to_string()));
                 return Ok(Next::Quit);
             }
-            let owned = if client.any_sender { ReversePath::Null } else { from.clone() };
-            match policy::check_mail(ctx, session, client.kind, ip, &owned, &params) {
+            match policy::check_mail(ctx, session, client.kind, ip, &from, &params) {
                 Ok(()) => {
                     session.open(from, params);
                     conn.reply(&replies::sender_ok());
@@ -603,9 +602,7 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
         return Ok(());
     }
     let message = reader.into_message();
-    if !client.any_sender
-        && let Err(refusal) = policy::check_headers(ctx, session, &message)
-    {
+    if let Err(refusal) = policy::check_headers(ctx, session, &message) {
         info!(client = %client.addr, from = %tx.from, to = ?rcpts, size, reply = %refusal.reply, detail = %refusal.detail, "NOQUEUE: reject DATA");
         conn.reply(&refusal.reply);
         return Ok(());

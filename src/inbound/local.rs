@@ -331,8 +331,8 @@ pub async fn submit(
     let origin = origin_domain(&ctx.config);
     let login = qualify(&user.name, &origin).map(|m| m.key()).unwrap_or_else(|_| user.name.clone());
     session.auth_user = Some(login);
-    let from = if user.uid == 0 { ReversePath::Null } else { envelope.from.clone() };
-    policy::check_mail(ctx, &session, ListenerKind::Local, ip, &from, &envelope.params)
+    session.any_sender = user.uid == 0;
+    policy::check_mail(ctx, &session, ListenerKind::Local, ip, &envelope.from, &envelope.params)
         .map_err(|r| SubmitError::Sender(r.reply))?;
     session.open(envelope.from.clone(), envelope.params.clone());
     let params = RcptParams { notify: envelope.notify, orcpt: None };

@@ -51,6 +51,7 @@ pub fn check_mail(
     }
     // Logins only: an unauthenticated trusted-network relay is no login and owns no address.
     if let Some(login) = &session.auth_user
+        && !session.any_sender
         && !ctx.config.senders.may_send_as(login, from)
     {
         return Err(refuse(replies::sender_not_owned(&from.to_string(), login), format!("{login} does not own it")));
@@ -77,7 +78,7 @@ pub fn check_mail(
 
 /// After DATA: every From:/Sender: address of an authenticated user's message must be its own.
 pub fn check_headers(ctx: &Context, session: &Session, message: &[u8]) -> Result<(), Refusal> {
-    let Some(login) = &session.auth_user else {
+    let Some(login) = session.auth_user.as_ref().filter(|_| !session.any_sender) else {
         return Ok(());
     };
     match ctx.config.senders.header_mismatch(login, message) {

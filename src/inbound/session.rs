@@ -49,6 +49,8 @@ pub struct Session {
     pub esmtp: bool,
     pub tls: bool,
     pub auth_user: Option<String>,
+    /// The login may use any sender address (root's local programs, as on every Unix mailer).
+    pub any_sender: bool,
     pub transaction: Option<Transaction>,
     pub errors: u32,
     /// NOOP, RSET, VRFY and HELP commands so far.

@@ -849,6 +849,10 @@ pub trait Store: Send + Sync {
     /// delivery rate, as of `now` (`mailerd status`).
     async fn queue_summary(&self, now: Timestamp, top: usize) -> Result<QueueSummary, StoreError>;
 
+    /// The deferred recipient of the oldest message (what `queue_summary` reports, alone: the
+    /// age gauge of `/metrics`).
+    async fn oldest_deferred(&self) -> Result<Option<OldestDeferred>, StoreError>;
+
     /// Deletes a message and its recipients; returns whether it existed.
     async fn delete_message(&self, id: &MessageId) -> Result<bool, StoreError>;
 

@@ -21,63 +21,16 @@ use mailerd::store::{Store, Suppression};
 use serde_json::{Value, json};
 
 use crate::harness::TestDaemon;
-use crate::harness::http::post_json;
+use crate::harness::http::{Page, form_call, pair_of, post_json};
 
 const ADMIN: &str = "admin@local.test";
 const PASSWORD: &str = "correct horse battery staple";
 
-struct Resp {
-    status: u16,
-    headers: hyper::HeaderMap,
-    text: String,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> &str {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
-    }
-
-    fn cookies(&self) -> Vec<String> {
-        self.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).map(str::to_string).collect()
-    }
-
-    /// The value of the first hidden `csrf` field.
-    fn csrf(&self) -> String {
-        let at = self.text.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
-        self.text[at..].split('"').next().unwrap().to_string()
-    }
-}
+type Resp = Page;
 
 /// One request with an optional cookie header and form body (redirects are not followed).
 async fn call(addr: SocketAddr, method: &str, path: &str, cookie: Option<&str>, form: Option<&[(&str, &str)]>) -> Resp {
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
-    tokio::spawn(conn);
-    let mut req = hyper::Request::builder().method(method).uri(path).header("host", addr.to_string());
-    if let Some(c) = cookie {
-        req = req.header("cookie", c);
-    }
-    let body = match form {
-        Some(fields) => {
-            req = req.header("content-type", "application/x-www-form-urlencoded");
-            fields.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
-        }
-        None => String::new(),
-    };
-    let resp = sender.send_request(req.body(Full::new(Bytes::from(body))).unwrap()).await.expect("response");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    Resp { status, headers, text: String::from_utf8_lossy(&bytes).into_owned() }
-}
-
-fn enc(s: &str) -> String {
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
-}
-
-/// `name=value` of a Set-Cookie header.
-fn pair_of(set_cookie: &str) -> String {
-    set_cookie.split(';').next().unwrap().trim().to_string()
+    form_call(addr, None, method, path, cookie, form).await
 }
 
 async fn daemon(extra: &str) -> TestDaemon {
@@ -349,6 +302,19 @@ impl Browser {
         self.cmd("GET", "/title", None).await.as_str().unwrap_or("").to_string()
     }
 
+    /// The title once the page has left one titled `from` (a click that submits a form returns
+    /// before the next page loads; waits up to 5 s).
+    async fn title_after(&self, from: &str) -> String {
+        for _ in 0..50 {
+            let t = self.title().await;
+            if !t.starts_with(from) {
+                return t;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        self.title().await
+    }
+
     async fn screenshot(&self, name: &str) -> PathBuf {
         let b64 = self.cmd("GET", "/screenshot", None).await;
         let png = base64::engine::general_purpose::STANDARD.decode(b64.as_str().unwrap()).expect("base64 PNG");
@@ -390,7 +356,7 @@ async fn in_a_real_browser() {
     b.type_into("#user", ADMIN).await;
     b.type_into("#password", PASSWORD).await;
     b.click("#login").await;
-    assert_eq!(b.title().await, "Overview · mailerd");
+    assert_eq!(b.title_after("Log in").await, "Overview · mailerd");
 
     // Send a message through the API to a destination that does not answer: it stays queued.
     let (key, record) = mailerd::http::auth::generate("dashboard-test", mailerd::store::Scope::All).unwrap();

@@ -11,11 +11,8 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
-
-use crate::harness::smtp::{connect_from, plain};
+use crate::harness::http::{Page, form_call, pair_of};
+use crate::harness::smtp::plain;
 use crate::harness::{Client, TestDaemon};
 
 const ADMIN: &str = "admin@local.test";
@@ -40,11 +37,7 @@ async fn daemon() -> TestDaemon {
     d
 }
 
-struct Resp {
-    status: u16,
-    headers: hyper::HeaderMap,
-    text: String,
-}
+type Resp = Page;
 
 /// One HTTP request from the source address `from`.
 async fn call(
@@ -53,28 +46,9 @@ async fn call(
     method: &str,
     path: &str,
     cookie: Option<&str>,
-    form: Option<String>,
+    form: Option<&[(&str, &str)]>,
 ) -> Resp {
-    let stream = connect_from(from, http).await.expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
-    tokio::spawn(conn);
-    let mut req = hyper::Request::builder().method(method).uri(path).header("host", http.to_string());
-    if let Some(c) = cookie {
-        req = req.header("cookie", c);
-    }
-    if form.is_some() {
-        req = req.header("content-type", "application/x-www-form-urlencoded");
-    }
-    let body = Full::new(Bytes::from(form.unwrap_or_default()));
-    let resp = sender.send_request(req.body(body).unwrap()).await.expect("response");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    Resp { status, headers, text: String::from_utf8_lossy(&bytes).into_owned() }
-}
-
-fn enc(s: &str) -> String {
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    form_call(http, Some(from), method, path, cookie, form).await
 }
 
 /// The login form's double-submit token: (its cookie pair, the form's value).
@@ -82,14 +56,12 @@ async fn login_token(http: SocketAddr) -> (String, String) {
     let form = call(http, ip(1), "GET", "/dashboard/login", None, None).await;
     assert_eq!(form.status, 200, "{}", form.text);
     let set = form.headers.get("set-cookie").and_then(|v| v.to_str().ok()).expect("login cookie");
-    let pair = set.split(';').next().unwrap().trim().to_string();
-    let at = form.text.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
-    (pair, form.text[at..].split('"').next().unwrap().to_string())
+    (pair_of(set), form.csrf())
 }
 
 async fn post_login(http: SocketAddr, from: IpAddr, token: &(String, String), user: &str, password: &str) -> Resp {
-    let form = format!("user={}&password={}&csrf={}", enc(user), enc(password), enc(&token.1));
-    call(http, from, "POST", "/dashboard/login", Some(&token.0), Some(form)).await
+    let form = [("user", user), ("password", password), ("csrf", token.1.as_str())];
+    call(http, from, "POST", "/dashboard/login", Some(&token.0), Some(&form)).await
 }
 
 /// `mailerd_login_*_total{via="…"}` from `/metrics`, by metric line name.

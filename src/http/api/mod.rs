@@ -69,11 +69,10 @@ async fn openapi() -> impl IntoResponse {
 async fn metrics(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> impl IntoResponse {
     let queue = state.ctx.store.queue_depth().await.ok();
     let now = crate::time::Timestamp::now();
-    let oldest = match state.ctx.store.queue_summary(now, 0).await {
-        Ok(s) => s.oldest_deferred.and_then(|o| crate::time::Timestamp::parse_iso8601(&o.received_at)),
-        Err(_) => None,
-    }
-    .map(|t| (now.millis().saturating_sub(t.millis()).max(0) / 1000) as u64);
+    let oldest = state.ctx.store.oldest_deferred().await.ok().flatten();
+    let oldest = oldest
+        .and_then(|o| crate::time::Timestamp::parse_iso8601(&o.received_at))
+        .map(|t| (now.millis().saturating_sub(t.millis()).max(0) / 1000) as u64);
     let text = crate::metrics::render(queue, oldest, state.ctx.auth.stats());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

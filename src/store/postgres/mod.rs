@@ -293,6 +293,10 @@ impl Store for PgStore {
         self.with(async |c| reads::queue_summary(c, now, top).await).await
     }
 
+    async fn oldest_deferred(&self) -> Result<Option<crate::store::OldestDeferred>, StoreError> {
+        self.with(async |c| reads::oldest_deferred(c).await).await
+    }
+
     async fn delete_message(&self, id: &MessageId) -> Result<bool, StoreError> {
         self.with(async |c| writes::delete_message(c, id).await).await
     }

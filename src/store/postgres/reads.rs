@@ -444,12 +444,27 @@ const SUMMARY_DELIVERED: &str = "
 SELECT count(*) FILTER (WHERE updated_at >= $1), count(*) FROM recipients
 WHERE state = 'delivered' AND updated_at >= $2 AND transport <> 'feedback'";
 
+/// The deferred recipient of the oldest message.
+pub(super) async fn oldest_deferred(c: &mut Conn) -> Result<Option<crate::store::OldestDeferred>, StoreError> {
+    let stmt = c.stmt(SUMMARY_OLDEST).await?;
+    Ok(match c.client.query_opt(&stmt, &[]).await? {
+        Some(r) => Some(crate::store::OldestDeferred {
+            message: MessageId(r.try_get(0)?),
+            address: r.try_get(1)?,
+            received_at: Timestamp(r.try_get(2)?).iso8601(),
+            attempts: r.try_get::<_, i32>(3)? as u32,
+            last_detail: r.try_get(4)?,
+        }),
+        None => None,
+    })
+}
+
 pub(super) async fn queue_summary(
     c: &mut Conn,
     now: Timestamp,
     top: usize,
 ) -> Result<crate::store::QueueSummary, StoreError> {
-    use crate::store::{DomainQueue, OldestDeferred, QueueSummary, StateCount};
+    use crate::store::{DomainQueue, QueueSummary, StateCount};
     let count = |r: &Row, i: usize| -> Result<u64, StoreError> { Ok(r.try_get::<_, i64>(i)?.max(0) as u64) };
     let mut by_state: Vec<StateCount> =
         RecipientState::WAITING.iter().map(|&state| StateCount { state, count: 0 }).collect();
@@ -470,17 +485,7 @@ pub(super) async fn queue_summary(
             held: count(&r, 3)?,
         });
     }
-    let stmt = c.stmt(SUMMARY_OLDEST).await?;
-    let oldest_deferred = match c.client.query_opt(&stmt, &[]).await? {
-        Some(r) => Some(OldestDeferred {
-            message: MessageId(r.try_get(0)?),
-            address: r.try_get(1)?,
-            received_at: Timestamp(r.try_get(2)?).iso8601(),
-            attempts: r.try_get::<_, i32>(3)? as u32,
-            last_detail: r.try_get(4)?,
-        }),
-        None => None,
-    };
+    let oldest_deferred = oldest_deferred(c).await?;
     let stmt = c.stmt(SUMMARY_DELIVERED).await?;
     let r = c.client.query_one(&stmt, &[&(now.millis() - 60_000), &(now.millis() - 300_000)]).await?;
     Ok(QueueSummary {

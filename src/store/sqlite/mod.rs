@@ -393,6 +393,10 @@ impl Store for SqliteStore {
         self.read(move |c| reads::queue_summary(c, now, top)).await
     }
 
+    async fn oldest_deferred(&self) -> Result<Option<super::OldestDeferred>, StoreError> {
+        self.read(reads::oldest_deferred).await
+    }
+
     async fn delete_message(&self, id: &MessageId) -> Result<bool, StoreError> {
         self.simple(Simple::Delete(id.clone())).await.map(|n| n > 0)
     }

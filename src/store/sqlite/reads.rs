@@ -511,12 +511,32 @@ pub(super) fn search_suppressions(c: &Connection, query: &str, limit: usize) -> 
     suppression_rows(stmt.query_map(params![pattern, limit as i64], suppression_row)?)
 }
 
+/// The deferred recipient of the oldest message.
+pub(super) fn oldest_deferred(c: &Connection) -> Result<Option<crate::store::OldestDeferred>, StoreError> {
+    Ok(c.prepare_cached(
+        "SELECT r.message_id, r.address, m.received_at, r.attempts, r.last_detail
+             FROM recipients r JOIN messages m ON m.id = r.message_id
+             WHERE r.state = 'deferred' AND r.transport <> 'feedback'
+             ORDER BY m.received_at, r.id LIMIT 1",
+    )?
+    .query_row([], |r| {
+        Ok(crate::store::OldestDeferred {
+            message: MessageId(r.get(0)?),
+            address: r.get(1)?,
+            received_at: Timestamp(r.get(2)?).iso8601(),
+            attempts: r.get(3)?,
+            last_detail: r.get(4)?,
+        })
+    })
+    .optional()?)
+}
+
 pub(super) fn queue_summary(
     c: &Connection,
     now: Timestamp,
     top: usize,
 ) -> Result<crate::store::QueueSummary, StoreError> {
-    use crate::store::{DomainQueue, OldestDeferred, QueueSummary, StateCount};
+    use crate::store::{DomainQueue, QueueSummary, StateCount};
     let mut by_state: Vec<StateCount> =
         RecipientState::WAITING.iter().map(|&state| StateCount { state, count: 0 }).collect();
     let mut stmt = c.prepare_cached(
@@ -546,23 +566,7 @@ pub(super) fn queue_summary(
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    let oldest_deferred = c
-        .prepare_cached(
-            "SELECT r.message_id, r.address, m.received_at, r.attempts, r.last_detail
-             FROM recipients r JOIN messages m ON m.id = r.message_id
-             WHERE r.state = 'deferred' AND r.transport <> 'feedback'
-             ORDER BY m.received_at, r.id LIMIT 1",
-        )?
-        .query_row([], |r| {
-            Ok(OldestDeferred {
-                message: MessageId(r.get(0)?),
-                address: r.get(1)?,
-                received_at: Timestamp(r.get(2)?).iso8601(),
-                attempts: r.get(3)?,
-                last_detail: r.get(4)?,
-            })
-        })
-        .optional()?;
+    let oldest_deferred = oldest_deferred(c)?;
     let mut delivered = c.prepare_cached(
         "SELECT count(*) FROM recipients WHERE state = 'delivered' AND updated_at >= ?1 AND transport <> 'feedback'",
     )?;

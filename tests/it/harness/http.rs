@@ -47,3 +47,70 @@ pub async fn post_json(addr: SocketAddr, path: &str, key: Option<&str>, body: &V
 pub async fn get(addr: SocketAddr, path: &str, key: Option<&str>) -> Response {
     request(addr, "GET", path, key, None).await
 }
+
+/// An HTML page's answer: status, headers (cookies) and text.
+pub struct Page {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub text: String,
+}
+
+impl Page {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+
+    pub fn cookies(&self) -> Vec<String> {
+        self.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).map(str::to_string).collect()
+    }
+
+    /// The value of the first hidden `csrf` field.
+    pub fn csrf(&self) -> String {
+        let at = self.text.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+        self.text[at..].split('"').next().unwrap().to_string()
+    }
+}
+
+/// One request with an optional cookie header and form body, from the loopback address
+/// `from` when given (redirects are not followed).
+pub async fn form_call(
+    addr: SocketAddr,
+    from: Option<std::net::IpAddr>,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: Option<&[(&str, &str)]>,
+) -> Page {
+    let stream = match from {
+        Some(ip) => super::smtp::connect_from(ip, addr).await.expect("connect"),
+        None => tokio::net::TcpStream::connect(addr).await.expect("connect"),
+    };
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+    tokio::spawn(conn);
+    let mut req = hyper::Request::builder().method(method).uri(path).header("host", addr.to_string());
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    let body = match form {
+        Some(fields) => {
+            req = req.header("content-type", "application/x-www-form-urlencoded");
+            fields.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+        }
+        None => String::new(),
+    };
+    let resp = sender.send_request(req.body(Full::new(Bytes::from(body))).expect("request")).await.expect("response");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    Page { status, headers, text: String::from_utf8_lossy(&bytes).into_owned() }
+}
+
+/// Percent-encodes a form value.
+fn enc(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+/// `name=value` of a Set-Cookie header.
+pub fn pair_of(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap_or("").trim().to_string()
+}
