@@ -99,7 +99,8 @@ pub fn detect(doc: &Doc, rows: &[Row]) -> ReportKind {
         || doc.header("x-failed-recipients").is_some()
         || (from_daemon && (subj_bounce || body_bounce || !rows.is_empty()))
         || (subj_bounce && body_bounce)
-        || (subj_bounce && !rows.is_empty() && !vacation_subject);
+        || (subj_bounce && !rows.is_empty() && !vacation_subject)
+        || (super::parse::fml::wrote(doc) && !rows.is_empty());
     if is_bounce && !(vacation_subject && !from_daemon && !body_bounce) {
         if hit(&DELAY_TEXT, &doc.text)
             || hit(&DELAY_TEXT, &doc.subject)

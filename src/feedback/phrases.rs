@@ -176,6 +176,8 @@ const TOO_MANY_CONN: &[Phrase] = &[
       "421 4.7.0 mx.example.jp Error: too many connections from 192.0.2.1"),
     p(r"too many recipients|(maximum|max) (number of )?recipients|recipient (limit|count) (exceeded|reached)|resolver\.adr\.reciplimit|too many (messages|mails) (in|per) (this|one|a single) (session|connection)|(max|maximum) (number of )?(messages?|mails?) per (connection|session)", "postfix, sendmail, exchange, office 365, exim",
       "452 4.5.3 Error: too many recipients"),
+    p(r"aup#in-13[0-4]0\b", "spectrum, charter, roadrunner (AUP#In codes 1300-1340: connection and rate limits)",
+      "421 4.7.0 <neko@example.org> sender rejected. Please see https://www.spectrum.net/support/internet/understanding-email-error-codes for more information. AUP#In-1330"),
 ];
 
 #[rustfmt::skip]
@@ -210,6 +212,8 @@ const SPAM: &[Phrase] = &[
       "550 5.7.1 This message scored 23.4 spam points, threshold is 5.0"),
     p(r"message content (rejected|refused|denied|not accepted)|content (rejected|denied|refused)|mail content denied|content filter(ing)? (rejection|rejected)?|(rejected|blocked|refused) by (the |our )?(content|anti-?spam|spam|mail) filter|unacceptable content|looks? like spam|appears to be (spam|unsolicited)|suspicious (content|message)|(message|mail) (was )?(rejected|refused|blocked) (as|for) (possible |probable )?(spam|bulk|junk)", "exchange, qq, exim acl, barracuda, sophos, kerio, icewarp, postfix header/body checks",
       "550 Mail content denied. http://service.exmail.qq.com/cgi-bin/help?subtype=1&&id=20022&&no=1000726"),
+    p(r"\b(ofr|ouk)[0-9]{0,3}_506\b", "orange.fr, wanadoo.fr (OFR reply codes: 506 is mail judged unwanted)",
+      "550 5.7.1 Mail rejete. Mail rejected. OFR004_506 [506]"),
 ];
 
 #[rustfmt::skip]
@@ -220,6 +224,8 @@ const REJECTED_SENDER: &[Phrase] = &[
       "550-Verification failed for <neko@example.org> 550-Unrouteable address 550 Sender verify failed"),
     p(r"you are not allowed to post|not (allowed|authorized|permitted) to post|only (members|subscribers) (can|may) post|you do not have permission to post|google groups|googlegroups", "mailman, google groups, sympa, listserv",
       "550 5.7.1 You are not allowed to post to this mailing list."),
+    p(r"not member article from|you are not a member|reject spammers:|reject mail from \S+@", "fml (mailing-list server notices)",
+      "NOT MEMBER article from <neko@example.org>, rejected"),
 ];
 
 #[rustfmt::skip]
@@ -308,6 +314,8 @@ const FAILED_STARTTLS: &[Phrase] = &[
 const SECURITY_ERROR: &[Phrase] = &[
     p(r"authentication (is )?required|must (authenticate|be authenticated|log ?in)|not authenticated|client was not authenticated|smtp auth(entication)?\b.{0,20}(required|failed|invalid)|(turn on|enable|use) smtp auth|authenticat\w* (failed|failure|invalid|unsuccessful)|invalid (credentials|login|username or password)|account (has been |is |may have been )?compromised|certificate (has )?(expired|invalid|verify|verification|not trusted|mismatch|error)|insecure|5\.7\.57|bad outbound sender|restricted from sending|certificate (not verified|doesn.t match|does not match)", "office 365, exchange, postfix, exim, gmail",
       "530 5.7.57 Client not authenticated to send mail. Error: 535 5.7.139 Authentication unsuccessful"),
+    p(r"security alert:", "fml (mailing-list server notices)",
+      "Security Alert: <kijitora@example.jp> sent a mail with a forged header"),
 ];
 
 #[rustfmt::skip]
@@ -398,6 +406,8 @@ const WEAK_FILTERED: &[Phrase] = &[
 const SYSTEM_ERROR: &[Phrase] = &[
     p(r"system (error|failure|problem|config)|temporary lookup failure|qq temporary problem|isn.t in my control/locals file|internal (server )?error|server (error|failure|misconfigur)|local error|error in processing|temporary local (problem|failure|error)|service (is )?(currently|temporarily) (not available|unavailable)|(configuration|config) (error|problem)|misconfigur|resources temporarily unavailable|unable to (process|complete|handle)|processing error|cannot process|server (is )?busy|requested action aborted|error (occurred )?(while|during) (processing|delivery)|an error occurred|encountered an error|unexpected (error|failure)|mail system (error|problem)|i/o error|(file|disk) (write|read) error|write error|timeout waiting for input|interrupted system call|could not load|database (error|failure|unavailable)|recipient deferred|storedrv|mapi|resolver\.adr\.(badprimary|invalidinsmtp|ambiguous)", "postfix, exim, sendmail, exchange, courier, domino, groupwise, zimbra",
       "451 4.3.0 Error: queue file write error"),
+    p(r"duplicated message-id|has detected a loop condition|loop back warning|loop alert:|unix from loop|fml system error message", "fml (mailing-list server notices)",
+      "Loop Alert: Duplicated Message-ID in <ml@example.jp>."),
 ];
 
 #[rustfmt::skip]
@@ -555,6 +565,81 @@ mod tests {
             }
         }
         assert!(wrong.is_empty(), "examples that miss their group:\n{}", wrong.join("\n"));
+    }
+
+    /// Lines written for the wordings (`tests/data/phrase-lines.tsv`: reason, who, line).
+    const PHRASE_LINES: &str = include_str!("../../tests/data/phrase-lines.tsv");
+    /// The classifier's other table of server lines (tab-separated, the line last).
+    const BOUNCE_LINES: &str = include_str!("../../tests/data/bounce-lines.tsv");
+
+    fn rows(table: &str) -> impl Iterator<Item = Vec<&str>> {
+        table.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).map(|l| l.split('\t').collect())
+    }
+
+    /// The top-level alternatives of a pattern: its wordings (split on `|` outside groups
+    /// and classes).
+    fn wordings(pattern: &str) -> Vec<&str> {
+        let (mut out, mut depth, mut class, mut escaped, mut start) = (Vec::new(), 0, false, false, 0);
+        for (i, c) in pattern.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '[' if !class => class = true,
+                ']' if class => class = false,
+                '(' if !class => depth += 1,
+                ')' if !class => depth -= 1,
+                '|' if !class && depth == 0 => {
+                    out.push(pattern.get(start..i).unwrap_or(""));
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        out.push(pattern.get(start..).unwrap_or(""));
+        out
+    }
+
+    /// Every wording of every phrase is met by at least one realistic line: the examples
+    /// above, the phrase lines or the bounce lines. A wording no line needs is a rule
+    /// written for nothing.
+    #[test]
+    fn every_wording_has_a_test_line() {
+        let lines: Vec<String> = rows(PHRASE_LINES)
+            .chain(rows(BOUNCE_LINES))
+            .filter_map(|r| r.last().map(|l| normalize(l)))
+            .chain(flat().map(|(_, p)| normalize(p.example)))
+            .collect();
+        let mut bare = Vec::new();
+        for (g, p) in flat() {
+            for w in wordings(p.pattern) {
+                let Ok(re) = builder(w).build() else {
+                    bare.push(format!("{} ({}): does not compile alone: {w}", g.name, p.who));
+                    continue;
+                };
+                if !lines.iter().any(|l| re.is_match(l.as_bytes())) {
+                    bare.push(format!("{}\t{}\t{w}", g.name, p.who));
+                }
+            }
+        }
+        assert!(bare.is_empty(), "{} wordings without a test line:\n{}", bare.len(), bare.join("\n"));
+    }
+
+    /// Each phrase line names the reason its words mean, and the tables agree.
+    #[test]
+    fn every_phrase_line_reaches_its_reason() {
+        let mut wrong = Vec::new();
+        for r in rows(PHRASE_LINES) {
+            let [reason, who, line] = r.as_slice() else {
+                wrong.push(format!("not three fields: {r:?}"));
+                continue;
+            };
+            let want = Reason::from_name(reason);
+            let got = reason_in(line);
+            if want.is_none() || got != want {
+                wrong.push(format!("{reason} ({who}) got {got:?}: {line}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{} phrase lines miss their reason:\n{}", wrong.len(), wrong.join("\n"));
     }
 
     #[test]

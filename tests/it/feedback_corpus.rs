@@ -57,14 +57,13 @@ fn corpus_accuracy_stays_above_floors() {
     }
 }
 
-// Floors: just under what the classifier reaches on the full corpus (is_bounce 99.7, recipients
-// 98.6, status 96.6, reason 91.0, hard 98.1), so a regression of two or three rows fails. The
-// reason floor is lower than the 92.8% of the rules before issue 13, which were fitted to every
-// file of the corpus; today's rules are written against the development part only (93.6% there,
-// 86.3% on the families set aside). Run with MAILERD_CORPUS_MISSES=1 to list the development
-// part's misses (=all: its every reason row too).
-const FLOOR_IS_BOUNCE: f64 = 99.0;
+// Floors: just under what the classifier reaches on the full corpus (is_bounce 100, recipients
+// 98.9, status 96.6, reason 92.2, hard 98.4), so a regression of two or three rows fails. The
+// rules are written against the development part only (95.4% there, 86.3% on the families set
+// aside, whose misses are never printed). Run with MAILERD_CORPUS_MISSES=1 to list the
+// development part's misses (=all: its every reason row too).
+const FLOOR_IS_BOUNCE: f64 = 99.5;
 const FLOOR_RECIPIENTS: f64 = 98.0;
 const FLOOR_STATUS: f64 = 95.5;
-const FLOOR_REASON: f64 = 90.5;
+const FLOOR_REASON: f64 = 91.5;
 const FLOOR_HARD: f64 = 97.5;

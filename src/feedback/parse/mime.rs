@@ -48,7 +48,7 @@ impl Doc {
 
 /// Where the copy of the original message starts in a plain-text report.
 static ORIGINAL_MARKER: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new(r"(?im)^[ \t>]*(?:-{2,}|={2,}|\*{2,})?[ \t]*(?:original message|(?:this is a )?copy of (?:the |your )?(?:original )?message|below this line is a copy|returned message|message header follows|unsent message below|(?:the )?(?:original )?message (?:headers? )?follows?|returned mail|forwarded message|below is a copy of|headers of the original|undelivered message (?:headers )?follows|the text you sent follows|original message headers|partial message follows|your message reads|content-type: message/rfc822|message text follows|\[?original message)").ok()
+    Regex::new(r"(?im)^[ \t>]*(?:-{2,}|={2,}|\*{2,})?[ \t]*(?:original message|(?:this is a )?copy of (?:the |your )?(?:original )?message|below this line is a copy|returned message|message header follows|unsent message below|(?:the )?(?:original )?message (?:headers? )?follows?|returned mail|original mail (?:as )?follows|forwarded message|below is a copy of|headers of the original|undelivered message (?:headers )?follows|the text you sent follows|original message headers|partial message follows|your message reads|content-type: message/rfc822|message text follows|\[?original message)").ok()
 });
 
 fn addr_text(a: Option<&Address<'_>>) -> Option<String> {

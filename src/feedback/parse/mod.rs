@@ -1,6 +1,6 @@
 //! Reads per-recipient rows out of a [`Doc`] (built by `mime.rs`): first the RFC 3464
 //! fields (`rfc3464.rs`, `ses.rs`), then each MTA family's plain-text layout (`postfix.rs`,
-//! `exim.rs`, `sendmail.rs`, `generic.rs` phrases), then a generic address scan; plus the
+//! `exim.rs`, `sendmail.rs`, `fml.rs`, `generic.rs` phrases), then a generic address scan; plus the
 //! small text helpers they share (addresses, status and reply codes, remote host) and the
 //! MTA signature table.
 //!
@@ -9,6 +9,7 @@
 //! or decide a reason (that is `classify.rs`).
 
 pub mod exim;
+pub mod fml;
 pub mod generic;
 pub mod mime;
 pub mod postfix;
@@ -224,6 +225,7 @@ pub fn rows(doc: &Doc) -> Vec<Row> {
     text_rows.extend(sendmail::parse(&doc.text));
     text_rows.extend(postfix::parse(&doc.text));
     text_rows.extend(exim::parse(&doc.text));
+    text_rows.extend(fml::parse(doc));
     text_rows.extend(generic::parse_phrases(&doc.text));
     text_rows.retain(keep);
 
