@@ -7,13 +7,16 @@
 //! before the sending domain's reputation does.
 //!
 //! The counts live in memory (per minute, per account; bounded by the window), the pause in the
-//! store, so a restart forgets the counts but not the pause.
+//! store, so a restart forgets the counts but not the pause. `hard_per_message` counts the hard
+//! bounces among recorded attempts; `Breaker::hard_bounced` turns a message's hard bounces into
+//! the `AccountPause` to store when they trip the breaker.
 //! Must not: pause anything itself (the caller writes the store), or grow without bound.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::store::{AccountPause, Attempt, MessageId, RecipientState};
 use crate::time::Timestamp;
 
 const BUCKET_MS: i64 = 60_000;
@@ -94,6 +97,27 @@ pub fn account_of(auth_user: &str) -> String {
     }
 }
 
+/// Hard bounces among recorded attempts, per message in order of first appearance: failed
+/// (bounced or expired) recipients whose outcome the classifier calls a hard bounce.
+pub fn hard_per_message(attempts: &[Attempt]) -> Vec<(MessageId, u64)> {
+    let mut hard: Vec<(MessageId, u64)> = Vec::new();
+    for a in attempts {
+        let failed = matches!(a.state, RecipientState::Bounced | RecipientState::Expired);
+        if failed && is_hard(a) {
+            match hard.iter_mut().find(|(m, _)| *m == a.message) {
+                Some((_, n)) => *n += 1,
+                None => hard.push((a.message.clone(), 1)),
+            }
+        }
+    }
+    hard
+}
+
+/// Whether an outcome means the address itself is bad (the classifier's one verdict).
+fn is_hard(a: &Attempt) -> bool {
+    crate::feedback::classify::of_outcome(Some(&a.status), a.reply_code, Some(&a.detail)).hard_bounce == Some(true)
+}
+
 impl Breaker {
     pub fn new(config: BreakerConfig) -> Breaker {
         Breaker { config, windows: Mutex::new(HashMap::new()) }
@@ -112,6 +136,25 @@ impl Breaker {
     /// cleared, so after a resume the account starts afresh).
     pub fn hard_bounces(&self, account: &str, n: u64, now: Timestamp) -> Option<Trip> {
         self.record(account, 0, n, now)
+    }
+
+    /// `n` hard bounces of `message`, sent by `auth_user` (None: not an account); Some with
+    /// the pause to store when they trip the breaker.
+    pub fn hard_bounced(
+        &self,
+        auth_user: Option<&str>,
+        message: &MessageId,
+        n: u64,
+        now: Timestamp,
+    ) -> Option<AccountPause> {
+        let account = account_of(auth_user?);
+        let trip = self.hard_bounces(&account, n, now)?;
+        Some(AccountPause {
+            account,
+            detail: trip.describe(self.config.window),
+            message_id: Some(message.0.clone()),
+            paused_at: String::new(),
+        })
     }
 
     fn record(&self, account: &str, sent: u64, hard: u64, now: Timestamp) -> Option<Trip> {
