@@ -2,13 +2,13 @@
 //! Return-Path line, written into the recipient's Maildir.
 //!
 //! Standards: RFC 5321 §4.4 (the final delivery records the envelope sender in Return-Path).
-//! Must not: write the store, or decide retries; it returns a `DeliveryOutcome` that the
-//! scheduler records.
+//! Must not: write the store, or decide retries; it returns a `DeliveryOutcome` (the outcome
+//! table's type, `outbound::outcome`, shared by both transports) that the scheduler records.
 
 use std::path::PathBuf;
 
 use super::maildir;
-use crate::queue::outcome::DeliveryOutcome;
+use crate::outbound::outcome::{DeliveryOutcome, Stage};
 
 /// Delivers `body` into the Maildir of the mailbox `key` under `mail_root`.
 pub async fn deliver(
@@ -22,13 +22,8 @@ pub async fn deliver(
     message.extend_from_slice(body);
     let result = tokio::task::spawn_blocking(move || maildir::deliver(&mail_root, &key, &hostname, &message)).await;
     match result {
-        Ok(Ok(path)) => DeliveryOutcome::delivered(format!("delivered to maildir as {}", path.display())),
-        Ok(Err(e)) => DeliveryOutcome::deferred("4.3.0", format!("maildir: {e}")),
-        Err(e) => DeliveryOutcome::deferred("4.3.0", format!("delivery task: {e}")),
+        Ok(Ok(path)) => DeliveryOutcome::delivered_locally(format!("delivered to maildir as {}", path.display())),
+        Ok(Err(e)) => DeliveryOutcome::local_trouble(Stage::Local, format!("maildir: {e}")),
+        Err(e) => DeliveryOutcome::local_trouble(Stage::Local, format!("delivery task: {e}")),
     }
-}
-
-/// The outcome for a local recipient that has no mailbox to deliver into.
-pub fn no_mailbox() -> DeliveryOutcome {
-    DeliveryOutcome::failed("5.3.0", "local recipient without a mailbox")
 }

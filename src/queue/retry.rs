@@ -9,8 +9,8 @@
 
 use std::time::Duration;
 
-use super::outcome::DeliveryOutcome;
 use crate::config::Retry;
+use crate::outbound::outcome::DeliveryOutcome;
 use crate::time::Timestamp;
 
 /// What becomes of a recipient after one attempt.
@@ -38,7 +38,7 @@ pub fn decide(
         DeliveryOutcome::Delivered(_) => Decision::Delivered,
         DeliveryOutcome::Failed(_) => Decision::Bounced,
         DeliveryOutcome::Deferred(report) => {
-            let max_age = if is_mailbox_full(&report.status) { policy.mailbox_full_max_age } else { policy.max_age };
+            let max_age = if report.is_mailbox_full() { policy.mailbox_full_max_age } else { policy.max_age };
             if is_expired(received_at, now, max_age) {
                 Decision::Expired
             } else {
@@ -54,11 +54,6 @@ pub fn backoff_with(attempts: u32, first: Duration, max: Duration) -> Duration {
     first.saturating_mul(factor).min(max)
 }
 
-/// True for statuses that mean "mailbox full" (x.2.2), which are retried for a shorter time.
-pub fn is_mailbox_full(status: &str) -> bool {
-    status.get(1..).is_some_and(|rest| rest == ".2.2")
-}
-
 /// True when a message received at `received_at` is too old to be tried again.
 fn is_expired(received_at: Timestamp, now: Timestamp, max_age: Duration) -> bool {
     now.millis().saturating_sub(received_at.millis()) >= max_age.as_millis() as i64
@@ -67,6 +62,8 @@ fn is_expired(received_at: Timestamp, now: Timestamp, max_age: Duration) -> bool
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbound::outcome::{Report, Scope, Stage};
+    use crate::smtp::reply::EnhancedStatus;
 
     const MIN: i64 = 60_000;
     const DAY: i64 = 86_400_000;
@@ -81,8 +78,19 @@ mod tests {
         }
     }
 
+    fn report(status: &str) -> Report {
+        Report {
+            status: EnhancedStatus::parse(status).unwrap(),
+            reply_code: Some(if status.starts_with('5') { 550 } else { 451 }),
+            detail: format!("{status} from the remote"),
+            remote: None,
+            stage: Stage::RcptTo,
+            scope: Scope::Recipient,
+        }
+    }
+
     fn deferred(status: &str) -> DeliveryOutcome {
-        DeliveryOutcome::deferred(status, "451 try later")
+        DeliveryOutcome::Deferred(report(status))
     }
 
     /// The decision for an attempt `age` ms after arrival, after `attempts` failed ones.
@@ -128,9 +136,9 @@ mod tests {
 
     #[test]
     fn a_5xx_is_final_and_a_delivery_is_done() {
-        let failed = DeliveryOutcome::failed("5.1.1", "550 5.1.1 user unknown");
+        let failed = DeliveryOutcome::Failed(report("5.1.1"));
         assert_eq!(at(&failed, 0, 0), Decision::Bounced);
         assert_eq!(at(&failed, 3, 10 * DAY), Decision::Bounced);
-        assert_eq!(at(&DeliveryOutcome::delivered("250 ok"), 0, 10 * DAY), Decision::Delivered);
+        assert_eq!(at(&DeliveryOutcome::Delivered(report("2.0.0")), 0, 10 * DAY), Decision::Delivered);
     }
 }

@@ -29,10 +29,10 @@ use crate::bounce::report::Reporter;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use super::outcome::DeliveryOutcome;
 use super::retry::{self, Decision};
 use crate::config::Config;
 use crate::feedback::ingest::{self, Read};
+use crate::outbound::outcome::{DeliveryOutcome, Report, Stage};
 use crate::outbound::{Job, JobRecipient, Outbound};
 use crate::store::{Attempt, Claim, MessageId, RecipientId, RecipientState, Store, StoreError, Transport};
 use crate::time::Timestamp;
@@ -238,7 +238,7 @@ impl Scheduler {
             Ok(None) => {
                 let attempts = claims
                     .iter()
-                    .map(|c| self.attempt(c, &domain, DeliveryOutcome::failed("5.3.0", "message body missing")))
+                    .map(|c| self.attempt(c, &domain, DeliveryOutcome::body_missing("message body missing")))
                     .collect();
                 return self.record(attempts).await;
             }
@@ -340,8 +340,8 @@ impl Scheduler {
     ) -> (DeliveryOutcome, Option<MessageId>, Option<&'static str>) {
         let body = match self.body_of(claim).await {
             Ok(Some(b)) => b,
-            Ok(None) => return (DeliveryOutcome::failed("5.3.0", "bounce body missing"), None, None),
-            Err(e) => return (DeliveryOutcome::deferred("4.3.0", format!("store: {e}")), None, None),
+            Ok(None) => return (DeliveryOutcome::body_missing("bounce body missing"), None, None),
+            Err(e) => return (DeliveryOutcome::local_trouble(Stage::Queue, format!("store: {e}")), None, None),
         };
         bodies.insert(claim.message.clone(), body.clone());
         let claimed = ingest::Claimed {
@@ -354,9 +354,10 @@ impl Scheduler {
         let read =
             ingest::read(self.store.as_ref(), &self.verifier, &claimed, self.config.bounce.keep_in_mailbox).await;
         match read {
-            Err(e) => (DeliveryOutcome::deferred("4.3.0", e.to_string()), None, None),
+            Err(e) => (DeliveryOutcome::local_trouble(Stage::Local, e.to_string()), None, None),
             Ok(Read::Forged { summary }) => {
-                (DeliveryOutcome::delivered(format!("forged bounce dropped: {summary}")), None, Some("forged_bounce"))
+                let outcome = DeliveryOutcome::delivered_locally(format!("forged bounce dropped: {summary}"));
+                (outcome, None, Some("forged_bounce"))
             }
             Ok(Read::Read { recorded, deliver_to, summary }) => {
                 let mut original = None;
@@ -368,8 +369,8 @@ impl Scheduler {
                 }
                 let outcome = match (deliver_to, recorded) {
                     (Some(key), _) => self.deliver_local(claim, Some(key), bodies).await,
-                    (None, Some(r)) => DeliveryOutcome::delivered(r.summary),
-                    (None, None) => DeliveryOutcome::delivered(format!("not about mail we sent: {summary}")),
+                    (None, Some(r)) => DeliveryOutcome::delivered_locally(r.summary),
+                    (None, None) => DeliveryOutcome::delivered_locally(format!("not about mail we sent: {summary}")),
                 };
                 (outcome, original, None)
             }
@@ -385,7 +386,7 @@ impl Scheduler {
         bodies: &mut HashMap<MessageId, Arc<Vec<u8>>>,
     ) -> DeliveryOutcome {
         let Some(key) = mailbox else {
-            return crate::local::deliver::no_mailbox();
+            return DeliveryOutcome::no_local_mailbox();
         };
         let body = match claim.body.as_ref().or_else(|| bodies.get(&claim.message)) {
             Some(b) => b.clone(),
@@ -395,52 +396,28 @@ impl Scheduler {
                     bodies.insert(claim.message.clone(), b.clone());
                     b
                 }
-                Ok(None) => return DeliveryOutcome::failed("5.3.0", "message body missing"),
-                Err(e) => return DeliveryOutcome::deferred("4.3.0", format!("store: {e}")),
+                Ok(None) => return DeliveryOutcome::body_missing("message body missing"),
+                Err(e) => return DeliveryOutcome::local_trouble(Stage::Queue, format!("store: {e}")),
             },
         };
         let host = self.config.hostname.clone();
         crate::local::deliver::deliver(self.mail_root(), host, key, &claim.reverse_path, &body).await
     }
 
-    /// Turns an outcome into the record to store, applying the retry policy.
+    /// Turns an outcome into the record to store, applying the retry decision.
     fn attempt(&self, claim: &Claim, relay: &str, outcome: DeliveryOutcome) -> Attempt {
         let now = Timestamp::now();
         let decision = retry::decide(&outcome, claim.attempts, claim.received_at, now, &self.config.retry);
-        let report = outcome.report().clone();
-        let mut attempt = Attempt {
-            recipient: claim.recipient,
-            message: claim.message.clone(),
-            state: RecipientState::Delivered,
-            status: report.status.clone(),
-            detail: report.detail.clone(),
-            reply_code: report.reply_code,
-            remote: report.remote.clone(),
-            next_attempt_at: None,
-            mailbox_bytes: None,
-            event: None,
+        let (state, report, next_attempt_at) = match decision {
+            Decision::Delivered => (RecipientState::Delivered, outcome.into_report(), None),
+            Decision::Bounced => (RecipientState::Bounced, outcome.into_report(), None),
+            Decision::Expired => (RecipientState::Expired, outcome.report().expired(claim.attempts + 1), None),
+            Decision::RetryAt(at) => (RecipientState::Deferred, outcome.into_report(), Some(at)),
         };
-        let state = match decision {
-            Decision::Delivered => {
-                if claim.mailbox.is_some() && relay == "local" {
-                    attempt.mailbox_bytes = claim.mailbox.clone().map(|m| (m, claim.size));
-                }
-                RecipientState::Delivered
-            }
-            Decision::Bounced => RecipientState::Bounced,
-            Decision::Expired => {
-                if !retry::is_mailbox_full(&report.status) {
-                    attempt.status = "4.4.7".into();
-                }
-                attempt.detail = format!("gave up after {} attempts: {}", claim.attempts + 1, report.detail);
-                RecipientState::Expired
-            }
-            Decision::RetryAt(at) => {
-                attempt.next_attempt_at = Some(at);
-                RecipientState::Deferred
-            }
-        };
-        attempt.state = state;
+        let mut attempt = stored(claim, state, &report, next_attempt_at);
+        if state == RecipientState::Delivered && claim.mailbox.is_some() && relay == "local" {
+            attempt.mailbox_bytes = claim.mailbox.clone().map(|m| (m, claim.size));
+        }
         if relay != Transport::Feedback.as_str() {
             let latency = (state == RecipientState::Delivered)
                 .then(|| Duration::from_millis(now.millis().saturating_sub(claim.received_at.millis()).max(0) as u64));
@@ -449,8 +426,8 @@ impl Scheduler {
                     .reason
             });
             crate::metrics::outcome(state.as_str(), bounce_reason, latency);
-            if attempt.status == "4.4.3" {
-                crate::metrics::dns_error(); // RouteFailure::Temporary: the MX lookup failed
+            if report.is_dns_temporary() {
+                crate::metrics::dns_error(); // the MX lookup (or its hosts' addresses) failed for now
             }
         }
         // The verb first (the state), the remote's words in `detail`.
@@ -465,6 +442,23 @@ impl Scheduler {
             attempt.event.unwrap_or(state.as_str())
         );
         attempt
+    }
+}
+
+/// The store's record of an attempt: the one place where an outcome's typed report becomes
+/// the stored columns (the status as its RFC 3463 text).
+fn stored(claim: &Claim, state: RecipientState, report: &Report, next_attempt_at: Option<Timestamp>) -> Attempt {
+    Attempt {
+        recipient: claim.recipient,
+        message: claim.message.clone(),
+        state,
+        status: report.status.to_string(),
+        detail: report.detail.clone(),
+        reply_code: report.reply_code,
+        remote: report.remote.clone(),
+        next_attempt_at,
+        mailbox_bytes: None,
+        event: None,
     }
 }
 
