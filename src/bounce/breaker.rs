@@ -215,4 +215,45 @@ mod tests {
         assert_eq!(account_of("apikey:key_ab12 (shop)"), "apikey:key_ab12");
         assert_eq!(account_of("App@Example.com"), "user:app@example.com");
     }
+
+    fn attempt(message: &str, state: RecipientState, status: &str, detail: &str) -> Attempt {
+        Attempt {
+            recipient: crate::store::RecipientId(1),
+            message: MessageId(message.into()),
+            state,
+            status: status.into(),
+            detail: detail.into(),
+            reply_code: Some(550),
+            remote: None,
+            next_attempt_at: None,
+            mailbox_bytes: None,
+            event: None,
+        }
+    }
+
+    #[test]
+    fn hard_bounces_are_counted_per_message_from_failed_attempts() {
+        let unknown = "550 5.1.1 <a@x.test>: user unknown";
+        let attempts = [
+            attempt("M1", RecipientState::Bounced, "5.1.1", unknown),
+            attempt("M2", RecipientState::Bounced, "5.2.2", "552 5.2.2 mailbox full"),
+            attempt("M1", RecipientState::Bounced, "5.1.1", unknown),
+            attempt("M2", RecipientState::Deferred, "5.1.1", unknown),
+            attempt("M3", RecipientState::Bounced, "5.1.1", unknown),
+        ];
+        let counted = hard_per_message(&attempts);
+        assert_eq!(counted, vec![(MessageId("M1".into()), 2), (MessageId("M3".into()), 1)]);
+    }
+
+    #[test]
+    fn a_trip_is_the_pause_to_store() {
+        let b = Breaker::new(BreakerConfig { threshold: 0.10, min_messages: 10, window: Duration::from_secs(3600) });
+        let t = Timestamp(1_800_000_000_000);
+        let m = MessageId("M1".into());
+        assert!(b.hard_bounced(None, &m, 50, t).is_none(), "a relay without login is no account");
+        b.sent("user:app@x.test", 10, t);
+        let pause = b.hard_bounced(Some("App@x.test"), &m, 2, t).expect("20% of 10 trips");
+        assert_eq!((pause.account.as_str(), pause.message_id.as_deref()), ("user:app@x.test", Some("M1")));
+        assert_eq!(pause.detail, "hard-bounce rate 20.0% (2 of 10 recipients in the last 1 h)");
+    }
 }
