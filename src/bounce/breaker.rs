@@ -7,13 +7,16 @@
 //! before the sending domain's reputation does.
 //!
 //! The counts live in memory (per minute, per account; bounded by the window), the pause in the
-//! store, so a restart forgets the counts but not the pause.
+//! store, so a restart forgets the counts but not the pause. `hard_per_message` counts the hard
+//! bounces among recorded attempts; `Breaker::hard_bounced` turns a message's hard bounces into
+//! the `AccountPause` to store when they trip the breaker.
 //! Must not: pause anything itself (the caller writes the store), or grow without bound.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::store::{AccountPause, Attempt, MessageId, RecipientState};
 use crate::time::Timestamp;
 
 const BUCKET_MS: i64 = 60_000;
@@ -94,6 +97,27 @@ pub fn account_of(auth_user: &str) -> String {
     }
 }
 
+/// Hard bounces among recorded attempts, per message in order of first appearance: failed
+/// (bounced or expired) recipients whose outcome the classifier calls a hard bounce.
+pub fn hard_per_message(attempts: &[Attempt]) -> Vec<(MessageId, u64)> {
+    let mut hard: Vec<(MessageId, u64)> = Vec::new();
+    for a in attempts {
+        let failed = matches!(a.state, RecipientState::Bounced | RecipientState::Expired);
+        if failed && is_hard(a) {
+            match hard.iter_mut().find(|(m, _)| *m == a.message) {
+                Some((_, n)) => *n += 1,
+                None => hard.push((a.message.clone(), 1)),
+            }
+        }
+    }
+    hard
+}
+
+/// Whether an outcome means the address itself is bad (the classifier's one verdict).
+fn is_hard(a: &Attempt) -> bool {
+    crate::feedback::classify::of_outcome(Some(&a.status), a.reply_code, Some(&a.detail)).hard_bounce == Some(true)
+}
+
 impl Breaker {
     pub fn new(config: BreakerConfig) -> Breaker {
         Breaker { config, windows: Mutex::new(HashMap::new()) }
@@ -112,6 +136,25 @@ impl Breaker {
     /// cleared, so after a resume the account starts afresh).
     pub fn hard_bounces(&self, account: &str, n: u64, now: Timestamp) -> Option<Trip> {
         self.record(account, 0, n, now)
+    }
+
+    /// `n` hard bounces of `message`, sent by `auth_user` (None: not an account); Some with
+    /// the pause to store when they trip the breaker.
+    pub fn hard_bounced(
+        &self,
+        auth_user: Option<&str>,
+        message: &MessageId,
+        n: u64,
+        now: Timestamp,
+    ) -> Option<AccountPause> {
+        let account = account_of(auth_user?);
+        let trip = self.hard_bounces(&account, n, now)?;
+        Some(AccountPause {
+            account,
+            detail: trip.describe(self.config.window),
+            message_id: Some(message.0.clone()),
+            paused_at: String::new(),
+        })
     }
 
     fn record(&self, account: &str, sent: u64, hard: u64, now: Timestamp) -> Option<Trip> {
@@ -171,5 +214,46 @@ mod tests {
         assert!(b.hard_bounces("apikey:k1", 5, later).is_none(), "5% of the new window");
         assert_eq!(account_of("apikey:key_ab12 (shop)"), "apikey:key_ab12");
         assert_eq!(account_of("App@Example.com"), "user:app@example.com");
+    }
+
+    fn attempt(message: &str, state: RecipientState, status: &str, detail: &str) -> Attempt {
+        Attempt {
+            recipient: crate::store::RecipientId(1),
+            message: MessageId(message.into()),
+            state,
+            status: status.into(),
+            detail: detail.into(),
+            reply_code: Some(550),
+            remote: None,
+            next_attempt_at: None,
+            mailbox_bytes: None,
+            event: None,
+        }
+    }
+
+    #[test]
+    fn hard_bounces_are_counted_per_message_from_failed_attempts() {
+        let unknown = "550 5.1.1 <a@x.test>: user unknown";
+        let attempts = [
+            attempt("M1", RecipientState::Bounced, "5.1.1", unknown),
+            attempt("M2", RecipientState::Bounced, "5.2.2", "552 5.2.2 mailbox full"),
+            attempt("M1", RecipientState::Bounced, "5.1.1", unknown),
+            attempt("M2", RecipientState::Deferred, "5.1.1", unknown),
+            attempt("M3", RecipientState::Bounced, "5.1.1", unknown),
+        ];
+        let counted = hard_per_message(&attempts);
+        assert_eq!(counted, vec![(MessageId("M1".into()), 2), (MessageId("M3".into()), 1)]);
+    }
+
+    #[test]
+    fn a_trip_is_the_pause_to_store() {
+        let b = Breaker::new(BreakerConfig { threshold: 0.10, min_messages: 10, window: Duration::from_secs(3600) });
+        let t = Timestamp(1_800_000_000_000);
+        let m = MessageId("M1".into());
+        assert!(b.hard_bounced(None, &m, 50, t).is_none(), "a relay without login is no account");
+        b.sent("user:app@x.test", 10, t);
+        let pause = b.hard_bounced(Some("App@x.test"), &m, 2, t).expect("20% of 10 trips");
+        assert_eq!((pause.account.as_str(), pause.message_id.as_deref()), ("user:app@x.test", Some("M1")));
+        assert_eq!(pause.detail, "hard-bounce rate 20.0% (2 of 10 recipients in the last 1 h)");
     }
 }

@@ -284,6 +284,10 @@ impl std::fmt::Display for Reason {
     }
 }
 
+/// The Status a DSN gives a recipient whose recorded outcome has none (RFC 3463: other or
+/// undefined permanent failure).
+pub const STATUS_UNDEFINED: &str = "5.0.0";
+
 /// RFC 3463 (and RFC 3886, 4468, 4954, 5248, 7372, 7504) subject.detail -> reason.
 /// Codes missing here (x.0.0, x.5.0, x.7.0, x.7.1, ...) are too generic: the text decides.
 const STATUS_TABLE: &[((u16, u16), Reason)] = &[

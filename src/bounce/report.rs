@@ -233,7 +233,7 @@ fn dsn_recipient(r: &RecipientFacts, kind: ReportKind) -> DsnRecipient {
         // RFC 3464: a failed recipient's Status is a 5.x.x; an expiry after 4xx replies is 4.4.7.
         (Action::Failed, Some(s)) if s.starts_with('4') && r.state == RecipientState::Expired => s.to_string(),
         (_, Some(s)) => s.to_string(),
-        (_, None) => "5.0.0".to_string(),
+        (_, None) => super::reason::STATUS_UNDEFINED.to_string(),
     };
     DsnRecipient {
         final_recipient: r.address.clone(),

@@ -1,15 +1,117 @@
 //! The daemon side of bounce reading: a bounce that came back to one of our signed return
-//! paths is parsed, matched to the message and recipients we sent, and recorded — the
-//! recipient becomes bounced (with the remote's words), hard bounces are suppressed.
+//! paths (or null-sender mail to a local mailbox) is verified, parsed, matched to the message
+//! and recipients we sent, and recorded — the recipient becomes bounced (with the remote's
+//! words), hard bounces are suppressed. `read` does all of it for one claimed message and
+//! returns what happened, for the scheduler to record; `ingest` records a verified report.
 //!
 //! Standards: RFC 3464 (the parsed report), DESIGN §3 (hard means the address itself is bad).
-//! With `evidence.rs`, the only files of `feedback/` that touch the store. The caller has
-//! verified the bounce (`evidence::Verifier`) before it gets here.
-//! Must not: deliver the bounce to a mailbox, or trust a report about mail we did not send
-//! (the return-path token names the message; recipients must be among its recipients).
+//! With `evidence.rs`, the only files of `feedback/` that touch the store.
+//! Must not: deliver the bounce to a mailbox (`read` says when the scheduler should), count
+//! hard bounces against an account (the scheduler does, from `Read`), or trust a report about
+//! mail we did not send (the return-path token names the message; recipients must be among
+//! its recipients).
 
+use tracing::warn;
+
+use super::evidence::{Envelope, Verifier};
+use super::verify::Verdict;
 use super::{BounceReport, ReportKind};
 use crate::store::{Feedback, MessageId, RecipientId, Store, StoreError, Suppression};
+
+/// The prefix of a feedback claim's mailbox for null-sender mail to a local mailbox.
+pub const LOCAL_BOUNCE_PREFIX: &str = "local:";
+
+/// One claimed message of the feedback transport.
+pub struct Claimed<'a> {
+    pub message: &'a MessageId,
+    /// The envelope recipient it was sent to.
+    pub rcpt: &'a str,
+    pub mail_from: &'a str,
+    /// The claim's mailbox: `QUEUEID:RECIPIENTID` from a signed return path, or
+    /// `local:KEY` for null-sender mail to a local mailbox.
+    pub mailbox: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// What reading one bounce did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read {
+    /// A forged bounce, dropped; the verifier's summary says why.
+    Forged { summary: String },
+    /// A genuine bounce (or mail that is not one), with what was recorded about it.
+    Read {
+        /// What `ingest` recorded, when the bounce was about mail we sent.
+        recorded: Option<Recorded>,
+        /// The local mailbox to deliver the message into as well.
+        deliver_to: Option<String>,
+        /// The verifier's summary.
+        summary: String,
+    },
+}
+
+/// What `ingest` recorded about one bounce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// The message whose recipients changed (None when none did).
+    pub original: Option<MessageId>,
+    /// Hard bounces among the changed recipients, to count against the sending account.
+    pub hard: u64,
+    /// `ingest`'s summary with the verdict.
+    pub summary: String,
+}
+
+/// Why a bounce could not be read now (it is tried again).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("store: {0}")]
+    Store(StoreError),
+    #[error("verifying the bounce: {0}")]
+    Verify(StoreError),
+    #[error("recording the bounce: {0}")]
+    Record(StoreError),
+}
+
+/// Verifies a claimed bounce and records a genuine one; says whether it also goes to a local
+/// mailbox (null-sender mail that is not a recorded bounce, or every one with
+/// `keep_in_mailbox`).
+pub async fn read(
+    store: &dyn Store,
+    verifier: &Verifier,
+    claim: &Claimed<'_>,
+    keep_in_mailbox: bool,
+) -> Result<Read, ReadError> {
+    let mailbox = claim.mailbox.and_then(|m| m.strip_prefix(LOCAL_BOUNCE_PREFIX)).map(str::to_string);
+    let origin =
+        store.message_detail(claim.message).await.map_err(ReadError::Store)?.map(|d| d.origin).unwrap_or_default();
+    let envelope = Envelope {
+        rcpt: Some(claim.rcpt.to_string()),
+        client_ip: origin.client_ip.parse().ok(),
+        helo: Some(origin.helo).filter(|h| !h.is_empty()),
+        mail_from: claim.mail_from.to_string(),
+    };
+    let verification = verifier.verify(store, claim.body, &envelope).await.map_err(ReadError::Verify)?;
+    if verification.verdict == Verdict::Forged {
+        warn!(queue_id = %claim.message, to = %claim.rcpt, "forged bounce dropped: {}", verification.summary());
+        return Ok(Read::Forged { summary: verification.summary() });
+    }
+    let about = match (&mailbox, &verification.original) {
+        (None, _) => claim.mailbox.map(str::to_string),
+        (Some(_), Some(queue_id)) if verification.is_bounce => Some(format!("{queue_id}:0")),
+        (Some(_), _) => None,
+    };
+    let mut recorded = None;
+    if let Some(about) = about {
+        let done = ingest(store, &about, &verification.report).await.map_err(ReadError::Record)?;
+        let hard = verification.report.recipients.iter().filter(|r| r.hard_bounce == Some(true)).count();
+        recorded = Some(Recorded {
+            original: (done.updated > 0).then_some(done.original).flatten(),
+            hard: if done.updated > 0 { hard.min(done.updated) as u64 } else { 0 },
+            summary: format!("{} ({})", done.summary, verification.verdict.as_str()),
+        });
+    }
+    let deliver_to = mailbox.filter(|_| recorded.is_none() || keep_in_mailbox);
+    Ok(Read::Read { recorded, deliver_to, summary: verification.summary() })
+}
 
 /// What ingesting one bounce did.
 #[derive(Debug, Clone, PartialEq, Eq)]

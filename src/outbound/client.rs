@@ -15,38 +15,11 @@ use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub use super::outcome::Stage;
 use crate::smtp::reply::{ReplyBuilder, SmtpReply};
 
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
-/// The stage a conversation was in; timeouts and failures name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
-    Connect,
-    Greeting,
-    Ehlo,
-    StartTls,
-    MailFrom,
-    RcptTo,
-    Data,
-    Body,
-}
-
-impl Stage {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Connect => "connect",
-            Stage::Greeting => "greeting",
-            Stage::Ehlo => "EHLO",
-            Stage::StartTls => "STARTTLS",
-            Stage::MailFrom => "MAIL FROM",
-            Stage::RcptTo => "RCPT TO",
-            Stage::Data => "DATA",
-            Stage::Body => "end of data",
-        }
-    }
-}
 
 #[derive(Debug, Error)]
 pub enum ClientError {
@@ -154,6 +127,8 @@ pub struct TransactionResult {
     pub mail: SmtpReply,
     pub rcpts: Vec<SmtpReply>,
     pub data: Option<SmtpReply>,
+    /// The stage `data` answered: DATA (the command was refused) or the end of data.
+    pub data_stage: Stage,
 }
 
 pub struct Connection {
@@ -266,7 +241,7 @@ impl Connection {
     }
 
     async fn read_reply(&mut self, stage: Stage) -> Result<SmtpReply, ClientError> {
-        let timeout = if stage == Stage::Body { self.timeouts.data_end } else { self.timeouts.command };
+        let timeout = if stage == Stage::EndOfData { self.timeouts.data_end } else { self.timeouts.command };
         loop {
             while let Some(nl) = self.buf.iter().position(|&b| b == b'\n') {
                 let raw: Vec<u8> = self.buf.drain(..=nl).collect();
@@ -358,7 +333,7 @@ impl Connection {
             if !mail_reply.is_positive() {
                 let rcpts = vec![mail_reply.clone(); rcpt_lines.len()];
                 self.reset().await;
-                return Ok(TransactionResult { mail: mail_reply, rcpts, data: None });
+                return Ok(TransactionResult { mail: mail_reply, rcpts, data: None, data_stage: Stage::Data });
             }
             let mut rcpts = Vec::with_capacity(rcpt_lines.len());
             for l in &rcpt_lines {
@@ -366,7 +341,7 @@ impl Connection {
             }
             if !rcpts.iter().any(SmtpReply::is_positive) {
                 self.reset().await;
-                return Ok(TransactionResult { mail: mail_reply, rcpts, data: None });
+                return Ok(TransactionResult { mail: mail_reply, rcpts, data: None, data_stage: Stage::Data });
             }
             let data = self.command("DATA", Stage::Data).await?;
             (mail_reply, rcpts, data)
@@ -374,8 +349,8 @@ impl Connection {
         if !mail_reply.is_positive() || !rcpts.iter().any(SmtpReply::is_positive) || data_reply.code != 354 {
             if data_reply.code == 354 {
                 // Pipelined DATA was accepted although no recipient was: end it empty (RFC 2920 §3.1).
-                self.write(b".\r\n", Stage::Body).await?;
-                let _ = self.read_reply(Stage::Body).await?;
+                self.write(b".\r\n", Stage::EndOfData).await?;
+                let _ = self.read_reply(Stage::EndOfData).await?;
             }
             self.reset().await;
             let rcpts = if mail_reply.is_positive() { rcpts } else { vec![mail_reply.clone(); rcpts.len()] };
@@ -384,12 +359,12 @@ impl Connection {
             } else {
                 Some(data_reply)
             };
-            return Ok(TransactionResult { mail: mail_reply, rcpts, data });
+            return Ok(TransactionResult { mail: mail_reply, rcpts, data, data_stage: Stage::Data });
         }
         let stuffed = dot_stuff(env.message);
-        self.write(&stuffed, Stage::Body).await?;
-        let final_reply = self.read_reply(Stage::Body).await?;
-        Ok(TransactionResult { mail: mail_reply, rcpts, data: Some(final_reply) })
+        self.write(&stuffed, Stage::EndOfData).await?;
+        let final_reply = self.read_reply(Stage::EndOfData).await?;
+        Ok(TransactionResult { mail: mail_reply, rcpts, data: Some(final_reply), data_stage: Stage::EndOfData })
     }
 
     /// RSET after a failed transaction; the connection stays usable when it answers 250.

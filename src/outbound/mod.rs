@@ -1,5 +1,5 @@
 //! Delivering to other servers: route (where), client (SMTP conversation), pool (reuse and
-//! limits), outcome (what a reply means). `deliver` runs one job: one message to the
+//! limits), outcome (the outcome table: what a reply or a failure means, for every transport). `deliver` runs one job: one message to the
 //! recipients of one destination, in one transaction.
 //!
 //! Standards: RFC 5321 §5 (try MX hosts in order, fall back on connection errors and 4xx
@@ -18,12 +18,13 @@ use std::sync::Arc;
 use tracing::debug;
 
 use self::client::{ClientError, Connection, Envelope, RcptSpec, RemoteHost, Timeouts, TlsMode};
+use self::outcome::DeliveryOutcome;
+use self::outcome::Stage;
 use self::pool::Pool;
 use self::route::{Hop, RouteFailure};
 use self::slots::{SlotError, SlotGuard, Slots};
 use crate::config::Config;
 use crate::dns::Dns;
-use crate::queue::outcome::DeliveryOutcome;
 
 /// One delivery job: a message and its recipients at one destination.
 pub struct Job {
@@ -92,7 +93,7 @@ impl Outbound {
     /// Opens a connection to the first host that answers with a 220, trying MX hosts (and each
     /// of their addresses) in order. Errors: the route failure, or the last host's error.
     async fn connect(&self, domain: &str, tls: TlsMode) -> Result<Connection, DeliveryOutcome> {
-        let hops = self.hops(domain).await.map_err(|f| outcome::from_route(domain, &f))?;
+        let hops = self.hops(domain).await.map_err(|f| DeliveryOutcome::from_route(domain, &f))?;
         let o = &self.config.outbound;
         let timeouts = Timeouts { connect: o.connect_timeout, command: o.command_timeout, ..Timeouts::default() };
         let mut last: Option<DeliveryOutcome> = None;
@@ -112,16 +113,14 @@ impl Outbound {
                     Ok(c) => return Ok(c),
                     Err(e) => {
                         debug!(remote = %remote, error = %e, "connection failed, trying the next host");
-                        last = Some(outcome::from_error(&e, Some(&remote)));
+                        last = Some(DeliveryOutcome::from_error(&e, Some(&remote)));
                     }
                 }
             }
         }
         Err(last.unwrap_or_else(|| match dns_trouble {
-            Some(crate::dns::DnsFailure::Temporary(e)) => {
-                DeliveryOutcome::deferred("4.4.3", format!("cannot resolve the mail hosts of {domain}: {e}"))
-            }
-            _ => DeliveryOutcome::failed("5.4.4", format!("no mail host of {domain} has an address")),
+            Some(crate::dns::DnsFailure::Temporary(e)) => DeliveryOutcome::mx_hosts_unresolved(domain, e),
+            _ => DeliveryOutcome::mx_hosts_without_address(domain),
         }))
     }
 
@@ -130,11 +129,8 @@ impl Outbound {
         let Some(slots) = &self.slots else { return Ok(None) };
         let limit = self.config.outbound.max_connections_per_destination as u32;
         slots.acquire(destination, limit).await.map(Some).map_err(|e| match e {
-            SlotError::Busy => DeliveryOutcome::deferred(
-                "4.4.5",
-                format!("all {limit} connections to {destination} are in use across the cluster"),
-            ),
-            SlotError::Store(e) => DeliveryOutcome::deferred("4.3.0", format!("connection slot: {e}")),
+            SlotError::Busy => DeliveryOutcome::destination_busy(destination, limit),
+            SlotError::Store(e) => DeliveryOutcome::local_trouble(Stage::Connect, format!("connection slot: {e}")),
         })
     }
 
@@ -143,7 +139,7 @@ impl Outbound {
         let (destination, tls) = self.destination(&job.domain);
         let limit = self.pool.limit(&destination);
         let Ok(_permit) = limit.acquire().await else {
-            return vec![DeliveryOutcome::deferred("4.3.0", "shutting down"); job.recipients.len()];
+            return vec![DeliveryOutcome::shutting_down(); job.recipients.len()];
         };
         // In a cluster, the delivery also holds one of the destination's slots in the store
         // (handed back when `_slot` drops, at the end of this delivery).
@@ -175,13 +171,13 @@ impl Outbound {
             };
             match conn.send(&envelope).await {
                 Ok(result) => {
-                    let outcomes = outcome::from_transaction(&result, &conn.remote);
+                    let outcomes = DeliveryOutcome::from_transaction(&result, &conn.remote);
                     self.pool.put(&destination, conn);
                     return outcomes;
                 }
                 Err(ClientError::Io(..)) | Err(ClientError::Protocol(..)) if was_reused => continue,
                 Err(e) => {
-                    let o = outcome::from_error(&e, Some(&conn.remote));
+                    let o = DeliveryOutcome::from_error(&e, Some(&conn.remote));
                     return vec![o; job.recipients.len()];
                 }
             }

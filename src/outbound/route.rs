@@ -1,8 +1,8 @@
 //! Where mail for a domain goes: a `[routes]` override, else MX hosts in preference order,
 //! else the domain itself (implicit MX); null MX and NXDOMAIN fail at once.
 //!
-//! Standards: RFC 5321 §5.1 (MX selection, implicit MX), RFC 7505 (null MX → 5.1.10),
-//! RFC 3463 (5.1.2 bad destination system, 4.4.3 directory server failure).
+//! Standards: RFC 5321 §5.1 (MX selection, implicit MX), RFC 7505 (null MX); the statuses of
+//! route failures are in the outcome table (`outcome::DeliveryOutcome::from_route`).
 //! Pure: works on answers the caller looked up.
 //! Must not: do DNS lookups or connect anywhere.
 
@@ -23,24 +23,6 @@ pub enum RouteFailure {
     NoSuchDomain,
     /// The answer could not be had now (SERVFAIL, timeout): retry later.
     Temporary(String),
-}
-
-impl RouteFailure {
-    pub fn status(&self) -> &'static str {
-        match self {
-            RouteFailure::NullMx => "5.1.10",
-            RouteFailure::NoSuchDomain => "5.1.2",
-            RouteFailure::Temporary(_) => "4.4.3",
-        }
-    }
-
-    pub fn detail(&self, domain: &str) -> String {
-        match self {
-            RouteFailure::NullMx => format!("{domain} does not accept mail (null MX)"),
-            RouteFailure::NoSuchDomain => format!("domain {domain} does not exist (NXDOMAIN)"),
-            RouteFailure::Temporary(e) => format!("DNS lookup for {domain} failed: {e}"),
-        }
-    }
 }
 
 /// Parses a `[routes]` next hop: `host`, `host:port`, `[ip]:port` or `ip:port`.
@@ -105,7 +87,6 @@ mod tests {
             from_mx("d.test", Err(DnsFailure::Temporary("x".into())), 25),
             Err(RouteFailure::Temporary(_))
         ));
-        assert_eq!(RouteFailure::NullMx.status(), "5.1.10");
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! The scheduler: leases due recipients, runs their delivery, records the outcomes.
+//! The scheduler: leases due recipients, hands each to its transport, records the outcomes.
 //!
-//! Two loops share it: local recipients go to Maildir, remote ones to `outbound` in jobs of
-//! one message × one destination domain, many jobs at once (bounded by
-//! `outbound.max_deliveries`). Each loop wakes when `accept` stores a message (a `Notify`)
+//! Claim → deliver → record: local recipients go to `local::deliver`, incoming bounces to
+//! `feedback::ingest::read`, remote ones to `outbound` in jobs of one message × one destination
+//! domain, many jobs at once (bounded by `outbound.max_deliveries`); `retry::decide` turns each
+//! outcome into the recipient's next state, hard bounces go to `bounce::breaker`, and the
+//! reporter runs after the record. Each loop wakes when `accept` stores a message (a `Notify`)
 //! and otherwise polls once a second for retries that came due; once the due range is
 //! drained, the remote loop claims at most once per `CLAIM_GATHER`, so one claim takes
 //! several messages under load. Claims are leases in the
@@ -12,8 +14,8 @@
 //! While a recipient is being worked on, a third loop renews its lease every third of
 //! `queue.lease`; a node that dies stops renewing, and its recipients come due again at most
 //! `queue.lease` later, on whichever node claims them first.
-//! Must not: keep renewing a lease whose outcome was recorded or given up, or retry in a
-//! tight loop on store errors.
+//! Must not: deliver, parse bounces or count bounces itself; keep renewing a lease whose
+//! outcome was recorded or given up; or retry in a tight loop on store errors.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -27,12 +29,10 @@ use crate::bounce::report::Reporter;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use super::outcome::DeliveryOutcome;
-use super::retry;
+use super::retry::{self, Decision};
 use crate::config::Config;
-use crate::feedback::evidence::Envelope;
-use crate::feedback::verify::Verdict;
-use crate::local::maildir;
+use crate::feedback::ingest::{self, Read};
+use crate::outbound::outcome::{DeliveryOutcome, Report, Stage};
 use crate::outbound::{Job, JobRecipient, Outbound};
 use crate::store::{Attempt, Claim, MessageId, RecipientId, RecipientState, Store, StoreError, Transport};
 use crate::time::Timestamp;
@@ -62,8 +62,7 @@ pub struct Scheduler {
     pub inflight: Mutex<HashSet<RecipientId>>,
 }
 
-/// The prefix of a feedback claim's mailbox for null-sender mail to a local mailbox.
-pub const LOCAL_BOUNCE_PREFIX: &str = "local:";
+pub use crate::feedback::ingest::LOCAL_BOUNCE_PREFIX;
 
 impl Scheduler {
     fn mail_root(&self) -> PathBuf {
@@ -239,7 +238,7 @@ impl Scheduler {
             Ok(None) => {
                 let attempts = claims
                     .iter()
-                    .map(|c| self.attempt(c, &domain, DeliveryOutcome::failed("5.3.0", "message body missing")))
+                    .map(|c| self.attempt(c, &domain, DeliveryOutcome::body_missing("message body missing")))
                     .collect();
                 return self.record(attempts).await;
             }
@@ -287,16 +286,7 @@ impl Scheduler {
                 messages.push(a.message.clone());
             }
         }
-        let mut hard: Vec<(MessageId, u64)> = Vec::new();
-        for a in &attempts {
-            let failed = matches!(a.state, RecipientState::Bounced | RecipientState::Expired);
-            if failed && is_hard(a) {
-                match hard.iter_mut().find(|(m, _)| *m == a.message) {
-                    Some((_, n)) => *n += 1,
-                    None => hard.push((a.message.clone(), 1)),
-                }
-            }
-        }
+        let hard = crate::bounce::breaker::hard_per_message(&attempts);
         let ids: Vec<RecipientId> = attempts.iter().map(|a| a.recipient).collect();
         let recorded = self.store.record_attempts(&self.owner, attempts).await;
         self.forget(&ids);
@@ -330,87 +320,65 @@ impl Scheduler {
     /// breaker trips.
     async fn hard_bounced(&self, message: &MessageId, n: u64) {
         let Ok(Some(detail)) = self.store.message_detail(message).await else { return };
-        let Some(user) = detail.origin.auth_user.as_deref() else { return };
-        let account = crate::bounce::breaker::account_of(user);
-        let Some(trip) = self.breaker.hard_bounces(&account, n, Timestamp::now()) else { return };
-        let why = trip.describe(self.breaker.config().window);
-        warn!(account = %account, queue_id = %message, "sending paused: {why}");
-        let pause = crate::store::AccountPause {
-            account,
-            detail: why,
-            message_id: Some(message.0.clone()),
-            paused_at: String::new(),
+        let now = Timestamp::now();
+        let Some(pause) = self.breaker.hard_bounced(detail.origin.auth_user.as_deref(), message, n, now) else {
+            return;
         };
+        warn!(account = %pause.account, queue_id = %message, "sending paused: {}", pause.detail);
         if let Err(e) = self.store.pause_account(pause).await {
             warn!(error = %e, "pausing the account failed");
         }
     }
 
     /// Reads a bounce that came back to a signed return path, or null-sender mail to a local
-    /// mailbox: verifies it, records a genuine one, drops a forged one, and delivers to the
-    /// mailbox what is not (or, when configured, also what is) a recorded bounce.
+    /// mailbox (`feedback::ingest::read`), counts its hard bounces, and delivers to the
+    /// mailbox what `read` says belongs there.
     async fn read_bounce(
         &self,
         claim: &Claim,
         bodies: &mut HashMap<MessageId, Arc<Vec<u8>>>,
     ) -> (DeliveryOutcome, Option<MessageId>, Option<&'static str>) {
-        let mailbox = claim.mailbox.as_deref().and_then(|m| m.strip_prefix(LOCAL_BOUNCE_PREFIX)).map(str::to_string);
         let body = match self.body_of(claim).await {
             Ok(Some(b)) => b,
-            Ok(None) => return (DeliveryOutcome::failed("5.3.0", "bounce body missing"), None, None),
-            Err(e) => return (DeliveryOutcome::deferred("4.3.0", format!("store: {e}")), None, None),
+            Ok(None) => return (DeliveryOutcome::body_missing("bounce body missing"), None, None),
+            Err(e) => return (DeliveryOutcome::local_trouble(Stage::Queue, format!("store: {e}")), None, None),
         };
         bodies.insert(claim.message.clone(), body.clone());
-        let origin = match self.store.message_detail(&claim.message).await {
-            Ok(d) => d.map(|d| d.origin).unwrap_or_default(),
-            Err(e) => return (DeliveryOutcome::deferred("4.3.0", format!("store: {e}")), None, None),
+        let claimed = ingest::Claimed {
+            message: &claim.message,
+            rcpt: &claim.address,
+            mail_from: &claim.reverse_path,
+            mailbox: claim.mailbox.as_deref(),
+            body: &body,
         };
-        let envelope = Envelope {
-            rcpt: Some(claim.address.clone()),
-            client_ip: origin.client_ip.parse().ok(),
-            helo: Some(origin.helo).filter(|h| !h.is_empty()),
-            mail_from: claim.reverse_path.clone(),
-        };
-        let verification = match self.verifier.verify(self.store.as_ref(), &body, &envelope).await {
-            Ok(v) => v,
-            Err(e) => return (DeliveryOutcome::deferred("4.3.0", format!("verifying the bounce: {e}")), None, None),
-        };
-        if verification.verdict == Verdict::Forged {
-            warn!(queue_id = %claim.message, to = %claim.address, "forged bounce dropped: {}", verification.summary());
-            let detail = format!("forged bounce dropped: {}", verification.summary());
-            return (DeliveryOutcome::delivered(detail), None, Some("forged_bounce"));
-        }
-        let about = match (&mailbox, &verification.original) {
-            (None, _) => claim.mailbox.clone(),
-            (Some(_), Some(queue_id)) if verification.is_bounce => Some(format!("{queue_id}:0")),
-            (Some(_), _) => None,
-        };
-        let mut original = None;
-        let mut recorded = None;
-        if let Some(about) = about {
-            match crate::feedback::ingest::ingest(self.store.as_ref(), &about, &verification.report).await {
-                Ok(done) => {
-                    let hard = verification.report.recipients.iter().filter(|r| r.hard_bounce == Some(true)).count();
-                    if let (Some(m), true) = (&done.original, done.updated > 0 && hard > 0) {
-                        self.hard_bounced(m, hard.min(done.updated) as u64).await;
+        let read =
+            ingest::read(self.store.as_ref(), &self.verifier, &claimed, self.config.bounce.keep_in_mailbox).await;
+        match read {
+            Err(e) => (DeliveryOutcome::local_trouble(Stage::Local, e.to_string()), None, None),
+            Ok(Read::Forged { summary }) => {
+                let outcome = DeliveryOutcome::delivered_locally(format!("forged bounce dropped: {summary}"));
+                (outcome, None, Some("forged_bounce"))
+            }
+            Ok(Read::Read { recorded, deliver_to, summary }) => {
+                let mut original = None;
+                if let Some(r) = &recorded {
+                    if let (Some(m), true) = (&r.original, r.hard > 0) {
+                        self.hard_bounced(m, r.hard).await;
                     }
-                    original = (done.updated > 0).then_some(done.original).flatten();
-                    recorded = Some(format!("{} ({})", done.summary, verification.verdict.as_str()));
+                    original = r.original.clone();
                 }
-                Err(e) => {
-                    return (DeliveryOutcome::deferred("4.3.0", format!("recording the bounce: {e}")), None, None);
-                }
+                let outcome = match (deliver_to, recorded) {
+                    (Some(key), _) => self.deliver_local(claim, Some(key), bodies).await,
+                    (None, Some(r)) => DeliveryOutcome::delivered_locally(r.summary),
+                    (None, None) => DeliveryOutcome::delivered_locally(format!("not about mail we sent: {summary}")),
+                };
+                (outcome, original, None)
             }
         }
-        let deliver = mailbox.filter(|_| recorded.is_none() || self.config.bounce.keep_in_mailbox);
-        let outcome = match (deliver, recorded) {
-            (Some(key), _) => self.deliver_local(claim, Some(key), bodies).await,
-            (None, Some(summary)) => DeliveryOutcome::delivered(summary),
-            (None, None) => DeliveryOutcome::delivered(format!("not about mail we sent: {}", verification.summary())),
-        };
-        (outcome, original, None)
     }
 
+    /// Delivers a local claim into its mailbox (`local::deliver`), reading the body at most
+    /// once per batch.
     async fn deliver_local(
         &self,
         claim: &Claim,
@@ -418,7 +386,7 @@ impl Scheduler {
         bodies: &mut HashMap<MessageId, Arc<Vec<u8>>>,
     ) -> DeliveryOutcome {
         let Some(key) = mailbox else {
-            return DeliveryOutcome::failed("5.3.0", "local recipient without a mailbox");
+            return DeliveryOutcome::no_local_mailbox();
         };
         let body = match claim.body.as_ref().or_else(|| bodies.get(&claim.message)) {
             Some(b) => b.clone(),
@@ -428,64 +396,28 @@ impl Scheduler {
                     bodies.insert(claim.message.clone(), b.clone());
                     b
                 }
-                Ok(None) => return DeliveryOutcome::failed("5.3.0", "message body missing"),
-                Err(e) => return DeliveryOutcome::deferred("4.3.0", format!("store: {e}")),
+                Ok(None) => return DeliveryOutcome::body_missing("message body missing"),
+                Err(e) => return DeliveryOutcome::local_trouble(Stage::Queue, format!("store: {e}")),
             },
         };
-        let (root, host) = (self.mail_root(), self.config.hostname.clone());
-        // RFC 5321 §4.4: the final delivery records the envelope sender in Return-Path.
-        let mut message = format!("Return-Path: <{}>\r\n", claim.reverse_path).into_bytes();
-        message.extend_from_slice(&body);
-        let result = tokio::task::spawn_blocking(move || maildir::deliver(&root, &key, &host, &message)).await;
-        match result {
-            Ok(Ok(path)) => DeliveryOutcome::delivered(format!("delivered to maildir as {}", path.display())),
-            Ok(Err(e)) => DeliveryOutcome::deferred("4.3.0", format!("maildir: {e}")),
-            Err(e) => DeliveryOutcome::deferred("4.3.0", format!("delivery task: {e}")),
-        }
+        let host = self.config.hostname.clone();
+        crate::local::deliver::deliver(self.mail_root(), host, key, &claim.reverse_path, &body).await
     }
 
-    /// Turns an outcome into the record to store, applying the retry policy.
+    /// Turns an outcome into the record to store, applying the retry decision.
     fn attempt(&self, claim: &Claim, relay: &str, outcome: DeliveryOutcome) -> Attempt {
         let now = Timestamp::now();
-        let r = &self.config.retry;
-        let report = outcome.report().clone();
-        let mut attempt = Attempt {
-            recipient: claim.recipient,
-            message: claim.message.clone(),
-            state: RecipientState::Delivered,
-            status: report.status.clone(),
-            detail: report.detail.clone(),
-            reply_code: report.reply_code,
-            remote: report.remote.clone(),
-            next_attempt_at: None,
-            mailbox_bytes: None,
-            event: None,
+        let decision = retry::decide(&outcome, claim.attempts, claim.received_at, now, &self.config.retry);
+        let (state, report, next_attempt_at) = match decision {
+            Decision::Delivered => (RecipientState::Delivered, outcome.into_report(), None),
+            Decision::Bounced => (RecipientState::Bounced, outcome.into_report(), None),
+            Decision::Expired => (RecipientState::Expired, outcome.report().expired(claim.attempts + 1), None),
+            Decision::RetryAt(at) => (RecipientState::Deferred, outcome.into_report(), Some(at)),
         };
-        let state = match outcome {
-            DeliveryOutcome::Delivered(_) => {
-                if claim.mailbox.is_some() && relay == "local" {
-                    attempt.mailbox_bytes = claim.mailbox.clone().map(|m| (m, claim.size));
-                }
-                RecipientState::Delivered
-            }
-            DeliveryOutcome::Failed(_) => RecipientState::Bounced,
-            DeliveryOutcome::Deferred(rep) => {
-                let full = retry::is_mailbox_full(&rep.status);
-                let max_age = if full { r.mailbox_full_max_age } else { r.max_age };
-                if retry::is_expired(claim.received_at, now, max_age) {
-                    if !full {
-                        attempt.status = "4.4.7".into();
-                    }
-                    attempt.detail = format!("gave up after {} attempts: {}", claim.attempts + 1, rep.detail);
-                    RecipientState::Expired
-                } else {
-                    attempt.next_attempt_at =
-                        Some(now.plus(retry::backoff_with(claim.attempts, r.first, r.max_interval)));
-                    RecipientState::Deferred
-                }
-            }
-        };
-        attempt.state = state;
+        let mut attempt = stored(claim, state, &report, next_attempt_at);
+        if state == RecipientState::Delivered && claim.mailbox.is_some() && relay == "local" {
+            attempt.mailbox_bytes = claim.mailbox.clone().map(|m| (m, claim.size));
+        }
         if relay != Transport::Feedback.as_str() {
             let latency = (state == RecipientState::Delivered)
                 .then(|| Duration::from_millis(now.millis().saturating_sub(claim.received_at.millis()).max(0) as u64));
@@ -494,8 +426,8 @@ impl Scheduler {
                     .reason
             });
             crate::metrics::outcome(state.as_str(), bounce_reason, latency);
-            if attempt.status == "4.4.3" {
-                crate::metrics::dns_error(); // RouteFailure::Temporary: the MX lookup failed
+            if report.is_dns_temporary() {
+                crate::metrics::dns_error(); // the MX lookup (or its hosts' addresses) failed for now
             }
         }
         // The verb first (the state), the remote's words in `detail`.
@@ -513,9 +445,21 @@ impl Scheduler {
     }
 }
 
-/// Whether an outcome means the address itself is bad (the classifier's one verdict).
-fn is_hard(a: &Attempt) -> bool {
-    crate::feedback::classify::of_outcome(Some(&a.status), a.reply_code, Some(&a.detail)).hard_bounce == Some(true)
+/// The store's record of an attempt: the one place where an outcome's typed report becomes
+/// the stored columns (the status as its RFC 3463 text).
+fn stored(claim: &Claim, state: RecipientState, report: &Report, next_attempt_at: Option<Timestamp>) -> Attempt {
+    Attempt {
+        recipient: claim.recipient,
+        message: claim.message.clone(),
+        state,
+        status: report.status.to_string(),
+        detail: report.detail.clone(),
+        reply_code: report.reply_code,
+        remote: report.remote.clone(),
+        next_attempt_at,
+        mailbox_bytes: None,
+        event: None,
+    }
 }
 
 /// The address to deliver a remote claim to: an alias target, or the recipient itself.
