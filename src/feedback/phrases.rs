@@ -116,7 +116,7 @@ pub const GROUPS: &[Group] = &[
 
 #[rustfmt::skip]
 const SUPPRESSED: &[Phrase] = &[
-    p(r"suppression list|suppressed (address|recipient)|has suppressed sending|address is suppressed", "amazon ses, sendgrid, sparkpost",
+    p(r"suppression list|(address|recipient) (was |is )?suppressed|has suppressed sending", "amazon ses, sendgrid, sparkpost",
       "554 Address is on the account-level suppression list"),
     p(r"previously bounced address|not delivering to a user who marked|marked as inactive", "mailgun, postmark",
       "605 Not delivering to previously bounced address"),
@@ -132,7 +132,7 @@ const AUTH_FAILURE: &[Phrase] = &[
       "550 5.7.509 Access denied, sending domain example.org does not pass DMARC verification and has a DMARC policy of reject."),
     p(r"sender is unauthenticated|unauthenticated (e-?mail|mail|messages?) from|requires all senders to authenticate|does not have authentication information|fails to pass authentication checks|not pass (spf|dkim)|(spf|dkim) (and|or) (spf|dkim)|required authentication level|authentication requirements", "gmail, yahoo",
       "550-5.7.26 This mail has been blocked because the sender is unauthenticated. Gmail requires all senders to authenticate with either SPF or DKIM."),
-    p(r"is not (allowed|permitted|authorized) to send (mail |e-?mail )?(from|on behalf of)|not designated as (a )?permitted sender", "spf checkers (postfix, exim, sendmail milters)",
+    p(r"is not (allowed|permitted|authorized) to send (mail |e-?mail )?(from|on behalf of)|does not designate \S+ as permitted sender", "spf checkers (postfix, exim, sendmail milters)",
       "550 5.7.23 Rejected: 192.0.2.1 is not allowed to send mail from example.org"),
 ];
 
@@ -164,9 +164,9 @@ const BAD_REPUTATION: &[Phrase] = &[
 
 #[rustfmt::skip]
 const SPEEDING: &[Phrase] = &[
-    p(r"rate.?limit|sending (rate|too fast)|too fast|throttl|slow down|too much mail|receiving mail at a rate|message rate|too many (messages|emails|mails) (in|per|from|within|for) (a |an |the )?(short|hour|minute|day|period|time|last)|exceeded (the )?(hourly|daily|sending) (quota|limit)|(hourly|daily) (sending )?(quota|limit) (exceeded|reached)|sending limits? (exceeded|reached)|(daily|hourly) .{0,20}limit (exceeded|reached)|max (e-?mails|messages|mails) per (hour|day|minute)|\brp-00\d\b|limits for how many messages|submissionquotaexceeded|submission quota|sending quota", "gmail, yahoo, outlook.com, exim ratelimit, postfix anvil, mail.ru, qq",
+    p(r"rate.?limit|sending (rate|too fast)|too fast|throttl|slow down|too much mail|receiving mail at a rate|message rate|too many (messages|emails|mails) (in|per|from|within|for) (a |an |the )?(short|hour|minute|day|period|time|last)|exceeded (the )?(hourly|daily|sending) (quota|limit)|(hourly|daily) (sending )?(quota|limit) (exceeded|reached)|sending limits? (exceeded|reached)|(daily|hourly) .{0,20}limit (exceeded|reached)|max (e-?mails|messages|mails) per (hour|day|minute)|\brp-00\d\b|limits for how many messages|submissionquotaexceeded|submission ?quota|sending quota", "gmail, yahoo, outlook.com, exim ratelimit, postfix anvil, mail.ru, qq",
       "421-4.7.28 [192.0.2.1] Our system has detected an unusual rate of unsolicited mail originating from your IP address. To protect our users from spam, mail sent from your IP address has been temporarily rate limited."),
-    p(r"\[tss0[1-3]\]|\[ts0[1-3]\]|deferred due to user complaints|delivery temporarily suspended.*(too many|volume)|frequency limited", "yahoo, aol, qq",
+    p(r"\[tss0[1-8]\]|\[ts0[1-3]\]|deferred due to user complaints|frequency limited", "yahoo, aol, qq",
       "421 4.7.0 [TS01] Messages from 192.0.2.1 temporarily deferred due to user complaints - 4.16.55.1; see https://help.yahoo.com/kb/postmaster"),
 ];
 
@@ -182,7 +182,7 @@ const TOO_MANY_CONN: &[Phrase] = &[
 
 #[rustfmt::skip]
 const VIRUS: &[Phrase] = &[
-    p(r"virus (found|detected|infected)|(contains?|containing|infected with|found|detected) (an? )?(virus|worm|trojan|malware)|\bmalware\b|\btrojan\b|\binfected\b|eicar|virus.?scan(ner)? (found|detected|rejected)|clamav|av:? ?(found|detected)", "amavis, clamav-milter, exim av, sophos, trend micro, symantec, gmail",
+    p(r"virus (found|detected|infected)|(contains?|containing|infected with|found|detected) (an? )?(virus|worm|trojan|malware)|\bmalware\b|\btrojan\b|\binfected\b|eicar|virus.?scan(ner)? (found|detected|rejected)|av:? ?(found|detected)", "amavis, clamav-milter, exim av, sophos, trend micro, symantec, gmail",
       "554 5.7.0 Reject, id=12345-02 - INFECTED: Eicar-Signature"),
     p(r"\bvirus\b.{0,40}(found|detected|reject|refus|block|infect)", "exchange, mcafee, kerio",
       "550 5.7.1 Message rejected: a virus was found in an attachment (W32/Netsky.p@MM)"),
@@ -206,11 +206,11 @@ const BLOCKED_HOST: &[Phrase] = &[
 
 #[rustfmt::skip]
 const SPAM: &[Phrase] = &[
-    p(r"\bspam\b|\banti-?spam\b|\bjunk\b|\bbulk (mail|e-?mail|advertising)|\bunsolicited\b|\bphish|spamassassin|spam ?score|spam content|spambouncer|recurrent pattern detection|\bbayes", "gmail, yahoo, mail.ru, yandex, spamassassin, amavis, rspamd, barracuda, proofpoint, sophos, trend micro",
+    p(r"\bspam\b|\bjunk (mail|e-?mail|message)|(as|is) junk\b|\bbulk (mail|e-?mail|advertising)|\bunsolicited\b|\bphishing\b|spamassassin|\bspam score (of |is |too |exceed|above|\d)|spam content|spambouncer|recurrent pattern detection|\bbayes", "gmail, yahoo, mail.ru, yandex, spamassassin, amavis, rspamd, barracuda, proofpoint, sophos, trend micro",
       "550-5.7.1 [192.0.2.1] Our system has detected that this message is likely unsolicited mail. To reduce the amount of spam sent to Gmail, this message has been blocked."),
-    p(r"(this )?message (was |has been |is )?(scored|identified|classified|considered|determined|detected|flagged|marked|judged|rated) (as )?(\S+ )?(spam|junk|bulk|suspicious|unsolicited)|score (too high|exceeds|above|of \d)|scored? \d+(\.\d+)?( points)?( \(?over|( spam)? points| > |, required|, threshold|/)|(mail|spam) score|threshold (of|is) \d|high probability of", "spamassassin, amavis, rspamd, mimecast, mdaemon, smartermail, icewarp",
+    p(r"(this )?message (was |has been |is )?(scored|identified|classified|considered|determined|detected|flagged|marked|judged|rated) (as )?(\S+ )?(spam|junk|bulk|suspicious|unsolicited)|score (too high|exceeds|above|of \d)|scored? \d+(\.\d+)?( points)?( \(?over|( spam)? points| > |, required|, threshold|/)|threshold (of|is) \d|high probability of", "spamassassin, amavis, rspamd, mimecast, mdaemon, smartermail, icewarp",
       "550 5.7.1 This message scored 23.4 spam points, threshold is 5.0"),
-    p(r"message content (rejected|refused|denied|not accepted)|content (rejected|denied|refused)|mail content denied|content filter(ing)? (rejection|rejected)?|(rejected|blocked|refused) by (the |our )?(content|anti-?spam|spam|mail) filter|unacceptable content|looks? like spam|appears to be (spam|unsolicited)|suspicious (content|message)|(message|mail) (was )?(rejected|refused|blocked) (as|for) (possible |probable )?(spam|bulk|junk)", "exchange, qq, exim acl, barracuda, sophos, kerio, icewarp, postfix header/body checks",
+    p(r"message content (rejected|refused|denied|not accepted)|content (rejected|denied|refused)|mail content denied|content filter(ing)?\b|(rejected|blocked|refused) by (the |our )?(content|anti-?spam|spam|mail) filter|unacceptable content|looks? like spam|appears to be (spam|unsolicited)|suspicious (content|message)|(message|mail) (was )?(rejected|refused|blocked) (as|for) (possible |probable )?(spam|bulk|junk)", "exchange, qq, exim acl, barracuda, sophos, kerio, icewarp, postfix header/body checks",
       "550 Mail content denied. http://service.exmail.qq.com/cgi-bin/help?subtype=1&&id=20022&&no=1000726"),
     p(r"\b(ofr|ouk)[0-9]{0,3}_506\b", "orange.fr, wanadoo.fr (OFR reply codes: 506 is mail judged unwanted)",
       "550 5.7.1 Mail rejete. Mail rejected. OFR004_506 [506]"),
@@ -220,9 +220,9 @@ const SPAM: &[Phrase] = &[
 const REJECTED_SENDER: &[Phrase] = &[
     p(r"sender address rejected|sender (address|domain|e-?mail)( address)? (\S+ )?(is )?(rejected|denied|refused|blocked|blacklisted|invalid|unknown|not (allowed|accepted|verified|permitted|found|exist))|(mail from|envelope sender|envelope from|return.?path|from address|reverse.?path) [^.;]{0,60}(rejected|refused|denied|not (allowed|accepted|verified|permitted)|invalid|unknown)", "postfix, exim, sendmail, exchange, courier",
       "553 5.1.8 <neko@example.org>: Sender address rejected: Domain not found"),
-    p(r"sender (verify|verification|callout) (failed|is required|failure)|could not verify sender|domain of sender address \S+ (does not exist|does not resolve)|sender domain (must|does not|doesn.t) (exist|resolve)|unroutable sender|unresolvable sender|(unknown|invalid|bad|rejected|blocked|banned) sender|sender (unknown|rejected|blocked|banned|denied)|sender (is )?not (allowed|authorized|permitted)|no such sender|sender was rejected|sender address must|sender domain is (empty|invalid)|mail from (your domain|this domain|this sender) (is )?not|does not like sender|blocked sender|sender .{0,30}(is )?on (our|the) (black|block)list|address that has been blacklisted|purported responsible address", "exim, sendmail, postfix, qmail, mdaemon, smartermail",
+    p(r"sender (verify|verification|callout) (failed|is required|failure)|could not verify sender|domain of sender address \S+ (does not exist|does not resolve)|sender domain (must|does not|doesn.t) (exist|resolve)|unroutable sender|unresolvable sender|(unknown|invalid|bad|rejected|blocked|banned) sender|sender (unknown|rejected|blocked|banned|denied)|sender (is )?not (allowed|authorized|permitted)|no such sender|sender was rejected|sender address must|sender domain is (empty|invalid)|mail from (your domain|this domain|this sender) (is )?not|sender was rejected|blocked sender|sender .{0,30}(is )?on (our|the) (black|block)list|address that has been blacklisted|purported responsible address", "exim, sendmail, postfix, qmail, mdaemon, smartermail",
       "550-Verification failed for <neko@example.org> 550-Unrouteable address 550 Sender verify failed"),
-    p(r"you are not allowed to post|not (allowed|authorized|permitted) to post|only (members|subscribers) (can|may) post|you do not have permission to post|google groups|googlegroups", "mailman, google groups, sympa, listserv",
+    p(r"you are not allowed to post|not (allowed|authorized|permitted) to post|only (members|subscribers) (can|may) post|you do not have permission to post|google groups", "mailman, google groups, sympa, listserv",
       "550 5.7.1 You are not allowed to post to this mailing list."),
     p(r"not member article from|you are not a member|reject spammers:|reject mail from \S+@", "fml (mailing-list server notices)",
       "NOT MEMBER article from <neko@example.org>, rejected"),
@@ -230,7 +230,7 @@ const REJECTED_SENDER: &[Phrase] = &[
 
 #[rustfmt::skip]
 const MAILBOX_FULL: &[Phrase] = &[
-    p(r"mail ?box (is |was |has )?(full|over (its |the )?(quota|limit|size limit)|exceeded|overflow)|over ?quota|quota (exceeded|exceed|full|violation|reached|limit exceeded)|exceed(ed|s|ing)? (the |his |her |their |your |its )?(user'?s |recipient'?s )?(storage |mailbox |disk |space )?(quota|allocation)|mailbox size limit|(user|mailbox|account|inbox|recipient)( is| has)? (full|over quota|over limit)|account is full|full mailbox|mail ?box full|storage (space )?(full|exceeded|limit)|mail quota|disk quota|maildir over quota|size of (the )?mailbox|out of (disk )?space for (this |the )?(user|mailbox|account)|(user|mailbox) has (run out of|no more) (space|storage)|insufficient (disk )?(space|storage) (for|in) (the )?(user|mailbox|recipient|account)|would exceed (the )?(mailbox|quota|storage)|quotaexceededexception|postfach (ist )?voll|bo(i|î)te (aux lettres )?(est )?pleine|casella (di posta )?piena|buz(o|ó)n (lleno|completo)|容量", "postfix, exim, dovecot, courier, gmail, yahoo, outlook.com, icloud, exchange, zimbra, kerio, mdaemon, qmail vdelivermail, gmx, orange",
+    p(r"mail ?box (is |was |has )?(full|over (its |the )?(quota|limit|size limit)|exceeded|overflow)|over ?quota|quota (exceeded|exceed|full|violation|reached|limit exceeded)|exceed(ed|s|ing)? (the |his |her |their |your |its )?(user'?s |recipient'?s )?(storage |mailbox |disk |space )?(quota|allocation)|mailbox size limit|(user|mailbox|account|inbox|recipient)( is| has)? (full|over quota|over limit)|account is full|full mailbox|mail ?box full|storage (space )?(full|exceeded|limit)|mail quota|disk quota|maildir over quota|size of (the )?mailbox|out of (disk )?space for (this |the )?(user|mailbox|account)|(user|mailbox) has (run out of|no more) (space|storage)|insufficient (disk )?(space|storage) (for|in) (the )?(user|mailbox|recipient|account)|would exceed (the )?(mailbox|quota|storage)|quotaexceededexception|postfach (ist )?voll|bo(i|î)te (aux lettres |du destinataire )?(est )?pleine|casella (di posta )?piena|buz(o|ó)n (lleno|completo)|容量", "postfix, exim, dovecot, courier, gmail, yahoo, outlook.com, icloud, exchange, zimbra, kerio, mdaemon, qmail vdelivermail, gmx, orange",
       "552-5.2.2 The email account that you tried to reach is over quota. Please direct the recipient to https://support.google.com/mail/?p=OverQuotaPerm"),
 ];
 
@@ -266,7 +266,7 @@ const DNS_TEMPORARY: &[Phrase] = &[
 
 #[rustfmt::skip]
 const NOT_ACCEPT: &[Phrase] = &[
-    p(r"(does not|doesn.t|do not|don.t) accept (any )?(e-?mail|mail|messages)|accepts no (e-?)?mail|null ?mx|nullmx|no mail (is )?accepted|(domain|host|server) does not receive (e-?)?mail|not accepting (any )?(e-?)?mail|mail (receiving|reception) (is )?disabled|this domain (is not|isn.t) (configured|set up) (to|for) (receive|receiving|accept)|no (mx|mail exchanger) (record|host)s? (found|for|exists?)|(couldn.t|could not|can.t|cannot|unable to) find an? (mail exchanger|mx)|(domain|host) has no (mx|mail exchanger)", "postfix, exim, sendmail, gmail, yahoo (rfc 7505 null mx)",
+    p(r"(does not|doesn.t|do not|don.t) accept (any )?(e-?mail|mail|messages)|accepts no (e-?)?mail|null ?mx|nullmx|no mail (is )?accepted|(domain|host|server) does not receive (e-?)?mail|not accepting (any )?(e-?)?mail (at all|for this domain)|domain (is )?not accepting (any )?(e-?)?mail|mail (receiving|reception) (is )?disabled|this domain (is not|isn.t) (configured|set up) (to|for) (receive|receiving|accept)|no (mx|mail exchanger) (record|host)s? (found|for|exists?)|(couldn.t|could not|can.t|cannot|unable to) find an? (mail exchanger|mx)|(domain|host) has no (mx|mail exchanger)", "postfix, exim, sendmail, gmail, yahoo (rfc 7505 null mx)",
       "556 5.1.10 <kijitora@example.jp>: Recipient address example.jp has null MX"),
 ];
 
@@ -292,9 +292,9 @@ const USER_UNKNOWN: &[Phrase] = &[
       "Sorry, no mailbox here by that name. (#5.1.1)"),
     p(r"(user|recipient|mailbox|address|account|addressee|e-?mail address|e-?mail account)( name)? (does not|doesn.t|does no longer|no longer|did not) exists?|(user|recipient|mailbox|address|account|e-?mail address|addressee|user name)( \S+)? (was |is |could )?(not|couldn.t be|could not be|wasn.t) (found|known|listed|recogni[sz]ed)|(recipient|mailbox|user|address|account) not (found|exist)|(account|address|mailbox|user) (that )?you tried to reach (does not|doesn.t) exist|(address|account|mailbox|user)( that)? you (tried to )?(send|sent|write|wrote|reach)( to)? (no longer exists|does not exist|doesn.t exist)|no longer exists?\b|invalid (recipient|mailbox|user|address|e-?mail address|e-?mail|final delivery userid|destination address|rcpt|to address)|bad (recipient|destination) (address|mailbox|system)?|address (does not|doesn.t) exist|\S+@\S+>? (does not|doesn.t) exist", "gmail, icloud, exchange, office 365, domino, zimbra, mimecast, barracuda, proofpoint",
       "550-5.1.1 The email account that you tried to reach does not exist. Please try double-checking the recipient's email address for typos or unnecessary spaces."),
-    p(r"resolver\.adr\.(ex)?recip(ient)?notfound|recipient not found by smtp address lookup|couldn.t be found|wasn.t found at|could not be found|recipient address rejected: access denied|5\.4\.1 .{0,20}access denied|doesn.t have an? (\S+ )?account|does not have an? (\S+ )?account|not our (user|customer)|account (does not|doesn.t) exist|dd this user|this user doesn.t|unknown or illegal alias|mailbox (not found|does not exist|doesn.t exist|not present)|undeliverable address|address not present|no valid recipients|\bdestination (address|mailbox) (is )?(unknown|invalid|unavailable|does not)", "exchange, office 365, domino, yahoo, aol, qq, zoho, mdaemon",
+    p(r"resolver\.adr\.(ex)?recip(ient)?notfound|recipient not found by smtp address lookup|couldn.t be found|wasn.t found at|recipient address rejected: access denied|doesn.t have an? (\S+ )?account|does not have an? (\S+ )?account|not our (user|customer)|account (does not|doesn.t) exist|dd this user|this user doesn.t|unknown or illegal alias|mailbox (not found|does not exist|doesn.t exist|not present)|undeliverable address|address not present|no valid recipients|\bdestination (address|mailbox) (is )?(unknown|invalid|unavailable|does not)", "exchange, office 365, domino, yahoo, aol, qq, zoho, mdaemon",
       "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup"),
-    p(r"(user|mailbox|account|address) (has been |was )?(deleted|removed|terminated|cancel+ed)|user (is )?terminated|not have an account|has no account|unknown in (virtual|relay|local)|user not local|could not deliver mail to this user|unknown email|unknown e-mail|unknown address|not listed in\b|user doesn.t have|\bno user\b|bad address|invalid address|unrouteable user|not a known user|\bunknown local|addresse? inconnue|unbekannt|utente sconosciuto|(usuario|destinatario) desconocido", "courier, exim, sendmail, mail.ru, gsuite, cisco ironport, orange, gmx, libero",
+    p(r"(user|mailbox|account|address) (has been |was )?(deleted|removed|terminated|cancel+ed)|user (is )?terminated|not have an account|has no account|unknown in (virtual|relay|local)|user not local|could not deliver mail to this user|unknown email|unknown e-mail|unknown address|not listed in\b|user doesn.t have|\bno user\b|bad address|invalid address|unrouteable user|not a known user|\bunknown local|adresse inconnue|unbekannt|utente sconosciuto|(usuario|destinatario) desconocido", "courier, exim, sendmail, mail.ru, gsuite, cisco ironport, orange, gmx, libero",
       "550 5.1.1 <kijitora@example.jp>: user has been deleted"),
 ];
 
@@ -306,13 +306,13 @@ const HOST_UNKNOWN: &[Phrase] = &[
 
 #[rustfmt::skip]
 const FAILED_STARTTLS: &[Phrase] = &[
-    p(r"starttls|tls (is )?required|(does not|doesn.t) support (tls|ssl|starttls|encryption)|tls (is )?(not available|unavailable|not offered|not advertised)|encryption (is )?required|tls negotiation|tls handshake|ssl handshake|requires? (a )?(secure|encrypted|tls) (connection|channel|transport)|must use tls|tls connection (failed|required)|cannot start tls|handshake fail|5\.7\.10\b|5\.7\.11\b", "postfix, exim, gmail, office 365, mta-sts enforcers",
+    p(r"starttls|tls (is )?required|(does not|doesn.t) support (tls|ssl|starttls|encryption)|tls (is )?(not available|unavailable|not offered|not advertised)|encryption (is )?required|tls negotiation|tls handshake|ssl handshake|requires? (a )?(secure|encrypted|tls) (connection|channel|transport)|must use tls|tls connection (failed|required)|cannot start tls|handshake fail|5\.7\.11\b", "postfix, exim, gmail, office 365, mta-sts enforcers",
       "530 5.7.0 Must issue a STARTTLS command first"),
 ];
 
 #[rustfmt::skip]
 const SECURITY_ERROR: &[Phrase] = &[
-    p(r"authentication (is )?required|must (authenticate|be authenticated|log ?in)|not authenticated|client was not authenticated|smtp auth(entication)?\b.{0,20}(required|failed|invalid)|(turn on|enable|use) smtp auth|authenticat\w* (failed|failure|invalid|unsuccessful)|invalid (credentials|login|username or password)|account (has been |is |may have been )?compromised|certificate (has )?(expired|invalid|verify|verification|not trusted|mismatch|error)|insecure|5\.7\.57|bad outbound sender|restricted from sending|certificate (not verified|doesn.t match|does not match)", "office 365, exchange, postfix, exim, gmail",
+    p(r"authentication (is )?required|must (authenticate|be authenticated|log ?in)|not authenticated|client was not authenticated|smtp auth(entication)?\b.{0,20}(required|failed|invalid)|(turn on|enable|use) smtp auth|authenticat\w* (failed|failure|invalid|unsuccessful)|invalid (credentials|login|username or password)|account (has been |is |may have been )?compromised|certificate (has )?(expired|invalid|verify|verification|not trusted|mismatch|error)|5\.7\.57|bad outbound sender|restricted from sending|certificate (not verified|doesn.t match|does not match)", "office 365, exchange, postfix, exim, gmail",
       "530 5.7.57 Client not authenticated to send mail. Error: 535 5.7.139 Authentication unsuccessful"),
     p(r"security alert:", "fml (mailing-list server notices)",
       "Security Alert: <kijitora@example.jp> sent a mail with a forged header"),
@@ -328,7 +328,7 @@ const NOT_COMPLIANT_RFC: &[Phrase] = &[
 
 #[rustfmt::skip]
 const CONTENT_ERROR: &[Phrase] = &[
-    p(r"content error|headers? too (large|long|big)|header size exceeds|invalid (mime|message) (structure|format|content)|malformed (mime|message)|message (is )?malformed|improper (mime|encoding)|mime (error|parse error)|illegal (character|characters|character set)|cannot (decode|parse) (the )?message|smtputf8 is required|8bitmime .{0,30}(required|not (offered|supported))", "exim, sendmail, domino, groupwise",
+    p(r"content error|headers? too (large|long|big)|invalid (mime|message) (structure|format|content)|malformed (mime|message)|message (is )?malformed|improper (mime|encoding)|mime (error|parse error)|illegal (character|characters|character set)|cannot (decode|parse) (the )?message|smtputf8 is required|8bitmime .{0,30}(required|not (offered|supported))", "exim, sendmail, domino, groupwise",
       "554 5.6.0 Message content error: invalid MIME structure"),
 ];
 
@@ -348,7 +348,7 @@ const FILTERED: &[Phrase] = &[
 
 #[rustfmt::skip]
 const BLOCKED: &[Phrase] = &[
-    p(r"client host (\S+ )?(rejected|blocked|refused)|client (\S+ )?(not authorized|rejected|blocked|denied|refused|banned)|(connection|connections|session) (rejected|denied|not accepted) (from|to|for|by|because)|(your|the sending|sending|source|connecting|remote) (ip|ip address|host|server|mail server|network|address)\b.{0,60}(blocked|banned|denied|refused|rejected|not allowed|not permitted|not accepted|listed)|(ip|host|server|address) .{0,40}(is )?(not allowed|not permitted|banned|blacklisted|blocklisted)|ip source bloqu|refused to talk to me|service refus|access (denied|refused) (for|from|to) (your )?(ip|host|network|\[?\d)|mail from \S+ (refused|rejected|blocked)|mails? from (your|this) (ip|host|server) (are|is) not accepted|not allowed to (connect|send mail to this server)|(banned|blocked|denied) (host|ip|network|client)|invalid ip for sending|poor ip|hostile|firewall|\bgreylist|\bgraylist|blocked (by|for|due)|your (mail )?server (has been|is) (blocked|banned)|\b(rbl|dnsbl)\b|black ?list|block ?list|blacklisted|blocklisted|listed (at|in|on|by) |your (ip|network|server)\b|refused by (policy|administrator)|denied by (policy|configuration)|\bbanned\b", "postfix, exim, sendmail, exchange, ironport, trend micro, sophos, mdaemon, kerio, icewarp, smartermail, orange, comcast",
+    p(r"client host (\S+ )?(rejected|blocked|refused)|client (\S+ )?(not authorized|rejected|blocked|denied|refused|banned)|(connection|connections|session) (rejected|denied|not accepted) (from|to|for|by|because)|(your|the sending|sending|source|connecting|remote) (ip|ip address|host|server|mail server|network|address)\b.{0,60}(blocked|banned|denied|refused|rejected|not allowed|not permitted|not accepted|listed)|(ip|host|server|address) .{0,40}(is )?(not allowed|not permitted|banned|blacklisted|blocklisted)|ip source bloqu|refused to talk to me|service refus|access (denied|refused) (for|from|to) (your )?(ip|host|network|\[?\d)|mail from \S+ (refused|rejected|blocked)|mails? from (your|this) (ip|host|server) (are|is) not accepted|not allowed to (connect|send mail to this server)|(banned|blocked|denied) (host|ip|network|client)|invalid ip for sending|hostile|\bgreylist|\bgraylist|blocked (by|for|due)|your (mail )?server (has been|is) (blocked|banned)|\b(rbl|dnsbl)\b|black ?list|block ?list|blocklisted|listed (at|in|on|by) |your (ip|network|server)\b|refused by administrator|denied by configuration|\bbanned\b", "postfix, exim, sendmail, exchange, ironport, trend micro, sophos, mdaemon, kerio, icewarp, smartermail, orange, comcast",
       "554 5.7.1 <unknown[192.0.2.1]>: Client host rejected: Access denied"),
 ];
 
@@ -376,7 +376,7 @@ const SYSTEM_FULL: &[Phrase] = &[
 
 #[rustfmt::skip]
 const SYNTAX_ERROR: &[Phrase] = &[
-    p(r"syntax error|command (not )?(recognized|unrecognized|not implemented|unknown)|(unrecognized|unknown|invalid|illegal) (command|argument|parameter|option)|parameter(s)? (not|un)recognized|bad (sequence|syntax)|improper (sequence|command)|out of sequence|syntax:|(address|path) syntax|must (be )?(followed|preceded) by|line too long|(command|parameter) (was )?(rejected|unknown)|unrecognised", "postfix, exim, sendmail, exchange, qmail",
+    p(r"syntax error|command (not )?(recognized|unrecognized|not implemented|unknown)|(unrecognized|unknown|invalid|illegal) (command|argument|parameter|option)|parameter(s)? (not|un)recognized|bad (sequence|syntax)|improper (sequence|command)|out of sequence|syntax:|(address|path) syntax|must precede (data|rcpt)|(command|parameter) (was )?unknown|unknown (command|parameter)|unrecogni[sz]ed", "postfix, exim, sendmail, exchange, qmail",
       "501 5.5.4 Syntax: MAIL FROM:<address>"),
 ];
 
@@ -404,7 +404,7 @@ const WEAK_FILTERED: &[Phrase] = &[
 
 #[rustfmt::skip]
 const SYSTEM_ERROR: &[Phrase] = &[
-    p(r"system (error|failure|problem|config)|temporary lookup failure|qq temporary problem|isn.t in my control/locals file|internal (server )?error|server (error|failure|misconfigur)|local error|error in processing|temporary local (problem|failure|error)|service (is )?(currently|temporarily) (not available|unavailable)|(configuration|config) (error|problem)|misconfigur|resources temporarily unavailable|unable to (process|complete|handle)|processing error|cannot process|server (is )?busy|requested action aborted|error (occurred )?(while|during) (processing|delivery)|an error occurred|encountered an error|unexpected (error|failure)|mail system (error|problem)|i/o error|(file|disk) (write|read) error|write error|timeout waiting for input|interrupted system call|could not load|database (error|failure|unavailable)|recipient deferred|storedrv|mapi|resolver\.adr\.(badprimary|invalidinsmtp|ambiguous)", "postfix, exim, sendmail, exchange, courier, domino, groupwise, zimbra",
+    p(r"system (error|failure|problem|config)|temporary lookup failure|qq temporary problem|isn.t in my control/locals file|internal (server )?error|server (error|failure|misconfigur)|local error|error in processing|temporary local (problem|failure|error)|(configuration|config) (error|problem)|resources temporarily unavailable|unable to (process|complete|handle)|processing error|cannot process|server (is )?busy|requested action aborted|encountered an error|unexpected (error|failure)|mail system (error|problem)|i/o error|(file|disk) (write|read) error|write error|interrupted system call|could not load|database (error|failure|unavailable)|storedrv|mapi|resolver\.adr\.(badprimary|invalidinsmtp|ambiguous)", "postfix, exim, sendmail, exchange, courier, domino, groupwise, zimbra",
       "451 4.3.0 Error: queue file write error"),
     p(r"duplicated message-id|has detected a loop condition|loop back warning|loop alert:|unix from loop|fml system error message", "fml (mailing-list server notices)",
       "Loop Alert: Duplicated Message-ID in <ml@example.jp>."),
