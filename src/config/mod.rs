@@ -44,7 +44,7 @@ use thiserror::Error;
 
 pub use self::account::BreakerConfig;
 pub use self::bounce::Bounce;
-pub use self::check::{CheckConfig, CheckPolicy, SUBMISSION_CHECKS};
+pub use self::check::{CheckConfig, CheckName, CheckPolicy};
 pub use self::dashboard::Dashboard;
 pub use self::dkim::Dkim;
 pub use self::limits::Limits;
