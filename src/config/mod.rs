@@ -54,7 +54,7 @@ pub use self::log::{Log, LogFormat};
 pub use self::outbound::{Outbound, TlsMode};
 pub use self::queue::Queue;
 pub use self::retry::Retry;
-pub use self::routes::{Hop, Route, parse_next_hop};
+pub use self::routes::{Hop, Route};
 pub use self::senders::{Grant, Senders};
 pub use self::store::mask_url;
 pub use self::tls::Tls;

@@ -17,7 +17,7 @@ pub struct Hop {
 }
 
 /// Parses a `[routes]` next hop: `host`, `host:port`, `[ip]:port` or `ip:port`.
-pub fn parse_next_hop(text: &str, default_port: u16) -> Option<Hop> {
+fn parse_next_hop(text: &str, default_port: u16) -> Option<Hop> {
     if let Ok(sa) = text.parse::<std::net::SocketAddr>() {
         return Some(Hop { host: sa.ip().to_string(), port: sa.port() });
     }
