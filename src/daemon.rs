@@ -105,23 +105,27 @@ pub struct Prepared {
 /// bounce reaching any node verifies against mail any node sent; a differing key file of the
 /// node's own is reported, and still verifies what it signed. `read_only` (the CLI) never
 /// creates a key anywhere: with none stored yet, it verifies with the node's file or nothing.
-pub async fn return_path_signer(config: &Config, store: &dyn crate::store::Store, read_only: bool) -> Result<Signer> {
+pub async fn return_path_signer(
+    config: &Config,
+    cluster: Option<&dyn crate::store::ClusterStore>,
+    read_only: bool,
+) -> Result<Signer> {
     let path = config.data_dir.join("return-path.key");
     let signer = |secret, previous| Signer { secret, domain: config.bounce.return_path_domain.clone(), previous };
     let own = read_key(&path)?;
-    if !store.is_shared() {
+    let Some(cluster) = cluster else {
         return Ok(match own {
             Some(key) => signer(key, Vec::new()),
             None if read_only => signer(random_key()?, Vec::new()),
             None => signer(create_key(&path)?, Vec::new()),
         });
-    }
+    };
     let candidate = match (&own, read_only) {
         (_, true) => None,
         (Some(key), false) => Some(key.clone()),
         (None, false) => Some(random_key()?),
     };
-    let shared = store
+    let shared = cluster
         .cluster_secret("return-path", candidate.as_deref())
         .await
         .context("reading the cluster's return-path key")?;
@@ -204,7 +208,7 @@ pub async fn prepare(config: Config) -> Result<Prepared> {
         .map_err(|e| anyhow::anyhow!(crate::instance::data_dir_problem(&config.data_dir, &e)))?;
     let store = crate::store::open(&config).await.with_context(|| format!("opening store {}", store_name(&config)))?;
     let tls = inbound::tls::acceptor(&config).context("setting up TLS")?;
-    let signer = Arc::new(return_path_signer(&config, store.as_ref(), false).await?);
+    let signer = Arc::new(return_path_signer(&config, store.clone().cluster().as_deref(), false).await?);
     let dkim = match &config.dkim {
         Some(d) => Some(Arc::new(crate::dkim::Signer::load(&d.domain, &d.selector, &d.key)?)),
         None => None,
@@ -220,7 +224,7 @@ pub async fn prepare(config: Config) -> Result<Prepared> {
 /// lives (dropping it reads as shutdown).
 pub async fn local_context(config: Config) -> Result<(Arc<Context>, watch::Sender<bool>)> {
     let store = crate::store::open(&config).await.with_context(|| format!("opening store {}", store_name(&config)))?;
-    let signer = Arc::new(return_path_signer(&config, store.as_ref(), true).await?);
+    let signer = Arc::new(return_path_signer(&config, store.clone().cluster().as_deref(), true).await?);
     let dkim = match &config.dkim {
         Some(d) => match crate::dkim::Signer::load(&d.domain, &d.selector, &d.key) {
             Ok(s) => Some(Arc::new(s)),
@@ -344,8 +348,8 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
         getrandom::fill(&mut tag).map_err(|e| anyhow::anyhow!("random: {e}"))?;
         let owner = format!("{}:{}:{:08x}", config.hostname, std::process::id(), u32::from_le_bytes(tag));
         let mut outbound = Outbound::new(config.clone()).map_err(|e| anyhow::anyhow!("outbound: {e}"))?;
-        if store.is_shared() {
-            outbound = outbound.with_slots(Slots::new(store.clone(), owner.clone(), config.queue.lease));
+        if let Some(cluster) = store.clone().cluster() {
+            outbound = outbound.with_slots(Slots::new(cluster, owner.clone(), config.queue.lease));
         }
         let outbound = Arc::new(outbound);
         let reporter = Reporter { store: store.clone(), config: config.clone(), wakeup: wakeup.clone(), dkim };

@@ -9,28 +9,21 @@
 //! The counts live in memory (per minute, per account; bounded by the window), the pause in the
 //! store, so a restart forgets the counts but not the pause. `hard_per_message` counts the hard
 //! bounces among recorded attempts; `Breaker::hard_bounced` turns a message's hard bounces into
-//! the `AccountPause` to store when they trip the breaker.
+//! the `AccountPause` to store when they trip the breaker. Its settings are `[account]`'s,
+//! `config::BreakerConfig`.
 //! Must not: pause anything itself (the caller writes the store), or grow without bound.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::config::BreakerConfig;
 use crate::store::{AccountPause, Attempt, MessageId, RecipientState};
 use crate::time::Timestamp;
 
 const BUCKET_MS: i64 = 60_000;
 /// Accounts tracked at once; the least recently active are dropped beyond it.
 const MAX_ACCOUNTS: usize = 100_000;
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BreakerConfig {
-    /// Hard-bounce rate that trips the breaker (0.10 = 10%); 0 disables it.
-    pub threshold: f64,
-    /// Recipients needed in the window before the rate counts.
-    pub min_messages: u64,
-    pub window: Duration,
-}
 
 /// Why an account was paused.
 #[derive(Debug, Clone, PartialEq)]

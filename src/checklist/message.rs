@@ -12,6 +12,15 @@ use mail_parser::{MessageParser, MimeHeaders};
 
 use super::resolver::Resolver;
 use super::{Check, CheckReport, Status};
+use crate::config::CheckName;
+
+/// The names of the checks under `[check.policy]`, written once (`config::CheckName`).
+const SIZE: &str = CheckName::Size.as_str();
+const HEADERS: &str = CheckName::Headers.as_str();
+const HEADER_SYNTAX: &str = CheckName::HeaderSyntax.as_str();
+const LINE_LENGTH: &str = CheckName::LineLength.as_str();
+const EIGHT_BIT: &str = CheckName::EightBit.as_str();
+const TEXT_ALTERNATIVE: &str = CheckName::TextAlternative.as_str();
 
 /// Published size limits of large receivers (whole message as sent, after encoding).
 pub const RECEIVER_LIMITS: &[(&str, u64)] = &[
@@ -61,7 +70,7 @@ fn check_size(raw: &[u8], our_limit: u64) -> Check {
     let mb = size as f64 / MB;
     let base64_note = "attachments grow by a third when base64-encoded";
     if size > our_limit {
-        return Check::new("size", Status::Fail)
+        return Check::new(SIZE, Status::Fail)
             .detail(format!(
                 "{mb:.1} MB is over this server's limit of {:.1} MB ({base64_note})",
                 our_limit as f64 / MB
@@ -74,9 +83,9 @@ fn check_size(raw: &[u8], our_limit: u64) -> Check {
         .map(|(name, limit)| format!("{name} {} MB", limit / (1024 * 1024)))
         .collect();
     if refusing.is_empty() {
-        Check::ok("size").detail(format!("{mb:.2} MB"))
+        Check::ok(SIZE).detail(format!("{mb:.2} MB"))
     } else {
-        Check::new("size", Status::Warn)
+        Check::new(SIZE, Status::Warn)
             .detail(format!("{mb:.1} MB is over the limit of {} ({base64_note})", refusing.join(", ")))
             .fix("send a link instead of the attachment (an attachment of N MB needs about 4N/3 MB)")
     }
@@ -122,34 +131,34 @@ fn check_required(headers: &[u8]) -> Check {
         }
     }
     if !missing.is_empty() {
-        return Check::new("headers", Status::Fail)
+        return Check::new(HEADERS, Status::Fail)
             .detail(format!("missing {}", missing.join(", ")))
             .fix("add the missing header fields (RFC 5322 §3.6); large receivers refuse mail without them");
     }
     if !doubled.is_empty() {
-        return Check::new("headers", Status::Fail)
+        return Check::new(HEADERS, Status::Fail)
             .detail(format!("more than one {}", doubled.join(", ")))
             .fix("keep one of each (RFC 5322 §3.6)");
     }
     let from = f.iter().find(|(k, _)| k == "from").map(|(_, v)| v.as_str()).unwrap_or("");
     if !from.contains('@') {
-        return Check::new("headers", Status::Fail)
+        return Check::new(HEADERS, Status::Fail)
             .detail(format!("From has no address: {from:?}"))
             .fix("write From as Name <user@example.com>");
     }
     let date = f.iter().find(|(k, _)| k == "date").map(|(_, v)| v.as_str()).unwrap_or("");
     if mail_parser::DateTime::parse_rfc822(date).is_none() {
-        return Check::new("headers", Status::Warn)
+        return Check::new(HEADERS, Status::Warn)
             .detail(format!("Date is not an RFC 5322 date: {date:?}"))
             .fix("write it like Sat, 28 Nov 2026 17:00:00 +0000");
     }
     let mid = f.iter().find(|(k, _)| k == "message-id").map(|(_, v)| v.as_str()).unwrap_or("");
     if !(mid.starts_with('<') && mid.ends_with('>') && mid.contains('@')) {
-        return Check::new("headers", Status::Warn)
+        return Check::new(HEADERS, Status::Warn)
             .detail(format!("Message-ID is not <id@domain>: {mid:?}"))
             .fix("write it as <unique@your-domain>");
     }
-    Check::ok("headers").detail("From, Date and Message-ID present")
+    Check::ok(HEADERS).detail("From, Date and Message-ID present")
 }
 
 fn check_header_syntax(headers: &[u8], has_body_separator: bool) -> Check {
@@ -160,7 +169,7 @@ fn check_header_syntax(headers: &[u8], has_body_separator: bool) -> Check {
         }
         if line.first().is_some_and(|&b| b == b' ' || b == b'\t') {
             if i == 0 {
-                return Check::new("header_syntax", Status::Fail)
+                return Check::new(HEADER_SYNTAX, Status::Fail)
                     .detail("the message starts with a continuation line")
                     .fix("remove the leading white space");
             }
@@ -172,17 +181,17 @@ fn check_header_syntax(headers: &[u8], has_body_separator: bool) -> Check {
         });
         if !name_ok {
             let shown: String = String::from_utf8_lossy(line).chars().take(60).collect();
-            return Check::new("header_syntax", Status::Fail)
+            return Check::new(HEADER_SYNTAX, Status::Fail)
                 .detail(format!("header line {} is not `Name: value`: {shown:?}", i + 1))
                 .fix("fix the header line, or separate the body from the headers by an empty line");
         }
     }
     if !has_body_separator {
-        return Check::new("header_syntax", Status::Warn)
+        return Check::new(HEADER_SYNTAX, Status::Warn)
             .detail("no empty line between the header and the body")
             .fix("end the header with an empty line");
     }
-    Check::ok("header_syntax")
+    Check::ok(HEADER_SYNTAX)
 }
 
 fn check_lines(raw: &[u8]) -> Check {
@@ -213,30 +222,30 @@ fn check_lines(raw: &[u8]) -> Check {
         long_lines += 1;
     }
     if long_lines > 0 {
-        return Check::new("line_length", Status::Fail)
+        return Check::new(LINE_LENGTH, Status::Fail)
             .detail(format!(
                 "{long_lines} line(s) over 998 characters (longest {longest}); receivers break or refuse them"
             ))
             .fix("encode the part as quoted-printable or base64 (or wrap the HTML)");
     }
     if bare_cr > 0 {
-        return Check::new("line_length", Status::Warn)
+        return Check::new(LINE_LENGTH, Status::Warn)
             .detail(format!("{bare_cr} bare CR character(s)"))
             .fix("end lines with CRLF only");
     }
     let all_lf = bare_lf > 0 && !raw.windows(2).any(|w| w == b"\r\n");
     if bare_lf > 0 && !all_lf {
-        return Check::new("line_length", Status::Warn)
+        return Check::new(LINE_LENGTH, Status::Warn)
             .detail(format!("{bare_lf} line(s) end in a bare LF among CRLF lines"))
             .fix("end every line with CRLF");
     }
-    Check::ok("line_length").detail(format!("longest line {longest}"))
+    Check::ok(LINE_LENGTH).detail(format!("longest line {longest}"))
 }
 
 fn check_8bit(headers: &[u8], body: &[u8]) -> Check {
     if !headers.is_ascii() {
         let utf8 = std::str::from_utf8(headers).is_ok();
-        return Check::new("8bit", if utf8 { Status::Warn } else { Status::Fail })
+        return Check::new(EIGHT_BIT, if utf8 { Status::Warn } else { Status::Fail })
             .detail(if utf8 {
                 "raw UTF-8 in the header: the receiving server must support SMTPUTF8"
             } else {
@@ -245,18 +254,18 @@ fn check_8bit(headers: &[u8], body: &[u8]) -> Check {
             .fix("encode non-ASCII header text as RFC 2047 encoded-words (=?UTF-8?B?...?=)");
     }
     if !body.is_ascii() {
-        return Check::new("8bit", Status::Warn)
+        return Check::new(EIGHT_BIT, Status::Warn)
             .detail(
                 "8-bit data in the body: needs 8BITMIME at every hop (almost every server has it; some relays do not)",
             )
             .fix("encode the 8-bit parts as quoted-printable or base64 to be safe everywhere");
     }
-    Check::ok("8bit").detail("7-bit clean")
+    Check::ok(EIGHT_BIT).detail("7-bit clean")
 }
 
 fn check_html_alternative(raw: &[u8]) -> Check {
     let Some(msg) = MessageParser::default().parse(raw) else {
-        return Check::new("text_alternative", Status::Unknown).detail("the MIME structure could not be read");
+        return Check::new(TEXT_ALTERNATIVE, Status::Unknown).detail("the MIME structure could not be read");
     };
     let mut html = false;
     let mut text = false;
@@ -277,11 +286,11 @@ fn check_html_alternative(raw: &[u8]) -> Check {
         }
     }
     match (html, text) {
-        (true, false) => Check::new("text_alternative", Status::Warn)
+        (true, false) => Check::new(TEXT_ALTERNATIVE, Status::Warn)
             .detail("HTML without a text/plain alternative: spam filters score that, some readers show nothing")
             .fix("send multipart/alternative with a text/plain part first"),
-        (true, true) => Check::ok("text_alternative").detail("HTML with a text alternative"),
-        _ => Check::ok("text_alternative").detail("plain text"),
+        (true, true) => Check::ok(TEXT_ALTERNATIVE).detail("HTML with a text alternative"),
+        _ => Check::ok(TEXT_ALTERNATIVE).detail("plain text"),
     }
 }
 

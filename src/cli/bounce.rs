@@ -34,7 +34,7 @@ fn read_or_report(file: &str, code: &mut i32) -> Option<Vec<u8>> {
 
 pub async fn verify(config: &crate::config::Config, files: &[String], json: bool, no_dns: bool) -> Result<i32> {
     let store = super::open_store(config).await?;
-    let signer = crate::daemon::return_path_signer(config, store.as_ref(), true).await?;
+    let signer = crate::daemon::return_path_signer(config, store.clone().cluster().as_deref(), true).await?;
     let verifier = crate::feedback::evidence::Verifier::new(config, Some(signer), !no_dns);
     let mut code = 0;
     let mut out = std::io::stdout().lock();

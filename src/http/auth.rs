@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::problem::Problem;
 use crate::smtp::address::Domain;
-use crate::store::{ApiKey, Scope, Store, StoreError};
+use crate::store::{ApiKey, Scope, Store};
 use crate::time::Timestamp;
 
 const PREFIX: &str = "mailerd_";
@@ -74,7 +74,6 @@ pub async fn authenticate(store: &dyn Store, header: Option<&str>) -> Result<Api
     match store.api_key(&hash(secret)).await {
         Ok(Some(key)) => Ok(key),
         Ok(None) => Err(Problem::unauthorized("unknown API key (create one with `mailerd apikey create`)")),
-        Err(e @ StoreError::Unsupported(_)) => Err(Problem::unavailable(e.to_string())),
         Err(e) => Err(e.into()),
     }
 }

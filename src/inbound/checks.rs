@@ -6,7 +6,7 @@
 //! Must not: do I/O or write reply text (the caller turns a refusal into `inbound::replies`).
 
 use crate::checklist::{Check, CheckReport, Status};
-use crate::config::{CheckConfig, CheckPolicy};
+use crate::config::{CheckConfig, CheckName, CheckPolicy};
 
 /// What the policy made of one report.
 #[derive(Debug, Default)]
@@ -21,10 +21,11 @@ pub struct Outcome {
 pub fn apply(report: &CheckReport, config: &CheckConfig) -> Outcome {
     let mut out = Outcome::default();
     for check in &report.checks {
-        if !crate::config::SUBMISSION_CHECKS.contains(&check.name) || check.status < Status::Warn {
+        let Some(name) = CheckName::parse(check.name) else { continue };
+        if check.status < Status::Warn {
             continue;
         }
-        match config.policy_for(check.name) {
+        match config.policy_for(name) {
             CheckPolicy::Off => {}
             CheckPolicy::Reject if out.refuse.is_none() => out.refuse = Some(check.clone()),
             CheckPolicy::Reject | CheckPolicy::Warn => out.notes.push(note(check)),
@@ -35,7 +36,7 @@ pub fn apply(report: &CheckReport, config: &CheckConfig) -> Outcome {
 
 /// A relayed recipient's address checks (syntax was enforced by the SMTP parser already).
 pub fn recipient(address: &str, config: &CheckConfig) -> Outcome {
-    if ["typo", "literal"].iter().all(|c| config.policy_for(c) == CheckPolicy::Off) {
+    if CheckName::ADDRESS.into_iter().all(|c| config.policy_for(c) == CheckPolicy::Off) {
         return Outcome::default();
     }
     let options = crate::checklist::address::Options { typo: true, roles: false };
@@ -44,8 +45,7 @@ pub fn recipient(address: &str, config: &CheckConfig) -> Outcome {
 
 /// The message checks, after DATA.
 pub fn message(raw: &[u8], max_size: u64, config: &CheckConfig) -> Outcome {
-    let message_checks = ["size", "headers", "header_syntax", "line_length", "8bit", "text_alternative"];
-    if message_checks.iter().all(|c| config.policy_for(c) == CheckPolicy::Off) {
+    if CheckName::MESSAGE.into_iter().all(|c| config.policy_for(c) == CheckPolicy::Off) {
         return Outcome::default();
     }
     apply(&crate::checklist::message::check("message", raw, max_size), config)
@@ -70,8 +70,8 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    fn config(pairs: &[(&str, CheckPolicy)]) -> CheckConfig {
-        let policy: BTreeMap<String, CheckPolicy> = pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    fn config(pairs: &[(CheckName, CheckPolicy)]) -> CheckConfig {
+        let policy: BTreeMap<CheckName, CheckPolicy> = pairs.iter().copied().collect();
         CheckConfig { outbound_ips: Vec::new(), policy }
     }
 
@@ -80,9 +80,9 @@ mod tests {
         let out = recipient("john@gmial.com", &config(&[]));
         assert!(out.refuse.is_none());
         assert!(out.notes.iter().any(|n| n.starts_with("typo warn") && n.contains("gmail.com")), "{:?}", out.notes);
-        let out = recipient("john@gmial.com", &config(&[("typo", CheckPolicy::Reject)]));
+        let out = recipient("john@gmial.com", &config(&[(CheckName::Typo, CheckPolicy::Reject)]));
         assert_eq!(out.refuse.map(|c| c.name), Some("typo"));
-        let out = recipient("john@gmial.com", &config(&[("typo", CheckPolicy::Off)]));
+        let out = recipient("john@gmial.com", &config(&[(CheckName::Typo, CheckPolicy::Off)]));
         assert!(out.refuse.is_none() && out.notes.is_empty());
         assert!(recipient("john@gmail.com", &config(&[])).notes.is_empty());
     }
@@ -91,7 +91,7 @@ mod tests {
     fn message_without_required_headers_is_noted() {
         let out = message(b"Subject: x\r\n\r\nhi\r\n", 1 << 20, &config(&[]));
         assert!(out.notes.iter().any(|n| n.starts_with("headers")), "{:?}", out.notes);
-        let out = message(b"Subject: x\r\n\r\nhi\r\n", 1 << 20, &config(&[("headers", CheckPolicy::Reject)]));
+        let out = message(b"Subject: x\r\n\r\nhi\r\n", 1 << 20, &config(&[(CheckName::Headers, CheckPolicy::Reject)]));
         assert_eq!(out.refuse.map(|c| c.name), Some("headers"));
     }
 }

@@ -11,35 +11,18 @@
 //! field that names no address we can read is not owned either (nothing proves it is).
 //! Standards: RFC 5321 §4.1.1.2 (reverse path), RFC 5322 §3.6.2 (From, Sender), RFC 6409
 //! (a submission server may check that the sender is the authenticated user).
+//! The values decided with, `Senders` and `Grant`, are `config`'s (`config/senders.rs`, read
+//! from `[[senders]]`); this file adds the methods that decide.
 //! Must not: do I/O, or write reply text (the caller maps a refusal to `inbound::replies`).
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use mail_parser::{HeaderName, HeaderValue, MessageParser};
 
-use crate::smtp::address::{AddressError, Domain, Mailbox, ReversePath};
-
-/// What a `[[senders]]` entry lets a login use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Grant {
-    /// This address (compared by mailbox key).
-    Address(Mailbox),
-    /// Any address at this domain or one of its subdomains.
-    Domain(Domain),
-}
+use crate::config::{Grant, Senders};
+use crate::smtp::address::{Domain, Mailbox, ReversePath};
 
 impl Grant {
-    /// `local@domain` is an address; anything without `@` must be a domain.
-    pub fn parse(text: &str) -> Result<Grant, AddressError> {
-        let text = text.trim();
-        if text.contains('@') {
-            Mailbox::parse(text).map(Grant::Address)
-        } else {
-            Domain::parse(text).map(Grant::Domain)
-        }
-    }
-
     fn covers(&self, address: &Mailbox) -> bool {
         match self {
             Grant::Address(m) => m.key() == address.key(),
@@ -53,21 +36,6 @@ fn within(domain: &Domain, parent: &Domain) -> bool {
     domain == parent
         || (!parent.is_address_literal()
             && domain.as_str().strip_suffix(parent.as_str()).is_some_and(|head| head.ends_with('.')))
-}
-
-/// `relay.sender_login_match` and `[[senders]]`.
-#[derive(Debug, Clone)]
-pub struct Senders {
-    /// false: an authenticated user may use any sender (the behaviour before this check).
-    pub login_match: bool,
-    /// Extra addresses and domains, by login (its mailbox key, as `Authenticator` returns it).
-    pub grants: BTreeMap<String, Vec<Grant>>,
-}
-
-impl Default for Senders {
-    fn default() -> Self {
-        Senders { login_match: true, grants: BTreeMap::new() }
-    }
 }
 
 impl Senders {

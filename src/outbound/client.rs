@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub use super::outcome::Stage;
+use crate::config::TlsMode;
 use crate::smtp::reply::{ReplyBuilder, SmtpReply};
 
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -35,16 +36,6 @@ pub enum ClientError {
     TlsRequired(String),
     #[error("message of {size} bytes exceeds the server's SIZE limit of {limit}")]
     TooLarge { size: u64, limit: u64 },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsMode {
-    /// Use STARTTLS when offered; without verification of the certificate (RFC 7435).
-    Opportunistic,
-    /// STARTTLS must succeed or nothing is sent.
-    Required,
-    /// Never STARTTLS (tests against plain sinks).
-    Off,
 }
 
 #[derive(Debug, Clone, Default)]

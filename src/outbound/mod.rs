@@ -17,13 +17,13 @@ use std::sync::Arc;
 
 use tracing::debug;
 
-use self::client::{ClientError, Connection, Envelope, RcptSpec, RemoteHost, Timeouts, TlsMode};
+use self::client::{ClientError, Connection, Envelope, RcptSpec, RemoteHost, Timeouts};
 use self::outcome::DeliveryOutcome;
 use self::outcome::Stage;
 use self::pool::Pool;
-use self::route::{Hop, RouteFailure};
+use self::route::RouteFailure;
 use self::slots::{SlotError, SlotGuard, Slots};
-use crate::config::Config;
+use crate::config::{Config, Hop, TlsMode};
 use crate::dns::Dns;
 
 /// One delivery job: a message and its recipients at one destination.

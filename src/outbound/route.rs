@@ -6,14 +6,8 @@
 //! Pure: works on answers the caller looked up.
 //! Must not: do DNS lookups or connect anywhere.
 
+use crate::config::Hop;
 use crate::dns::{DnsFailure, MxRecords};
-
-/// One hop to try: a host name (resolved by the caller) or a literal address, and a port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hop {
-    pub host: String,
-    pub port: u16,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteFailure {
@@ -23,22 +17,6 @@ pub enum RouteFailure {
     NoSuchDomain,
     /// The answer could not be had now (SERVFAIL, timeout): retry later.
     Temporary(String),
-}
-
-/// Parses a `[routes]` next hop: `host`, `host:port`, `[ip]:port` or `ip:port`.
-pub fn parse_next_hop(text: &str, default_port: u16) -> Option<Hop> {
-    if let Ok(sa) = text.parse::<std::net::SocketAddr>() {
-        return Some(Hop { host: sa.ip().to_string(), port: sa.port() });
-    }
-    let (host, port) = match text.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => (h, p.parse().ok()?),
-        _ => (text, default_port),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() {
-        return None;
-    }
-    Some(Hop { host: host.to_ascii_lowercase(), port })
 }
 
 /// Turns the MX answer for `domain` into hops in the order to try them.
@@ -87,14 +65,5 @@ mod tests {
             from_mx("d.test", Err(DnsFailure::Temporary("x".into())), 25),
             Err(RouteFailure::Temporary(_))
         ));
-    }
-
-    #[test]
-    fn next_hop_syntax() {
-        assert_eq!(parse_next_hop("127.0.0.2:2526", 25), Some(Hop { host: "127.0.0.2".into(), port: 2526 }));
-        assert_eq!(parse_next_hop("[127.0.0.2]:2526", 25), Some(Hop { host: "127.0.0.2".into(), port: 2526 }));
-        assert_eq!(parse_next_hop("Relay.Example", 25), Some(Hop { host: "relay.example".into(), port: 25 }));
-        assert_eq!(parse_next_hop("[::1]:26", 25), Some(Hop { host: "::1".into(), port: 26 }));
-        assert_eq!(parse_next_hop(":25", 25), None);
     }
 }

@@ -11,8 +11,11 @@
 //! Deliveries of this node waiting for a slot of one destination do not each ask the store:
 //! one asks at a time (backing off while all are taken), and a slot a delivery gives back is
 //! handed at once to a waiter of this node (`freed`), so a busy slot never idles for a poll.
-//! Must not: be used on a store only one process uses (the semaphore is exact there), or wait
-//! for a slot without bound.
+//! The one exception to "outbound never writes the store" (DESIGN §2, rule 2): the slot rows
+//! are written here, through the narrow `store::ClusterStore` (acquire, renew, release a slot)
+//! and nothing else; outcomes still go back to the scheduler as values.
+//! Must not: be used on a store only one process uses (the semaphore is exact there; such a
+//! store has no `ClusterStore`), write anything but slots, or wait for a slot without bound.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -21,7 +24,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tracing::warn;
 
-use crate::store::Store;
+use crate::store::ClusterStore;
 use crate::time::Timestamp;
 
 /// How long a delivery waits for a slot before it is deferred (4.4.5) and retried later.
@@ -32,7 +35,7 @@ const MAX_POLL: Duration = Duration::from_millis(500);
 pub const LINGER: Duration = Duration::from_millis(500);
 
 pub struct Slots {
-    store: Arc<dyn Store>,
+    store: Arc<dyn ClusterStore>,
     owner: String,
     lease: Duration,
     /// Slots this node holds in the store but no delivery uses: destination → (slot, since).
@@ -70,7 +73,7 @@ pub enum SlotError {
 }
 
 impl Slots {
-    pub fn new(store: Arc<dyn Store>, owner: String, lease: Duration) -> Arc<Slots> {
+    pub fn new(store: Arc<dyn ClusterStore>, owner: String, lease: Duration) -> Arc<Slots> {
         Arc::new(Slots {
             store,
             owner,

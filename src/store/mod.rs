@@ -1,14 +1,18 @@
 //! The store: the only shared state of the daemon and the only place SQL lives.
 //!
-//! `Store` is the contract every backend implements (SQLite now, PostgreSQL for clusters).
-//! It never assumes a single process: work is handed out as leases that expire
-//! (`claim_due`), not as in-memory locks, so several processes may share one store.
+//! `Store` is the contract every backend implements (SQLite, and PostgreSQL for clusters); it
+//! has no default bodies but for conveniences built on other methods, so a backend that lacks
+//! a method does not compile. `ClusterStore` is the narrow part only a store shared by several
+//! nodes has (PostgreSQL): connection slots and cluster secrets, reached through
+//! `Store::cluster`. The store never assumes a single process: work is handed out as leases
+//! that expire (`claim_due`), not as in-memory locks, so several processes may share one store.
 //! Must not: decide policy, talk SMTP, or return from `insert_message` before the message
 //! and its recipients are durable (fsync'd; backends group-commit concurrent writers).
 
 pub mod postgres;
 pub mod sqlite;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -33,8 +37,6 @@ pub enum StoreError {
     Corrupt(String),
     #[error("already reported")]
     AlreadyReported,
-    #[error("not supported by this store: {0}")]
-    Unsupported(&'static str),
     /// One failure of a statement that carried the writes of several callers.
     #[error("{0}")]
     Shared(std::sync::Arc<StoreError>),
@@ -92,11 +94,11 @@ pub fn is_postgres_url(url: &str) -> bool {
 
 /// Opens the store `config.store_url` names: PostgreSQL for `postgres://…` (cluster mode),
 /// otherwise the SQLite file (the default). Creates or migrates the schema.
-pub async fn open(config: &crate::config::Config) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+pub async fn open(config: &crate::config::Config) -> Result<Arc<dyn Store>, StoreError> {
     if is_postgres_url(&config.store_url) {
-        Ok(std::sync::Arc::new(postgres::PgStore::connect(&config.store_url).await?))
+        Ok(Arc::new(postgres::PgStore::connect(&config.store_url).await?))
     } else {
-        Ok(std::sync::Arc::new(sqlite::SqliteStore::open(&config.sqlite_path())?))
+        Ok(Arc::new(sqlite::SqliteStore::open(&config.sqlite_path())?))
     }
 }
 
@@ -713,48 +715,11 @@ pub trait Store: Send + Sync {
     /// working on); returns how many it still held. A lease already taken over is not touched.
     async fn renew_leases(&self, owner: &str, ids: &[RecipientId], until: Timestamp) -> Result<usize, StoreError>;
 
-    /// Whether other processes may share this store: then limits that must hold across the
-    /// cluster (connections per destination) are kept in it.
-    fn is_shared(&self) -> bool {
-        false
-    }
-
-    /// A secret all nodes of a shared store use, stored as `candidate` if none is yet (the
-    /// first caller wins, and every caller gets the winner's); with no candidate, only read.
-    /// `None` when there is none, and always from a store no other process shares (the caller
-    /// keeps its own).
-    async fn cluster_secret(&self, _name: &str, _candidate: Option<&[u8]>) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(None)
-    }
-
-    /// Takes a free one of the `limit` connection slots of `destination` for `owner` until
-    /// `until` (a slot whose lease ended before `now` is free); None when all are taken.
-    async fn acquire_slot(
-        &self,
-        _destination: &str,
-        _limit: u32,
-        _owner: &str,
-        _now: Timestamp,
-        _until: Timestamp,
-    ) -> Result<Option<u32>, StoreError> {
-        Err(StoreError::Unsupported("cluster-wide connection slots"))
-    }
-
-    /// Gives back a slot `owner` holds.
-    async fn release_slot(&self, _destination: &str, _slot: u32, _owner: &str) -> Result<(), StoreError> {
-        Err(StoreError::Unsupported("cluster-wide connection slots"))
-    }
-
-    /// Extends to `until` those of `slots` (destination, slot) that `owner` still holds;
-    /// returns the ones it did (a slot whose lease ran out and was taken is not among them).
-    async fn renew_slots(
-        &self,
-        _owner: &str,
-        _slots: &[(String, u32)],
-        _until: Timestamp,
-    ) -> Result<Vec<(String, u32)>, StoreError> {
-        Err(StoreError::Unsupported("cluster-wide connection slots"))
-    }
+    /// The cluster-only operations when other processes share this store (PostgreSQL): then
+    /// limits that must hold across the cluster (connections per destination) and the secrets
+    /// all nodes use are kept in it. None for a store of one process (SQLite), whose node keeps
+    /// its own.
+    fn cluster(self: Arc<Self>) -> Option<Arc<dyn ClusterStore>>;
 
     async fn load_body(&self, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError>;
 
@@ -864,104 +829,105 @@ pub trait Store: Send + Sync {
     // --- HTTP API ---
 
     /// The last event id sent to a webhook endpoint (0: none yet).
-    async fn webhook_cursor(&self, _endpoint: &str) -> Result<i64, StoreError> {
-        Err(StoreError::Unsupported("webhooks"))
-    }
+    async fn webhook_cursor(&self, endpoint: &str) -> Result<i64, StoreError>;
 
     /// Records that `endpoint` has been sent every event up to `last_event`.
-    async fn set_webhook_cursor(&self, _endpoint: &str, _last_event: i64) -> Result<(), StoreError> {
-        Err(StoreError::Unsupported("webhooks"))
-    }
+    async fn set_webhook_cursor(&self, endpoint: &str, last_event: i64) -> Result<(), StoreError>;
 
     /// Pauses an account (the breaker tripped); with `message_id`, an `account_paused` event is
     /// added to that message. Returns false when it was paused already.
-    async fn pause_account(&self, _pause: AccountPause) -> Result<bool, StoreError> {
-        Err(StoreError::Unsupported("account pauses"))
-    }
+    async fn pause_account(&self, pause: AccountPause) -> Result<bool, StoreError>;
 
-    async fn account_pause(&self, _account: &str) -> Result<Option<AccountPause>, StoreError> {
-        Err(StoreError::Unsupported("account pauses"))
-    }
+    async fn account_pause(&self, account: &str) -> Result<Option<AccountPause>, StoreError>;
 
     /// Lifts a pause; returns whether there was one.
-    async fn resume_account(&self, _account: &str) -> Result<bool, StoreError> {
-        Err(StoreError::Unsupported("account pauses"))
-    }
+    async fn resume_account(&self, account: &str) -> Result<bool, StoreError>;
 
-    async fn paused_accounts(&self) -> Result<Vec<AccountPause>, StoreError> {
-        Err(StoreError::Unsupported("account pauses"))
-    }
+    async fn paused_accounts(&self) -> Result<Vec<AccountPause>, StoreError>;
 
     /// Recipients still to deliver (queued or deferred), for `/metrics`.
-    async fn queue_depth(&self) -> Result<u64, StoreError> {
-        Err(StoreError::Unsupported("queue depth"))
-    }
+    async fn queue_depth(&self) -> Result<u64, StoreError>;
 
     /// Messages with a recipient still waiting: queued, deferred or held (what `queue_list`
     /// lists, uncapped).
     async fn queued_messages(&self) -> Result<u64, StoreError>;
 
     /// Stores an API key (only its hash).
-    async fn create_api_key(&self, _key: ApiKey) -> Result<(), StoreError> {
-        Err(StoreError::Unsupported("API keys"))
-    }
+    async fn create_api_key(&self, key: ApiKey) -> Result<(), StoreError>;
 
     /// The API key whose SHA-256 is `hash` (hex).
-    async fn api_key(&self, _hash: &str) -> Result<Option<ApiKey>, StoreError> {
-        Err(StoreError::Unsupported("API keys"))
-    }
+    async fn api_key(&self, hash: &str) -> Result<Option<ApiKey>, StoreError>;
 
     /// Every API key, oldest first.
-    async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
-        Err(StoreError::Unsupported("API keys"))
-    }
+    async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
 
     /// Deletes a key; returns whether it existed. Its secret stops working at once.
-    async fn revoke_api_key(&self, _id: &str) -> Result<bool, StoreError> {
-        Err(StoreError::Unsupported("API keys"))
-    }
+    async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError>;
 
     /// Gives a key a new secret (its SHA-256 `hash`), keeping id, name and scope; the old
     /// secret stops working at once. Returns whether the key exists.
-    async fn rotate_api_key(&self, _id: &str, _hash: &str) -> Result<bool, StoreError> {
-        Err(StoreError::Unsupported("API keys"))
-    }
+    async fn rotate_api_key(&self, id: &str, hash: &str) -> Result<bool, StoreError>;
 
     /// Records that a key was used at `at`.
-    async fn touch_api_key(&self, _id: &str, _at: Timestamp) -> Result<(), StoreError> {
-        Err(StoreError::Unsupported("API keys"))
-    }
+    async fn touch_api_key(&self, id: &str, at: Timestamp) -> Result<(), StoreError>;
 
     /// Events after the cursor `after` (an event id), oldest first, optionally of one kind,
     /// of messages within `scope` (filtered by the query, so a page is full whenever enough
     /// events of the scope follow the cursor).
     async fn events_after(
         &self,
-        _after: i64,
-        _kind: Option<&str>,
-        _scope: &Scope,
-        _limit: usize,
-    ) -> Result<Vec<EventRecord>, StoreError> {
-        Err(StoreError::Unsupported("the event stream"))
-    }
+        after: i64,
+        kind: Option<&str>,
+        scope: &Scope,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, StoreError>;
 
     // --- dashboard ---
 
     /// Counts by state and status, outcomes per day since `since`, and the `top` failing
     /// domains: aggregated with indexed queries, whatever the number of events.
-    async fn delivery_overview(&self, _since: Timestamp, _top: usize) -> Result<DeliveryOverview, StoreError> {
-        Err(StoreError::Unsupported("the dashboard overview"))
-    }
+    async fn delivery_overview(&self, since: Timestamp, top: usize) -> Result<DeliveryOverview, StoreError>;
 
     /// Recipients matching `filter`, most recently changed first.
-    async fn queue_search(&self, _filter: QueueFilter) -> Result<Vec<QueueRow>, StoreError> {
-        Err(StoreError::Unsupported("the dashboard queue"))
-    }
+    async fn queue_search(&self, filter: QueueFilter) -> Result<Vec<QueueRow>, StoreError>;
 
     /// Suppressed addresses containing `query` (case-insensitive), newest first.
-    async fn search_suppressions(&self, _query: &str, _limit: usize) -> Result<Vec<Suppression>, StoreError> {
-        Err(StoreError::Unsupported("suppression search"))
-    }
+    async fn search_suppressions(&self, query: &str, limit: usize) -> Result<Vec<Suppression>, StoreError>;
+}
+
+/// What only a store shared by several nodes does (PostgreSQL): connection slots leased across
+/// nodes and the secrets every node uses. A store of one process does not implement it (its
+/// `Store::cluster` is None): the node's semaphore is its connection limit and its key file
+/// its secret.
+#[async_trait]
+pub trait ClusterStore: Send + Sync {
+    /// A secret all nodes use, stored as `candidate` if none is yet (the first caller wins,
+    /// and every caller gets the winner's); with no candidate, only read: `None` when none is
+    /// stored yet.
+    async fn cluster_secret(&self, name: &str, candidate: Option<&[u8]>) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Takes a free one of the `limit` connection slots of `destination` for `owner` until
+    /// `until` (a slot whose lease ended before `now` is free); None when all are taken.
+    async fn acquire_slot(
+        &self,
+        destination: &str,
+        limit: u32,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Option<u32>, StoreError>;
+
+    /// Gives back a slot `owner` holds.
+    async fn release_slot(&self, destination: &str, slot: u32, owner: &str) -> Result<(), StoreError>;
+
+    /// Extends to `until` those of `slots` (destination, slot) that `owner` still holds;
+    /// returns the ones it did (a slot whose lease ran out and was taken is not among them).
+    async fn renew_slots(
+        &self,
+        owner: &str,
+        slots: &[(String, u32)],
+        until: Timestamp,
+    ) -> Result<Vec<(String, u32)>, StoreError>;
 }
 
 #[cfg(test)]

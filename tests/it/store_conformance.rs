@@ -316,12 +316,8 @@ async fn only_the_owner_renews_a_lease(s: Arc<dyn Store>) {
 async fn connection_slots_are_shared_by_all_owners(s: Arc<dyn Store>) {
     let at = |ms: i64| Timestamp(T0 + ms);
     let lease = LEASE.as_millis() as i64;
-    if !s.is_shared() {
-        // A store of one process: the per-node semaphore is the limit, there is no slot table.
-        let r = s.acquire_slot("mx.a", 2, "n1", at(0), at(lease)).await;
-        assert!(matches!(r, Err(StoreError::Unsupported(_))), "{r:?}");
-        return;
-    }
+    // A store of one process has no cluster part: the per-node semaphore is the limit.
+    let Some(s) = s.cluster() else { return };
     let take = |owner: &'static str, now: i64| {
         let s = s.clone();
         async move { s.acquire_slot("mx.a", 2, owner, at(now), at(now + lease)).await.unwrap() }
@@ -952,8 +948,9 @@ async fn concurrent_writers_are_answered_each_on_their_own(s: Arc<dyn Store>) {
 }
 
 /// A shared store keeps one secret per name for all its nodes, the first caller's, even when
-/// several ask at once; a store of one process keeps none.
+/// several ask at once; a store of one process has no cluster part (each node keeps its own).
 async fn a_cluster_secret_is_the_first_callers(s: Arc<dyn Store>) {
+    let Some(s) = s.cluster() else { return };
     let mut askers = tokio::task::JoinSet::new();
     for i in 0..8u8 {
         let s = s.clone();
@@ -962,10 +959,6 @@ async fn a_cluster_secret_is_the_first_callers(s: Arc<dyn Store>) {
     let mut answers = HashSet::new();
     while let Some(a) = askers.join_next().await {
         answers.insert(a.unwrap());
-    }
-    if !s.is_shared() {
-        assert_eq!(answers, HashSet::from([None]));
-        return;
     }
     assert_eq!(answers.len(), 1, "every node got the same secret");
     let secret = answers.into_iter().next().unwrap().expect("a shared store keeps a secret");

@@ -29,9 +29,9 @@ use self::pool::Pool;
 use self::reads::{FactsOf, SuppressionOf};
 use self::writes::{Outcomes, Release};
 use super::{
-    AccountPause, ApiKey, Attempt, Claim, EventRecord, Feedback, MailboxRecord, MessageDetail, MessageId, NewMessage,
-    QueueEntry, QueueSummary, RecipientId, ReportFacts, Scope, Selection, SentEntry, Store, StoreError, Suppression,
-    Transport,
+    AccountPause, ApiKey, Attempt, Claim, ClusterStore, EventRecord, Feedback, MailboxRecord, MessageDetail, MessageId,
+    NewMessage, QueueEntry, QueueSummary, RecipientId, ReportFacts, Scope, Selection, SentEntry, Store, StoreError,
+    Suppression, Transport,
 };
 use crate::time::Timestamp;
 
@@ -170,42 +170,8 @@ impl Store for PgStore {
         self.with(async |c| writes::renew_leases(c, owner, ids, until).await).await
     }
 
-    fn is_shared(&self) -> bool {
-        true
-    }
-
-    async fn cluster_secret(&self, name: &str, candidate: Option<&[u8]>) -> Result<Option<Vec<u8>>, StoreError> {
-        match candidate {
-            Some(candidate) => self.with(async |c| writes::cluster_secret(c, name, candidate).await).await.map(Some),
-            None => self.with(async |c| reads::cluster_secret(c, name).await).await,
-        }
-    }
-
-    async fn acquire_slot(
-        &self,
-        destination: &str,
-        limit: u32,
-        owner: &str,
-        now: Timestamp,
-        until: Timestamp,
-    ) -> Result<Option<u32>, StoreError> {
-        self.with(async |c| writes::acquire_slot(c, destination, limit, owner, now, until).await).await
-    }
-
-    async fn release_slot(&self, destination: &str, slot: u32, owner: &str) -> Result<(), StoreError> {
-        self.with(async |c| writes::release_slot(c, destination, slot, owner).await).await
-    }
-
-    async fn renew_slots(
-        &self,
-        owner: &str,
-        slots: &[(String, u32)],
-        until: Timestamp,
-    ) -> Result<Vec<(String, u32)>, StoreError> {
-        if slots.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.with(async |c| writes::renew_slots(c, owner, slots, until).await).await
+    fn cluster(self: Arc<Self>) -> Option<Arc<dyn ClusterStore>> {
+        Some(self)
     }
 
     async fn load_body(&self, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError> {
@@ -381,5 +347,42 @@ impl Store for PgStore {
 
     async fn search_suppressions(&self, query: &str, limit: usize) -> Result<Vec<Suppression>, StoreError> {
         self.with(async |c| dashboard::search_suppressions(c, query, limit).await).await
+    }
+}
+
+#[async_trait]
+impl ClusterStore for PgStore {
+    async fn cluster_secret(&self, name: &str, candidate: Option<&[u8]>) -> Result<Option<Vec<u8>>, StoreError> {
+        match candidate {
+            Some(candidate) => self.with(async |c| writes::cluster_secret(c, name, candidate).await).await.map(Some),
+            None => self.with(async |c| reads::cluster_secret(c, name).await).await,
+        }
+    }
+
+    async fn acquire_slot(
+        &self,
+        destination: &str,
+        limit: u32,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Option<u32>, StoreError> {
+        self.with(async |c| writes::acquire_slot(c, destination, limit, owner, now, until).await).await
+    }
+
+    async fn release_slot(&self, destination: &str, slot: u32, owner: &str) -> Result<(), StoreError> {
+        self.with(async |c| writes::release_slot(c, destination, slot, owner).await).await
+    }
+
+    async fn renew_slots(
+        &self,
+        owner: &str,
+        slots: &[(String, u32)],
+        until: Timestamp,
+    ) -> Result<Vec<(String, u32)>, StoreError> {
+        if slots.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.with(async |c| writes::renew_slots(c, owner, slots, until).await).await
     }
 }

@@ -20,8 +20,8 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::{
-    Attempt, Claim, MailboxRecord, MessageDetail, MessageId, NewMessage, QueueEntry, QueueSummary, RecipientId,
-    ReportFacts, Scope, Selection, SentEntry, Store, StoreError, Suppression, Transport,
+    Attempt, Claim, ClusterStore, MailboxRecord, MessageDetail, MessageId, NewMessage, QueueEntry, QueueSummary,
+    RecipientId, ReportFacts, Scope, Selection, SentEntry, Store, StoreError, Suppression, Transport,
 };
 use crate::time::Timestamp;
 
@@ -212,6 +212,11 @@ impl Store for SqliteStore {
             return Ok(0);
         }
         self.simple(Simple::RenewLeases(owner.into(), ids.to_vec(), until)).await
+    }
+
+    /// One process's store: no slots or secrets shared with other nodes.
+    fn cluster(self: Arc<Self>) -> Option<Arc<dyn ClusterStore>> {
+        None
     }
 
     async fn load_body(&self, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError> {

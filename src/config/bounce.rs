@@ -1,0 +1,92 @@
+//! `[bounce]`: delay warnings, signed return paths, the suppression check at RCPT, and how
+//! bounces that come back are read.
+//! Must not: write or read a bounce (bounce/ and feedback/ do), or import a stage.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{ConfigError, emit, invalid};
+use crate::smtp::address::Domain;
+
+#[derive(Debug, Clone)]
+pub struct Bounce {
+    /// Age of a still-deferred message at which the sender gets one delay warning.
+    pub delay_warning: Duration,
+    /// Domain of the signed return paths (`bounces+TOKEN@domain`); it must route back here.
+    pub return_path_domain: String,
+    /// Rewrite the envelope sender of outgoing mail to a signed return path.
+    pub sign_return_path: bool,
+    /// Refuse relayed recipients on the suppression list at RCPT (the list is kept either way).
+    pub enforce_suppression: bool,
+    /// Null-sender mail to a local mailbox is read as a possible bounce first: a genuine one
+    /// is recorded (and not delivered), a forged one dropped, anything else delivered.
+    pub read_null_sender: bool,
+    /// Also deliver genuine bounces (already recorded) to the local mailbox they came to.
+    pub keep_in_mailbox: bool,
+    /// Check SPF, DKIM and DMARC of incoming bounces (needs DNS).
+    pub check_authentication: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawBounce {
+    delay_warning: u64,
+    return_path_domain: Option<String>,
+    sign_return_path: bool,
+    enforce_suppression: bool,
+    read_null_sender: bool,
+    keep_in_mailbox: bool,
+    check_authentication: bool,
+}
+
+impl Default for RawBounce {
+    fn default() -> Self {
+        Self {
+            delay_warning: 14_400,
+            return_path_domain: None,
+            sign_return_path: true,
+            enforce_suppression: true,
+            read_null_sender: true,
+            keep_in_mailbox: false,
+            check_authentication: true,
+        }
+    }
+}
+
+impl RawBounce {
+    /// `hostname` is the return-path domain when `bounce.return_path_domain` is not set.
+    pub(super) fn validate(self, hostname: &str) -> Result<Bounce, ConfigError> {
+        Ok(Bounce {
+            delay_warning: Duration::from_secs(self.delay_warning),
+            return_path_domain: match self.return_path_domain {
+                Some(d) => Domain::parse(&d)
+                    .map_err(|_| invalid("bounce.return_path_domain", format!("`{d}` is not a domain")))?
+                    .as_str()
+                    .to_string(),
+                None => hostname.to_ascii_lowercase(),
+            },
+            sign_return_path: self.sign_return_path,
+            enforce_suppression: self.enforce_suppression,
+            read_null_sender: self.read_null_sender,
+            keep_in_mailbox: self.keep_in_mailbox,
+            check_authentication: self.check_authentication,
+        })
+    }
+}
+
+impl Bounce {
+    pub(super) fn effective(&self) -> toml::Value {
+        use toml::Value::Boolean;
+        let b = self;
+        emit::table(vec![
+            ("delay_warning", emit::secs(b.delay_warning)),
+            ("return_path_domain", emit::text(&b.return_path_domain)),
+            ("sign_return_path", Boolean(b.sign_return_path)),
+            ("enforce_suppression", Boolean(b.enforce_suppression)),
+            ("read_null_sender", Boolean(b.read_null_sender)),
+            ("keep_in_mailbox", Boolean(b.keep_in_mailbox)),
+            ("check_authentication", Boolean(b.check_authentication)),
+        ])
+    }
+}
