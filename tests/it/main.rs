@@ -39,6 +39,7 @@ mod status;
 mod starttls_auth;
 mod store_conformance;
 mod submission_checks;
+mod tidy;
 mod tools;
 mod swaks;
 mod webhooks;
