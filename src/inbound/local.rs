@@ -19,7 +19,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use thiserror::Error;
 
-use super::session::{AcceptedRcpt, Session};
+use super::policy::Submitter;
+use super::session::AcceptedRcpt;
 use super::{Context, ListenerKind, checks, policy, replies};
 use crate::accept::{self, Incoming};
 use crate::config::Config;
@@ -324,17 +325,13 @@ pub async fn submit(
         return Err(SubmitError::TooLarge { size, limit });
     }
     let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let mut session = Session::new();
-    session.greet("localhost".into(), true);
     // The sender rules see the local user as the login `user@origin` (root is trusted with
     // any sender, as on every Unix mailer): `[[senders]]` may grant it more addresses.
     let origin = origin_domain(&ctx.config);
     let login = qualify(&user.name, &origin).map(|m| m.key()).unwrap_or_else(|_| user.name.clone());
-    session.auth_user = Some(login);
-    session.any_sender = user.uid == 0;
-    policy::check_mail(ctx, &session, ListenerKind::Local, ip, &envelope.from, &envelope.params)
-        .map_err(|r| SubmitError::Sender(r.reply))?;
-    session.open(envelope.from.clone(), envelope.params.clone());
+    let submitter = Submitter::Local { login, any_sender: user.uid == 0 };
+    policy::check_mail(ctx, &submitter, &envelope.from, &envelope.params)
+        .map_err(|r| SubmitError::Sender(r.reply()))?;
     let params = RcptParams { notify: envelope.notify, orcpt: None };
     let mut accepted: Vec<AcceptedRcpt> = Vec::new();
     let mut refused = Vec::new();
@@ -346,10 +343,10 @@ pub async fn submit(
                 continue;
             }
         };
-        match policy::check_rcpt(ctx, &session, ListenerKind::Local, ip, &to, &params, Some(size)).await {
+        match policy::check_rcpt(ctx, &submitter, &envelope.from, &to, &params, Some(size)).await {
             Ok(a) if accepted.iter().any(|b| b.address == a.address) => {} // one delivery each
             Ok(a) => accepted.push(a),
-            Err(refusal) => refused.push((r.clone(), refusal.reply)),
+            Err(refusal) => refused.push((r.clone(), refusal.reply())),
         }
     }
     if accepted.is_empty() {
