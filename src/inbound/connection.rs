@@ -573,15 +573,17 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
     let helo = session.helo.clone().unwrap_or_default();
     let client_ip = client.addr.ip().to_string();
     let header = accept::received_header(&accept::Trace {
-        helo: &helo,
-        client_ip: &client_ip,
         hostname: &ctx.config.hostname,
-        esmtp: session.esmtp,
-        tls: session.tls,
-        authenticated: session.auth_user.is_some(),
         id: &id,
-        single_rcpt: single.as_deref(),
         at: now,
+        arrival: accept::Arrival::Smtp {
+            helo: &helo,
+            client_ip: &client_ip,
+            esmtp: session.esmtp,
+            tls: session.tls,
+            authenticated: session.auth_user.is_some(),
+            single_rcpt: single.as_deref(),
+        },
     });
     conn.reply(&replies::start_data());
     let mut reader = DataReader::new(ctx.config.limits.max_message_size, header.into_bytes());

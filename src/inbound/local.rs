@@ -6,7 +6,8 @@
 //! `-i`; LF line ends become CRLF). `prepare` does what Postfix's cleanup does for a local
 //! submission: recipients from the headers with `-t` (the Resent- ones when there are any),
 //! Bcc removed, Date, Message-ID and From added when missing (From with `-F` or the user's
-//! full name), and our trace header `Received: by HOST (mailerd, from userid UID)`. `submit`
+//! full name), and our trace header `Received: by HOST (mailerd, from userid UID)` (written by
+//! `accept::received_header`). `submit`
 //! makes the same recipient decisions as an authenticated submission session, with the local
 //! user as the login (so mail may leave, and a paused account stays paused), then hands the
 //! message to `accept`, the one door into the queue. `-bs` is `connection::serve_local` over
@@ -222,14 +223,13 @@ pub fn prepare(message: &[u8], c: &Cleanup<'_>) -> Prepared {
     let has = |n: &str| fields.iter().any(|f| f.name == n);
     let header_block: Vec<u8> = fields.iter().flat_map(|f| f.raw.iter().copied()).collect();
     let header_recipients = if c.extract { header_recipients(&header_block) } else { Vec::new() };
-    let mut out = format!(
-        "Received: by {} (mailerd, from userid {})\r\n\tid {}; {}\r\n",
-        c.hostname,
-        c.user.uid,
-        c.id,
-        c.now.rfc5322()
-    )
-    .into_bytes();
+    let trace = accept::Trace {
+        hostname: c.hostname,
+        id: c.id,
+        at: c.now,
+        arrival: accept::Arrival::Local { uid: c.user.uid },
+    };
+    let mut out = accept::received_header(&trace).into_bytes();
     for f in fields.iter().filter(|f| f.name != "bcc" && f.name != "resent-bcc") {
         out.extend_from_slice(f.raw);
         if !f.raw.ends_with(b"\n") {

@@ -328,7 +328,8 @@ fn build(
     for (ct, name, bytes) in &draft.files {
         builder = builder.attachment(*ct, *name, bytes.as_slice());
     }
-    let mut message = trace_header(&ctx.config.hostname, id, now).into_bytes();
+    let trace = accept::Trace { hostname: &ctx.config.hostname, id, at: now, arrival: accept::Arrival::Http };
+    let mut message = accept::received_header(&trace).into_bytes();
     let built = builder.write_to_vec().map_err(|e| Problem::bad_request(format!("building the message: {e}")))?;
     message.extend_from_slice(&built);
     let limit = ctx.config.limits.max_message_size;
@@ -374,10 +375,6 @@ fn refusal_reason(reason: &Reason) -> &'static str {
         Reason::InsufficientStorage | Reason::StoreFailed { .. } => "try_again_later",
         Reason::MessageTooLarge => "refused",
     }
-}
-
-fn trace_header(hostname: &str, id: &MessageId, at: Timestamp) -> String {
-    format!("Received: from api\r\n\tby {hostname} (mailerd) with HTTP id {id}; {}\r\n", at.rfc5322())
 }
 
 /// A scoped key sees only messages whose envelope sender is in its scope; any other id gets
