@@ -50,8 +50,8 @@ pub async fn accept(
             Err(e) => tracing::warn!(queue_id = %id, error = %e, "DKIM signing failed; sending unsigned"),
         }
     }
-    let headers = incoming.message.get(..crate::bounce::dsn::find_headers_end(&incoming.message));
-    let header_message_id = headers.and_then(|h| crate::bounce::dsn::header_value(h, "message-id"));
+    let headers = incoming.message.get(..crate::smtp::message::find_headers_end(&incoming.message));
+    let header_message_id = headers.and_then(|h| crate::smtp::message::header_value(h, "message-id"));
     let msg = NewMessage {
         id: incoming.id,
         reverse_path: incoming.from.to_string(),
