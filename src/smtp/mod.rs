@@ -7,6 +7,7 @@
 //! typed errors that the server maps to 500/501.
 
 pub mod address;
+pub mod codec;
 pub mod command;
 pub mod message;
 pub mod reply;
