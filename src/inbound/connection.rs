@@ -619,20 +619,20 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
         return Ok(());
     }
     // Submitted mail (anything that leaves) goes through the message checklist.
-    let mut notes: Vec<(Option<String>, String)> = Vec::new();
-    if tx.rcpts.iter().any(|r| r.transport == Transport::Remote) {
-        let found = super::checks::message(&message, ctx.config.limits.max_message_size, &ctx.config.check);
-        if let Some(c) = found.refuse {
+    let notes = match super::checks::submitted(
+        &message,
+        ctx.config.limits.max_message_size,
+        &tx.rcpts,
+        &ctx.config.check,
+    ) {
+        Ok(notes) => notes,
+        Err(c) => {
             let why = super::checks::note(&c);
             info!(client = %client.addr, from = %tx.from, to = ?rcpts, size, stage = "DATA", detail = %why, "rejected");
             conn.reply(&replies::message_check_failed(c.name, &why));
             return Ok(());
         }
-        notes.extend(found.notes.into_iter().map(|n| (None, n)));
-    }
-    for r in &tx.rcpts {
-        notes.extend(r.notes.iter().map(|n| (Some(r.address.clone()), n.clone())));
-    }
+    };
     let remote = tx.rcpts.iter().filter(|r| r.transport == Transport::Remote).count();
     let origin = Origin {
         via: client.kind.as_str().into(),

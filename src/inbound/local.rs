@@ -28,7 +28,7 @@ use crate::config::Config;
 use crate::smtp::address::{Mailbox, ReversePath};
 use crate::smtp::command::{ForwardPath, MailParams, Notify, RcptParams};
 use crate::smtp::reply::SmtpReply;
-use crate::store::{MessageId, Origin, StoreError, Transport};
+use crate::store::{MessageId, Origin, StoreError};
 use crate::time::Timestamp;
 
 /// The user running the program that sends.
@@ -352,17 +352,8 @@ pub async fn submit(
     if accepted.is_empty() {
         return Ok(Submitted { id: None, accepted: 0, refused });
     }
-    let mut notes: Vec<(Option<String>, String)> = Vec::new();
-    if accepted.iter().any(|r| r.transport == Transport::Remote) {
-        let found = checks::message(&message, limit, &ctx.config.check);
-        if let Some(c) = found.refuse {
-            return Err(SubmitError::Check(checks::note(&c)));
-        }
-        notes.extend(found.notes.into_iter().map(|n| (None, n)));
-    }
-    for r in &accepted {
-        notes.extend(r.notes.iter().map(|n| (Some(r.address.clone()), n.clone())));
-    }
+    let notes = checks::submitted(&message, limit, &accepted, &ctx.config.check)
+        .map_err(|c| SubmitError::Check(checks::note(&c)))?;
     let count = accepted.len();
     let incoming = Incoming {
         id,
