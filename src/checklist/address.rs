@@ -16,7 +16,7 @@ use std::net::IpAddr;
 
 use super::{Check, CheckReport, Status, typo};
 use crate::dns::{Dns, DnsFailure};
-use crate::smtp::address::{SpecError, parse_addr_spec};
+use crate::smtp::address::{SpecError, parse_addr_spec, write_mailbox};
 use crate::store::{Scope, Store};
 
 /// Longer input is not looked at (a path is at most 256 octets with its brackets).
@@ -59,14 +59,11 @@ impl Parsed {
         !self.local.is_ascii()
     }
 
-    /// The address as it should be written: quoted only when it must be.
+    /// The address as it should be written: quoted only when it must be (as `Mailbox` writes it).
     pub fn normalized(&self) -> String {
-        if self.quoted {
-            let q = self.local.replace('\\', "\\\\").replace('"', "\\\"");
-            format!("\"{q}\"@{}", self.domain)
-        } else {
-            format!("{}@{}", self.local, self.domain)
-        }
+        let mut out = String::with_capacity(self.local.len() + self.domain.len() + 3);
+        let _ = write_mailbox(&mut out, &self.local, &self.domain);
+        out
     }
 
     /// The suppression-list key (as `smtp::address::Mailbox::key`): local part lower-cased.

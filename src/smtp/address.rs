@@ -101,12 +101,18 @@ impl Mailbox {
 
 impl fmt::Display for Mailbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if is_dot_string(&self.local) {
-            write!(f, "{}@{}", self.local, self.domain)
-        } else {
-            let quoted = self.local.replace('\\', "\\\\").replace('"', "\\\"");
-            write!(f, "\"{}\"@{}", quoted, self.domain)
-        }
+        write_mailbox(f, &self.local, self.domain.as_str())
+    }
+}
+
+/// Writes `local@domain` as RFC 5321 spells it: the local part quoted (`\` and `"` escaped)
+/// only when it is not a Dot-string.
+pub fn write_mailbox(out: &mut impl fmt::Write, local: &str, domain: &str) -> fmt::Result {
+    if is_dot_string(local) {
+        write!(out, "{local}@{domain}")
+    } else {
+        let quoted = local.replace('\\', "\\\\").replace('"', "\\\"");
+        write!(out, "\"{quoted}\"@{domain}")
     }
 }
 
