@@ -1,6 +1,7 @@
 //! `check message`: will receivers accept this message as it is?
 //! Size against our limit and common receivers' limits, required headers, header and line
 //! syntax, 8-bit data, a text alternative for HTML, and the DKIM signature when there is one.
+//! Header fields are read by `smtp::message`.
 //!
 //! Standards: RFC 5322 §2.1.1 (998-octet lines), §2.2 (header fields), §3.6 (From and Date
 //! required, Message-ID expected), RFC 6152 (8BITMIME), RFC 6531 (UTF-8 headers need

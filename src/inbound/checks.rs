@@ -1,6 +1,7 @@
 //! The delivery checklist on submitted mail: runs the pure address checks on each relayed
 //! recipient and the message checks after DATA, and applies `[check.policy]` — a finding
 //! (a check that warns or fails) is refused with its fix, recorded as an event, or ignored.
+//! `submitted` is the message step SMTP DATA and local programs share.
 //!
 //! Standards: the checks' own (see `checklist::address`, `checklist::message`).
 //! Must not: do I/O or write reply text (the caller turns a refusal into `inbound::replies`).

@@ -6,6 +6,7 @@
 //! advice, failing domains), queue (filter by state and domain; retry, delete), a message's
 //! journey (every event with the remote reply), suppressions (search, remove), bounce explorer
 //! (`feedback::parse_bounce` + the forged-bounce verdict), and the delivery checklist.
+//! Every POST handler takes `dashboard::Posted` (the admin, the form, the CSRF check).
 //! Must not: render text without `html::esc`, change anything on a GET, or accept a POST
 //! without the session's CSRF token.
 
