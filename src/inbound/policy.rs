@@ -35,7 +35,7 @@ pub enum Submitter {
     /// A local program (`sendmail`, `-bs`): the local user's login `user@origin`; root may use
     /// any sender.
     Local { login: String, any_sender: bool },
-    /// An HTTP API key; its scope was checked against the sender's domain before.
+    /// An HTTP API key, which sends only from the domains of its scope.
     ApiKey { id: String, scope: Scope },
 }
 
@@ -176,12 +176,7 @@ pub fn check_mail(
     if matches!(submitter, Submitter::Client { door: ListenerKind::Submission, trusted: false, .. }) {
         return Err(refuse(Reason::AuthRequired, "submission without AUTH"));
     }
-    if let Some(login) = submitter.sender_login()
-        && !ctx.config.senders.may_send_as(login, from)
-    {
-        let reason = Reason::SenderNotOwned { sender: from.to_string(), login: login.to_string() };
-        return Err(refuse(reason, format!("{login} does not own it")));
-    }
+    check_sender(ctx, submitter, from)?;
     if let Some(size) = params.size
         && size > ctx.config.limits.max_message_size
     {
@@ -200,6 +195,29 @@ pub fn check_mail(
         }
     }
     Ok(())
+}
+
+/// The envelope sender a submitter may use: a login its own addresses (`senders`, unless it
+/// may use any), an API key an address in the domains of its scope, a client without a login
+/// any (an unauthenticated trusted-network relay owns no address).
+pub fn check_sender(ctx: &Context, submitter: &Submitter, from: &ReversePath) -> Result<(), Refusal> {
+    let login = match submitter {
+        Submitter::ApiKey { id, scope } => match from {
+            ReversePath::Mailbox(m) if scope.covers(m.domain()) => return Ok(()),
+            _ => {
+                let reason = Reason::SenderNotOwned { sender: from.to_string(), login: format!("apikey:{id}") };
+                return Err(refuse(reason, format!("outside the scope of key {id}")));
+            }
+        },
+        _ => submitter.sender_login(),
+    };
+    match login {
+        Some(login) if !ctx.config.senders.may_send_as(login, from) => {
+            let reason = Reason::SenderNotOwned { sender: from.to_string(), login: login.to_string() };
+            Err(refuse(reason, format!("{login} does not own it")))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// After DATA: every From:/Sender: address of a login's message must be its own.

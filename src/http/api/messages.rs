@@ -28,7 +28,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::super::AppState;
-use super::super::auth::{Caller, may_send_from};
+use super::super::auth::Caller;
 use super::super::problem::Problem;
 use crate::accept::{self, Incoming};
 use crate::inbound::policy::{self, Reason, Submitter};
@@ -120,11 +120,11 @@ pub async fn send(
     let Json(req) = body.map_err(|e| Problem::bad_request(e.body_text()))?;
     let ctx = &state.ctx;
     validate(&req)?;
-    let sender = sender(ctx, &key, &req).await?;
+    let submitter = Submitter::ApiKey { id: key.id.clone(), scope: key.scope.clone() };
+    let sender = sender(ctx, &key, &submitter, &req).await?;
     let draft = read(ctx, &req, sender)?;
     let now = Timestamp::now();
     let id = MessageId::generate(now);
-    let submitter = Submitter::ApiKey { id: key.id.clone(), scope: key.scope.clone() };
     let Recipients { report, accepted, mut notes } = recipients(ctx, &submitter, &draft).await?;
     let (message, message_id) = build(ctx, &req, &draft, &id, now)?;
     if accepted.iter().any(|r| r.transport == Transport::Remote) {
@@ -164,14 +164,16 @@ pub async fn send(
 /// The client address the API's messages are recorded with.
 const API_CLIENT: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
-/// The envelope sender: an address in the key's scope, of an account that is not paused.
+/// The envelope sender: an address in the key's scope (`policy::check_sender`), of an account
+/// that is not paused.
 async fn sender(
     ctx: &crate::inbound::Context,
     key: &ApiKey,
+    submitter: &Submitter,
     req: &SendRequest,
 ) -> Result<(Option<String>, Mailbox), Problem> {
     let (from_name, from) = mailbox("from", &req.from)?;
-    if !may_send_from(key, from.domain()) {
+    if policy::check_sender(ctx, submitter, &ReversePath::Mailbox(from.clone())).is_err() {
         return Err(Problem::forbidden("from", format!("API key `{}` may send only from {}", key.name, key.scope)));
     }
     let account = format!("apikey:{}", key.id);
