@@ -555,6 +555,27 @@ mod tests {
     }
 
     #[test]
+    fn refusal_reasons_are_read_from_the_typed_reason() {
+        let rcpt = || "a@x.test".to_string();
+        let cases = [
+            (Reason::Suppressed { rcpt: rcpt(), since: "2026-01-01".into(), why: "userunknown".into() }, "suppressed"),
+            (Reason::UserUnknown { rcpt: rcpt() }, "user_unknown"),
+            (Reason::DomainNotFound { rcpt: rcpt() }, "domain_not_found"),
+            (Reason::CheckFailed { rcpt: rcpt(), check: "typo", why: "typo".into() }, "invalid"),
+            (Reason::CheckFailed { rcpt: rcpt(), check: "literal", why: "literal".into() }, "invalid"),
+            (Reason::MailboxFull { rcpt: rcpt() }, "mailbox_full"),
+            (Reason::RelayDenied { rcpt: rcpt() }, "not_allowed"),
+            (Reason::InvalidBounceAddress { rcpt: rcpt() }, "not_allowed"),
+            (Reason::AccountPaused { account: "apikey:1".into(), why: "bounces".into() }, "not_allowed"),
+            (Reason::StoreFailed { out_of_space: false }, "try_again_later"),
+            (Reason::StoreFailed { out_of_space: true }, "try_again_later"),
+        ];
+        for (reason, expected) in cases {
+            assert_eq!(refusal_reason(&reason), expected, "{reason:?}");
+        }
+    }
+
+    #[test]
     fn display_names_are_split_off() {
         assert_eq!(split_address("App <app@example.com>"), (Some("App".into()), "app@example.com".into()));
         assert_eq!(split_address("\"A, B\" <ab@example.com>"), (Some("A, B".into()), "ab@example.com".into()));
