@@ -1,4 +1,5 @@
-//! The single door into the queue, for SMTP sessions now and for the HTTP API and DSNs later.
+//! The single door into the queue, for SMTP sessions, the HTTP API, local programs and DSNs,
+//! and the one writer of the `Received:` trace header they put first (`received_header`).
 //!
 //! `accept` hands a complete message and its resolved recipients to the store and returns only
 //! when the store says they are durable; then it logs the one `queued` line every origin gets
@@ -49,8 +50,8 @@ pub async fn accept(
             Err(e) => tracing::warn!(queue_id = %id, error = %e, "DKIM signing failed; sending unsigned"),
         }
     }
-    let headers = incoming.message.get(..crate::bounce::dsn::find_headers_end(&incoming.message));
-    let header_message_id = headers.and_then(|h| crate::bounce::dsn::header_value(h, "message-id"));
+    let headers = incoming.message.get(..crate::smtp::message::find_headers_end(&incoming.message));
+    let header_message_id = headers.and_then(|h| crate::smtp::message::header_value(h, "message-id"));
     let msg = NewMessage {
         id: incoming.id,
         reverse_path: incoming.from.to_string(),
@@ -91,34 +92,57 @@ pub async fn accept(
     Ok(id)
 }
 
-/// What the trace header says about how a message came in.
-pub struct Trace<'a> {
-    pub helo: &'a str,
-    pub client_ip: &'a str,
-    pub hostname: &'a str,
-    pub esmtp: bool,
-    pub tls: bool,
-    pub authenticated: bool,
-    pub id: &'a MessageId,
-    pub single_rcpt: Option<&'a str>,
-    pub at: Timestamp,
+/// How a message came in, as the trace header says it.
+#[derive(Clone, Copy)]
+pub enum Arrival<'a> {
+    /// An SMTP session (MX, submission, or a local program's `-bs`).
+    Smtp {
+        helo: &'a str,
+        client_ip: &'a str,
+        esmtp: bool,
+        tls: bool,
+        authenticated: bool,
+        /// The recipient, when the message has exactly one.
+        single_rcpt: Option<&'a str>,
+    },
+    /// `POST /api/v1/messages`.
+    Http,
+    /// A local program through `sendmail`, run by `uid`.
+    Local { uid: u32 },
 }
 
-/// The RFC 5321 §4.4 trace header, with the RFC 3848 protocol keyword.
+/// What the trace header says about a message.
+pub struct Trace<'a> {
+    pub hostname: &'a str,
+    pub id: &'a MessageId,
+    pub at: Timestamp,
+    pub arrival: Arrival<'a>,
+}
+
+/// The RFC 5321 §4.4 trace header every door puts first, with the RFC 3848 protocol keyword
+/// for SMTP (`HTTP` for the API; a local program's names its user id, as Postfix's does).
 pub fn received_header(t: &Trace<'_>) -> String {
-    let Trace { helo, client_ip, hostname, esmtp, tls, authenticated, id, single_rcpt, at } = *t;
-    let proto = match (esmtp, tls, authenticated) {
-        (false, _, _) => "SMTP",
-        (true, false, false) => "ESMTP",
-        (true, true, false) => "ESMTPS",
-        (true, false, true) => "ESMTPA",
-        (true, true, true) => "ESMTPSA",
+    let Trace { hostname, id, at, arrival } = *t;
+    let mut h = match arrival {
+        Arrival::Smtp { helo, client_ip, esmtp, tls, authenticated, single_rcpt } => {
+            let proto = match (esmtp, tls, authenticated) {
+                (false, _, _) => "SMTP",
+                (true, false, false) => "ESMTP",
+                (true, true, false) => "ESMTPS",
+                (true, false, true) => "ESMTPA",
+                (true, true, true) => "ESMTPSA",
+            };
+            let helo: String = helo.chars().filter(|c| c.is_ascii_graphic()).take(255).collect();
+            let mut h =
+                format!("Received: from {helo} ([{client_ip}])\r\n\tby {hostname} (mailerd) with {proto} id {id}");
+            if let Some(rcpt) = single_rcpt {
+                h.push_str(&format!("\r\n\tfor <{rcpt}>"));
+            }
+            h
+        }
+        Arrival::Http => format!("Received: from api\r\n\tby {hostname} (mailerd) with HTTP id {id}"),
+        Arrival::Local { uid } => format!("Received: by {hostname} (mailerd, from userid {uid})\r\n\tid {id}"),
     };
-    let helo: String = helo.chars().filter(|c| c.is_ascii_graphic()).take(255).collect();
-    let mut h = format!("Received: from {helo} ([{client_ip}])\r\n\tby {hostname} (mailerd) with {proto} id {id}");
-    if let Some(rcpt) = single_rcpt {
-        h.push_str(&format!("\r\n\tfor <{rcpt}>"));
-    }
     h.push_str(&format!("; {}\r\n", at.rfc5322()));
     h
 }
@@ -130,20 +154,26 @@ mod tests {
     #[test]
     fn received_header_names_protocol_and_id() {
         let id = MessageId("ABC".into());
-        let h = received_header(&Trace {
+        let trace = |arrival| received_header(&Trace { hostname: "mx.test", id: &id, at: Timestamp(0), arrival });
+        let h = trace(Arrival::Smtp {
             helo: "client.test",
             client_ip: "127.0.0.1",
-            hostname: "mx.test",
             esmtp: true,
             tls: true,
             authenticated: true,
-            id: &id,
             single_rcpt: Some("a@b"),
-            at: Timestamp(0),
         });
         assert_eq!(
             h,
             "Received: from client.test ([127.0.0.1])\r\n\tby mx.test (mailerd) with ESMTPSA id ABC\r\n\tfor <a@b>; Thu, 01 Jan 1970 00:00:00 +0000\r\n"
+        );
+        assert_eq!(
+            trace(Arrival::Http),
+            "Received: from api\r\n\tby mx.test (mailerd) with HTTP id ABC; Thu, 01 Jan 1970 00:00:00 +0000\r\n"
+        );
+        assert_eq!(
+            trace(Arrival::Local { uid: 1000 }),
+            "Received: by mx.test (mailerd, from userid 1000)\r\n\tid ABC; Thu, 01 Jan 1970 00:00:00 +0000\r\n"
         );
     }
 }

@@ -15,7 +15,7 @@ use mail_auth::dkim::{Canonicalization, DkimSigner, Done};
 use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
 
-use crate::bounce::dsn::{find_headers_end, header_value};
+use crate::smtp::message::{find_headers_end, header_value};
 
 /// Headers covered by our signatures (From first, as RFC 6376 §5.4 requires).
 const SIGNED_HEADERS: [&str; 9] =

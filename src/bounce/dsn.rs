@@ -11,6 +11,7 @@
 use super::notify::ReportKind;
 use super::reason::Reason;
 use crate::smtp::address::Mailbox;
+use crate::smtp::message::{find_headers_end, header_value};
 use crate::time::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,36 +223,6 @@ fn status_part(dsn: &Dsn<'_>) -> String {
     s
 }
 
-/// Offset of the blank line that ends the header section (the whole input if there is none).
-pub fn find_headers_end(message: &[u8]) -> usize {
-    if message.starts_with(b"\r\n") {
-        return 2;
-    }
-    message.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 2).unwrap_or(message.len())
-}
-
-/// The unfolded value of the first header `name` (case-insensitive).
-pub fn header_value(headers: &[u8], name: &str) -> Option<String> {
-    let text = String::from_utf8_lossy(headers);
-    let mut value: Option<String> = None;
-    for line in text.split("\r\n") {
-        if let Some(v) = value.as_mut() {
-            if line.starts_with([' ', '\t']) {
-                v.push(' ');
-                v.push_str(line.trim());
-                continue;
-            }
-            break;
-        }
-        if let Some((n, v)) = line.split_once(':')
-            && n.eq_ignore_ascii_case(name)
-        {
-            value = Some(v.trim().to_string());
-        }
-    }
-    value.filter(|v| !v.is_empty()).map(|v| v.chars().take(998).collect())
-}
-
 fn ascii(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '?' }).collect()
 }
@@ -379,13 +350,5 @@ mod tests {
         assert!(delay.contains("Subject: Delayed Mail (still being retried)"));
         assert!(delay.contains("Action: delayed\r\n") && delay.contains("Will-Retry-Until: "));
         assert!(delay.contains("you do not need to send it again"));
-    }
-
-    #[test]
-    fn header_helpers() {
-        let h = b"Subject: a\r\n b\r\nX: y\r\n\r\nbody";
-        assert_eq!(header_value(h, "subject").as_deref(), Some("a b"));
-        assert_eq!(find_headers_end(h), 22);
-        assert_eq!(find_headers_end(b"no headers end"), 14);
     }
 }

@@ -1,5 +1,8 @@
 //! `check address`: syntax and normalisation, typo suggestion and role accounts (pure), then
 //! the recipient domain in DNS, the suppression list and the opt-in RCPT probe (async).
+//! The grammar is `smtp::address`'s (one RFC 5321 Mailbox grammar); this file adds what a
+//! person sending mail needs on top: the normal form, reachable domains (a dot, no numeric
+//! top-level label), the 254-octet path, role accounts and typos.
 //!
 //! Standards: RFC 5321 §4.1.2 (Mailbox, Dot-string, Quoted-string, address literals) and
 //! §4.5.3.1 (64-octet local part, 255-octet domain), RFC 3696 errata 1690 (254-octet path),
@@ -13,6 +16,7 @@ use std::net::IpAddr;
 
 use super::{Check, CheckReport, Status, typo};
 use crate::dns::{Dns, DnsFailure};
+use crate::smtp::address::{SpecError, parse_addr_spec, write_mailbox};
 use crate::store::{Scope, Store};
 
 /// Longer input is not looked at (a path is at most 256 octets with its brackets).
@@ -55,14 +59,11 @@ impl Parsed {
         !self.local.is_ascii()
     }
 
-    /// The address as it should be written: quoted only when it must be.
+    /// The address as it should be written: quoted only when it must be (as `Mailbox` writes it).
     pub fn normalized(&self) -> String {
-        if self.quoted {
-            let q = self.local.replace('\\', "\\\\").replace('"', "\\\"");
-            format!("\"{q}\"@{}", self.domain)
-        } else {
-            format!("{}@{}", self.local, self.domain)
-        }
+        let mut out = String::with_capacity(self.local.len() + self.domain.len() + 3);
+        let _ = write_mailbox(&mut out, &self.local, &self.domain);
+        out
     }
 
     /// The suppression-list key (as `smtp::address::Mailbox::key`): local part lower-cased.
@@ -127,7 +128,9 @@ impl SyntaxError {
     }
 }
 
-/// Parses an address the way people write it: `local@domain`, optionally in `<>`.
+/// Parses an address the way people write it: `local@domain`, optionally in `<>`; the grammar
+/// is `smtp::address::parse_addr_spec`, and on top of it a domain must have a dot and a
+/// non-numeric top-level label, and the path at most 254 octets.
 pub fn parse(input: &str) -> Result<Parsed, SyntaxError> {
     if input.len() > MAX_INPUT {
         return Err(SyntaxError::InputTooLong);
@@ -139,33 +142,18 @@ pub fn parse(input: &str) -> Result<Parsed, SyntaxError> {
     if text.is_empty() {
         return Err(SyntaxError::Empty);
     }
-    let (local, domain_text, quoted) = if text.starts_with('"') {
-        let (local, used) = parse_quoted(text)?;
-        let rest = text.get(used..).ok_or(SyntaxError::BadQuoted)?;
-        let domain = match rest.strip_prefix('@') {
-            Some(d) => d,
-            None if rest.is_empty() => return Err(SyntaxError::NoAt),
-            None => return Err(SyntaxError::BadQuoted),
-        };
-        // Quoting that was not needed is dropped in the normal form.
-        let needed = !is_dot_string(&local);
-        (local, domain, needed)
-    } else {
-        let (local, domain) = text.split_once('@').ok_or(SyntaxError::NoAt)?;
-        if domain.contains('@') {
-            return Err(SyntaxError::ManyAt);
+    let spec = parse_addr_spec(text, Some(64))?;
+    let domain = spec.domain.as_str().to_string();
+    if !spec.domain.is_address_literal() {
+        let (labels, last) = (domain.split('.').count(), domain.rsplit('.').next().unwrap_or(""));
+        if labels < 2 {
+            return Err(SyntaxError::Dotless);
         }
-        check_dot_string(local)?;
-        (local.to_string(), domain, false)
-    };
-    if local.is_empty() {
-        return Err(SyntaxError::EmptyLocal);
+        if last.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(SyntaxError::NumericTld(last.to_string()));
+        }
     }
-    if local.len() > 64 {
-        return Err(SyntaxError::LocalTooLong(local.len()));
-    }
-    let (domain, idn) = parse_domain(domain_text)?;
-    let parsed = Parsed { local, domain, quoted, idn };
+    let parsed = Parsed { local: spec.local, domain, quoted: spec.needs_quotes, idn: spec.idn };
     let path = parsed.normalized().len();
     if path > 254 {
         return Err(SyntaxError::PathTooLong(path));
@@ -173,95 +161,23 @@ pub fn parse(input: &str) -> Result<Parsed, SyntaxError> {
     Ok(parsed)
 }
 
-/// RFC 5321 quoted-string at the start of `text` (UTF-8 allowed, RFC 6531): content, octets used.
-fn parse_quoted(text: &str) -> Result<(String, usize), SyntaxError> {
-    let mut out = String::new();
-    let mut chars = text.char_indices().skip(1);
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '"' => return Ok((out, i + 1)),
-            '\\' => match chars.next() {
-                Some((_, e)) if (' '..='~').contains(&e) => out.push(e),
-                _ => return Err(SyntaxError::BadQuoted),
-            },
-            c if c.is_control() => return Err(SyntaxError::BadQuoted),
-            c => out.push(c),
-        }
-        if out.len() > 64 {
-            return Err(SyntaxError::LocalTooLong(out.len()));
-        }
-    }
-    Err(SyntaxError::BadQuoted)
-}
-
-fn is_atext(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || (!c.is_ascii() && !c.is_control())
-}
-
-fn is_dot_string(local: &str) -> bool {
-    check_dot_string(local).is_ok()
-}
-
-fn check_dot_string(local: &str) -> Result<(), SyntaxError> {
-    if local.is_empty() {
-        return Err(SyntaxError::EmptyLocal);
-    }
-    for atom in local.split('.') {
-        if atom.is_empty() {
-            return Err(SyntaxError::BadDots);
-        }
-        if let Some(c) = atom.chars().find(|&c| !is_atext(c)) {
-            return Err(SyntaxError::BadLocalChar(c));
+impl From<SpecError> for SyntaxError {
+    fn from(e: SpecError) -> SyntaxError {
+        match e {
+            SpecError::NoAt => SyntaxError::NoAt,
+            SpecError::ManyAt => SyntaxError::ManyAt,
+            SpecError::EmptyLocal => SyntaxError::EmptyLocal,
+            SpecError::LocalTooLong(n) => SyntaxError::LocalTooLong(n),
+            SpecError::BadDots => SyntaxError::BadDots,
+            SpecError::BadLocalChar(c) => SyntaxError::BadLocalChar(c),
+            SpecError::BadQuoted | SpecError::AfterQuote => SyntaxError::BadQuoted,
+            SpecError::EmptyDomain => SyntaxError::EmptyDomain,
+            SpecError::DomainTooLong(n) => SyntaxError::DomainTooLong(n),
+            SpecError::BadLabel(l) => SyntaxError::BadLabel(l),
+            SpecError::BadIdna => SyntaxError::BadIdna,
+            SpecError::BadLiteral => SyntaxError::BadLiteral,
         }
     }
-    Ok(())
-}
-
-/// A domain name (to lower-case A-labels) or an address literal; also says whether it was an IDN.
-fn parse_domain(text: &str) -> Result<(String, bool), SyntaxError> {
-    if text.starts_with('[') {
-        let d = crate::smtp::address::Domain::parse(text).map_err(|_| SyntaxError::BadLiteral)?;
-        return Ok((d.as_str().to_string(), false));
-    }
-    let text = text.strip_suffix('.').unwrap_or(text);
-    if text.is_empty() {
-        return Err(SyntaxError::EmptyDomain);
-    }
-    if text.len() > 255 {
-        return Err(SyntaxError::DomainTooLong(text.len()));
-    }
-    let idn = !text.is_ascii();
-    let ascii = if idn {
-        idna::domain_to_ascii(text).map_err(|_| SyntaxError::BadIdna)?
-    } else if text.bytes().any(|b| b.is_ascii_uppercase()) {
-        text.to_ascii_lowercase()
-    } else {
-        text.to_string()
-    };
-    if ascii.len() > 255 {
-        return Err(SyntaxError::DomainTooLong(ascii.len()));
-    }
-    let mut labels = 0;
-    let mut last = "";
-    for label in ascii.split('.') {
-        let ok = !label.is_empty()
-            && label.len() <= 63
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-        if !ok {
-            return Err(SyntaxError::BadLabel(label.chars().take(70).collect()));
-        }
-        labels += 1;
-        last = label;
-    }
-    if labels < 2 {
-        return Err(SyntaxError::Dotless);
-    }
-    if last.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(SyntaxError::NumericTld(last.to_string()));
-    }
-    Ok((ascii, idn))
 }
 
 /// Role mailboxes (RFC 2142 and common practice): read by a team, or by nobody.

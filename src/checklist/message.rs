@@ -1,6 +1,7 @@
 //! `check message`: will receivers accept this message as it is?
 //! Size against our limit and common receivers' limits, required headers, header and line
 //! syntax, 8-bit data, a text alternative for HTML, and the DKIM signature when there is one.
+//! Header fields are read by `smtp::message`.
 //!
 //! Standards: RFC 5322 §2.1.1 (998-octet lines), §2.2 (header fields), §3.6 (From and Date
 //! required, Message-ID expected), RFC 6152 (8BITMIME), RFC 6531 (UTF-8 headers need
@@ -21,6 +22,7 @@ const HEADER_SYNTAX: &str = CheckName::HeaderSyntax.as_str();
 const LINE_LENGTH: &str = CheckName::LineLength.as_str();
 const EIGHT_BIT: &str = CheckName::EightBit.as_str();
 const TEXT_ALTERNATIVE: &str = CheckName::TextAlternative.as_str();
+use crate::smtp::message::{HeaderLine, header_lines};
 
 /// Published size limits of large receivers (whole message as sent, after encoding).
 pub const RECEIVER_LIMITS: &[(&str, u64)] = &[
@@ -91,31 +93,18 @@ fn check_size(raw: &[u8], our_limit: u64) -> Check {
     }
 }
 
-/// The header fields of `headers` as (name, value) pairs, unfolded.
+/// The header fields of `headers` as (lower-case name, value) pairs, unfolded (by
+/// `smtp::message::header_lines`), up to the empty line; at most 10,001.
 fn fields(headers: &[u8]) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for line in headers.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            break;
-        }
-        if line.first().is_some_and(|&b| b == b' ' || b == b'\t') {
-            if let Some(last) = out.last_mut() {
-                last.1.push(' ');
-                last.1.push_str(String::from_utf8_lossy(line).trim());
-            }
-            continue;
-        }
-        if let Some(colon) = line.iter().position(|&b| b == b':') {
-            let name = String::from_utf8_lossy(line.get(..colon).unwrap_or(&[])).trim_end().to_ascii_lowercase();
-            let value = String::from_utf8_lossy(line.get(colon + 1..).unwrap_or(&[])).trim().to_string();
-            out.push((name, value));
-        }
-        if out.len() > 10_000 {
-            break;
-        }
-    }
-    out
+    let text = String::from_utf8_lossy(headers);
+    header_lines(&text)
+        .take_while(|line| *line != HeaderLine::Blank)
+        .filter_map(|line| match line {
+            HeaderLine::Field { name, value } => Some((name.trim_end().to_ascii_lowercase(), value)),
+            _ => None,
+        })
+        .take(10_001)
+        .collect()
 }
 
 fn check_required(headers: &[u8]) -> Check {

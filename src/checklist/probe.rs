@@ -4,21 +4,20 @@
 //! Off by default, because: receivers see it as a directory-harvest attempt and may list the
 //! probing IP; many servers accept every address at RCPT (catch-all, or they bounce later)
 //! or greylist with 4xx, so a 250 proves little and a 4xx nothing.
+//! Replies are read by `smtp::codec`, the outbound client's reader (bounded lines and replies).
 //! Standards: RFC 5321 §3.3 (transaction), §4.2 (multi-line replies), §4.5.3.2 (timeouts).
 //! Must not: send DATA, follow more than the first reachable MX, or read unbounded replies.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt as _, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::address::Parsed;
 use super::{Check, Status};
 use crate::dns::{Dns, DnsFailure};
-
-/// Replies longer than this (in lines) end the probe.
-const MAX_REPLY_LINES: usize = 100;
+use crate::smtp::codec::{ReadError, ReplyReader};
 
 #[derive(Debug, Clone)]
 pub struct ProbeOptions {
@@ -77,31 +76,33 @@ fn verdict(host: &str, code: u16, text: &str) -> Check {
     }
 }
 
-async fn read_reply(reader: &mut BufReader<TcpStream>, timeout: Duration) -> std::io::Result<(u16, String)> {
+/// The next reply as (code, the text of its lines after the code, joined by spaces), read by
+/// the outbound client's codec.
+async fn read_reply(
+    conn: &mut TcpStream,
+    replies: &mut ReplyReader,
+    timeout: Duration,
+) -> std::io::Result<(u16, String)> {
     let mut text = String::new();
-    for _ in 0..MAX_REPLY_LINES {
-        let mut line = String::new();
-        let mut limited = (&mut *reader).take(4096);
-        let n = tokio::time::timeout(timeout, limited.read_line(&mut line))
-            .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"))??;
-        if n == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
-        }
-        let line = line.trim_end();
-        let code = line.get(..3).and_then(|c| c.parse::<u16>().ok());
-        let Some(code) = code else {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "not an SMTP reply"));
-        };
-        if !text.is_empty() {
-            text.push(' ');
-        }
-        text.push_str(line.get(4..).unwrap_or("").trim());
-        if line.as_bytes().get(3) != Some(&b'-') {
-            return Ok((code, text));
-        }
-    }
-    Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "reply too long"))
+    let reply = replies
+        .read(conn, timeout, |line| {
+            if !text.is_empty() {
+                text.push(' ');
+            }
+            text.push_str(line.get(4..).unwrap_or("").trim());
+        })
+        .await
+        .map_err(|e| {
+            let (kind, why) = match e {
+                ReadError::Io(e) => return e,
+                ReadError::Timeout => (std::io::ErrorKind::TimedOut, "timed out"),
+                ReadError::Closed => (std::io::ErrorKind::UnexpectedEof, "connection closed"),
+                ReadError::Malformed(_) => (std::io::ErrorKind::InvalidData, "not an SMTP reply"),
+                ReadError::LineTooLong => (std::io::ErrorKind::InvalidData, "reply too long"),
+            };
+            std::io::Error::new(kind, why)
+        })?;
+    Ok((reply.code, text))
 }
 
 /// One connection: greeting, EHLO, MAIL FROM:<>, RCPT TO; returns the RCPT reply (or the
@@ -110,9 +111,9 @@ async fn transaction(addr: SocketAddr, address: &Parsed, opts: &ProbeOptions) ->
     let stream = tokio::time::timeout(opts.timeout, TcpStream::connect(addr))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
-    let mut conn = BufReader::new(stream);
+    let (mut conn, mut replies) = (stream, ReplyReader::new());
     let t = opts.timeout;
-    let greeting = read_reply(&mut conn, t).await?;
+    let greeting = read_reply(&mut conn, &mut replies, t).await?;
     if greeting.0 != 220 {
         return Ok((false, greeting.0, greeting.1));
     }
@@ -124,14 +125,14 @@ async fn transaction(addr: SocketAddr, address: &Parsed, opts: &ProbeOptions) ->
     ];
     let mut reply = (false, greeting.0, greeting.1);
     for (i, step) in steps.iter().enumerate() {
-        conn.get_mut().write_all(step.as_bytes()).await?;
-        let (code, text) = read_reply(&mut conn, t).await?;
+        conn.write_all(step.as_bytes()).await?;
+        let (code, text) = read_reply(&mut conn, &mut replies, t).await?;
         reply = (i == steps.len() - 1, code, text);
         if !(200..300).contains(&code) {
             break;
         }
     }
-    let _ = conn.get_mut().write_all(b"QUIT\r\n").await;
-    let _ = tokio::time::timeout(Duration::from_secs(2), read_reply(&mut conn, t)).await;
+    let _ = conn.write_all(b"QUIT\r\n").await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), read_reply(&mut conn, &mut replies, t)).await;
     Ok(reply)
 }

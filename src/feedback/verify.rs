@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use super::parse::{self, Doc};
 use super::{BounceReport, ReportKind, parse_bounce_doc};
+use crate::smtp::message::{HeaderLine, field_blocks};
 
 /// The verdict on one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -454,13 +455,14 @@ pub fn org_domain(host: &str) -> String {
 
 const SECOND_LEVELS: &[&str] = &["co", "com", "net", "org", "ac", "gov", "edu", "ne", "or", "go", "gr", "ad", "ed"];
 
+/// The first field `name` of a delivery-status body (as `parse::rfc3464` reads it), without
+/// its type (`dns;`), lower-cased.
 fn field(dsn: &str, name: &str) -> Option<String> {
-    dsn.lines().find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.trim().eq_ignore_ascii_case(name).then(|| {
-            let v = v.trim();
-            v.split_once(';').map_or(v, |(_, h)| h.trim()).to_ascii_lowercase()
-        })
+    field_blocks(dsn).find_map(|line| match line {
+        HeaderLine::Field { name: n, value } if n.trim().eq_ignore_ascii_case(name) => {
+            Some(value.split_once(';').map_or(value.as_str(), |(_, h)| h.trim()).to_ascii_lowercase())
+        }
+        _ => None,
     })
 }
 

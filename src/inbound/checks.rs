@@ -1,12 +1,15 @@
 //! The delivery checklist on submitted mail: runs the pure address checks on each relayed
 //! recipient and the message checks after DATA, and applies `[check.policy]` — a finding
 //! (a check that warns or fails) is refused with its fix, recorded as an event, or ignored.
+//! `submitted` is the message step SMTP DATA and local programs share.
 //!
 //! Standards: the checks' own (see `checklist::address`, `checklist::message`).
 //! Must not: do I/O or write reply text (the caller turns a refusal into `inbound::replies`).
 
+use super::session::AcceptedRcpt;
 use crate::checklist::{Check, CheckReport, Status};
 use crate::config::{CheckConfig, CheckName, CheckPolicy};
+use crate::store::Transport;
 
 /// What the policy made of one report.
 #[derive(Debug, Default)]
@@ -49,6 +52,29 @@ pub fn message(raw: &[u8], max_size: u64, config: &CheckConfig) -> Outcome {
         return Outcome::default();
     }
     apply(&crate::checklist::message::check("message", raw, max_size), config)
+}
+
+/// The checklist on a message submitted for `rcpts` (SMTP after DATA, local programs): the
+/// message checks when a recipient is relayed (Err: the check that refuses it), then the
+/// findings to record as events: the message's (no recipient), then each recipient's.
+pub fn submitted(
+    raw: &[u8],
+    max_size: u64,
+    rcpts: &[AcceptedRcpt],
+    config: &CheckConfig,
+) -> Result<Vec<(Option<String>, String)>, Check> {
+    let mut notes: Vec<(Option<String>, String)> = Vec::new();
+    if rcpts.iter().any(|r| r.transport == Transport::Remote) {
+        let found = message(raw, max_size, config);
+        if let Some(c) = found.refuse {
+            return Err(c);
+        }
+        notes.extend(found.notes.into_iter().map(|n| (None, n)));
+    }
+    for r in rcpts {
+        notes.extend(r.notes.iter().map(|n| (Some(r.address.clone()), n.clone())));
+    }
+    Ok(notes)
 }
 
 /// One line for an event or a reply: what was found and what to do.

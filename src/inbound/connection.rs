@@ -15,6 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{info, warn};
 
 use super::data::{DataReader, Feed};
+use super::policy::Submitter;
 use super::session::Session;
 use super::{Context, ListenerKind, auth, policy, replies};
 use crate::accept::{self, Incoming};
@@ -299,6 +300,11 @@ fn limited(ctx: &Context, client: &Client, session: &Session) -> bool {
     session.auth_user.is_none() && !policy::is_trusted(ctx, client.addr.ip())
 }
 
+/// Who sends in this session, for `policy`.
+fn submitter(ctx: &Context, client: &Client, session: &Session) -> Submitter {
+    Submitter::smtp(ctx, client.kind, client.addr.ip(), session.auth_user.as_deref(), session.any_sender)
+}
+
 fn extensions(ctx: &Context, client: &Client, session: &Session) -> Vec<String> {
     let mut ext = vec![
         "PIPELINING".to_string(),
@@ -345,20 +351,21 @@ async fn handle(
                 conn.reply(&replies::too_much_mail_from(&super::anvil::ClientKey::of(ip).to_string()));
                 return Ok(Next::Quit);
             }
-            match policy::check_mail(ctx, session, client.kind, ip, &from, &params) {
+            match policy::check_mail(ctx, &submitter(ctx, client, session), &from, &params) {
                 Ok(()) => {
                     session.open(from, params);
                     conn.reply(&replies::sender_ok());
                 }
                 Err(refusal) => {
-                    info!(client = %client.addr, from = %from, reply = %refusal.reply, detail = %refusal.detail, stage = "MAIL", "rejected");
-                    error(ctx, conn, session, refusal.reply).await?;
+                    let reply = refusal.reply();
+                    info!(client = %client.addr, from = %from, reply = %reply, detail = %refusal.detail, stage = "MAIL", "rejected");
+                    error(ctx, conn, session, reply).await?;
                 }
             }
         }
         Command::Rcpt { to, params } => {
             let declared = match session.may_rcpt(ctx.config.limits.max_recipients) {
-                Ok(tx) => tx.params.size,
+                Ok(tx) => (tx.params.size, tx.from.clone()),
                 // RFC 5321 §4.5.3.1.10: the client sends the rest later; no penalty.
                 Err(reply) if reply.code == 452 => {
                     conn.reply(&reply);
@@ -374,16 +381,17 @@ async fn handle(
                 conn.reply(&replies::too_many_recipients_from(&super::anvil::ClientKey::of(ip).to_string()));
                 return Ok(Next::Continue);
             }
-            match policy::check_rcpt(ctx, session, client.kind, ip, &to, &params, declared).await {
+            let (declared, from) = declared;
+            match policy::check_rcpt(ctx, &submitter(ctx, client, session), &from, &to, &params, declared).await {
                 Ok(rcpt) => {
                     session.add_rcpt(rcpt);
                     conn.reply(&replies::recipient_ok());
                 }
                 Err(refusal) => {
-                    let from = session.transaction.as_ref().map(|t| t.from.to_string()).unwrap_or_default();
-                    info!(client = %client.addr, from = %from, to = %to, reply = %refusal.reply, detail = %refusal.detail, stage = "RCPT", "rejected");
+                    let reply = refusal.reply();
+                    info!(client = %client.addr, from = %from, to = %to, reply = %reply, detail = %refusal.detail, stage = "RCPT", "rejected");
                     session.refuse_rcpt();
-                    error(ctx, conn, session, refusal.reply).await?;
+                    error(ctx, conn, session, reply).await?;
                 }
             }
         }
@@ -565,15 +573,17 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
     let helo = session.helo.clone().unwrap_or_default();
     let client_ip = client.addr.ip().to_string();
     let header = accept::received_header(&accept::Trace {
-        helo: &helo,
-        client_ip: &client_ip,
         hostname: &ctx.config.hostname,
-        esmtp: session.esmtp,
-        tls: session.tls,
-        authenticated: session.auth_user.is_some(),
         id: &id,
-        single_rcpt: single.as_deref(),
         at: now,
+        arrival: accept::Arrival::Smtp {
+            helo: &helo,
+            client_ip: &client_ip,
+            esmtp: session.esmtp,
+            tls: session.tls,
+            authenticated: session.auth_user.is_some(),
+            single_rcpt: single.as_deref(),
+        },
     });
     conn.reply(&replies::start_data());
     let mut reader = DataReader::new(ctx.config.limits.max_message_size, header.into_bytes());
@@ -602,26 +612,27 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
         return Ok(());
     }
     let message = reader.into_message();
-    if let Err(refusal) = policy::check_headers(ctx, session, &message) {
-        info!(client = %client.addr, from = %tx.from, to = ?rcpts, size, reply = %refusal.reply, detail = %refusal.detail, "NOQUEUE: reject DATA");
-        conn.reply(&refusal.reply);
+    if let Err(refusal) = policy::check_headers(ctx, &submitter(ctx, client, session), &message) {
+        let reply = refusal.reply();
+        info!(client = %client.addr, from = %tx.from, to = ?rcpts, size, reply = %reply, detail = %refusal.detail, "NOQUEUE: reject DATA");
+        conn.reply(&reply);
         return Ok(());
     }
     // Submitted mail (anything that leaves) goes through the message checklist.
-    let mut notes: Vec<(Option<String>, String)> = Vec::new();
-    if tx.rcpts.iter().any(|r| r.transport == Transport::Remote) {
-        let found = super::checks::message(&message, ctx.config.limits.max_message_size, &ctx.config.check);
-        if let Some(c) = found.refuse {
+    let notes = match super::checks::submitted(
+        &message,
+        ctx.config.limits.max_message_size,
+        &tx.rcpts,
+        &ctx.config.check,
+    ) {
+        Ok(notes) => notes,
+        Err(c) => {
             let why = super::checks::note(&c);
             info!(client = %client.addr, from = %tx.from, to = ?rcpts, size, stage = "DATA", detail = %why, "rejected");
             conn.reply(&replies::message_check_failed(c.name, &why));
             return Ok(());
         }
-        notes.extend(found.notes.into_iter().map(|n| (None, n)));
-    }
-    for r in &tx.rcpts {
-        notes.extend(r.notes.iter().map(|n| (Some(r.address.clone()), n.clone())));
-    }
+    };
     let remote = tx.rcpts.iter().filter(|r| r.transport == Transport::Remote).count();
     let origin = Origin {
         via: client.kind.as_str().into(),

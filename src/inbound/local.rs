@@ -6,7 +6,8 @@
 //! `-i`; LF line ends become CRLF). `prepare` does what Postfix's cleanup does for a local
 //! submission: recipients from the headers with `-t` (the Resent- ones when there are any),
 //! Bcc removed, Date, Message-ID and From added when missing (From with `-F` or the user's
-//! full name), and our trace header `Received: by HOST (mailerd, from userid UID)`. `submit`
+//! full name), and our trace header `Received: by HOST (mailerd, from userid UID)` (written by
+//! `accept::received_header`). `submit`
 //! makes the same recipient decisions as an authenticated submission session, with the local
 //! user as the login (so mail may leave, and a paused account stays paused), then hands the
 //! message to `accept`, the one door into the queue. `-bs` is `connection::serve_local` over
@@ -19,14 +20,15 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use thiserror::Error;
 
-use super::session::{AcceptedRcpt, Session};
+use super::policy::Submitter;
+use super::session::AcceptedRcpt;
 use super::{Context, ListenerKind, checks, policy, replies};
 use crate::accept::{self, Incoming};
 use crate::config::Config;
 use crate::smtp::address::{Mailbox, ReversePath};
 use crate::smtp::command::{ForwardPath, MailParams, Notify, RcptParams};
 use crate::smtp::reply::SmtpReply;
-use crate::store::{MessageId, Origin, StoreError, Transport};
+use crate::store::{MessageId, Origin, StoreError};
 use crate::time::Timestamp;
 
 /// The user running the program that sends.
@@ -221,14 +223,13 @@ pub fn prepare(message: &[u8], c: &Cleanup<'_>) -> Prepared {
     let has = |n: &str| fields.iter().any(|f| f.name == n);
     let header_block: Vec<u8> = fields.iter().flat_map(|f| f.raw.iter().copied()).collect();
     let header_recipients = if c.extract { header_recipients(&header_block) } else { Vec::new() };
-    let mut out = format!(
-        "Received: by {} (mailerd, from userid {})\r\n\tid {}; {}\r\n",
-        c.hostname,
-        c.user.uid,
-        c.id,
-        c.now.rfc5322()
-    )
-    .into_bytes();
+    let trace = accept::Trace {
+        hostname: c.hostname,
+        id: c.id,
+        at: c.now,
+        arrival: accept::Arrival::Local { uid: c.user.uid },
+    };
+    let mut out = accept::received_header(&trace).into_bytes();
     for f in fields.iter().filter(|f| f.name != "bcc" && f.name != "resent-bcc") {
         out.extend_from_slice(f.raw);
         if !f.raw.ends_with(b"\n") {
@@ -324,17 +325,13 @@ pub async fn submit(
         return Err(SubmitError::TooLarge { size, limit });
     }
     let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let mut session = Session::new();
-    session.greet("localhost".into(), true);
     // The sender rules see the local user as the login `user@origin` (root is trusted with
     // any sender, as on every Unix mailer): `[[senders]]` may grant it more addresses.
     let origin = origin_domain(&ctx.config);
     let login = qualify(&user.name, &origin).map(|m| m.key()).unwrap_or_else(|_| user.name.clone());
-    session.auth_user = Some(login);
-    session.any_sender = user.uid == 0;
-    policy::check_mail(ctx, &session, ListenerKind::Local, ip, &envelope.from, &envelope.params)
-        .map_err(|r| SubmitError::Sender(r.reply))?;
-    session.open(envelope.from.clone(), envelope.params.clone());
+    let submitter = Submitter::Local { login, any_sender: user.uid == 0 };
+    policy::check_mail(ctx, &submitter, &envelope.from, &envelope.params)
+        .map_err(|r| SubmitError::Sender(r.reply()))?;
     let params = RcptParams { notify: envelope.notify, orcpt: None };
     let mut accepted: Vec<AcceptedRcpt> = Vec::new();
     let mut refused = Vec::new();
@@ -346,26 +343,17 @@ pub async fn submit(
                 continue;
             }
         };
-        match policy::check_rcpt(ctx, &session, ListenerKind::Local, ip, &to, &params, Some(size)).await {
+        match policy::check_rcpt(ctx, &submitter, &envelope.from, &to, &params, Some(size)).await {
             Ok(a) if accepted.iter().any(|b| b.address == a.address) => {} // one delivery each
             Ok(a) => accepted.push(a),
-            Err(refusal) => refused.push((r.clone(), refusal.reply)),
+            Err(refusal) => refused.push((r.clone(), refusal.reply())),
         }
     }
     if accepted.is_empty() {
         return Ok(Submitted { id: None, accepted: 0, refused });
     }
-    let mut notes: Vec<(Option<String>, String)> = Vec::new();
-    if accepted.iter().any(|r| r.transport == Transport::Remote) {
-        let found = checks::message(&message, limit, &ctx.config.check);
-        if let Some(c) = found.refuse {
-            return Err(SubmitError::Check(checks::note(&c)));
-        }
-        notes.extend(found.notes.into_iter().map(|n| (None, n)));
-    }
-    for r in &accepted {
-        notes.extend(r.notes.iter().map(|n| (Some(r.address.clone()), n.clone())));
-    }
+    let notes = checks::submitted(&message, limit, &accepted, &ctx.config.check)
+        .map_err(|c| SubmitError::Check(checks::note(&c)))?;
     let count = accepted.len();
     let incoming = Incoming {
         id,

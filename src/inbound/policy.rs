@@ -1,32 +1,160 @@
 //! Who may send what to whom: relay control, a login's own senders (MAIL FROM and the From:/
 //! Sender: header, decided by `senders`), recipients, quotas, sizes, free space.
 //!
+//! Every door asks the same questions with a [`Submitter`] (who is sending: a client without a
+//! login, an SMTP login, a local program, an API key) and gets a [`Refusal`] whose [`Reason`]
+//! is a typed value: SMTP answers with `Reason::reply` (the text lives in `replies`), the HTTP
+//! API maps the reason to its JSON error without reading any reply text.
 //! Standards: RFC 5321 §3.6 (relaying), §4.5.1 (postmaster), RFC 1870 (SIZE), RFC 4954 (AUTH
 //! before relaying), DESIGN §4 (replies). Never an open relay: an address in a non-local
-//! domain is accepted only from an authenticated user or a `relay.trusted_networks` client.
-//! Must not: parse addresses (that is `smtp::address`) or write anything.
+//! domain is accepted only from a login (SMTP, local program, API key) or a
+//! `relay.trusted_networks` client.
+//! Must not: parse addresses (that is `smtp::address`), write reply text, or write anything.
 
 use std::net::IpAddr;
 
-use super::session::{AcceptedRcpt, Session};
+use super::senders::HeaderField;
+use super::session::AcceptedRcpt;
 use super::{Context, ListenerKind, replies};
 use crate::local::mailbox::{self, Resolution};
 use crate::queue::return_path;
 use crate::smtp::address::{Mailbox, ReversePath};
 use crate::smtp::command::{ForwardPath, MailParams, RcptParams};
 use crate::smtp::reply::SmtpReply;
-use crate::store::Transport;
+use crate::store::{Scope, Transport};
 use crate::time::Timestamp;
 
-/// A refusal: the public reply, and the detail that goes only to the log.
+/// Who is sending, as far as policy cares; every door builds one.
+#[derive(Debug, Clone)]
+pub enum Submitter {
+    /// A client that has not logged in, on the MX (`smtp`) or `submission` listener; `trusted`
+    /// when it is in `relay.trusted_networks` (and so may relay).
+    Client { door: ListenerKind, ip: IpAddr, trusted: bool },
+    /// An SMTP AUTH login (on the submission listener).
+    Login { login: String },
+    /// A local program (`sendmail`, `-bs`): the local user's login `user@origin`; root may use
+    /// any sender.
+    Local { login: String, any_sender: bool },
+    /// An HTTP API key, which sends only from the domains of its scope.
+    ApiKey { id: String, scope: Scope },
+}
+
+impl Submitter {
+    /// The submitter of an SMTP session on `door` from `ip`, logged in as `login` or not.
+    pub fn smtp(ctx: &Context, door: ListenerKind, ip: IpAddr, login: Option<&str>, any_sender: bool) -> Submitter {
+        match (login, door) {
+            (Some(login), ListenerKind::Local) => Submitter::Local { login: login.to_string(), any_sender },
+            (Some(login), _) => Submitter::Login { login: login.to_string() },
+            (None, _) => Submitter::Client { door, ip, trusted: is_trusted(ctx, ip) },
+        }
+    }
+
+    /// The login whose senders the sender rules check: SMTP logins and local users, unless
+    /// they may use any sender (an unauthenticated trusted-network relay owns no address).
+    fn sender_login(&self) -> Option<&str> {
+        match self {
+            Submitter::Login { login } | Submitter::Local { login, any_sender: false } => Some(login),
+            _ => None,
+        }
+    }
+
+    /// The account the hard-bounce breaker counts for (`bounce::breaker::account_of`).
+    pub fn account(&self) -> Option<String> {
+        match self {
+            Submitter::Login { login } | Submitter::Local { login, .. } => {
+                Some(crate::bounce::breaker::account_of(login))
+            }
+            Submitter::ApiKey { id, .. } => Some(crate::bounce::breaker::account_of(&format!("apikey:{id}"))),
+            Submitter::Client { .. } => None,
+        }
+    }
+
+    /// Submission refuses a recipient domain that does not exist now (not for local programs,
+    /// nor for MX clients).
+    fn checks_domains(&self) -> bool {
+        match self {
+            Submitter::Client { door, .. } => *door == ListenerKind::Submission,
+            Submitter::Login { .. } | Submitter::ApiKey { .. } => true,
+            Submitter::Local { .. } => false,
+        }
+    }
+}
+
+/// Why policy refused: one value per DESIGN §4 situation, each with its reply in `replies`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// MAIL without AUTH on submission.
+    AuthRequired,
+    /// MAIL FROM a login does not own.
+    SenderNotOwned { sender: String, login: String },
+    /// A From:/Sender: address a login does not own.
+    HeaderNotOwned { field: HeaderField, login: String },
+    /// SIZE= above `limits.max_message_size`.
+    MessageTooLarge,
+    /// Below `limits.min_free_space`.
+    InsufficientStorage,
+    /// A store lookup failed (`out_of_space`: the disk is full).
+    StoreFailed { out_of_space: bool },
+    /// A bounce address of ours whose signature is wrong or expired.
+    InvalidBounceAddress { rcpt: String },
+    /// A non-local recipient from a submitter that may not relay.
+    RelayDenied { rcpt: String },
+    /// The hard-bounce breaker paused the account.
+    AccountPaused { account: String, why: String },
+    /// The recipient is on the suppression list.
+    Suppressed { rcpt: String, since: String, why: String },
+    /// NXDOMAIN for the recipient's domain (submission).
+    DomainNotFound { rcpt: String },
+    /// The checklist's `check` refused the recipient (`[check.policy]`).
+    CheckFailed { rcpt: String, check: &'static str, why: String },
+    /// No such local mailbox.
+    UserUnknown { rcpt: String },
+    /// The local mailbox is over its quota.
+    MailboxFull { rcpt: String },
+}
+
+impl Reason {
+    /// The SMTP reply for this reason (DESIGN §4).
+    pub fn reply(&self) -> SmtpReply {
+        match self {
+            Reason::AuthRequired => replies::auth_required(),
+            Reason::SenderNotOwned { sender, login } => replies::sender_not_owned(sender, login),
+            Reason::HeaderNotOwned { field, login } => replies::header_not_owned(*field, login),
+            Reason::MessageTooLarge => replies::message_too_large(),
+            Reason::InsufficientStorage => replies::insufficient_storage(),
+            Reason::StoreFailed { out_of_space } => replies::store_trouble(*out_of_space),
+            Reason::InvalidBounceAddress { rcpt } => replies::invalid_bounce_address(rcpt),
+            Reason::RelayDenied { rcpt } => replies::relay_denied(rcpt),
+            Reason::AccountPaused { account, why } => replies::account_paused(account, why),
+            Reason::Suppressed { rcpt, since, why } => replies::suppressed(rcpt, since, why),
+            Reason::DomainNotFound { rcpt } => replies::domain_not_found(rcpt),
+            Reason::CheckFailed { rcpt, check, why } => replies::recipient_check_failed(rcpt, check, why),
+            Reason::UserUnknown { rcpt } => replies::user_unknown(rcpt),
+            Reason::MailboxFull { rcpt } => replies::mailbox_full(rcpt),
+        }
+    }
+}
+
+/// A refusal: why (the public answer follows from it), and the detail that goes only to the log.
 #[derive(Debug)]
 pub struct Refusal {
-    pub reply: SmtpReply,
+    pub reason: Reason,
     pub detail: String,
 }
 
-fn refuse(reply: SmtpReply, detail: impl Into<String>) -> Refusal {
-    Refusal { reply, detail: detail.into() }
+impl Refusal {
+    /// The SMTP reply the client gets.
+    pub fn reply(&self) -> SmtpReply {
+        self.reason.reply()
+    }
+}
+
+fn refuse(reason: Reason, detail: impl Into<String>) -> Refusal {
+    Refusal { reason, detail: detail.into() }
+}
+
+fn store_failed(e: &crate::store::StoreError, what: &str) -> Refusal {
+    refuse(Reason::StoreFailed { out_of_space: e.is_out_of_space() }, format!("{what}: {e}"))
 }
 
 pub fn is_trusted(ctx: &Context, ip: IpAddr) -> bool {
@@ -40,59 +168,75 @@ pub fn is_trusted(ctx: &Context, ip: IpAddr) -> bool {
 /// MAIL FROM: authentication on submission, a login's own sender, declared size, free space.
 pub fn check_mail(
     ctx: &Context,
-    session: &Session,
-    kind: ListenerKind,
-    ip: IpAddr,
+    submitter: &Submitter,
     from: &ReversePath,
     params: &MailParams,
 ) -> Result<(), Refusal> {
-    if kind == ListenerKind::Submission && session.auth_user.is_none() && !is_trusted(ctx, ip) {
-        return Err(refuse(replies::auth_required(), "submission without AUTH"));
+    if matches!(submitter, Submitter::Client { door: ListenerKind::Submission, trusted: false, .. }) {
+        return Err(refuse(Reason::AuthRequired, "submission without AUTH"));
     }
-    // Logins only: an unauthenticated trusted-network relay is no login and owns no address.
-    if let Some(login) = &session.auth_user
-        && !session.any_sender
-        && !ctx.config.senders.may_send_as(login, from)
-    {
-        return Err(refuse(replies::sender_not_owned(&from.to_string(), login), format!("{login} does not own it")));
-    }
+    check_sender(ctx, submitter, from)?;
     if let Some(size) = params.size
         && size > ctx.config.limits.max_message_size
     {
-        return Err(refuse(replies::message_too_large(), format!("SIZE={size}")));
+        return Err(refuse(Reason::MessageTooLarge, format!("SIZE={size}")));
     }
     let min_free = ctx.config.limits.min_free_space;
     if min_free > 0 {
         match free_space(&ctx.config.data_dir) {
             Some(free) if free >= min_free => {}
             Some(free) => {
-                return Err(refuse(replies::insufficient_storage(), format!("{free} bytes free < {min_free}")));
+                return Err(refuse(Reason::InsufficientStorage, format!("{free} bytes free < {min_free}")));
             }
             None => {
-                return Err(refuse(replies::insufficient_storage(), "cannot stat the data directory"));
+                return Err(refuse(Reason::InsufficientStorage, "cannot stat the data directory"));
             }
         }
     }
     Ok(())
 }
 
-/// After DATA: every From:/Sender: address of an authenticated user's message must be its own.
-pub fn check_headers(ctx: &Context, session: &Session, message: &[u8]) -> Result<(), Refusal> {
-    let Some(login) = session.auth_user.as_ref().filter(|_| !session.any_sender) else {
+/// The envelope sender a submitter may use: a login its own addresses (`senders`, unless it
+/// may use any), an API key an address in the domains of its scope, a client without a login
+/// any (an unauthenticated trusted-network relay owns no address).
+pub fn check_sender(ctx: &Context, submitter: &Submitter, from: &ReversePath) -> Result<(), Refusal> {
+    let login = match submitter {
+        Submitter::ApiKey { id, scope } => match from {
+            ReversePath::Mailbox(m) if scope.covers(m.domain()) => return Ok(()),
+            _ => {
+                let reason = Reason::SenderNotOwned { sender: from.to_string(), login: format!("apikey:{id}") };
+                return Err(refuse(reason, format!("outside the scope of key {id}")));
+            }
+        },
+        _ => submitter.sender_login(),
+    };
+    match login {
+        Some(login) if !ctx.config.senders.may_send_as(login, from) => {
+            let reason = Reason::SenderNotOwned { sender: from.to_string(), login: login.to_string() };
+            Err(refuse(reason, format!("{login} does not own it")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// After DATA: every From:/Sender: address of a login's message must be its own.
+pub fn check_headers(ctx: &Context, submitter: &Submitter, message: &[u8]) -> Result<(), Refusal> {
+    let Some(login) = submitter.sender_login() else {
         return Ok(());
     };
     match ctx.config.senders.header_mismatch(login, message) {
         None => Ok(()),
-        Some(n) => Err(refuse(replies::header_not_owned(n.field, login), format!("{n} by {login}"))),
+        Some(n) => {
+            Err(refuse(Reason::HeaderNotOwned { field: n.field, login: login.to_string() }, format!("{n} by {login}")))
+        }
     }
 }
 
-/// RCPT TO: resolves the recipient or refuses it with the DESIGN §4 reply.
+/// RCPT TO: resolves the recipient of mail from `from` or refuses it with the DESIGN §4 reason.
 pub async fn check_rcpt(
     ctx: &Context,
-    session: &Session,
-    kind: ListenerKind,
-    ip: IpAddr,
+    submitter: &Submitter,
+    from: &ReversePath,
     to: &ForwardPath,
     params: &RcptParams,
     declared_size: Option<u64>,
@@ -119,45 +263,44 @@ pub async fn check_rcpt(
                 let about = format!("{}:{}", token.queue_id, token.recipient_id);
                 Ok(accepted(shown, Transport::Feedback, Some(about)))
             }
-            Err(e) => Err(refuse(replies::invalid_bounce_address(&shown), format!("backscatter? {e:?}"))),
+            Err(e) => Err(refuse(Reason::InvalidBounceAddress { rcpt: shown }, format!("backscatter? {e:?}"))),
         };
     }
     if !ctx.config.is_local_domain(rcpt.domain()) {
-        let may_relay = session.auth_user.is_some() || is_trusted(ctx, ip);
-        if !may_relay {
-            return Err(refuse(replies::relay_denied(&shown), format!("relay to {} from {ip}", rcpt.domain())));
+        // Only a client without a login outside the trusted networks may not relay.
+        if let Submitter::Client { ip, trusted: false, .. } = submitter {
+            let detail = format!("relay to {} from {ip}", rcpt.domain());
+            return Err(refuse(Reason::RelayDenied { rcpt: shown }, detail));
         }
-        if let Some(user) = &session.auth_user {
-            let account = crate::bounce::breaker::account_of(user);
-            if let Ok(Some(p)) = ctx.store.account_pause(&account).await {
-                return Err(refuse(replies::account_paused(&account, &p.detail), format!("{account} paused")));
-            }
+        if let Some(account) = submitter.account()
+            && let Ok(Some(p)) = ctx.store.account_pause(&account).await
+        {
+            let detail = format!("{account} paused");
+            return Err(refuse(Reason::AccountPaused { account, why: p.detail }, detail));
         }
         let entry = if ctx.config.bounce.enforce_suppression {
-            ctx.store
-                .suppression(&rcpt.key())
-                .await
-                .map_err(|e| refuse(replies::store_failed(&e), format!("suppression lookup: {e}")))?
+            ctx.store.suppression(&rcpt.key()).await.map_err(|e| store_failed(&e, "suppression lookup"))?
         } else {
             None
         };
         if let Some(s) = entry {
-            return Err(refuse(replies::suppressed(&shown, &s.created_at, &s.reason), "suppressed address"));
+            let reason = Reason::Suppressed { rcpt: shown, since: s.created_at, why: s.reason };
+            return Err(refuse(reason, "suppressed address"));
         }
         // Submission: a domain that does not exist is refused now, not bounced later. Only a
         // definite NXDOMAIN counts; a DNS failure is left to delivery, which retries.
-        if kind == ListenerKind::Submission
+        if submitter.checks_domains()
             && !rcpt.domain().is_address_literal()
             && !ctx.config.routes.contains_key(rcpt.domain().as_str())
             && let Some(dns) = &ctx.dns
             && dns.mx(rcpt.domain().as_str()).await == Err(crate::dns::DnsFailure::NxDomain)
         {
-            return Err(refuse(replies::domain_not_found(&shown), format!("NXDOMAIN for {}", rcpt.domain())));
+            return Err(refuse(Reason::DomainNotFound { rcpt: shown }, format!("NXDOMAIN for {}", rcpt.domain())));
         }
         let found = super::checks::recipient(&shown, &ctx.config.check);
         if let Some(c) = found.refuse {
             let why = super::checks::note(&c);
-            return Err(refuse(replies::recipient_check_failed(&shown, c.name, &why), why));
+            return Err(refuse(Reason::CheckFailed { rcpt: shown, check: c.name, why: why.clone() }, why));
         }
         let mut rcpt = accepted(shown, Transport::Remote, None);
         rcpt.notes = found.notes;
@@ -169,18 +312,16 @@ pub async fn check_rcpt(
         }
         Resolution::Mailbox { key, implicit } => (key, implicit),
     };
-    let record =
-        ctx.store.mailbox(&key).await.map_err(|e| refuse(replies::store_failed(&e), format!("mailbox lookup: {e}")))?;
+    let record = ctx.store.mailbox(&key).await.map_err(|e| store_failed(&e, "mailbox lookup"))?;
     if record.is_none() && !implicit {
-        return Err(refuse(replies::user_unknown(&shown), format!("no mailbox {key}")));
+        return Err(refuse(Reason::UserUnknown { rcpt: shown }, format!("no mailbox {key}")));
     }
     let used = record.as_ref().map_or(0, |r| r.used_bytes);
     let quota = record.as_ref().and_then(|r| r.quota).unwrap_or(ctx.config.local.quota);
     if used >= quota || used.saturating_add(declared_size.unwrap_or(0)) > quota {
-        return Err(refuse(replies::mailbox_full(&shown), format!("{key}: {used} of {quota} bytes used")));
+        return Err(refuse(Reason::MailboxFull { rcpt: shown }, format!("{key}: {used} of {quota} bytes used")));
     }
-    let null_sender = matches!(session.transaction.as_ref().map(|t| &t.from), Some(ReversePath::Null));
-    if null_sender && ctx.config.bounce.read_null_sender {
+    if matches!(from, ReversePath::Null) && ctx.config.bounce.read_null_sender {
         // A bounce (or a forged one) to a local mailbox: read it before anyone sees it.
         let about = format!("{}{key}", crate::queue::scheduler::LOCAL_BOUNCE_PREFIX);
         return Ok(accepted(shown, Transport::Feedback, Some(about)));

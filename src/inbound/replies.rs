@@ -77,7 +77,12 @@ pub fn store_unavailable() -> SmtpReply {
 
 /// The reply for a failed store operation: 452 4.3.1 when the disk is full, else 451 4.3.0.
 pub fn store_failed(e: &crate::store::StoreError) -> SmtpReply {
-    if e.is_out_of_space() { insufficient_storage() } else { store_unavailable() }
+    store_trouble(e.is_out_of_space())
+}
+
+/// 452 4.3.1 when the disk is full, else 451 4.3.0.
+pub fn store_trouble(out_of_space: bool) -> SmtpReply {
+    if out_of_space { insufficient_storage() } else { store_unavailable() }
 }
 
 pub fn relay_denied(rcpt: &str) -> SmtpReply {

@@ -4,6 +4,7 @@
 //! every RCPT and DATA are sent in one write when the server offers PIPELINING), RFC 3207
 //! (opportunistic STARTTLS, or required per route), RFC 1870 (SIZE: a message larger than the
 //! server's limit is not sent), RFC 3461 (DSN parameters are passed on when offered).
+//! Replies are read and messages dot-stuffed by `smtp::codec` (shared with the checklist's probe).
 //! Every recipient gets the complete reply it received (code, status, all lines).
 //! Must not: decide retry or bounce (that is `outcome`), or touch the store.
 
@@ -12,12 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub use super::outcome::Stage;
 use crate::config::TlsMode;
-use crate::smtp::reply::{ReplyBuilder, SmtpReply};
+use crate::smtp::codec::{ReadError, ReplyReader, dot_stuff};
+use crate::smtp::reply::SmtpReply;
 
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -124,8 +126,7 @@ pub struct TransactionResult {
 
 pub struct Connection {
     io: Box<dyn Io>,
-    buf: Vec<u8>,
-    builder: ReplyBuilder,
+    replies: ReplyReader,
     pub remote: RemoteHost,
     pub caps: Capabilities,
     pub tls: bool,
@@ -149,8 +150,7 @@ impl Connection {
         let _ = stream.set_nodelay(true);
         let mut c = Connection {
             io: Box::new(stream),
-            buf: Vec::with_capacity(4096),
-            builder: ReplyBuilder::default(),
+            replies: ReplyReader::new(),
             remote,
             caps: Capabilities::default(),
             tls: false,
@@ -202,7 +202,7 @@ impl Connection {
         if reply.code != 220 {
             return Err(ClientError::Rejected(Stage::StartTls, reply));
         }
-        self.buf.clear();
+        self.replies.clear();
         let name = rustls::pki_types::ServerName::try_from(self.remote.name.clone())
             .or_else(|_| rustls::pki_types::ServerName::try_from(self.remote.addr.ip().to_string()))
             .map_err(|e| ClientError::Protocol(Stage::StartTls, e.to_string()))?;
@@ -233,30 +233,13 @@ impl Connection {
 
     async fn read_reply(&mut self, stage: Stage) -> Result<SmtpReply, ClientError> {
         let timeout = if stage == Stage::EndOfData { self.timeouts.data_end } else { self.timeouts.command };
-        loop {
-            while let Some(nl) = self.buf.iter().position(|&b| b == b'\n') {
-                let raw: Vec<u8> = self.buf.drain(..=nl).collect();
-                let line = String::from_utf8_lossy(&raw);
-                let line = line.trim_end_matches(['\r', '\n']);
-                match self.builder.push(line) {
-                    Ok(Some(reply)) => return Ok(reply),
-                    Ok(None) => {}
-                    Err(e) => return Err(ClientError::Protocol(stage, e)),
-                }
-            }
-            if self.buf.len() > 64 * 1024 {
-                return Err(ClientError::Protocol(stage, "reply line too long".into()));
-            }
-            let mut chunk = [0u8; 4096];
-            let n = tokio::time::timeout(timeout, self.io.read(&mut chunk))
-                .await
-                .map_err(|_| ClientError::Timeout(stage))?
-                .map_err(|e| ClientError::Io(stage, e))?;
-            if n == 0 {
-                return Err(ClientError::Io(stage, std::io::ErrorKind::UnexpectedEof.into()));
-            }
-            self.buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
-        }
+        self.replies.read(&mut *self.io, timeout, |_| {}).await.map_err(|e| match e {
+            ReadError::Timeout => ClientError::Timeout(stage),
+            ReadError::Closed => ClientError::Io(stage, std::io::ErrorKind::UnexpectedEof.into()),
+            ReadError::Io(e) => ClientError::Io(stage, e),
+            ReadError::Malformed(e) => ClientError::Protocol(stage, e),
+            ReadError::LineTooLong => ClientError::Protocol(stage, "reply line too long".into()),
+        })
     }
 
     /// Runs one mail transaction. A refusal of the whole transaction (MAIL or DATA) is not an
@@ -377,24 +360,6 @@ fn orcpt_param(orcpt: &str) -> String {
     }
 }
 
-/// Dot-stuffs a message and appends the end-of-data marker; a missing final CRLF is added.
-pub fn dot_stuff(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 5);
-    let mut at_line_start = true;
-    for &b in message {
-        if at_line_start && b == b'.' {
-            out.push(b'.');
-        }
-        out.push(b);
-        at_line_start = b == b'\n';
-    }
-    if !message.is_empty() && !message.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
-    out
-}
-
 /// A client TLS configuration for opportunistic STARTTLS: encryption without certificate
 /// verification (RFC 7435 opportunistic security; MX certificates are often self-signed).
 pub fn opportunistic_tls() -> tokio_rustls::TlsConnector {
@@ -449,12 +414,6 @@ pub fn opportunistic_tls() -> tokio_rustls::TlsConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dot_stuffing() {
-        assert_eq!(dot_stuff(b".a\r\nb\r\n.\r\n"), b"..a\r\nb\r\n..\r\n.\r\n");
-        assert_eq!(dot_stuff(b"no newline"), b"no newline\r\n.\r\n");
-    }
 
     #[test]
     fn capabilities_from_ehlo() {

@@ -1,4 +1,6 @@
-//! Envelope addresses: `Domain`, `Mailbox`, `ReversePath`, parsed strictly from SMTP paths.
+//! Envelope addresses: `Domain`, `Mailbox`, `ReversePath`, parsed strictly from SMTP paths;
+//! and the one RFC 5321 Mailbox grammar in the tree (`parse_addr_spec`, with a `SpecError` that
+//! says exactly what is wrong), which the checklist builds its judgements on.
 //!
 //! Standards: RFC 5321 §4.1.2 (Path, Mailbox, Local-part, address literals), §4.5.3.1 (length
 //! limits), RFC 6531 (UTF-8 addresses), RFC 5890/UTS #46 (IDNA: domains are kept as A-labels).
@@ -37,43 +39,7 @@ pub struct Domain(String);
 impl Domain {
     /// Parses a domain name or an address literal (`[192.0.2.1]`, `[IPv6:::1]`).
     pub fn parse(text: &str) -> Result<Self, AddressError> {
-        if let Some(inner) = text.strip_prefix('[') {
-            let inner = inner.strip_suffix(']').ok_or(AddressError::BadDomain)?;
-            let ip: IpAddr = match inner.get(..5) {
-                Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => {
-                    inner.get(5..).and_then(|v6| v6.parse().ok()).ok_or(AddressError::BadDomain)?
-                }
-                _ => inner.parse::<std::net::Ipv4Addr>().map_err(|_| AddressError::BadDomain)?.into(),
-            };
-            return Ok(Domain(match ip {
-                IpAddr::V4(v4) => format!("[{v4}]"),
-                IpAddr::V6(v6) => format!("[IPv6:{v6}]"),
-            }));
-        }
-        // A single trailing dot is the root label, not part of the name (Postfix drops it too).
-        let text = text.strip_suffix('.').unwrap_or(text);
-        if text.is_empty() || text.len() > 255 {
-            return Err(AddressError::BadDomain);
-        }
-        let ascii = if text.is_ascii() {
-            text.to_ascii_lowercase()
-        } else {
-            idna::domain_to_ascii(text).map_err(|_| AddressError::BadDomain)?
-        };
-        if ascii.is_empty() || ascii.len() > 255 {
-            return Err(AddressError::BadDomain);
-        }
-        for label in ascii.split('.') {
-            let ok = !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-            if !ok {
-                return Err(AddressError::BadDomain);
-            }
-        }
-        Ok(Domain(ascii))
+        parse_domain(text).map(|(d, _)| d).map_err(|_| AddressError::BadDomain)
     }
 
     pub fn as_str(&self) -> &str {
@@ -135,12 +101,18 @@ impl Mailbox {
 
 impl fmt::Display for Mailbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if is_dot_string(&self.local) {
-            write!(f, "{}@{}", self.local, self.domain)
-        } else {
-            let quoted = self.local.replace('\\', "\\\\").replace('"', "\\\"");
-            write!(f, "\"{}\"@{}", quoted, self.domain)
-        }
+        write_mailbox(f, &self.local, self.domain.as_str())
+    }
+}
+
+/// Writes `local@domain` as RFC 5321 spells it: the local part quoted (`\` and `"` escaped)
+/// only when it is not a Dot-string.
+pub fn write_mailbox(out: &mut impl fmt::Write, local: &str, domain: &str) -> fmt::Result {
+    if is_dot_string(local) {
+        write!(out, "{local}@{domain}")
+    } else {
+        let quoted = local.replace('\\', "\\\\").replace('"', "\\\"");
+        write!(out, "\"{quoted}\"@{domain}")
     }
 }
 
@@ -208,27 +180,152 @@ fn parse_mailbox(text: &str, utf8: bool) -> Result<Mailbox, AddressError> {
     if !utf8 && !text.is_ascii() {
         return Err(AddressError::NeedsSmtpUtf8);
     }
-    let (local, domain) = if text.starts_with('"') {
-        let (local, consumed) = parse_quoted(text)?;
-        let rest = text.get(consumed..).ok_or(AddressError::BadLocalPart)?;
-        let domain = rest.strip_prefix('@').ok_or(AddressError::MissingDomain)?;
-        (local, domain)
-    } else {
-        let at = text.rfind('@').ok_or(AddressError::MissingDomain)?;
-        let (local, domain) = text.split_at(at);
-        if !is_dot_string(local) {
-            return Err(AddressError::BadLocalPart);
-        }
-        (local.to_string(), domain.get(1..).unwrap_or(""))
-    };
-    if local.is_empty() || local.len() > 64 {
-        return Err(if local.is_empty() { AddressError::BadLocalPart } else { AddressError::TooLong });
-    }
-    Ok(Mailbox { local, domain: Domain::parse(domain)? })
+    let spec = parse_addr_spec(text, None)?;
+    Ok(Mailbox { local: spec.local, domain: spec.domain })
 }
 
-/// Parses a quoted-string at the start of `text`; returns its content and the bytes consumed.
-fn parse_quoted(text: &str) -> Result<(String, usize), AddressError> {
+// --- the Mailbox grammar (RFC 5321 §4.1.2), with exact reasons ---
+
+/// What exactly is wrong with `local@domain`; the envelope parser folds these into
+/// [`AddressError`], the checklist explains each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpecError {
+    /// No `@` (outside quotes).
+    NoAt,
+    /// More than one `@` outside quotes.
+    ManyAt,
+    EmptyLocal,
+    /// The local part's length in octets (over 64).
+    LocalTooLong(usize),
+    /// An empty atom: a leading, trailing or double dot.
+    BadDots,
+    /// A character that is not atext, unquoted.
+    BadLocalChar(char),
+    /// An unterminated quoted string, or a bad character or escape in one.
+    BadQuoted,
+    /// Something other than `@domain` after the closing quote.
+    AfterQuote,
+    EmptyDomain,
+    /// The domain's length in octets (over 255).
+    DomainTooLong(usize),
+    /// A label that is not letters, digits and inner hyphens of 1 to 63 octets.
+    BadLabel(String),
+    /// Non-ASCII labels that are not valid IDNA.
+    BadIdna,
+    /// `[...]` that is not `[IPv4]` or `[IPv6:...]`.
+    BadLiteral,
+}
+
+impl From<SpecError> for AddressError {
+    fn from(e: SpecError) -> AddressError {
+        match e {
+            SpecError::NoAt | SpecError::AfterQuote => AddressError::MissingDomain,
+            SpecError::ManyAt
+            | SpecError::EmptyLocal
+            | SpecError::BadDots
+            | SpecError::BadLocalChar(_)
+            | SpecError::BadQuoted => AddressError::BadLocalPart,
+            SpecError::LocalTooLong(_) => AddressError::TooLong,
+            SpecError::EmptyDomain
+            | SpecError::DomainTooLong(_)
+            | SpecError::BadLabel(_)
+            | SpecError::BadIdna
+            | SpecError::BadLiteral => AddressError::BadDomain,
+        }
+    }
+}
+
+/// `local@domain` read by the Mailbox grammar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddrSpec {
+    /// The semantic local part (quotes and escapes removed, case kept).
+    pub local: String,
+    /// The local part must be written quoted (it is not a Dot-string).
+    pub needs_quotes: bool,
+    pub domain: Domain,
+    /// The domain was given with non-ASCII labels (an IDN).
+    pub idn: bool,
+}
+
+/// Parses `local@domain` (no brackets, no route): a Dot-string or a Quoted-string, `@`, a
+/// domain or an address literal. `quoted_limit` stops reading a quoted local part as soon as
+/// it holds more octets than that (`LocalTooLong`), for callers that read untrusted text.
+pub fn parse_addr_spec(text: &str, quoted_limit: Option<usize>) -> Result<AddrSpec, SpecError> {
+    let (local, domain, needs_quotes) = if text.starts_with('"') {
+        let (local, used) = parse_quoted(text, quoted_limit)?;
+        let rest = text.get(used..).ok_or(SpecError::BadQuoted)?;
+        let domain = match rest.strip_prefix('@') {
+            Some(d) => d,
+            None if rest.is_empty() => return Err(SpecError::NoAt),
+            None => return Err(SpecError::AfterQuote),
+        };
+        let needed = !is_dot_string(&local);
+        (local, domain, needed)
+    } else {
+        let (local, domain) = text.split_once('@').ok_or(SpecError::NoAt)?;
+        if domain.contains('@') {
+            return Err(SpecError::ManyAt);
+        }
+        check_dot_string(local)?;
+        (local.to_string(), domain, false)
+    };
+    if local.is_empty() {
+        return Err(SpecError::EmptyLocal);
+    }
+    if local.len() > 64 {
+        return Err(SpecError::LocalTooLong(local.len()));
+    }
+    let (domain, idn) = parse_domain(domain)?;
+    Ok(AddrSpec { local, needs_quotes, domain, idn })
+}
+
+/// A domain name (to lower-case A-labels, one trailing dot dropped) or an address literal;
+/// also says whether the name was an IDN.
+pub fn parse_domain(text: &str) -> Result<(Domain, bool), SpecError> {
+    if let Some(inner) = text.strip_prefix('[') {
+        let inner = inner.strip_suffix(']').ok_or(SpecError::BadLiteral)?;
+        let ip: IpAddr = match inner.get(..5) {
+            Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => {
+                inner.get(5..).and_then(|v6| v6.parse().ok()).ok_or(SpecError::BadLiteral)?
+            }
+            _ => inner.parse::<std::net::Ipv4Addr>().map_err(|_| SpecError::BadLiteral)?.into(),
+        };
+        let literal = match ip {
+            IpAddr::V4(v4) => format!("[{v4}]"),
+            IpAddr::V6(v6) => format!("[IPv6:{v6}]"),
+        };
+        return Ok((Domain(literal), false));
+    }
+    // A single trailing dot is the root label, not part of the name (Postfix drops it too).
+    let text = text.strip_suffix('.').unwrap_or(text);
+    if text.is_empty() {
+        return Err(SpecError::EmptyDomain);
+    }
+    if text.len() > 255 {
+        return Err(SpecError::DomainTooLong(text.len()));
+    }
+    let idn = !text.is_ascii();
+    let ascii =
+        if idn { idna::domain_to_ascii(text).map_err(|_| SpecError::BadIdna)? } else { text.to_ascii_lowercase() };
+    if ascii.len() > 255 {
+        return Err(SpecError::DomainTooLong(ascii.len()));
+    }
+    for label in ascii.split('.') {
+        let ok = !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !ok {
+            return Err(SpecError::BadLabel(label.chars().take(70).collect()));
+        }
+    }
+    Ok((Domain(ascii), idn))
+}
+
+/// Parses a quoted-string at the start of `text` (UTF-8 allowed, RFC 6531); returns its
+/// content and the bytes consumed.
+fn parse_quoted(text: &str, limit: Option<usize>) -> Result<(String, usize), SpecError> {
     let mut out = String::new();
     let mut chars = text.char_indices().skip(1);
     while let Some((i, c)) = chars.next() {
@@ -236,24 +333,41 @@ fn parse_quoted(text: &str) -> Result<(String, usize), AddressError> {
             '"' => return Ok((out, i + 1)),
             '\\' => match chars.next() {
                 Some((_, e)) if (' '..='~').contains(&e) => out.push(e),
-                _ => return Err(AddressError::BadLocalPart),
+                _ => return Err(SpecError::BadQuoted),
             },
-            c if c.is_control() => return Err(AddressError::BadLocalPart),
+            c if c.is_control() => return Err(SpecError::BadQuoted),
             c => out.push(c),
         }
+        if limit.is_some_and(|max| out.len() > max) {
+            return Err(SpecError::LocalTooLong(out.len()));
+        }
     }
-    Err(AddressError::BadLocalPart)
+    Err(SpecError::BadQuoted)
 }
 
-/// RFC 5321 Dot-string of atext (plus UTF-8 for SMTPUTF8, RFC 6531).
-fn is_dot_string(local: &str) -> bool {
-    !local.is_empty()
-        && local.split('.').all(|atom| {
-            !atom.is_empty()
-                && atom.chars().all(|c| {
-                    c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || (!c.is_ascii() && !c.is_control())
-                })
-        })
+/// RFC 5321 atext (plus UTF-8 for SMTPUTF8, RFC 6531).
+fn is_atext(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || (!c.is_ascii() && !c.is_control())
+}
+
+/// Whether `local` is an RFC 5321 Dot-string (else it must be quoted).
+pub fn is_dot_string(local: &str) -> bool {
+    check_dot_string(local).is_ok()
+}
+
+fn check_dot_string(local: &str) -> Result<(), SpecError> {
+    if local.is_empty() {
+        return Err(SpecError::EmptyLocal);
+    }
+    for atom in local.split('.') {
+        if atom.is_empty() {
+            return Err(SpecError::BadDots);
+        }
+        if let Some(c) = atom.chars().find(|&c| !is_atext(c)) {
+            return Err(SpecError::BadLocalChar(c));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,9 +3,11 @@
 //! remote mail server after RCPT TO:...`), Gmail delay notices, Lotus Notes, and many
 //! provider templates.
 //!
+//! The line loop is `lines.rs`, shared with `postfix.rs`.
 //! Standards: none (each MTA's own bounce template).
 //! Must not: panic or classify; rows are capped by the caller.
 
+use super::lines::{gather, per_address_line};
 use super::{Row, clean_address, row_from_text};
 use regex::Regex;
 use std::sync::LazyLock;
@@ -23,32 +25,15 @@ pub fn parse(text: &str) -> Vec<Row> {
     let Some(re) = LINE.as_ref() else {
         return Vec::new();
     };
-    let lines: Vec<&str> = text.lines().take(5000).collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while let Some(line) = lines.get(i) {
-        i += 1;
-        let Some(c) = re.captures(line) else { continue };
-        let Some(addr) = c.get(2).and_then(|m| clean_address(m.as_str())) else {
-            continue;
-        };
+    per_address_line(text, |lines, at| {
+        let line = lines.get(at)?;
+        let addr = re.captures(line)?.get(2).and_then(|m| clean_address(m.as_str()))?;
+        let i = at + 1;
         let base = indent(line);
         let mut diag = String::new();
-        let mut j = i;
-        while let Some(l) = lines.get(j) {
-            if l.trim().is_empty() || re.is_match(l) {
-                break;
-            }
-            if base > 0 && indent(l) <= base && !diag.is_empty() {
-                break;
-            }
-            diag.push(' ');
-            diag.push_str(l.trim());
-            j += 1;
-            if j - i > 30 {
-                break;
-            }
-        }
+        let j = gather(lines, i, i, &mut diag, |l, diag| {
+            l.trim().is_empty() || re.is_match(l) || (base > 0 && indent(l) <= base && !diag.is_empty())
+        });
         if diag.is_empty() {
             // The reason may be the next paragraph (Gmail: address, blank line, details).
             let mut k = j;
@@ -66,12 +51,10 @@ pub fn parse(text: &str) -> Vec<Row> {
             }
         }
         if diag.trim().is_empty() {
-            diag = reasons_above(&lines, i.saturating_sub(1));
+            diag = reasons_above(lines, at);
         }
-        i = j.max(i);
-        out.push(row_from_text(addr, &diag));
-    }
-    out
+        Some((row_from_text(addr, &diag), j))
+    })
 }
 
 /// A dashed heading such as `------- Returned Message --------`.

@@ -87,9 +87,7 @@ fn original_from_text(text: &str) -> Option<(OriginalHeaders, Vec<String>)> {
         .lines()
         .position(|l| {
             let l = l.trim_start_matches('>').trim_start();
-            l.split_once(':').is_some_and(|(n, _)| {
-                !n.is_empty() && n.len() < 40 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            })
+            l.split_once(':').is_some_and(|(n, _)| crate::smtp::message::is_field_name(n))
         })
         .unwrap_or(0);
     let rest: String = text

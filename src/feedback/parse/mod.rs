@@ -1,8 +1,8 @@
 //! Reads per-recipient rows out of a [`Doc`] (built by `mime.rs`): first the RFC 3464
-//! fields (`rfc3464.rs`, `ses.rs`), then each MTA family's plain-text layout (`postfix.rs`,
-//! `exim.rs`, `sendmail.rs`, `fml.rs`, `generic.rs` phrases), then a generic address scan; plus the
-//! small text helpers they share (addresses, status and reply codes, remote host) and the
-//! MTA signature table.
+//! fields (`rfc3464.rs`, `ses.rs`), then each MTA family's plain-text layout (`postfix.rs` and
+//! `exim.rs` on the line loop of `lines.rs`, `sendmail.rs`, `fml.rs`, `generic.rs` phrases),
+//! then a generic address scan; plus the small text helpers they share (addresses, status and
+//! reply codes, remote host) and the MTA signature table.
 //!
 //! Standards: RFC 3464, RFC 3463, RFC 5321 reply codes.
 //! Must not: panic, allocate without bound (callers cap the input, rows are capped here),
@@ -11,6 +11,7 @@
 pub mod exim;
 pub mod fml;
 pub mod generic;
+pub mod lines;
 pub mod mime;
 pub mod postfix;
 pub mod rfc3464;

@@ -3,9 +3,11 @@
 //! `<a@b> (expanded from <c@d>): ...`), qmail (`<a@b>:` then the reason on the next lines),
 //! Courier and OpenSMTPD use the same shape.
 //!
+//! The line loop is `lines.rs`, shared with `exim.rs`.
 //! Standards: none (each MTA's own bounce template).
 //! Must not: panic or classify; rows are capped by the caller.
 
+use super::lines::{gather, per_address_line};
 use super::{Row, clean_address, row_from_text};
 use regex::Regex;
 use std::sync::LazyLock;
@@ -19,41 +21,26 @@ pub fn parse(text: &str) -> Vec<Row> {
     let Some(re) = LINE.as_ref() else {
         return Vec::new();
     };
-    let lines: Vec<&str> = text.lines().take(5000).collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while let Some(line) = lines.get(i) {
-        i += 1;
-        let Some(c) = re.captures(line) else { continue };
-        let Some(addr) = c.get(1).or(c.get(2)).and_then(|m| clean_address(m.as_str())) else {
-            continue;
-        };
+    per_address_line(text, |lines, at| {
+        let c = re.captures(lines.get(at)?)?;
+        let addr = c.get(1).or(c.get(2)).and_then(|m| clean_address(m.as_str()))?;
         let mut diag = c.get(3).map(|m| m.as_str().to_string()).unwrap_or_default();
         // Reason lines follow until a blank line (qmail may leave one blank line first).
-        let mut j = i;
-        if diag.trim().is_empty() && lines.get(j).is_some_and(|l| l.trim().is_empty()) {
-            j += 1;
+        let i = at + 1;
+        let mut from = i;
+        if diag.trim().is_empty() && lines.get(from).is_some_and(|l| l.trim().is_empty()) {
+            from += 1;
         }
-        while let Some(l) = lines.get(j) {
+        let j = gather(lines, i, from, &mut diag, |l, _| {
             // An indented `<address>: ...` line naming the same address is the remote
             // server's reply wrapped onto a continuation line, not the next recipient.
             let same_address = l.starts_with([' ', '\t'])
                 && re.captures(l).and_then(|c| c.get(1).or(c.get(2))).and_then(|m| clean_address(m.as_str()))
                     == Some(addr.clone());
-            if l.trim().is_empty() || (re.is_match(l) && !same_address) || l.starts_with("---") {
-                break;
-            }
-            diag.push(' ');
-            diag.push_str(l.trim());
-            j += 1;
-            if j - i > 30 {
-                break;
-            }
-        }
-        i = j.max(i);
-        out.push(row_from_text(addr, &diag));
-    }
-    out
+            l.trim().is_empty() || (re.is_match(l) && !same_address) || l.starts_with("---")
+        });
+        Some((row_from_text(addr, &diag), j))
+    })
 }
 
 #[cfg(test)]

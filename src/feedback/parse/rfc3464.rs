@@ -2,11 +2,12 @@
 //! (Final-Recipient, Original-Recipient, Action, Status, Remote-MTA, Diagnostic-Code).
 //!
 //! Standards: RFC 3464 (and RFC 6533 `message/global-delivery-status`), RFC 3463 codes.
-//! Parses the fields by hand (unfolding continuation lines) so that inline copies in a
-//! text part read the same as a real `message/delivery-status` part.
+//! Reads the fields with `smtp::message::field_blocks` (unfolding continuation lines) so that
+//! inline copies in a text part read the same as a real `message/delivery-status` part.
 //! Must not: panic, keep more than `MAX_RECIPIENTS` rows, or classify.
 
 use super::{MAX_RECIPIENTS, Row, clean_address, reply_code_in, squeeze, status_in};
+use crate::smtp::message::{HeaderLine, field_blocks, is_field_name};
 
 /// True when `text` carries RFC 3464 recipient fields inline (no delivery-status part).
 pub fn looks_inline(text: &str) -> bool {
@@ -14,34 +15,21 @@ pub fn looks_inline(text: &str) -> bool {
     l.contains("final-recipient:") && (l.contains("action:") || l.contains("status:"))
 }
 
-/// Unfolded `(lower-case name, value)` fields, in order; a blank line yields `("", "")`.
+/// Unfolded `(lower-case name, value)` fields of the first 20,000 lines, in order (read by
+/// `smtp::message::field_blocks`); a blank line yields `("", "")`, a line that is not a field
+/// `("#text", "")`.
 fn fields(text: &str) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for line in text.lines().take(20_000) {
-        let line = line.trim_end_matches('\r');
-        if line.trim().is_empty() {
-            out.push((String::new(), String::new()));
-            continue;
-        }
-        if line.starts_with([' ', '\t']) {
-            if let Some(last) = out.last_mut()
-                && !last.0.is_empty()
-            {
-                last.1.push(' ');
-                last.1.push_str(line.trim());
+    let end = text.match_indices('\n').nth(19_999).map_or(text.len(), |(i, _)| i);
+    let text = text.get(..end).unwrap_or(text);
+    field_blocks(text)
+        .map(|line| match line {
+            HeaderLine::Blank => (String::new(), String::new()),
+            HeaderLine::Field { name, value } if is_field_name(name.trim()) => {
+                (name.trim().to_ascii_lowercase(), value)
             }
-            continue;
-        }
-        if let Some((n, v)) = line.split_once(':') {
-            let n = n.trim();
-            if !n.is_empty() && n.len() < 40 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-                out.push((n.to_ascii_lowercase(), v.trim().to_string()));
-                continue;
-            }
-        }
-        out.push(("#text".to_string(), line.to_string()));
-    }
-    out
+            HeaderLine::Field { .. } | HeaderLine::Other(_) => ("#text".to_string(), String::new()),
+        })
+        .collect()
 }
 
 /// `"dns; mx.example.jp"` -> `"mx.example.jp"`.

@@ -1,10 +1,12 @@
 //! `POST /api/v1/messages` (send) and `GET /api/v1/messages/{id}` (its recipients and events).
 //!
-//! A sent message is built with mail-builder, and then goes the way of authenticated SMTP
-//! submission: each recipient through `inbound::policy::check_rcpt` (suppression, domain not
-//! found, local users and quotas, the checklist's address checks), the message through the
-//! checklist's message checks, and into the queue through `accept` (DKIM, durable commit).
-//! The reply comes after the commit and says, per recipient, `queued` or `refused` and why.
+//! `send` reads in steps: `validate` (header values), `sender` (scope, paused account), `read`
+//! (addresses, attachments), `recipients` (each through `inbound::policy::check_rcpt` as
+//! `Submitter::ApiKey`, the decisions of authenticated SMTP submission: suppression, domain
+//! not found, local users and quotas, the checklist's address checks), `build` (mail-builder,
+//! size limit), `check_message` (the checklist's message checks), then `accept` (DKIM,
+//! durable commit). The reply comes after the commit and says, per recipient, `queued` or
+//! `refused` and why (the refusal's typed `policy::Reason`, never its reply text).
 //! Before anything is built, every value that ends up in a header or a MIME part header is
 //! checked (`validate`): a control character in one is a 422 naming the JSON field.
 //! A scoped key reads only messages sent from its domains (others are unknown ids).
@@ -26,13 +28,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::super::AppState;
-use super::super::auth::{Caller, may_send_from};
+use super::super::auth::Caller;
 use super::super::problem::Problem;
 use crate::accept::{self, Incoming};
-use crate::inbound::{ListenerKind, checks, policy, session::Session};
+use crate::inbound::policy::{self, Reason, Submitter};
+use crate::inbound::{checks, session::AcceptedRcpt};
 use crate::smtp::address::{Mailbox, ReversePath};
 use crate::smtp::command::{ForwardPath, MailParams, RcptParams};
-use crate::store::{MessageId, Origin, Transport};
+use crate::store::{ApiKey, MessageId, Origin, Transport};
 use crate::time::Timestamp;
 
 #[derive(Debug, Deserialize)]
@@ -117,8 +120,60 @@ pub async fn send(
     let Json(req) = body.map_err(|e| Problem::bad_request(e.body_text()))?;
     let ctx = &state.ctx;
     validate(&req)?;
+    let submitter = Submitter::ApiKey { id: key.id.clone(), scope: key.scope.clone() };
+    let sender = sender(ctx, &key, &submitter, &req).await?;
+    let draft = read(ctx, &req, sender)?;
+    let now = Timestamp::now();
+    let id = MessageId::generate(now);
+    let Recipients { report, accepted, mut notes } = recipients(ctx, &submitter, &draft).await?;
+    let (message, message_id) = build(ctx, &req, &draft, &id, now)?;
+    if accepted.iter().any(|r| r.transport == Transport::Remote) {
+        notes.extend(check_message(ctx, &message)?);
+    }
+    let origin = Origin {
+        via: "api".into(),
+        client_ip: API_CLIENT.to_string(),
+        helo: "api".into(),
+        auth_user: Some(format!("apikey:{} ({})", key.id, key.name)),
+        tls: false,
+        tags: req.tags.clone(),
+        metadata: req.metadata.clone(),
+    };
+    let incoming = Incoming {
+        id: id.clone(),
+        from: ReversePath::Mailbox(draft.from),
+        params: MailParams::default(),
+        recipients: accepted.into_iter().map(Into::into).collect(),
+        origin,
+        received_at: now,
+        message,
+        reports: Vec::new(),
+        notes,
+    };
+    let remote = incoming.recipients.iter().filter(|r| r.transport == Transport::Remote).count() as u64;
+    accept::accept(ctx.store.as_ref(), &ctx.queue_wakeup, ctx.dkim.as_deref(), incoming).await?;
+    if let Some(account) = submitter.account() {
+        ctx.breaker.sent(&account, remote, now);
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": id.0, "message_id": format!("<{message_id}>"), "recipients": report })),
+    ))
+}
+
+/// The client address the API's messages are recorded with.
+const API_CLIENT: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+/// The envelope sender: an address in the key's scope (`policy::check_sender`), of an account
+/// that is not paused.
+async fn sender(
+    ctx: &crate::inbound::Context,
+    key: &ApiKey,
+    submitter: &Submitter,
+    req: &SendRequest,
+) -> Result<(Option<String>, Mailbox), Problem> {
     let (from_name, from) = mailbox("from", &req.from)?;
-    if !may_send_from(&key, from.domain()) {
+    if policy::check_sender(ctx, submitter, &ReversePath::Mailbox(from.clone())).is_err() {
         return Err(Problem::forbidden("from", format!("API key `{}` may send only from {}", key.name, key.scope)));
     }
     let account = format!("apikey:{}", key.id);
@@ -127,6 +182,34 @@ pub async fn send(
         problem.kind = "account-paused";
         return Err(problem.with(json!({ "resume": "mailerd account resume " })));
     }
+    Ok((from_name, from))
+}
+
+/// A recipient as the request lists it: field (`to`, `cc`, `bcc`), index, display name, address.
+struct Listed {
+    field: &'static str,
+    index: usize,
+    name: Option<String>,
+    mailbox: Mailbox,
+}
+
+/// A request read: every address parsed, the attachments decoded.
+struct Draft<'r> {
+    from_name: Option<String>,
+    from: Mailbox,
+    listed: Vec<Listed>,
+    reply_to: Option<(Option<String>, Mailbox)>,
+    /// (content type, file name, bytes)
+    files: Vec<(&'r str, &'r str, Vec<u8>)>,
+}
+
+/// Reads the rest of the request: recipients (at least one, at most `max_recipients`), a
+/// message that is not empty, Reply-To, and the attachments' base64.
+fn read<'r>(
+    ctx: &crate::inbound::Context,
+    req: &'r SendRequest,
+    (from_name, from): (Option<String>, Mailbox),
+) -> Result<Draft<'r>, Problem> {
     if req.to.is_empty() && req.cc.is_empty() && req.bcc.is_empty() {
         return Err(Problem::invalid("to", "no recipients: give at least one of to, cc, bcc"));
     }
@@ -140,11 +223,11 @@ pub async fn send(
             format!("{total} recipients; at most {} per message", ctx.config.limits.max_recipients),
         ));
     }
-    let mut listed: Vec<(&str, usize, Option<String>, Mailbox)> = Vec::new();
+    let mut listed = Vec::new();
     for (field, list) in [("to", &req.to), ("cc", &req.cc), ("bcc", &req.bcc)] {
-        for (i, s) in list.iter().enumerate() {
-            let (name, m) = mailbox(&format!("{field}[{i}]"), s)?;
-            listed.push((field, i, name, m));
+        for (index, s) in list.iter().enumerate() {
+            let (name, mailbox) = mailbox(&format!("{field}[{index}]"), s)?;
+            listed.push(Listed { field, index, name, mailbox });
         }
     }
     let reply_to = req.reply_to.as_deref().map(|r| mailbox("reply_to", r)).transpose()?;
@@ -156,56 +239,72 @@ pub async fn send(
         let content_type = a.content_type.as_deref().map_or("application/octet-stream", str::trim);
         files.push((content_type, a.filename.as_str(), bytes));
     }
+    Ok(Draft { from_name, from, listed, reply_to, files })
+}
 
-    // Recipients: the same decisions as authenticated submission.
-    let now = Timestamp::now();
-    let id = MessageId::generate(now);
-    let mut session = Session::new();
-    session.greet("api".into(), true);
-    session.auth_user = Some(format!("apikey:{}", key.id));
-    session.open(ReversePath::Mailbox(from.clone()), MailParams::default());
-    let ip: std::net::IpAddr = std::net::Ipv4Addr::LOCALHOST.into();
-    let mut report = Vec::new();
-    let mut accepted = Vec::new();
-    let mut notes: Vec<(Option<String>, String)> = Vec::new();
-    for (field, i, _, m) in &listed {
-        let shown = m.to_string();
-        let to = ForwardPath::Mailbox(m.clone());
-        match policy::check_rcpt(ctx, &session, ListenerKind::Submission, ip, &to, &RcptParams::default(), None).await {
+/// The recipients' fate: the per-recipient report, the accepted ones, and checklist notes.
+struct Recipients {
+    report: Vec<Value>,
+    accepted: Vec<AcceptedRcpt>,
+    notes: Vec<(Option<String>, String)>,
+}
+
+/// Each recipient through `policy::check_rcpt`, the same decisions as authenticated
+/// submission; a 422 when every one is refused.
+async fn recipients(
+    ctx: &crate::inbound::Context,
+    submitter: &Submitter,
+    draft: &Draft<'_>,
+) -> Result<Recipients, Problem> {
+    let from = ReversePath::Mailbox(draft.from.clone());
+    let mut out = Recipients { report: Vec::new(), accepted: Vec::new(), notes: Vec::new() };
+    for Listed { field, index, mailbox, .. } in &draft.listed {
+        let shown = mailbox.to_string();
+        let to = ForwardPath::Mailbox(mailbox.clone());
+        match policy::check_rcpt(ctx, submitter, &from, &to, &RcptParams::default(), None).await {
             Ok(r) => {
-                if accepted.iter().any(|a: &crate::inbound::session::AcceptedRcpt| a.address == r.address) {
+                if out.accepted.iter().any(|a| a.address == r.address) {
                     continue; // the same address twice: one delivery
                 }
-                notes.extend(r.notes.iter().map(|n| (Some(r.address.clone()), n.clone())));
-                report.push(json!({"address": shown, "field": format!("{field}[{i}]"), "state": "queued"}));
-                accepted.push(r);
+                out.notes.extend(r.notes.iter().map(|n| (Some(r.address.clone()), n.clone())));
+                out.report.push(json!({"address": shown, "field": format!("{field}[{index}]"), "state": "queued"}));
+                out.accepted.push(r);
             }
             Err(refusal) => {
-                let reason = refusal_reason(&refusal.reply);
-                report.push(json!({
-                    "address": shown, "field": format!("{field}[{i}]"), "state": "refused",
-                    "reason": reason, "detail": refusal.reply.lines.join(" "),
+                out.report.push(json!({
+                    "address": shown, "field": format!("{field}[{index}]"), "state": "refused",
+                    "reason": refusal_reason(&refusal.reason), "detail": refusal.reply().lines.join(" "),
                 }));
             }
         }
     }
-    if accepted.is_empty() {
+    if out.accepted.is_empty() {
         return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "no-recipients",
             "Every recipient was refused",
             "nothing was queued; see recipients for why",
         )
-        .with(json!({ "recipients": report })));
+        .with(json!({ "recipients": out.report })));
     }
+    Ok(out)
+}
 
-    // The message, as mail-builder writes it.
-    let message_id = format!("{}@{}", id.0.to_ascii_lowercase(), from.domain());
+/// The message as mail-builder writes it, after our trace header, within the size limit;
+/// and its Message-ID (without the angle brackets).
+fn build(
+    ctx: &crate::inbound::Context,
+    req: &SendRequest,
+    draft: &Draft<'_>,
+    id: &MessageId,
+    now: Timestamp,
+) -> Result<(Vec<u8>, String), Problem> {
+    let message_id = format!("{}@{}", id.0.to_ascii_lowercase(), draft.from.domain());
     let visible = |field: &str| -> Vec<Address<'_>> {
-        listed.iter().filter(|(f, ..)| *f == field).map(|(_, _, n, m)| address(n, m)).collect()
+        draft.listed.iter().filter(|l| l.field == field).map(|l| address(&l.name, &l.mailbox)).collect()
     };
     let mut builder = MessageBuilder::new()
-        .from(address(&from_name, &from))
+        .from(address(&draft.from_name, &draft.from))
         .subject(req.subject.as_str())
         .message_id(message_id.as_str())
         .date(now.millis() / 1000);
@@ -216,7 +315,7 @@ pub async fn send(
     if !cc_list.is_empty() {
         builder = builder.cc(Address::new_list(cc_list));
     }
-    if let Some((n, m)) = &reply_to {
+    if let Some((n, m)) = &draft.reply_to {
         builder = builder.reply_to(address(n, m));
     }
     for (name, value) in &req.headers {
@@ -228,80 +327,56 @@ pub async fn send(
     if let Some(h) = &req.html {
         builder = builder.html_body(h.as_str());
     }
-    for (ct, name, bytes) in &files {
+    for (ct, name, bytes) in &draft.files {
         builder = builder.attachment(*ct, *name, bytes.as_slice());
     }
-    let mut message = trace_header(&ctx.config.hostname, &id, now).into_bytes();
+    let trace = accept::Trace { hostname: &ctx.config.hostname, id, at: now, arrival: accept::Arrival::Http };
+    let mut message = accept::received_header(&trace).into_bytes();
     let built = builder.write_to_vec().map_err(|e| Problem::bad_request(format!("building the message: {e}")))?;
     message.extend_from_slice(&built);
-    if message.len() as u64 > ctx.config.limits.max_message_size {
+    let limit = ctx.config.limits.max_message_size;
+    if message.len() as u64 > limit {
         return Err(Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too-large",
             "Message too large",
             format!(
-                "{} bytes once encoded (base64 makes attachments a third larger); the limit is {}: send a link instead",
+                "{} bytes once encoded (base64 makes attachments a third larger); the limit is {limit}: send a link instead",
                 message.len(),
-                ctx.config.limits.max_message_size
             ),
         ));
     }
-    if accepted.iter().any(|r| r.transport == Transport::Remote) {
-        let found = checks::message(&message, ctx.config.limits.max_message_size, &ctx.config.check);
-        if let Some(c) = found.refuse {
-            let mut p = Problem::invalid("message", checks::note(&c));
-            p.kind = "check-failed";
-            return Err(p);
-        }
-        notes.extend(found.notes.into_iter().map(|n| (None, n)));
-    }
-    let origin = Origin {
-        via: "api".into(),
-        client_ip: ip.to_string(),
-        helo: "api".into(),
-        auth_user: Some(format!("apikey:{} ({})", key.id, key.name)),
-        tls: false,
-        tags: req.tags.clone(),
-        metadata: req.metadata.clone(),
-    };
-    let incoming = Incoming {
-        id: id.clone(),
-        from: ReversePath::Mailbox(from.clone()),
-        params: MailParams::default(),
-        recipients: accepted.into_iter().map(Into::into).collect(),
-        origin,
-        received_at: now,
-        message,
-        reports: Vec::new(),
-        notes,
-    };
-    let remote = incoming.recipients.iter().filter(|r| r.transport == Transport::Remote).count() as u64;
-    accept::accept(ctx.store.as_ref(), &ctx.queue_wakeup, ctx.dkim.as_deref(), incoming).await?;
-    ctx.breaker.sent(&account, remote, now);
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "id": id.0, "message_id": format!("<{message_id}>"), "recipients": report })),
-    ))
+    Ok((message, message_id))
 }
 
-/// The machine-readable reason of a refused recipient, from the SMTP reply it would have got.
-fn refusal_reason(reply: &crate::smtp::reply::SmtpReply) -> &'static str {
-    let text = reply.lines.join(" ");
-    match reply.status.map(|s| (s.class, s.subject, s.detail)) {
-        Some((_, 1, 1)) if text.contains("suppressed") => "suppressed",
-        Some((_, 1, 1)) => "user_unknown",
-        Some((_, 1, 2)) if text.contains("domain not found") => "domain_not_found",
-        Some((_, 1, 2) | (_, 1, 3)) => "invalid",
-        Some((_, 2, 2)) => "mailbox_full",
-        Some((_, 5, 3)) => "too_many_recipients",
-        Some((_, 7, _)) => "not_allowed",
-        _ if reply.code / 100 == 4 => "try_again_later",
-        _ => "refused",
+/// The checklist's message checks for mail that leaves: a refusal is a 422, the rest notes.
+fn check_message(ctx: &crate::inbound::Context, message: &[u8]) -> Result<Vec<(Option<String>, String)>, Problem> {
+    let found = checks::message(message, ctx.config.limits.max_message_size, &ctx.config.check);
+    if let Some(c) = found.refuse {
+        let mut p = Problem::invalid("message", checks::note(&c));
+        p.kind = "check-failed";
+        return Err(p);
     }
+    Ok(found.notes.into_iter().map(|n| (None, n)).collect())
 }
 
-fn trace_header(hostname: &str, id: &MessageId, at: Timestamp) -> String {
-    format!("Received: from api\r\n\tby {hostname} (mailerd) with HTTP id {id}; {}\r\n", at.rfc5322())
+/// The machine-readable reason of a refused recipient.
+fn refusal_reason(reason: &Reason) -> &'static str {
+    match reason {
+        Reason::Suppressed { .. } => "suppressed",
+        Reason::UserUnknown { .. } => "user_unknown",
+        Reason::DomainNotFound { .. } => "domain_not_found",
+        Reason::CheckFailed { .. } => "invalid",
+        Reason::MailboxFull { .. } => "mailbox_full",
+        Reason::AuthRequired
+        | Reason::SenderNotOwned { .. }
+        | Reason::HeaderNotOwned { .. }
+        | Reason::RelayDenied { .. }
+        | Reason::InvalidBounceAddress { .. }
+        | Reason::AccountPaused { .. } => "not_allowed",
+        Reason::InsufficientStorage | Reason::StoreFailed { .. } => "try_again_later",
+        Reason::MessageTooLarge => "refused",
+    }
 }
 
 /// A scoped key sees only messages whose envelope sender is in its scope; any other id gets
@@ -477,6 +552,27 @@ mod tests {
         assert_eq!(field_of(name("a\r\nContent-Type: text/html")).as_deref(), Some("attachments[0].filename"));
         assert_eq!(field_of(name("")).as_deref(), Some("attachments[0].filename"));
         assert_eq!(field_of(name("report \"final\"; x=1.pdf")), None, "quotes are escaped by the builder");
+    }
+
+    #[test]
+    fn refusal_reasons_are_read_from_the_typed_reason() {
+        let rcpt = || "a@x.test".to_string();
+        let cases = [
+            (Reason::Suppressed { rcpt: rcpt(), since: "2026-01-01".into(), why: "userunknown".into() }, "suppressed"),
+            (Reason::UserUnknown { rcpt: rcpt() }, "user_unknown"),
+            (Reason::DomainNotFound { rcpt: rcpt() }, "domain_not_found"),
+            (Reason::CheckFailed { rcpt: rcpt(), check: "typo", why: "typo".into() }, "invalid"),
+            (Reason::CheckFailed { rcpt: rcpt(), check: "literal", why: "literal".into() }, "invalid"),
+            (Reason::MailboxFull { rcpt: rcpt() }, "mailbox_full"),
+            (Reason::RelayDenied { rcpt: rcpt() }, "not_allowed"),
+            (Reason::InvalidBounceAddress { rcpt: rcpt() }, "not_allowed"),
+            (Reason::AccountPaused { account: "apikey:1".into(), why: "bounces".into() }, "not_allowed"),
+            (Reason::StoreFailed { out_of_space: false }, "try_again_later"),
+            (Reason::StoreFailed { out_of_space: true }, "try_again_later"),
+        ];
+        for (reason, expected) in cases {
+            assert_eq!(refusal_reason(&reason), expected, "{reason:?}");
+        }
     }
 
     #[test]

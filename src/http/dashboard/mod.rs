@@ -7,8 +7,9 @@
 //! `inbound::auth`): a blocked attempt gets 429 with `Retry-After` and no password check.
 //! Sessions: a random 256-bit id in memory ([`Sessions`]), sent as a cookie `HttpOnly;
 //! SameSite=Strict; Path=/dashboard` that expires after 12 h; each session has its own CSRF
-//! token, embedded in every form and checked (constant time) on every POST. The login form
-//! itself is protected by a double-submit token in a short-lived cookie.
+//! token, embedded in every form and checked (constant time) on every POST by one extractor,
+//! [`Posted`]. The login form itself is protected by a double-submit token in a short-lived
+//! cookie.
 //! Standards: RFC 6265 (cookies), OWASP CSRF prevention (synchroniser token), RFC 9110.
 //! Must not: hold SQL (it calls the store's dashboard queries), render unescaped text, or
 //! change anything on a GET.
@@ -22,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -163,11 +164,6 @@ pub fn error_page(status: StatusCode, admin: Option<&Admin>, text: &str) -> Resp
     html_response(status, html::page("Error", "", admin.map(|a| (a.user.as_str(), a.csrf.as_str())), &body))
 }
 
-/// The refusal (403) of a POST whose form does not carry the session's CSRF token.
-pub fn csrf_refusal(admin: &Admin, token: Option<&str>) -> Option<Response> {
-    (!token.is_some_and(|t| same_token(t, &admin.csrf))).then(|| csrf_forbidden(admin))
-}
-
 fn csrf_forbidden(admin: &Admin) -> Response {
     error_page(
         StatusCode::FORBIDDEN,
@@ -176,20 +172,35 @@ fn csrf_forbidden(admin: &Admin) -> Response {
     )
 }
 
-/// A posted form that carries the session's CSRF token.
-pub trait Posted {
-    fn csrf(&self) -> Option<&str>;
+/// A form without fields of its own (a button: retry, delete, log out).
+#[derive(Debug, serde::Deserialize)]
+pub struct NoFields {}
+
+/// A posted form with the session's CSRF token (`csrf`) besides its own fields.
+#[derive(serde::Deserialize)]
+struct WithCsrf<T> {
+    csrf: Option<String>,
+    #[serde(flatten)]
+    fields: T,
 }
 
-/// The posted form when it parsed and carries this session's CSRF token; otherwise the 403
-/// page to answer with.
-pub fn checked<T: Posted>(
-    admin: &Admin,
-    form: Result<axum::Form<T>, axum::extract::rejection::FormRejection>,
-) -> Result<T, Box<Response>> {
-    match form {
-        Ok(axum::Form(f)) if f.csrf().is_some_and(|t| same_token(t, &admin.csrf)) => Ok(f),
-        _ => Err(Box::new(csrf_forbidden(admin))),
+/// The one door of every dashboard POST but the login: a logged-in admin (else what the
+/// [`Admin`] extractor answers) whose form parsed and carries the session's CSRF token (else
+/// the 403 page), and the form's own fields.
+pub struct Posted<T = NoFields>(pub Admin, pub T);
+
+impl<T: serde::de::DeserializeOwned + Send> FromRequest<Arc<AppState>> for Posted<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let admin = Admin::from_request_parts(&mut parts, state).await?;
+        match axum::Form::<WithCsrf<T>>::from_request(Request::from_parts(parts, body), state).await {
+            Ok(axum::Form(f)) if f.csrf.as_deref().is_some_and(|t| same_token(t, &admin.csrf)) => {
+                Ok(Posted(admin, f.fields))
+            }
+            _ => Err(csrf_forbidden(&admin)),
+        }
     }
 }
 
@@ -323,26 +334,7 @@ async fn login(
     }
 }
 
-#[derive(serde::Deserialize)]
-pub struct CsrfForm {
-    pub csrf: Option<String>,
-}
-
-impl Posted for CsrfForm {
-    fn csrf(&self) -> Option<&str> {
-        self.csrf.as_deref()
-    }
-}
-
-async fn logout(
-    State(state): State<Arc<AppState>>,
-    admin: Admin,
-    headers: HeaderMap,
-    axum::Form(form): axum::Form<CsrfForm>,
-) -> Response {
-    if let Some(r) = csrf_refusal(&admin, form.csrf.as_deref()) {
-        return r;
-    }
+async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap, _: Posted) -> Response {
     if let Some(id) = cookie(&headers, SESSION_COOKIE) {
         state.sessions.remove(id);
     }

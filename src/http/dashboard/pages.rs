@@ -6,6 +6,7 @@
 //! advice, failing domains), queue (filter by state and domain; retry, delete), a message's
 //! journey (every event with the remote reply), suppressions (search, remove), bounce explorer
 //! (`feedback::parse_bounce` + the forged-bounce verdict), and the delivery checklist.
+//! Every POST handler takes `dashboard::Posted` (the admin, the form, the CSRF check).
 //! Must not: render text without `html::esc`, change anything on a GET, or accept a POST
 //! without the session's CSRF token.
 
@@ -14,14 +15,13 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
 use super::html::{self, Day, badge, button_form, esc, opt, url};
-use super::{Admin, CsrfForm, Posted, checked, error_page, html_response};
+use super::{Admin, Posted, error_page, html_response};
 use crate::bounce::reason::Reason;
 use crate::checklist::{CheckReport, address, message};
 use crate::feedback::verify::Verification;
@@ -304,15 +304,7 @@ fn done(admin: &Admin, title: &str, text: &str, back: &str) -> Response {
     ok(html::page(title, "", session(admin), &body))
 }
 
-pub async fn retry(
-    State(state): State<Arc<AppState>>,
-    admin: Admin,
-    Path(id): Path<String>,
-    form: Result<axum::Form<CsrfForm>, FormRejection>,
-) -> Response {
-    if let Err(r) = checked(&admin, form) {
-        return *r;
-    }
+pub async fn retry(State(state): State<Arc<AppState>>, Path(id): Path<String>, Posted(admin, _): Posted) -> Response {
     match state.ctx.store.retry_now(&MessageId(id.clone())).await {
         Ok(n) => {
             state.ctx.queue_wakeup.poke();
@@ -323,15 +315,7 @@ pub async fn retry(
     }
 }
 
-pub async fn delete(
-    State(state): State<Arc<AppState>>,
-    admin: Admin,
-    Path(id): Path<String>,
-    form: Result<axum::Form<CsrfForm>, FormRejection>,
-) -> Response {
-    if let Err(r) = checked(&admin, form) {
-        return *r;
-    }
+pub async fn delete(State(state): State<Arc<AppState>>, Path(id): Path<String>, Posted(admin, _): Posted) -> Response {
     match state.ctx.store.delete_message(&MessageId(id.clone())).await {
         Ok(true) => {
             tracing::info!(user = %admin.user, message = %id, "dashboard: delete");
@@ -459,27 +443,14 @@ pub async fn suppressions(State(state): State<Arc<AppState>>, admin: Admin, Quer
 
 #[derive(Debug, Deserialize)]
 pub struct AddressForm {
-    pub csrf: Option<String>,
     #[serde(default)]
     pub address: String,
 }
 
-impl Posted for AddressForm {
-    fn csrf(&self) -> Option<&str> {
-        self.csrf.as_deref()
-    }
-}
-
 pub async fn unsuppress(
     State(state): State<Arc<AppState>>,
-    admin: Admin,
-    form: Result<axum::Form<AddressForm>, FormRejection>,
+    Posted(admin, AddressForm { address }): Posted<AddressForm>,
 ) -> Response {
-    let form = match checked(&admin, form) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
-    let address = form.address;
     match state.ctx.store.unsuppress(address.trim(), &crate::store::Scope::All).await {
         Ok(removed) => {
             tracing::info!(user = %admin.user, address = %address, removed, "dashboard: unsuppress");
@@ -593,27 +564,14 @@ pub async fn bounce_form(admin: Admin) -> Response {
 
 #[derive(Debug, Deserialize)]
 pub struct RawForm {
-    pub csrf: Option<String>,
     #[serde(default)]
     pub raw: String,
 }
 
-impl Posted for RawForm {
-    fn csrf(&self) -> Option<&str> {
-        self.csrf.as_deref()
-    }
-}
-
 pub async fn bounce_explore(
     State(state): State<Arc<AppState>>,
-    admin: Admin,
-    form: Result<axum::Form<RawForm>, FormRejection>,
+    Posted(admin, RawForm { raw }): Posted<RawForm>,
 ) -> Response {
-    let form = match checked(&admin, form) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
-    let raw = form.raw;
     // Browsers send textarea lines with CRLF already; a pasted LF-only message parses too.
     let bytes = Bytes::from(raw.clone().into_bytes());
     let parsed = bytes.clone();
@@ -680,14 +638,8 @@ pub async fn checklist(admin: Admin) -> Response {
 
 pub async fn check_address(
     State(state): State<Arc<AppState>>,
-    admin: Admin,
-    form: Result<axum::Form<AddressForm>, FormRejection>,
+    Posted(admin, AddressForm { address: input }): Posted<AddressForm>,
 ) -> Response {
-    let form = match checked(&admin, form) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
-    let input = form.address;
     let ctx = &state.ctx;
     let (report, _) =
         address::check_full(input.trim(), &address::Options::default(), ctx.dns.as_deref(), Some(ctx.store.as_ref()))
@@ -697,14 +649,8 @@ pub async fn check_address(
 
 pub async fn check_message(
     State(state): State<Arc<AppState>>,
-    admin: Admin,
-    form: Result<axum::Form<RawForm>, FormRejection>,
+    Posted(admin, RawForm { raw }): Posted<RawForm>,
 ) -> Response {
-    let form = match checked(&admin, form) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
-    let raw = form.raw;
     let config = &state.ctx.config;
     let mut report = message::check("message", raw.as_bytes(), config.limits.max_message_size);
     if let Ok(resolver) = crate::checklist::resolver::Resolver::new(&config.dns_nameservers) {
