@@ -3,17 +3,17 @@
 //!
 //! `accept` hands a complete message and its resolved recipients to the store and returns only
 //! when the store says they are durable; then it logs the one `queued` line every origin gets
-//! (from, to, size, via) and wakes the scheduler. Nothing in mailerd answers 250 to a message
+//! (from, to, size, via) and rings the scheduler's bell (`Wakeup`, which its loops sleep on). Nothing in mailerd answers 250 to a message
 //! before this returns Ok.
 //! Must not: apply SMTP policy (that happened at MAIL/RCPT) or deliver anything.
 
-use crate::queue::Wakeup;
 use crate::smtp::address::ReversePath;
 use crate::smtp::command::{MailParams, Ret};
 use crate::store::{
     MessageId, NewMessage, NewRecipient, Origin, RecipientId, ReportMark, Store, StoreError, Transport,
 };
 use crate::time::Timestamp;
+use tokio::sync::Notify;
 
 /// A message ready for the queue.
 pub struct Incoming {
@@ -145,6 +145,40 @@ pub fn received_header(t: &Trace<'_>) -> String {
     };
     h.push_str(&format!("; {}\r\n", at.rfc5322()));
     h
+}
+
+/// Wakes the scheduler's loops when new work is stored (each loop keeps one pending wakeup).
+#[derive(Debug, Default)]
+pub struct Wakeup {
+    pub local: Notify,
+    pub remote: Notify,
+    pub feedback: Notify,
+}
+
+impl Wakeup {
+    /// The wakeup of the loop that handles `transport`.
+    pub fn of(&self, transport: Transport) -> &Notify {
+        match transport {
+            Transport::Local => &self.local,
+            Transport::Remote => &self.remote,
+            Transport::Feedback => &self.feedback,
+        }
+    }
+
+    /// Wakes the loops of these transports only (a loop woken for nothing costs a claim; a
+    /// loop poked twice still keeps a single wakeup).
+    pub fn poke_for(&self, transports: impl IntoIterator<Item = Transport>) {
+        for t in transports {
+            self.of(t).notify_one();
+        }
+    }
+
+    /// Wakes every loop.
+    pub fn poke(&self) {
+        self.local.notify_one();
+        self.remote.notify_one();
+        self.feedback.notify_one();
+    }
 }
 
 #[cfg(test)]

@@ -64,7 +64,7 @@ pub struct Status {
 /// What the daemon knows about itself, for `status`.
 pub struct Daemon {
     pub store: Arc<dyn Store>,
-    pub wakeup: Arc<crate::queue::Wakeup>,
+    pub wakeup: Arc<crate::accept::Wakeup>,
     pub hostname: String,
     pub data_dir: PathBuf,
     pub store_name: String,

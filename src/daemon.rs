@@ -16,11 +16,11 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::bounce::report::Reporter;
+use crate::bounce::return_path::Signer;
 use crate::config::Config;
 use crate::inbound::{self, Context, ListenerKind, auth::Authenticator};
 use crate::outbound::Outbound;
 use crate::outbound::slots::Slots;
-use crate::queue::return_path::Signer;
 use crate::queue::scheduler::Scheduler;
 use crate::store::Store;
 
@@ -244,7 +244,7 @@ pub async fn local_context(config: Config) -> Result<(Arc<Context>, watch::Sende
         store,
         tls: None,
         shutdown,
-        queue_wakeup: Arc::new(crate::queue::Wakeup::default()),
+        queue_wakeup: Arc::new(crate::accept::Wakeup::default()),
         return_path: signer,
         dkim,
         dns: None,
@@ -261,7 +261,7 @@ pub async fn local_context(config: Config) -> Result<(Arc<Context>, watch::Sende
 pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Receiver<bool>) -> Result<()> {
     let Prepared { config, store, tls, signer, dkim } = prepared;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let wakeup = Arc::new(crate::queue::Wakeup::default());
+    let wakeup = Arc::new(crate::accept::Wakeup::default());
     let started = (Instant::now(), crate::time::Timestamp::now());
     let addresses = [("smtp", &listeners.smtp), ("submission", &listeners.submission), ("http", &listeners.http)].map(
         |(name, l)| crate::control::Listener {

@@ -8,3 +8,4 @@ pub mod dsn;
 pub mod notify;
 pub mod reason;
 pub mod report;
+pub mod return_path;

@@ -37,7 +37,7 @@ pub fn verdict(r: &RecipientFacts) -> Decision {
 pub struct Reporter {
     pub store: Arc<dyn Store>,
     pub config: Arc<Config>,
-    pub wakeup: Arc<crate::queue::Wakeup>,
+    pub wakeup: Arc<crate::accept::Wakeup>,
     pub dkim: Option<Arc<crate::dkim::Signer>>,
 }
 

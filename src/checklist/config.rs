@@ -91,7 +91,7 @@ fn dkim(config: &Config) -> Check {
 }
 
 fn tls(config: &Config, now: Timestamp) -> Check {
-    let (cert, _) = crate::inbound::tls::cert_paths(config);
+    let (cert, _) = config.cert_paths();
     if config.tls.cert.is_none() && !cert.exists() {
         return Check::new("tls", Status::Info)
             .detail("no certificate yet: serve makes a self-signed one in data_dir/tls on first start");

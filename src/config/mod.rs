@@ -154,6 +154,15 @@ impl Config {
         }
     }
 
+    /// Where the TLS certificate and key come from: `[tls]`'s paths, or the pair the daemon
+    /// generates in the data dir.
+    pub fn cert_paths(&self) -> (PathBuf, PathBuf) {
+        match (&self.tls.cert, &self.tls.key) {
+            (Some(c), Some(k)) => (c.clone(), k.clone()),
+            _ => (self.data_dir.join("tls/cert.pem"), self.data_dir.join("tls/key.pem")),
+        }
+    }
+
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
         let raw: RawConfig =
             toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string().trim_end().to_string()))?;

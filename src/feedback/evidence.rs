@@ -13,7 +13,7 @@ use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{AuthenticatedMessage, DkimResult, DmarcResult, MessageAuthenticator, SpfResult};
 
 use super::verify::{AuthFact, Facts, Inspection, SentFact, TokenFact, Verification, inspect, judge, org_domain};
-use crate::queue::return_path::{Signer, TokenError};
+use crate::bounce::return_path::{Signer, TokenError};
 use crate::store::{MessageId, Scope, Store, StoreError};
 use crate::time::Timestamp;
 

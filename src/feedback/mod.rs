@@ -1,10 +1,13 @@
 //! Reads bounces other servers send us: detects what a message is, parses the report
-//! (RFC 3464 and the plain-text layouts of common MTAs), and classifies each failed
-//! recipient with the reason table of `bounce/reason.rs`.
+//! (RFC 3464 and the plain-text layouts of common MTAs), classifies each failed recipient
+//! (`phrases` and `classify`, with the reason table of `bounce/reason.rs`), judges whether
+//! the bounce is about mail we sent (`verify`, on facts `evidence` gathers) and records a
+//! genuine one (`ingest`).
 //!
 //! Entry point: [`parse_bounce`]. Standards: RFC 3464, RFC 3463, RFC 5965, RFC 3834.
-//! Must not: panic, grow without bound (input capped at [`MAX_INPUT`], recipients at
-//! [`parse::MAX_RECIPIENTS`]), touch the store, the network or the clock.
+//! Must not: panic or grow without bound (input capped at [`MAX_INPUT`], recipients at
+//! [`parse::MAX_RECIPIENTS`]); only `evidence` and `ingest` touch the store (and `evidence`
+//! DNS); parsing, classifying and judging touch no store, network or clock.
 
 #![deny(clippy::indexing_slicing)]
 

@@ -57,9 +57,9 @@ pub struct Context {
     /// Flips to true on SIGTERM: new connections get 421, idle sessions are closed.
     pub shutdown: watch::Receiver<bool>,
     /// Poked after every accepted message so delivery starts at once.
-    pub queue_wakeup: Arc<crate::queue::Wakeup>,
+    pub queue_wakeup: Arc<crate::accept::Wakeup>,
     /// Verifies the signed return paths that bounces come back to.
-    pub return_path: Arc<crate::queue::return_path::Signer>,
+    pub return_path: Arc<crate::bounce::return_path::Signer>,
     /// Signs outgoing mail of the `[dkim]` domain.
     pub dkim: Option<Arc<crate::dkim::Signer>>,
     /// Resolver for the submission check "does the recipient's domain exist".

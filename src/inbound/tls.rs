@@ -7,7 +7,7 @@
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
@@ -17,17 +17,9 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
 
-/// Where the certificate and key come from: configured paths or the generated pair.
-pub fn cert_paths(config: &Config) -> (PathBuf, PathBuf) {
-    match (&config.tls.cert, &config.tls.key) {
-        (Some(c), Some(k)) => (c.clone(), k.clone()),
-        _ => (config.data_dir.join("tls/cert.pem"), config.data_dir.join("tls/key.pem")),
-    }
-}
-
 /// Builds the acceptor, generating a self-signed certificate for `hostname` when none is set.
 pub fn acceptor(config: &Config) -> Result<TlsAcceptor> {
-    let (cert_path, key_path) = cert_paths(config);
+    let (cert_path, key_path) = config.cert_paths();
     if config.tls.cert.is_none() && !cert_path.exists() {
         generate(&config.hostname, &cert_path, &key_path)?;
     }

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, watch};
 
-use super::Wakeup;
+use crate::accept::Wakeup;
 use crate::bounce::report::Reporter;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
@@ -51,7 +51,7 @@ pub struct Scheduler {
     pub outbound: Arc<Outbound>,
     pub reporter: Reporter,
     /// Rewrites envelope senders to signed return paths (None: sent as given).
-    pub signer: Option<Arc<super::return_path::Signer>>,
+    pub signer: Option<Arc<crate::bounce::return_path::Signer>>,
     /// Hard-bounce rates per account: trips pause the account.
     pub breaker: Arc<crate::bounce::breaker::Breaker>,
     /// Tells our bounces from forged ones before they are recorded.

@@ -110,3 +110,29 @@ fn config_imports_no_stage() {
         offenders(&[], |l| stage.is_match(l)).into_iter().filter(|o| o.starts_with("config")).collect();
     check("config importing a stage", found);
 }
+
+/// Top-level modules import each other one way only (the mail flows down); the one pair
+/// allowed both ways is bounce <-> feedback: feedback reads bounce's reason table, and bounce
+/// decides hard/soft of our own outcomes with feedback's classifier (one decision everywhere).
+#[test]
+fn no_module_pair_imports_each_other() {
+    let uses = regex::Regex::new(r"crate::(\w+)").unwrap();
+    let mut arrows = std::collections::BTreeSet::new();
+    for f in tree() {
+        let top = f.name.split('/').next().unwrap_or("").trim_end_matches(".rs").to_string();
+        for l in f.lines.iter().filter(|l| !l.trim_start().starts_with("//")) {
+            for c in uses.captures_iter(l) {
+                if c[1] != top {
+                    arrows.insert((top.clone(), c[1].to_string()));
+                }
+            }
+        }
+    }
+    let both: Vec<String> = arrows
+        .iter()
+        .filter(|(a, b)| a < b && arrows.contains(&(b.clone(), a.clone())))
+        .filter(|(a, b)| (a.as_str(), b.as_str()) != ("bounce", "feedback"))
+        .map(|(a, b)| format!("{a} <-> {b}"))
+        .collect();
+    check("module pairs importing each other", both);
+}
