@@ -19,7 +19,7 @@ use mailerd::http::dashboard::Admin;
 use mailerd::http::dashboard::pages::{self, QueueQuery};
 use mailerd::store::sqlite::SqliteStore;
 use mailerd::store::{
-    Attempt, MessageId, NewMessage, NewRecipient, Origin, RecipientState, Store, Suppression, Transport,
+    Attempt, Destination, MessageId, NewMessage, NewRecipient, Origin, RecipientState, Store, Suppression, Transport,
 };
 use mailerd::time::Timestamp;
 
@@ -70,8 +70,7 @@ async fn fill(store: Arc<SqliteStore>, events: usize) -> MessageId {
                 address: format!("user{m}x{r}@d{}.example", (m * RECIPIENTS + r) % DOMAINS),
                 orcpt: None,
                 notify: None,
-                transport: Transport::Remote,
-                mailbox: None,
+                destination: Destination::Remote,
             })
             .collect();
         let msg = NewMessage {

@@ -14,7 +14,9 @@ use mailerd::bounce::notify::ReportKind;
 use mailerd::bounce::reason::Reason;
 use mailerd::smtp::address::Mailbox;
 use mailerd::store::sqlite::SqliteStore;
-use mailerd::store::{Attempt, MessageId, NewMessage, NewRecipient, Origin, RecipientState, Store, Transport};
+use mailerd::store::{
+    Attempt, Destination, MessageId, NewMessage, NewRecipient, Origin, RecipientState, Store, Transport,
+};
 use mailerd::time::Timestamp;
 
 const STEPS: usize = 300;
@@ -42,8 +44,7 @@ async fn fill(store: &Arc<SqliteStore>, from: usize, to: usize) {
                             address: format!("r{i}@rcpt.test"),
                             orcpt: None,
                             notify: None,
-                            transport: Transport::Remote,
-                            mailbox: None,
+                            destination: Destination::Remote,
                         }],
                         reports: Vec::new(),
                         notes: Vec::new(),

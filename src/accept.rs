@@ -38,7 +38,7 @@ pub async fn accept(
     mut incoming: Incoming,
 ) -> Result<MessageId, StoreError> {
     let id = incoming.id.clone();
-    let leaves_here = incoming.recipients.iter().any(|r| r.transport == crate::store::Transport::Remote);
+    let leaves_here = incoming.recipients.iter().any(|r| r.transport() == Transport::Remote);
     if let Some(signer) = dkim.filter(|s| leaves_here && s.covers(&incoming.message)) {
         match signer.sign(&incoming.message) {
             Ok(header) => {
@@ -68,7 +68,7 @@ pub async fn accept(
         notes: incoming.notes,
     };
     let via = msg.origin.via.clone();
-    let transports: Vec<Transport> = msg.recipients.iter().map(|r| r.transport).collect();
+    let transports: Vec<Transport> = msg.recipients.iter().map(|r| r.transport()).collect();
     // What the log line says, for every origin alike (SMTP, submission, API, sendmail, DSN).
     let (from, size) =
         (if msg.reverse_path.is_empty() { "<>".to_string() } else { msg.reverse_path.clone() }, msg.body.len());

@@ -23,8 +23,8 @@ use crate::local::mailbox::{self, Resolution};
 use crate::smtp::address::{Mailbox, ReversePath};
 use crate::smtp::command::MailParams;
 use crate::store::{
-    MessageId, NewRecipient, Origin, RecipientFacts, RecipientState, ReportFacts, ReportMark, Scope, Store, StoreError,
-    Suppression, Transport,
+    Destination, MessageId, NewRecipient, Origin, RecipientFacts, RecipientState, ReportFacts, ReportMark, Scope,
+    Store, StoreError, Suppression,
 };
 use crate::time::Timestamp;
 
@@ -198,21 +198,20 @@ impl Reporter {
 
     /// The queue recipient of a DSN to `to`: a local mailbox or a remote address.
     async fn route(&self, to: &Mailbox) -> Result<Option<NewRecipient>, StoreError> {
-        let recipient = |transport, mailbox| NewRecipient {
+        let recipient = |destination| NewRecipient {
             address: to.to_string(),
             orcpt: None,
             notify: Some("NEVER".into()),
-            transport,
-            mailbox,
+            destination,
         };
         if !self.config.is_local_domain(to.domain()) {
-            return Ok(Some(recipient(Transport::Remote, None)));
+            return Ok(Some(recipient(Destination::Remote)));
         }
         match mailbox::resolve(&self.config, to) {
-            Resolution::Forward(target) => Ok(Some(recipient(Transport::Remote, Some(target.to_string())))),
+            Resolution::Forward(target) => Ok(Some(recipient(Destination::Forward(target.to_string())))),
             Resolution::Mailbox { key, implicit } => {
                 if implicit || self.store.mailbox(&key).await?.is_some() {
-                    Ok(Some(recipient(Transport::Local, Some(key))))
+                    Ok(Some(recipient(Destination::Mailbox(key))))
                 } else {
                     Ok(None)
                 }

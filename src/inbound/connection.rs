@@ -609,7 +609,7 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
     }
     // Submitted mail (anything that leaves) goes through the message checklist.
     let mut notes: Vec<(Option<String>, String)> = Vec::new();
-    if tx.rcpts.iter().any(|r| r.transport == Transport::Remote) {
+    if tx.rcpts.iter().any(|r| r.transport() == Transport::Remote) {
         let found = super::checks::message(&message, ctx.config.limits.max_message_size, &ctx.config.check);
         if let Some(c) = found.refuse {
             let why = super::checks::note(&c);
@@ -622,7 +622,7 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
     for r in &tx.rcpts {
         notes.extend(r.notes.iter().map(|n| (Some(r.address.clone()), n.clone())));
     }
-    let remote = tx.rcpts.iter().filter(|r| r.transport == Transport::Remote).count();
+    let remote = tx.rcpts.iter().filter(|r| r.transport() == Transport::Remote).count();
     let origin = Origin {
         via: client.kind.as_str().into(),
         client_ip: client.addr.ip().to_string(),

@@ -356,7 +356,7 @@ pub async fn submit(
         return Ok(Submitted { id: None, accepted: 0, refused });
     }
     let mut notes: Vec<(Option<String>, String)> = Vec::new();
-    if accepted.iter().any(|r| r.transport == Transport::Remote) {
+    if accepted.iter().any(|r| r.transport() == Transport::Remote) {
         let found = checks::message(&message, limit, &ctx.config.check);
         if let Some(c) = found.refuse {
             return Err(SubmitError::Check(checks::note(&c)));

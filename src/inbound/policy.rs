@@ -15,7 +15,7 @@ use crate::queue::return_path;
 use crate::smtp::address::{Mailbox, ReversePath};
 use crate::smtp::command::{ForwardPath, MailParams, RcptParams};
 use crate::smtp::reply::SmtpReply;
-use crate::store::Transport;
+use crate::store::{Destination, MessageId, RecipientId};
 use crate::time::Timestamp;
 
 /// A refusal: the public reply, and the detail that goes only to the log.
@@ -97,18 +97,17 @@ pub async fn check_rcpt(
     params: &RcptParams,
     declared_size: Option<u64>,
 ) -> Result<AcceptedRcpt, Refusal> {
-    let accepted = |address: String, transport, mailbox| AcceptedRcpt {
+    let accepted = |address: String, destination| AcceptedRcpt {
         address,
         orcpt: params.orcpt.clone(),
         notify: params.notify.map(|n| n.render()),
-        transport,
-        mailbox,
+        destination,
         notes: Vec::new(),
     };
     let rcpt: &Mailbox = match to {
         ForwardPath::Postmaster => {
             let key = mailbox::postmaster_key(&ctx.config);
-            return Ok(accepted(key.clone(), Transport::Local, Some(key)));
+            return Ok(accepted(key.clone(), Destination::Mailbox(key)));
         }
         ForwardPath::Mailbox(m) => m,
     };
@@ -116,8 +115,11 @@ pub async fn check_rcpt(
     if return_path::looks_signed(rcpt.local()) && rcpt.domain().as_str() == ctx.return_path.domain {
         return match ctx.return_path.verify_address(rcpt.local(), rcpt.domain().as_str(), Timestamp::now()) {
             Ok(token) => {
-                let about = format!("{}:{}", token.queue_id, token.recipient_id);
-                Ok(accepted(shown, Transport::Feedback, Some(about)))
+                let about = Destination::BounceOf {
+                    queue_id: MessageId(token.queue_id),
+                    rid: (token.recipient_id > 0).then_some(RecipientId(token.recipient_id)),
+                };
+                Ok(accepted(shown, about))
             }
             Err(e) => Err(refuse(replies::invalid_bounce_address(&shown), format!("backscatter? {e:?}"))),
         };
@@ -159,13 +161,13 @@ pub async fn check_rcpt(
             let why = super::checks::note(&c);
             return Err(refuse(replies::recipient_check_failed(&shown, c.name, &why), why));
         }
-        let mut rcpt = accepted(shown, Transport::Remote, None);
+        let mut rcpt = accepted(shown, Destination::Remote);
         rcpt.notes = found.notes;
         return Ok(rcpt);
     }
     let (key, implicit) = match mailbox::resolve(&ctx.config, rcpt) {
         Resolution::Forward(target) => {
-            return Ok(accepted(shown, Transport::Remote, Some(target.to_string())));
+            return Ok(accepted(shown, Destination::Forward(target.to_string())));
         }
         Resolution::Mailbox { key, implicit } => (key, implicit),
     };
@@ -182,10 +184,9 @@ pub async fn check_rcpt(
     let null_sender = matches!(session.transaction.as_ref().map(|t| &t.from), Some(ReversePath::Null));
     if null_sender && ctx.config.bounce.read_null_sender {
         // A bounce (or a forged one) to a local mailbox: read it before anyone sees it.
-        let about = format!("{}{key}", crate::queue::scheduler::LOCAL_BOUNCE_PREFIX);
-        return Ok(accepted(shown, Transport::Feedback, Some(about)));
+        return Ok(accepted(shown, Destination::NullSenderTo(key)));
     }
-    Ok(accepted(shown, Transport::Local, Some(key)))
+    Ok(accepted(shown, Destination::Mailbox(key)))
 }
 
 /// Bytes available to unprivileged users on the file system holding `dir`.

@@ -34,7 +34,7 @@ use crate::config::Config;
 use crate::feedback::ingest::{self, Read};
 use crate::outbound::outcome::{DeliveryOutcome, Report, Stage};
 use crate::outbound::{Job, JobRecipient, Outbound};
-use crate::store::{Attempt, Claim, MessageId, RecipientId, RecipientState, Store, StoreError, Transport};
+use crate::store::{Attempt, Claim, Destination, MessageId, RecipientId, RecipientState, Store, StoreError, Transport};
 use crate::time::Timestamp;
 
 const LOCAL_BATCH: usize = 64;
@@ -61,8 +61,6 @@ pub struct Scheduler {
     /// Recipients this process holds leases on: claimed, outcome not recorded yet.
     pub inflight: Mutex<HashSet<RecipientId>>,
 }
-
-pub use crate::feedback::ingest::LOCAL_BOUNCE_PREFIX;
 
 impl Scheduler {
     fn mail_root(&self) -> PathBuf {
@@ -167,7 +165,8 @@ impl Scheduler {
                         a
                     }
                     _ => {
-                        let outcome = self.deliver_local(claim, claim.mailbox.clone(), &mut bodies).await;
+                        let mailbox = claim.destination.mailbox().map(str::to_string);
+                        let outcome = self.deliver_local(claim, mailbox, &mut bodies).await;
                         self.attempt(claim, transport.as_str(), outcome)
                     }
                 };
@@ -348,7 +347,7 @@ impl Scheduler {
             message: &claim.message,
             rcpt: &claim.address,
             mail_from: &claim.reverse_path,
-            mailbox: claim.mailbox.as_deref(),
+            destination: &claim.destination,
             body: &body,
         };
         let read =
@@ -415,8 +414,8 @@ impl Scheduler {
             Decision::RetryAt(at) => (RecipientState::Deferred, outcome.into_report(), Some(at)),
         };
         let mut attempt = stored(claim, state, &report, next_attempt_at);
-        if state == RecipientState::Delivered && claim.mailbox.is_some() && relay == "local" {
-            attempt.mailbox_bytes = claim.mailbox.clone().map(|m| (m, claim.size));
+        if let (RecipientState::Delivered, Destination::Mailbox(key)) = (state, &claim.destination) {
+            attempt.mailbox_bytes = Some((key.clone(), claim.size));
         }
         if relay != Transport::Feedback.as_str() {
             let latency = (state == RecipientState::Delivered)
@@ -464,7 +463,10 @@ fn stored(claim: &Claim, state: RecipientState, report: &Report, next_attempt_at
 
 /// The address to deliver a remote claim to: an alias target, or the recipient itself.
 fn delivery_address(claim: &Claim) -> &str {
-    claim.mailbox.as_deref().unwrap_or(&claim.address)
+    match &claim.destination {
+        Destination::Forward(target) => target,
+        _ => &claim.address,
+    }
 }
 
 /// Groups claims into jobs: one per (message, destination domain), in claim order.

@@ -9,6 +9,7 @@
 //! Must not: decide policy, talk SMTP, or return from `insert_message` before the message
 //! and its recipients are durable (fsync'd; backends group-commit concurrent writers).
 
+mod codec;
 pub mod postgres;
 pub mod sqlite;
 
@@ -225,6 +226,44 @@ pub struct Origin {
     pub metadata: std::collections::BTreeMap<String, String>,
 }
 
+/// Where a recipient goes, decided when it was accepted: what the scheduler does with it.
+/// Each variant belongs to one transport (`transport`); the store keeps it in typed columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// Delivered by MX to the recipient's own address.
+    Remote,
+    /// A local alias that points elsewhere: delivered by MX to this address instead.
+    Forward(String),
+    /// Delivered into this local mailbox (its key, after alias expansion).
+    Mailbox(String),
+    /// Mail to one of our signed return paths: a bounce about this message of ours, and about
+    /// this recipient of it when the message had one (None: several; the bounce names them).
+    /// Read by `feedback`, never delivered.
+    BounceOf { queue_id: MessageId, rid: Option<RecipientId> },
+    /// Null-sender mail to this local mailbox: read as a possible bounce first, and delivered
+    /// into the mailbox when it is not a bounce about our mail (or `bounce.keep_in_mailbox`).
+    NullSenderTo(String),
+}
+
+impl Destination {
+    /// The transport that handles a recipient going here.
+    pub fn transport(&self) -> Transport {
+        match self {
+            Destination::Remote | Destination::Forward(_) => Transport::Remote,
+            Destination::Mailbox(_) => Transport::Local,
+            Destination::BounceOf { .. } | Destination::NullSenderTo(_) => Transport::Feedback,
+        }
+    }
+
+    /// The local mailbox this destination delivers into, if any.
+    pub fn mailbox(&self) -> Option<&str> {
+        match self {
+            Destination::Mailbox(key) | Destination::NullSenderTo(key) => Some(key),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NewRecipient {
     /// The address as given at RCPT (normalised).
@@ -232,9 +271,14 @@ pub struct NewRecipient {
     pub orcpt: Option<String>,
     /// RFC 3461 NOTIFY as stored (`NEVER`, `SUCCESS,FAILURE`…), None when absent.
     pub notify: Option<String>,
-    pub transport: Transport,
-    /// For local recipients: the mailbox key after alias expansion.
-    pub mailbox: Option<String>,
+    /// Where it goes (and so which transport delivers it).
+    pub destination: Destination,
+}
+
+impl NewRecipient {
+    pub fn transport(&self) -> Transport {
+        self.destination.transport()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -479,8 +523,8 @@ pub struct Claim {
     pub recipient: RecipientId,
     pub message: MessageId,
     pub address: String,
-    /// Local: the mailbox key. Remote: an alias target to deliver to instead of `address`.
-    pub mailbox: Option<String>,
+    /// Where it goes, as accepted (of the claimed transport).
+    pub destination: Destination,
     pub attempts: u32,
     pub size: u64,
     pub received_at: Timestamp,

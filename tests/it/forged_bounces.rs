@@ -20,7 +20,7 @@ use mailerd::feedback::verify::Verdict;
 use mailerd::queue::return_path::Signer;
 use mailerd::smtp::address::Mailbox;
 use mailerd::store::sqlite::SqliteStore;
-use mailerd::store::{MessageId, NewMessage, NewRecipient, Origin, RecipientState, Store, Transport};
+use mailerd::store::{Destination, MessageId, NewMessage, NewRecipient, Origin, RecipientState, Store, Transport};
 use mailerd::time::Timestamp;
 
 use crate::harness::daemon::TestDaemon;
@@ -62,8 +62,7 @@ async fn insert_sent(store: &SqliteStore, id: &str, header_id: &str, rcpts: &[St
                     address: a.clone(),
                     orcpt: None,
                     notify: None,
-                    transport: Transport::Remote,
-                    mailbox: None,
+                    destination: Destination::Remote,
                 })
                 .collect(),
             reports: Vec::new(),

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use mailerd::store::sqlite::SqliteStore;
-use mailerd::store::{MessageId, NewMessage, NewRecipient, Origin, Store, Transport};
+use mailerd::store::{Destination, MessageId, NewMessage, NewRecipient, Origin, Store};
 use mailerd::time::Timestamp;
 
 /// A data dir with its config file; the store is opened as the CLI opens it.
@@ -123,8 +123,7 @@ pub(crate) fn new_message(id: &str, at: i64, rcpts: &[&str]) -> NewMessage {
                     address: a.to_string(),
                     orcpt: None,
                     notify: Some("NEVER".into()),
-                    transport: if local { Transport::Local } else { Transport::Remote },
-                    mailbox: local.then(|| a.to_lowercase()),
+                    destination: if local { Destination::Mailbox(a.to_lowercase()) } else { Destination::Remote },
                 }
             })
             .collect(),

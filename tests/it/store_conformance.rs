@@ -11,8 +11,8 @@ use mailerd::smtp::address::Domain;
 use mailerd::store::postgres::PgStore;
 use mailerd::store::sqlite::SqliteStore;
 use mailerd::store::{
-    AccountPause, ApiKey, Attempt, Feedback, MessageId, NewMessage, NewRecipient, Origin, RecipientId, RecipientState,
-    ReportMark, Scope, Store, StoreError, Suppression, Transport,
+    AccountPause, ApiKey, Attempt, Destination, Feedback, MessageId, NewMessage, NewRecipient, Origin, RecipientId,
+    RecipientState, ReportMark, Scope, Store, StoreError, Suppression, Transport,
 };
 use mailerd::time::Timestamp;
 
@@ -93,6 +93,7 @@ conformance!(
     api_keys_are_listed_rotated_and_revoked,
     suppression_entries_have_scopes,
     events_are_filtered_by_sender_scope,
+    every_destination_is_read_back_typed,
 );
 
 fn origin() -> Origin {
@@ -110,8 +111,11 @@ fn rcpt(address: &str, transport: Transport) -> NewRecipient {
         address: address.into(),
         orcpt: None,
         notify: None,
-        transport,
-        mailbox: (transport == Transport::Local).then(|| address.into()),
+        destination: match transport {
+            Transport::Local => Destination::Mailbox(address.into()),
+            Transport::Remote => Destination::Remote,
+            Transport::Feedback => Destination::NullSenderTo(address.into()),
+        },
     }
 }
 
@@ -265,7 +269,7 @@ async fn claim_takes_due_recipients_of_one_transport(s: Arc<dyn Store>) {
     let local = claim(&*s, Transport::Local, T0, 10, "n1").await;
     assert_eq!(local.len(), 1);
     assert_eq!(local[0].address, "bob@local.test");
-    assert_eq!(local[0].mailbox.as_deref(), Some("bob@local.test"));
+    assert_eq!(local[0].destination, Destination::Mailbox("bob@local.test".into()));
     assert_eq!(local[0].message.0, "C1");
     assert_eq!(local[0].size, size);
     assert_eq!(local[0].received_at, Timestamp(T0));
@@ -1361,4 +1365,115 @@ async fn postgres_upgrade_to_scopes() {
     }
     c.batch_execute(OLD_ROWS).await.unwrap();
     rows_made_before_scopes(&PgStore::connect(&schema.url).await.unwrap()).await;
+}
+
+/// Every kind of destination a recipient can have goes in typed and comes back typed with its
+/// claim, each under its own transport.
+async fn every_destination_is_read_back_typed(s: Arc<dyn Store>) {
+    let to = |address: &str, destination: Destination| NewRecipient {
+        address: address.into(),
+        orcpt: None,
+        notify: None,
+        destination,
+    };
+    let all = [
+        to("al@ex.net", Destination::Remote),
+        to("alias@local.test", Destination::Forward("target@elsewhere.test".into())),
+        to("bob@local.test", Destination::Mailbox("bob@local.test".into())),
+        to("bounces+a@rp.test", Destination::BounceOf { queue_id: MessageId("Q1".into()), rid: Some(RecipientId(7)) }),
+        to("bounces+b@rp.test", Destination::BounceOf { queue_id: MessageId("Q2".into()), rid: None }),
+        to("carol@local.test", Destination::NullSenderTo("carol@local.test".into())),
+    ];
+    s.insert_message(message("D1", T0, all.to_vec())).await.expect("insert");
+    let mut got = Vec::new();
+    for t in [Transport::Remote, Transport::Local, Transport::Feedback] {
+        for c in claim(&*s, t, T0, 10, "n1").await {
+            assert_eq!(c.destination.transport(), t, "{:?} claimed as {t:?}", c.destination);
+            got.push((c.address, c.destination));
+        }
+    }
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut want: Vec<(String, Destination)> = all.into_iter().map(|r| (r.address, r.destination)).collect();
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(got, want);
+}
+
+/// Recipients written before destinations had columns of their own (SQLite 6, PostgreSQL 8):
+/// `mailbox` held `QUEUEID:RID` and `local:KEY` for the feedback transport.
+async fn rows_made_before_destinations(s: &dyn Store) {
+    let mut got = Vec::new();
+    for t in [Transport::Remote, Transport::Local, Transport::Feedback] {
+        for c in claim(s, t, T0, 10, "n1").await {
+            got.push((c.address, c.destination));
+        }
+    }
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    let d = |a: &str, d: Destination| (a.to_string(), d);
+    assert_eq!(
+        got,
+        vec![
+            d("a@ex.net", Destination::Remote),
+            d("b@local.test", Destination::Forward("t@ex.net".into())),
+            d("c@local.test", Destination::Mailbox("c@local.test".into())),
+            d("d@rp.test", Destination::BounceOf { queue_id: MessageId("Q1".into()), rid: Some(RecipientId(7)) }),
+            d("e@rp.test", Destination::BounceOf { queue_id: MessageId("Q2".into()), rid: None }),
+            d("f@local.test", Destination::NullSenderTo("f@local.test".into())),
+        ]
+    );
+}
+
+const OLD_DESTINATIONS: &str = "
+INSERT INTO messages (id, reverse_path, size, received_at, origin, body) VALUES ('OLD', 's@ex.net', 0, 1, '{}', '');
+INSERT INTO recipients (message_id, address, transport, mailbox, state, next_attempt_at, updated_at) VALUES
+    ('OLD', 'a@ex.net', 'remote', NULL, 'queued', 1, 1),
+    ('OLD', 'b@local.test', 'remote', 't@ex.net', 'queued', 1, 1),
+    ('OLD', 'c@local.test', 'local', 'c@local.test', 'queued', 1, 1),
+    ('OLD', 'd@rp.test', 'feedback', 'Q1:7', 'queued', 1, 1),
+    ('OLD', 'e@rp.test', 'feedback', 'Q2:0', 'queued', 1, 1),
+    ('OLD', 'f@local.test', 'feedback', 'local:f@local.test', 'queued', 1, 1);";
+
+#[tokio::test]
+async fn sqlite_upgrade_to_destinations() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mailerd.db");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        for sql in [
+            include_str!("../../src/store/sqlite/schema.sql"),
+            include_str!("../../src/store/sqlite/schema_v2.sql"),
+            include_str!("../../src/store/sqlite/schema_v3.sql"),
+            include_str!("../../src/store/sqlite/schema_v4.sql"),
+            include_str!("../../src/store/sqlite/schema_v5.sql"),
+            include_str!("../../src/store/sqlite/schema_v6.sql"),
+            OLD_DESTINATIONS,
+            "PRAGMA user_version = 6;",
+        ] {
+            c.execute_batch(sql).unwrap();
+        }
+    }
+    rows_made_before_destinations(&SqliteStore::open(&path).unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres_upgrade_to_destinations() {
+    let Some(admin) = url_or_skip("store_conformance::postgres_upgrade_to_destinations") else { return };
+    let schema = TestSchema::create(&admin, "upgrade_destinations").await;
+    let (c, conn) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    c.batch_execute("CREATE TABLE mailerd_schema (version INTEGER NOT NULL)").await.unwrap();
+    for (v, sql) in [
+        (1, include_str!("../../src/store/postgres/schema_v1.sql")),
+        (2, include_str!("../../src/store/postgres/schema_v2.sql")),
+        (3, include_str!("../../src/store/postgres/schema_v3.sql")),
+        (4, include_str!("../../src/store/postgres/schema_v4.sql")),
+        (5, include_str!("../../src/store/postgres/schema_v5.sql")),
+        (6, include_str!("../../src/store/postgres/schema_v6.sql")),
+        (7, include_str!("../../src/store/postgres/schema_v7.sql")),
+        (8, include_str!("../../src/store/postgres/schema_v8.sql")),
+    ] {
+        c.batch_execute(sql).await.unwrap();
+        c.execute("INSERT INTO mailerd_schema (version) VALUES ($1)", &[&v]).await.unwrap();
+    }
+    c.batch_execute(OLD_DESTINATIONS).await.unwrap();
+    rows_made_before_destinations(&PgStore::connect(&schema.url).await.unwrap()).await;
 }

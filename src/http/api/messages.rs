@@ -246,7 +246,7 @@ pub async fn send(
             ),
         ));
     }
-    if accepted.iter().any(|r| r.transport == Transport::Remote) {
+    if accepted.iter().any(|r| r.transport() == Transport::Remote) {
         let found = checks::message(&message, ctx.config.limits.max_message_size, &ctx.config.check);
         if let Some(c) = found.refuse {
             let mut p = Problem::invalid("message", checks::note(&c));
@@ -275,7 +275,7 @@ pub async fn send(
         reports: Vec::new(),
         notes,
     };
-    let remote = incoming.recipients.iter().filter(|r| r.transport == Transport::Remote).count() as u64;
+    let remote = incoming.recipients.iter().filter(|r| r.transport() == Transport::Remote).count() as u64;
     accept::accept(ctx.store.as_ref(), &ctx.queue_wakeup, ctx.dkim.as_deref(), incoming).await?;
     ctx.breaker.sent(&account, remote, now);
     Ok((

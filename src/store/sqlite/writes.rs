@@ -10,7 +10,8 @@ use tokio::sync::oneshot;
 
 use super::{Simple, Write};
 use crate::store::{
-    Attempt, Claim, MessageId, NewMessage, RecipientId, RecipientState, ReportMark, Selection, StoreError, Transport,
+    Attempt, Claim, Destination, MessageId, NewMessage, RecipientId, RecipientState, ReportMark, Selection, StoreError,
+    Transport,
 };
 use crate::time::Timestamp;
 
@@ -110,8 +111,9 @@ fn insert(tx: &Transaction<'_>, msg: &NewMessage) -> Result<(), StoreError> {
         msg.body
     ])?;
     let mut rcpt = tx.prepare_cached(
-        "INSERT INTO recipients (message_id, address, orcpt, notify, transport, mailbox, state, next_attempt_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7)",
+        "INSERT INTO recipients (message_id, address, orcpt, notify, transport, mailbox, bounce_message,
+                                 bounce_recipient, state, next_attempt_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, ?9)",
     )?;
     let mut event = tx.prepare_cached(
         "INSERT INTO events (message_id, recipient, kind, status, detail, at) VALUES (?1, ?2, 'queued', NULL, ?3, ?4)",
@@ -142,10 +144,21 @@ fn insert(tx: &Transaction<'_>, msg: &NewMessage) -> Result<(), StoreError> {
     )?;
     let header_id = msg.header_message_id.as_deref().map(super::super::normalize_header_id).filter(|h| !h.is_empty());
     for r in &msg.recipients {
-        if let (Some(h), Transport::Remote) = (&header_id, r.transport) {
+        if let (Some(h), Transport::Remote) = (&header_id, r.transport()) {
             sent.execute(params![h, r.address.to_lowercase(), msg.id.0, at])?;
         }
-        rcpt.execute(params![msg.id.0, r.address, r.orcpt, r.notify, r.transport.as_str(), r.mailbox, at])?;
+        let d = r.destination.columns();
+        rcpt.execute(params![
+            msg.id.0,
+            r.address,
+            r.orcpt,
+            r.notify,
+            d.transport,
+            d.mailbox,
+            d.bounce_message,
+            d.bounce_recipient,
+            at
+        ])?;
         event.execute(params![
             msg.id.0,
             r.address,
@@ -169,18 +182,32 @@ fn claim(
          WHERE id IN (SELECT id FROM recipients
                       WHERE transport = ?3 AND state IN ('queued', 'deferred') AND next_attempt_at <= ?4
                       ORDER BY next_attempt_at LIMIT ?5)
-         RETURNING id, message_id, address, mailbox, attempts, notify, orcpt",
+         RETURNING id, message_id, address, attempts, notify, orcpt, transport, mailbox, bounce_message,
+                   bounce_recipient",
     )?;
-    type Row = (i64, String, String, Option<String>, u32, Option<String>, Option<String>);
+    type Row =
+        (i64, String, String, u32, Option<String>, Option<String>, String, Option<String>, Option<String>, Option<i64>);
     let rows: Vec<Row> = stmt
         .query_map(params![owner, lease_until.millis(), transport.as_str(), now.millis(), limit as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+                r.get(9)?,
+            ))
         })?
         .collect::<Result<_, _>>()?;
     let mut claims = Vec::with_capacity(rows.len());
     let mut meta =
         tx.prepare_cached("SELECT size, received_at, reverse_path, envid, ret FROM messages WHERE id = ?1")?;
-    for (id, message, address, mailbox, attempts, notify, orcpt) in rows {
+    for (id, message, address, attempts, notify, orcpt, transport, mailbox, bounce_message, bounce_recipient) in rows {
+        let destination = Destination::from_columns(&transport, mailbox, bounce_message, bounce_recipient)?;
         let (size, received_at, reverse_path, envid, ret) = meta.query_row([&message], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?))
         })?;
@@ -188,7 +215,7 @@ fn claim(
             recipient: RecipientId(id),
             message: MessageId(message),
             address,
-            mailbox,
+            destination,
             attempts,
             size: size as u64,
             received_at: Timestamp(received_at),

@@ -1,0 +1,94 @@
+//! The one place where typed store values become columns and come back: both backends write
+//! and read a recipient's `Destination` through `DestinationColumns` (transport, mailbox,
+//! bounce_message, bounce_recipient), so no text of the store is built or split anywhere else.
+//! Must not: run SQL, or accept a combination of columns no `Destination` writes (that is a
+//! corrupt record, not a guess).
+
+use super::{Destination, MessageId, RecipientId, StoreError, Transport};
+
+/// A recipient's destination as the columns of its row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DestinationColumns<'a> {
+    pub transport: &'static str,
+    /// The local mailbox key, or the forward target of an alias.
+    pub mailbox: Option<&'a str>,
+    /// The message a bounce to our return path is about.
+    pub bounce_message: Option<&'a str>,
+    /// The recipient of that message, when the token named one.
+    pub bounce_recipient: Option<i64>,
+}
+
+impl Destination {
+    pub(crate) fn columns(&self) -> DestinationColumns<'_> {
+        let (mailbox, bounce_message, bounce_recipient) = match self {
+            Destination::Remote => (None, None, None),
+            Destination::Forward(target) => (Some(target.as_str()), None, None),
+            Destination::Mailbox(key) | Destination::NullSenderTo(key) => (Some(key.as_str()), None, None),
+            Destination::BounceOf { queue_id, rid } => (None, Some(queue_id.0.as_str()), rid.map(|r| r.0)),
+        };
+        DestinationColumns { transport: self.transport().as_str(), mailbox, bounce_message, bounce_recipient }
+    }
+
+    /// A destination read back from its columns.
+    pub(crate) fn from_columns(
+        transport: &str,
+        mailbox: Option<String>,
+        bounce_message: Option<String>,
+        bounce_recipient: Option<i64>,
+    ) -> Result<Destination, StoreError> {
+        let corrupt = || StoreError::Corrupt(format!("destination of a {transport} recipient"));
+        Ok(match (Transport::decode(transport)?, mailbox, bounce_message) {
+            (Transport::Remote, None, None) => Destination::Remote,
+            (Transport::Remote, Some(target), None) => Destination::Forward(target),
+            (Transport::Local, Some(key), None) => Destination::Mailbox(key),
+            (Transport::Feedback, None, Some(queue_id)) => Destination::BounceOf {
+                queue_id: MessageId(queue_id),
+                rid: bounce_recipient.filter(|r| *r > 0).map(RecipientId),
+            },
+            (Transport::Feedback, Some(key), None) => Destination::NullSenderTo(key),
+            _ => return Err(corrupt()),
+        })
+    }
+}
+
+impl Transport {
+    /// A transport read back from a store: an unknown word is a corrupt record.
+    pub(crate) fn decode(s: &str) -> Result<Transport, StoreError> {
+        Ok(match s {
+            "local" => Transport::Local,
+            "remote" => Transport::Remote,
+            "feedback" => Transport::Feedback,
+            _ => return Err(StoreError::Corrupt(format!("transport {s}"))),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_destination_reads_back_from_its_columns() {
+        let all = [
+            Destination::Remote,
+            Destination::Forward("x@elsewhere.test".into()),
+            Destination::Mailbox("bob@local.test".into()),
+            Destination::BounceOf { queue_id: MessageId("Q1".into()), rid: Some(RecipientId(7)) },
+            Destination::BounceOf { queue_id: MessageId("Q2".into()), rid: None },
+            Destination::NullSenderTo("bob@local.test".into()),
+        ];
+        for d in all {
+            let c = d.columns();
+            let back = Destination::from_columns(
+                c.transport,
+                c.mailbox.map(str::to_string),
+                c.bounce_message.map(str::to_string),
+                c.bounce_recipient,
+            )
+            .unwrap();
+            assert_eq!(back, d);
+        }
+        assert!(Destination::from_columns("local", None, None, None).is_err());
+        assert!(Destination::from_columns("feedback", Some("k".into()), Some("Q".into()), None).is_err());
+    }
+}
