@@ -8,7 +8,7 @@
 
 use crate::queue::Wakeup;
 use crate::smtp::address::ReversePath;
-use crate::smtp::command::{MailParams, Ret};
+use crate::smtp::command::MailParams;
 use crate::store::{
     MessageId, NewMessage, NewRecipient, Origin, RecipientId, ReportMark, Store, StoreError, Transport,
 };
@@ -55,10 +55,7 @@ pub async fn accept(
         id: incoming.id,
         reverse_path: incoming.from.to_string(),
         envid: incoming.params.envid,
-        ret: incoming.params.ret.map(|r| match r {
-            Ret::Full => "full".to_string(),
-            Ret::Hdrs => "hdrs".to_string(),
-        }),
+        ret: incoming.params.ret,
         received_at: incoming.received_at,
         origin: incoming.origin,
         body: incoming.message,

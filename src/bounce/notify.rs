@@ -3,10 +3,11 @@
 //! Standards: RFC 3461 §4.1 (NOTIFY; absent means FAILURE, and DELAY at the MTA's
 //! discretion), RFC 3464, RFC 5321 §6.1 (never send a notification to the null reverse path),
 //! RFC 3834 (auto-submitted messages).
-//! Pure: decides from stored values only.
+//! Pure: decides from typed values only.
 //! Must not: build or send anything.
 
 use crate::smtp::address::Mailbox;
+use crate::smtp::command::Notify;
 
 /// What a report is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,21 +17,16 @@ pub enum ReportKind {
     Success,
 }
 
-fn has(notify: Option<&str>, word: &str) -> bool {
-    notify.is_some_and(|n| n.split(',').any(|w| w.trim().eq_ignore_ascii_case(word)))
-}
-
 /// Whether the sender asked (or by default wants) to hear about `kind` for a recipient.
-pub fn wants(notify: Option<&str>, kind: ReportKind) -> bool {
-    if has(notify, "NEVER") {
-        return false;
-    }
-    match (notify, kind) {
-        (None, ReportKind::Failure | ReportKind::Delay) => true,
-        (None, ReportKind::Success) => false,
-        (Some(_), ReportKind::Failure) => has(notify, "FAILURE"),
-        (Some(_), ReportKind::Delay) => has(notify, "DELAY"),
-        (Some(_), ReportKind::Success) => has(notify, "SUCCESS"),
+pub fn wants(notify: Option<Notify>, kind: ReportKind) -> bool {
+    match notify {
+        None => matches!(kind, ReportKind::Failure | ReportKind::Delay),
+        Some(n) if n.never => false,
+        Some(n) => match kind {
+            ReportKind::Failure => n.failure,
+            ReportKind::Delay => n.delay,
+            ReportKind::Success => n.success,
+        },
     }
 }
 
@@ -52,10 +48,11 @@ mod tests {
         assert!(wants(None, ReportKind::Failure));
         assert!(wants(None, ReportKind::Delay));
         assert!(!wants(None, ReportKind::Success));
-        assert!(!wants(Some("NEVER"), ReportKind::Failure));
-        assert!(wants(Some("SUCCESS,FAILURE"), ReportKind::Success));
-        assert!(!wants(Some("SUCCESS"), ReportKind::Failure));
-        assert!(!wants(Some("FAILURE"), ReportKind::Delay));
+        let n = |success, failure, delay| Some(Notify { never: false, success, failure, delay });
+        assert!(!wants(Some(Notify { never: true, ..Notify::default() }), ReportKind::Failure));
+        assert!(wants(n(true, true, false), ReportKind::Success));
+        assert!(!wants(n(true, false, false), ReportKind::Failure));
+        assert!(!wants(n(false, true, false), ReportKind::Delay));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::feedback::classify::{Decision, of_outcome};
 use crate::local::mailbox::{self, Resolution};
 use crate::smtp::address::{Mailbox, ReversePath};
-use crate::smtp::command::MailParams;
+use crate::smtp::command::{MailParams, Notify, Ret};
 use crate::store::{
     Destination, MessageId, NewRecipient, Origin, RecipientFacts, RecipientState, ReportFacts, ReportMark, Scope,
     Store, StoreError, Suppression,
@@ -75,10 +75,8 @@ impl Reporter {
                 .iter()
                 .filter(|r| !r.final_reported)
                 .filter(|r| match r.state {
-                    RecipientState::Bounced | RecipientState::Expired => {
-                        notify::wants(r.notify.as_deref(), ReportKind::Failure)
-                    }
-                    RecipientState::Delivered => notify::wants(r.notify.as_deref(), ReportKind::Success),
+                    RecipientState::Bounced | RecipientState::Expired => notify::wants(r.notify, ReportKind::Failure),
+                    RecipientState::Delivered => notify::wants(r.notify, ReportKind::Success),
                     _ => false,
                 })
                 .collect();
@@ -96,7 +94,7 @@ impl Reporter {
                 .recipients
                 .iter()
                 .filter(|r| r.state == RecipientState::Deferred && !r.delay_reported)
-                .filter(|r| notify::wants(r.notify.as_deref(), ReportKind::Delay))
+                .filter(|r| notify::wants(r.notify, ReportKind::Delay))
                 .collect();
             if !delayed.is_empty() {
                 self.send(facts, to, ReportKind::Delay, &delayed, ReportMark::Delay, now).await?;
@@ -165,7 +163,7 @@ impl Reporter {
             arrival: facts.received_at,
             recipients: rows,
             original: &original,
-            return_full: facts.ret.as_deref() == Some("full") && kind == ReportKind::Failure,
+            return_full: facts.ret == Some(Ret::Full) && kind == ReportKind::Failure,
             kind,
             retry_until: Some(facts.received_at.plus(self.config.retry.max_age)),
         };
@@ -201,7 +199,7 @@ impl Reporter {
         let recipient = |destination| NewRecipient {
             address: to.to_string(),
             orcpt: None,
-            notify: Some("NEVER".into()),
+            notify: Some(Notify { never: true, ..Notify::default() }),
             destination,
         };
         if !self.config.is_local_domain(to.domain()) {

@@ -100,7 +100,7 @@ pub async fn check_rcpt(
     let accepted = |address: String, destination| AcceptedRcpt {
         address,
         orcpt: params.orcpt.clone(),
-        notify: params.notify.map(|n| n.render()),
+        notify: params.notify,
         destination,
         notes: Vec::new(),
     };

@@ -6,7 +6,7 @@
 
 use super::replies;
 use crate::smtp::address::ReversePath;
-use crate::smtp::command::MailParams;
+use crate::smtp::command::{MailParams, Notify};
 use crate::smtp::reply::SmtpReply;
 use crate::store::{Destination, NewRecipient, Transport};
 
@@ -15,7 +15,7 @@ use crate::store::{Destination, NewRecipient, Transport};
 pub struct AcceptedRcpt {
     pub address: String,
     pub orcpt: Option<String>,
-    pub notify: Option<String>,
+    pub notify: Option<Notify>,
     pub destination: Destination,
     /// Checklist findings to record as events of the message.
     pub notes: Vec<String>,

@@ -262,12 +262,12 @@ impl Scheduler {
             domain: domain.clone(),
             reverse_path,
             envid: first.envid.clone(),
-            ret: first.ret.clone(),
+            ret: first.ret,
             recipients: claims
                 .iter()
                 .map(|c| JobRecipient {
                     address: delivery_address(c).to_string(),
-                    notify: c.notify.clone(),
+                    notify: c.notify,
                     orcpt: c.orcpt.clone(),
                 })
                 .collect(),

@@ -1,10 +1,13 @@
 //! The one place where typed store values become columns and come back: both backends write
 //! and read a recipient's `Destination` through `DestinationColumns` (transport, mailbox,
-//! bounce_message, bounce_recipient), so no text of the store is built or split anywhere else.
+//! bounce_message, bounce_recipient), RFC 3461 RET (`full`, `hdrs`) and NOTIFY (`NEVER` or a
+//! list such as `SUCCESS,FAILURE`) through the pairs below, so no text of the store is built
+//! or split anywhere else.
 //! Must not: run SQL, or accept a combination of columns no `Destination` writes (that is a
 //! corrupt record, not a guess).
 
 use super::{Destination, MessageId, RecipientId, StoreError, Transport};
+use crate::smtp::command::{Notify, Ret};
 
 /// A recipient's destination as the columns of its row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +66,53 @@ impl Transport {
     }
 }
 
+/// RET as stored.
+pub(crate) fn ret_text(ret: Option<Ret>) -> Option<&'static str> {
+    ret.map(|r| match r {
+        Ret::Full => "full",
+        Ret::Hdrs => "hdrs",
+    })
+}
+
+/// RET read back.
+pub(crate) fn ret(text: Option<String>) -> Result<Option<Ret>, StoreError> {
+    text.map(|t| match t.as_str() {
+        "full" => Ok(Ret::Full),
+        "hdrs" => Ok(Ret::Hdrs),
+        _ => Err(StoreError::Corrupt(format!("RET {t}"))),
+    })
+    .transpose()
+}
+
+/// NOTIFY as stored (and shown): `NEVER`, or the words asked for, comma-separated.
+pub(crate) fn notify_text(notify: Option<Notify>) -> Option<String> {
+    notify.map(|n| n.render())
+}
+
+/// NOTIFY read back (empty: none of the words, which asks for no report).
+pub(crate) fn notify(text: Option<String>) -> Result<Option<Notify>, StoreError> {
+    let Some(text) = text else { return Ok(None) };
+    let mut n = Notify::default();
+    for word in text.split(',').filter(|w| !w.is_empty()) {
+        match word {
+            "NEVER" => n.never = true,
+            "SUCCESS" => n.success = true,
+            "FAILURE" => n.failure = true,
+            "DELAY" => n.delay = true,
+            _ => return Err(StoreError::Corrupt(format!("NOTIFY {text}"))),
+        }
+    }
+    Ok(Some(n))
+}
+
+/// NOTIFY in JSON views: its stored text, as before it was typed.
+pub(crate) fn notify_json<S: serde::Serializer>(notify: &Option<Notify>, s: S) -> Result<S::Ok, S::Error> {
+    match notify_text(*notify) {
+        Some(text) => s.serialize_some(&text),
+        None => s.serialize_none(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,5 +140,18 @@ mod tests {
         }
         assert!(Destination::from_columns("local", None, None, None).is_err());
         assert!(Destination::from_columns("feedback", Some("k".into()), Some("Q".into()), None).is_err());
+    }
+
+    #[test]
+    fn ret_and_notify_read_back() {
+        for r in [None, Some(Ret::Full), Some(Ret::Hdrs)] {
+            assert_eq!(ret(ret_text(r).map(str::to_string)).unwrap(), r);
+        }
+        let n = |never, success, failure, delay| Some(Notify { never, success, failure, delay });
+        for v in [None, n(true, false, false, false), n(false, true, true, false), n(false, true, true, true)] {
+            assert_eq!(notify(notify_text(v)).unwrap(), v);
+        }
+        assert_eq!(notify_text(n(false, true, true, false)).as_deref(), Some("SUCCESS,FAILURE"));
+        assert!(ret(Some("FULL".into())).is_err() && notify(Some("SOMETIMES".into())).is_err());
     }
 }

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::smtp::address::Domain;
+use crate::smtp::command::{Notify, Ret};
 use crate::time::Timestamp;
 
 #[derive(Debug, Error)]
@@ -269,8 +270,8 @@ pub struct NewRecipient {
     /// The address as given at RCPT (normalised).
     pub address: String,
     pub orcpt: Option<String>,
-    /// RFC 3461 NOTIFY as stored (`NEVER`, `SUCCESS,FAILURE`…), None when absent.
-    pub notify: Option<String>,
+    /// RFC 3461 NOTIFY, None when absent.
+    pub notify: Option<Notify>,
     /// Where it goes (and so which transport delivers it).
     pub destination: Destination,
 }
@@ -287,8 +288,8 @@ pub struct NewMessage {
     /// Empty for the null reverse path `<>`.
     pub reverse_path: String,
     pub envid: Option<String>,
-    /// `full` or `hdrs`, None when RET was not given.
-    pub ret: Option<String>,
+    /// RFC 3461 RET, None when it was not given.
+    pub ret: Option<Ret>,
     pub received_at: Timestamp,
     pub origin: Origin,
     pub body: Vec<u8>,
@@ -331,7 +332,7 @@ pub struct ReportFacts {
     pub id: MessageId,
     pub reverse_path: String,
     pub envid: Option<String>,
-    pub ret: Option<String>,
+    pub ret: Option<Ret>,
     pub received_at: Timestamp,
     pub origin_via: String,
     pub recipients: Vec<RecipientFacts>,
@@ -342,7 +343,7 @@ pub struct RecipientFacts {
     pub id: RecipientId,
     pub address: String,
     pub orcpt: Option<String>,
-    pub notify: Option<String>,
+    pub notify: Option<Notify>,
     pub state: RecipientState,
     pub attempts: u32,
     pub status: Option<String>,
@@ -530,8 +531,8 @@ pub struct Claim {
     pub received_at: Timestamp,
     pub reverse_path: String,
     pub envid: Option<String>,
-    pub ret: Option<String>,
-    pub notify: Option<String>,
+    pub ret: Option<Ret>,
+    pub notify: Option<Notify>,
     pub orcpt: Option<String>,
     /// The body, when the store handed it over with the claim (PostgreSQL does so for small
     /// messages, saving a round trip per delivery); otherwise `load_body` reads it.
@@ -574,7 +575,8 @@ pub struct RecipientView {
     pub state: RecipientState,
     pub transport: Transport,
     pub attempts: u32,
-    pub notify: Option<String>,
+    #[serde(serialize_with = "codec::notify_json")]
+    pub notify: Option<Notify>,
     pub orcpt: Option<String>,
     pub last_status: Option<String>,
     pub last_detail: Option<String>,
@@ -586,7 +588,7 @@ pub struct MessageDetail {
     #[serde(flatten)]
     pub entry: QueueEntry,
     pub envid: Option<String>,
-    pub ret: Option<String>,
+    pub ret: Option<Ret>,
     pub origin: Origin,
     pub events: Vec<EventView>,
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
+use mailerd::smtp::command::Notify;
 use mailerd::store::sqlite::SqliteStore;
 use mailerd::store::{Destination, MessageId, NewMessage, NewRecipient, Origin, Store};
 use mailerd::time::Timestamp;
@@ -122,7 +123,7 @@ pub(crate) fn new_message(id: &str, at: i64, rcpts: &[&str]) -> NewMessage {
                 NewRecipient {
                     address: a.to_string(),
                     orcpt: None,
-                    notify: Some("NEVER".into()),
+                    notify: Some(Notify { never: true, ..Notify::default() }),
                     destination: if local { Destination::Mailbox(a.to_lowercase()) } else { Destination::Remote },
                 }
             })

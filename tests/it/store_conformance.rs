@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mailerd::smtp::address::Domain;
+use mailerd::smtp::command::{Notify, Ret};
 use mailerd::store::postgres::PgStore;
 use mailerd::store::sqlite::SqliteStore;
 use mailerd::store::{
@@ -209,8 +210,8 @@ async fn insert_is_read_back(s: Arc<dyn Store>) {
     let mut m =
         message("M1", T0, vec![rcpt("bob@local.test", Transport::Local), rcpt("Alice@Example.NET", Transport::Remote)]);
     m.envid = Some("env-1".into());
-    m.ret = Some("hdrs".into());
-    m.recipients[1].notify = Some("FAILURE,DELAY".into());
+    m.ret = Some(Ret::Hdrs);
+    m.recipients[1].notify = Some(Notify { failure: true, delay: true, ..Notify::default() });
     m.recipients[1].orcpt = Some("rfc822;Alice@Example.NET".into());
     let body = m.body.clone();
     s.insert_message(m).await.expect("insert");
@@ -219,7 +220,7 @@ async fn insert_is_read_back(s: Arc<dyn Store>) {
     assert_eq!(s.load_body(&MessageId("nope".into())).await.unwrap(), None);
     let d = s.message_detail(&MessageId("M1".into())).await.unwrap().expect("detail");
     assert_eq!(d.envid.as_deref(), Some("env-1"));
-    assert_eq!(d.ret.as_deref(), Some("hdrs"));
+    assert_eq!(d.ret, Some(Ret::Hdrs));
     assert_eq!(d.origin, origin());
     assert_eq!(d.entry.size, body.len() as u64);
     assert_eq!(d.entry.reverse_path, "sender@example.com");
@@ -232,8 +233,12 @@ async fn insert_is_read_back(s: Arc<dyn Store>) {
             ("Alice@Example.NET", Transport::Remote, RecipientState::Queued)
         ]
     );
-    assert_eq!(d.entry.recipients[1].notify.as_deref(), Some("FAILURE,DELAY"));
+    assert_eq!(d.entry.recipients[1].notify, Some(Notify { failure: true, delay: true, ..Notify::default() }));
     assert_eq!(d.entry.recipients[1].orcpt.as_deref(), Some("rfc822;Alice@Example.NET"));
+    // The JSON of `queue show --json` and the API spells RET and NOTIFY as before they were typed.
+    let json = serde_json::to_value(&d).unwrap();
+    assert_eq!((&json["ret"], &json["recipients"][1]["notify"]), (&"hdrs".into(), &"FAILURE,DELAY".into()));
+    assert_eq!(json["recipients"][0]["notify"], serde_json::Value::Null);
     let kinds: Vec<_> = d.events.iter().map(|e| (e.kind.as_str(), e.recipient.as_deref())).collect();
     assert_eq!(kinds, [("queued", Some("bob@local.test")), ("queued", Some("Alice@Example.NET"))]);
     assert_eq!(d.events[0].detail.as_deref(), Some("from 192.0.2.1 via smtp"));
@@ -261,7 +266,7 @@ async fn insert_with_a_taken_id_stores_nothing(s: Arc<dyn Store>) {
 
 async fn claim_takes_due_recipients_of_one_transport(s: Arc<dyn Store>) {
     let mut m = message("C1", T0, vec![rcpt("bob@local.test", Transport::Local), rcpt("al@ex.net", Transport::Remote)]);
-    m.recipients[1].notify = Some("NEVER".into());
+    m.recipients[1].notify = Some(Notify { never: true, ..Notify::default() });
     let size = m.body.len() as u64;
     s.insert_message(m).await.unwrap();
     // Not due before it was received.
@@ -278,7 +283,7 @@ async fn claim_takes_due_recipients_of_one_transport(s: Arc<dyn Store>) {
     let remote = claim(&*s, Transport::Remote, T0, 10, "n1").await;
     assert_eq!(remote.len(), 1);
     assert_eq!(remote[0].address, "al@ex.net");
-    assert_eq!(remote[0].notify.as_deref(), Some("NEVER"));
+    assert_eq!(remote[0].notify, Some(Notify { never: true, ..Notify::default() }));
     assert!(claim(&*s, Transport::Feedback, T0, 10, "n1").await.is_empty());
 }
 

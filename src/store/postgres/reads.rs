@@ -10,7 +10,7 @@ use super::pool::Conn;
 use crate::store::{
     AccountPause, ApiKey, EventRecord, EventView, MailboxRecord, MessageDetail, MessageId, Origin, QueueEntry,
     RecipientFacts, RecipientId, RecipientState, RecipientView, ReportFacts, Scope, SentEntry, StoreError, Suppression,
-    Transport,
+    Transport, codec,
 };
 use crate::time::Timestamp;
 
@@ -37,13 +37,9 @@ async fn recipient_views(c: &mut Conn, id: &str) -> Result<Vec<RecipientView>, S
         out.push(RecipientView {
             address: r.try_get(0)?,
             state: RecipientState::decode(r.try_get(1)?)?,
-            transport: match r.try_get::<_, &str>(2)? {
-                "local" => Transport::Local,
-                "feedback" => Transport::Feedback,
-                _ => Transport::Remote,
-            },
+            transport: Transport::decode(r.try_get(2)?)?,
             attempts: r.try_get::<_, i32>(3)? as u32,
-            notify: r.try_get(4)?,
+            notify: codec::notify(r.try_get(4)?)?,
             orcpt: r.try_get(5)?,
             last_status: r.try_get(6)?,
             last_detail: r.try_get(7)?,
@@ -105,7 +101,7 @@ pub(super) async fn message_detail(c: &mut Conn, id: &MessageId) -> Result<Optio
     Ok(Some(MessageDetail {
         entry,
         envid: row.try_get(3)?,
-        ret: row.try_get(4)?,
+        ret: codec::ret(row.try_get(4)?)?,
         origin: origin(row.try_get(5)?)?,
         events,
     }))
@@ -164,7 +160,7 @@ pub(super) async fn report_facts_of(c: &mut Conn, ids: &[String]) -> Result<Vec<
                 id: MessageId(id.to_string()),
                 reverse_path: r.try_get(1)?,
                 envid: r.try_get(2)?,
-                ret: r.try_get(3)?,
+                ret: codec::ret(r.try_get(3)?)?,
                 received_at: Timestamp(r.try_get(4)?),
                 origin_via: origin(r.try_get(5)?)?.via,
                 recipients: Vec::new(),
@@ -176,7 +172,7 @@ pub(super) async fn report_facts_of(c: &mut Conn, ids: &[String]) -> Result<Vec<
             id: RecipientId(rid),
             address: r.try_get(7)?,
             orcpt: r.try_get(8)?,
-            notify: r.try_get(9)?,
+            notify: codec::notify(r.try_get(9)?)?,
             state: RecipientState::decode(r.try_get(10)?)?,
             attempts: r.try_get::<_, i32>(11)? as u32,
             status: r.try_get(12)?,

@@ -15,7 +15,7 @@ use super::batch::Batched;
 use super::pool::Conn;
 use crate::store::{
     AccountPause, ApiKey, Attempt, Claim, Destination, Feedback, MessageId, NewMessage, RecipientId, RecipientState,
-    ReportMark, Scope, Selection, StoreError, Suppression, Transport,
+    ReportMark, Scope, Selection, StoreError, Suppression, Transport, codec,
 };
 use crate::time::Timestamp;
 
@@ -66,7 +66,7 @@ struct InsertColumns<'a> {
     ids: Vec<&'a str>,
     reverse_paths: Vec<&'a str>,
     envids: Vec<Option<&'a str>>,
-    rets: Vec<Option<&'a str>>,
+    rets: Vec<Option<&'static str>>,
     sizes: Vec<i64>,
     received: Vec<i64>,
     origins: Vec<String>,
@@ -74,7 +74,7 @@ struct InsertColumns<'a> {
     rcpt_message: Vec<&'a str>,
     addresses: Vec<&'a str>,
     orcpts: Vec<Option<&'a str>>,
-    notifies: Vec<Option<&'a str>>,
+    notifies: Vec<Option<String>>,
     transports: Vec<&'a str>,
     mailboxes: Vec<Option<&'a str>>,
     bounce_messages: Vec<Option<&'a str>>,
@@ -94,7 +94,7 @@ impl<'a> InsertColumns<'a> {
         self.ids.push(id);
         self.reverse_paths.push(&msg.reverse_path);
         self.envids.push(msg.envid.as_deref());
-        self.rets.push(msg.ret.as_deref());
+        self.rets.push(codec::ret_text(msg.ret));
         self.sizes.push(msg.body.len() as i64);
         self.received.push(msg.received_at.millis());
         self.origins.push(serde_json::to_string(&msg.origin).map_err(|e| StoreError::Corrupt(e.to_string()))?);
@@ -103,7 +103,7 @@ impl<'a> InsertColumns<'a> {
             self.rcpt_message.push(id);
             self.addresses.push(&r.address);
             self.orcpts.push(r.orcpt.as_deref());
-            self.notifies.push(r.notify.as_deref());
+            self.notifies.push(codec::notify_text(r.notify));
             let d = r.destination.columns();
             self.transports.push(d.transport);
             self.mailboxes.push(d.mailbox);
@@ -276,13 +276,13 @@ pub(super) async fn claim(
                 r.try_get(15)?,
             )?,
             attempts: r.try_get::<_, i32>(3)? as u32,
-            notify: r.try_get(4)?,
+            notify: codec::notify(r.try_get(4)?)?,
             orcpt: r.try_get(5)?,
             size: r.try_get::<_, i64>(6)? as u64,
             received_at: Timestamp(r.try_get(7)?),
             reverse_path: r.try_get(8)?,
             envid: r.try_get(9)?,
-            ret: r.try_get(10)?,
+            ret: codec::ret(r.try_get(10)?)?,
             body,
         });
     }

@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::store::{
     ApiKey, EventRecord, EventView, MailboxRecord, MessageDetail, MessageId, Origin, QueueEntry, RecipientFacts,
     RecipientId, RecipientState, RecipientView, ReportFacts, Scope, SentEntry, StoreError, Suppression, Transport,
+    codec,
 };
 use crate::time::Timestamp;
 
@@ -38,13 +39,9 @@ fn recipient_views(c: &Connection, id: &str) -> Result<Vec<RecipientView>, Store
         out.push(RecipientView {
             address,
             state: RecipientState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("state {state}")))?,
-            transport: match transport.as_str() {
-                "local" => Transport::Local,
-                "feedback" => Transport::Feedback,
-                _ => Transport::Remote,
-            },
+            transport: Transport::decode(&transport)?,
             attempts,
-            notify,
+            notify: codec::notify(notify)?,
             orcpt,
             last_status,
             last_detail,
@@ -119,7 +116,7 @@ pub(super) fn message_detail(c: &Connection, id: &MessageId) -> Result<Option<Me
         received_at: Timestamp(at).iso8601(),
         recipients: recipient_views(c, &id.0)?,
     };
-    Ok(Some(MessageDetail { entry, envid, ret, origin, events }))
+    Ok(Some(MessageDetail { entry, envid, ret: codec::ret(ret)?, origin, events }))
 }
 
 pub(super) fn mailbox(c: &Connection, address: &str) -> Result<Option<MailboxRecord>, StoreError> {
@@ -174,7 +171,7 @@ pub(super) fn report_facts(c: &Connection, id: &MessageId) -> Result<Option<Repo
             id: rid,
             address,
             orcpt,
-            notify,
+            notify: codec::notify(notify)?,
             state: RecipientState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("state {state}")))?,
             attempts,
             status,
@@ -190,7 +187,7 @@ pub(super) fn report_facts(c: &Connection, id: &MessageId) -> Result<Option<Repo
         id: id.clone(),
         reverse_path,
         envid,
-        ret,
+        ret: codec::ret(ret)?,
         received_at: Timestamp(received_at),
         origin_via: origin.via,
         recipients,

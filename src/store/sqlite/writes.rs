@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use super::{Simple, Write};
 use crate::store::{
     Attempt, Claim, Destination, MessageId, NewMessage, RecipientId, RecipientState, ReportMark, Selection, StoreError,
-    Transport,
+    Transport, codec,
 };
 use crate::time::Timestamp;
 
@@ -104,7 +104,7 @@ fn insert(tx: &Transaction<'_>, msg: &NewMessage) -> Result<(), StoreError> {
         msg.id.0,
         msg.reverse_path,
         msg.envid,
-        msg.ret,
+        codec::ret_text(msg.ret),
         msg.body.len() as i64,
         at,
         origin,
@@ -152,7 +152,7 @@ fn insert(tx: &Transaction<'_>, msg: &NewMessage) -> Result<(), StoreError> {
             msg.id.0,
             r.address,
             r.orcpt,
-            r.notify,
+            codec::notify_text(r.notify),
             d.transport,
             d.mailbox,
             d.bounce_message,
@@ -221,8 +221,8 @@ fn claim(
             received_at: Timestamp(received_at),
             reverse_path,
             envid,
-            ret,
-            notify,
+            ret: codec::ret(ret)?,
+            notify: codec::notify(notify)?,
             orcpt,
             body: None,
         });
