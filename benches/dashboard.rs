@@ -20,6 +20,7 @@ use mailerd::http::dashboard::pages::{self, QueueQuery};
 use mailerd::store::sqlite::SqliteStore;
 use mailerd::store::{
     Attempt, Destination, MessageId, NewMessage, NewRecipient, Origin, RecipientState, Store, Suppression, Transport,
+    Via,
 };
 use mailerd::time::Timestamp;
 
@@ -79,7 +80,7 @@ async fn fill(store: Arc<SqliteStore>, events: usize) -> MessageId {
             envid: None,
             ret: None,
             received_at: received,
-            origin: Origin { via: "api".into(), ..Origin::default() },
+            origin: Origin { via: Via::Api, ..Origin::default() },
             body: b"From: app@sender.example\r\nSubject: bench\r\n\r\nhello\r\n".to_vec(),
             header_message_id: Some(format!("<bench{m}@sender.example>")),
             recipients,

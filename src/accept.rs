@@ -64,7 +64,7 @@ pub async fn accept(
         reports: incoming.reports,
         notes: incoming.notes,
     };
-    let via = msg.origin.via.clone();
+    let via = msg.origin.via;
     let transports: Vec<Transport> = msg.recipients.iter().map(|r| r.transport()).collect();
     // What the log line says, for every origin alike (SMTP, submission, API, sendmail, DSN).
     let (from, size) =
@@ -83,7 +83,7 @@ pub async fn accept(
         user = user.as_deref().unwrap_or("-"),
         "queued"
     );
-    crate::metrics::accepted(&via);
+    crate::metrics::accepted(via.as_str());
     wakeup.poke_for(transports);
     Ok(id)
 }

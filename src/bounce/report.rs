@@ -24,7 +24,7 @@ use crate::smtp::address::{Mailbox, ReversePath};
 use crate::smtp::command::{MailParams, Notify, Ret};
 use crate::store::{
     Destination, MessageId, NewRecipient, Origin, RecipientFacts, RecipientState, ReportFacts, ReportMark, Scope,
-    Store, StoreError, Suppression,
+    Store, StoreError, Suppression, Via,
 };
 use crate::time::Timestamp;
 
@@ -174,7 +174,7 @@ impl Reporter {
             params: MailParams::default(),
             recipients: vec![target],
             origin: Origin {
-                via: "dsn".into(),
+                via: Via::Dsn,
                 client_ip: "127.0.0.1".into(),
                 helo: self.config.hostname.clone(),
                 ..Origin::default()

@@ -34,7 +34,9 @@ use crate::config::Config;
 use crate::feedback::ingest::{self, Read};
 use crate::outbound::outcome::{DeliveryOutcome, Report, Stage};
 use crate::outbound::{Job, JobRecipient, Outbound};
-use crate::store::{Attempt, Claim, Destination, MessageId, RecipientId, RecipientState, Store, StoreError, Transport};
+use crate::store::{
+    Attempt, Claim, Destination, EventKind, MessageId, RecipientId, RecipientState, Store, StoreError, Transport,
+};
 use crate::time::Timestamp;
 
 const LOCAL_BATCH: usize = 64;
@@ -336,7 +338,7 @@ impl Scheduler {
         &self,
         claim: &Claim,
         bodies: &mut HashMap<MessageId, Arc<Vec<u8>>>,
-    ) -> (DeliveryOutcome, Option<MessageId>, Option<&'static str>) {
+    ) -> (DeliveryOutcome, Option<MessageId>, Option<EventKind>) {
         let body = match self.body_of(claim).await {
             Ok(Some(b)) => b,
             Ok(None) => return (DeliveryOutcome::body_missing("bounce body missing"), None, None),
@@ -356,7 +358,7 @@ impl Scheduler {
             Err(e) => (DeliveryOutcome::local_trouble(Stage::Local, e.to_string()), None, None),
             Ok(Read::Forged { summary }) => {
                 let outcome = DeliveryOutcome::delivered_locally(format!("forged bounce dropped: {summary}"));
-                (outcome, None, Some("forged_bounce"))
+                (outcome, None, Some(EventKind::ForgedBounce))
             }
             Ok(Read::Read { recorded, deliver_to, summary }) => {
                 let mut original = None;
@@ -438,7 +440,7 @@ impl Scheduler {
             attempts = claim.attempts + 1,
             detail = %attempt.detail,
             "{}",
-            attempt.event.unwrap_or(state.as_str())
+            attempt.event.map_or(state.as_str(), EventKind::as_str)
         );
         attempt
     }

@@ -1,12 +1,12 @@
 //! The one place where typed store values become columns and come back: both backends write
 //! and read a recipient's `Destination` through `DestinationColumns` (transport, mailbox,
 //! bounce_message, bounce_recipient), RFC 3461 RET (`full`, `hdrs`) and NOTIFY (`NEVER` or a
-//! list such as `SUCCESS,FAILURE`) through the pairs below, so no text of the store is built
-//! or split anywhere else.
+//! list such as `SUCCESS,FAILURE`) and an event's `EventKind` through the pairs below, so no
+//! text of the store is built or split anywhere else.
 //! Must not: run SQL, or accept a combination of columns no `Destination` writes (that is a
 //! corrupt record, not a guess).
 
-use super::{Destination, MessageId, RecipientId, StoreError, Transport};
+use super::{Destination, EventKind, MessageId, RecipientId, StoreError, Transport};
 use crate::smtp::command::{Notify, Ret};
 
 /// A recipient's destination as the columns of its row.
@@ -63,6 +63,21 @@ impl Transport {
             "feedback" => Transport::Feedback,
             _ => return Err(StoreError::Corrupt(format!("transport {s}"))),
         })
+    }
+}
+
+impl EventKind {
+    /// An event kind read back from a store: an unknown word is a corrupt record.
+    pub(crate) fn decode(s: &str) -> Result<EventKind, StoreError> {
+        EventKind::parse(s).ok_or_else(|| StoreError::Corrupt(format!("event kind {s}")))
+    }
+}
+
+/// SQLite reads event kinds in row closures.
+impl rusqlite::types::FromSql for EventKind {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let text = value.as_str()?;
+        EventKind::decode(text).map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
     }
 }
 

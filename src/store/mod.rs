@@ -211,11 +211,128 @@ impl RecipientState {
     }
 }
 
+/// What an event records; its `as_str` word is its `type` in the API and webhooks, and what
+/// the store keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Queued,
+    Delivered,
+    Deferred,
+    Bounced,
+    Expired,
+    /// A delay report received for a recipient we delivered.
+    Delayed,
+    Suppressed,
+    /// A checklist finding recorded with the message.
+    Check,
+    ForgedBounce,
+    AccountPaused,
+    Deleted,
+    Held,
+    Released,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 13] = [
+        EventKind::Queued,
+        EventKind::Delivered,
+        EventKind::Deferred,
+        EventKind::Bounced,
+        EventKind::Expired,
+        EventKind::Delayed,
+        EventKind::Suppressed,
+        EventKind::Check,
+        EventKind::ForgedBounce,
+        EventKind::AccountPaused,
+        EventKind::Deleted,
+        EventKind::Held,
+        EventKind::Released,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Queued => "queued",
+            EventKind::Delivered => "delivered",
+            EventKind::Deferred => "deferred",
+            EventKind::Bounced => "bounced",
+            EventKind::Expired => "expired",
+            EventKind::Delayed => "delayed",
+            EventKind::Suppressed => "suppressed",
+            EventKind::Check => "check",
+            EventKind::ForgedBounce => "forged_bounce",
+            EventKind::AccountPaused => "account_paused",
+            EventKind::Deleted => "deleted",
+            EventKind::Held => "held",
+            EventKind::Released => "released",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The event a recipient's new state is recorded as.
+impl From<RecipientState> for EventKind {
+    fn from(state: RecipientState) -> EventKind {
+        match state {
+            RecipientState::Queued => EventKind::Queued,
+            RecipientState::Deferred => EventKind::Deferred,
+            RecipientState::Delivered => EventKind::Delivered,
+            RecipientState::Bounced => EventKind::Bounced,
+            RecipientState::Expired => EventKind::Expired,
+            RecipientState::Held => EventKind::Held,
+        }
+    }
+}
+
+/// The door a message came in by; stored (in the origin's JSON), logged and shown as its
+/// `as_str` word.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// The MX listener.
+    #[default]
+    Smtp,
+    /// The submission listener.
+    Submission,
+    /// The `sendmail` program of this host.
+    Sendmail,
+    /// The HTTP API.
+    Api,
+    /// A delivery status notification of our own.
+    Dsn,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Smtp => "smtp",
+            Via::Submission => "submission",
+            Via::Sendmail => "sendmail",
+            Via::Api => "api",
+            Via::Dsn => "dsn",
+        }
+    }
+}
+
+impl std::fmt::Display for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Where a message came from, kept with it for logs, Received headers and events.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {
-    /// `smtp`, `submission`, `api` or `dsn`.
-    pub via: String,
+    pub via: Via,
     pub client_ip: String,
     pub helo: String,
     pub auth_user: Option<String>,
@@ -334,7 +451,7 @@ pub struct ReportFacts {
     pub envid: Option<String>,
     pub ret: Option<Ret>,
     pub received_at: Timestamp,
-    pub origin_via: String,
+    pub origin_via: Via,
     pub recipients: Vec<RecipientFacts>,
 }
 
@@ -497,7 +614,7 @@ pub struct EventRecord {
     pub message_id: String,
     pub recipient: Option<String>,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: EventKind,
     pub status: Option<String>,
     pub detail: Option<String>,
     pub remote: Option<String>,
@@ -556,8 +673,8 @@ pub struct Attempt {
     pub next_attempt_at: Option<Timestamp>,
     /// Bytes added to a local mailbox (counts against its quota).
     pub mailbox_bytes: Option<(String, u64)>,
-    /// The event to record instead of the state's name (e.g. `forged_bounce`).
-    pub event: Option<&'static str>,
+    /// The event to record instead of the state's (e.g. `ForgedBounce`).
+    pub event: Option<EventKind>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -596,7 +713,7 @@ pub struct MessageDetail {
 #[derive(Debug, Clone, Serialize)]
 pub struct EventView {
     pub at: String,
-    pub kind: String,
+    pub kind: EventKind,
     pub recipient: Option<String>,
     pub status: Option<String>,
     pub detail: Option<String>,
@@ -923,7 +1040,7 @@ pub trait Store: Send + Sync {
     async fn events_after(
         &self,
         after: i64,
-        kind: Option<&str>,
+        kind: Option<EventKind>,
         scope: &Scope,
         limit: usize,
     ) -> Result<Vec<EventRecord>, StoreError>;
@@ -982,6 +1099,17 @@ mod tests {
 
     fn scope(domains: &[&str]) -> Scope {
         Scope::Domains(domains.iter().map(|d| Domain::parse(d).unwrap()).collect())
+    }
+
+    #[test]
+    fn event_kinds_are_the_webhook_types() {
+        let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names, crate::config::WEBHOOK_EVENTS);
+        for k in EventKind::ALL {
+            assert_eq!(EventKind::parse(k.as_str()), Some(k));
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        assert_eq!(EventKind::parse("nope"), None);
     }
 
     #[test]

@@ -387,7 +387,7 @@ async fn the_daemon_records_genuine_bounces_and_drops_forged_ones() {
         let d = store.message_detail(&MessageId(forged_id.clone())).await.unwrap().unwrap();
         if d.events
             .iter()
-            .any(|e| e.kind == "forged_bounce" && e.detail.as_deref().unwrap_or("").contains("never sent"))
+            .any(|e| e.kind.as_str() == "forged_bounce" && e.detail.as_deref().unwrap_or("").contains("never sent"))
         {
             dropped = true;
             break;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use mailerd::smtp::command::Notify;
 use mailerd::store::sqlite::SqliteStore;
-use mailerd::store::{Destination, MessageId, NewMessage, NewRecipient, Origin, Store};
+use mailerd::store::{Destination, MessageId, NewMessage, NewRecipient, Origin, Store, Via};
 use mailerd::time::Timestamp;
 
 /// A data dir with its config file; the store is opened as the CLI opens it.
@@ -113,7 +113,7 @@ pub(crate) fn new_message(id: &str, at: i64, rcpts: &[&str]) -> NewMessage {
         envid: None,
         ret: None,
         received_at: Timestamp(at),
-        origin: Origin { via: "smtp".into(), client_ip: "127.0.0.1".into(), helo: "t".into(), ..Default::default() },
+        origin: Origin { via: Via::Smtp, client_ip: "127.0.0.1".into(), helo: "t".into(), ..Default::default() },
         body: b"Subject: t\r\n\r\nx\r\n".to_vec(),
         header_message_id: None,
         recipients: rcpts

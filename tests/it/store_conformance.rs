@@ -12,8 +12,8 @@ use mailerd::smtp::command::{Notify, Ret};
 use mailerd::store::postgres::PgStore;
 use mailerd::store::sqlite::SqliteStore;
 use mailerd::store::{
-    AccountPause, ApiKey, Attempt, Destination, Feedback, MessageId, NewMessage, NewRecipient, Origin, RecipientId,
-    RecipientState, ReportMark, Scope, Store, StoreError, Suppression, Transport,
+    AccountPause, ApiKey, Attempt, Destination, EventKind, Feedback, MessageId, NewMessage, NewRecipient, Origin,
+    RecipientId, RecipientState, ReportMark, Scope, Store, StoreError, Suppression, Transport, Via,
 };
 use mailerd::time::Timestamp;
 
@@ -99,7 +99,7 @@ conformance!(
 
 fn origin() -> Origin {
     Origin {
-        via: "smtp".into(),
+        via: Via::Smtp,
         client_ip: "192.0.2.1".into(),
         helo: "client.test".into(),
         // auth_user None, tls false, and whatever else an origin may carry: the defaults.
@@ -169,7 +169,7 @@ const LEASE: Duration = Duration::from_secs(600);
 async fn settled_events(s: &dyn Store, kind: Option<&str>, n: usize) -> Vec<mailerd::store::EventRecord> {
     let until = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let events = s.events_after(0, kind, &Scope::All, 100).await.unwrap();
+        let events = s.events_after(0, kind.and_then(EventKind::parse), &Scope::All, 100).await.unwrap();
         if events.len() >= n || std::time::Instant::now() > until {
             return events;
         }
@@ -247,7 +247,7 @@ async fn insert_is_read_back(s: Arc<dyn Store>) {
     assert_eq!(q.len(), 1);
     assert_eq!(q[0].id.0, "M1");
     let f = s.report_facts(&MessageId("M1".into())).await.unwrap().expect("facts");
-    assert_eq!(f.origin_via, "smtp");
+    assert_eq!(f.origin_via, Via::Smtp);
     assert_eq!(f.envid.as_deref(), Some("env-1"));
     assert_eq!(f.received_at, Timestamp(T0));
     assert_eq!(f.recipients.len(), 2);
@@ -444,7 +444,7 @@ async fn only_the_lease_owner_records_an_outcome(s: Arc<dyn Store>) {
     s.insert_message(message("R2", T0, vec![rcpt("x@ex.net", Transport::Remote)])).await.unwrap();
     let c = claim(&*s, Transport::Remote, T0, 10, "node-a").await;
     let mut at = attempt(c[0].recipient, "R2", RecipientState::Delivered);
-    at.event = Some("forged_bounce");
+    at.event = Some(EventKind::ForgedBounce);
     s.record_attempts("node-a", vec![at]).await.unwrap();
     let d = s.message_detail(&MessageId("R2".into())).await.unwrap().unwrap();
     assert_eq!(d.events.last().map(|e| e.kind.as_str()), Some("forged_bounce"));
@@ -517,7 +517,7 @@ async fn mailbox_quota_is_accounted(s: Arc<dyn Store>) {
 fn dsn(id: &str, reports: Vec<(RecipientId, ReportMark)>) -> NewMessage {
     let mut m = message(id, T0 + 5000, vec![rcpt("sender@example.com", Transport::Remote)]);
     m.reverse_path = String::new();
-    m.origin.via = "dsn".into();
+    m.origin.via = Via::Dsn;
     m.reports = reports;
     m
 }
@@ -601,7 +601,7 @@ async fn suppression_add_list_remove(s: Arc<dyn Store>) {
     // A suppression caused by a message is an event of that message (webhooks subscribe to it).
     let events = settled_events(&*s, Some("suppressed"), 3).await;
     assert_eq!(events.len(), 3, "{events:?}");
-    assert!(events.iter().all(|e| e.message_id == "M9" && e.kind == "suppressed"));
+    assert!(events.iter().all(|e| e.message_id == "M9" && e.kind.as_str() == "suppressed"));
     assert_eq!(events[0].recipient.as_deref(), Some("a@ex.net"));
 }
 
@@ -708,8 +708,12 @@ async fn notes_become_check_events(s: Arc<dyn Store>) {
     ];
     s.insert_message(m).await.unwrap();
     let d = s.message_detail(&MessageId("N1".into())).await.unwrap().unwrap();
-    let checks: Vec<_> =
-        d.events.iter().filter(|e| e.kind == "check").map(|e| (e.recipient.as_deref(), e.detail.as_deref())).collect();
+    let checks: Vec<_> = d
+        .events
+        .iter()
+        .filter(|e| e.kind.as_str() == "check")
+        .map(|e| (e.recipient.as_deref(), e.detail.as_deref()))
+        .collect();
     assert_eq!(
         checks,
         [
@@ -717,7 +721,7 @@ async fn notes_become_check_events(s: Arc<dyn Store>) {
             (None, Some("message: no text/plain alternative"))
         ]
     );
-    assert_eq!(d.events.iter().filter(|e| e.kind == "queued").count(), 1);
+    assert_eq!(d.events.iter().filter(|e| e.kind.as_str() == "queued").count(), 1);
 }
 
 async fn delete_removes_message_but_keeps_sent_log(s: Arc<dyn Store>) {
@@ -825,7 +829,7 @@ async fn queue_operations_select_and_count(s: Arc<dyn Store>) {
         .unwrap()
         .events
         .into_iter()
-        .map(|e| (e.kind, e.recipient))
+        .map(|e| (e.kind.to_string(), e.recipient))
         .collect();
     assert_eq!(
         kinds,
@@ -1011,7 +1015,7 @@ async fn api_keys_cursors_pauses_and_event_stream(s: Arc<dyn Store>) {
     let kinds: Vec<_> = all.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["queued", "queued", "account_paused"]);
     assert!(all.windows(2).all(|w| w[0].id < w[1].id));
-    let rest = s.events_after(all[0].id, Some("queued"), &Scope::All, 100).await.unwrap();
+    let rest = s.events_after(all[0].id, Some(EventKind::Queued), &Scope::All, 100).await.unwrap();
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0].id, all[1].id);
     assert_eq!(s.events_after(all[0].id, None, &Scope::All, 1).await.unwrap().len(), 1);
@@ -1293,10 +1297,10 @@ async fn events_are_filtered_by_sender_scope(s: Arc<dyn Store>) {
     }
     assert_eq!(pages, 2);
     assert_eq!(seen, ["A1", "A1", "A2", "A2", "A3", "A3"]);
-    let b: Vec<_> = s.events_after(0, Some("queued"), &scope(&["b.example"]), 100).await.unwrap();
+    let b: Vec<_> = s.events_after(0, Some(EventKind::Queued), &scope(&["b.example"]), 100).await.unwrap();
     assert_eq!(b.iter().map(|e| e.message_id.as_str()).collect::<Vec<_>>(), ["B1", "B1", "B2", "B2"]);
     assert_eq!(s.events_after(0, None, &scope(&["b.example", "a.example"]), 100).await.unwrap().len(), 10);
-    assert!(s.events_after(0, Some("delivered"), &a, 100).await.unwrap().is_empty());
+    assert!(s.events_after(0, Some(EventKind::Delivered), &a, 100).await.unwrap().is_empty());
     assert!(s.events_after(0, None, &scope(&["c.example"]), 100).await.unwrap().is_empty());
     // The Rust reading of a sender (GET /messages/{id}) agrees with the stores' SQL.
     for (id, from) in senders {

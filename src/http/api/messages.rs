@@ -32,7 +32,7 @@ use crate::accept::{self, Incoming};
 use crate::inbound::{ListenerKind, checks, policy, session::Session};
 use crate::smtp::address::{Mailbox, ReversePath};
 use crate::smtp::command::{ForwardPath, MailParams, RcptParams};
-use crate::store::{MessageId, Origin, Transport};
+use crate::store::{MessageId, Origin, Transport, Via};
 use crate::time::Timestamp;
 
 #[derive(Debug, Deserialize)]
@@ -256,7 +256,7 @@ pub async fn send(
         notes.extend(found.notes.into_iter().map(|n| (None, n)));
     }
     let origin = Origin {
-        via: "api".into(),
+        via: Via::Api,
         client_ip: ip.to_string(),
         helo: "api".into(),
         auth_user: Some(format!("apikey:{} ({})", key.id, key.name)),

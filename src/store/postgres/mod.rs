@@ -331,7 +331,7 @@ impl Store for PgStore {
     async fn events_after(
         &self,
         after: i64,
-        kind: Option<&str>,
+        kind: Option<super::EventKind>,
         scope: &Scope,
         limit: usize,
     ) -> Result<Vec<EventRecord>, StoreError> {

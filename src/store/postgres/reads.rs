@@ -8,9 +8,9 @@ use tokio_postgres::Row;
 use super::batch::Batched;
 use super::pool::Conn;
 use crate::store::{
-    AccountPause, ApiKey, EventRecord, EventView, MailboxRecord, MessageDetail, MessageId, Origin, QueueEntry,
-    RecipientFacts, RecipientId, RecipientState, RecipientView, ReportFacts, Scope, SentEntry, StoreError, Suppression,
-    Transport, codec,
+    AccountPause, ApiKey, EventKind, EventRecord, EventView, MailboxRecord, MessageDetail, MessageId, Origin,
+    QueueEntry, RecipientFacts, RecipientId, RecipientState, RecipientView, ReportFacts, Scope, SentEntry, StoreError,
+    Suppression, Transport, codec,
 };
 use crate::time::Timestamp;
 
@@ -84,7 +84,7 @@ pub(super) async fn message_detail(c: &mut Conn, id: &MessageId) -> Result<Optio
     for r in c.client.query(&stmt, &[&id.0]).await? {
         events.push(EventView {
             at: Timestamp(r.try_get(0)?).iso8601(),
-            kind: r.try_get(1)?,
+            kind: EventKind::decode(r.try_get(1)?)?,
             recipient: r.try_get(2)?,
             status: r.try_get(3)?,
             detail: r.try_get(4)?,
@@ -385,10 +385,11 @@ ORDER BY e.id LIMIT $3"
 pub(super) async fn events_after(
     c: &mut Conn,
     after: i64,
-    kind: Option<&str>,
+    kind: Option<EventKind>,
     scope: &Scope,
     limit: usize,
 ) -> Result<Vec<EventRecord>, StoreError> {
+    let kind = kind.map(EventKind::as_str);
     let rows = match scope.sql_domains() {
         None => {
             let stmt = c.stmt(EVENTS_AFTER).await?;
@@ -406,7 +407,7 @@ pub(super) async fn events_after(
             at: Timestamp(r.try_get(1)?).iso8601(),
             message_id: r.try_get(2)?,
             recipient: r.try_get(3)?,
-            kind: r.try_get(4)?,
+            kind: EventKind::decode(r.try_get(4)?)?,
             status: r.try_get(5)?,
             detail: r.try_get(6)?,
             remote: r.try_get(7)?,

@@ -14,8 +14,8 @@ use tokio_postgres::types::ToSql;
 use super::batch::Batched;
 use super::pool::Conn;
 use crate::store::{
-    AccountPause, ApiKey, Attempt, Claim, Destination, Feedback, MessageId, NewMessage, RecipientId, RecipientState,
-    ReportMark, Scope, Selection, StoreError, Suppression, Transport, codec,
+    AccountPause, ApiKey, Attempt, Claim, Destination, EventKind, Feedback, MessageId, NewMessage, RecipientId,
+    RecipientState, ReportMark, Scope, Selection, StoreError, Suppression, Transport, codec,
 };
 use crate::time::Timestamp;
 
@@ -114,14 +114,14 @@ impl<'a> InsertColumns<'a> {
         for (rcpt, text) in &msg.notes {
             self.ev_message.push(id);
             self.ev_rcpt.push(rcpt.as_deref());
-            self.ev_kind.push("check");
+            self.ev_kind.push(EventKind::Check.as_str());
             self.ev_detail.push(text.clone());
         }
         let queued_detail = format!("from {} via {}", msg.origin.client_ip, msg.origin.via);
         for r in &msg.recipients {
             self.ev_message.push(id);
             self.ev_rcpt.push(Some(&r.address));
-            self.ev_kind.push("queued");
+            self.ev_kind.push(EventKind::Queued.as_str());
             self.ev_detail.push(queued_detail.clone());
         }
         let header_id =
@@ -471,7 +471,7 @@ impl<'a> RecordColumns<'a> {
             detail: attempts.iter().map(|(_, a)| a.detail.as_str()).collect(),
             reply: attempts.iter().map(|(_, a)| a.reply_code.map(i32::from)).collect(),
             remote: attempts.iter().map(|(_, a)| a.remote.as_deref()).collect(),
-            kind: attempts.iter().map(|(_, a)| a.event.unwrap_or(a.state.as_str())).collect(),
+            kind: attempts.iter().map(|(_, a)| a.event.unwrap_or(a.state.into()).as_str()).collect(),
             mailbox: attempts.iter().map(|(_, a)| a.mailbox_bytes.as_ref().map(|(m, _)| m.as_str())).collect(),
             bytes: attempts.iter().map(|(_, a)| a.mailbox_bytes.as_ref().map(|(_, b)| *b as i64)).collect(),
             now,
@@ -672,7 +672,7 @@ pub(super) async fn record_feedback(c: &mut Conn, f: &Feedback) -> Result<bool, 
     let now = Timestamp::now().millis();
     let event = c.stmt(FEEDBACK_EVENT).await?;
     let bounced = c.stmt(FEEDBACK_BOUNCED).await?;
-    let kind = if f.delay { "delayed" } else { "bounced" };
+    let kind = if f.delay { EventKind::Delayed } else { EventKind::Bounced }.as_str();
     let detail = format!("bounce received: {}", f.detail);
     let tx = c.client.transaction().await?;
     tx.execute(&event, &[&f.message.0, &f.address, &kind, &f.status, &detail, &now, &f.remote]).await?;

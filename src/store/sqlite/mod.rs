@@ -368,12 +368,12 @@ impl Store for SqliteStore {
     async fn events_after(
         &self,
         after: i64,
-        kind: Option<&str>,
+        kind: Option<super::EventKind>,
         scope: &Scope,
         limit: usize,
     ) -> Result<Vec<super::EventRecord>, StoreError> {
-        let (kind, scope) = (kind.map(str::to_string), scope.clone());
-        self.read(move |c| reads::events_after(c, after, kind.as_deref(), &scope, limit)).await
+        let scope = scope.clone();
+        self.read(move |c| reads::events_after(c, after, kind, &scope, limit)).await
     }
 
     async fn sent_log(&self, header_id: &str) -> Result<Vec<SentEntry>, StoreError> {

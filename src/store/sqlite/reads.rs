@@ -5,9 +5,9 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::store::{
-    ApiKey, EventRecord, EventView, MailboxRecord, MessageDetail, MessageId, Origin, QueueEntry, RecipientFacts,
-    RecipientId, RecipientState, RecipientView, ReportFacts, Scope, SentEntry, StoreError, Suppression, Transport,
-    codec,
+    ApiKey, EventKind, EventRecord, EventView, MailboxRecord, MessageDetail, MessageId, Origin, QueueEntry,
+    RecipientFacts, RecipientId, RecipientState, RecipientView, ReportFacts, Scope, SentEntry, StoreError, Suppression,
+    Transport, codec,
 };
 use crate::time::Timestamp;
 
@@ -339,7 +339,7 @@ fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRecord> {
 pub(super) fn events_after(
     c: &Connection,
     after: i64,
-    kind: Option<&str>,
+    kind: Option<EventKind>,
     scope: &Scope,
     limit: usize,
 ) -> Result<Vec<EventRecord>, StoreError> {
@@ -348,7 +348,9 @@ pub(super) fn events_after(
             "SELECT id, at, message_id, recipient, kind, status, detail, remote FROM events
              WHERE id > ?1 AND (?2 IS NULL OR kind = ?2) ORDER BY id LIMIT ?3",
         )?;
-        return Ok(stmt.query_map(params![after, kind, limit as i64], event_row)?.collect::<Result<Vec<_>, _>>()?);
+        return Ok(stmt
+            .query_map(params![after, kind.map(EventKind::as_str), limit as i64], event_row)?
+            .collect::<Result<Vec<_>, _>>()?);
     };
     let mut stmt = c.prepare_cached(&format!(
         "SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote
@@ -357,7 +359,9 @@ pub(super) fn events_after(
          ORDER BY e.id LIMIT ?3",
         in_scope(SENDER_DOMAIN, 4)
     ))?;
-    Ok(stmt.query_map(params![after, kind, limit as i64, domains], event_row)?.collect::<Result<Vec<_>, _>>()?)
+    Ok(stmt
+        .query_map(params![after, kind.map(EventKind::as_str), limit as i64, domains], event_row)?
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 pub(super) fn paused(c: &Connection, account: Option<&str>) -> Result<Vec<crate::store::AccountPause>, StoreError> {

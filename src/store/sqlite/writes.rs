@@ -10,8 +10,8 @@ use tokio::sync::oneshot;
 
 use super::{Simple, Write};
 use crate::store::{
-    Attempt, Claim, Destination, MessageId, NewMessage, RecipientId, RecipientState, ReportMark, Selection, StoreError,
-    Transport, codec,
+    Attempt, Claim, Destination, EventKind, MessageId, NewMessage, RecipientId, RecipientState, ReportMark, Selection,
+    StoreError, Transport, codec,
 };
 use crate::time::Timestamp;
 
@@ -266,7 +266,7 @@ fn record(tx: &Transaction<'_>, owner: &str, attempts: &[Attempt]) -> Result<(),
         event.execute(params![
             message,
             address,
-            a.event.unwrap_or(a.state.as_str()),
+            a.event.unwrap_or(a.state.into()).as_str(),
             a.status,
             a.detail,
             now,
@@ -404,7 +404,7 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
                 "UPDATE recipients SET state = 'held', lease_owner = NULL, updated_at = ?1
                  WHERE {filter} AND (lease_owner IS NULL OR next_attempt_at <= ?1) RETURNING message_id, address"
             );
-            changed_with_events(tx, &sql, args, "held", "held by an operator", *at)?
+            changed_with_events(tx, &sql, args, EventKind::Held, "held by an operator", *at)?
         }
         Simple::Release(sel, at) => {
             let mut args = vec![Value::Integer(at.millis())];
@@ -414,7 +414,7 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
                         next_attempt_at = ?1, updated_at = ?1
                  WHERE {filter} RETURNING message_id, address"
             );
-            changed_with_events(tx, &sql, args, "released", "released by an operator", *at)?
+            changed_with_events(tx, &sql, args, EventKind::Released, "released by an operator", *at)?
         }
         Simple::DeleteAll(sel, at) => {
             let mut args = Vec::new();
@@ -430,7 +430,7 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
             deleted
         }
         Simple::Feedback(f) => {
-            let kind = if f.delay { "delayed" } else { "bounced" };
+            let kind = if f.delay { EventKind::Delayed } else { EventKind::Bounced }.as_str();
             tx.prepare_cached(
                 "INSERT INTO events (message_id, recipient, kind, status, detail, at, remote) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
@@ -493,7 +493,7 @@ fn changed_with_events(
     tx: &Transaction<'_>,
     sql: &str,
     args: Vec<Value>,
-    kind: &str,
+    kind: EventKind,
     detail: &str,
     at: Timestamp,
 ) -> Result<usize, StoreError> {
@@ -505,7 +505,7 @@ fn changed_with_events(
         "INSERT INTO events (message_id, recipient, kind, status, detail, at) VALUES (?1, ?2, ?3, NULL, ?4, ?5)",
     )?;
     for (message, address) in &rows {
-        event.execute(params![message, address, kind, detail, at.millis()])?;
+        event.execute(params![message, address, kind.as_str(), detail, at.millis()])?;
     }
     Ok(rows.len())
 }
