@@ -76,7 +76,9 @@ async fn fill(store: Arc<SqliteStore>, events: usize) -> MessageId {
             .collect();
         let msg = NewMessage {
             id,
-            reverse_path: "app@sender.example".into(),
+            reverse_path: mailerd::smtp::address::ReversePath::Mailbox(
+                mailerd::smtp::address::Mailbox::parse("app@sender.example").expect("address"),
+            ),
             envid: None,
             ret: None,
             received_at: received,

@@ -33,7 +33,9 @@ async fn fill(store: &Arc<SqliteStore>, from: usize, to: usize) {
                 inflight.push(tokio::spawn(async move {
                     let msg = NewMessage {
                         id: MessageId(format!("BENCH{i:015}")),
-                        reverse_path: "s@sender.test".into(),
+                        reverse_path: mailerd::smtp::address::ReversePath::Mailbox(
+                            mailerd::smtp::address::Mailbox::parse("s@sender.test").expect("address"),
+                        ),
                         envid: None,
                         ret: None,
                         received_at: Timestamp::now(),

@@ -53,7 +53,7 @@ pub async fn accept(
     let header_message_id = headers.and_then(|h| crate::bounce::dsn::header_value(h, "message-id"));
     let msg = NewMessage {
         id: incoming.id,
-        reverse_path: incoming.from.to_string(),
+        reverse_path: incoming.from,
         envid: incoming.params.envid,
         ret: incoming.params.ret,
         received_at: incoming.received_at,
@@ -67,8 +67,10 @@ pub async fn accept(
     let via = msg.origin.via;
     let transports: Vec<Transport> = msg.recipients.iter().map(|r| r.transport()).collect();
     // What the log line says, for every origin alike (SMTP, submission, API, sendmail, DSN).
-    let (from, size) =
-        (if msg.reverse_path.is_empty() { "<>".to_string() } else { msg.reverse_path.clone() }, msg.body.len());
+    let (from, size) = (
+        if msg.reverse_path == ReversePath::Null { "<>".to_string() } else { msg.reverse_path.to_string() },
+        msg.body.len(),
+    );
     let to: Vec<String> = msg.recipients.iter().map(|r| r.address.clone()).collect();
     let (client, user, tls) = (msg.origin.client_ip.clone(), msg.origin.auth_user.clone(), msg.origin.tls);
     store.insert_message(msg).await?;

@@ -6,7 +6,7 @@
 //! Pure: decides from typed values only.
 //! Must not: build or send anything.
 
-use crate::smtp::address::Mailbox;
+use crate::smtp::address::{Mailbox, ReversePath};
 use crate::smtp::command::Notify;
 
 /// What a report is about.
@@ -32,11 +32,11 @@ pub fn wants(notify: Option<Notify>, kind: ReportKind) -> bool {
 
 /// The mailbox a DSN goes to, or None: never to `<>` (which is also how DSNs about DSNs
 /// are prevented: every DSN is sent from `<>`).
-pub fn recipient_of_report(reverse_path: &str) -> Option<Mailbox> {
-    if reverse_path.is_empty() {
-        return None;
+pub fn recipient_of_report(reverse_path: &ReversePath) -> Option<Mailbox> {
+    match reverse_path {
+        ReversePath::Null => None,
+        ReversePath::Mailbox(m) => Some(m.clone()),
     }
-    Mailbox::parse(reverse_path).ok()
 }
 
 #[cfg(test)]
@@ -57,7 +57,8 @@ mod tests {
 
     #[test]
     fn never_to_the_null_path() {
-        assert!(recipient_of_report("").is_none());
-        assert_eq!(recipient_of_report("a@b.test").map(|m| m.to_string()).as_deref(), Some("a@b.test"));
+        assert!(recipient_of_report(&ReversePath::Null).is_none());
+        let sender = ReversePath::Mailbox(Mailbox::parse("a@b.test").unwrap());
+        assert_eq!(recipient_of_report(&sender).map(|m| m.to_string()).as_deref(), Some("a@b.test"));
     }
 }

@@ -114,7 +114,7 @@ impl Reporter {
             }
             let address = Mailbox::parse(&r.address).map(|m| m.key()).unwrap_or_else(|_| r.address.to_lowercase());
             // The entry belongs to the sender's domain (its API keys see it); one per domain.
-            let domain = crate::store::sender_domain(&facts.reverse_path);
+            let domain = crate::store::path_domain(&facts.reverse_path);
             if self.store.suppression_entries(&address, &Scope::All).await?.iter().any(|s| s.domain == domain) {
                 continue;
             }

@@ -16,6 +16,7 @@ use tracing::warn;
 use super::evidence::{Envelope, Verifier};
 use super::verify::Verdict;
 use super::{BounceReport, ReportKind};
+use crate::smtp::address::ReversePath;
 use crate::store::{Destination, Feedback, MessageId, RecipientId, Store, StoreError, Suppression};
 
 /// One claimed message of the feedback transport.
@@ -23,7 +24,7 @@ pub struct Claimed<'a> {
     pub message: &'a MessageId,
     /// The envelope recipient it was sent to.
     pub rcpt: &'a str,
-    pub mail_from: &'a str,
+    pub mail_from: &'a ReversePath,
     /// Where it was sent: one of our signed return paths (`BounceOf`), or a local mailbox
     /// from the null sender (`NullSenderTo`).
     pub destination: &'a Destination,
@@ -163,7 +164,7 @@ pub async fn ingest(
                     detail: Some(detail.clone()),
                     message_id: Some(queue_id.to_string()),
                     created_at: String::new(),
-                    domain: crate::store::sender_domain(&facts.reverse_path),
+                    domain: crate::store::path_domain(&facts.reverse_path),
                 })
                 .await?;
         }

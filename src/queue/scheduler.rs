@@ -34,6 +34,7 @@ use crate::config::Config;
 use crate::feedback::ingest::{self, Read};
 use crate::outbound::outcome::{DeliveryOutcome, Report, Stage};
 use crate::outbound::{Job, JobRecipient, Outbound};
+use crate::smtp::address::ReversePath;
 use crate::store::{
     Attempt, Claim, Destination, EventKind, MessageId, RecipientId, RecipientState, Store, StoreError, Transport,
 };
@@ -250,7 +251,7 @@ impl Scheduler {
             }
         };
         let reverse_path = match &self.signer {
-            Some(signer) if !first.reverse_path.is_empty() => {
+            Some(signer) if first.reverse_path != ReversePath::Null => {
                 let rid = match claims.as_slice() {
                     [only] => only.recipient.0,
                     _ => 0,
@@ -258,7 +259,7 @@ impl Scheduler {
                 let valid_until = first.received_at.plus(self.config.retry.max_age + Duration::from_secs(3 * 86_400));
                 signer.sign(&first.message.0, rid, valid_until)
             }
-            _ => first.reverse_path.clone(),
+            _ => first.reverse_path.to_string(),
         };
         let job = Job {
             domain: domain.clone(),
@@ -402,7 +403,8 @@ impl Scheduler {
             },
         };
         let host = self.config.hostname.clone();
-        crate::local::deliver::deliver(self.mail_root(), host, key, &claim.reverse_path, &body).await
+        let return_path = claim.reverse_path.to_string();
+        crate::local::deliver::deliver(self.mail_root(), host, key, &return_path, &body).await
     }
 
     /// Turns an outcome into the record to store, applying the retry decision.

@@ -1,12 +1,14 @@
 //! The one place where typed store values become columns and come back: both backends write
 //! and read a recipient's `Destination` through `DestinationColumns` (transport, mailbox,
 //! bounce_message, bounce_recipient), RFC 3461 RET (`full`, `hdrs`) and NOTIFY (`NEVER` or a
-//! list such as `SUCCESS,FAILURE`) and an event's `EventKind` through the pairs below, so no
-//! text of the store is built or split anywhere else.
+//! list such as `SUCCESS,FAILURE`), an event's `EventKind` and the envelope sender
+//! (`ReversePath`: `local@domain`, empty for `<>`) through the pairs below, so no text of the
+//! store is built or split anywhere else.
 //! Must not: run SQL, or accept a combination of columns no `Destination` writes (that is a
 //! corrupt record, not a guess).
 
 use super::{Destination, EventKind, MessageId, RecipientId, StoreError, Transport};
+use crate::smtp::address::{Mailbox, ReversePath};
 use crate::smtp::command::{Notify, Ret};
 
 /// A recipient's destination as the columns of its row.
@@ -79,6 +81,21 @@ impl rusqlite::types::FromSql for EventKind {
         let text = value.as_str()?;
         EventKind::decode(text).map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
     }
+}
+
+/// The envelope sender as stored: its address, empty for `<>`.
+pub(crate) fn reverse_path_text(path: &ReversePath) -> String {
+    path.to_string()
+}
+
+/// The envelope sender read back.
+pub(crate) fn reverse_path(text: String) -> Result<ReversePath, StoreError> {
+    if text.is_empty() {
+        return Ok(ReversePath::Null);
+    }
+    Mailbox::parse(&text)
+        .map(ReversePath::Mailbox)
+        .map_err(|e| StoreError::Corrupt(format!("reverse path {text}: {e:?}")))
 }
 
 /// RET as stored.
@@ -155,6 +172,16 @@ mod tests {
         }
         assert!(Destination::from_columns("local", None, None, None).is_err());
         assert!(Destination::from_columns("feedback", Some("k".into()), Some("Q".into()), None).is_err());
+    }
+
+    #[test]
+    fn reverse_paths_read_back() {
+        for text in ["", "a@b.example", "\"q@x\"@b.example", "user%other@b.example", "us\u{e9}r@b\u{fc}cher.example"] {
+            let path = reverse_path(text.to_string()).unwrap();
+            assert_eq!(reverse_path(reverse_path_text(&path)).unwrap(), path);
+        }
+        assert_eq!(reverse_path(String::new()).unwrap(), ReversePath::Null);
+        assert!(reverse_path("no-at-sign".into()).is_err());
     }
 
     #[test]

@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::smtp::address::Domain;
+use crate::smtp::address::{Domain, ReversePath};
 use crate::smtp::command::{Notify, Ret};
 use crate::time::Timestamp;
 
@@ -402,8 +402,7 @@ impl NewRecipient {
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     pub id: MessageId,
-    /// Empty for the null reverse path `<>`.
-    pub reverse_path: String,
+    pub reverse_path: ReversePath,
     pub envid: Option<String>,
     /// RFC 3461 RET, None when it was not given.
     pub ret: Option<Ret>,
@@ -447,7 +446,7 @@ pub enum ReportMark {
 #[derive(Debug, Clone)]
 pub struct ReportFacts {
     pub id: MessageId,
-    pub reverse_path: String,
+    pub reverse_path: ReversePath,
     pub envid: Option<String>,
     pub ret: Option<Ret>,
     pub received_at: Timestamp,
@@ -517,6 +516,15 @@ impl Scope {
         }
     }
 
+    /// Whether a message from the envelope sender `path` is in the scope (`<>`: only `All`).
+    pub fn covers_path(&self, path: &ReversePath) -> bool {
+        match (self, path) {
+            (Scope::All, _) => true,
+            (_, ReversePath::Null) => false,
+            (_, ReversePath::Mailbox(m)) => self.covers(m.domain()),
+        }
+    }
+
     pub fn is_all(&self) -> bool {
         matches!(self, Scope::All)
     }
@@ -547,6 +555,14 @@ impl std::fmt::Display for Scope {
 /// last `@` (a quoted local part may hold one), as the SQL of both stores reads it.
 pub fn sender_domain(reverse_path: &str) -> Option<Domain> {
     reverse_path.rsplit_once('@').and_then(|(_, d)| Domain::parse(d).ok())
+}
+
+/// The domain of an envelope sender (None for `<>`): the scope its message belongs to.
+pub fn path_domain(path: &ReversePath) -> Option<Domain> {
+    match path {
+        ReversePath::Null => None,
+        ReversePath::Mailbox(m) => Some(m.domain().clone()),
+    }
 }
 
 /// `domain` is `parent` or one of its subdomains (both normalised: lower-case A-labels).
@@ -646,7 +662,7 @@ pub struct Claim {
     pub attempts: u32,
     pub size: u64,
     pub received_at: Timestamp,
-    pub reverse_path: String,
+    pub reverse_path: ReversePath,
     pub envid: Option<String>,
     pub ret: Option<Ret>,
     pub notify: Option<Notify>,

@@ -49,7 +49,9 @@ async fn insert_sent(store: &SqliteStore, id: &str, header_id: &str, rcpts: &[St
     store
         .insert_message(NewMessage {
             id: MessageId(id.into()),
-            reverse_path: "app@sender.test".into(),
+            reverse_path: mailerd::smtp::address::ReversePath::Mailbox(
+                mailerd::smtp::address::Mailbox::parse("app@sender.test").expect("address"),
+            ),
             envid: None,
             ret: None,
             received_at: Timestamp::now(),

@@ -109,7 +109,9 @@ pub(crate) async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool)
 pub(crate) fn new_message(id: &str, at: i64, rcpts: &[&str]) -> NewMessage {
     NewMessage {
         id: MessageId(id.into()),
-        reverse_path: "app@sender.test".into(),
+        reverse_path: mailerd::smtp::address::ReversePath::Mailbox(
+            mailerd::smtp::address::Mailbox::parse("app@sender.test").expect("address"),
+        ),
         envid: None,
         ret: None,
         received_at: Timestamp(at),

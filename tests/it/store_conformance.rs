@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mailerd::smtp::address::Domain;
+use mailerd::smtp::address::{Domain, Mailbox, ReversePath};
 use mailerd::smtp::command::{Notify, Ret};
 use mailerd::store::postgres::PgStore;
 use mailerd::store::sqlite::SqliteStore;
@@ -120,10 +120,15 @@ fn rcpt(address: &str, transport: Transport) -> NewRecipient {
     }
 }
 
+/// An envelope sender: `<>` for "", else the address.
+fn path(address: &str) -> ReversePath {
+    if address.is_empty() { ReversePath::Null } else { ReversePath::Mailbox(Mailbox::parse(address).expect("address")) }
+}
+
 fn message(id: &str, at: i64, recipients: Vec<NewRecipient>) -> NewMessage {
     NewMessage {
         id: MessageId(id.into()),
-        reverse_path: "sender@example.com".into(),
+        reverse_path: path("sender@example.com"),
         envid: None,
         ret: None,
         received_at: Timestamp(at),
@@ -278,7 +283,7 @@ async fn claim_takes_due_recipients_of_one_transport(s: Arc<dyn Store>) {
     assert_eq!(local[0].message.0, "C1");
     assert_eq!(local[0].size, size);
     assert_eq!(local[0].received_at, Timestamp(T0));
-    assert_eq!(local[0].reverse_path, "sender@example.com");
+    assert_eq!(local[0].reverse_path, path("sender@example.com"));
     assert_eq!(local[0].attempts, 0);
     let remote = claim(&*s, Transport::Remote, T0, 10, "n1").await;
     assert_eq!(remote.len(), 1);
@@ -516,7 +521,7 @@ async fn mailbox_quota_is_accounted(s: Arc<dyn Store>) {
 
 fn dsn(id: &str, reports: Vec<(RecipientId, ReportMark)>) -> NewMessage {
     let mut m = message(id, T0 + 5000, vec![rcpt("sender@example.com", Transport::Remote)]);
-    m.reverse_path = String::new();
+    m.reverse_path = ReversePath::Null;
     m.origin.via = Via::Dsn;
     m.reports = reports;
     m
@@ -1276,7 +1281,7 @@ async fn events_are_filtered_by_sender_scope(s: Arc<dyn Store>) {
             T0 + i as i64,
             vec![rcpt("r1@ex.net", Transport::Remote), rcpt("r2@ex.net", Transport::Remote)],
         );
-        m.reverse_path = from.to_string();
+        m.reverse_path = path(from);
         s.insert_message(m).await.unwrap();
     }
     let all = settled_events(&*s, None, 14).await;

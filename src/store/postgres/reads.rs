@@ -158,7 +158,7 @@ pub(super) async fn report_facts_of(c: &mut Conn, ids: &[String]) -> Result<Vec<
         if out.last().is_none_or(|f| f.id.0 != id) {
             out.push(ReportFacts {
                 id: MessageId(id.to_string()),
-                reverse_path: r.try_get(1)?,
+                reverse_path: codec::reverse_path(r.try_get(1)?)?,
                 envid: r.try_get(2)?,
                 ret: codec::ret(r.try_get(3)?)?,
                 received_at: Timestamp(r.try_get(4)?),

@@ -64,7 +64,7 @@ SELECT count(*) FROM m";
 #[derive(Default)]
 struct InsertColumns<'a> {
     ids: Vec<&'a str>,
-    reverse_paths: Vec<&'a str>,
+    reverse_paths: Vec<String>,
     envids: Vec<Option<&'a str>>,
     rets: Vec<Option<&'static str>>,
     sizes: Vec<i64>,
@@ -92,7 +92,7 @@ impl<'a> InsertColumns<'a> {
     fn push(&mut self, msg: &'a NewMessage) -> Result<(), StoreError> {
         let id = msg.id.0.as_str();
         self.ids.push(id);
-        self.reverse_paths.push(&msg.reverse_path);
+        self.reverse_paths.push(codec::reverse_path_text(&msg.reverse_path));
         self.envids.push(msg.envid.as_deref());
         self.rets.push(codec::ret_text(msg.ret));
         self.sizes.push(msg.body.len() as i64);
@@ -280,7 +280,7 @@ pub(super) async fn claim(
             orcpt: r.try_get(5)?,
             size: r.try_get::<_, i64>(6)? as u64,
             received_at: Timestamp(r.try_get(7)?),
-            reverse_path: r.try_get(8)?,
+            reverse_path: codec::reverse_path(r.try_get(8)?)?,
             envid: r.try_get(9)?,
             ret: codec::ret(r.try_get(10)?)?,
             body,

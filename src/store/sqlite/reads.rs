@@ -185,7 +185,7 @@ pub(super) fn report_facts(c: &Connection, id: &MessageId) -> Result<Option<Repo
     }
     Ok(Some(ReportFacts {
         id: id.clone(),
-        reverse_path,
+        reverse_path: codec::reverse_path(reverse_path)?,
         envid,
         ret: codec::ret(ret)?,
         received_at: Timestamp(received_at),

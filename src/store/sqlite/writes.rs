@@ -102,7 +102,7 @@ fn insert(tx: &Transaction<'_>, msg: &NewMessage) -> Result<(), StoreError> {
     )?
     .execute(params![
         msg.id.0,
-        msg.reverse_path,
+        codec::reverse_path_text(&msg.reverse_path),
         msg.envid,
         codec::ret_text(msg.ret),
         msg.body.len() as i64,
@@ -219,7 +219,7 @@ fn claim(
             attempts,
             size: size as u64,
             received_at: Timestamp(received_at),
-            reverse_path,
+            reverse_path: codec::reverse_path(reverse_path)?,
             envid,
             ret: codec::ret(ret)?,
             notify: codec::notify(notify)?,
