@@ -44,7 +44,7 @@ fn outcome(i: usize, r: mailerd::store::RecipientId, m: MessageId) -> Attempt {
         recipient: r,
         message: m,
         state,
-        status: status.into(),
+        status: mailerd::smtp::reply::EnhancedStatus::parse(status).expect("status"),
         detail: detail.into(),
         reply_code: code,
         remote: Some("mx.example[192.0.2.25]:25".into()),

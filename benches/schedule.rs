@@ -79,7 +79,7 @@ async fn step_cost(store: &Arc<SqliteStore>) -> Duration {
                 recipient: c.recipient,
                 message: c.message.clone(),
                 state: RecipientState::Deferred,
-                status: "4.4.1".into(),
+                status: mailerd::smtp::reply::EnhancedStatus::new(4, 4, 1),
                 detail: "bench".into(),
                 reply_code: None,
                 remote: None,

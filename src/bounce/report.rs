@@ -18,7 +18,7 @@ use super::notify::{self, ReportKind};
 use super::reason::Reason;
 use crate::accept::{self, Incoming};
 use crate::config::Config;
-use crate::feedback::classify::{Decision, of_outcome};
+use crate::feedback::classify::{Decision, of_status};
 use crate::local::mailbox::{self, Resolution};
 use crate::smtp::address::{Mailbox, ReversePath};
 use crate::smtp::command::{MailParams, Notify, Ret};
@@ -31,7 +31,7 @@ use crate::time::Timestamp;
 /// The reason and hard/soft verdict for a stored outcome: the classifier's one decision
 /// (`feedback::classify::of_outcome`), the same as for a bounce read from elsewhere.
 pub fn verdict(r: &RecipientFacts) -> Decision {
-    of_outcome(r.status.as_deref(), r.reply_code, r.detail.as_deref())
+    of_status(r.status, r.reply_code, r.detail.as_deref())
 }
 
 pub struct Reporter {
@@ -125,7 +125,7 @@ impl Reporter {
                 .suppress(Suppression {
                     address: address.clone(),
                     reason: reason.as_str().into(),
-                    status: r.status.clone(),
+                    status: r.status.map(|s| s.to_string()),
                     detail: r.detail.clone(),
                     message_id: Some(facts.id.0.clone()),
                     created_at: String::new(),
@@ -226,9 +226,9 @@ fn dsn_recipient(r: &RecipientFacts, kind: ReportKind) -> DsnRecipient {
         _ => Action::Failed,
     };
     let hard = if action == Action::Failed { hard_bounce } else { Some(false) };
-    let status = match (action, r.status.as_deref()) {
+    let status = match (action, r.status) {
         // RFC 3464: a failed recipient's Status is a 5.x.x; an expiry after 4xx replies is 4.4.7.
-        (Action::Failed, Some(s)) if s.starts_with('4') && r.state == RecipientState::Expired => s.to_string(),
+        (Action::Failed, Some(s)) if s.class == 4 && r.state == RecipientState::Expired => s.to_string(),
         (_, Some(s)) => s.to_string(),
         (_, None) => super::reason::STATUS_UNDEFINED.to_string(),
     };
@@ -257,7 +257,7 @@ mod tests {
     #[test]
     fn reasons_from_status_and_words() {
         let v = |s, d| {
-            let d = of_outcome(Some(s), None, d);
+            let d = crate::feedback::classify::of_outcome(Some(s), None, d);
             (d.reason, d.hard_bounce)
         };
         assert_eq!(v("5.1.1", Some("550 5.1.1 user unknown")), (Reason::UserUnknown, Some(true)));

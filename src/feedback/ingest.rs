@@ -17,6 +17,7 @@ use super::evidence::{Envelope, Verifier};
 use super::verify::Verdict;
 use super::{BounceReport, ReportKind};
 use crate::smtp::address::ReversePath;
+use crate::smtp::reply::EnhancedStatus;
 use crate::store::{Destination, Feedback, MessageId, RecipientId, Store, StoreError, Suppression};
 
 /// One claimed message of the feedback transport.
@@ -174,7 +175,7 @@ pub async fn ingest(
                 message: id.clone(),
                 address: ours.address.clone(),
                 delay,
-                status: rc.status.clone(),
+                status: rc.status.as_deref().and_then(EnhancedStatus::parse),
                 detail,
                 remote: rc.remote_mta.clone(),
             })

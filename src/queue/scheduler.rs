@@ -425,7 +425,7 @@ impl Scheduler {
             let latency = (state == RecipientState::Delivered)
                 .then(|| Duration::from_millis(now.millis().saturating_sub(claim.received_at.millis()).max(0) as u64));
             let bounce_reason = matches!(state, RecipientState::Bounced | RecipientState::Expired).then(|| {
-                crate::feedback::classify::of_outcome(Some(&attempt.status), attempt.reply_code, Some(&attempt.detail))
+                crate::feedback::classify::of_status(Some(attempt.status), attempt.reply_code, Some(&attempt.detail))
                     .reason
             });
             crate::metrics::outcome(state.as_str(), bounce_reason, latency);
@@ -455,7 +455,7 @@ fn stored(claim: &Claim, state: RecipientState, report: &Report, next_attempt_at
         recipient: claim.recipient,
         message: claim.message.clone(),
         state,
-        status: report.status.to_string(),
+        status: report.status,
         detail: report.detail.clone(),
         reply_code: report.reply_code,
         remote: report.remote.clone(),

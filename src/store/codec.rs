@@ -2,14 +2,15 @@
 //! and read a recipient's `Destination` through `DestinationColumns` (transport, mailbox,
 //! bounce_message, bounce_recipient), RFC 3461 RET (`full`, `hdrs`) and NOTIFY (`NEVER` or a
 //! list such as `SUCCESS,FAILURE`), an event's `EventKind` and the envelope sender
-//! (`ReversePath`: `local@domain`, empty for `<>`) through the pairs below, so no text of the
-//! store is built or split anywhere else.
+//! (`ReversePath`: `local@domain`, empty for `<>`) and a recipient's last `EnhancedStatus`
+//! (`c.s.d`) through the pairs below, so no text of the store is built or split anywhere else.
 //! Must not: run SQL, or accept a combination of columns no `Destination` writes (that is a
 //! corrupt record, not a guess).
 
 use super::{Destination, EventKind, MessageId, RecipientId, StoreError, Transport};
 use crate::smtp::address::{Mailbox, ReversePath};
 use crate::smtp::command::{Notify, Ret};
+use crate::smtp::reply::EnhancedStatus;
 
 /// A recipient's destination as the columns of its row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +99,16 @@ pub(crate) fn reverse_path(text: String) -> Result<ReversePath, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("reverse path {text}: {e:?}")))
 }
 
+/// An RFC 3463 status as stored.
+pub(crate) fn status_text(status: Option<EnhancedStatus>) -> Option<String> {
+    status.map(|s| s.to_string())
+}
+
+/// An RFC 3463 status read back.
+pub(crate) fn status(text: Option<String>) -> Result<Option<EnhancedStatus>, StoreError> {
+    text.map(|t| EnhancedStatus::parse(&t).ok_or_else(|| StoreError::Corrupt(format!("status {t}")))).transpose()
+}
+
 /// RET as stored.
 pub(crate) fn ret_text(ret: Option<Ret>) -> Option<&'static str> {
     ret.map(|r| match r {
@@ -182,6 +193,14 @@ mod tests {
         }
         assert_eq!(reverse_path(String::new()).unwrap(), ReversePath::Null);
         assert!(reverse_path("no-at-sign".into()).is_err());
+    }
+
+    #[test]
+    fn statuses_read_back() {
+        for s in [None, Some(EnhancedStatus::new(5, 1, 1)), Some(EnhancedStatus::new(4, 7, 650))] {
+            assert_eq!(status(status_text(s)).unwrap(), s);
+        }
+        assert!(status(Some("5.1".into())).is_err());
     }
 
     #[test]

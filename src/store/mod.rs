@@ -22,6 +22,7 @@ use thiserror::Error;
 
 use crate::smtp::address::{Domain, ReversePath};
 use crate::smtp::command::{Notify, Ret};
+use crate::smtp::reply::EnhancedStatus;
 use crate::time::Timestamp;
 
 #[derive(Debug, Error)]
@@ -428,7 +429,7 @@ pub struct Feedback {
     pub address: String,
     /// True for a delay report (only an event is added).
     pub delay: bool,
-    pub status: Option<String>,
+    pub status: Option<EnhancedStatus>,
     pub detail: String,
     pub remote: Option<String>,
 }
@@ -462,7 +463,7 @@ pub struct RecipientFacts {
     pub notify: Option<Notify>,
     pub state: RecipientState,
     pub attempts: u32,
-    pub status: Option<String>,
+    pub status: Option<EnhancedStatus>,
     pub detail: Option<String>,
     pub reply_code: Option<u16>,
     pub remote_mta: Option<String>,
@@ -679,8 +680,8 @@ pub struct Attempt {
     /// The message of the recipient (for the reports that follow an attempt).
     pub message: MessageId,
     pub state: RecipientState,
-    /// RFC 3463 status of the outcome, e.g. `2.0.0`, `4.2.2`.
-    pub status: String,
+    /// RFC 3463 status of the outcome.
+    pub status: EnhancedStatus,
     pub detail: String,
     pub reply_code: Option<u16>,
     /// `host[ip]:port` of the server that answered.

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use mailerd::smtp::address::{Domain, Mailbox, ReversePath};
 use mailerd::smtp::command::{Notify, Ret};
+use mailerd::smtp::reply::EnhancedStatus;
 use mailerd::store::postgres::PgStore;
 use mailerd::store::sqlite::SqliteStore;
 use mailerd::store::{
@@ -147,11 +148,10 @@ fn attempt(recipient: RecipientId, message: &str, state: RecipientState) -> Atte
         message: MessageId(message.into()),
         state,
         status: match state {
-            RecipientState::Delivered => "2.0.0",
-            RecipientState::Deferred => "4.4.1",
-            _ => "5.1.1",
-        }
-        .into(),
+            RecipientState::Delivered => EnhancedStatus::new(2, 0, 0),
+            RecipientState::Deferred => EnhancedStatus::new(4, 4, 1),
+            _ => EnhancedStatus::new(5, 1, 1),
+        },
         detail: format!("{} by test", state.as_str()),
         reply_code: Some(match state {
             RecipientState::Delivered => 250,
@@ -654,7 +654,7 @@ async fn feedback_turns_delivered_into_bounced(s: Arc<dyn Store>) {
         message: MessageId("F1".into()),
         address: address.into(),
         delay,
-        status: Some("5.1.1".into()),
+        status: Some(EnhancedStatus::new(5, 1, 1)),
         detail: "user unknown".into(),
         remote: Some("mx.ex.net".into()),
     };

@@ -175,7 +175,7 @@ pub(super) async fn report_facts_of(c: &mut Conn, ids: &[String]) -> Result<Vec<
             notify: codec::notify(r.try_get(9)?)?,
             state: RecipientState::decode(r.try_get(10)?)?,
             attempts: r.try_get::<_, i32>(11)? as u32,
-            status: r.try_get(12)?,
+            status: codec::status(r.try_get(12)?)?,
             detail: r.try_get(13)?,
             reply_code: r.try_get::<_, Option<i32>>(14)?.map(|c| c as u16),
             remote_mta: r.try_get(15)?,

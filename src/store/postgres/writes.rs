@@ -433,7 +433,7 @@ struct RecordColumns<'a> {
     ids: Vec<i64>,
     states: Vec<&'static str>,
     next: Vec<Option<i64>>,
-    status: Vec<&'a str>,
+    status: Vec<String>,
     detail: Vec<&'a str>,
     reply: Vec<Option<i32>>,
     remote: Vec<Option<&'a str>>,
@@ -467,7 +467,7 @@ impl<'a> RecordColumns<'a> {
                     _ => None,
                 })
                 .collect(),
-            status: attempts.iter().map(|(_, a)| a.status.as_str()).collect(),
+            status: attempts.iter().filter_map(|(_, a)| codec::status_text(Some(a.status))).collect(),
             detail: attempts.iter().map(|(_, a)| a.detail.as_str()).collect(),
             reply: attempts.iter().map(|(_, a)| a.reply_code.map(i32::from)).collect(),
             remote: attempts.iter().map(|(_, a)| a.remote.as_deref()).collect(),
@@ -675,12 +675,10 @@ pub(super) async fn record_feedback(c: &mut Conn, f: &Feedback) -> Result<bool, 
     let kind = if f.delay { EventKind::Delayed } else { EventKind::Bounced }.as_str();
     let detail = format!("bounce received: {}", f.detail);
     let tx = c.client.transaction().await?;
-    tx.execute(&event, &[&f.message.0, &f.address, &kind, &f.status, &detail, &now, &f.remote]).await?;
-    let changed = if f.delay {
-        0
-    } else {
-        tx.execute(&bounced, &[&f.recipient.0, &f.status, &f.detail, &f.remote, &now]).await?
-    };
+    let status = codec::status_text(f.status);
+    tx.execute(&event, &[&f.message.0, &f.address, &kind, &status, &detail, &now, &f.remote]).await?;
+    let changed =
+        if f.delay { 0 } else { tx.execute(&bounced, &[&f.recipient.0, &status, &f.detail, &f.remote, &now]).await? };
     tx.commit().await?;
     Ok(changed > 0)
 }

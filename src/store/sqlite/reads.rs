@@ -174,7 +174,7 @@ pub(super) fn report_facts(c: &Connection, id: &MessageId) -> Result<Option<Repo
             notify: codec::notify(notify)?,
             state: RecipientState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("state {state}")))?,
             attempts,
-            status,
+            status: codec::status(status)?,
             detail,
             reply_code,
             remote_mta,

@@ -254,7 +254,17 @@ fn record(tx: &Transaction<'_>, owner: &str, attempts: &[Attempt]) -> Result<(),
         };
         let row = update
             .query_row(
-                params![a.state.as_str(), next, a.status, a.detail, now, a.recipient.0, owner, a.reply_code, a.remote],
+                params![
+                    a.state.as_str(),
+                    next,
+                    codec::status_text(Some(a.status)),
+                    a.detail,
+                    now,
+                    a.recipient.0,
+                    owner,
+                    a.reply_code,
+                    a.remote
+                ],
                 |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
             )
             .map(Some)
@@ -267,7 +277,7 @@ fn record(tx: &Transaction<'_>, owner: &str, attempts: &[Attempt]) -> Result<(),
             message,
             address,
             a.event.unwrap_or(a.state.into()).as_str(),
-            a.status,
+            codec::status_text(Some(a.status)),
             a.detail,
             now,
             a.remote
@@ -434,7 +444,15 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
             tx.prepare_cached(
                 "INSERT INTO events (message_id, recipient, kind, status, detail, at, remote) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
-            .execute(params![f.message.0, f.address, kind, f.status, format!("bounce received: {}", f.detail), now, f.remote])?;
+            .execute(params![
+                    f.message.0,
+                    f.address,
+                    kind,
+                    codec::status_text(f.status),
+                    format!("bounce received: {}", f.detail),
+                    now,
+                    f.remote
+                ])?;
             if f.delay {
                 0
             } else {
@@ -443,7 +461,13 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
                             reply_code = NULL, updated_at = ?5
                      WHERE id = ?1 AND state = 'delivered'",
                 )?
-                .execute(params![f.recipient.0, f.status, f.detail, f.remote, now])?
+                .execute(params![
+                    f.recipient.0,
+                    codec::status_text(f.status),
+                    f.detail,
+                    f.remote,
+                    now
+                ])?
             }
         }
         Simple::Delete(id) => delete(tx, id, now)?,
