@@ -49,9 +49,9 @@ NOT MEMBER article from <kuro@example.net>, rejected by tama ML.\r\n\r\nOriginal
     fn reads_the_address_of_the_notice_line() {
         let doc = read_doc(NOTICE.as_bytes()).expect("doc");
         let rows = parse(&doc);
-        assert_eq!(rows.len(), 1, "{rows:?}");
-        assert_eq!(rows[0].address, "kuro@example.net");
-        assert!(rows[0].diagnostic.as_deref().is_some_and(|d| d.starts_with("NOT MEMBER article from")));
+        let [row] = rows.as_slice() else { panic!("one row: {rows:?}") };
+        assert_eq!(row.address, "kuro@example.net");
+        assert!(row.diagnostic.as_deref().is_some_and(|d| d.starts_with("NOT MEMBER article from")));
     }
 
     #[test]
