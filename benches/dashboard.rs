@@ -19,7 +19,8 @@ use mailerd::http::dashboard::Admin;
 use mailerd::http::dashboard::pages::{self, QueueQuery};
 use mailerd::store::sqlite::SqliteStore;
 use mailerd::store::{
-    Attempt, MessageId, NewMessage, NewRecipient, Origin, RecipientState, Store, Suppression, Transport,
+    Attempt, Destination, MessageId, NewMessage, NewRecipient, Origin, RecipientState, Store, Suppression, Transport,
+    Via,
 };
 use mailerd::time::Timestamp;
 
@@ -43,7 +44,7 @@ fn outcome(i: usize, r: mailerd::store::RecipientId, m: MessageId) -> Attempt {
         recipient: r,
         message: m,
         state,
-        status: status.into(),
+        status: mailerd::smtp::reply::EnhancedStatus::parse(status).expect("status"),
         detail: detail.into(),
         reply_code: code,
         remote: Some("mx.example[192.0.2.25]:25".into()),
@@ -70,17 +71,18 @@ async fn fill(store: Arc<SqliteStore>, events: usize) -> MessageId {
                 address: format!("user{m}x{r}@d{}.example", (m * RECIPIENTS + r) % DOMAINS),
                 orcpt: None,
                 notify: None,
-                transport: Transport::Remote,
-                mailbox: None,
+                destination: Destination::Remote,
             })
             .collect();
         let msg = NewMessage {
             id,
-            reverse_path: "app@sender.example".into(),
+            reverse_path: mailerd::smtp::address::ReversePath::Mailbox(
+                mailerd::smtp::address::Mailbox::parse("app@sender.example").expect("address"),
+            ),
             envid: None,
             ret: None,
             received_at: received,
-            origin: Origin { via: "api".into(), ..Origin::default() },
+            origin: Origin { via: Via::Api, ..Origin::default() },
             body: b"From: app@sender.example\r\nSubject: bench\r\n\r\nhello\r\n".to_vec(),
             header_message_id: Some(format!("<bench{m}@sender.example>")),
             recipients,

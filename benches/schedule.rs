@@ -14,7 +14,9 @@ use mailerd::bounce::notify::ReportKind;
 use mailerd::bounce::reason::Reason;
 use mailerd::smtp::address::Mailbox;
 use mailerd::store::sqlite::SqliteStore;
-use mailerd::store::{Attempt, MessageId, NewMessage, NewRecipient, Origin, RecipientState, Store, Transport};
+use mailerd::store::{
+    Attempt, Destination, MessageId, NewMessage, NewRecipient, Origin, RecipientState, Store, Transport,
+};
 use mailerd::time::Timestamp;
 
 const STEPS: usize = 300;
@@ -31,7 +33,9 @@ async fn fill(store: &Arc<SqliteStore>, from: usize, to: usize) {
                 inflight.push(tokio::spawn(async move {
                     let msg = NewMessage {
                         id: MessageId(format!("BENCH{i:015}")),
-                        reverse_path: "s@sender.test".into(),
+                        reverse_path: mailerd::smtp::address::ReversePath::Mailbox(
+                            mailerd::smtp::address::Mailbox::parse("s@sender.test").expect("address"),
+                        ),
                         envid: None,
                         ret: None,
                         received_at: Timestamp::now(),
@@ -42,8 +46,7 @@ async fn fill(store: &Arc<SqliteStore>, from: usize, to: usize) {
                             address: format!("r{i}@rcpt.test"),
                             orcpt: None,
                             notify: None,
-                            transport: Transport::Remote,
-                            mailbox: None,
+                            destination: Destination::Remote,
                         }],
                         reports: Vec::new(),
                         notes: Vec::new(),
@@ -76,7 +79,7 @@ async fn step_cost(store: &Arc<SqliteStore>) -> Duration {
                 recipient: c.recipient,
                 message: c.message.clone(),
                 state: RecipientState::Deferred,
-                status: "4.4.1".into(),
+                status: mailerd::smtp::reply::EnhancedStatus::new(4, 4, 1),
                 detail: "bench".into(),
                 reply_code: None,
                 remote: None,

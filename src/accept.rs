@@ -8,7 +8,7 @@
 //! Must not: apply SMTP policy (that happened at MAIL/RCPT) or deliver anything.
 
 use crate::smtp::address::ReversePath;
-use crate::smtp::command::{MailParams, Ret};
+use crate::smtp::command::MailParams;
 use crate::store::{
     MessageId, NewMessage, NewRecipient, Origin, RecipientId, ReportMark, Store, StoreError, Transport,
 };
@@ -39,7 +39,7 @@ pub async fn accept(
     mut incoming: Incoming,
 ) -> Result<MessageId, StoreError> {
     let id = incoming.id.clone();
-    let leaves_here = incoming.recipients.iter().any(|r| r.transport == crate::store::Transport::Remote);
+    let leaves_here = incoming.recipients.iter().any(|r| r.transport() == Transport::Remote);
     if let Some(signer) = dkim.filter(|s| leaves_here && s.covers(&incoming.message)) {
         match signer.sign(&incoming.message) {
             Ok(header) => {
@@ -54,12 +54,9 @@ pub async fn accept(
     let header_message_id = headers.and_then(|h| crate::smtp::message::header_value(h, "message-id"));
     let msg = NewMessage {
         id: incoming.id,
-        reverse_path: incoming.from.to_string(),
+        reverse_path: incoming.from,
         envid: incoming.params.envid,
-        ret: incoming.params.ret.map(|r| match r {
-            Ret::Full => "full".to_string(),
-            Ret::Hdrs => "hdrs".to_string(),
-        }),
+        ret: incoming.params.ret,
         received_at: incoming.received_at,
         origin: incoming.origin,
         body: incoming.message,
@@ -68,11 +65,13 @@ pub async fn accept(
         reports: incoming.reports,
         notes: incoming.notes,
     };
-    let via = msg.origin.via.clone();
-    let transports: Vec<Transport> = msg.recipients.iter().map(|r| r.transport).collect();
+    let via = msg.origin.via;
+    let transports: Vec<Transport> = msg.recipients.iter().map(|r| r.transport()).collect();
     // What the log line says, for every origin alike (SMTP, submission, API, sendmail, DSN).
-    let (from, size) =
-        (if msg.reverse_path.is_empty() { "<>".to_string() } else { msg.reverse_path.clone() }, msg.body.len());
+    let (from, size) = (
+        if msg.reverse_path == ReversePath::Null { "<>".to_string() } else { msg.reverse_path.to_string() },
+        msg.body.len(),
+    );
     let to: Vec<String> = msg.recipients.iter().map(|r| r.address.clone()).collect();
     let (client, user, tls) = (msg.origin.client_ip.clone(), msg.origin.auth_user.clone(), msg.origin.tls);
     store.insert_message(msg).await?;
@@ -87,7 +86,7 @@ pub async fn accept(
         user = user.as_deref().unwrap_or("-"),
         "queued"
     );
-    crate::metrics::accepted(&via);
+    crate::metrics::accepted(via.as_str());
     wakeup.poke_for(transports);
     Ok(id)
 }

@@ -12,7 +12,7 @@ use libfuzzer_sys::fuzz_target;
 use mailerd::inbound::session::{AcceptedRcpt, Session};
 use mailerd::smtp::address::ReversePath;
 use mailerd::smtp::command::MailParams;
-use mailerd::store::Transport;
+use mailerd::store::Destination;
 
 const MAX_RECIPIENTS: usize = 5;
 
@@ -21,8 +21,7 @@ fn rcpt(n: u8) -> AcceptedRcpt {
         address: format!("r{n}@example.jp"),
         orcpt: None,
         notify: None,
-        transport: if n % 2 == 0 { Transport::Local } else { Transport::Remote },
-        mailbox: None,
+        destination: if n % 2 == 0 { Destination::Mailbox(format!("r{n}@example.jp")) } else { Destination::Remote },
         notes: Vec::new(),
     }
 }

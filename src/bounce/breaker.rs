@@ -108,7 +108,7 @@ pub fn hard_per_message(attempts: &[Attempt]) -> Vec<(MessageId, u64)> {
 
 /// Whether an outcome means the address itself is bad (the classifier's one verdict).
 fn is_hard(a: &Attempt) -> bool {
-    crate::feedback::classify::of_outcome(Some(&a.status), a.reply_code, Some(&a.detail)).hard_bounce == Some(true)
+    crate::feedback::classify::of_status(Some(a.status), a.reply_code, Some(&a.detail)).hard_bounce == Some(true)
 }
 
 impl Breaker {
@@ -214,7 +214,7 @@ mod tests {
             recipient: crate::store::RecipientId(1),
             message: MessageId(message.into()),
             state,
-            status: status.into(),
+            status: crate::smtp::reply::EnhancedStatus::parse(status).expect("status"),
             detail: detail.into(),
             reply_code: Some(550),
             remote: None,

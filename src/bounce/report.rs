@@ -18,20 +18,20 @@ use super::notify::{self, ReportKind};
 use super::reason::Reason;
 use crate::accept::{self, Incoming};
 use crate::config::Config;
-use crate::feedback::classify::{Decision, of_outcome};
+use crate::feedback::classify::{Decision, of_status};
 use crate::local::mailbox::{self, Resolution};
 use crate::smtp::address::{Mailbox, ReversePath};
-use crate::smtp::command::MailParams;
+use crate::smtp::command::{MailParams, Notify, Ret};
 use crate::store::{
-    MessageId, NewRecipient, Origin, RecipientFacts, RecipientState, ReportFacts, ReportMark, Scope, Store, StoreError,
-    Suppression, Transport,
+    Destination, MessageId, NewRecipient, Origin, RecipientFacts, RecipientState, ReportFacts, ReportMark, Scope,
+    Store, StoreError, Suppression, Via,
 };
 use crate::time::Timestamp;
 
 /// The reason and hard/soft verdict for a stored outcome: the classifier's one decision
 /// (`feedback::classify::of_outcome`), the same as for a bounce read from elsewhere.
 pub fn verdict(r: &RecipientFacts) -> Decision {
-    of_outcome(r.status.as_deref(), r.reply_code, r.detail.as_deref())
+    of_status(r.status, r.reply_code, r.detail.as_deref())
 }
 
 pub struct Reporter {
@@ -75,10 +75,8 @@ impl Reporter {
                 .iter()
                 .filter(|r| !r.final_reported)
                 .filter(|r| match r.state {
-                    RecipientState::Bounced | RecipientState::Expired => {
-                        notify::wants(r.notify.as_deref(), ReportKind::Failure)
-                    }
-                    RecipientState::Delivered => notify::wants(r.notify.as_deref(), ReportKind::Success),
+                    RecipientState::Bounced | RecipientState::Expired => notify::wants(r.notify, ReportKind::Failure),
+                    RecipientState::Delivered => notify::wants(r.notify, ReportKind::Success),
                     _ => false,
                 })
                 .collect();
@@ -96,7 +94,7 @@ impl Reporter {
                 .recipients
                 .iter()
                 .filter(|r| r.state == RecipientState::Deferred && !r.delay_reported)
-                .filter(|r| notify::wants(r.notify.as_deref(), ReportKind::Delay))
+                .filter(|r| notify::wants(r.notify, ReportKind::Delay))
                 .collect();
             if !delayed.is_empty() {
                 self.send(facts, to, ReportKind::Delay, &delayed, ReportMark::Delay, now).await?;
@@ -116,7 +114,7 @@ impl Reporter {
             }
             let address = Mailbox::parse(&r.address).map(|m| m.key()).unwrap_or_else(|_| r.address.to_lowercase());
             // The entry belongs to the sender's domain (its API keys see it); one per domain.
-            let domain = crate::store::sender_domain(&facts.reverse_path);
+            let domain = crate::store::path_domain(&facts.reverse_path);
             if self.store.suppression_entries(&address, &Scope::All).await?.iter().any(|s| s.domain == domain) {
                 continue;
             }
@@ -127,7 +125,7 @@ impl Reporter {
                 .suppress(Suppression {
                     address: address.clone(),
                     reason: reason.as_str().into(),
-                    status: r.status.clone(),
+                    status: r.status.map(|s| s.to_string()),
                     detail: r.detail.clone(),
                     message_id: Some(facts.id.0.clone()),
                     created_at: String::new(),
@@ -165,7 +163,7 @@ impl Reporter {
             arrival: facts.received_at,
             recipients: rows,
             original: &original,
-            return_full: facts.ret.as_deref() == Some("full") && kind == ReportKind::Failure,
+            return_full: facts.ret == Some(Ret::Full) && kind == ReportKind::Failure,
             kind,
             retry_until: Some(facts.received_at.plus(self.config.retry.max_age)),
         };
@@ -176,7 +174,7 @@ impl Reporter {
             params: MailParams::default(),
             recipients: vec![target],
             origin: Origin {
-                via: "dsn".into(),
+                via: Via::Dsn,
                 client_ip: "127.0.0.1".into(),
                 helo: self.config.hostname.clone(),
                 ..Origin::default()
@@ -198,21 +196,20 @@ impl Reporter {
 
     /// The queue recipient of a DSN to `to`: a local mailbox or a remote address.
     async fn route(&self, to: &Mailbox) -> Result<Option<NewRecipient>, StoreError> {
-        let recipient = |transport, mailbox| NewRecipient {
+        let recipient = |destination| NewRecipient {
             address: to.to_string(),
             orcpt: None,
-            notify: Some("NEVER".into()),
-            transport,
-            mailbox,
+            notify: Some(Notify { never: true, ..Notify::default() }),
+            destination,
         };
         if !self.config.is_local_domain(to.domain()) {
-            return Ok(Some(recipient(Transport::Remote, None)));
+            return Ok(Some(recipient(Destination::Remote)));
         }
         match mailbox::resolve(&self.config, to) {
-            Resolution::Forward(target) => Ok(Some(recipient(Transport::Remote, Some(target.to_string())))),
+            Resolution::Forward(target) => Ok(Some(recipient(Destination::Forward(target.to_string())))),
             Resolution::Mailbox { key, implicit } => {
                 if implicit || self.store.mailbox(&key).await?.is_some() {
-                    Ok(Some(recipient(Transport::Local, Some(key))))
+                    Ok(Some(recipient(Destination::Mailbox(key))))
                 } else {
                     Ok(None)
                 }
@@ -229,9 +226,9 @@ fn dsn_recipient(r: &RecipientFacts, kind: ReportKind) -> DsnRecipient {
         _ => Action::Failed,
     };
     let hard = if action == Action::Failed { hard_bounce } else { Some(false) };
-    let status = match (action, r.status.as_deref()) {
+    let status = match (action, r.status) {
         // RFC 3464: a failed recipient's Status is a 5.x.x; an expiry after 4xx replies is 4.4.7.
-        (Action::Failed, Some(s)) if s.starts_with('4') && r.state == RecipientState::Expired => s.to_string(),
+        (Action::Failed, Some(s)) if s.class == 4 && r.state == RecipientState::Expired => s.to_string(),
         (_, Some(s)) => s.to_string(),
         (_, None) => super::reason::STATUS_UNDEFINED.to_string(),
     };
@@ -260,7 +257,7 @@ mod tests {
     #[test]
     fn reasons_from_status_and_words() {
         let v = |s, d| {
-            let d = of_outcome(Some(s), None, d);
+            let d = crate::feedback::classify::of_outcome(Some(s), None, d);
             (d.reason, d.hard_bounce)
         };
         assert_eq!(v("5.1.1", Some("550 5.1.1 user unknown")), (Reason::UserUnknown, Some(true)));

@@ -349,7 +349,11 @@ fn reply_code_reason(code: u16, phase: Phase) -> Option<Reason> {
 /// a connection problem), for the scheduler, events, metrics and the dashboard: the same
 /// decision as for a parsed bounce.
 pub fn of_outcome(status: Option<&str>, reply_code: Option<u16>, detail: Option<&str>) -> Decision {
-    let status = status.and_then(|s| EnhancedStatus::parse(s.trim()));
+    of_status(status.and_then(|s| EnhancedStatus::parse(s.trim())), reply_code, detail)
+}
+
+/// `of_outcome` with the status already typed (as the store hands out a recipient's).
+pub fn of_status(status: Option<EnhancedStatus>, reply_code: Option<u16>, detail: Option<&str>) -> Decision {
     let phase = detail.map(phase_in).unwrap_or_default();
     classify(&Evidence { status, reply_code, diagnostic: detail, phase, ..Evidence::default() })
 }

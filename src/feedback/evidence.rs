@@ -129,7 +129,7 @@ async fn in_scope(store: &dyn Store, scope: &Scope, queue_id: &str) -> Result<bo
         return Ok(true);
     }
     let facts = store.report_facts(&MessageId(queue_id.to_string())).await?;
-    Ok(facts.is_some_and(|f| scope.covers_sender(&f.reverse_path)))
+    Ok(facts.is_some_and(|f| scope.covers_path(&f.reverse_path)))
 }
 
 /// (b) and (c): the quoted Message-ID in the sent log, or the message a valid token names;

@@ -16,20 +16,19 @@ use tracing::warn;
 use super::evidence::{Envelope, Verifier};
 use super::verify::Verdict;
 use super::{BounceReport, ReportKind};
-use crate::store::{Feedback, MessageId, RecipientId, Store, StoreError, Suppression};
-
-/// The prefix of a feedback claim's mailbox for null-sender mail to a local mailbox.
-pub const LOCAL_BOUNCE_PREFIX: &str = "local:";
+use crate::smtp::address::ReversePath;
+use crate::smtp::reply::EnhancedStatus;
+use crate::store::{Destination, Feedback, MessageId, RecipientId, Store, StoreError, Suppression};
 
 /// One claimed message of the feedback transport.
 pub struct Claimed<'a> {
     pub message: &'a MessageId,
     /// The envelope recipient it was sent to.
     pub rcpt: &'a str,
-    pub mail_from: &'a str,
-    /// The claim's mailbox: `QUEUEID:RECIPIENTID` from a signed return path, or
-    /// `local:KEY` for null-sender mail to a local mailbox.
-    pub mailbox: Option<&'a str>,
+    pub mail_from: &'a ReversePath,
+    /// Where it was sent: one of our signed return paths (`BounceOf`), or a local mailbox
+    /// from the null sender (`NullSenderTo`).
+    pub destination: &'a Destination,
     pub body: &'a [u8],
 }
 
@@ -80,7 +79,10 @@ pub async fn read(
     claim: &Claimed<'_>,
     keep_in_mailbox: bool,
 ) -> Result<Read, ReadError> {
-    let mailbox = claim.mailbox.and_then(|m| m.strip_prefix(LOCAL_BOUNCE_PREFIX)).map(str::to_string);
+    let mailbox = match claim.destination {
+        Destination::NullSenderTo(key) => Some(key.clone()),
+        _ => None,
+    };
     let origin =
         store.message_detail(claim.message).await.map_err(ReadError::Store)?.map(|d| d.origin).unwrap_or_default();
     let envelope = Envelope {
@@ -94,14 +96,16 @@ pub async fn read(
         warn!(queue_id = %claim.message, to = %claim.rcpt, "forged bounce dropped: {}", verification.summary());
         return Ok(Read::Forged { summary: verification.summary() });
     }
-    let about = match (&mailbox, &verification.original) {
-        (None, _) => claim.mailbox.map(str::to_string),
-        (Some(_), Some(queue_id)) if verification.is_bounce => Some(format!("{queue_id}:0")),
-        (Some(_), _) => None,
+    let about = match (claim.destination, &verification.original) {
+        (Destination::BounceOf { queue_id, rid }, _) => Some((queue_id.clone(), *rid)),
+        (Destination::NullSenderTo(_), Some(queue_id)) if verification.is_bounce => {
+            Some((MessageId(queue_id.clone()), None))
+        }
+        _ => None,
     };
     let mut recorded = None;
-    if let Some(about) = about {
-        let done = ingest(store, &about, &verification.report).await.map_err(ReadError::Record)?;
+    if let Some((queue_id, rid)) = about {
+        let done = ingest(store, &queue_id, rid, &verification.report).await.map_err(ReadError::Record)?;
         let hard = verification.report.recipients.iter().filter(|r| r.hard_bounce == Some(true)).count();
         recorded = Some(Recorded {
             original: (done.updated > 0).then_some(done.original).flatten(),
@@ -123,11 +127,15 @@ pub struct Ingested {
     pub summary: String,
 }
 
-/// `about` is what the signed return path encoded: `QUEUEID:RECIPIENTID` (0 = several).
-pub async fn ingest(store: &dyn Store, about: &str, report: &BounceReport) -> Result<Ingested, StoreError> {
-    let (queue_id, rid) = about.split_once(':').unwrap_or((about, "0"));
-    let rid: i64 = rid.parse().unwrap_or(0);
-    let id = MessageId(queue_id.to_string());
+/// `queue_id` and `rid` are what the signed return path named: the message, and its recipient
+/// when it had one (None: several, matched by address).
+pub async fn ingest(
+    store: &dyn Store,
+    queue_id: &MessageId,
+    rid: Option<RecipientId>,
+    report: &BounceReport,
+) -> Result<Ingested, StoreError> {
+    let id = queue_id.clone();
     let none = |summary: String| Ok(Ingested { original: None, updated: 0, summary });
     let delay = match report.kind {
         ReportKind::Bounce => false,
@@ -141,9 +149,8 @@ pub async fn ingest(store: &dyn Store, about: &str, report: &BounceReport) -> Re
     let mut matched = 0;
     for rc in &report.recipients {
         let by_address = facts.recipients.iter().find(|r| r.address.eq_ignore_ascii_case(&rc.address));
-        let by_token = (rid > 0 && report.recipients.len() == 1)
-            .then(|| facts.recipients.iter().find(|r| r.id == RecipientId(rid)))
-            .flatten();
+        let by_token =
+            rid.filter(|_| report.recipients.len() == 1).and_then(|rid| facts.recipients.iter().find(|r| r.id == rid));
         let Some(ours) = by_address.or(by_token) else { continue };
         matched += 1;
         let detail = rc.diagnostic.clone().unwrap_or_else(|| rc.reason.info().summary.to_string());
@@ -158,7 +165,7 @@ pub async fn ingest(store: &dyn Store, about: &str, report: &BounceReport) -> Re
                     detail: Some(detail.clone()),
                     message_id: Some(queue_id.to_string()),
                     created_at: String::new(),
-                    domain: crate::store::sender_domain(&facts.reverse_path),
+                    domain: crate::store::path_domain(&facts.reverse_path),
                 })
                 .await?;
         }
@@ -168,7 +175,7 @@ pub async fn ingest(store: &dyn Store, about: &str, report: &BounceReport) -> Re
                 message: id.clone(),
                 address: ours.address.clone(),
                 delay,
-                status: rc.status.clone(),
+                status: rc.status.as_deref().and_then(EnhancedStatus::parse),
                 detail,
                 remote: rc.remote_mta.clone(),
             })

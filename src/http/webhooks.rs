@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use crate::config::Webhook;
-use crate::store::{EventRecord, Store};
+use crate::store::{EventKind, EventRecord, Store};
 
 const BATCH: usize = 100;
 const IDLE: Duration = Duration::from_secs(1);
@@ -36,7 +36,7 @@ pub fn payload(e: &EventRecord) -> Value {
         "id": e.id, "type": e.kind, "at": e.at, "message_id": e.message_id, "recipient": e.recipient,
         "status": e.status, "detail": e.detail, "remote": e.remote,
     });
-    if matches!(e.kind.as_str(), "bounced" | "expired" | "deferred" | "delayed")
+    if matches!(e.kind, EventKind::Bounced | EventKind::Expired | EventKind::Deferred | EventKind::Delayed)
         && let (Some(status), Some(obj)) = (e.status.as_deref(), v.as_object_mut())
     {
         let verdict = crate::feedback::classify::of_outcome(Some(status), None, e.detail.as_deref());
@@ -86,7 +86,7 @@ pub async fn run(store: Arc<dyn Store>, hook: Webhook, mut shutdown: watch::Rece
         let mut waiting = events.len() as i64;
         crate::metrics::webhook_backlog(waiting);
         for e in events {
-            if hook.events.is_empty() || hook.events.contains(&e.kind) {
+            if hook.events.is_empty() || hook.events.iter().any(|k| k == e.kind.as_str()) {
                 let body = payload(&e).to_string();
                 if !deliver(&hook, e.id, &body, &mut shutdown).await {
                     crate::metrics::webhook_backlog(-waiting);
@@ -198,7 +198,7 @@ mod tests {
             at: "2026-11-28T00:00:00Z".into(),
             message_id: "Q".into(),
             recipient: Some("a@b.test".into()),
-            kind: "bounced".into(),
+            kind: EventKind::Bounced,
             status: Some("5.1.1".into()),
             detail: Some("550 5.1.1 user unknown".into()),
             remote: None,

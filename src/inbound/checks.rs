@@ -64,7 +64,7 @@ pub fn submitted(
     config: &CheckConfig,
 ) -> Result<Vec<(Option<String>, String)>, Check> {
     let mut notes: Vec<(Option<String>, String)> = Vec::new();
-    if rcpts.iter().any(|r| r.transport == Transport::Remote) {
+    if rcpts.iter().any(|r| r.transport() == Transport::Remote) {
         let found = message(raw, max_size, config);
         if let Some(c) = found.refuse {
             return Err(c);

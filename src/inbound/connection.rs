@@ -633,9 +633,9 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
             return Ok(());
         }
     };
-    let remote = tx.rcpts.iter().filter(|r| r.transport == Transport::Remote).count();
+    let remote = tx.rcpts.iter().filter(|r| r.transport() == Transport::Remote).count();
     let origin = Origin {
-        via: client.kind.as_str().into(),
+        via: client.kind.via(),
         client_ip: client.addr.ip().to_string(),
         helo,
         auth_user: session.auth_user.clone(),

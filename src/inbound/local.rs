@@ -361,7 +361,7 @@ pub async fn submit(
         params: envelope.params,
         recipients: accepted.into_iter().map(Into::into).collect(),
         origin: Origin {
-            via: ListenerKind::Local.as_str().into(),
+            via: ListenerKind::Local.via(),
             client_ip: ip.to_string(),
             helo: "localhost".into(),
             auth_user: Some(user.name.clone()),

@@ -46,6 +46,15 @@ impl ListenerKind {
             ListenerKind::Local => "sendmail",
         }
     }
+
+    /// The door a message taken by this listener came in by.
+    pub fn via(self) -> crate::store::Via {
+        match self {
+            ListenerKind::Smtp => crate::store::Via::Smtp,
+            ListenerKind::Submission => crate::store::Via::Submission,
+            ListenerKind::Local => crate::store::Via::Sendmail,
+        }
+    }
 }
 
 /// Everything a session needs, shared by all connections.

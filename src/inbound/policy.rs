@@ -21,7 +21,7 @@ use crate::local::mailbox::{self, Resolution};
 use crate::smtp::address::{Mailbox, ReversePath};
 use crate::smtp::command::{ForwardPath, MailParams, RcptParams};
 use crate::smtp::reply::SmtpReply;
-use crate::store::{Scope, Transport};
+use crate::store::{Destination, MessageId, RecipientId, Scope};
 use crate::time::Timestamp;
 
 /// Who is sending, as far as policy cares; every door builds one.
@@ -241,18 +241,17 @@ pub async fn check_rcpt(
     params: &RcptParams,
     declared_size: Option<u64>,
 ) -> Result<AcceptedRcpt, Refusal> {
-    let accepted = |address: String, transport, mailbox| AcceptedRcpt {
+    let accepted = |address: String, destination| AcceptedRcpt {
         address,
         orcpt: params.orcpt.clone(),
-        notify: params.notify.map(|n| n.render()),
-        transport,
-        mailbox,
+        notify: params.notify,
+        destination,
         notes: Vec::new(),
     };
     let rcpt: &Mailbox = match to {
         ForwardPath::Postmaster => {
             let key = mailbox::postmaster_key(&ctx.config);
-            return Ok(accepted(key.clone(), Transport::Local, Some(key)));
+            return Ok(accepted(key.clone(), Destination::Mailbox(key)));
         }
         ForwardPath::Mailbox(m) => m,
     };
@@ -260,8 +259,11 @@ pub async fn check_rcpt(
     if return_path::looks_signed(rcpt.local()) && rcpt.domain().as_str() == ctx.return_path.domain {
         return match ctx.return_path.verify_address(rcpt.local(), rcpt.domain().as_str(), Timestamp::now()) {
             Ok(token) => {
-                let about = format!("{}:{}", token.queue_id, token.recipient_id);
-                Ok(accepted(shown, Transport::Feedback, Some(about)))
+                let about = Destination::BounceOf {
+                    queue_id: MessageId(token.queue_id),
+                    rid: (token.recipient_id > 0).then_some(RecipientId(token.recipient_id)),
+                };
+                Ok(accepted(shown, about))
             }
             Err(e) => Err(refuse(Reason::InvalidBounceAddress { rcpt: shown }, format!("backscatter? {e:?}"))),
         };
@@ -302,13 +304,13 @@ pub async fn check_rcpt(
             let why = super::checks::note(&c);
             return Err(refuse(Reason::CheckFailed { rcpt: shown, check: c.name, why: why.clone() }, why));
         }
-        let mut rcpt = accepted(shown, Transport::Remote, None);
+        let mut rcpt = accepted(shown, Destination::Remote);
         rcpt.notes = found.notes;
         return Ok(rcpt);
     }
     let (key, implicit) = match mailbox::resolve(&ctx.config, rcpt) {
         Resolution::Forward(target) => {
-            return Ok(accepted(shown, Transport::Remote, Some(target.to_string())));
+            return Ok(accepted(shown, Destination::Forward(target.to_string())));
         }
         Resolution::Mailbox { key, implicit } => (key, implicit),
     };
@@ -323,10 +325,9 @@ pub async fn check_rcpt(
     }
     if matches!(from, ReversePath::Null) && ctx.config.bounce.read_null_sender {
         // A bounce (or a forged one) to a local mailbox: read it before anyone sees it.
-        let about = format!("{}{key}", crate::queue::scheduler::LOCAL_BOUNCE_PREFIX);
-        return Ok(accepted(shown, Transport::Feedback, Some(about)));
+        return Ok(accepted(shown, Destination::NullSenderTo(key)));
     }
-    Ok(accepted(shown, Transport::Local, Some(key)))
+    Ok(accepted(shown, Destination::Mailbox(key)))
 }
 
 /// Bytes available to unprivileged users on the file system holding `dir`.

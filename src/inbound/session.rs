@@ -6,31 +6,30 @@
 
 use super::replies;
 use crate::smtp::address::ReversePath;
-use crate::smtp::command::MailParams;
+use crate::smtp::command::{MailParams, Notify};
 use crate::smtp::reply::SmtpReply;
-use crate::store::{NewRecipient, Transport};
+use crate::store::{Destination, NewRecipient, Transport};
 
 /// One accepted RCPT, already resolved by policy.
 #[derive(Debug, Clone)]
 pub struct AcceptedRcpt {
     pub address: String,
     pub orcpt: Option<String>,
-    pub notify: Option<String>,
-    pub transport: Transport,
-    pub mailbox: Option<String>,
+    pub notify: Option<Notify>,
+    pub destination: Destination,
     /// Checklist findings to record as events of the message.
     pub notes: Vec<String>,
 }
 
+impl AcceptedRcpt {
+    pub fn transport(&self) -> Transport {
+        self.destination.transport()
+    }
+}
+
 impl From<AcceptedRcpt> for NewRecipient {
     fn from(r: AcceptedRcpt) -> Self {
-        NewRecipient {
-            address: r.address,
-            orcpt: r.orcpt,
-            notify: r.notify,
-            transport: r.transport,
-            mailbox: r.mailbox,
-        }
+        NewRecipient { address: r.address, orcpt: r.orcpt, notify: r.notify, destination: r.destination }
     }
 }
 
@@ -165,8 +164,7 @@ mod tests {
             address: "a@b".into(),
             orcpt: None,
             notify: None,
-            transport: Transport::Local,
-            mailbox: None,
+            destination: Destination::Mailbox("a@b".into()),
             notes: Vec::new(),
         }
     }

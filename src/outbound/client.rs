@@ -19,6 +19,7 @@ use tokio::net::TcpStream;
 pub use super::outcome::Stage;
 use crate::config::TlsMode;
 use crate::smtp::codec::{ReadError, ReplyReader, dot_stuff};
+use crate::smtp::command::{Notify, Ret};
 use crate::smtp::reply::SmtpReply;
 
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -103,13 +104,13 @@ pub struct Envelope<'a> {
     pub reverse_path: &'a str,
     pub recipients: Vec<RcptSpec<'a>>,
     pub envid: Option<&'a str>,
-    pub ret: Option<&'a str>,
+    pub ret: Option<Ret>,
     pub message: &'a [u8],
 }
 
 pub struct RcptSpec<'a> {
     pub address: &'a str,
-    pub notify: Option<&'a str>,
+    pub notify: Option<Notify>,
     pub orcpt: Option<&'a str>,
 }
 
@@ -263,8 +264,10 @@ impl Connection {
             mail.push_str(" SMTPUTF8");
         }
         if self.caps.dsn {
-            if let Some(ret) = env.ret {
-                mail.push_str(&format!(" RET={}", ret.to_ascii_uppercase()));
+            match env.ret {
+                Some(Ret::Full) => mail.push_str(" RET=FULL"),
+                Some(Ret::Hdrs) => mail.push_str(" RET=HDRS"),
+                None => {}
             }
             if let Some(envid) = env.envid {
                 mail.push_str(&format!(" ENVID={}", crate::smtp::xtext::encode(envid)));
@@ -277,7 +280,7 @@ impl Connection {
                 let mut line = format!("RCPT TO:<{}>", r.address);
                 if self.caps.dsn {
                     if let Some(n) = r.notify {
-                        line.push_str(&format!(" NOTIFY={n}"));
+                        line.push_str(&format!(" NOTIFY={}", n.render()));
                     }
                     if let Some(o) = r.orcpt {
                         line.push_str(&format!(" ORCPT={}", orcpt_param(o)));

@@ -25,6 +25,7 @@ use self::route::RouteFailure;
 use self::slots::{SlotError, SlotGuard, Slots};
 use crate::config::{Config, Hop, TlsMode};
 use crate::dns::Dns;
+use crate::smtp::command::{Notify, Ret};
 
 /// One delivery job: a message and its recipients at one destination.
 pub struct Job {
@@ -32,14 +33,14 @@ pub struct Job {
     pub domain: String,
     pub reverse_path: String,
     pub envid: Option<String>,
-    pub ret: Option<String>,
+    pub ret: Option<Ret>,
     pub recipients: Vec<JobRecipient>,
     pub message: Arc<Vec<u8>>,
 }
 
 pub struct JobRecipient {
     pub address: String,
-    pub notify: Option<String>,
+    pub notify: Option<Notify>,
     pub orcpt: Option<String>,
 }
 
@@ -152,10 +153,10 @@ impl Outbound {
             recipients: job
                 .recipients
                 .iter()
-                .map(|r| RcptSpec { address: &r.address, notify: r.notify.as_deref(), orcpt: r.orcpt.as_deref() })
+                .map(|r| RcptSpec { address: &r.address, notify: r.notify, orcpt: r.orcpt.as_deref() })
                 .collect(),
             envid: job.envid.as_deref(),
-            ret: job.ret.as_deref(),
+            ret: job.ret,
             message: &job.message,
         };
         // A pooled connection may have been closed by the server meanwhile: one retry on a new one.

@@ -34,7 +34,10 @@ use crate::config::Config;
 use crate::feedback::ingest::{self, Read};
 use crate::outbound::outcome::{DeliveryOutcome, Report, Stage};
 use crate::outbound::{Job, JobRecipient, Outbound};
-use crate::store::{Attempt, Claim, MessageId, RecipientId, RecipientState, Store, StoreError, Transport};
+use crate::smtp::address::ReversePath;
+use crate::store::{
+    Attempt, Claim, Destination, EventKind, MessageId, RecipientId, RecipientState, Store, StoreError, Transport,
+};
 use crate::time::Timestamp;
 
 const LOCAL_BATCH: usize = 64;
@@ -61,8 +64,6 @@ pub struct Scheduler {
     /// Recipients this process holds leases on: claimed, outcome not recorded yet.
     pub inflight: Mutex<HashSet<RecipientId>>,
 }
-
-pub use crate::feedback::ingest::LOCAL_BOUNCE_PREFIX;
 
 impl Scheduler {
     fn mail_root(&self) -> PathBuf {
@@ -167,7 +168,8 @@ impl Scheduler {
                         a
                     }
                     _ => {
-                        let outcome = self.deliver_local(claim, claim.mailbox.clone(), &mut bodies).await;
+                        let mailbox = claim.destination.mailbox().map(str::to_string);
+                        let outcome = self.deliver_local(claim, mailbox, &mut bodies).await;
                         self.attempt(claim, transport.as_str(), outcome)
                     }
                 };
@@ -249,7 +251,7 @@ impl Scheduler {
             }
         };
         let reverse_path = match &self.signer {
-            Some(signer) if !first.reverse_path.is_empty() => {
+            Some(signer) if first.reverse_path != ReversePath::Null => {
                 let rid = match claims.as_slice() {
                     [only] => only.recipient.0,
                     _ => 0,
@@ -257,18 +259,18 @@ impl Scheduler {
                 let valid_until = first.received_at.plus(self.config.retry.max_age + Duration::from_secs(3 * 86_400));
                 signer.sign(&first.message.0, rid, valid_until)
             }
-            _ => first.reverse_path.clone(),
+            _ => first.reverse_path.to_string(),
         };
         let job = Job {
             domain: domain.clone(),
             reverse_path,
             envid: first.envid.clone(),
-            ret: first.ret.clone(),
+            ret: first.ret,
             recipients: claims
                 .iter()
                 .map(|c| JobRecipient {
                     address: delivery_address(c).to_string(),
-                    notify: c.notify.clone(),
+                    notify: c.notify,
                     orcpt: c.orcpt.clone(),
                 })
                 .collect(),
@@ -337,7 +339,7 @@ impl Scheduler {
         &self,
         claim: &Claim,
         bodies: &mut HashMap<MessageId, Arc<Vec<u8>>>,
-    ) -> (DeliveryOutcome, Option<MessageId>, Option<&'static str>) {
+    ) -> (DeliveryOutcome, Option<MessageId>, Option<EventKind>) {
         let body = match self.body_of(claim).await {
             Ok(Some(b)) => b,
             Ok(None) => return (DeliveryOutcome::body_missing("bounce body missing"), None, None),
@@ -348,7 +350,7 @@ impl Scheduler {
             message: &claim.message,
             rcpt: &claim.address,
             mail_from: &claim.reverse_path,
-            mailbox: claim.mailbox.as_deref(),
+            destination: &claim.destination,
             body: &body,
         };
         let read =
@@ -357,7 +359,7 @@ impl Scheduler {
             Err(e) => (DeliveryOutcome::local_trouble(Stage::Local, e.to_string()), None, None),
             Ok(Read::Forged { summary }) => {
                 let outcome = DeliveryOutcome::delivered_locally(format!("forged bounce dropped: {summary}"));
-                (outcome, None, Some("forged_bounce"))
+                (outcome, None, Some(EventKind::ForgedBounce))
             }
             Ok(Read::Read { recorded, deliver_to, summary }) => {
                 let mut original = None;
@@ -401,7 +403,8 @@ impl Scheduler {
             },
         };
         let host = self.config.hostname.clone();
-        crate::local::deliver::deliver(self.mail_root(), host, key, &claim.reverse_path, &body).await
+        let return_path = claim.reverse_path.to_string();
+        crate::local::deliver::deliver(self.mail_root(), host, key, &return_path, &body).await
     }
 
     /// Turns an outcome into the record to store, applying the retry decision.
@@ -415,14 +418,14 @@ impl Scheduler {
             Decision::RetryAt(at) => (RecipientState::Deferred, outcome.into_report(), Some(at)),
         };
         let mut attempt = stored(claim, state, &report, next_attempt_at);
-        if state == RecipientState::Delivered && claim.mailbox.is_some() && relay == "local" {
-            attempt.mailbox_bytes = claim.mailbox.clone().map(|m| (m, claim.size));
+        if let (RecipientState::Delivered, Destination::Mailbox(key)) = (state, &claim.destination) {
+            attempt.mailbox_bytes = Some((key.clone(), claim.size));
         }
         if relay != Transport::Feedback.as_str() {
             let latency = (state == RecipientState::Delivered)
                 .then(|| Duration::from_millis(now.millis().saturating_sub(claim.received_at.millis()).max(0) as u64));
             let bounce_reason = matches!(state, RecipientState::Bounced | RecipientState::Expired).then(|| {
-                crate::feedback::classify::of_outcome(Some(&attempt.status), attempt.reply_code, Some(&attempt.detail))
+                crate::feedback::classify::of_status(Some(attempt.status), attempt.reply_code, Some(&attempt.detail))
                     .reason
             });
             crate::metrics::outcome(state.as_str(), bounce_reason, latency);
@@ -439,7 +442,7 @@ impl Scheduler {
             attempts = claim.attempts + 1,
             detail = %attempt.detail,
             "{}",
-            attempt.event.unwrap_or(state.as_str())
+            attempt.event.map_or(state.as_str(), EventKind::as_str)
         );
         attempt
     }
@@ -452,7 +455,7 @@ fn stored(claim: &Claim, state: RecipientState, report: &Report, next_attempt_at
         recipient: claim.recipient,
         message: claim.message.clone(),
         state,
-        status: report.status.to_string(),
+        status: report.status,
         detail: report.detail.clone(),
         reply_code: report.reply_code,
         remote: report.remote.clone(),
@@ -464,7 +467,10 @@ fn stored(claim: &Claim, state: RecipientState, report: &Report, next_attempt_at
 
 /// The address to deliver a remote claim to: an alias target, or the recipient itself.
 fn delivery_address(claim: &Claim) -> &str {
-    claim.mailbox.as_deref().unwrap_or(&claim.address)
+    match &claim.destination {
+        Destination::Forward(target) => target,
+        _ => &claim.address,
+    }
 }
 
 /// Groups claims into jobs: one per (message, destination domain), in claim order.

@@ -9,6 +9,7 @@
 //! Must not: decide policy, talk SMTP, or return from `insert_message` before the message
 //! and its recipients are durable (fsync'd; backends group-commit concurrent writers).
 
+mod codec;
 pub mod postgres;
 pub mod sqlite;
 
@@ -19,7 +20,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::smtp::address::Domain;
+use crate::smtp::address::{Domain, ReversePath};
+use crate::smtp::command::{Notify, Ret};
+use crate::smtp::reply::EnhancedStatus;
 use crate::time::Timestamp;
 
 #[derive(Debug, Error)]
@@ -209,11 +212,128 @@ impl RecipientState {
     }
 }
 
+/// What an event records; its `as_str` word is its `type` in the API and webhooks, and what
+/// the store keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Queued,
+    Delivered,
+    Deferred,
+    Bounced,
+    Expired,
+    /// A delay report received for a recipient we delivered.
+    Delayed,
+    Suppressed,
+    /// A checklist finding recorded with the message.
+    Check,
+    ForgedBounce,
+    AccountPaused,
+    Deleted,
+    Held,
+    Released,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 13] = [
+        EventKind::Queued,
+        EventKind::Delivered,
+        EventKind::Deferred,
+        EventKind::Bounced,
+        EventKind::Expired,
+        EventKind::Delayed,
+        EventKind::Suppressed,
+        EventKind::Check,
+        EventKind::ForgedBounce,
+        EventKind::AccountPaused,
+        EventKind::Deleted,
+        EventKind::Held,
+        EventKind::Released,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Queued => "queued",
+            EventKind::Delivered => "delivered",
+            EventKind::Deferred => "deferred",
+            EventKind::Bounced => "bounced",
+            EventKind::Expired => "expired",
+            EventKind::Delayed => "delayed",
+            EventKind::Suppressed => "suppressed",
+            EventKind::Check => "check",
+            EventKind::ForgedBounce => "forged_bounce",
+            EventKind::AccountPaused => "account_paused",
+            EventKind::Deleted => "deleted",
+            EventKind::Held => "held",
+            EventKind::Released => "released",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The event a recipient's new state is recorded as.
+impl From<RecipientState> for EventKind {
+    fn from(state: RecipientState) -> EventKind {
+        match state {
+            RecipientState::Queued => EventKind::Queued,
+            RecipientState::Deferred => EventKind::Deferred,
+            RecipientState::Delivered => EventKind::Delivered,
+            RecipientState::Bounced => EventKind::Bounced,
+            RecipientState::Expired => EventKind::Expired,
+            RecipientState::Held => EventKind::Held,
+        }
+    }
+}
+
+/// The door a message came in by; stored (in the origin's JSON), logged and shown as its
+/// `as_str` word.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// The MX listener.
+    #[default]
+    Smtp,
+    /// The submission listener.
+    Submission,
+    /// The `sendmail` program of this host.
+    Sendmail,
+    /// The HTTP API.
+    Api,
+    /// A delivery status notification of our own.
+    Dsn,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Smtp => "smtp",
+            Via::Submission => "submission",
+            Via::Sendmail => "sendmail",
+            Via::Api => "api",
+            Via::Dsn => "dsn",
+        }
+    }
+}
+
+impl std::fmt::Display for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Where a message came from, kept with it for logs, Received headers and events.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {
-    /// `smtp`, `submission`, `api` or `dsn`.
-    pub via: String,
+    pub via: Via,
     pub client_ip: String,
     pub helo: String,
     pub auth_user: Option<String>,
@@ -225,26 +345,68 @@ pub struct Origin {
     pub metadata: std::collections::BTreeMap<String, String>,
 }
 
+/// Where a recipient goes, decided when it was accepted: what the scheduler does with it.
+/// Each variant belongs to one transport (`transport`); the store keeps it in typed columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// Delivered by MX to the recipient's own address.
+    Remote,
+    /// A local alias that points elsewhere: delivered by MX to this address instead.
+    Forward(String),
+    /// Delivered into this local mailbox (its key, after alias expansion).
+    Mailbox(String),
+    /// Mail to one of our signed return paths: a bounce about this message of ours, and about
+    /// this recipient of it when the message had one (None: several; the bounce names them).
+    /// Read by `feedback`, never delivered.
+    BounceOf { queue_id: MessageId, rid: Option<RecipientId> },
+    /// Null-sender mail to this local mailbox: read as a possible bounce first, and delivered
+    /// into the mailbox when it is not a bounce about our mail (or `bounce.keep_in_mailbox`).
+    NullSenderTo(String),
+}
+
+impl Destination {
+    /// The transport that handles a recipient going here.
+    pub fn transport(&self) -> Transport {
+        match self {
+            Destination::Remote | Destination::Forward(_) => Transport::Remote,
+            Destination::Mailbox(_) => Transport::Local,
+            Destination::BounceOf { .. } | Destination::NullSenderTo(_) => Transport::Feedback,
+        }
+    }
+
+    /// The local mailbox this destination delivers into, if any.
+    pub fn mailbox(&self) -> Option<&str> {
+        match self {
+            Destination::Mailbox(key) | Destination::NullSenderTo(key) => Some(key),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NewRecipient {
     /// The address as given at RCPT (normalised).
     pub address: String,
     pub orcpt: Option<String>,
-    /// RFC 3461 NOTIFY as stored (`NEVER`, `SUCCESS,FAILURE`…), None when absent.
-    pub notify: Option<String>,
-    pub transport: Transport,
-    /// For local recipients: the mailbox key after alias expansion.
-    pub mailbox: Option<String>,
+    /// RFC 3461 NOTIFY, None when absent.
+    pub notify: Option<Notify>,
+    /// Where it goes (and so which transport delivers it).
+    pub destination: Destination,
+}
+
+impl NewRecipient {
+    pub fn transport(&self) -> Transport {
+        self.destination.transport()
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     pub id: MessageId,
-    /// Empty for the null reverse path `<>`.
-    pub reverse_path: String,
+    pub reverse_path: ReversePath,
     pub envid: Option<String>,
-    /// `full` or `hdrs`, None when RET was not given.
-    pub ret: Option<String>,
+    /// RFC 3461 RET, None when it was not given.
+    pub ret: Option<Ret>,
     pub received_at: Timestamp,
     pub origin: Origin,
     pub body: Vec<u8>,
@@ -267,7 +429,7 @@ pub struct Feedback {
     pub address: String,
     /// True for a delay report (only an event is added).
     pub delay: bool,
-    pub status: Option<String>,
+    pub status: Option<EnhancedStatus>,
     pub detail: String,
     pub remote: Option<String>,
 }
@@ -285,11 +447,11 @@ pub enum ReportMark {
 #[derive(Debug, Clone)]
 pub struct ReportFacts {
     pub id: MessageId,
-    pub reverse_path: String,
+    pub reverse_path: ReversePath,
     pub envid: Option<String>,
-    pub ret: Option<String>,
+    pub ret: Option<Ret>,
     pub received_at: Timestamp,
-    pub origin_via: String,
+    pub origin_via: Via,
     pub recipients: Vec<RecipientFacts>,
 }
 
@@ -298,10 +460,10 @@ pub struct RecipientFacts {
     pub id: RecipientId,
     pub address: String,
     pub orcpt: Option<String>,
-    pub notify: Option<String>,
+    pub notify: Option<Notify>,
     pub state: RecipientState,
     pub attempts: u32,
-    pub status: Option<String>,
+    pub status: Option<EnhancedStatus>,
     pub detail: Option<String>,
     pub reply_code: Option<u16>,
     pub remote_mta: Option<String>,
@@ -355,6 +517,15 @@ impl Scope {
         }
     }
 
+    /// Whether a message from the envelope sender `path` is in the scope (`<>`: only `All`).
+    pub fn covers_path(&self, path: &ReversePath) -> bool {
+        match (self, path) {
+            (Scope::All, _) => true,
+            (_, ReversePath::Null) => false,
+            (_, ReversePath::Mailbox(m)) => self.covers(m.domain()),
+        }
+    }
+
     pub fn is_all(&self) -> bool {
         matches!(self, Scope::All)
     }
@@ -385,6 +556,14 @@ impl std::fmt::Display for Scope {
 /// last `@` (a quoted local part may hold one), as the SQL of both stores reads it.
 pub fn sender_domain(reverse_path: &str) -> Option<Domain> {
     reverse_path.rsplit_once('@').and_then(|(_, d)| Domain::parse(d).ok())
+}
+
+/// The domain of an envelope sender (None for `<>`): the scope its message belongs to.
+pub fn path_domain(path: &ReversePath) -> Option<Domain> {
+    match path {
+        ReversePath::Null => None,
+        ReversePath::Mailbox(m) => Some(m.domain().clone()),
+    }
 }
 
 /// `domain` is `parent` or one of its subdomains (both normalised: lower-case A-labels).
@@ -452,7 +631,7 @@ pub struct EventRecord {
     pub message_id: String,
     pub recipient: Option<String>,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: EventKind,
     pub status: Option<String>,
     pub detail: Option<String>,
     pub remote: Option<String>,
@@ -479,15 +658,15 @@ pub struct Claim {
     pub recipient: RecipientId,
     pub message: MessageId,
     pub address: String,
-    /// Local: the mailbox key. Remote: an alias target to deliver to instead of `address`.
-    pub mailbox: Option<String>,
+    /// Where it goes, as accepted (of the claimed transport).
+    pub destination: Destination,
     pub attempts: u32,
     pub size: u64,
     pub received_at: Timestamp,
-    pub reverse_path: String,
+    pub reverse_path: ReversePath,
     pub envid: Option<String>,
-    pub ret: Option<String>,
-    pub notify: Option<String>,
+    pub ret: Option<Ret>,
+    pub notify: Option<Notify>,
     pub orcpt: Option<String>,
     /// The body, when the store handed it over with the claim (PostgreSQL does so for small
     /// messages, saving a round trip per delivery); otherwise `load_body` reads it.
@@ -501,8 +680,8 @@ pub struct Attempt {
     /// The message of the recipient (for the reports that follow an attempt).
     pub message: MessageId,
     pub state: RecipientState,
-    /// RFC 3463 status of the outcome, e.g. `2.0.0`, `4.2.2`.
-    pub status: String,
+    /// RFC 3463 status of the outcome.
+    pub status: EnhancedStatus,
     pub detail: String,
     pub reply_code: Option<u16>,
     /// `host[ip]:port` of the server that answered.
@@ -511,8 +690,8 @@ pub struct Attempt {
     pub next_attempt_at: Option<Timestamp>,
     /// Bytes added to a local mailbox (counts against its quota).
     pub mailbox_bytes: Option<(String, u64)>,
-    /// The event to record instead of the state's name (e.g. `forged_bounce`).
-    pub event: Option<&'static str>,
+    /// The event to record instead of the state's (e.g. `ForgedBounce`).
+    pub event: Option<EventKind>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -530,7 +709,8 @@ pub struct RecipientView {
     pub state: RecipientState,
     pub transport: Transport,
     pub attempts: u32,
-    pub notify: Option<String>,
+    #[serde(serialize_with = "codec::notify_json")]
+    pub notify: Option<Notify>,
     pub orcpt: Option<String>,
     pub last_status: Option<String>,
     pub last_detail: Option<String>,
@@ -542,7 +722,7 @@ pub struct MessageDetail {
     #[serde(flatten)]
     pub entry: QueueEntry,
     pub envid: Option<String>,
-    pub ret: Option<String>,
+    pub ret: Option<Ret>,
     pub origin: Origin,
     pub events: Vec<EventView>,
 }
@@ -550,7 +730,7 @@ pub struct MessageDetail {
 #[derive(Debug, Clone, Serialize)]
 pub struct EventView {
     pub at: String,
-    pub kind: String,
+    pub kind: EventKind,
     pub recipient: Option<String>,
     pub status: Option<String>,
     pub detail: Option<String>,
@@ -877,7 +1057,7 @@ pub trait Store: Send + Sync {
     async fn events_after(
         &self,
         after: i64,
-        kind: Option<&str>,
+        kind: Option<EventKind>,
         scope: &Scope,
         limit: usize,
     ) -> Result<Vec<EventRecord>, StoreError>;
@@ -936,6 +1116,17 @@ mod tests {
 
     fn scope(domains: &[&str]) -> Scope {
         Scope::Domains(domains.iter().map(|d| Domain::parse(d).unwrap()).collect())
+    }
+
+    #[test]
+    fn event_kinds_are_the_webhook_types() {
+        let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names, crate::config::WEBHOOK_EVENTS);
+        for k in EventKind::ALL {
+            assert_eq!(EventKind::parse(k.as_str()), Some(k));
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        assert_eq!(EventKind::parse("nope"), None);
     }
 
     #[test]

@@ -203,8 +203,12 @@ async fn hard_bounces_of_one_message_are_each_suppressed_once() {
     let store = src.store();
     for id in &ids {
         let d = store.message_detail(&MessageId(id.clone())).await.unwrap().unwrap();
-        let mut suppressed: Vec<&str> =
-            d.events.iter().filter(|e| e.kind == "suppressed").filter_map(|e| e.recipient.as_deref()).collect();
+        let mut suppressed: Vec<&str> = d
+            .events
+            .iter()
+            .filter(|e| e.kind.as_str() == "suppressed")
+            .filter_map(|e| e.recipient.as_deref())
+            .collect();
         suppressed.sort();
         let mut expected: Vec<String> = d.entry.recipients.iter().map(|r| r.address.clone()).collect();
         expected.sort();

@@ -49,7 +49,7 @@ async fn a_key_with_too_many_hard_bounces_is_paused_until_resumed() {
     assert!(paused.detail.contains("hard-bounce rate"), "{paused:?}");
     let msg = paused.message_id.clone().unwrap();
     let detail = store.message_detail(&mailerd::store::MessageId(msg)).await.unwrap().unwrap();
-    assert!(detail.events.iter().any(|e| e.kind == "account_paused"), "{:?}", detail.events);
+    assert!(detail.events.iter().any(|e| e.kind.as_str() == "account_paused"), "{:?}", detail.events);
 
     let r = post_json(
         api,

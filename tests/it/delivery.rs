@@ -53,8 +53,8 @@ async fn dsn_parameters_are_stored_with_the_message() {
     use mailerd::store::{MessageId, Store};
     let m = d.store().message_detail(&MessageId(id)).await.unwrap().expect("stored");
     assert_eq!(m.envid.as_deref(), Some("env+42"));
-    assert_eq!(m.ret.as_deref(), Some("hdrs"));
-    assert_eq!(m.entry.recipients[0].notify.as_deref(), Some("FAILURE,DELAY"));
+    assert_eq!(m.ret, Some(mailerd::smtp::command::Ret::Hdrs));
+    assert_eq!(m.entry.recipients[0].notify.map(|n| n.render()).as_deref(), Some("FAILURE,DELAY"));
     assert_eq!(m.entry.recipients[0].orcpt.as_deref(), Some("rfc822;pm@local.test"));
     // queue.hold: stored, never delivered.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;

@@ -65,7 +65,8 @@ async fn a_late_bounce_to_our_signed_return_path_is_matched_and_explained() {
             assert!(
                 m.events
                     .iter()
-                    .any(|e| e.kind == "bounced" && e.detail.as_deref().unwrap_or("").contains("bounce received"))
+                    .any(|e| e.kind.as_str() == "bounced"
+                        && e.detail.as_deref().unwrap_or("").contains("bounce received"))
             );
             break;
         }

@@ -20,7 +20,7 @@ use mailerd::feedback::evidence::{Envelope, Verifier};
 use mailerd::feedback::verify::Verdict;
 use mailerd::smtp::address::Mailbox;
 use mailerd::store::sqlite::SqliteStore;
-use mailerd::store::{MessageId, NewMessage, NewRecipient, Origin, RecipientState, Store, Transport};
+use mailerd::store::{Destination, MessageId, NewMessage, NewRecipient, Origin, RecipientState, Store, Transport};
 use mailerd::time::Timestamp;
 
 use crate::harness::daemon::TestDaemon;
@@ -49,7 +49,9 @@ async fn insert_sent(store: &SqliteStore, id: &str, header_id: &str, rcpts: &[St
     store
         .insert_message(NewMessage {
             id: MessageId(id.into()),
-            reverse_path: "app@sender.test".into(),
+            reverse_path: mailerd::smtp::address::ReversePath::Mailbox(
+                mailerd::smtp::address::Mailbox::parse("app@sender.test").expect("address"),
+            ),
             envid: None,
             ret: None,
             received_at: Timestamp::now(),
@@ -62,8 +64,7 @@ async fn insert_sent(store: &SqliteStore, id: &str, header_id: &str, rcpts: &[St
                     address: a.clone(),
                     orcpt: None,
                     notify: None,
-                    transport: Transport::Remote,
-                    mailbox: None,
+                    destination: Destination::Remote,
                 })
                 .collect(),
             reports: Vec::new(),
@@ -388,7 +389,7 @@ async fn the_daemon_records_genuine_bounces_and_drops_forged_ones() {
         let d = store.message_detail(&MessageId(forged_id.clone())).await.unwrap().unwrap();
         if d.events
             .iter()
-            .any(|e| e.kind == "forged_bounce" && e.detail.as_deref().unwrap_or("").contains("never sent"))
+            .any(|e| e.kind.as_str() == "forged_bounce" && e.detail.as_deref().unwrap_or("").contains("never sent"))
         {
             dropped = true;
             break;

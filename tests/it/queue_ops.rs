@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
+use mailerd::smtp::command::Notify;
 use mailerd::store::sqlite::SqliteStore;
-use mailerd::store::{MessageId, NewMessage, NewRecipient, Origin, Store, Transport};
+use mailerd::store::{Destination, MessageId, NewMessage, NewRecipient, Origin, Store, Via};
 use mailerd::time::Timestamp;
 
 /// A data dir with its config file; the store is opened as the CLI opens it.
@@ -108,11 +109,13 @@ pub(crate) async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool)
 pub(crate) fn new_message(id: &str, at: i64, rcpts: &[&str]) -> NewMessage {
     NewMessage {
         id: MessageId(id.into()),
-        reverse_path: "app@sender.test".into(),
+        reverse_path: mailerd::smtp::address::ReversePath::Mailbox(
+            mailerd::smtp::address::Mailbox::parse("app@sender.test").expect("address"),
+        ),
         envid: None,
         ret: None,
         received_at: Timestamp(at),
-        origin: Origin { via: "smtp".into(), client_ip: "127.0.0.1".into(), helo: "t".into(), ..Default::default() },
+        origin: Origin { via: Via::Smtp, client_ip: "127.0.0.1".into(), helo: "t".into(), ..Default::default() },
         body: b"Subject: t\r\n\r\nx\r\n".to_vec(),
         header_message_id: None,
         recipients: rcpts
@@ -122,9 +125,8 @@ pub(crate) fn new_message(id: &str, at: i64, rcpts: &[&str]) -> NewMessage {
                 NewRecipient {
                     address: a.to_string(),
                     orcpt: None,
-                    notify: Some("NEVER".into()),
-                    transport: if local { Transport::Local } else { Transport::Remote },
-                    mailbox: local.then(|| a.to_lowercase()),
+                    notify: Some(Notify { never: true, ..Notify::default() }),
+                    destination: if local { Destination::Mailbox(a.to_lowercase()) } else { Destination::Remote },
                 }
             })
             .collect(),

@@ -122,7 +122,7 @@ async fn bs_speaks_smtp_on_standard_input_and_output() {
     let queued = transcript.lines().find(|l| l.contains("queued as")).unwrap();
     let id = queued.rsplit(' ').next().unwrap().trim();
     let detail = d.store().message_detail(&mailerd::store::MessageId(id.into())).await.unwrap().unwrap();
-    assert_eq!(detail.origin.via, "sendmail");
+    assert_eq!(detail.origin.via, mailerd::store::Via::Sendmail);
     assert!(detail.origin.auth_user.is_some(), "the local user is recorded");
     // Relaying: the local user may send elsewhere (as Postfix's sendmail lets local users).
     let session = b"HELO x\r\nMAIL FROM:<app@local.test>\r\nRCPT TO:<someone@elsewhere.test>\r\nQUIT\r\n";

@@ -7,12 +7,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mailerd::smtp::address::Domain;
+use mailerd::smtp::address::{Domain, Mailbox, ReversePath};
+use mailerd::smtp::command::{Notify, Ret};
+use mailerd::smtp::reply::EnhancedStatus;
 use mailerd::store::postgres::PgStore;
 use mailerd::store::sqlite::SqliteStore;
 use mailerd::store::{
-    AccountPause, ApiKey, Attempt, Feedback, MessageId, NewMessage, NewRecipient, Origin, RecipientId, RecipientState,
-    ReportMark, Scope, Store, StoreError, Suppression, Transport,
+    AccountPause, ApiKey, Attempt, Destination, EventKind, Feedback, MessageId, NewMessage, NewRecipient, Origin,
+    RecipientId, RecipientState, ReportMark, Scope, Store, StoreError, Suppression, Transport, Via,
 };
 use mailerd::time::Timestamp;
 
@@ -93,11 +95,12 @@ conformance!(
     api_keys_are_listed_rotated_and_revoked,
     suppression_entries_have_scopes,
     events_are_filtered_by_sender_scope,
+    every_destination_is_read_back_typed,
 );
 
 fn origin() -> Origin {
     Origin {
-        via: "smtp".into(),
+        via: Via::Smtp,
         client_ip: "192.0.2.1".into(),
         helo: "client.test".into(),
         // auth_user None, tls false, and whatever else an origin may carry: the defaults.
@@ -110,15 +113,23 @@ fn rcpt(address: &str, transport: Transport) -> NewRecipient {
         address: address.into(),
         orcpt: None,
         notify: None,
-        transport,
-        mailbox: (transport == Transport::Local).then(|| address.into()),
+        destination: match transport {
+            Transport::Local => Destination::Mailbox(address.into()),
+            Transport::Remote => Destination::Remote,
+            Transport::Feedback => Destination::NullSenderTo(address.into()),
+        },
     }
+}
+
+/// An envelope sender: `<>` for "", else the address.
+fn path(address: &str) -> ReversePath {
+    if address.is_empty() { ReversePath::Null } else { ReversePath::Mailbox(Mailbox::parse(address).expect("address")) }
 }
 
 fn message(id: &str, at: i64, recipients: Vec<NewRecipient>) -> NewMessage {
     NewMessage {
         id: MessageId(id.into()),
-        reverse_path: "sender@example.com".into(),
+        reverse_path: path("sender@example.com"),
         envid: None,
         ret: None,
         received_at: Timestamp(at),
@@ -137,11 +148,10 @@ fn attempt(recipient: RecipientId, message: &str, state: RecipientState) -> Atte
         message: MessageId(message.into()),
         state,
         status: match state {
-            RecipientState::Delivered => "2.0.0",
-            RecipientState::Deferred => "4.4.1",
-            _ => "5.1.1",
-        }
-        .into(),
+            RecipientState::Delivered => EnhancedStatus::new(2, 0, 0),
+            RecipientState::Deferred => EnhancedStatus::new(4, 4, 1),
+            _ => EnhancedStatus::new(5, 1, 1),
+        },
         detail: format!("{} by test", state.as_str()),
         reply_code: Some(match state {
             RecipientState::Delivered => 250,
@@ -164,7 +174,7 @@ const LEASE: Duration = Duration::from_secs(600);
 async fn settled_events(s: &dyn Store, kind: Option<&str>, n: usize) -> Vec<mailerd::store::EventRecord> {
     let until = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let events = s.events_after(0, kind, &Scope::All, 100).await.unwrap();
+        let events = s.events_after(0, kind.and_then(EventKind::parse), &Scope::All, 100).await.unwrap();
         if events.len() >= n || std::time::Instant::now() > until {
             return events;
         }
@@ -205,8 +215,8 @@ async fn insert_is_read_back(s: Arc<dyn Store>) {
     let mut m =
         message("M1", T0, vec![rcpt("bob@local.test", Transport::Local), rcpt("Alice@Example.NET", Transport::Remote)]);
     m.envid = Some("env-1".into());
-    m.ret = Some("hdrs".into());
-    m.recipients[1].notify = Some("FAILURE,DELAY".into());
+    m.ret = Some(Ret::Hdrs);
+    m.recipients[1].notify = Some(Notify { failure: true, delay: true, ..Notify::default() });
     m.recipients[1].orcpt = Some("rfc822;Alice@Example.NET".into());
     let body = m.body.clone();
     s.insert_message(m).await.expect("insert");
@@ -215,7 +225,7 @@ async fn insert_is_read_back(s: Arc<dyn Store>) {
     assert_eq!(s.load_body(&MessageId("nope".into())).await.unwrap(), None);
     let d = s.message_detail(&MessageId("M1".into())).await.unwrap().expect("detail");
     assert_eq!(d.envid.as_deref(), Some("env-1"));
-    assert_eq!(d.ret.as_deref(), Some("hdrs"));
+    assert_eq!(d.ret, Some(Ret::Hdrs));
     assert_eq!(d.origin, origin());
     assert_eq!(d.entry.size, body.len() as u64);
     assert_eq!(d.entry.reverse_path, "sender@example.com");
@@ -228,8 +238,12 @@ async fn insert_is_read_back(s: Arc<dyn Store>) {
             ("Alice@Example.NET", Transport::Remote, RecipientState::Queued)
         ]
     );
-    assert_eq!(d.entry.recipients[1].notify.as_deref(), Some("FAILURE,DELAY"));
+    assert_eq!(d.entry.recipients[1].notify, Some(Notify { failure: true, delay: true, ..Notify::default() }));
     assert_eq!(d.entry.recipients[1].orcpt.as_deref(), Some("rfc822;Alice@Example.NET"));
+    // The JSON of `queue show --json` and the API spells RET and NOTIFY as before they were typed.
+    let json = serde_json::to_value(&d).unwrap();
+    assert_eq!((&json["ret"], &json["recipients"][1]["notify"]), (&"hdrs".into(), &"FAILURE,DELAY".into()));
+    assert_eq!(json["recipients"][0]["notify"], serde_json::Value::Null);
     let kinds: Vec<_> = d.events.iter().map(|e| (e.kind.as_str(), e.recipient.as_deref())).collect();
     assert_eq!(kinds, [("queued", Some("bob@local.test")), ("queued", Some("Alice@Example.NET"))]);
     assert_eq!(d.events[0].detail.as_deref(), Some("from 192.0.2.1 via smtp"));
@@ -238,7 +252,7 @@ async fn insert_is_read_back(s: Arc<dyn Store>) {
     assert_eq!(q.len(), 1);
     assert_eq!(q[0].id.0, "M1");
     let f = s.report_facts(&MessageId("M1".into())).await.unwrap().expect("facts");
-    assert_eq!(f.origin_via, "smtp");
+    assert_eq!(f.origin_via, Via::Smtp);
     assert_eq!(f.envid.as_deref(), Some("env-1"));
     assert_eq!(f.received_at, Timestamp(T0));
     assert_eq!(f.recipients.len(), 2);
@@ -257,7 +271,7 @@ async fn insert_with_a_taken_id_stores_nothing(s: Arc<dyn Store>) {
 
 async fn claim_takes_due_recipients_of_one_transport(s: Arc<dyn Store>) {
     let mut m = message("C1", T0, vec![rcpt("bob@local.test", Transport::Local), rcpt("al@ex.net", Transport::Remote)]);
-    m.recipients[1].notify = Some("NEVER".into());
+    m.recipients[1].notify = Some(Notify { never: true, ..Notify::default() });
     let size = m.body.len() as u64;
     s.insert_message(m).await.unwrap();
     // Not due before it was received.
@@ -265,16 +279,16 @@ async fn claim_takes_due_recipients_of_one_transport(s: Arc<dyn Store>) {
     let local = claim(&*s, Transport::Local, T0, 10, "n1").await;
     assert_eq!(local.len(), 1);
     assert_eq!(local[0].address, "bob@local.test");
-    assert_eq!(local[0].mailbox.as_deref(), Some("bob@local.test"));
+    assert_eq!(local[0].destination, Destination::Mailbox("bob@local.test".into()));
     assert_eq!(local[0].message.0, "C1");
     assert_eq!(local[0].size, size);
     assert_eq!(local[0].received_at, Timestamp(T0));
-    assert_eq!(local[0].reverse_path, "sender@example.com");
+    assert_eq!(local[0].reverse_path, path("sender@example.com"));
     assert_eq!(local[0].attempts, 0);
     let remote = claim(&*s, Transport::Remote, T0, 10, "n1").await;
     assert_eq!(remote.len(), 1);
     assert_eq!(remote[0].address, "al@ex.net");
-    assert_eq!(remote[0].notify.as_deref(), Some("NEVER"));
+    assert_eq!(remote[0].notify, Some(Notify { never: true, ..Notify::default() }));
     assert!(claim(&*s, Transport::Feedback, T0, 10, "n1").await.is_empty());
 }
 
@@ -435,7 +449,7 @@ async fn only_the_lease_owner_records_an_outcome(s: Arc<dyn Store>) {
     s.insert_message(message("R2", T0, vec![rcpt("x@ex.net", Transport::Remote)])).await.unwrap();
     let c = claim(&*s, Transport::Remote, T0, 10, "node-a").await;
     let mut at = attempt(c[0].recipient, "R2", RecipientState::Delivered);
-    at.event = Some("forged_bounce");
+    at.event = Some(EventKind::ForgedBounce);
     s.record_attempts("node-a", vec![at]).await.unwrap();
     let d = s.message_detail(&MessageId("R2".into())).await.unwrap().unwrap();
     assert_eq!(d.events.last().map(|e| e.kind.as_str()), Some("forged_bounce"));
@@ -507,8 +521,8 @@ async fn mailbox_quota_is_accounted(s: Arc<dyn Store>) {
 
 fn dsn(id: &str, reports: Vec<(RecipientId, ReportMark)>) -> NewMessage {
     let mut m = message(id, T0 + 5000, vec![rcpt("sender@example.com", Transport::Remote)]);
-    m.reverse_path = String::new();
-    m.origin.via = "dsn".into();
+    m.reverse_path = ReversePath::Null;
+    m.origin.via = Via::Dsn;
     m.reports = reports;
     m
 }
@@ -592,7 +606,7 @@ async fn suppression_add_list_remove(s: Arc<dyn Store>) {
     // A suppression caused by a message is an event of that message (webhooks subscribe to it).
     let events = settled_events(&*s, Some("suppressed"), 3).await;
     assert_eq!(events.len(), 3, "{events:?}");
-    assert!(events.iter().all(|e| e.message_id == "M9" && e.kind == "suppressed"));
+    assert!(events.iter().all(|e| e.message_id == "M9" && e.kind.as_str() == "suppressed"));
     assert_eq!(events[0].recipient.as_deref(), Some("a@ex.net"));
 }
 
@@ -640,7 +654,7 @@ async fn feedback_turns_delivered_into_bounced(s: Arc<dyn Store>) {
         message: MessageId("F1".into()),
         address: address.into(),
         delay,
-        status: Some("5.1.1".into()),
+        status: Some(EnhancedStatus::new(5, 1, 1)),
         detail: "user unknown".into(),
         remote: Some("mx.ex.net".into()),
     };
@@ -699,8 +713,12 @@ async fn notes_become_check_events(s: Arc<dyn Store>) {
     ];
     s.insert_message(m).await.unwrap();
     let d = s.message_detail(&MessageId("N1".into())).await.unwrap().unwrap();
-    let checks: Vec<_> =
-        d.events.iter().filter(|e| e.kind == "check").map(|e| (e.recipient.as_deref(), e.detail.as_deref())).collect();
+    let checks: Vec<_> = d
+        .events
+        .iter()
+        .filter(|e| e.kind.as_str() == "check")
+        .map(|e| (e.recipient.as_deref(), e.detail.as_deref()))
+        .collect();
     assert_eq!(
         checks,
         [
@@ -708,7 +726,7 @@ async fn notes_become_check_events(s: Arc<dyn Store>) {
             (None, Some("message: no text/plain alternative"))
         ]
     );
-    assert_eq!(d.events.iter().filter(|e| e.kind == "queued").count(), 1);
+    assert_eq!(d.events.iter().filter(|e| e.kind.as_str() == "queued").count(), 1);
 }
 
 async fn delete_removes_message_but_keeps_sent_log(s: Arc<dyn Store>) {
@@ -816,7 +834,7 @@ async fn queue_operations_select_and_count(s: Arc<dyn Store>) {
         .unwrap()
         .events
         .into_iter()
-        .map(|e| (e.kind, e.recipient))
+        .map(|e| (e.kind.to_string(), e.recipient))
         .collect();
     assert_eq!(
         kinds,
@@ -1002,7 +1020,7 @@ async fn api_keys_cursors_pauses_and_event_stream(s: Arc<dyn Store>) {
     let kinds: Vec<_> = all.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["queued", "queued", "account_paused"]);
     assert!(all.windows(2).all(|w| w[0].id < w[1].id));
-    let rest = s.events_after(all[0].id, Some("queued"), &Scope::All, 100).await.unwrap();
+    let rest = s.events_after(all[0].id, Some(EventKind::Queued), &Scope::All, 100).await.unwrap();
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0].id, all[1].id);
     assert_eq!(s.events_after(all[0].id, None, &Scope::All, 1).await.unwrap().len(), 1);
@@ -1263,7 +1281,7 @@ async fn events_are_filtered_by_sender_scope(s: Arc<dyn Store>) {
             T0 + i as i64,
             vec![rcpt("r1@ex.net", Transport::Remote), rcpt("r2@ex.net", Transport::Remote)],
         );
-        m.reverse_path = from.to_string();
+        m.reverse_path = path(from);
         s.insert_message(m).await.unwrap();
     }
     let all = settled_events(&*s, None, 14).await;
@@ -1284,10 +1302,10 @@ async fn events_are_filtered_by_sender_scope(s: Arc<dyn Store>) {
     }
     assert_eq!(pages, 2);
     assert_eq!(seen, ["A1", "A1", "A2", "A2", "A3", "A3"]);
-    let b: Vec<_> = s.events_after(0, Some("queued"), &scope(&["b.example"]), 100).await.unwrap();
+    let b: Vec<_> = s.events_after(0, Some(EventKind::Queued), &scope(&["b.example"]), 100).await.unwrap();
     assert_eq!(b.iter().map(|e| e.message_id.as_str()).collect::<Vec<_>>(), ["B1", "B1", "B2", "B2"]);
     assert_eq!(s.events_after(0, None, &scope(&["b.example", "a.example"]), 100).await.unwrap().len(), 10);
-    assert!(s.events_after(0, Some("delivered"), &a, 100).await.unwrap().is_empty());
+    assert!(s.events_after(0, Some(EventKind::Delivered), &a, 100).await.unwrap().is_empty());
     assert!(s.events_after(0, None, &scope(&["c.example"]), 100).await.unwrap().is_empty());
     // The Rust reading of a sender (GET /messages/{id}) agrees with the stores' SQL.
     for (id, from) in senders {
@@ -1361,4 +1379,115 @@ async fn postgres_upgrade_to_scopes() {
     }
     c.batch_execute(OLD_ROWS).await.unwrap();
     rows_made_before_scopes(&PgStore::connect(&schema.url).await.unwrap()).await;
+}
+
+/// Every kind of destination a recipient can have goes in typed and comes back typed with its
+/// claim, each under its own transport.
+async fn every_destination_is_read_back_typed(s: Arc<dyn Store>) {
+    let to = |address: &str, destination: Destination| NewRecipient {
+        address: address.into(),
+        orcpt: None,
+        notify: None,
+        destination,
+    };
+    let all = [
+        to("al@ex.net", Destination::Remote),
+        to("alias@local.test", Destination::Forward("target@elsewhere.test".into())),
+        to("bob@local.test", Destination::Mailbox("bob@local.test".into())),
+        to("bounces+a@rp.test", Destination::BounceOf { queue_id: MessageId("Q1".into()), rid: Some(RecipientId(7)) }),
+        to("bounces+b@rp.test", Destination::BounceOf { queue_id: MessageId("Q2".into()), rid: None }),
+        to("carol@local.test", Destination::NullSenderTo("carol@local.test".into())),
+    ];
+    s.insert_message(message("D1", T0, all.to_vec())).await.expect("insert");
+    let mut got = Vec::new();
+    for t in [Transport::Remote, Transport::Local, Transport::Feedback] {
+        for c in claim(&*s, t, T0, 10, "n1").await {
+            assert_eq!(c.destination.transport(), t, "{:?} claimed as {t:?}", c.destination);
+            got.push((c.address, c.destination));
+        }
+    }
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut want: Vec<(String, Destination)> = all.into_iter().map(|r| (r.address, r.destination)).collect();
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(got, want);
+}
+
+/// Recipients written before destinations had columns of their own (SQLite 6, PostgreSQL 8):
+/// `mailbox` held `QUEUEID:RID` and `local:KEY` for the feedback transport.
+async fn rows_made_before_destinations(s: &dyn Store) {
+    let mut got = Vec::new();
+    for t in [Transport::Remote, Transport::Local, Transport::Feedback] {
+        for c in claim(s, t, T0, 10, "n1").await {
+            got.push((c.address, c.destination));
+        }
+    }
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    let d = |a: &str, d: Destination| (a.to_string(), d);
+    assert_eq!(
+        got,
+        vec![
+            d("a@ex.net", Destination::Remote),
+            d("b@local.test", Destination::Forward("t@ex.net".into())),
+            d("c@local.test", Destination::Mailbox("c@local.test".into())),
+            d("d@rp.test", Destination::BounceOf { queue_id: MessageId("Q1".into()), rid: Some(RecipientId(7)) }),
+            d("e@rp.test", Destination::BounceOf { queue_id: MessageId("Q2".into()), rid: None }),
+            d("f@local.test", Destination::NullSenderTo("f@local.test".into())),
+        ]
+    );
+}
+
+const OLD_DESTINATIONS: &str = "
+INSERT INTO messages (id, reverse_path, size, received_at, origin, body) VALUES ('OLD', 's@ex.net', 0, 1, '{}', '');
+INSERT INTO recipients (message_id, address, transport, mailbox, state, next_attempt_at, updated_at) VALUES
+    ('OLD', 'a@ex.net', 'remote', NULL, 'queued', 1, 1),
+    ('OLD', 'b@local.test', 'remote', 't@ex.net', 'queued', 1, 1),
+    ('OLD', 'c@local.test', 'local', 'c@local.test', 'queued', 1, 1),
+    ('OLD', 'd@rp.test', 'feedback', 'Q1:7', 'queued', 1, 1),
+    ('OLD', 'e@rp.test', 'feedback', 'Q2:0', 'queued', 1, 1),
+    ('OLD', 'f@local.test', 'feedback', 'local:f@local.test', 'queued', 1, 1);";
+
+#[tokio::test]
+async fn sqlite_upgrade_to_destinations() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mailerd.db");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        for sql in [
+            include_str!("../../src/store/sqlite/schema.sql"),
+            include_str!("../../src/store/sqlite/schema_v2.sql"),
+            include_str!("../../src/store/sqlite/schema_v3.sql"),
+            include_str!("../../src/store/sqlite/schema_v4.sql"),
+            include_str!("../../src/store/sqlite/schema_v5.sql"),
+            include_str!("../../src/store/sqlite/schema_v6.sql"),
+            OLD_DESTINATIONS,
+            "PRAGMA user_version = 6;",
+        ] {
+            c.execute_batch(sql).unwrap();
+        }
+    }
+    rows_made_before_destinations(&SqliteStore::open(&path).unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres_upgrade_to_destinations() {
+    let Some(admin) = url_or_skip("store_conformance::postgres_upgrade_to_destinations") else { return };
+    let schema = TestSchema::create(&admin, "upgrade_destinations").await;
+    let (c, conn) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    c.batch_execute("CREATE TABLE mailerd_schema (version INTEGER NOT NULL)").await.unwrap();
+    for (v, sql) in [
+        (1, include_str!("../../src/store/postgres/schema_v1.sql")),
+        (2, include_str!("../../src/store/postgres/schema_v2.sql")),
+        (3, include_str!("../../src/store/postgres/schema_v3.sql")),
+        (4, include_str!("../../src/store/postgres/schema_v4.sql")),
+        (5, include_str!("../../src/store/postgres/schema_v5.sql")),
+        (6, include_str!("../../src/store/postgres/schema_v6.sql")),
+        (7, include_str!("../../src/store/postgres/schema_v7.sql")),
+        (8, include_str!("../../src/store/postgres/schema_v8.sql")),
+    ] {
+        c.batch_execute(sql).await.unwrap();
+        c.execute("INSERT INTO mailerd_schema (version) VALUES ($1)", &[&v]).await.unwrap();
+    }
+    c.batch_execute(OLD_DESTINATIONS).await.unwrap();
+    rows_made_before_destinations(&PgStore::connect(&schema.url).await.unwrap()).await;
 }

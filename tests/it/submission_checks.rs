@@ -23,11 +23,11 @@ async fn findings_are_recorded_as_events_by_default() {
     let id = r.lines[0].rsplit(' ').next().unwrap().to_string();
     let detail = d.store().message_detail(&MessageId(id)).await.unwrap().unwrap();
     let checks: Vec<String> =
-        detail.events.iter().filter(|e| e.kind == "check").filter_map(|e| e.detail.clone()).collect();
+        detail.events.iter().filter(|e| e.kind.as_str() == "check").filter_map(|e| e.detail.clone()).collect();
     assert!(checks.iter().any(|c| c.starts_with("typo warn") && c.contains("john@gmail.com")), "{checks:?}");
     assert!(checks.iter().any(|c| c.starts_with("headers") && c.contains("fix:")), "{checks:?}");
     assert!(
-        detail.events.iter().any(|e| e.kind == "check" && e.recipient.as_deref() == Some("john@gmial.com")),
+        detail.events.iter().any(|e| e.kind.as_str() == "check" && e.recipient.as_deref() == Some("john@gmial.com")),
         "the typo event names its recipient"
     );
 }
@@ -58,7 +58,7 @@ async fn reject_policy_refuses_with_the_fix_and_off_records_nothing() {
     let id = r.lines[0].rsplit(' ').next().unwrap().to_string();
     let detail = off.store().message_detail(&MessageId(id)).await.unwrap().unwrap();
     assert!(
-        !detail.events.iter().any(|e| e.kind == "check"
+        !detail.events.iter().any(|e| e.kind.as_str() == "check"
             && e.detail.as_deref().is_some_and(|t| t.starts_with("typo") || t.starts_with("headers"))),
         "{:?}",
         detail.events

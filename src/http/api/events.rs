@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::super::AppState;
 use super::super::auth::Caller;
 use super::super::problem::Problem;
+use crate::store::EventKind;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,7 +38,11 @@ pub async fn list(
     if limit == 0 || limit > 1000 {
         return Err(Problem::invalid("limit", "between 1 and 1000"));
     }
-    let events = state.ctx.store.events_after(q.since, q.kind.as_deref(), &key.scope, limit).await?;
+    // A type no event has matches nothing.
+    let events = match q.kind.as_deref().map(EventKind::parse) {
+        Some(None) => Vec::new(),
+        kind => state.ctx.store.events_after(q.since, kind.flatten(), &key.scope, limit).await?,
+    };
     let next = events.last().map_or(q.since, |e| e.id);
     Ok(Json(json!({ "events": events, "next": next })))
 }

@@ -35,7 +35,7 @@ use crate::inbound::policy::{self, Reason, Submitter};
 use crate::inbound::{checks, session::AcceptedRcpt};
 use crate::smtp::address::{Mailbox, ReversePath};
 use crate::smtp::command::{ForwardPath, MailParams, RcptParams};
-use crate::store::{ApiKey, MessageId, Origin, Transport};
+use crate::store::{ApiKey, MessageId, Origin, Transport, Via};
 use crate::time::Timestamp;
 
 #[derive(Debug, Deserialize)]
@@ -127,11 +127,11 @@ pub async fn send(
     let id = MessageId::generate(now);
     let Recipients { report, accepted, mut notes } = recipients(ctx, &submitter, &draft).await?;
     let (message, message_id) = build(ctx, &req, &draft, &id, now)?;
-    if accepted.iter().any(|r| r.transport == Transport::Remote) {
+    if accepted.iter().any(|r| r.transport() == Transport::Remote) {
         notes.extend(check_message(ctx, &message)?);
     }
     let origin = Origin {
-        via: "api".into(),
+        via: Via::Api,
         client_ip: API_CLIENT.to_string(),
         helo: "api".into(),
         auth_user: Some(format!("apikey:{} ({})", key.id, key.name)),
@@ -150,7 +150,7 @@ pub async fn send(
         reports: Vec::new(),
         notes,
     };
-    let remote = incoming.recipients.iter().filter(|r| r.transport == Transport::Remote).count() as u64;
+    let remote = incoming.recipients.iter().filter(|r| r.transport() == Transport::Remote).count() as u64;
     accept::accept(ctx.store.as_ref(), &ctx.queue_wakeup, ctx.dkim.as_deref(), incoming).await?;
     if let Some(account) = submitter.account() {
         ctx.breaker.sent(&account, remote, now);

@@ -337,7 +337,7 @@ pub fn render_message(admin: &Admin, m: &MessageDetail) -> String {
         if e.reverse_path.is_empty() { "&lt;&gt;".into() } else { esc(&e.reverse_path) },
         e.size,
         esc(&e.received_at),
-        esc(&m.origin.via),
+        esc(m.origin.via.as_str()),
         m.origin.auth_user.as_deref().map(|u| format!(" (as {})", esc(u))).unwrap_or_default()
     );
     b.push_str(&button_form(
@@ -374,7 +374,7 @@ pub fn render_message(admin: &Admin, m: &MessageDetail) -> String {
             b,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td class=\"mono\">{}</td></tr>",
             esc(&ev.at),
-            badge("s", &ev.kind),
+            badge("s", ev.kind.as_str()),
             opt(ev.recipient.as_deref()),
             opt(ev.status.as_deref()),
             esc(ev.detail.as_deref().unwrap_or("")),

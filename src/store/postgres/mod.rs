@@ -49,6 +49,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (6, include_str!("schema_v6.sql")),
     (7, include_str!("schema_v7.sql")),
     (8, include_str!("schema_v8.sql")),
+    (9, include_str!("schema_v9.sql")),
 ];
 
 pub struct PgStore {
@@ -330,7 +331,7 @@ impl Store for PgStore {
     async fn events_after(
         &self,
         after: i64,
-        kind: Option<&str>,
+        kind: Option<super::EventKind>,
         scope: &Scope,
         limit: usize,
     ) -> Result<Vec<EventRecord>, StoreError> {

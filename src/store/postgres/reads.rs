@@ -8,9 +8,9 @@ use tokio_postgres::Row;
 use super::batch::Batched;
 use super::pool::Conn;
 use crate::store::{
-    AccountPause, ApiKey, EventRecord, EventView, MailboxRecord, MessageDetail, MessageId, Origin, QueueEntry,
-    RecipientFacts, RecipientId, RecipientState, RecipientView, ReportFacts, Scope, SentEntry, StoreError, Suppression,
-    Transport,
+    AccountPause, ApiKey, EventKind, EventRecord, EventView, MailboxRecord, MessageDetail, MessageId, Origin,
+    QueueEntry, RecipientFacts, RecipientId, RecipientState, RecipientView, ReportFacts, Scope, SentEntry, StoreError,
+    Suppression, Transport, codec,
 };
 use crate::time::Timestamp;
 
@@ -37,13 +37,9 @@ async fn recipient_views(c: &mut Conn, id: &str) -> Result<Vec<RecipientView>, S
         out.push(RecipientView {
             address: r.try_get(0)?,
             state: RecipientState::decode(r.try_get(1)?)?,
-            transport: match r.try_get::<_, &str>(2)? {
-                "local" => Transport::Local,
-                "feedback" => Transport::Feedback,
-                _ => Transport::Remote,
-            },
+            transport: Transport::decode(r.try_get(2)?)?,
             attempts: r.try_get::<_, i32>(3)? as u32,
-            notify: r.try_get(4)?,
+            notify: codec::notify(r.try_get(4)?)?,
             orcpt: r.try_get(5)?,
             last_status: r.try_get(6)?,
             last_detail: r.try_get(7)?,
@@ -88,7 +84,7 @@ pub(super) async fn message_detail(c: &mut Conn, id: &MessageId) -> Result<Optio
     for r in c.client.query(&stmt, &[&id.0]).await? {
         events.push(EventView {
             at: Timestamp(r.try_get(0)?).iso8601(),
-            kind: r.try_get(1)?,
+            kind: EventKind::decode(r.try_get(1)?)?,
             recipient: r.try_get(2)?,
             status: r.try_get(3)?,
             detail: r.try_get(4)?,
@@ -105,7 +101,7 @@ pub(super) async fn message_detail(c: &mut Conn, id: &MessageId) -> Result<Optio
     Ok(Some(MessageDetail {
         entry,
         envid: row.try_get(3)?,
-        ret: row.try_get(4)?,
+        ret: codec::ret(row.try_get(4)?)?,
         origin: origin(row.try_get(5)?)?,
         events,
     }))
@@ -162,9 +158,9 @@ pub(super) async fn report_facts_of(c: &mut Conn, ids: &[String]) -> Result<Vec<
         if out.last().is_none_or(|f| f.id.0 != id) {
             out.push(ReportFacts {
                 id: MessageId(id.to_string()),
-                reverse_path: r.try_get(1)?,
+                reverse_path: codec::reverse_path(r.try_get(1)?)?,
                 envid: r.try_get(2)?,
-                ret: r.try_get(3)?,
+                ret: codec::ret(r.try_get(3)?)?,
                 received_at: Timestamp(r.try_get(4)?),
                 origin_via: origin(r.try_get(5)?)?.via,
                 recipients: Vec::new(),
@@ -176,10 +172,10 @@ pub(super) async fn report_facts_of(c: &mut Conn, ids: &[String]) -> Result<Vec<
             id: RecipientId(rid),
             address: r.try_get(7)?,
             orcpt: r.try_get(8)?,
-            notify: r.try_get(9)?,
+            notify: codec::notify(r.try_get(9)?)?,
             state: RecipientState::decode(r.try_get(10)?)?,
             attempts: r.try_get::<_, i32>(11)? as u32,
-            status: r.try_get(12)?,
+            status: codec::status(r.try_get(12)?)?,
             detail: r.try_get(13)?,
             reply_code: r.try_get::<_, Option<i32>>(14)?.map(|c| c as u16),
             remote_mta: r.try_get(15)?,
@@ -389,10 +385,11 @@ ORDER BY e.id LIMIT $3"
 pub(super) async fn events_after(
     c: &mut Conn,
     after: i64,
-    kind: Option<&str>,
+    kind: Option<EventKind>,
     scope: &Scope,
     limit: usize,
 ) -> Result<Vec<EventRecord>, StoreError> {
+    let kind = kind.map(EventKind::as_str);
     let rows = match scope.sql_domains() {
         None => {
             let stmt = c.stmt(EVENTS_AFTER).await?;
@@ -410,7 +407,7 @@ pub(super) async fn events_after(
             at: Timestamp(r.try_get(1)?).iso8601(),
             message_id: r.try_get(2)?,
             recipient: r.try_get(3)?,
-            kind: r.try_get(4)?,
+            kind: EventKind::decode(r.try_get(4)?)?,
             status: r.try_get(5)?,
             detail: r.try_get(6)?,
             remote: r.try_get(7)?,

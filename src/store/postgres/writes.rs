@@ -14,8 +14,8 @@ use tokio_postgres::types::ToSql;
 use super::batch::Batched;
 use super::pool::Conn;
 use crate::store::{
-    AccountPause, ApiKey, Attempt, Claim, Feedback, MessageId, NewMessage, RecipientId, RecipientState, ReportMark,
-    Scope, Selection, StoreError, Suppression, Transport,
+    AccountPause, ApiKey, Attempt, Claim, Destination, EventKind, Feedback, MessageId, NewMessage, RecipientId,
+    RecipientState, ReportMark, Scope, Selection, StoreError, Suppression, Transport, codec,
 };
 use crate::time::Timestamp;
 
@@ -34,23 +34,27 @@ WITH m AS (
                          $7::text[], $8::bytea[])
     RETURNING id, received_at
 ), r AS (
-    INSERT INTO recipients (message_id, address, orcpt, notify, transport, mailbox, state, next_attempt_at, updated_at)
-    SELECT m.id, u.address, u.orcpt, u.notify, u.transport, u.mailbox, 'queued', m.received_at, m.received_at
-    FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[])
-         WITH ORDINALITY AS u(message_id, address, orcpt, notify, transport, mailbox, n)
+    INSERT INTO recipients (message_id, address, orcpt, notify, transport, mailbox, bounce_message, bounce_recipient,
+                            state, next_attempt_at, updated_at)
+    SELECT m.id, u.address, u.orcpt, u.notify, u.transport, u.mailbox, u.bounce_message, u.bounce_recipient,
+           'queued', m.received_at, m.received_at
+    FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
+                $16::bigint[])
+         WITH ORDINALITY AS u(message_id, address, orcpt, notify, transport, mailbox, bounce_message,
+                              bounce_recipient, n)
     JOIN m ON m.id = u.message_id
     ORDER BY u.n
 ), e AS (
     INSERT INTO events (message_id, recipient, kind, status, detail, at)
     SELECT m.id, u.recipient, u.kind, NULL, u.detail, m.received_at
-    FROM unnest($15::text[], $16::text[], $17::text[], $18::text[])
+    FROM unnest($17::text[], $18::text[], $19::text[], $20::text[])
          WITH ORDINALITY AS u(message_id, recipient, kind, detail, n)
     JOIN m ON m.id = u.message_id
     ORDER BY u.n
 ), s AS (
     INSERT INTO sent_log (header_id, recipient, queue_id, sent_at)
     SELECT DISTINCT u.header_id, u.recipient, m.id, m.received_at
-    FROM unnest($19::text[], $20::text[], $21::text[]) AS u(message_id, header_id, recipient)
+    FROM unnest($21::text[], $22::text[], $23::text[]) AS u(message_id, header_id, recipient)
     JOIN m ON m.id = u.message_id
     ON CONFLICT DO NOTHING
 )
@@ -60,9 +64,9 @@ SELECT count(*) FROM m";
 #[derive(Default)]
 struct InsertColumns<'a> {
     ids: Vec<&'a str>,
-    reverse_paths: Vec<&'a str>,
+    reverse_paths: Vec<String>,
     envids: Vec<Option<&'a str>>,
-    rets: Vec<Option<&'a str>>,
+    rets: Vec<Option<&'static str>>,
     sizes: Vec<i64>,
     received: Vec<i64>,
     origins: Vec<String>,
@@ -70,9 +74,11 @@ struct InsertColumns<'a> {
     rcpt_message: Vec<&'a str>,
     addresses: Vec<&'a str>,
     orcpts: Vec<Option<&'a str>>,
-    notifies: Vec<Option<&'a str>>,
+    notifies: Vec<Option<String>>,
     transports: Vec<&'a str>,
     mailboxes: Vec<Option<&'a str>>,
+    bounce_messages: Vec<Option<&'a str>>,
+    bounce_recipients: Vec<Option<i64>>,
     ev_message: Vec<&'a str>,
     ev_rcpt: Vec<Option<&'a str>>,
     ev_kind: Vec<&'static str>,
@@ -86,9 +92,9 @@ impl<'a> InsertColumns<'a> {
     fn push(&mut self, msg: &'a NewMessage) -> Result<(), StoreError> {
         let id = msg.id.0.as_str();
         self.ids.push(id);
-        self.reverse_paths.push(&msg.reverse_path);
+        self.reverse_paths.push(codec::reverse_path_text(&msg.reverse_path));
         self.envids.push(msg.envid.as_deref());
-        self.rets.push(msg.ret.as_deref());
+        self.rets.push(codec::ret_text(msg.ret));
         self.sizes.push(msg.body.len() as i64);
         self.received.push(msg.received_at.millis());
         self.origins.push(serde_json::to_string(&msg.origin).map_err(|e| StoreError::Corrupt(e.to_string()))?);
@@ -97,28 +103,31 @@ impl<'a> InsertColumns<'a> {
             self.rcpt_message.push(id);
             self.addresses.push(&r.address);
             self.orcpts.push(r.orcpt.as_deref());
-            self.notifies.push(r.notify.as_deref());
-            self.transports.push(r.transport.as_str());
-            self.mailboxes.push(r.mailbox.as_deref());
+            self.notifies.push(codec::notify_text(r.notify));
+            let d = r.destination.columns();
+            self.transports.push(d.transport);
+            self.mailboxes.push(d.mailbox);
+            self.bounce_messages.push(d.bounce_message);
+            self.bounce_recipients.push(d.bounce_recipient);
         }
         // Events: the check notes, then one `queued` per recipient (the same order as SQLite).
         for (rcpt, text) in &msg.notes {
             self.ev_message.push(id);
             self.ev_rcpt.push(rcpt.as_deref());
-            self.ev_kind.push("check");
+            self.ev_kind.push(EventKind::Check.as_str());
             self.ev_detail.push(text.clone());
         }
         let queued_detail = format!("from {} via {}", msg.origin.client_ip, msg.origin.via);
         for r in &msg.recipients {
             self.ev_message.push(id);
             self.ev_rcpt.push(Some(&r.address));
-            self.ev_kind.push("queued");
+            self.ev_kind.push(EventKind::Queued.as_str());
             self.ev_detail.push(queued_detail.clone());
         }
         let header_id =
             msg.header_message_id.as_deref().map(crate::store::normalize_header_id).filter(|h| !h.is_empty());
         if let Some(header_id) = header_id {
-            for r in msg.recipients.iter().filter(|r| r.transport == Transport::Remote) {
+            for r in msg.recipients.iter().filter(|r| r.transport() == Transport::Remote) {
                 self.sent_message.push(id);
                 self.sent_header.push(header_id.clone());
                 self.sent_rcpt.push(r.address.to_lowercase());
@@ -127,7 +136,7 @@ impl<'a> InsertColumns<'a> {
         Ok(())
     }
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 21] {
+    fn params(&self) -> [&(dyn ToSql + Sync); 23] {
         [
             &self.ids,
             &self.reverse_paths,
@@ -143,6 +152,8 @@ impl<'a> InsertColumns<'a> {
             &self.notifies,
             &self.transports,
             &self.mailboxes,
+            &self.bounce_messages,
+            &self.bounce_recipients,
             &self.ev_message,
             &self.ev_rcpt,
             &self.ev_kind,
@@ -216,12 +227,13 @@ WITH c AS (
                  WHERE transport = $3 AND state IN ('queued', 'deferred') AND next_attempt_at <= $4
                  ORDER BY next_attempt_at LIMIT $5
                  FOR UPDATE SKIP LOCKED)
-    RETURNING id, message_id, address, mailbox, attempts, notify, orcpt
+    RETURNING id, message_id, address, transport, mailbox, bounce_message, bounce_recipient, attempts, notify, orcpt
 )
-SELECT c.id, c.message_id, c.address, c.mailbox, c.attempts, c.notify, c.orcpt,
+SELECT c.id, c.message_id, c.address, c.attempts, c.notify, c.orcpt,
        m.size, m.received_at, m.reverse_path, m.envid, m.ret,
        CASE WHEN m.size <= $6 AND row_number() OVER (PARTITION BY c.message_id ORDER BY c.id) = 1
-            THEN m.body END
+            THEN m.body END,
+       c.transport, c.mailbox, c.bounce_message, c.bounce_recipient
 FROM c JOIN messages m ON m.id = c.message_id
 ORDER BY c.id";
 
@@ -249,7 +261,7 @@ pub(super) async fn claim(
     let mut bodies: HashMap<String, Arc<Vec<u8>>> = HashMap::new();
     for r in rows {
         let message: String = r.try_get(1)?;
-        let body = match r.try_get::<_, Option<Vec<u8>>>(12)? {
+        let body = match r.try_get::<_, Option<Vec<u8>>>(11)? {
             Some(b) => Some(bodies.entry(message.clone()).or_insert(Arc::new(b)).clone()),
             None => bodies.get(&message).cloned(),
         };
@@ -257,15 +269,20 @@ pub(super) async fn claim(
             recipient: RecipientId(r.try_get(0)?),
             message: MessageId(message),
             address: r.try_get(2)?,
-            mailbox: r.try_get(3)?,
-            attempts: r.try_get::<_, i32>(4)? as u32,
-            notify: r.try_get(5)?,
-            orcpt: r.try_get(6)?,
-            size: r.try_get::<_, i64>(7)? as u64,
-            received_at: Timestamp(r.try_get(8)?),
-            reverse_path: r.try_get(9)?,
-            envid: r.try_get(10)?,
-            ret: r.try_get(11)?,
+            destination: Destination::from_columns(
+                r.try_get::<_, &str>(12)?,
+                r.try_get(13)?,
+                r.try_get(14)?,
+                r.try_get(15)?,
+            )?,
+            attempts: r.try_get::<_, i32>(3)? as u32,
+            notify: codec::notify(r.try_get(4)?)?,
+            orcpt: r.try_get(5)?,
+            size: r.try_get::<_, i64>(6)? as u64,
+            received_at: Timestamp(r.try_get(7)?),
+            reverse_path: codec::reverse_path(r.try_get(8)?)?,
+            envid: r.try_get(9)?,
+            ret: codec::ret(r.try_get(10)?)?,
             body,
         });
     }
@@ -416,7 +433,7 @@ struct RecordColumns<'a> {
     ids: Vec<i64>,
     states: Vec<&'static str>,
     next: Vec<Option<i64>>,
-    status: Vec<&'a str>,
+    status: Vec<String>,
     detail: Vec<&'a str>,
     reply: Vec<Option<i32>>,
     remote: Vec<Option<&'a str>>,
@@ -450,11 +467,11 @@ impl<'a> RecordColumns<'a> {
                     _ => None,
                 })
                 .collect(),
-            status: attempts.iter().map(|(_, a)| a.status.as_str()).collect(),
+            status: attempts.iter().filter_map(|(_, a)| codec::status_text(Some(a.status))).collect(),
             detail: attempts.iter().map(|(_, a)| a.detail.as_str()).collect(),
             reply: attempts.iter().map(|(_, a)| a.reply_code.map(i32::from)).collect(),
             remote: attempts.iter().map(|(_, a)| a.remote.as_deref()).collect(),
-            kind: attempts.iter().map(|(_, a)| a.event.unwrap_or(a.state.as_str())).collect(),
+            kind: attempts.iter().map(|(_, a)| a.event.unwrap_or(a.state.into()).as_str()).collect(),
             mailbox: attempts.iter().map(|(_, a)| a.mailbox_bytes.as_ref().map(|(m, _)| m.as_str())).collect(),
             bytes: attempts.iter().map(|(_, a)| a.mailbox_bytes.as_ref().map(|(_, b)| *b as i64)).collect(),
             now,
@@ -655,15 +672,13 @@ pub(super) async fn record_feedback(c: &mut Conn, f: &Feedback) -> Result<bool, 
     let now = Timestamp::now().millis();
     let event = c.stmt(FEEDBACK_EVENT).await?;
     let bounced = c.stmt(FEEDBACK_BOUNCED).await?;
-    let kind = if f.delay { "delayed" } else { "bounced" };
+    let kind = if f.delay { EventKind::Delayed } else { EventKind::Bounced }.as_str();
     let detail = format!("bounce received: {}", f.detail);
     let tx = c.client.transaction().await?;
-    tx.execute(&event, &[&f.message.0, &f.address, &kind, &f.status, &detail, &now, &f.remote]).await?;
-    let changed = if f.delay {
-        0
-    } else {
-        tx.execute(&bounced, &[&f.recipient.0, &f.status, &f.detail, &f.remote, &now]).await?
-    };
+    let status = codec::status_text(f.status);
+    tx.execute(&event, &[&f.message.0, &f.address, &kind, &status, &detail, &now, &f.remote]).await?;
+    let changed =
+        if f.delay { 0 } else { tx.execute(&bounced, &[&f.recipient.0, &status, &f.detail, &f.remote, &now]).await? };
     tx.commit().await?;
     Ok(changed > 0)
 }

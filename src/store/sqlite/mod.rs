@@ -25,7 +25,7 @@ use super::{
 };
 use crate::time::Timestamp;
 
-const SCHEMA_VERSION: i32 = 6;
+const SCHEMA_VERSION: i32 = 7;
 /// Upper bound of requests folded into one transaction.
 const MAX_BATCH: usize = 512;
 
@@ -108,6 +108,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     if version < 6 {
         tx.execute_batch(include_str!("schema_v6.sql"))?;
+    }
+    if version < 7 {
+        tx.execute_batch(include_str!("schema_v7.sql"))?;
     }
     if version > SCHEMA_VERSION {
         return Err(StoreError::Corrupt(format!(
@@ -365,12 +368,12 @@ impl Store for SqliteStore {
     async fn events_after(
         &self,
         after: i64,
-        kind: Option<&str>,
+        kind: Option<super::EventKind>,
         scope: &Scope,
         limit: usize,
     ) -> Result<Vec<super::EventRecord>, StoreError> {
-        let (kind, scope) = (kind.map(str::to_string), scope.clone());
-        self.read(move |c| reads::events_after(c, after, kind.as_deref(), &scope, limit)).await
+        let scope = scope.clone();
+        self.read(move |c| reads::events_after(c, after, kind, &scope, limit)).await
     }
 
     async fn sent_log(&self, header_id: &str) -> Result<Vec<SentEntry>, StoreError> {

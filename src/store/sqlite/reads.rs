@@ -5,8 +5,9 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::store::{
-    ApiKey, EventRecord, EventView, MailboxRecord, MessageDetail, MessageId, Origin, QueueEntry, RecipientFacts,
-    RecipientId, RecipientState, RecipientView, ReportFacts, Scope, SentEntry, StoreError, Suppression, Transport,
+    ApiKey, EventKind, EventRecord, EventView, MailboxRecord, MessageDetail, MessageId, Origin, QueueEntry,
+    RecipientFacts, RecipientId, RecipientState, RecipientView, ReportFacts, Scope, SentEntry, StoreError, Suppression,
+    Transport, codec,
 };
 use crate::time::Timestamp;
 
@@ -38,13 +39,9 @@ fn recipient_views(c: &Connection, id: &str) -> Result<Vec<RecipientView>, Store
         out.push(RecipientView {
             address,
             state: RecipientState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("state {state}")))?,
-            transport: match transport.as_str() {
-                "local" => Transport::Local,
-                "feedback" => Transport::Feedback,
-                _ => Transport::Remote,
-            },
+            transport: Transport::decode(&transport)?,
             attempts,
-            notify,
+            notify: codec::notify(notify)?,
             orcpt,
             last_status,
             last_detail,
@@ -119,7 +116,7 @@ pub(super) fn message_detail(c: &Connection, id: &MessageId) -> Result<Option<Me
         received_at: Timestamp(at).iso8601(),
         recipients: recipient_views(c, &id.0)?,
     };
-    Ok(Some(MessageDetail { entry, envid, ret, origin, events }))
+    Ok(Some(MessageDetail { entry, envid, ret: codec::ret(ret)?, origin, events }))
 }
 
 pub(super) fn mailbox(c: &Connection, address: &str) -> Result<Option<MailboxRecord>, StoreError> {
@@ -174,10 +171,10 @@ pub(super) fn report_facts(c: &Connection, id: &MessageId) -> Result<Option<Repo
             id: rid,
             address,
             orcpt,
-            notify,
+            notify: codec::notify(notify)?,
             state: RecipientState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("state {state}")))?,
             attempts,
-            status,
+            status: codec::status(status)?,
             detail,
             reply_code,
             remote_mta,
@@ -188,9 +185,9 @@ pub(super) fn report_facts(c: &Connection, id: &MessageId) -> Result<Option<Repo
     }
     Ok(Some(ReportFacts {
         id: id.clone(),
-        reverse_path,
+        reverse_path: codec::reverse_path(reverse_path)?,
         envid,
-        ret,
+        ret: codec::ret(ret)?,
         received_at: Timestamp(received_at),
         origin_via: origin.via,
         recipients,
@@ -342,7 +339,7 @@ fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRecord> {
 pub(super) fn events_after(
     c: &Connection,
     after: i64,
-    kind: Option<&str>,
+    kind: Option<EventKind>,
     scope: &Scope,
     limit: usize,
 ) -> Result<Vec<EventRecord>, StoreError> {
@@ -351,7 +348,9 @@ pub(super) fn events_after(
             "SELECT id, at, message_id, recipient, kind, status, detail, remote FROM events
              WHERE id > ?1 AND (?2 IS NULL OR kind = ?2) ORDER BY id LIMIT ?3",
         )?;
-        return Ok(stmt.query_map(params![after, kind, limit as i64], event_row)?.collect::<Result<Vec<_>, _>>()?);
+        return Ok(stmt
+            .query_map(params![after, kind.map(EventKind::as_str), limit as i64], event_row)?
+            .collect::<Result<Vec<_>, _>>()?);
     };
     let mut stmt = c.prepare_cached(&format!(
         "SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote
@@ -360,7 +359,9 @@ pub(super) fn events_after(
          ORDER BY e.id LIMIT ?3",
         in_scope(SENDER_DOMAIN, 4)
     ))?;
-    Ok(stmt.query_map(params![after, kind, limit as i64, domains], event_row)?.collect::<Result<Vec<_>, _>>()?)
+    Ok(stmt
+        .query_map(params![after, kind.map(EventKind::as_str), limit as i64, domains], event_row)?
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 pub(super) fn paused(c: &Connection, account: Option<&str>) -> Result<Vec<crate::store::AccountPause>, StoreError> {

@@ -10,7 +10,8 @@ use tokio::sync::oneshot;
 
 use super::{Simple, Write};
 use crate::store::{
-    Attempt, Claim, MessageId, NewMessage, RecipientId, RecipientState, ReportMark, Selection, StoreError, Transport,
+    Attempt, Claim, Destination, EventKind, MessageId, NewMessage, RecipientId, RecipientState, ReportMark, Selection,
+    StoreError, Transport, codec,
 };
 use crate::time::Timestamp;
 
@@ -101,17 +102,18 @@ fn insert(tx: &Transaction<'_>, msg: &NewMessage) -> Result<(), StoreError> {
     )?
     .execute(params![
         msg.id.0,
-        msg.reverse_path,
+        codec::reverse_path_text(&msg.reverse_path),
         msg.envid,
-        msg.ret,
+        codec::ret_text(msg.ret),
         msg.body.len() as i64,
         at,
         origin,
         msg.body
     ])?;
     let mut rcpt = tx.prepare_cached(
-        "INSERT INTO recipients (message_id, address, orcpt, notify, transport, mailbox, state, next_attempt_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7)",
+        "INSERT INTO recipients (message_id, address, orcpt, notify, transport, mailbox, bounce_message,
+                                 bounce_recipient, state, next_attempt_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, ?9)",
     )?;
     let mut event = tx.prepare_cached(
         "INSERT INTO events (message_id, recipient, kind, status, detail, at) VALUES (?1, ?2, 'queued', NULL, ?3, ?4)",
@@ -142,10 +144,21 @@ fn insert(tx: &Transaction<'_>, msg: &NewMessage) -> Result<(), StoreError> {
     )?;
     let header_id = msg.header_message_id.as_deref().map(super::super::normalize_header_id).filter(|h| !h.is_empty());
     for r in &msg.recipients {
-        if let (Some(h), Transport::Remote) = (&header_id, r.transport) {
+        if let (Some(h), Transport::Remote) = (&header_id, r.transport()) {
             sent.execute(params![h, r.address.to_lowercase(), msg.id.0, at])?;
         }
-        rcpt.execute(params![msg.id.0, r.address, r.orcpt, r.notify, r.transport.as_str(), r.mailbox, at])?;
+        let d = r.destination.columns();
+        rcpt.execute(params![
+            msg.id.0,
+            r.address,
+            r.orcpt,
+            codec::notify_text(r.notify),
+            d.transport,
+            d.mailbox,
+            d.bounce_message,
+            d.bounce_recipient,
+            at
+        ])?;
         event.execute(params![
             msg.id.0,
             r.address,
@@ -169,18 +182,32 @@ fn claim(
          WHERE id IN (SELECT id FROM recipients
                       WHERE transport = ?3 AND state IN ('queued', 'deferred') AND next_attempt_at <= ?4
                       ORDER BY next_attempt_at LIMIT ?5)
-         RETURNING id, message_id, address, mailbox, attempts, notify, orcpt",
+         RETURNING id, message_id, address, attempts, notify, orcpt, transport, mailbox, bounce_message,
+                   bounce_recipient",
     )?;
-    type Row = (i64, String, String, Option<String>, u32, Option<String>, Option<String>);
+    type Row =
+        (i64, String, String, u32, Option<String>, Option<String>, String, Option<String>, Option<String>, Option<i64>);
     let rows: Vec<Row> = stmt
         .query_map(params![owner, lease_until.millis(), transport.as_str(), now.millis(), limit as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+                r.get(9)?,
+            ))
         })?
         .collect::<Result<_, _>>()?;
     let mut claims = Vec::with_capacity(rows.len());
     let mut meta =
         tx.prepare_cached("SELECT size, received_at, reverse_path, envid, ret FROM messages WHERE id = ?1")?;
-    for (id, message, address, mailbox, attempts, notify, orcpt) in rows {
+    for (id, message, address, attempts, notify, orcpt, transport, mailbox, bounce_message, bounce_recipient) in rows {
+        let destination = Destination::from_columns(&transport, mailbox, bounce_message, bounce_recipient)?;
         let (size, received_at, reverse_path, envid, ret) = meta.query_row([&message], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?))
         })?;
@@ -188,14 +215,14 @@ fn claim(
             recipient: RecipientId(id),
             message: MessageId(message),
             address,
-            mailbox,
+            destination,
             attempts,
             size: size as u64,
             received_at: Timestamp(received_at),
-            reverse_path,
+            reverse_path: codec::reverse_path(reverse_path)?,
             envid,
-            ret,
-            notify,
+            ret: codec::ret(ret)?,
+            notify: codec::notify(notify)?,
             orcpt,
             body: None,
         });
@@ -227,7 +254,17 @@ fn record(tx: &Transaction<'_>, owner: &str, attempts: &[Attempt]) -> Result<(),
         };
         let row = update
             .query_row(
-                params![a.state.as_str(), next, a.status, a.detail, now, a.recipient.0, owner, a.reply_code, a.remote],
+                params![
+                    a.state.as_str(),
+                    next,
+                    codec::status_text(Some(a.status)),
+                    a.detail,
+                    now,
+                    a.recipient.0,
+                    owner,
+                    a.reply_code,
+                    a.remote
+                ],
                 |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
             )
             .map(Some)
@@ -239,8 +276,8 @@ fn record(tx: &Transaction<'_>, owner: &str, attempts: &[Attempt]) -> Result<(),
         event.execute(params![
             message,
             address,
-            a.event.unwrap_or(a.state.as_str()),
-            a.status,
+            a.event.unwrap_or(a.state.into()).as_str(),
+            codec::status_text(Some(a.status)),
             a.detail,
             now,
             a.remote
@@ -377,7 +414,7 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
                 "UPDATE recipients SET state = 'held', lease_owner = NULL, updated_at = ?1
                  WHERE {filter} AND (lease_owner IS NULL OR next_attempt_at <= ?1) RETURNING message_id, address"
             );
-            changed_with_events(tx, &sql, args, "held", "held by an operator", *at)?
+            changed_with_events(tx, &sql, args, EventKind::Held, "held by an operator", *at)?
         }
         Simple::Release(sel, at) => {
             let mut args = vec![Value::Integer(at.millis())];
@@ -387,7 +424,7 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
                         next_attempt_at = ?1, updated_at = ?1
                  WHERE {filter} RETURNING message_id, address"
             );
-            changed_with_events(tx, &sql, args, "released", "released by an operator", *at)?
+            changed_with_events(tx, &sql, args, EventKind::Released, "released by an operator", *at)?
         }
         Simple::DeleteAll(sel, at) => {
             let mut args = Vec::new();
@@ -403,11 +440,19 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
             deleted
         }
         Simple::Feedback(f) => {
-            let kind = if f.delay { "delayed" } else { "bounced" };
+            let kind = if f.delay { EventKind::Delayed } else { EventKind::Bounced }.as_str();
             tx.prepare_cached(
                 "INSERT INTO events (message_id, recipient, kind, status, detail, at, remote) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
-            .execute(params![f.message.0, f.address, kind, f.status, format!("bounce received: {}", f.detail), now, f.remote])?;
+            .execute(params![
+                    f.message.0,
+                    f.address,
+                    kind,
+                    codec::status_text(f.status),
+                    format!("bounce received: {}", f.detail),
+                    now,
+                    f.remote
+                ])?;
             if f.delay {
                 0
             } else {
@@ -416,7 +461,13 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
                             reply_code = NULL, updated_at = ?5
                      WHERE id = ?1 AND state = 'delivered'",
                 )?
-                .execute(params![f.recipient.0, f.status, f.detail, f.remote, now])?
+                .execute(params![
+                    f.recipient.0,
+                    codec::status_text(f.status),
+                    f.detail,
+                    f.remote,
+                    now
+                ])?
             }
         }
         Simple::Delete(id) => delete(tx, id, now)?,
@@ -466,7 +517,7 @@ fn changed_with_events(
     tx: &Transaction<'_>,
     sql: &str,
     args: Vec<Value>,
-    kind: &str,
+    kind: EventKind,
     detail: &str,
     at: Timestamp,
 ) -> Result<usize, StoreError> {
@@ -478,7 +529,7 @@ fn changed_with_events(
         "INSERT INTO events (message_id, recipient, kind, status, detail, at) VALUES (?1, ?2, ?3, NULL, ?4, ?5)",
     )?;
     for (message, address) in &rows {
-        event.execute(params![message, address, kind, detail, at.millis()])?;
+        event.execute(params![message, address, kind.as_str(), detail, at.millis()])?;
     }
     Ok(rows.len())
 }

@@ -1,0 +1,218 @@
+//! The one place where typed store values become columns and come back: both backends write
+//! and read a recipient's `Destination` through `DestinationColumns` (transport, mailbox,
+//! bounce_message, bounce_recipient), RFC 3461 RET (`full`, `hdrs`) and NOTIFY (`NEVER` or a
+//! list such as `SUCCESS,FAILURE`), an event's `EventKind` and the envelope sender
+//! (`ReversePath`: `local@domain`, empty for `<>`) and a recipient's last `EnhancedStatus`
+//! (`c.s.d`) through the pairs below, so no text of the store is built or split anywhere else.
+//! Must not: run SQL, or accept a combination of columns no `Destination` writes (that is a
+//! corrupt record, not a guess).
+
+use super::{Destination, EventKind, MessageId, RecipientId, StoreError, Transport};
+use crate::smtp::address::{Mailbox, ReversePath};
+use crate::smtp::command::{Notify, Ret};
+use crate::smtp::reply::EnhancedStatus;
+
+/// A recipient's destination as the columns of its row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DestinationColumns<'a> {
+    pub transport: &'static str,
+    /// The local mailbox key, or the forward target of an alias.
+    pub mailbox: Option<&'a str>,
+    /// The message a bounce to our return path is about.
+    pub bounce_message: Option<&'a str>,
+    /// The recipient of that message, when the token named one.
+    pub bounce_recipient: Option<i64>,
+}
+
+impl Destination {
+    pub(crate) fn columns(&self) -> DestinationColumns<'_> {
+        let (mailbox, bounce_message, bounce_recipient) = match self {
+            Destination::Remote => (None, None, None),
+            Destination::Forward(target) => (Some(target.as_str()), None, None),
+            Destination::Mailbox(key) | Destination::NullSenderTo(key) => (Some(key.as_str()), None, None),
+            Destination::BounceOf { queue_id, rid } => (None, Some(queue_id.0.as_str()), rid.map(|r| r.0)),
+        };
+        DestinationColumns { transport: self.transport().as_str(), mailbox, bounce_message, bounce_recipient }
+    }
+
+    /// A destination read back from its columns.
+    pub(crate) fn from_columns(
+        transport: &str,
+        mailbox: Option<String>,
+        bounce_message: Option<String>,
+        bounce_recipient: Option<i64>,
+    ) -> Result<Destination, StoreError> {
+        let corrupt = || StoreError::Corrupt(format!("destination of a {transport} recipient"));
+        Ok(match (Transport::decode(transport)?, mailbox, bounce_message) {
+            (Transport::Remote, None, None) => Destination::Remote,
+            (Transport::Remote, Some(target), None) => Destination::Forward(target),
+            (Transport::Local, Some(key), None) => Destination::Mailbox(key),
+            (Transport::Feedback, None, Some(queue_id)) => Destination::BounceOf {
+                queue_id: MessageId(queue_id),
+                rid: bounce_recipient.filter(|r| *r > 0).map(RecipientId),
+            },
+            (Transport::Feedback, Some(key), None) => Destination::NullSenderTo(key),
+            _ => return Err(corrupt()),
+        })
+    }
+}
+
+impl Transport {
+    /// A transport read back from a store: an unknown word is a corrupt record.
+    pub(crate) fn decode(s: &str) -> Result<Transport, StoreError> {
+        Ok(match s {
+            "local" => Transport::Local,
+            "remote" => Transport::Remote,
+            "feedback" => Transport::Feedback,
+            _ => return Err(StoreError::Corrupt(format!("transport {s}"))),
+        })
+    }
+}
+
+impl EventKind {
+    /// An event kind read back from a store: an unknown word is a corrupt record.
+    pub(crate) fn decode(s: &str) -> Result<EventKind, StoreError> {
+        EventKind::parse(s).ok_or_else(|| StoreError::Corrupt(format!("event kind {s}")))
+    }
+}
+
+/// SQLite reads event kinds in row closures.
+impl rusqlite::types::FromSql for EventKind {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let text = value.as_str()?;
+        EventKind::decode(text).map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
+    }
+}
+
+/// The envelope sender as stored: its address, empty for `<>`.
+pub(crate) fn reverse_path_text(path: &ReversePath) -> String {
+    path.to_string()
+}
+
+/// The envelope sender read back.
+pub(crate) fn reverse_path(text: String) -> Result<ReversePath, StoreError> {
+    if text.is_empty() {
+        return Ok(ReversePath::Null);
+    }
+    Mailbox::parse(&text)
+        .map(ReversePath::Mailbox)
+        .map_err(|e| StoreError::Corrupt(format!("reverse path {text}: {e:?}")))
+}
+
+/// An RFC 3463 status as stored.
+pub(crate) fn status_text(status: Option<EnhancedStatus>) -> Option<String> {
+    status.map(|s| s.to_string())
+}
+
+/// An RFC 3463 status read back.
+pub(crate) fn status(text: Option<String>) -> Result<Option<EnhancedStatus>, StoreError> {
+    text.map(|t| EnhancedStatus::parse(&t).ok_or_else(|| StoreError::Corrupt(format!("status {t}")))).transpose()
+}
+
+/// RET as stored.
+pub(crate) fn ret_text(ret: Option<Ret>) -> Option<&'static str> {
+    ret.map(|r| match r {
+        Ret::Full => "full",
+        Ret::Hdrs => "hdrs",
+    })
+}
+
+/// RET read back.
+pub(crate) fn ret(text: Option<String>) -> Result<Option<Ret>, StoreError> {
+    text.map(|t| match t.as_str() {
+        "full" => Ok(Ret::Full),
+        "hdrs" => Ok(Ret::Hdrs),
+        _ => Err(StoreError::Corrupt(format!("RET {t}"))),
+    })
+    .transpose()
+}
+
+/// NOTIFY as stored (and shown): `NEVER`, or the words asked for, comma-separated.
+pub(crate) fn notify_text(notify: Option<Notify>) -> Option<String> {
+    notify.map(|n| n.render())
+}
+
+/// NOTIFY read back (empty: none of the words, which asks for no report).
+pub(crate) fn notify(text: Option<String>) -> Result<Option<Notify>, StoreError> {
+    let Some(text) = text else { return Ok(None) };
+    let mut n = Notify::default();
+    for word in text.split(',').filter(|w| !w.is_empty()) {
+        match word {
+            "NEVER" => n.never = true,
+            "SUCCESS" => n.success = true,
+            "FAILURE" => n.failure = true,
+            "DELAY" => n.delay = true,
+            _ => return Err(StoreError::Corrupt(format!("NOTIFY {text}"))),
+        }
+    }
+    Ok(Some(n))
+}
+
+/// NOTIFY in JSON views: its stored text, as before it was typed.
+pub(crate) fn notify_json<S: serde::Serializer>(notify: &Option<Notify>, s: S) -> Result<S::Ok, S::Error> {
+    match notify_text(*notify) {
+        Some(text) => s.serialize_some(&text),
+        None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_destination_reads_back_from_its_columns() {
+        let all = [
+            Destination::Remote,
+            Destination::Forward("x@elsewhere.test".into()),
+            Destination::Mailbox("bob@local.test".into()),
+            Destination::BounceOf { queue_id: MessageId("Q1".into()), rid: Some(RecipientId(7)) },
+            Destination::BounceOf { queue_id: MessageId("Q2".into()), rid: None },
+            Destination::NullSenderTo("bob@local.test".into()),
+        ];
+        for d in all {
+            let c = d.columns();
+            let back = Destination::from_columns(
+                c.transport,
+                c.mailbox.map(str::to_string),
+                c.bounce_message.map(str::to_string),
+                c.bounce_recipient,
+            )
+            .unwrap();
+            assert_eq!(back, d);
+        }
+        assert!(Destination::from_columns("local", None, None, None).is_err());
+        assert!(Destination::from_columns("feedback", Some("k".into()), Some("Q".into()), None).is_err());
+    }
+
+    #[test]
+    fn reverse_paths_read_back() {
+        for text in ["", "a@b.example", "\"q@x\"@b.example", "user%other@b.example", "us\u{e9}r@b\u{fc}cher.example"] {
+            let path = reverse_path(text.to_string()).unwrap();
+            assert_eq!(reverse_path(reverse_path_text(&path)).unwrap(), path);
+        }
+        assert_eq!(reverse_path(String::new()).unwrap(), ReversePath::Null);
+        assert!(reverse_path("no-at-sign".into()).is_err());
+    }
+
+    #[test]
+    fn statuses_read_back() {
+        for s in [None, Some(EnhancedStatus::new(5, 1, 1)), Some(EnhancedStatus::new(4, 7, 650))] {
+            assert_eq!(status(status_text(s)).unwrap(), s);
+        }
+        assert!(status(Some("5.1".into())).is_err());
+    }
+
+    #[test]
+    fn ret_and_notify_read_back() {
+        for r in [None, Some(Ret::Full), Some(Ret::Hdrs)] {
+            assert_eq!(ret(ret_text(r).map(str::to_string)).unwrap(), r);
+        }
+        let n = |never, success, failure, delay| Some(Notify { never, success, failure, delay });
+        for v in [None, n(true, false, false, false), n(false, true, true, false), n(false, true, true, true)] {
+            assert_eq!(notify(notify_text(v)).unwrap(), v);
+        }
+        assert_eq!(notify_text(n(false, true, true, false)).as_deref(), Some("SUCCESS,FAILURE"));
+        assert!(ret(Some("FULL".into())).is_err() && notify(Some("SOMETIMES".into())).is_err());
+    }
+}
