@@ -38,7 +38,7 @@ const MB: f64 = 1024.0 * 1024.0;
 pub fn check(file: &str, raw: &[u8], our_limit: u64) -> CheckReport {
     let mut report = CheckReport::new("file", file);
     report.push(check_size(raw, our_limit));
-    let (header_end, body_start) = split_header(raw);
+    let (header_end, body_start) = crate::smtp::message::split_header(raw);
     let headers = raw.get(..header_end).unwrap_or(raw);
     report.push(check_required(headers));
     report.push(check_header_syntax(headers, body_start.is_some()));
@@ -46,25 +46,6 @@ pub fn check(file: &str, raw: &[u8], our_limit: u64) -> CheckReport {
     report.push(check_8bit(headers, raw.get(body_start.unwrap_or(raw.len())..).unwrap_or(&[])));
     report.push(check_html_alternative(raw));
     report
-}
-
-/// Where the header ends and (after the empty line, CRLF or LF) the body starts.
-fn split_header(raw: &[u8]) -> (usize, Option<usize>) {
-    if raw.starts_with(b"\r\n") {
-        return (0, Some(2));
-    }
-    if raw.starts_with(b"\n") {
-        return (0, Some(1));
-    }
-    for (i, w) in raw.windows(2).enumerate() {
-        if w == b"\n\n" {
-            return (i + 1, Some(i + 2));
-        }
-        if w == b"\n\r" && raw.get(i + 2) == Some(&b'\n') {
-            return (i + 1, Some(i + 3));
-        }
-    }
-    (raw.len(), None)
 }
 
 fn check_size(raw: &[u8], our_limit: u64) -> Check {

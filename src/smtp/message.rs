@@ -18,6 +18,26 @@ pub fn find_headers_end(message: &[u8]) -> usize {
     message.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 2).unwrap_or(message.len())
 }
 
+/// Where the header ends and (after the empty line, CRLF or LF) the body starts: lenient about
+/// line ends, for messages as submitted (`find_headers_end` is for wire-format CRLF messages).
+pub fn split_header(raw: &[u8]) -> (usize, Option<usize>) {
+    if raw.starts_with(b"\r\n") {
+        return (0, Some(2));
+    }
+    if raw.starts_with(b"\n") {
+        return (0, Some(1));
+    }
+    for (i, w) in raw.windows(2).enumerate() {
+        if w == b"\n\n" {
+            return (i + 1, Some(i + 2));
+        }
+        if w == b"\n\r" && raw.get(i + 2) == Some(&b'\n') {
+            return (i + 1, Some(i + 3));
+        }
+    }
+    (raw.len(), None)
+}
+
 /// One logical line: a physical line with its continuation lines folded in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeaderLine<'a> {
