@@ -1337,48 +1337,72 @@ INSERT INTO api_keys (id, name, key_hash, domains, created_at) VALUES ('old-any'
 INSERT INTO api_keys (id, name, key_hash, domains, created_at) VALUES ('old-shop', 'shop', 'h2', '[\"a.example\"]', 2);
 INSERT INTO suppressions (address, reason, created_at) VALUES ('old@ex.net', 'userunknown', 3);";
 
+/// The SQLite schema files in order: version N is the first N of them.
+const SQLITE_SCHEMAS: &[&str] = &[
+    include_str!("../../src/store/sqlite/schema.sql"),
+    include_str!("../../src/store/sqlite/schema_v2.sql"),
+    include_str!("../../src/store/sqlite/schema_v3.sql"),
+    include_str!("../../src/store/sqlite/schema_v4.sql"),
+    include_str!("../../src/store/sqlite/schema_v5.sql"),
+    include_str!("../../src/store/sqlite/schema_v6.sql"),
+    include_str!("../../src/store/sqlite/schema_v7.sql"),
+];
+
+/// The PostgreSQL schema files in order: version N is the first N of them.
+const POSTGRES_SCHEMAS: &[&str] = &[
+    include_str!("../../src/store/postgres/schema_v1.sql"),
+    include_str!("../../src/store/postgres/schema_v2.sql"),
+    include_str!("../../src/store/postgres/schema_v3.sql"),
+    include_str!("../../src/store/postgres/schema_v4.sql"),
+    include_str!("../../src/store/postgres/schema_v5.sql"),
+    include_str!("../../src/store/postgres/schema_v6.sql"),
+    include_str!("../../src/store/postgres/schema_v7.sql"),
+    include_str!("../../src/store/postgres/schema_v8.sql"),
+    include_str!("../../src/store/postgres/schema_v9.sql"),
+];
+
+/// A SQLite store file left at schema `version` by an older mailerd, holding `rows`; the
+/// store that opens it runs the migrations after that version.
+fn sqlite_at_version(dir: &std::path::Path, version: usize, rows: &str) -> SqliteStore {
+    let path = dir.join("mailerd.db");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        for sql in SQLITE_SCHEMAS.iter().take(version) {
+            c.execute_batch(sql).unwrap();
+        }
+        c.execute_batch(rows).unwrap();
+        c.execute_batch(&format!("PRAGMA user_version = {version};")).unwrap();
+    }
+    SqliteStore::open(&path).unwrap()
+}
+
+/// A PostgreSQL schema left at `version` by an older mailerd, holding `rows`; the store that
+/// connects runs the migrations after that version.
+async fn postgres_at_version(admin: &str, name: &str, version: usize, rows: &str) -> (TestSchema, PgStore) {
+    let schema = TestSchema::create(admin, name).await;
+    let (c, conn) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    c.batch_execute("CREATE TABLE mailerd_schema (version INTEGER NOT NULL)").await.unwrap();
+    for (v, sql) in (1..).zip(POSTGRES_SCHEMAS.iter().take(version)) {
+        c.batch_execute(sql).await.unwrap();
+        c.execute("INSERT INTO mailerd_schema (version) VALUES ($1)", &[&v]).await.unwrap();
+    }
+    c.batch_execute(rows).await.unwrap();
+    let store = PgStore::connect(&schema.url).await.unwrap();
+    (schema, store)
+}
+
 #[tokio::test]
 async fn sqlite_upgrade_to_scopes() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("mailerd.db");
-    {
-        let c = rusqlite::Connection::open(&path).unwrap();
-        for sql in [
-            include_str!("../../src/store/sqlite/schema.sql"),
-            include_str!("../../src/store/sqlite/schema_v2.sql"),
-            include_str!("../../src/store/sqlite/schema_v3.sql"),
-            include_str!("../../src/store/sqlite/schema_v4.sql"),
-            include_str!("../../src/store/sqlite/schema_v5.sql"),
-            OLD_ROWS,
-            "PRAGMA user_version = 5;",
-        ] {
-            c.execute_batch(sql).unwrap();
-        }
-    }
-    rows_made_before_scopes(&SqliteStore::open(&path).unwrap()).await;
+    rows_made_before_scopes(&sqlite_at_version(dir.path(), 5, OLD_ROWS)).await;
 }
 
 #[tokio::test]
 async fn postgres_upgrade_to_scopes() {
     let Some(admin) = url_or_skip("store_conformance::postgres_upgrade_to_scopes") else { return };
-    let schema = TestSchema::create(&admin, "upgrade_scopes").await;
-    let (c, conn) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(conn);
-    c.batch_execute("CREATE TABLE mailerd_schema (version INTEGER NOT NULL)").await.unwrap();
-    for (v, sql) in [
-        (1, include_str!("../../src/store/postgres/schema_v1.sql")),
-        (2, include_str!("../../src/store/postgres/schema_v2.sql")),
-        (3, include_str!("../../src/store/postgres/schema_v3.sql")),
-        (4, include_str!("../../src/store/postgres/schema_v4.sql")),
-        (5, include_str!("../../src/store/postgres/schema_v5.sql")),
-        (6, include_str!("../../src/store/postgres/schema_v6.sql")),
-        (7, include_str!("../../src/store/postgres/schema_v7.sql")),
-    ] {
-        c.batch_execute(sql).await.unwrap();
-        c.execute("INSERT INTO mailerd_schema (version) VALUES ($1)", &[&v]).await.unwrap();
-    }
-    c.batch_execute(OLD_ROWS).await.unwrap();
-    rows_made_before_scopes(&PgStore::connect(&schema.url).await.unwrap()).await;
+    let (_schema, store) = postgres_at_version(&admin, "upgrade_scopes", 7, OLD_ROWS).await;
+    rows_made_before_scopes(&store).await;
 }
 
 /// Every kind of destination a recipient can have goes in typed and comes back typed with its
@@ -1449,45 +1473,12 @@ INSERT INTO recipients (message_id, address, transport, mailbox, state, next_att
 #[tokio::test]
 async fn sqlite_upgrade_to_destinations() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("mailerd.db");
-    {
-        let c = rusqlite::Connection::open(&path).unwrap();
-        for sql in [
-            include_str!("../../src/store/sqlite/schema.sql"),
-            include_str!("../../src/store/sqlite/schema_v2.sql"),
-            include_str!("../../src/store/sqlite/schema_v3.sql"),
-            include_str!("../../src/store/sqlite/schema_v4.sql"),
-            include_str!("../../src/store/sqlite/schema_v5.sql"),
-            include_str!("../../src/store/sqlite/schema_v6.sql"),
-            OLD_DESTINATIONS,
-            "PRAGMA user_version = 6;",
-        ] {
-            c.execute_batch(sql).unwrap();
-        }
-    }
-    rows_made_before_destinations(&SqliteStore::open(&path).unwrap()).await;
+    rows_made_before_destinations(&sqlite_at_version(dir.path(), 6, OLD_DESTINATIONS)).await;
 }
 
 #[tokio::test]
 async fn postgres_upgrade_to_destinations() {
     let Some(admin) = url_or_skip("store_conformance::postgres_upgrade_to_destinations") else { return };
-    let schema = TestSchema::create(&admin, "upgrade_destinations").await;
-    let (c, conn) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(conn);
-    c.batch_execute("CREATE TABLE mailerd_schema (version INTEGER NOT NULL)").await.unwrap();
-    for (v, sql) in [
-        (1, include_str!("../../src/store/postgres/schema_v1.sql")),
-        (2, include_str!("../../src/store/postgres/schema_v2.sql")),
-        (3, include_str!("../../src/store/postgres/schema_v3.sql")),
-        (4, include_str!("../../src/store/postgres/schema_v4.sql")),
-        (5, include_str!("../../src/store/postgres/schema_v5.sql")),
-        (6, include_str!("../../src/store/postgres/schema_v6.sql")),
-        (7, include_str!("../../src/store/postgres/schema_v7.sql")),
-        (8, include_str!("../../src/store/postgres/schema_v8.sql")),
-    ] {
-        c.batch_execute(sql).await.unwrap();
-        c.execute("INSERT INTO mailerd_schema (version) VALUES ($1)", &[&v]).await.unwrap();
-    }
-    c.batch_execute(OLD_DESTINATIONS).await.unwrap();
-    rows_made_before_destinations(&PgStore::connect(&schema.url).await.unwrap()).await;
+    let (_schema, store) = postgres_at_version(&admin, "upgrade_destinations", 8, OLD_DESTINATIONS).await;
+    rows_made_before_destinations(&store).await;
 }
