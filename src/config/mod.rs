@@ -272,7 +272,7 @@ impl Config {
         t.insert("listen".into(), self.listen.effective());
         t.insert("store".into(), store::effective(&self.store_url, mask));
         t.insert("limits".into(), self.limits.effective());
-        t.insert("relay".into(), relay::effective(&self.trusted_networks));
+        t.insert("relay".into(), relay::effective(&self.trusted_networks, self.senders.login_match));
         t.insert("queue".into(), self.queue.effective());
         t.insert("local".into(), self.local.effective());
         if let Some(tls) = self.tls.effective() {
@@ -291,6 +291,9 @@ impl Config {
         t.insert("dashboard".into(), self.dashboard.effective());
         t.insert("webhooks".into(), webhooks::effective(&self.webhooks, mask));
         t.insert("log".into(), self.log.effective());
+        if !self.senders.grants.is_empty() {
+            t.insert("senders".into(), self.senders.effective());
+        }
         t
     }
 
@@ -409,11 +412,16 @@ mod tests {
                     [routes]\n\"b.test\" = { next_hop = \"127.0.0.2:2526\", tls = \"required\" }\n\
                     [dkim]\ndomain = \"example.com\"\nselector = \"s1\"\nkey = \"/k.pem\"\n\
                     [check.policy]\ntypo = \"reject\"\n\
+                    [relay]\nsender_login_match = false\n\
+                    [[senders]]\nlogin = \"app@example.com\"\naddresses = [\"news@example.com\", \"shop.example\"]\n\
                     [[webhooks]]\nurl = \"http://127.0.0.1:9000/x\"\nsecret = \"whsec_0123456789abcdef\"\n";
         let c = Config::from_toml(text).unwrap();
         let plain = toml::to_string(&c.effective(false)).unwrap();
         let again = Config::from_toml(&plain).unwrap();
         assert_eq!(toml::to_string(&again.effective(false)).unwrap(), plain, "a fixed point");
+        // Regression: the sender rules were missing, so the output loaded back with them on.
+        assert!(!again.senders.login_match, "{plain}");
+        assert_eq!(again.senders.grants, c.senders.grants, "{plain}");
         assert!(plain.contains("http = \"\""), "{plain}");
         let masked = toml::to_string(&c.effective(true)).unwrap();
         assert!(!masked.contains("s3cret") && !masked.contains("whsec_0123") && !masked.contains("password=x"));

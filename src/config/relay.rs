@@ -35,6 +35,9 @@ impl RawRelay {
 }
 
 /// The `[relay]` table of the effective configuration.
-pub(super) fn effective(trusted_networks: &[IpNet]) -> toml::Value {
-    emit::table(vec![("trusted_networks", emit::list(trusted_networks.iter().map(|n| n.to_string()).collect()))])
+pub(super) fn effective(trusted_networks: &[IpNet], sender_login_match: bool) -> toml::Value {
+    emit::table(vec![
+        ("trusted_networks", emit::list(trusted_networks.iter().map(|n| n.to_string()).collect())),
+        ("sender_login_match", toml::Value::Boolean(sender_login_match)),
+    ])
 }

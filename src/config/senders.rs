@@ -46,6 +46,23 @@ impl Default for Senders {
     }
 }
 
+impl Senders {
+    /// The `[[senders]]` entries of the effective configuration: one per login, in login order.
+    pub(super) fn effective(&self) -> toml::Value {
+        let entries = self.grants.iter().map(|(login, grants)| {
+            let addresses = grants
+                .iter()
+                .map(|g| match g {
+                    Grant::Address(m) => m.to_string(),
+                    Grant::Domain(d) => d.as_str().to_string(),
+                })
+                .collect();
+            super::emit::table(vec![("login", super::emit::text(login)), ("addresses", super::emit::list(addresses))])
+        });
+        toml::Value::Array(entries.collect())
+    }
+}
+
 /// One `[[senders]]` entry.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
