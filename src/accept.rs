@@ -10,7 +10,8 @@
 use crate::smtp::address::ReversePath;
 use crate::smtp::command::MailParams;
 use crate::store::{
-    MessageId, NewMessage, NewRecipient, Origin, RecipientId, ReportMark, Store, StoreError, Transport,
+    IdempotencyRecord, MessageId, NewMessage, NewRecipient, Origin, RecipientId, ReportMark, Store, StoreError,
+    Transport,
 };
 use crate::time::Timestamp;
 use tokio::sync::Notify;
@@ -29,6 +30,8 @@ pub struct Incoming {
     pub reports: Vec<(RecipientId, ReportMark)>,
     /// Checklist findings, recorded as `check` events (recipient, finding).
     pub notes: Vec<(Option<String>, String)>,
+    /// The API request's idempotency record, committed with the message (or neither is).
+    pub idempotency: Option<IdempotencyRecord>,
 }
 
 /// Stores `incoming` durably and wakes delivery.
@@ -64,6 +67,7 @@ pub async fn accept(
         recipients: incoming.recipients,
         reports: incoming.reports,
         notes: incoming.notes,
+        idempotency: incoming.idempotency,
     };
     let via = msg.origin.via;
     let transports: Vec<Transport> = msg.recipients.iter().map(|r| r.transport()).collect();

@@ -316,7 +316,12 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
             Some((*signer).clone()),
             config.bounce.check_authentication,
         );
-        let state = Arc::new(crate::http::AppState { ctx: ctx.clone(), verifier, sessions: Default::default() });
+        let state = Arc::new(crate::http::AppState {
+            ctx: ctx.clone(),
+            verifier,
+            sessions: Default::default(),
+            idempotency: Default::default(),
+        });
         tokio::spawn(crate::http::serve(l, state, pools.http, shutdown_rx.clone()));
     }
     for hook in config.webhooks.clone() {

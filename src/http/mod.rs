@@ -37,6 +37,8 @@ pub struct AppState {
     pub verifier: Verifier,
     /// Logged-in dashboard admins.
     pub sessions: dashboard::Sessions,
+    /// Idempotency keys of API requests in progress on this node.
+    pub idempotency: api::idempotency::InFlight,
 }
 
 /// Serves the API on `listener` until `shutdown` flips to true, at most `max_connections`

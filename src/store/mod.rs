@@ -40,6 +40,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("already reported")]
     AlreadyReported,
+    /// The message's idempotency key already has a live record (`NewMessage::idempotency`):
+    /// nothing was stored; the caller reads the record and replays it.
+    #[error("idempotency key already used")]
+    IdempotencyKeyTaken,
     /// One failure of a statement that carried the writes of several callers.
     #[error("{0}")]
     Shared(std::sync::Arc<StoreError>),
@@ -419,6 +423,29 @@ pub struct NewMessage {
     pub reports: Vec<(RecipientId, ReportMark)>,
     /// Findings recorded as `check` events with the message (recipient, text).
     pub notes: Vec<(Option<String>, String)>,
+    /// An API request's idempotency record, committed with the message or not at all. The
+    /// insert fails with `StoreError::IdempotencyKeyTaken` (and stores nothing) when the same
+    /// (API key, Idempotency-Key) has a record that has not expired.
+    pub idempotency: Option<IdempotencyRecord>,
+}
+
+/// What an `Idempotency-Key` of an API key made: the request's fingerprint and the response
+/// to replay to a retry, until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// The API key's id (not its secret: a rotated key keeps its records).
+    pub api_key: String,
+    /// The `Idempotency-Key` header's value.
+    pub key: String,
+    /// Hex SHA-256 of the request body.
+    pub request_hash: String,
+    /// The queue id of the message the request made.
+    pub message_id: MessageId,
+    /// The response's HTTP status and JSON body.
+    pub status: u16,
+    pub response: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
 }
 
 /// A bounce received for a recipient we delivered.
@@ -902,6 +929,14 @@ pub trait Store: Send + Sync {
     fn cluster(self: Arc<Self>) -> Option<Arc<dyn ClusterStore>>;
 
     async fn load_body(&self, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// The record of `key` for the API key `api_key`, unless it expired by `now`.
+    async fn idempotency(
+        &self,
+        api_key: &str,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
 
     /// Messages that still have waiting recipients (queued, deferred or held), oldest first.
     async fn queue_list(&self, limit: usize) -> Result<Vec<QueueEntry>, StoreError>;

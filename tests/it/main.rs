@@ -22,6 +22,7 @@ mod feedback_fuzz;
 mod feedback_loop;
 mod forged_bounces;
 mod http_api;
+mod idempotency;
 mod login_throttle;
 mod instance;
 mod logs;

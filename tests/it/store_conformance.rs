@@ -13,8 +13,9 @@ use mailerd::smtp::reply::EnhancedStatus;
 use mailerd::store::postgres::PgStore;
 use mailerd::store::sqlite::SqliteStore;
 use mailerd::store::{
-    AccountPause, ApiKey, Attempt, Destination, EventKind, Feedback, MessageId, NewMessage, NewRecipient, Origin,
-    RecipientId, RecipientState, ReportMark, Scope, Store, StoreError, Suppression, Transport, Via,
+    AccountPause, ApiKey, Attempt, Destination, EventKind, Feedback, IdempotencyRecord, MessageId, NewMessage,
+    NewRecipient, Origin, RecipientId, RecipientState, ReportMark, Scope, Store, StoreError, Suppression, Transport,
+    Via,
 };
 use mailerd::time::Timestamp;
 
@@ -96,6 +97,7 @@ conformance!(
     suppression_entries_have_scopes,
     events_are_filtered_by_sender_scope,
     every_destination_is_read_back_typed,
+    idempotency_records_commit_with_their_message,
 );
 
 fn origin() -> Origin {
@@ -139,6 +141,7 @@ fn message(id: &str, at: i64, recipients: Vec<NewRecipient>) -> NewMessage {
         recipients,
         reports: Vec::new(),
         notes: Vec::new(),
+        idempotency: None,
     }
 }
 
@@ -571,6 +574,76 @@ async fn concurrent_reports_on_one_recipient_store_one(s: Arc<dyn Store>) {
         }
     }
     assert_eq!(ok, 1, "exactly one report is stored");
+}
+
+const DAY: i64 = 24 * 3600 * 1000;
+
+/// A message at `at` carrying the idempotency record of (`api_key`, `key`) for a day.
+fn idempotent(id: &str, at: i64, api_key: &str, key: &str) -> NewMessage {
+    let mut m = message(id, at, vec![rcpt("a@ex.net", Transport::Remote)]);
+    m.idempotency = Some(IdempotencyRecord {
+        api_key: api_key.into(),
+        key: key.into(),
+        request_hash: format!("hash of {id}"),
+        message_id: MessageId(id.into()),
+        status: 202,
+        response: format!("{{\"id\":\"{id}\"}}"),
+        created_at: Timestamp(at),
+        expires_at: Timestamp(at + DAY),
+    });
+    m
+}
+
+async fn idempotency_records_commit_with_their_message(s: Arc<dyn Store>) {
+    let first = idempotent("I1", T0, "key1", "k-a");
+    s.insert_message(first.clone()).await.unwrap();
+    let read = s.idempotency("key1", "k-a", Timestamp(T0 + 1)).await.unwrap();
+    assert_eq!(read.as_ref(), first.idempotency.as_ref(), "read back as written");
+    // Per API key: another key's k-a is another record.
+    assert_eq!(s.idempotency("key2", "k-a", Timestamp(T0)).await.unwrap(), None);
+    s.insert_message(idempotent("I2", T0, "key2", "k-a")).await.expect("another API key's k-a");
+
+    // A live key refuses the whole insert: no second message.
+    match s.insert_message(idempotent("I3", T0 + 5, "key1", "k-a")).await {
+        Err(StoreError::IdempotencyKeyTaken) => {}
+        other => panic!("expected IdempotencyKeyTaken, got {other:?}"),
+    }
+    assert!(s.message_detail(&MessageId("I3".into())).await.unwrap().is_none(), "nothing of I3 stored");
+    assert_eq!(s.idempotency("key1", "k-a", Timestamp(T0 + 5)).await.unwrap().unwrap().message_id.0, "I1");
+
+    // Concurrent inserts of one key: exactly one message.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(
+            async move { s.insert_message(idempotent(&format!("IC{i}"), T0, "key1", "k-b")).await },
+        ));
+    }
+    let mut stored = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.unwrap() {
+            Ok(()) => stored.push(format!("IC{i}")),
+            Err(StoreError::IdempotencyKeyTaken) => {}
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!(stored.len(), 1, "exactly one of the concurrent inserts is stored");
+    let winner = s.idempotency("key1", "k-b", Timestamp(T0)).await.unwrap().unwrap();
+    assert_eq!(winner.message_id.0, stored[0]);
+    for i in 0..8 {
+        let there = s.message_detail(&MessageId(format!("IC{i}"))).await.unwrap().is_some();
+        assert_eq!(there, stored[0] == format!("IC{i}"), "IC{i}");
+    }
+
+    // After 24 h the record is not read, and the key may be used again.
+    assert!(s.idempotency("key1", "k-a", Timestamp(T0 + DAY - 1)).await.unwrap().is_some());
+    assert_eq!(s.idempotency("key1", "k-a", Timestamp(T0 + DAY)).await.unwrap(), None, "expired");
+    s.insert_message(idempotent("I4", T0 + DAY + 10, "key1", "k-a")).await.expect("an expired key is free again");
+    let again = s.idempotency("key1", "k-a", Timestamp(T0 + DAY + 10)).await.unwrap().unwrap();
+    assert_eq!((again.message_id.0.as_str(), again.created_at), ("I4", Timestamp(T0 + DAY + 10)));
+    // The expired records of other keys were swept by that insert; their messages stay.
+    assert_eq!(s.idempotency("key2", "k-a", Timestamp(T0)).await.unwrap(), None, "swept");
+    assert!(s.message_detail(&MessageId("I2".into())).await.unwrap().is_some());
 }
 
 async fn suppression_add_list_remove(s: Arc<dyn Store>) {
@@ -1346,6 +1419,7 @@ const SQLITE_SCHEMAS: &[&str] = &[
     include_str!("../../src/store/sqlite/schema_v5.sql"),
     include_str!("../../src/store/sqlite/schema_v6.sql"),
     include_str!("../../src/store/sqlite/schema_v7.sql"),
+    include_str!("../../src/store/sqlite/schema_v8.sql"),
 ];
 
 /// The PostgreSQL schema files in order: version N is the first N of them.
@@ -1359,6 +1433,7 @@ const POSTGRES_SCHEMAS: &[&str] = &[
     include_str!("../../src/store/postgres/schema_v7.sql"),
     include_str!("../../src/store/postgres/schema_v8.sql"),
     include_str!("../../src/store/postgres/schema_v9.sql"),
+    include_str!("../../src/store/postgres/schema_v10.sql"),
 ];
 
 /// A SQLite store file left at schema `version` by an older mailerd, holding `rows`; the

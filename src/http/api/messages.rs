@@ -7,19 +7,26 @@
 //! size limit), `check_message` (the checklist's message checks), then `accept` (DKIM,
 //! durable commit). The reply comes after the commit and says, per recipient, `queued` or
 //! `refused` and why (the refusal's typed `policy::Reason`, never its reply text).
+//! With an `Idempotency-Key` header (`idempotency.rs`) a stored response of the same key and
+//! API key is replayed (the same body) or refused with 422 (another body); otherwise the
+//! record of this request, holding its reply, is committed with the message.
 //! Before anything is built, every value that ends up in a header or a MIME part header is
 //! checked (`validate`): a control character in one is a 422 naming the JSON field.
 //! A scoped key reads only messages sent from its domains (others are unknown ids).
 //! Standards: RFC 5322 (the built message), RFC 2045 (base64 attachments, media types), RFC 9457.
-//! Must not: answer 202 before the store committed, let a key send from a foreign domain or
+//! Must not: answer 202 before the store committed, queue a second message for a key already
+//! recorded, let a key send from a foreign domain or
 //! read a foreign message, or let a request add a header or a MIME part of its own.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::{FromRequest, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use mail_builder::MessageBuilder;
 use mail_builder::headers::address::Address;
@@ -30,12 +37,13 @@ use serde_json::{Value, json};
 use super::super::AppState;
 use super::super::auth::Caller;
 use super::super::problem::Problem;
+use super::idempotency;
 use crate::accept::{self, Incoming};
 use crate::inbound::policy::{self, Reason, Submitter};
 use crate::inbound::{checks, session::AcceptedRcpt};
 use crate::smtp::address::{Mailbox, ReversePath};
 use crate::smtp::command::{ForwardPath, MailParams, RcptParams};
-use crate::store::{ApiKey, MessageId, Origin, Transport, Via};
+use crate::store::{ApiKey, IdempotencyRecord, MessageId, Origin, StoreError, Transport, Via};
 use crate::time::Timestamp;
 
 #[derive(Debug, Deserialize)]
@@ -115,13 +123,65 @@ const RESERVED: &[&str] = &[
 pub async fn send(
     State(state): State<Arc<AppState>>,
     Caller(key): Caller,
-    body: Result<Json<SendRequest>, axum::extract::rejection::JsonRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let body = body.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let Some(idempotency_key) = idempotency::key_of(&headers)? else {
+        return Ok(send_once(&state, &key, &headers, body, None).await?.into_response());
+    };
+    // Keyed per API key: the record is found again only by the key that made it.
+    let hash = idempotency::fingerprint(&body);
+    let store = state.ctx.store.as_ref();
+    if let Some(record) = store.idempotency(&key.id, &idempotency_key, Timestamp::now()).await? {
+        return idempotency::replay(&record, &hash);
+    }
+    // A duplicate arriving while the first runs on this node waits here, then replays.
+    let _held = state.idempotency.lock(&key.id, &idempotency_key).await;
+    if let Some(record) = store.idempotency(&key.id, &idempotency_key, Timestamp::now()).await? {
+        return idempotency::replay(&record, &hash);
+    }
+    let pending = Pending { key: idempotency_key.clone(), hash: hash.clone() };
+    match send_once(&state, &key, &headers, body, Some(pending)).await {
+        Ok(sent) => Ok(sent.into_response()),
+        // Another node (or a request of ours cancelled after its insert was queued) stored the
+        // key first: its commit is done, so its record is there to replay.
+        Err(p) if p.kind == KEY_TAKEN => match store.idempotency(&key.id, &idempotency_key, Timestamp::now()).await? {
+            Some(record) => idempotency::replay(&record, &hash),
+            None => Err(idempotency::in_progress()),
+        },
+        Err(p) => Err(p),
+    }
+}
+
+/// The kind of the problem `send_once` answers when the store found the key taken.
+const KEY_TAKEN: &str = "idempotency-key-taken";
+
+/// The idempotency key of a request being sent, and its body's fingerprint.
+struct Pending {
+    key: String,
+    hash: String,
+}
+
+/// Reads, checks, builds and queues one request's message; with `pending`, its idempotency
+/// record (holding the reply) is committed with the message.
+async fn send_once(
+    state: &AppState,
+    key: &ApiKey,
+    headers: &HeaderMap,
+    body: Bytes,
+    pending: Option<Pending>,
 ) -> Result<(StatusCode, Json<Value>), Problem> {
-    let Json(req) = body.map_err(|e| Problem::bad_request(e.body_text()))?;
+    // The JSON extractor's own checks (content type, syntax, fields), on the bytes we hashed.
+    let mut request = axum::http::Request::new(axum::body::Body::from(body));
+    *request.headers_mut() = headers.clone();
+    let Json(req) = Json::<SendRequest>::from_request(request, &())
+        .await
+        .map_err(|e: JsonRejection| Problem::bad_request(e.body_text()))?;
     let ctx = &state.ctx;
     validate(&req)?;
     let submitter = Submitter::ApiKey { id: key.id.clone(), scope: key.scope.clone() };
-    let sender = sender(ctx, &key, &submitter, &req).await?;
+    let sender = sender(ctx, key, &submitter, &req).await?;
     let draft = read(ctx, &req, sender)?;
     let now = Timestamp::now();
     let id = MessageId::generate(now);
@@ -139,6 +199,18 @@ pub async fn send(
         tags: req.tags.clone(),
         metadata: req.metadata.clone(),
     };
+    let reply = json!({ "id": id.0, "message_id": format!("<{message_id}>"), "recipients": report });
+    let status = StatusCode::ACCEPTED;
+    let idempotency = pending.map(|p| IdempotencyRecord {
+        api_key: key.id.clone(),
+        key: p.key,
+        request_hash: p.hash,
+        message_id: id.clone(),
+        status: status.as_u16(),
+        response: reply.to_string(),
+        created_at: now,
+        expires_at: now.plus(idempotency::TTL),
+    });
     let incoming = Incoming {
         id: id.clone(),
         from: ReversePath::Mailbox(draft.from),
@@ -149,16 +221,22 @@ pub async fn send(
         message,
         reports: Vec::new(),
         notes,
+        idempotency,
     };
     let remote = incoming.recipients.iter().filter(|r| r.transport() == Transport::Remote).count() as u64;
-    accept::accept(ctx.store.as_ref(), &ctx.queue_wakeup, ctx.dkim.as_deref(), incoming).await?;
+    match accept::accept(ctx.store.as_ref(), &ctx.queue_wakeup, ctx.dkim.as_deref(), incoming).await {
+        Ok(_) => {}
+        Err(StoreError::IdempotencyKeyTaken) => {
+            let mut p = idempotency::in_progress();
+            p.kind = KEY_TAKEN;
+            return Err(p);
+        }
+        Err(e) => return Err(e.into()),
+    }
     if let Some(account) = submitter.account() {
         ctx.breaker.sent(&account, remote, now);
     }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "id": id.0, "message_id": format!("<{message_id}>"), "recipients": report })),
-    ))
+    Ok((status, Json(reply)))
 }
 
 /// The client address the API's messages are recorded with.

@@ -5,6 +5,7 @@
 //! `feedback` and the store), or accept bodies larger than the message size limit allows.
 
 pub mod events;
+pub mod idempotency;
 pub mod messages;
 pub mod suppressions;
 pub mod tools;

@@ -29,9 +29,9 @@ use self::pool::Pool;
 use self::reads::{FactsOf, SuppressionOf};
 use self::writes::{Outcomes, Release};
 use super::{
-    AccountPause, ApiKey, Attempt, Claim, ClusterStore, EventRecord, Feedback, MailboxRecord, MessageDetail, MessageId,
-    NewMessage, QueueEntry, QueueSummary, RecipientId, ReportFacts, Scope, Selection, SentEntry, Store, StoreError,
-    Suppression, Transport,
+    AccountPause, ApiKey, Attempt, Claim, ClusterStore, EventRecord, Feedback, IdempotencyRecord, MailboxRecord,
+    MessageDetail, MessageId, NewMessage, QueueEntry, QueueSummary, RecipientId, ReportFacts, Scope, Selection,
+    SentEntry, Store, StoreError, Suppression, Transport,
 };
 use crate::time::Timestamp;
 
@@ -50,6 +50,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (7, include_str!("schema_v7.sql")),
     (8, include_str!("schema_v8.sql")),
     (9, include_str!("schema_v9.sql")),
+    (10, include_str!("schema_v10.sql")),
 ];
 
 pub struct PgStore {
@@ -139,10 +140,10 @@ impl PgStore {
 #[async_trait]
 impl Store for PgStore {
     async fn insert_message(&self, msg: NewMessage) -> Result<(), StoreError> {
-        if msg.reports.is_empty() {
+        if msg.reports.is_empty() && msg.idempotency.is_none() {
             return self.inserts.submit(msg).await;
         }
-        self.with(async |c| writes::insert_report(c, &msg).await).await
+        self.with(async |c| writes::insert_alone(c, &msg).await).await
     }
 
     async fn claim_due(
@@ -177,6 +178,15 @@ impl Store for PgStore {
 
     async fn load_body(&self, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError> {
         self.with(async |c| reads::load_body(c, id).await).await
+    }
+
+    async fn idempotency(
+        &self,
+        api_key: &str,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.with(async |c| reads::idempotency(c, api_key, key, now).await).await
     }
 
     async fn queue_list(&self, limit: usize) -> Result<Vec<QueueEntry>, StoreError> {

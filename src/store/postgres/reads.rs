@@ -8,9 +8,9 @@ use tokio_postgres::Row;
 use super::batch::Batched;
 use super::pool::Conn;
 use crate::store::{
-    AccountPause, ApiKey, EventKind, EventRecord, EventView, MailboxRecord, MessageDetail, MessageId, Origin,
-    QueueEntry, RecipientFacts, RecipientId, RecipientState, RecipientView, ReportFacts, Scope, SentEntry, StoreError,
-    Suppression, Transport, codec,
+    AccountPause, ApiKey, EventKind, EventRecord, EventView, IdempotencyRecord, MailboxRecord, MessageDetail,
+    MessageId, Origin, QueueEntry, RecipientFacts, RecipientId, RecipientState, RecipientView, ReportFacts, Scope,
+    SentEntry, StoreError, Suppression, Transport, codec,
 };
 use crate::time::Timestamp;
 
@@ -24,6 +24,33 @@ pub(super) async fn load_body(c: &mut Conn, id: &MessageId) -> Result<Option<Vec
         Some(r) => Some(r.try_get(0)?),
         None => None,
     })
+}
+
+/// A live idempotency record (one that expires after `now`).
+pub(super) async fn idempotency(
+    c: &mut Conn,
+    api_key: &str,
+    key: &str,
+    now: Timestamp,
+) -> Result<Option<IdempotencyRecord>, StoreError> {
+    let stmt = c
+        .stmt(
+            "SELECT request_hash, message_id, status, response, created_at, expires_at FROM idempotency
+             WHERE api_key = $1 AND key = $2 AND expires_at > $3",
+        )
+        .await?;
+    let Some(r) = c.client.query_opt(&stmt, &[&api_key, &key, &now.millis()]).await? else { return Ok(None) };
+    let status: i32 = r.try_get(2)?;
+    Ok(Some(IdempotencyRecord {
+        api_key: api_key.to_string(),
+        key: key.to_string(),
+        request_hash: r.try_get(0)?,
+        message_id: MessageId(r.try_get(1)?),
+        status: u16::try_from(status).map_err(|_| StoreError::Corrupt(format!("HTTP status {status}")))?,
+        response: r.try_get(3)?,
+        created_at: Timestamp(r.try_get(4)?),
+        expires_at: Timestamp(r.try_get(5)?),
+    }))
 }
 
 const RECIPIENT_VIEWS: &str = "

@@ -186,9 +186,23 @@ impl Batched for NewMessage {
     }
 }
 
-/// A report (a DSN) is inserted alone, in one transaction with the marks on the recipients
-/// it reports on.
-pub(super) async fn insert_report(c: &mut Conn, msg: &NewMessage) -> Result<(), StoreError> {
+/// Expired idempotency records removed with each new one, at most (the lazy cleanup).
+const IDEMPOTENCY_SWEEP: i64 = 100;
+/// A few expired records (rows other sweeps are deleting right now are skipped, not waited
+/// for), and an expired record of the key about to be written.
+const SWEEP_IDEMPOTENCY: &str = "
+DELETE FROM idempotency WHERE ctid IN (SELECT ctid FROM idempotency WHERE expires_at <= $1
+                                        ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+   OR (api_key = $3 AND key = $4 AND expires_at <= $1)";
+/// A live record of the same key (committed, or committed by a concurrent transaction we
+/// waited for) leaves the insert without a row: the key is taken.
+const INSERT_IDEMPOTENCY: &str = "
+INSERT INTO idempotency (api_key, key, request_hash, message_id, status, response, created_at, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (api_key, key) DO NOTHING";
+
+/// A message that reports on recipients (a DSN) or carries an idempotency record is inserted
+/// alone, in one transaction with the marks on the recipients it reports on and its record.
+pub(super) async fn insert_alone(c: &mut Conn, msg: &NewMessage) -> Result<(), StoreError> {
     let (mut finals, mut delays) = (Vec::new(), Vec::new());
     for (id, mark) in &msg.reports {
         match mark {
@@ -199,6 +213,7 @@ pub(super) async fn insert_report(c: &mut Conn, msg: &NewMessage) -> Result<(), 
     let mut columns = InsertColumns::default();
     columns.push(msg)?;
     let (mark_final, mark_delay) = (c.stmt(MARK_FINAL).await?, c.stmt(MARK_DELAY).await?);
+    let (sweep, record) = (c.stmt(SWEEP_IDEMPOTENCY).await?, c.stmt(INSERT_IDEMPOTENCY).await?);
     let insert = c.stmt(INSERT).await?;
     let tx = c.client.transaction().await?;
     // The row locks taken here make a concurrent report on the same recipient wait for our
@@ -211,6 +226,31 @@ pub(super) async fn insert_report(c: &mut Conn, msg: &NewMessage) -> Result<(), 
         let changed = tx.execute(stmt, &[ids]).await?;
         if distinct.len() != ids.len() || changed as usize != ids.len() {
             return Err(StoreError::AlreadyReported);
+        }
+    }
+    // Likewise the unique index: a concurrent insert of the same key waits for our COMMIT
+    // (or ROLLBACK), then finds our record and stores nothing.
+    if let Some(r) = &msg.idempotency {
+        let now = r.created_at.millis();
+        tx.execute(&sweep, &[&now, &IDEMPOTENCY_SWEEP, &r.api_key, &r.key]).await?;
+        let status = i32::from(r.status);
+        let stored = tx
+            .execute(
+                &record,
+                &[
+                    &r.api_key,
+                    &r.key,
+                    &r.request_hash,
+                    &r.message_id.0,
+                    &status,
+                    &r.response,
+                    &now,
+                    &r.expires_at.millis(),
+                ],
+            )
+            .await?;
+        if stored == 0 {
+            return Err(StoreError::IdempotencyKeyTaken);
         }
     }
     tx.query_one(&insert, &columns.params()).await?;

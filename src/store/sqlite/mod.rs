@@ -20,12 +20,12 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::{
-    Attempt, Claim, ClusterStore, MailboxRecord, MessageDetail, MessageId, NewMessage, QueueEntry, QueueSummary,
-    RecipientId, ReportFacts, Scope, Selection, SentEntry, Store, StoreError, Suppression, Transport,
+    Attempt, Claim, ClusterStore, IdempotencyRecord, MailboxRecord, MessageDetail, MessageId, NewMessage, QueueEntry,
+    QueueSummary, RecipientId, ReportFacts, Scope, Selection, SentEntry, Store, StoreError, Suppression, Transport,
 };
 use crate::time::Timestamp;
 
-const SCHEMA_VERSION: i32 = 7;
+const SCHEMA_VERSION: i32 = 8;
 /// Upper bound of requests folded into one transaction.
 const MAX_BATCH: usize = 512;
 
@@ -111,6 +111,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     if version < 7 {
         tx.execute_batch(include_str!("schema_v7.sql"))?;
+    }
+    if version < 8 {
+        tx.execute_batch(include_str!("schema_v8.sql"))?;
     }
     if version > SCHEMA_VERSION {
         return Err(StoreError::Corrupt(format!(
@@ -225,6 +228,16 @@ impl Store for SqliteStore {
     async fn load_body(&self, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError> {
         let id = id.clone();
         self.read(move |c| reads::load_body(c, &id)).await
+    }
+
+    async fn idempotency(
+        &self,
+        api_key: &str,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let (api_key, key) = (api_key.to_string(), key.to_string());
+        self.read(move |c| reads::idempotency(c, &api_key, &key, now)).await
     }
 
     async fn queue_list(&self, limit: usize) -> Result<Vec<QueueEntry>, StoreError> {

@@ -5,14 +5,42 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::store::{
-    ApiKey, EventKind, EventRecord, EventView, MailboxRecord, MessageDetail, MessageId, Origin, QueueEntry,
-    RecipientFacts, RecipientId, RecipientState, RecipientView, ReportFacts, Scope, SentEntry, StoreError, Suppression,
-    Transport, codec,
+    ApiKey, EventKind, EventRecord, EventView, IdempotencyRecord, MailboxRecord, MessageDetail, MessageId, Origin,
+    QueueEntry, RecipientFacts, RecipientId, RecipientState, RecipientView, ReportFacts, Scope, SentEntry, StoreError,
+    Suppression, Transport, codec,
 };
 use crate::time::Timestamp;
 
 pub(super) fn load_body(c: &Connection, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError> {
     Ok(c.prepare_cached("SELECT body FROM messages WHERE id = ?1")?.query_row([&id.0], |r| r.get(0)).optional()?)
+}
+
+/// A live idempotency record (one that expires after `now`).
+pub(super) fn idempotency(
+    c: &Connection,
+    api_key: &str,
+    key: &str,
+    now: Timestamp,
+) -> Result<Option<IdempotencyRecord>, StoreError> {
+    let row = c
+        .prepare_cached(
+            "SELECT request_hash, message_id, status, response, created_at, expires_at FROM idempotency
+             WHERE api_key = ?1 AND key = ?2 AND expires_at > ?3",
+        )?
+        .query_row(params![api_key, key, now.millis()], |r| {
+            Ok(IdempotencyRecord {
+                api_key: api_key.to_string(),
+                key: key.to_string(),
+                request_hash: r.get(0)?,
+                message_id: MessageId(r.get(1)?),
+                status: r.get(2)?,
+                response: r.get(3)?,
+                created_at: Timestamp(r.get(4)?),
+                expires_at: Timestamp(r.get(5)?),
+            })
+        })
+        .optional()?;
+    Ok(row)
 }
 
 fn recipient_views(c: &Connection, id: &str) -> Result<Vec<RecipientView>, StoreError> {

@@ -10,8 +10,8 @@ use tokio::sync::oneshot;
 
 use super::{Simple, Write};
 use crate::store::{
-    Attempt, Claim, Destination, EventKind, MessageId, NewMessage, RecipientId, RecipientState, ReportMark, Selection,
-    StoreError, Transport, codec,
+    Attempt, Claim, Destination, EventKind, IdempotencyRecord, MessageId, NewMessage, RecipientId, RecipientState,
+    ReportMark, Selection, StoreError, Transport, codec,
 };
 use crate::time::Timestamp;
 
@@ -94,6 +94,9 @@ fn in_savepoint<T>(
 }
 
 fn insert(tx: &Transaction<'_>, msg: &NewMessage) -> Result<(), StoreError> {
+    if let Some(record) = &msg.idempotency {
+        idempotency(tx, record)?;
+    }
     let origin = serde_json::to_string(&msg.origin).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let at = msg.received_at.millis();
     tx.prepare_cached(
@@ -165,6 +168,42 @@ fn insert(tx: &Transaction<'_>, msg: &NewMessage) -> Result<(), StoreError> {
             format!("from {} via {}", msg.origin.client_ip, msg.origin.via),
             at
         ])?;
+    }
+    Ok(())
+}
+
+/// Expired idempotency records removed with each new one, at most (the lazy cleanup).
+const IDEMPOTENCY_SWEEP: i64 = 100;
+
+/// Writes a message's idempotency record, in the message's savepoint: an expired record of
+/// the same key is replaced, a live one makes the whole insert fail (`IdempotencyKeyTaken`).
+/// A few expired records of other keys go at the same time.
+fn idempotency(tx: &Transaction<'_>, r: &IdempotencyRecord) -> Result<(), StoreError> {
+    let now = r.created_at.millis();
+    tx.prepare_cached(
+        "DELETE FROM idempotency WHERE rowid IN
+             (SELECT rowid FROM idempotency WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
+    )?
+    .execute(params![now, IDEMPOTENCY_SWEEP])?;
+    tx.prepare_cached("DELETE FROM idempotency WHERE api_key = ?1 AND key = ?2 AND expires_at <= ?3")?
+        .execute(params![r.api_key, r.key, now])?;
+    let stored = tx
+        .prepare_cached(
+            "INSERT INTO idempotency (api_key, key, request_hash, message_id, status, response, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (api_key, key) DO NOTHING",
+        )?
+        .execute(params![
+            r.api_key,
+            r.key,
+            r.request_hash,
+            r.message_id.0,
+            r.status,
+            r.response,
+            now,
+            r.expires_at.millis()
+        ])?;
+    if stored == 0 {
+        return Err(StoreError::IdempotencyKeyTaken);
     }
     Ok(())
 }
