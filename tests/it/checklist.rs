@@ -352,6 +352,7 @@ fn domain_typos() -> Vec<(String, String)> {
         .collect()
 }
 
+/// At least 90% of the typo list corrected to the expected domain, and no other suggestion.
 #[test]
 fn typos_of_provider_domains_are_corrected() {
     let typos = domain_typos();
@@ -371,6 +372,8 @@ fn typos_of_provider_domains_are_corrected() {
         rate * 100.0,
         wrong.len()
     );
+    assert!(wrong.is_empty(), "wrong suggestions: {wrong:#?}");
+    assert!(rate >= 0.90, "only {corrected} of {} corrected; missed: {missed:?}", typos.len());
 }
 
 #[test]
