@@ -8,11 +8,18 @@
 //!    (`.con`, `.cmo`, `.cpm`, `.nte`, `.ogr`), it is corrected. A suffix that exists (`.cm`
 //!    Cameroon, `.co` Colombia, `.om` Oman, `.ne` Niger) is never "corrected" by this rule.
 //! 2. Provider: a registrable domain that is not itself a known mailbox provider, with the
-//!    same public suffix as a provider and a second-level label (5+ characters) one plausible
-//!    typing error (restricted Damerau-Levenshtein: transposition, insertion, deletion, or a
-//!    substitution by a neighbouring QWERTY key) away from exactly one provider label, is
-//!    corrected to that provider. A provider with a single domain (gmail.com, icloud.com…)
-//!    also corrects a suffix one edit away (`gmail.cm`, `gmail.co`).
+//!    same public suffix as a provider and a second-level label one plausible typing error
+//!    from a provider label, is corrected to that provider. What is plausible depends on the
+//!    length, since short labels are one edit from many real words: for labels of 5+
+//!    characters, restricted Damerau-Levenshtein 1 (transposition, insertion, deletion, or a
+//!    substitution by a neighbouring QWERTY key) or a vowel swap inside the label (one vowel,
+//!    or a doubled one, replaced by another: `yihoo`, `hotmeil`, `outlaak`; never the first or
+//!    last letter, so `globe` is not `globo`); a 4-letter label only as a 5-letter provider
+//!    label missing a letter other than the first (`gmal`, `yaho`); a 3- or 4-letter provider
+//!    label only with a letter doubled (`aoll`, `livee`). When several provider labels fit, the
+//!    most popular wins (`POPULAR`, then the order of `PROVIDERS`): `hmail` is `gmail`, not
+//!    `ymail`. A provider with a single domain (gmail.com, icloud.com…) also corrects a
+//!    suffix one edit away (`gmail.cm`, `gmail.co`).
 //!
 //! Standards: the public suffix list (publicsuffix.org) for what a suffix is; domains are
 //! compared as lower-case A-labels.
@@ -77,13 +84,21 @@ pub const PROVIDERS: &[&str] = &[
     "mail.ee", "inbox.lv", "inbox.lt",
 ];
 
+/// Provider labels by popularity, most used first: when a typo is one error from several
+/// provider labels of its suffix, the first one here wins. Labels not listed rank after these,
+/// in the order of `PROVIDERS`.
+const POPULAR: &[&str] = &[
+    "gmail", "yahoo", "outlook", "hotmail", "live", "icloud", "aol", "gmx", "yandex", "mail", "qq", "163", "orange",
+    "web", "comcast",
+];
+
 /// Very common TLDs a mistyped unknown TLD is corrected to, most common first.
 const COMMON_TLDS: &[&str] = &["com", "net", "org", "edu", "de", "uk", "fr", "it", "nl", "ru", "info", "gov"];
 
 struct Index {
     /// Every provider domain (exact matches never get a suggestion).
     known: std::collections::HashSet<&'static str>,
-    /// Public suffix → provider labels with that suffix.
+    /// Public suffix → provider labels with that suffix, most popular first.
     by_suffix: HashMap<&'static str, Vec<&'static str>>,
     /// Provider label → its suffixes.
     by_label: HashMap<&'static str, Vec<&'static str>>,
@@ -93,6 +108,7 @@ fn index() -> &'static Index {
     static INDEX: OnceLock<Index> = OnceLock::new();
     INDEX.get_or_init(|| {
         let mut idx = Index { known: Default::default(), by_suffix: HashMap::new(), by_label: HashMap::new() };
+        let mut rank: HashMap<&'static str, usize> = POPULAR.iter().enumerate().map(|(i, &label)| (label, i)).collect();
         for &d in PROVIDERS {
             idx.known.insert(d);
             if let Some((label, suffix)) = split_registrable(d) {
@@ -104,7 +120,12 @@ fn index() -> &'static Index {
                 if !suffixes.contains(&suffix) {
                     suffixes.push(suffix);
                 }
+                let next = POPULAR.len() + rank.len();
+                rank.entry(label).or_insert(next);
             }
+        }
+        for labels in idx.by_suffix.values_mut() {
+            labels.sort_by_key(|label| rank.get(label).copied().unwrap_or(usize::MAX));
         }
         idx
     })
@@ -171,26 +192,12 @@ fn provider_for(domain: &str, idx: &Index) -> Option<String> {
         return None;
     }
     let (label, suffix) = split_registrable(domain)?;
-    let lb = label.as_bytes();
-    // Same suffix, label one plausible typing error from exactly one provider label.
-    if lb.len() >= 5
-        && let Some(labels) = idx.by_suffix.get(suffix)
+    // Same suffix, label one plausible typing error from a provider label; the labels are in
+    // popularity order, so the first that fits is the most likely.
+    if let Some(labels) = idx.by_suffix.get(suffix)
+        && let Some(p) = labels.iter().find(|p| label_typo(label.as_bytes(), p.as_bytes()))
     {
-        let mut found: Option<&str> = None;
-        for &p in labels {
-            if p.len() < 5 || p.len().abs_diff(lb.len()) > 1 {
-                continue;
-            }
-            if plausible_edit(lb, p.as_bytes()) {
-                if found.is_some_and(|f| f != p) {
-                    return None; // ambiguous: say nothing
-                }
-                found = Some(p);
-            }
-        }
-        if let Some(p) = found {
-            return Some(format!("{p}.{suffix}"));
-        }
+        return Some(format!("{p}.{suffix}"));
     }
     // Provider label with a suffix one edit away, when the provider has a single domain.
     if let Some(suffixes) = idx.by_label.get(label)
@@ -230,6 +237,61 @@ fn adjacent(a: u8, b: u8) -> bool {
         }
         _ => false,
     }
+}
+
+/// Whether the second-level label `typed` is one plausible typing error from the provider
+/// label `meant`, with a stricter notion of plausible for short labels (see the module header).
+fn label_typo(typed: &[u8], meant: &[u8]) -> bool {
+    match (typed.len(), meant.len()) {
+        (t, m) if t >= 5 && m >= 5 => plausible_edit(typed, meant) || vowel_swap(typed, meant),
+        (4, 5) => omission(typed, meant),
+        (t, m @ 3..=4) if t == m + 1 => doubling(typed, meant),
+        _ => false,
+    }
+}
+
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// `typed` is `meant` with one letter left out, not the first.
+fn omission(typed: &[u8], meant: &[u8]) -> bool {
+    let pre = common_prefix(typed, meant);
+    meant.len() == typed.len() + 1 && pre > 0 && typed.get(pre..) == meant.get(pre + 1..)
+}
+
+/// `typed` is `meant` with one letter typed twice.
+fn doubling(typed: &[u8], meant: &[u8]) -> bool {
+    let pre = common_prefix(typed, meant);
+    typed.len() == meant.len() + 1
+        && pre > 0
+        && typed.get(pre) == typed.get(pre - 1)
+        && typed.get(pre + 1..) == meant.get(pre..)
+}
+
+fn is_vowel(c: u8) -> bool {
+    matches!(c, b'a' | b'e' | b'i' | b'o' | b'u')
+}
+
+/// `typed` is `meant` with one vowel, or a doubled vowel, replaced by another vowel, neither
+/// the first nor the last letter: `yihoo`, `hotmeil`, `outlaak`.
+fn vowel_swap(typed: &[u8], meant: &[u8]) -> bool {
+    if typed.len() != meant.len() || typed.len() < 3 {
+        return false;
+    }
+    let pre = common_prefix(typed, meant);
+    let suf = common_prefix_rev(typed, meant);
+    if pre == 0 || suf == 0 || pre + suf >= typed.len() {
+        return false;
+    }
+    let t = typed.get(pre..typed.len() - suf).unwrap_or(&[]);
+    let m = meant.get(pre..meant.len() - suf).unwrap_or(&[]);
+    let (Some(&a), Some(&b)) = (t.first(), m.first()) else { return false };
+    t.len() <= 2 && is_vowel(a) && is_vowel(b) && t.iter().all(|&c| c == a) && m.iter().all(|&c| c == b)
+}
+
+fn common_prefix_rev(a: &[u8], b: &[u8]) -> usize {
+    a.iter().rev().zip(b.iter().rev()).take_while(|(x, y)| x == y).count()
 }
 
 /// True when `typed` is exactly one plausible typing error away from `meant`: an adjacent
@@ -334,6 +396,72 @@ mod tests {
         ] {
             assert_eq!(s(d), None, "{d}");
         }
+    }
+
+    #[test]
+    fn short_labels_and_vowel_swaps() {
+        for (typo, meant) in [
+            ("gmal.com", "gmail.com"),
+            ("gmai.com", "gmail.com"),
+            ("yaho.com", "yahoo.com"),
+            ("yaho.co.uk", "yahoo.co.uk"),
+            ("gmal.con", "gmail.com"),
+            ("aoll.com", "aol.com"),
+            ("aaol.com", "aol.com"),
+            ("gmxx.de", "gmx.de"),
+            ("livee.com", "live.com"),
+            ("ggmail.com", "gmail.com"),
+            ("gmaail.com", "gmail.com"),
+            ("yihoo.com", "yahoo.com"),
+            ("hotmeil.com", "hotmail.com"),
+            ("outlaak.com", "outlook.com"),
+            ("yandax.ru", "yandex.ru"),
+        ] {
+            assert_eq!(s(typo).as_deref(), Some(meant), "{typo}");
+        }
+    }
+
+    #[test]
+    fn short_labels_and_vowels_that_are_words_are_left_alone() {
+        for d in [
+            "love.com",  // live.com: 4 letters, a substitution
+            "lobo.com",  // globo.com without its first letter
+            "mail.it",   // email.it without its first letter
+            "mail.cz",   // email.cz without its first letter
+            "globe.com", // globo.com: the last letter
+            "libera.it", // libero.it: the last letter
+            "soho.com",  // sohu.com: 4 letters, a vowel
+            "note.com",  // nate.com: 4 letters, a vowel
+            "aim.com",   // a provider one edit from aol.com
+            "ao.com",    // too short
+        ] {
+            assert_eq!(s(d), None, "{d}");
+        }
+    }
+
+    #[test]
+    fn the_most_popular_provider_wins() {
+        // hmail and tmail are one neighbouring key from both gmail and ymail.
+        assert_eq!(s("hmail.com").as_deref(), Some("gmail.com"));
+        assert_eq!(s("tmail.com").as_deref(), Some("gmail.com"));
+        // tonline is t-online without its hyphen and online with a t.
+        assert_eq!(s("tonline.de").as_deref(), Some("t-online.de"));
+    }
+
+    #[test]
+    fn short_label_rules() {
+        assert!(omission(b"gmal", b"gmail"));
+        assert!(!omission(b"mail", b"gmail"), "not the first letter");
+        assert!(doubling(b"aoll", b"aol"));
+        assert!(doubling(b"aaol", b"aol"));
+        assert!(!doubling(b"aoxl", b"aol"));
+        assert!(!doubling(b"aolx", b"aol"));
+        assert!(vowel_swap(b"outlaak", b"outlook"));
+        assert!(vowel_swap(b"yihoo", b"yahoo"));
+        assert!(!vowel_swap(b"outlaek", b"outlook"), "two different vowels");
+        assert!(!vowel_swap(b"globe", b"globo"), "the last letter");
+        assert!(!vowel_swap(b"imail", b"email"), "the first letter");
+        assert!(!vowel_swap(b"gmxil", b"gmail"));
     }
 
     #[test]

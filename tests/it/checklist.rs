@@ -337,6 +337,45 @@ fn no_typo_suggestion_for_common_real_domains() {
     eprintln!("no typo suggestion for any of {} common domains", domains.len());
 }
 
+/// `tests/data/domain-typos.tsv`: (typo, expected correction).
+fn domain_typos() -> Vec<(String, String)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/domain-typos.tsv");
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (typo, expected) = l.split_once('\t').unwrap_or_else(|| panic!("no tab: {l}"));
+            (typo.to_string(), expected.to_string())
+        })
+        .collect()
+}
+
+/// At least 90% of the typo list corrected to the expected domain, and no other suggestion.
+#[test]
+fn typos_of_provider_domains_are_corrected() {
+    let typos = domain_typos();
+    assert!(typos.len() >= 150, "{} typos", typos.len());
+    let (mut corrected, mut missed, mut wrong) = (0usize, Vec::new(), Vec::new());
+    for (typo, expected) in &typos {
+        match mailerd::checklist::typo::suggest_domain(typo) {
+            Some(s) if s == *expected => corrected += 1,
+            Some(s) => wrong.push(format!("{typo} -> {s} (expected {expected})")),
+            None => missed.push(typo.as_str()),
+        }
+    }
+    let rate = corrected as f64 / typos.len() as f64;
+    eprintln!(
+        "typo list: {corrected} of {} corrected ({:.1}%), {} wrong, missed: {missed:?}, wrong: {wrong:#?}",
+        typos.len(),
+        rate * 100.0,
+        wrong.len()
+    );
+    assert!(wrong.is_empty(), "wrong suggestions: {wrong:#?}");
+    assert!(rate >= 0.90, "only {corrected} of {} corrected; missed: {missed:?}", typos.len());
+}
+
 #[test]
 fn the_cli_suggests_for_typos_and_not_for_common_domains() {
     let dir = tempfile::tempdir().unwrap();
