@@ -201,23 +201,64 @@ pub fn tls_error() {
 
 /// The exposition text; `queue` is the number of recipients still to deliver, when known;
 /// `logins` the daemon's login counters.
+/// The families that are one number: name, type, help, value.
+const SINGLE: [(&str, &str, &str, &AtomicU64); 10] = [
+    ("mailerd_connections_total", "counter", "SMTP connections accepted", &CONNECTIONS_TOTAL),
+    ("mailerd_connections_open", "gauge", "SMTP connections open now", &CONNECTIONS_OPEN),
+    (
+        "mailerd_connections_refused_total",
+        "counter",
+        "SMTP connections refused (421, over max_connections)",
+        &CONNECTIONS_REFUSED,
+    ),
+    ("mailerd_dns_errors_total", "counter", "Temporary DNS failures while routing", &DNS_ERRORS),
+    ("mailerd_tls_errors_total", "counter", "Failed TLS handshakes, in and out", &TLS_ERRORS),
+    ("mailerd_webhook_backlog", "gauge", "Events read by webhook tasks and not yet delivered", &WEBHOOK_BACKLOG),
+    ("mailerd_clients_tracked", "gauge", "Clients in the per-client limit table", &CLIENTS_TRACKED),
+    (
+        "mailerd_smtp_deadline_closed_total",
+        "counter",
+        "SMTP sessions closed for missing a command or DATA deadline",
+        &SMTP_DEADLINES,
+    ),
+    ("mailerd_http_connections_open", "gauge", "HTTP connections open now", &HTTP_OPEN),
+    (
+        "mailerd_http_connections_refused_total",
+        "counter",
+        "HTTP connections refused (over max_http_connections)",
+        &HTTP_REFUSED,
+    ),
+];
+
+/// A counter family with one label: name, help, label, its values, the counters (in that order).
+type Labelled = (&'static str, &'static str, &'static str, &'static [&'static str], &'static [AtomicU64]);
+
+const LABELLED: [Labelled; 4] = [
+    ("mailerd_messages_accepted_total", "Messages durably accepted, by door", "via", &DOORS, &ACCEPTED),
+    ("mailerd_recipient_outcomes_total", "Delivery attempt outcomes per recipient", "outcome", &OUTCOMES, &OUTCOME),
+    ("mailerd_webhook_posts_total", "Webhook POSTs, by outcome", "outcome", &WEBHOOK_OUTCOMES, &WEBHOOK),
+    (
+        "mailerd_client_limited_total",
+        "SMTP clients refused by a per-client limit, by limit",
+        "limit",
+        &CLIENT_LIMITS,
+        &CLIENT_LIMITED,
+    ),
+];
+
 pub fn render(queue: Option<u64>, oldest: Option<u64>, logins: &LoginStats) -> String {
     let mut out = String::with_capacity(4096);
     let o = &mut out;
     let v = |a: &AtomicU64| a.load(Relaxed);
-    family(o, "mailerd_connections_total", "counter", "SMTP connections accepted");
-    let _ = writeln!(o, "mailerd_connections_total {}", v(&CONNECTIONS_TOTAL));
-    family(o, "mailerd_connections_open", "gauge", "SMTP connections open now");
-    let _ = writeln!(o, "mailerd_connections_open {}", v(&CONNECTIONS_OPEN));
-    family(o, "mailerd_connections_refused_total", "counter", "SMTP connections refused (421, over max_connections)");
-    let _ = writeln!(o, "mailerd_connections_refused_total {}", v(&CONNECTIONS_REFUSED));
-    family(o, "mailerd_messages_accepted_total", "counter", "Messages durably accepted, by door");
-    for (d, c) in DOORS.iter().zip(ACCEPTED.iter()) {
-        let _ = writeln!(o, "mailerd_messages_accepted_total{{via=\"{d}\"}} {}", v(c));
+    for (name, kind, help, value) in SINGLE {
+        family(o, name, kind, help);
+        let _ = writeln!(o, "{name} {}", v(value));
     }
-    family(o, "mailerd_recipient_outcomes_total", "counter", "Delivery attempt outcomes per recipient");
-    for (oc, c) in OUTCOMES.iter().zip(OUTCOME.iter()) {
-        let _ = writeln!(o, "mailerd_recipient_outcomes_total{{outcome=\"{oc}\"}} {}", v(c));
+    for (name, help, label, values, counters) in LABELLED {
+        family(o, name, "counter", help);
+        for (l, c) in values.iter().zip(counters.iter()) {
+            let _ = writeln!(o, "{name}{{{label}=\"{l}\"}} {}", v(c));
+        }
     }
     family(o, "mailerd_bounces_total", "counter", "Recipients bounced or expired, by reason");
     for (r, c) in Reason::ALL.iter().zip(BOUNCED_BY_REASON.iter()) {
@@ -234,10 +275,6 @@ pub fn render(queue: Option<u64>, oldest: Option<u64>, logins: &LoginStats) -> S
     let _ = writeln!(o, "mailerd_delivery_latency_seconds_bucket{{le=\"+Inf\"}} {count}");
     let _ = writeln!(o, "mailerd_delivery_latency_seconds_sum {}", v(&LATENCY_SUM_MS) as f64 / 1000.0);
     let _ = writeln!(o, "mailerd_delivery_latency_seconds_count {count}");
-    family(o, "mailerd_dns_errors_total", "counter", "Temporary DNS failures while routing");
-    let _ = writeln!(o, "mailerd_dns_errors_total {}", v(&DNS_ERRORS));
-    family(o, "mailerd_tls_errors_total", "counter", "Failed TLS handshakes, in and out");
-    let _ = writeln!(o, "mailerd_tls_errors_total {}", v(&TLS_ERRORS));
     family(o, "mailerd_queue_recipients", "gauge", "Recipients queued or deferred");
     if let Some(q) = queue {
         let _ = writeln!(o, "mailerd_queue_recipients {q}");
@@ -253,34 +290,6 @@ pub fn render(queue: Option<u64>, oldest: Option<u64>, logins: &LoginStats) -> S
         let code = REPLY_CODES.get(i).map_or_else(|| "other".to_string(), |c| c.to_string());
         let _ = writeln!(o, "mailerd_smtp_refusals_total{{code=\"{code}\"}} {}", v(c));
     }
-    family(o, "mailerd_webhook_posts_total", "counter", "Webhook POSTs, by outcome");
-    for (oc, c) in WEBHOOK_OUTCOMES.iter().zip(WEBHOOK.iter()) {
-        let _ = writeln!(o, "mailerd_webhook_posts_total{{outcome=\"{oc}\"}} {}", v(c));
-    }
-    family(o, "mailerd_webhook_backlog", "gauge", "Events read by webhook tasks and not yet delivered");
-    let _ = writeln!(o, "mailerd_webhook_backlog {}", v(&WEBHOOK_BACKLOG));
-    family(o, "mailerd_client_limited_total", "counter", "SMTP clients refused by a per-client limit, by limit");
-    for (l, c) in CLIENT_LIMITS.iter().zip(CLIENT_LIMITED.iter()) {
-        let _ = writeln!(o, "mailerd_client_limited_total{{limit=\"{l}\"}} {}", v(c));
-    }
-    family(o, "mailerd_clients_tracked", "gauge", "Clients in the per-client limit table");
-    let _ = writeln!(o, "mailerd_clients_tracked {}", v(&CLIENTS_TRACKED));
-    family(
-        o,
-        "mailerd_smtp_deadline_closed_total",
-        "counter",
-        "SMTP sessions closed for missing a command or DATA deadline",
-    );
-    let _ = writeln!(o, "mailerd_smtp_deadline_closed_total {}", v(&SMTP_DEADLINES));
-    family(o, "mailerd_http_connections_open", "gauge", "HTTP connections open now");
-    let _ = writeln!(o, "mailerd_http_connections_open {}", v(&HTTP_OPEN));
-    family(
-        o,
-        "mailerd_http_connections_refused_total",
-        "counter",
-        "HTTP connections refused (over max_http_connections)",
-    );
-    let _ = writeln!(o, "mailerd_http_connections_refused_total {}", v(&HTTP_REFUSED));
     for (name, help, counters) in [
         ("mailerd_login_checks_total", "Passwords checked (argon2 verifications), by door", &logins.checks),
         ("mailerd_login_failures_total", "Checked passwords that were wrong, by door", &logins.failures),
