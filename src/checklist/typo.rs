@@ -149,11 +149,6 @@ pub fn tld_is_known(domain: &str) -> bool {
     psl::suffix(tld.as_bytes()).is_some_and(|s| s.is_known())
 }
 
-/// Whether `domain` is one of the providers typos are corrected to.
-pub fn is_known_provider(domain: &str) -> bool {
-    index().known.contains(domain)
-}
-
 /// The domain the user most likely meant, when that is far more plausible than `domain`
 /// (a lower-case A-label domain without trailing dot). None when there is nothing to say.
 pub fn suggest_domain(domain: &str) -> Option<String> {

@@ -58,10 +58,6 @@ impl SmtpReply {
         (200..400).contains(&self.code)
     }
 
-    pub fn is_transient(&self) -> bool {
-        (400..500).contains(&self.code)
-    }
-
     /// Renders the reply on the wire, CRLF-terminated, with `code-` continuation lines.
     pub fn render(&self) -> String {
         let mut out = String::new();
