@@ -93,8 +93,8 @@ pub enum Reason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReasonInfo {
     pub reason: Reason,
-    /// `Some(true)`: the address itself is bad (suppress it). `None`: depends on the reply
-    /// class (see [`Reason::is_hard`]).
+    /// `Some(false)`: never hard. `None`: the reason says the address itself is bad, which is
+    /// hard (suppress it) only with a permanent (5) reply class (see [`Reason::is_hard`]).
     pub hard: Option<bool>,
     /// One concrete sentence telling a person what to do.
     pub advice: &'static str,
@@ -124,9 +124,9 @@ macro_rules! reason_table {
 }
 
 reason_table! {
-    UserUnknown => Some(true), "the recipient address does not exist",
+    UserUnknown => None, "the recipient address does not exist",
         "Check the address for a typo; if it is right, the mailbox no longer exists: remove it from your list.";
-    HostUnknown => Some(true), "the recipient domain does not exist or has no mail server",
+    HostUnknown => None, "the recipient domain does not exist or has no mail server",
         "Check the domain part of the address for a typo; if it is right, the domain receives no mail: remove the address.";
     MailboxFull => Some(false), "the recipient mailbox is full",
         "The recipient's mailbox is full: try again in a few days or contact them another way.";
@@ -140,7 +140,7 @@ reason_table! {
         "Your sending IP address is refused: check it against block lists and request delisting, or send through another server.";
     Filtered => Some(false), "a filter at the recipient refused this message",
         "The recipient's filter refused this message: ask the recipient to allow your address, or reach them another way.";
-    HasMoved => Some(true), "the recipient has moved to another address",
+    HasMoved => None, "the recipient has moved to another address",
         "The recipient has a new address: update your list with the address given in the bounce.";
     NoRelaying => Some(false), "the receiving server does not relay for this recipient",
         "The server refused to relay: authenticate to your submission server, or check the recipient domain's MX records.";
@@ -385,6 +385,10 @@ mod tests {
     #[test]
     fn hard_only_for_bad_addresses() {
         assert_eq!(Reason::UserUnknown.is_hard(Some('5')), Some(true));
+        // "450 4.1.1 ... unverified address": the receiver could not check the address now.
+        assert_eq!(Reason::UserUnknown.is_hard(Some('4')), Some(false));
+        assert_eq!(Reason::HostUnknown.is_hard(Some('4')), Some(false));
+        assert_eq!(Reason::HasMoved.is_hard(Some('5')), Some(true));
         assert_eq!(Reason::NotAccept.is_hard(Some('5')), Some(true));
         assert_eq!(Reason::NotAccept.is_hard(Some('4')), Some(false));
         assert_eq!(Reason::MailboxFull.is_hard(Some('5')), Some(false));

@@ -106,7 +106,8 @@ pub enum Adjustment {
     UnknownAtMail,
     /// Size words, and a size status (5.2.3 or 5.3.4) that says which limit was passed.
     SizeByStatus,
-    /// "Domain not found" with a temporary (4.x.x) status: the lookup failed for now.
+    /// "Domain not found" with a temporary (4.x.x) status other than 4.1.2: the lookup
+    /// failed for now. (4.1.2 itself names a bad destination domain, refused for now.)
     TemporaryHostLookup,
     /// Connection trouble with a delivery-time-expired status (x.4.7): the MTA gave up.
     GaveUpAfter,
@@ -306,7 +307,7 @@ fn read_with_command(
         (Reason::NetworkError, _) if e.status.is_some_and(|s| s.subject == 4 && s.detail == 7) => {
             Some((Reason::Expired, Adjustment::GaveUpAfter))
         }
-        (Reason::HostUnknown, _) if e.status.is_some_and(|s| s.class == 4) => {
+        (Reason::HostUnknown, _) if e.status.is_some_and(|s| s.class == 4 && (s.subject, s.detail) != (1, 2)) => {
             Some((Reason::NetworkError, Adjustment::TemporaryHostLookup))
         }
         (Reason::UserUnknown, Phase::Data) if !x11 => Some((Reason::Filtered, Adjustment::UnknownAfterData)),

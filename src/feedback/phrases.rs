@@ -81,6 +81,7 @@ pub const GROUPS: &[Group] = &[
     strong("virusdetected", Reason::VirusDetected, VIRUS),
     strong("notcompliantrfc", Reason::NotCompliantRfc, NOT_COMPLIANT_RFC),
     strong("spam in the content (uri lists)", Reason::SpamDetected, SPAM_URI),
+    strong("rejected sender (its domain on a list)", Reason::Rejected, SENDER_LISTED),
     strong("blocked host (lists, dynamic ranges)", Reason::Blocked, BLOCKED_HOST),
     strong("spamdetected", Reason::SpamDetected, SPAM),
     strong("rejected sender", Reason::Rejected, REJECTED_SENDER),
@@ -100,6 +101,7 @@ pub const GROUPS: &[Group] = &[
     strong("policyviolation", Reason::PolicyViolation, POLICY_VIOLATION),
     strong("filtered", Reason::Filtered, FILTERED),
     strong("blocked", Reason::Blocked, BLOCKED),
+    strong("expired (the mta says it gave up)", Reason::Expired, EXPIRED_GAVE_UP),
     strong("networkerror", Reason::NetworkError, NETWORK_ERROR),
     strong("mailererror", Reason::MailerError, MAILER_ERROR),
     strong("systemfull", Reason::SystemFull, SYSTEM_FULL),
@@ -144,6 +146,8 @@ const NO_RELAYING: &[Phrase] = &[
       "553-you are trying to use me [server-3.tower-27.messagelabs.com] as a relay, but I have not been configured to let you [192.0.2.1, mx.example.org] do this."),
     p(r"email address is not verified", "amazon ses",
       "554 Message rejected: Email address is not verified. The following identities failed the check in region US-EAST-1: neko@example.org"),
+    p(r"(authentication|auth) (is )?required (for|to) relay|requires authentication when (attempting to )?send(ing)? to a non-local|delivery is not allowed to this address", "smartermail, mailenable, hmailserver",
+      "550 5.7.1 Authentication is required to relay mail to kijitora@example.jp"),
 ];
 
 #[rustfmt::skip]
@@ -166,7 +170,7 @@ const BAD_REPUTATION: &[Phrase] = &[
 const SPEEDING: &[Phrase] = &[
     p(r"rate.?limit|sending (rate|too fast)|throttl|slow down|too much mail|receiving mail at a rate|(hourly|daily) (sending )?(quota|limit) (exceeded|reached)|sending limits? (exceeded|reached)|(daily|hourly) .{0,20}limit (exceeded|reached)|max (e-?mails|messages|mails) per (hour|day|minute)|\brp-00\d\b|limits for how many messages|submissionquotaexceeded|submission ?quota|sending quota", "gmail, yahoo, outlook.com, exim ratelimit, postfix anvil, mail.ru, qq",
       "421-4.7.28 [192.0.2.1] Our system has detected an unusual rate of unsolicited mail originating from your IP address. To protect our users from spam, mail sent from your IP address has been temporarily rate limited."),
-    p(r"\[tss0[1-8]\]|\[ts0[1-3]\]|deferred due to user complaints|frequency limited", "yahoo, aol, qq",
+    p(r"\[tss0[1-8]\]|\[ts0[1-3]\]|deferred due to user complaints", "yahoo, aol",
       "421 4.7.0 [TS01] Messages from 192.0.2.1 temporarily deferred due to user complaints - 4.16.55.1; see https://help.yahoo.com/kb/postmaster"),
 ];
 
@@ -178,6 +182,8 @@ const TOO_MANY_CONN: &[Phrase] = &[
       "452 4.5.3 Error: too many recipients"),
     p(r"aup#in-13[0-4]0\b", "spectrum, charter, roadrunner (AUP#In codes 1300-1340: connection and rate limits)",
       "421 4.7.0 <neko@example.org> sender rejected. Please see https://www.spectrum.net/support/internet/understanding-email-error-codes for more information. AUP#In-1330"),
+    p(r"(connection|ip|domain|sender) frequency limited", "qq (tencent): per-connection, ip, domain and sender limits",
+      "421 Ip frequency limited. http://service.mail.qq.com/cgi-bin/help?subtype=1&&id=20022&&no=1000722"),
 ];
 
 #[rustfmt::skip]
@@ -192,6 +198,12 @@ const VIRUS: &[Phrase] = &[
 const SPAM_URI: &[Phrase] = &[
     p(r"\buribl\b|\bsurbl\b", "spamassassin, rspamd, exim acl, postfix milters, barracuda",
       "550 5.7.1 Message contains a URL listed in multi.uribl.com; see https://uribl.com/"),
+];
+
+#[rustfmt::skip]
+const SENDER_LISTED: &[Phrase] = &[
+    p(r"mail ?from domain (is )?(listed|blacklisted|blocklisted)|sender (address|domain) \S+ blocked using|sender (address|domain) (is )?(listed|blacklisted|blocklisted)", "office 365 (s3150, s8002), postfix reject_rhsbl_sender",
+      "554 5.7.1 Service unavailable; Sender address [neko@example.org] blocked using dbl.spamhaus.org"),
 ];
 
 #[rustfmt::skip]
@@ -250,6 +262,8 @@ const MESG_TOO_BIG: &[Phrase] = &[
 const SUSPEND: &[Phrase] = &[
     p(r"(account|mailbox|user|recipient|address|inbox)( account)?( that you tried to reach)? (is |has been |was )?(temporarily |permanently )?(disabled|deactivated|suspended|inactive|frozen|locked|blocked|not active|closed|expired|discontinued|on hold)|(disabled|deactivated|suspended|inactive|frozen|locked|closed) (account|mailbox|user|recipient)|no longer (active|accepts mail|accepting mail|in service|in use)|account has been (disabled|suspended|terminated)|this mailbox is disabled|\(554\.30\)|boite du destinataire (archivee|fermee)", "gmail, yahoo, outlook.com, mail.ru, yandex, qmail vpopmail, exchange, japanese carriers, orange",
       "550-5.2.1 The email account that you tried to reach is disabled. Learn more at https://support.google.com/mail/?p=DisabledUser"),
+    p(r"inactive (e-?mail )?(address|account|mailbox|user)", "icloud, gmail",
+      "554 5.2.1 <kijitora@example.jp>: Inactive email account"),
 ];
 
 #[rustfmt::skip]
@@ -268,6 +282,8 @@ const DNS_TEMPORARY: &[Phrase] = &[
 const NOT_ACCEPT: &[Phrase] = &[
     p(r"(does not|doesn.t|do not|don.t) accept (any )?(e-?mail|mail|messages)|null ?mx|nullmx|no (mx|mail exchanger) (record|host)s? (found|for|exists?)|(couldn.t|could not|can.t|cannot|unable to) find an? (mail exchanger|mx)", "postfix, exim, sendmail, gmail, yahoo (rfc 7505 null mx)",
       "556 5.1.10 <kijitora@example.jp>: Recipient address example.jp has null MX"),
+    p(r"no smtp service|indicated no smtp service", "rfc 5321 §3.1 554 greeting of hosts that take no mail (postfix, sendmail), exim (mx or srv record saying no service)",
+      "host mx.example.jp[192.0.2.9] refused to talk to me: 554 5.3.2 No SMTP service here"),
 ];
 
 #[rustfmt::skip]
@@ -296,6 +312,8 @@ const USER_UNKNOWN: &[Phrase] = &[
       "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup"),
     p(r"(user|mailbox|account|address) (has been |was )?(deleted|removed|terminated|cancel+ed)|user (is )?terminated|unknown in (virtual|relay|local)|user not local|not listed in\b|user doesn.t have|invalid address|empf(a|ae|ä)nger unbekannt", "courier, exim, sendmail, mail.ru, gsuite, cisco ironport, orange, gmx, libero",
       "550 5.1.1 <kijitora@example.jp>: user has been deleted"),
+    p(r"adresse (e-?mail |electronique |de messagerie )?(inconnue|invalide|inexistante)|(destinataire|utilisateur) (inconnu|invalide|inexistant)|ofr_416\b", "orange, sfr, laposte, free (french wordings)",
+      "550 5.1.1 Adresse d au moins un destinataire invalide. Invalid recipient. OFR_416 [416]"),
 ];
 
 #[rustfmt::skip]
@@ -324,12 +342,16 @@ const NOT_COMPLIANT_RFC: &[Phrase] = &[
       "550-5.7.1 [192.0.2.1] This message is not RFC 5322 compliant. There are multiple From headers."),
     p(r"duplicate (header|message-id|from|to|subject|date)|multiple (from|to|subject|date|message-id|sender) (headers?|fields?|addresses)|multiple addresses in from|(missing|no|invalid|malformed|bad|empty|unparseable|broken) (required )?(\S+ )?(header|from:? header|date:? header|message-id|from address|date field|from field)|header (is )?(malformed|invalid|missing|syntax)|missing a valid address in from|bare (lf|linefeed|cr|newline)s?|(line|lines) (too long|longer than|exceeds? \d+)|message has lines too long|8-?bit (data|characters?) (in|not allowed)|non-?ascii (characters? )?in (header|address)", "gmail, exim, postfix, outlook.com, exchange",
       "550-5.7.1 Messages missing a valid address in From: header, or having no From: header, are not accepted."),
+    p(r"syntax error in (the )?\S+ header|header syntax|missing or malformed local part", "exim (verify = header_syntax)",
+      "550 header syntax: syntax error in 'Reply-To:' header when scanning for sender: missing or malformed local part in \"<@>\""),
 ];
 
 #[rustfmt::skip]
 const CONTENT_ERROR: &[Phrase] = &[
     p(r"content error|headers? too (large|long|big)|invalid (mime|message) (structure|format|content)|message (is )?malformed|mime (error|parse error)|smtputf8 is required", "exim, sendmail, domino, groupwise",
       "554 5.6.0 Message content error: invalid MIME structure"),
+    p(r"content conversion|corrupt(ed)? content|conversionfailed", "exchange, office 365 (storedrv conversion)",
+      "554 5.6.0 STOREDRV.Submit; content conversion failed: the message is corrupt"),
 ];
 
 #[rustfmt::skip]
@@ -360,6 +382,8 @@ const NETWORK_ERROR: &[Phrase] = &[
       "connect to mx.example.jp[192.0.2.1]:25: No route to host"),
     p(r"connect(ion)? (to \S+ )?(failed|refused|reset|lost|closed|dropped)|lost connection|unable to connect|failed to connect|(remote host|server|peer) closed (the )?connection|closed connection in response to", "postfix, exim, sendmail, qmail, exchange",
       "connect to mx.example.jp[192.0.2.1]:25: Connection refused"),
+    p(r"wasn.t able to establish an smtp connection|listed as a best-preference mx or a for that host|isn.t in my control/locals file", "qmail-remote",
+      "Sorry. Although I'm listed as a best-preference MX or A for that host, it isn't in my control/locals file, so I don't treat it as local. (#5.4.6)"),
 ];
 
 #[rustfmt::skip]
@@ -378,13 +402,19 @@ const SYSTEM_FULL: &[Phrase] = &[
 const SYNTAX_ERROR: &[Phrase] = &[
     p(r"syntax error|command (not )?(recognized|unrecognized|not implemented|unknown)|(unrecognized|unknown|invalid|illegal) (command|argument|parameter|option)|parameter(s)? (not|un)recognized|bad (sequence|syntax)|syntax:|(address|path) syntax|must precede (data|rcpt)|unknown (command|parameter)|unrecogni[sz]ed", "postfix, exim, sendmail, exchange, qmail",
       "501 5.5.4 Syntax: MAIL FROM:<address>"),
+    p(r"syntactically invalid", "exim (helo, mail and rcpt argument checks)",
+      "501 Syntactically invalid MAIL argument(s)"),
+];
+
+#[rustfmt::skip]
+const EXPIRED_GAVE_UP: &[Phrase] = &[
+    p(r"retry (timeout|time limit) exceeded|retry time not reached for any host|(queue|retry|delivery) (time|period|lifetime|limit) (has )?(expired|exceeded|ran out)|(has been|was|been) (in|on) (the )?queue (for )?too long|in the queue too long|message (has )?(expired|timed out)|(expired|timed out) (after|in|while)|could not be delivered (for|within) (more than )?\d+ (days?|hours?)|(not|n.t) (be |been )?delivered (for|within|after) (\S+ )?(\d+ )?(days?|hours?)|delivery (time|period|attempts?) (has )?(expired|exceeded|timed out)|unable to deliver (the message )?(in|within) \d+|have been failing for a long time|message could not be delivered for|i.m not going to try again|queue\.expired|in the queue too long|(could not|couldn.t|unable to) deliver (for|in|within) (the last )?\d+ (seconds|minutes|hours|days)|(envelope|mail) (has )?expired|cannot send (this )?message (for|in|within) \d+ (days?|hours?)|after (multiple|several|many|repeated) (retries|attempts)|in the time limit specified|could not send message for (the )?past|will retry for \d+ (more )?(hours|days)|delivery incomplete", "exim, qmail, sendmail, postfix, exchange, amazon ses, domino",
+      "retry timeout exceeded"),
 ];
 
 #[rustfmt::skip]
 const EXPIRED: &[Phrase] = &[
-    p(r"retry (timeout|time limit) exceeded|retry time not reached for any host|(queue|retry|delivery) (time|period|lifetime|limit) (has )?(expired|exceeded|ran out)|(has been|was|been) (in|on) (the )?queue (for )?too long|in the queue too long|message (has )?(expired|timed out)|(expired|timed out) (after|in|while)|could not be delivered (for|within) (more than )?\d+ (days?|hours?)|(not|n.t) (be |been )?delivered (for|within|after) (\S+ )?(\d+ )?(days?|hours?)|delivery (time|period|attempts?) (has )?(expired|exceeded|timed out)|unable to deliver (the message )?(in|within) \d+|have been failing for a long time|message could not be delivered for|i.m not going to try again|queue\.expired|in the queue too long|(could not|couldn.t|unable to) deliver (for|in|within) (the last )?\d+ (seconds|minutes|hours|days)|(envelope|mail) (has )?expired|after (multiple|several|many|repeated) (retries|attempts)|in the time limit specified|could not send message for (the )?past|will retry for \d+ (more )?(hours|days)|delivery incomplete", "exim, qmail, sendmail, postfix, exchange, amazon ses, domino",
-      "retry timeout exceeded"),
-    p(r"connection (timed|timing) out|timed? ?out (while|during|waiting|after|connecting|reading)|conversation with \S+ timed out|(server|host) did not (respond|answer|accept our requests to connect)|no (response|answer) from|wasn.t able to establish an smtp connection", "postfix, exim, sendmail, qmail, exchange, gmail, amazon ses",
+    p(r"connection (timed|timing) out|timed? ?out (while|during|waiting|after|connecting|reading)|conversation with \S+ timed out|(server|host) did not (respond|answer|accept our requests to connect)|no (response|answer) from", "postfix, exim, sendmail, qmail, exchange, gmail, amazon ses",
       "delivery temporarily suspended: connect to mx.example.jp[192.0.2.1]:25: Connection timed out"),
     p(r"delivery (attempts? )?(will continue|has been delayed|delayed|is delayed)|has been delayed|not yet been delivered|will be retried|still (trying|being retried|retrying)|warning message only|do not need to resend|message delayed|\bdeferred\b", "gmail, exchange, postfix delay warnings, sendmail",
       "Delivery to the following recipient has been delayed: kijitora@example.jp Message will be retried for 2 more day(s)"),
@@ -404,10 +434,12 @@ const WEAK_FILTERED: &[Phrase] = &[
 
 #[rustfmt::skip]
 const SYSTEM_ERROR: &[Phrase] = &[
-    p(r"system (error|failure|problem|config)|temporary lookup failure|qq temporary problem|isn.t in my control/locals file|internal (server )?error|server (error|failure|misconfigur)|local error|error in processing|temporary local (problem|failure|error)|(configuration|config) (error|problem)|resources temporarily unavailable|server (is )?busy|requested action aborted|mail system (error|problem)|(file|disk) (write|read) error|write error|database (error|failure|unavailable)|storedrv|mapi|resolver\.adr\.(badprimary|invalidinsmtp|ambiguous)", "postfix, exim, sendmail, exchange, courier, domino, groupwise, zimbra",
+    p(r"system (error|failure|problem|config)|temporary lookup failure|qq temporary problem|internal (server )?error|server (error|failure|misconfigur)|local error|error in processing|temporary local (problem|failure|error)|(configuration|config) (error|problem)|resources temporarily unavailable|server (is )?busy|requested action aborted|mail system (error|problem)|(file|disk) (write|read) error|write error|database (error|failure|unavailable)|storedrv|mapi|resolver\.adr\.(badprimary|invalidinsmtp|ambiguous)", "postfix, exim, sendmail, exchange, courier, domino, groupwise, zimbra",
       "451 4.3.0 Error: queue file write error"),
     p(r"duplicated message-id|loop back warning|loop alert:|unix from loop|fml system error message", "fml (mailing-list server notices)",
       "Loop Alert: Duplicated Message-ID in <ml@example.jp>."),
+    p(r"mail server temporarily rejected message|unable to (chdir to|open|write to|read) (the )?maildir", "gmail, qmail-local",
+      "451-4.3.0 Mail server temporarily rejected message. a1b2c3d4e5f6 - gsmtp"),
 ];
 
 #[rustfmt::skip]
