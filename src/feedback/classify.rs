@@ -102,7 +102,7 @@ pub enum Adjustment {
     /// "User unknown" with neither an x.1.x status nor a command: cannot be told from a
     /// filter's refusal, so not a hard bounce.
     UnknownWithoutCommand,
-    /// "Unknown" in reply to MAIL FROM: the sender's address.
+    /// "Unknown" (or "null MX") in reply to MAIL FROM: the sender's address.
     UnknownAtMail,
     /// Size words, and a size status (5.2.3 or 5.3.4) that says which limit was passed.
     SizeByStatus,
@@ -125,7 +125,9 @@ impl Adjustment {
             Adjustment::UnknownWithoutCommand => {
                 "no x.1.x status and no SMTP command named: a filter's refusal cannot be ruled out, so it is not taken as a dead address"
             }
-            Adjustment::UnknownAtMail => "refused in reply to MAIL FROM: the unknown address is the sender's",
+            Adjustment::UnknownAtMail => {
+                "refused in reply to MAIL FROM: the unknown or mail-less address is the sender's"
+            }
             Adjustment::GaveUpAfter => {
                 "the status says delivery time expired (x.4.7): the MTA retried until its queue lifetime ran out"
             }
@@ -229,7 +231,11 @@ pub fn classify(e: &Evidence<'_>) -> Decision {
 fn decide(e: &Evidence<'_>) -> (Reason, Rule) {
     let (strong, weak) = e.diagnostic.map(|d| phrases::find(&phrases::normalize(d))).unwrap_or((None, None));
     let x11 = e.status.is_some_and(|s| s.subject == 1 && s.class != 2);
-    // 1. words that name a cause, read with the command they answered
+    // 1. words that name a cause, read with the command they answered; at the greeting or
+    // HELO no recipient has been named, so words about an address are about our own name
+    let strong = strong.filter(|h| {
+        !(e.phase == Phase::Connect && matches!(h.group.reason, Reason::UserUnknown | Reason::HostUnknown))
+    });
     if let Some(h) = strong {
         return read_with_command(h, e, x11, Rule::Wording, Rule::WordingAt);
     }
@@ -247,7 +253,9 @@ fn decide(e: &Evidence<'_>) -> (Reason, Rule) {
             return (r, Rule::Status(s));
         }
     }
-    // 3. stock wording
+    // 3. stock wording ("service unavailable" names a system's state only while it is
+    // temporary; a permanent "554 Service unavailable" is a refusal that names no cause)
+    let weak = weak.filter(|h| h.group.reason != Reason::SystemError || e.class() == Some('4'));
     if let Some(h) = weak {
         let r = match (h.group.reason, e.phase) {
             (Reason::UserUnknown, Phase::MailFrom) => Reason::Rejected,
@@ -300,14 +308,17 @@ fn read_with_command(
         (Reason::SpamDetected | Reason::VirusDetected, Phase::Connect | Phase::MailFrom) => {
             Some((Reason::Blocked, Adjustment::ContentBeforeData))
         }
-        (Reason::UserUnknown | Reason::HostUnknown, Phase::MailFrom) => {
+        (Reason::UserUnknown | Reason::HostUnknown | Reason::NotAccept, Phase::MailFrom) => {
             Some((Reason::Rejected, Adjustment::UnknownAtMail))
         }
         // The MTA says it gave up (x.4.7): the last connection error is how, not why.
         (Reason::NetworkError, _) if e.status.is_some_and(|s| s.subject == 4 && s.detail == 7) => {
             Some((Reason::Expired, Adjustment::GaveUpAfter))
         }
-        (Reason::HostUnknown, _) if e.status.is_some_and(|s| s.class == 4 && (s.subject, s.detail) != (1, 2)) => {
+        (Reason::HostUnknown, _)
+            if h.group.strength != Strength::Own
+                && e.status.is_some_and(|s| s.class == 4 && (s.subject, s.detail) != (1, 2)) =>
+        {
             Some((Reason::NetworkError, Adjustment::TemporaryHostLookup))
         }
         (Reason::UserUnknown, Phase::Data) if !x11 => Some((Reason::Filtered, Adjustment::UnknownAfterData)),
@@ -522,10 +533,7 @@ mod tests {
         assert_eq!(reason(ev("4.4.1", 0, "", Phase::Unknown)), Reason::Expired);
         assert_eq!(reason(Evidence { delayed: true, ..ev("4.0.0", 0, "", Phase::Unknown) }), Reason::Expired);
         assert_eq!(reason(ev("", 552, "552 ", Phase::RcptTo)), Reason::MailboxFull);
-        assert_eq!(
-            reason(ev("5.7.1", 550, "550 5.7.1 Delivery not authorized, message refused", Phase::RcptTo)),
-            Reason::SecurityError
-        );
+        assert_eq!(reason(ev("5.7.1", 550, "550 5.7.1 Command rejected", Phase::RcptTo)), Reason::SecurityError);
         assert_eq!(reason(ev("5.0.0", 550, "550 5.0.0 nope", Phase::RcptTo)), Reason::OnHold);
         assert_eq!(reason(Evidence::default()), Reason::Undefined);
         assert_eq!(reason(Evidence { local_program: true, ..ev("5.0.0", 0, "", Phase::Unknown) }), Reason::MailerError);

@@ -90,6 +90,7 @@ pub const GROUPS: &[Group] = &[
     strong("mesgtoobig", Reason::MesgTooBig, MESG_TOO_BIG),
     strong("suspend", Reason::Suspend, SUSPEND),
     strong("hasmoved", Reason::HasMoved, HAS_MOVED),
+    own("hostunknown (the reporting mta's own words)", Reason::HostUnknown, OWN_HOST_UNKNOWN),
     strong("temporary dns failure", Reason::NetworkError, DNS_TEMPORARY),
     strong("notaccept", Reason::NotAccept, NOT_ACCEPT),
     strong("hostunknown", Reason::HostUnknown, HOST_UNKNOWN),
@@ -184,6 +185,8 @@ const TOO_MANY_CONN: &[Phrase] = &[
       "421 4.7.0 <neko@example.org> sender rejected. Please see https://www.spectrum.net/support/internet/understanding-email-error-codes for more information. AUP#In-1330"),
     p(r"(connection|ip|domain|sender) frequency limited", "qq (tencent): per-connection, ip, domain and sender limits",
       "421 Ip frequency limited. http://service.mail.qq.com/cgi-bin/help?subtype=1&&id=20022&&no=1000722"),
+    p(r"connection rate limit exceeded", "sendmail (ratecontrol)",
+      "421 4.3.2 Connection rate limit exceeded."),
 ];
 
 #[rustfmt::skip]
@@ -214,6 +217,8 @@ const BLOCKED_HOST: &[Phrase] = &[
       "550 DY-001 (SNT004-MC1F43) Unfortunately, messages from 192.0.2.1 weren't sent. Please contact your Internet service provider. You can tell them that Hotmail does not relay dynamically-assigned IP ranges."),
     p(r"messages from \S+ weren.t sent|part of their network is on our block list|\(s3140\)|\(s3150\)|\bsc-00[1-4]\b|5\.7\.606|5\.7\.708|5\.7\.750|banned sending ip|traffic not accepted from this ip|originating from your ip address.{0,80}(blocked|rejected)|your ip address has been (blocked|blacklisted|banned|rejected)|your access to submit messages|\[tss09\]|permanently deferred|connection (rejected|refused) (by|due to) policy|(is|as|which is) an open (relay|proxy)|no access from mail server", "outlook.com, office 365, gmail",
       "550 5.7.1 Unfortunately, messages from [192.0.2.1] weren't sent. Please contact your Internet service provider since part of their network is on our block list (S3150)."),
+    p(r"(e-?mail|mail|messages?|connections?) from \[?\d{1,3}(\.\d{1,3}){3}\]? (is |are )?(currently |temporarily |permanently )?blocked|\brly:b[1-3]\b|\bdyn:t1\b", "verizon, comcast, aol (rly:b1-b3, dyn:t1)",
+      "421 DYN:T1 https://postmaster.aol.com/error-codes#421dynt1"),
 ];
 
 #[rustfmt::skip]
@@ -238,6 +243,8 @@ const REJECTED_SENDER: &[Phrase] = &[
       "550 5.7.1 You are not allowed to post to this mailing list."),
     p(r"not member article from|reject spammers:", "fml (mailing-list server notices)",
       "NOT MEMBER article from <neko@example.org>, rejected"),
+    p(r"invalid dns mx or a/aaaa resource record", "gmx, web.de (the sender's domain has no mx or address)",
+      "550 Requested action not taken: mailbox unavailable / invalid DNS MX or A/AAAA resource record for the sender domain"),
 ];
 
 #[rustfmt::skip]
@@ -270,6 +277,12 @@ const SUSPEND: &[Phrase] = &[
 const HAS_MOVED: &[Phrase] = &[
     p(r"user has moved|(address|mailbox|user|recipient) (has )?(moved|changed)( to|;|,|$)|has moved (to|permanently)|user not local; please try", "sendmail, postfix relocated_maps, exchange, courier",
       "551 5.1.6 <kijitora@example.jp>... User has moved; please try <kijitora@example.com>"),
+];
+
+#[rustfmt::skip]
+const OWN_HOST_UNKNOWN: &[Phrase] = &[
+    p(r"smtpsend\.dns\.nonexistentdomain", "exchange ndr code (the reporting server's own lookup said the domain does not exist)",
+      "554 5.4.4 SMTPSEND.DNS.NonExistentDomain; nonexistent domain"),
 ];
 
 #[rustfmt::skip]
@@ -318,7 +331,7 @@ const USER_UNKNOWN: &[Phrase] = &[
 
 #[rustfmt::skip]
 const HOST_UNKNOWN: &[Phrase] = &[
-    p(r"host (or domain )?(name )?(not found|unknown)|domain (name )?(not found|does not exist|doesn.t exist|unknown|could not be (found|resolved))|unknown (host|domain|mail domain)|name or service not known|\bnxdomain\b|no such domain|invalid (recipient )?domain|domain is not reachable|all relevant mx records point to non-existent hosts|non-existent (host|domain)|couldn.t find any host|host \S+ not found|domain \S+ (does not exist|not found)|unrouteable address|bad destination system|account or domain may not exist|domain must exist|(^|[\s:<\[(])[a-z0-9-]+(\.[a-z0-9-]+)+\.? (does not exist|not found)|nonexistentdomain|illegal host/domain|could not be found in (the )?domain name service|dns domain .{0,20}does not exist", "postfix, exim, qmail, sendmail, courier, exchange, smartermail",
+    p(r"host (or domain )?(name )?(not found|unknown)|domain (name )?(not found|does not exist|doesn.t exist|unknown|could not be (found|resolved))|unknown (host|domain|mail domain)|name or service not known|\bnxdomain\b|no such domain|invalid (recipient )?domain|domain is not reachable|all relevant mx records point to non-existent hosts|non-existent (host|domain)|couldn.t find any host|host \S+ not found|domain \S+ (does not exist|not found)|unrouteable address|bad destination system|account or domain may not exist|domain must exist|(^|[\s:<\[(])[a-z0-9-]+(\.[a-z0-9-]+)+\.? (does not exist|not found)|illegal host/domain|could not be found in (the )?domain name service|dns domain .{0,20}does not exist", "postfix, exim, qmail, sendmail, courier, exchange, smartermail",
       "550 5.1.2 <kijitora@example.invalid>: Recipient address rejected: Domain not found"),
 ];
 
@@ -334,6 +347,8 @@ const SECURITY_ERROR: &[Phrase] = &[
       "530 5.7.57 Client not authenticated to send mail. Error: 535 5.7.139 Authentication unsuccessful"),
     p(r"security alert:", "fml (mailing-list server notices)",
       "Security Alert: <kijitora@example.jp> sent a mail with a forged header"),
+    p(r"(does not|doesn.t) have permissions? to send as", "office 365 (5.7.60)",
+      "550 5.7.60 SMTP; Client does not have permissions to send as this sender"),
 ];
 
 #[rustfmt::skip]
@@ -344,6 +359,8 @@ const NOT_COMPLIANT_RFC: &[Phrase] = &[
       "550-5.7.1 Messages missing a valid address in From: header, or having no From: header, are not accepted."),
     p(r"syntax error in (the )?\S+ header|header syntax|missing or malformed local part", "exim (verify = header_syntax)",
       "550 header syntax: syntax error in 'Reply-To:' header when scanning for sender: missing or malformed local part in \"<@>\""),
+    p(r"docs/smtplf", "qmail-smtpd (bare linefeeds)",
+      "451 See http://pobox.com/~djb/docs/smtplf.html."),
 ];
 
 #[rustfmt::skip]
@@ -366,6 +383,8 @@ const POLICY_VIOLATION: &[Phrase] = &[
 const FILTERED: &[Phrase] = &[
     p(r"recipient preferences|rejected by (the )?recipient|message filtered|only (accepts?|receives?) (mail|messages|e-?mail) from|resolver\.rst\.(notauthorized|sendernotauthenticatedforgroup|restrictedtorecipientspermission|deliverytorestricted)|not authori[sz]ed to send to (this|the) (recipient|group|address|mailbox|distribution)|envelope blocked|user entry|(do not|don.t) have permission to send to|\(\S+@\S+:blocked\)", "exchange, office 365, gmail groups, japanese carriers (docomo, au, softbank), postfix header_checks",
       "550 5.7.124 RESOLVER.RST.NotAuthorized; not authorized to send to this recipient"),
+    p(r"delivery not authori[sz]ed, message refused|not in (the )?allowed.senders list|was automatically rejected|no longer accept mail from (this|that|your)", "exchange, office 365 (5.7.124), dovecot pigeonhole (sieve reject)",
+      "550 5.7.1 Delivery not authorized, message refused"),
 ];
 
 #[rustfmt::skip]
@@ -382,7 +401,7 @@ const NETWORK_ERROR: &[Phrase] = &[
       "connect to mx.example.jp[192.0.2.1]:25: No route to host"),
     p(r"connect(ion)? (to \S+ )?(failed|refused|reset|lost|closed|dropped)|lost connection|unable to connect|failed to connect|(remote host|server|peer) closed (the )?connection|closed connection in response to", "postfix, exim, sendmail, qmail, exchange",
       "connect to mx.example.jp[192.0.2.1]:25: Connection refused"),
-    p(r"wasn.t able to establish an smtp connection|listed as a best-preference mx or a for that host|isn.t in my control/locals file", "qmail-remote",
+    p(r"wasn.t able to establish an smtp connection|listed as a best-preference mx or a for that host|isn.t in my control/locals file|reply: read error|read error (from|on|while)|smtpsend\.dns\.mxloopback", "qmail-remote, sendmail, exchange",
       "Sorry. Although I'm listed as a best-preference MX or A for that host, it isn't in my control/locals file, so I don't treat it as local. (#5.4.6)"),
 ];
 
@@ -390,6 +409,8 @@ const NETWORK_ERROR: &[Phrase] = &[
 const MAILER_ERROR: &[Phrase] = &[
     p(r"command (died|failed|exited|crashed|output|time limit)|(program|pipe|procmail|maildrop|deliver|dovecot-lda|\blda\b|mda|mailer|script)\b.{0,40}(died|failed|exited|crashed|returned|error|exit (code|status))|unknown mailer error|mailer error|pipe to \||local delivery (failed|agent)|x-unix;|service unavailable. command|permission denied|unable to fork|child process", "postfix pipe/local, exim pipe transport, sendmail prog mailer, qmail-local, procmail, dovecot",
       "Command died with status 75: \"/usr/lib/dovecot/deliver\". Command output: lda: Fatal: Couldn't open file /var/mail/kijitora"),
+    p(r"unable to run qmail-local", "qmail-lspawn",
+      "Unable to run qmail-local. (#4.3.0)"),
 ];
 
 #[rustfmt::skip]
@@ -438,7 +459,7 @@ const SYSTEM_ERROR: &[Phrase] = &[
       "451 4.3.0 Error: queue file write error"),
     p(r"duplicated message-id|loop back warning|loop alert:|unix from loop|fml system error message", "fml (mailing-list server notices)",
       "Loop Alert: Duplicated Message-ID in <ml@example.jp>."),
-    p(r"mail server temporarily rejected message|unable to (chdir to|open|write to|read) (the )?maildir", "gmail, qmail-local",
+    p(r"mail server temporarily rejected message|unable to (chdir to|open|write to|read|switch to) (the )?(maildir|/)", "gmail, qmail-local",
       "451-4.3.0 Mail server temporarily rejected message. a1b2c3d4e5f6 - gsmtp"),
 ];
 
@@ -456,7 +477,7 @@ const WEAK_SYSTEM_FULL: &[Phrase] = &[
 
 #[rustfmt::skip]
 const WEAK_SYSTEM_ERROR: &[Phrase] = &[
-    p(r"service (is )?(not available|unavailable)|temporar(il)?y (unavailable|not available)|closing transmission channel|local problem", "rfc 5321 stock texts (421, 451)",
+    p(r"service (is )?(currently |temporarily )?(not available|unavailable)|temporar(il)?y (unavailable|not available)|closing transmission channel|local problem", "rfc 5321 stock texts (421, 451)",
       "421 Service not available, closing transmission channel"),
 ];
 
