@@ -33,6 +33,8 @@ pub enum PolicyError {
     MalformedRecord(String),
     #[error("the policy is larger than {MAX_POLICY_BYTES} bytes")]
     TooLarge,
+    #[error("the policy is not UTF-8 text")]
+    NotText,
     #[error("line {0} of the policy is not `key: value`")]
     MalformedLine(usize),
     #[error("the policy's version is not STSv1")]
