@@ -231,12 +231,8 @@ impl Policy {
                     }
                     max_age = Some(value.parse::<u64>().map_err(|_| PolicyError::MaxAge)?.min(MAX_MAX_AGE));
                 }
-                "mx" => {
-                    if mx.len() < MAX_MX_PATTERNS {
-                        mx.push(MxPattern::parse(value)?);
-                    }
-                }
-                // Unknown fields, and repeats of the fields above, are ignored.
+                "mx" if mx.len() < MAX_MX_PATTERNS => mx.push(MxPattern::parse(value)?),
+                // Unknown fields, repeats of the fields above and mx beyond the bound are ignored.
                 _ => {}
             }
         }

@@ -258,8 +258,12 @@ impl Connection {
             .await
             .map_err(|_| ClientError::Timeout(Stage::StartTls))?
             .map_err(|e| ClientError::Io(Stage::StartTls, e))?;
-        self.peer_certs =
-            stream.get_ref().1.peer_certificates().map(|c| c.iter().map(|c| c.clone().into_owned()).collect()).unwrap_or_default();
+        self.peer_certs = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+            .unwrap_or_default();
         self.io = Box::new(stream);
         self.tls = true;
         if let Some(v) = verify {

@@ -136,7 +136,12 @@ impl Outbound {
     /// Under an MTA-STS policy in enforce mode only hosts the policy names are tried, and only
     /// over TLS verified for the host name; in testing mode any host as before, and the result
     /// is recorded.
-    async fn connect(&self, domain: &str, tls: TlsMode, policy: Option<&InForce>) -> Result<Connection, DeliveryOutcome> {
+    async fn connect(
+        &self,
+        domain: &str,
+        tls: TlsMode,
+        policy: Option<&InForce>,
+    ) -> Result<Connection, DeliveryOutcome> {
         let mut hops = self.hops(domain).await.map_err(|f| DeliveryOutcome::from_route(domain, &f))?;
         let enforce = policy.is_some_and(|p| p.mode() == Mode::Enforce);
         if let (Some(p), true) = (policy, enforce) {

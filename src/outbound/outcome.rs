@@ -150,10 +150,12 @@ impl Report {
     }
 
     /// The report of a recipient given up after `attempts` temporary failures: 4.4.7, except
-    /// that "mailbox full" keeps its status so the DSN names the reason.
+    /// that "mailbox full" and a TLS requirement not met (4.7.5) keep their status so the DSN
+    /// names the reason.
     pub fn expired(&self, attempts: u32) -> Report {
+        let keeps = self.is_mailbox_full() || self.status == status::TLS_UNAVAILABLE;
         Report {
-            status: if self.is_mailbox_full() { self.status } else { status::EXPIRED },
+            status: if keeps { self.status } else { status::EXPIRED },
             detail: format!("gave up after {attempts} attempts: {}", self.detail),
             ..self.clone()
         }

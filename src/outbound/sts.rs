@@ -124,7 +124,11 @@ impl Sts {
         };
         let in_force = match (record, cached) {
             (Ok(r), Some(c)) if r.id == c.id => InForce { cached: c, source: Source::Cached },
-            (Ok(r), cached) => match self.fetch(domain).await.and_then(|body| Ok(CachedPolicy::new(domain, &r.id, body, now)?)) {
+            (Ok(r), cached) => match self
+                .fetch(domain)
+                .await
+                .and_then(|body| Ok(CachedPolicy::new(domain, &r.id, body, now)?))
+            {
                 Ok(fresh) => {
                     if let Err(e) = self.store.put_sts_policy(&fresh).await {
                         warn!(domain, error = %e, "cannot store the MTA-STS policy");
@@ -150,7 +154,8 @@ impl Sts {
 
     /// Records the TLS result of a session to `domain` under `policy` (for `tls status`).
     pub async fn record(&self, domain: &str, policy: &str, result: TlsResult, detail: String) {
-        let last = LastResult { domain: domain.to_string(), policy: policy.to_string(), result, detail, at: Timestamp::now() };
+        let last =
+            LastResult { domain: domain.to_string(), policy: policy.to_string(), result, detail, at: Timestamp::now() };
         if let Err(e) = self.store.record_tls_result(&last).await {
             warn!(domain, error = %e, "cannot record the TLS result");
         }
@@ -159,7 +164,9 @@ impl Sts {
     /// Fetches the policy body of `domain` (RFC 8461 §3.3), within the configured time.
     pub async fn fetch(&self, domain: &str) -> Result<String, FetchError> {
         let host = format!("mta-sts.{domain}");
-        tokio::time::timeout(self.timeout, self.fetch_from(&host)).await.map_err(|_| FetchError::Timeout(self.timeout))?
+        tokio::time::timeout(self.timeout, self.fetch_from(&host))
+            .await
+            .map_err(|_| FetchError::Timeout(self.timeout))?
     }
 
     async fn fetch_from(&self, host: &str) -> Result<String, FetchError> {
@@ -178,9 +185,11 @@ impl Sts {
         let tcp = tcp.ok_or_else(|| FetchError::Connect(host.into(), last))?;
         let name = rustls::pki_types::ServerName::try_from(host.to_string())
             .map_err(|e| FetchError::Tls(host.into(), e.to_string()))?;
-        let tls = self.trust.https().connect(name, tcp).await.map_err(|e| FetchError::Tls(host.into(), e.to_string()))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| FetchError::Http(e.to_string()))?;
+        let tls =
+            self.trust.https().connect(name, tcp).await.map_err(|e| FetchError::Tls(host.into(), e.to_string()))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| FetchError::Http(e.to_string()))?;
         tokio::spawn(conn);
         let req = hyper::Request::get("/.well-known/mta-sts.txt")
             .header(hyper::header::HOST, host)

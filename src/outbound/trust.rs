@@ -36,7 +36,9 @@ impl Trust {
         }
         if let Some(path) = ca_file {
             let mut n = 0;
-            for cert in CertificateDer::pem_file_iter(path).map_err(|e| format!("tls.ca_file {}: {e}", path.display()))? {
+            for cert in
+                CertificateDer::pem_file_iter(path).map_err(|e| format!("tls.ca_file {}: {e}", path.display()))?
+            {
                 let cert = cert.map_err(|e| format!("tls.ca_file {}: {e}", path.display()))?;
                 roots.add(cert).map_err(|e| format!("tls.ca_file {}: {e}", path.display()))?;
                 n += 1;
