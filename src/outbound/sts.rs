@@ -219,3 +219,98 @@ impl Sts {
         String::from_utf8(body.to_bytes().to_vec()).map_err(|_| FetchError::Invalid(PolicyError::NotText))
     }
 }
+
+/// What `mailerd tls status DOMAIN` shows: the TLS policy in force for a destination and the
+/// last result of a session there.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TlsStatus {
+    pub domain: String,
+    /// `mta-sts` (a cached policy in force), `none`, `route` (a static route: the route's TLS
+    /// mode applies) or `off` (`outbound.mta_sts = false`).
+    pub source: &'static str,
+    /// One sentence on what applies.
+    pub summary: String,
+    pub policy: Option<PolicyView>,
+    pub last_result: Option<ResultView>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PolicyView {
+    pub mode: &'static str,
+    pub id: String,
+    pub fetched_at: String,
+    pub expires_at: String,
+    /// Past max_age: no longer in force (a new fetch is due at the next delivery).
+    pub expired: bool,
+    pub mx: Vec<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ResultView {
+    pub result: &'static str,
+    pub policy: String,
+    pub detail: String,
+    pub at: String,
+}
+
+/// The TLS status of `domain` from the configuration and the store, at `now`.
+pub async fn status(
+    config: &crate::config::Config,
+    store: &dyn Store,
+    domain: &str,
+    now: Timestamp,
+) -> Result<TlsStatus, crate::store::StoreError> {
+    let cached = store.sts_policy(domain).await?;
+    let last = store.tls_result(domain).await?;
+    let policy = cached.as_ref().map(|c| PolicyView {
+        mode: c.policy.mode.as_str(),
+        id: c.id.clone(),
+        fetched_at: c.fetched_at.iso8601(),
+        expires_at: c.expires_at.iso8601(),
+        expired: !c.is_fresh(now),
+        mx: c.policy.mx.iter().map(|p| p.to_string()).collect(),
+    });
+    let (source, summary) = if let Some(route) = config.routes.get(domain) {
+        (
+            "route",
+            format!(
+                "static route to {}:{} with TLS {}; MTA-STS is not applied",
+                route.hop.host,
+                route.hop.port,
+                route.tls.as_str()
+            ),
+        )
+    } else if !config.outbound.mta_sts {
+        ("off", format!("outbound.mta_sts is off: TLS is {} (outbound.tls)", config.outbound.tls.as_str()))
+    } else {
+        match &cached {
+            Some(c) if c.is_fresh(now) && c.policy.mode != Mode::None => (
+                "mta-sts",
+                match c.policy.mode {
+                    Mode::Enforce => format!("MTA-STS enforce: only {} over verified TLS", c.policy.mx_list()),
+                    _ => format!(
+                        "MTA-STS testing: delivered as without a policy, failures recorded ({})",
+                        c.policy.mx_list()
+                    ),
+                },
+            ),
+            Some(c) if c.is_fresh(now) => ("none", "the domain withdrew its MTA-STS policy (mode none)".to_string()),
+            Some(_) => ("none", "the cached MTA-STS policy expired; the next delivery looks again".to_string()),
+            None => {
+                ("none", format!("no MTA-STS policy known; TLS is {} (outbound.tls)", config.outbound.tls.as_str()))
+            }
+        }
+    };
+    Ok(TlsStatus {
+        domain: domain.to_string(),
+        source,
+        summary,
+        policy,
+        last_result: last.map(|l| ResultView {
+            result: l.result.as_str(),
+            policy: l.policy,
+            detail: l.detail,
+            at: l.at.iso8601(),
+        }),
+    })
+}

@@ -105,6 +105,24 @@ async fn wait_for(src: &TestDaemon, id: &str, done: impl Fn(&[RecipientView]) ->
     panic!("recipients of {id} never got there: {:#?}", m.entry.recipients);
 }
 
+/// `mailerd tls status DOMAIN [--json]` on the data dir of `src`: exit code and output.
+fn tls_status(src: &TestDaemon, domain: &str, json: bool) -> (Option<i32>, String) {
+    let config = src.dir.path().join("cli.toml");
+    let toml = format!("hostname = \"mx.local.test\"\ndata_dir = \"{}\"\n", src.dir.path().display());
+    std::fs::write(&config, toml).unwrap();
+    let mut args = vec!["tls", "status", domain];
+    if json {
+        args.push("--json");
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailerd"))
+        .arg("--config")
+        .arg(&config)
+        .args(&args)
+        .output()
+        .unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 fn tried(r: &RecipientView) -> bool {
     r.attempts > 0 || !matches!(r.state, RecipientState::Queued | RecipientState::Deferred)
 }
@@ -221,6 +239,30 @@ async fn enforce_and_testing_modes_decide_where_and_how_mail_goes() {
         let last = store.tls_result(domain).await.unwrap().unwrap_or_else(|| panic!("no result for {domain}"));
         assert_eq!(last.result, result, "{domain}: {last:?}");
     }
+
+    // `mailerd tls status`: the policy in force and the last result, from the store.
+    let (code, out) = tls_status(&src, "other.test", true);
+    assert_eq!(code, Some(0), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["source"].as_str(), v["policy"]["mode"].as_str(), v["policy"]["id"].as_str()),
+        (Some("mta-sts"), Some("enforce"), Some("1"))
+    );
+    assert_eq!(v["policy"]["mx"], serde_json::json!(["*.other.test.example", "mx2.other.test"]));
+    assert_eq!(v["policy"]["expired"], false);
+    assert_eq!(v["last_result"]["result"], "success");
+    assert!(v["last_result"]["detail"].as_str().unwrap().contains("mx2.other.test"), "{v}");
+    let (code, out) = tls_status(&src, "Plain.Test", false);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("MTA-STS enforce: only mx.plain.test over verified TLS"), "{out}");
+    assert!(out.contains("starttls-not-supported"), "{out}");
+    let (_, out) = tls_status(&src, "unknown.test", true);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["source"].as_str(), &v["policy"], &v["last_result"]),
+        (Some("none"), &serde_json::Value::Null, &serde_json::Value::Null)
+    );
+    assert_eq!(tls_status(&src, "not a domain", false).0, Some(2));
 
     // After retry.max_age the deferred recipients expire; the DSN explains the TLS policy.
     let r = wait_for(&src, &id, |r| r.iter().all(|x| x.state != RecipientState::Deferred)).await;
