@@ -47,6 +47,12 @@ pub enum PolicyError {
     Mx(String),
     #[error("the policy lists no mx (required unless mode is none)")]
     NoMx,
+    #[error("the record does not start with v=TLSRPTv1")]
+    NotTlsRpt,
+    #[error("the record has no rua= (where reports go)")]
+    NoRua,
+    #[error("`{0}` is not a mailto: or https: URI")]
+    BadRua(String),
 }
 
 /// An `_mta-sts.DOMAIN` TXT record: only its id matters to a sender.
@@ -101,6 +107,49 @@ pub fn select_record(records: &[String]) -> Result<StsRecord, PolicyError> {
         [one] => parse_record(one),
         [] => Err(PolicyError::NotSts),
         _ => Err(PolicyError::MalformedRecord(format!("{} v=STSv1 records", sts.len()))),
+    }
+}
+
+/// An `_smtp._tls.DOMAIN` TXT record (RFC 8460 §3): where TLS reports go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsRptRecord {
+    /// `mailto:` and `https:` URIs, in the record's order.
+    pub rua: Vec<String>,
+}
+
+/// Parses a TLS-RPT record: `v=TLSRPTv1` first, then `;`-separated fields of which `rua` (a
+/// comma-separated list of `mailto:` or `https:` URIs) is required.
+pub fn parse_tlsrpt(text: &str) -> Result<TlsRptRecord, PolicyError> {
+    let mut fields = text.split(';').map(|f| f.trim_matches([' ', '\t']));
+    match fields.next().and_then(|v| v.split_once('=')) {
+        Some((k, v)) if k.trim() == "v" && v.trim() == "TLSRPTv1" => {}
+        _ => return Err(PolicyError::NotTlsRpt),
+    }
+    let mut rua = None;
+    for field in fields.filter(|f| !f.is_empty()) {
+        let Some((name, value)) = field.split_once('=') else {
+            return Err(PolicyError::MalformedRecord(format!(
+                "field `{}`",
+                field.chars().take(80).collect::<String>()
+            )));
+        };
+        if name.trim() == "rua" && rua.is_none() {
+            let mut uris = Vec::new();
+            for uri in value.split(',').map(str::trim).take(MAX_MX_PATTERNS) {
+                let lower = uri.to_ascii_lowercase();
+                let ok = (lower.starts_with("mailto:") && uri.len() > 7 && uri.contains('@'))
+                    || (lower.starts_with("https://") && uri.len() > 8);
+                if !ok || uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(PolicyError::BadRua(uri.chars().take(80).collect()));
+                }
+                uris.push(uri.to_string());
+            }
+            rua = Some(uris);
+        }
+    }
+    match rua {
+        Some(rua) if !rua.is_empty() => Ok(TlsRptRecord { rua }),
+        _ => Err(PolicyError::NoRua),
     }
 }
 
@@ -369,6 +418,17 @@ mod tests {
         assert_eq!(parse_record(&format!("v=STSv1; id={}", "1".repeat(33))), Err(PolicyError::NoId));
         assert!(matches!(parse_record("v=STSv1; id"), Err(PolicyError::MalformedRecord(_))));
         assert!(matches!(parse_record("v=STSv1; id=1; bad field=2"), Err(PolicyError::MalformedRecord(_))));
+    }
+
+    #[test]
+    fn tls_rpt_records() {
+        let r = parse_tlsrpt("v=TLSRPTv1; rua=mailto:tls@a.test,https://r.a.test/v1").unwrap();
+        assert_eq!(r.rua, vec!["mailto:tls@a.test", "https://r.a.test/v1"]);
+        assert_eq!(parse_tlsrpt("v=TLSRPTv1;rua=mailto:x@a.test;").unwrap().rua.len(), 1);
+        assert_eq!(parse_tlsrpt("v=TLSRPTv1;"), Err(PolicyError::NoRua));
+        assert_eq!(parse_tlsrpt("v=TLSRPTv2; rua=mailto:x@a.test"), Err(PolicyError::NotTlsRpt));
+        assert_eq!(parse_tlsrpt("v=TLSRPTv1; rua=http://a.test/"), Err(PolicyError::BadRua("http://a.test/".into())));
+        assert_eq!(parse_tlsrpt("v=TLSRPTv1; rua=mailto:"), Err(PolicyError::BadRua("mailto:".into())));
     }
 
     #[test]
