@@ -124,28 +124,29 @@ impl Sts {
         };
         let in_force = match (record, cached) {
             (Ok(r), Some(c)) if r.id == c.id => InForce { cached: c, source: Source::Cached },
-            (Ok(r), cached) => match self
-                .fetch(domain)
-                .await
-                .and_then(|body| Ok(CachedPolicy::new(domain, &r.id, body, now)?))
-            {
-                Ok(fresh) => {
-                    if let Err(e) = self.store.put_sts_policy(&fresh).await {
-                        warn!(domain, error = %e, "cannot store the MTA-STS policy");
+            (Ok(r), cached) => {
+                match self.fetch(domain).await.and_then(|body| Ok(CachedPolicy::new(domain, &r.id, body, now)?)) {
+                    Ok(fresh) => {
+                        if let Err(e) = self.store.put_sts_policy(&fresh).await {
+                            warn!(domain, error = %e, "cannot store the MTA-STS policy");
+                        }
+                        debug!(domain, id = %fresh.id, mode = %fresh.policy.mode, "MTA-STS policy fetched");
+                        InForce { cached: fresh, source: Source::Fetched }
                     }
-                    debug!(domain, id = %fresh.id, mode = %fresh.policy.mode, "MTA-STS policy fetched");
-                    InForce { cached: fresh, source: Source::Fetched }
+                    Err(e) => {
+                        warn!(domain, error = %e, "MTA-STS policy fetch failed");
+                        let Some(c) = cached else {
+                            let result = match e {
+                                FetchError::Invalid(_) => TlsResult::StsPolicyInvalid,
+                                _ => TlsResult::StsPolicyFetchError,
+                            };
+                            self.record(domain, "MTA-STS (none in force)", result, e.to_string()).await;
+                            return None;
+                        };
+                        InForce { cached: c, source: Source::CachedDespite(format!("fetch failed: {e}")) }
+                    }
                 }
-                Err(e) => {
-                    warn!(domain, error = %e, "MTA-STS policy fetch failed");
-                    let Some(c) = cached else {
-                        self.record(domain, "MTA-STS (none in force)", TlsResult::StsPolicyFetchError, e.to_string())
-                            .await;
-                        return None;
-                    };
-                    InForce { cached: c, source: Source::CachedDespite(format!("fetch failed: {e}")) }
-                }
-            },
+            }
             (Err(why), Some(c)) => InForce { cached: c, source: Source::CachedDespite(why) },
             (Err(_), None) => return None,
         };

@@ -269,12 +269,29 @@ async fn enforce_and_testing_modes_decide_where_and_how_mail_goes() {
     for who in ["carol@nomatch.test", "dave@mismatch.test", "erin@plain.test"] {
         assert_eq!(by(&r, who).state, RecipientState::Expired, "{r:?}");
     }
-    let dsn = std::fs::read_to_string(&src.wait_maildir("sender.test", "app", 1).await[0]).unwrap();
-    let unfolded = dsn.replace("\r\n    ", " ").replace("\r\n ", " ");
+    // The recipients expire one by one: their DSNs may be one or several.
+    let mut dsn = String::new();
+    for _ in 0..400 {
+        let files = src.maildir_files("sender.test", "app");
+        dsn = files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect();
+        if ["carol@nomatch.test", "dave@mismatch.test", "erin@plain.test"]
+            .iter()
+            .all(|r| dsn.contains(&format!("Final-Recipient: rfc822; {r}")))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let unfolded = dsn.replace("\r\n\t", " ").replace("\r\n            ", " ").replace("\r\n    ", " ");
     assert!(unfolded.contains("MTA-STS policy (enforce, id 1) of plain.test"), "{dsn}");
     assert!(unfolded.contains("Status: 4.7.5"), "{dsn}");
-    let advice = mailerd::bounce::reason::Reason::FailedStartTls.info().advice;
-    assert!(unfolded.contains(&advice[..40]), "the TLS advice: {dsn}");
+    assert!(!unfolded.contains("Status: 4.4.7"), "{dsn}");
+    assert!(unfolded.contains("does not offer STARTTLS"), "{dsn}");
+    assert!(unfolded.contains("certificate not valid for name"), "{dsn}");
+    assert!(
+        unfolded.contains("Fix: TLS with the receiving server could not be set up or verified as required"),
+        "the TLS advice: {dsn}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -316,4 +333,73 @@ async fn the_cached_policy_is_used_refreshed_on_a_new_id_and_kept_when_a_fetch_f
     assert_eq!(https.fetches("good.test"), 3);
     assert_eq!(src.store().sts_policy("good.test").await.unwrap().unwrap().id, "2");
     assert_eq!(a.wait_maildir("good.test", "alice", 4).await.len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_fetches_are_bounded_strict_and_verified() {
+    use std::sync::Arc;
+
+    use mailerd::dns::Dns;
+    use mailerd::outbound::sts::{FetchError, Sts};
+    use mailerd::outbound::trust::Trust;
+    use mailerd::store::sqlite::SqliteStore;
+
+    let ca = TestCa::new();
+    let served = ["big.test", "html.test", "moved.test", "invalid.test", "ok.test"];
+    let https = PolicyServer::start(&ca, &served).await;
+    https.set("big.test", 200, &"x".repeat(70 * 1024));
+    https.set_typed("html.test", 200, "text/html", &enforce(&["mx.html.test"]));
+    https.set("moved.test", 301, &enforce(&["mx.moved.test"]));
+    https.set("invalid.test", 200, "version: STSv1\nmode: sometimes\nmx: mx.invalid.test\nmax_age: 60\n");
+    https.set("ok.test", 200, &enforce(&["mx.ok.test"]));
+    let mut records = Vec::new();
+    // uncovered.test: its policy host is the same server, whose certificate does not name it.
+    for d in served.iter().chain(&["uncovered.test"]) {
+        records.extend(zone(d, "1", &[]));
+    }
+    let Some(dns) = TestDns::start(&records).await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("mailerd.db")).unwrap());
+    let trust = Arc::new(Trust::load(Some(&ca.ca_file)).unwrap());
+    let resolver = Dns::new(&[dns.addr]).unwrap();
+    let sts = Sts::new(store.clone(), resolver.clone(), trust.clone(), https.addr.port(), Duration::from_secs(5));
+
+    assert!(sts.fetch("ok.test").await.unwrap().contains("mx: mx.ok.test"));
+    assert!(matches!(sts.fetch("big.test").await, Err(FetchError::TooLarge)));
+    assert!(matches!(sts.fetch("html.test").await, Err(FetchError::ContentType(t)) if t == "text/html"));
+    assert!(matches!(sts.fetch("moved.test").await, Err(FetchError::Status(301))));
+    let uncovered = sts.fetch("uncovered.test").await;
+    assert!(matches!(&uncovered, Err(FetchError::Tls(..))), "{uncovered:?}");
+    // Without the test CA the policy server's certificate is not trusted.
+    let system = Sts::new(
+        store.clone(),
+        resolver.clone(),
+        Arc::new(Trust::load(None).unwrap()),
+        https.addr.port(),
+        Duration::from_secs(5),
+    );
+    assert!(matches!(system.fetch("ok.test").await, Err(FetchError::Tls(..))));
+
+    // An invalid policy is no policy, and says so in the TLS results.
+    let now = mailerd::time::Timestamp::now();
+    assert!(sts.policy("invalid.test", now).await.is_none());
+    assert_eq!(store.tls_result("invalid.test").await.unwrap().unwrap().result, TlsResult::StsPolicyInvalid);
+    assert!(sts.policy("moved.test", now).await.is_none());
+    assert_eq!(store.tls_result("moved.test").await.unwrap().unwrap().result, TlsResult::StsPolicyFetchError);
+    assert!(store.sts_policy("moved.test").await.unwrap().is_none(), "nothing cached");
+
+    // A server that accepts and never answers: the fetch gives up after mta_sts_timeout.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let hold = tokio::spawn(async move {
+        let mut kept = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            kept.push(s);
+        }
+    });
+    let slow = Sts::new(store, resolver, trust, port, Duration::from_secs(1));
+    let started = std::time::Instant::now();
+    assert!(matches!(slow.fetch("ok.test").await, Err(FetchError::Timeout(_))));
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    hold.abort();
 }

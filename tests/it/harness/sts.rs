@@ -47,8 +47,8 @@ impl TestCa {
     }
 }
 
-/// What the server answers for one domain: an HTTP status and a body.
-type Policies = Arc<Mutex<HashMap<String, (u16, String)>>>;
+/// What the server answers for one domain: an HTTP status, a Content-Type and a body.
+type Policies = Arc<Mutex<HashMap<String, (u16, String, String)>>>;
 
 pub struct PolicyServer {
     pub addr: SocketAddr,
@@ -94,14 +94,15 @@ impl PolicyServer {
                                 .to_string();
                             let domain = host.strip_prefix("mta-sts.").unwrap_or("").to_string();
                             *f.lock().unwrap().entry(domain.clone()).or_default() += 1;
-                            let (status, body) = match (req.uri().path(), p.lock().unwrap().get(&domain)) {
+                            let (status, content_type, body) = match (req.uri().path(), p.lock().unwrap().get(&domain))
+                            {
                                 ("/.well-known/mta-sts.txt", Some(x)) => x.clone(),
-                                _ => (404, "not found".to_string()),
+                                _ => (404, "text/plain".to_string(), "not found".to_string()),
                             };
                             Ok::<_, std::convert::Infallible>(
                                 hyper::Response::builder()
                                     .status(status)
-                                    .header("Content-Type", "text/plain")
+                                    .header("Content-Type", content_type)
                                     .body(Full::new(Bytes::from(body)))
                                     .unwrap(),
                             )
@@ -117,7 +118,13 @@ impl PolicyServer {
 
     /// Serves `body` with `status` for `domain` from now on.
     pub fn set(&self, domain: &str, status: u16, body: &str) {
-        self.policies.lock().unwrap().insert(domain.to_string(), (status, body.to_string()));
+        self.set_typed(domain, status, "text/plain; charset=utf-8", body);
+    }
+
+    /// Serves `body` as `content_type` with `status` for `domain` from now on.
+    pub fn set_typed(&self, domain: &str, status: u16, content_type: &str, body: &str) {
+        let answer = (status, content_type.to_string(), body.to_string());
+        self.policies.lock().unwrap().insert(domain.to_string(), answer);
     }
 
     /// How often the policy of `domain` was asked for.
