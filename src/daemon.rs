@@ -352,7 +352,8 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
         let mut tag = [0u8; 4];
         getrandom::fill(&mut tag).map_err(|e| anyhow::anyhow!("random: {e}"))?;
         let owner = format!("{}:{}:{:08x}", config.hostname, std::process::id(), u32::from_le_bytes(tag));
-        let mut outbound = Outbound::new(config.clone()).map_err(|e| anyhow::anyhow!("outbound: {e}"))?;
+        let mut outbound =
+            Outbound::new(config.clone()).map_err(|e| anyhow::anyhow!("outbound: {e}"))?.with_policies(store.clone());
         if let Some(cluster) = store.clone().cluster() {
             outbound = outbound.with_slots(Slots::new(cluster, owner.clone(), config.queue.lease));
         }

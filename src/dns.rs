@@ -29,6 +29,7 @@ pub enum DnsFailure {
 /// root, i.e. a null MX.
 pub type MxRecords = Vec<(u16, String)>;
 
+#[derive(Clone)]
 pub struct Dns {
     resolver: TokioResolver,
 }
@@ -76,6 +77,11 @@ impl Dns {
         mx(&self.resolver, domain).await
     }
 
+    /// Every TXT record at `name`, each with its strings joined (RFC 1035).
+    pub async fn txt(&self, name: &str) -> Result<Vec<String>, DnsFailure> {
+        txt(&self.resolver, name).await
+    }
+
     /// A and AAAA addresses of a host (IPv4 first).
     pub async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, DnsFailure> {
         addresses(&self.resolver, host).await
@@ -98,6 +104,23 @@ pub(crate) async fn mx(resolver: &TokioResolver, domain: &str) -> Result<MxRecor
     }
     out.sort();
     Ok(out)
+}
+
+/// Every TXT record at `name`, each with its strings joined (the lookup behind `Dns::txt` and
+/// the checklist's).
+pub(crate) async fn txt(resolver: &TokioResolver, name: &str) -> Result<Vec<String>, DnsFailure> {
+    let lookup = resolver.txt_lookup(fqdn(name)).await.map_err(failure)?;
+    let out: Vec<String> = lookup
+        .answers()
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::TXT(txt) => {
+                Some(txt.txt_data.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect::<String>())
+            }
+            _ => None,
+        })
+        .collect();
+    if out.is_empty() { Err(DnsFailure::NoRecords) } else { Ok(out) }
 }
 
 /// A and AAAA addresses of `host`, IPv4 first.

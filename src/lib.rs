@@ -26,6 +26,7 @@ pub mod http; // the JSON API, the dashboard, webhooks, /metrics (listen.http)
 
 pub mod dkim; // DKIM signing and key generation (mail-auth)
 pub mod dns; // MX and address lookups (hickory)
+pub mod tlspolicy; // outbound TLS policies as values: MTA-STS record, policy and mx patterns, TLS results (pure)
 pub mod metrics; // counters for /metrics (Prometheus text)
 pub mod store; // the only shared state and the only SQL
 pub mod time; // Timestamp and RFC 5322 dates

@@ -6,6 +6,8 @@
 //! mail-auth), RFC 6376 (DKIM key records), RFC 7489 (DMARC policy, alignment, rua),
 //! RFC 7505 (null MX), RFC 8461 (MTA-STS), RFC 8460 (TLS-RPT), RFC 8601 §3 (iprev: PTR
 //! forward-confirmed).
+//! MTA-STS and TLS-RPT records are read with `tlspolicy`'s grammar; when absent, the fix is
+//! the records to publish (the policy's mx lines from the domain's MX records).
 //! Must not: send mail, fetch the MTA-STS policy over HTTPS, or fail on a missing optional
 //! record (MTA-STS and TLS-RPT absent are information).
 
@@ -70,8 +72,8 @@ pub async fn check(domain: &str, opts: &DomainOptions, dns: &Resolver) -> CheckR
     for c in check_rdns(opts, dns).await {
         report.push(c);
     }
-    report.push(optional_record(dns, "mta_sts", &format!("_mta-sts.{domain}"), "v=STSv1").await);
-    report.push(optional_record(dns, "tls_rpt", &format!("_smtp._tls.{domain}"), "v=TLSRPTv1").await);
+    report.push(check_mta_sts(&domain, dns).await);
+    report.push(check_tls_rpt(&domain, dns).await);
     report
 }
 
@@ -480,11 +482,72 @@ async fn check_rdns(opts: &DomainOptions, dns: &Resolver) -> Vec<Check> {
     out
 }
 
-async fn optional_record(dns: &Resolver, name: &'static str, at: &str, prefix: &str) -> Check {
-    match dns.txt_with_prefix(at, prefix).await {
-        Ok(r) if !r.is_empty() => Check::ok(name).detail(format!("{at}: {}", r.join(" | "))),
-        Err(DnsFailure::Temporary(e)) => unknown(name, &e),
-        _ => Check::new(name, Status::Info).detail(format!("no {prefix} record at {at} (optional)")),
+/// MTA-STS (RFC 8461): one valid `_mta-sts` record and an address for `mta-sts.DOMAIN`, where
+/// the policy is served; absent, the records to add (the policy's mx lines from the MX records).
+async fn check_mta_sts(domain: &str, dns: &Resolver) -> Check {
+    let at = format!("_mta-sts.{domain}");
+    let records = match dns.txt_with_prefix(&at, "v=STSv1").await {
+        Ok(r) => r,
+        Err(DnsFailure::Temporary(e)) => return unknown("mta_sts", &e),
+        Err(_) => Vec::new(),
+    };
+    if records.is_empty() {
+        let mx = match dns.mx(domain).await {
+            Ok(mx) if !mx.iter().any(|(_, h)| h.is_empty()) => mx.into_iter().map(|(_, h)| h).collect(),
+            _ => vec![format!("mx.{domain}")],
+        };
+        let lines: Vec<String> = mx.iter().map(|h| format!("mx: {h}")).collect();
+        return Check::new("mta_sts", Status::Info)
+            .detail(format!("no MTA-STS record at {at}: senders may deliver to {domain} without TLS (optional)"))
+            .fix(format!(
+                "to make senders require TLS: publish TXT {at} \"v=STSv1; id={}\" and serve https://mta-sts.{domain}/.well-known/mta-sts.txt \
+                 (text/plain, a certificate valid for mta-sts.{domain}) with: version: STSv1 | mode: testing | {} | max_age: 604800; \
+                 switch to mode: enforce (and a new id) once the TLS-RPT reports are clean",
+                crate::time::Timestamp::now().iso8601().chars().filter(char::is_ascii_digit).take(14).collect::<String>(),
+                lines.join(" | ")
+            ));
+    }
+    let record = match crate::tlspolicy::select_record(&records) {
+        Ok(r) => r,
+        Err(e) => {
+            return Check::new("mta_sts", Status::Fail)
+                .detail(format!("{at}: {e} ({}): senders ignore the policy", records.join(" | ")))
+                .fix(format!("publish exactly one record at {at}: \"v=STSv1; id=<1-32 letters and digits>\""));
+        }
+    };
+    let host = format!("mta-sts.{domain}");
+    match dns.addresses(&host).await {
+        Ok(_) => {
+            Check::ok("mta_sts").detail(format!("{at}: id {}; the policy is served from https://{host}/", record.id))
+        }
+        Err(DnsFailure::Temporary(e)) => unknown("mta_sts", &e),
+        Err(_) => Check::new("mta_sts", Status::Warn)
+            .detail(format!("{at} says id {} but {host} has no address: senders cannot fetch the policy", record.id))
+            .fix(format!("give {host} an A/AAAA record and serve the policy there over HTTPS")),
+    }
+}
+
+/// TLS-RPT (RFC 8460): one valid `_smtp._tls` record with a `rua`; absent, the record to add.
+async fn check_tls_rpt(domain: &str, dns: &Resolver) -> Check {
+    let at = format!("_smtp._tls.{domain}");
+    let records = match dns.txt_with_prefix(&at, "v=TLSRPTv1").await {
+        Ok(r) => r,
+        Err(DnsFailure::Temporary(e)) => return unknown("tls_rpt", &e),
+        Err(_) => Vec::new(),
+    };
+    match records.as_slice() {
+        [] => Check::new("tls_rpt", Status::Info)
+            .detail(format!("no TLS-RPT record at {at}: you get no reports of senders' TLS failures (optional)"))
+            .fix(format!("publish TXT {at} \"v=TLSRPTv1; rua=mailto:tls-reports@{domain}\"")),
+        [one] => match crate::tlspolicy::parse_tlsrpt(one) {
+            Ok(r) => Check::ok("tls_rpt").detail(format!("{at}: reports go to {}", r.rua.join(", "))),
+            Err(e) => Check::new("tls_rpt", Status::Fail)
+                .detail(format!("{at}: {e}: senders send no reports"))
+                .fix(format!("publish \"v=TLSRPTv1; rua=mailto:tls-reports@{domain}\" at {at}")),
+        },
+        many => Check::new("tls_rpt", Status::Fail)
+            .detail(format!("{} TLS-RPT records at {at}: senders ignore them all", many.len()))
+            .fix(format!("keep one record at {at}")),
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use hickory_resolver::proto::rr::RData;
 use mail_auth::MessageAuthenticator;
 
-use crate::dns::{DnsFailure, MxRecords, failure, fqdn};
+use crate::dns::{DnsFailure, MxRecords, failure};
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot build the DNS resolver: {0}")]
@@ -36,18 +36,7 @@ impl Resolver {
 
     /// Every TXT record at `name`, each with its strings joined.
     pub async fn txt(&self, name: &str) -> Result<Vec<String>, DnsFailure> {
-        let lookup = self.auth.resolver().txt_lookup(fqdn(name)).await.map_err(failure)?;
-        let out: Vec<String> = lookup
-            .answers()
-            .iter()
-            .filter_map(|r| match &r.data {
-                RData::TXT(txt) => {
-                    Some(txt.txt_data.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect::<String>())
-                }
-                _ => None,
-            })
-            .collect();
-        if out.is_empty() { Err(DnsFailure::NoRecords) } else { Ok(out) }
+        crate::dns::txt(self.auth.resolver(), name).await
     }
 
     /// TXT records at `name` that start with `prefix` (case-insensitive), e.g. `v=spf1`.

@@ -27,6 +27,7 @@ pub mod sendmail;
 mod serve;
 mod status;
 mod suppression;
+mod tls;
 mod user;
 
 use std::path::PathBuf;
@@ -104,6 +105,9 @@ pub enum Command {
     /// The configuration: check it and show what is in force.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Outbound TLS policies (MTA-STS).
+    #[command(subcommand)]
+    Tls(TlsCommand),
     /// The classic sendmail interface for local programs (also: this binary called `sendmail`):
     /// -t -i -f ADDR -F NAME | -bs | -bp | -q; exit codes from sysexits.h.
     #[command(disable_help_flag = true)]
@@ -148,6 +152,17 @@ impl Personality {
         let config = std::env::var_os("MAILERD_CONFIG").filter(|c| !c.is_empty()).map(PathBuf::from);
         sendmail::main(config, args, self == Personality::Mailq)
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TlsCommand {
+    /// The outbound TLS policy in force for a destination domain: source, mode, expiry, MX
+    /// patterns, and the result of the last delivery session there.
+    Status {
+        domain: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -413,6 +428,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             Command::Apikey(ApikeyCommand::Rotate { id }) => apikey::rotate(&config, &id).await,
             Command::Account(AccountCommand::List { json }) => account::list(&config, json).await,
             Command::Account(AccountCommand::Resume { account }) => account::resume(&config, &account).await,
+            Command::Tls(TlsCommand::Status { domain, json }) => tls::status(&config, &domain, json).await,
             Command::User(UserCommand::Add { address, quota }) => user::add(&config, &address, quota).await,
             Command::Queue(QueueCommand::List { json, limit }) => queue::list(&config, json, limit).await,
             Command::Queue(QueueCommand::Show { id, json }) => queue::show(&config, &id, json).await,

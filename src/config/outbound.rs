@@ -51,6 +51,12 @@ pub struct Outbound {
     pub max_messages_per_connection: u32,
     pub max_deliveries: usize,
     pub idle_timeout: Duration,
+    /// Honour the MTA-STS policies of recipient domains (RFC 8461) when no static route applies.
+    pub mta_sts: bool,
+    /// The port MTA-STS policies are fetched from (443; tests set another).
+    pub mta_sts_port: u16,
+    /// The time a policy fetch may take, from connecting to the last byte.
+    pub mta_sts_timeout: Duration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,6 +71,9 @@ pub(super) struct RawOutbound {
     max_messages_per_connection: u32,
     max_deliveries: usize,
     idle_timeout: u64,
+    mta_sts: bool,
+    mta_sts_port: u16,
+    mta_sts_timeout: u64,
 }
 
 impl Default for RawOutbound {
@@ -79,6 +88,9 @@ impl Default for RawOutbound {
             max_messages_per_connection: 100,
             max_deliveries: 200,
             idle_timeout: 10,
+            mta_sts: true,
+            mta_sts_port: 443,
+            mta_sts_timeout: 60,
         }
     }
 }
@@ -97,6 +109,9 @@ impl RawOutbound {
             max_messages_per_connection: o.max_messages_per_connection.max(1),
             max_deliveries: o.max_deliveries.max(1),
             idle_timeout: secs("outbound.idle_timeout", o.idle_timeout)?,
+            mta_sts: o.mta_sts,
+            mta_sts_port: o.mta_sts_port,
+            mta_sts_timeout: secs("outbound.mta_sts_timeout", o.mta_sts_timeout)?,
         })
     }
 }
@@ -115,6 +130,9 @@ impl Outbound {
             ("max_messages_per_connection", int(o.max_messages_per_connection.into())),
             ("max_deliveries", int(o.max_deliveries as u64)),
             ("idle_timeout", secs(o.idle_timeout)),
+            ("mta_sts", toml::Value::Boolean(o.mta_sts)),
+            ("mta_sts_port", int(o.mta_sts_port.into())),
+            ("mta_sts_timeout", secs(o.mta_sts_timeout)),
         ])
     }
 }

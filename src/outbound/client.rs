@@ -2,7 +2,8 @@
 //!
 //! Standards: RFC 5321 (§4.5.3.2 per-stage timeouts, §4.5.2 dot-stuffing), RFC 2920 (MAIL,
 //! every RCPT and DATA are sent in one write when the server offers PIPELINING), RFC 3207
-//! (opportunistic STARTTLS, or required per route), RFC 1870 (SIZE: a message larger than the
+//! (opportunistic STARTTLS, or required per route), RFC 8461 §4.2 (under an MTA-STS policy the
+//! certificate is checked for the MX name by `trust::Trust` before EHLO is repeated), RFC 1870 (SIZE: a message larger than the
 //! server's limit is not sent), RFC 3461 (DSN parameters are passed on when offered).
 //! Replies are read and messages dot-stuffed by `smtp::codec` (shared with the checklist's probe).
 //! Every recipient gets the complete reply it received (code, status, all lines).
@@ -21,6 +22,15 @@ use crate::config::TlsMode;
 use crate::smtp::codec::{ReadError, ReplyReader, dot_stuff};
 use crate::smtp::command::{Notify, Ret};
 use crate::smtp::reply::SmtpReply;
+use crate::tlspolicy::TlsResult;
+
+/// A policy's demand on the TLS of a connection: the certificate is checked against `trust`
+/// for the MX name; with `enforce` a failure ends the connection before any mail is sent,
+/// without it (MTA-STS testing) the connection goes on and the result is kept in `tls_check`.
+pub struct Verify<'a> {
+    pub trust: &'a super::trust::Trust,
+    pub enforce: bool,
+}
 
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -37,6 +47,9 @@ pub enum ClientError {
     Protocol(Stage, String),
     #[error("TLS is required for this destination but {0}")]
     TlsRequired(String),
+    /// The TLS a policy requires could not be had: its RFC 8460 result type and what happened.
+    #[error("{detail}")]
+    TlsPolicy { result: TlsResult, detail: String },
     #[error("message of {size} bytes exceeds the server's SIZE limit of {limit}")]
     TooLarge { size: u64, limit: u64 },
 }
@@ -133,6 +146,12 @@ pub struct Connection {
     pub tls: bool,
     pub transactions: u32,
     timeouts: Timeouts,
+    /// The certificates the server showed in the TLS handshake (end entity first).
+    peer_certs: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// Under a policy: whether TLS met it (`Verify`), else None.
+    pub tls_check: Option<Result<(), (TlsResult, String)>>,
+    /// The TLS policy this connection was opened under and how it went, for the journey.
+    pub tls_policy: Option<String>,
 }
 
 impl Connection {
@@ -142,6 +161,7 @@ impl Connection {
         helo: &str,
         tls_mode: TlsMode,
         tls: &tokio_rustls::TlsConnector,
+        verify: Option<Verify<'_>>,
         timeouts: Timeouts,
     ) -> Result<Connection, ClientError> {
         let stream = tokio::time::timeout(timeouts.connect, TcpStream::connect(remote.addr))
@@ -157,23 +177,44 @@ impl Connection {
             tls: false,
             transactions: 0,
             timeouts,
+            peer_certs: Vec::new(),
+            tls_check: None,
+            tls_policy: None,
         };
         let greeting = c.read_reply(Stage::Greeting).await?;
         if greeting.code != 220 {
             return Err(ClientError::Rejected(Stage::Greeting, greeting));
         }
         c.hello(helo).await?;
+        let enforce = verify.as_ref().is_some_and(|v| v.enforce);
+        let tls_mode = if enforce { TlsMode::Required } else { tls_mode };
         let wants_tls = tls_mode != TlsMode::Off && (c.caps.starttls || tls_mode == TlsMode::Required);
         if wants_tls {
-            let result = c.starttls(helo, tls).await;
+            let result = c.starttls(helo, tls, verify.as_ref()).await;
             if result.is_err() {
                 crate::metrics::tls_error();
             }
             match result {
                 Ok(()) => {}
+                Err(e @ ClientError::TlsPolicy { .. }) => return Err(e),
+                Err(ClientError::Protocol(Stage::StartTls, d)) if enforce => {
+                    let detail = format!("{}: {d}", c.remote);
+                    return Err(ClientError::TlsPolicy { result: TlsResult::StartTlsNotSupported, detail });
+                }
+                Err(ClientError::Rejected(Stage::StartTls, reply)) if enforce => {
+                    let detail = format!("{}: STARTTLS refused: {reply}", c.remote);
+                    return Err(ClientError::TlsPolicy { result: TlsResult::StartTlsNotSupported, detail });
+                }
+                Err(ClientError::Io(Stage::StartTls, e)) if enforce => {
+                    let detail = format!("{}: TLS handshake failed: {e}", c.remote);
+                    return Err(ClientError::TlsPolicy { result: TlsResult::ValidationFailure, detail });
+                }
                 Err(e) if tls_mode == TlsMode::Required => return Err(ClientError::TlsRequired(e.to_string())),
                 Err(e) => return Err(e),
             }
+        } else if verify.is_some() {
+            let detail = format!("{}: the server does not offer STARTTLS", c.remote);
+            c.tls_check = Some(Err((TlsResult::StartTlsNotSupported, detail)));
         }
         Ok(c)
     }
@@ -195,7 +236,12 @@ impl Connection {
         Err(ClientError::Rejected(Stage::Ehlo, ehlo))
     }
 
-    async fn starttls(&mut self, helo: &str, tls: &tokio_rustls::TlsConnector) -> Result<(), ClientError> {
+    async fn starttls(
+        &mut self,
+        helo: &str,
+        tls: &tokio_rustls::TlsConnector,
+        verify: Option<&Verify<'_>>,
+    ) -> Result<(), ClientError> {
         if !self.caps.starttls {
             return Err(ClientError::Protocol(Stage::StartTls, "the server does not offer STARTTLS".into()));
         }
@@ -212,8 +258,22 @@ impl Connection {
             .await
             .map_err(|_| ClientError::Timeout(Stage::StartTls))?
             .map_err(|e| ClientError::Io(Stage::StartTls, e))?;
+        self.peer_certs = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+            .unwrap_or_default();
         self.io = Box::new(stream);
         self.tls = true;
+        if let Some(v) = verify {
+            let check = v.trust.check(&self.remote.name, &self.peer_certs);
+            if let (true, Err((result, detail))) = (v.enforce, &check) {
+                let detail = format!("{}: {detail}", self.remote);
+                return Err(ClientError::TlsPolicy { result: *result, detail });
+            }
+            self.tls_check = Some(check);
+        }
         self.hello(helo).await
     }
 

@@ -4,28 +4,38 @@
 //!
 //! Standards: RFC 5321 §5 (try MX hosts in order, fall back on connection errors and 4xx
 //! greetings), RFC 7505, RFC 2920, RFC 3207.
-//! Must not: write the store; it returns one `DeliveryOutcome` per recipient.
+//! RFC 8461 (MTA-STS: in enforce mode only MX hosts the policy names, over TLS verified for
+//! the MX name; in testing mode delivered as before and the result recorded).
+//! Must not: write the store (but the TLS policy cache and results, through `sts`, and the
+//! cluster's slots); it returns one `DeliveryOutcome` per recipient.
 
 pub mod client;
 pub mod outcome;
 pub mod pool;
 pub mod route;
 pub mod slots;
+pub mod sts;
+pub mod trust;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use tracing::debug;
 
-use self::client::{ClientError, Connection, Envelope, RcptSpec, RemoteHost, Timeouts};
+use self::client::{ClientError, Connection, Envelope, RcptSpec, RemoteHost, Timeouts, Verify};
 use self::outcome::DeliveryOutcome;
 use self::outcome::Stage;
 use self::pool::Pool;
 use self::route::RouteFailure;
 use self::slots::{SlotError, SlotGuard, Slots};
+use self::sts::{InForce, Sts};
+use self::trust::Trust;
 use crate::config::{Config, Hop, TlsMode};
 use crate::dns::Dns;
 use crate::smtp::command::{Notify, Ret};
+use crate::store::Store;
+use crate::time::Timestamp;
+use crate::tlspolicy::{Mode, TlsResult};
 
 /// One delivery job: a message and its recipients at one destination.
 pub struct Job {
@@ -51,6 +61,10 @@ pub struct Outbound {
     tls: tokio_rustls::TlsConnector,
     /// Cluster-wide connection slots, when the store is shared by several nodes.
     pub slots: Option<Arc<Slots>>,
+    /// The roots certificates are verified against (`tls.ca_file` and the system's).
+    trust: Arc<Trust>,
+    /// MTA-STS, when `outbound.mta_sts` is on and a store keeps the policies.
+    sts: Option<Sts>,
 }
 
 impl Outbound {
@@ -58,7 +72,33 @@ impl Outbound {
         let o = &config.outbound;
         let pool = Pool::new(o.max_connections_per_destination, o.max_messages_per_connection, o.idle_timeout);
         let dns = Dns::new(&config.dns_nameservers)?;
-        Ok(Outbound { config, dns, pool, tls: client::opportunistic_tls(), slots: None })
+        let trust = Arc::new(Trust::load(config.tls.ca_file.as_deref())?);
+        Ok(Outbound { config, dns, pool, tls: client::opportunistic_tls(), slots: None, trust, sts: None })
+    }
+
+    /// Honours MTA-STS policies (when `outbound.mta_sts` is on), cached in `store`.
+    pub fn with_policies(mut self, store: Arc<dyn Store>) -> Outbound {
+        let o = &self.config.outbound;
+        if o.mta_sts {
+            self.sts = Some(Sts::new(store, self.dns.clone(), self.trust.clone(), o.mta_sts_port, o.mta_sts_timeout));
+        }
+        self
+    }
+
+    /// The MTA-STS policy in force for `domain`: none for a static route (the operator chose
+    /// the host) or with MTA-STS off.
+    async fn policy(&self, domain: &str) -> Option<InForce> {
+        if self.config.routes.contains_key(domain) {
+            return None;
+        }
+        self.sts.as_ref()?.policy(domain, Timestamp::now()).await
+    }
+
+    /// Records a session's TLS result under `policy`.
+    async fn record_tls(&self, domain: &str, policy: &InForce, result: TlsResult, detail: String) {
+        if let Some(sts) = &self.sts {
+            sts.record(domain, &policy.to_string(), result, detail).await;
+        }
     }
 
     /// Counts connections per destination across the cluster that shares `slots`' store.
@@ -93,8 +133,29 @@ impl Outbound {
 
     /// Opens a connection to the first host that answers with a 220, trying MX hosts (and each
     /// of their addresses) in order. Errors: the route failure, or the last host's error.
-    async fn connect(&self, domain: &str, tls: TlsMode) -> Result<Connection, DeliveryOutcome> {
-        let hops = self.hops(domain).await.map_err(|f| DeliveryOutcome::from_route(domain, &f))?;
+    /// Under an MTA-STS policy in enforce mode only hosts the policy names are tried, and only
+    /// over TLS verified for the host name; in testing mode any host as before, and the result
+    /// is recorded.
+    async fn connect(
+        &self,
+        domain: &str,
+        tls: TlsMode,
+        policy: Option<&InForce>,
+    ) -> Result<Connection, DeliveryOutcome> {
+        let mut hops = self.hops(domain).await.map_err(|f| DeliveryOutcome::from_route(domain, &f))?;
+        let enforce = policy.is_some_and(|p| p.mode() == Mode::Enforce);
+        if let (Some(p), true) = (policy, enforce) {
+            let all: Vec<String> = hops.iter().map(|h| h.host.clone()).collect();
+            hops.retain(|h| p.allows(&h.host));
+            if hops.is_empty() {
+                let patterns = p.cached.policy.mx_list();
+                let detail = format!("MX hosts {} not in the policy's mx ({patterns})", all.join(", "));
+                self.record_tls(domain, p, TlsResult::MxNotInPolicy, detail).await;
+                return Err(DeliveryOutcome::mx_outside_policy(domain, &p.describe(), &all, &patterns));
+            }
+        }
+        let mut policy_failures: Vec<String> = Vec::new();
+        let mut last_policy_result = None;
         let o = &self.config.outbound;
         let timeouts = Timeouts { connect: o.connect_timeout, command: o.command_timeout, ..Timeouts::default() };
         let mut last: Option<DeliveryOutcome> = None;
@@ -110,14 +171,38 @@ impl Outbound {
             };
             for addr in addrs {
                 let remote = RemoteHost { name: hop.host.clone(), addr };
-                match Connection::open(remote.clone(), &o.helo, tls, &self.tls, timeouts.clone()).await {
-                    Ok(c) => return Ok(c),
+                let verify = policy.map(|p| Verify { trust: &self.trust, enforce: p.mode() == Mode::Enforce });
+                match Connection::open(remote.clone(), &o.helo, tls, &self.tls, verify, timeouts.clone()).await {
+                    Ok(mut c) => {
+                        if let Some(p) = policy {
+                            let (result, how) = match (&c.tls_check, p.allows(&hop.host)) {
+                                (_, false) => (TlsResult::MxNotInPolicy, format!("{remote} is not in the policy's mx")),
+                                (Some(Ok(())), true) => (TlsResult::Success, format!("verified TLS with {remote}")),
+                                (Some(Err((r, d))), true) => (*r, d.clone()),
+                                (None, true) => (TlsResult::StartTlsNotSupported, format!("{remote}: no TLS")),
+                            };
+                            let anyway = if result == TlsResult::Success { "" } else { ", delivered anyway (testing)" };
+                            c.tls_policy = Some(format!("{p}: {}{anyway}", result.as_str()));
+                            self.record_tls(domain, p, result, how).await;
+                        }
+                        return Ok(c);
+                    }
                     Err(e) => {
                         debug!(remote = %remote, error = %e, "connection failed, trying the next host");
+                        if enforce {
+                            policy_failures.push(e.to_string());
+                            if let ClientError::TlsPolicy { result, detail } = &e {
+                                last_policy_result = Some((*result, detail.clone()));
+                            }
+                        }
                         last = Some(DeliveryOutcome::from_error(&e, Some(&remote)));
                     }
                 }
             }
+        }
+        if let (Some(p), Some((result, detail))) = (policy, last_policy_result) {
+            self.record_tls(domain, p, result, detail).await;
+            return Err(DeliveryOutcome::tls_policy_unmet(domain, &p.describe(), &policy_failures));
         }
         Err(last.unwrap_or_else(|| match dns_trouble {
             Some(crate::dns::DnsFailure::Temporary(e)) => DeliveryOutcome::mx_hosts_unresolved(domain, e),
@@ -160,19 +245,32 @@ impl Outbound {
             message: &job.message,
         };
         // A pooled connection may have been closed by the server meanwhile: one retry on a new one.
+        // It was opened under the domain's policy, checked then.
         let mut reused = self.pool.take(&destination);
+        // The policy is looked up when a new connection is needed, once.
+        let mut policy: Option<Option<InForce>> = None;
         loop {
             let was_reused = reused.is_some();
             let mut conn = match reused.take() {
                 Some(c) => c,
-                None => match self.connect(&job.domain, tls).await {
-                    Ok(c) => c,
-                    Err(o) => return vec![o; job.recipients.len()],
-                },
+                None => {
+                    if policy.is_none() {
+                        policy = Some(self.policy(&job.domain).await);
+                    }
+                    match self.connect(&job.domain, tls, policy.as_ref().and_then(Option::as_ref)).await {
+                        Ok(c) => c,
+                        Err(o) => return vec![o; job.recipients.len()],
+                    }
+                }
             };
             match conn.send(&envelope).await {
                 Ok(result) => {
-                    let outcomes = DeliveryOutcome::from_transaction(&result, &conn.remote);
+                    let mut outcomes = DeliveryOutcome::from_transaction(&result, &conn.remote);
+                    if let Some(note) = &conn.tls_policy {
+                        for o in outcomes.iter_mut().filter(|o| matches!(o, DeliveryOutcome::Delivered(_))) {
+                            o.set_tls_policy(note.clone());
+                        }
+                    }
                     self.pool.put(&destination, conn);
                     return outcomes;
                 }

@@ -129,11 +129,14 @@ pub struct Report {
     pub remote: Option<String>,
     pub stage: Stage,
     pub scope: Scope,
+    /// The outbound TLS policy the delivery ran under and how TLS went (`MTA-STS enforce,
+    /// id 7: verified TLS`), for the journey; None without a policy.
+    pub tls_policy: Option<String>,
 }
 
 impl Report {
     fn ours(status: EnhancedStatus, stage: Stage, scope: Scope, detail: impl Into<String>) -> Report {
-        Report { status, reply_code: None, detail: detail.into(), remote: None, stage, scope }
+        Report { status, reply_code: None, detail: detail.into(), remote: None, stage, scope, tls_policy: None }
     }
 
     /// True for "mailbox full" (x.2.2), which is retried for a shorter time.
@@ -147,10 +150,12 @@ impl Report {
     }
 
     /// The report of a recipient given up after `attempts` temporary failures: 4.4.7, except
-    /// that "mailbox full" keeps its status so the DSN names the reason.
+    /// that "mailbox full" and a TLS requirement not met (4.7.5) keep their status so the DSN
+    /// names the reason.
     pub fn expired(&self, attempts: u32) -> Report {
+        let keeps = self.is_mailbox_full() || self.status == status::TLS_UNAVAILABLE;
         Report {
-            status: if self.is_mailbox_full() { self.status } else { status::EXPIRED },
+            status: if keeps { self.status } else { status::EXPIRED },
             detail: format!("gave up after {attempts} attempts: {}", self.detail),
             ..self.clone()
         }
@@ -171,6 +176,15 @@ impl DeliveryOutcome {
         }
     }
 
+    /// Names the TLS policy the delivery ran under (`Report::tls_policy`).
+    pub fn set_tls_policy(&mut self, policy: String) {
+        match self {
+            DeliveryOutcome::Delivered(r) | DeliveryOutcome::Deferred(r) | DeliveryOutcome::Failed(r) => {
+                r.tls_policy = Some(policy)
+            }
+        }
+    }
+
     pub fn into_report(self) -> Report {
         match self {
             DeliveryOutcome::Delivered(r) | DeliveryOutcome::Deferred(r) | DeliveryOutcome::Failed(r) => r,
@@ -188,6 +202,7 @@ impl DeliveryOutcome {
             remote: Some(remote.to_string()),
             stage,
             scope: stage.scope(),
+            tls_policy: None,
         };
         match class {
             2 | 3 => DeliveryOutcome::Delivered(report),
@@ -243,7 +258,7 @@ impl DeliveryOutcome {
             ClientError::TooLarge { .. } => {
                 DeliveryOutcome::Failed(report(status::TOO_BIG, Stage::MailFrom, Scope::Message))
             }
-            ClientError::TlsRequired(_) => {
+            ClientError::TlsRequired(_) | ClientError::TlsPolicy { .. } => {
                 DeliveryOutcome::Deferred(report(status::TLS_UNAVAILABLE, Stage::StartTls, destination))
             }
             ClientError::Timeout(stage) => {
@@ -295,6 +310,25 @@ impl DeliveryOutcome {
     pub fn mx_hosts_without_address(domain: &str) -> Self {
         let detail = format!("no mail host of {domain} has an address");
         DeliveryOutcome::Failed(Report::ours(status::UNROUTABLE, Stage::Route, Scope::Destination, detail))
+    }
+
+    /// An outbound TLS policy (`policy`, e.g. `the MTA-STS policy (enforce, id 7)`) requires
+    /// verified TLS and no MX host of `domain` gave it; `failures` says what each host did.
+    pub fn tls_policy_unmet(domain: &str, policy: &str, failures: &[String]) -> Self {
+        let detail = format!(
+            "TLS is required by {policy} of {domain} and no mail host met it, so nothing was sent: {}",
+            failures.join("; ")
+        );
+        DeliveryOutcome::Deferred(Report::ours(status::TLS_UNAVAILABLE, Stage::StartTls, Scope::Destination, detail))
+    }
+
+    /// No MX host of `domain` is one its TLS policy names: none may be used.
+    pub fn mx_outside_policy(domain: &str, policy: &str, hosts: &[String], patterns: &str) -> Self {
+        let detail = format!(
+            "TLS is required by {policy} of {domain}, and none of its mail hosts ({}) matches the policy's mx ({patterns}), so none was used",
+            hosts.join(", ")
+        );
+        DeliveryOutcome::Deferred(Report::ours(status::TLS_UNAVAILABLE, Stage::Route, Scope::Destination, detail))
     }
 
     /// Every connection the cluster allows to `destination` is in use.

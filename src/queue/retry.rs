@@ -86,6 +86,7 @@ mod tests {
             remote: None,
             stage: Stage::RcptTo,
             scope: Scope::Recipient,
+            tls_policy: None,
         }
     }
 

@@ -456,7 +456,11 @@ fn stored(claim: &Claim, state: RecipientState, report: &Report, next_attempt_at
         message: claim.message.clone(),
         state,
         status: report.status,
-        detail: report.detail.clone(),
+        // The journey says which TLS policy a delivery ran under.
+        detail: match &report.tls_policy {
+            Some(policy) => format!("{} (TLS policy: {policy})", report.detail),
+            None => report.detail.clone(),
+        },
         reply_code: report.reply_code,
         remote: report.remote.clone(),
         next_attempt_at,

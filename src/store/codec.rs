@@ -4,6 +4,8 @@
 //! list such as `SUCCESS,FAILURE`), an event's `EventKind` and the envelope sender
 //! (`ReversePath`: `local@domain`, empty for `<>`) and a recipient's last `EnhancedStatus`
 //! (`c.s.d`) through the pairs below, so no text of the store is built or split anywhere else.
+//! An MTA-STS policy is stored as the body that was fetched and parsed again when read
+//! (`CachedPolicy::from_columns`), a TLS result as its RFC 8460 name.
 //! Must not: run SQL, or accept a combination of columns no `Destination` writes (that is a
 //! corrupt record, not a guess).
 
@@ -11,6 +13,8 @@ use super::{Destination, EventKind, MessageId, RecipientId, StoreError, Transpor
 use crate::smtp::address::{Mailbox, ReversePath};
 use crate::smtp::command::{Notify, Ret};
 use crate::smtp::reply::EnhancedStatus;
+use crate::time::Timestamp;
+use crate::tlspolicy::{CachedPolicy, Policy, TlsResult};
 
 /// A recipient's destination as the columns of its row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +158,34 @@ pub(crate) fn notify_json<S: serde::Serializer>(notify: &Option<Notify>, s: S) -
         Some(text) => s.serialize_some(&text),
         None => s.serialize_none(),
     }
+}
+
+/// A cached MTA-STS policy read back: its body is parsed again; one that no longer parses is
+/// corrupt.
+impl CachedPolicy {
+    pub(crate) fn from_columns(
+        domain: String,
+        id: String,
+        body: String,
+        fetched_at: i64,
+        expires_at: i64,
+    ) -> Result<CachedPolicy, StoreError> {
+        let policy =
+            Policy::parse(&body).map_err(|e| StoreError::Corrupt(format!("MTA-STS policy of {domain}: {e}")))?;
+        Ok(CachedPolicy {
+            domain,
+            id,
+            policy,
+            body,
+            fetched_at: Timestamp(fetched_at),
+            expires_at: Timestamp(expires_at),
+        })
+    }
+}
+
+/// A TLS result from its RFC 8460 name.
+pub(crate) fn tls_result(text: &str) -> Result<TlsResult, StoreError> {
+    TlsResult::parse(text).ok_or_else(|| StoreError::Corrupt(format!("TLS result {text}")))
 }
 
 #[cfg(test)]

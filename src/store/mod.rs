@@ -24,6 +24,7 @@ use crate::smtp::address::{Domain, ReversePath};
 use crate::smtp::command::{Notify, Ret};
 use crate::smtp::reply::EnhancedStatus;
 use crate::time::Timestamp;
+use crate::tlspolicy::{CachedPolicy, LastResult};
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -1096,6 +1097,20 @@ pub trait Store: Send + Sync {
         scope: &Scope,
         limit: usize,
     ) -> Result<Vec<EventRecord>, StoreError>;
+
+    // --- outbound TLS policies ---
+
+    /// The cached MTA-STS policy of `domain`, expired or not (the caller decides).
+    async fn sts_policy(&self, domain: &str) -> Result<Option<CachedPolicy>, StoreError>;
+
+    /// Stores (or replaces) the cached MTA-STS policy of its domain.
+    async fn put_sts_policy(&self, policy: &CachedPolicy) -> Result<(), StoreError>;
+
+    /// Records the TLS result of the last delivery session to a domain (replacing the one before).
+    async fn record_tls_result(&self, result: &LastResult) -> Result<(), StoreError>;
+
+    /// The last TLS result recorded for `domain`.
+    async fn tls_result(&self, domain: &str) -> Result<Option<LastResult>, StoreError>;
 
     // --- dashboard ---
 

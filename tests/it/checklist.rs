@@ -64,6 +64,13 @@ impl Zones {
             format!("--txt-record=s1._domainkey.good.test,{}", chunks(&mailerd::dkim::txt_record(&ours))),
             "--txt-record=_dmarc.good.test,v=DMARC1; p=reject; rua=mailto:dmarc@good.test".into(),
             "--txt-record=_mta-sts.good.test,v=STSv1; id=20260101".into(),
+            "--host-record=mta-sts.good.test,127.0.0.10".into(),
+            // MTA-STS and TLS-RPT done wrong: two STS records (nodmarc.test), an STS record
+            // without a policy host (wrongkey.test), a TLS-RPT record without a usable rua.
+            "--txt-record=_mta-sts.nodmarc.test,v=STSv1; id=1".into(),
+            "--txt-record=_mta-sts.nodmarc.test,v=STSv1; id=2".into(),
+            "--txt-record=_smtp._tls.nodmarc.test,v=TLSRPTv1; rua=http://reports.nodmarc.test/".into(),
+            "--txt-record=_mta-sts.wrongkey.test,v=STSv1; id=7".into(),
             "--txt-record=_smtp._tls.good.test,v=TLSRPTv1; rua=mailto:tls@good.test".into(),
             // nospf.test: no SPF record.
             "--mx-host=nospf.test,mx.good.test,10".into(),
@@ -164,6 +171,25 @@ async fn check_domain_finds_each_prepared_problem() {
         (Some(1), "fail", "unknown"),
         "{doc:#}"
     );
+
+    // MTA-STS and TLS-RPT: absent is information with the records to add; wrong is a failure.
+    let out = mailerd(&z.config("nospf.test"), &["check", "domain", "nospf.test", "--json"]);
+    let doc = &json_lines(&out)[0];
+    let (sts, rpt) = (check(doc, "mta_sts"), check(doc, "tls_rpt"));
+    assert_eq!((sts["status"].as_str(), rpt["status"].as_str()), (Some("info"), Some("info")), "{doc:#}");
+    let fix = sts["fix"].as_str().unwrap();
+    assert!(fix.contains("TXT _mta-sts.nospf.test \"v=STSv1; id=") && fix.contains("mx: mx.good.test"), "{fix}");
+    assert!(fix.contains("https://mta-sts.nospf.test/.well-known/mta-sts.txt"), "{fix}");
+    assert!(rpt["fix"].as_str().unwrap().contains("TXT _smtp._tls.nospf.test \"v=TLSRPTv1; rua=mailto:"), "{rpt}");
+    let out = mailerd(&z.config("nodmarc.test"), &["check", "domain", "nodmarc.test", "--json"]);
+    let doc = &json_lines(&out)[0];
+    assert_eq!(status(doc, "mta_sts"), "fail", "two records: {doc:#}");
+    assert!(check(doc, "tls_rpt")["detail"].as_str().unwrap().contains("not a mailto: or https: URI"), "{doc:#}");
+    let out = mailerd(&z.config("wrongkey.test"), &["check", "domain", "wrongkey.test", "--json"]);
+    let docs = json_lines(&out);
+    let sts = check(&docs[0], "mta_sts");
+    assert_eq!(sts["status"], "warn", "{sts}");
+    assert!(sts["detail"].as_str().unwrap().contains("mta-sts.wrongkey.test has no address"), "{sts}");
 
     // Human output: one aligned line per check, with the fix.
     let out = mailerd(&z.config("nodmarc.test"), &["check", "domain", "nodmarc.test"]);

@@ -27,6 +27,7 @@ mod login_throttle;
 mod instance;
 mod logs;
 mod metrics_parse;
+mod mta_sts;
 mod outbound;
 mod pipelining;
 mod queue_ops;

@@ -98,6 +98,7 @@ conformance!(
     events_are_filtered_by_sender_scope,
     every_destination_is_read_back_typed,
     idempotency_records_commit_with_their_message,
+    mta_sts_policies_and_tls_results_are_kept_per_domain,
 );
 
 fn origin() -> Origin {
@@ -1420,6 +1421,7 @@ const SQLITE_SCHEMAS: &[&str] = &[
     include_str!("../../src/store/sqlite/schema_v6.sql"),
     include_str!("../../src/store/sqlite/schema_v7.sql"),
     include_str!("../../src/store/sqlite/schema_v8.sql"),
+    include_str!("../../src/store/sqlite/schema_v9.sql"),
 ];
 
 /// The PostgreSQL schema files in order: version N is the first N of them.
@@ -1434,6 +1436,7 @@ const POSTGRES_SCHEMAS: &[&str] = &[
     include_str!("../../src/store/postgres/schema_v8.sql"),
     include_str!("../../src/store/postgres/schema_v9.sql"),
     include_str!("../../src/store/postgres/schema_v10.sql"),
+    include_str!("../../src/store/postgres/schema_v11.sql"),
 ];
 
 /// A SQLite store file left at schema `version` by an older mailerd, holding `rows`; the
@@ -1556,4 +1559,44 @@ async fn postgres_upgrade_to_destinations() {
     let Some(admin) = url_or_skip("store_conformance::postgres_upgrade_to_destinations") else { return };
     let (_schema, store) = postgres_at_version(&admin, "upgrade_destinations", 8, OLD_DESTINATIONS).await;
     rows_made_before_destinations(&store).await;
+}
+
+async fn mta_sts_policies_and_tls_results_are_kept_per_domain(s: Arc<dyn Store>) {
+    use mailerd::tlspolicy::{CachedPolicy, LastResult, Mode, TlsResult};
+    assert_eq!(s.sts_policy("a.test").await.unwrap(), None);
+    let body = "version: STSv1\r\nmode: enforce\r\nmx: *.a.test\r\nmx: mx.b.test\r\nmax_age: 86400\r\n";
+    let first = CachedPolicy::new("a.test", "1", body.into(), Timestamp(1_000)).unwrap();
+    s.put_sts_policy(&first).await.unwrap();
+    let read = s.sts_policy("a.test").await.unwrap().expect("cached");
+    assert_eq!(read, first, "read back as stored: body, id, times, parsed policy");
+    assert_eq!((read.policy.mode, read.policy.mx_list().as_str()), (Mode::Enforce, "*.a.test, mx.b.test"));
+    assert_eq!(read.expires_at, Timestamp(1_000 + 86_400_000));
+    // A new id replaces the policy; another domain is another row.
+    let second = CachedPolicy::new(
+        "a.test",
+        "2",
+        "version: STSv1\nmode: testing\nmx: mx.a.test\nmax_age: 60".into(),
+        Timestamp(5_000),
+    )
+    .unwrap();
+    s.put_sts_policy(&second).await.unwrap();
+    let other =
+        CachedPolicy::new("c.test", "9", "version: STSv1\nmode: none\nmax_age: 1".into(), Timestamp(5_000)).unwrap();
+    s.put_sts_policy(&other).await.unwrap();
+    assert_eq!(s.sts_policy("a.test").await.unwrap(), Some(second));
+    assert_eq!(s.sts_policy("c.test").await.unwrap().map(|p| p.policy.mode), Some(Mode::None));
+
+    assert_eq!(s.tls_result("a.test").await.unwrap(), None);
+    let failed = LastResult {
+        domain: "a.test".into(),
+        policy: "MTA-STS enforce, id 2".into(),
+        result: TlsResult::StartTlsNotSupported,
+        detail: "mx.a.test[127.0.0.1]:25 does not offer STARTTLS".into(),
+        at: Timestamp(7_000),
+    };
+    s.record_tls_result(&failed).await.unwrap();
+    assert_eq!(s.tls_result("a.test").await.unwrap(), Some(failed.clone()));
+    let ok = LastResult { result: TlsResult::Success, at: Timestamp(8_000), ..failed };
+    s.record_tls_result(&ok).await.unwrap();
+    assert_eq!(s.tls_result("a.test").await.unwrap(), Some(ok), "the last result replaces the one before");
 }

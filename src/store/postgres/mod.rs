@@ -51,6 +51,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (8, include_str!("schema_v8.sql")),
     (9, include_str!("schema_v9.sql")),
     (10, include_str!("schema_v10.sql")),
+    (11, include_str!("schema_v11.sql")),
 ];
 
 pub struct PgStore {
@@ -284,6 +285,22 @@ impl Store for PgStore {
 
     async fn webhook_cursor(&self, endpoint: &str) -> Result<i64, StoreError> {
         self.with(async |c| reads::webhook_cursor(c, endpoint).await).await
+    }
+
+    async fn sts_policy(&self, domain: &str) -> Result<Option<crate::tlspolicy::CachedPolicy>, StoreError> {
+        self.with(async |c| reads::sts_policy(c, domain).await).await
+    }
+
+    async fn put_sts_policy(&self, policy: &crate::tlspolicy::CachedPolicy) -> Result<(), StoreError> {
+        self.with(async |c| writes::put_sts_policy(c, policy).await).await
+    }
+
+    async fn record_tls_result(&self, result: &crate::tlspolicy::LastResult) -> Result<(), StoreError> {
+        self.with(async |c| writes::record_tls_result(c, result).await).await
+    }
+
+    async fn tls_result(&self, domain: &str) -> Result<Option<crate::tlspolicy::LastResult>, StoreError> {
+        self.with(async |c| reads::tls_result(c, domain).await).await
     }
 
     async fn set_webhook_cursor(&self, endpoint: &str, last_event: i64) -> Result<(), StoreError> {

@@ -13,6 +13,7 @@ use crate::store::{
     SentEntry, StoreError, Suppression, Transport, codec,
 };
 use crate::time::Timestamp;
+use crate::tlspolicy::{CachedPolicy, LastResult};
 
 fn origin(s: &str) -> Result<Origin, StoreError> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -519,4 +520,37 @@ pub(super) async fn queue_summary(
         delivered_last_minute: count(&r, 0)?,
         delivered_last_5_minutes: count(&r, 1)?,
     })
+}
+
+pub(super) async fn sts_policy(c: &mut Conn, domain: &str) -> Result<Option<CachedPolicy>, StoreError> {
+    let stmt = c
+        .stmt("SELECT domain, policy_id, body, fetched_at, expires_at FROM mta_sts_policies WHERE domain = $1")
+        .await?;
+    match c.client.query_opt(&stmt, &[&domain]).await? {
+        Some(r) => Ok(Some(CachedPolicy::from_columns(
+            r.try_get(0)?,
+            r.try_get(1)?,
+            r.try_get(2)?,
+            r.try_get(3)?,
+            r.try_get(4)?,
+        )?)),
+        None => Ok(None),
+    }
+}
+
+pub(super) async fn tls_result(c: &mut Conn, domain: &str) -> Result<Option<LastResult>, StoreError> {
+    let stmt = c.stmt("SELECT domain, policy, result, detail, at FROM tls_results WHERE domain = $1").await?;
+    match c.client.query_opt(&stmt, &[&domain]).await? {
+        Some(r) => {
+            let result: String = r.try_get(2)?;
+            Ok(Some(LastResult {
+                domain: r.try_get(0)?,
+                policy: r.try_get(1)?,
+                result: codec::tls_result(&result)?,
+                detail: r.try_get(3)?,
+                at: Timestamp(r.try_get(4)?),
+            }))
+        }
+        None => Ok(None),
+    }
 }

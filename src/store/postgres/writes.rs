@@ -819,3 +819,26 @@ pub(super) async fn cluster_secret(c: &mut Conn, name: &str, candidate: &[u8]) -
     }
     Err(StoreError::Corrupt(format!("cluster secret {name} is neither stored nor readable")))
 }
+
+const STS_POLICY: &str = "
+INSERT INTO mta_sts_policies (domain, policy_id, body, fetched_at, expires_at) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (domain) DO UPDATE SET policy_id = excluded.policy_id, body = excluded.body,
+    fetched_at = excluded.fetched_at, expires_at = excluded.expires_at";
+
+pub(super) async fn put_sts_policy(c: &mut Conn, p: &crate::tlspolicy::CachedPolicy) -> Result<(), StoreError> {
+    let stmt = c.stmt(STS_POLICY).await?;
+    let (fetched, expires) = (p.fetched_at.millis(), p.expires_at.millis());
+    c.client.execute(&stmt, &[&p.domain, &p.id, &p.body, &fetched, &expires]).await?;
+    Ok(())
+}
+
+const TLS_RESULT: &str = "
+INSERT INTO tls_results (domain, policy, result, detail, at) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (domain) DO UPDATE SET policy = excluded.policy, result = excluded.result,
+    detail = excluded.detail, at = excluded.at";
+
+pub(super) async fn record_tls_result(c: &mut Conn, r: &crate::tlspolicy::LastResult) -> Result<(), StoreError> {
+    let stmt = c.stmt(TLS_RESULT).await?;
+    c.client.execute(&stmt, &[&r.domain, &r.policy, &r.result.as_str(), &r.detail, &r.at.millis()]).await?;
+    Ok(())
+}

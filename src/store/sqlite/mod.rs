@@ -25,7 +25,7 @@ use super::{
 };
 use crate::time::Timestamp;
 
-const SCHEMA_VERSION: i32 = 8;
+const SCHEMA_VERSION: i32 = 9;
 /// Upper bound of requests folded into one transaction.
 const MAX_BATCH: usize = 512;
 
@@ -72,6 +72,8 @@ enum Simple {
     Release(Selection, Timestamp),
     DeleteAll(Selection, Timestamp),
     Feedback(super::Feedback),
+    StsPolicy(crate::tlspolicy::CachedPolicy),
+    TlsResult(crate::tlspolicy::LastResult),
 }
 
 pub struct SqliteStore {
@@ -114,6 +116,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     if version < 8 {
         tx.execute_batch(include_str!("schema_v8.sql"))?;
+    }
+    if version < 9 {
+        tx.execute_batch(include_str!("schema_v9.sql"))?;
     }
     if version > SCHEMA_VERSION {
         return Err(StoreError::Corrupt(format!(
@@ -308,6 +313,24 @@ impl Store for SqliteStore {
             Ok(n.unwrap_or(0))
         })
         .await
+    }
+
+    async fn sts_policy(&self, domain: &str) -> Result<Option<crate::tlspolicy::CachedPolicy>, StoreError> {
+        let domain = domain.to_string();
+        self.read(move |c| reads::sts_policy(c, &domain)).await
+    }
+
+    async fn put_sts_policy(&self, policy: &crate::tlspolicy::CachedPolicy) -> Result<(), StoreError> {
+        self.simple(Simple::StsPolicy(policy.clone())).await.map(|_| ())
+    }
+
+    async fn record_tls_result(&self, result: &crate::tlspolicy::LastResult) -> Result<(), StoreError> {
+        self.simple(Simple::TlsResult(result.clone())).await.map(|_| ())
+    }
+
+    async fn tls_result(&self, domain: &str) -> Result<Option<crate::tlspolicy::LastResult>, StoreError> {
+        let domain = domain.to_string();
+        self.read(move |c| reads::tls_result(c, &domain)).await
     }
 
     async fn set_webhook_cursor(&self, endpoint: &str, last_event: i64) -> Result<(), StoreError> {

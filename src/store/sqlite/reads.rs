@@ -10,6 +10,7 @@ use crate::store::{
     Suppression, Transport, codec,
 };
 use crate::time::Timestamp;
+use crate::tlspolicy::{CachedPolicy, LastResult};
 
 pub(super) fn load_body(c: &Connection, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError> {
     Ok(c.prepare_cached("SELECT body FROM messages WHERE id = ?1")?.query_row([&id.0], |r| r.get(0)).optional()?)
@@ -609,4 +610,25 @@ pub(super) fn queue_summary(
         delivered_last_minute: since(60_000)?,
         delivered_last_5_minutes: since(300_000)?,
     })
+}
+
+pub(super) fn sts_policy(c: &Connection, domain: &str) -> Result<Option<CachedPolicy>, StoreError> {
+    let row = c
+        .prepare_cached(
+            "SELECT domain, policy_id, body, fetched_at, expires_at FROM mta_sts_policies WHERE domain = ?1",
+        )?
+        .query_row([domain], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .optional()?;
+    row.map(|(d, id, body, fetched, expires)| CachedPolicy::from_columns(d, id, body, fetched, expires)).transpose()
+}
+
+pub(super) fn tls_result(c: &Connection, domain: &str) -> Result<Option<LastResult>, StoreError> {
+    let row: Option<(String, String, String, String, i64)> = c
+        .prepare_cached("SELECT domain, policy, result, detail, at FROM tls_results WHERE domain = ?1")?
+        .query_row([domain], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .optional()?;
+    row.map(|(domain, policy, result, detail, at)| {
+        Ok(LastResult { domain, policy, result: codec::tls_result(&result)?, detail, at: Timestamp(at) })
+    })
+    .transpose()
 }

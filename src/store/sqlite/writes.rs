@@ -381,6 +381,20 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
                 super::reads::in_scope("domain", 2)
             ))?
             .execute(params![a, scope])?,
+        Simple::StsPolicy(p) => tx
+            .prepare_cached(
+                "INSERT INTO mta_sts_policies (domain, policy_id, body, fetched_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (domain) DO UPDATE SET policy_id = excluded.policy_id, body = excluded.body,
+                     fetched_at = excluded.fetched_at, expires_at = excluded.expires_at",
+            )?
+            .execute(params![p.domain, p.id, p.body, p.fetched_at.millis(), p.expires_at.millis()])?,
+        Simple::TlsResult(r) => tx
+            .prepare_cached(
+                "INSERT INTO tls_results (domain, policy, result, detail, at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (domain) DO UPDATE SET policy = excluded.policy, result = excluded.result,
+                     detail = excluded.detail, at = excluded.at",
+            )?
+            .execute(params![r.domain, r.policy, r.result.as_str(), r.detail, r.at.millis()])?,
         Simple::WebhookCursor(endpoint, last) => tx
             .prepare_cached(
                 "INSERT INTO webhook_cursors (endpoint, last_event) VALUES (?1, ?2)

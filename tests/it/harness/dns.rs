@@ -22,30 +22,51 @@ impl TestDns {
         }
         for _ in 0..20 {
             let port = std::net::UdpSocket::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-            let mut cmd = Command::new("dnsmasq");
-            cmd.args([
-                "--keep-in-foreground",
-                "--no-resolv",
-                "--no-hosts",
-                "--no-poll",
-                "--bind-interfaces",
-                "--listen-address=127.0.0.1",
-                "--local=/test/",
-                "--log-facility=-",
-                "--user=root",
-                "--pid-file",
-            ])
-            .arg(format!("--port={port}"))
-            .args(records)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-            let Ok(mut child) = cmd.spawn() else { continue };
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            if let Ok(None) = child.try_wait() {
+            if let Some(child) = spawn(port, records).await {
                 return Some(TestDns { addr: format!("127.0.0.1:{port}").parse().ok()?, child });
             }
         }
         panic!("dnsmasq would not start");
+    }
+
+    /// Serves other records on the same port (a zone that changed).
+    pub async fn restart(&mut self, records: &[String]) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for _ in 0..40 {
+            if let Some(child) = spawn(self.addr.port(), records).await {
+                self.child = child;
+                return;
+            }
+        }
+        panic!("dnsmasq would not restart on port {}", self.addr.port());
+    }
+}
+
+/// dnsmasq on 127.0.0.1:`port` with `records`, once it runs.
+async fn spawn(port: u16, records: &[String]) -> Option<Child> {
+    let mut cmd = Command::new("dnsmasq");
+    cmd.args([
+        "--keep-in-foreground",
+        "--no-resolv",
+        "--no-hosts",
+        "--no-poll",
+        "--bind-interfaces",
+        "--listen-address=127.0.0.1",
+        "--local=/test/",
+        "--log-facility=-",
+        "--user=root",
+        "--pid-file",
+    ])
+    .arg(format!("--port={port}"))
+    .args(records)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let mut child = cmd.spawn().ok()?;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    match child.try_wait() {
+        Ok(None) => Some(child),
+        _ => None,
     }
 }
 

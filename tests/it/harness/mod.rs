@@ -7,6 +7,7 @@ pub mod http;
 pub mod postfix;
 pub mod postgres;
 pub mod sink;
+pub mod sts;
 pub mod smtp;
 
 pub use daemon::TestDaemon;

@@ -70,6 +70,16 @@ impl Sink {
     /// in which the sender has delivered but does not know it yet.
     pub async fn start_slow(hold: Duration) -> Sink {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind sink");
+        Sink::serve(listener, hold)
+    }
+
+    /// A sink on a given loopback address and port (a peer that offers no STARTTLS).
+    pub async fn start_at(addr: SocketAddr) -> Sink {
+        let listener = TcpListener::bind(addr).await.expect("bind sink");
+        Sink::serve(listener, Duration::ZERO)
+    }
+
+    fn serve(listener: TcpListener, hold: Duration) -> Sink {
         let addr = listener.local_addr().expect("sink addr");
         let received = Arc::new(Mutex::new(Vec::new()));
         let transactions = Arc::new(Transactions::default());
