@@ -13,6 +13,7 @@ pub mod connection;
 pub mod data;
 pub mod listener;
 pub mod local;
+pub mod password;
 pub mod policy;
 pub mod replies;
 pub mod senders;

@@ -5,6 +5,7 @@ mod harness;
 
 mod api_injection;
 mod api_scopes;
+mod app_passwords;
 mod config_errors;
 mod crash_durability;
 mod dashboard;
@@ -28,6 +29,7 @@ mod instance;
 mod logs;
 mod metrics_parse;
 mod outbound;
+mod passwords;
 mod pipelining;
 mod queue_ops;
 mod postfix_peer;

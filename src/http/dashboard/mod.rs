@@ -45,6 +45,8 @@ const MAX_SESSIONS: usize = 10_000;
 pub struct Admin {
     pub user: String,
     pub csrf: String,
+    /// The password is older than `login.password_max_age` (a warning on the overview).
+    pub password_due: bool,
 }
 
 struct Session {
@@ -60,7 +62,7 @@ pub struct Sessions {
 
 impl Sessions {
     /// Starts a session for `user`; returns its id (None when no randomness is available).
-    pub fn create(&self, user: &str) -> Option<String> {
+    pub fn create(&self, user: &str, password_due: bool) -> Option<String> {
         let id = random_hex()?;
         let csrf = random_hex()?;
         let mut map = self.map.lock().ok()?;
@@ -72,7 +74,10 @@ impl Sessions {
                 map.remove(&oldest);
             }
         }
-        map.insert(id.clone(), Session { admin: Admin { user: user.into(), csrf }, expires: now + SESSION_TTL });
+        map.insert(
+            id.clone(),
+            Session { admin: Admin { user: user.into(), csrf, password_due }, expires: now + SESSION_TTL },
+        );
         Some(id)
     }
 
@@ -320,9 +325,9 @@ async fn login(
             tracing::info!(client = %peer.ip(), login = ?user, "dashboard login throttled");
             throttled_page(retry_after)
         }
-        Attempt::Accepted(u) if admins.contains(&u) => match state.sessions.create(&u) {
+        Attempt::Accepted(g) if admins.contains(&g.user) => match state.sessions.create(&g.user, g.password_due) {
             Some(id) => {
-                tracing::info!(user = %u, "dashboard login");
+                tracing::info!(user = %g.user, "dashboard login");
                 redirect("/dashboard/", Some(set_cookie(SESSION_COOKIE, &id, SESSION_TTL.as_secs())))
             }
             None => error_page(StatusCode::SERVICE_UNAVAILABLE, None, "no randomness available"),
@@ -348,7 +353,7 @@ mod tests {
     #[test]
     fn sessions_and_tokens() {
         let s = Sessions::default();
-        let id = s.create("admin@local.test").unwrap();
+        let id = s.create("admin@local.test", false).unwrap();
         assert_eq!(id.len(), 64);
         let a = s.get(&id).unwrap();
         assert_eq!(a.user, "admin@local.test");
