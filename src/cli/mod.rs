@@ -307,6 +307,23 @@ pub enum UserCommand {
     /// Named SMTP credentials of a login, each revocable on its own.
     #[command(subcommand, name = "app-password")]
     AppPassword(AppPasswordCommand),
+    /// The TOTP second factor of a login's dashboard logins.
+    #[command(subcommand, name = "2fa")]
+    TwoFactor(TwoFactorCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TwoFactorCommand {
+    /// Turn it on: prints the otpauth URI (and its QR code), the key and recovery codes once.
+    Enable { address: String },
+    /// Turn it off (a lost phone and no recovery code left).
+    Disable { address: String },
+    /// On or off, since when, recovery codes left, and whether the dashboard requires it.
+    Status {
+        address: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -443,6 +460,15 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Command::User(UserCommand::AppPassword(AppPasswordCommand::Revoke { address, name })) => {
                 user::app_revoke(&config, &address, &name).await
+            }
+            Command::User(UserCommand::TwoFactor(TwoFactorCommand::Enable { address })) => {
+                user::two_factor_enable(&config, &address).await
+            }
+            Command::User(UserCommand::TwoFactor(TwoFactorCommand::Disable { address })) => {
+                user::two_factor_disable(&config, &address).await
+            }
+            Command::User(UserCommand::TwoFactor(TwoFactorCommand::Status { address, json })) => {
+                user::two_factor_status(&config, &address, json).await
             }
             Command::Queue(QueueCommand::List { json, limit }) => queue::list(&config, json, limit).await,
             Command::Queue(QueueCommand::Show { id, json }) => queue::show(&config, &id, json).await,

@@ -1,7 +1,8 @@
 //! `mailerd user add ADDRESS [--quota BYTES]` and `mailerd user passwd ADDRESS`: store an
 //! argon2 hash of a password read from standard input, after the password policy of `[login]`
 //! (length, strength, not containing the login) accepted it; `mailerd user app-password
-//! add|list|revoke ADDRESS [NAME]`: named SMTP credentials, each printed once.
+//! add|list|revoke ADDRESS [NAME]`: named SMTP credentials, each printed once; `mailerd user
+//! 2fa enable|disable|status ADDRESS`: the TOTP second factor of dashboard logins.
 //!
 //! Exit codes: 0 done, 1 the password was refused (the reason on stderr), 2 usage or runtime
 //! error.
@@ -13,6 +14,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 
 use crate::config::Config;
 use crate::inbound::password::{self, SecretKind};
+use crate::inbound::totp;
 use crate::smtp::address::Mailbox;
 use crate::store::AppPassword;
 use crate::time::Timestamp;
@@ -155,5 +157,67 @@ pub async fn app_revoke(config: &Config, address: &str, name: &str) -> Result<i3
         bail!("{key} has no app password named `{name}` (see `mailerd user app-password list {key}`)");
     }
     outln!("{key}: app password `{name}` revoked")?;
+    Ok(0)
+}
+
+/// `user 2fa enable ADDRESS`: makes the second factor of a login and prints, once, what the
+/// person needs: the otpauth URI, its QR code for the terminal, the key, the recovery codes.
+pub async fn two_factor_enable(config: &Config, address: &str) -> Result<i32> {
+    let store = super::open_store(config).await?;
+    let key = existing(store.as_ref(), address).await?;
+    if store.second_factor(&key).await?.is_some() {
+        bail!("{key} has a second factor already (`mailerd user 2fa disable {key}` first to replace it)");
+    }
+    let secret = totp::new_secret().ok_or_else(|| anyhow!("no randomness for the secret"))?;
+    let uri = totp::otpauth_uri(&secret, &key).ok_or_else(|| anyhow!("{key} cannot be put in an otpauth URI"))?;
+    let (codes, hashes) = totp::recovery_codes().ok_or_else(|| anyhow!("no randomness for recovery codes"))?;
+    store.enable_second_factor(&key, &secret, &hashes, Timestamp::now()).await?;
+    eprintln!("second factor of {key} is on; shown once, hand it to its owner only:");
+    if let Some(qr) = totp::qr_text(&uri) {
+        outln!("{qr}")?;
+    }
+    outln!("otpauth URI:    {uri}")?;
+    outln!("key:            {}", totp::base32(&secret))?;
+    outln!("recovery codes: {}", codes.join(" "))?;
+    Ok(0)
+}
+
+pub async fn two_factor_disable(config: &Config, address: &str) -> Result<i32> {
+    let store = super::open_store(config).await?;
+    let key = existing(store.as_ref(), address).await?;
+    if !store.disable_second_factor(&key).await? {
+        bail!("{key} has no second factor");
+    }
+    outln!("{key}: second factor off")?;
+    Ok(0)
+}
+
+pub async fn two_factor_status(config: &Config, address: &str, json: bool) -> Result<i32> {
+    let store = super::open_store(config).await?;
+    let key = existing(store.as_ref(), address).await?;
+    let factor = store.second_factor(&key).await?;
+    let required = config.dashboard.require_2fa && config.dashboard.admins.contains(&key);
+    let left = factor.as_ref().map(|f| f.recovery_codes.iter().filter(|c| c.used_at.is_none()).count());
+    if json {
+        let v = serde_json::json!({
+            "address": key,
+            "enabled": factor.is_some(),
+            "enabled_at": factor.as_ref().map(|f| f.enabled_at.iso8601()),
+            "recovery_codes_left": left,
+            "required": required,
+        });
+        outln!("{v}")?;
+    } else {
+        match &factor {
+            Some(f) => outln!(
+                "{key}: on since {}, {} of {} recovery codes unused",
+                f.enabled_at.iso8601(),
+                left.unwrap_or(0),
+                f.recovery_codes.len()
+            )?,
+            None if required => outln!("{key}: off (required for this dashboard admin: enrolment at next login)")?,
+            None => outln!("{key}: off")?,
+        }
+    }
     Ok(0)
 }

@@ -36,6 +36,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 
 use crate::config::Login;
 use crate::inbound::password::{self, SecretKind};
+use crate::inbound::totp;
 use crate::metrics::{LoginDoor, LoginStats};
 use crate::smtp::address::Mailbox;
 use crate::store::{MailboxRecord, Store};
@@ -107,6 +108,27 @@ pub struct Granted {
 const DUE_LOG_EVERY: Duration = Duration::from_secs(86_400);
 /// How often a use of an app password from the same address is written to the store.
 const TOUCH_EVERY_MS: i64 = 60_000;
+
+/// Which second factor was right.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorUsed {
+    /// A TOTP code of this time step (already recorded as used).
+    Totp(u64),
+    /// A recovery code (now used up).
+    RecoveryCode,
+}
+
+/// The outcome of one second-factor attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FactorAttempt {
+    Accepted(FactorUsed),
+    /// A wrong, replayed or used-up code, or a login without a second factor.
+    Refused,
+    /// Too many failures (passwords or codes) from this network or for this login.
+    Throttled {
+        retry_after: Duration,
+    },
+}
 
 /// The outcome of one login attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -313,6 +335,66 @@ impl Authenticator {
             None => {
                 self.stats.failed(door);
                 Attempt::Refused
+            }
+        }
+    }
+
+    /// One second-factor attempt for `login` (a mailbox key whose password was right) from
+    /// `ip`: counted by the same limiter as passwords, so wrong codes lock like wrong
+    /// passwords. Without `pending`, the login's stored factor decides (a TOTP code of a step
+    /// not used before, or an unused recovery code; both are used up here); with `pending`
+    /// (enrolment: the secret the person just scanned), only a TOTP code of that secret.
+    pub async fn second_factor(
+        &self,
+        door: LoginDoor,
+        ip: IpAddr,
+        login: &str,
+        typed: &str,
+        pending: Option<&crate::store::TotpSecret>,
+    ) -> FactorAttempt {
+        let net = ClientNet::of(ip);
+        let admitted = match self.limiter.lock() {
+            Ok(mut limiter) => limiter.admit(net, Some(login), self.limit, Instant::now()),
+            Err(_) => Err(self.limit.window),
+        };
+        if let Err(retry_after) = admitted {
+            self.stats.throttled(door);
+            return FactorAttempt::Throttled { retry_after };
+        }
+        self.stats.checked(door);
+        let now = Timestamp::now();
+        let secs = u64::try_from(now.millis() / 1000).unwrap_or(0);
+        let used = match pending {
+            Some(secret) => match totp::check(secret, typed, secs) {
+                totp::Code::Totp(step) => Some(FactorUsed::Totp(step)),
+                _ => None,
+            },
+            None => match self.store.second_factor(login).await {
+                Ok(Some(factor)) => match totp::check(&factor.secret, typed, secs) {
+                    totp::Code::Totp(step) => {
+                        self.store.use_totp_step(login, step).await.unwrap_or(false).then_some(FactorUsed::Totp(step))
+                    }
+                    totp::Code::Recovery(hash) => self
+                        .store
+                        .use_recovery_code(login, &hash, now)
+                        .await
+                        .unwrap_or(false)
+                        .then_some(FactorUsed::RecoveryCode),
+                    totp::Code::Wrong => None,
+                },
+                _ => None,
+            },
+        };
+        match used {
+            Some(u) => {
+                if let Ok(mut limiter) = self.limiter.lock() {
+                    limiter.succeeded(net, login, Instant::now());
+                }
+                FactorAttempt::Accepted(u)
+            }
+            None => {
+                self.stats.failed(door);
+                FactorAttempt::Refused
             }
         }
     }

@@ -19,6 +19,7 @@ pub mod replies;
 pub mod senders;
 pub mod session;
 pub mod tls;
+pub mod totp;
 
 use std::sync::Arc;
 

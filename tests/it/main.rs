@@ -44,5 +44,6 @@ mod store_conformance;
 mod submission_checks;
 mod tidy;
 mod tools;
+mod two_factor;
 mod swaks;
 mod webhooks;

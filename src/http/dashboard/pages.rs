@@ -672,7 +672,7 @@ mod tests {
     use crate::store::{DailyCount, DomainFailures, StateStatusCount};
 
     fn admin() -> Admin {
-        Admin { user: "admin@local.test".into(), csrf: "tok".into(), password_due: false }
+        Admin { user: "admin@local.test".into(), csrf: "tok".into(), password_due: false, must_enrol: false }
     }
 
     #[test]
