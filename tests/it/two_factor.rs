@@ -4,6 +4,8 @@
 //! logins need a code after the password; a code counts once (also the one that confirmed
 //! enrolment), a recovery code once; wrong codes count in the login throttle like wrong
 //! passwords; `mailerd user 2fa enable|status|disable` does the same from the command line.
+//! And in headless Chromium (the dashboard test's WebDriver client): enrolment, then a login
+//! with a code typed into the page.
 
 use std::net::SocketAddr;
 
@@ -213,4 +215,49 @@ async fn wrong_codes_count_in_the_login_throttle_and_the_cli_enrols() {
     let fields = [("user", ADMIN), ("password", PASSWORD), ("csrf", csrf.as_str())];
     let r = form_call(http, Some([127, 0, 0, 2].into()), "POST", "/dashboard/login", Some(&token), Some(&fields)).await;
     assert_eq!(r.status, 429, "{}", r.text);
+}
+
+#[tokio::test]
+async fn enrolment_and_login_in_a_real_browser() {
+    let Some(b) = crate::dashboard::Browser::start().await else { return };
+    let d = TestDaemon::with(&format!(
+        "[listen]\nhttp = \"127.0.0.1:0\"\n[dashboard]\nadmins = [\"{ADMIN}\"]\nrequire_2fa = true\n"
+    ))
+    .await;
+    d.add_user(ADMIN, PASSWORD, None).await;
+    let base = format!("http://{}", d.http.unwrap());
+    let log_in = async || {
+        b.go(&format!("{base}/dashboard/")).await;
+        assert!(b.title().await.starts_with("Log in"));
+        b.type_into("#user", ADMIN).await;
+        b.type_into("#password", PASSWORD).await;
+        b.click("#login").await;
+        b.title_after("Log in").await
+    };
+    assert_eq!(log_in().await, "Two-factor · mailerd", "sent to enrolment");
+    assert!(b.text("#enrol-required").await.contains("require_2fa"));
+    let key = b.text("#secret").await;
+    assert_eq!(key.len(), 32, "{key}");
+    assert!(b.source().await.contains("<svg"), "the QR code is in the page");
+    b.screenshot("07-2fa-enrol").await;
+    let t0 = now();
+    b.type_into("#code", &code(&key, t0)).await;
+    b.click("#enable").await;
+    let codes = b.text("#recovery-codes").await;
+    assert_eq!(codes.lines().count(), 10, "{codes}");
+    b.screenshot("08-2fa-recovery-codes").await;
+    b.click("#continue").await;
+    assert_eq!(b.title_after("Two-factor").await, "Overview · mailerd");
+
+    // Log out, log in again: password, then the code of the next step.
+    b.click("form[action='/dashboard/logout'] button").await;
+    assert_eq!(log_in().await, "Second factor · mailerd");
+    b.type_into("#code", &code(&key, t0 - 30)).await;
+    b.click("#verify").await;
+    assert!(b.text("#code-error").await.contains("Wrong or already used code"));
+    b.type_into("#code", &code(&key, t0 + 30)).await;
+    b.click("#verify").await;
+    assert_eq!(b.title_after("Second factor").await, "Overview · mailerd");
+    b.screenshot("09-2fa-logged-in").await;
+    b.quit().await;
 }
