@@ -44,7 +44,7 @@ impl fmt::Display for Refusal {
             Refusal::TooWeak { score, min, warning } => {
                 write!(f, "too easy to guess (strength {score} of 4, at least {min} needed)")?;
                 if let Some(w) = warning {
-                    write!(f, ": {w}")?;
+                    write!(f, ": {}", w.trim_end_matches('.'))?;
                 }
                 write!(f, "; a few unrelated words make a strong password")
             }
