@@ -34,19 +34,6 @@ pub struct Login {
     pub smtp_requires_app_password: bool,
 }
 
-impl Default for Login {
-    fn default() -> Self {
-        // Infallible: the defaults are valid.
-        RawLogin::default().validate().unwrap_or(Login {
-            min_password_length: 12,
-            min_password_strength: 3,
-            password_max_age: None,
-            argon2: Argon2Cost { memory_kib: 19_456, iterations: 2, parallelism: 1 },
-            smtp_requires_app_password: false,
-        })
-    }
-}
-
 /// Upper bounds that keep a typo from making every login take gigabytes or minutes.
 const MAX_MEMORY_KIB: u32 = 1 << 20;
 const MAX_ITERATIONS: u32 = 64;
