@@ -468,17 +468,20 @@ impl Authenticator {
         }
     }
 
-    fn log_due(&self, key: &str, door: LoginDoor) {
-        let Ok(mut logged) = self.due_logged.lock() else { return };
+    /// Logs that `key`'s password is due, unless it was logged within [`DUE_LOG_EVERY`];
+    /// returns whether it logged.
+    fn log_due(&self, key: &str, door: LoginDoor) -> bool {
+        let Ok(mut logged) = self.due_logged.lock() else { return false };
         let now = Instant::now();
         if logged.get(key).is_some_and(|at| now.saturating_duration_since(*at) < DUE_LOG_EVERY) {
-            return;
+            return false;
         }
         if logged.len() >= MAX_TRACKED {
             logged.clear();
         }
         logged.insert(key.to_string(), now);
         tracing::warn!(user = %key, door = door.as_str(), "password due for a change (older than login.password_max_age)");
+        true
     }
 
     /// Records a use of an app password, off the login's path, at most once a minute per
@@ -604,6 +607,32 @@ mod tests {
             l.admit(ClientNet(IpAddr::V4(i.into())), Some(&format!("u{i}@a.test")), LIMIT, t0).ok();
         }
         assert!(l.nets.map.len() <= MAX_TRACKED && l.logins.map.len() <= MAX_TRACKED);
+    }
+
+    #[test]
+    fn passwords_older_than_max_age_are_due_and_logged_once_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(crate::store::sqlite::SqliteStore::open(&dir.path().join("t.db")).unwrap());
+        let mut policy = crate::config::Config::from_toml("").unwrap().login;
+        let record = |at: Option<i64>| MailboxRecord {
+            address: "a@local.test".into(),
+            password_hash: Some("x".into()),
+            quota: None,
+            used_bytes: 0,
+            password_changed_at: at.map(Timestamp),
+        };
+        let now = Timestamp(100 * 86_400_000);
+        let off = Authenticator::new(store.clone(), policy.clone(), 5, Duration::from_secs(60));
+        assert!(!off.is_due(&record(Some(0)), now), "no max age: never due");
+        policy.password_max_age = Some(Duration::from_secs(86_400));
+        let a = Authenticator::new(store, policy, 5, Duration::from_secs(60));
+        assert!(a.is_due(&record(Some(now.millis() - 2 * 86_400_000)), now));
+        assert!(!a.is_due(&record(Some(now.millis() - 3_600_000)), now));
+        assert!(!a.is_due(&record(None), now), "an unknown age is not due");
+        assert!(a.log_due("a@local.test", LoginDoor::Smtp));
+        assert!(!a.log_due("a@local.test", LoginDoor::Dashboard), "once a day per login");
+        assert!(a.log_due("b@local.test", LoginDoor::Smtp));
     }
 
     #[test]
