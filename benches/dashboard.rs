@@ -161,7 +161,8 @@ where
 const BOUNCE: &str = "From: MAILER-DAEMON@mx.d7.example\r\nTo: app@sender.example\r\nSubject: Undelivered Mail Returned to Sender\r\n\r\n<user1x7@d107.example>: host mx.d7.example said: 550 5.1.1 <user1x7@d107.example>: Recipient address rejected: User unknown (in reply to RCPT TO command)\r\n";
 
 async fn pages(store: Arc<SqliteStore>, message: MessageId) -> Vec<(&'static str, f64, usize)> {
-    let admin = Admin { user: "admin@sender.example".into(), csrf: "0".repeat(64) };
+    let admin =
+        Admin { user: "admin@sender.example".into(), csrf: "0".repeat(64), password_due: false, must_enrol: false };
     let config = mailerd::config::Config::from_toml("").expect("default config");
     let verifier = Arc::new(mailerd::feedback::evidence::Verifier::new(&config, None, false));
     let mut out = Vec::new();

@@ -238,7 +238,12 @@ pub async fn local_context(config: Config) -> Result<(Arc<Context>, watch::Sende
     let limits = config.limits.clone();
     let (stop, shutdown) = watch::channel(false);
     let ctx = Arc::new(Context {
-        auth: Authenticator::new(store.clone(), limits.auth_max_failures, limits.auth_failure_window),
+        auth: Authenticator::new(
+            store.clone(),
+            config.login.clone(),
+            limits.auth_max_failures,
+            limits.auth_failure_window,
+        ),
         breaker: Arc::new(crate::bounce::breaker::Breaker::new(config.account)),
         config,
         store,
@@ -289,7 +294,8 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
             "the descriptor limit is too low for the configured connection limits: the pools were scaled down (raise `ulimit -n`)"
         );
     }
-    let auth = Authenticator::new(store.clone(), limits.auth_max_failures, limits.auth_failure_window);
+    let auth =
+        Authenticator::new(store.clone(), config.login.clone(), limits.auth_max_failures, limits.auth_failure_window);
     let breaker = Arc::new(crate::bounce::breaker::Breaker::new(config.account));
     let ctx = Arc::new(Context {
         config: config.clone(),

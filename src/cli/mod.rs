@@ -316,6 +316,43 @@ pub enum UserCommand {
         #[arg(long)]
         quota: Option<u64>,
     },
+    /// Change a login's password; the new one is read from standard input and must meet the
+    /// policy of `[login]` (refused with the reason, exit 1).
+    Passwd { address: String },
+    /// Named SMTP credentials of a login, each revocable on its own.
+    #[command(subcommand, name = "app-password")]
+    AppPassword(AppPasswordCommand),
+    /// The TOTP second factor of a login's dashboard logins.
+    #[command(subcommand, name = "2fa")]
+    TwoFactor(TwoFactorCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TwoFactorCommand {
+    /// Turn it on: prints the otpauth URI (and its QR code), the key and recovery codes once.
+    Enable { address: String },
+    /// Turn it off (a lost phone and no recovery code left).
+    Disable { address: String },
+    /// On or off, since when, recovery codes left, and whether the dashboard requires it.
+    Status {
+        address: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppPasswordCommand {
+    /// Make an app password (printed once; only its SHA-256 is stored).
+    Add { address: String, name: String },
+    /// A login's app passwords: name, created, last used and from where.
+    List {
+        address: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an app password; it stops working at once, also on a running daemon.
+    Revoke { address: String, name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -430,6 +467,25 @@ pub fn run(cli: Cli) -> Result<i32> {
             Command::Account(AccountCommand::Resume { account }) => account::resume(&config, &account).await,
             Command::Tls(TlsCommand::Status { domain, json }) => tls::status(&config, &domain, json).await,
             Command::User(UserCommand::Add { address, quota }) => user::add(&config, &address, quota).await,
+            Command::User(UserCommand::Passwd { address }) => user::passwd(&config, &address).await,
+            Command::User(UserCommand::AppPassword(AppPasswordCommand::Add { address, name })) => {
+                user::app_add(&config, &address, &name).await
+            }
+            Command::User(UserCommand::AppPassword(AppPasswordCommand::List { address, json })) => {
+                user::app_list(&config, &address, json).await
+            }
+            Command::User(UserCommand::AppPassword(AppPasswordCommand::Revoke { address, name })) => {
+                user::app_revoke(&config, &address, &name).await
+            }
+            Command::User(UserCommand::TwoFactor(TwoFactorCommand::Enable { address })) => {
+                user::two_factor_enable(&config, &address).await
+            }
+            Command::User(UserCommand::TwoFactor(TwoFactorCommand::Disable { address })) => {
+                user::two_factor_disable(&config, &address).await
+            }
+            Command::User(UserCommand::TwoFactor(TwoFactorCommand::Status { address, json })) => {
+                user::two_factor_status(&config, &address, json).await
+            }
             Command::Queue(QueueCommand::List { json, limit }) => queue::list(&config, json, limit).await,
             Command::Queue(QueueCommand::Show { id, json }) => queue::show(&config, &id, json).await,
             Command::Queue(QueueCommand::Retry { id }) => queue::retry(&config, &id).await,

@@ -1,4 +1,5 @@
-//! `[dashboard]`: who may log in to the web dashboard (`admins`, mailbox logins).
+//! `[dashboard]`: who may log in to the web dashboard (`admins`, mailbox logins) and
+//! whether they need a second factor (`require_2fa`).
 //! Must not: authenticate anyone (http::dashboard does), or import a stage.
 
 use serde::Deserialize;
@@ -11,12 +12,15 @@ use crate::smtp::address::Mailbox;
 pub struct Dashboard {
     /// Mailbox logins (`mailerd user add`) allowed in, normalised; empty: the dashboard is off.
     pub admins: Vec<String>,
+    /// Admins must log in with a second factor (TOTP); one without is sent to enrol first.
+    pub require_2fa: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawDashboard {
     admins: Vec<String>,
+    require_2fa: bool,
 }
 
 impl RawDashboard {
@@ -27,12 +31,15 @@ impl RawDashboard {
                 .map_err(|e| invalid(format!("dashboard.admins[{i}]"), format!("`{a}`: {e}")))?;
             admins.push(m.key());
         }
-        Ok(Dashboard { admins })
+        Ok(Dashboard { admins, require_2fa: self.require_2fa })
     }
 }
 
 impl Dashboard {
     pub(super) fn effective(&self) -> toml::Value {
-        emit::table(vec![("admins", emit::list(self.admins.clone()))])
+        emit::table(vec![
+            ("admins", emit::list(self.admins.clone())),
+            ("require_2fa", toml::Value::Boolean(self.require_2fa)),
+        ])
     }
 }

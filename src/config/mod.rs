@@ -2,7 +2,7 @@
 //!
 //! One file per section of the file (`listen`, `store`, `limits`, `relay` and `senders`,
 //! `queue`, `local`, `tls`, `dns`, `outbound` and `routes`, `retry`, `bounce`, `dkim`, `check`,
-//! `account`, `webhooks`, `dashboard`, `log`), each with its raw (serde) type, its validated
+//! `account`, `webhooks`, `dashboard`, `log`, `login`), each with its raw (serde) type, its validated
 //! type, its `validate` and its part of `Config::effective`; this file holds `Config`, `load`,
 //! the top-level keys (`hostname`, `data_dir`), the errors and the helpers sections share.
 //! Every type is re-exported here, so `crate::config::Name` is the one path to it.
@@ -23,6 +23,7 @@ mod limits;
 mod listen;
 mod local;
 mod log;
+mod login;
 mod outbound;
 mod queue;
 mod relay;
@@ -51,6 +52,7 @@ pub use self::limits::Limits;
 pub use self::listen::Listen;
 pub use self::local::Local;
 pub use self::log::{Log, LogFormat};
+pub use self::login::{Argon2Cost, Login, MAX_PASSWORD_LENGTH};
 pub use self::outbound::{Outbound, TlsMode};
 pub use self::queue::Queue;
 pub use self::retry::Retry;
@@ -114,6 +116,8 @@ pub struct Config {
     pub senders: Senders,
     /// `[log]`: how log lines are written.
     pub log: Log,
+    /// `[login]`: password policy, password hashing, app-password-only SMTP.
+    pub login: Login,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -140,6 +144,7 @@ struct RawConfig {
     dashboard: dashboard::RawDashboard,
     senders: Vec<senders::RawSenders>,
     log: log::RawLog,
+    login: login::RawLogin,
 }
 
 impl Config {
@@ -198,10 +203,12 @@ impl RawConfig {
         let dashboard = self.dashboard.validate()?;
         let senders = senders::validate(self.relay.sender_login_match, &self.senders)?;
         let log = self.log.validate()?;
+        let login = self.login.validate()?;
         let listen = self.listen.validate()?;
         let queue = self.queue.validate()?;
         Ok(Config {
             log,
+            login,
             hostname,
             data_dir,
             listen,
@@ -291,6 +298,7 @@ impl Config {
         t.insert("dashboard".into(), self.dashboard.effective());
         t.insert("webhooks".into(), webhooks::effective(&self.webhooks, mask));
         t.insert("log".into(), self.log.effective());
+        t.insert("login".into(), self.login.effective());
         if !self.senders.grants.is_empty() {
             t.insert("senders".into(), self.senders.effective());
         }

@@ -15,6 +15,11 @@
 //! its network known to the login for [`KNOWN_FOR`]: a login locked by guesses from elsewhere
 //! is still checked from networks it logged in from before, so an attacker who keeps it
 //! locked locks out only networks its owner never used. Every table is capped.
+//! Credentials: at SMTP AUTH an app password of the login (`inbound::password`, looked up by
+//! its SHA-256, no argon2) is tried first; the main password is checked unless
+//! `login.smtp_requires_app_password` bars it from SMTP. The dashboard takes the main password
+//! only. A right main password whose hash was made with another argon2 cost than `[login]`
+//! says is re-hashed there and then; one older than `login.password_max_age` is reported.
 //! Must not: log passwords, or accept AUTH outside TLS (the connection enforces that).
 
 use std::collections::HashMap;
@@ -25,13 +30,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::password_hash::PasswordHasher;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
+use crate::config::Login;
+use crate::inbound::password::{self, SecretKind};
+use crate::inbound::totp;
 use crate::metrics::{LoginDoor, LoginStats};
 use crate::smtp::address::Mailbox;
-use crate::store::Store;
+use crate::store::{MailboxRecord, Store};
+use crate::time::Timestamp;
 
 /// Upper bound of each limiter table (networks, logins, logins with known networks), so memory
 /// stays bounded under attack. A full table first drops what is out of its window, then
@@ -76,11 +85,56 @@ impl fmt::Display for ClientNet {
     }
 }
 
+/// Which credential of a login was presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// The main password (`mailerd user add|passwd`).
+    Password,
+    /// The app password of this name (`mailerd user app-password add`).
+    AppPassword(String),
+}
+
+/// A right credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Granted {
+    /// The normalised login (its mailbox key).
+    pub user: String,
+    pub credential: Credential,
+    /// The main password is older than `login.password_max_age`.
+    pub password_due: bool,
+}
+
+/// How often a login whose password is due gets its log line (it may log in every minute).
+const DUE_LOG_EVERY: Duration = Duration::from_secs(86_400);
+/// How often a use of an app password from the same address is written to the store.
+const TOUCH_EVERY_MS: i64 = 60_000;
+
+/// Which second factor was right.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorUsed {
+    /// A TOTP code of this time step (already recorded as used).
+    Totp(u64),
+    /// A recovery code (now used up).
+    RecoveryCode,
+}
+
+/// The outcome of one second-factor attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FactorAttempt {
+    Accepted(FactorUsed),
+    /// A wrong, replayed or used-up code, or a login without a second factor.
+    Refused,
+    /// Too many failures (passwords or codes) from this network or for this login.
+    Throttled {
+        retry_after: Duration,
+    },
+}
+
 /// The outcome of one login attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempt {
-    /// The password is right: the normalised login (its mailbox key).
-    Accepted(String),
+    /// The credential is right.
+    Accepted(Granted),
     /// A wrong password, an unknown login, or a login that is not an address.
     Refused,
     /// Too many failures from this network or for this login: the password was not checked.
@@ -204,21 +258,27 @@ impl Limiter {
 
 pub struct Authenticator {
     store: Arc<dyn Store>,
+    policy: Login,
     limit: Limit,
     limiter: Mutex<Limiter>,
     stats: LoginStats,
     dummy_hash: String,
+    /// Logins whose due password was last logged, and when (bounded like the limiter's tables).
+    due_logged: Mutex<HashMap<String, Instant>>,
 }
 
 impl Authenticator {
-    pub fn new(store: Arc<dyn Store>, max_failures: u32, window: Duration) -> Self {
-        let dummy_hash = hash_password("dummy password for unknown users").unwrap_or_default();
+    pub fn new(store: Arc<dyn Store>, policy: Login, max_failures: u32, window: Duration) -> Self {
+        // The dummy costs what a real check costs.
+        let dummy_hash = password::hash(policy.argon2, "dummy password for unknown users").unwrap_or_default();
         Self {
             store,
+            policy,
             limit: Limit { max_failures, window },
             limiter: Mutex::new(Limiter::default()),
             stats: LoginStats::default(),
             dummy_hash,
+            due_logged: Mutex::new(HashMap::new()),
         }
     }
 
@@ -265,12 +325,12 @@ impl Authenticator {
             return Attempt::Throttled { retry_after };
         }
         self.stats.checked(door);
-        match self.verify(user, password).await {
-            Some(name) => {
+        match self.verify(door, ip, user, password).await {
+            Some(granted) => {
                 if let Ok(mut limiter) = self.limiter.lock() {
-                    limiter.succeeded(net, &name, Instant::now());
+                    limiter.succeeded(net, &granted.user, Instant::now());
                 }
-                Attempt::Accepted(name)
+                Attempt::Accepted(granted)
             }
             None => {
                 self.stats.failed(door);
@@ -279,24 +339,165 @@ impl Authenticator {
         }
     }
 
-    /// Checks a login (one argon2 verification, also for unknown users); returns the
-    /// normalised user name on success. No limiter: callers go through [`Self::attempt`].
-    async fn verify(&self, user: &str, password: &str) -> Option<String> {
+    /// One second-factor attempt for `login` (a mailbox key whose password was right) from
+    /// `ip`: counted by the same limiter as passwords, so wrong codes lock like wrong
+    /// passwords. Without `pending`, the login's stored factor decides (a TOTP code of a step
+    /// not used before, or an unused recovery code; both are used up here); with `pending`
+    /// (enrolment: the secret the person just scanned), only a TOTP code of that secret.
+    pub async fn second_factor(
+        &self,
+        door: LoginDoor,
+        ip: IpAddr,
+        login: &str,
+        typed: &str,
+        pending: Option<&crate::store::TotpSecret>,
+    ) -> FactorAttempt {
+        let net = ClientNet::of(ip);
+        let admitted = match self.limiter.lock() {
+            Ok(mut limiter) => limiter.admit(net, Some(login), self.limit, Instant::now()),
+            Err(_) => Err(self.limit.window),
+        };
+        if let Err(retry_after) = admitted {
+            self.stats.throttled(door);
+            return FactorAttempt::Throttled { retry_after };
+        }
+        self.stats.checked(door);
+        let now = Timestamp::now();
+        let secs = u64::try_from(now.millis() / 1000).unwrap_or(0);
+        let used = match pending {
+            Some(secret) => match totp::check(secret, typed, secs) {
+                totp::Code::Totp(step) => Some(FactorUsed::Totp(step)),
+                _ => None,
+            },
+            None => match self.store.second_factor(login).await {
+                Ok(Some(factor)) => match totp::check(&factor.secret, typed, secs) {
+                    totp::Code::Totp(step) => {
+                        self.store.use_totp_step(login, step).await.unwrap_or(false).then_some(FactorUsed::Totp(step))
+                    }
+                    totp::Code::Recovery(hash) => self
+                        .store
+                        .use_recovery_code(login, &hash, now)
+                        .await
+                        .unwrap_or(false)
+                        .then_some(FactorUsed::RecoveryCode),
+                    totp::Code::Wrong => None,
+                },
+                _ => None,
+            },
+        };
+        match used {
+            Some(u) => {
+                if let Ok(mut limiter) = self.limiter.lock() {
+                    limiter.succeeded(net, login, Instant::now());
+                }
+                FactorAttempt::Accepted(u)
+            }
+            None => {
+                self.stats.failed(door);
+                FactorAttempt::Refused
+            }
+        }
+    }
+
+    /// Checks a login: at SMTP an app password first (one indexed read), then the main
+    /// password (one argon2 verification, also for unknown users) unless barred from SMTP.
+    /// No limiter: callers go through [`Self::attempt`].
+    async fn verify(&self, door: LoginDoor, ip: IpAddr, user: &str, secret: &str) -> Option<Granted> {
         let key = Mailbox::parse(user).ok().map(|m| m.key());
+        if door == LoginDoor::Smtp {
+            if let (Some(k), Some(hash)) = (&key, SecretKind::AppPassword.hash(secret))
+                && let Ok(Some(app)) = self.store.app_password(k, &hash).await
+            {
+                let name = app.name.clone();
+                self.touch_app_password(app, ip);
+                return Some(Granted {
+                    user: k.clone(),
+                    credential: Credential::AppPassword(name),
+                    password_due: false,
+                });
+            }
+            if self.policy.smtp_requires_app_password {
+                tracing::debug!(user = %user, "AUTH: the main password is not accepted for SMTP (login.smtp_requires_app_password)");
+                return None;
+            }
+        }
         let record = match &key {
             Some(k) => self.store.mailbox(k).await.ok().flatten(),
             None => None,
         };
-        let hash = record.as_ref().and_then(|r| r.password_hash.clone());
-        let known = hash.is_some();
-        let hash = hash.unwrap_or_else(|| self.dummy_hash.clone());
-        let password = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || {
-            Argon2::default().verify_password(password.as_bytes(), hash.as_str()).is_ok()
-        })
-        .await
-        .unwrap_or(false);
-        if ok && known { key } else { None }
+        let stored = record.as_ref().and_then(|r| r.password_hash.clone());
+        let known = stored.is_some();
+        let hash = stored.clone().unwrap_or_else(|| self.dummy_hash.clone());
+        let typed = secret.to_string();
+        let ok = tokio::task::spawn_blocking(move || password::verify(&hash, &typed)).await.unwrap_or(false);
+        let (true, true, Some(key), Some(record), Some(stored)) = (ok, known, key, record, stored) else {
+            return None;
+        };
+        if password::needs_rehash(self.policy.argon2, &stored) {
+            self.rehash(&key, &stored, secret).await;
+        }
+        let password_due = self.is_due(&record, Timestamp::now());
+        if password_due {
+            self.log_due(&key, door);
+        }
+        Some(Granted { user: key, credential: Credential::Password, password_due })
+    }
+
+    /// Re-hashes a right password with the configured cost (a failure only logs: the login
+    /// stands, and the next one tries again).
+    async fn rehash(&self, key: &str, stored: &str, secret: &str) {
+        let (cost, typed) = (self.policy.argon2, secret.to_string());
+        let new = match tokio::task::spawn_blocking(move || password::hash(cost, &typed)).await {
+            Ok(Ok(h)) => h,
+            _ => return,
+        };
+        match self.store.rehash_password(key, stored, &new).await {
+            Ok(true) => {
+                tracing::info!(user = %key, m = cost.memory_kib, t = cost.iterations, p = cost.parallelism, "password re-hashed")
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(user = %key, error = %e, "password re-hash not stored"),
+        }
+    }
+
+    /// Whether a login's main password is older than `login.password_max_age` at `now`.
+    pub fn is_due(&self, record: &MailboxRecord, now: Timestamp) -> bool {
+        match (self.policy.password_max_age, record.password_changed_at) {
+            (Some(max), Some(at)) => at.plus(max) < now,
+            _ => false,
+        }
+    }
+
+    /// Logs that `key`'s password is due, unless it was logged within [`DUE_LOG_EVERY`];
+    /// returns whether it logged.
+    fn log_due(&self, key: &str, door: LoginDoor) -> bool {
+        let Ok(mut logged) = self.due_logged.lock() else { return false };
+        let now = Instant::now();
+        if logged.get(key).is_some_and(|at| now.saturating_duration_since(*at) < DUE_LOG_EVERY) {
+            return false;
+        }
+        if logged.len() >= MAX_TRACKED {
+            logged.clear();
+        }
+        logged.insert(key.to_string(), now);
+        tracing::warn!(user = %key, door = door.as_str(), "password due for a change (older than login.password_max_age)");
+        true
+    }
+
+    /// Records a use of an app password, off the login's path, at most once a minute per
+    /// password and address.
+    fn touch_app_password(&self, app: crate::store::AppPassword, ip: IpAddr) {
+        let now = Timestamp::now();
+        let recent = app.last_used_at.is_some_and(|at| now.millis().saturating_sub(at.millis()) < TOUCH_EVERY_MS);
+        if recent && app.last_used_ip == Some(ip) {
+            return;
+        }
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.touch_app_password(&app.address, &app.name, now, ip).await {
+                tracing::warn!(user = %app.address, name = %app.name, error = %e, "app password use not recorded");
+            }
+        });
     }
 }
 
@@ -409,10 +610,36 @@ mod tests {
     }
 
     #[test]
+    fn passwords_older_than_max_age_are_due_and_logged_once_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(crate::store::sqlite::SqliteStore::open(&dir.path().join("t.db")).unwrap());
+        let mut policy = crate::config::Config::from_toml("").unwrap().login;
+        let record = |at: Option<i64>| MailboxRecord {
+            address: "a@local.test".into(),
+            password_hash: Some("x".into()),
+            quota: None,
+            used_bytes: 0,
+            password_changed_at: at.map(Timestamp),
+        };
+        let now = Timestamp(100 * 86_400_000);
+        let off = Authenticator::new(store.clone(), policy.clone(), 5, Duration::from_secs(60));
+        assert!(!off.is_due(&record(Some(0)), now), "no max age: never due");
+        policy.password_max_age = Some(Duration::from_secs(86_400));
+        let a = Authenticator::new(store, policy, 5, Duration::from_secs(60));
+        assert!(a.is_due(&record(Some(now.millis() - 2 * 86_400_000)), now));
+        assert!(!a.is_due(&record(Some(now.millis() - 3_600_000)), now));
+        assert!(!a.is_due(&record(None), now), "an unknown age is not due");
+        assert!(a.log_due("a@local.test", LoginDoor::Smtp));
+        assert!(!a.log_due("a@local.test", LoginDoor::Dashboard), "once a day per login");
+        assert!(a.log_due("b@local.test", LoginDoor::Smtp));
+    }
+
+    #[test]
     fn hashes_verify() {
         let h = hash_password("s3cret").unwrap();
         assert!(h.starts_with("$argon2id$"));
-        assert!(Argon2::default().verify_password(b"s3cret", h.as_str()).is_ok());
-        assert!(Argon2::default().verify_password(b"wrong", h.as_str()).is_err());
+        assert!(password::verify(&h, "s3cret"));
+        assert!(!password::verify(&h, "wrong"));
     }
 }

@@ -503,9 +503,14 @@ async fn authenticate(
         return error(ctx, conn, session, replies::auth_malformed()).await;
     };
     match ctx.auth.attempt(LoginDoor::Smtp, ip, &user, &password).await {
-        auth::Attempt::Accepted(name) => {
-            info!(client = %client.addr, user = %name, mechanism, "AUTH ok");
-            session.auth_user = Some(name);
+        auth::Attempt::Accepted(granted) => {
+            match &granted.credential {
+                auth::Credential::Password => info!(client = %client.addr, user = %granted.user, mechanism, "AUTH ok"),
+                auth::Credential::AppPassword(app) => {
+                    info!(client = %client.addr, user = %granted.user, app = %app, mechanism, "AUTH ok")
+                }
+            }
+            session.auth_user = Some(granted.user);
             conn.reply(&replies::auth_ok());
             Ok(())
         }

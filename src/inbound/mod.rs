@@ -13,11 +13,13 @@ pub mod connection;
 pub mod data;
 pub mod listener;
 pub mod local;
+pub mod password;
 pub mod policy;
 pub mod replies;
 pub mod senders;
 pub mod session;
 pub mod tls;
+pub mod totp;
 
 use std::sync::Arc;
 

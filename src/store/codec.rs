@@ -3,7 +3,8 @@
 //! bounce_message, bounce_recipient), RFC 3461 RET (`full`, `hdrs`) and NOTIFY (`NEVER` or a
 //! list such as `SUCCESS,FAILURE`), an event's `EventKind` and the envelope sender
 //! (`ReversePath`: `local@domain`, empty for `<>`) and a recipient's last `EnhancedStatus`
-//! (`c.s.d`) through the pairs below, so no text of the store is built or split anywhere else.
+//! (`c.s.d`), a client IP address and a TOTP time step through the pairs below, so no text of
+//! the store is built or split anywhere else.
 //! An MTA-STS policy is stored as the body that was fetched and parsed again when read
 //! (`CachedPolicy::from_columns`), a TLS result as its RFC 8460 name.
 //! Must not: run SQL, or accept a combination of columns no `Destination` writes (that is a
@@ -188,6 +189,26 @@ pub(crate) fn tls_result(text: &str) -> Result<TlsResult, StoreError> {
     TlsResult::parse(text).ok_or_else(|| StoreError::Corrupt(format!("TLS result {text}")))
 }
 
+/// A client address as stored (an app password's last use).
+pub(crate) fn ip_text(ip: std::net::IpAddr) -> String {
+    ip.to_string()
+}
+
+/// A client address read back.
+pub(crate) fn ip(text: Option<String>) -> Result<Option<std::net::IpAddr>, StoreError> {
+    text.map(|t| t.parse().map_err(|_| StoreError::Corrupt(format!("IP address {t}")))).transpose()
+}
+
+/// A TOTP time step as stored (a signed 64-bit column; steps of 30 s fit for eons).
+pub(crate) fn step_value(step: u64) -> Result<i64, StoreError> {
+    i64::try_from(step).map_err(|_| StoreError::Corrupt(format!("TOTP step {step}")))
+}
+
+/// A TOTP time step read back.
+pub(crate) fn step(value: Option<i64>) -> Result<Option<u64>, StoreError> {
+    value.map(|v| u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("TOTP step {v}")))).transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,5 +267,16 @@ mod tests {
         }
         assert_eq!(notify_text(n(false, true, true, false)).as_deref(), Some("SUCCESS,FAILURE"));
         assert!(ret(Some("FULL".into())).is_err() && notify(Some("SOMETIMES".into())).is_err());
+    }
+
+    #[test]
+    fn addresses_and_steps_read_back() {
+        for a in ["127.0.0.1", "::1", "2001:db8::5"] {
+            let a: std::net::IpAddr = a.parse().unwrap();
+            assert_eq!(ip(Some(ip_text(a))).unwrap(), Some(a));
+        }
+        assert!(ip(Some("nope".into())).is_err());
+        assert_eq!(step(Some(step_value(59_000_000).unwrap())).unwrap(), Some(59_000_000));
+        assert!(step_value(u64::MAX).is_err() && step(Some(-1)).is_err());
     }
 }

@@ -898,6 +898,49 @@ pub struct MailboxRecord {
     pub password_hash: Option<String>,
     pub quota: Option<u64>,
     pub used_bytes: u64,
+    /// When the password was last set (`user add`, `user passwd`; a re-hash keeps it).
+    pub password_changed_at: Option<Timestamp>,
+}
+
+/// A named SMTP credential of a login (`mailerd user app-password`): only the SHA-256 of its
+/// random secret is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AppPassword {
+    pub address: String,
+    pub name: String,
+    #[serde(skip)]
+    pub hash: String,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+    pub last_used_ip: Option<std::net::IpAddr>,
+}
+
+/// A TOTP shared secret (RFC 6238): the raw key bytes; its `Debug` does not show them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TotpSecret(pub Vec<u8>);
+
+impl std::fmt::Debug for TotpSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TotpSecret({} bytes)", self.0.len())
+    }
+}
+
+/// A login's second factor: its TOTP secret and recovery codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecondFactor {
+    pub address: String,
+    pub secret: TotpSecret,
+    pub enabled_at: Timestamp,
+    /// The last time step whose code was accepted (a code counts once).
+    pub last_step: Option<u64>,
+    pub recovery_codes: Vec<RecoveryCode>,
+}
+
+/// One recovery code of a second factor: the SHA-256 of the code, and when it was used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryCode {
+    pub hash: String,
+    pub used_at: Option<Timestamp>,
 }
 
 #[async_trait]
@@ -953,6 +996,57 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
 
     async fn mailbox(&self, address: &str) -> Result<Option<MailboxRecord>, StoreError>;
+
+    // --- account protection ---
+
+    /// Replaces the password hash of `address` with `new_hash` if it is still `old_hash` (a
+    /// re-hash with new argon2 parameters after a login: a `passwd` that ran meanwhile wins);
+    /// the password's age is kept. Returns whether it replaced it.
+    async fn rehash_password(&self, address: &str, old_hash: &str, new_hash: &str) -> Result<bool, StoreError>;
+
+    /// Stores an app password; false when the login has one of that name already.
+    async fn add_app_password(&self, app: AppPassword) -> Result<bool, StoreError>;
+
+    /// The app passwords of a login, by name.
+    async fn app_passwords(&self, address: &str) -> Result<Vec<AppPassword>, StoreError>;
+
+    /// The app password of `address` whose secret's SHA-256 is `hash`.
+    async fn app_password(&self, address: &str, hash: &str) -> Result<Option<AppPassword>, StoreError>;
+
+    /// Deletes an app password; returns whether it existed. It stops working at once.
+    async fn revoke_app_password(&self, address: &str, name: &str) -> Result<bool, StoreError>;
+
+    /// Records a use of an app password at `at` from `ip`.
+    async fn touch_app_password(
+        &self,
+        address: &str,
+        name: &str,
+        at: Timestamp,
+        ip: std::net::IpAddr,
+    ) -> Result<(), StoreError>;
+
+    /// The second factor of a login, with its recovery codes.
+    async fn second_factor(&self, address: &str) -> Result<Option<SecondFactor>, StoreError>;
+
+    /// Enables (or replaces) a login's second factor: the secret, and the recovery codes' hashes
+    /// (earlier codes are deleted).
+    async fn enable_second_factor(
+        &self,
+        address: &str,
+        secret: &TotpSecret,
+        recovery_hashes: &[String],
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Removes a login's second factor and its recovery codes; returns whether it had one.
+    async fn disable_second_factor(&self, address: &str) -> Result<bool, StoreError>;
+
+    /// Records that the code of time step `step` was used, if no code of this or a later step
+    /// was: false means a replay (one statement, so two nodes cannot both accept it).
+    async fn use_totp_step(&self, address: &str, step: u64) -> Result<bool, StoreError>;
+
+    /// Marks an unused recovery code used; false when there is none such (unknown or used).
+    async fn use_recovery_code(&self, address: &str, hash: &str, at: Timestamp) -> Result<bool, StoreError>;
 
     // --- reports (DSNs) ---
 

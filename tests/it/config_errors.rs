@@ -37,7 +37,7 @@ fn user_add_reads_the_password_from_stdin_and_queue_list_runs() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"hunter2\n").unwrap();
+    child.stdin.take().unwrap().write_all(b"violet tractor pebble sunrise\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "carol@local.test: login and mailbox");
@@ -47,7 +47,7 @@ fn user_add_reads_the_password_from_stdin_and_queue_list_runs() {
             Ok((r.get(0)?, r.get(1)?))
         })
         .unwrap();
-    assert!(hash.starts_with("$argon2id$") && !hash.contains("hunter2"));
+    assert!(hash.starts_with("$argon2id$") && !hash.contains("violet"));
     assert_eq!(quota, 5000);
     let out = Command::new(env!("CARGO_BIN_EXE_mailerd"))
         .args(["--config", config.to_str().unwrap(), "queue", "list"])

@@ -179,7 +179,7 @@ async fn login_session_cookie_and_csrf() {
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// A chromedriver child process and one WebDriver session on it.
-struct Browser {
+pub(crate) struct Browser {
     driver: Child,
     addr: SocketAddr,
     session: String,
@@ -212,7 +212,7 @@ async fn wd_call(addr: SocketAddr, method: &str, path: &str, body: Option<Value>
 
 impl Browser {
     /// None when Chromium or chromedriver is missing (outside CI).
-    async fn start() -> Option<Browser> {
+    pub(crate) async fn start() -> Option<Browser> {
         let chromium = std::path::Path::new("/usr/bin/chromium").exists();
         let driver_ok =
             Command::new("chromedriver").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
@@ -253,19 +253,19 @@ impl Browser {
         Some(browser)
     }
 
-    async fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    pub(crate) async fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let v = wd_call(self.addr, method, &format!("/session/{}{path}", self.session), body).await;
         assert!(v["value"].get("error").is_none(), "{method} {path}: {v}");
         v["value"].clone()
     }
 
-    async fn go(&self, url: &str) {
+    pub(crate) async fn go(&self, url: &str) {
         self.cmd("POST", "/url", Some(json!({ "url": url }))).await;
     }
 
     /// The element `css` selects, waiting up to 5 s for it: a click that submits a form
     /// returns before the next page has loaded.
-    async fn find(&self, css: &str) -> String {
+    pub(crate) async fn find(&self, css: &str) -> String {
         let path = format!("/session/{}/element", self.session);
         let query = json!({"using": "css selector", "value": css});
         for _ in 0..50 {
@@ -279,32 +279,32 @@ impl Browser {
         self.cmd("POST", "/element", Some(query)).await[ELEMENT].as_str().unwrap_or("").to_string()
     }
 
-    async fn type_into(&self, css: &str, text: &str) {
+    pub(crate) async fn type_into(&self, css: &str, text: &str) {
         let e = self.find(css).await;
         self.cmd("POST", &format!("/element/{e}/value"), Some(json!({ "text": text }))).await;
     }
 
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         let e = self.find(css).await;
         self.cmd("POST", &format!("/element/{e}/click"), Some(json!({}))).await;
     }
 
-    async fn text(&self, css: &str) -> String {
+    pub(crate) async fn text(&self, css: &str) -> String {
         let e = self.find(css).await;
         self.cmd("GET", &format!("/element/{e}/text"), None).await.as_str().unwrap_or("").to_string()
     }
 
-    async fn source(&self) -> String {
+    pub(crate) async fn source(&self) -> String {
         self.cmd("GET", "/source", None).await.as_str().unwrap_or("").to_string()
     }
 
-    async fn title(&self) -> String {
+    pub(crate) async fn title(&self) -> String {
         self.cmd("GET", "/title", None).await.as_str().unwrap_or("").to_string()
     }
 
     /// The title once the page has left one titled `from` (a click that submits a form returns
     /// before the next page loads; waits up to 5 s).
-    async fn title_after(&self, from: &str) -> String {
+    pub(crate) async fn title_after(&self, from: &str) -> String {
         for _ in 0..50 {
             let t = self.title().await;
             if !t.starts_with(from) {
@@ -315,7 +315,7 @@ impl Browser {
         self.title().await
     }
 
-    async fn screenshot(&self, name: &str) -> PathBuf {
+    pub(crate) async fn screenshot(&self, name: &str) -> PathBuf {
         let b64 = self.cmd("GET", "/screenshot", None).await;
         let png = base64::engine::general_purpose::STANDARD.decode(b64.as_str().unwrap()).expect("base64 PNG");
         assert!(png.starts_with(b"\x89PNG"), "a PNG");
@@ -324,7 +324,7 @@ impl Browser {
         path
     }
 
-    async fn quit(self) {
+    pub(crate) async fn quit(self) {
         let _ = wd_call(self.addr, "DELETE", &format!("/session/{}", self.session), None).await;
     }
 }

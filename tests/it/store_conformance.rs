@@ -13,9 +13,9 @@ use mailerd::smtp::reply::EnhancedStatus;
 use mailerd::store::postgres::PgStore;
 use mailerd::store::sqlite::SqliteStore;
 use mailerd::store::{
-    AccountPause, ApiKey, Attempt, Destination, EventKind, Feedback, IdempotencyRecord, MessageId, NewMessage,
-    NewRecipient, Origin, RecipientId, RecipientState, ReportMark, Scope, Store, StoreError, Suppression, Transport,
-    Via,
+    AccountPause, ApiKey, AppPassword, Attempt, Destination, EventKind, Feedback, IdempotencyRecord, MessageId,
+    NewMessage, NewRecipient, Origin, RecipientId, RecipientState, ReportMark, Scope, Store, StoreError, Suppression,
+    TotpSecret, Transport, Via,
 };
 use mailerd::time::Timestamp;
 
@@ -99,6 +99,9 @@ conformance!(
     every_destination_is_read_back_typed,
     idempotency_records_commit_with_their_message,
     mta_sts_policies_and_tls_results_are_kept_per_domain,
+    passwords_age_and_are_rehashed_only_when_unchanged,
+    app_passwords_are_named_looked_up_by_hash_touched_and_revoked,
+    second_factors_accept_each_step_and_recovery_code_once,
 );
 
 fn origin() -> Origin {
@@ -1422,6 +1425,7 @@ const SQLITE_SCHEMAS: &[&str] = &[
     include_str!("../../src/store/sqlite/schema_v7.sql"),
     include_str!("../../src/store/sqlite/schema_v8.sql"),
     include_str!("../../src/store/sqlite/schema_v9.sql"),
+    include_str!("../../src/store/sqlite/schema_v10.sql"),
 ];
 
 /// The PostgreSQL schema files in order: version N is the first N of them.
@@ -1437,6 +1441,7 @@ const POSTGRES_SCHEMAS: &[&str] = &[
     include_str!("../../src/store/postgres/schema_v9.sql"),
     include_str!("../../src/store/postgres/schema_v10.sql"),
     include_str!("../../src/store/postgres/schema_v11.sql"),
+    include_str!("../../src/store/postgres/schema_v12.sql"),
 ];
 
 /// A SQLite store file left at schema `version` by an older mailerd, holding `rows`; the
@@ -1599,4 +1604,123 @@ async fn mta_sts_policies_and_tls_results_are_kept_per_domain(s: Arc<dyn Store>)
     let ok = LastResult { result: TlsResult::Success, at: Timestamp(8_000), ..failed };
     s.record_tls_result(&ok).await.unwrap();
     assert_eq!(s.tls_result("a.test").await.unwrap(), Some(ok), "the last result replaces the one before");
+}
+
+// --- account protection (issue 19) ---
+
+async fn passwords_age_and_are_rehashed_only_when_unchanged(s: Arc<dyn Store>) {
+    let before = Timestamp::now();
+    s.upsert_mailbox("pw@local.test", Some("$argon2id$old".into()), None).await.unwrap();
+    let m = s.mailbox("pw@local.test").await.unwrap().unwrap();
+    let set_at = m.password_changed_at.expect("a password has an age");
+    assert!(set_at >= before && set_at <= Timestamp::now());
+    // A quota change keeps the password and its age.
+    s.upsert_mailbox("pw@local.test", None, Some(10)).await.unwrap();
+    let m = s.mailbox("pw@local.test").await.unwrap().unwrap();
+    assert_eq!((m.password_hash.as_deref(), m.password_changed_at), (Some("$argon2id$old"), Some(set_at)));
+    // A re-hash replaces only the hash it was computed from, and keeps the age.
+    assert!(!s.rehash_password("pw@local.test", "$argon2id$other", "$argon2id$new").await.unwrap());
+    assert!(s.rehash_password("pw@local.test", "$argon2id$old", "$argon2id$new").await.unwrap());
+    let m = s.mailbox("pw@local.test").await.unwrap().unwrap();
+    assert_eq!((m.password_hash.as_deref(), m.password_changed_at), (Some("$argon2id$new"), Some(set_at)));
+    assert!(!s.rehash_password("nobody@local.test", "$argon2id$new", "x").await.unwrap());
+    // A mailbox without a password has no age.
+    s.upsert_mailbox("nopw@local.test", None, None).await.unwrap();
+    assert_eq!(s.mailbox("nopw@local.test").await.unwrap().unwrap().password_changed_at, None);
+}
+
+fn app(address: &str, name: &str, hash: &str, at: i64) -> AppPassword {
+    AppPassword {
+        address: address.into(),
+        name: name.into(),
+        hash: hash.into(),
+        created_at: Timestamp(at),
+        last_used_at: None,
+        last_used_ip: None,
+    }
+}
+
+async fn app_passwords_are_named_looked_up_by_hash_touched_and_revoked(s: Arc<dyn Store>) {
+    let a = "app@local.test";
+    assert!(s.add_app_password(app(a, "phone", "h-phone", 1_000)).await.unwrap());
+    assert!(s.add_app_password(app(a, "laptop", "h-laptop", 2_000)).await.unwrap());
+    assert!(!s.add_app_password(app(a, "phone", "h-other", 3_000)).await.unwrap(), "names are unique per login");
+    assert!(s.add_app_password(app("b@local.test", "phone", "h-phone", 3_000)).await.unwrap());
+    let list = s.app_passwords(a).await.unwrap();
+    assert_eq!(list.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["laptop", "phone"]);
+    assert_eq!(list[1], app(a, "phone", "h-phone", 1_000));
+    assert_eq!(s.app_password(a, "h-laptop").await.unwrap().map(|p| p.name), Some("laptop".into()));
+    assert_eq!(s.app_password(a, "h-nope").await.unwrap(), None);
+    assert_eq!(s.app_password("c@local.test", "h-phone").await.unwrap(), None, "another login's");
+    let ip: std::net::IpAddr = "2001:db8::7".parse().unwrap();
+    s.touch_app_password(a, "phone", Timestamp(5_000), ip).await.unwrap();
+    // An older touch (a slower node) does not move the time back.
+    s.touch_app_password(a, "phone", Timestamp(4_000), "127.0.0.9".parse().unwrap()).await.unwrap();
+    let p = s.app_password(a, "h-phone").await.unwrap().unwrap();
+    assert_eq!((p.last_used_at, p.last_used_ip), (Some(Timestamp(5_000)), Some(ip)));
+    assert!(s.revoke_app_password(a, "phone").await.unwrap());
+    assert!(!s.revoke_app_password(a, "phone").await.unwrap());
+    assert_eq!(s.app_password(a, "h-phone").await.unwrap(), None);
+    assert!(s.app_password("b@local.test", "h-phone").await.unwrap().is_some(), "the other login's stays");
+}
+
+async fn second_factors_accept_each_step_and_recovery_code_once(s: Arc<dyn Store>) {
+    let a = "tf@local.test";
+    assert_eq!(s.second_factor(a).await.unwrap(), None);
+    assert!(!s.use_totp_step(a, 10).await.unwrap(), "no factor, no step");
+    let secret = TotpSecret((0u8..20).collect());
+    s.enable_second_factor(a, &secret, &["r1".into(), "r2".into()], Timestamp(7_000)).await.unwrap();
+    let f = s.second_factor(a).await.unwrap().unwrap();
+    assert_eq!((f.secret.clone(), f.enabled_at, f.last_step), (secret.clone(), Timestamp(7_000), None));
+    assert_eq!(
+        f.recovery_codes.iter().map(|c| (c.hash.as_str(), c.used_at)).collect::<Vec<_>>(),
+        [("r1", None), ("r2", None)]
+    );
+    assert!(s.use_totp_step(a, 100).await.unwrap());
+    assert!(!s.use_totp_step(a, 100).await.unwrap(), "a code is used once");
+    assert!(!s.use_totp_step(a, 99).await.unwrap(), "nor an earlier one after it");
+    assert!(s.use_totp_step(a, 101).await.unwrap());
+    assert_eq!(s.second_factor(a).await.unwrap().unwrap().last_step, Some(101));
+    assert!(s.use_recovery_code(a, "r2", Timestamp(8_000)).await.unwrap());
+    assert!(!s.use_recovery_code(a, "r2", Timestamp(9_000)).await.unwrap(), "a recovery code is used once");
+    assert!(!s.use_recovery_code(a, "r9", Timestamp(9_000)).await.unwrap());
+    assert!(!s.use_recovery_code("other@local.test", "r1", Timestamp(9_000)).await.unwrap());
+    let codes = s.second_factor(a).await.unwrap().unwrap().recovery_codes;
+    assert_eq!(codes[1].used_at, Some(Timestamp(8_000)));
+    // Enrolling again replaces the secret and the codes and forgets the step.
+    let new_secret = TotpSecret(vec![9; 20]);
+    s.enable_second_factor(a, &new_secret, &["r3".into()], Timestamp(10_000)).await.unwrap();
+    let f = s.second_factor(a).await.unwrap().unwrap();
+    assert_eq!((f.secret, f.last_step, f.recovery_codes.len()), (new_secret, None, 1));
+    assert!(!s.use_recovery_code(a, "r1", Timestamp(11_000)).await.unwrap(), "old codes are gone");
+    assert!(s.disable_second_factor(a).await.unwrap());
+    assert!(!s.disable_second_factor(a).await.unwrap());
+    assert_eq!(s.second_factor(a).await.unwrap(), None);
+    assert!(!s.use_recovery_code(a, "r3", Timestamp(12_000)).await.unwrap());
+}
+
+const MAILBOX_BEFORE_AGES: &str = "
+INSERT INTO mailboxes (address, password_hash) VALUES ('old@local.test', '$argon2id$x');
+INSERT INTO mailboxes (address) VALUES ('nopw@local.test');";
+
+async fn mailboxes_made_before_password_ages(s: &dyn Store, before: Timestamp) {
+    let m = s.mailbox("old@local.test").await.unwrap().unwrap();
+    let age = m.password_changed_at.expect("counted from the migration");
+    assert!(age >= before && age <= Timestamp::now());
+    assert_eq!(s.mailbox("nopw@local.test").await.unwrap().unwrap().password_changed_at, None);
+}
+
+#[tokio::test]
+async fn sqlite_upgrade_to_password_ages() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = Timestamp(Timestamp::now().millis() - 1_000);
+    mailboxes_made_before_password_ages(&sqlite_at_version(dir.path(), 9, MAILBOX_BEFORE_AGES), before).await;
+}
+
+#[tokio::test]
+async fn postgres_upgrade_to_password_ages() {
+    let Some(admin) = url_or_skip("store_conformance::postgres_upgrade_to_password_ages") else { return };
+    let before = Timestamp(Timestamp::now().millis() - 1_000);
+    let (_schema, store) = postgres_at_version(&admin, "upgrade_ages", 11, MAILBOX_BEFORE_AGES).await;
+    mailboxes_made_before_password_ages(&store, before).await;
 }

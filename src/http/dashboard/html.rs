@@ -72,6 +72,7 @@ const NAV: &[(&str, &str)] = &[
     ("/dashboard/suppressions", "Suppressions"),
     ("/dashboard/bounces", "Bounce explorer"),
     ("/dashboard/checklist", "Checklist"),
+    ("/dashboard/2fa", "Two-factor"),
 ];
 
 /// A whole page. `session` is (user, CSRF token) when logged in: then the navigation and the

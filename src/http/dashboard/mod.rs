@@ -5,6 +5,9 @@
 //! address is in `[dashboard] admins`; none listed means the dashboard is off (404 page).
 //! Logins share SMTP AUTH's failure limiter (per client network and per login, see
 //! `inbound::auth`): a blocked attempt gets 429 with `Retry-After` and no password check.
+//! Second factor (`two_factor`): a login with one is parked after its password (a random id in
+//! a short-lived cookie, [`PENDING_TTL`]) until a code is right; with `dashboard.require_2fa`
+//! an admin without one gets a session that opens only enrolment.
 //! Sessions: a random 256-bit id in memory ([`Sessions`]), sent as a cookie `HttpOnly;
 //! SameSite=Strict; Path=/dashboard` that expires after 12 h; each session has its own CSRF
 //! token, embedded in every form and checked (constant time) on every POST by one extractor,
@@ -16,6 +19,7 @@
 
 pub mod html;
 pub mod pages;
+pub mod two_factor;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -32,11 +36,16 @@ use axum::routing::{get, post};
 use super::AppState;
 use crate::inbound::auth::Attempt;
 use crate::metrics::LoginDoor;
+use crate::store::TotpSecret;
 
 /// How long a session lasts after login.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 const SESSION_COOKIE: &str = "mailerd_session";
 const LOGIN_COOKIE: &str = "mailerd_login";
+/// The cookie of a login waiting for its second factor.
+const PENDING_COOKIE: &str = "mailerd_2fa";
+/// How long a right password waits for its second factor.
+pub const PENDING_TTL: Duration = Duration::from_secs(300);
 /// Upper bound of live sessions (memory stays bounded whatever happens).
 const MAX_SESSIONS: usize = 10_000;
 
@@ -45,35 +54,100 @@ const MAX_SESSIONS: usize = 10_000;
 pub struct Admin {
     pub user: String,
     pub csrf: String,
+    /// The password is older than `login.password_max_age` (a warning on the overview).
+    pub password_due: bool,
+    /// `dashboard.require_2fa` and no second factor yet: only enrolment is open.
+    pub must_enrol: bool,
 }
 
 struct Session {
     admin: Admin,
     expires: Instant,
+    /// The secret shown on the enrolment page, until a code of it confirms it.
+    enrolling: Option<TotpSecret>,
 }
 
-/// The live sessions, by id (kept in memory: a restart logs everyone out).
+/// A login whose password was right and whose second factor is awaited.
+#[derive(Debug, Clone)]
+pub struct PendingLogin {
+    pub user: String,
+    pub password_due: bool,
+    pub csrf: String,
+}
+
+/// The live sessions, by id (kept in memory: a restart logs everyone out), and the logins
+/// waiting for their second factor.
 #[derive(Default)]
 pub struct Sessions {
     map: Mutex<HashMap<String, Session>>,
+    pending: Mutex<HashMap<String, (PendingLogin, Instant)>>,
+}
+
+/// Inserts into a bounded map of expiring entries: expired ones go first, then the one that
+/// expires first.
+fn insert_bounded<V>(map: &mut HashMap<String, V>, id: String, value: V, expires: impl Fn(&V) -> Instant) {
+    let now = Instant::now();
+    map.retain(|_, v| expires(v) > now);
+    if map.len() >= MAX_SESSIONS
+        && let Some(oldest) = map.iter().min_by_key(|(_, v)| expires(v)).map(|(k, _)| k.clone())
+    {
+        map.remove(&oldest);
+    }
+    map.insert(id, value);
 }
 
 impl Sessions {
     /// Starts a session for `user`; returns its id (None when no randomness is available).
-    pub fn create(&self, user: &str) -> Option<String> {
+    pub fn create(&self, user: &str, password_due: bool, must_enrol: bool) -> Option<String> {
         let id = random_hex()?;
         let csrf = random_hex()?;
         let mut map = self.map.lock().ok()?;
-        let now = Instant::now();
-        map.retain(|_, s| s.expires > now);
-        if map.len() >= MAX_SESSIONS {
-            // Drop the oldest (the one that expires first).
-            if let Some(oldest) = map.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| k.clone()) {
-                map.remove(&oldest);
-            }
-        }
-        map.insert(id.clone(), Session { admin: Admin { user: user.into(), csrf }, expires: now + SESSION_TTL });
+        let admin = Admin { user: user.into(), csrf, password_due, must_enrol };
+        let session = Session { admin, expires: Instant::now() + SESSION_TTL, enrolling: None };
+        insert_bounded(&mut map, id.clone(), session, |s| s.expires);
         Some(id)
+    }
+
+    /// Parks a login whose second factor is awaited (for [`PENDING_TTL`]); returns its id.
+    pub fn park(&self, user: &str, password_due: bool) -> Option<String> {
+        let id = random_hex()?;
+        let csrf = random_hex()?;
+        let mut map = self.pending.lock().ok()?;
+        let login = PendingLogin { user: user.into(), password_due, csrf };
+        insert_bounded(&mut map, id.clone(), (login, Instant::now() + PENDING_TTL), |(_, at)| *at);
+        Some(id)
+    }
+
+    /// A parked login, unexpired.
+    pub fn parked(&self, id: &str) -> Option<PendingLogin> {
+        let map = self.pending.lock().ok()?;
+        map.get(id).filter(|(_, at)| *at > Instant::now()).map(|(p, _)| p.clone())
+    }
+
+    pub fn unpark(&self, id: &str) {
+        if let Ok(mut map) = self.pending.lock() {
+            map.remove(id);
+        }
+    }
+
+    /// The enrolment secret of a session, made on first ask and kept until enrolment ends.
+    pub fn enrolling(&self, id: &str) -> Option<TotpSecret> {
+        let mut map = self.map.lock().ok()?;
+        let s = map.get_mut(id)?;
+        if s.enrolling.is_none() {
+            s.enrolling = crate::inbound::totp::new_secret();
+        }
+        s.enrolling.clone()
+    }
+
+    /// Ends enrolment of a session (enrolled, or not needed); `must_enrol` is the new state.
+    pub fn enrolled(&self, id: &str, must_enrol: bool) {
+        if let Ok(mut map) = self.map.lock()
+            && let Some(s) = map.get_mut(id)
+        {
+            s.enrolling = None;
+            s.admin.must_enrol = must_enrol;
+        }
     }
 
     /// The admin of a live session.
@@ -106,6 +180,11 @@ fn random_hex() -> Option<String> {
 /// Equal without revealing where they differ.
 pub fn same_token(a: &str, b: &str) -> bool {
     a.len() == b.len() && !a.is_empty() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The id of the request's session (its cookie).
+pub fn session_id(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, SESSION_COOKIE)
 }
 
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -214,7 +293,13 @@ impl FromRequestParts<Arc<AppState>> for Admin {
         let admin = cookie(&parts.headers, SESSION_COOKIE).and_then(|id| state.sessions.get(id));
         match admin {
             // Removed from the config since: out.
-            Some(a) if state.ctx.config.dashboard.admins.contains(&a.user) => Ok(a),
+            Some(a) if state.ctx.config.dashboard.admins.contains(&a.user) => {
+                let path = parts.uri.path();
+                if a.must_enrol && !path.starts_with("/dashboard/2fa") && path != "/dashboard/logout" {
+                    return Err(redirect("/dashboard/2fa", None));
+                }
+                Ok(a)
+            }
             _ => Err(redirect("/dashboard/login", None)),
         }
     }
@@ -226,6 +311,10 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/dashboard", get(pages::overview))
         .route("/dashboard/", get(pages::overview))
         .route("/dashboard/login", get(login_form).post(login))
+        .route("/dashboard/login/code", get(two_factor::code_form).post(two_factor::code))
+        .route("/dashboard/2fa", get(two_factor::status))
+        .route("/dashboard/2fa/enable", post(two_factor::enable))
+        .route("/dashboard/2fa/disable", post(two_factor::disable))
         .route("/dashboard/logout", post(logout))
         .route("/dashboard/queue", get(pages::queue))
         .route("/dashboard/queue/{id}/retry", post(pages::retry))
@@ -320,17 +409,39 @@ async fn login(
             tracing::info!(client = %peer.ip(), login = ?user, "dashboard login throttled");
             throttled_page(retry_after)
         }
-        Attempt::Accepted(u) if admins.contains(&u) => match state.sessions.create(&u) {
-            Some(id) => {
-                tracing::info!(user = %u, "dashboard login");
-                redirect("/dashboard/", Some(set_cookie(SESSION_COOKIE, &id, SESSION_TTL.as_secs())))
+        Attempt::Accepted(g) if admins.contains(&g.user) => {
+            let enrolled = match state.ctx.store.second_factor(&g.user).await {
+                Ok(f) => f.is_some(),
+                Err(e) => return error_page(StatusCode::SERVICE_UNAVAILABLE, None, &format!("store: {e}")),
+            };
+            if enrolled {
+                // The password was right; the session waits for the second factor.
+                return match state.sessions.park(&g.user, g.password_due) {
+                    Some(id) => {
+                        redirect("/dashboard/login/code", Some(set_cookie(PENDING_COOKIE, &id, PENDING_TTL.as_secs())))
+                    }
+                    None => error_page(StatusCode::SERVICE_UNAVAILABLE, None, "no randomness available"),
+                };
             }
-            None => error_page(StatusCode::SERVICE_UNAVAILABLE, None, "no randomness available"),
-        },
+            let must_enrol = state.ctx.config.dashboard.require_2fa;
+            start_session(&state, &g.user, g.password_due, must_enrol)
+        }
         Attempt::Accepted(_) | Attempt::Refused => {
             tracing::info!(user = %user, "dashboard login refused");
             login_page(StatusCode::UNAUTHORIZED, Some("Wrong address or password, or not a dashboard admin."))
         }
+    }
+}
+
+/// Starts a session after a complete login: to the overview, or to enrolment first.
+fn start_session(state: &AppState, user: &str, password_due: bool, must_enrol: bool) -> Response {
+    match state.sessions.create(user, password_due, must_enrol) {
+        Some(id) => {
+            tracing::info!(user = %user, "dashboard login");
+            let to = if must_enrol { "/dashboard/2fa" } else { "/dashboard/" };
+            redirect(to, Some(set_cookie(SESSION_COOKIE, &id, SESSION_TTL.as_secs())))
+        }
+        None => error_page(StatusCode::SERVICE_UNAVAILABLE, None, "no randomness available"),
     }
 }
 
@@ -348,7 +459,7 @@ mod tests {
     #[test]
     fn sessions_and_tokens() {
         let s = Sessions::default();
-        let id = s.create("admin@local.test").unwrap();
+        let id = s.create("admin@local.test", false, false).unwrap();
         assert_eq!(id.len(), 64);
         let a = s.get(&id).unwrap();
         assert_eq!(a.user, "admin@local.test");

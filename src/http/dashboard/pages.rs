@@ -135,7 +135,14 @@ pub fn chart_since(now: Timestamp) -> Timestamp {
 pub fn render_overview(admin: &Admin, o: &DeliveryOverview, now: Timestamp) -> String {
     let s = summarize(o);
     let finished = s.delivered + s.hard + s.soft;
-    let mut b = String::from("<h1>Overview</h1><div class=\"cards\" id=\"cards\">");
+    let mut b = String::from("<h1>Overview</h1>");
+    if admin.password_due {
+        b.push_str(
+            "<p class=\"err\" id=\"password-due\">Your password is older than the configured maximum age \
+             (<code>login.password_max_age</code>): change it with <code>mailerd user passwd ADDRESS</code>.</p>",
+        );
+    }
+    b.push_str("<div class=\"cards\" id=\"cards\">");
     for (id, label, value, note) in [
         ("sent", "Recipients", s.total.to_string(), String::new()),
         ("delivered", "Delivered", s.delivered.to_string(), pct(s.delivered, finished)),
@@ -665,7 +672,7 @@ mod tests {
     use crate::store::{DailyCount, DomainFailures, StateStatusCount};
 
     fn admin() -> Admin {
-        Admin { user: "admin@local.test".into(), csrf: "tok".into() }
+        Admin { user: "admin@local.test".into(), csrf: "tok".into(), password_due: false, must_enrol: false }
     }
 
     #[test]
@@ -688,6 +695,9 @@ mod tests {
         assert!(page.contains("&lt;evil&gt;.test") && !page.contains("<evil>"));
         assert!(page.contains("userunknown") && page.contains(Reason::UserUnknown.info().advice));
         assert!(page.contains("90.0%"), "deliverability 90/100");
+        assert!(!page.contains("password-due"));
+        let due = Admin { password_due: true, ..admin() };
+        assert!(render_overview(&due, &o, now).contains("id=\"password-due\""));
         assert_eq!(page.matches("<rect").count(), CHART_DAYS as usize);
     }
 

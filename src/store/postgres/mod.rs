@@ -29,9 +29,9 @@ use self::pool::Pool;
 use self::reads::{FactsOf, SuppressionOf};
 use self::writes::{Outcomes, Release};
 use super::{
-    AccountPause, ApiKey, Attempt, Claim, ClusterStore, EventRecord, Feedback, IdempotencyRecord, MailboxRecord,
-    MessageDetail, MessageId, NewMessage, QueueEntry, QueueSummary, RecipientId, ReportFacts, Scope, Selection,
-    SentEntry, Store, StoreError, Suppression, Transport,
+    AccountPause, ApiKey, AppPassword, Attempt, Claim, ClusterStore, EventRecord, Feedback, IdempotencyRecord,
+    MailboxRecord, MessageDetail, MessageId, NewMessage, QueueEntry, QueueSummary, RecipientId, ReportFacts, Scope,
+    SecondFactor, Selection, SentEntry, Store, StoreError, Suppression, TotpSecret, Transport,
 };
 use crate::time::Timestamp;
 
@@ -52,6 +52,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (9, include_str!("schema_v9.sql")),
     (10, include_str!("schema_v10.sql")),
     (11, include_str!("schema_v11.sql")),
+    (12, include_str!("schema_v12.sql")),
 ];
 
 pub struct PgStore {
@@ -209,6 +210,62 @@ impl Store for PgStore {
 
     async fn mailbox(&self, address: &str) -> Result<Option<MailboxRecord>, StoreError> {
         self.with(async |c| reads::mailbox(c, address).await).await
+    }
+
+    async fn rehash_password(&self, address: &str, old_hash: &str, new_hash: &str) -> Result<bool, StoreError> {
+        self.with(async |c| writes::rehash_password(c, address, old_hash, new_hash).await).await
+    }
+
+    async fn add_app_password(&self, app: AppPassword) -> Result<bool, StoreError> {
+        self.with(async |c| writes::add_app_password(c, &app).await).await
+    }
+
+    async fn app_passwords(&self, address: &str) -> Result<Vec<AppPassword>, StoreError> {
+        self.with(async |c| reads::app_passwords(c, address, None).await).await
+    }
+
+    async fn app_password(&self, address: &str, hash: &str) -> Result<Option<AppPassword>, StoreError> {
+        self.with(async |c| reads::app_passwords(c, address, Some(hash)).await.map(|mut v| v.pop())).await
+    }
+
+    async fn revoke_app_password(&self, address: &str, name: &str) -> Result<bool, StoreError> {
+        self.with(async |c| writes::revoke_app_password(c, address, name).await).await
+    }
+
+    async fn touch_app_password(
+        &self,
+        address: &str,
+        name: &str,
+        at: Timestamp,
+        ip: std::net::IpAddr,
+    ) -> Result<(), StoreError> {
+        self.with(async |c| writes::touch_app_password(c, address, name, at, ip).await).await
+    }
+
+    async fn second_factor(&self, address: &str) -> Result<Option<SecondFactor>, StoreError> {
+        self.with(async |c| reads::second_factor(c, address).await).await
+    }
+
+    async fn enable_second_factor(
+        &self,
+        address: &str,
+        secret: &TotpSecret,
+        recovery_hashes: &[String],
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.with(async |c| writes::enable_second_factor(c, address, secret, recovery_hashes, at).await).await
+    }
+
+    async fn disable_second_factor(&self, address: &str) -> Result<bool, StoreError> {
+        self.with(async |c| writes::disable_second_factor(c, address).await).await
+    }
+
+    async fn use_totp_step(&self, address: &str, step: u64) -> Result<bool, StoreError> {
+        self.with(async |c| writes::use_totp_step(c, address, step).await).await
+    }
+
+    async fn use_recovery_code(&self, address: &str, hash: &str, at: Timestamp) -> Result<bool, StoreError> {
+        self.with(async |c| writes::use_recovery_code(c, address, hash, at).await).await
     }
 
     async fn report_facts(&self, id: &MessageId) -> Result<Option<ReportFacts>, StoreError> {

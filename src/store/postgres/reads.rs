@@ -8,9 +8,9 @@ use tokio_postgres::Row;
 use super::batch::Batched;
 use super::pool::Conn;
 use crate::store::{
-    AccountPause, ApiKey, EventKind, EventRecord, EventView, IdempotencyRecord, MailboxRecord, MessageDetail,
-    MessageId, Origin, QueueEntry, RecipientFacts, RecipientId, RecipientState, RecipientView, ReportFacts, Scope,
-    SentEntry, StoreError, Suppression, Transport, codec,
+    AccountPause, ApiKey, AppPassword, EventKind, EventRecord, EventView, IdempotencyRecord, MailboxRecord,
+    MessageDetail, MessageId, Origin, QueueEntry, RecipientFacts, RecipientId, RecipientState, RecipientView,
+    RecoveryCode, ReportFacts, Scope, SecondFactor, SentEntry, StoreError, Suppression, TotpSecret, Transport, codec,
 };
 use crate::time::Timestamp;
 use crate::tlspolicy::{CachedPolicy, LastResult};
@@ -136,7 +136,9 @@ pub(super) async fn message_detail(c: &mut Conn, id: &MessageId) -> Result<Optio
 }
 
 pub(super) async fn mailbox(c: &mut Conn, address: &str) -> Result<Option<MailboxRecord>, StoreError> {
-    let stmt = c.stmt("SELECT address, password_hash, quota, used_bytes FROM mailboxes WHERE address = $1").await?;
+    let stmt = c
+        .stmt("SELECT address, password_hash, quota, used_bytes, password_changed_at FROM mailboxes WHERE address = $1")
+        .await?;
     let Some(r) = c.client.query_opt(&stmt, &[&address]).await? else {
         return Ok(None);
     };
@@ -145,6 +147,53 @@ pub(super) async fn mailbox(c: &mut Conn, address: &str) -> Result<Option<Mailbo
         password_hash: r.try_get(1)?,
         quota: r.try_get::<_, Option<i64>>(2)?.map(|q| q as u64),
         used_bytes: r.try_get::<_, i64>(3)? as u64,
+        password_changed_at: r.try_get::<_, Option<i64>>(4)?.map(Timestamp),
+    }))
+}
+
+fn app_password_row(r: &Row) -> Result<AppPassword, StoreError> {
+    Ok(AppPassword {
+        address: r.try_get(0)?,
+        name: r.try_get(1)?,
+        hash: r.try_get(2)?,
+        created_at: Timestamp(r.try_get(3)?),
+        last_used_at: r.try_get::<_, Option<i64>>(4)?.map(Timestamp),
+        last_used_ip: codec::ip(r.try_get(5)?)?,
+    })
+}
+
+/// The app passwords of a login by name, or the one whose secret hashes to `hash`.
+pub(super) async fn app_passwords(
+    c: &mut Conn,
+    address: &str,
+    hash: Option<&str>,
+) -> Result<Vec<AppPassword>, StoreError> {
+    let stmt = c
+        .stmt(
+            "SELECT address, name, secret_hash, created_at, last_used_at, last_used_ip FROM app_passwords
+             WHERE address = $1 AND ($2::text IS NULL OR secret_hash = $2) ORDER BY name",
+        )
+        .await?;
+    c.client.query(&stmt, &[&address, &hash]).await?.iter().map(app_password_row).collect()
+}
+
+pub(super) async fn second_factor(c: &mut Conn, address: &str) -> Result<Option<SecondFactor>, StoreError> {
+    let factor = c.stmt("SELECT secret, enabled_at, last_step FROM second_factors WHERE address = $1").await?;
+    let codes = c.stmt("SELECT code_hash, used_at FROM recovery_codes WHERE address = $1 ORDER BY code_hash").await?;
+    let Some(r) = c.client.query_opt(&factor, &[&address]).await? else { return Ok(None) };
+    let recovery_codes = c
+        .client
+        .query(&codes, &[&address])
+        .await?
+        .iter()
+        .map(|r| Ok(RecoveryCode { hash: r.try_get(0)?, used_at: r.try_get::<_, Option<i64>>(1)?.map(Timestamp) }))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(Some(SecondFactor {
+        address: address.to_string(),
+        secret: TotpSecret(r.try_get(0)?),
+        enabled_at: Timestamp(r.try_get(1)?),
+        last_step: codec::step(r.try_get(2)?)?,
+        recovery_codes,
     }))
 }
 

@@ -14,8 +14,8 @@ use tokio_postgres::types::ToSql;
 use super::batch::Batched;
 use super::pool::Conn;
 use crate::store::{
-    AccountPause, ApiKey, Attempt, Claim, Destination, EventKind, Feedback, MessageId, NewMessage, RecipientId,
-    RecipientState, ReportMark, Scope, Selection, StoreError, Suppression, Transport, codec,
+    AccountPause, ApiKey, AppPassword, Attempt, Claim, Destination, EventKind, Feedback, MessageId, NewMessage,
+    RecipientId, RecipientState, ReportMark, Scope, Selection, StoreError, Suppression, TotpSecret, Transport, codec,
 };
 use crate::time::Timestamp;
 
@@ -537,9 +537,12 @@ impl<'a> RecordColumns<'a> {
 }
 
 const UPSERT_MAILBOX: &str = "
-INSERT INTO mailboxes (address, password_hash, quota) VALUES ($1, $2, $3)
+INSERT INTO mailboxes (address, password_hash, quota, password_changed_at)
+VALUES ($1, $2, $3, CASE WHEN $2::text IS NULL THEN NULL ELSE $4::bigint END)
 ON CONFLICT (address) DO UPDATE SET password_hash = COALESCE(excluded.password_hash, mailboxes.password_hash),
-                                    quota = COALESCE(excluded.quota, mailboxes.quota)";
+                                    quota = COALESCE(excluded.quota, mailboxes.quota),
+                                    password_changed_at = COALESCE(excluded.password_changed_at,
+                                                                   mailboxes.password_changed_at)";
 
 pub(super) async fn upsert_mailbox(
     c: &mut Conn,
@@ -548,7 +551,7 @@ pub(super) async fn upsert_mailbox(
     quota: Option<u64>,
 ) -> Result<(), StoreError> {
     let stmt = c.stmt(UPSERT_MAILBOX).await?;
-    c.client.execute(&stmt, &[&address, &hash, &quota.map(|q| q as i64)]).await?;
+    c.client.execute(&stmt, &[&address, &hash, &quota.map(|q| q as i64), &Timestamp::now().millis()]).await?;
     Ok(())
 }
 
@@ -841,4 +844,99 @@ pub(super) async fn record_tls_result(c: &mut Conn, r: &crate::tlspolicy::LastRe
     let stmt = c.stmt(TLS_RESULT).await?;
     c.client.execute(&stmt, &[&r.domain, &r.policy, &r.result.as_str(), &r.detail, &r.at.millis()]).await?;
     Ok(())
+}
+// --- account protection ---
+
+pub(super) async fn rehash_password(c: &mut Conn, address: &str, old: &str, new: &str) -> Result<bool, StoreError> {
+    let stmt = c.stmt("UPDATE mailboxes SET password_hash = $3 WHERE address = $1 AND password_hash = $2").await?;
+    Ok(c.client.execute(&stmt, &[&address, &old, &new]).await? > 0)
+}
+
+pub(super) async fn add_app_password(c: &mut Conn, a: &AppPassword) -> Result<bool, StoreError> {
+    let stmt = c
+        .stmt(
+            "INSERT INTO app_passwords (address, name, secret_hash, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING",
+        )
+        .await?;
+    Ok(c.client.execute(&stmt, &[&a.address, &a.name, &a.hash, &a.created_at.millis()]).await? > 0)
+}
+
+pub(super) async fn revoke_app_password(c: &mut Conn, address: &str, name: &str) -> Result<bool, StoreError> {
+    let stmt = c.stmt("DELETE FROM app_passwords WHERE address = $1 AND name = $2").await?;
+    Ok(c.client.execute(&stmt, &[&address, &name]).await? > 0)
+}
+
+pub(super) async fn touch_app_password(
+    c: &mut Conn,
+    address: &str,
+    name: &str,
+    at: Timestamp,
+    ip: std::net::IpAddr,
+) -> Result<(), StoreError> {
+    let stmt = c
+        .stmt(
+            "UPDATE app_passwords SET last_used_at = $3, last_used_ip = $4
+             WHERE address = $1 AND name = $2 AND COALESCE(last_used_at, 0) <= $3",
+        )
+        .await?;
+    c.client.execute(&stmt, &[&address, &name, &at.millis(), &codec::ip_text(ip)]).await?;
+    Ok(())
+}
+
+pub(super) async fn enable_second_factor(
+    c: &mut Conn,
+    address: &str,
+    secret: &TotpSecret,
+    hashes: &[String],
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    let factor = c
+        .stmt(
+            "INSERT INTO second_factors (address, secret, enabled_at, last_step) VALUES ($1, $2, $3, NULL)
+             ON CONFLICT (address) DO UPDATE SET secret = excluded.secret, enabled_at = excluded.enabled_at,
+                                                 last_step = NULL",
+        )
+        .await?;
+    let clear = c.stmt("DELETE FROM recovery_codes WHERE address = $1").await?;
+    let codes =
+        c.stmt("INSERT INTO recovery_codes (address, code_hash) SELECT $1, h FROM unnest($2::text[]) AS u(h)").await?;
+    let tx = c.client.transaction().await?;
+    tx.execute(&factor, &[&address, &secret.0, &at.millis()]).await?;
+    tx.execute(&clear, &[&address]).await?;
+    tx.execute(&codes, &[&address, &hashes]).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn disable_second_factor(c: &mut Conn, address: &str) -> Result<bool, StoreError> {
+    let codes = c.stmt("DELETE FROM recovery_codes WHERE address = $1").await?;
+    let factor = c.stmt("DELETE FROM second_factors WHERE address = $1").await?;
+    let tx = c.client.transaction().await?;
+    tx.execute(&codes, &[&address]).await?;
+    let n = tx.execute(&factor, &[&address]).await?;
+    tx.commit().await?;
+    Ok(n > 0)
+}
+
+pub(super) async fn use_totp_step(c: &mut Conn, address: &str, step: u64) -> Result<bool, StoreError> {
+    let stmt = c
+        .stmt(
+            "UPDATE second_factors SET last_step = $2
+             WHERE address = $1 AND (last_step IS NULL OR last_step < $2)",
+        )
+        .await?;
+    Ok(c.client.execute(&stmt, &[&address, &codec::step_value(step)?]).await? > 0)
+}
+
+pub(super) async fn use_recovery_code(
+    c: &mut Conn,
+    address: &str,
+    hash: &str,
+    at: Timestamp,
+) -> Result<bool, StoreError> {
+    let stmt = c
+        .stmt("UPDATE recovery_codes SET used_at = $3 WHERE address = $1 AND code_hash = $2 AND used_at IS NULL")
+        .await?;
+    Ok(c.client.execute(&stmt, &[&address, &hash, &at.millis()]).await? > 0)
 }

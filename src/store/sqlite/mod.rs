@@ -25,7 +25,7 @@ use super::{
 };
 use crate::time::Timestamp;
 
-const SCHEMA_VERSION: i32 = 9;
+const SCHEMA_VERSION: i32 = 10;
 /// Upper bound of requests folded into one transaction.
 const MAX_BATCH: usize = 512;
 
@@ -74,6 +74,16 @@ enum Simple {
     Feedback(super::Feedback),
     StsPolicy(crate::tlspolicy::CachedPolicy),
     TlsResult(crate::tlspolicy::LastResult),
+    /// Address, old hash, new hash.
+    Rehash(String, String, String),
+    AddAppPassword(super::AppPassword),
+    /// Address, name.
+    RevokeAppPassword(String, String),
+    TouchAppPassword(String, String, Timestamp, std::net::IpAddr),
+    EnableSecondFactor(String, super::TotpSecret, Vec<String>, Timestamp),
+    DisableSecondFactor(String),
+    UseTotpStep(String, u64),
+    UseRecoveryCode(String, String, Timestamp),
 }
 
 pub struct SqliteStore {
@@ -119,6 +129,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     if version < 9 {
         tx.execute_batch(include_str!("schema_v9.sql"))?;
+    }
+    if version < 10 {
+        tx.execute_batch(include_str!("schema_v10.sql"))?;
     }
     if version > SCHEMA_VERSION {
         return Err(StoreError::Corrupt(format!(
@@ -268,6 +281,67 @@ impl Store for SqliteStore {
     async fn mailbox(&self, address: &str) -> Result<Option<MailboxRecord>, StoreError> {
         let address = address.to_string();
         self.read(move |c| reads::mailbox(c, &address)).await
+    }
+
+    async fn rehash_password(&self, address: &str, old_hash: &str, new_hash: &str) -> Result<bool, StoreError> {
+        let op = Simple::Rehash(address.into(), old_hash.into(), new_hash.into());
+        self.simple(op).await.map(|n| n > 0)
+    }
+
+    async fn add_app_password(&self, app: super::AppPassword) -> Result<bool, StoreError> {
+        self.simple(Simple::AddAppPassword(app)).await.map(|n| n > 0)
+    }
+
+    async fn app_passwords(&self, address: &str) -> Result<Vec<super::AppPassword>, StoreError> {
+        let address = address.to_string();
+        self.read(move |c| reads::app_passwords(c, &address, None)).await
+    }
+
+    async fn app_password(&self, address: &str, hash: &str) -> Result<Option<super::AppPassword>, StoreError> {
+        let (address, hash) = (address.to_string(), hash.to_string());
+        self.read(move |c| reads::app_passwords(c, &address, Some(&hash)).map(|mut v| v.pop())).await
+    }
+
+    async fn revoke_app_password(&self, address: &str, name: &str) -> Result<bool, StoreError> {
+        self.simple(Simple::RevokeAppPassword(address.into(), name.into())).await.map(|n| n > 0)
+    }
+
+    async fn touch_app_password(
+        &self,
+        address: &str,
+        name: &str,
+        at: Timestamp,
+        ip: std::net::IpAddr,
+    ) -> Result<(), StoreError> {
+        self.simple(Simple::TouchAppPassword(address.into(), name.into(), at, ip)).await.map(|_| ())
+    }
+
+    async fn second_factor(&self, address: &str) -> Result<Option<super::SecondFactor>, StoreError> {
+        let address = address.to_string();
+        self.read(move |c| reads::second_factor(c, &address)).await
+    }
+
+    async fn enable_second_factor(
+        &self,
+        address: &str,
+        secret: &super::TotpSecret,
+        recovery_hashes: &[String],
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let op = Simple::EnableSecondFactor(address.into(), secret.clone(), recovery_hashes.to_vec(), at);
+        self.simple(op).await.map(|_| ())
+    }
+
+    async fn disable_second_factor(&self, address: &str) -> Result<bool, StoreError> {
+        self.simple(Simple::DisableSecondFactor(address.into())).await.map(|n| n > 0)
+    }
+
+    async fn use_totp_step(&self, address: &str, step: u64) -> Result<bool, StoreError> {
+        self.simple(Simple::UseTotpStep(address.into(), step)).await.map(|n| n > 0)
+    }
+
+    async fn use_recovery_code(&self, address: &str, hash: &str, at: Timestamp) -> Result<bool, StoreError> {
+        self.simple(Simple::UseRecoveryCode(address.into(), hash.into(), at)).await.map(|n| n > 0)
     }
 
     async fn report_facts(&self, id: &MessageId) -> Result<Option<ReportFacts>, StoreError> {

@@ -5,9 +5,9 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::store::{
-    ApiKey, EventKind, EventRecord, EventView, IdempotencyRecord, MailboxRecord, MessageDetail, MessageId, Origin,
-    QueueEntry, RecipientFacts, RecipientId, RecipientState, RecipientView, ReportFacts, Scope, SentEntry, StoreError,
-    Suppression, Transport, codec,
+    ApiKey, AppPassword, EventKind, EventRecord, EventView, IdempotencyRecord, MailboxRecord, MessageDetail, MessageId,
+    Origin, QueueEntry, RecipientFacts, RecipientId, RecipientState, RecipientView, RecoveryCode, ReportFacts, Scope,
+    SecondFactor, SentEntry, StoreError, Suppression, TotpSecret, Transport, codec,
 };
 use crate::time::Timestamp;
 use crate::tlspolicy::{CachedPolicy, LastResult};
@@ -149,16 +149,72 @@ pub(super) fn message_detail(c: &Connection, id: &MessageId) -> Result<Option<Me
 }
 
 pub(super) fn mailbox(c: &Connection, address: &str) -> Result<Option<MailboxRecord>, StoreError> {
-    Ok(c.prepare_cached("SELECT address, password_hash, quota, used_bytes FROM mailboxes WHERE address = ?1")?
-        .query_row(params![address], |r| {
-            Ok(MailboxRecord {
-                address: r.get(0)?,
-                password_hash: r.get(1)?,
-                quota: r.get::<_, Option<i64>>(2)?.map(|q| q as u64),
-                used_bytes: r.get::<_, i64>(3)? as u64,
-            })
+    Ok(c.prepare_cached(
+        "SELECT address, password_hash, quota, used_bytes, password_changed_at FROM mailboxes WHERE address = ?1",
+    )?
+    .query_row(params![address], |r| {
+        Ok(MailboxRecord {
+            address: r.get(0)?,
+            password_hash: r.get(1)?,
+            quota: r.get::<_, Option<i64>>(2)?.map(|q| q as u64),
+            used_bytes: r.get::<_, i64>(3)? as u64,
+            password_changed_at: r.get::<_, Option<i64>>(4)?.map(Timestamp),
         })
-        .optional()?)
+    })
+    .optional()?)
+}
+
+/// The app passwords of a login by name, or the one whose secret hashes to `hash`.
+pub(super) fn app_passwords(c: &Connection, address: &str, hash: Option<&str>) -> Result<Vec<AppPassword>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT address, name, secret_hash, created_at, last_used_at, last_used_ip FROM app_passwords
+         WHERE address = ?1 AND (?2 IS NULL OR secret_hash = ?2) ORDER BY name",
+    )?;
+    let rows = stmt.query_map(params![address, hash], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, Option<i64>>(4)?,
+            r.get::<_, Option<String>>(5)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (address, name, hash, created_at, last_used_at, ip) = row?;
+        out.push(AppPassword {
+            address,
+            name,
+            hash,
+            created_at: Timestamp(created_at),
+            last_used_at: last_used_at.map(Timestamp),
+            last_used_ip: codec::ip(ip)?,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn second_factor(c: &Connection, address: &str) -> Result<Option<SecondFactor>, StoreError> {
+    let row = c
+        .prepare_cached("SELECT secret, enabled_at, last_step FROM second_factors WHERE address = ?1")?
+        .query_row([address], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?)))
+        .optional()?;
+    let Some((secret, enabled_at, last_step)) = row else { return Ok(None) };
+    let mut stmt =
+        c.prepare_cached("SELECT code_hash, used_at FROM recovery_codes WHERE address = ?1 ORDER BY code_hash")?;
+    let recovery_codes = stmt
+        .query_map([address], |r| {
+            Ok(RecoveryCode { hash: r.get(0)?, used_at: r.get::<_, Option<i64>>(1)?.map(Timestamp) })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(SecondFactor {
+        address: address.to_string(),
+        secret: TotpSecret(secret),
+        enabled_at: Timestamp(enabled_at),
+        last_step: codec::step(last_step)?,
+        recovery_codes,
+    }))
 }
 
 pub(super) fn report_facts(c: &Connection, id: &MessageId) -> Result<Option<ReportFacts>, StoreError> {

@@ -335,11 +335,13 @@ fn upsert_mailbox(
     quota: Option<u64>,
 ) -> Result<(), StoreError> {
     tx.prepare_cached(
-        "INSERT INTO mailboxes (address, password_hash, quota) VALUES (?1, ?2, ?3)
+        "INSERT INTO mailboxes (address, password_hash, quota, password_changed_at)
+         VALUES (?1, ?2, ?3, CASE WHEN ?2 IS NULL THEN NULL ELSE ?4 END)
          ON CONFLICT (address) DO UPDATE SET password_hash = COALESCE(excluded.password_hash, password_hash),
-                                             quota = COALESCE(excluded.quota, quota)",
+                                             quota = COALESCE(excluded.quota, quota),
+                                             password_changed_at = COALESCE(excluded.password_changed_at, password_changed_at)",
     )?
-    .execute(params![address, hash, quota.map(|q| q as i64)])?;
+    .execute(params![address, hash, quota.map(|q| q as i64), Timestamp::now().millis()])?;
     Ok(())
 }
 
@@ -524,6 +526,53 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
             }
         }
         Simple::Delete(id) => delete(tx, id, now)?,
+        Simple::Rehash(address, old, new) => tx
+            .prepare_cached("UPDATE mailboxes SET password_hash = ?3 WHERE address = ?1 AND password_hash = ?2")?
+            .execute(params![address, old, new])?,
+        Simple::AddAppPassword(a) => tx
+            .prepare_cached(
+                "INSERT INTO app_passwords (address, name, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![a.address, a.name, a.hash, a.created_at.millis()])?,
+        Simple::RevokeAppPassword(address, name) => tx
+            .prepare_cached("DELETE FROM app_passwords WHERE address = ?1 AND name = ?2")?
+            .execute(params![address, name])?,
+        Simple::TouchAppPassword(address, name, at, ip) => tx
+            .prepare_cached(
+                "UPDATE app_passwords SET last_used_at = ?3, last_used_ip = ?4
+                 WHERE address = ?1 AND name = ?2 AND ifnull(last_used_at, 0) <= ?3",
+            )?
+            .execute(params![address, name, at.millis(), codec::ip_text(*ip)])?,
+        Simple::EnableSecondFactor(address, secret, hashes, at) => {
+            tx.prepare_cached(
+                "INSERT INTO second_factors (address, secret, enabled_at, last_step) VALUES (?1, ?2, ?3, NULL)
+                 ON CONFLICT (address) DO UPDATE SET secret = excluded.secret, enabled_at = excluded.enabled_at,
+                                                     last_step = NULL",
+            )?
+            .execute(params![address, secret.0, at.millis()])?;
+            tx.prepare_cached("DELETE FROM recovery_codes WHERE address = ?1")?.execute([address])?;
+            let mut insert = tx.prepare_cached("INSERT INTO recovery_codes (address, code_hash) VALUES (?1, ?2)")?;
+            for h in hashes {
+                insert.execute(params![address, h])?;
+            }
+            1
+        }
+        Simple::DisableSecondFactor(address) => {
+            tx.prepare_cached("DELETE FROM recovery_codes WHERE address = ?1")?.execute([address])?;
+            tx.prepare_cached("DELETE FROM second_factors WHERE address = ?1")?.execute([address])?
+        }
+        Simple::UseTotpStep(address, step) => tx
+            .prepare_cached(
+                "UPDATE second_factors SET last_step = ?2
+                 WHERE address = ?1 AND (last_step IS NULL OR last_step < ?2)",
+            )?
+            .execute(params![address, codec::step_value(*step)?])?,
+        Simple::UseRecoveryCode(address, hash, at) => tx
+            .prepare_cached(
+                "UPDATE recovery_codes SET used_at = ?3 WHERE address = ?1 AND code_hash = ?2 AND used_at IS NULL",
+            )?
+            .execute(params![address, hash, at.millis()])?,
     })
 }
 

@@ -16,7 +16,16 @@ pub struct TestDaemon {
     /// The HTTP API, when the test's `[listen]` gives `http`.
     pub http: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
+    /// The configuration the daemon runs on (what `cli` hands the command line).
+    toml: String,
     handle: Option<Handle>,
+}
+
+/// What a run of the `mailerd` binary did.
+pub struct CliRun {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 /// The base configuration of every test; `extra` is TOML appended to it (later keys win by
@@ -77,15 +86,46 @@ impl TestDaemon {
 
     pub async fn with(sections: &str) -> TestDaemon {
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = Config::from_toml(&base_toml(dir.path(), sections)).expect("test config");
+        let toml = base_toml(dir.path(), sections);
+        let config = Config::from_toml(&toml).expect("test config");
         let handle = daemon::start(config).await.expect("daemon starts");
         TestDaemon {
             smtp: handle.smtp.expect("smtp listener"),
             submission: handle.submission.expect("submission listener"),
             http: handle.http,
             dir,
+            toml,
             handle: Some(handle),
         }
+    }
+
+    /// Runs the `mailerd` binary with the daemon's configuration (beside the running daemon,
+    /// as an operator would), `stdin` on its standard input.
+    pub async fn cli(&self, args: &[&str], stdin: &str) -> CliRun {
+        use std::io::Write;
+        let config = self.dir.path().join("cli.toml");
+        std::fs::write(&config, &self.toml).expect("write config");
+        let mut all = vec!["--config".to_string(), config.display().to_string()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        let stdin = stdin.to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mailerd"))
+                .args(&all)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("mailerd runs");
+            child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+            let out = child.wait_with_output().expect("mailerd ends");
+            CliRun {
+                code: out.status.code(),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            }
+        })
+        .await
+        .expect("cli task")
     }
 
     pub fn cert_path(&self) -> PathBuf {
