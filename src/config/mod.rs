@@ -49,7 +49,7 @@ pub use self::dashboard::Dashboard;
 pub use self::dkim::Dkim;
 pub use self::limits::Limits;
 pub use self::listen::Listen;
-pub use self::local::Local;
+pub use self::local::{LmtpTarget, Local, LocalTransport};
 pub use self::log::{Log, LogFormat};
 pub use self::outbound::{Outbound, TlsMode};
 pub use self::queue::Queue;
