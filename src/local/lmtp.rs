@@ -249,11 +249,23 @@ mod tests {
     ) -> (std::net::SocketAddr, tokio::task::JoinHandle<Vec<Seen>>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
+        (addr, serve(Listener::Tcp(listener), connections, stall_after_data))
+    }
+
+    enum Listener {
+        Tcp(TcpListener),
+        Unix(tokio::net::UnixListener),
+    }
+
+    fn serve(listener: Listener, connections: usize, stall_after_data: bool) -> tokio::task::JoinHandle<Vec<Seen>> {
+        tokio::spawn(async move {
             let mut all = Vec::new();
             for _ in 0..connections {
-                let (stream, _) = listener.accept().await.unwrap();
-                let (r, mut w) = stream.into_split();
+                let stream: Box<dyn Io> = match &listener {
+                    Listener::Tcp(l) => Box::new(l.accept().await.unwrap().0),
+                    Listener::Unix(l) => Box::new(l.accept().await.unwrap().0),
+                };
+                let (r, mut w) = tokio::io::split(stream);
                 let mut r = BufReader::new(r);
                 let mut seen = Seen::default();
                 w.write_all(said(220, None, "lmtp.test LMTP ready").as_bytes()).await.unwrap();
@@ -323,8 +335,7 @@ mod tests {
                 all.push(seen);
             }
             all
-        });
-        (addr, task)
+        })
     }
 
     fn client(addr: std::net::SocketAddr) -> Lmtp {
@@ -389,6 +400,26 @@ mod tests {
         drop(lmtp);
         let seen = peer.await.unwrap();
         assert_eq!(seen[1].commands.first().map(String::as_str), Some("LHLO mx.test"));
+    }
+
+    #[tokio::test]
+    async fn over_a_unix_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lmtp");
+        let peer = serve(Listener::Unix(tokio::net::UnixListener::bind(&path).unwrap()), 1, false);
+        let t = Timeouts {
+            connect: Duration::from_secs(5),
+            command: Duration::from_secs(5),
+            data_end: Duration::from_secs(5),
+        };
+        let target = LmtpTarget::parse(&format!("unix:{}", path.display())).unwrap();
+        let lmtp = Lmtp::new(target, "mx.test".into(), t, Duration::from_secs(60));
+        let out = lmtp.deliver("a@s.test", &["full@x.test", "bob@x.test"], b"x\r\n").await;
+        assert!(matches!(&out[0], DeliveryOutcome::Deferred(r) if r.is_mailbox_full()));
+        assert!(matches!(&out[1], DeliveryOutcome::Delivered(r)
+            if r.remote.as_deref() == Some(format!("unix:{}", path.display()).as_str())));
+        drop(lmtp);
+        assert_eq!(peer.await.unwrap()[0].data, [b"x\r\n".to_vec()]);
     }
 
     #[tokio::test]
