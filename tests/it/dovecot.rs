@@ -3,13 +3,15 @@
 //! (one user fine, one unknown to Dovecot, one over quota), and read back over IMAP with
 //! Python's imaplib byte for byte; with the default transport, Dovecot serves mailerd's own
 //! Maildirs (contrib/dovecot/mailerd-maildir.conf's layout) with mailerd's own argon2 logins,
-//! and a message marked \Seen stays seen when mailerd delivers more.
+//! and a message marked \Seen stays seen when mailerd delivers more; three nodes of a cluster
+//! hand their local mail to one Dovecot.
 
 use std::time::Duration;
 
 use mailerd::store::{MessageId, RecipientState, RecipientView, Store};
 
 use crate::harness::dovecot::{TestDovecot, User, imap_read};
+use crate::harness::postgres::{TestSchema, url_or_skip};
 use crate::harness::{Client, TestDaemon};
 
 const BOB: User<'static> = User { address: "bob@local.test", password: "bob-secret", quota: None, hash: None };
@@ -198,4 +200,48 @@ async fn dovecot_serves_mailerds_own_maildirs_with_mailerds_logins() {
         "{}",
         String::from_utf8_lossy(&wrong.stderr)
     );
+}
+
+/// Cluster mode: three nodes on one PostgreSQL hand their local mail to the same Dovecot, so a
+/// user's mail ends up in one mailbox whichever node received it, and none stays on a node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_hand_local_mail_to_one_dovecot() {
+    let Some(admin) = url_or_skip("dovecot::three_nodes_hand_local_mail_to_one_dovecot") else { return };
+    let Some(dovecot) = TestDovecot::start(&[BOB]).await else { return };
+    let schema = TestSchema::create(&admin, "dovecot_cluster").await;
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let config =
+            format!("[store]\nurl = \"{}\"\n[local]\ntransport = \"lmtp\"\nlmtp = \"{}\"", schema.url, dovecot.lmtp);
+        nodes.push(TestDaemon::with(&config).await);
+    }
+    let store = mailerd::store::postgres::PgStore::connect(&schema.url).await.expect("PostgreSQL");
+    let hash = mailerd::inbound::auth::hash_password("pw").expect("hash");
+    store.upsert_mailbox("bob@local.test", Some(hash), None).await.expect("add bob");
+    let mut ids = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        ids.push(send(node, &["bob@local.test"], format!("Subject: {i}\r\n\r\nfrom node {i}\r\n").as_bytes()).await);
+    }
+    for id in &ids {
+        let mut state = None;
+        for _ in 0..400 {
+            let m = store.message_detail(&MessageId(id.clone())).await.unwrap().expect("message");
+            state = Some(m.entry.recipients[0].state);
+            if state == Some(RecipientState::Delivered) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(state, Some(RecipientState::Delivered), "{id}");
+    }
+    let read = imap_read(dovecot.imap, BOB.address, BOB.password, false).await;
+    let mut texts: Vec<String> = read.iter().map(|f| String::from_utf8_lossy(&f.text).into_owned()).collect();
+    texts.sort();
+    assert_eq!(texts, ["from node 0\r\n", "from node 1\r\n", "from node 2\r\n"]);
+    for node in &nodes {
+        assert!(node.maildir_files("local.test", "bob").is_empty(), "a node kept mail in its own Maildir");
+    }
+    for node in nodes {
+        node.shutdown().await;
+    }
 }
