@@ -380,6 +380,19 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
             signer: config.bounce.sign_return_path.then_some(signer),
             owner,
             inflight: Default::default(),
+            lmtp: match &config.local.transport {
+                crate::config::LocalTransport::Lmtp(target) => Some(crate::local::lmtp::Lmtp::new(
+                    target.clone(),
+                    config.hostname.clone(),
+                    crate::outbound::client::Timeouts {
+                        connect: config.outbound.connect_timeout,
+                        command: config.outbound.command_timeout,
+                        ..Default::default()
+                    },
+                    config.outbound.idle_timeout,
+                )),
+                crate::config::LocalTransport::Maildir => None,
+            },
         });
         Some(tokio::spawn(s.run(shutdown_rx.clone())))
     };

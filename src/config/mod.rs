@@ -50,7 +50,7 @@ pub use self::dashboard::Dashboard;
 pub use self::dkim::Dkim;
 pub use self::limits::Limits;
 pub use self::listen::Listen;
-pub use self::local::Local;
+pub use self::local::{LmtpTarget, Local, LocalTransport};
 pub use self::log::{Log, LogFormat};
 pub use self::login::{Argon2Cost, Login, MAX_PASSWORD_LENGTH};
 pub use self::outbound::{Outbound, TlsMode};

@@ -65,7 +65,8 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    fn from_ehlo(reply: &SmtpReply) -> Self {
+    /// The extensions an EHLO (or LMTP's LHLO) reply lists.
+    pub fn from_ehlo(reply: &SmtpReply) -> Self {
         let mut caps = Capabilities::default();
         for line in reply.lines.iter().skip(1) {
             let mut words = line.split_ascii_whitespace();

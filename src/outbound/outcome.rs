@@ -194,12 +194,16 @@ impl DeliveryOutcome {
     /// The outcome a server's reply at `stage` gives, quoting it completely: 2xx and 3xx
     /// delivered, 5xx failed, anything else deferred.
     pub fn from_reply(reply: &SmtpReply, remote: &RemoteHost, stage: Stage) -> Self {
+        Self::of_reply(reply, remote.to_string(), stage)
+    }
+
+    fn of_reply(reply: &SmtpReply, remote: String, stage: Stage) -> Self {
         let class = (reply.code / 100) as u8;
         let report = Report {
             status: reply.status.unwrap_or(EnhancedStatus::new(class, 0, 0)),
             reply_code: Some(reply.code),
             detail: reply.to_string(),
-            remote: Some(remote.to_string()),
+            remote: Some(remote),
             stage,
             scope: stage.scope(),
             tls_policy: None,
@@ -245,14 +249,45 @@ impl DeliveryOutcome {
 
     /// The outcome of a connection-level problem, for every recipient of the transaction.
     pub fn from_error(err: &ClientError, remote: Option<&RemoteHost>) -> Self {
+        Self::of_error(err, remote.map(|r| r.to_string()))
+    }
+
+    /// The reply of an LMTP server (RFC 2033) to one recipient, `server` its socket: as
+    /// `from_reply`, except that each reply after the data concerns its recipient alone, and
+    /// that "mailbox full" (x.2.2, Dovecot's quota says 552 5.2.2) is retried like a 452 for
+    /// `retry.mailbox_full_max_age`: its owner can make room, and the DSN then says why.
+    pub fn from_lmtp_reply(reply: &SmtpReply, server: &str, stage: Stage) -> Self {
+        let outcome = Self::of_reply(reply, server.to_string(), stage);
+        let per_recipient = |mut report: Report| {
+            report.scope = Scope::Recipient;
+            report
+        };
+        match outcome {
+            DeliveryOutcome::Failed(r) if r.is_mailbox_full() => DeliveryOutcome::Deferred(per_recipient(r)),
+            DeliveryOutcome::Delivered(r) if stage == Stage::EndOfData => DeliveryOutcome::Delivered(per_recipient(r)),
+            DeliveryOutcome::Failed(r) if stage == Stage::EndOfData => DeliveryOutcome::Failed(per_recipient(r)),
+            DeliveryOutcome::Deferred(r) if stage == Stage::EndOfData => DeliveryOutcome::Deferred(per_recipient(r)),
+            other => other,
+        }
+    }
+
+    /// A connection-level problem with an LMTP server (`server` its socket): always transient.
+    pub fn from_lmtp_error(err: &ClientError, server: &str) -> Self {
+        match err {
+            ClientError::Rejected(stage, reply) => Self::from_lmtp_reply(reply, server, *stage),
+            _ => Self::of_error(err, Some(server.to_string())),
+        }
+    }
+
+    fn of_error(err: &ClientError, remote: Option<String>) -> Self {
         let report = |status, stage: Stage, scope| Report {
-            remote: remote.map(|r| r.to_string()),
+            remote: remote.clone(),
             ..Report::ours(status, stage, scope, err.to_string())
         };
         let destination = Scope::Destination;
         match err {
-            ClientError::Rejected(stage, reply) => match remote {
-                Some(r) => Self::from_reply(reply, r, *stage),
+            ClientError::Rejected(stage, reply) => match &remote {
+                Some(r) => Self::of_reply(reply, r.clone(), *stage),
                 None => DeliveryOutcome::Deferred(report(status::TEMPORARY, *stage, stage.scope())),
             },
             ClientError::TooLarge { .. } => {
@@ -425,6 +460,23 @@ mod tests {
         };
         let o = DeliveryOutcome::from_transaction(&refused, &r);
         assert_eq!((status(&o[0]), o[0].report().stage), ("5.7.1".into(), Stage::MailFrom));
+    }
+
+    #[test]
+    fn lmtp_replies_per_recipient_and_a_full_mailbox_waits() {
+        let s = "127.0.0.1:24";
+        let full = DeliveryOutcome::from_lmtp_reply(&reply(552, "5.2.2 <a@b> Quota exceeded"), s, Stage::EndOfData);
+        assert!(matches!(&full, DeliveryOutcome::Deferred(r) if r.is_mailbox_full() && r.scope == Scope::Recipient));
+        assert_eq!((full.report().reply_code, full.report().remote.as_deref()), (Some(552), Some(s)));
+        let unknown = DeliveryOutcome::from_lmtp_reply(&reply(550, "5.1.1 <x@b> User doesn't exist"), s, Stage::RcptTo);
+        assert!(matches!(&unknown, DeliveryOutcome::Failed(r) if r.status.to_string() == "5.1.1"));
+        let ok = DeliveryOutcome::from_lmtp_reply(&reply(250, "2.0.0 <a@b> Saved"), s, Stage::EndOfData);
+        assert!(matches!(&ok, DeliveryOutcome::Delivered(r) if r.scope == Scope::Recipient));
+        let spam = DeliveryOutcome::from_lmtp_reply(&reply(554, "5.7.1 no"), s, Stage::EndOfData);
+        assert!(matches!(&spam, DeliveryOutcome::Failed(r) if r.scope == Scope::Recipient));
+        let gone = ClientError::Io(Stage::Connect, std::io::ErrorKind::NotFound.into());
+        let o = DeliveryOutcome::from_lmtp_error(&gone, "unix:/run/dovecot/lmtp");
+        assert!(matches!(&o, DeliveryOutcome::Deferred(r) if r.remote.as_deref() == Some("unix:/run/dovecot/lmtp")));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The scheduler: leases due recipients, hands each to its transport, records the outcomes.
 //!
-//! Claim → deliver → record: local recipients go to `local::deliver`, incoming bounces to
+//! Claim → deliver → record: local recipients go to `local::deliver` (or, with
+//! `local.transport = "lmtp"`, to `local::lmtp`, one transaction per message), incoming bounces to
 //! `feedback::ingest::read`, remote ones to `outbound` in jobs of one message × one destination
 //! domain, many jobs at once (bounded by `outbound.max_deliveries`); `retry::decide` turns each
 //! outcome into the recipient's next state, hard bounces go to `bounce::breaker`, and the
@@ -63,6 +64,8 @@ pub struct Scheduler {
     pub owner: String,
     /// Recipients this process holds leases on: claimed, outcome not recorded yet.
     pub inflight: Mutex<HashSet<RecipientId>>,
+    /// With `local.transport = "lmtp"`: the mailbox server local mail is handed to.
+    pub lmtp: Option<crate::local::lmtp::Lmtp>,
 }
 
 impl Scheduler {
@@ -158,22 +161,19 @@ impl Scheduler {
             let mut originals = Vec::new();
             // A message for several local mailboxes is read from the store once per batch.
             let mut bodies: HashMap<MessageId, Arc<Vec<u8>>> = HashMap::new();
-            for claim in &claims {
-                let attempt = match transport {
-                    Transport::Feedback => {
-                        let (outcome, original, event) = self.read_bounce(claim, &mut bodies).await;
-                        originals.extend(original);
-                        let mut a = self.attempt(claim, transport.as_str(), outcome);
-                        a.event = event;
-                        a
-                    }
-                    _ => {
-                        let mailbox = claim.destination.mailbox().map(str::to_string);
-                        let outcome = self.deliver_local(claim, mailbox, &mut bodies).await;
-                        self.attempt(claim, transport.as_str(), outcome)
-                    }
-                };
-                attempts.push(attempt);
+            if transport == Transport::Feedback {
+                for claim in &claims {
+                    let (outcome, original, event) = self.read_bounce(claim, &mut bodies).await;
+                    originals.extend(original);
+                    let mut a = self.attempt(claim, transport.as_str(), outcome);
+                    a.event = event;
+                    attempts.push(a);
+                }
+            } else {
+                let outcomes = self.deliver_locals(&claims, &mut bodies).await;
+                for (claim, outcome) in claims.iter().zip(outcomes) {
+                    attempts.push(self.attempt(claim, transport.as_str(), outcome));
+                }
             }
             self.record(attempts).await;
             // A bounce that changed a recipient: tell the sender in our own words.
@@ -379,8 +379,58 @@ impl Scheduler {
         }
     }
 
-    /// Delivers a local claim into its mailbox (`local::deliver`), reading the body at most
-    /// once per batch.
+    /// Delivers a batch of local claims, one outcome per claim in their order: each into its
+    /// Maildir, or with LMTP one transaction per message for all its mailboxes in the batch
+    /// (the server answers per recipient).
+    async fn deliver_locals(
+        &self,
+        claims: &[Claim],
+        bodies: &mut HashMap<MessageId, Arc<Vec<u8>>>,
+    ) -> Vec<DeliveryOutcome> {
+        let Some(lmtp) = &self.lmtp else {
+            let mut outcomes = Vec::with_capacity(claims.len());
+            for claim in claims {
+                let mailbox = claim.destination.mailbox().map(str::to_string);
+                outcomes.push(self.deliver_local(claim, mailbox, bodies).await);
+            }
+            return outcomes;
+        };
+        let mut outcomes: Vec<Option<DeliveryOutcome>> = vec![None; claims.len()];
+        // Per message (in claim order): the indexes of its claims that have a mailbox.
+        let mut groups: Vec<(&MessageId, Vec<usize>)> = Vec::new();
+        for (i, claim) in claims.iter().enumerate() {
+            if claim.destination.mailbox().is_none() {
+                outcomes[i] = Some(DeliveryOutcome::no_local_mailbox());
+            } else if let Some((_, list)) = groups.iter_mut().find(|(m, _)| **m == claim.message) {
+                list.push(i);
+            } else {
+                groups.push((&claim.message, vec![i]));
+            }
+        }
+        for (_, indexes) in groups {
+            let members: Vec<&Claim> = indexes.iter().filter_map(|&i| claims.get(i)).collect();
+            let Some(first) = members.first() else { continue };
+            let delivered = match self.local_body(first, bodies).await {
+                Ok(body) => {
+                    let keys: Vec<&str> = members.iter().filter_map(|c| c.destination.mailbox()).collect();
+                    lmtp.deliver(&first.reverse_path.to_string(), &keys, &body).await
+                }
+                Err(outcome) => vec![outcome; members.len()],
+            };
+            for (i, outcome) in indexes.into_iter().zip(delivered) {
+                if let Some(slot) = outcomes.get_mut(i) {
+                    *slot = Some(outcome);
+                }
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| DeliveryOutcome::local_trouble(Stage::Local, "no outcome from LMTP")))
+            .collect()
+    }
+
+    /// Delivers a local claim into its mailbox (`local::deliver`, or `local::lmtp`), reading
+    /// the body at most once per batch.
     async fn deliver_local(
         &self,
         claim: &Claim,
@@ -390,21 +440,37 @@ impl Scheduler {
         let Some(key) = mailbox else {
             return DeliveryOutcome::no_local_mailbox();
         };
-        let body = match claim.body.as_ref().or_else(|| bodies.get(&claim.message)) {
-            Some(b) => b.clone(),
-            None => match self.store.load_body(&claim.message).await {
-                Ok(Some(b)) => {
-                    let b = Arc::new(b);
-                    bodies.insert(claim.message.clone(), b.clone());
-                    b
-                }
-                Ok(None) => return DeliveryOutcome::body_missing("message body missing"),
-                Err(e) => return DeliveryOutcome::local_trouble(Stage::Queue, format!("store: {e}")),
-            },
+        let body = match self.local_body(claim, bodies).await {
+            Ok(b) => b,
+            Err(outcome) => return outcome,
         };
-        let host = self.config.hostname.clone();
         let return_path = claim.reverse_path.to_string();
+        if let Some(lmtp) = &self.lmtp {
+            let outcome = lmtp.deliver(&return_path, &[&key], &body).await.pop();
+            return outcome.unwrap_or_else(|| DeliveryOutcome::local_trouble(Stage::Local, "no outcome from LMTP"));
+        }
+        let host = self.config.hostname.clone();
         crate::local::deliver::deliver(self.mail_root(), host, key, &return_path, &body).await
+    }
+
+    /// The body of a local claim: the claim's, one read earlier in the batch, or the store's.
+    async fn local_body(
+        &self,
+        claim: &Claim,
+        bodies: &mut HashMap<MessageId, Arc<Vec<u8>>>,
+    ) -> Result<Arc<Vec<u8>>, DeliveryOutcome> {
+        if let Some(b) = claim.body.as_ref().or_else(|| bodies.get(&claim.message)) {
+            return Ok(b.clone());
+        }
+        match self.store.load_body(&claim.message).await {
+            Ok(Some(b)) => {
+                let b = Arc::new(b);
+                bodies.insert(claim.message.clone(), b.clone());
+                Ok(b)
+            }
+            Ok(None) => Err(DeliveryOutcome::body_missing("message body missing")),
+            Err(e) => Err(DeliveryOutcome::local_trouble(Stage::Queue, format!("store: {e}"))),
+        }
     }
 
     /// Turns an outcome into the record to store, applying the retry decision.

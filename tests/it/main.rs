@@ -17,6 +17,7 @@ mod checklist;
 mod cluster;
 mod delivery;
 mod dkim;
+mod dovecot;
 mod dsn_golden;
 mod feedback_corpus;
 mod feedback_fuzz;

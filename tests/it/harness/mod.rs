@@ -3,6 +3,7 @@
 
 pub mod daemon;
 pub mod dns;
+pub mod dovecot;
 pub mod http;
 pub mod postfix;
 pub mod postgres;
