@@ -2,7 +2,7 @@
 //!
 //! One file per section of the file (`listen`, `store`, `limits`, `relay` and `senders`,
 //! `queue`, `local`, `tls`, `dns`, `outbound` and `routes`, `retry`, `bounce`, `dkim`, `check`,
-//! `account`, `webhooks`, `dashboard`, `log`), each with its raw (serde) type, its validated
+//! `account`, `webhooks`, `dashboard`, `log`, `unsubscribe`), each with its raw (serde) type, its validated
 //! type, its `validate` and its part of `Config::effective`; this file holds `Config`, `load`,
 //! the top-level keys (`hostname`, `data_dir`), the errors and the helpers sections share.
 //! Every type is re-exported here, so `crate::config::Name` is the one path to it.
@@ -31,6 +31,7 @@ mod routes;
 mod senders;
 mod store;
 mod tls;
+mod unsubscribe;
 mod webhooks;
 
 use std::collections::BTreeMap;
@@ -58,6 +59,7 @@ pub use self::routes::{Hop, Route};
 pub use self::senders::{Grant, Senders};
 pub use self::store::mask_url;
 pub use self::tls::Tls;
+pub use self::unsubscribe::Unsubscribe;
 pub use self::webhooks::{WEBHOOK_EVENTS, Webhook};
 use crate::smtp::address::Domain;
 
@@ -114,6 +116,8 @@ pub struct Config {
     pub senders: Senders,
     /// `[log]`: how log lines are written.
     pub log: Log,
+    /// `[unsubscribe]`: one-click unsubscribe for bulk mail.
+    pub unsubscribe: Unsubscribe,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -140,6 +144,7 @@ struct RawConfig {
     dashboard: dashboard::RawDashboard,
     senders: Vec<senders::RawSenders>,
     log: log::RawLog,
+    unsubscribe: unsubscribe::RawUnsubscribe,
 }
 
 impl Config {
@@ -200,7 +205,9 @@ impl RawConfig {
         let log = self.log.validate()?;
         let listen = self.listen.validate()?;
         let queue = self.queue.validate()?;
+        let unsubscribe = self.unsubscribe.validate(&hostname, &bounce.return_path_domain)?;
         Ok(Config {
+            unsubscribe,
             log,
             hostname,
             data_dir,
@@ -291,6 +298,7 @@ impl Config {
         t.insert("dashboard".into(), self.dashboard.effective());
         t.insert("webhooks".into(), webhooks::effective(&self.webhooks, mask));
         t.insert("log".into(), self.log.effective());
+        t.insert("unsubscribe".into(), self.unsubscribe.effective());
         if !self.senders.grants.is_empty() {
             t.insert("senders".into(), self.senders.effective());
         }

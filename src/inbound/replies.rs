@@ -106,6 +106,11 @@ pub fn invalid_bounce_address(rcpt: &str) -> SmtpReply {
     r(550, (5, 7, 1), format!("<{rcpt}>: invalid or expired bounce address"))
 }
 
+/// An unsubscribe address of ours whose token does not verify: refused, nothing recorded.
+pub fn invalid_unsubscribe_address(rcpt: &str) -> SmtpReply {
+    r(550, (5, 1, 1), format!("<{rcpt}>: invalid unsubscribe address"))
+}
+
 pub fn domain_not_found(rcpt: &str) -> SmtpReply {
     r(550, (5, 1, 2), format!("<{rcpt}>: domain not found"))
 }

@@ -32,6 +32,7 @@ use tracing::{info, warn};
 use super::retry::{self, Decision};
 use crate::config::Config;
 use crate::feedback::ingest::{self, Read};
+use crate::feedback::reports::ReportRead;
 use crate::outbound::outcome::{DeliveryOutcome, Report, Stage};
 use crate::outbound::{Job, JobRecipient, Outbound};
 use crate::smtp::address::ReversePath;
@@ -57,6 +58,8 @@ pub struct Scheduler {
     pub signer: Option<Arc<crate::bounce::return_path::Signer>>,
     /// Hard-bounce rates per account: trips pause the account.
     pub breaker: Arc<crate::bounce::breaker::Breaker>,
+    /// Verifies the tokens of unsubscribe addresses.
+    pub unsubscribe: Arc<crate::bounce::unsubscribe::Keys>,
     /// Tells our bounces from forged ones before they are recorded.
     pub verifier: Arc<crate::feedback::evidence::Verifier>,
     /// This process's lease owner name.
@@ -346,6 +349,9 @@ impl Scheduler {
             Err(e) => return (DeliveryOutcome::local_trouble(Stage::Queue, format!("store: {e}")), None, None),
         };
         bodies.insert(claim.message.clone(), body.clone());
+        if claim.destination == Destination::Report {
+            return (self.read_report(claim).await, None, None);
+        }
         let claimed = ingest::Claimed {
             message: &claim.message,
             rcpt: &claim.address,
@@ -376,6 +382,28 @@ impl Scheduler {
                 };
                 (outcome, original, None)
             }
+        }
+    }
+
+    /// Reads mail to one of our report addresses (`feedback::reports`): never delivered.
+    async fn read_report(&self, claim: &Claim) -> DeliveryOutcome {
+        match crate::feedback::reports::read(self.store.as_ref(), &self.unsubscribe, &claim.address).await {
+            Err(e) => DeliveryOutcome::local_trouble(Stage::Local, format!("store: {e}")),
+            Ok(ReportRead::Unsubscribed { unsubscribe: u, changed }) => {
+                info!(
+                    queue_id = %u.message,
+                    to = %u.recipient,
+                    sender_domain = %u.sender_domain,
+                    changed,
+                    via = "mailto",
+                    "unsubscribed"
+                );
+                DeliveryOutcome::delivered_locally(format!(
+                    "unsubscribed {} from mail of {} (message {})",
+                    u.recipient, u.sender_domain, u.message
+                ))
+            }
+            Ok(ReportRead::Ignored(why)) => DeliveryOutcome::delivered_locally(format!("report not used: {why}")),
         }
     }
 

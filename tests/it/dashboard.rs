@@ -122,6 +122,7 @@ async fn login_session_cookie_and_csrf() {
             message_id: None,
             created_at: String::new(),
             domain: None,
+            scope: mailerd::store::SuppressionScope::Global,
         })
         .await
         .unwrap();

@@ -42,5 +42,6 @@ mod store_conformance;
 mod submission_checks;
 mod tidy;
 mod tools;
+mod unsubscribe;
 mod swaks;
 mod webhooks;

@@ -98,6 +98,7 @@ conformance!(
     events_are_filtered_by_sender_scope,
     every_destination_is_read_back_typed,
     idempotency_records_commit_with_their_message,
+    sender_domain_suppressions_refuse_only_their_sender,
 );
 
 fn origin() -> Origin {
@@ -655,6 +656,7 @@ async fn suppression_add_list_remove(s: Arc<dyn Store>) {
         message_id: Some("M9".into()),
         created_at: String::new(),
         domain: None,
+        scope: mailerd::store::SuppressionScope::Global,
     };
     assert!(s.suppression("a@ex.net").await.unwrap().is_none());
     s.suppress(entry("a@ex.net", "userunknown")).await.unwrap();
@@ -694,6 +696,7 @@ async fn an_identical_suppression_is_recorded_once(s: Arc<dyn Store>) {
         message_id: Some("D1".into()),
         created_at: String::new(),
         domain: None,
+        scope: mailerd::store::SuppressionScope::Global,
     };
     let workers: Vec<_> = (0..8)
         .map(|_| {
@@ -1250,6 +1253,7 @@ async fn dashboard_queries_answer_alike(s: Arc<dyn Store>) {
             message_id: None,
             created_at: String::new(),
             domain: None,
+            scope: mailerd::store::SuppressionScope::Global,
         };
         s.suppress(e).await.unwrap();
     }
@@ -1293,6 +1297,7 @@ async fn suppression_entries_have_scopes(s: Arc<dyn Store>) {
         message_id: None,
         created_at: String::new(),
         domain: domain.map(|d| Domain::parse(d).unwrap()),
+        scope: mailerd::store::SuppressionScope::Global,
     };
     s.suppress(entry("x@ex.net", Some("a.example"), "userunknown")).await.unwrap();
     s.suppress(entry("x@ex.net", Some("b.example"), "userunknown")).await.unwrap();
@@ -1334,6 +1339,65 @@ async fn suppression_entries_have_scopes(s: Arc<dyn Store>) {
     assert!(s.unsuppress("x@ex.net", &Scope::All).await.unwrap(), "an admin removes every entry");
     assert!(s.suppression("x@ex.net").await.unwrap().is_none());
     assert_eq!(s.search_suppressions("ex.net", 10).await.unwrap().len(), 2);
+}
+
+async fn sender_domain_suppressions_refuse_only_their_sender(s: Arc<dyn Store>) {
+    use mailerd::store::SuppressionScope;
+    let d = |name: &str| Domain::parse(name).unwrap();
+    let entry = |address: &str, domain: &str, reason: &str, scope: SuppressionScope| Suppression {
+        address: address.into(),
+        reason: reason.into(),
+        status: None,
+        detail: Some(format!("{reason} detail")),
+        message_id: Some("U1".into()),
+        created_at: String::new(),
+        domain: Some(d(domain)),
+        scope,
+    };
+    let unsub = |address: &str, domain: &str| entry(address, domain, "unsubscribed", SuppressionScope::SenderDomain);
+    // An unsubscribe writes its own event, once.
+    assert!(s.suppress_as(unsub("a@ex.net", "news.test"), EventKind::Unsubscribed, "unsub".into()).await.unwrap());
+    assert!(!s.suppress_as(unsub("a@ex.net", "news.test"), EventKind::Unsubscribed, "unsub".into()).await.unwrap());
+    let events = settled_events(&*s, Some("unsubscribed"), 1).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!((events[0].message_id.as_str(), events[0].recipient.as_deref()), ("U1", Some("a@ex.net")));
+    assert!(settled_events(&*s, Some("suppressed"), 0).await.is_empty());
+
+    let read = s.suppression("a@ex.net").await.unwrap().unwrap();
+    assert_eq!((read.scope, read.reason.as_str()), (SuppressionScope::SenderDomain, "unsubscribed"));
+    // Refused for its sender domain only: not a subdomain, not another domain, not `<>`.
+    assert!(s.suppression_for("a@ex.net", Some(&d("news.test"))).await.unwrap().is_some());
+    for other in ["shop.test", "mail.news.test"] {
+        assert!(s.suppression_for("a@ex.net", Some(&d(other))).await.unwrap().is_none(), "{other}");
+    }
+    assert!(s.suppression_for("a@ex.net", None).await.unwrap().is_none());
+    // A global entry refuses everyone, and an unsubscribe never narrows it.
+    s.suppress(entry("b@ex.net", "news.test", "userunknown", SuppressionScope::Global)).await.unwrap();
+    assert!(!s.suppress_as(unsub("b@ex.net", "news.test"), EventKind::Unsubscribed, "x".into()).await.unwrap());
+    let b = s.suppression_for("b@ex.net", Some(&d("shop.test"))).await.unwrap().expect("still global");
+    assert_eq!((b.scope, b.reason.as_str()), (SuppressionScope::Global, "userunknown"));
+    assert!(s.suppression_for("b@ex.net", None).await.unwrap().is_some());
+    // A complaint widens an unsubscribe to everyone.
+    assert!(
+        s.suppress_as(
+            entry("a@ex.net", "news.test", "complaint", SuppressionScope::Global),
+            EventKind::Complained,
+            "c".into()
+        )
+        .await
+        .unwrap()
+    );
+    assert!(s.suppression_for("a@ex.net", Some(&d("shop.test"))).await.unwrap().is_some());
+    assert_eq!(settled_events(&*s, Some("complained"), 1).await.len(), 1);
+    // Unsubscribes from two senders are two entries; each refuses only its own sender.
+    s.suppress_as(unsub("c@ex.net", "one.test"), EventKind::Unsubscribed, "x".into()).await.unwrap();
+    s.suppress_as(unsub("c@ex.net", "two.test"), EventKind::Unsubscribed, "x".into()).await.unwrap();
+    assert_eq!(s.suppression_entries("c@ex.net", &Scope::All).await.unwrap().len(), 2);
+    assert!(s.suppression_for("c@ex.net", Some(&d("two.test"))).await.unwrap().is_some());
+    assert!(s.suppression_for("c@ex.net", Some(&d("three.test"))).await.unwrap().is_none());
+    let listed = s.suppressions(&scope(&["one.test"]), 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].scope, SuppressionScope::SenderDomain);
 }
 
 async fn events_are_filtered_by_sender_scope(s: Arc<dyn Store>) {
@@ -1496,6 +1560,7 @@ async fn every_destination_is_read_back_typed(s: Arc<dyn Store>) {
         to("bounces+a@rp.test", Destination::BounceOf { queue_id: MessageId("Q1".into()), rid: Some(RecipientId(7)) }),
         to("bounces+b@rp.test", Destination::BounceOf { queue_id: MessageId("Q2".into()), rid: None }),
         to("carol@local.test", Destination::NullSenderTo("carol@local.test".into())),
+        to("unsubscribe+x@rp.test", Destination::Report),
     ];
     s.insert_message(message("D1", T0, all.to_vec())).await.expect("insert");
     let mut got = Vec::new();
