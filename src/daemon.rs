@@ -373,6 +373,7 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
             )),
             breaker,
             unsubscribe: ctx.unsubscribe.clone(),
+            return_path: signer.clone(),
             signer: config.bounce.sign_return_path.then_some(signer),
             owner,
             inflight: Default::default(),

@@ -11,6 +11,7 @@
 
 #![deny(clippy::indexing_slicing)]
 
+pub mod arf;
 pub mod classify;
 pub mod detect;
 pub mod evidence;
@@ -68,6 +69,9 @@ pub fn parse_bounce_doc(raw: &[u8]) -> (BounceReport, Option<parse::Doc>) {
     let mut report = BounceReport::empty(kind);
     report.original = doc.original.clone();
     report.warnings = warnings;
+    if kind == ReportKind::Feedback {
+        report.feedback = arf::read(&doc);
+    }
     if !kind.is_bounce() {
         return (report, Some(doc));
     }

@@ -259,6 +259,10 @@ pub async fn check_rcpt(
         ForwardPath::Mailbox(m) => m,
     };
     let shown = rcpt.to_string();
+    if ctx.config.bounce.complaint_addresses.contains(&rcpt.key()) {
+        // A feedback loop's address: ARF complaints, read by `feedback::reports`.
+        return Ok(accepted(shown, Destination::Report));
+    }
     if unsubscribe::looks_like_mailto(rcpt.local()) && *rcpt.domain() == ctx.config.unsubscribe.mailto_domain {
         // RFC 2369 mailto unsubscribe: read by `feedback::reports`, from anyone.
         return match ctx.unsubscribe.verify_mailto(rcpt.local()) {

@@ -32,7 +32,7 @@ use tracing::{info, warn};
 use super::retry::{self, Decision};
 use crate::config::Config;
 use crate::feedback::ingest::{self, Read};
-use crate::feedback::reports::ReportRead;
+use crate::feedback::reports::{Keyring, ReportRead};
 use crate::outbound::outcome::{DeliveryOutcome, Report, Stage};
 use crate::outbound::{Job, JobRecipient, Outbound};
 use crate::smtp::address::ReversePath;
@@ -60,6 +60,8 @@ pub struct Scheduler {
     pub breaker: Arc<crate::bounce::breaker::Breaker>,
     /// Verifies the tokens of unsubscribe addresses.
     pub unsubscribe: Arc<crate::bounce::unsubscribe::Keys>,
+    /// Verifies signed return paths quoted in complaints (whether or not mail is signed now).
+    pub return_path: Arc<crate::bounce::return_path::Signer>,
     /// Tells our bounces from forged ones before they are recorded.
     pub verifier: Arc<crate::feedback::evidence::Verifier>,
     /// This process's lease owner name.
@@ -350,7 +352,23 @@ impl Scheduler {
         };
         bodies.insert(claim.message.clone(), body.clone());
         if claim.destination == Destination::Report {
-            return (self.read_report(claim).await, None, None);
+            return (self.read_report(claim, &body).await, None, None);
+        }
+        // A complaint (ARF) to a signed return path: the token names the message.
+        if let Destination::BounceOf { queue_id, rid } = &claim.destination {
+            let report = crate::feedback::parse_bounce(&body);
+            if report.kind == crate::feedback::ReportKind::Feedback {
+                let about = Some((queue_id.clone(), *rid));
+                let read = crate::feedback::reports::complaint(self.store.as_ref(), &self.return_path, &report, about);
+                let outcome = match read.await {
+                    Err(e) => DeliveryOutcome::local_trouble(Stage::Local, format!("store: {e}")),
+                    Ok(ReportRead::Complained { message, address, feedback_type, changed }) => {
+                        self.complained(&message, &address, feedback_type, changed).await
+                    }
+                    Ok(other) => DeliveryOutcome::delivered_locally(format!("report not used: {other:?}")),
+                };
+                return (outcome, None, None);
+            }
         }
         let claimed = ingest::Claimed {
             message: &claim.message,
@@ -386,8 +404,9 @@ impl Scheduler {
     }
 
     /// Reads mail to one of our report addresses (`feedback::reports`): never delivered.
-    async fn read_report(&self, claim: &Claim) -> DeliveryOutcome {
-        match crate::feedback::reports::read(self.store.as_ref(), &self.unsubscribe, &claim.address).await {
+    async fn read_report(&self, claim: &Claim, body: &[u8]) -> DeliveryOutcome {
+        let keys = Keyring { unsubscribe: &self.unsubscribe, return_path: &self.return_path };
+        match crate::feedback::reports::read(self.store.as_ref(), &keys, &claim.address, body).await {
             Err(e) => DeliveryOutcome::local_trouble(Stage::Local, format!("store: {e}")),
             Ok(ReportRead::Unsubscribed { unsubscribe: u, changed }) => {
                 info!(
@@ -403,8 +422,26 @@ impl Scheduler {
                     u.recipient, u.sender_domain, u.message
                 ))
             }
+            Ok(ReportRead::Complained { message, address, feedback_type, changed }) => {
+                self.complained(&message, &address, feedback_type, changed).await
+            }
             Ok(ReportRead::Ignored(why)) => DeliveryOutcome::delivered_locally(format!("report not used: {why}")),
         }
+    }
+
+    /// A complaint was recorded: logged, and counted against the sending account.
+    async fn complained(
+        &self,
+        message: &MessageId,
+        address: &str,
+        feedback_type: crate::feedback::arf::FeedbackType,
+        changed: bool,
+    ) -> DeliveryOutcome {
+        info!(queue_id = %message, to = %address, feedback_type = feedback_type.as_str(), changed, "complained");
+        DeliveryOutcome::delivered_locally(format!(
+            "{} complaint about {message} from {address}: suppressed",
+            feedback_type.as_str()
+        ))
     }
 
     /// Delivers a local claim into its mailbox (`local::deliver`), reading the body at most

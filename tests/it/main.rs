@@ -12,6 +12,7 @@ mod abuse;
 mod bounce_lines;
 mod bounces;
 mod breaker;
+mod complaints;
 mod checklist;
 mod cluster;
 mod delivery;
