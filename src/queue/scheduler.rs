@@ -429,7 +429,9 @@ impl Scheduler {
         }
     }
 
-    /// A complaint was recorded: logged, and counted against the sending account.
+    /// A complaint was recorded: logged, and counted against the sending account (a second
+    /// report of the same complaint, which changed nothing, is not counted again); pauses the
+    /// account when the complaint rate trips the breaker.
     async fn complained(
         &self,
         message: &MessageId,
@@ -438,6 +440,15 @@ impl Scheduler {
         changed: bool,
     ) -> DeliveryOutcome {
         info!(queue_id = %message, to = %address, feedback_type = feedback_type.as_str(), changed, "complained");
+        if changed && let Ok(Some(detail)) = self.store.message_detail(message).await {
+            let pause = self.breaker.complained(detail.origin.auth_user.as_deref(), message, Timestamp::now());
+            if let Some(pause) = pause {
+                warn!(account = %pause.account, queue_id = %message, "sending paused: {}", pause.detail);
+                if let Err(e) = self.store.pause_account(pause).await {
+                    warn!(error = %e, "pausing the account failed");
+                }
+            }
+        }
         DeliveryOutcome::delivered_locally(format!(
             "{} complaint about {message} from {address}: suppressed",
             feedback_type.as_str()

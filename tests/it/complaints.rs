@@ -212,3 +212,103 @@ fn bounce_parse_shows_the_feedback_type() {
     let out = Command::new(env!("CARGO_BIN_EXE_mailerd")).args(["bounce", "parse", &files[4]]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("feedback_type: abuse"));
 }
+
+/// The Return-Path and Message-ID of each message in a maildir.
+fn delivered(files: &[std::path::PathBuf]) -> Vec<(String, String)> {
+    files
+        .iter()
+        .map(|f| {
+            let t = std::fs::read_to_string(f).unwrap();
+            let rp = t.lines().next().unwrap().trim_start_matches("Return-Path: <").trim_end_matches('>').to_string();
+            let id = t
+                .lines()
+                .find_map(|l| l.strip_prefix("Message-ID: "))
+                .expect("Message-ID")
+                .trim()
+                .trim_matches(['<', '>'])
+                .to_string();
+            (rp, id)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_complaint_storm_pauses_the_account_at_the_threshold_and_not_before() {
+    let dest = TestDaemon::with("[local]\ndomains = [\"yahoo.test\"]").await;
+    dest.add_user("alice@yahoo.test", "pw", None).await;
+    let src = TestDaemon::with(&format!(
+        "[listen]\nhttp = \"127.0.0.1:0\"\n[local]\ndomains = [\"sender.test\"]\n[routes]\n\"yahoo.test\" = \"{}\"\n\
+         [account]\ncomplaint_threshold = 0.05\ncomplaint_min_messages = 40\n",
+        dest.smtp
+    ))
+    .await;
+    let api = src.http.unwrap();
+    let store = src.store();
+    let (key, record) = mailerd::http::auth::generate("newsletter", Scope::All).unwrap();
+    let account = format!("apikey:{}", record.id);
+    store.create_api_key(record).await.unwrap();
+    for i in 0..40 {
+        let r = crate::harness::http::post_json(
+            api,
+            "/api/v1/messages",
+            Some(&key),
+            &serde_json::json!({"from": "news@sender.test", "to": ["alice@yahoo.test"], "subject": format!("Issue {i}"), "text": "hi"}),
+        )
+        .await;
+        assert_eq!(r.status, 202, "{}", r.text);
+    }
+    let sent = delivered(&dest.wait_maildir("yahoo.test", "alice", 40).await);
+    let complained = |n: usize| {
+        let store = &store;
+        async move {
+            for _ in 0..150 {
+                let e = store.events_after(0, Some(EventKind::Complained), &Scope::All, 100).await.unwrap();
+                if e.len() >= n {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("complaint {n} was never recorded");
+        }
+    };
+    // 5% of 40 recipients is 2 complaints: the account keeps sending through them.
+    for (k, (rp, id)) in sent.iter().take(2).enumerate() {
+        let report = report_about("yahoo.eml", rp, id);
+        deliver_report(&src, "feedback@arf.mail.yahoo.test", rp, &report).await;
+        complained(k + 1).await;
+        assert!(store.account_pause(&account).await.unwrap().is_none(), "{} complaint(s) of 40 is not over 5%", k + 1);
+    }
+    // The same complaint reported twice is one complaint.
+    let (rp, id) = &sent[1];
+    deliver_report(&src, "feedback@arf.mail.yahoo.test", rp, &report_about("yahoo.eml", rp, id)).await;
+    let (rp, id) = &sent[2];
+    deliver_report(&src, "feedback@arf.mail.yahoo.test", rp, &report_about("yahoo.eml", rp, id)).await;
+    complained(3).await;
+    let mut pause = None;
+    for _ in 0..50 {
+        pause = store.account_pause(&account).await.unwrap();
+        if pause.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pause = pause.expect("the third complaint trips the breaker");
+    assert_eq!(
+        pause.detail,
+        "complaint rate 7.5% (3 of 40 recipients in the last 24 h) over account.complaint_threshold 5%"
+    );
+    assert_eq!(store.events_after(0, Some(EventKind::Complained), &Scope::All, 100).await.unwrap().len(), 3);
+    let paused_events = store.events_after(0, Some(EventKind::AccountPaused), &Scope::All, 100).await.unwrap();
+    assert_eq!(paused_events.len(), 1);
+    let why = paused_events[0].detail.as_deref().unwrap();
+    assert!(why.starts_with(&account) && why.contains(": complaint rate 7.5%"), "{why}");
+    // Paused like the hard-bounce breaker: the API refuses the key.
+    let r = crate::harness::http::post_json(
+        api,
+        "/api/v1/messages",
+        Some(&key),
+        &serde_json::json!({"from": "news@sender.test", "to": ["bob@yahoo.test"], "text": "hi"}),
+    )
+    .await;
+    assert_eq!((r.status, r.json["type"].as_str()), (403, Some("/problems/account-paused")), "{}", r.text);
+}
