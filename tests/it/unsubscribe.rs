@@ -213,6 +213,7 @@ async fn one_click_post_unsubscribes_from_that_sender_domain_only() {
     c.cmd("MAIL FROM:<news@sender.test>").await.expect("250");
     let refused = c.cmd("RCPT TO:<alice@dest.test>").await;
     assert_eq!(refused.code, 550, "{refused:?}");
+    assert!(format!("{refused:?}").contains("unsubscribed from this sender's mail"), "{refused:?}");
     c.cmd("RSET").await.expect("250");
     c.cmd("MAIL FROM:<shop@other.test>").await.expect("250");
     c.cmd("RCPT TO:<alice@dest.test>").await.expect("250");
