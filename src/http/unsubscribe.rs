@@ -66,7 +66,7 @@ async fn one_click(State(state): State<Arc<AppState>>, Path(token): Path<String>
             );
             page(
                 StatusCode::OK,
-                "Unsubscribed",
+                "You are unsubscribed",
                 &format!(
                     "<p>Done: <b>{}</b> gets no more mail from <b>{}</b>.</p>",
                     esc(&u.recipient.to_string()),

@@ -313,3 +313,55 @@ async fn mailto_unsubscribe_through_the_smtp_listener_and_bulk_logins() {
     // Nothing was delivered anywhere for it: the message is read, not kept.
     assert!(src.maildir_files("sender.test", "news").is_empty());
 }
+
+#[tokio::test]
+async fn a_person_clicks_the_button_in_a_real_browser() {
+    let Some(b) = crate::harness::browser::Browser::start().await else { return };
+    let dest = TestDaemon::with("[local]\ndomains = [\"dest.test\"]").await;
+    dest.add_user("carol@dest.test", "pw", None).await;
+    let src = TestDaemon::with(&format!(
+        "[listen]\nhttp = \"127.0.0.1:0\"\n[local]\ndomains = [\"sender.test\", \"other.test\"]\n\
+         [relay]\ntrusted_networks = [\"127.0.0.0/8\"]\n[routes]\n\"dest.test\" = \"{}\"\n",
+        dest.smtp
+    ))
+    .await;
+    let api = src.http.expect("http listener");
+    let store = src.store();
+    let (admin, k) = mailerd::http::auth::generate("ops", Scope::All).unwrap();
+    store.create_api_key(k).await.unwrap();
+    let r = post_json(
+        api,
+        "/api/v1/messages",
+        Some(&admin),
+        &json!({"from": "news@sender.test", "to": ["carol@dest.test"], "subject": "News", "text": "Hello."}),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let files = dest.wait_maildir("dest.test", "carol", 1).await;
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    let (link, _) = uris(&field(&text, "List-Unsubscribe").expect("List-Unsubscribe"));
+    let path = link.trim_start_matches("https://mx.local.test");
+    assert!(path.starts_with("/u/"), "{link}");
+
+    // A person follows the link: a page asks first, and only the button unsubscribes.
+    b.go(&format!("http://{api}{path}")).await;
+    assert_eq!(b.title().await, "Unsubscribe");
+    assert!(b.source().await.contains("carol@dest.test"));
+    b.screenshot("unsubscribe-confirm").await;
+    assert!(store.suppression("carol@dest.test").await.unwrap().is_none(), "opening the page changes nothing");
+    b.click("#unsubscribe").await;
+    assert_eq!(b.title_after("Unsubscribe").await, "You are unsubscribed");
+    b.screenshot("unsubscribe-done").await;
+    let s = wait_suppressed(&store, "carol@dest.test", "sender.test").await;
+    assert_eq!(s.scope, mailerd::store::SuppressionScope::SenderDomain);
+
+    // The next send from that domain is refused at RCPT; another domain's goes.
+    let mut c = Client::connect(src.smtp).await;
+    c.cmd("EHLO app.test").await.expect("250");
+    c.cmd("MAIL FROM:<news@sender.test>").await.expect("250");
+    assert_eq!(c.cmd("RCPT TO:<carol@dest.test>").await.code, 550);
+    c.cmd("RSET").await.expect("250");
+    c.cmd("MAIL FROM:<hello@other.test>").await.expect("250");
+    c.cmd("RCPT TO:<carol@dest.test>").await.expect("250");
+    b.quit().await;
+}
