@@ -112,6 +112,10 @@ async fn wait_suppressed(store: &dyn Store, address: &str, sender: &str) -> mail
 
 #[tokio::test]
 async fn one_click_post_unsubscribes_from_that_sender_domain_only() {
+    // tools.rs names curl when it is missing (and fails under CI).
+    if Command::new("curl").arg("--version").output().is_err() {
+        return;
+    }
     let keys = tempfile::tempdir().unwrap();
     let (key, record) = dkim_key(keys.path());
     let Some(dns) = TestDns::start(&[record]).await else { return };
