@@ -131,6 +131,7 @@ async fn fill(store: Arc<SqliteStore>, events: usize) -> MessageId {
                 message_id: None,
                 created_at: String::new(),
                 domain: None,
+                scope: mailerd::store::SuppressionScope::Global,
             })
             .await
         }));

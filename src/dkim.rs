@@ -17,9 +17,21 @@ use rustls::pki_types::pem::PemObject;
 
 use crate::smtp::message::{find_headers_end, header_value};
 
-/// Headers covered by our signatures (From first, as RFC 6376 §5.4 requires).
-const SIGNED_HEADERS: [&str; 9] =
-    ["From", "To", "Cc", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type", "Reply-To"];
+/// Headers covered by our signatures (From first, as RFC 6376 §5.4 requires); the two
+/// unsubscribe fields too, as RFC 8058 §4 requires of one-click unsubscribe.
+const SIGNED_HEADERS: [&str; 11] = [
+    "From",
+    "To",
+    "Cc",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "MIME-Version",
+    "Content-Type",
+    "Reply-To",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+];
 
 pub struct Signer {
     domain: String,

@@ -1,10 +1,13 @@
-//! Account protection: a hard-bounce-rate breaker per sending account (an SMTP login or an API
-//! key). Relayed recipients count when accepted; hard bounces (the reason table's verdict)
-//! count when they happen. When, over the sliding window, the hard-bounce rate exceeds the
-//! threshold after at least `min_messages` recipients, the breaker trips: the caller pauses the
-//! account in the store (sending refused with 451 4.7.1 / HTTP 403 and an event) until an
-//! admin runs `mailerd account resume`. A bad list or a stolen login stops within minutes,
-//! before the sending domain's reputation does.
+//! Account protection: a hard-bounce-rate and a complaint-rate breaker per sending account (an
+//! SMTP login or an API key). Relayed recipients count when accepted; hard bounces (the reason
+//! table's verdict) and complaints (ARF reports, `feedback::reports`) count when they happen.
+//! When, over the sliding window, the hard-bounce rate exceeds `hard_bounce_threshold` after at
+//! least `min_messages` recipients, or the complaint rate exceeds `complaint_threshold` (0.3%,
+//! Gmail's and Yahoo's limit for bulk senders) after at least `complaint_min_messages`, the
+//! breaker trips: the caller pauses the account in the store (sending refused with 451 4.7.1 /
+//! HTTP 403 and an `account_paused` event saying which rate) until an admin runs
+//! `mailerd account resume`. A bad list or a stolen login stops within minutes, before the
+//! sending domain's reputation does.
 //!
 //! The counts live in memory (per minute, per account; bounded by the window), the pause in the
 //! store, so a restart forgets the counts but not the pause. `hard_per_message` counts the hard
@@ -15,7 +18,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use crate::config::BreakerConfig;
 use crate::store::{AccountPause, Attempt, MessageId, RecipientState};
@@ -25,46 +27,61 @@ const BUCKET_MS: i64 = 60_000;
 /// Accounts tracked at once; the least recently active are dropped beyond it.
 const MAX_ACCOUNTS: usize = 100_000;
 
+/// Which rate tripped the breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    HardBounces,
+    Complaints,
+}
+
 /// Why an account was paused.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trip {
     pub account: String,
+    pub cause: Cause,
     pub sent: u64,
-    pub hard: u64,
+    /// Hard bounces or complaints, as `cause` says.
+    pub count: u64,
 }
 
 impl Trip {
     pub fn rate(&self) -> f64 {
-        if self.sent == 0 { 0.0 } else { self.hard as f64 / self.sent as f64 }
+        if self.sent == 0 { 0.0 } else { self.count as f64 / self.sent as f64 }
     }
 
-    pub fn describe(&self, window: Duration) -> String {
+    pub fn describe(&self, config: &BreakerConfig) -> String {
+        let (what, threshold, key) = match self.cause {
+            Cause::HardBounces => ("hard-bounce rate", config.threshold, "account.hard_bounce_threshold"),
+            Cause::Complaints => ("complaint rate", config.complaint_threshold, "account.complaint_threshold"),
+        };
         format!(
-            "hard-bounce rate {:.1}% ({} of {} recipients in the last {} h)",
+            "{what} {:.1}% ({} of {} recipients in the last {} h) over {key} {}%",
             self.rate() * 100.0,
-            self.hard,
+            self.count,
             self.sent,
-            window.as_secs() / 3600
+            config.window.as_secs() / 3600,
+            threshold * 100.0
         )
     }
 }
 
 #[derive(Default)]
 struct Window {
-    /// (bucket start ms, sent, hard), oldest first.
-    buckets: VecDeque<(i64, u64, u64)>,
+    /// (bucket start ms, sent, hard bounces, complaints), oldest first.
+    buckets: VecDeque<(i64, u64, u64, u64)>,
     last_seen: i64,
 }
 
 impl Window {
-    fn add(&mut self, now: i64, sent: u64, hard: u64, window_ms: i64) {
+    fn add(&mut self, now: i64, n: Counts, window_ms: i64) {
         let start = now - now.rem_euclid(BUCKET_MS);
         match self.buckets.back_mut() {
             Some(b) if b.0 == start => {
-                b.1 += sent;
-                b.2 += hard;
+                b.1 += n.sent;
+                b.2 += n.hard;
+                b.3 += n.complaints;
             }
-            _ => self.buckets.push_back((start, sent, hard)),
+            _ => self.buckets.push_back((start, n.sent, n.hard, n.complaints)),
         }
         while self.buckets.front().is_some_and(|b| b.0 + window_ms <= now) {
             self.buckets.pop_front();
@@ -72,9 +89,21 @@ impl Window {
         self.last_seen = now;
     }
 
-    fn totals(&self) -> (u64, u64) {
-        self.buckets.iter().fold((0, 0), |(s, h), b| (s + b.1, h + b.2))
+    fn totals(&self) -> Counts {
+        self.buckets.iter().fold(Counts::default(), |t, b| Counts {
+            sent: t.sent + b.1,
+            hard: t.hard + b.2,
+            complaints: t.complaints + b.3,
+        })
     }
+}
+
+/// What one event adds to a window, or a window's totals.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    sent: u64,
+    hard: u64,
+    complaints: u64,
 }
 
 pub struct Breaker {
@@ -122,13 +151,31 @@ impl Breaker {
 
     /// `n` relayed recipients accepted for `account`.
     pub fn sent(&self, account: &str, n: u64, now: Timestamp) {
-        self.record(account, n, 0, now);
+        self.record(account, Counts { sent: n, ..Counts::default() }, now);
     }
 
     /// `n` hard bounces for `account`; Some when this trips the breaker (the window is then
     /// cleared, so after a resume the account starts afresh).
     pub fn hard_bounces(&self, account: &str, n: u64, now: Timestamp) -> Option<Trip> {
-        self.record(account, 0, n, now)
+        self.record(account, Counts { hard: n, ..Counts::default() }, now)
+    }
+
+    /// `n` complaints for `account`; Some when this trips the breaker (the window is cleared).
+    pub fn complaints(&self, account: &str, n: u64, now: Timestamp) -> Option<Trip> {
+        self.record(account, Counts { complaints: n, ..Counts::default() }, now)
+    }
+
+    /// A complaint about `message`, sent by `auth_user` (None: not an account); Some with the
+    /// pause to store when it trips the breaker.
+    pub fn complained(&self, auth_user: Option<&str>, message: &MessageId, now: Timestamp) -> Option<AccountPause> {
+        let account = account_of(auth_user?);
+        let trip = self.complaints(&account, 1, now)?;
+        Some(AccountPause {
+            account,
+            detail: trip.describe(&self.config),
+            message_id: Some(message.0.clone()),
+            paused_at: String::new(),
+        })
     }
 
     /// `n` hard bounces of `message`, sent by `auth_user` (None: not an account); Some with
@@ -144,14 +191,15 @@ impl Breaker {
         let trip = self.hard_bounces(&account, n, now)?;
         Some(AccountPause {
             account,
-            detail: trip.describe(self.config.window),
+            detail: trip.describe(&self.config),
             message_id: Some(message.0.clone()),
             paused_at: String::new(),
         })
     }
 
-    fn record(&self, account: &str, sent: u64, hard: u64, now: Timestamp) -> Option<Trip> {
-        if self.config.threshold <= 0.0 {
+    fn record(&self, account: &str, n: Counts, now: Timestamp) -> Option<Trip> {
+        let c = &self.config;
+        if c.threshold <= 0.0 && c.complaint_threshold <= 0.0 {
             return None;
         }
         let window_ms = i64::try_from(self.config.window.as_millis()).unwrap_or(i64::MAX);
@@ -164,22 +212,31 @@ impl Breaker {
             }
         }
         let w = map.entry(account.to_string()).or_default();
-        w.add(now.millis(), sent, hard, window_ms);
-        let (total, bounced) = w.totals();
-        if hard > 0 && total >= self.config.min_messages && bounced as f64 > self.config.threshold * total as f64 {
-            map.remove(account);
-            return Some(Trip { account: account.to_string(), sent: total, hard: bounced });
-        }
-        None
+        w.add(now.millis(), n, window_ms);
+        let t = w.totals();
+        let over = |count: u64, threshold: f64, min: u64| {
+            threshold > 0.0 && t.sent >= min && count as f64 > threshold * t.sent as f64
+        };
+        let trip = if n.hard > 0 && over(t.hard, c.threshold, c.min_messages) {
+            Some((Cause::HardBounces, t.hard))
+        } else if n.complaints > 0 && over(t.complaints, c.complaint_threshold, c.complaint_min_messages) {
+            Some((Cause::Complaints, t.complaints))
+        } else {
+            None
+        };
+        let (cause, count) = trip?;
+        map.remove(account);
+        Some(Trip { account: account.to_string(), cause, sent: t.sent, count })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn breaker() -> Breaker {
-        Breaker::new(BreakerConfig { threshold: 0.10, min_messages: 100, window: Duration::from_secs(86_400) })
+        Breaker::new(config(0.10, 100, 86_400))
     }
 
     #[test]
@@ -190,7 +247,7 @@ mod tests {
         assert!(b.hard_bounces("user:a@x", 20, t).is_none(), "40% but only 50 messages");
         b.sent("user:a@x", 50, t);
         let trip = b.hard_bounces("user:a@x", 1, t).expect("21 of 100 > 10%");
-        assert_eq!((trip.sent, trip.hard), (100, 21));
+        assert_eq!((trip.sent, trip.count, trip.cause), (100, 21, Cause::HardBounces));
         // Cleared: a resumed account starts afresh.
         assert!(b.hard_bounces("user:a@x", 1, t).is_none());
     }
@@ -240,13 +297,53 @@ mod tests {
 
     #[test]
     fn a_trip_is_the_pause_to_store() {
-        let b = Breaker::new(BreakerConfig { threshold: 0.10, min_messages: 10, window: Duration::from_secs(3600) });
+        let b = Breaker::new(config(0.10, 10, 3600));
         let t = Timestamp(1_800_000_000_000);
         let m = MessageId("M1".into());
         assert!(b.hard_bounced(None, &m, 50, t).is_none(), "a relay without login is no account");
         b.sent("user:app@x.test", 10, t);
         let pause = b.hard_bounced(Some("App@x.test"), &m, 2, t).expect("20% of 10 trips");
         assert_eq!((pause.account.as_str(), pause.message_id.as_deref()), ("user:app@x.test", Some("M1")));
-        assert_eq!(pause.detail, "hard-bounce rate 20.0% (2 of 10 recipients in the last 1 h)");
+        assert_eq!(
+            pause.detail,
+            "hard-bounce rate 20.0% (2 of 10 recipients in the last 1 h) over account.hard_bounce_threshold 10%"
+        );
+    }
+
+    #[test]
+    fn complaints_trip_over_the_threshold_after_the_minimum_volume() {
+        let b = breaker();
+        let t = Timestamp(1_800_000_000_000);
+        let m = MessageId("M9".into());
+        b.sent("user:news@x.test", 999, t);
+        for _ in 0..5 {
+            assert!(b.complained(Some("news@x.test"), &m, t).is_none(), "under 1,000 recipients nothing counts");
+        }
+        b.sent("user:news@x.test", 1, t);
+        // 5 of 1,000 is 0.5%: the next complaint is the first counted over the minimum volume.
+        let pause = b.complained(Some("news@x.test"), &m, t).expect("6 of 1,000 > 0.3%");
+        assert_eq!(
+            pause.detail,
+            "complaint rate 0.6% (6 of 1000 recipients in the last 24 h) over account.complaint_threshold 0.3%"
+        );
+        // At the threshold exactly, and below it, the account keeps sending.
+        b.sent("apikey:k2", 2000, t);
+        for i in 1..=6 {
+            assert!(b.complaints("apikey:k2", 1, t).is_none(), "{i} of 2,000");
+        }
+        assert_eq!(b.complaints("apikey:k2", 1, t).map(|t| (t.cause, t.count)), Some((Cause::Complaints, 7)));
+        // Complaints do not count toward the hard-bounce rate, nor the reverse.
+        b.sent("user:a@x.test", 100, t);
+        assert!(b.complaints("user:a@x.test", 9, t).is_none() && b.hard_bounces("user:a@x.test", 9, t).is_none());
+    }
+
+    fn config(threshold: f64, min_messages: u64, window: u64) -> BreakerConfig {
+        BreakerConfig {
+            threshold,
+            min_messages,
+            window: Duration::from_secs(window),
+            complaint_threshold: 0.003,
+            complaint_min_messages: 1000,
+        }
     }
 }

@@ -9,3 +9,4 @@ pub mod notify;
 pub mod reason;
 pub mod report;
 pub mod return_path;
+pub mod unsubscribe;

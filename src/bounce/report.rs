@@ -130,6 +130,7 @@ impl Reporter {
                     message_id: Some(facts.id.0.clone()),
                     created_at: String::new(),
                     domain,
+                    scope: crate::store::SuppressionScope::Global,
                 })
                 .await?;
             if added {

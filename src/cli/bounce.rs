@@ -89,6 +89,15 @@ pub fn parse(files: &[String], json: bool, explain: bool) -> Result<i32> {
 fn human(out: &mut impl Write, file: &str, r: &crate::feedback::BounceReport, explain: bool) -> std::io::Result<()> {
     let kind = format!("{:?}", r.kind).to_lowercase();
     writeln!(out, "{file}: {kind}{}", r.mta.as_deref().map(|m| format!(" (from {m})")).unwrap_or_default())?;
+    if let Some(f) = &r.feedback {
+        writeln!(out, "  feedback_type: {}", f.feedback_type.as_str())?;
+        if let Some(agent) = &f.user_agent {
+            writeln!(out, "  reported by:   {agent}")?;
+        }
+        let redacted = if f.redacted { " (redacted)" } else { "" };
+        writeln!(out, "  recipient:     {}{redacted}", f.recipients.first().map_or("-", String::as_str))?;
+        writeln!(out, "  message:       {}", r.original.message_id.as_deref().unwrap_or("-"))?;
+    }
     for rc in &r.recipients {
         let hard = match rc.hard_bounce {
             Some(true) => "hard",

@@ -47,6 +47,7 @@ pub async fn add(config: &Config, address: &str) -> Result<i32> {
         message_id: None,
         created_at: String::new(),
         domain: None,
+        scope: crate::store::SuppressionScope::Global,
     };
     store.suppress(entry).await?;
     outln!("{address}: suppressed")?;

@@ -1,5 +1,5 @@
-//! `[account]`: the hard-bounce breaker per sending account (SMTP login, API key):
-//! `BreakerConfig`, which `bounce::breaker` runs on.
+//! `[account]`: the hard-bounce and complaint-rate breakers per sending account (SMTP login,
+//! API key): `BreakerConfig`, which `bounce::breaker` runs on.
 //! Must not: count or pause anything (bounce::breaker and the store do), or import a stage.
 
 use std::time::Duration;
@@ -15,6 +15,11 @@ pub struct BreakerConfig {
     /// Recipients needed in the window before the rate counts.
     pub min_messages: u64,
     pub window: Duration,
+    /// Complaint rate (complaints / recipients sent in the window) that trips the breaker
+    /// (0.003 = 0.3%, the mailbox providers' limit); 0 disables it.
+    pub complaint_threshold: f64,
+    /// Recipients needed in the window before the complaint rate counts.
+    pub complaint_min_messages: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -23,11 +28,19 @@ pub(super) struct RawAccount {
     hard_bounce_threshold: f64,
     min_messages: u64,
     window: u64,
+    complaint_threshold: f64,
+    complaint_min_messages: u64,
 }
 
 impl Default for RawAccount {
     fn default() -> Self {
-        RawAccount { hard_bounce_threshold: 0.10, min_messages: 100, window: 86_400 }
+        RawAccount {
+            hard_bounce_threshold: 0.10,
+            min_messages: 100,
+            window: 86_400,
+            complaint_threshold: 0.003,
+            complaint_min_messages: 1000,
+        }
     }
 }
 
@@ -36,6 +49,9 @@ impl RawAccount {
         if !(0.0..=1.0).contains(&self.hard_bounce_threshold) {
             return Err(invalid("account.hard_bounce_threshold", "a rate between 0 (off) and 1, e.g. 0.10"));
         }
+        if !(0.0..=1.0).contains(&self.complaint_threshold) {
+            return Err(invalid("account.complaint_threshold", "a rate between 0 (off) and 1, e.g. 0.003"));
+        }
         if self.window == 0 {
             return Err(invalid("account.window", "seconds, more than 0"));
         }
@@ -43,6 +59,8 @@ impl RawAccount {
             threshold: self.hard_bounce_threshold,
             min_messages: self.min_messages,
             window: Duration::from_secs(self.window),
+            complaint_threshold: self.complaint_threshold,
+            complaint_min_messages: self.complaint_min_messages,
         })
     }
 }
@@ -53,6 +71,8 @@ impl BreakerConfig {
             ("hard_bounce_threshold", toml::Value::Float(self.threshold)),
             ("min_messages", emit::int(self.min_messages)),
             ("window", emit::secs(self.window)),
+            ("complaint_threshold", toml::Value::Float(self.complaint_threshold)),
+            ("complaint_min_messages", emit::int(self.complaint_min_messages)),
         ])
     }
 }

@@ -1,5 +1,5 @@
-//! `[bounce]`: delay warnings, signed return paths, the suppression check at RCPT, and how
-//! bounces that come back are read.
+//! `[bounce]`: delay warnings, signed return paths, the suppression check at RCPT, how
+//! bounces that come back are read, and the addresses complaint reports (ARF) arrive at.
 //! Must not: write or read a bounce (bounce/ and feedback/ do), or import a stage.
 
 use std::time::Duration;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{ConfigError, emit, invalid};
-use crate::smtp::address::Domain;
+use crate::smtp::address::{Domain, Mailbox};
 
 #[derive(Debug, Clone)]
 pub struct Bounce {
@@ -26,6 +26,9 @@ pub struct Bounce {
     pub keep_in_mailbox: bool,
     /// Check SPF, DKIM and DMARC of incoming bounces (needs DNS).
     pub check_authentication: bool,
+    /// Addresses (mailbox keys) that mailbox providers' feedback loops send ARF complaint
+    /// reports to (`abuse@`, `fbl@`); mail to them is read, never delivered.
+    pub complaint_addresses: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -38,6 +41,7 @@ pub(super) struct RawBounce {
     read_null_sender: bool,
     keep_in_mailbox: bool,
     check_authentication: bool,
+    complaint_addresses: Vec<String>,
 }
 
 impl Default for RawBounce {
@@ -50,6 +54,7 @@ impl Default for RawBounce {
             read_null_sender: true,
             keep_in_mailbox: false,
             check_authentication: true,
+            complaint_addresses: Vec::new(),
         }
     }
 }
@@ -57,7 +62,14 @@ impl Default for RawBounce {
 impl RawBounce {
     /// `hostname` is the return-path domain when `bounce.return_path_domain` is not set.
     pub(super) fn validate(self, hostname: &str) -> Result<Bounce, ConfigError> {
+        let mut complaint_addresses = Vec::new();
+        for (i, a) in self.complaint_addresses.iter().enumerate() {
+            let m = Mailbox::parse(a.trim())
+                .map_err(|e| invalid(format!("bounce.complaint_addresses[{i}]"), format!("`{a}`: {e}")))?;
+            complaint_addresses.push(m.key());
+        }
         Ok(Bounce {
+            complaint_addresses,
             delay_warning: Duration::from_secs(self.delay_warning),
             return_path_domain: match self.return_path_domain {
                 Some(d) => Domain::parse(&d)
@@ -87,6 +99,7 @@ impl Bounce {
             ("read_null_sender", Boolean(b.read_null_sender)),
             ("keep_in_mailbox", Boolean(b.keep_in_mailbox)),
             ("check_authentication", Boolean(b.check_authentication)),
+            ("complaint_addresses", emit::list(b.complaint_addresses.clone())),
         ])
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! One file per section of the file (`listen`, `store`, `limits`, `relay` and `senders`,
 //! `queue`, `local`, `tls`, `dns`, `outbound` and `routes`, `retry`, `bounce`, `dkim`, `check`,
-//! `account`, `webhooks`, `dashboard`, `log`, `login`), each with its raw (serde) type, its validated
+//! `account`, `webhooks`, `dashboard`, `log`, `login`, `unsubscribe`), each with its raw (serde) type, its validated
 //! type, its `validate` and its part of `Config::effective`; this file holds `Config`, `load`,
 //! the top-level keys (`hostname`, `data_dir`), the errors and the helpers sections share.
 //! Every type is re-exported here, so `crate::config::Name` is the one path to it.
@@ -32,6 +32,7 @@ mod routes;
 mod senders;
 mod store;
 mod tls;
+mod unsubscribe;
 mod webhooks;
 
 use std::collections::BTreeMap;
@@ -60,6 +61,7 @@ pub use self::routes::{Hop, Route};
 pub use self::senders::{Grant, Senders};
 pub use self::store::mask_url;
 pub use self::tls::Tls;
+pub use self::unsubscribe::Unsubscribe;
 pub use self::webhooks::{WEBHOOK_EVENTS, Webhook};
 use crate::smtp::address::Domain;
 
@@ -118,6 +120,8 @@ pub struct Config {
     pub log: Log,
     /// `[login]`: password policy, password hashing, app-password-only SMTP.
     pub login: Login,
+    /// `[unsubscribe]`: one-click unsubscribe for bulk mail.
+    pub unsubscribe: Unsubscribe,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -145,6 +149,7 @@ struct RawConfig {
     senders: Vec<senders::RawSenders>,
     log: log::RawLog,
     login: login::RawLogin,
+    unsubscribe: unsubscribe::RawUnsubscribe,
 }
 
 impl Config {
@@ -206,7 +211,9 @@ impl RawConfig {
         let login = self.login.validate()?;
         let listen = self.listen.validate()?;
         let queue = self.queue.validate()?;
+        let unsubscribe = self.unsubscribe.validate(&hostname, &bounce.return_path_domain)?;
         Ok(Config {
+            unsubscribe,
             log,
             login,
             hostname,
@@ -299,6 +306,7 @@ impl Config {
         t.insert("webhooks".into(), webhooks::effective(&self.webhooks, mask));
         t.insert("log".into(), self.log.effective());
         t.insert("login".into(), self.login.effective());
+        t.insert("unsubscribe".into(), self.unsubscribe.effective());
         if !self.senders.grants.is_empty() {
             t.insert("senders".into(), self.senders.effective());
         }

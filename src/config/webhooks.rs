@@ -31,6 +31,8 @@ pub const WEBHOOK_EVENTS: &[&str] = &[
     "deleted",
     "held",
     "released",
+    "unsubscribed",
+    "complained",
 ];
 
 #[derive(Debug, Default, Deserialize)]

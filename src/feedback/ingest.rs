@@ -166,6 +166,7 @@ pub async fn ingest(
                     message_id: Some(queue_id.to_string()),
                     created_at: String::new(),
                     domain: crate::store::path_domain(&facts.reverse_path),
+                    scope: crate::store::SuppressionScope::Global,
                 })
                 .await?;
         }

@@ -2,15 +2,16 @@
 //! (RFC 3464 and the plain-text layouts of common MTAs), classifies each failed recipient
 //! (`phrases` and `classify`, with the reason table of `bounce/reason.rs`), judges whether
 //! the bounce is about mail we sent (`verify`, on facts `evidence` gathers) and records a
-//! genuine one (`ingest`).
+//! genuine one (`ingest`); `reports` reads mail to our report addresses (unsubscribe by mail).
 //!
 //! Entry point: [`parse_bounce`]. Standards: RFC 3464, RFC 3463, RFC 5965, RFC 3834.
 //! Must not: panic or grow without bound (input capped at [`MAX_INPUT`], recipients at
-//! [`parse::MAX_RECIPIENTS`]); only `evidence` and `ingest` touch the store (and `evidence`
+//! [`parse::MAX_RECIPIENTS`]); only `evidence`, `ingest` and `reports` touch the store (and `evidence`
 //! DNS); parsing, classifying and judging touch no store, network or clock.
 
 #![deny(clippy::indexing_slicing)]
 
+pub mod arf;
 pub mod classify;
 pub mod detect;
 pub mod evidence;
@@ -18,6 +19,7 @@ pub mod ingest;
 pub mod parse;
 pub mod phrases;
 pub mod report;
+pub mod reports;
 pub mod verify;
 
 pub use report::{BounceReport, BouncedRecipient, OriginalHeaders, ReportKind, Why};
@@ -67,6 +69,9 @@ pub fn parse_bounce_doc(raw: &[u8]) -> (BounceReport, Option<parse::Doc>) {
     let mut report = BounceReport::empty(kind);
     report.original = doc.original.clone();
     report.warnings = warnings;
+    if kind == ReportKind::Feedback {
+        report.feedback = arf::read(&doc);
+    }
     if !kind.is_bounce() {
         return (report, Some(doc));
     }

@@ -141,6 +141,8 @@ pub struct BounceReport {
     pub original: OriginalHeaders,
     /// What could not be read, for people; never fatal.
     pub warnings: Vec<String>,
+    /// The fields of an ARF feedback report (`kind` Feedback).
+    pub feedback: Option<crate::feedback::arf::FeedbackReport>,
 }
 
 impl BounceReport {
@@ -152,6 +154,7 @@ impl BounceReport {
             recipients: Vec::new(),
             original: OriginalHeaders::default(),
             warnings: Vec::new(),
+            feedback: None,
         }
     }
 
@@ -194,6 +197,10 @@ impl BounceReport {
         };
         if let (Some(r), Some(obj)) = (kind_reason, v.as_object_mut()) {
             obj.insert("reason".into(), json!(r));
+        }
+        if let (Some(f), Some(obj)) = (&self.feedback, v.as_object_mut()) {
+            obj.insert("feedback_type".into(), json!(f.feedback_type));
+            obj.insert("feedback".into(), json!(f));
         }
         if !self.warnings.is_empty()
             && let Some(obj) = v.as_object_mut()

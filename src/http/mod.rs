@@ -11,6 +11,7 @@ pub mod api;
 pub mod auth;
 pub mod dashboard;
 pub mod problem;
+pub mod unsubscribe;
 pub mod webhooks;
 
 use std::sync::Arc;

@@ -647,11 +647,15 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
         tls: session.tls,
         ..Origin::default()
     };
+    let recipients: Vec<_> = tx.rcpts.into_iter().map(Into::into).collect();
+    let bulk = session.auth_user.as_deref().is_some_and(|u| ctx.config.unsubscribe.is_bulk_login(u));
+    let message =
+        if bulk { super::unsubscribe::add_headers(ctx, &id, &tx.from, &recipients, message) } else { message };
     let incoming = Incoming {
         id,
         from: tx.from.clone(),
         params: tx.params,
-        recipients: tx.rcpts.into_iter().map(Into::into).collect(),
+        recipients,
         origin,
         received_at: now,
         message,

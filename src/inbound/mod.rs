@@ -20,6 +20,7 @@ pub mod senders;
 pub mod session;
 pub mod tls;
 pub mod totp;
+pub mod unsubscribe;
 
 use std::sync::Arc;
 
@@ -71,6 +72,8 @@ pub struct Context {
     pub queue_wakeup: Arc<crate::accept::Wakeup>,
     /// Verifies the signed return paths that bounces come back to.
     pub return_path: Arc<crate::bounce::return_path::Signer>,
+    /// Signs and verifies the one-click unsubscribe tokens (derived from the return-path key).
+    pub unsubscribe: Arc<crate::bounce::unsubscribe::Keys>,
     /// Signs outgoing mail of the `[dkim]` domain.
     pub dkim: Option<Arc<crate::dkim::Signer>>,
     /// Resolver for the submission check "does the recipient's domain exist".

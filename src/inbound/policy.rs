@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use super::senders::HeaderField;
 use super::session::AcceptedRcpt;
 use super::{Context, ListenerKind, replies};
-use crate::bounce::return_path;
+use crate::bounce::{return_path, unsubscribe};
 use crate::local::mailbox::{self, Resolution};
 use crate::smtp::address::{Mailbox, ReversePath};
 use crate::smtp::command::{ForwardPath, MailParams, RcptParams};
@@ -97,6 +97,8 @@ pub enum Reason {
     StoreFailed { out_of_space: bool },
     /// A bounce address of ours whose signature is wrong or expired.
     InvalidBounceAddress { rcpt: String },
+    /// An unsubscribe address of ours whose token does not verify.
+    InvalidUnsubscribeAddress { rcpt: String },
     /// A non-local recipient from a submitter that may not relay.
     RelayDenied { rcpt: String },
     /// The hard-bounce breaker paused the account.
@@ -124,6 +126,7 @@ impl Reason {
             Reason::InsufficientStorage => replies::insufficient_storage(),
             Reason::StoreFailed { out_of_space } => replies::store_trouble(*out_of_space),
             Reason::InvalidBounceAddress { rcpt } => replies::invalid_bounce_address(rcpt),
+            Reason::InvalidUnsubscribeAddress { rcpt } => replies::invalid_unsubscribe_address(rcpt),
             Reason::RelayDenied { rcpt } => replies::relay_denied(rcpt),
             Reason::AccountPaused { account, why } => replies::account_paused(account, why),
             Reason::Suppressed { rcpt, since, why } => replies::suppressed(rcpt, since, why),
@@ -256,6 +259,17 @@ pub async fn check_rcpt(
         ForwardPath::Mailbox(m) => m,
     };
     let shown = rcpt.to_string();
+    if ctx.config.bounce.complaint_addresses.contains(&rcpt.key()) {
+        // A feedback loop's address: ARF complaints, read by `feedback::reports`.
+        return Ok(accepted(shown, Destination::Report));
+    }
+    if unsubscribe::looks_like_mailto(rcpt.local()) && *rcpt.domain() == ctx.config.unsubscribe.mailto_domain {
+        // RFC 2369 mailto unsubscribe: read by `feedback::reports`, from anyone.
+        return match ctx.unsubscribe.verify_mailto(rcpt.local()) {
+            Ok(_) => Ok(accepted(shown, Destination::Report)),
+            Err(e) => Err(refuse(Reason::InvalidUnsubscribeAddress { rcpt: shown }, format!("unsubscribe: {e}"))),
+        };
+    }
     if return_path::looks_signed(rcpt.local()) && rcpt.domain().as_str() == ctx.return_path.domain {
         return match ctx.return_path.verify_address(rcpt.local(), rcpt.domain().as_str(), Timestamp::now()) {
             Ok(token) => {
@@ -281,7 +295,11 @@ pub async fn check_rcpt(
             return Err(refuse(Reason::AccountPaused { account, why: p.detail }, detail));
         }
         let entry = if ctx.config.bounce.enforce_suppression {
-            ctx.store.suppression(&rcpt.key()).await.map_err(|e| store_failed(&e, "suppression lookup"))?
+            let sender = crate::store::path_domain(from);
+            ctx.store
+                .suppression_for(&rcpt.key(), sender.as_ref())
+                .await
+                .map_err(|e| store_failed(&e, "suppression lookup"))?
         } else {
             None
         };

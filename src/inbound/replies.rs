@@ -92,18 +92,26 @@ pub fn relay_denied(rcpt: &str) -> SmtpReply {
 /// A recipient on the suppression list: says since when and why, and how to undo it.
 pub fn suppressed(rcpt: &str, since: &str, why: &str) -> SmtpReply {
     let date = since.get(..10).unwrap_or(since);
-    r(
-        550,
-        (5, 1, 1),
-        format!(
+    let text = match why {
+        "unsubscribed" => {
+            format!("<{rcpt}>: suppressed since {date}: the recipient unsubscribed from this sender's mail")
+        }
+        "complaint" => format!("<{rcpt}>: suppressed since {date}: the recipient reported this sender's mail as spam"),
+        _ => format!(
             "<{rcpt}>: suppressed since {date} after a hard bounce ({why}); remove with `mailerd suppression remove`"
         ),
-    )
+    };
+    r(550, (5, 1, 1), text)
 }
 
 /// A bounce address of ours whose signature is wrong or expired: backscatter, refused.
 pub fn invalid_bounce_address(rcpt: &str) -> SmtpReply {
     r(550, (5, 7, 1), format!("<{rcpt}>: invalid or expired bounce address"))
+}
+
+/// An unsubscribe address of ours whose token does not verify: refused, nothing recorded.
+pub fn invalid_unsubscribe_address(rcpt: &str) -> SmtpReply {
+    r(550, (5, 1, 1), format!("<{rcpt}>: invalid unsubscribe address"))
 }
 
 pub fn domain_not_found(rcpt: &str) -> SmtpReply {

@@ -33,6 +33,7 @@ use tracing::{info, warn};
 use super::retry::{self, Decision};
 use crate::config::Config;
 use crate::feedback::ingest::{self, Read};
+use crate::feedback::reports::{Keyring, ReportRead};
 use crate::outbound::outcome::{DeliveryOutcome, Report, Stage};
 use crate::outbound::{Job, JobRecipient, Outbound};
 use crate::smtp::address::ReversePath;
@@ -58,6 +59,10 @@ pub struct Scheduler {
     pub signer: Option<Arc<crate::bounce::return_path::Signer>>,
     /// Hard-bounce rates per account: trips pause the account.
     pub breaker: Arc<crate::bounce::breaker::Breaker>,
+    /// Verifies the tokens of unsubscribe addresses.
+    pub unsubscribe: Arc<crate::bounce::unsubscribe::Keys>,
+    /// Verifies signed return paths quoted in complaints (whether or not mail is signed now).
+    pub return_path: Arc<crate::bounce::return_path::Signer>,
     /// Tells our bounces from forged ones before they are recorded.
     pub verifier: Arc<crate::feedback::evidence::Verifier>,
     /// This process's lease owner name.
@@ -346,6 +351,25 @@ impl Scheduler {
             Err(e) => return (DeliveryOutcome::local_trouble(Stage::Queue, format!("store: {e}")), None, None),
         };
         bodies.insert(claim.message.clone(), body.clone());
+        if claim.destination == Destination::Report {
+            return (self.read_report(claim, &body).await, None, None);
+        }
+        // A complaint (ARF) to a signed return path: the token names the message.
+        if let Destination::BounceOf { queue_id, rid } = &claim.destination {
+            let report = crate::feedback::parse_bounce(&body);
+            if report.kind == crate::feedback::ReportKind::Feedback {
+                let about = Some((queue_id.clone(), *rid));
+                let read = crate::feedback::reports::complaint(self.store.as_ref(), &self.return_path, &report, about);
+                let outcome = match read.await {
+                    Err(e) => DeliveryOutcome::local_trouble(Stage::Local, format!("store: {e}")),
+                    Ok(ReportRead::Complained { message, address, feedback_type, changed }) => {
+                        self.complained(&message, &address, feedback_type, changed).await
+                    }
+                    Ok(other) => DeliveryOutcome::delivered_locally(format!("report not used: {other:?}")),
+                };
+                return (outcome, None, None);
+            }
+        }
         let claimed = ingest::Claimed {
             message: &claim.message,
             rcpt: &claim.address,
@@ -377,6 +401,58 @@ impl Scheduler {
                 (outcome, original, None)
             }
         }
+    }
+
+    /// Reads mail to one of our report addresses (`feedback::reports`): never delivered.
+    async fn read_report(&self, claim: &Claim, body: &[u8]) -> DeliveryOutcome {
+        let keys = Keyring { unsubscribe: &self.unsubscribe, return_path: &self.return_path };
+        match crate::feedback::reports::read(self.store.as_ref(), &keys, &claim.address, body).await {
+            Err(e) => DeliveryOutcome::local_trouble(Stage::Local, format!("store: {e}")),
+            Ok(ReportRead::Unsubscribed { unsubscribe: u, changed }) => {
+                info!(
+                    queue_id = %u.message,
+                    to = %u.recipient,
+                    sender_domain = %u.sender_domain,
+                    changed,
+                    via = "mailto",
+                    "unsubscribed"
+                );
+                DeliveryOutcome::delivered_locally(format!(
+                    "unsubscribed {} from mail of {} (message {})",
+                    u.recipient, u.sender_domain, u.message
+                ))
+            }
+            Ok(ReportRead::Complained { message, address, feedback_type, changed }) => {
+                self.complained(&message, &address, feedback_type, changed).await
+            }
+            Ok(ReportRead::Ignored(why)) => DeliveryOutcome::delivered_locally(format!("report not used: {why}")),
+        }
+    }
+
+    /// A complaint was recorded: logged, and counted against the sending account (a second
+    /// report of the same complaint, which changed nothing, is not counted again); pauses the
+    /// account when the complaint rate trips the breaker.
+    async fn complained(
+        &self,
+        message: &MessageId,
+        address: &str,
+        feedback_type: crate::feedback::arf::FeedbackType,
+        changed: bool,
+    ) -> DeliveryOutcome {
+        info!(queue_id = %message, to = %address, feedback_type = feedback_type.as_str(), changed, "complained");
+        if changed && let Ok(Some(detail)) = self.store.message_detail(message).await {
+            let pause = self.breaker.complained(detail.origin.auth_user.as_deref(), message, Timestamp::now());
+            if let Some(pause) = pause {
+                warn!(account = %pause.account, queue_id = %message, "sending paused: {}", pause.detail);
+                if let Err(e) = self.store.pause_account(pause).await {
+                    warn!(error = %e, "pausing the account failed");
+                }
+            }
+        }
+        DeliveryOutcome::delivered_locally(format!(
+            "{} complaint about {message} from {address}: suppressed",
+            feedback_type.as_str()
+        ))
     }
 
     /// Delivers a batch of local claims, one outcome per claim in their order: each into its

@@ -10,7 +10,7 @@
 //! Must not: run SQL, or accept a combination of columns no `Destination` writes (that is a
 //! corrupt record, not a guess).
 
-use super::{Destination, EventKind, MessageId, RecipientId, StoreError, Transport};
+use super::{Destination, EventKind, MessageId, RecipientId, StoreError, SuppressionScope, Transport};
 use crate::smtp::address::{Mailbox, ReversePath};
 use crate::smtp::command::{Notify, Ret};
 use crate::smtp::reply::EnhancedStatus;
@@ -32,7 +32,7 @@ pub(crate) struct DestinationColumns<'a> {
 impl Destination {
     pub(crate) fn columns(&self) -> DestinationColumns<'_> {
         let (mailbox, bounce_message, bounce_recipient) = match self {
-            Destination::Remote => (None, None, None),
+            Destination::Remote | Destination::Report => (None, None, None),
             Destination::Forward(target) => (Some(target.as_str()), None, None),
             Destination::Mailbox(key) | Destination::NullSenderTo(key) => (Some(key.as_str()), None, None),
             Destination::BounceOf { queue_id, rid } => (None, Some(queue_id.0.as_str()), rid.map(|r| r.0)),
@@ -57,6 +57,7 @@ impl Destination {
                 rid: bounce_recipient.filter(|r| *r > 0).map(RecipientId),
             },
             (Transport::Feedback, Some(key), None) => Destination::NullSenderTo(key),
+            (Transport::Feedback, None, None) => Destination::Report,
             _ => return Err(corrupt()),
         })
     }
@@ -70,6 +71,17 @@ impl Transport {
             "remote" => Transport::Remote,
             "feedback" => Transport::Feedback,
             _ => return Err(StoreError::Corrupt(format!("transport {s}"))),
+        })
+    }
+}
+
+impl SuppressionScope {
+    /// A suppression scope read back from a store (`global`, `sender_domain`).
+    pub(crate) fn decode(s: &str) -> Result<SuppressionScope, StoreError> {
+        Ok(match s {
+            "global" => SuppressionScope::Global,
+            "sender_domain" => SuppressionScope::SenderDomain,
+            _ => return Err(StoreError::Corrupt(format!("suppression scope {s}"))),
         })
     }
 }
@@ -222,6 +234,7 @@ mod tests {
             Destination::BounceOf { queue_id: MessageId("Q1".into()), rid: Some(RecipientId(7)) },
             Destination::BounceOf { queue_id: MessageId("Q2".into()), rid: None },
             Destination::NullSenderTo("bob@local.test".into()),
+            Destination::Report,
         ];
         for d in all {
             let c = d.columns();
@@ -236,6 +249,14 @@ mod tests {
         }
         assert!(Destination::from_columns("local", None, None, None).is_err());
         assert!(Destination::from_columns("feedback", Some("k".into()), Some("Q".into()), None).is_err());
+    }
+
+    #[test]
+    fn suppression_scopes_read_back() {
+        for s in [SuppressionScope::Global, SuppressionScope::SenderDomain] {
+            assert_eq!(SuppressionScope::decode(s.as_str()).unwrap(), s);
+        }
+        assert!(SuppressionScope::decode("everyone").is_err());
     }
 
     #[test]

@@ -237,10 +237,14 @@ pub enum EventKind {
     Deleted,
     Held,
     Released,
+    /// A recipient unsubscribed from a sender domain's mail (RFC 8058 one-click or mailto).
+    Unsubscribed,
+    /// A recipient reported a message as spam (an ARF feedback report).
+    Complained,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::Queued,
         EventKind::Delivered,
         EventKind::Deferred,
@@ -254,6 +258,8 @@ impl EventKind {
         EventKind::Deleted,
         EventKind::Held,
         EventKind::Released,
+        EventKind::Unsubscribed,
+        EventKind::Complained,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -271,6 +277,8 @@ impl EventKind {
             EventKind::Deleted => "deleted",
             EventKind::Held => "held",
             EventKind::Released => "released",
+            EventKind::Unsubscribed => "unsubscribed",
+            EventKind::Complained => "complained",
         }
     }
 
@@ -367,6 +375,10 @@ pub enum Destination {
     /// Null-sender mail to this local mailbox: read as a possible bounce first, and delivered
     /// into the mailbox when it is not a bounce about our mail (or `bounce.keep_in_mailbox`).
     NullSenderTo(String),
+    /// Mail to one of our report addresses: an RFC 8058 unsubscribe mailto
+    /// (`unsubscribe+TOKEN@...`) or a complaint feedback-loop address; the recipient address
+    /// says which. Read by `feedback`, never delivered.
+    Report,
 }
 
 impl Destination {
@@ -375,7 +387,7 @@ impl Destination {
         match self {
             Destination::Remote | Destination::Forward(_) => Transport::Remote,
             Destination::Mailbox(_) => Transport::Local,
-            Destination::BounceOf { .. } | Destination::NullSenderTo(_) => Transport::Feedback,
+            Destination::BounceOf { .. } | Destination::NullSenderTo(_) | Destination::Report => Transport::Feedback,
         }
     }
 
@@ -500,8 +512,9 @@ pub struct RecipientFacts {
     pub delay_reported: bool,
 }
 
-/// An entry of the suppression list. An address may have several, one per scope: any of them
-/// refuses the address at RCPT for everyone; each is seen and removed only within its scope.
+/// An entry of the suppression list. An address may have several, one per `domain`: a global
+/// entry refuses the address at RCPT for everyone, a sender-domain entry (an unsubscribe) only
+/// for mail from its `domain`; each is seen and removed only within its (API) scope.
 #[derive(Debug, Clone, Serialize)]
 pub struct Suppression {
     pub address: String,
@@ -513,6 +526,38 @@ pub struct Suppression {
     /// The scope of the entry: the sender domain whose mail hard-bounced, or the domain of the
     /// API key that added it. None: seen and removed only by admins (and the CLI).
     pub domain: Option<Domain>,
+    /// Whom the entry refuses the address for.
+    pub scope: SuppressionScope,
+}
+
+/// Whom a suppression entry refuses an address for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuppressionScope {
+    /// Every sender (hard bounces, complaints, entries added by hand).
+    Global,
+    /// Only mail from the entry's `domain` (an unsubscribe from that sender domain's mail).
+    SenderDomain,
+}
+
+impl SuppressionScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuppressionScope::Global => "global",
+            SuppressionScope::SenderDomain => "sender_domain",
+        }
+    }
+}
+
+impl Suppression {
+    /// Whether this entry refuses its address for mail from `sender` (None: `<>`): a global
+    /// entry always, a sender-domain entry when the sender's domain is its domain.
+    pub fn refuses(&self, sender: Option<&Domain>) -> bool {
+        match self.scope {
+            SuppressionScope::Global => true,
+            SuppressionScope::SenderDomain => matches!((sender, &self.domain), (Some(s), Some(d)) if s == d),
+        }
+    }
 }
 
 /// Whose rows a caller sees and changes: everything (admin API keys, the CLI, the daemon), or
@@ -1073,7 +1118,15 @@ pub trait Store: Send + Sync {
     /// whether the list changed: an entry identical to the one stored (reason, status, detail,
     /// message) changes nothing and records no event, so two workers reporting one bounce at
     /// once record it once.
-    async fn suppress(&self, entry: Suppression) -> Result<bool, StoreError>;
+    async fn suppress(&self, entry: Suppression) -> Result<bool, StoreError> {
+        let detail = format!("suppressed after a hard bounce ({})", entry.reason);
+        self.suppress_as(entry, EventKind::Suppressed, detail).await
+    }
+
+    /// `suppress`, recording the change as an `event` of the entry's message with `detail`
+    /// (`unsubscribed`, `complained`) instead of `suppressed`; an entry never narrows a
+    /// global entry of the same address and domain to a sender-domain one.
+    async fn suppress_as(&self, entry: Suppression, event: EventKind, detail: String) -> Result<bool, StoreError>;
 
     /// Removes the entries of an address within `scope` (`Scope::All`: every entry of it);
     /// returns whether there was one.
@@ -1082,6 +1135,11 @@ pub trait Store: Send + Sync {
     /// An entry of the address, whatever its scope (the RCPT check: any entry refuses the
     /// address for everyone); the oldest when there are several.
     async fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError>;
+
+    /// The entry that refuses the address for mail from `sender`'s domain (None: `<>`): a
+    /// global entry, or a sender-domain entry of that domain (`Suppression::refuses`); the
+    /// oldest when there are several. The RCPT check.
+    async fn suppression_for(&self, address: &str, sender: Option<&Domain>) -> Result<Option<Suppression>, StoreError>;
 
     /// The entries of an address within `scope`, oldest first.
     async fn suppression_entries(&self, address: &str, scope: &Scope) -> Result<Vec<Suppression>, StoreError>;

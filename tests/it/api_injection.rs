@@ -253,6 +253,10 @@ fn injected(i: &Input, sent: &Value, raw: &[u8]) -> Option<String> {
         want.push("reply-to".into());
     }
     want.extend(i.headers.keys().map(|h| h.to_ascii_lowercase()));
+    // API mail to one recipient is bulk mail: mailerd adds RFC 8058 one-click unsubscribe.
+    if i.to.len() + i.cc.len() == 1 {
+        want.extend(["list-unsubscribe".to_string(), "list-unsubscribe-post".to_string()]);
+    }
     want.sort();
     let mut got: Vec<String> = m
         .headers()

@@ -162,6 +162,7 @@ async fn a_scoped_key_sees_and_changes_only_its_domains() {
             message_id: Some(ids["b"][0].0.clone()),
             created_at: String::new(),
             domain: Some(Domain::parse("b.example").unwrap()),
+            scope: mailerd::store::SuppressionScope::Global,
         })
         .await
         .unwrap();

@@ -102,6 +102,7 @@ conformance!(
     passwords_age_and_are_rehashed_only_when_unchanged,
     app_passwords_are_named_looked_up_by_hash_touched_and_revoked,
     second_factors_accept_each_step_and_recovery_code_once,
+    sender_domain_suppressions_refuse_only_their_sender,
 );
 
 fn origin() -> Origin {
@@ -659,6 +660,7 @@ async fn suppression_add_list_remove(s: Arc<dyn Store>) {
         message_id: Some("M9".into()),
         created_at: String::new(),
         domain: None,
+        scope: mailerd::store::SuppressionScope::Global,
     };
     assert!(s.suppression("a@ex.net").await.unwrap().is_none());
     s.suppress(entry("a@ex.net", "userunknown")).await.unwrap();
@@ -698,6 +700,7 @@ async fn an_identical_suppression_is_recorded_once(s: Arc<dyn Store>) {
         message_id: Some("D1".into()),
         created_at: String::new(),
         domain: None,
+        scope: mailerd::store::SuppressionScope::Global,
     };
     let workers: Vec<_> = (0..8)
         .map(|_| {
@@ -1254,6 +1257,7 @@ async fn dashboard_queries_answer_alike(s: Arc<dyn Store>) {
             message_id: None,
             created_at: String::new(),
             domain: None,
+            scope: mailerd::store::SuppressionScope::Global,
         };
         s.suppress(e).await.unwrap();
     }
@@ -1297,6 +1301,7 @@ async fn suppression_entries_have_scopes(s: Arc<dyn Store>) {
         message_id: None,
         created_at: String::new(),
         domain: domain.map(|d| Domain::parse(d).unwrap()),
+        scope: mailerd::store::SuppressionScope::Global,
     };
     s.suppress(entry("x@ex.net", Some("a.example"), "userunknown")).await.unwrap();
     s.suppress(entry("x@ex.net", Some("b.example"), "userunknown")).await.unwrap();
@@ -1338,6 +1343,65 @@ async fn suppression_entries_have_scopes(s: Arc<dyn Store>) {
     assert!(s.unsuppress("x@ex.net", &Scope::All).await.unwrap(), "an admin removes every entry");
     assert!(s.suppression("x@ex.net").await.unwrap().is_none());
     assert_eq!(s.search_suppressions("ex.net", 10).await.unwrap().len(), 2);
+}
+
+async fn sender_domain_suppressions_refuse_only_their_sender(s: Arc<dyn Store>) {
+    use mailerd::store::SuppressionScope;
+    let d = |name: &str| Domain::parse(name).unwrap();
+    let entry = |address: &str, domain: &str, reason: &str, scope: SuppressionScope| Suppression {
+        address: address.into(),
+        reason: reason.into(),
+        status: None,
+        detail: Some(format!("{reason} detail")),
+        message_id: Some("U1".into()),
+        created_at: String::new(),
+        domain: Some(d(domain)),
+        scope,
+    };
+    let unsub = |address: &str, domain: &str| entry(address, domain, "unsubscribed", SuppressionScope::SenderDomain);
+    // An unsubscribe writes its own event, once.
+    assert!(s.suppress_as(unsub("a@ex.net", "news.test"), EventKind::Unsubscribed, "unsub".into()).await.unwrap());
+    assert!(!s.suppress_as(unsub("a@ex.net", "news.test"), EventKind::Unsubscribed, "unsub".into()).await.unwrap());
+    let events = settled_events(&*s, Some("unsubscribed"), 1).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!((events[0].message_id.as_str(), events[0].recipient.as_deref()), ("U1", Some("a@ex.net")));
+    assert!(settled_events(&*s, Some("suppressed"), 0).await.is_empty());
+
+    let read = s.suppression("a@ex.net").await.unwrap().unwrap();
+    assert_eq!((read.scope, read.reason.as_str()), (SuppressionScope::SenderDomain, "unsubscribed"));
+    // Refused for its sender domain only: not a subdomain, not another domain, not `<>`.
+    assert!(s.suppression_for("a@ex.net", Some(&d("news.test"))).await.unwrap().is_some());
+    for other in ["shop.test", "mail.news.test"] {
+        assert!(s.suppression_for("a@ex.net", Some(&d(other))).await.unwrap().is_none(), "{other}");
+    }
+    assert!(s.suppression_for("a@ex.net", None).await.unwrap().is_none());
+    // A global entry refuses everyone, and an unsubscribe never narrows it.
+    s.suppress(entry("b@ex.net", "news.test", "userunknown", SuppressionScope::Global)).await.unwrap();
+    assert!(!s.suppress_as(unsub("b@ex.net", "news.test"), EventKind::Unsubscribed, "x".into()).await.unwrap());
+    let b = s.suppression_for("b@ex.net", Some(&d("shop.test"))).await.unwrap().expect("still global");
+    assert_eq!((b.scope, b.reason.as_str()), (SuppressionScope::Global, "userunknown"));
+    assert!(s.suppression_for("b@ex.net", None).await.unwrap().is_some());
+    // A complaint widens an unsubscribe to everyone.
+    assert!(
+        s.suppress_as(
+            entry("a@ex.net", "news.test", "complaint", SuppressionScope::Global),
+            EventKind::Complained,
+            "c".into()
+        )
+        .await
+        .unwrap()
+    );
+    assert!(s.suppression_for("a@ex.net", Some(&d("shop.test"))).await.unwrap().is_some());
+    assert_eq!(settled_events(&*s, Some("complained"), 1).await.len(), 1);
+    // Unsubscribes from two senders are two entries; each refuses only its own sender.
+    s.suppress_as(unsub("c@ex.net", "one.test"), EventKind::Unsubscribed, "x".into()).await.unwrap();
+    s.suppress_as(unsub("c@ex.net", "two.test"), EventKind::Unsubscribed, "x".into()).await.unwrap();
+    assert_eq!(s.suppression_entries("c@ex.net", &Scope::All).await.unwrap().len(), 2);
+    assert!(s.suppression_for("c@ex.net", Some(&d("two.test"))).await.unwrap().is_some());
+    assert!(s.suppression_for("c@ex.net", Some(&d("three.test"))).await.unwrap().is_none());
+    let listed = s.suppressions(&scope(&["one.test"]), 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].scope, SuppressionScope::SenderDomain);
 }
 
 async fn events_are_filtered_by_sender_scope(s: Arc<dyn Store>) {
@@ -1426,6 +1490,7 @@ const SQLITE_SCHEMAS: &[&str] = &[
     include_str!("../../src/store/sqlite/schema_v8.sql"),
     include_str!("../../src/store/sqlite/schema_v9.sql"),
     include_str!("../../src/store/sqlite/schema_v10.sql"),
+    include_str!("../../src/store/sqlite/schema_v11.sql"),
 ];
 
 /// The PostgreSQL schema files in order: version N is the first N of them.
@@ -1442,6 +1507,7 @@ const POSTGRES_SCHEMAS: &[&str] = &[
     include_str!("../../src/store/postgres/schema_v10.sql"),
     include_str!("../../src/store/postgres/schema_v11.sql"),
     include_str!("../../src/store/postgres/schema_v12.sql"),
+    include_str!("../../src/store/postgres/schema_v13.sql"),
 ];
 
 /// A SQLite store file left at schema `version` by an older mailerd, holding `rows`; the
@@ -1504,6 +1570,7 @@ async fn every_destination_is_read_back_typed(s: Arc<dyn Store>) {
         to("bounces+a@rp.test", Destination::BounceOf { queue_id: MessageId("Q1".into()), rid: Some(RecipientId(7)) }),
         to("bounces+b@rp.test", Destination::BounceOf { queue_id: MessageId("Q2".into()), rid: None }),
         to("carol@local.test", Destination::NullSenderTo("carol@local.test".into())),
+        to("unsubscribe+x@rp.test", Destination::Report),
     ];
     s.insert_message(message("D1", T0, all.to_vec())).await.expect("insert");
     let mut got = Vec::new();

@@ -32,7 +32,7 @@ fn pg_ctl() -> bool {
 #[test]
 fn the_suite_says_what_it_could_not_run() {
     let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
-    let checks: [(bool, &str, &str); 10] = [
+    let checks: [(bool, &str, &str); 11] = [
         (
             runs("swaks", &["--version"]),
             "swaks::*",
@@ -45,14 +45,15 @@ fn the_suite_says_what_it_could_not_run() {
         ),
         (
             Path::new("/usr/sbin/dnsmasq").exists(),
-            "delivery::*, checklist::*",
+            "delivery::*, checklist::*, unsubscribe::one_click_post_*",
             "dnsmasq as the tests' DNS server (apt-get install dnsmasq-base)",
         ),
         (
             Path::new("/usr/bin/chromium").exists() && runs("chromedriver", &["--version"]),
-            "dashboard browser test",
+            "dashboard and unsubscribe browser tests",
             "headless Chromium (apt-get install chromium chromium-driver)",
         ),
+        (runs("curl", &["--version"]), "unsubscribe::one_click_post_*", "curl (apt-get install curl)"),
         (
             std::env::var_os("MAILERD_TEST_POSTGRES_URL").is_some(),
             "store_conformance on PostgreSQL, cluster::*",

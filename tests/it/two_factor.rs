@@ -219,7 +219,7 @@ async fn wrong_codes_count_in_the_login_throttle_and_the_cli_enrols() {
 
 #[tokio::test]
 async fn enrolment_and_login_in_a_real_browser() {
-    let Some(b) = crate::dashboard::Browser::start().await else { return };
+    let Some(b) = crate::harness::browser::Browser::start().await else { return };
     let d = TestDaemon::with(&format!(
         "[listen]\nhttp = \"127.0.0.1:0\"\n[dashboard]\nadmins = [\"{ADMIN}\"]\nrequire_2fa = true\n"
     ))

@@ -90,13 +90,16 @@ fn original_from_text(text: &str) -> Option<(OriginalHeaders, Vec<String>)> {
             l.split_once(':').is_some_and(|(n, _)| crate::smtp::message::is_field_name(n))
         })
         .unwrap_or(0);
-    let rest: String = text
+    let mut rest: String = text
         .lines()
         .skip(start)
         .take(300)
         .map(|l| l.trim_start_matches("> ").trim_start_matches('>'))
         .collect::<Vec<_>>()
         .join("\n");
+    // A headers-only part (text/rfc822-headers) ends with its last field: without a line end
+    // the parser would drop that field.
+    rest.push_str("\n\n");
     let m = guarded_parse(rest.as_bytes(), true)?;
     original_from_message(&m)
 }

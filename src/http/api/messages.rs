@@ -211,11 +211,15 @@ async fn send_once(
         created_at: now,
         expires_at: now.plus(idempotency::TTL),
     });
+    let from = ReversePath::Mailbox(draft.from);
+    let recipients: Vec<_> = accepted.into_iter().map(Into::into).collect();
+    // API mail is bulk mail: one-click unsubscribe unless the app passed its own.
+    let message = crate::inbound::unsubscribe::add_headers(ctx, &id, &from, &recipients, message);
     let incoming = Incoming {
         id: id.clone(),
-        from: ReversePath::Mailbox(draft.from),
+        from,
         params: MailParams::default(),
-        recipients: accepted.into_iter().map(Into::into).collect(),
+        recipients,
         origin,
         received_at: now,
         message,
@@ -451,6 +455,7 @@ fn refusal_reason(reason: &Reason) -> &'static str {
         | Reason::HeaderNotOwned { .. }
         | Reason::RelayDenied { .. }
         | Reason::InvalidBounceAddress { .. }
+        | Reason::InvalidUnsubscribeAddress { .. }
         | Reason::AccountPaused { .. } => "not_allowed",
         Reason::InsufficientStorage | Reason::StoreFailed { .. } => "try_again_later",
         Reason::MessageTooLarge => "refused",

@@ -57,6 +57,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .merge(super::dashboard::router())
+        .merge(super::unsubscribe::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)

@@ -90,6 +90,7 @@ pub async fn add(
         message_id: None,
         created_at: String::new(),
         domain: domain.clone(),
+        scope: crate::store::SuppressionScope::Global,
     };
     state.ctx.store.suppress(entry).await?;
     let saved =

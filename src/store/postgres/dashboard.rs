@@ -132,7 +132,7 @@ pub(super) async fn queue_search(c: &mut Conn, filter: &QueueFilter) -> Result<V
 }
 
 const SEARCH_SUPPRESSIONS: &str = "
-SELECT address, reason, status, detail, message_id, created_at, domain FROM suppressions
+SELECT address, reason, status, detail, message_id, created_at, domain, scope FROM suppressions
 WHERE address LIKE $1 ESCAPE '\\' ORDER BY created_at DESC LIMIT $2";
 
 pub(super) async fn search_suppressions(

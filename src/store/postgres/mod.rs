@@ -33,6 +33,8 @@ use super::{
     MailboxRecord, MessageDetail, MessageId, NewMessage, QueueEntry, QueueSummary, RecipientId, ReportFacts, Scope,
     SecondFactor, Selection, SentEntry, Store, StoreError, Suppression, TotpSecret, Transport,
 };
+use crate::smtp::address::Domain;
+use crate::store::EventKind;
 use crate::time::Timestamp;
 
 /// Connections per node; each SMTP session awaiting its COMMIT holds one.
@@ -53,6 +55,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (10, include_str!("schema_v10.sql")),
     (11, include_str!("schema_v11.sql")),
     (12, include_str!("schema_v12.sql")),
+    (13, include_str!("schema_v13.sql")),
 ];
 
 pub struct PgStore {
@@ -283,8 +286,8 @@ impl Store for PgStore {
         self.releases.submit(Release(id.clone())).await
     }
 
-    async fn suppress(&self, entry: Suppression) -> Result<bool, StoreError> {
-        self.with(async |c| writes::suppress(c, &entry).await).await
+    async fn suppress_as(&self, entry: Suppression, event: EventKind, detail: String) -> Result<bool, StoreError> {
+        self.with(async |c| writes::suppress(c, &entry, event, &detail).await).await
     }
 
     async fn unsuppress(&self, address: &str, scope: &Scope) -> Result<bool, StoreError> {
@@ -292,7 +295,13 @@ impl Store for PgStore {
     }
 
     async fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
-        self.suppressions.submit(SuppressionOf(address.to_string())).await
+        self.suppressions.submit(SuppressionOf { address: address.to_string(), sender: None, any: true }).await
+    }
+
+    async fn suppression_for(&self, address: &str, sender: Option<&Domain>) -> Result<Option<Suppression>, StoreError> {
+        self.suppressions
+            .submit(SuppressionOf { address: address.to_string(), sender: sender.cloned(), any: false })
+            .await
     }
 
     async fn suppression_entries(&self, address: &str, scope: &Scope) -> Result<Vec<Suppression>, StoreError> {

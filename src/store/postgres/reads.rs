@@ -7,10 +7,12 @@ use tokio_postgres::Row;
 
 use super::batch::Batched;
 use super::pool::Conn;
+use crate::smtp::address::Domain;
 use crate::store::{
     AccountPause, ApiKey, AppPassword, EventKind, EventRecord, EventView, IdempotencyRecord, MailboxRecord,
     MessageDetail, MessageId, Origin, QueueEntry, RecipientFacts, RecipientId, RecipientState, RecipientView,
-    RecoveryCode, ReportFacts, Scope, SecondFactor, SentEntry, StoreError, Suppression, TotpSecret, Transport, codec,
+    RecoveryCode, ReportFacts, Scope, SecondFactor, SentEntry, StoreError, Suppression, SuppressionScope, TotpSecret,
+    Transport, codec,
 };
 use crate::time::Timestamp;
 use crate::tlspolicy::{CachedPolicy, LastResult};
@@ -296,32 +298,41 @@ pub(super) fn suppression_row(r: &Row) -> Result<Suppression, StoreError> {
         message_id: r.try_get(4)?,
         created_at: Timestamp(r.try_get(5)?).iso8601(),
         domain: crate::store::stored_domain(r.try_get(6)?)?,
+        scope: SuppressionScope::decode(r.try_get(7)?)?,
     })
 }
 
 /// The suppression lookups of many callers (one per RCPT of every SMTP session) in one
-/// statement; each caller gets an entry of its own address (the oldest, whatever its scope).
-pub(super) struct SuppressionOf(pub String);
+/// statement; each caller gets an entry of its own address (the oldest): any entry (`any`),
+/// or one that refuses the address for mail from `sender` (`Suppression::refuses`).
+pub(super) struct SuppressionOf {
+    pub address: String,
+    pub sender: Option<Domain>,
+    pub any: bool,
+}
 
 impl Batched for SuppressionOf {
     type Output = Option<Suppression>;
 
     async fn run(c: &mut Conn, batch: &[SuppressionOf]) -> Result<Vec<Option<Suppression>>, StoreError> {
-        let addresses: Vec<&str> = batch.iter().map(|s| s.0.as_str()).collect();
+        let addresses: Vec<&str> = batch.iter().map(|s| s.address.as_str()).collect();
         let stmt = c
             .stmt(
-                "SELECT address, reason, status, detail, message_id, created_at, domain FROM suppressions
+                "SELECT address, reason, status, detail, message_id, created_at, domain, scope FROM suppressions
                  WHERE address = ANY($1::text[]) ORDER BY created_at",
             )
             .await?;
         let found =
             c.client.query(&stmt, &[&addresses]).await?.iter().map(suppression_row).collect::<Result<Vec<_>, _>>()?;
-        Ok(batch.iter().map(|s| found.iter().find(|f| f.address == s.0).cloned()).collect())
+        Ok(batch
+            .iter()
+            .map(|s| found.iter().find(|f| f.address == s.address && (s.any || f.refuses(s.sender.as_ref()))).cloned())
+            .collect())
     }
 }
 
 const SUPPRESSION_ENTRIES: &str = concat!(
-    "SELECT address, reason, status, detail, message_id, created_at, domain FROM suppressions
+    "SELECT address, reason, status, detail, message_id, created_at, domain, scope FROM suppressions
      WHERE address = $1 AND ",
     in_scope!("domain", 2),
     " ORDER BY created_at"
@@ -337,7 +348,7 @@ pub(super) async fn suppression_entries(
 }
 
 const SUPPRESSIONS: &str = concat!(
-    "SELECT address, reason, status, detail, message_id, created_at, domain FROM suppressions WHERE ",
+    "SELECT address, reason, status, detail, message_id, created_at, domain, scope FROM suppressions WHERE ",
     in_scope!("domain", 2),
     " ORDER BY created_at DESC LIMIT $1"
 );

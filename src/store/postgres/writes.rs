@@ -555,33 +555,54 @@ pub(super) async fn upsert_mailbox(
     Ok(())
 }
 
-/// One statement: the suppression, and (when a message caused it) a `suppressed` event of that
-/// message, as the SQLite store writes it. An identical entry is no news: the conflict's WHERE
-/// (evaluated on the latest committed row, after waiting for a concurrent writer of the same
-/// address) skips the update, so no row comes back and no second event is written.
+/// One statement: the suppression, and (when a message caused it) an event of that message
+/// (`suppressed`, `unsubscribed`, `complained`), as the SQLite store writes it. An identical
+/// entry is no news: the conflict's WHERE (evaluated on the latest committed row, after waiting
+/// for a concurrent writer of the same address) skips the update, so no row comes back and no
+/// second event is written; a sender-domain entry never narrows a global one.
 const SUPPRESS: &str = "
 WITH s AS (
-    INSERT INTO suppressions (address, reason, status, detail, message_id, created_at, domain)
-    VALUES ($1, $2, $3, $4, $5, $6, $8)
+    INSERT INTO suppressions (address, reason, status, detail, message_id, created_at, domain, scope)
+    VALUES ($1, $2, $3, $4, $5, $6, $8, $9)
     ON CONFLICT (address, COALESCE(domain, '')) DO UPDATE SET reason = excluded.reason,
-        status = excluded.status, detail = excluded.detail, message_id = excluded.message_id
-    WHERE (suppressions.reason, suppressions.status, suppressions.detail, suppressions.message_id)
-          IS DISTINCT FROM (excluded.reason, excluded.status, excluded.detail, excluded.message_id)
+        status = excluded.status, detail = excluded.detail, message_id = excluded.message_id,
+        scope = excluded.scope
+    WHERE (suppressions.scope = 'sender_domain' OR excluded.scope = 'global')
+      AND (suppressions.reason, suppressions.status, suppressions.detail, suppressions.message_id, suppressions.scope)
+          IS DISTINCT FROM (excluded.reason, excluded.status, excluded.detail, excluded.message_id, excluded.scope)
     RETURNING address
 ), e AS (
     INSERT INTO events (message_id, recipient, kind, status, detail, at)
-    SELECT $5::text, s.address, 'suppressed', $3, $7, $6 FROM s WHERE $5::text IS NOT NULL
+    SELECT $5::text, s.address, $10, $3, $7, $6 FROM s WHERE $5::text IS NOT NULL
 )
 SELECT count(*) FROM s";
 
-pub(super) async fn suppress(c: &mut Conn, e: &Suppression) -> Result<bool, StoreError> {
+pub(super) async fn suppress(
+    c: &mut Conn,
+    e: &Suppression,
+    event: EventKind,
+    detail: &str,
+) -> Result<bool, StoreError> {
     let stmt = c.stmt(SUPPRESS).await?;
     let now = Timestamp::now().millis();
-    let detail = format!("suppressed after a hard bounce ({})", e.reason);
     let domain = e.domain.as_ref().map(|d| d.as_str());
     let row = c
         .client
-        .query_one(&stmt, &[&e.address, &e.reason, &e.status, &e.detail, &e.message_id, &now, &detail, &domain])
+        .query_one(
+            &stmt,
+            &[
+                &e.address,
+                &e.reason,
+                &e.status,
+                &e.detail,
+                &e.message_id,
+                &now,
+                &detail,
+                &domain,
+                &e.scope.as_str(),
+                &event.as_str(),
+            ],
+        )
         .await?;
     Ok(row.try_get::<_, i64>(0)? > 0)
 }

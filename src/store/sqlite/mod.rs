@@ -23,9 +23,11 @@ use super::{
     Attempt, Claim, ClusterStore, IdempotencyRecord, MailboxRecord, MessageDetail, MessageId, NewMessage, QueueEntry,
     QueueSummary, RecipientId, ReportFacts, Scope, Selection, SentEntry, Store, StoreError, Suppression, Transport,
 };
+use crate::smtp::address::Domain;
+use crate::store::EventKind;
 use crate::time::Timestamp;
 
-const SCHEMA_VERSION: i32 = 10;
+const SCHEMA_VERSION: i32 = 11;
 /// Upper bound of requests folded into one transaction.
 const MAX_BATCH: usize = 512;
 
@@ -52,7 +54,8 @@ enum Write {
 }
 
 enum Simple {
-    Suppress(Suppression),
+    /// An entry, the kind of event its change is, and that event's detail.
+    Suppress(Suppression, EventKind, String),
     /// An address and the scope (`reads::in_scope`'s parameter) of the entries to remove.
     Unsuppress(String, Option<String>),
     ReleaseBody(MessageId),
@@ -132,6 +135,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     if version < 10 {
         tx.execute_batch(include_str!("schema_v10.sql"))?;
+    }
+    if version < 11 {
+        tx.execute_batch(include_str!("schema_v11.sql"))?;
     }
     if version > SCHEMA_VERSION {
         return Err(StoreError::Corrupt(format!(
@@ -353,8 +359,8 @@ impl Store for SqliteStore {
         self.simple(Simple::ReleaseBody(id.clone())).await.map(|_| ())
     }
 
-    async fn suppress(&self, entry: Suppression) -> Result<bool, StoreError> {
-        self.simple(Simple::Suppress(entry)).await.map(|n| n > 0)
+    async fn suppress_as(&self, entry: Suppression, event: EventKind, detail: String) -> Result<bool, StoreError> {
+        self.simple(Simple::Suppress(entry, event, detail)).await.map(|n| n > 0)
     }
 
     async fn unsuppress(&self, address: &str, scope: &Scope) -> Result<bool, StoreError> {
@@ -364,6 +370,11 @@ impl Store for SqliteStore {
     async fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
         let address = address.to_string();
         self.read(move |c| reads::suppression(c, &address)).await
+    }
+
+    async fn suppression_for(&self, address: &str, sender: Option<&Domain>) -> Result<Option<Suppression>, StoreError> {
+        let (address, sender) = (address.to_string(), sender.cloned());
+        self.read(move |c| reads::suppression_for(c, &address, sender.as_ref())).await
     }
 
     async fn suppression_entries(&self, address: &str, scope: &Scope) -> Result<Vec<Suppression>, StoreError> {

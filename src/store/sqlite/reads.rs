@@ -4,10 +4,11 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::smtp::address::Domain;
 use crate::store::{
     ApiKey, AppPassword, EventKind, EventRecord, EventView, IdempotencyRecord, MailboxRecord, MessageDetail, MessageId,
     Origin, QueueEntry, RecipientFacts, RecipientId, RecipientState, RecipientView, RecoveryCode, ReportFacts, Scope,
-    SecondFactor, SentEntry, StoreError, Suppression, TotpSecret, Transport, codec,
+    SecondFactor, SentEntry, StoreError, Suppression, SuppressionScope, TotpSecret, Transport, codec,
 };
 use crate::time::Timestamp;
 use crate::tlspolicy::{CachedPolicy, LastResult};
@@ -298,9 +299,11 @@ pub(super) fn scope_param(scope: &Scope) -> Result<Option<String>, StoreError> {
     scope.sql_domains().map(|d| serde_json::to_string(&d).map_err(|e| StoreError::Corrupt(e.to_string()))).transpose()
 }
 
-const SUPPRESSION_COLUMNS: &str = "address, reason, status, detail, message_id, created_at, domain";
+const SUPPRESSION_COLUMNS: &str = "address, reason, status, detail, message_id, created_at, domain, scope";
 
-fn suppression_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Suppression, Option<String>)> {
+type SuppressionRow = (Suppression, Option<String>, String);
+
+fn suppression_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SuppressionRow> {
     Ok((
         Suppression {
             address: r.get(0)?,
@@ -310,19 +313,22 @@ fn suppression_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Suppression, Opti
             message_id: r.get(4)?,
             created_at: Timestamp(r.get(5)?).iso8601(),
             domain: None,
+            scope: SuppressionScope::Global,
         },
         r.get(6)?,
+        r.get(7)?,
     ))
 }
 
-/// Rows of `suppression_row` with their domains parsed.
+/// Rows of `suppression_row` with their domains and scopes decoded.
 fn suppression_rows(
-    rows: impl Iterator<Item = rusqlite::Result<(Suppression, Option<String>)>>,
+    rows: impl Iterator<Item = rusqlite::Result<SuppressionRow>>,
 ) -> Result<Vec<Suppression>, StoreError> {
     let mut out = Vec::new();
     for row in rows {
-        let (mut s, domain) = row?;
+        let (mut s, domain, scope) = row?;
         s.domain = crate::store::stored_domain(domain)?;
+        s.scope = SuppressionScope::decode(&scope)?;
         out.push(s);
     }
     Ok(out)
@@ -333,6 +339,18 @@ pub(super) fn suppression(c: &Connection, address: &str) -> Result<Option<Suppre
         "SELECT {SUPPRESSION_COLUMNS} FROM suppressions WHERE address = ?1 ORDER BY created_at, rowid LIMIT 1"
     ))?;
     Ok(suppression_rows(stmt.query_map([address], suppression_row)?)?.pop())
+}
+
+pub(super) fn suppression_for(
+    c: &Connection,
+    address: &str,
+    sender: Option<&Domain>,
+) -> Result<Option<Suppression>, StoreError> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {SUPPRESSION_COLUMNS} FROM suppressions WHERE address = ?1 ORDER BY created_at, rowid"
+    ))?;
+    let entries = suppression_rows(stmt.query_map([address], suppression_row)?)?;
+    Ok(entries.into_iter().find(|e| e.refuses(sender)))
 }
 
 pub(super) fn suppression_entries(

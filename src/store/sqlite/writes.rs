@@ -348,16 +348,20 @@ fn upsert_mailbox(
 fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
     let now = Timestamp::now().millis();
     Ok(match op {
-        Simple::Suppress(e) => {
-            // An identical entry is no news: no update (0 rows changed), so no second event.
+        Simple::Suppress(e, event, detail) => {
+            // An identical entry is no news: no update (0 rows changed), so no second event;
+            // a sender-domain entry never narrows a global one.
             let n = tx
                 .prepare_cached(
-                    "INSERT INTO suppressions (address, reason, status, detail, message_id, created_at, domain)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                    "INSERT INTO suppressions (address, reason, status, detail, message_id, created_at, domain, scope)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (address, ifnull(domain, '')) DO UPDATE SET reason = excluded.reason,
-                     status = excluded.status, detail = excluded.detail, message_id = excluded.message_id
-                 WHERE suppressions.reason IS NOT excluded.reason OR suppressions.status IS NOT excluded.status
-                    OR suppressions.detail IS NOT excluded.detail OR suppressions.message_id IS NOT excluded.message_id",
+                     status = excluded.status, detail = excluded.detail, message_id = excluded.message_id,
+                     scope = excluded.scope
+                 WHERE (suppressions.scope = 'sender_domain' OR excluded.scope = 'global')
+                   AND (suppressions.reason IS NOT excluded.reason OR suppressions.status IS NOT excluded.status
+                    OR suppressions.detail IS NOT excluded.detail OR suppressions.message_id IS NOT excluded.message_id
+                    OR suppressions.scope IS NOT excluded.scope)",
                 )?
                 .execute(params![
                     e.address,
@@ -366,14 +370,15 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
                     e.detail,
                     e.message_id,
                     now,
-                    e.domain.as_ref().map(|d| d.as_str())
+                    e.domain.as_ref().map(|d| d.as_str()),
+                    e.scope.as_str()
                 ])?;
             // A suppression caused by a message is an event of that message (for webhooks).
             if let (1.., Some(m)) = (n, &e.message_id) {
                 tx.prepare_cached(
-                    "INSERT INTO events (message_id, recipient, kind, status, detail, at) VALUES (?1, ?2, 'suppressed', ?3, ?4, ?5)",
+                    "INSERT INTO events (message_id, recipient, kind, status, detail, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?
-                .execute(params![m, e.address, e.status, format!("suppressed after a hard bounce ({})", e.reason), now])?;
+                .execute(params![m, e.address, event.as_str(), e.status, detail, now])?;
             }
             n
         }

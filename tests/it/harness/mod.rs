@@ -1,6 +1,7 @@
 //! Test harness: an in-process daemon on 127.0.0.1:0 ports, a child-process daemon for crash
 //! tests, and a transcript SMTP client.
 
+pub mod browser;
 pub mod daemon;
 pub mod dns;
 pub mod dovecot;
