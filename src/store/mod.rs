@@ -904,6 +904,11 @@ pub trait Store: Send + Sync {
     /// Stores a message and its recipients; returns only once both are durable.
     async fn insert_message(&self, msg: NewMessage) -> Result<(), StoreError>;
 
+    /// Stores several messages (an API batch) in one transaction: all of them or none, in one
+    /// durable commit. Whatever fails one insert alone (a taken id, a live idempotency key, a
+    /// report already made) fails them all, with that error.
+    async fn insert_messages(&self, msgs: Vec<NewMessage>) -> Result<(), StoreError>;
+
     /// Leases up to `limit` due recipients of `transport` to `owner` for `lease`.
     /// A lease that runs out (its worker died) makes the recipient due again.
     async fn claim_due(

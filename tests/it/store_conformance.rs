@@ -98,6 +98,7 @@ conformance!(
     events_are_filtered_by_sender_scope,
     every_destination_is_read_back_typed,
     idempotency_records_commit_with_their_message,
+    a_batch_of_messages_is_stored_all_or_none,
 );
 
 fn origin() -> Origin {
@@ -1556,4 +1557,51 @@ async fn postgres_upgrade_to_destinations() {
     let Some(admin) = url_or_skip("store_conformance::postgres_upgrade_to_destinations") else { return };
     let (_schema, store) = postgres_at_version(&admin, "upgrade_destinations", 8, OLD_DESTINATIONS).await;
     rows_made_before_destinations(&store).await;
+}
+
+async fn a_batch_of_messages_is_stored_all_or_none(s: Arc<dyn Store>) {
+    let batch: Vec<NewMessage> = (0..5)
+        .map(|i| {
+            let mut m = message(&format!("B{i}"), T0 + i, vec![rcpt(&format!("r{i}@ex.net"), Transport::Remote)]);
+            m.notes = vec![(None, format!("note {i}"))];
+            m
+        })
+        .collect();
+    s.insert_messages(batch).await.expect("a batch");
+    for i in 0..5 {
+        let d = s.message_detail(&MessageId(format!("B{i}"))).await.unwrap().expect("stored");
+        assert_eq!(d.entry.recipients.len(), 1, "B{i}");
+    }
+    assert_eq!(s.queued_messages().await.unwrap(), 5);
+    assert_eq!(claim(&*s, Transport::Remote, T0 + 10, 100, "w").await.len(), 5, "every recipient is due");
+
+    // One taken id fails the whole batch: nothing of its neighbours is stored.
+    let bad = vec![
+        message("B10", T0, vec![rcpt("x@ex.net", Transport::Remote)]),
+        message("B3", T0, vec![rcpt("y@ex.net", Transport::Remote)]),
+        message("B11", T0, vec![rcpt("z@ex.net", Transport::Remote)]),
+    ];
+    assert!(s.insert_messages(bad).await.is_err(), "a taken id fails the batch");
+    for id in ["B10", "B11"] {
+        assert!(s.message_detail(&MessageId(id.into())).await.unwrap().is_none(), "{id} not stored");
+    }
+    assert_eq!(states(&*s, "B3").await.len(), 1, "B3 untouched");
+
+    // The batch's idempotency record (on its first message) commits with it, or refuses it all.
+    let mut first = idempotent("B20", T0, "key1", "batch-1");
+    first.idempotency.as_mut().unwrap().status = 200;
+    s.insert_messages(vec![first, message("B21", T0, vec![rcpt("w@ex.net", Transport::Remote)])]).await.unwrap();
+    assert_eq!(s.idempotency("key1", "batch-1", Timestamp(T0)).await.unwrap().unwrap().status, 200);
+    let again = vec![message("B31", T0, vec![]), idempotent("B30", T0, "key1", "batch-1")];
+    match s.insert_messages(again).await {
+        Err(StoreError::IdempotencyKeyTaken) => {}
+        other => panic!("expected IdempotencyKeyTaken, got {other:?}"),
+    }
+    for id in ["B30", "B31"] {
+        assert!(s.message_detail(&MessageId(id.into())).await.unwrap().is_none(), "{id} not stored");
+    }
+    assert_eq!(s.queued_messages().await.unwrap(), 7);
+    // An empty batch stores nothing and is no error.
+    s.insert_messages(Vec::new()).await.expect("an empty batch");
+    assert_eq!(s.queued_messages().await.unwrap(), 7);
 }

@@ -200,18 +200,21 @@ const INSERT_IDEMPOTENCY: &str = "
 INSERT INTO idempotency (api_key, key, request_hash, message_id, status, response, created_at, expires_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (api_key, key) DO NOTHING";
 
-/// A message that reports on recipients (a DSN) or carries an idempotency record is inserted
-/// alone, in one transaction with the marks on the recipients it reports on and its record.
-pub(super) async fn insert_alone(c: &mut Conn, msg: &NewMessage) -> Result<(), StoreError> {
+/// Messages inserted in one transaction of their own, with the marks on the recipients they
+/// report on (a DSN) and their idempotency records: a DSN or an idempotent send alone, or an
+/// API batch (all its messages or none). One failure fails them all.
+pub(super) async fn insert_together(c: &mut Conn, msgs: &[NewMessage]) -> Result<(), StoreError> {
     let (mut finals, mut delays) = (Vec::new(), Vec::new());
-    for (id, mark) in &msg.reports {
-        match mark {
-            ReportMark::Final => finals.push(id.0),
-            ReportMark::Delay => delays.push(id.0),
-        }
-    }
     let mut columns = InsertColumns::default();
-    columns.push(msg)?;
+    for msg in msgs {
+        for (id, mark) in &msg.reports {
+            match mark {
+                ReportMark::Final => finals.push(id.0),
+                ReportMark::Delay => delays.push(id.0),
+            }
+        }
+        columns.push(msg)?;
+    }
     let (mark_final, mark_delay) = (c.stmt(MARK_FINAL).await?, c.stmt(MARK_DELAY).await?);
     let (sweep, record) = (c.stmt(SWEEP_IDEMPOTENCY).await?, c.stmt(INSERT_IDEMPOTENCY).await?);
     let insert = c.stmt(INSERT).await?;
@@ -230,7 +233,7 @@ pub(super) async fn insert_alone(c: &mut Conn, msg: &NewMessage) -> Result<(), S
     }
     // Likewise the unique index: a concurrent insert of the same key waits for our COMMIT
     // (or ROLLBACK), then finds our record and stores nothing.
-    if let Some(r) = &msg.idempotency {
+    for r in msgs.iter().filter_map(|m| m.idempotency.as_ref()) {
         let now = r.created_at.millis();
         tx.execute(&sweep, &[&now, &IDEMPOTENCY_SWEEP, &r.api_key, &r.key]).await?;
         let status = i32::from(r.status);

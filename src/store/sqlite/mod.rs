@@ -32,6 +32,8 @@ const MAX_BATCH: usize = 512;
 /// A write request for the writer thread.
 enum Write {
     Insert(Box<NewMessage>, oneshot::Sender<Result<(), StoreError>>),
+    /// Several messages in one savepoint: all or none.
+    InsertAll(Vec<NewMessage>, oneshot::Sender<Result<(), StoreError>>),
     Claim {
         transport: Transport,
         now: Timestamp,
@@ -190,6 +192,12 @@ impl Store for SqliteStore {
     async fn insert_message(&self, msg: NewMessage) -> Result<(), StoreError> {
         let (reply, rx) = oneshot::channel();
         self.send(Write::Insert(Box::new(msg), reply))?;
+        wait(rx).await
+    }
+
+    async fn insert_messages(&self, msgs: Vec<NewMessage>) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Write::InsertAll(msgs, reply))?;
         wait(rx).await
     }
 

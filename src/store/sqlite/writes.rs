@@ -31,6 +31,9 @@ pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Write>) {
     for write in batch {
         pending.push(match write {
             Write::Insert(msg, reply) => Pending::Unit(reply, in_savepoint(&tx, |t| insert(t, &msg))),
+            Write::InsertAll(msgs, reply) => {
+                Pending::Unit(reply, in_savepoint(&tx, |t| msgs.iter().try_for_each(|m| insert(t, m))))
+            }
             Write::Claim { transport, now, limit, lease_until, owner, reply } => {
                 Pending::Claims(reply, in_savepoint(&tx, |t| claim(t, transport, now, limit, lease_until, &owner)))
             }
@@ -66,9 +69,10 @@ fn commit_error(e: &Arc<StoreError>) -> StoreError {
 fn fail_all(batch: Vec<Write>, e: &Arc<StoreError>) {
     for write in batch {
         match write {
-            Write::Insert(_, reply) | Write::Record(_, _, reply) | Write::Mailbox { reply, .. } => {
-                drop(reply.send(Err(commit_error(e))))
-            }
+            Write::Insert(_, reply)
+            | Write::InsertAll(_, reply)
+            | Write::Record(_, _, reply)
+            | Write::Mailbox { reply, .. } => drop(reply.send(Err(commit_error(e)))),
             Write::Claim { reply, .. } => drop(reply.send(Err(commit_error(e)))),
             Write::Simple(_, reply) => drop(reply.send(Err(commit_error(e)))),
         }
