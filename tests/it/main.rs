@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod api_batch;
 mod api_injection;
 mod api_scopes;
 mod config_errors;
