@@ -53,7 +53,7 @@ pub async fn send(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     let body = body.map_err(|e| Problem::bad_request(e.body_text()))?;
-    idempotency::guard(&state, &key, &headers, body, async |body, pending| {
+    idempotency::guard(&state, &key, &headers, b"", body, async |body, pending| {
         send_batch(&state, &key, &headers, &body, pending).await
     })
     .await

@@ -66,7 +66,17 @@ pub fn key_of(headers: &HeaderMap) -> Result<Option<String>, Problem> {
 
 /// The request's fingerprint: hex SHA-256 of the body as sent.
 pub fn fingerprint(body: &[u8]) -> String {
-    Sha256::digest(body).iter().map(|b| format!("{b:02x}")).collect()
+    fingerprint_of(&[body])
+}
+
+/// Hex SHA-256 of the parts one after the other (a request whose query is part of what it
+/// asks: the query, then the body).
+pub fn fingerprint_of(parts: &[&[u8]]) -> String {
+    let mut hash = Sha256::new();
+    for p in parts {
+        hash.update(p);
+    }
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The stored response again, with `Idempotent-Replayed: true`, when the body is the one the
@@ -145,11 +155,13 @@ pub fn key_taken() -> Problem {
 /// Runs `send` for a request of `api_key` at most once per `Idempotency-Key`: without the
 /// header it just runs; with it, a stored response of the key is replayed (or refused with
 /// 422 for another body), a duplicate on this node waits for the first, and `send` gets the
-/// `Pending` key to commit its record with its messages.
+/// `Pending` key to commit its record with its messages. `query` is part of the request's
+/// fingerprint (empty for routes that take none), before the body.
 pub async fn guard(
     state: &AppState,
     api_key: &ApiKey,
     headers: &HeaderMap,
+    query: &[u8],
     body: Bytes,
     send: impl AsyncFnOnce(Bytes, Option<Pending>) -> Result<Response, Problem>,
 ) -> Result<Response, Problem> {
@@ -157,7 +169,7 @@ pub async fn guard(
         return send(body, None).await;
     };
     // Keyed per API key: the record is found again only by the key that made it.
-    let hash = fingerprint(&body);
+    let hash = fingerprint_of(&[query, &body]);
     let store = state.ctx.store.as_ref();
     if let Some(record) = store.idempotency(&api_key.id, &key, Timestamp::now()).await? {
         return replay(&record, &hash);
@@ -268,6 +280,8 @@ mod tests {
         assert_eq!(r.headers()[REPLAYED], "true");
         let p = replay(&record, &fingerprint(b"{ }")).unwrap_err();
         assert_eq!((p.status.as_u16(), p.field.as_deref()), (422, Some(HEADER)));
+        assert_eq!(fingerprint_of(&[b"", b"{}"]), fingerprint(b"{}"), "no query: the body's hash");
+        assert_ne!(fingerprint_of(&[b"to=a", b"{}"]), fingerprint(b"{}"));
     }
 
     #[tokio::test]

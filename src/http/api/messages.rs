@@ -93,7 +93,7 @@ fn split_address(s: &str) -> (Option<String>, String) {
     }
 }
 
-fn mailbox(field: &str, s: &str) -> Result<(Option<String>, Mailbox), Problem> {
+pub(super) fn mailbox(field: &str, s: &str) -> Result<(Option<String>, Mailbox), Problem> {
     let (name, addr) = split_address(s);
     let m = Mailbox::parse(&addr).map_err(|e| Problem::invalid(field, format!("`{addr}` is not an address: {e}")))?;
     Ok((name, m))
@@ -128,7 +128,7 @@ pub async fn send(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     let body = body.map_err(|e| Problem::bad_request(e.body_text()))?;
-    idempotency::guard(&state, &key, &headers, body, async |body, pending| {
+    idempotency::guard(&state, &key, &headers, b"", body, async |body, pending| {
         send_once(&state, &key, &headers, body, pending).await
     })
     .await
@@ -183,7 +183,7 @@ pub(super) async fn prepare(
     validate(req)?;
     let sender = sender(ctx, key, submitter, req)?;
     let draft = read(ctx, req, sender)?;
-    let Recipients { report, accepted, mut notes } = recipients(ctx, submitter, &draft).await?;
+    let Recipients { report, accepted, mut notes } = recipients(ctx, submitter, &draft.from, &draft.listed).await?;
     let (message, message_id) = build(ctx, req, &draft, &id, now)?;
     if accepted.iter().any(|r| r.transport() == Transport::Remote) {
         notes.extend(check_message(ctx, &message)?);
@@ -285,11 +285,11 @@ pub(super) async fn not_paused(ctx: &crate::inbound::Context, key: &ApiKey) -> R
 }
 
 /// A recipient as the request lists it: field (`to`, `cc`, `bcc`), index, display name, address.
-struct Listed {
-    field: &'static str,
-    index: usize,
-    name: Option<String>,
-    mailbox: Mailbox,
+pub(super) struct Listed {
+    pub field: &'static str,
+    pub index: usize,
+    pub name: Option<String>,
+    pub mailbox: Mailbox,
 }
 
 /// A request read: every address parsed, the attachments decoded.
@@ -342,22 +342,23 @@ fn read<'r>(
 }
 
 /// The recipients' fate: the per-recipient report, the accepted ones, and checklist notes.
-struct Recipients {
-    report: Vec<Value>,
-    accepted: Vec<AcceptedRcpt>,
-    notes: Vec<(Option<String>, String)>,
+pub(super) struct Recipients {
+    pub report: Vec<Value>,
+    pub accepted: Vec<AcceptedRcpt>,
+    pub notes: Vec<(Option<String>, String)>,
 }
 
 /// Each recipient through `policy::check_rcpt`, the same decisions as authenticated
 /// submission; a 422 when every one is refused.
-async fn recipients(
+pub(super) async fn recipients(
     ctx: &crate::inbound::Context,
     submitter: &Submitter,
-    draft: &Draft<'_>,
+    from: &Mailbox,
+    listed: &[Listed],
 ) -> Result<Recipients, Problem> {
-    let from = ReversePath::Mailbox(draft.from.clone());
+    let from = ReversePath::Mailbox(from.clone());
     let mut out = Recipients { report: Vec::new(), accepted: Vec::new(), notes: Vec::new() };
-    for Listed { field, index, mailbox, .. } in &draft.listed {
+    for Listed { field, index, mailbox, .. } in listed {
         let shown = mailbox.to_string();
         let to = ForwardPath::Mailbox(mailbox.clone());
         match policy::check_rcpt(ctx, submitter, &from, &to, &RcptParams::default(), None).await {
@@ -449,7 +450,10 @@ fn build(
 }
 
 /// The checklist's message checks for mail that leaves: a refusal is a 422, the rest notes.
-fn check_message(ctx: &crate::inbound::Context, message: &[u8]) -> Result<Vec<(Option<String>, String)>, Problem> {
+pub(super) fn check_message(
+    ctx: &crate::inbound::Context,
+    message: &[u8],
+) -> Result<Vec<(Option<String>, String)>, Problem> {
     let found = checks::message(message, ctx.config.limits.max_message_size, &ctx.config.check);
     if let Some(c) = found.refuse {
         let mut p = Problem::invalid("message", checks::note(&c));
@@ -498,7 +502,7 @@ pub async fn show(
 /// A value that ends up in a header or a MIME part header: no control characters (CR and LF
 /// would start a header or a part of the caller's making; NUL and the others break parsers),
 /// except TAB where the header's grammar allows white space (`tab`).
-fn header_safe(field: impl FnOnce() -> String, value: &str, tab: bool) -> Result<(), Problem> {
+pub(super) fn header_safe(field: impl FnOnce() -> String, value: &str, tab: bool) -> Result<(), Problem> {
     match value.chars().find(|&c| c.is_control() && !(tab && c == '\t')) {
         None => Ok(()),
         Some(c) => Err(Problem::invalid(

@@ -8,6 +8,7 @@ pub mod batch;
 pub mod events;
 pub mod idempotency;
 pub mod messages;
+pub mod raw;
 pub mod suppressions;
 pub mod tools;
 
@@ -26,6 +27,7 @@ use super::problem::Problem;
 pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/messages"),
     ("post", "/api/v1/messages/batch"),
+    ("post", "/api/v1/messages/raw"),
     ("get", "/api/v1/messages/{id}"),
     ("get", "/api/v1/events"),
     ("get", "/api/v1/suppressions"),
@@ -48,6 +50,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/v1/messages", post(messages::send))
         .route("/api/v1/messages/batch", post(batch::send))
+        .route("/api/v1/messages/raw", post(raw::send))
         .route("/api/v1/messages/{id}", get(messages::show))
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/suppressions", get(suppressions::list).post(suppressions::add))
