@@ -104,6 +104,7 @@ struct Queued {
     tls: bool,
     user: Option<String>,
     transports: Vec<Transport>,
+    sandbox: bool,
 }
 
 impl Queued {
@@ -118,11 +119,25 @@ impl Queued {
             tls: msg.origin.tls,
             user: msg.origin.auth_user.clone(),
             transports: msg.recipients.iter().map(|r| r.transport()).collect(),
+            sandbox: msg.origin.sandbox,
         }
     }
 
-    /// After the commit: the log line, the metric, the scheduler's bell.
+    /// After the commit: the log line, the metric, the scheduler's bell (a sandbox send was
+    /// only recorded: its own log line, nothing to wake).
     fn done(self, wakeup: &Wakeup) -> MessageId {
+        if self.sandbox {
+            tracing::info!(
+                queue_id = %self.id,
+                via = %self.via,
+                from = %self.from,
+                to = %self.to.join(","),
+                size = self.size,
+                user = self.user.as_deref().unwrap_or("-"),
+                "sandboxed"
+            );
+            return self.id;
+        }
         tracing::info!(
             queue_id = %self.id,
             via = %self.via,

@@ -36,6 +36,11 @@ pub fn payload(e: &EventRecord) -> Value {
         "id": e.id, "type": e.kind, "at": e.at, "message_id": e.message_id, "recipient": e.recipient,
         "status": e.status, "detail": e.detail, "remote": e.remote,
     });
+    if e.sandbox
+        && let Some(obj) = v.as_object_mut()
+    {
+        obj.insert("sandbox".into(), json!(true));
+    }
     if matches!(e.kind, EventKind::Bounced | EventKind::Expired | EventKind::Deferred | EventKind::Delayed)
         && let (Some(status), Some(obj)) = (e.status.as_deref(), v.as_object_mut())
     {
@@ -202,8 +207,12 @@ mod tests {
             status: Some("5.1.1".into()),
             detail: Some("550 5.1.1 user unknown".into()),
             remote: None,
+            sandbox: false,
         };
         let v = payload(&e);
+        assert!(v.get("sandbox").is_none(), "real mail has no sandbox mark");
+        let sandboxed = payload(&EventRecord { kind: EventKind::Queued, sandbox: true, ..e.clone() });
+        assert_eq!(sandboxed["sandbox"], true);
         assert_eq!(v["reason"], "userunknown");
         assert_eq!(v["hard_bounce"], true);
         assert!(v["advice"].as_str().is_some_and(|a| !a.is_empty()));

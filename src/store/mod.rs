@@ -347,6 +347,14 @@ pub struct Origin {
     pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub metadata: std::collections::BTreeMap<String, String>,
+    /// API sandbox mode: the message was checked and recorded, its events carry
+    /// `sandbox: true`, and its recipients are not stored, so nothing delivers it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sandbox: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Where a recipient goes, decided when it was accepted: what the scheduler does with it.
@@ -662,6 +670,9 @@ pub struct EventRecord {
     pub status: Option<String>,
     pub detail: Option<String>,
     pub remote: Option<String>,
+    /// An event of a sandbox send (nothing was delivered); absent for real mail.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sandbox: bool,
 }
 
 /// One recipient of a message we sent, as the sent log remembers it.

@@ -6,6 +6,7 @@ mod harness;
 mod api_batch;
 mod api_injection;
 mod api_raw;
+mod api_sandbox;
 mod api_scopes;
 mod config_errors;
 mod crash_durability;

@@ -99,6 +99,7 @@ conformance!(
     every_destination_is_read_back_typed,
     idempotency_records_commit_with_their_message,
     a_batch_of_messages_is_stored_all_or_none,
+    a_sandbox_message_is_recorded_and_never_claimed,
 );
 
 fn origin() -> Origin {
@@ -1604,4 +1605,35 @@ async fn a_batch_of_messages_is_stored_all_or_none(s: Arc<dyn Store>) {
     // An empty batch stores nothing and is no error.
     s.insert_messages(Vec::new()).await.expect("an empty batch");
     assert_eq!(s.queued_messages().await.unwrap(), 7);
+}
+
+async fn a_sandbox_message_is_recorded_and_never_claimed(s: Arc<dyn Store>) {
+    let mut m = message("SB1", T0, vec![rcpt("a@ex.net", Transport::Remote), rcpt("b@local.test", Transport::Local)]);
+    m.origin.sandbox = true;
+    m.notes = vec![(None, "a finding".into())];
+    m.header_message_id = Some("<sb1@example.com>".into());
+    s.insert_message(m).await.unwrap();
+    s.insert_message(message("REAL", T0, vec![rcpt("c@ex.net", Transport::Remote)])).await.unwrap();
+    let events = s.events_after(0, None, &Scope::All, 100).await.unwrap();
+    let seen: Vec<(&str, Option<&str>, EventKind, bool)> =
+        events.iter().map(|e| (e.message_id.as_str(), e.recipient.as_deref(), e.kind, e.sandbox)).collect();
+    assert_eq!(
+        seen,
+        [
+            ("SB1", None, EventKind::Check, true),
+            ("SB1", Some("a@ex.net"), EventKind::Queued, true),
+            ("SB1", Some("b@local.test"), EventKind::Queued, true),
+            ("REAL", Some("c@ex.net"), EventKind::Queued, false),
+        ]
+    );
+    let detail = s.message_detail(&MessageId("SB1".into())).await.unwrap().expect("the message is kept");
+    assert!(detail.entry.recipients.is_empty(), "no recipient rows");
+    assert!(detail.origin.sandbox, "the origin says sandbox");
+    for t in [Transport::Remote, Transport::Local] {
+        let claimed: Vec<String> = claim(&*s, t, T0 + 1000, 100, "w").await.into_iter().map(|c| c.message.0).collect();
+        assert!(!claimed.contains(&"SB1".to_string()), "{claimed:?}");
+    }
+    assert_eq!(s.queued_messages().await.unwrap(), 1, "only the real one waits");
+    assert!(s.sent_log("sb1@example.com").await.unwrap().is_empty(), "nothing sent, nothing in the sent log");
+    assert!(s.delete_message(&MessageId("SB1".into())).await.unwrap(), "and it can be deleted");
 }

@@ -44,6 +44,9 @@ pub const MAX_MESSAGES: usize = 500;
 #[serde(deny_unknown_fields)]
 struct BatchRequest {
     messages: Vec<Value>,
+    /// Every message in sandbox mode (a message may also ask for it alone).
+    #[serde(default)]
+    sandbox: bool,
 }
 
 pub async fn send(
@@ -99,7 +102,8 @@ async fn send_batch(
     for (index, value) in batch.messages.into_iter().enumerate() {
         let prefix = format!("messages[{index}]");
         let prepared = match parse_value::<SendRequest>(value, &prefix) {
-            Ok(req) => {
+            Ok(mut req) => {
+                req.sandbox |= batch.sandbox;
                 let id = unique_id(&mut ids, now);
                 messages::prepare(ctx, key, &submitter, &req, id, now).await.map_err(|p| within(p, &prefix))
             }

@@ -70,6 +70,9 @@ pub struct SendRequest {
     pub tags: Vec<String>,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// Run every check and record the events (marked `sandbox`), but queue nothing.
+    #[serde(default)]
+    pub sandbox: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -188,26 +191,44 @@ pub(super) async fn prepare(
     if accepted.iter().any(|r| r.transport() == Transport::Remote) {
         notes.extend(check_message(ctx, &message)?);
     }
-    let reply = json!({ "id": id.0, "message_id": format!("<{message_id}>"), "recipients": report });
+    let reply = reply_of(&id, &format!("<{message_id}>"), report, req.sandbox);
     let incoming = Incoming {
         id,
         from: ReversePath::Mailbox(draft.from),
         params: MailParams::default(),
         recipients: accepted.into_iter().map(Into::into).collect(),
-        origin: origin(key, &req.tags, &req.metadata),
+        origin: origin(key, &req.tags, &req.metadata, req.sandbox),
         received_at: now,
         message,
         reports: Vec::new(),
         notes,
         idempotency: None,
     };
-    let remote = incoming.recipients.iter().filter(|r| r.transport() == Transport::Remote).count() as u64;
-    Ok(Prepared { incoming, reply, remote })
+    Ok(Prepared { remote: remote_of(&incoming), incoming, reply })
+}
+
+/// The reply to a send: the queue id, the Message-ID, each recipient's fate; `sandbox: true`
+/// for a sandbox send (the recipients say what would have happened).
+pub(super) fn reply_of(id: &MessageId, message_id: &str, recipients: Vec<Value>, sandbox: bool) -> Value {
+    let mut reply = json!({ "id": id.0, "message_id": message_id, "recipients": recipients });
+    if sandbox && let Some(r) = reply.as_object_mut() {
+        r.insert("sandbox".into(), Value::Bool(true));
+    }
+    reply
+}
+
+/// Recipients that will leave here (none for a sandbox send), for the hard-bounce breaker.
+pub(super) fn remote_of(incoming: &Incoming) -> u64 {
+    if incoming.origin.sandbox {
+        return 0;
+    }
+    incoming.recipients.iter().filter(|r| r.transport() == Transport::Remote).count() as u64
 }
 
 /// The origin the API's messages are stored with.
-pub(super) fn origin(key: &ApiKey, tags: &[String], metadata: &BTreeMap<String, String>) -> Origin {
+pub(super) fn origin(key: &ApiKey, tags: &[String], metadata: &BTreeMap<String, String>, sandbox: bool) -> Origin {
     Origin {
+        sandbox,
         via: Via::Api,
         client_ip: API_CLIENT.to_string(),
         helo: "api".into(),

@@ -28,7 +28,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::super::AppState;
 use super::super::auth::Caller;
@@ -51,6 +50,9 @@ pub struct RawQuery {
     pub from: Option<String>,
     /// Recipients, separated by commas.
     pub to: Option<String>,
+    /// Run every check and record the events, but queue nothing.
+    #[serde(default)]
+    pub sandbox: bool,
 }
 
 /// The JSON form.
@@ -66,6 +68,8 @@ struct RawRequest {
     tags: Vec<String>,
     #[serde(default)]
     metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    sandbox: bool,
 }
 
 /// A raw send read from either form: the message's bytes and what came with them.
@@ -75,6 +79,7 @@ struct Raw {
     to: Vec<String>,
     tags: Vec<String>,
     metadata: BTreeMap<String, String>,
+    sandbox: bool,
 }
 
 pub async fn send(
@@ -113,16 +118,24 @@ fn read(headers: &HeaderMap, query: RawQuery, body: &[u8]) -> Result<Raw, Proble
             to: list(query.to),
             tags: Vec::new(),
             metadata: BTreeMap::new(),
+            sandbox: query.sandbox,
         }),
         "application/json" => {
-            if query.from.is_some() || query.to.is_some() {
-                return Err(Problem::invalid("query", "with a JSON body, give from and to in the JSON"));
+            if query.from.is_some() || query.to.is_some() || query.sandbox {
+                return Err(Problem::invalid("query", "with a JSON body, give from, to and sandbox in the JSON"));
             }
             let req: RawRequest = batch::parse(body, "")?;
             let message = base64::engine::general_purpose::STANDARD
                 .decode(req.raw.as_bytes())
                 .map_err(|e| Problem::invalid("raw", format!("not base64: {e}")))?;
-            Ok(Raw { message, from: req.from, to: req.to, tags: req.tags, metadata: req.metadata })
+            Ok(Raw {
+                message,
+                from: req.from,
+                to: req.to,
+                tags: req.tags,
+                metadata: req.metadata,
+                sandbox: req.sandbox,
+            })
         }
         _ => Err(Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -248,21 +261,20 @@ async fn prepare(
     if accepted.iter().any(|r| r.transport() == Transport::Remote) {
         notes.extend(messages::check_message(ctx, &message)?);
     }
-    let reply = json!({ "id": id.0, "message_id": message_id, "recipients": report });
+    let reply = messages::reply_of(&id, &message_id, report, raw.sandbox);
     let incoming = Incoming {
         id,
         from: ReversePath::Mailbox(from),
         params: MailParams::default(),
         recipients: accepted.into_iter().map(Into::into).collect(),
-        origin: messages::origin(key, &raw.tags, &raw.metadata),
+        origin: messages::origin(key, &raw.tags, &raw.metadata, raw.sandbox),
         received_at: now,
         message,
         reports: Vec::new(),
         notes,
         idempotency: None,
     };
-    let remote = incoming.recipients.iter().filter(|r| r.transport() == Transport::Remote).count() as u64;
-    Ok(Prepared { incoming, reply, remote })
+    Ok(Prepared { remote: messages::remote_of(&incoming), incoming, reply })
 }
 
 /// The author addresses of a header block: every address of every From: and Sender: field.
@@ -306,7 +318,7 @@ mod tests {
     fn either_form_is_read() {
         let mut h = HeaderMap::new();
         h.insert(header::CONTENT_TYPE, "message/rfc822".parse().unwrap());
-        let q = RawQuery { from: Some("a@x.test".into()), to: Some("b@y.test, c@y.test,".into()) };
+        let q = RawQuery { from: Some("a@x.test".into()), to: Some("b@y.test, c@y.test,".into()), sandbox: false };
         let r = read(&h, q, b"Subject: x\r\n\r\nhi\r\n").unwrap();
         assert_eq!(r.from.as_deref(), Some("a@x.test"));
         assert_eq!(r.to, ["b@y.test", "c@y.test"]);

@@ -25,7 +25,7 @@ use super::{
 };
 use crate::time::Timestamp;
 
-const SCHEMA_VERSION: i32 = 8;
+const SCHEMA_VERSION: i32 = 9;
 /// Upper bound of requests folded into one transaction.
 const MAX_BATCH: usize = 512;
 
@@ -116,6 +116,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     if version < 8 {
         tx.execute_batch(include_str!("schema_v8.sql"))?;
+    }
+    if version < 9 {
+        tx.execute_batch(include_str!("schema_v9.sql"))?;
     }
     if version > SCHEMA_VERSION {
         return Err(StoreError::Corrupt(format!(

@@ -359,6 +359,7 @@ fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRecord> {
         status: r.get(5)?,
         detail: r.get(6)?,
         remote: r.get(7)?,
+        sandbox: r.get(8)?,
     })
 }
 
@@ -373,7 +374,7 @@ pub(super) fn events_after(
 ) -> Result<Vec<EventRecord>, StoreError> {
     let Some(domains) = scope_param(scope)? else {
         let mut stmt = c.prepare_cached(
-            "SELECT id, at, message_id, recipient, kind, status, detail, remote FROM events
+            "SELECT id, at, message_id, recipient, kind, status, detail, remote, sandbox FROM events
              WHERE id > ?1 AND (?2 IS NULL OR kind = ?2) ORDER BY id LIMIT ?3",
         )?;
         return Ok(stmt
@@ -381,7 +382,7 @@ pub(super) fn events_after(
             .collect::<Result<Vec<_>, _>>()?);
     };
     let mut stmt = c.prepare_cached(&format!(
-        "SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote
+        "SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote, e.sandbox
          FROM events e JOIN messages m ON m.id = e.message_id
          WHERE e.id > ?1 AND (?2 IS NULL OR e.kind = ?2) AND {}
          ORDER BY e.id LIMIT ?3",
