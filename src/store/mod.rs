@@ -673,6 +673,11 @@ pub struct EventRecord {
     /// An event of a sandbox send (nothing was delivered); absent for real mail.
     #[serde(default, skip_serializing_if = "is_false")]
     pub sandbox: bool,
+    /// The tags and metadata the message was sent with (API), for filtering by the app.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 /// One recipient of a message we sent, as the sent log remembers it.

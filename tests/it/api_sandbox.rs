@@ -98,6 +98,10 @@ async fn sandbox_sends_run_every_check_record_events_and_deliver_nothing() {
         assert_eq!(detail.json["recipients"], json!([]), "nothing to deliver: {}", detail.text);
     }
     let single_events = events_of(api, &key, &single_id).await;
+    assert!(
+        single_events.iter().all(|e| e["tags"] == json!(["t1"])),
+        "events carry the send's tags: {single_events:?}"
+    );
     assert!(!single_events.iter().any(|e| e["recipient"] == "gone@dest.test" && e["type"] == "queued"));
     let real_events = events_of(api, &key, &real_id).await;
     assert!(real_events.iter().all(|e| e.get("sandbox").is_none()), "{real_events:?}");

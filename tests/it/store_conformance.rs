@@ -1613,8 +1613,20 @@ async fn a_sandbox_message_is_recorded_and_never_claimed(s: Arc<dyn Store>) {
     m.notes = vec![(None, "a finding".into())];
     m.header_message_id = Some("<sb1@example.com>".into());
     s.insert_message(m).await.unwrap();
-    s.insert_message(message("REAL", T0, vec![rcpt("c@ex.net", Transport::Remote)])).await.unwrap();
-    let events = s.events_after(0, None, &Scope::All, 100).await.unwrap();
+    let mut real = message("REAL", T0, vec![rcpt("c@ex.net", Transport::Remote)]);
+    real.origin.tags = vec!["welcome".into()];
+    real.origin.metadata = [("user".to_string(), "42".to_string())].into();
+    s.insert_message(real).await.unwrap();
+    let events = settled_events(&*s, None, 4).await;
+    let last = events.last().unwrap();
+    assert_eq!(
+        (last.tags.as_slice(), last.metadata.get("user").map(String::as_str)),
+        (&["welcome".to_string()][..], Some("42"))
+    );
+    assert!(events[0].tags.is_empty(), "a message without tags");
+    let scoped = s.events_after(0, None, &scope(&["example.com"]), 100).await.unwrap();
+    assert_eq!(scoped.len(), 4, "settled above");
+    assert_eq!(scoped.last().unwrap().tags, ["welcome"], "the scoped read too");
     let seen: Vec<(&str, Option<&str>, EventKind, bool)> =
         events.iter().map(|e| (e.message_id.as_str(), e.recipient.as_deref(), e.kind, e.sandbox)).collect();
     assert_eq!(
