@@ -25,6 +25,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -39,6 +40,8 @@ use crate::time::Timestamp;
 
 /// The most messages one batch may hold (Postmark's limit).
 pub const MAX_MESSAGES: usize = 500;
+/// Messages of one batch checked at once (each waits on store reads for its recipients).
+const CONCURRENT: usize = 16;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,21 +98,30 @@ async fn send_batch(
     let submitter = Submitter::ApiKey { id: key.id.clone(), scope: key.scope.clone() };
     messages::not_paused(ctx, key).await?;
     let now = Timestamp::now();
-    // Each message alone; a result slot per message, in order.
-    let mut results: Vec<Value> = Vec::with_capacity(batch.messages.len());
-    let mut ready = Vec::new();
+    // Each message alone, `CONCURRENT` at a time (their store reads overlap); the results
+    // keep the order given.
     let mut ids = HashSet::new();
+    let mut jobs = Vec::with_capacity(batch.messages.len());
     for (index, value) in batch.messages.into_iter().enumerate() {
-        let prefix = format!("messages[{index}]");
-        let prepared = match parse_value::<SendRequest>(value, &prefix) {
-            Ok(mut req) => {
-                req.sandbox |= batch.sandbox;
-                let id = unique_id(&mut ids, now);
-                messages::prepare(ctx, key, &submitter, &req, id, now).await.map_err(|p| within(p, &prefix))
-            }
-            Err(p) => Err(p),
-        };
-        match prepared {
+        jobs.push((index, value, unique_id(&mut ids, now)));
+    }
+    let sandbox = batch.sandbox;
+    let prepared = futures_util::stream::iter(jobs.into_iter().map(|(index, value, id)| {
+        let submitter = &submitter;
+        async move {
+            let prefix = format!("messages[{index}]");
+            let mut req = parse_value::<SendRequest>(value, &prefix)?;
+            req.sandbox |= sandbox;
+            messages::prepare(ctx, key, submitter, &req, id, now).await.map_err(|p| within(p, &prefix))
+        }
+    }))
+    .buffered(CONCURRENT)
+    .collect::<Vec<_>>()
+    .await;
+    let mut results: Vec<Value> = Vec::with_capacity(prepared.len());
+    let mut ready = Vec::new();
+    for (index, p) in prepared.into_iter().enumerate() {
+        match p {
             Ok(p) => {
                 let mut reply = json!({ "index": index, "status": StatusCode::ACCEPTED.as_u16() });
                 if let (Some(r), Some(extra)) = (reply.as_object_mut(), p.reply.as_object()) {
