@@ -39,8 +39,29 @@ pub async fn accept(
     store: &dyn Store,
     wakeup: &Wakeup,
     dkim: Option<&crate::dkim::Signer>,
-    mut incoming: Incoming,
+    incoming: Incoming,
 ) -> Result<MessageId, StoreError> {
+    let msg = prepare(dkim, incoming);
+    let line = Queued::of(&msg);
+    store.insert_message(msg).await?;
+    Ok(line.done(wakeup))
+}
+
+/// Stores the messages of an API batch durably in one commit, all or none, and wakes delivery.
+pub async fn accept_all(
+    store: &dyn Store,
+    wakeup: &Wakeup,
+    dkim: Option<&crate::dkim::Signer>,
+    incoming: Vec<Incoming>,
+) -> Result<Vec<MessageId>, StoreError> {
+    let msgs: Vec<NewMessage> = incoming.into_iter().map(|i| prepare(dkim, i)).collect();
+    let lines: Vec<Queued> = msgs.iter().map(Queued::of).collect();
+    store.insert_messages(msgs).await?;
+    Ok(lines.into_iter().map(|l| l.done(wakeup)).collect())
+}
+
+/// The message as the store takes it: DKIM-signed when it leaves here and a key covers it.
+fn prepare(dkim: Option<&crate::dkim::Signer>, mut incoming: Incoming) -> NewMessage {
     let id = incoming.id.clone();
     let leaves_here = incoming.recipients.iter().any(|r| r.transport() == Transport::Remote);
     if let Some(signer) = dkim.filter(|s| leaves_here && s.covers(&incoming.message)) {
@@ -55,7 +76,7 @@ pub async fn accept(
     }
     let headers = incoming.message.get(..crate::smtp::message::find_headers_end(&incoming.message));
     let header_message_id = headers.and_then(|h| crate::smtp::message::header_value(h, "message-id"));
-    let msg = NewMessage {
+    NewMessage {
         id: incoming.id,
         reverse_path: incoming.from,
         envid: incoming.params.envid,
@@ -68,31 +89,70 @@ pub async fn accept(
         reports: incoming.reports,
         notes: incoming.notes,
         idempotency: incoming.idempotency,
-    };
-    let via = msg.origin.via;
-    let transports: Vec<Transport> = msg.recipients.iter().map(|r| r.transport()).collect();
-    // What the log line says, for every origin alike (SMTP, submission, API, sendmail, DSN).
-    let (from, size) = (
-        if msg.reverse_path == ReversePath::Null { "<>".to_string() } else { msg.reverse_path.to_string() },
-        msg.body.len(),
-    );
-    let to: Vec<String> = msg.recipients.iter().map(|r| r.address.clone()).collect();
-    let (client, user, tls) = (msg.origin.client_ip.clone(), msg.origin.auth_user.clone(), msg.origin.tls);
-    store.insert_message(msg).await?;
-    tracing::info!(
-        queue_id = %id,
-        via = %via,
-        client = %client,
-        from = %from,
-        to = %to.join(","),
-        size,
-        tls,
-        user = user.as_deref().unwrap_or("-"),
-        "queued"
-    );
-    crate::metrics::accepted(via.as_str());
-    wakeup.poke_for(transports);
-    Ok(id)
+    }
+}
+
+/// What the `queued` log line says, for every origin alike (SMTP, submission, API, sendmail,
+/// DSN), taken before the message goes to the store.
+struct Queued {
+    id: MessageId,
+    via: crate::store::Via,
+    client: String,
+    from: String,
+    to: Vec<String>,
+    size: usize,
+    tls: bool,
+    user: Option<String>,
+    transports: Vec<Transport>,
+    sandbox: bool,
+}
+
+impl Queued {
+    fn of(msg: &NewMessage) -> Queued {
+        Queued {
+            id: msg.id.clone(),
+            via: msg.origin.via,
+            client: msg.origin.client_ip.clone(),
+            from: if msg.reverse_path == ReversePath::Null { "<>".to_string() } else { msg.reverse_path.to_string() },
+            to: msg.recipients.iter().map(|r| r.address.clone()).collect(),
+            size: msg.body.len(),
+            tls: msg.origin.tls,
+            user: msg.origin.auth_user.clone(),
+            transports: msg.recipients.iter().map(|r| r.transport()).collect(),
+            sandbox: msg.origin.sandbox,
+        }
+    }
+
+    /// After the commit: the log line, the metric, the scheduler's bell (a sandbox send was
+    /// only recorded: its own log line, nothing to wake).
+    fn done(self, wakeup: &Wakeup) -> MessageId {
+        if self.sandbox {
+            tracing::info!(
+                queue_id = %self.id,
+                via = %self.via,
+                from = %self.from,
+                to = %self.to.join(","),
+                size = self.size,
+                user = self.user.as_deref().unwrap_or("-"),
+                "sandboxed"
+            );
+            return self.id;
+        }
+        tracing::info!(
+            queue_id = %self.id,
+            via = %self.via,
+            client = %self.client,
+            from = %self.from,
+            to = %self.to.join(","),
+            size = self.size,
+            tls = self.tls,
+            user = self.user.as_deref().unwrap_or("-"),
+            "queued"
+        );
+        crate::metrics::accepted(self.via.as_str());
+        wakeup.poke_for(self.transports);
+        self.id
+    }
 }
 
 /// How a message came in, as the trace header says it.

@@ -76,8 +76,9 @@ impl From<crate::store::StoreError> for Problem {
     }
 }
 
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
+impl Problem {
+    /// The problem document (`type`, `title`, `status`, `detail`, `field`, extra members).
+    pub fn to_json(&self) -> Value {
         let mut body = json!({
             "type": format!("/problems/{}", self.kind),
             "title": self.title,
@@ -85,13 +86,20 @@ impl IntoResponse for Problem {
             "detail": self.detail,
         });
         if let Some(obj) = body.as_object_mut() {
-            if let Some(f) = self.field {
+            if let Some(f) = &self.field {
                 obj.insert("field".into(), json!(f));
             }
-            if let Some(Value::Object(extra)) = self.extra {
-                obj.extend(extra);
+            if let Some(Value::Object(extra)) = &self.extra {
+                obj.extend(extra.clone());
             }
         }
+        body
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = self.to_json();
         (self.status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
     }
 }

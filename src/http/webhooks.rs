@@ -30,12 +30,24 @@ const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(300);
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The JSON body for one event: the event, plus reason, hard/soft and advice for failures.
+/// The JSON body for one event: the event (with the send's tags and metadata, and the sandbox
+/// mark), plus reason, hard/soft and advice for failures.
 pub fn payload(e: &EventRecord) -> Value {
     let mut v = json!({
         "id": e.id, "type": e.kind, "at": e.at, "message_id": e.message_id, "recipient": e.recipient,
         "status": e.status, "detail": e.detail, "remote": e.remote,
     });
+    if let Some(obj) = v.as_object_mut() {
+        if e.sandbox {
+            obj.insert("sandbox".into(), json!(true));
+        }
+        if !e.tags.is_empty() {
+            obj.insert("tags".into(), json!(e.tags));
+        }
+        if !e.metadata.is_empty() {
+            obj.insert("metadata".into(), json!(e.metadata));
+        }
+    }
     if matches!(e.kind, EventKind::Bounced | EventKind::Expired | EventKind::Deferred | EventKind::Delayed)
         && let (Some(status), Some(obj)) = (e.status.as_deref(), v.as_object_mut())
     {
@@ -202,8 +214,15 @@ mod tests {
             status: Some("5.1.1".into()),
             detail: Some("550 5.1.1 user unknown".into()),
             remote: None,
+            sandbox: false,
+            tags: vec!["invoice".into()],
+            metadata: [("order".to_string(), "42".to_string())].into(),
         };
         let v = payload(&e);
+        assert!(v.get("sandbox").is_none(), "real mail has no sandbox mark");
+        assert_eq!((&v["tags"], &v["metadata"]), (&json!(["invoice"]), &json!({"order": "42"})));
+        let sandboxed = payload(&EventRecord { kind: EventKind::Queued, sandbox: true, ..e.clone() });
+        assert_eq!(sandboxed["sandbox"], true);
         assert_eq!(v["reason"], "userunknown");
         assert_eq!(v["hard_bounce"], true);
         assert!(v["advice"].as_str().is_some_and(|a| !a.is_empty()));

@@ -128,15 +128,15 @@ pub struct Prepared {
 }
 
 /// One header field: its name and every line of it (continuations included, CRLF-ended).
-struct Field<'a> {
-    name: String,
-    raw: &'a [u8],
+pub struct Field<'a> {
+    pub name: String,
+    pub raw: &'a [u8],
 }
 
 /// Splits off the header fields at the top of `message`; the header block ends at the empty
 /// line, or at the first line that is neither a field nor a continuation (that line starts the
 /// body, as Postfix's cleanup reads it). Returns the fields and the body.
-fn split_header(message: &[u8]) -> (Vec<Field<'_>>, &[u8]) {
+pub fn split_header(message: &[u8]) -> (Vec<Field<'_>>, &[u8]) {
     let mut fields: Vec<Field<'_>> = Vec::new();
     let mut pos = 0;
     // An mbox "From " line at the very top is not a header: drop it.
@@ -195,7 +195,7 @@ fn display_name(name: &str) -> String {
 
 /// The addresses of the recipient headers: Resent-To/Cc/Bcc when the message has any, else
 /// To/Cc/Bcc (groups flattened, every field of each name).
-fn header_recipients(header: &[u8]) -> Vec<String> {
+pub fn header_recipients(header: &[u8]) -> Vec<String> {
     use mail_parser::{HeaderName, MessageParser};
     let mut block = header.to_vec();
     block.extend_from_slice(b"\r\n");

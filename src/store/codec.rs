@@ -10,12 +10,17 @@
 //! Must not: run SQL, or accept a combination of columns no `Destination` writes (that is a
 //! corrupt record, not a guess).
 
-use super::{Destination, EventKind, MessageId, RecipientId, StoreError, SuppressionScope, Transport};
+use super::{Destination, EventKind, MessageId, Origin, RecipientId, StoreError, SuppressionScope, Transport};
 use crate::smtp::address::{Mailbox, ReversePath};
 use crate::smtp::command::{Notify, Ret};
 use crate::smtp::reply::EnhancedStatus;
 use crate::time::Timestamp;
 use crate::tlspolicy::{CachedPolicy, Policy, TlsResult};
+
+/// A message's origin column (JSON), read back; None for no row (a deleted message).
+pub(crate) fn origin(text: Option<&str>) -> Result<Option<Origin>, StoreError> {
+    text.map(|t| serde_json::from_str(t).map_err(|e| StoreError::Corrupt(format!("origin: {e}")))).transpose()
+}
 
 /// A recipient's destination as the columns of its row.
 #[derive(Debug, Clone, PartialEq, Eq)]

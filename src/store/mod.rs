@@ -356,6 +356,14 @@ pub struct Origin {
     pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub metadata: std::collections::BTreeMap<String, String>,
+    /// API sandbox mode: the message was checked and recorded, its events carry
+    /// `sandbox: true`, and its recipients are not stored, so nothing delivers it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sandbox: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Where a recipient goes, decided when it was accepted: what the scheduler does with it.
@@ -708,6 +716,14 @@ pub struct EventRecord {
     pub status: Option<String>,
     pub detail: Option<String>,
     pub remote: Option<String>,
+    /// An event of a sandbox send (nothing was delivered); absent for real mail.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sandbox: bool,
+    /// The tags and metadata the message was sent with (API), for filtering by the app.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 /// One recipient of a message we sent, as the sent log remembers it.
@@ -992,6 +1008,11 @@ pub struct RecoveryCode {
 pub trait Store: Send + Sync {
     /// Stores a message and its recipients; returns only once both are durable.
     async fn insert_message(&self, msg: NewMessage) -> Result<(), StoreError>;
+
+    /// Stores several messages (an API batch) in one transaction: all of them or none, in one
+    /// durable commit. Whatever fails one insert alone (a taken id, a live idempotency key, a
+    /// report already made) fails them all, with that error.
+    async fn insert_messages(&self, msgs: Vec<NewMessage>) -> Result<(), StoreError>;
 
     /// Leases up to `limit` due recipients of `transport` to `owner` for `lease`.
     /// A lease that runs out (its worker died) makes the recipient due again.

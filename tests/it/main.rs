@@ -3,7 +3,10 @@
 
 mod harness;
 
+mod api_batch;
 mod api_injection;
+mod api_raw;
+mod api_sandbox;
 mod api_scopes;
 mod app_passwords;
 mod config_errors;

@@ -103,6 +103,8 @@ conformance!(
     app_passwords_are_named_looked_up_by_hash_touched_and_revoked,
     second_factors_accept_each_step_and_recovery_code_once,
     sender_domain_suppressions_refuse_only_their_sender,
+    a_batch_of_messages_is_stored_all_or_none,
+    a_sandbox_message_is_recorded_and_never_claimed,
 );
 
 fn origin() -> Origin {
@@ -1499,6 +1501,7 @@ const SQLITE_SCHEMAS: &[&str] = &[
     include_str!("../../src/store/sqlite/schema_v9.sql"),
     include_str!("../../src/store/sqlite/schema_v10.sql"),
     include_str!("../../src/store/sqlite/schema_v11.sql"),
+    include_str!("../../src/store/sqlite/schema_v12.sql"),
 ];
 
 /// The PostgreSQL schema files in order: version N is the first N of them.
@@ -1516,6 +1519,7 @@ const POSTGRES_SCHEMAS: &[&str] = &[
     include_str!("../../src/store/postgres/schema_v11.sql"),
     include_str!("../../src/store/postgres/schema_v12.sql"),
     include_str!("../../src/store/postgres/schema_v13.sql"),
+    include_str!("../../src/store/postgres/schema_v14.sql"),
 ];
 
 /// A SQLite store file left at schema `version` by an older mailerd, holding `rows`; the
@@ -1798,4 +1802,94 @@ async fn postgres_upgrade_to_password_ages() {
     let before = Timestamp(Timestamp::now().millis() - 1_000);
     let (_schema, store) = postgres_at_version(&admin, "upgrade_ages", 11, MAILBOX_BEFORE_AGES).await;
     mailboxes_made_before_password_ages(&store, before).await;
+}
+
+async fn a_batch_of_messages_is_stored_all_or_none(s: Arc<dyn Store>) {
+    let batch: Vec<NewMessage> = (0..5)
+        .map(|i| {
+            let mut m = message(&format!("B{i}"), T0 + i, vec![rcpt(&format!("r{i}@ex.net"), Transport::Remote)]);
+            m.notes = vec![(None, format!("note {i}"))];
+            m
+        })
+        .collect();
+    s.insert_messages(batch).await.expect("a batch");
+    for i in 0..5 {
+        let d = s.message_detail(&MessageId(format!("B{i}"))).await.unwrap().expect("stored");
+        assert_eq!(d.entry.recipients.len(), 1, "B{i}");
+    }
+    assert_eq!(s.queued_messages().await.unwrap(), 5);
+    assert_eq!(claim(&*s, Transport::Remote, T0 + 10, 100, "w").await.len(), 5, "every recipient is due");
+
+    // One taken id fails the whole batch: nothing of its neighbours is stored.
+    let bad = vec![
+        message("B10", T0, vec![rcpt("x@ex.net", Transport::Remote)]),
+        message("B3", T0, vec![rcpt("y@ex.net", Transport::Remote)]),
+        message("B11", T0, vec![rcpt("z@ex.net", Transport::Remote)]),
+    ];
+    assert!(s.insert_messages(bad).await.is_err(), "a taken id fails the batch");
+    for id in ["B10", "B11"] {
+        assert!(s.message_detail(&MessageId(id.into())).await.unwrap().is_none(), "{id} not stored");
+    }
+    assert_eq!(states(&*s, "B3").await.len(), 1, "B3 untouched");
+
+    // The batch's idempotency record (on its first message) commits with it, or refuses it all.
+    let mut first = idempotent("B20", T0, "key1", "batch-1");
+    first.idempotency.as_mut().unwrap().status = 200;
+    s.insert_messages(vec![first, message("B21", T0, vec![rcpt("w@ex.net", Transport::Remote)])]).await.unwrap();
+    assert_eq!(s.idempotency("key1", "batch-1", Timestamp(T0)).await.unwrap().unwrap().status, 200);
+    let again = vec![message("B31", T0, vec![]), idempotent("B30", T0, "key1", "batch-1")];
+    match s.insert_messages(again).await {
+        Err(StoreError::IdempotencyKeyTaken) => {}
+        other => panic!("expected IdempotencyKeyTaken, got {other:?}"),
+    }
+    for id in ["B30", "B31"] {
+        assert!(s.message_detail(&MessageId(id.into())).await.unwrap().is_none(), "{id} not stored");
+    }
+    assert_eq!(s.queued_messages().await.unwrap(), 7);
+    // An empty batch stores nothing and is no error.
+    s.insert_messages(Vec::new()).await.expect("an empty batch");
+    assert_eq!(s.queued_messages().await.unwrap(), 7);
+}
+
+async fn a_sandbox_message_is_recorded_and_never_claimed(s: Arc<dyn Store>) {
+    let mut m = message("SB1", T0, vec![rcpt("a@ex.net", Transport::Remote), rcpt("b@local.test", Transport::Local)]);
+    m.origin.sandbox = true;
+    m.notes = vec![(None, "a finding".into())];
+    m.header_message_id = Some("<sb1@example.com>".into());
+    s.insert_message(m).await.unwrap();
+    let mut real = message("REAL", T0, vec![rcpt("c@ex.net", Transport::Remote)]);
+    real.origin.tags = vec!["welcome".into()];
+    real.origin.metadata = [("user".to_string(), "42".to_string())].into();
+    s.insert_message(real).await.unwrap();
+    let events = settled_events(&*s, None, 4).await;
+    let last = events.last().unwrap();
+    assert_eq!(
+        (last.tags.as_slice(), last.metadata.get("user").map(String::as_str)),
+        (&["welcome".to_string()][..], Some("42"))
+    );
+    assert!(events[0].tags.is_empty(), "a message without tags");
+    let scoped = s.events_after(0, None, &scope(&["example.com"]), 100).await.unwrap();
+    assert_eq!(scoped.len(), 4, "settled above");
+    assert_eq!(scoped.last().unwrap().tags, ["welcome"], "the scoped read too");
+    let seen: Vec<(&str, Option<&str>, EventKind, bool)> =
+        events.iter().map(|e| (e.message_id.as_str(), e.recipient.as_deref(), e.kind, e.sandbox)).collect();
+    assert_eq!(
+        seen,
+        [
+            ("SB1", None, EventKind::Check, true),
+            ("SB1", Some("a@ex.net"), EventKind::Queued, true),
+            ("SB1", Some("b@local.test"), EventKind::Queued, true),
+            ("REAL", Some("c@ex.net"), EventKind::Queued, false),
+        ]
+    );
+    let detail = s.message_detail(&MessageId("SB1".into())).await.unwrap().expect("the message is kept");
+    assert!(detail.entry.recipients.is_empty(), "no recipient rows");
+    assert!(detail.origin.sandbox, "the origin says sandbox");
+    for t in [Transport::Remote, Transport::Local] {
+        let claimed: Vec<String> = claim(&*s, t, T0 + 1000, 100, "w").await.into_iter().map(|c| c.message.0).collect();
+        assert!(!claimed.contains(&"SB1".to_string()), "{claimed:?}");
+    }
+    assert_eq!(s.queued_messages().await.unwrap(), 1, "only the real one waits");
+    assert!(s.sent_log("sb1@example.com").await.unwrap().is_empty(), "nothing sent, nothing in the sent log");
+    assert!(s.delete_message(&MessageId("SB1".into())).await.unwrap(), "and it can be deleted");
 }

@@ -1,5 +1,6 @@
-//! The `Idempotency-Key` request header of `POST /api/v1/messages` (the IETF httpapi draft,
-//! as Stripe does it): reading and checking the header, the request's fingerprint (SHA-256 of
+//! The `Idempotency-Key` request header of the send routes (`POST /api/v1/messages`, `/batch`
+//! and `/raw`; the IETF httpapi draft,
+//! as Stripe does it): `guard` around a send, reading and checking the header, the request's fingerprint (SHA-256 of
 //! the body), the replay of a stored response, and the per-key lock that makes a concurrent
 //! duplicate wait for the first request's result on this node.
 //!
@@ -16,12 +17,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::super::AppState;
 use super::super::problem::Problem;
-use crate::store::IdempotencyRecord;
+use crate::store::{ApiKey, IdempotencyRecord, MessageId};
+use crate::time::Timestamp;
 
 /// The request header (matched without regard to case).
 pub const HEADER: &str = "Idempotency-Key";
@@ -61,7 +66,17 @@ pub fn key_of(headers: &HeaderMap) -> Result<Option<String>, Problem> {
 
 /// The request's fingerprint: hex SHA-256 of the body as sent.
 pub fn fingerprint(body: &[u8]) -> String {
-    Sha256::digest(body).iter().map(|b| format!("{b:02x}")).collect()
+    fingerprint_of(&[body])
+}
+
+/// Hex SHA-256 of the parts one after the other (a request whose query is part of what it
+/// asks: the query, then the body).
+pub fn fingerprint_of(parts: &[&[u8]]) -> String {
+    let mut hash = Sha256::new();
+    for p in parts {
+        hash.update(p);
+    }
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The stored response again, with `Idempotent-Replayed: true`, when the body is the one the
@@ -95,6 +110,84 @@ pub fn in_progress() -> Problem {
     );
     p.field = Some(HEADER.into());
     p
+}
+
+/// The idempotency key of a request being sent, and its body's fingerprint.
+pub struct Pending {
+    pub key: String,
+    pub hash: String,
+}
+
+impl Pending {
+    /// The record of this request, which made `message` (the first of a batch) and answers
+    /// `status` with `reply`; kept for `TTL` from `now`.
+    pub fn record(
+        self,
+        api_key: &ApiKey,
+        message: &MessageId,
+        status: StatusCode,
+        reply: &Value,
+        now: Timestamp,
+    ) -> IdempotencyRecord {
+        IdempotencyRecord {
+            api_key: api_key.id.clone(),
+            key: self.key,
+            request_hash: self.hash,
+            message_id: message.clone(),
+            status: status.as_u16(),
+            response: reply.to_string(),
+            created_at: now,
+            expires_at: now.plus(TTL),
+        }
+    }
+}
+
+/// The kind of the problem a send answers when the store found its key taken.
+const KEY_TAKEN: &str = "idempotency-key-taken";
+
+/// What a send answers when the store refused its insert because the key has a live record.
+pub fn key_taken() -> Problem {
+    let mut p = in_progress();
+    p.kind = KEY_TAKEN;
+    p
+}
+
+/// Runs `send` for a request of `api_key` at most once per `Idempotency-Key`: without the
+/// header it just runs; with it, a stored response of the key is replayed (or refused with
+/// 422 for another body), a duplicate on this node waits for the first, and `send` gets the
+/// `Pending` key to commit its record with its messages. `query` is part of the request's
+/// fingerprint (empty for routes that take none), before the body.
+pub async fn guard(
+    state: &AppState,
+    api_key: &ApiKey,
+    headers: &HeaderMap,
+    query: &[u8],
+    body: Bytes,
+    send: impl AsyncFnOnce(Bytes, Option<Pending>) -> Result<Response, Problem>,
+) -> Result<Response, Problem> {
+    let Some(key) = key_of(headers)? else {
+        return send(body, None).await;
+    };
+    // Keyed per API key: the record is found again only by the key that made it.
+    let hash = fingerprint_of(&[query, &body]);
+    let store = state.ctx.store.as_ref();
+    if let Some(record) = store.idempotency(&api_key.id, &key, Timestamp::now()).await? {
+        return replay(&record, &hash);
+    }
+    // A duplicate arriving while the first runs on this node waits here, then replays.
+    let _held = state.idempotency.lock(&api_key.id, &key).await;
+    if let Some(record) = store.idempotency(&api_key.id, &key, Timestamp::now()).await? {
+        return replay(&record, &hash);
+    }
+    match send(body, Some(Pending { key: key.clone(), hash: hash.clone() })).await {
+        // Another node (or a request of ours cancelled after its insert was queued) stored the
+        // key first: its commit is done, so its record is there to replay.
+        Err(p) if p.kind == KEY_TAKEN => match store.idempotency(&api_key.id, &key, Timestamp::now()).await? {
+            Some(record) => replay(&record, &hash),
+            None => Err(in_progress()),
+        },
+        other => other,
+    }
 }
 
 type Slot = Arc<tokio::sync::Mutex<()>>;
@@ -187,6 +280,8 @@ mod tests {
         assert_eq!(r.headers()[REPLAYED], "true");
         let p = replay(&record, &fingerprint(b"{ }")).unwrap_err();
         assert_eq!((p.status.as_u16(), p.field.as_deref()), (422, Some(HEADER)));
+        assert_eq!(fingerprint_of(&[b"", b"{}"]), fingerprint(b"{}"), "no query: the body's hash");
+        assert_ne!(fingerprint_of(&[b"to=a", b"{}"]), fingerprint(b"{}"));
     }
 
     #[tokio::test]

@@ -7,9 +7,10 @@
 //! size limit), `check_message` (the checklist's message checks), then `accept` (DKIM,
 //! durable commit). The reply comes after the commit and says, per recipient, `queued` or
 //! `refused` and why (the refusal's typed `policy::Reason`, never its reply text).
-//! With an `Idempotency-Key` header (`idempotency.rs`) a stored response of the same key and
+//! With an `Idempotency-Key` header (`idempotency::guard`) a stored response of the same key and
 //! API key is replayed (the same body) or refused with 422 (another body); otherwise the
 //! record of this request, holding its reply, is committed with the message.
+//! `prepare` (everything but the commit) and `commit` are shared with the batch and raw sends.
 //! Before anything is built, every value that ends up in a header or a MIME part header is
 //! checked (`validate`): a control character in one is a 422 naming the JSON field.
 //! A scoped key reads only messages sent from its domains (others are unknown ids).
@@ -43,7 +44,7 @@ use crate::inbound::policy::{self, Reason, Submitter};
 use crate::inbound::{checks, session::AcceptedRcpt};
 use crate::smtp::address::{Mailbox, ReversePath};
 use crate::smtp::command::{ForwardPath, MailParams, RcptParams};
-use crate::store::{ApiKey, IdempotencyRecord, MessageId, Origin, StoreError, Transport, Via};
+use crate::store::{ApiKey, MessageId, Origin, StoreError, Transport, Via};
 use crate::time::Timestamp;
 
 #[derive(Debug, Deserialize)]
@@ -69,6 +70,9 @@ pub struct SendRequest {
     pub tags: Vec<String>,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// Run every check and record the events (marked `sandbox`), but queue nothing.
+    #[serde(default)]
+    pub sandbox: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,7 +96,7 @@ fn split_address(s: &str) -> (Option<String>, String) {
     }
 }
 
-fn mailbox(field: &str, s: &str) -> Result<(Option<String>, Mailbox), Problem> {
+pub(super) fn mailbox(field: &str, s: &str) -> Result<(Option<String>, Mailbox), Problem> {
     let (name, addr) = split_address(s);
     let m = Mailbox::parse(&addr).map_err(|e| Problem::invalid(field, format!("`{addr}` is not an address: {e}")))?;
     Ok((name, m))
@@ -127,40 +131,10 @@ pub async fn send(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     let body = body.map_err(|e| Problem::bad_request(e.body_text()))?;
-    let Some(idempotency_key) = idempotency::key_of(&headers)? else {
-        return Ok(send_once(&state, &key, &headers, body, None).await?.into_response());
-    };
-    // Keyed per API key: the record is found again only by the key that made it.
-    let hash = idempotency::fingerprint(&body);
-    let store = state.ctx.store.as_ref();
-    if let Some(record) = store.idempotency(&key.id, &idempotency_key, Timestamp::now()).await? {
-        return idempotency::replay(&record, &hash);
-    }
-    // A duplicate arriving while the first runs on this node waits here, then replays.
-    let _held = state.idempotency.lock(&key.id, &idempotency_key).await;
-    if let Some(record) = store.idempotency(&key.id, &idempotency_key, Timestamp::now()).await? {
-        return idempotency::replay(&record, &hash);
-    }
-    let pending = Pending { key: idempotency_key.clone(), hash: hash.clone() };
-    match send_once(&state, &key, &headers, body, Some(pending)).await {
-        Ok(sent) => Ok(sent.into_response()),
-        // Another node (or a request of ours cancelled after its insert was queued) stored the
-        // key first: its commit is done, so its record is there to replay.
-        Err(p) if p.kind == KEY_TAKEN => match store.idempotency(&key.id, &idempotency_key, Timestamp::now()).await? {
-            Some(record) => idempotency::replay(&record, &hash),
-            None => Err(idempotency::in_progress()),
-        },
-        Err(p) => Err(p),
-    }
-}
-
-/// The kind of the problem `send_once` answers when the store found the key taken.
-const KEY_TAKEN: &str = "idempotency-key-taken";
-
-/// The idempotency key of a request being sent, and its body's fingerprint.
-struct Pending {
-    key: String,
-    hash: String,
+    idempotency::guard(&state, &key, &headers, b"", body, async |body, pending| {
+        send_once(&state, &key, &headers, body, pending).await
+    })
+    .await
 }
 
 /// Reads, checks, builds and queues one request's message; with `pending`, its idempotency
@@ -170,8 +144,8 @@ async fn send_once(
     key: &ApiKey,
     headers: &HeaderMap,
     body: Bytes,
-    pending: Option<Pending>,
-) -> Result<(StatusCode, Json<Value>), Problem> {
+    pending: Option<idempotency::Pending>,
+) -> Result<Response, Problem> {
     // The JSON extractor's own checks (content type, syntax, fields), on the bytes we hashed.
     let mut request = axum::http::Request::new(axum::body::Body::from(body));
     *request.headers_mut() = headers.clone();
@@ -179,100 +153,168 @@ async fn send_once(
         .await
         .map_err(|e: JsonRejection| Problem::bad_request(e.body_text()))?;
     let ctx = &state.ctx;
-    validate(&req)?;
     let submitter = Submitter::ApiKey { id: key.id.clone(), scope: key.scope.clone() };
-    let sender = sender(ctx, key, &submitter, &req).await?;
-    let draft = read(ctx, &req, sender)?;
+    not_paused(ctx, key).await?;
     let now = Timestamp::now();
-    let id = MessageId::generate(now);
-    let Recipients { report, accepted, mut notes } = recipients(ctx, &submitter, &draft).await?;
-    let (message, message_id) = build(ctx, &req, &draft, &id, now)?;
+    let mut prepared = prepare(ctx, key, &submitter, &req, MessageId::generate(now), now).await?;
+    let status = StatusCode::ACCEPTED;
+    prepared.incoming.idempotency =
+        pending.map(|p| p.record(key, &prepared.incoming.id, status, &prepared.reply, prepared.incoming.received_at));
+    commit(ctx, &submitter, vec![prepared.incoming], &[prepared.remote]).await?;
+    Ok((status, Json(prepared.reply)).into_response())
+}
+
+/// A send request made ready for the queue: the message and the reply it gets once stored.
+pub(super) struct Prepared {
+    pub incoming: Incoming,
+    /// `{id, message_id, recipients}`.
+    pub reply: Value,
+    /// Recipients that leave here (for the hard-bounce breaker).
+    pub remote: u64,
+}
+
+/// Everything but the commit: the header values, the sender's scope, the addresses and
+/// attachments, each recipient's fate, the built message and the checklist's message checks.
+pub(super) async fn prepare(
+    ctx: &crate::inbound::Context,
+    key: &ApiKey,
+    submitter: &Submitter,
+    req: &SendRequest,
+    id: MessageId,
+    now: Timestamp,
+) -> Result<Prepared, Problem> {
+    validate(req)?;
+    let sender = sender(ctx, key, submitter, req)?;
+    let draft = read(ctx, req, sender)?;
+    let Recipients { report, accepted, mut notes } = recipients(ctx, submitter, &draft.from, &draft.listed).await?;
+    let (message, message_id) = build(ctx, req, &draft, &id, now)?;
     if accepted.iter().any(|r| r.transport() == Transport::Remote) {
         notes.extend(check_message(ctx, &message)?);
     }
-    let origin = Origin {
-        via: Via::Api,
-        client_ip: API_CLIENT.to_string(),
-        helo: "api".into(),
-        auth_user: Some(format!("apikey:{} ({})", key.id, key.name)),
-        tls: false,
-        tags: req.tags.clone(),
-        metadata: req.metadata.clone(),
-    };
-    let reply = json!({ "id": id.0, "message_id": format!("<{message_id}>"), "recipients": report });
-    let status = StatusCode::ACCEPTED;
-    let idempotency = pending.map(|p| IdempotencyRecord {
-        api_key: key.id.clone(),
-        key: p.key,
-        request_hash: p.hash,
-        message_id: id.clone(),
-        status: status.as_u16(),
-        response: reply.to_string(),
-        created_at: now,
-        expires_at: now.plus(idempotency::TTL),
-    });
+    let reply = reply_of(&id, &format!("<{message_id}>"), report, req.sandbox);
     let from = ReversePath::Mailbox(draft.from);
     let recipients: Vec<_> = accepted.into_iter().map(Into::into).collect();
     // API mail is bulk mail: one-click unsubscribe unless the app passed its own.
     let message = crate::inbound::unsubscribe::add_headers(ctx, &id, &from, &recipients, message);
     let incoming = Incoming {
-        id: id.clone(),
+        id,
         from,
         params: MailParams::default(),
         recipients,
-        origin,
+        origin: origin(key, &req.tags, &req.metadata, req.sandbox),
         received_at: now,
         message,
         reports: Vec::new(),
         notes,
-        idempotency,
+        idempotency: None,
     };
-    let remote = incoming.recipients.iter().filter(|r| r.transport() == Transport::Remote).count() as u64;
-    match accept::accept(ctx.store.as_ref(), &ctx.queue_wakeup, ctx.dkim.as_deref(), incoming).await {
-        Ok(_) => {}
-        Err(StoreError::IdempotencyKeyTaken) => {
-            let mut p = idempotency::in_progress();
-            p.kind = KEY_TAKEN;
-            return Err(p);
+    Ok(Prepared { remote: remote_of(&incoming), incoming, reply })
+}
+
+/// The reply to a send: the queue id, the Message-ID, each recipient's fate; `sandbox: true`
+/// for a sandbox send (the recipients say what would have happened).
+pub(super) fn reply_of(id: &MessageId, message_id: &str, recipients: Vec<Value>, sandbox: bool) -> Value {
+    let mut reply = json!({ "id": id.0, "message_id": message_id, "recipients": recipients });
+    if sandbox && let Some(r) = reply.as_object_mut() {
+        r.insert("sandbox".into(), Value::Bool(true));
+    }
+    reply
+}
+
+/// Recipients that will leave here (none for a sandbox send), for the hard-bounce breaker.
+pub(super) fn remote_of(incoming: &Incoming) -> u64 {
+    if incoming.origin.sandbox {
+        return 0;
+    }
+    incoming.recipients.iter().filter(|r| r.transport() == Transport::Remote).count() as u64
+}
+
+/// The origin the API's messages are stored with.
+pub(super) fn origin(key: &ApiKey, tags: &[String], metadata: &BTreeMap<String, String>, sandbox: bool) -> Origin {
+    Origin {
+        sandbox,
+        via: Via::Api,
+        client_ip: API_CLIENT.to_string(),
+        helo: "api".into(),
+        auth_user: Some(format!("apikey:{} ({})", key.id, key.name)),
+        tls: false,
+        tags: tags.to_vec(),
+        metadata: metadata.clone(),
+    }
+}
+
+/// Stores the prepared messages in one durable commit (all or none) and counts their remote
+/// recipients for the hard-bounce breaker. A live idempotency key of another request is the
+/// `idempotency::KEY_TAKEN` problem, which `idempotency::guard` turns into a replay.
+pub(super) async fn commit(
+    ctx: &crate::inbound::Context,
+    submitter: &Submitter,
+    incoming: Vec<Incoming>,
+    remote: &[u64],
+) -> Result<(), Problem> {
+    let now = Timestamp::now();
+    let stored = match <[Incoming; 1]>::try_from(incoming) {
+        Ok([one]) => accept::accept(ctx.store.as_ref(), &ctx.queue_wakeup, ctx.dkim.as_deref(), one).await.map(drop),
+        Err(many) => {
+            accept::accept_all(ctx.store.as_ref(), &ctx.queue_wakeup, ctx.dkim.as_deref(), many).await.map(drop)
         }
+    };
+    match stored {
+        Ok(()) => {}
+        Err(StoreError::IdempotencyKeyTaken) => return Err(idempotency::key_taken()),
         Err(e) => return Err(e.into()),
     }
     if let Some(account) = submitter.account() {
-        ctx.breaker.sent(&account, remote, now);
+        ctx.breaker.sent(&account, remote.iter().sum(), now);
     }
-    Ok((status, Json(reply)))
+    Ok(())
 }
 
 /// The client address the API's messages are recorded with.
 const API_CLIENT: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
-/// The envelope sender: an address in the key's scope (`policy::check_sender`), of an account
-/// that is not paused.
-async fn sender(
+/// The envelope sender: an address in the key's scope (`policy::check_sender`).
+fn sender(
     ctx: &crate::inbound::Context,
     key: &ApiKey,
     submitter: &Submitter,
     req: &SendRequest,
 ) -> Result<(Option<String>, Mailbox), Problem> {
     let (from_name, from) = mailbox("from", &req.from)?;
+    in_scope(ctx, key, submitter, &from)?;
+    Ok((from_name, from))
+}
+
+/// A 403 naming `from` unless the key may send from `from`.
+pub(super) fn in_scope(
+    ctx: &crate::inbound::Context,
+    key: &ApiKey,
+    submitter: &Submitter,
+    from: &Mailbox,
+) -> Result<(), Problem> {
     if policy::check_sender(ctx, submitter, &ReversePath::Mailbox(from.clone())).is_err() {
         return Err(Problem::forbidden("from", format!("API key `{}` may send only from {}", key.name, key.scope)));
     }
+    Ok(())
+}
+
+/// A 403 when sending is paused for the key's account (checked once per request).
+pub(super) async fn not_paused(ctx: &crate::inbound::Context, key: &ApiKey) -> Result<(), Problem> {
     let account = format!("apikey:{}", key.id);
     if let Ok(Some(p)) = ctx.store.account_pause(&account).await {
         let mut problem = Problem::forbidden("from", format!("sending is paused for this key: {}", p.detail));
         problem.kind = "account-paused";
         return Err(problem.with(json!({ "resume": "mailerd account resume " })));
     }
-    Ok((from_name, from))
+    Ok(())
 }
 
 /// A recipient as the request lists it: field (`to`, `cc`, `bcc`), index, display name, address.
-struct Listed {
-    field: &'static str,
-    index: usize,
-    name: Option<String>,
-    mailbox: Mailbox,
+pub(super) struct Listed {
+    pub field: &'static str,
+    pub index: usize,
+    pub name: Option<String>,
+    pub mailbox: Mailbox,
 }
 
 /// A request read: every address parsed, the attachments decoded.
@@ -325,22 +367,23 @@ fn read<'r>(
 }
 
 /// The recipients' fate: the per-recipient report, the accepted ones, and checklist notes.
-struct Recipients {
-    report: Vec<Value>,
-    accepted: Vec<AcceptedRcpt>,
-    notes: Vec<(Option<String>, String)>,
+pub(super) struct Recipients {
+    pub report: Vec<Value>,
+    pub accepted: Vec<AcceptedRcpt>,
+    pub notes: Vec<(Option<String>, String)>,
 }
 
 /// Each recipient through `policy::check_rcpt`, the same decisions as authenticated
 /// submission; a 422 when every one is refused.
-async fn recipients(
+pub(super) async fn recipients(
     ctx: &crate::inbound::Context,
     submitter: &Submitter,
-    draft: &Draft<'_>,
+    from: &Mailbox,
+    listed: &[Listed],
 ) -> Result<Recipients, Problem> {
-    let from = ReversePath::Mailbox(draft.from.clone());
+    let from = ReversePath::Mailbox(from.clone());
     let mut out = Recipients { report: Vec::new(), accepted: Vec::new(), notes: Vec::new() };
-    for Listed { field, index, mailbox, .. } in &draft.listed {
+    for Listed { field, index, mailbox, .. } in listed {
         let shown = mailbox.to_string();
         let to = ForwardPath::Mailbox(mailbox.clone());
         match policy::check_rcpt(ctx, submitter, &from, &to, &RcptParams::default(), None).await {
@@ -432,7 +475,10 @@ fn build(
 }
 
 /// The checklist's message checks for mail that leaves: a refusal is a 422, the rest notes.
-fn check_message(ctx: &crate::inbound::Context, message: &[u8]) -> Result<Vec<(Option<String>, String)>, Problem> {
+pub(super) fn check_message(
+    ctx: &crate::inbound::Context,
+    message: &[u8],
+) -> Result<Vec<(Option<String>, String)>, Problem> {
     let found = checks::message(message, ctx.config.limits.max_message_size, &ctx.config.check);
     if let Some(c) = found.refuse {
         let mut p = Problem::invalid("message", checks::note(&c));
@@ -482,7 +528,7 @@ pub async fn show(
 /// A value that ends up in a header or a MIME part header: no control characters (CR and LF
 /// would start a header or a part of the caller's making; NUL and the others break parsers),
 /// except TAB where the header's grammar allows white space (`tab`).
-fn header_safe(field: impl FnOnce() -> String, value: &str, tab: bool) -> Result<(), Problem> {
+pub(super) fn header_safe(field: impl FnOnce() -> String, value: &str, tab: bool) -> Result<(), Problem> {
     match value.chars().find(|&c| c.is_control() && !(tab && c == '\t')) {
         None => Ok(()),
         Some(c) => Err(Problem::invalid(

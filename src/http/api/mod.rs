@@ -4,9 +4,11 @@
 //! Must not: hold business logic (handlers call `accept`, `inbound::policy`, `checklist`,
 //! `feedback` and the store), or accept bodies larger than the message size limit allows.
 
+pub mod batch;
 pub mod events;
 pub mod idempotency;
 pub mod messages;
+pub mod raw;
 pub mod suppressions;
 pub mod tools;
 
@@ -24,6 +26,8 @@ use super::problem::Problem;
 /// Every route: (method, path as in the OpenAPI document).
 pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/messages"),
+    ("post", "/api/v1/messages/batch"),
+    ("post", "/api/v1/messages/raw"),
     ("get", "/api/v1/messages/{id}"),
     ("get", "/api/v1/events"),
     ("get", "/api/v1/suppressions"),
@@ -45,6 +49,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .unwrap_or(usize::MAX);
     Router::new()
         .route("/api/v1/messages", post(messages::send))
+        .route("/api/v1/messages/batch", post(batch::send))
+        .route("/api/v1/messages/raw", post(raw::send))
         .route("/api/v1/messages/{id}", get(messages::show))
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/suppressions", get(suppressions::list).post(suppressions::add))

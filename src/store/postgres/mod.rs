@@ -56,6 +56,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (11, include_str!("schema_v11.sql")),
     (12, include_str!("schema_v12.sql")),
     (13, include_str!("schema_v13.sql")),
+    (14, include_str!("schema_v14.sql")),
 ];
 
 pub struct PgStore {
@@ -148,7 +149,11 @@ impl Store for PgStore {
         if msg.reports.is_empty() && msg.idempotency.is_none() {
             return self.inserts.submit(msg).await;
         }
-        self.with(async |c| writes::insert_alone(c, &msg).await).await
+        self.with(async |c| writes::insert_together(c, std::slice::from_ref(&msg)).await).await
+    }
+
+    async fn insert_messages(&self, msgs: Vec<NewMessage>) -> Result<(), StoreError> {
+        self.with(async |c| writes::insert_together(c, &msgs).await).await
     }
 
     async fn claim_due(

@@ -449,8 +449,8 @@ pub(super) async fn api_keys(c: &mut Conn) -> Result<Vec<ApiKey>, StoreError> {
 const EVENTS_AFTER: &str = "
 WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
      fence AS (SELECT min(e.id) AS id FROM events e, horizon h WHERE e.id > $1 AND e.xid >= h.xmin)
-SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote
-FROM events e, fence f
+SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote, e.sandbox, m.origin
+FROM events e CROSS JOIN fence f LEFT JOIN messages m ON m.id = e.message_id
 WHERE e.id > $1 AND (f.id IS NULL OR e.id < f.id) AND ($2::text IS NULL OR e.kind = $2)
 ORDER BY e.id LIMIT $3";
 
@@ -461,7 +461,7 @@ const EVENTS_AFTER_IN_SCOPE: &str = concat!(
     "
 WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
      fence AS (SELECT min(e.id) AS id FROM events e, horizon h WHERE e.id > $1 AND e.xid >= h.xmin)
-SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote
+SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote, e.sandbox, m.origin
 FROM events e CROSS JOIN fence f JOIN messages m ON m.id = e.message_id
 CROSS JOIN LATERAL (SELECT substring(m.reverse_path from '@([^@]*)$') AS sender) s
 WHERE e.id > $1 AND (f.id IS NULL OR e.id < f.id) AND ($2::text IS NULL OR e.kind = $2) AND ",
@@ -499,7 +499,13 @@ pub(super) async fn events_after(
             status: r.try_get(5)?,
             detail: r.try_get(6)?,
             remote: r.try_get(7)?,
+            sandbox: r.try_get(8)?,
+            tags: Vec::new(),
+            metadata: Default::default(),
         });
+        if let (Some(e), Some(o)) = (out.last_mut(), codec::origin(r.try_get(9)?)?) {
+            (e.tags, e.metadata) = (o.tags, o.metadata);
+        }
     }
     Ok(out)
 }

@@ -45,10 +45,10 @@ WITH m AS (
     JOIN m ON m.id = u.message_id
     ORDER BY u.n
 ), e AS (
-    INSERT INTO events (message_id, recipient, kind, status, detail, at)
-    SELECT m.id, u.recipient, u.kind, NULL, u.detail, m.received_at
-    FROM unnest($17::text[], $18::text[], $19::text[], $20::text[])
-         WITH ORDINALITY AS u(message_id, recipient, kind, detail, n)
+    INSERT INTO events (message_id, recipient, kind, status, detail, at, sandbox)
+    SELECT m.id, u.recipient, u.kind, NULL, u.detail, m.received_at, u.sandbox
+    FROM unnest($17::text[], $18::text[], $19::text[], $20::text[], $24::bool[])
+         WITH ORDINALITY AS u(message_id, recipient, kind, detail, sandbox, n)
     JOIN m ON m.id = u.message_id
     ORDER BY u.n
 ), s AS (
@@ -83,6 +83,7 @@ struct InsertColumns<'a> {
     ev_rcpt: Vec<Option<&'a str>>,
     ev_kind: Vec<&'static str>,
     ev_detail: Vec<String>,
+    ev_sandbox: Vec<bool>,
     sent_message: Vec<&'a str>,
     sent_header: Vec<String>,
     sent_rcpt: Vec<String>,
@@ -99,7 +100,9 @@ impl<'a> InsertColumns<'a> {
         self.received.push(msg.received_at.millis());
         self.origins.push(serde_json::to_string(&msg.origin).map_err(|e| StoreError::Corrupt(e.to_string()))?);
         self.bodies.push(&msg.body);
-        for r in &msg.recipients {
+        let sandbox = msg.origin.sandbox;
+        // A sandbox message's recipients are recorded as events only: no row claims them.
+        for r in msg.recipients.iter().filter(|_| !sandbox) {
             self.rcpt_message.push(id);
             self.addresses.push(&r.address);
             self.orcpts.push(r.orcpt.as_deref());
@@ -116,6 +119,7 @@ impl<'a> InsertColumns<'a> {
             self.ev_rcpt.push(rcpt.as_deref());
             self.ev_kind.push(EventKind::Check.as_str());
             self.ev_detail.push(text.clone());
+            self.ev_sandbox.push(sandbox);
         }
         let queued_detail = format!("from {} via {}", msg.origin.client_ip, msg.origin.via);
         for r in &msg.recipients {
@@ -123,10 +127,11 @@ impl<'a> InsertColumns<'a> {
             self.ev_rcpt.push(Some(&r.address));
             self.ev_kind.push(EventKind::Queued.as_str());
             self.ev_detail.push(queued_detail.clone());
+            self.ev_sandbox.push(sandbox);
         }
         let header_id =
             msg.header_message_id.as_deref().map(crate::store::normalize_header_id).filter(|h| !h.is_empty());
-        if let Some(header_id) = header_id {
+        if let Some(header_id) = header_id.filter(|_| !sandbox) {
             for r in msg.recipients.iter().filter(|r| r.transport() == Transport::Remote) {
                 self.sent_message.push(id);
                 self.sent_header.push(header_id.clone());
@@ -136,7 +141,7 @@ impl<'a> InsertColumns<'a> {
         Ok(())
     }
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 23] {
+    fn params(&self) -> [&(dyn ToSql + Sync); 24] {
         [
             &self.ids,
             &self.reverse_paths,
@@ -161,6 +166,7 @@ impl<'a> InsertColumns<'a> {
             &self.sent_message,
             &self.sent_header,
             &self.sent_rcpt,
+            &self.ev_sandbox,
         ]
     }
 }
@@ -200,18 +206,21 @@ const INSERT_IDEMPOTENCY: &str = "
 INSERT INTO idempotency (api_key, key, request_hash, message_id, status, response, created_at, expires_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (api_key, key) DO NOTHING";
 
-/// A message that reports on recipients (a DSN) or carries an idempotency record is inserted
-/// alone, in one transaction with the marks on the recipients it reports on and its record.
-pub(super) async fn insert_alone(c: &mut Conn, msg: &NewMessage) -> Result<(), StoreError> {
+/// Messages inserted in one transaction of their own, with the marks on the recipients they
+/// report on (a DSN) and their idempotency records: a DSN or an idempotent send alone, or an
+/// API batch (all its messages or none). One failure fails them all.
+pub(super) async fn insert_together(c: &mut Conn, msgs: &[NewMessage]) -> Result<(), StoreError> {
     let (mut finals, mut delays) = (Vec::new(), Vec::new());
-    for (id, mark) in &msg.reports {
-        match mark {
-            ReportMark::Final => finals.push(id.0),
-            ReportMark::Delay => delays.push(id.0),
-        }
-    }
     let mut columns = InsertColumns::default();
-    columns.push(msg)?;
+    for msg in msgs {
+        for (id, mark) in &msg.reports {
+            match mark {
+                ReportMark::Final => finals.push(id.0),
+                ReportMark::Delay => delays.push(id.0),
+            }
+        }
+        columns.push(msg)?;
+    }
     let (mark_final, mark_delay) = (c.stmt(MARK_FINAL).await?, c.stmt(MARK_DELAY).await?);
     let (sweep, record) = (c.stmt(SWEEP_IDEMPOTENCY).await?, c.stmt(INSERT_IDEMPOTENCY).await?);
     let insert = c.stmt(INSERT).await?;
@@ -230,7 +239,7 @@ pub(super) async fn insert_alone(c: &mut Conn, msg: &NewMessage) -> Result<(), S
     }
     // Likewise the unique index: a concurrent insert of the same key waits for our COMMIT
     // (or ROLLBACK), then finds our record and stores nothing.
-    if let Some(r) = &msg.idempotency {
+    for r in msgs.iter().filter_map(|m| m.idempotency.as_ref()) {
         let now = r.created_at.millis();
         tx.execute(&sweep, &[&now, &IDEMPOTENCY_SWEEP, &r.api_key, &r.key]).await?;
         let status = i32::from(r.status);

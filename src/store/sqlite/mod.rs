@@ -27,13 +27,15 @@ use crate::smtp::address::Domain;
 use crate::store::EventKind;
 use crate::time::Timestamp;
 
-const SCHEMA_VERSION: i32 = 11;
+const SCHEMA_VERSION: i32 = 12;
 /// Upper bound of requests folded into one transaction.
 const MAX_BATCH: usize = 512;
 
 /// A write request for the writer thread.
 enum Write {
     Insert(Box<NewMessage>, oneshot::Sender<Result<(), StoreError>>),
+    /// Several messages in one savepoint: all or none.
+    InsertAll(Vec<NewMessage>, oneshot::Sender<Result<(), StoreError>>),
     Claim {
         transport: Transport,
         now: Timestamp,
@@ -139,6 +141,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     if version < 11 {
         tx.execute_batch(include_str!("schema_v11.sql"))?;
     }
+    if version < 12 {
+        tx.execute_batch(include_str!("schema_v12.sql"))?;
+    }
     if version > SCHEMA_VERSION {
         return Err(StoreError::Corrupt(format!(
             "schema version {version} is newer than this mailerd ({SCHEMA_VERSION})"
@@ -214,6 +219,12 @@ impl Store for SqliteStore {
     async fn insert_message(&self, msg: NewMessage) -> Result<(), StoreError> {
         let (reply, rx) = oneshot::channel();
         self.send(Write::Insert(Box::new(msg), reply))?;
+        wait(rx).await
+    }
+
+    async fn insert_messages(&self, msgs: Vec<NewMessage>) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Write::InsertAll(msgs, reply))?;
         wait(rx).await
     }
 

@@ -424,8 +424,8 @@ pub(super) fn api_keys(c: &Connection) -> Result<Vec<ApiKey>, StoreError> {
     api_key_rows(stmt.query_map([], api_key_row)?)
 }
 
-fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRecord> {
-    Ok(EventRecord {
+fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(EventRecord, Option<String>)> {
+    let record = EventRecord {
         id: r.get(0)?,
         at: Timestamp(r.get(1)?).iso8601(),
         message_id: r.get(2)?,
@@ -434,7 +434,23 @@ fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRecord> {
         status: r.get(5)?,
         detail: r.get(6)?,
         remote: r.get(7)?,
-    })
+        sandbox: r.get(8)?,
+        tags: Vec::new(),
+        metadata: Default::default(),
+    };
+    Ok((record, r.get(9)?))
+}
+
+/// The events with the tags and metadata of their message's origin.
+fn with_origin(rows: Vec<(EventRecord, Option<String>)>) -> Result<Vec<EventRecord>, StoreError> {
+    rows.into_iter()
+        .map(|(mut e, origin)| {
+            if let Some(o) = codec::origin(origin.as_deref())? {
+                (e.tags, e.metadata) = (o.tags, o.metadata);
+            }
+            Ok(e)
+        })
+        .collect()
 }
 
 /// Events after the cursor; for a scope, only those of messages whose sender domain is in it
@@ -448,23 +464,26 @@ pub(super) fn events_after(
 ) -> Result<Vec<EventRecord>, StoreError> {
     let Some(domains) = scope_param(scope)? else {
         let mut stmt = c.prepare_cached(
-            "SELECT id, at, message_id, recipient, kind, status, detail, remote FROM events
-             WHERE id > ?1 AND (?2 IS NULL OR kind = ?2) ORDER BY id LIMIT ?3",
+            "SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote, e.sandbox, m.origin
+             FROM events e LEFT JOIN messages m ON m.id = e.message_id
+             WHERE e.id > ?1 AND (?2 IS NULL OR e.kind = ?2) ORDER BY e.id LIMIT ?3",
         )?;
-        return Ok(stmt
-            .query_map(params![after, kind.map(EventKind::as_str), limit as i64], event_row)?
-            .collect::<Result<Vec<_>, _>>()?);
+        return with_origin(
+            stmt.query_map(params![after, kind.map(EventKind::as_str), limit as i64], event_row)?
+                .collect::<Result<Vec<_>, _>>()?,
+        );
     };
     let mut stmt = c.prepare_cached(&format!(
-        "SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote
+        "SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote, e.sandbox, m.origin
          FROM events e JOIN messages m ON m.id = e.message_id
          WHERE e.id > ?1 AND (?2 IS NULL OR e.kind = ?2) AND {}
          ORDER BY e.id LIMIT ?3",
         in_scope(SENDER_DOMAIN, 4)
     ))?;
-    Ok(stmt
-        .query_map(params![after, kind.map(EventKind::as_str), limit as i64, domains], event_row)?
-        .collect::<Result<Vec<_>, _>>()?)
+    with_origin(
+        stmt.query_map(params![after, kind.map(EventKind::as_str), limit as i64, domains], event_row)?
+            .collect::<Result<Vec<_>, _>>()?,
+    )
 }
 
 pub(super) fn paused(c: &Connection, account: Option<&str>) -> Result<Vec<crate::store::AccountPause>, StoreError> {

@@ -31,6 +31,9 @@ pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Write>) {
     for write in batch {
         pending.push(match write {
             Write::Insert(msg, reply) => Pending::Unit(reply, in_savepoint(&tx, |t| insert(t, &msg))),
+            Write::InsertAll(msgs, reply) => {
+                Pending::Unit(reply, in_savepoint(&tx, |t| msgs.iter().try_for_each(|m| insert(t, m))))
+            }
             Write::Claim { transport, now, limit, lease_until, owner, reply } => {
                 Pending::Claims(reply, in_savepoint(&tx, |t| claim(t, transport, now, limit, lease_until, &owner)))
             }
@@ -66,9 +69,10 @@ fn commit_error(e: &Arc<StoreError>) -> StoreError {
 fn fail_all(batch: Vec<Write>, e: &Arc<StoreError>) {
     for write in batch {
         match write {
-            Write::Insert(_, reply) | Write::Record(_, _, reply) | Write::Mailbox { reply, .. } => {
-                drop(reply.send(Err(commit_error(e))))
-            }
+            Write::Insert(_, reply)
+            | Write::InsertAll(_, reply)
+            | Write::Record(_, _, reply)
+            | Write::Mailbox { reply, .. } => drop(reply.send(Err(commit_error(e)))),
             Write::Claim { reply, .. } => drop(reply.send(Err(commit_error(e)))),
             Write::Simple(_, reply) => drop(reply.send(Err(commit_error(e)))),
         }
@@ -119,8 +123,10 @@ fn insert(tx: &Transaction<'_>, msg: &NewMessage) -> Result<(), StoreError> {
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, ?9)",
     )?;
     let mut event = tx.prepare_cached(
-        "INSERT INTO events (message_id, recipient, kind, status, detail, at) VALUES (?1, ?2, 'queued', NULL, ?3, ?4)",
+        "INSERT INTO events (message_id, recipient, kind, status, detail, at, sandbox)
+         VALUES (?1, ?2, 'queued', NULL, ?3, ?4, ?5)",
     )?;
+    let sandbox = msg.origin.sandbox;
     let mut mark_final =
         tx.prepare_cached("UPDATE recipients SET final_reported = 1 WHERE id = ?1 AND final_reported = 0")?;
     let mut mark_delay =
@@ -136,10 +142,11 @@ fn insert(tx: &Transaction<'_>, msg: &NewMessage) -> Result<(), StoreError> {
     }
     if !msg.notes.is_empty() {
         let mut note = tx.prepare_cached(
-            "INSERT INTO events (message_id, recipient, kind, status, detail, at) VALUES (?1, ?2, 'check', NULL, ?3, ?4)",
+            "INSERT INTO events (message_id, recipient, kind, status, detail, at, sandbox)
+             VALUES (?1, ?2, 'check', NULL, ?3, ?4, ?5)",
         )?;
         for (rcpt, text) in &msg.notes {
-            note.execute(params![msg.id.0, rcpt, text, at])?;
+            note.execute(params![msg.id.0, rcpt, text, at, sandbox])?;
         }
     }
     let mut sent = tx.prepare_cached(
@@ -147,6 +154,17 @@ fn insert(tx: &Transaction<'_>, msg: &NewMessage) -> Result<(), StoreError> {
     )?;
     let header_id = msg.header_message_id.as_deref().map(super::super::normalize_header_id).filter(|h| !h.is_empty());
     for r in &msg.recipients {
+        if sandbox {
+            // Recorded, not queued: no recipient row (nothing claims it), no sent log.
+            event.execute(params![
+                msg.id.0,
+                r.address,
+                format!("from {} via {}", msg.origin.client_ip, msg.origin.via),
+                at,
+                true
+            ])?;
+            continue;
+        }
         if let (Some(h), Transport::Remote) = (&header_id, r.transport()) {
             sent.execute(params![h, r.address.to_lowercase(), msg.id.0, at])?;
         }
@@ -166,7 +184,8 @@ fn insert(tx: &Transaction<'_>, msg: &NewMessage) -> Result<(), StoreError> {
             msg.id.0,
             r.address,
             format!("from {} via {}", msg.origin.client_ip, msg.origin.via),
-            at
+            at,
+            false
         ])?;
     }
     Ok(())

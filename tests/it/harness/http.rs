@@ -12,6 +12,14 @@ pub struct Response {
     pub content_type: String,
     pub json: Value,
     pub text: String,
+    pub headers: hyper::HeaderMap,
+}
+
+impl Response {
+    /// A response header's value, when there is one.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
 }
 
 /// One request; `body` is sent with `content_type` when given.
@@ -22,6 +30,18 @@ pub async fn request(
     key: Option<&str>,
     body: Option<(&str, Vec<u8>)>,
 ) -> Response {
+    request_with(addr, method, path, key, &[], body).await
+}
+
+/// One request with extra request headers.
+pub async fn request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<(&str, Vec<u8>)>,
+) -> Response {
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect to the API");
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
     tokio::spawn(conn);
@@ -29,15 +49,19 @@ pub async fn request(
     if let Some(k) = key {
         req = req.header("authorization", format!("Bearer {k}"));
     }
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
     let (ct, bytes) = body.unwrap_or(("application/json", Vec::new()));
     let req = req.header("content-type", ct).body(Full::new(Bytes::from(bytes))).expect("request");
     let resp = sender.send_request(req).await.expect("response");
     let status = resp.status().as_u16();
     let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let headers = resp.headers().clone();
     let bytes = resp.into_body().collect().await.expect("body").to_bytes();
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Response { status, content_type, json, text }
+    Response { status, content_type, json, text, headers }
 }
 
 pub async fn post_json(addr: SocketAddr, path: &str, key: Option<&str>, body: &Value) -> Response {

@@ -1,0 +1,270 @@
+//! `POST /api/v1/messages/batch`: up to `MAX_MESSAGES` send requests (each the body of
+//! `POST /api/v1/messages`) in one call, stored in one durable commit, with one result per
+//! message in the order given.
+//!
+//! Each message goes through the single send's steps (`messages::prepare`: header values,
+//! sender scope, addresses, recipients through `inbound::policy::check_rcpt`, build, checklist)
+//! on its own: a message that fails gets its own problem (naming the field, as
+//! `messages[3].to[0]`) and the others go on. The messages that passed are handed to
+//! `accept::accept_all` together: one transaction on either store (one savepoint of the SQLite
+//! group commit, one PostgreSQL transaction), all of them or none. The reply (200) comes after
+//! that commit and lists, per message, `status` 202 with the single send's reply, or the
+//! status and problem of its refusal.
+//! With an `Idempotency-Key` the whole batch is one request: its record (holding the whole
+//! reply) is committed with the batch's first queued message.
+//! Standards: RFC 9457 (each refusal), RFC 8259.
+//! Must not: answer before the commit, store part of a batch, or take more than
+//! `MAX_MESSAGES` messages.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt as _;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::super::AppState;
+use super::super::auth::Caller;
+use super::super::problem::Problem;
+use super::idempotency;
+use super::messages::{self, SendRequest};
+use crate::inbound::policy::Submitter;
+use crate::store::{ApiKey, MessageId};
+use crate::time::Timestamp;
+
+/// The most messages one batch may hold (Postmark's limit).
+pub const MAX_MESSAGES: usize = 500;
+/// Messages of one batch checked at once (each waits on store reads for its recipients).
+const CONCURRENT: usize = 16;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchRequest {
+    messages: Vec<Value>,
+    /// Every message in sandbox mode (a message may also ask for it alone).
+    #[serde(default)]
+    sandbox: bool,
+}
+
+pub async fn send(
+    State(state): State<Arc<AppState>>,
+    Caller(key): Caller,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let body = body.map_err(|e| Problem::bad_request(e.body_text()))?;
+    idempotency::guard(&state, &key, &headers, b"", body, async |body, pending| {
+        send_batch(&state, &key, &headers, &body, pending).await
+    })
+    .await
+}
+
+async fn send_batch(
+    state: &AppState,
+    key: &ApiKey,
+    headers: &HeaderMap,
+    body: &[u8],
+    pending: Option<idempotency::Pending>,
+) -> Result<Response, Problem> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "send the batch as application/json",
+        ));
+    }
+    let batch: BatchRequest = parse(body, "")?;
+    if batch.messages.is_empty() {
+        return Err(Problem::invalid("messages", "an empty batch: give at least one message"));
+    }
+    if batch.messages.len() > MAX_MESSAGES {
+        return Err(Problem::invalid(
+            "messages",
+            format!("{} messages; at most {MAX_MESSAGES} per batch", batch.messages.len()),
+        ));
+    }
+    let ctx = &state.ctx;
+    let submitter = Submitter::ApiKey { id: key.id.clone(), scope: key.scope.clone() };
+    messages::not_paused(ctx, key).await?;
+    let now = Timestamp::now();
+    // Each message alone, `CONCURRENT` at a time (their store reads overlap); the results
+    // keep the order given.
+    let mut ids = HashSet::new();
+    let mut jobs = Vec::with_capacity(batch.messages.len());
+    for (index, value) in batch.messages.into_iter().enumerate() {
+        jobs.push((index, value, unique_id(&mut ids, now)));
+    }
+    let sandbox = batch.sandbox;
+    let prepared = futures_util::stream::iter(jobs.into_iter().map(|(index, value, id)| {
+        let submitter = &submitter;
+        async move {
+            let prefix = format!("messages[{index}]");
+            let mut req = parse_value::<SendRequest>(value, &prefix)?;
+            req.sandbox |= sandbox;
+            messages::prepare(ctx, key, submitter, &req, id, now).await.map_err(|p| within(p, &prefix))
+        }
+    }))
+    .buffered(CONCURRENT)
+    .collect::<Vec<_>>()
+    .await;
+    let mut results: Vec<Value> = Vec::with_capacity(prepared.len());
+    let mut ready = Vec::new();
+    for (index, p) in prepared.into_iter().enumerate() {
+        match p {
+            Ok(p) => {
+                let mut reply = json!({ "index": index, "status": StatusCode::ACCEPTED.as_u16() });
+                if let (Some(r), Some(extra)) = (reply.as_object_mut(), p.reply.as_object()) {
+                    r.extend(extra.clone());
+                }
+                results.push(reply);
+                ready.push(p);
+            }
+            Err(problem) => {
+                results.push(json!({ "index": index, "status": problem.status.as_u16(), "error": problem.to_json() }));
+            }
+        }
+    }
+    let queued = ready.len();
+    let reply = json!({ "queued": queued, "failed": results.len() - queued, "results": results });
+    let status = StatusCode::OK;
+    let remote: Vec<u64> = ready.iter().map(|p| p.remote).collect();
+    let mut incoming: Vec<_> = ready.into_iter().map(|p| p.incoming).collect();
+    if let (Some(first), Some(p)) = (incoming.first_mut(), pending) {
+        first.idempotency = Some(p.record(key, &first.id, status, &reply, now));
+    }
+    if !incoming.is_empty() {
+        messages::commit(ctx, &submitter, incoming, &remote).await?;
+    }
+    Ok((status, Json(reply)).into_response())
+}
+
+/// A queue id no other message of this batch has (two ids of one millisecond differ in 32
+/// random bits; a repeat would fail the whole batch's insert).
+fn unique_id(taken: &mut HashSet<MessageId>, now: Timestamp) -> MessageId {
+    loop {
+        let id = MessageId::generate(now);
+        if taken.insert(id.clone()) {
+            return id;
+        }
+    }
+}
+
+/// A problem of the message at `prefix`: its field named from the batch's top
+/// (`messages[3].to[0]`; `messages[3]` when the problem names no field).
+fn within(mut p: Problem, prefix: &str) -> Problem {
+    p.field = Some(match p.field.take() {
+        Some(f) if f.starts_with('[') => format!("{prefix}{f}"),
+        Some(f) => format!("{prefix}.{f}"),
+        None => prefix.to_string(),
+    });
+    p
+}
+
+/// JSON text into `T`, or a 422 naming the field at fault below `prefix` (`from_error`); a 400
+/// for text that is no JSON.
+pub(super) fn parse<T: serde::de::DeserializeOwned>(body: &[u8], prefix: &str) -> Result<T, Problem> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|e| from_error(e, prefix))?;
+    de.end().map_err(|e| Problem::bad_request(format!("not JSON: {e}")))?;
+    Ok(value)
+}
+
+/// A JSON value into `T`, or a 422 naming the field at fault below `prefix`.
+pub(super) fn parse_value<T: serde::de::DeserializeOwned>(value: Value, prefix: &str) -> Result<T, Problem> {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| from_error(e, prefix))
+}
+
+/// The problem of a value that did not fit: the path of a value of the wrong type or of a field
+/// the struct does not know, or the field it lacks, below `prefix`.
+fn from_error(e: serde_path_to_error::Error<serde_json::Error>, prefix: &str) -> Problem {
+    let inner = e.inner();
+    if inner.is_syntax() || inner.is_eof() || inner.is_io() {
+        return Problem::bad_request(format!("not JSON: {inner}"));
+    }
+    let path = e.path().to_string();
+    let text = inner.to_string();
+    // The path ends at an unknown field, but at the struct that lacks a missing one: serde
+    // names that one in the message.
+    let named = text.strip_prefix("missing field `").and_then(|rest| rest.split('`').next());
+    let mut field = if path == "." { String::new() } else { path };
+    if let Some(name) = named {
+        if !field.is_empty() {
+            field.push('.');
+        }
+        field.push_str(name);
+    }
+    let field = match (prefix.is_empty(), field.is_empty()) {
+        (true, true) => "body".to_string(),
+        (true, false) => field,
+        (false, true) => prefix.to_string(),
+        (false, false) if field.starts_with('[') => format!("{prefix}{field}"),
+        (false, false) => format!("{prefix}.{field}"),
+    };
+    let detail = text.split(" at line ").next().unwrap_or(&text).to_string();
+    Problem::invalid(field, detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct T {
+        from: String,
+        #[serde(default)]
+        to: Vec<String>,
+    }
+
+    fn field(json: &str, prefix: &str) -> Option<String> {
+        parse::<T>(json.as_bytes(), prefix).err().and_then(|p| p.field)
+    }
+
+    #[test]
+    fn json_errors_name_their_field() {
+        assert!(parse::<T>(br#"{"from": "a@b"}"#, "").is_ok());
+        assert_eq!(field(r#"{"to": []}"#, "").as_deref(), Some("from"));
+        assert_eq!(field(r#"{"to": []}"#, "messages[2]").as_deref(), Some("messages[2].from"));
+        assert_eq!(field(r#"{"from": "a", "too": 1}"#, "messages[0]").as_deref(), Some("messages[0].too"));
+        assert_eq!(field(r#"{"from": "a", "to": ["x", 3]}"#, "m").as_deref(), Some("m.to[1]"));
+        assert_eq!(field(r#"{"from": 7}"#, "").as_deref(), Some("from"));
+        assert_eq!(field(r#"[1]"#, "m").as_deref(), Some("m[0]"), "a struct may come as a list");
+        assert_eq!(field(r#"7"#, "m").as_deref(), Some("m"));
+        let v: Result<T, _> = parse_value(serde_json::json!({"from": "a", "to": "x"}), "messages[1]");
+        assert_eq!(v.unwrap_err().field.as_deref(), Some("messages[1].to"));
+        let syntax = parse::<T>(b"{\"from\": ", "").unwrap_err();
+        assert_eq!(syntax.status, StatusCode::BAD_REQUEST);
+        let p = parse::<T>(br#"{"to": []}"#, "").unwrap_err();
+        assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(p.detail, "missing field `from`");
+    }
+
+    #[test]
+    fn a_message_problem_is_named_from_the_top() {
+        let p = within(Problem::invalid("to[0]", "x"), "messages[4]");
+        assert_eq!(p.field.as_deref(), Some("messages[4].to[0]"));
+        let p = within(Problem::bad_request("x"), "messages[4]");
+        assert_eq!(p.field.as_deref(), Some("messages[4]"));
+    }
+
+    #[test]
+    fn ids_of_one_batch_differ() {
+        let mut taken = HashSet::new();
+        for _ in 0..1000 {
+            unique_id(&mut taken, Timestamp(0));
+        }
+        assert_eq!(taken.len(), 1000);
+    }
+}

@@ -1,0 +1,3 @@
+-- Version 12: API sandbox sends (issue 17). Their events are marked; their messages are kept
+-- (with the origin saying sandbox) but have no recipient rows, so nothing claims them.
+ALTER TABLE events ADD COLUMN sandbox INTEGER NOT NULL DEFAULT 0;

@@ -1,0 +1,109 @@
+//! Sandbox sends (`"sandbox": true`) over real loopback HTTP, next to a second mailerd that
+//! would receive the mail: every check and the suppression list run (a refused recipient and
+//! an invalid field answer as for real mail), the events are recorded with `sandbox: true`,
+//! and nothing reaches the destination, for a single send, a batch and a raw send; a real send
+//! right after is delivered and its events carry no sandbox mark.
+//!
+//! Must not: use any address outside 127.0.0.0/8.
+
+use std::time::Duration;
+
+use mailerd::store::{Scope, Store};
+use serde_json::{Value, json};
+
+use crate::harness::TestDaemon;
+use crate::harness::http::{get, post_json, request};
+
+async fn events_of(api: std::net::SocketAddr, key: &str, id: &str) -> Vec<Value> {
+    let r = get(api, "/api/v1/events?limit=1000", Some(key)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json["events"].as_array().unwrap().iter().filter(|e| e["message_id"] == id).cloned().collect()
+}
+
+#[tokio::test]
+async fn sandbox_sends_run_every_check_record_events_and_deliver_nothing() {
+    let dest = TestDaemon::with("[local]\ndomains = [\"dest.test\"]").await;
+    dest.add_user("alice@dest.test", "pw", None).await;
+    let src = TestDaemon::with(&format!(
+        "[listen]\nhttp = \"127.0.0.1:0\"\n[local]\ndomains = [\"sender.test\"]\n[routes]\n\"dest.test\" = \"{}\"\n",
+        dest.smtp
+    ))
+    .await;
+    let api = src.http.unwrap();
+    let store = src.store();
+    let (key, k) = mailerd::http::auth::generate("app", Scope::All).unwrap();
+    store.create_api_key(k).await.unwrap();
+    let r = post_json(api, "/api/v1/suppressions", Some(&key), &json!({"address": "gone@dest.test"})).await;
+    assert!(r.status < 300, "{}", r.text);
+
+    // A single send: the suppressed recipient is refused, the other would be queued.
+    let single = json!({"from": "app@sender.test", "to": ["alice@dest.test", "gone@dest.test"],
+                        "subject": "sandbox", "text": "not sent", "sandbox": true, "tags": ["t1"]});
+    let r = post_json(api, "/api/v1/messages", Some(&key), &single).await;
+    assert_eq!((r.status, &r.json["sandbox"]), (202, &json!(true)), "{}", r.text);
+    let fates: Vec<(&str, &str)> = r.json["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["address"].as_str().unwrap(), x["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(fates, [("alice@dest.test", "queued"), ("gone@dest.test", "refused")]);
+    assert_eq!(r.json["recipients"][1]["reason"], "suppressed");
+    let single_id = r.json["id"].as_str().unwrap().to_string();
+
+    // Checks answer as for real mail.
+    let mut bad = single.clone();
+    bad["subject"] = json!("a\r\nBcc: x@dest.test");
+    let r = post_json(api, "/api/v1/messages", Some(&key), &bad).await;
+    assert_eq!((r.status, r.json["field"].as_str()), (422, Some("subject")), "{}", r.text);
+    let mut all_refused = single.clone();
+    all_refused["to"] = json!(["gone@dest.test"]);
+    let r = post_json(api, "/api/v1/messages", Some(&key), &all_refused).await;
+    assert_eq!((r.status, r.json["type"].as_str()), (422, Some("/problems/no-recipients")), "{}", r.text);
+
+    // A batch in sandbox mode, and a raw send.
+    let batch = json!({"sandbox": true, "messages": [
+        {"from": "app@sender.test", "to": ["alice@dest.test"], "text": "b1"},
+        {"from": "app@sender.test", "to": ["alice@dest.test"], "text": "b2"},
+    ]});
+    let r = post_json(api, "/api/v1/messages/batch", Some(&key), &batch).await;
+    assert_eq!((r.status, r.json["queued"].as_u64()), (200, Some(2)), "{}", r.text);
+    assert_eq!(r.json["results"][1]["sandbox"], true);
+    let batch_ids: Vec<String> =
+        r.json["results"].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap().to_string()).collect();
+    let raw = b"From: app@sender.test\r\nTo: alice@dest.test\r\nSubject: raw sandbox\r\n\r\nx\r\n".to_vec();
+    let r = request(api, "POST", "/api/v1/messages/raw?sandbox=true", Some(&key), Some(("message/rfc822", raw))).await;
+    assert_eq!((r.status, &r.json["sandbox"]), (202, &json!(true)), "{}", r.text);
+    let raw_id = r.json["id"].as_str().unwrap().to_string();
+
+    // A real send after them is delivered; the sandbox ones never are.
+    let real = json!({"from": "app@sender.test", "to": ["alice@dest.test"], "subject": "real", "text": "sent"});
+    let r = post_json(api, "/api/v1/messages", Some(&key), &real).await;
+    assert_eq!((r.status, r.json.get("sandbox")), (202, None), "{}", r.text);
+    let real_id = r.json["id"].as_str().unwrap().to_string();
+    let files = dest.wait_maildir("dest.test", "alice", 1).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let files_after = dest.maildir_files("dest.test", "alice");
+    assert_eq!((files.len(), files_after.len()), (1, 1), "only the real message arrived");
+    assert!(std::fs::read_to_string(&files_after[0]).unwrap().contains("Subject: real"));
+
+    for id in [&single_id, &batch_ids[0], &batch_ids[1], &raw_id] {
+        let events = events_of(api, &key, id).await;
+        assert!(!events.is_empty(), "{id}: recorded");
+        assert!(events.iter().all(|e| e["sandbox"] == true), "{id}: {events:?}");
+        assert!(events.iter().any(|e| e["type"] == "queued" && e["recipient"] == "alice@dest.test"), "{events:?}");
+        let detail = get(api, &format!("/api/v1/messages/{id}"), Some(&key)).await;
+        assert_eq!(detail.status, 200, "{}", detail.text);
+        assert_eq!(detail.json["origin"]["sandbox"], true, "{}", detail.text);
+        assert_eq!(detail.json["recipients"], json!([]), "nothing to deliver: {}", detail.text);
+    }
+    let single_events = events_of(api, &key, &single_id).await;
+    assert!(
+        single_events.iter().all(|e| e["tags"] == json!(["t1"])),
+        "events carry the send's tags: {single_events:?}"
+    );
+    assert!(!single_events.iter().any(|e| e["recipient"] == "gone@dest.test" && e["type"] == "queued"));
+    let real_events = events_of(api, &key, &real_id).await;
+    assert!(real_events.iter().all(|e| e.get("sandbox").is_none()), "{real_events:?}");
+    assert_eq!(store.queued_messages().await.unwrap(), 0, "no sandbox message waits in the queue");
+}
