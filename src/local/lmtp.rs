@@ -19,10 +19,9 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::config::LmtpTarget;
-use crate::outbound::client::{Capabilities, ClientError, Io, Stage, Timeouts};
+use crate::outbound::client::{Capabilities, ClientError, Io, Stage, Timeouts, Wire};
 use crate::outbound::outcome::DeliveryOutcome;
-use crate::smtp::codec::{ReadError, ReplyReader, dot_stuff};
-use crate::smtp::reply::SmtpReply;
+use crate::smtp::codec::dot_stuff;
 
 /// An LMTP server and the connection kept to it.
 pub struct Lmtp {
@@ -90,10 +89,8 @@ fn lost(server: &str) -> DeliveryOutcome {
 
 /// One connection after LHLO.
 struct Session {
-    io: Box<dyn Io>,
-    replies: ReplyReader,
+    wire: Wire,
     caps: Capabilities,
-    timeouts: Timeouts,
     last_used: Instant,
 }
 
@@ -113,18 +110,12 @@ impl Session {
             .await
             .map_err(|_| ClientError::Timeout(Stage::Connect))?
             .map_err(|e| ClientError::Io(Stage::Connect, e))?;
-        let mut s = Session {
-            io,
-            replies: ReplyReader::new(),
-            caps: Capabilities::default(),
-            timeouts,
-            last_used: Instant::now(),
-        };
-        let greeting = s.read_reply(Stage::Greeting).await?;
+        let mut s = Session { wire: Wire::new(io, timeouts), caps: Capabilities::default(), last_used: Instant::now() };
+        let greeting = s.wire.read_reply(Stage::Greeting).await?;
         if greeting.code != 220 {
             return Err(ClientError::Rejected(Stage::Greeting, greeting));
         }
-        let hello = s.command(&format!("LHLO {lhlo}"), Stage::Ehlo).await?;
+        let hello = s.wire.command(&format!("LHLO {lhlo}"), Stage::Ehlo).await?;
         if hello.code != 250 {
             return Err(ClientError::Rejected(Stage::Ehlo, hello));
         }
@@ -149,14 +140,14 @@ impl Session {
         if self.caps.smtputf8 && (!reverse_path.is_ascii() || recipients.iter().any(|r| !r.is_ascii())) {
             mail.push_str(" SMTPUTF8");
         }
-        let reply = self.command(&mail, Stage::MailFrom).await?;
+        let reply = self.wire.command(&mail, Stage::MailFrom).await?;
         if !reply.is_positive() {
             results.fill(Some(DeliveryOutcome::from_lmtp_reply(&reply, server, Stage::MailFrom)));
             return self.reset().await;
         }
         let mut accepted = Vec::with_capacity(recipients.len());
         for (i, rcpt) in recipients.iter().enumerate() {
-            let reply = self.command(&format!("RCPT TO:<{rcpt}>"), Stage::RcptTo).await?;
+            let reply = self.wire.command(&format!("RCPT TO:<{rcpt}>"), Stage::RcptTo).await?;
             if reply.is_positive() {
                 accepted.push(i);
             } else if let Some(slot) = results.get_mut(i) {
@@ -166,7 +157,7 @@ impl Session {
         if accepted.is_empty() {
             return self.reset().await;
         }
-        let data = self.command("DATA", Stage::Data).await?;
+        let data = self.wire.command("DATA", Stage::Data).await?;
         if data.code != 354 {
             for &i in &accepted {
                 if let Some(slot) = results.get_mut(i) {
@@ -175,9 +166,9 @@ impl Session {
             }
             return self.reset().await;
         }
-        self.write(&dot_stuff(message), Stage::EndOfData).await?;
+        self.wire.write(&dot_stuff(message), Stage::EndOfData).await?;
         for &i in &accepted {
-            let reply = self.read_reply(Stage::EndOfData).await?;
+            let reply = self.wire.read_reply(Stage::EndOfData).await?;
             if let Some(slot) = results.get_mut(i) {
                 *slot = Some(DeliveryOutcome::from_lmtp_reply(&reply, server, Stage::EndOfData));
             }
@@ -187,46 +178,20 @@ impl Session {
 
     /// RSET: ends a refused transaction, and checks a kept connection before it is reused.
     async fn reset(&mut self) -> Result<(), ClientError> {
-        let reply = self.command("RSET", Stage::MailFrom).await?;
+        let reply = self.wire.command("RSET", Stage::MailFrom).await?;
         if reply.code == 250 { Ok(()) } else { Err(ClientError::Rejected(Stage::MailFrom, reply)) }
     }
 
     async fn quit(mut self) {
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.command("QUIT", Stage::Ehlo)).await;
-        let _ = self.io.shutdown().await;
-    }
-
-    async fn write(&mut self, bytes: &[u8], stage: Stage) -> Result<(), ClientError> {
-        tokio::time::timeout(self.timeouts.command, async {
-            self.io.write_all(bytes).await?;
-            self.io.flush().await
-        })
-        .await
-        .map_err(|_| ClientError::Timeout(stage))?
-        .map_err(|e| ClientError::Io(stage, e))
-    }
-
-    async fn command(&mut self, line: &str, stage: Stage) -> Result<SmtpReply, ClientError> {
-        self.write(format!("{line}\r\n").as_bytes(), stage).await?;
-        self.read_reply(stage).await
-    }
-
-    async fn read_reply(&mut self, stage: Stage) -> Result<SmtpReply, ClientError> {
-        let timeout = if stage == Stage::EndOfData { self.timeouts.data_end } else { self.timeouts.command };
-        self.replies.read(&mut *self.io, timeout, |_| {}).await.map_err(|e| match e {
-            ReadError::Timeout => ClientError::Timeout(stage),
-            ReadError::Closed => ClientError::Io(stage, std::io::ErrorKind::UnexpectedEof.into()),
-            ReadError::Io(e) => ClientError::Io(stage, e),
-            ReadError::Malformed(e) => ClientError::Protocol(stage, e),
-            ReadError::LineTooLong => ClientError::Protocol(stage, "reply line too long".into()),
-        })
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.wire.command("QUIT", Stage::Ehlo)).await;
+        let _ = self.wire.io.shutdown().await;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smtp::reply::EnhancedStatus;
+    use crate::smtp::reply::{EnhancedStatus, SmtpReply};
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
     use tokio::net::TcpListener;
 

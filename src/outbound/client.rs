@@ -139,14 +139,53 @@ pub struct TransactionResult {
     pub data_stage: Stage,
 }
 
-pub struct Connection {
-    io: Box<dyn Io>,
+/// One client end of an SMTP or LMTP conversation: the stream, its reply reader and the
+/// timeouts every write and reply wait is bounded by (shared by `Connection` and LMTP).
+pub struct Wire {
+    pub io: Box<dyn Io>,
     replies: ReplyReader,
+    pub timeouts: Timeouts,
+}
+
+impl Wire {
+    pub fn new(io: Box<dyn Io>, timeouts: Timeouts) -> Wire {
+        Wire { io, replies: ReplyReader::new(), timeouts }
+    }
+
+    pub async fn write(&mut self, bytes: &[u8], stage: Stage) -> Result<(), ClientError> {
+        tokio::time::timeout(self.timeouts.command, async {
+            self.io.write_all(bytes).await?;
+            self.io.flush().await
+        })
+        .await
+        .map_err(|_| ClientError::Timeout(stage))?
+        .map_err(|e| ClientError::Io(stage, e))
+    }
+
+    pub async fn command(&mut self, line: &str, stage: Stage) -> Result<SmtpReply, ClientError> {
+        self.write(format!("{line}\r\n").as_bytes(), stage).await?;
+        self.read_reply(stage).await
+    }
+
+    /// The next reply; the one after the end of data waits `data_end`, every other `command`.
+    pub async fn read_reply(&mut self, stage: Stage) -> Result<SmtpReply, ClientError> {
+        let timeout = if stage == Stage::EndOfData { self.timeouts.data_end } else { self.timeouts.command };
+        self.replies.read(&mut *self.io, timeout, |_| {}).await.map_err(|e| match e {
+            ReadError::Timeout => ClientError::Timeout(stage),
+            ReadError::Closed => ClientError::Io(stage, std::io::ErrorKind::UnexpectedEof.into()),
+            ReadError::Io(e) => ClientError::Io(stage, e),
+            ReadError::Malformed(e) => ClientError::Protocol(stage, e),
+            ReadError::LineTooLong => ClientError::Protocol(stage, "reply line too long".into()),
+        })
+    }
+}
+
+pub struct Connection {
+    wire: Wire,
     pub remote: RemoteHost,
     pub caps: Capabilities,
     pub tls: bool,
     pub transactions: u32,
-    timeouts: Timeouts,
     /// The certificates the server showed in the TLS handshake (end entity first).
     peer_certs: Vec<rustls::pki_types::CertificateDer<'static>>,
     /// Under a policy: whether TLS met it (`Verify`), else None.
@@ -171,13 +210,11 @@ impl Connection {
             .map_err(|e| ClientError::Io(Stage::Connect, e))?;
         let _ = stream.set_nodelay(true);
         let mut c = Connection {
-            io: Box::new(stream),
-            replies: ReplyReader::new(),
+            wire: Wire::new(Box::new(stream), timeouts),
             remote,
             caps: Capabilities::default(),
             tls: false,
             transactions: 0,
-            timeouts,
             peer_certs: Vec::new(),
             tls_check: None,
             tls_policy: None,
@@ -250,12 +287,13 @@ impl Connection {
         if reply.code != 220 {
             return Err(ClientError::Rejected(Stage::StartTls, reply));
         }
-        self.replies.clear();
+        self.wire.replies.clear();
         let name = rustls::pki_types::ServerName::try_from(self.remote.name.clone())
             .or_else(|_| rustls::pki_types::ServerName::try_from(self.remote.addr.ip().to_string()))
             .map_err(|e| ClientError::Protocol(Stage::StartTls, e.to_string()))?;
-        let plain = std::mem::replace(&mut self.io, Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink())));
-        let stream = tokio::time::timeout(self.timeouts.command, tls.connect(name, plain))
+        let plain =
+            std::mem::replace(&mut self.wire.io, Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink())));
+        let stream = tokio::time::timeout(self.wire.timeouts.command, tls.connect(name, plain))
             .await
             .map_err(|_| ClientError::Timeout(Stage::StartTls))?
             .map_err(|e| ClientError::Io(Stage::StartTls, e))?;
@@ -265,7 +303,7 @@ impl Connection {
             .peer_certificates()
             .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
             .unwrap_or_default();
-        self.io = Box::new(stream);
+        self.wire.io = Box::new(stream);
         self.tls = true;
         if let Some(v) = verify {
             let check = v.trust.check(&self.remote.name, &self.peer_certs);
@@ -279,29 +317,15 @@ impl Connection {
     }
 
     async fn write(&mut self, bytes: &[u8], stage: Stage) -> Result<(), ClientError> {
-        tokio::time::timeout(self.timeouts.command, async {
-            self.io.write_all(bytes).await?;
-            self.io.flush().await
-        })
-        .await
-        .map_err(|_| ClientError::Timeout(stage))?
-        .map_err(|e| ClientError::Io(stage, e))
+        self.wire.write(bytes, stage).await
     }
 
     async fn command(&mut self, line: &str, stage: Stage) -> Result<SmtpReply, ClientError> {
-        self.write(format!("{line}\r\n").as_bytes(), stage).await?;
-        self.read_reply(stage).await
+        self.wire.command(line, stage).await
     }
 
     async fn read_reply(&mut self, stage: Stage) -> Result<SmtpReply, ClientError> {
-        let timeout = if stage == Stage::EndOfData { self.timeouts.data_end } else { self.timeouts.command };
-        self.replies.read(&mut *self.io, timeout, |_| {}).await.map_err(|e| match e {
-            ReadError::Timeout => ClientError::Timeout(stage),
-            ReadError::Closed => ClientError::Io(stage, std::io::ErrorKind::UnexpectedEof.into()),
-            ReadError::Io(e) => ClientError::Io(stage, e),
-            ReadError::Malformed(e) => ClientError::Protocol(stage, e),
-            ReadError::LineTooLong => ClientError::Protocol(stage, "reply line too long".into()),
-        })
+        self.wire.read_reply(stage).await
     }
 
     /// Runs one mail transaction. A refusal of the whole transaction (MAIL or DATA) is not an
@@ -412,7 +436,7 @@ impl Connection {
 
     pub async fn quit(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.command("QUIT", Stage::Ehlo)).await;
-        let _ = self.io.shutdown().await;
+        let _ = self.wire.io.shutdown().await;
     }
 }
 
