@@ -384,8 +384,9 @@ pub async fn check_domain_dns(dns: &Dns, domain: &str) -> Check {
     }
 }
 
-/// Whether the address is on the suppression list (hard bounces and manual entries), as far
-/// as `scope` sees it: a scoped API key sees only the entries of its domains.
+/// Whether the address is on the suppression list (hard bounces, complaints, manual entries;
+/// an unsubscribe refuses it for one sender domain only), as far as `scope` sees it: a scoped
+/// API key sees only the entries of its domains.
 pub async fn check_suppression(store: &dyn Store, scope: &Scope, parsed: &Parsed) -> Check {
     let found = match scope {
         Scope::All => store.suppression(&parsed.key()).await,
@@ -393,6 +394,12 @@ pub async fn check_suppression(store: &dyn Store, scope: &Scope, parsed: &Parsed
     };
     match found {
         Ok(None) => Check::ok("suppressed"),
+        Ok(Some(s)) if s.scope == crate::store::SuppressionScope::SenderDomain => {
+            let from = s.domain.as_ref().map_or("one sender domain", |d| d.as_str());
+            Check::new("suppressed", Status::Warn)
+                .detail(format!("unsubscribed from the mail of {from} since {}", s.created_at))
+                .fix(format!("mail to it from {from} is refused; mail from other senders is not"))
+        }
         Ok(Some(s)) => Check::new("suppressed", Status::Fail)
             .detail(format!(
                 "on the suppression list since {} ({}{})",

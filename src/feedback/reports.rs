@@ -103,8 +103,12 @@ pub async fn complaint(
             None => facts.recipients.iter().find(|r| named(&r.address)).or_else(|| {
                 let at_domain: Vec<_> = remote.clone().filter(|r| by_domain(&r.address)).collect();
                 let all: Vec<_> = remote.collect();
+                // The message's only recipient stands in only when the report names nobody
+                // else: a report naming another, unredacted address is not about this one.
+                let names_nobody = f.recipients.is_empty() || f.redacted;
                 match (at_domain.as_slice(), all.as_slice()) {
-                    ([one], _) | (_, [one]) => Some(*one),
+                    ([one], _) => Some(*one),
+                    (_, [one]) if names_nobody => Some(*one),
                     _ => None,
                 }
             }),

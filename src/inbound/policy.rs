@@ -259,6 +259,13 @@ pub async fn check_rcpt(
         ForwardPath::Mailbox(m) => m,
     };
     let shown = rcpt.to_string();
+    let report_address = ctx.config.bounce.complaint_addresses.contains(&rcpt.key())
+        || (unsubscribe::looks_like_mailto(rcpt.local()) && *rcpt.domain() == ctx.config.unsubscribe.mailto_domain);
+    if report_address && matches!(submitter, Submitter::ApiKey { .. }) {
+        // Reports come from mailbox providers over SMTP; an API key (a tenant) must not be
+        // able to write one that suppresses another tenant's recipient.
+        return Err(refuse(Reason::RelayDenied { rcpt: shown }, "a report address, through the API".to_string()));
+    }
     if ctx.config.bounce.complaint_addresses.contains(&rcpt.key()) {
         // A feedback loop's address: ARF complaints, read by `feedback::reports`.
         return Ok(accepted(shown, Destination::Report));

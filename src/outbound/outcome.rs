@@ -271,11 +271,19 @@ impl DeliveryOutcome {
         }
     }
 
-    /// A connection-level problem with an LMTP server (`server` its socket): always transient.
+    /// A problem with an LMTP server (`server` its socket): a refusal of the transaction
+    /// (MAIL, RCPT, DATA) is read like any reply; a refused greeting or LHLO is the mailbox
+    /// server's own trouble (misconfigured, overloaded), so the mail waits for it, never bounces.
     pub fn from_lmtp_error(err: &ClientError, server: &str) -> Self {
         match err {
-            ClientError::Rejected(stage, reply) => Self::from_lmtp_reply(reply, server, *stage),
-            _ => Self::of_error(err, Some(server.to_string())),
+            ClientError::Rejected(
+                stage @ (Stage::MailFrom | Stage::RcptTo | Stage::Data | Stage::EndOfData),
+                reply,
+            ) => Self::from_lmtp_reply(reply, server, *stage),
+            _ => match Self::of_error(err, Some(server.to_string())) {
+                DeliveryOutcome::Failed(r) if matches!(err, ClientError::Rejected(..)) => DeliveryOutcome::Deferred(r),
+                other => other,
+            },
         }
     }
 
@@ -477,6 +485,13 @@ mod tests {
         let gone = ClientError::Io(Stage::Connect, std::io::ErrorKind::NotFound.into());
         let o = DeliveryOutcome::from_lmtp_error(&gone, "unix:/run/dovecot/lmtp");
         assert!(matches!(&o, DeliveryOutcome::Deferred(r) if r.remote.as_deref() == Some("unix:/run/dovecot/lmtp")));
+        // A mailbox server that refuses its greeting or LHLO is in trouble: the mail waits.
+        for stage in [Stage::Greeting, Stage::Ehlo] {
+            let refused = ClientError::Rejected(stage, reply(554, "5.3.2 not now"));
+            assert!(matches!(DeliveryOutcome::from_lmtp_error(&refused, s), DeliveryOutcome::Deferred(_)));
+        }
+        let sender = ClientError::Rejected(Stage::MailFrom, reply(550, "5.1.8 bad sender"));
+        assert!(matches!(DeliveryOutcome::from_lmtp_error(&sender, s), DeliveryOutcome::Failed(_)));
     }
 
     #[test]

@@ -531,8 +531,9 @@ pub struct Suppression {
     pub detail: Option<String>,
     pub message_id: Option<String>,
     pub created_at: String,
-    /// The scope of the entry: the sender domain whose mail hard-bounced, or the domain of the
-    /// API key that added it. None: seen and removed only by admins (and the CLI).
+    /// The sender domain of the entry (whose mail hard-bounced or was unsubscribed from), or
+    /// the domain of the API key that added it: which scoped keys see it. None: seen and
+    /// removed only by admins (and the CLI).
     pub domain: Option<Domain>,
     /// Whom the entry refuses the address for.
     pub scope: SuppressionScope,
@@ -1153,8 +1154,8 @@ pub trait Store: Send + Sync {
     /// returns whether there was one.
     async fn unsuppress(&self, address: &str, scope: &Scope) -> Result<bool, StoreError>;
 
-    /// An entry of the address, whatever its scope (the RCPT check: any entry refuses the
-    /// address for everyone); the oldest when there are several.
+    /// An entry of the address, whatever its scope (checks and tools; the RCPT check is
+    /// `suppression_for`); the oldest when there are several.
     async fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError>;
 
     /// The entry that refuses the address for mail from `sender`'s domain (None: `<>`): a

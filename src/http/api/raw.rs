@@ -4,6 +4,7 @@
 //!
 //! The caller's header fields are kept byte for byte and in their order; mailerd only adds
 //! what it must: its `Received:` trace header first, `Date:` and `Message-ID:` when missing,
+//! the one-click unsubscribe fields (RFC 8058) unless the message has its own `List-Unsubscribe`,
 //! and the DKIM signature (by `accept`, after everything else); it removes `Bcc:` and
 //! `Resent-Bcc:` (they would tell every recipient who else got the mail). Line ends become
 //! CRLF (a bare LF is not a line end in SMTP); nothing else of the body changes.
@@ -262,11 +263,15 @@ async fn prepare(
         notes.extend(messages::check_message(ctx, &message)?);
     }
     let reply = messages::reply_of(&id, &message_id, report, raw.sandbox);
+    let from = ReversePath::Mailbox(from);
+    let recipients: Vec<_> = accepted.into_iter().map(Into::into).collect();
+    // API mail is bulk mail: one-click unsubscribe unless the message carries its own.
+    let message = crate::inbound::unsubscribe::add_headers(ctx, &id, &from, &recipients, message);
     let incoming = Incoming {
         id,
-        from: ReversePath::Mailbox(from),
+        from,
         params: MailParams::default(),
-        recipients: accepted.into_iter().map(Into::into).collect(),
+        recipients,
         origin: messages::origin(key, &raw.tags, &raw.metadata, raw.sandbox),
         received_at: now,
         message,

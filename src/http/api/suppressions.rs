@@ -1,11 +1,12 @@
 //! `GET/POST /api/v1/suppressions` and `DELETE /api/v1/suppressions/{address}`: the addresses
-//! mailerd will not send to (hard bounces and manual entries).
+//! mailerd will not send to (hard bounces, complaints, unsubscribes and manual entries).
 //!
-//! Each entry has a scope, a sender domain (`domain`): the domain whose mail hard-bounced, or
-//! the one of the key that added it. A scoped key lists, adds and removes only entries of its
-//! domains (and their subdomains); one outside its scope is absent for it (404 on DELETE). An
-//! admin key sees and changes every entry. Whatever the scope, any entry refuses the address
-//! at RCPT for every sender (`inbound::policy`).
+//! Each entry has a sender domain (`domain`): the domain whose mail hard-bounced or was
+//! unsubscribed from, or the one of the key that added it. A scoped key lists, adds and
+//! removes only entries of its domains (and their subdomains); one outside them is absent for
+//! it (404 on DELETE). An admin key sees and changes every entry. A `global` entry refuses
+//! the address at RCPT for every sender, a `sender_domain` one (an unsubscribe) only for mail
+//! from its domain (`inbound::policy`).
 //! Must not: suppress something that is not an address, or reveal entries outside the key's scope.
 
 use std::sync::Arc;
