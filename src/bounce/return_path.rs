@@ -63,11 +63,16 @@ pub enum TokenError {
     Expired,
 }
 
-fn mac(secret: &[u8], queue_id: &str, recipient_id: i64, expiry_day: i64) -> String {
-    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(secret).unwrap_or_else(|_| {
+/// HMAC-SHA256 under `key`: the one keyed hash of our signed addresses and tokens.
+pub(crate) fn keyed(key: &[u8]) -> Hmac<Sha256> {
+    <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| {
         // HMAC accepts keys of any length; this branch is unreachable in practice.
         <Hmac<Sha256> as KeyInit>::new_from_slice(b"mailerd").expect("a literal key is valid")
-    });
+    })
+}
+
+fn mac(secret: &[u8], queue_id: &str, recipient_id: i64, expiry_day: i64) -> String {
+    let mut m = keyed(secret);
     m.update(format!("{queue_id}|{recipient_id}|{expiry_day}").as_bytes());
     let bytes = m.finalize().into_bytes();
     bytes.iter().take(6).map(|b| format!("{b:02x}")).collect()

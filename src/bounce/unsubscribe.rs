@@ -18,8 +18,7 @@
 //! fields.
 
 use data_encoding::BASE32_DNSSEC;
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use hmac::Mac;
 
 use crate::smtp::address::{Domain, Mailbox};
 use crate::smtp::message::{find_headers_end, header_value};
@@ -68,7 +67,7 @@ impl Keys {
     /// Keys derived from the return-path secret and the previous ones (`return_path::Signer`).
     pub fn derive(secret: &[u8], previous: &[Vec<u8>]) -> Keys {
         let one = |s: &[u8]| -> [u8; 32] {
-            let mut m = hmac_of(s);
+            let mut m = super::return_path::keyed(s);
             m.update(b"mailerd unsubscribe tokens v1");
             m.finalize().into_bytes().into()
         };
@@ -76,16 +75,18 @@ impl Keys {
     }
 
     fn mac(key: &[u8; 32], data: &[u8], n: usize) -> Vec<u8> {
-        let mut m = hmac_of(key);
+        let mut m = super::return_path::keyed(key);
         m.update(data);
         m.finalize().into_bytes().iter().take(n).copied().collect()
     }
 
-    /// Whether some key's mac of `data` is `given` (compared in constant time).
+    /// Whether some key's mac of `data` begins with `given`, which may not be empty
+    /// (compared in constant time by the hmac crate).
     fn verifies(&self, data: &[u8], given: &[u8]) -> bool {
         self.keys.iter().any(|k| {
-            let expected = Keys::mac(k, data, given.len());
-            expected.iter().zip(given).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+            let mut m = super::return_path::keyed(k);
+            m.update(data);
+            m.verify_truncated_left(given).is_ok()
         })
     }
 
@@ -168,13 +169,6 @@ impl Keys {
         }
         Ok(MailtoToken { message: MessageId(String::from_utf8(rest.to_vec()).map_err(|_| TokenError::Malformed)?) })
     }
-}
-
-fn hmac_of(key: &[u8]) -> Hmac<Sha256> {
-    <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| {
-        // HMAC accepts keys of any length; this branch is unreachable in practice.
-        <Hmac<Sha256> as KeyInit>::new_from_slice(b"mailerd").expect("a literal key is valid")
-    })
 }
 
 fn decode(token: &str) -> Result<Vec<u8>, TokenError> {
