@@ -95,17 +95,41 @@ impl fmt::Display for InForce {
     }
 }
 
+/// How long a failed fetch of one policy id is not tried again: without it, a domain whose
+/// policy host is down would cost every connection to it a fetch of up to `timeout`.
+const FAILED_FETCH_BACKOFF: Duration = Duration::from_secs(300);
+/// At most this many failed fetches are remembered (the map is cleared when it is full).
+const FAILED_FETCHES_KEPT: usize = 10_000;
+
 pub struct Sts {
     store: Arc<dyn Store>,
     dns: Dns,
     trust: Arc<Trust>,
     port: u16,
     timeout: Duration,
+    /// (domain, policy id) of a failed fetch → when it failed and why.
+    failed: std::sync::Mutex<std::collections::HashMap<(String, String), (std::time::Instant, String)>>,
 }
 
 impl Sts {
     pub fn new(store: Arc<dyn Store>, dns: Dns, trust: Arc<Trust>, port: u16, timeout: Duration) -> Sts {
-        Sts { store, dns, trust, port, timeout }
+        Sts { store, dns, trust, port, timeout, failed: Default::default() }
+    }
+
+    /// Why the fetch of this policy id failed, while that is recent enough not to try again.
+    fn recently_failed(&self, domain: &str, id: &str) -> Option<String> {
+        let failed = self.failed.lock().ok()?;
+        let (at, why) = failed.get(&(domain.to_string(), id.to_string()))?;
+        (at.elapsed() < FAILED_FETCH_BACKOFF).then(|| why.clone())
+    }
+
+    fn remember_failure(&self, domain: &str, id: &str, why: String) {
+        if let Ok(mut failed) = self.failed.lock() {
+            if failed.len() >= FAILED_FETCHES_KEPT {
+                failed.clear();
+            }
+            failed.insert((domain.to_string(), id.to_string()), (std::time::Instant::now(), why));
+        }
     }
 
     /// The policy in force for `domain` at `now`, if any (RFC 8461 §5.1).
@@ -122,8 +146,15 @@ impl Sts {
             Err(DnsFailure::NxDomain | DnsFailure::NoRecords) => Err("no _mta-sts record".to_string()),
             Err(DnsFailure::Temporary(e)) => Err(format!("the _mta-sts lookup failed: {e}")),
         };
+        let backoff = record.as_ref().ok().and_then(|r| self.recently_failed(domain, &r.id));
         let in_force = match (record, cached) {
             (Ok(r), Some(c)) if r.id == c.id => InForce { cached: c, source: Source::Cached },
+            (Ok(_), cached) if backoff.is_some() => match (cached, backoff) {
+                (Some(c), Some(why)) => {
+                    InForce { cached: c, source: Source::CachedDespite(format!("fetch failed: {why}")) }
+                }
+                _ => return None,
+            },
             (Ok(r), cached) => {
                 match self.fetch(domain).await.and_then(|body| Ok(CachedPolicy::new(domain, &r.id, body, now)?)) {
                     Ok(fresh) => {
@@ -135,6 +166,7 @@ impl Sts {
                     }
                     Err(e) => {
                         warn!(domain, error = %e, "MTA-STS policy fetch failed");
+                        self.remember_failure(domain, &r.id, e.to_string());
                         let Some(c) = cached else {
                             let result = match e {
                                 FetchError::Invalid(_) => TlsResult::StsPolicyInvalid,

@@ -387,6 +387,10 @@ async fn policy_fetches_are_bounded_strict_and_verified() {
     assert!(sts.policy("moved.test", now).await.is_none());
     assert_eq!(store.tls_result("moved.test").await.unwrap().unwrap().result, TlsResult::StsPolicyFetchError);
     assert!(store.sts_policy("moved.test").await.unwrap().is_none(), "nothing cached");
+    // A failed fetch of that id is not tried again at once (each would cost up to the timeout).
+    let tried = https.fetches("moved.test");
+    assert!(sts.policy("moved.test", now).await.is_none());
+    assert_eq!(https.fetches("moved.test"), tried, "no second fetch within the back-off");
 
     // A server that accepts and never answers: the fetch gives up after mta_sts_timeout.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
