@@ -8,7 +8,6 @@
 //!
 //! Must not: use any address outside 127.0.0.0/8.
 
-use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -48,18 +47,8 @@ fn scoped() -> Scope {
 #[tokio::test]
 async fn raw_mime_keeps_the_callers_headers_and_is_signed_after() {
     let keys = tempfile::tempdir().unwrap();
-    let key_file = keys.path().join("dkim.key");
-    let out = Command::new(env!("CARGO_BIN_EXE_mailerd"))
-        .args(["dkim", "keygen", "--domain", "sender.test", "--selector", "s1", "--out", key_file.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let line = stdout.lines().find(|l| l.starts_with("s1._domainkey.sender.test. IN TXT")).expect("record");
-    let record = line.split_once('"').unwrap().1.trim_end_matches('"').to_string();
-    let chunks: Vec<String> = record.as_bytes().chunks(200).map(|c| String::from_utf8_lossy(c).to_string()).collect();
-    let Some(dns) = TestDns::start(&[format!("--txt-record=s1._domainkey.sender.test,{}", chunks.join(","))]).await
-    else {
+    let (key_file, record) = crate::harness::dns::dkim_key(keys.path());
+    let Some(dns) = TestDns::start(&[record]).await else {
         return;
     };
 

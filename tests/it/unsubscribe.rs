@@ -22,21 +22,6 @@ use crate::harness::http::{get, post_json};
 use crate::harness::smtp::plain;
 use crate::harness::{Client, TestDaemon};
 
-/// A DKIM key for sender.test made by `mailerd dkim keygen`, and its TXT record in chunks.
-fn dkim_key(dir: &std::path::Path) -> (std::path::PathBuf, String) {
-    let key = dir.join("dkim.key");
-    let out = Command::new(env!("CARGO_BIN_EXE_mailerd"))
-        .args(["dkim", "keygen", "--domain", "sender.test", "--selector", "s1", "--out", key.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let line = stdout.lines().find(|l| l.starts_with("s1._domainkey.sender.test. IN TXT")).expect("record printed");
-    let record = line.split_once('"').unwrap().1.trim_end_matches('"').to_string();
-    let chunks: Vec<String> = record.as_bytes().chunks(200).map(|c| String::from_utf8_lossy(c).to_string()).collect();
-    (key, format!("--txt-record=s1._domainkey.sender.test,{}", chunks.join(",")))
-}
-
 /// The value of a header field (unfolded) of a raw message.
 fn field(message: &str, name: &str) -> Option<String> {
     let head = message.split("\r\n\r\n").next()?;
@@ -117,7 +102,7 @@ async fn one_click_post_unsubscribes_from_that_sender_domain_only() {
         return;
     }
     let keys = tempfile::tempdir().unwrap();
-    let (key, record) = dkim_key(keys.path());
+    let (key, record) = crate::harness::dns::dkim_key(keys.path());
     let Some(dns) = TestDns::start(&[record]).await else { return };
     let dest = TestDaemon::with("[local]\ndomains = [\"dest.test\"]").await;
     dest.add_user("alice@dest.test", "pw", None).await;

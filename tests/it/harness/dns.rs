@@ -76,3 +76,18 @@ impl Drop for TestDns {
         let _ = self.child.wait();
     }
 }
+
+/// A DKIM key for sender.test made by `mailerd dkim keygen`, and its TXT record in chunks.
+pub fn dkim_key(dir: &std::path::Path) -> (std::path::PathBuf, String) {
+    let key = dir.join("dkim.key");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailerd"))
+        .args(["dkim", "keygen", "--domain", "sender.test", "--selector", "s1", "--out", key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let line = stdout.lines().find(|l| l.starts_with("s1._domainkey.sender.test. IN TXT")).expect("record printed");
+    let record = line.split_once('"').unwrap().1.trim_end_matches('"').to_string();
+    let chunks: Vec<String> = record.as_bytes().chunks(200).map(|c| String::from_utf8_lossy(c).to_string()).collect();
+    (key, format!("--txt-record=s1._domainkey.sender.test,{}", chunks.join(",")))
+}
