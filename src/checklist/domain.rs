@@ -1,6 +1,7 @@
 //! `check domain`: is a sending domain set up so receivers accept its mail?
-//! MX, SPF, DKIM, DMARC, reverse DNS of the outbound IPs, MTA-STS and TLS-RPT; each item
-//! ok / warn / fail with a one-line fix.
+//! MX, SPF, DKIM, DMARC, reverse DNS of the outbound IPs, the sender's side (`sending`: TLS,
+//! unsubscribe, complaint rate), MTA-STS and TLS-RPT; each item ok / warn / fail with a
+//! one-line fix. `requirements` reads the report against the mailbox providers' rules.
 //!
 //! Standards: RFC 7208 (SPF: one record, at most 10 DNS-querying terms, evaluated with
 //! mail-auth), RFC 6376 (DKIM key records), RFC 7489 (DMARC policy, alignment, rua),
@@ -20,8 +21,12 @@ use mail_auth::spf::verify::SpfParameters;
 use mail_auth::spf::{Macro, Mechanism, Qualifier, Spf};
 
 use super::resolver::Resolver;
+use super::sending::{self, ListenerCertificate};
 use super::{Check, CheckReport, Status};
+use crate::config::{Config, TlsMode, Unsubscribe};
 use crate::dns::DnsFailure;
+use crate::store::Store;
+use crate::time::Timestamp;
 
 /// What the sending side looks like (from the configuration, or the command line).
 #[derive(Debug, Clone, Default)]
@@ -34,6 +39,34 @@ pub struct DomainOptions {
     pub return_path_domain: String,
     /// The `[dkim]` key we sign with.
     pub dkim: Option<DkimKey>,
+    /// `outbound.tls` (None: not checked).
+    pub outbound_tls: Option<TlsMode>,
+    /// The listeners' certificate (None: not checked).
+    pub listener_certificate: Option<ListenerCertificate>,
+    /// `[unsubscribe]` (None: not checked).
+    pub unsubscribe: Option<Unsubscribe>,
+}
+
+impl DomainOptions {
+    /// The options of this mailerd's configuration; `ips` replace `check.outbound_ips` when given.
+    pub fn from_config(config: &Config, ips: Vec<IpAddr>) -> DomainOptions {
+        DomainOptions {
+            outbound_ips: if ips.is_empty() { config.check.outbound_ips.clone() } else { ips },
+            helo: config.outbound.helo.clone(),
+            return_path_domain: config.bounce.return_path_domain.clone(),
+            dkim: config.dkim.as_ref().map(|d| DkimKey {
+                domain: d.domain.clone(),
+                selector: d.selector.clone(),
+                key: d.key.clone(),
+            }),
+            outbound_tls: Some(config.outbound.tls),
+            listener_certificate: Some(ListenerCertificate {
+                chain: config.cert_paths().0,
+                ca_file: config.tls.ca_file.clone(),
+            }),
+            unsubscribe: Some(config.unsubscribe.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -46,8 +79,8 @@ pub struct DkimKey {
 /// SPF allows at most this many DNS-querying terms (RFC 7208 §4.6.4).
 pub const SPF_LOOKUP_LIMIT: usize = 10;
 
-/// Runs every domain check.
-pub async fn check(domain: &str, opts: &DomainOptions, dns: &Resolver) -> CheckReport {
+/// Runs every domain check; with a store, the complaint rate of what was delivered too.
+pub async fn check(domain: &str, opts: &DomainOptions, dns: &Resolver, store: Option<&dyn Store>) -> CheckReport {
     let mut report = CheckReport::new("domain", domain);
     let domain = match crate::smtp::address::Domain::parse(domain) {
         Ok(d) if !d.is_address_literal() && d.as_str().contains('.') => d.as_str().to_string(),
@@ -61,19 +94,39 @@ pub async fn check(domain: &str, opts: &DomainOptions, dns: &Resolver) -> CheckR
         }
     };
     report.normalized = Some(domain.clone());
-    report.push(check_mx(&domain, dns).await);
-    for c in check_spf(&domain, opts, dns).await {
-        report.push(c);
+    // The lookups are independent: asked at once, a slow or silent server costs one timeout.
+    let unsubscribe = async {
+        match &opts.unsubscribe {
+            Some(u) => Some(sending::check_unsubscribe(u, opts.dkim.is_some(), dns).await),
+            None => None,
+        }
+    };
+    let complaints = async {
+        match store {
+            Some(store) => Some(sending::check_complaint_rate(store, Timestamp::now()).await),
+            None => None,
+        }
+    };
+    let (mx, spf, dkim, dmarc, rdns, unsubscribe, complaints, sts, rpt) = tokio::join!(
+        check_mx(&domain, dns),
+        check_spf(&domain, opts, dns),
+        check_dkim(&domain, opts, dns),
+        check_dmarc(&domain, opts, dns),
+        check_rdns(opts, dns),
+        unsubscribe,
+        complaints,
+        check_mta_sts(&domain, dns),
+        check_tls_rpt(&domain, dns),
+    );
+    report.push(mx);
+    spf.into_iter().chain([dkim]).chain(dmarc).chain(rdns).for_each(|c| report.push(c));
+    if let Some(mode) = opts.outbound_tls {
+        report.push(sending::check_outbound_tls(mode));
     }
-    report.push(check_dkim(&domain, opts, dns).await);
-    for c in check_dmarc(&domain, opts, dns).await {
-        report.push(c);
+    if let Some(cert) = &opts.listener_certificate {
+        report.push(sending::check_listener_certificate(cert, &opts.helo));
     }
-    for c in check_rdns(opts, dns).await {
-        report.push(c);
-    }
-    report.push(check_mta_sts(&domain, dns).await);
-    report.push(check_tls_rpt(&domain, dns).await);
+    unsubscribe.into_iter().chain(complaints).chain([sts, rpt]).for_each(|c| report.push(c));
     report
 }
 
@@ -350,23 +403,33 @@ fn aligned(a: &str, b: &str, strict: bool) -> bool {
     if strict { a.eq_ignore_ascii_case(b) } else { organizational(a) == organizational(b) }
 }
 
-async fn check_dmarc(domain: &str, opts: &DomainOptions, dns: &Resolver) -> Vec<Check> {
-    use mail_auth::dmarc::{Alignment, Dmarc, Policy};
+/// The DMARC records of `domain` (RFC 7489 §6.6.3: the domain's, else its organizational
+/// domain's) and where they were found; Err on a temporary failure.
+pub async fn dmarc_records(domain: &str, dns: &Resolver) -> Result<(String, Vec<String>), String> {
     let org = organizational(domain);
     let mut at = format!("_dmarc.{domain}");
     let mut records = match dns.txt_with_prefix(&at, "v=DMARC1").await {
         Ok(r) => r,
-        Err(DnsFailure::Temporary(e)) => return vec![unknown("dmarc", &e)],
+        Err(DnsFailure::Temporary(e)) => return Err(e),
         Err(_) => Vec::new(),
     };
     if records.is_empty() && org != domain {
         at = format!("_dmarc.{org}");
         records = match dns.txt_with_prefix(&at, "v=DMARC1").await {
             Ok(r) => r,
-            Err(DnsFailure::Temporary(e)) => return vec![unknown("dmarc", &e)],
+            Err(DnsFailure::Temporary(e)) => return Err(e),
             Err(_) => Vec::new(),
         };
     }
+    Ok((at, records))
+}
+
+async fn check_dmarc(domain: &str, opts: &DomainOptions, dns: &Resolver) -> Vec<Check> {
+    use mail_auth::dmarc::{Alignment, Dmarc, Policy};
+    let (at, records) = match dmarc_records(domain, dns).await {
+        Ok(found) => found,
+        Err(e) => return vec![unknown("dmarc", &e)],
+    };
     let record = match records.as_slice() {
         [] => {
             return vec![

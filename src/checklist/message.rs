@@ -264,6 +264,109 @@ fn check_html_alternative(raw: &[u8]) -> Check {
     }
 }
 
+/// Every message check: the pure ones, one-click unsubscribe, and with a resolver the DKIM
+/// signature and the From domain's DMARC record (the CLI, the API and the dashboard run this).
+pub async fn check_all(file: &str, raw: &[u8], our_limit: u64, dns: Option<&Resolver>) -> CheckReport {
+    let mut report = check(file, raw, our_limit);
+    report.push(check_unsubscribe(raw));
+    if let Some(dns) = dns {
+        report.push(check_dkim(raw, dns).await);
+        report.push(check_from_dmarc(raw, dns).await);
+    }
+    report
+}
+
+/// Whether the value of a `List-Unsubscribe` field holds an https URI (RFC 2369 `<...>` list).
+fn has_https_uri(value: &str) -> bool {
+    value.split(',').any(|u| u.trim().trim_start_matches('<').to_ascii_lowercase().starts_with("https://"))
+}
+
+/// Bulk mail (a list, or marked bulk) must offer one-click unsubscribe (RFC 8058): an https
+/// `List-Unsubscribe` URI, `List-Unsubscribe-Post: List-Unsubscribe=One-Click`, and both
+/// covered by the DKIM signature when the message is signed.
+pub fn check_unsubscribe(raw: &[u8]) -> Check {
+    const NAME: &str = "unsubscribe";
+    let (header_end, _) = crate::smtp::message::split_header(raw);
+    let fields = fields(raw.get(..header_end).unwrap_or(raw));
+    let value = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.trim().to_string());
+    let list_unsubscribe = value("list-unsubscribe");
+    let post = value("list-unsubscribe-post");
+    let bulk_marker = if value("list-id").is_some() {
+        Some("List-Id")
+    } else if value("precedence").is_some_and(|p| ["bulk", "list"].contains(&p.to_ascii_lowercase().as_str())) {
+        Some("Precedence: bulk")
+    } else {
+        None
+    };
+    let add = "add List-Unsubscribe: <https://…>, <mailto:…> and List-Unsubscribe-Post: List-Unsubscribe=One-Click, \
+               or send it through the API or a login in unsubscribe.bulk_logins (mailerd adds both)";
+    let Some(lu) = list_unsubscribe else {
+        return match bulk_marker {
+            Some(marker) => Check::new(NAME, Status::Warn)
+                .detail(format!(
+                    "bulk mail ({marker}) without List-Unsubscribe: Gmail and Yahoo require one-click unsubscribe"
+                ))
+                .fix(add),
+            None => Check::new(NAME, Status::Info)
+                .detail("no List-Unsubscribe (needed on bulk mail; mailerd adds it to API and bulk-login mail)"),
+        };
+    };
+    if !has_https_uri(&lu) {
+        return Check::new(NAME, Status::Fail)
+            .detail(format!("List-Unsubscribe has no https URI ({lu}): a mailto alone is not one-click (RFC 8058)"))
+            .fix(add);
+    }
+    if !post.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("List-Unsubscribe=One-Click")) {
+        return Check::new(NAME, Status::Fail)
+            .detail(
+                "List-Unsubscribe without List-Unsubscribe-Post: List-Unsubscribe=One-Click: not one-click (RFC 8058)",
+            )
+            .fix("add List-Unsubscribe-Post: List-Unsubscribe=One-Click");
+    }
+    // RFC 8058 §4: the signature must cover both fields.
+    let signed: Vec<Vec<String>> = fields
+        .iter()
+        .filter(|(n, _)| n == "dkim-signature")
+        .map(|(_, v)| {
+            v.split(';')
+                .filter_map(|t| t.trim().strip_prefix("h="))
+                .flat_map(|h| h.split(':').map(|n| n.trim().to_ascii_lowercase()).collect::<Vec<_>>())
+                .collect()
+        })
+        .collect();
+    let covered =
+        |h: &Vec<String>| ["list-unsubscribe", "list-unsubscribe-post"].iter().all(|n| h.iter().any(|x| x == n));
+    if !signed.is_empty() && !signed.iter().any(covered) {
+        return Check::new(NAME, Status::Fail)
+            .detail("the DKIM signature does not cover List-Unsubscribe and List-Unsubscribe-Post (RFC 8058 §4)")
+            .fix("sign after adding them, with both in h= (mailerd's [dkim] signing does)");
+    }
+    Check::ok(NAME).detail("one-click unsubscribe (https List-Unsubscribe with List-Unsubscribe-Post)")
+}
+
+/// The From domain publishes DMARC: Gmail, Yahoo and Outlook refuse bulk mail from a domain
+/// without a record.
+pub async fn check_from_dmarc(raw: &[u8], dns: &Resolver) -> Check {
+    const NAME: &str = "from_dmarc";
+    let domain = MessageParser::default()
+        .parse_headers(raw)
+        .and_then(|m| m.from().and_then(|f| f.first()).and_then(|a| a.address()).map(str::to_string))
+        .and_then(|a| a.rsplit_once('@').map(|(_, d)| d.trim_end_matches('>').to_ascii_lowercase()));
+    let Some(domain) = domain.filter(|d| d.contains('.')) else {
+        return Check::new(NAME, Status::Unknown).detail("no From address to check");
+    };
+    match super::domain::dmarc_records(&domain, dns).await {
+        Err(e) => Check::new(NAME, Status::Unknown).detail(format!("could not check: {e}")),
+        Ok((at, records)) if records.len() == 1 => Check::ok(NAME).detail(format!("{at}: {}", records.join(""))),
+        Ok((at, records)) if records.len() > 1 => Check::new(NAME, Status::Fail)
+            .detail(format!("{} DMARC records at {at}: receivers ignore them all", records.len()))
+            .fix("keep one v=DMARC1 record"),
+        Ok(_) => Check::new(NAME, Status::Warn)
+            .detail(format!("the From domain {domain} publishes no DMARC record: Gmail, Yahoo and Outlook refuse bulk mail from it"))
+            .fix(format!("publish _dmarc.{domain} TXT \"v=DMARC1; p=none; rua=mailto:dmarc@{domain}\" (mailerd check domain {domain})")),
+    }
+}
+
 /// Verifies the DKIM signatures of a message, when it has any.
 pub async fn check_dkim(raw: &[u8], dns: &Resolver) -> Check {
     use mail_auth::{AuthenticatedMessage, DkimResult};
@@ -316,6 +419,30 @@ mod tests {
     fn a_good_message_passes() {
         let r = check("m.eml", GOOD, 26_214_400);
         assert!(r.ok(), "{r:?}");
+    }
+
+    #[test]
+    fn one_click_unsubscribe_on_bulk_mail() {
+        let head = "From: a@example.com\r\nDate: Sat, 28 Nov 2026 17:00:00 +0000\r\nMessage-ID: <1@example.com>\r\n";
+        let with = |extra: &str| format!("{head}{extra}\r\nbody\r\n");
+        let st = |extra: &str| check_unsubscribe(with(extra).as_bytes()).status;
+        assert_eq!(st(""), Status::Info, "one-to-one mail");
+        assert_eq!(st("List-Id: News <news.example.com>\r\n"), Status::Warn);
+        assert_eq!(st("Precedence: bulk\r\n"), Status::Warn);
+        assert_eq!(st("List-Unsubscribe: <mailto:u@example.com>\r\n"), Status::Fail, "mailto only");
+        assert_eq!(st("List-Unsubscribe: <https://example.com/u/1>\r\n"), Status::Fail, "no Post");
+        let good = "List-Unsubscribe: <mailto:u@example.com>,\r\n <https://example.com/u/1>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n";
+        assert_eq!(st(good), Status::Ok);
+        let signed_without =
+            format!("DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=s; h=from:date; bh=x; b=y\r\n{good}");
+        assert_eq!(st(&signed_without), Status::Fail, "not covered by the signature");
+        let signed_with = format!(
+            "DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=s;\r\n h=from:date:List-Unsubscribe:List-Unsubscribe-Post; bh=x; b=y\r\n{good}"
+        );
+        assert_eq!(st(&signed_with), Status::Ok);
+        for odd in [&b""[..], b"List-Unsubscribe:\r\n\r\n", b"\xff: <\r\n\r\n"] {
+            let _ = check_unsubscribe(odd);
+        }
     }
 
     #[test]

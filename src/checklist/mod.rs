@@ -14,6 +14,8 @@ pub mod resolver;
 pub mod domain;
 pub mod message;
 pub mod probe;
+pub mod requirements;
+pub mod sending;
 pub mod typo;
 
 use serde_json::{Map, Value, json};

@@ -26,7 +26,16 @@ pub struct Resolver {
 impl Resolver {
     /// The given name servers (UDP and TCP on their ports), or the system's when empty.
     pub fn new(nameservers: &[SocketAddr]) -> Result<Resolver, ResolverError> {
-        let auth = crate::dns::Dns::authenticator(nameservers, Duration::from_secs(5), 2).map_err(ResolverError)?;
+        Resolver::with_timeout(nameservers, Duration::from_secs(5), 2)
+    }
+
+    /// With a per-query timeout and attempts of its own (a web page answers within seconds).
+    pub fn with_timeout(
+        nameservers: &[SocketAddr],
+        timeout: Duration,
+        attempts: usize,
+    ) -> Result<Resolver, ResolverError> {
+        let auth = crate::dns::Dns::authenticator(nameservers, timeout, attempts).map_err(ResolverError)?;
         Ok(Resolver { auth })
     }
 

@@ -11,8 +11,9 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 
 use crate::checklist::address::{self, Options};
-use crate::checklist::domain::{self, DkimKey, DomainOptions};
+use crate::checklist::domain::{self, DomainOptions};
 use crate::checklist::probe::{self, ProbeOptions};
+use crate::checklist::requirements::{self, Audience, Met};
 use crate::checklist::resolver::Resolver;
 use crate::checklist::{CheckReport, Status, message};
 use crate::config::Config;
@@ -48,18 +49,22 @@ pub async fn address(config: &Config, inputs: &[String], no_dns: bool, probe_mx:
 
 pub async fn domain(config: &Config, name: &str, ips: Vec<std::net::IpAddr>, json: bool) -> Result<i32> {
     let resolver = Resolver::new(&config.dns_nameservers)?;
-    let opts = DomainOptions {
-        outbound_ips: if ips.is_empty() { config.check.outbound_ips.clone() } else { ips },
-        helo: config.outbound.helo.clone(),
-        return_path_domain: config.bounce.return_path_domain.clone(),
-        dkim: config.dkim.as_ref().map(|d| DkimKey {
-            domain: d.domain.clone(),
-            selector: d.selector.clone(),
-            key: d.key.clone(),
-        }),
+    let opts = DomainOptions::from_config(config, ips);
+    // The complaint rate is read when the store exists; checking never creates one.
+    let store = if crate::store::is_postgres_url(&config.store_url) || config.sqlite_path().exists() {
+        Some(super::open_store(config).await?)
+    } else {
+        None
     };
-    let report = domain::check(name, &opts, &resolver).await;
-    print(&[report], json)
+    let report = domain::check(name, &opts, &resolver, store.as_deref()).await;
+    let mut out = std::io::stdout().lock();
+    // A write error is stdout closed (e.g. piped into head): nothing more to say.
+    let _ = if json {
+        writeln!(out, "{}", requirements::domain_json(&report))
+    } else {
+        human(&mut out, &report, std::io::stdout().is_terminal()).and_then(|()| human_requirements(&mut out, &report))
+    };
+    Ok(if report.passed() { 0 } else { 1 })
 }
 
 pub async fn message(config: &Config, file: &str, no_dns: bool, json: bool) -> Result<i32> {
@@ -73,11 +78,8 @@ pub async fn message(config: &Config, file: &str, no_dns: bool, json: bool) -> R
             .and_then(|f| f.take(cap).read_to_end(&mut raw))
             .with_context(|| format!("reading {file}"))?;
     }
-    let mut report = message::check(file, &raw, config.limits.max_message_size);
-    if !no_dns {
-        let resolver = Resolver::new(&config.dns_nameservers)?;
-        report.push(message::check_dkim(&raw, &resolver).await);
-    }
+    let resolver = if no_dns { None } else { Some(Resolver::new(&config.dns_nameservers)?) };
+    let report = message::check_all(file, &raw, config.limits.max_message_size, resolver.as_ref()).await;
     print(&[report], json)
 }
 
@@ -92,6 +94,31 @@ fn print(reports: &[CheckReport], json: bool) -> Result<i32> {
         }
     }
     Ok(if reports.iter().all(CheckReport::passed) { 0 } else { 1 })
+}
+
+/// The providers' rules under a domain report: one line each, with the fix of the check that
+/// decided it.
+fn human_requirements(out: &mut impl Write, r: &CheckReport) -> std::io::Result<()> {
+    writeln!(out, "bulk sender requirements (Gmail, Yahoo, Outlook):")?;
+    let assessed = requirements::assess(r);
+    let width = assessed.iter().map(|a| a.requirement.id.len()).max().unwrap_or(0);
+    for a in &assessed {
+        let who = match a.requirement.audience {
+            Audience::All => "all senders",
+            Audience::Bulk => "bulk senders",
+            Audience::Advice => "advice",
+        };
+        let mut line = format!("  {:<width$}  {:<7} {} ({who})", a.requirement.id, a.met.as_str(), a.requirement.rule);
+        if a.met != Met::Pass {
+            if let Some(fix) = a.deciding.as_ref().and_then(|c| c.fix.as_deref()) {
+                line.push_str(&format!(" — fix: {fix}"));
+            } else if let Some(d) = a.deciding.as_ref().and_then(|c| c.detail.as_deref()) {
+                line.push_str(&format!(" — {d}"));
+            }
+        }
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
 }
 
 pub(super) fn human(out: &mut impl Write, r: &CheckReport, colour: bool) -> std::io::Result<()> {

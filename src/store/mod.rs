@@ -863,6 +863,8 @@ pub struct DeliveryOverview {
     pub daily: Vec<DailyCount>,
     /// The domains with the most failed and deferred recipients, most first.
     pub failing_domains: Vec<DomainFailures>,
+    /// Complaint reports (`complained` events) since the requested time.
+    pub complaints: u64,
 }
 
 /// Which recipients the dashboard's queue page lists.

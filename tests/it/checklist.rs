@@ -100,6 +100,8 @@ impl Zones {
             "--host-record=implicit.test,127.0.0.11".into(),
             // gmial.test: a typo domain that exists.
             "--mx-host=gmial.test,mx.good.test,10".into(),
+            // 192.0.2.20 names a host that does not name it back (no forward confirmation).
+            "--ptr-record=20.2.0.192.in-addr.arpa,liar.good.test".into(),
         ];
         for i in 1..=11 {
             r.push(format!("--txt-record=i{i}.lookups.test,v=spf1 ip4:192.0.2.{} -all", 100 + i));
@@ -110,11 +112,16 @@ impl Zones {
 
     /// A configuration for the sending domain `domain`, signing with our key.
     fn config(&self, domain: &str) -> std::path::PathBuf {
-        let path = self.dir.path().join(format!("{domain}.toml"));
+        self.config_with(domain, "", "")
+    }
+
+    /// The same with `extra` TOML tables added, written as `{domain}{tag}.toml`.
+    fn config_with(&self, domain: &str, tag: &str, extra: &str) -> std::path::PathBuf {
+        let path = self.dir.path().join(format!("{domain}{tag}.toml"));
         let toml = format!(
             "hostname = \"mail.good.test\"\ndata_dir = \"{data}\"\n[dns]\nnameservers = [\"{dns}\"]\n\
              [bounce]\nreturn_path_domain = \"{domain}\"\n[dkim]\ndomain = \"{domain}\"\nselector = \"s1\"\n\
-             key = \"{key}\"\n[check]\noutbound_ips = [\"192.0.2.10\"]\n",
+             key = \"{key}\"\n[check]\noutbound_ips = [\"192.0.2.10\"]\n{extra}",
             data = self.dir.path().join("data").display(),
             dns = self.dns.addr,
             key = self.dir.path().join("ours.key").display(),
@@ -198,6 +205,106 @@ async fn check_domain_finds_each_prepared_problem() {
         text.lines().any(|l| l.trim_start().starts_with("dmarc ") && l.contains("fail") && l.contains("fix:")),
         "{text}"
     );
+}
+
+/// The `requirements` of a `check domain --json` run: id → status.
+fn requirements(config: &Path, domain: &str, more: &[&str]) -> std::collections::BTreeMap<String, String> {
+    let mut args = vec!["check", "domain", domain, "--json"];
+    args.extend_from_slice(more);
+    let out = mailerd(config, &args);
+    let doc = &json_lines(&out)[0];
+    let list = doc["requirements"].as_array().unwrap_or_else(|| panic!("no requirements: {doc:#}"));
+    for r in list {
+        assert!(r["link"].as_str().unwrap().starts_with("https://"), "{r}");
+        if r["status"] == "fail" {
+            assert!(r["fix"].as_str().is_some_and(|f| !f.is_empty()), "a failed rule says how to fix it: {r}");
+        }
+    }
+    list.iter().map(|r| (r["id"].as_str().unwrap().to_string(), r["status"].as_str().unwrap().to_string())).collect()
+}
+
+#[tokio::test]
+async fn check_domain_reads_each_provider_requirement_pass_and_fail() {
+    let Some(z) = Zones::start().await else { return };
+    let good = requirements(&z.config("good.test"), "good.test", &[]);
+    for id in
+        ["spf", "dkim", "dmarc", "alignment", "fcrdns", "tls", "mx", "one_click_unsubscribe", "mta_sts", "tls_rpt"]
+    {
+        assert_eq!(good[id], "pass", "{id}: {good:?}");
+    }
+    assert_eq!(good["complaint_rate"], "unknown", "no store yet: {good:?}");
+
+    // Each rule failing, one prepared problem at a time.
+    let fail = |config: std::path::PathBuf, domain: &'static str, more: &'static [&'static str], id: &'static str| {
+        let got = requirements(&config, domain, more);
+        assert_eq!(got[id], "fail", "{domain} {more:?} {id}: {got:?}");
+        got
+    };
+    fail(z.config("nospf.test"), "nospf.test", &[], "spf");
+    fail(z.config("lookups.test"), "lookups.test", &[], "spf");
+    fail(z.config("wrongkey.test"), "wrongkey.test", &[], "dkim");
+    let nodmarc = fail(z.config("nodmarc.test"), "nodmarc.test", &[], "dmarc");
+    assert_eq!(nodmarc["mta_sts"], "advice", "two STS records: advice, never a failure: {nodmarc:?}");
+    // p=none meets the DMARC rule.
+    assert_eq!(requirements(&z.config("nospf.test"), "nospf.test", &[])["dmarc"], "pass");
+    // Mail from good.test signed and bounced for another domain: neither aligns.
+    let other = fail(z.config("nodmarc.test"), "good.test", &[], "alignment");
+    assert_eq!(other["dkim"], "fail", "{other:?}");
+    fail(z.config("good.test"), "good.test", &["--ip", "192.0.2.20"], "fcrdns");
+    fail(z.config_with("good.test", "-plain", "[outbound]\ntls = \"off\"\n"), "good.test", &[], "tls");
+    fail(z.config("nullmx.test"), "nullmx.test", &[], "mx");
+    fail(
+        z.config_with("good.test", "-nounsub", "[unsubscribe]\nenabled = false\n"),
+        "good.test",
+        &[],
+        "one_click_unsubscribe",
+    );
+    fail(
+        z.config_with("good.test", "-nohost", "[unsubscribe]\nurl = \"https://nowhere.good.test\"\n"),
+        "good.test",
+        &[],
+        "one_click_unsubscribe",
+    );
+    let bare = requirements(&z.config("nospf.test"), "nospf.test", &[]);
+    assert_eq!((bare["mta_sts"].as_str(), bare["tls_rpt"].as_str()), ("advice", "advice"), "{bare:?}");
+    // (The complaint-rate rule passing and failing on a real store: tests/it/complaints.rs.)
+
+    // Human output: the rules under the checks, each failed one with its fix.
+    let out = mailerd(&z.config("nodmarc.test"), &["check", "domain", "nodmarc.test"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("bulk sender requirements"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("dmarc ") && l.contains(" fail ") && l.contains("fix: publish _dmarc")),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn check_message_flags_bulk_mail_without_one_click_unsubscribe_and_a_from_without_dmarc() {
+    let Some(z) = Zones::start().await else { return };
+    let file = z.dir.path().join("news.eml");
+    std::fs::write(
+        &file,
+        "From: News <news@nodmarc.test>\r\nTo: a@good.test\r\nSubject: Our news\r\nDate: Sat, 28 Nov 2026 17:00:00 +0000\r\n\
+         Message-ID: <1@nodmarc.test>\r\nList-Id: News <news.nodmarc.test>\r\n\r\nHello.\r\n",
+    )
+    .unwrap();
+    let out = mailerd(&z.config("nodmarc.test"), &["check", "message", file.to_str().unwrap(), "--json"]);
+    let doc = &json_lines(&out)[0];
+    assert_eq!(status(doc, "unsubscribe"), "warn", "{doc:#}");
+    assert_eq!(status(doc, "from_dmarc"), "warn", "{doc:#}");
+    assert!(check(doc, "from_dmarc")["fix"].as_str().unwrap().contains("_dmarc.nodmarc.test"), "{doc:#}");
+    std::fs::write(
+        &file,
+        "From: News <news@good.test>\r\nTo: a@good.test\r\nSubject: Our news\r\nDate: Sat, 28 Nov 2026 17:00:00 +0000\r\n\
+         Message-ID: <1@good.test>\r\nList-Id: News <news.good.test>\r\n\
+         List-Unsubscribe: <https://mail.good.test/u/x>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n\r\nHello.\r\n",
+    )
+    .unwrap();
+    let out = mailerd(&z.config("good.test"), &["check", "message", file.to_str().unwrap(), "--json"]);
+    let doc = &json_lines(&out)[0];
+    assert_eq!((status(doc, "unsubscribe"), status(doc, "from_dmarc")), ("ok", "ok"), "{doc:#}");
 }
 
 #[tokio::test]

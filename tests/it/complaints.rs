@@ -311,4 +311,21 @@ async fn a_complaint_storm_pauses_the_account_at_the_threshold_and_not_before() 
     )
     .await;
     assert_eq!((r.status, r.json["type"].as_str()), (403, Some("/problems/account-paused")), "{}", r.text);
+
+    // The providers' spam-rate rule, read from the same store: 3 complaints of 40 delivered.
+    let since = mailerd::time::Timestamp(mailerd::time::Timestamp::now().millis() - 86_400_000);
+    assert_eq!(store.delivery_overview(since, 0).await.unwrap().complaints, 3);
+    let r = crate::harness::http::post_json(
+        api,
+        "/api/v1/check/domain",
+        Some(&key),
+        &serde_json::json!({"domain": "sender.test"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let rate = r.json["checks"].as_array().unwrap().iter().find(|c| c["name"] == "complaint_rate").unwrap();
+    assert_eq!(rate["status"], "fail", "{rate}");
+    assert!(rate["detail"].as_str().unwrap().starts_with("7.50% (3 complaints of 40 delivered recipients"), "{rate}");
+    let rule = r.json["requirements"].as_array().unwrap().iter().find(|q| q["id"] == "complaint_rate").unwrap();
+    assert_eq!((rule["status"].as_str(), rule["applies_to"].as_str()), (Some("fail"), Some("all")), "{rule}");
 }

@@ -103,7 +103,17 @@ async fn login_session_cookie_and_csrf() {
     assert!(page.text.contains("Deliverability") && page.text.contains(ADMIN));
     assert!(page.header("content-security-policy").contains("frame-ancestors 'none'"));
     assert_eq!(page.header("cache-control"), "no-store");
+    assert!(page.text.contains("id=\"card-complaints\"") && page.text.contains("Complaint rate"), "{}", page.text);
     let token = page.csrf();
+
+    // Bulk sender readiness: every provider rule with its result and a link to the rule.
+    let r = call(http, "GET", "/dashboard/readiness?domain=local.test", Some(&session), None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    for id in ["spf", "dkim", "dmarc", "alignment", "fcrdns", "tls", "one_click_unsubscribe", "complaint_rate"] {
+        assert!(r.text.contains(&format!("id=\"req-{id}\"")), "{id}: {}", r.text);
+    }
+    assert!(r.text.contains("href=\"https://www.rfc-editor.org/rfc/rfc8058\""), "{}", r.text);
+    assert!(r.text.contains("badge r-pass") && r.text.contains("badge r-fail"), "{}", r.text);
 
     // Text from the store is escaped.
     let store = d.store();

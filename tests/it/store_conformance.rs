@@ -1234,6 +1234,25 @@ async fn dashboard_queries_answer_alike(s: Arc<dyn Store>) {
     assert!(
         s.delivery_overview(Timestamp::now().plus(Duration::from_secs(2 * 86_400)), 10).await.unwrap().daily.is_empty()
     );
+    // Complaints are counted from their events (schema v18/v20's partial index), by time.
+    assert_eq!(o.complaints, 0);
+    let complaint = |address: &str| mailerd::store::Suppression {
+        address: address.into(),
+        reason: "complaint".into(),
+        status: None,
+        detail: None,
+        message_id: Some("D1".into()),
+        created_at: String::new(),
+        domain: None,
+        scope: mailerd::store::SuppressionScope::Global,
+    };
+    for a in ["a@x.test", "c@y.test"] {
+        s.suppress_as(complaint(a), mailerd::store::EventKind::Complained, "abuse complaint".into()).await.unwrap();
+    }
+    s.suppress_as(complaint("z@x.test"), mailerd::store::EventKind::Suppressed, "by hand".into()).await.unwrap();
+    assert_eq!(s.delivery_overview(Timestamp(0), 10).await.unwrap().complaints, 2, "complained events only");
+    let later = Timestamp::now().plus(Duration::from_secs(60));
+    assert_eq!(s.delivery_overview(later, 10).await.unwrap().complaints, 0, "none since a later time");
 
     let search = |states: Vec<RecipientState>, domain: Option<&str>, limit: usize| {
         let s = s.clone();
@@ -1502,6 +1521,7 @@ const SQLITE_SCHEMAS: &[&str] = &[
     include_str!("../../src/store/sqlite/schema_v10.sql"),
     include_str!("../../src/store/sqlite/schema_v11.sql"),
     include_str!("../../src/store/sqlite/schema_v12.sql"),
+    include_str!("../../src/store/sqlite/schema_v18.sql"),
 ];
 
 /// The PostgreSQL schema files in order: version N is the first N of them.
@@ -1520,6 +1540,7 @@ const POSTGRES_SCHEMAS: &[&str] = &[
     include_str!("../../src/store/postgres/schema_v12.sql"),
     include_str!("../../src/store/postgres/schema_v13.sql"),
     include_str!("../../src/store/postgres/schema_v14.sql"),
+    include_str!("../../src/store/postgres/schema_v20.sql"),
 ];
 
 /// A SQLite store file left at schema `version` by an older mailerd, holding `rows`; the

@@ -69,17 +69,11 @@ pub async fn check_domain(
     }
     let config = &state.ctx.config;
     let resolver = Resolver::new(&config.dns_nameservers).map_err(|e| Problem::unavailable(e.to_string()))?;
-    let opts = domain::DomainOptions {
-        outbound_ips: config.check.outbound_ips.clone(),
-        helo: config.outbound.helo.clone(),
-        return_path_domain: config.bounce.return_path_domain.clone(),
-        dkim: config.dkim.as_ref().map(|d| domain::DkimKey {
-            domain: d.domain.clone(),
-            selector: d.selector.clone(),
-            key: d.key.clone(),
-        }),
-    };
-    Ok(Json(domain::check(&req.domain, &opts, &resolver).await.to_json()))
+    let opts = domain::DomainOptions::from_config(config, Vec::new());
+    // The complaint rate covers every sender: only a key for every domain sees it.
+    let store = key.scope.is_all().then_some(state.ctx.store.as_ref());
+    let report = domain::check(&req.domain, &opts, &resolver, store).await;
+    Ok(Json(crate::checklist::requirements::domain_json(&report)))
 }
 
 pub async fn check_message(
@@ -91,10 +85,8 @@ pub async fn check_message(
         return Err(Problem::invalid("body", "send the message itself (message/rfc822) as the request body"));
     }
     let config = &state.ctx.config;
-    let mut report = message::check("message", &raw, config.limits.max_message_size);
-    if let Ok(resolver) = Resolver::new(&config.dns_nameservers) {
-        report.push(message::check_dkim(&raw, &resolver).await);
-    }
+    let resolver = Resolver::new(&config.dns_nameservers).ok();
+    let report = message::check_all("message", &raw, config.limits.max_message_size, resolver.as_ref()).await;
     Ok(Json(report.to_json()))
 }
 

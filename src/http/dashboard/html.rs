@@ -52,7 +52,7 @@ th{background:#eef1f6;font-weight:600}td.n{text-align:right;font-variant-numeric
 .cards{display:flex;flex-wrap:wrap;gap:.8em}.card{background:#fff;border:1px solid #e3e7ee;border-radius:6px;padding:.7em 1em;min-width:9em}
 .card b{display:block;font-size:1.5em}.muted{color:#6b7385}.err{color:#b3261e}.box{background:#fff;border:1px solid #e3e7ee;border-radius:6px;padding:1em;margin-bottom:1em}
 .badge{display:inline-block;padding:0 .5em;border-radius:1em;font-size:.85em;background:#e3e7ee}
-.s-delivered,.v-genuine,.c-ok{background:#d5f0dc}.s-bounced,.s-expired,.v-forged,.c-fail{background:#f8d7d5}.s-deferred,.c-warn{background:#fbeccb}.s-queued,.c-info{background:#dde8fb}
+.s-delivered,.v-genuine,.c-ok,.r-pass{background:#d5f0dc}.s-bounced,.s-expired,.v-forged,.c-fail,.r-fail{background:#f8d7d5}.s-deferred,.c-warn,.r-advice{background:#fbeccb}.s-queued,.c-info,.r-unknown{background:#dde8fb}
 input,select,textarea,button{font:inherit;padding:.3em .5em}textarea{width:100%;font-family:ui-monospace,monospace;font-size:12px}
 button{cursor:pointer;border:1px solid #9aa5b8;border-radius:4px;background:#fff}button.danger{border-color:#b3261e;color:#b3261e}
 form.inline{display:inline}code,.mono{font-family:ui-monospace,monospace;font-size:12px;word-break:break-all}code.reason{word-break:normal}
@@ -72,6 +72,7 @@ const NAV: &[(&str, &str)] = &[
     ("/dashboard/suppressions", "Suppressions"),
     ("/dashboard/bounces", "Bounce explorer"),
     ("/dashboard/checklist", "Checklist"),
+    ("/dashboard/readiness", "Bulk sender readiness"),
     ("/dashboard/2fa", "Two-factor"),
 ];
 

@@ -326,6 +326,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/dashboard/checklist", get(pages::checklist))
         .route("/dashboard/checklist/address", post(pages::check_address))
         .route("/dashboard/checklist/message", post(pages::check_message))
+        .route("/dashboard/readiness", get(pages::readiness))
 }
 
 fn login_page(status: StatusCode, error: Option<&str>) -> Response {

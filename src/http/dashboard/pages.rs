@@ -23,7 +23,7 @@ use serde::Deserialize;
 use super::html::{self, Day, badge, button_form, esc, opt, url};
 use super::{Admin, Posted, error_page, html_response};
 use crate::bounce::reason::Reason;
-use crate::checklist::{CheckReport, address, message};
+use crate::checklist::{CheckReport, address, message, requirements};
 use crate::feedback::verify::Verification;
 use crate::feedback::{BounceReport, ReportKind};
 use crate::http::AppState;
@@ -58,6 +58,11 @@ fn when(t: Timestamp) -> String {
 
 fn pct(n: u64, d: u64) -> String {
     if d == 0 { "—".into() } else { format!("{:.1}%", n as f64 * 100.0 / d as f64) }
+}
+
+/// A complaint rate: two decimals, as the providers' 0.1% and 0.3% need.
+fn complaint_pct(n: u64, d: u64) -> String {
+    if d == 0 { "—".into() } else { format!("{:.2}%", n as f64 * 100.0 / d as f64) }
 }
 
 // ---------------------------------------------------------------- overview
@@ -142,6 +147,10 @@ pub fn render_overview(admin: &Admin, o: &DeliveryOverview, now: Timestamp) -> S
              (<code>login.password_max_age</code>): change it with <code>mailerd user passwd ADDRESS</code>.</p>",
         );
     }
+    // Complaints (ARF reports) against recipients delivered in the chart's period.
+    let since = chart_since(now);
+    let recent: u64 = o.daily.iter().filter(|d| d.state == RecipientState::Delivered).map(|d| d.count).sum();
+    let complaint_note = format!("of delivered, last {CHART_DAYS} days (limit 0.3%)");
     b.push_str("<div class=\"cards\" id=\"cards\">");
     for (id, label, value, note) in [
         ("sent", "Recipients", s.total.to_string(), String::new()),
@@ -151,6 +160,7 @@ pub fn render_overview(admin: &Admin, o: &DeliveryOverview, now: Timestamp) -> S
         ("hard", "Bounced hard", s.hard.to_string(), pct(s.hard, finished)),
         ("soft", "Bounced soft", s.soft.to_string(), pct(s.soft, finished)),
         ("rate", "Deliverability", pct(s.delivered, finished), "of finished recipients".into()),
+        ("complaints", "Complaint rate", complaint_pct(o.complaints, recent), complaint_note),
     ] {
         let _ = write!(
             b,
@@ -160,7 +170,6 @@ pub fn render_overview(admin: &Admin, o: &DeliveryOverview, now: Timestamp) -> S
         );
     }
     b.push_str("</div>");
-    let since = chart_since(now);
     let _ = write!(b, "<h2>Deliverability per day (last {CHART_DAYS} days, UTC)</h2>");
     b.push_str(&html::chart(&days(o, since, now)));
     b.push_str("<h2>Bounces by reason</h2>");
@@ -659,11 +668,91 @@ pub async fn check_message(
     Posted(admin, RawForm { raw }): Posted<RawForm>,
 ) -> Response {
     let config = &state.ctx.config;
-    let mut report = message::check("message", raw.as_bytes(), config.limits.max_message_size);
-    if let Ok(resolver) = crate::checklist::resolver::Resolver::new(&config.dns_nameservers) {
-        report.push(message::check_dkim(raw.as_bytes(), &resolver).await);
-    }
+    let resolver = crate::checklist::resolver::Resolver::new(&config.dns_nameservers).ok();
+    let report = message::check_all("message", raw.as_bytes(), config.limits.max_message_size, resolver.as_ref()).await;
     ok(render_checklist(&admin, "", &raw, Some(&report)))
+}
+
+// ---------------------------------------------------------------- bulk sender readiness
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ReadinessQuery {
+    #[serde(default)]
+    pub domain: String,
+}
+
+/// The providers' rules for `domain`, each with its status, the deciding check's finding and
+/// fix, and the link to the rule; then every check the rules rest on.
+pub fn render_readiness(admin: &Admin, domain: &str, report: &CheckReport) -> String {
+    let mut b = format!(
+        "<h1>Bulk sender readiness</h1><p>What Gmail and Yahoo (since 2024) and Outlook (since 2025) ask of senders, \
+         checked for the sending domain against this mailerd's configuration and DNS.</p>\
+         <form method=\"get\" action=\"/dashboard/readiness\" class=\"box\"><input name=\"domain\" id=\"readiness-domain\" \
+         value=\"{}\" required size=\"30\"> <button>Check domain</button></form>",
+        esc(domain)
+    );
+    let _ = write!(
+        b,
+        "<table id=\"requirements\"><tr><th>Requirement</th><th>Applies to</th><th>Result</th><th>Found</th><th>What to do</th></tr>"
+    );
+    for a in requirements::assess(report) {
+        let r = a.requirement;
+        let (found, fix) = match (&a.deciding, a.met) {
+            (_, requirements::Met::Pass) => (String::new(), String::new()),
+            (Some(c), _) => (c.detail.clone().unwrap_or_default(), c.fix.clone().unwrap_or_default()),
+            (None, _) => (String::new(), String::new()),
+        };
+        let _ = write!(
+            b,
+            "<tr id=\"req-{id}\"><td>{} <a href=\"{}\" rel=\"noreferrer\">(rule)</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(r.rule),
+            esc(r.link),
+            esc(r.audience.as_str()),
+            badge("r", a.met.as_str()),
+            esc(&found),
+            esc(&fix),
+            id = esc(r.id),
+        );
+    }
+    b.push_str("</table><h2>Every check</h2><table id=\"checks\"><tr><th>Check</th><th>Result</th><th>Found</th><th>What to do</th></tr>");
+    for c in &report.checks {
+        let _ = write!(
+            b,
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(c.name),
+            badge("c", c.status.as_str()),
+            esc(c.detail.as_deref().unwrap_or("")),
+            esc(c.fix.as_deref().unwrap_or(""))
+        );
+    }
+    b.push_str("</table>");
+    html::page("Bulk sender readiness", "/dashboard/readiness", session(admin), &b)
+}
+
+/// The domain the page checks first: the DKIM signing domain, else the return-path domain's
+/// organizational domain.
+fn sending_domain(config: &crate::config::Config) -> String {
+    match &config.dkim {
+        Some(d) => d.domain.clone(),
+        None => crate::checklist::domain::organizational(&config.bounce.return_path_domain),
+    }
+}
+
+pub async fn readiness(State(state): State<Arc<AppState>>, admin: Admin, Query(q): Query<ReadinessQuery>) -> Response {
+    let config = &state.ctx.config;
+    let domain = match q.domain.trim() {
+        "" => sending_domain(config),
+        d => d.to_string(),
+    };
+    // A page answers within seconds: a silent name server costs one short timeout per lookup.
+    let quick = std::time::Duration::from_secs(2);
+    let resolver = match crate::checklist::resolver::Resolver::with_timeout(&config.dns_nameservers, quick, 1) {
+        Ok(r) => r,
+        Err(e) => return error_page(StatusCode::SERVICE_UNAVAILABLE, Some(&admin), &format!("DNS: {e}")),
+    };
+    let opts = crate::checklist::domain::DomainOptions::from_config(config, Vec::new());
+    let report = crate::checklist::domain::check(&domain, &opts, &resolver, Some(state.ctx.store.as_ref())).await;
+    ok(render_readiness(&admin, &domain, &report))
 }
 
 #[cfg(test)]
@@ -688,6 +777,7 @@ mod tests {
             ],
             daily: vec![DailyCount { day: Timestamp(40 * DAY_MS), state: RecipientState::Delivered, count: 90 }],
             failing_domains: vec![DomainFailures { domain: "<evil>.test".into(), failed: 8, deferred: 3 }],
+            complaints: 3,
         };
         let s = summarize(&o);
         assert_eq!((s.total, s.delivered, s.deferred, s.hard, s.soft), (103, 90, 3, 6, 4));
@@ -695,6 +785,7 @@ mod tests {
         assert!(page.contains("&lt;evil&gt;.test") && !page.contains("<evil>"));
         assert!(page.contains("userunknown") && page.contains(Reason::UserUnknown.info().advice));
         assert!(page.contains("90.0%"), "deliverability 90/100");
+        assert!(page.contains("<b>3.33%</b>"), "3 complaints of 90 delivered: {page}");
         assert!(!page.contains("password-due"));
         let due = Admin { password_due: true, ..admin() };
         assert!(render_overview(&due, &o, now).contains("id=\"password-due\""));

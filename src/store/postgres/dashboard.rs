@@ -21,6 +21,8 @@ const DAILY: &str = "
 SELECT updated_at / 86400000, state, count(*) FROM recipients
 WHERE transport <> 'feedback' AND state IN ('delivered', 'bounced', 'expired') AND updated_at >= $1
 GROUP BY 1, 2 ORDER BY 1, 2";
+/// From the partial index of schema v20.
+const COMPLAINTS: &str = "SELECT count(*) FROM events WHERE kind = 'complained' AND at >= $1";
 const FAILING_DOMAINS: &str = "
 SELECT lower(substr(address, strpos(address, '@') + 1)) AS domain,
        count(*) FILTER (WHERE state <> 'deferred') AS failed, count(*) FILTER (WHERE state = 'deferred') AS deferred
@@ -59,6 +61,9 @@ pub(super) async fn delivery_overview(
             deferred: r.try_get::<_, i64>(2)?.max(0) as u64,
         });
     }
+    let stmt = c.stmt(COMPLAINTS).await?;
+    let complaints: i64 = c.client.query_one(&stmt, &[&since.millis()]).await?.try_get(0)?;
+    overview.complaints = complaints.max(0) as u64;
     Ok(overview)
 }
 

@@ -57,6 +57,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (12, include_str!("schema_v12.sql")),
     (13, include_str!("schema_v13.sql")),
     (14, include_str!("schema_v14.sql")),
+    (20, include_str!("schema_v20.sql")),
 ];
 
 pub struct PgStore {

@@ -27,7 +27,7 @@ use crate::smtp::address::Domain;
 use crate::store::EventKind;
 use crate::time::Timestamp;
 
-const SCHEMA_VERSION: i32 = 12;
+const SCHEMA_VERSION: i32 = 18;
 /// Upper bound of requests folded into one transaction.
 const MAX_BATCH: usize = 512;
 
@@ -143,6 +143,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     if version < 12 {
         tx.execute_batch(include_str!("schema_v12.sql"))?;
+    }
+    if version < 18 {
+        tx.execute_batch(include_str!("schema_v18.sql"))?;
     }
     if version > SCHEMA_VERSION {
         return Err(StoreError::Corrupt(format!(

@@ -551,7 +551,11 @@ pub(super) fn delivery_overview(
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(crate::store::DeliveryOverview { by_state_status, daily, failing_domains })
+    // From the partial index of schema v18.
+    let complaints: i64 = c
+        .prepare_cached("SELECT count(*) FROM events WHERE kind = 'complained' AND at >= ?1")?
+        .query_row([since.millis()], |r| r.get(0))?;
+    Ok(crate::store::DeliveryOverview { by_state_status, daily, failing_domains, complaints: complaints.max(0) as u64 })
 }
 
 pub(super) fn queue_search(
