@@ -1,5 +1,6 @@
 //! Account protection: a hard-bounce-rate and a complaint-rate breaker per sending account (an
-//! SMTP login or an API key). Relayed recipients count when accepted; hard bounces (the reason
+//! SMTP login or an API key), and a complaint-rate breaker per sender domain (`domain:NAME`,
+//! the envelope sender's domain, whoever sends from it). Relayed recipients count when accepted; hard bounces (the reason
 //! table's verdict) and complaints (ARF reports, `feedback::reports`) count when they happen.
 //! When, over the sliding window, the hard-bounce rate exceeds `hard_bounce_threshold` after at
 //! least `min_messages` recipients, or the complaint rate exceeds `complaint_threshold` (0.3%,
@@ -111,6 +112,12 @@ pub struct Breaker {
     windows: Mutex<HashMap<String, Window>>,
 }
 
+/// The breaker's key of a sender domain (the envelope sender's): its complaint rate has a
+/// window of its own, whoever sends, and a pause under this key stops mail from the domain.
+pub fn domain_account(domain: &str) -> String {
+    format!("domain:{}", domain.to_ascii_lowercase())
+}
+
 /// The account of an `Origin::auth_user`: `apikey:ID` for the API, `user:ADDRESS` for SMTP.
 pub fn account_of(auth_user: &str) -> String {
     match auth_user.strip_prefix("apikey:") {
@@ -165,17 +172,40 @@ impl Breaker {
         self.record(account, Counts { complaints: n, ..Counts::default() }, now)
     }
 
-    /// A complaint about `message`, sent by `auth_user` (None: not an account); Some with the
-    /// pause to store when it trips the breaker.
-    pub fn complained(&self, auth_user: Option<&str>, message: &MessageId, now: Timestamp) -> Option<AccountPause> {
-        let account = account_of(auth_user?);
-        let trip = self.complaints(&account, 1, now)?;
-        Some(AccountPause {
-            account,
-            detail: trip.describe(&self.config),
-            message_id: Some(message.0.clone()),
-            paused_at: String::new(),
+    /// Recipients sent by `auth_user` (None: not an account) from `sender_domain` (None: the
+    /// null sender): counted in the account's window and in the sender domain's.
+    pub fn sent_by(&self, auth_user: Option<&str>, sender_domain: Option<&str>, n: u64, now: Timestamp) {
+        if n == 0 {
+            return;
+        }
+        if let Some(user) = auth_user {
+            self.sent(&account_of(user), n, now);
+        }
+        if let Some(domain) = sender_domain {
+            self.sent(&domain_account(domain), n, now);
+        }
+    }
+
+    /// A complaint about `message`, sent by `auth_user` (None: not an account) from
+    /// `sender_domain`: counted against both; the pauses to store for those it trips.
+    pub fn complained(
+        &self,
+        auth_user: Option<&str>,
+        sender_domain: Option<&str>,
+        message: &MessageId,
+        now: Timestamp,
+    ) -> Vec<AccountPause> {
+        let keys = auth_user.map(account_of).into_iter().chain(sender_domain.map(domain_account));
+        keys.filter_map(|account| {
+            let trip = self.complaints(&account, 1, now)?;
+            Some(AccountPause {
+                account,
+                detail: trip.describe(&self.config),
+                message_id: Some(message.0.clone()),
+                paused_at: String::new(),
+            })
         })
+        .collect()
     }
 
     /// `n` hard bounces of `message`, sent by `auth_user` (None: not an account); Some with
@@ -317,13 +347,14 @@ mod tests {
         let m = MessageId("M9".into());
         b.sent("user:news@x.test", 999, t);
         for _ in 0..5 {
-            assert!(b.complained(Some("news@x.test"), &m, t).is_none(), "under 1,000 recipients nothing counts");
+            assert!(b.complained(Some("news@x.test"), None, &m, t).is_empty(), "under 1,000 recipients nothing counts");
         }
         b.sent("user:news@x.test", 1, t);
         // 5 of 1,000 is 0.5%: the next complaint is the first counted over the minimum volume.
-        let pause = b.complained(Some("news@x.test"), &m, t).expect("6 of 1,000 > 0.3%");
+        let pauses = b.complained(Some("news@x.test"), None, &m, t);
+        assert_eq!(pauses.len(), 1, "6 of 1,000 > 0.3%");
         assert_eq!(
-            pause.detail,
+            pauses[0].detail,
             "complaint rate 0.6% (6 of 1000 recipients in the last 24 h) over account.complaint_threshold 0.3%"
         );
         // At the threshold exactly, and below it, the account keeps sending.
@@ -335,6 +366,28 @@ mod tests {
         // Complaints do not count toward the hard-bounce rate, nor the reverse.
         b.sent("user:a@x.test", 100, t);
         assert!(b.complaints("user:a@x.test", 9, t).is_none() && b.hard_bounces("user:a@x.test", 9, t).is_none());
+    }
+
+    #[test]
+    fn a_sender_domain_has_a_complaint_window_of_its_own() {
+        let b = breaker();
+        let t = Timestamp(1_800_000_000_000);
+        let m = MessageId("M7".into());
+        // Two logins and the unauthenticated relay send 1,000 recipients from one domain.
+        b.sent_by(Some("a@News.test"), Some("News.test"), 400, t);
+        b.sent_by(Some("b@news.test"), Some("news.test"), 400, t);
+        b.sent_by(None, Some("news.test"), 200, t);
+        for i in 0..3 {
+            let logins = [Some("a@news.test"), Some("b@news.test"), None];
+            assert!(b.complained(logins[i % 3], Some("news.test"), &m, t).is_empty(), "complaint {}", i + 1);
+        }
+        // The 4th of 1,000 is over 0.3% for the domain; neither login (400 each, under the
+        // minimum volume) trips.
+        let pauses = b.complained(Some("a@news.test"), Some("NEWS.test"), &m, t);
+        assert_eq!(pauses.iter().map(|p| p.account.as_str()).collect::<Vec<_>>(), ["domain:news.test"]);
+        assert!(pauses[0].detail.starts_with("complaint rate 0.4% (4 of 1000 recipients"), "{}", pauses[0].detail);
+        // Nothing sent by no one counts nothing.
+        b.sent_by(None, None, 5, t);
     }
 
     fn config(threshold: f64, min_messages: u64, window: u64) -> BreakerConfig {

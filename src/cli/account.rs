@@ -1,5 +1,6 @@
 //! `mailerd account list [--json]` and `mailerd account resume ACCOUNT`: the sending accounts
-//! (SMTP logins `user:ADDRESS`, API keys `apikey:ID`) the hard-bounce breaker paused.
+//! (SMTP logins `user:ADDRESS`, API keys `apikey:ID`) and sender domains (`domain:NAME`) the
+//! hard-bounce and complaint-rate breakers paused.
 //!
 //! Must not: change the breaker's thresholds (that is `[account]` in the configuration).
 

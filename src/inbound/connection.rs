@@ -665,10 +665,9 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
     };
     match accept::accept(ctx.store.as_ref(), &ctx.queue_wakeup, ctx.dkim.as_deref(), incoming).await {
         Ok(id) => {
-            if let Some(user) = &session.auth_user {
-                let account = crate::bounce::breaker::account_of(user);
-                ctx.breaker.sent(&account, remote as u64, Timestamp::now());
-            }
+            let sender = crate::store::path_domain(&tx.from);
+            let sender = sender.as_ref().map(|d| d.as_str());
+            ctx.breaker.sent_by(session.auth_user.as_deref(), sender, remote as u64, Timestamp::now());
             conn.reply(&replies::queued(&id.0));
         }
         Err(e) => {

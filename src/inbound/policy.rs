@@ -295,11 +295,13 @@ pub async fn check_rcpt(
             let detail = format!("relay to {} from {ip}", rcpt.domain());
             return Err(refuse(Reason::RelayDenied { rcpt: shown }, detail));
         }
-        if let Some(account) = submitter.account()
-            && let Ok(Some(p)) = ctx.store.account_pause(&account).await
-        {
-            let detail = format!("{account} paused");
-            return Err(refuse(Reason::AccountPaused { account, why: p.detail }, detail));
+        // The sending account, and the sender domain (the complaint breaker's own window).
+        let sender_domain = crate::store::path_domain(from).map(|d| crate::bounce::breaker::domain_account(d.as_str()));
+        for account in submitter.account().into_iter().chain(sender_domain) {
+            if let Ok(Some(p)) = ctx.store.account_pause(&account).await {
+                let detail = format!("{account} paused");
+                return Err(refuse(Reason::AccountPaused { account, why: p.detail }, detail));
+            }
         }
         let entry = if ctx.config.bounce.enforce_suppression {
             let sender = crate::store::path_domain(from);

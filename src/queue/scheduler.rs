@@ -441,8 +441,10 @@ impl Scheduler {
     ) -> DeliveryOutcome {
         info!(queue_id = %message, to = %address, feedback_type = feedback_type.as_str(), changed, "complained");
         if changed && let Ok(Some(detail)) = self.store.message_detail(message).await {
-            let pause = self.breaker.complained(detail.origin.auth_user.as_deref(), message, Timestamp::now());
-            if let Some(pause) = pause {
+            let sender = crate::store::sender_domain(&detail.entry.reverse_path);
+            let sender = sender.as_ref().map(|d| d.as_str());
+            let pauses = self.breaker.complained(detail.origin.auth_user.as_deref(), sender, message, Timestamp::now());
+            for pause in pauses {
                 warn!(account = %pause.account, queue_id = %message, "sending paused: {}", pause.detail);
                 if let Err(e) = self.store.pause_account(pause).await {
                     warn!(error = %e, "pausing the account failed");

@@ -42,7 +42,7 @@ use super::idempotency;
 use crate::accept::{self, Incoming};
 use crate::inbound::policy::{self, Reason, Submitter};
 use crate::inbound::{checks, session::AcceptedRcpt};
-use crate::smtp::address::{Mailbox, ReversePath};
+use crate::smtp::address::{Domain, Mailbox, ReversePath};
 use crate::smtp::command::{ForwardPath, MailParams, RcptParams};
 use crate::store::{ApiKey, MessageId, Origin, StoreError, Transport, Via};
 use crate::time::Timestamp;
@@ -253,6 +253,8 @@ pub(super) async fn commit(
     remote: &[u64],
 ) -> Result<(), Problem> {
     let now = Timestamp::now();
+    // (A sender domain the complaint breaker paused was refused per recipient by the policy.)
+    let senders: Vec<Option<Domain>> = incoming.iter().map(|i| crate::store::path_domain(&i.from)).collect();
     let stored = match <[Incoming; 1]>::try_from(incoming) {
         Ok([one]) => accept::accept(ctx.store.as_ref(), &ctx.queue_wakeup, ctx.dkim.as_deref(), one).await.map(drop),
         Err(many) => {
@@ -264,10 +266,21 @@ pub(super) async fn commit(
         Err(StoreError::IdempotencyKeyTaken) => return Err(idempotency::key_taken()),
         Err(e) => return Err(e.into()),
     }
-    if let Some(account) = submitter.account() {
+    let user = submitter.account();
+    for (domain, n) in senders.iter().zip(remote) {
+        ctx.breaker.sent_by(None, domain.as_ref().map(|d| d.as_str()), *n, now);
+    }
+    if let Some(account) = user {
         ctx.breaker.sent(&account, remote.iter().sum(), now);
     }
     Ok(())
+}
+
+/// The 403 of a paused account or sender domain, with how to resume it.
+fn paused(detail: String) -> Problem {
+    let mut problem = Problem::forbidden("from", detail);
+    problem.kind = "account-paused";
+    problem.with(json!({ "resume": "mailerd account resume " }))
 }
 
 /// The client address the API's messages are recorded with.
@@ -302,9 +315,7 @@ pub(super) fn in_scope(
 pub(super) async fn not_paused(ctx: &crate::inbound::Context, key: &ApiKey) -> Result<(), Problem> {
     let account = format!("apikey:{}", key.id);
     if let Ok(Some(p)) = ctx.store.account_pause(&account).await {
-        let mut problem = Problem::forbidden("from", format!("sending is paused for this key: {}", p.detail));
-        problem.kind = "account-paused";
-        return Err(problem.with(json!({ "resume": "mailerd account resume " })));
+        return Err(paused(format!("sending is paused for this key: {}", p.detail)));
     }
     Ok(())
 }
