@@ -23,6 +23,7 @@ mod delivery;
 mod dkim;
 mod dovecot;
 mod dsn_golden;
+mod examples;
 mod feedback_corpus;
 mod feedback_fuzz;
 mod feedback_loop;
