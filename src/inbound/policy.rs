@@ -297,11 +297,10 @@ pub async fn check_rcpt(
         }
         // The sending account, and the sender domain (the complaint breaker's own window).
         let sender_domain = crate::store::path_domain(from).map(|d| crate::bounce::breaker::domain_account(d.as_str()));
-        for account in submitter.account().into_iter().chain(sender_domain) {
-            if let Ok(Some(p)) = ctx.store.account_pause(&account).await {
-                let detail = format!("{account} paused");
-                return Err(refuse(Reason::AccountPaused { account, why: p.detail }, detail));
-            }
+        let accounts: Vec<String> = submitter.account().into_iter().chain(sender_domain).collect();
+        if let Ok(Some(p)) = ctx.store.first_pause(accounts).await {
+            let detail = format!("{} paused", p.account);
+            return Err(refuse(Reason::AccountPaused { account: p.account, why: p.detail }, detail));
         }
         let entry = if ctx.config.bounce.enforce_suppression {
             let sender = crate::store::path_domain(from);

@@ -1232,6 +1232,10 @@ pub trait Store: Send + Sync {
 
     async fn account_pause(&self, account: &str) -> Result<Option<AccountPause>, StoreError>;
 
+    /// The pause of the first of `accounts` that is paused (a login and its sender domain at
+    /// RCPT): backends answer it in one read.
+    async fn first_pause(&self, accounts: Vec<String>) -> Result<Option<AccountPause>, StoreError>;
+
     /// Lifts a pause; returns whether there was one.
     async fn resume_account(&self, account: &str) -> Result<bool, StoreError>;
 

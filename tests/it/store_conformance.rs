@@ -1097,6 +1097,11 @@ async fn api_keys_cursors_pauses_and_event_stream(s: Arc<dyn Store>) {
     assert!(!s.pause_account(pause).await.unwrap(), "paused already");
     assert_eq!(s.account_pause("user:app@example.com").await.unwrap().expect("paused").detail, "12% hard bounces");
     assert_eq!(s.paused_accounts().await.unwrap().len(), 1);
+    let keys = |k: &[&str]| k.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let first = s.first_pause(keys(&["domain:example.com", "user:app@example.com"])).await.unwrap();
+    assert_eq!(first.map(|p| p.account), Some("user:app@example.com".to_string()), "the one paused");
+    assert!(s.first_pause(keys(&["domain:example.com", "user:other@example.com"])).await.unwrap().is_none());
+    assert!(s.first_pause(Vec::new()).await.unwrap().is_none());
 
     let all = settled_events(&*s, None, 3).await;
     let kinds: Vec<_> = all.iter().map(|e| e.kind.as_str()).collect();

@@ -387,6 +387,18 @@ impl Store for PgStore {
         self.with(async |c| reads::paused(c, Some(account)).await).await.map(|v| v.into_iter().next())
     }
 
+    async fn first_pause(&self, accounts: Vec<String>) -> Result<Option<AccountPause>, StoreError> {
+        self.with(async |c| {
+            for account in &accounts {
+                if let Some(p) = reads::paused(c, Some(account)).await?.into_iter().next() {
+                    return Ok(Some(p));
+                }
+            }
+            Ok(None)
+        })
+        .await
+    }
+
     async fn resume_account(&self, account: &str) -> Result<bool, StoreError> {
         self.with(async |c| writes::resume_account(c, account).await).await
     }

@@ -445,6 +445,18 @@ impl Store for SqliteStore {
         self.read(move |c| Ok(reads::paused(c, Some(&account))?.into_iter().next())).await
     }
 
+    async fn first_pause(&self, accounts: Vec<String>) -> Result<Option<super::AccountPause>, StoreError> {
+        self.read(move |c| {
+            for account in &accounts {
+                if let Some(p) = reads::paused(c, Some(account))?.into_iter().next() {
+                    return Ok(Some(p));
+                }
+            }
+            Ok(None)
+        })
+        .await
+    }
+
     async fn resume_account(&self, account: &str) -> Result<bool, StoreError> {
         self.simple(Simple::Resume(account.to_string())).await.map(|n| n > 0)
     }
