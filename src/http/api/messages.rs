@@ -253,7 +253,8 @@ pub(super) async fn commit(
     remote: &[u64],
 ) -> Result<(), Problem> {
     let now = Timestamp::now();
-    // (A sender domain the complaint breaker paused was refused per recipient by the policy.)
+    // Each message's sender domain, for its complaint window (a paused domain's recipients were
+    // refused by the policy already).
     let senders: Vec<Option<Domain>> = incoming.iter().map(|i| crate::store::path_domain(&i.from)).collect();
     let stored = match <[Incoming; 1]>::try_from(incoming) {
         Ok([one]) => accept::accept(ctx.store.as_ref(), &ctx.queue_wakeup, ctx.dkim.as_deref(), one).await.map(drop),
@@ -266,11 +267,10 @@ pub(super) async fn commit(
         Err(StoreError::IdempotencyKeyTaken) => return Err(idempotency::key_taken()),
         Err(e) => return Err(e.into()),
     }
-    let user = submitter.account();
     for (domain, n) in senders.iter().zip(remote) {
         ctx.breaker.sent_by(None, domain.as_ref().map(|d| d.as_str()), *n, now);
     }
-    if let Some(account) = user {
+    if let Some(account) = submitter.account() {
         ctx.breaker.sent(&account, remote.iter().sum(), now);
     }
     Ok(())
