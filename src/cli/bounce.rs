@@ -86,7 +86,8 @@ pub async fn train(
         );
         let learned = store.learn(sample, limits).await?;
         let written = if json {
-            let line = serde_json::json!({"file": file, "label": label.as_str(), "learned": learned.as_str(), "tokens": n});
+            let line =
+                serde_json::json!({"file": file, "label": label.as_str(), "learned": learned.as_str(), "tokens": n});
             writeln!(out, "{line}")
         } else {
             writeln!(out, "{file}: {} as {label} ({n} tokens)", learned.as_str())

@@ -133,7 +133,9 @@ async fn learn_from(store: &dyn Store, settings: &super::learn::Settings, claim:
     sample.bounce = Some(claim.message.clone());
     sample.original = v.original.clone().map(MessageId);
     match store.learn(sample, settings.limits).await {
-        Ok(done) => debug!(queue_id = %claim.message, label = ?label.map(|l| l.as_str()), learned = done.as_str(), "learned"),
+        Ok(done) => {
+            debug!(queue_id = %claim.message, label = ?label.map(|l| l.as_str()), learned = done.as_str(), "learned")
+        }
         Err(e) => warn!(queue_id = %claim.message, error = %e, "the learned filter could not store a bounce"),
     }
 }

@@ -185,15 +185,7 @@ fn words(text: &str) -> Vec<String> {
 
 /// The sample of a raw message for the store.
 pub fn sample(raw: &[u8], tokens: Vec<String>, label: Option<Label>, source: TrainSource, at: Timestamp) -> Sample {
-    Sample {
-        digest: hex(&Sha256::digest(raw)),
-        bounce: None,
-        original: None,
-        tokens,
-        label,
-        source,
-        at,
-    }
+    Sample { digest: hex(&Sha256::digest(raw)), bounce: None, original: None, tokens, label, source, at }
 }
 
 fn hex(bytes: &[u8]) -> String {

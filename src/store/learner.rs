@@ -170,7 +170,11 @@ pub fn step(stored: Option<(Option<Label>, TrainSource)>, label: Option<Label>, 
 }
 
 /// The label and source a stored sample keeps after `step`.
-pub fn kept(stored: Option<(Option<Label>, TrainSource)>, s: &Step, source: TrainSource) -> (Option<Label>, TrainSource) {
+pub fn kept(
+    stored: Option<(Option<Label>, TrainSource)>,
+    s: &Step,
+    source: TrainSource,
+) -> (Option<Label>, TrainSource) {
     match (s.train, stored) {
         (Some(l), _) => (Some(l), source),
         (None, Some(st)) => st,
@@ -193,7 +197,10 @@ mod tests {
         use Label::*;
         use TrainSource::*;
         assert_eq!(step(None, None, Auto).outcome, Learned::Recorded);
-        assert_eq!(step(None, Some(Forged), Auto), Step { untrain: None, train: Some(Forged), outcome: Learned::Trained });
+        assert_eq!(
+            step(None, Some(Forged), Auto),
+            Step { untrain: None, train: Some(Forged), outcome: Learned::Trained }
+        );
         assert_eq!(step(Some((Some(Forged), Auto)), Some(Forged), Operator).outcome, Learned::Unchanged);
         assert_eq!(
             step(Some((Some(Forged), Auto)), Some(Genuine), Operator),

@@ -16,7 +16,7 @@ use mailerd::feedback::evidence::{Envelope, Verifier};
 use mailerd::feedback::learn::{self, Settings};
 use mailerd::feedback::verify::{Verdict, inspect};
 use mailerd::smtp::address::Domain;
-use mailerd::store::learner::{Label, LearnerLimits, Learned, TrainSource};
+use mailerd::store::learner::{Label, Learned, LearnerLimits, TrainSource};
 use mailerd::store::sqlite::SqliteStore;
 use mailerd::store::{MessageId, Scope, Store};
 use mailerd::time::Timestamp;
@@ -93,13 +93,16 @@ async fn train(store: &dyn Store, raw: &[u8], label: Label) -> Learned {
     store.learn(sample, LearnerLimits::default()).await.unwrap()
 }
 
+/// Three counts: (genuine, forged, unknown) or (correct, wrong, still unknown).
+type Three = (usize, usize, usize);
+
 /// What became of the test part's messages.
 #[derive(Default, Debug)]
 struct Figures {
-    /// Per label: deterministic genuine, forged, unknown.
-    det: [(usize, usize, usize); 2],
+    /// Per label (genuine, forged): deterministic genuine, forged, unknown.
+    det: [Three; 2],
     /// Of the unknowns per label, at each threshold: correct, wrong, still unknown.
-    learned: Vec<(f64, [(usize, usize, usize); 2])>,
+    learned: Vec<(f64, [Three; 2])>,
 }
 
 const SWEEP: &[f64] = &[0.9, 0.95, 0.99, 0.999];
@@ -127,10 +130,18 @@ async fn measure(items: &[Item], train_part: bool) -> Figures {
                     let c = &mut counts[li];
                     match p {
                         Some(p) if p >= *t => {
-                            if it.label == Label::Forged { c.0 += 1 } else { c.1 += 1 }
+                            if it.label == Label::Forged {
+                                c.0 += 1
+                            } else {
+                                c.1 += 1
+                            }
                         }
                         Some(p) if p <= 1.0 - *t => {
-                            if it.label == Label::Genuine { c.0 += 1 } else { c.1 += 1 }
+                            if it.label == Label::Genuine {
+                                c.0 += 1
+                            } else {
+                                c.1 += 1
+                            }
                         }
                         _ => c.2 += 1,
                     }
@@ -263,7 +274,8 @@ async fn the_learner_never_overrides_a_deterministic_verdict() {
     assert_eq!(j["verdict"], "likely_forged");
     assert!(j["learner"]["probability_forged"].as_f64().unwrap() >= THRESHOLD, "{j}");
     // Ordinary mail is not a bounce: never judged by the filter.
-    let got = v.verify(&store, b"From: a@b.test\r\nSubject: lunch\r\n\r\nnoon?\r\n", &Envelope::default()).await.unwrap();
+    let got =
+        v.verify(&store, b"From: a@b.test\r\nSubject: lunch\r\n\r\nnoon?\r\n", &Envelope::default()).await.unwrap();
     assert_eq!(got.verdict, Verdict::Unknown);
 }
 
@@ -276,12 +288,7 @@ async fn start(dir: &std::path::Path, sections: &str) -> (mailerd::daemon::Handl
 fn cli(toml: &str, dir: &std::path::Path, args: &[&str]) -> std::process::Output {
     let config = dir.join("cli.toml");
     std::fs::write(&config, toml).unwrap();
-    std::process::Command::new(env!("CARGO_BIN_EXE_mailerd"))
-        .arg("--config")
-        .arg(&config)
-        .args(args)
-        .output()
-        .unwrap()
+    std::process::Command::new(env!("CARGO_BIN_EXE_mailerd")).arg("--config").arg(&config).args(args).output().unwrap()
 }
 
 /// `mailerd bounce train` teaches the daemon's model (the store), which the API's verification

@@ -157,8 +157,9 @@ async fn login_session_cookie_and_csrf() {
 
     // The bounce explorer's buttons teach the learned filter (with the session's CSRF token).
     let phish = "From: MAILER-DAEMON@mx.dest.test\r\nSubject: Undelivered Mail\r\n\r\nYour mailbox is full, upgrade at https://x.example/\r\n";
-    let r = call(http, "POST", "/dashboard/bounces/train", Some(&session), Some(&[("raw", phish), ("label", "forged")]))
-        .await;
+    let r =
+        call(http, "POST", "/dashboard/bounces/train", Some(&session), Some(&[("raw", phish), ("label", "forged")]))
+            .await;
     assert_eq!(r.status, 403, "no CSRF token: {}", r.text);
     let train = |label: &'static str| {
         let (session, token) = (session.clone(), token.clone());

@@ -1576,7 +1576,7 @@ async fn postgres_upgrade_to_scopes() {
 /// bounce id and labelled later; the model keeps to its token cap (the least useful tokens go)
 /// and its sample cap (the oldest go).
 async fn the_learned_filter_trains_relabels_and_stays_within_its_bounds(s: Arc<dyn Store>) {
-    use mailerd::store::learner::{Label, LearnerLimits, Learned, Sample, TrainSource};
+    use mailerd::store::learner::{Label, Learned, LearnerLimits, Sample, TrainSource};
     let limits = LearnerLimits { max_tokens: 1_000, max_samples: 10 };
     let sample = |digest: &str, tokens: &[&str], label: Option<Label>, source: TrainSource, at: i64| Sample {
         digest: digest.into(),
@@ -1606,7 +1606,10 @@ async fn the_learned_filter_trains_relabels_and_stays_within_its_bounds(s: Arc<d
     // Recorded without a label, found by its bounce id, labelled later.
     assert_eq!(learn(sample("b", &["verify", "quota"], None, TrainSource::Auto, T0 + 1)).await, Learned::Recorded);
     let got = s.learner_sample(&MessageId("B-b".into())).await.unwrap().expect("sample of B-b");
-    assert_eq!((got.digest.as_str(), got.label, got.tokens.clone()), ("b", None, vec!["quota".into(), "verify".into()]));
+    assert_eq!(
+        (got.digest.as_str(), got.label, got.tokens.clone()),
+        ("b", None, vec!["quota".into(), "verify".into()])
+    );
     assert!(s.learner_sample(&MessageId("B-none".into())).await.unwrap().is_none());
     let mut labelled = got.clone();
     labelled.label = Some(Label::Forged);

@@ -646,7 +646,8 @@ pub async fn bounce_train(
     match state.ctx.store.learn(sample, limits).await {
         Ok(learned) => {
             tracing::info!(user = %admin.user, label = label.as_str(), learned = learned.as_str(), "dashboard: bounce trained");
-            let text = format!("Taught the learned filter that the message is {label}: {} ({n} tokens).", learned.as_str());
+            let text =
+                format!("Taught the learned filter that the message is {label}: {} ({n} tokens).", learned.as_str());
             done(&admin, "Bounce explorer", &text, "/dashboard/bounces")
         }
         Err(e) => store_error(&admin, e),

@@ -6,7 +6,7 @@
 
 use super::pool::Conn;
 use crate::store::learner::{
-    Label, LearnerLimits, Learned, Model, Sample, TokenCount, TrainSource, kept, step, to_prune,
+    Label, Learned, LearnerLimits, Model, Sample, TokenCount, TrainSource, kept, step, to_prune,
 };
 use crate::store::{MessageId, StoreError};
 use crate::time::Timestamp;
@@ -96,9 +96,8 @@ pub(super) async fn learn(c: &mut Conn, s: &Sample, limits: &LearnerLimits) -> R
 }
 
 pub(super) async fn sample(c: &mut Conn, bounce: &MessageId) -> Result<Option<Sample>, StoreError> {
-    let stmt = c
-        .stmt("SELECT digest, original, label, source, tokens, at FROM learner_samples WHERE bounce_id = $1")
-        .await?;
+    let stmt =
+        c.stmt("SELECT digest, original, label, source, tokens, at FROM learner_samples WHERE bounce_id = $1").await?;
     let Some(r) = c.client.query_opt(&stmt, &[&bounce.0]).await? else { return Ok(None) };
     Ok(Some(Sample {
         digest: r.try_get(0)?,
@@ -114,8 +113,7 @@ pub(super) async fn sample(c: &mut Conn, bounce: &MessageId) -> Result<Option<Sa
 pub(super) async fn model(c: &mut Conn, tokens: &[String]) -> Result<Model, StoreError> {
     let totals = c.stmt("SELECT label, messages FROM learner_totals").await?;
     let size = c.stmt(SIZE).await?;
-    let counts =
-        c.stmt("SELECT token, forged, genuine FROM learner_tokens WHERE token = ANY($1::text[])").await?;
+    let counts = c.stmt("SELECT token, forged, genuine FROM learner_tokens WHERE token = ANY($1::text[])").await?;
     let mut m = Model::default();
     for r in c.client.query(&totals, &[]).await? {
         let n: i64 = r.try_get(1)?;

@@ -6,7 +6,7 @@
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::store::learner::{
-    Label, LearnerLimits, Learned, Model, Sample, TokenCount, TrainSource, kept, step, to_prune,
+    Label, Learned, LearnerLimits, Model, Sample, TokenCount, TrainSource, kept, step, to_prune,
 };
 use crate::store::{MessageId, StoreError};
 use crate::time::Timestamp;
@@ -68,7 +68,12 @@ pub(super) fn learn(tx: &Transaction<'_>, s: &Sample, limits: &LearnerLimits) ->
         tx.prepare_cached(
             "UPDATE learner_samples SET label = ?2, source = ?3, original = coalesce(original, ?4) WHERE digest = ?1",
         )?
-        .execute(params![s.digest, label.map(Label::as_str), source.as_str(), s.original.as_ref().map(|o| &o.0)])?;
+        .execute(params![
+            s.digest,
+            label.map(Label::as_str),
+            source.as_str(),
+            s.original.as_ref().map(|o| &o.0)
+        ])?;
     }
     prune(tx, limits)?;
     Ok(st.outcome)
@@ -122,9 +127,7 @@ fn prune(tx: &Transaction<'_>, limits: &LearnerLimits) -> Result<(), StoreError>
 
 pub(super) fn sample(c: &Connection, bounce: &MessageId) -> Result<Option<Sample>, StoreError> {
     let row = c
-        .prepare_cached(
-            "SELECT digest, original, label, source, tokens, at FROM learner_samples WHERE bounce_id = ?1",
-        )?
+        .prepare_cached("SELECT digest, original, label, source, tokens, at FROM learner_samples WHERE bounce_id = ?1")?
         .query_row([&bounce.0], |r| {
             Ok((
                 r.get::<_, String>(0)?,

@@ -56,7 +56,11 @@ enum Write {
     /// Small one-statement writes: suppression, release, retry, delete.
     Simple(Simple, oneshot::Sender<Result<usize, StoreError>>),
     /// One sample of the learning filter, and the model's bounds.
-    Learn(Box<learner_types::Sample>, learner_types::LearnerLimits, oneshot::Sender<Result<learner_types::Learned, StoreError>>),
+    Learn(
+        Box<learner_types::Sample>,
+        learner_types::LearnerLimits,
+        oneshot::Sender<Result<learner_types::Learned, StoreError>>,
+    ),
 }
 
 enum Simple {

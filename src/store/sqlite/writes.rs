@@ -9,11 +9,11 @@ use rusqlite::{Connection, Transaction, params};
 use tokio::sync::oneshot;
 
 use super::{Simple, Write};
+use crate::store::learner::Learned;
 use crate::store::{
     Attempt, Claim, Destination, EventKind, IdempotencyRecord, MessageId, NewMessage, RecipientId, RecipientState,
     ReportMark, Selection, StoreError, Transport, codec,
 };
-use crate::store::learner::Learned;
 use crate::time::Timestamp;
 
 /// A computed result waiting for the batch's COMMIT before it is sent.
