@@ -148,3 +148,28 @@ impl Bounce {
         ])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn the_learner_is_on_by_default_and_its_keys_are_checked() {
+        let c = Config::from_toml("").unwrap();
+        let l = c.bounce.learner.expect("on by default");
+        assert_eq!((l.threshold, l.min_trained, l.max_tokens), (0.99, 10, 100_000));
+        let c = Config::from_toml("[bounce]\nlearner = false").unwrap();
+        assert!(c.bounce.learner.is_none());
+        let c = Config::from_toml("[bounce]\nlearner_threshold = 0.995\nlearner_max_tokens = 5000").unwrap();
+        assert_eq!(c.bounce.learner.map(|l| (l.threshold, l.max_tokens)), Some((0.995, 5000)));
+        for (text, key) in [
+            ("[bounce]\nlearner_threshold = 1.0", "bounce.learner_threshold"),
+            ("[bounce]\nlearner_threshold = 0.5", "bounce.learner_threshold"),
+            ("[bounce]\nlearner_threshold = nan", "bounce.learner_threshold"),
+            ("[bounce]\nlearner_max_tokens = 10", "bounce.learner_max_tokens"),
+        ] {
+            let e = Config::from_toml(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+    }
+}
