@@ -1,6 +1,7 @@
 //! Forged mailer-daemon detection: weighs what a bounce shows about itself ([`inspect`]) and
 //! what the store, our keys and DNS say about it ([`Facts`], gathered by `feedback::evidence`)
-//! into a verdict — `genuine`, `forged` or `unknown` — with every piece of evidence.
+//! into a verdict — `genuine`, `forged` or `unknown` — with every piece of evidence (the learned
+//! filter, `learn`, may then turn `unknown` into `likely_forged` / `likely_genuine`).
 //!
 //! The checks (issue 4): (a) our signed return-path token, (b) the quoted Message-ID in our sent
 //! log, (c) the failed recipients among that message's recipients, (d) links, odd attachments and
