@@ -3,6 +3,7 @@
 //!
 //! JSON Lines as in DESIGN §3, or aligned lines for people.
 //! Exit code 0 when every file was read (verify: 1 when one is forged), 2 when one could not be.
+//! `mailerd bounce train forged|genuine FILE...` teaches the learned filter (`feedback::learn`).
 //! Must not: hold parsing logic; that is `feedback`.
 
 use std::io::{Read, Write};
@@ -52,6 +53,44 @@ pub async fn verify(config: &crate::config::Config, files: &[String], json: bool
                 text.push_str(&format!("  {:<4} {:<18} {}\n", if e.ok { "ok" } else { "!!" }, e.check, e.detail));
             }
             write!(out, "{text}")
+        };
+        if written.is_err() {
+            break;
+        }
+    }
+    Ok(code)
+}
+
+/// `mailerd bounce train forged|genuine FILE...`: the operator's word, stored in the model the
+/// daemon (and every node of a cluster) predicts with.
+pub async fn train(
+    config: &crate::config::Config,
+    label: crate::store::learner::Label,
+    files: &[String],
+    json: bool,
+) -> Result<i32> {
+    let limits = crate::feedback::evidence::learner_settings(config).map(|s| s.limits).unwrap_or_default();
+    let store = super::open_store(config).await?;
+    let mut code = 0;
+    let mut out = std::io::stdout().lock();
+    for file in files {
+        let Some(raw) = read_or_report(file, &mut code) else { continue };
+        let ins = crate::feedback::verify::inspect(&raw);
+        let n = ins.features.len();
+        let sample = crate::feedback::learn::sample(
+            &raw,
+            ins.features,
+            Some(label),
+            crate::store::learner::TrainSource::Operator,
+            crate::time::Timestamp::now(),
+        );
+        let learned = store.learn(sample, limits).await?;
+        let written = if json {
+            let line =
+                serde_json::json!({"file": file, "label": label.as_str(), "learned": learned.as_str(), "tokens": n});
+            writeln!(out, "{line}")
+        } else {
+            writeln!(out, "{file}: {} as {label} ({n} tokens)", learned.as_str())
         };
         if written.is_err() {
             break;

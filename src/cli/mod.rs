@@ -238,6 +238,16 @@ pub enum BounceCommand {
         #[arg(long)]
         no_dns: bool,
     },
+    /// Teach the learned filter what these mailer-daemon messages are (FILE may be - for
+    /// standard input); a message trained before with the other label is relabelled.
+    Train {
+        #[arg(value_enum)]
+        label: TrainLabel,
+        #[arg(required = true)]
+        files: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -420,6 +430,22 @@ pub enum QueueCommand {
 }
 
 /// The states of a recipient still in the queue, for `queue delete --all --state`.
+/// The label of `mailerd bounce train`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TrainLabel {
+    Forged,
+    Genuine,
+}
+
+impl From<TrainLabel> for crate::store::learner::Label {
+    fn from(l: TrainLabel) -> Self {
+        match l {
+            TrainLabel::Forged => crate::store::learner::Label::Forged,
+            TrainLabel::Genuine => crate::store::learner::Label::Genuine,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum WaitingState {
     Queued,
@@ -503,6 +529,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             Command::Bounce(BounceCommand::Parse { files, json, explain }) => bounce::parse(&files, json, explain),
             Command::Bounce(BounceCommand::Verify { files, json, no_dns }) => {
                 bounce::verify(&config, &files, json, no_dns).await
+            }
+            Command::Bounce(BounceCommand::Train { label, files, json }) => {
+                bounce::train(&config, label.into(), &files, json).await
             }
             Command::Check(CheckCommand::Address { addresses, no_dns, probe, json }) => {
                 check::address(&config, &addresses, no_dns, probe, json).await

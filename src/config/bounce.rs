@@ -29,6 +29,21 @@ pub struct Bounce {
     /// Addresses (mailbox keys) that mailbox providers' feedback loops send ARF complaint
     /// reports to (`abuse@`, `fbl@`); mail to them is read, never delivered.
     pub complaint_addresses: Vec<String>,
+    /// The learned filter for mailer-daemon mail: None when `bounce.learner = false`.
+    pub learner: Option<Learner>,
+}
+
+/// `bounce.learner*`: when the learned filter may turn an `unknown` verdict into
+/// `likely_forged` / `likely_genuine`, and how big its model may grow.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Learner {
+    /// Probability of forged at or above which it says `likely_forged` (and at or below
+    /// 1 − it, `likely_genuine`); between 0.5 and 1, exclusive.
+    pub threshold: f64,
+    /// Bounces of each kind (forged, genuine) it must have learned before it says anything.
+    pub min_trained: u64,
+    /// Tokens the model keeps; beyond, the least useful are pruned.
+    pub max_tokens: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,6 +57,10 @@ pub(super) struct RawBounce {
     keep_in_mailbox: bool,
     check_authentication: bool,
     complaint_addresses: Vec<String>,
+    learner: bool,
+    learner_threshold: f64,
+    learner_min_trained: u64,
+    learner_max_tokens: u64,
 }
 
 impl Default for RawBounce {
@@ -55,6 +74,10 @@ impl Default for RawBounce {
             keep_in_mailbox: false,
             check_authentication: true,
             complaint_addresses: Vec::new(),
+            learner: true,
+            learner_threshold: 0.99,
+            learner_min_trained: 10,
+            learner_max_tokens: 100_000,
         }
     }
 }
@@ -68,7 +91,25 @@ impl RawBounce {
                 .map_err(|e| invalid(format!("bounce.complaint_addresses[{i}]"), format!("`{a}`: {e}")))?;
             complaint_addresses.push(m.key());
         }
+        if !(self.learner_threshold > 0.5 && self.learner_threshold < 1.0) {
+            return Err(invalid(
+                "bounce.learner_threshold",
+                format!("{} is not a probability between 0.5 and 1 (exclusive)", self.learner_threshold),
+            ));
+        }
+        if self.learner_max_tokens < 1_000 {
+            return Err(invalid(
+                "bounce.learner_max_tokens",
+                format!("{} is too small to learn anything; at least 1000", self.learner_max_tokens),
+            ));
+        }
+        let learner = self.learner.then_some(Learner {
+            threshold: self.learner_threshold,
+            min_trained: self.learner_min_trained.max(1),
+            max_tokens: self.learner_max_tokens,
+        });
         Ok(Bounce {
+            learner,
             complaint_addresses,
             delay_warning: Duration::from_secs(self.delay_warning),
             return_path_domain: match self.return_path_domain {
@@ -100,6 +141,35 @@ impl Bounce {
             ("keep_in_mailbox", Boolean(b.keep_in_mailbox)),
             ("check_authentication", Boolean(b.check_authentication)),
             ("complaint_addresses", emit::list(b.complaint_addresses.clone())),
+            ("learner", Boolean(b.learner.is_some())),
+            ("learner_threshold", toml::Value::Float(b.learner.map_or(0.99, |l| l.threshold))),
+            ("learner_min_trained", emit::int(b.learner.map_or(10, |l| l.min_trained))),
+            ("learner_max_tokens", emit::int(b.learner.map_or(100_000, |l| l.max_tokens))),
         ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn the_learner_is_on_by_default_and_its_keys_are_checked() {
+        let c = Config::from_toml("").unwrap();
+        let l = c.bounce.learner.expect("on by default");
+        assert_eq!((l.threshold, l.min_trained, l.max_tokens), (0.99, 10, 100_000));
+        let c = Config::from_toml("[bounce]\nlearner = false").unwrap();
+        assert!(c.bounce.learner.is_none());
+        let c = Config::from_toml("[bounce]\nlearner_threshold = 0.995\nlearner_max_tokens = 5000").unwrap();
+        assert_eq!(c.bounce.learner.map(|l| (l.threshold, l.max_tokens)), Some((0.995, 5000)));
+        for (text, key) in [
+            ("[bounce]\nlearner_threshold = 1.0", "bounce.learner_threshold"),
+            ("[bounce]\nlearner_threshold = 0.5", "bounce.learner_threshold"),
+            ("[bounce]\nlearner_threshold = nan", "bounce.learner_threshold"),
+            ("[bounce]\nlearner_max_tokens = 10", "bounce.learner_max_tokens"),
+        ] {
+            let e = Config::from_toml(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
     }
 }

@@ -45,7 +45,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 pub use self::account::BreakerConfig;
-pub use self::bounce::Bounce;
+pub use self::bounce::{Bounce, Learner};
 pub use self::check::{CheckConfig, CheckName, CheckPolicy};
 pub use self::dashboard::Dashboard;
 pub use self::dkim::Dkim;

@@ -41,6 +41,9 @@ pub struct Verifier {
     pub authenticator: Option<MessageAuthenticator>,
     /// Our host name, for SPF macros.
     pub hostname: String,
+    /// The learned filter (`learn`), asked about bounces the evidence leaves `unknown`;
+    /// None when `bounce.learner = false`.
+    pub learner: Option<super::learn::Settings>,
 }
 
 impl Verifier {
@@ -63,6 +66,7 @@ impl Verifier {
             all_signed: config.bounce.sign_return_path,
             authenticator,
             hostname: config.hostname.clone(),
+            learner: learner_settings(config),
         }
     }
 
@@ -99,7 +103,17 @@ impl Verifier {
             }
             _ => None,
         };
-        Ok(judge(&ins, &Facts { token, sent, auth, all_signed: self.all_signed }))
+        let mut v = judge(&ins, &Facts { token, sent, auth, all_signed: self.all_signed });
+        // Only where the evidence says nothing: the filter never overrides a verdict.
+        if let Some(l) = &self.learner
+            && v.verdict == super::verify::Verdict::Unknown
+            && ins.claims_bounce
+        {
+            let model = store.learner_model(&v.features).await?;
+            let prediction = super::learn::predict(&model, &v.features, l.min_trained);
+            super::learn::apply(&mut v, ins.claims_bounce, prediction, l.threshold);
+        }
+        Ok(v)
     }
 
     fn token_fact(&self, ins: &Inspection, envelope: &Envelope, now: Timestamp) -> TokenFact {
@@ -120,6 +134,15 @@ impl Verifier {
         }
         fact
     }
+}
+
+/// The learned filter's settings from `[bounce]`, None when it is off.
+pub fn learner_settings(config: &crate::config::Config) -> Option<super::learn::Settings> {
+    config.bounce.learner.map(|l| super::learn::Settings {
+        threshold: l.threshold,
+        min_trained: l.min_trained,
+        limits: crate::store::learner::LearnerLimits { max_tokens: l.max_tokens, ..Default::default() },
+    })
 }
 
 /// Whether the message `queue_id` is one `scope` may know about (a message that is gone is

@@ -11,14 +11,16 @@
 //! mail we did not send (the return-path token names the message; recipients must be among
 //! its recipients).
 
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::evidence::{Envelope, Verifier};
-use super::verify::Verdict;
+use super::verify::{Verdict, Verification};
 use super::{BounceReport, ReportKind};
 use crate::smtp::address::ReversePath;
 use crate::smtp::reply::EnhancedStatus;
+use crate::store::learner::TrainSource;
 use crate::store::{Destination, Feedback, MessageId, RecipientId, Store, StoreError, Suppression};
+use crate::time::Timestamp;
 
 /// One claimed message of the feedback transport.
 pub struct Claimed<'a> {
@@ -92,6 +94,11 @@ pub async fn read(
         mail_from: claim.mail_from.to_string(),
     };
     let verification = verifier.verify(store, claim.body, &envelope).await.map_err(ReadError::Verify)?;
+    if let Some(settings) = &verifier.learner
+        && verification.claims_bounce
+    {
+        learn_from(store, settings, claim, &verification).await;
+    }
     if verification.verdict == Verdict::Forged {
         warn!(queue_id = %claim.message, to = %claim.rcpt, "forged bounce dropped: {}", verification.summary());
         return Ok(Read::Forged { summary: verification.summary() });
@@ -115,6 +122,22 @@ pub async fn read(
     }
     let deliver_to = mailbox.filter(|_| recorded.is_none() || keep_in_mailbox);
     Ok(Read::Read { recorded, deliver_to, summary: verification.summary() })
+}
+
+/// Trains the learned filter with a bounce the evidence judged with certainty, or records it
+/// without a label (so that the operator can label it by its id later). A failure is logged,
+/// never fatal: the filter is an addition to the evidence.
+async fn learn_from(store: &dyn Store, settings: &super::learn::Settings, claim: &Claimed<'_>, v: &Verification) {
+    let label = super::learn::certain_label(v);
+    let mut sample = super::learn::sample(claim.body, v.features.clone(), label, TrainSource::Auto, Timestamp::now());
+    sample.bounce = Some(claim.message.clone());
+    sample.original = v.original.clone().map(MessageId);
+    match store.learn(sample, settings.limits).await {
+        Ok(done) => {
+            debug!(queue_id = %claim.message, label = ?label.map(|l| l.as_str()), learned = done.as_str(), "learned")
+        }
+        Err(e) => warn!(queue_id = %claim.message, error = %e, "the learned filter could not store a bounce"),
+    }
 }
 
 /// What ingesting one bounce did.

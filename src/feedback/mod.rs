@@ -16,6 +16,7 @@ pub mod classify;
 pub mod detect;
 pub mod evidence;
 pub mod ingest;
+pub mod learn;
 pub mod parse;
 pub mod phrases;
 pub mod report;

@@ -1,6 +1,7 @@
 //! Forged mailer-daemon detection: weighs what a bounce shows about itself ([`inspect`]) and
 //! what the store, our keys and DNS say about it ([`Facts`], gathered by `feedback::evidence`)
-//! into a verdict — `genuine`, `forged` or `unknown` — with every piece of evidence.
+//! into a verdict — `genuine`, `forged` or `unknown` — with every piece of evidence (the learned
+//! filter, `learn`, may then turn `unknown` into `likely_forged` / `likely_genuine`).
 //!
 //! The checks (issue 4): (a) our signed return-path token, (b) the quoted Message-ID in our sent
 //! log, (c) the failed recipients among that message's recipients, (d) links, odd attachments and
@@ -32,6 +33,11 @@ pub enum Verdict {
     Forged,
     /// Not a bounce, or not enough to tell.
     Unknown,
+    /// No deterministic evidence either way, and the learned filter (`learn`) is confident
+    /// it is forged; nothing is dropped for it.
+    LikelyForged,
+    /// No deterministic evidence either way, and the learned filter is confident it is genuine.
+    LikelyGenuine,
 }
 
 impl Verdict {
@@ -40,6 +46,8 @@ impl Verdict {
             Verdict::Genuine => "genuine",
             Verdict::Forged => "forged",
             Verdict::Unknown => "unknown",
+            Verdict::LikelyForged => "likely_forged",
+            Verdict::LikelyGenuine => "likely_genuine",
         }
     }
 }
@@ -68,12 +76,21 @@ pub struct Verification {
     pub report: BounceReport,
     /// Our queue id of the message the bounce is about, when a token or the sent log names it.
     pub original: Option<String>,
+    /// The verdict rests on proof (a valid token → genuine; a bad MAC, a request for
+    /// credentials, a bounce for mail never sent → forged): the learned filter trains on it.
+    pub certain: bool,
+    /// It presents itself as a bounce (`Inspection::claims_bounce`).
+    pub claims_bounce: bool,
+    /// The message's features for the learned filter (`learn::features`).
+    pub features: Vec<String>,
+    /// What the learned filter said, when it was asked (only for `unknown` verdicts).
+    pub learned: Option<super::learn::Prediction>,
 }
 
 impl Verification {
     /// The DESIGN §3 JSON line for `mailerd bounce verify --json`.
     pub fn to_json(&self, file: &str) -> Value {
-        json!({
+        let mut out = json!({
             "file": file,
             "verdict": self.verdict,
             "is_bounce": self.is_bounce,
@@ -82,7 +99,11 @@ impl Verification {
                 "address": r.address, "status": r.status, "reason": r.reason, "hard_bounce": r.hard_bounce,
             })).collect::<Vec<_>>(),
             "original_message_id": self.report.original.message_id,
-        })
+        });
+        if let (Some(p), Some(obj)) = (&self.learned, out.as_object_mut()) {
+            obj.insert("learner".into(), json!(p));
+        }
+        out
     }
 
     /// The evidence against the bounce, one line, for logs and events.
@@ -124,6 +145,8 @@ pub struct Inspection {
     pub reporting_mta: Option<String>,
     /// Newest first, as in the header.
     pub received: Vec<Hop>,
+    /// Tokens for the learned filter (`learn::features`), sorted.
+    pub features: Vec<String>,
 }
 
 /// What the caller found out with the store, the return-path key and DNS.
@@ -191,8 +214,12 @@ pub fn inspect(raw: &[u8]) -> Inspection {
         from_address: None,
         reporting_mta: None,
         received: Vec::new(),
+        features: Vec::new(),
     };
-    let Some(doc) = doc else { return ins };
+    let Some(doc) = doc else {
+        ins.features = super::learn::features(&ins, None);
+        return ins;
+    };
     ins.claims_bounce |= claims_bounce(&doc);
     ins.links = links_in(&doc.text);
     ins.asks_credentials = first_match(&CREDENTIALS, &doc.text);
@@ -200,6 +227,7 @@ pub fn inspect(raw: &[u8]) -> Inspection {
     ins.from_address = parse::addresses_in(&doc.from).into_iter().next();
     ins.reporting_mta = doc.dsn.iter().find_map(|d| field(d, "reporting-mta"));
     ins.received = doc.headers.iter().filter(|(n, _)| n == "received").take(50).map(|(_, v)| hop(v)).collect();
+    ins.features = super::learn::features(&ins, Some(&doc));
     ins
 }
 
@@ -329,7 +357,26 @@ pub fn judge(ins: &Inspection, facts: &Facts) -> Verification {
         (TokenFact::Valid { queue_id }, _) | (_, SentFact::Sent { queue_id, .. }) => Some(queue_id.clone()),
         _ => None,
     };
-    Verification { verdict, is_bounce, evidence: ev, report: ins.report.clone(), original }
+    let certain = match verdict {
+        Verdict::Genuine => matches!(facts.token, TokenFact::Valid { .. }),
+        Verdict::Forged => {
+            facts.token == TokenFact::Invalid
+                || ins.asks_credentials.is_some()
+                || matches!(facts.sent, SentFact::NotSent { .. })
+        }
+        _ => false,
+    };
+    Verification {
+        verdict,
+        is_bounce,
+        evidence: ev,
+        report: ins.report.clone(),
+        original,
+        certain,
+        claims_bounce: ins.claims_bounce,
+        features: ins.features.clone(),
+        learned: None,
+    }
 }
 
 fn kind_name(k: ReportKind) -> &'static str {

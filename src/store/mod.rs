@@ -10,6 +10,7 @@
 //! and its recipients are durable (fsync'd; backends group-commit concurrent writers).
 
 mod codec;
+pub mod learner;
 pub mod postgres;
 pub mod sqlite;
 
@@ -1291,6 +1292,22 @@ pub trait Store: Send + Sync {
 
     /// The last TLS result recorded for `domain`.
     async fn tls_result(&self, domain: &str) -> Result<Option<LastResult>, StoreError>;
+
+    // --- the learning filter for mailer-daemon mail (`feedback::learn`) ---
+
+    /// Records, trains or relabels one sample as `learner::step` decides (a sample already
+    /// stored keeps its own tokens), then prunes the model to `limits`; all in one transaction.
+    async fn learn(
+        &self,
+        sample: learner::Sample,
+        limits: learner::LearnerLimits,
+    ) -> Result<learner::Learned, StoreError>;
+
+    /// The sample of a received bounce (our queue id of it), if one was recorded and kept.
+    async fn learner_sample(&self, bounce: &MessageId) -> Result<Option<learner::Sample>, StoreError>;
+
+    /// The trained totals, the counts of those of `tokens` the model knows, and its size.
+    async fn learner_model(&self, tokens: &[String]) -> Result<learner::Model, StoreError>;
 
     // --- dashboard ---
 

@@ -165,6 +165,28 @@ async fn login_session_cookie_and_csrf() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(store.suppression(victim).await.unwrap().is_none());
 
+    // The bounce explorer's buttons teach the learned filter (with the session's CSRF token).
+    let phish = "From: MAILER-DAEMON@mx.dest.test\r\nSubject: Undelivered Mail\r\n\r\nYour mailbox is full, upgrade at https://x.example/\r\n";
+    let r =
+        call(http, "POST", "/dashboard/bounces/train", Some(&session), Some(&[("raw", phish), ("label", "forged")]))
+            .await;
+    assert_eq!(r.status, 403, "no CSRF token: {}", r.text);
+    let train = |label: &'static str| {
+        let (session, token) = (session.clone(), token.clone());
+        async move {
+            let form = [("raw", phish), ("label", label), ("csrf", token.as_str())];
+            call(http, "POST", "/dashboard/bounces/train", Some(&session), Some(&form)).await
+        }
+    };
+    let r = train("forged").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.text.contains("is forged: trained"), "{}", r.text);
+    let r = train("genuine").await;
+    assert!(r.text.contains("is genuine: relabelled"), "{}", r.text);
+    assert_eq!(train("spam").await.status, 422);
+    let m = store.learner_model(&[]).await.unwrap();
+    assert_eq!((m.forged_messages, m.genuine_messages), (0, 1));
+
     // Logout ends the session.
     let r = call(http, "POST", "/dashboard/logout", Some(&session), Some(&[("csrf", &token)])).await;
     assert_eq!(r.status, 303);
@@ -247,6 +269,9 @@ async fn in_a_real_browser() {
     let table = b.text("#bounce-recipients").await;
     assert!(table.contains("bob@dest.test") && table.contains("userunknown") && table.contains("hard"), "{table}");
     assert!(b.text("#verdict").await.contains("Verdict"), "the forged-bounce verdict is shown");
+    b.click("#train-genuine").await;
+    assert!(b.text("#result").await.contains("is genuine: trained"), "the explorer's button trains the filter");
+    b.go(&format!("{base}/dashboard/bounces")).await;
     b.screenshot("05-bounce-explorer").await;
 
     // The checklist as a form.

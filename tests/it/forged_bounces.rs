@@ -35,6 +35,7 @@ fn verifier(all_signed: bool) -> Verifier {
         all_signed,
         authenticator: None,
         hostname: RP_DOMAIN.into(),
+        learner: None,
     }
 }
 
@@ -88,7 +89,8 @@ impl Tally {
         match v {
             Verdict::Genuine => self.genuine += 1,
             Verdict::Forged => self.forged += 1,
-            Verdict::Unknown => self.unknown += 1,
+            // No learned filter here (`learner: None`): these cannot occur.
+            Verdict::Unknown | Verdict::LikelyForged | Verdict::LikelyGenuine => self.unknown += 1,
         }
     }
     fn total(&self) -> usize {

@@ -14,6 +14,7 @@ mod crash_durability;
 mod dashboard;
 mod abuse;
 mod bounce_lines;
+mod bounce_learner;
 mod bounces;
 mod breaker;
 mod complaints;

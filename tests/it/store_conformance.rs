@@ -105,6 +105,7 @@ conformance!(
     sender_domain_suppressions_refuse_only_their_sender,
     a_batch_of_messages_is_stored_all_or_none,
     a_sandbox_message_is_recorded_and_never_claimed,
+    the_learned_filter_trains_relabels_and_stays_within_its_bounds,
 );
 
 fn origin() -> Origin {
@@ -1526,6 +1527,8 @@ const SQLITE_SCHEMAS: &[&str] = &[
     include_str!("../../src/store/sqlite/schema_v10.sql"),
     include_str!("../../src/store/sqlite/schema_v11.sql"),
     include_str!("../../src/store/sqlite/schema_v12.sql"),
+    // Version 13 is another branch's; v14 (the learned filter) is listed after it at merge.
+    include_str!("../../src/store/sqlite/schema_v14.sql"),
     include_str!("../../src/store/sqlite/schema_v18.sql"),
 ];
 
@@ -1545,6 +1548,8 @@ const POSTGRES_SCHEMAS: &[&str] = &[
     include_str!("../../src/store/postgres/schema_v12.sql"),
     include_str!("../../src/store/postgres/schema_v13.sql"),
     include_str!("../../src/store/postgres/schema_v14.sql"),
+    // Version 15 is another branch's; v16 (the learned filter) is listed after it at merge.
+    include_str!("../../src/store/postgres/schema_v16.sql"),
     include_str!("../../src/store/postgres/schema_v20.sql"),
 ];
 
@@ -1590,6 +1595,70 @@ async fn postgres_upgrade_to_scopes() {
     let Some(admin) = url_or_skip("store_conformance::postgres_upgrade_to_scopes") else { return };
     let (_schema, store) = postgres_at_version(&admin, "upgrade_scopes", 7, OLD_ROWS).await;
     rows_made_before_scopes(&store).await;
+}
+
+/// The learned filter's model: a sample counts once under its label, moves when relabelled
+/// (the operator's label stands against an automatic one), a recorded sample is found by its
+/// bounce id and labelled later; the model keeps to its token cap (the least useful tokens go)
+/// and its sample cap (the oldest go).
+async fn the_learned_filter_trains_relabels_and_stays_within_its_bounds(s: Arc<dyn Store>) {
+    use mailerd::store::learner::{Label, Learned, LearnerLimits, Sample, TrainSource};
+    let limits = LearnerLimits { max_tokens: 1_000, max_samples: 10 };
+    let sample = |digest: &str, tokens: &[&str], label: Option<Label>, source: TrainSource, at: i64| Sample {
+        digest: digest.into(),
+        bounce: Some(MessageId(format!("B-{digest}"))),
+        original: None,
+        tokens: tokens.iter().map(|t| t.to_string()).collect(),
+        label,
+        source,
+        at: Timestamp(at),
+    };
+    let toks = ["s:undelivered", "x:links:0", "verify"];
+    let learn = |x: Sample| {
+        let s = s.clone();
+        async move { s.learn(x, limits).await.expect("learn") }
+    };
+    assert_eq!(learn(sample("a", &toks, Some(Label::Forged), TrainSource::Auto, T0)).await, Learned::Trained);
+    assert_eq!(learn(sample("a", &toks, Some(Label::Forged), TrainSource::Auto, T0)).await, Learned::Unchanged);
+    let ask: Vec<String> = toks.iter().map(|t| t.to_string()).chain(["unseen".to_string()]).collect();
+    let m = s.learner_model(&ask).await.unwrap();
+    assert_eq!((m.forged_messages, m.genuine_messages, m.size, m.tokens.len()), (1, 0, 3, 3));
+    assert_eq!((m.tokens["verify"].forged, m.tokens["verify"].genuine), (1, 0));
+    assert_eq!(learn(sample("a", &toks, Some(Label::Genuine), TrainSource::Operator, T0)).await, Learned::Relabelled);
+    assert_eq!(learn(sample("a", &toks, Some(Label::Forged), TrainSource::Auto, T0)).await, Learned::Unchanged);
+    let m = s.learner_model(&ask).await.unwrap();
+    assert_eq!((m.forged_messages, m.genuine_messages), (0, 1));
+    assert_eq!((m.tokens["verify"].forged, m.tokens["verify"].genuine), (0, 1));
+    // Recorded without a label, found by its bounce id, labelled later.
+    assert_eq!(learn(sample("b", &["verify", "quota"], None, TrainSource::Auto, T0 + 1)).await, Learned::Recorded);
+    let got = s.learner_sample(&MessageId("B-b".into())).await.unwrap().expect("sample of B-b");
+    assert_eq!(
+        (got.digest.as_str(), got.label, got.tokens.clone()),
+        ("b", None, vec!["quota".into(), "verify".into()])
+    );
+    assert!(s.learner_sample(&MessageId("B-none".into())).await.unwrap().is_none());
+    let mut labelled = got.clone();
+    labelled.label = Some(Label::Forged);
+    labelled.source = TrainSource::Operator;
+    assert_eq!(learn(labelled).await, Learned::Trained);
+    let got = s.learner_sample(&MessageId("B-b".into())).await.unwrap().unwrap();
+    assert_eq!((got.label, got.source), (Some(Label::Forged), TrainSource::Operator));
+    // The caps: 30 samples of 50 tokens of their own and one they share.
+    for i in 0..30i64 {
+        let mut own: Vec<String> = (0..50).map(|j| format!("t{i}-{j}")).collect();
+        own.push("shared".into());
+        let refs: Vec<&str> = own.iter().map(String::as_str).collect();
+        learn(sample(&format!("c{i:02}"), &refs, Some(Label::Genuine), TrainSource::Auto, T0 + 10 + i)).await;
+    }
+    let first: Vec<String> = vec!["t0-0".into(), "t29-0".into(), "shared".into(), "verify".into()];
+    let m = s.learner_model(&first).await.unwrap();
+    assert!(m.size <= limits.max_tokens, "the model holds {} tokens", m.size);
+    assert!(!m.tokens.contains_key("t0-0"), "an old token seen once is pruned first");
+    assert!(m.tokens.contains_key("t29-0") && m.tokens.contains_key("shared"), "{:?}", m.tokens.keys());
+    assert_eq!(m.tokens["shared"].genuine, 30);
+    assert_eq!(m.genuine_messages, 31, "pruning keeps the totals");
+    assert!(s.learner_sample(&MessageId("B-c00".into())).await.unwrap().is_none(), "the oldest samples go");
+    assert!(s.learner_sample(&MessageId("B-c29".into())).await.unwrap().is_some());
 }
 
 /// Every kind of destination a recipient can have goes in typed and comes back typed with its

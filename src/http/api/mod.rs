@@ -11,6 +11,7 @@ pub mod messages;
 pub mod raw;
 pub mod suppressions;
 pub mod tools;
+pub mod verdicts;
 
 use std::sync::Arc;
 
@@ -38,6 +39,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/check/message"),
     ("post", "/api/v1/bounces/parse"),
     ("post", "/api/v1/bounces/verify"),
+    ("post", "/api/v1/bounces/{id}/verdict"),
     ("get", "/api/v1/openapi.json"),
 ];
 
@@ -60,6 +62,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/check/message", post(tools::check_message))
         .route("/api/v1/bounces/parse", post(tools::parse_bounce))
         .route("/api/v1/bounces/verify", post(tools::verify_bounce))
+        .route("/api/v1/bounces/{id}/verdict", post(verdicts::set))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .merge(super::dashboard::router())

@@ -323,6 +323,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/dashboard/suppressions", get(pages::suppressions))
         .route("/dashboard/suppressions/remove", post(pages::unsuppress))
         .route("/dashboard/bounces", get(pages::bounce_form).post(pages::bounce_explore))
+        .route("/dashboard/bounces/train", post(pages::bounce_train))
         .route("/dashboard/checklist", get(pages::checklist))
         .route("/dashboard/checklist/address", post(pages::check_address))
         .route("/dashboard/checklist/message", post(pages::check_message))

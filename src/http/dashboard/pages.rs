@@ -569,7 +569,16 @@ pub fn render_bounce(admin: &Admin, raw: &str, report: &BounceReport, v: Option<
                 esc(&e.detail)
             );
         }
-        b.push_str("</table></div>");
+        b.push_str("</table>");
+        // The operator's word teaches the learned filter (`feedback::learn`).
+        let _ = write!(
+            b,
+            "<form method=\"post\" action=\"/dashboard/bounces/train\" id=\"train\">{}<input type=\"hidden\" name=\"raw\" value=\"{}\">\
+             <p>Teach the learned filter: <button name=\"label\" value=\"forged\" id=\"train-forged\">It is forged</button> \
+             <button name=\"label\" value=\"genuine\" id=\"train-genuine\">It is genuine</button></p></form></div>",
+            html::csrf_field(&admin.csrf),
+            esc(raw)
+        );
     }
     html::page("Bounce explorer", "/dashboard/bounces", session(admin), &b)
 }
@@ -603,6 +612,55 @@ pub async fn bounce_explore(
         }
     };
     ok(render_bounce(&admin, &raw, &report, verdict.as_ref()))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TrainForm {
+    #[serde(default)]
+    pub raw: String,
+    #[serde(default)]
+    pub label: String,
+}
+
+/// The explorer's "forged" / "genuine" buttons: trains the learned filter with the message.
+pub async fn bounce_train(
+    State(state): State<Arc<AppState>>,
+    Posted(admin, TrainForm { raw, label }): Posted<TrainForm>,
+) -> Response {
+    let Some(label) = crate::store::learner::Label::parse(label.trim()) else {
+        return error_page(StatusCode::UNPROCESSABLE_ENTITY, Some(&admin), "the label is `forged` or `genuine`");
+    };
+    if raw.trim().is_empty() {
+        return error_page(StatusCode::UNPROCESSABLE_ENTITY, Some(&admin), "no message to learn from");
+    }
+    let bytes = raw.into_bytes();
+    let ins = match tokio::task::spawn_blocking({
+        let bytes = bytes.clone();
+        move || crate::feedback::verify::inspect(&bytes)
+    })
+    .await
+    {
+        Ok(ins) => ins,
+        Err(e) => return error_page(StatusCode::SERVICE_UNAVAILABLE, Some(&admin), &format!("parser task: {e}")),
+    };
+    let n = ins.features.len();
+    let sample = crate::feedback::learn::sample(
+        &bytes,
+        ins.features,
+        Some(label),
+        crate::store::learner::TrainSource::Operator,
+        Timestamp::now(),
+    );
+    let limits = state.verifier.learner.map(|l| l.limits).unwrap_or_default();
+    match state.ctx.store.learn(sample, limits).await {
+        Ok(learned) => {
+            tracing::info!(user = %admin.user, label = label.as_str(), learned = learned.as_str(), "dashboard: bounce trained");
+            let text =
+                format!("Taught the learned filter that the message is {label}: {} ({n} tokens).", learned.as_str());
+            done(&admin, "Bounce explorer", &text, "/dashboard/bounces")
+        }
+        Err(e) => store_error(&admin, e),
+    }
 }
 
 // ---------------------------------------------------------------- checklist

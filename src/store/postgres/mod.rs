@@ -14,6 +14,7 @@
 
 mod batch;
 mod dashboard;
+mod learner;
 mod pool;
 mod reads;
 mod writes;
@@ -57,6 +58,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (12, include_str!("schema_v12.sql")),
     (13, include_str!("schema_v13.sql")),
     (14, include_str!("schema_v14.sql")),
+    (16, include_str!("schema_v16.sql")),
     (20, include_str!("schema_v20.sql")),
 ];
 
@@ -447,6 +449,22 @@ impl Store for PgStore {
         limit: usize,
     ) -> Result<Vec<EventRecord>, StoreError> {
         self.with(async |c| reads::events_after(c, after, kind, scope, limit).await).await
+    }
+
+    async fn learn(
+        &self,
+        sample: crate::store::learner::Sample,
+        limits: crate::store::learner::LearnerLimits,
+    ) -> Result<crate::store::learner::Learned, StoreError> {
+        self.with(async |c| learner::learn(c, &sample, &limits).await).await
+    }
+
+    async fn learner_sample(&self, bounce: &MessageId) -> Result<Option<crate::store::learner::Sample>, StoreError> {
+        self.with(async |c| learner::sample(c, bounce).await).await
+    }
+
+    async fn learner_model(&self, tokens: &[String]) -> Result<crate::store::learner::Model, StoreError> {
+        self.with(async |c| learner::model(c, tokens).await).await
     }
 
     async fn delivery_overview(&self, since: Timestamp, top: usize) -> Result<super::DeliveryOverview, StoreError> {

@@ -7,6 +7,7 @@
 //! Other processes (the CLI, a second daemon) may open the same file: claims are leases.
 //! Must not: hold the writer across an await, or answer a write before its COMMIT returned.
 
+mod learner;
 mod reads;
 mod writes;
 
@@ -25,6 +26,7 @@ use super::{
 };
 use crate::smtp::address::Domain;
 use crate::store::EventKind;
+use crate::store::learner as learner_types;
 use crate::time::Timestamp;
 
 const SCHEMA_VERSION: i32 = 18;
@@ -53,6 +55,12 @@ enum Write {
     },
     /// Small one-statement writes: suppression, release, retry, delete.
     Simple(Simple, oneshot::Sender<Result<usize, StoreError>>),
+    /// One sample of the learning filter, and the model's bounds.
+    Learn(
+        Box<learner_types::Sample>,
+        learner_types::LearnerLimits,
+        oneshot::Sender<Result<learner_types::Learned, StoreError>>,
+    ),
 }
 
 enum Simple {
@@ -143,6 +151,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     if version < 12 {
         tx.execute_batch(include_str!("schema_v12.sql"))?;
+    }
+    if version < 14 {
+        tx.execute_batch(include_str!("schema_v14.sql"))?;
     }
     if version < 18 {
         tx.execute_batch(include_str!("schema_v18.sql"))?;
@@ -558,6 +569,26 @@ impl Store for SqliteStore {
 
     async fn record_feedback(&self, feedback: super::Feedback) -> Result<bool, StoreError> {
         self.simple(Simple::Feedback(feedback)).await.map(|n| n > 0)
+    }
+
+    async fn learn(
+        &self,
+        sample: learner_types::Sample,
+        limits: learner_types::LearnerLimits,
+    ) -> Result<learner_types::Learned, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Write::Learn(Box::new(sample), limits, reply))?;
+        wait(rx).await
+    }
+
+    async fn learner_sample(&self, bounce: &MessageId) -> Result<Option<learner_types::Sample>, StoreError> {
+        let bounce = bounce.clone();
+        self.read(move |c| learner::sample(c, &bounce)).await
+    }
+
+    async fn learner_model(&self, tokens: &[String]) -> Result<learner_types::Model, StoreError> {
+        let tokens = tokens.to_vec();
+        self.read(move |c| learner::model(c, &tokens)).await
     }
 
     async fn delivery_overview(&self, since: Timestamp, top: usize) -> Result<super::DeliveryOverview, StoreError> {

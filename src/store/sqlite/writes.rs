@@ -9,6 +9,7 @@ use rusqlite::{Connection, Transaction, params};
 use tokio::sync::oneshot;
 
 use super::{Simple, Write};
+use crate::store::learner::Learned;
 use crate::store::{
     Attempt, Claim, Destination, EventKind, IdempotencyRecord, MessageId, NewMessage, RecipientId, RecipientState,
     ReportMark, Selection, StoreError, Transport, codec,
@@ -20,6 +21,7 @@ enum Pending {
     Unit(oneshot::Sender<Result<(), StoreError>>, Result<(), StoreError>),
     Count(oneshot::Sender<Result<usize, StoreError>>, Result<usize, StoreError>),
     Claims(oneshot::Sender<Result<Vec<Claim>, StoreError>>, Result<Vec<Claim>, StoreError>),
+    Learned(oneshot::Sender<Result<Learned, StoreError>>, Result<Learned, StoreError>),
 }
 
 pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Write>) {
@@ -45,6 +47,9 @@ pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Write>) {
                 in_savepoint(&tx, |t| upsert_mailbox(t, &address, password_hash.as_deref(), quota)),
             ),
             Write::Simple(op, reply) => Pending::Count(reply, in_savepoint(&tx, |t| simple(t, &op))),
+            Write::Learn(sample, limits, reply) => {
+                Pending::Learned(reply, in_savepoint(&tx, |t| super::learner::learn(t, &sample, &limits)))
+            }
         });
     }
     // Typed, so a full disk (SQLITE_FULL) still reads as one: 452 4.3.1, not 451 4.3.0.
@@ -58,6 +63,8 @@ pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Write>) {
             (Pending::Count(reply, _), Err(e)) => drop(reply.send(Err(commit_error(e)))),
             (Pending::Unit(reply, _), Err(e)) => drop(reply.send(Err(commit_error(e)))),
             (Pending::Claims(reply, _), Err(e)) => drop(reply.send(Err(commit_error(e)))),
+            (Pending::Learned(reply, result), Ok(())) => drop(reply.send(result)),
+            (Pending::Learned(reply, _), Err(e)) => drop(reply.send(Err(commit_error(e)))),
         }
     }
 }
@@ -75,6 +82,7 @@ fn fail_all(batch: Vec<Write>, e: &Arc<StoreError>) {
             | Write::Mailbox { reply, .. } => drop(reply.send(Err(commit_error(e)))),
             Write::Claim { reply, .. } => drop(reply.send(Err(commit_error(e)))),
             Write::Simple(_, reply) => drop(reply.send(Err(commit_error(e)))),
+            Write::Learn(_, _, reply) => drop(reply.send(Err(commit_error(e)))),
         }
     }
 }
