@@ -192,6 +192,8 @@ pub struct Connection {
     pub tls_check: Option<Result<(), (TlsResult, String)>>,
     /// The TLS policy this connection was opened under and how it went, for the journey.
     pub tls_policy: Option<String>,
+    /// Our end of the connection (the `sending-mta-ip` of a TLS report).
+    pub local: Option<std::net::SocketAddr>,
 }
 
 impl Connection {
@@ -209,6 +211,7 @@ impl Connection {
             .map_err(|_| ClientError::Timeout(Stage::Connect))?
             .map_err(|e| ClientError::Io(Stage::Connect, e))?;
         let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().ok();
         let mut c = Connection {
             wire: Wire::new(Box::new(stream), timeouts),
             remote,
@@ -218,6 +221,7 @@ impl Connection {
             peer_certs: Vec::new(),
             tls_check: None,
             tls_policy: None,
+            local,
         };
         let greeting = c.read_reply(Stage::Greeting).await?;
         if greeting.code != 220 {

@@ -1502,6 +1502,8 @@ const SQLITE_SCHEMAS: &[&str] = &[
     include_str!("../../src/store/sqlite/schema_v10.sql"),
     include_str!("../../src/store/sqlite/schema_v11.sql"),
     include_str!("../../src/store/sqlite/schema_v12.sql"),
+    // Version 15 (13 and 14 are other branches' numbers; the lead reconciles at merge).
+    include_str!("../../src/store/sqlite/schema_v15.sql"),
 ];
 
 /// The PostgreSQL schema files in order: version N is the first N of them.
@@ -1520,6 +1522,8 @@ const POSTGRES_SCHEMAS: &[&str] = &[
     include_str!("../../src/store/postgres/schema_v12.sql"),
     include_str!("../../src/store/postgres/schema_v13.sql"),
     include_str!("../../src/store/postgres/schema_v14.sql"),
+    // Version 17 (15 and 16 are other branches' numbers; the lead reconciles at merge).
+    include_str!("../../src/store/postgres/schema_v17.sql"),
 ];
 
 /// A SQLite store file left at schema `version` by an older mailerd, holding `rows`; the

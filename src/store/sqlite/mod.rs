@@ -27,7 +27,7 @@ use crate::smtp::address::Domain;
 use crate::store::EventKind;
 use crate::time::Timestamp;
 
-const SCHEMA_VERSION: i32 = 12;
+const SCHEMA_VERSION: i32 = 15;
 /// Upper bound of requests folded into one transaction.
 const MAX_BATCH: usize = 512;
 
@@ -53,6 +53,8 @@ enum Write {
     },
     /// Small one-statement writes: suppression, release, retry, delete.
     Simple(Simple, oneshot::Sender<Result<usize, StoreError>>),
+    /// Read and delete a day's TLS counts of a domain.
+    TakeTlsCounts(crate::tlspolicy::Day, String, oneshot::Sender<Result<Vec<crate::tlspolicy::TlsCount>, StoreError>>),
 }
 
 enum Simple {
@@ -79,6 +81,7 @@ enum Simple {
     Feedback(super::Feedback),
     StsPolicy(crate::tlspolicy::CachedPolicy),
     TlsResult(crate::tlspolicy::LastResult),
+    TlsCount(crate::tlspolicy::TlsCount),
     /// Address, old hash, new hash.
     Rehash(String, String, String),
     AddAppPassword(super::AppPassword),
@@ -143,6 +146,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     if version < 12 {
         tx.execute_batch(include_str!("schema_v12.sql"))?;
+    }
+    if version < 15 {
+        tx.execute_batch(include_str!("schema_v15.sql"))?;
     }
     if version > SCHEMA_VERSION {
         return Err(StoreError::Corrupt(format!(
@@ -427,6 +433,27 @@ impl Store for SqliteStore {
     async fn tls_result(&self, domain: &str) -> Result<Option<crate::tlspolicy::LastResult>, StoreError> {
         let domain = domain.to_string();
         self.read(move |c| reads::tls_result(c, &domain)).await
+    }
+
+    async fn count_tls_sessions(&self, count: &crate::tlspolicy::TlsCount) -> Result<(), StoreError> {
+        self.simple(Simple::TlsCount(count.clone())).await.map(|_| ())
+    }
+
+    async fn tls_report_due(
+        &self,
+        before: crate::tlspolicy::Day,
+    ) -> Result<Vec<(crate::tlspolicy::Day, String)>, StoreError> {
+        self.read(move |c| reads::tls_report_due(c, before)).await
+    }
+
+    async fn take_tls_counts(
+        &self,
+        day: crate::tlspolicy::Day,
+        domain: &str,
+    ) -> Result<Vec<crate::tlspolicy::TlsCount>, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Write::TakeTlsCounts(day, domain.to_string(), reply))?;
+        wait(rx).await
     }
 
     async fn set_webhook_cursor(&self, endpoint: &str, last_event: i64) -> Result<(), StoreError> {
