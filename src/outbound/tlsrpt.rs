@@ -307,7 +307,7 @@ impl Reporter {
         for uri in ruas {
             match Rua::parse(&uri) {
                 Some(Rua::Mail(to)) => {
-                    self.mail(&who, &to, domain, day, &report_id, &gz, (ok, failed), now).await?;
+                    self.mail(&who, &to, domain, day, &report_id, &gz, (ok, failed)).await?;
                 }
                 Some(Rua::Https(u)) => match self.post(&u, &gz).await {
                     Ok(()) => info!(domain, rua = %u, report_id, "TLS report posted"),
@@ -329,11 +329,12 @@ impl Reporter {
         report_id: &str,
         gz: &[u8],
         summary: (u64, u64),
-        now: Timestamp,
     ) -> Result<(), StoreError> {
-        let id = MessageId::generate(now);
+        // The queue runs on the system's time, whatever clock decided that the day is over.
+        let queued_at = Timestamp::now();
+        let id = MessageId::generate(queued_at);
         let message_id = format!("{}@{}", id, who.domain);
-        let message = render_mail(who, to, domain, day, report_id, &message_id, gz, summary, now);
+        let message = render_mail(who, to, domain, day, report_id, &message_id, gz, summary, queued_at);
         let destination =
             if self.config.is_local_domain(to.domain()) { Destination::Mailbox(to.key()) } else { Destination::Remote };
         let incoming = Incoming {
@@ -353,7 +354,7 @@ impl Reporter {
                 helo: self.config.hostname.clone(),
                 ..Origin::default()
             },
-            received_at: now,
+            received_at: queued_at,
             message,
             reports: Vec::new(),
             notes: Vec::new(),

@@ -16,7 +16,7 @@ use crate::harness::sts::{PolicyServer, TestCa};
 use crate::harness::{Client, TestDaemon};
 
 /// A port free on 127.0.0.2, .3 and .4 alike (the one MX port of every peer).
-fn common_port() -> u16 {
+pub(crate) fn common_port() -> u16 {
     for _ in 0..50 {
         let a = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
         let port = a.local_addr().unwrap().port();
@@ -28,18 +28,18 @@ fn common_port() -> u16 {
     panic!("no common free port");
 }
 
-fn enforce(mx: &[&str]) -> String {
+pub(crate) fn enforce(mx: &[&str]) -> String {
     policy("enforce", mx)
 }
 
-fn policy(mode: &str, mx: &[&str]) -> String {
+pub(crate) fn policy(mode: &str, mx: &[&str]) -> String {
     let mx: String = mx.iter().map(|m| format!("mx: {m}\r\n")).collect();
     format!("version: STSv1\r\nmode: {mode}\r\n{mx}max_age: 86400\r\n")
 }
 
 /// dnsmasq records of a domain with MTA-STS: MX hosts (name, address), the TXT record with
 /// `id`, and `mta-sts.DOMAIN` on 127.0.0.1.
-fn zone(domain: &str, id: &str, mx: &[(&str, &str)]) -> Vec<String> {
+pub(crate) fn zone(domain: &str, id: &str, mx: &[(&str, &str)]) -> Vec<String> {
     let mut r = vec![
         format!("--txt-record=_mta-sts.{domain},v=STSv1; id={id}"),
         format!("--host-record=mta-sts.{domain},127.0.0.1"),
@@ -52,7 +52,14 @@ fn zone(domain: &str, id: &str, mx: &[(&str, &str)]) -> Vec<String> {
 }
 
 /// A mailerd peer at `ip`:`port` with a test-CA certificate for `names`, receiving for `domains`.
-async fn peer(ca: &TestCa, label: &str, ip: &str, port: u16, names: &[&str], domains: &[&str]) -> TestDaemon {
+pub(crate) async fn peer(
+    ca: &TestCa,
+    label: &str,
+    ip: &str,
+    port: u16,
+    names: &[&str],
+    domains: &[&str],
+) -> TestDaemon {
     let (cert, key) = ca.issue(label, names);
     let domains: Vec<String> = domains.iter().map(|d| format!("\"{d}\"")).collect();
     TestDaemon::with(&format!(
