@@ -29,11 +29,14 @@ use crate::harness::sts::{PolicyServer, TestCa};
 use crate::harness::{Client, TestDaemon};
 use crate::mta_sts::{common_port, enforce, peer, zone};
 
+/// What the receiver got: (path, Content-Type, body) per POST.
+type Posts = Arc<Mutex<Vec<(String, String, Vec<u8>)>>>;
+
 /// An HTTPS server on 127.0.0.1 (certificate for `name` from the test CA) that answers 200 to
 /// every POST and keeps each request's path, Content-Type and body.
 struct Receiver {
     addr: SocketAddr,
-    posts: Arc<Mutex<Vec<(String, String, Vec<u8>)>>>,
+    posts: Posts,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -52,7 +55,7 @@ impl Receiver {
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let posts: Arc<Mutex<Vec<(String, String, Vec<u8>)>>> = Arc::default();
+        let posts: Posts = Arc::default();
         let kept = posts.clone();
         let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
