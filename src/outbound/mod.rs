@@ -100,7 +100,8 @@ impl Outbound {
     pub fn with_policies(mut self, store: Arc<dyn Store>) -> Outbound {
         let o = &self.config.outbound;
         if o.mta_sts {
-            self.sts = Some(Sts::new(store, self.dns.clone(), self.trust.clone(), o.mta_sts_port, o.mta_sts_timeout));
+            let sts = Sts::new(store, self.dns.clone(), self.trust.clone(), o.mta_sts_port, o.mta_sts_timeout);
+            self.sts = Some(sts.counting(o.tls_rpt));
         }
         self
     }
@@ -133,9 +134,11 @@ impl Outbound {
     }
 
     /// Counts a session (or an attempt that ended before one) toward `domain` for the daily TLS
-    /// report: under `policy`, or as no-policy-found (RFC 8460 §4.4). Not for static routes.
+    /// report: under `policy`, or as no-policy-found (RFC 8460 §4.4). Not for static routes, and
+    /// not when `outbound.tls_rpt` is off.
     async fn count_tls(&self, domain: &str, policy: Option<&InForce>, result: TlsResult, path: TlsPath) {
         let Some(sts) = &self.sts else { return };
+        // Counted only when reports are sent (`Sts::counting`): nothing else takes the rows.
         if self.config.routes.contains_key(domain) {
             return;
         }

@@ -118,11 +118,19 @@ pub struct Sts {
     timeout: Duration,
     /// (domain, policy id) of a failed fetch → when it failed and why.
     failed: std::sync::Mutex<std::collections::HashMap<(String, String), (std::time::Instant, String)>>,
+    /// Count fetch failures for the TLS report (`outbound.tls_rpt`).
+    counting: bool,
 }
 
 impl Sts {
     pub fn new(store: Arc<dyn Store>, dns: Dns, trust: Arc<Trust>, port: u16, timeout: Duration) -> Sts {
-        Sts { store, dns, trust, port, timeout, failed: Default::default() }
+        Sts { store, dns, trust, port, timeout, failed: Default::default(), counting: false }
+    }
+
+    /// Counts policy fetch failures for the daily TLS report when `on`.
+    pub fn counting(mut self, on: bool) -> Sts {
+        self.counting = on;
+        self
     }
 
     /// Why the fetch of this policy id failed, while that is recent enough not to try again.
@@ -218,6 +226,9 @@ impl Sts {
 
     /// Adds a session to the day's TLS report counts (RFC 8460).
     pub async fn count(&self, count: TlsCount) {
+        if !self.counting {
+            return;
+        }
         if let Err(e) = self.store.count_tls_sessions(&count).await {
             warn!(domain = %count.domain, error = %e, "cannot count the TLS session for the TLS report");
         }

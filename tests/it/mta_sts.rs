@@ -247,6 +247,10 @@ async fn enforce_and_testing_modes_decide_where_and_how_mail_goes() {
         assert_eq!(last.result, result, "{domain}: {last:?}");
     }
 
+    // `outbound.tls_rpt` is off: no session was counted for a TLS report.
+    let nothing = store.tls_report_due(mailerd::tlspolicy::Day(i64::MAX)).await.unwrap();
+    assert!(nothing.is_empty(), "{nothing:?}");
+
     // `mailerd tls status`: the policy in force and the last result, from the store.
     let (code, out) = tls_status(&src, "other.test", true);
     assert_eq!(code, Some(0), "{out}");

@@ -145,9 +145,11 @@ fn summary(p: &Value) -> (u64, u64) {
 async fn the_daily_report_counts_the_sessions_and_goes_by_mail_and_https() {
     let ca = TestCa::new();
     let port = common_port();
-    let https = PolicyServer::start(&ca, &["good.test", "plain.test"]).await;
+    let https = PolicyServer::start(&ca, &["good.test", "plain.test", "broken.test"]).await;
     https.set("good.test", 200, &enforce(&["mx.good.test"]));
     https.set("plain.test", 200, &enforce(&["mx.plain.test"]));
+    // broken.test announces a policy its server cannot give: delivered as without one.
+    https.set("broken.test", 500, "oops");
     let receiver = Receiver::start(&ca, "rua.reports.test").await;
     let rua_https = format!("https://rua.reports.test:{}/v1/tlsrpt", receiver.addr.port());
 
@@ -156,6 +158,7 @@ async fn the_daily_report_counts_the_sessions_and_goes_by_mail_and_https() {
     let mut records = vec![dkim_record];
     records.extend(zone("good.test", "1", &[("mx.good.test", "127.0.0.2")]));
     records.extend(zone("plain.test", "1", &[("mx.plain.test", "127.0.0.4")]));
+    records.extend(zone("broken.test", "9", &[("mx.broken.test", "127.0.0.2")]));
     records.extend([
         "--mx-host=nopolicy.test,mx.nopolicy.test,10".to_string(),
         "--host-record=mx.nopolicy.test,127.0.0.2".to_string(),
@@ -167,12 +170,14 @@ async fn the_daily_report_counts_the_sessions_and_goes_by_mail_and_https() {
         "--txt-record=_smtp._tls.good.test,v=TLSRPTv1; rua=mailto:tlsrpt@reports.test".to_string(),
         format!("--txt-record=_smtp._tls.plain.test,v=TLSRPTv1;rua={rua_https}"),
         "--txt-record=_smtp._tls.nopolicy.test,v=TLSRPTv1; rua=mailto:tlsrpt@reports.test".to_string(),
+        "--txt-record=_smtp._tls.broken.test,v=TLSRPTv1; rua=mailto:tlsrpt@reports.test".to_string(),
     ]);
     let Some(dns) = TestDns::start(&records).await else { return };
 
-    let a =
-        peer(&ca, "a", "127.0.0.2", port, &["mx.good.test", "mx.nopolicy.test"], &["good.test", "nopolicy.test"]).await;
+    let names = ["mx.good.test", "mx.nopolicy.test", "mx.broken.test"];
+    let a = peer(&ca, "a", "127.0.0.2", port, &names, &["good.test", "nopolicy.test", "broken.test"]).await;
     a.add_user("alice@good.test", "pw", None).await;
+    a.add_user("bob@broken.test", "pw", None).await;
     a.add_user("nina@nopolicy.test", "pw", None).await;
     let b = peer(&ca, "b", "127.0.0.3", port, &["mx.reports.test"], &["reports.test"]).await;
     b.add_user("tlsrpt@reports.test", "pw", None).await;
@@ -199,14 +204,15 @@ async fn the_daily_report_counts_the_sessions_and_goes_by_mail_and_https() {
     src.add_user("app@sender.test", "pw", None).await;
 
     // Sessions of the day: good.test twice over verified TLS (one message per connection),
-    // plain.test once with STARTTLS stripped (deferred under enforce), nopolicy.test once.
+    // plain.test once with STARTTLS stripped (deferred under enforce), nopolicy.test once, and
+    // broken.test once after its policy fetch failed.
     let tried = |r: &[RecipientView]| r.iter().all(|x| x.attempts > 0 || x.state == RecipientState::Delivered);
-    let first =
-        wait_for(&src, &send(&src, &["alice@good.test", "erin@plain.test", "nina@nopolicy.test"]).await, tried).await;
+    let rcpts = ["alice@good.test", "erin@plain.test", "nina@nopolicy.test", "bob@broken.test"];
+    let first = wait_for(&src, &send(&src, &rcpts).await, tried).await;
     let state = |who: &str| first.iter().find(|r| r.address == who).unwrap().state;
     assert_eq!(
-        (state("alice@good.test"), state("erin@plain.test"), state("nina@nopolicy.test")),
-        (RecipientState::Delivered, RecipientState::Deferred, RecipientState::Delivered),
+        [state("alice@good.test"), state("erin@plain.test"), state("nina@nopolicy.test"), state("bob@broken.test")],
+        [RecipientState::Delivered, RecipientState::Deferred, RecipientState::Delivered, RecipientState::Delivered],
         "{first:#?}"
     );
     let second = wait_for(&src, &send(&src, &["alice@good.test"]).await, tried).await;
@@ -215,14 +221,14 @@ async fn the_daily_report_counts_the_sessions_and_goes_by_mail_and_https() {
     let day = Day::of(start);
     let store = src.store();
     let due = store.tls_report_due(day.next()).await.unwrap();
-    for d in ["good.test", "nopolicy.test", "plain.test"] {
+    for d in ["broken.test", "good.test", "nopolicy.test", "plain.test"] {
         assert!(due.contains(&(day, d.to_string())), "{d} counted: {due:?}");
     }
     assert!(b.maildir_files("reports.test", "tlsrpt").is_empty(), "nothing before the day is over");
 
     // Past midnight: the day's reports go out.
     clock.set(day.next().start().plus(Duration::from_secs(1800)));
-    let mails = b.wait_maildir("reports.test", "tlsrpt", 2).await;
+    let mails = b.wait_maildir("reports.test", "tlsrpt", 3).await;
     for _ in 0..400 {
         if !receiver.posts.lock().unwrap().is_empty() {
             break;
@@ -270,7 +276,8 @@ async fn the_daily_report_counts_the_sessions_and_goes_by_mail_and_https() {
         assert!(subject.ends_with(&format!("<{}>", report["report-id"].as_str().unwrap())), "{subject}");
         by_mail.insert(domain, report);
     }
-    assert_eq!(by_mail.keys().collect::<Vec<_>>(), ["good.test", "nopolicy.test"], "one mail per mailto: rua");
+    let domains: Vec<&String> = by_mail.keys().collect();
+    assert_eq!(domains, ["broken.test", "good.test", "nopolicy.test"], "one mail per mailto: rua");
 
     let good = &by_mail["good.test"];
     assert_eq!(good["organization-name"], "Sender Test Org");
@@ -289,6 +296,13 @@ async fn the_daily_report_counts_the_sessions_and_goes_by_mail_and_https() {
     let none = policy(&by_mail["nopolicy.test"], "no-policy-found");
     assert_eq!(summary(none), (1, 0), "TLS without a policy: {none:#}");
     assert!(none["policy"].get("policy-string").is_none(), "{none:#}");
+    // broken.test: the failed fetch under its announced policy, then the session without one.
+    let broken = &by_mail["broken.test"];
+    let fetch = policy(broken, "sts");
+    assert_eq!(summary(fetch), (0, 1), "{broken:#}");
+    assert_eq!(fetch["failure-details"][0]["result-type"], "sts-policy-fetch-error", "{broken:#}");
+    assert_eq!(fetch["policy"]["policy-string"], serde_json::json!([]), "nothing was fetched");
+    assert_eq!(summary(policy(broken, "no-policy-found")), (1, 0), "{broken:#}");
 
     // HTTPS: plain.test's report, POSTed gzipped.
     let posts = receiver.posts.lock().unwrap().clone();
@@ -311,6 +325,6 @@ async fn the_daily_report_counts_the_sessions_and_goes_by_mail_and_https() {
     assert!(store.tls_report_due(day.next()).await.unwrap().is_empty());
     clock.set(day.next().start().plus(Duration::from_secs(3600)));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(b.maildir_files("reports.test", "tlsrpt").len(), 2);
+    assert_eq!(b.maildir_files("reports.test", "tlsrpt").len(), 3);
     assert_eq!(receiver.posts.lock().unwrap().len(), 1);
 }
