@@ -256,10 +256,10 @@ impl Outbound {
                         debug!(remote = %remote, error = %e, "connection failed, trying the next host");
                         if enforce {
                             policy_failures.push(e.to_string());
-                            if let ClientError::TlsPolicy { result, detail } = &e {
+                            if let ClientError::TlsPolicy { result, detail, local } = &e {
                                 last_policy_result = Some((*result, detail.clone()));
-                                let path =
-                                    TlsPath { mx: Some(hop.host.clone()), receiving: Some(addr.ip()), sending: None };
+                                let sending = local.map(|l| l.ip());
+                                let path = TlsPath { mx: Some(hop.host.clone()), receiving: Some(addr.ip()), sending };
                                 self.count_tls(domain, policy, *result, path).await;
                             }
                         }

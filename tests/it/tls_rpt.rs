@@ -319,6 +319,7 @@ async fn the_daily_report_counts_the_sessions_and_goes_by_mail_and_https() {
     assert_eq!(details[0]["result-type"], "starttls-not-supported");
     assert_eq!(details[0]["receiving-mx-hostname"], "mx.plain.test");
     assert_eq!(details[0]["receiving-ip"], "127.0.0.4");
+    assert_eq!(details[0]["sending-mta-ip"], "127.0.0.1", "our end of the stripped session");
     assert_eq!(details[0]["failed-session-count"], 1);
 
     // The counts were taken: the same day is not reported again.
