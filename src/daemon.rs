@@ -75,6 +75,11 @@ impl Handle {
 /// Takes the data dir's lock, binds the listeners of `config` and runs the daemon in a task
 /// (which holds the lock until it ends).
 pub async fn start(config: Config) -> Result<Handle> {
+    start_with_clock(config, crate::time::Clock::system()).await
+}
+
+/// `start`, with the clock the daily tasks read (a test's manual clock).
+pub async fn start_with_clock(config: Config, clock: crate::time::Clock) -> Result<Handle> {
     // Before anything else: a second daemon on this data dir must touch nothing.
     let lock = crate::instance::lock(&config.data_dir)?;
     let listeners = Listeners::bind(&config).await?;
@@ -82,7 +87,8 @@ pub async fn start(config: Config) -> Result<Handle> {
     let submission = listeners.submission.as_ref().and_then(|l| l.local_addr().ok());
     let http = listeners.http.as_ref().and_then(|l| l.local_addr().ok());
     let (stop, stopped) = watch::channel(false);
-    let ready = prepare(config).await?;
+    let mut ready = prepare(config).await?;
+    ready.clock = clock;
     let task = tokio::spawn(async move {
         let _lock = lock;
         run(ready, listeners, stopped).await
@@ -97,6 +103,8 @@ pub struct Prepared {
     tls: tokio_rustls::TlsAcceptor,
     signer: Arc<Signer>,
     dkim: Option<Arc<crate::dkim::Signer>>,
+    /// The time the daily tasks (TLS reports) and TLS report counts read.
+    clock: crate::time::Clock,
 }
 
 /// The signer of return paths. A node on its own store: the key in `data_dir/return-path.key`,
@@ -213,7 +221,7 @@ pub async fn prepare(config: Config) -> Result<Prepared> {
         Some(d) => Some(Arc::new(crate::dkim::Signer::load(&d.domain, &d.selector, &d.key)?)),
         None => None,
     };
-    Ok(Prepared { config, store, tls, signer, dkim })
+    Ok(Prepared { config, store, tls, signer, dkim, clock: crate::time::Clock::system() })
 }
 
 /// The context of a session for a local program (`sendmail`), in the program's own process: the
@@ -265,7 +273,7 @@ pub async fn local_context(config: Config) -> Result<(Arc<Context>, watch::Sende
 }
 
 pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Receiver<bool>) -> Result<()> {
-    let Prepared { config, store, tls, signer, dkim } = prepared;
+    let Prepared { config, store, tls, signer, dkim, clock } = prepared;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let wakeup = Arc::new(crate::accept::Wakeup::default());
     let started = (Instant::now(), crate::time::Timestamp::now());
@@ -360,8 +368,23 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
         let mut tag = [0u8; 4];
         getrandom::fill(&mut tag).map_err(|e| anyhow::anyhow!("random: {e}"))?;
         let owner = format!("{}:{}:{:08x}", config.hostname, std::process::id(), u32::from_le_bytes(tag));
-        let mut outbound =
-            Outbound::new(config.clone()).map_err(|e| anyhow::anyhow!("outbound: {e}"))?.with_policies(store.clone());
+        let mut outbound = Outbound::new(config.clone())
+            .map_err(|e| anyhow::anyhow!("outbound: {e}"))?
+            .with_policies(store.clone())
+            .with_clock(clock.clone());
+        if config.outbound.tls_rpt {
+            let reporter = crate::outbound::tlsrpt::Reporter {
+                store: store.clone(),
+                config: config.clone(),
+                dns: crate::dns::Dns::new(&config.dns_nameservers).map_err(|e| anyhow::anyhow!("dns: {e}"))?,
+                trust: outbound.trust(),
+                wakeup: wakeup.clone(),
+                dkim: dkim.clone(),
+                clock: clock.clone(),
+            };
+            info!("TLS reports (RFC 8460) are sent daily");
+            tokio::spawn(reporter.run(shutdown_rx.clone()));
+        }
         if let Some(cluster) = store.clone().cluster() {
             outbound = outbound.with_slots(Slots::new(cluster, owner.clone(), config.queue.lease));
         }

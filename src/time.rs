@@ -1,8 +1,12 @@
-//! Wall-clock time as a value (`Timestamp`, Unix milliseconds) and its RFC 5322 rendering.
+//! Wall-clock time as a value (`Timestamp`, Unix milliseconds) and its RFC 5322 rendering, and
+//! `Clock`, the time a long-running task reads: the system's, or one a test sets (the daily
+//! TLS report is made when a test moves the clock past midnight, not after a day).
 //!
 //! Standards: RFC 5322 §3.3 (date-time), always rendered in UTC (`+0000`).
 //! Must not: be read inside pure modules; they take a `Timestamp` argument instead.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
@@ -92,6 +96,63 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (y, m, d)
 }
 
+/// Where a task reads the time: the system clock, or a clock the caller sets (tests). Cheap
+/// to clone; clones share the time.
+#[derive(Clone, Default)]
+pub struct Clock {
+    manual: Option<Arc<Manual>>,
+}
+
+struct Manual {
+    millis: AtomicI64,
+    changed: tokio::sync::Notify,
+}
+
+impl Clock {
+    pub fn system() -> Clock {
+        Clock::default()
+    }
+
+    /// A clock that stands at `at` until `set` moves it.
+    pub fn manual(at: Timestamp) -> Clock {
+        Clock { manual: Some(Arc::new(Manual { millis: AtomicI64::new(at.0), changed: Default::default() })) }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        match &self.manual {
+            Some(m) => Timestamp(m.millis.load(Ordering::SeqCst)),
+            None => Timestamp::now(),
+        }
+    }
+
+    /// Moves a manual clock to `at` and wakes the task waiting in `changed` (the system clock
+    /// cannot be set: nothing happens).
+    pub fn set(&self, at: Timestamp) {
+        if let Some(m) = &self.manual {
+            m.millis.store(at.0, Ordering::SeqCst);
+            m.changed.notify_one();
+        }
+    }
+
+    /// Returns when a manual clock was set (never, for the system clock): a task sleeping
+    /// until a time on this clock waits for this too.
+    pub async fn changed(&self) {
+        match &self.manual {
+            Some(m) => m.changed.notified().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.manual {
+            Some(_) => write!(f, "Clock::manual({})", self.now().iso8601()),
+            None => f.write_str("Clock::system"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Timestamp;
@@ -105,5 +166,24 @@ mod tests {
         assert_eq!(Timestamp::from_utc(1970, 1, 1, 0, 0, 0), Some(Timestamp(0)));
         assert_eq!(Timestamp::from_utc(2000, 2, 29, 0, 0, 0), Some(Timestamp(951_782_400_000)));
         assert_eq!(Timestamp::from_utc(2000, 13, 1, 0, 0, 0), None);
+    }
+
+    #[tokio::test]
+    async fn a_manual_clock_moves_only_when_set_and_says_so() {
+        use super::Clock;
+        let c = Clock::manual(Timestamp(5_000));
+        assert_eq!(c.clone().now(), Timestamp(5_000));
+        let waiter = tokio::spawn({
+            let c = c.clone();
+            async move {
+                c.changed().await;
+                c.now()
+            }
+        });
+        c.set(Timestamp(90_000));
+        assert_eq!(waiter.await.unwrap(), Timestamp(90_000));
+        let system = Clock::system();
+        system.set(Timestamp(0));
+        assert!(system.now() > Timestamp(1_700_000_000_000));
     }
 }

@@ -335,7 +335,7 @@ impl CachedPolicy {
 
 /// The TLS result of one delivery session under a policy (RFC 8460 §4.3 result types, and
 /// success).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TlsResult {
     Success,
     StartTlsNotSupported,
@@ -344,13 +344,36 @@ pub enum TlsResult {
     CertificateNotTrusted,
     ValidationFailure,
     /// No MX host of the domain matches its policy (sts-policy-invalid would be the policy's
-    /// own fault; this is the MX records').
+    /// own fault; this is the MX records'). Reported as `validation-failure` with this as its
+    /// `failure-reason-code` (RFC 8460 has no type of its own for it).
     MxNotInPolicy,
     StsPolicyFetchError,
     StsPolicyInvalid,
+    /// The policy host's HTTPS certificate did not verify (RFC 8460 §4.3.2.2).
+    StsWebpkiInvalid,
+    /// DANE results (RFC 8460 §4.3.2.1); DANE is not built yet, so nothing records them.
+    TlsaInvalid,
+    DnssecInvalid,
+    DaneRequired,
 }
 
 impl TlsResult {
+    const ALL: [TlsResult; 13] = [
+        TlsResult::Success,
+        TlsResult::StartTlsNotSupported,
+        TlsResult::CertificateHostMismatch,
+        TlsResult::CertificateExpired,
+        TlsResult::CertificateNotTrusted,
+        TlsResult::ValidationFailure,
+        TlsResult::MxNotInPolicy,
+        TlsResult::StsPolicyFetchError,
+        TlsResult::StsPolicyInvalid,
+        TlsResult::StsWebpkiInvalid,
+        TlsResult::TlsaInvalid,
+        TlsResult::DnssecInvalid,
+        TlsResult::DaneRequired,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             TlsResult::Success => "success",
@@ -362,24 +385,24 @@ impl TlsResult {
             TlsResult::MxNotInPolicy => "mx-not-in-policy",
             TlsResult::StsPolicyFetchError => "sts-policy-fetch-error",
             TlsResult::StsPolicyInvalid => "sts-policy-invalid",
+            TlsResult::StsWebpkiInvalid => "sts-webpki-invalid",
+            TlsResult::TlsaInvalid => "tlsa-invalid",
+            TlsResult::DnssecInvalid => "dnssec-invalid",
+            TlsResult::DaneRequired => "dane-required",
         }
     }
 
     pub fn parse(text: &str) -> Option<TlsResult> {
-        use TlsResult::*;
-        [
-            Success,
-            StartTlsNotSupported,
-            CertificateHostMismatch,
-            CertificateExpired,
-            CertificateNotTrusted,
-            ValidationFailure,
-            MxNotInPolicy,
-            StsPolicyFetchError,
-            StsPolicyInvalid,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == text)
+        TlsResult::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+
+    /// The `result-type` of a TLS report (RFC 8460 §4.3): ours, but `mx-not-in-policy`, which
+    /// RFC 8460 does not name, is a `validation-failure`.
+    pub fn result_type(self) -> &'static str {
+        match self {
+            TlsResult::MxNotInPolicy => "validation-failure",
+            other => other.as_str(),
+        }
     }
 }
 
@@ -399,6 +422,85 @@ pub struct LastResult {
     /// The MX host, and what went wrong.
     pub detail: String,
     pub at: Timestamp,
+}
+
+/// A UTC day (days since 1970-01-01): the period of one TLS report (RFC 8460 §4.1, "daily").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Day(pub i64);
+
+const DAY_MS: i64 = 86_400_000;
+
+impl Day {
+    pub fn of(t: Timestamp) -> Day {
+        Day(t.millis().div_euclid(DAY_MS))
+    }
+
+    /// Its first millisecond.
+    pub fn start(self) -> Timestamp {
+        Timestamp(self.0.saturating_mul(DAY_MS))
+    }
+
+    /// Its last second (`end-datetime` of a report is inclusive: `…T23:59:59Z`).
+    pub fn last_second(self) -> Timestamp {
+        Timestamp(self.0.saturating_add(1).saturating_mul(DAY_MS).saturating_sub(1000))
+    }
+
+    pub fn next(self) -> Day {
+        Day(self.0.saturating_add(1))
+    }
+}
+
+/// The `policy-type` of a TLS report (RFC 8460 §4.4); `tlsa` comes with DANE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PolicyType {
+    Sts,
+    NoPolicyFound,
+}
+
+impl PolicyType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyType::Sts => "sts",
+            PolicyType::NoPolicyFound => "no-policy-found",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<PolicyType> {
+        [PolicyType::Sts, PolicyType::NoPolicyFound].into_iter().find(|p| p.as_str() == text)
+    }
+}
+
+/// The policy a session ran under, as a TLS report names it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ReportPolicy {
+    pub kind: PolicyType,
+    /// The `_mta-sts` id (empty for no-policy-found).
+    pub id: String,
+    /// The policy text as fetched (empty when none was, e.g. on a fetch error).
+    pub body: String,
+}
+
+impl ReportPolicy {
+    pub fn none() -> ReportPolicy {
+        ReportPolicy { kind: PolicyType::NoPolicyFound, id: String::new(), body: String::new() }
+    }
+}
+
+/// Sessions of one day to one policy domain with one result, on one path: the aggregate a
+/// TLS report is made of (the store adds `count` to a matching row rather than keeping a row
+/// per session).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsCount {
+    pub day: Day,
+    /// The recipient (policy) domain, lower case.
+    pub domain: String,
+    pub policy: ReportPolicy,
+    pub result: TlsResult,
+    /// The MX host tried, when one was.
+    pub mx_host: Option<String>,
+    pub receiving_ip: Option<std::net::IpAddr>,
+    pub sending_ip: Option<std::net::IpAddr>,
+    pub count: u64,
 }
 
 #[cfg(test)]
@@ -498,8 +600,23 @@ mod tests {
             .unwrap();
         assert_eq!(c.expires_at, Timestamp(1_060_000));
         assert!(c.is_fresh(Timestamp(1_059_999)) && !c.is_fresh(Timestamp(1_060_000)));
-        for r in ["success", "starttls-not-supported", "certificate-host-mismatch", "mx-not-in-policy"] {
-            assert_eq!(TlsResult::parse(r).map(|r| r.as_str()), Some(r));
+        for r in TlsResult::ALL {
+            assert_eq!(TlsResult::parse(r.as_str()), Some(r));
         }
+        assert_eq!(TlsResult::parse("nonsense"), None);
+        assert_eq!(TlsResult::MxNotInPolicy.result_type(), "validation-failure");
+        assert_eq!(TlsResult::StsWebpkiInvalid.result_type(), "sts-webpki-invalid");
+    }
+
+    #[test]
+    fn report_days_are_utc_days() {
+        let t = Timestamp::from_utc(2026, 12, 6, 13, 52, 20).unwrap();
+        let d = Day::of(t);
+        assert_eq!(d.start().iso8601(), "2026-12-06T00:00:00Z");
+        assert_eq!(d.last_second().iso8601(), "2026-12-06T23:59:59Z");
+        assert_eq!(d.next().start().iso8601(), "2026-12-07T00:00:00Z");
+        assert_eq!(Day::of(Timestamp(-1)), Day(-1), "before 1970 still a whole day");
+        assert_eq!(PolicyType::parse("no-policy-found"), Some(PolicyType::NoPolicyFound));
+        assert_eq!(PolicyType::parse("tlsa"), None);
     }
 }

@@ -51,16 +51,33 @@ impl Reporter {
 
     /// Runs after attempts were recorded, on the facts read after their commit.
     pub async fn after_recorded(&self, facts: ReportFacts) {
-        if let Err(e) = self.report(&facts).await {
-            warn!(queue_id = %facts.id, error = %e, "reporting failed; it is retried after the next attempt");
+        let id = facts.id.clone();
+        if let Err(e) = self.settle(facts).await {
+            warn!(queue_id = %id, error = %e, "reporting failed; it is retried after the next attempt");
         }
     }
 
     async fn run(&self, id: &MessageId) -> Result<(), StoreError> {
         match self.store.report_facts(id).await? {
-            Some(facts) => self.report(&facts).await,
+            Some(facts) => self.settle(facts).await,
             None => Ok(()),
         }
+    }
+
+    /// Reports on `facts`; when another job of the message reported some of the same
+    /// recipients first (the store refuses the whole DSN then), reads the facts again and
+    /// reports the rest, so a recipient that expired at the same time is not left out.
+    async fn settle(&self, mut facts: ReportFacts) -> Result<(), StoreError> {
+        for _ in 0..3 {
+            match self.report(&facts).await {
+                Err(StoreError::AlreadyReported) => match self.store.report_facts(&facts.id).await? {
+                    Some(fresh) => facts = fresh,
+                    None => return Ok(()),
+                },
+                other => return other,
+            }
+        }
+        Ok(())
     }
 
     async fn report(&self, facts: &ReportFacts) -> Result<(), StoreError> {
@@ -191,7 +208,6 @@ impl Reporter {
                 info!(queue_id = %facts.id, dsn_id = %dsn_id, to = %to, kind = ?kind, recipients = recipients.len(), "notified");
                 Ok(())
             }
-            Err(StoreError::AlreadyReported) => Ok(()),
             Err(e) => Err(e),
         }
     }

@@ -1,5 +1,5 @@
 //! `[outbound]`: how mail leaves for other servers: MX port, HELO name, TLS mode, timeouts
-//! and concurrency; and `TlsMode`, which `[outbound]` and `[routes]` name and the SMTP client
+//! and concurrency, MTA-STS and TLS reporting (RFC 8460); and `TlsMode`, which `[outbound]` and `[routes]` name and the SMTP client
 //! obeys.
 //! Must not: connect anywhere (outbound/ does), or import a stage.
 
@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{ConfigError, emit, invalid, secs};
+use crate::smtp::address::Mailbox;
 
 /// Whether the SMTP client uses STARTTLS (`outbound.tls`, a route's `tls`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +58,13 @@ pub struct Outbound {
     pub mta_sts_port: u16,
     /// The time a policy fetch may take, from connecting to the last byte.
     pub mta_sts_timeout: Duration,
+    /// Send the daily TLS report (RFC 8460) to recipient domains that publish `_smtp._tls`.
+    pub tls_rpt: bool,
+    /// The reports' From (and envelope sender, and `contact-info`); DKIM-signed when a
+    /// `[dkim]` key covers its domain.
+    pub tls_rpt_from: Mailbox,
+    /// The reports' `organization-name`.
+    pub tls_rpt_organization: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -74,6 +82,9 @@ pub(super) struct RawOutbound {
     mta_sts: bool,
     mta_sts_port: u16,
     mta_sts_timeout: u64,
+    tls_rpt: bool,
+    tls_rpt_from: Option<String>,
+    tls_rpt_organization: Option<String>,
 }
 
 impl Default for RawOutbound {
@@ -91,6 +102,9 @@ impl Default for RawOutbound {
             mta_sts: true,
             mta_sts_port: 443,
             mta_sts_timeout: 60,
+            tls_rpt: false,
+            tls_rpt_from: None,
+            tls_rpt_organization: None,
         }
     }
 }
@@ -99,6 +113,13 @@ impl RawOutbound {
     /// `hostname` is the HELO name when `outbound.helo` is not set.
     pub(super) fn validate(self, hostname: &str) -> Result<Outbound, ConfigError> {
         let o = self;
+        let from = o.tls_rpt_from.unwrap_or_else(|| format!("tls-reports@{hostname}"));
+        let tls_rpt_from = Mailbox::parse(from.trim())
+            .map_err(|e| invalid("outbound.tls_rpt_from", format!("`{from}` is not an address: {e}")))?;
+        let organization = o.tls_rpt_organization.unwrap_or_else(|| hostname.to_string());
+        if organization.trim().is_empty() || organization.chars().any(char::is_control) {
+            return Err(invalid("outbound.tls_rpt_organization", "must be a name on one line"));
+        }
         Ok(Outbound {
             mx_port: o.mx_port,
             helo: o.helo.unwrap_or_else(|| hostname.to_string()),
@@ -112,6 +133,9 @@ impl RawOutbound {
             mta_sts: o.mta_sts,
             mta_sts_port: o.mta_sts_port,
             mta_sts_timeout: secs("outbound.mta_sts_timeout", o.mta_sts_timeout)?,
+            tls_rpt: o.tls_rpt,
+            tls_rpt_from,
+            tls_rpt_organization: organization,
         })
     }
 }
@@ -133,6 +157,9 @@ impl Outbound {
             ("mta_sts", toml::Value::Boolean(o.mta_sts)),
             ("mta_sts_port", int(o.mta_sts_port.into())),
             ("mta_sts_timeout", secs(o.mta_sts_timeout)),
+            ("tls_rpt", toml::Value::Boolean(o.tls_rpt)),
+            ("tls_rpt_from", text(&o.tls_rpt_from.to_string())),
+            ("tls_rpt_organization", text(&o.tls_rpt_organization)),
         ])
     }
 }

@@ -47,9 +47,10 @@ pub enum ClientError {
     Protocol(Stage, String),
     #[error("TLS is required for this destination but {0}")]
     TlsRequired(String),
-    /// The TLS a policy requires could not be had: its RFC 8460 result type and what happened.
+    /// The TLS a policy requires could not be had: its RFC 8460 result type, what happened, and
+    /// our end of the connection (for the TLS report's `sending-mta-ip`).
     #[error("{detail}")]
-    TlsPolicy { result: TlsResult, detail: String },
+    TlsPolicy { result: TlsResult, detail: String, local: Option<std::net::SocketAddr> },
     #[error("message of {size} bytes exceeds the server's SIZE limit of {limit}")]
     TooLarge { size: u64, limit: u64 },
 }
@@ -192,6 +193,8 @@ pub struct Connection {
     pub tls_check: Option<Result<(), (TlsResult, String)>>,
     /// The TLS policy this connection was opened under and how it went, for the journey.
     pub tls_policy: Option<String>,
+    /// Our end of the connection (the `sending-mta-ip` of a TLS report).
+    pub local: Option<std::net::SocketAddr>,
 }
 
 impl Connection {
@@ -209,6 +212,7 @@ impl Connection {
             .map_err(|_| ClientError::Timeout(Stage::Connect))?
             .map_err(|e| ClientError::Io(Stage::Connect, e))?;
         let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().ok();
         let mut c = Connection {
             wire: Wire::new(Box::new(stream), timeouts),
             remote,
@@ -218,6 +222,7 @@ impl Connection {
             peer_certs: Vec::new(),
             tls_check: None,
             tls_policy: None,
+            local,
         };
         let greeting = c.read_reply(Stage::Greeting).await?;
         if greeting.code != 220 {
@@ -237,15 +242,27 @@ impl Connection {
                 Err(e @ ClientError::TlsPolicy { .. }) => return Err(e),
                 Err(ClientError::Protocol(Stage::StartTls, d)) if enforce => {
                     let detail = format!("{}: {d}", c.remote);
-                    return Err(ClientError::TlsPolicy { result: TlsResult::StartTlsNotSupported, detail });
+                    return Err(ClientError::TlsPolicy {
+                        result: TlsResult::StartTlsNotSupported,
+                        detail,
+                        local: c.local,
+                    });
                 }
                 Err(ClientError::Rejected(Stage::StartTls, reply)) if enforce => {
                     let detail = format!("{}: STARTTLS refused: {reply}", c.remote);
-                    return Err(ClientError::TlsPolicy { result: TlsResult::StartTlsNotSupported, detail });
+                    return Err(ClientError::TlsPolicy {
+                        result: TlsResult::StartTlsNotSupported,
+                        detail,
+                        local: c.local,
+                    });
                 }
                 Err(ClientError::Io(Stage::StartTls, e)) if enforce => {
                     let detail = format!("{}: TLS handshake failed: {e}", c.remote);
-                    return Err(ClientError::TlsPolicy { result: TlsResult::ValidationFailure, detail });
+                    return Err(ClientError::TlsPolicy {
+                        result: TlsResult::ValidationFailure,
+                        detail,
+                        local: c.local,
+                    });
                 }
                 Err(e) if tls_mode == TlsMode::Required => return Err(ClientError::TlsRequired(e.to_string())),
                 Err(e) => return Err(e),
@@ -309,7 +326,7 @@ impl Connection {
             let check = v.trust.check(&self.remote.name, &self.peer_certs);
             if let (true, Err((result, detail))) = (v.enforce, &check) {
                 let detail = format!("{}: {detail}", self.remote);
-                return Err(ClientError::TlsPolicy { result: *result, detail });
+                return Err(ClientError::TlsPolicy { result: *result, detail, local: self.local });
             }
             self.tls_check = Some(check);
         }

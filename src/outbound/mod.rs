@@ -15,6 +15,7 @@ pub mod pool;
 pub mod route;
 pub mod slots;
 pub mod sts;
+pub mod tlsrpt;
 pub mod trust;
 
 use std::net::{IpAddr, SocketAddr};
@@ -34,8 +35,16 @@ use crate::config::{Config, Hop, TlsMode};
 use crate::dns::Dns;
 use crate::smtp::command::{Notify, Ret};
 use crate::store::Store;
-use crate::time::Timestamp;
-use crate::tlspolicy::{Mode, TlsResult};
+use crate::time::Clock;
+use crate::tlspolicy::{Day, Mode, ReportPolicy, TlsCount, TlsResult};
+
+/// Where a counted session went: the MX host and both ends' addresses, when known.
+#[derive(Default)]
+struct TlsPath {
+    mx: Option<String>,
+    receiving: Option<IpAddr>,
+    sending: Option<IpAddr>,
+}
 
 /// One delivery job: a message and its recipients at one destination.
 pub struct Job {
@@ -65,6 +74,8 @@ pub struct Outbound {
     trust: Arc<Trust>,
     /// MTA-STS, when `outbound.mta_sts` is on and a store keeps the policies.
     sts: Option<Sts>,
+    /// The time policies and TLS report counts are taken at (a test's clock in tests).
+    clock: Clock,
 }
 
 impl Outbound {
@@ -73,15 +84,36 @@ impl Outbound {
         let pool = Pool::new(o.max_connections_per_destination, o.max_messages_per_connection, o.idle_timeout);
         let dns = Dns::new(&config.dns_nameservers)?;
         let trust = Arc::new(Trust::load(config.tls.ca_file.as_deref())?);
-        Ok(Outbound { config, dns, pool, tls: client::opportunistic_tls(), slots: None, trust, sts: None })
+        Ok(Outbound {
+            config,
+            dns,
+            pool,
+            tls: client::opportunistic_tls(),
+            slots: None,
+            trust,
+            sts: None,
+            clock: Clock::system(),
+        })
     }
 
     /// Honours MTA-STS policies (when `outbound.mta_sts` is on), cached in `store`.
     pub fn with_policies(mut self, store: Arc<dyn Store>) -> Outbound {
         let o = &self.config.outbound;
         if o.mta_sts {
-            self.sts = Some(Sts::new(store, self.dns.clone(), self.trust.clone(), o.mta_sts_port, o.mta_sts_timeout));
+            let sts = Sts::new(store, self.dns.clone(), self.trust.clone(), o.mta_sts_port, o.mta_sts_timeout);
+            self.sts = Some(sts.counting(o.tls_rpt));
         }
+        self
+    }
+
+    /// The roots certificates are verified against (for the TLS report's HTTPS POSTs too).
+    pub fn trust(&self) -> Arc<Trust> {
+        self.trust.clone()
+    }
+
+    /// Reads the time from `clock` (policy freshness, the day of TLS report counts).
+    pub fn with_clock(mut self, clock: Clock) -> Outbound {
+        self.clock = clock;
         self
     }
 
@@ -91,7 +123,7 @@ impl Outbound {
         if self.config.routes.contains_key(domain) {
             return None;
         }
-        self.sts.as_ref()?.policy(domain, Timestamp::now()).await
+        self.sts.as_ref()?.policy(domain, self.clock.now()).await
     }
 
     /// Records a session's TLS result under `policy`.
@@ -99,6 +131,28 @@ impl Outbound {
         if let Some(sts) = &self.sts {
             sts.record(domain, &policy.to_string(), result, detail).await;
         }
+    }
+
+    /// Counts a session (or an attempt that ended before one) toward `domain` for the daily TLS
+    /// report: under `policy`, or as no-policy-found (RFC 8460 §4.4). Not for static routes, and
+    /// not when `outbound.tls_rpt` is off.
+    async fn count_tls(&self, domain: &str, policy: Option<&InForce>, result: TlsResult, path: TlsPath) {
+        let Some(sts) = &self.sts else { return };
+        // Counted only when reports are sent (`Sts::counting`): nothing else takes the rows.
+        if self.config.routes.contains_key(domain) {
+            return;
+        }
+        sts.count(TlsCount {
+            day: Day::of(self.clock.now()),
+            domain: domain.to_ascii_lowercase(),
+            policy: policy.map(InForce::report_policy).unwrap_or_else(ReportPolicy::none),
+            result,
+            mx_host: path.mx,
+            receiving_ip: path.receiving,
+            sending_ip: path.sending,
+            count: 1,
+        })
+        .await;
     }
 
     /// Counts connections per destination across the cluster that shares `slots`' store.
@@ -151,6 +205,8 @@ impl Outbound {
                 let patterns = p.cached.policy.mx_list();
                 let detail = format!("MX hosts {} not in the policy's mx ({patterns})", all.join(", "));
                 self.record_tls(domain, p, TlsResult::MxNotInPolicy, detail).await;
+                let path = TlsPath { mx: all.first().cloned(), ..TlsPath::default() };
+                self.count_tls(domain, Some(p), TlsResult::MxNotInPolicy, path).await;
                 return Err(DeliveryOutcome::mx_outside_policy(domain, &p.describe(), &all, &patterns));
             }
         }
@@ -174,7 +230,15 @@ impl Outbound {
                 let verify = policy.map(|p| Verify { trust: &self.trust, enforce: p.mode() == Mode::Enforce });
                 match Connection::open(remote.clone(), &o.helo, tls, &self.tls, verify, timeouts.clone()).await {
                     Ok(mut c) => {
-                        if let Some(p) = policy {
+                        let path = TlsPath {
+                            mx: Some(hop.host.clone()),
+                            receiving: Some(addr.ip()),
+                            sending: c.local.map(|l| l.ip()),
+                        };
+                        if policy.is_none() {
+                            let result = if c.tls { TlsResult::Success } else { TlsResult::StartTlsNotSupported };
+                            self.count_tls(domain, None, result, path).await;
+                        } else if let Some(p) = policy {
                             let (result, how) = match (&c.tls_check, p.allows(&hop.host)) {
                                 (_, false) => (TlsResult::MxNotInPolicy, format!("{remote} is not in the policy's mx")),
                                 (Some(Ok(())), true) => (TlsResult::Success, format!("verified TLS with {remote}")),
@@ -184,6 +248,7 @@ impl Outbound {
                             let anyway = if result == TlsResult::Success { "" } else { ", delivered anyway (testing)" };
                             c.tls_policy = Some(format!("{p}: {}{anyway}", result.as_str()));
                             self.record_tls(domain, p, result, how).await;
+                            self.count_tls(domain, Some(p), result, path).await;
                         }
                         return Ok(c);
                     }
@@ -191,8 +256,11 @@ impl Outbound {
                         debug!(remote = %remote, error = %e, "connection failed, trying the next host");
                         if enforce {
                             policy_failures.push(e.to_string());
-                            if let ClientError::TlsPolicy { result, detail } = &e {
+                            if let ClientError::TlsPolicy { result, detail, local } = &e {
                                 last_policy_result = Some((*result, detail.clone()));
+                                let sending = local.map(|l| l.ip());
+                                let path = TlsPath { mx: Some(hop.host.clone()), receiving: Some(addr.ip()), sending };
+                                self.count_tls(domain, policy, *result, path).await;
                             }
                         }
                         last = Some(DeliveryOutcome::from_error(&e, Some(&remote)));

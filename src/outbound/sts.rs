@@ -8,8 +8,9 @@
 //! size and time), §5.1 (a fresh cached policy with the same id is used without a fetch; a new
 //! id means a fetch; when the fetch fails, or the TXT record is gone or unreadable, a fresh
 //! cached policy is still used), §5 (mode none: as without a policy).
-//! Must not: decide outcomes (`outcome` does) or write the store except its two tables of TLS
-//! policies (`put_sts_policy`, `record_tls_result`); see ARCHITECTURE's exception.
+//! Must not: decide outcomes (`outcome` does) or write the store except its tables of TLS
+//! policies and results (`put_sts_policy`, `record_tls_result`, `count_tls_sessions`); see
+//! ARCHITECTURE's exception.
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,7 +26,10 @@ use super::trust::Trust;
 use crate::dns::{Dns, DnsFailure};
 use crate::store::Store;
 use crate::time::Timestamp;
-use crate::tlspolicy::{CachedPolicy, LastResult, MAX_POLICY_BYTES, Mode, PolicyError, TlsResult, select_record};
+use crate::tlspolicy::{
+    CachedPolicy, Day, LastResult, MAX_POLICY_BYTES, Mode, PolicyError, PolicyType, ReportPolicy, TlsCount, TlsResult,
+    select_record,
+};
 
 /// Why a policy could not be fetched.
 #[derive(Debug, Error)]
@@ -77,6 +81,11 @@ impl InForce {
         self.cached.policy.allows(host)
     }
 
+    /// The policy as a TLS report names it.
+    pub fn report_policy(&self) -> ReportPolicy {
+        ReportPolicy { kind: PolicyType::Sts, id: self.cached.id.clone(), body: self.cached.body.clone() }
+    }
+
     /// `the MTA-STS policy (enforce, id 7)`, for outcomes and DSNs.
     pub fn describe(&self) -> String {
         format!("the MTA-STS policy ({}, id {})", self.mode(), self.cached.id)
@@ -109,11 +118,19 @@ pub struct Sts {
     timeout: Duration,
     /// (domain, policy id) of a failed fetch → when it failed and why.
     failed: std::sync::Mutex<std::collections::HashMap<(String, String), (std::time::Instant, String)>>,
+    /// Count fetch failures for the TLS report (`outbound.tls_rpt`).
+    counting: bool,
 }
 
 impl Sts {
     pub fn new(store: Arc<dyn Store>, dns: Dns, trust: Arc<Trust>, port: u16, timeout: Duration) -> Sts {
-        Sts { store, dns, trust, port, timeout, failed: Default::default() }
+        Sts { store, dns, trust, port, timeout, failed: Default::default(), counting: false }
+    }
+
+    /// Counts policy fetch failures for the daily TLS report when `on`.
+    pub fn counting(mut self, on: bool) -> Sts {
+        self.counting = on;
+        self
     }
 
     /// Why the fetch of this policy id failed, while that is recent enough not to try again.
@@ -170,9 +187,22 @@ impl Sts {
                         let Some(c) = cached else {
                             let result = match e {
                                 FetchError::Invalid(_) => TlsResult::StsPolicyInvalid,
+                                FetchError::Tls(..) => TlsResult::StsWebpkiInvalid,
                                 _ => TlsResult::StsPolicyFetchError,
                             };
                             self.record(domain, "MTA-STS (none in force)", result, e.to_string()).await;
+                            let policy = ReportPolicy { kind: PolicyType::Sts, id: r.id.clone(), body: String::new() };
+                            self.count(TlsCount {
+                                day: Day::of(now),
+                                domain: domain.to_string(),
+                                policy,
+                                result,
+                                mx_host: None,
+                                receiving_ip: None,
+                                sending_ip: None,
+                                count: 1,
+                            })
+                            .await;
                             return None;
                         };
                         InForce { cached: c, source: Source::CachedDespite(format!("fetch failed: {e}")) }
@@ -191,6 +221,16 @@ impl Sts {
             LastResult { domain: domain.to_string(), policy: policy.to_string(), result, detail, at: Timestamp::now() };
         if let Err(e) = self.store.record_tls_result(&last).await {
             warn!(domain, error = %e, "cannot record the TLS result");
+        }
+    }
+
+    /// Adds a session to the day's TLS report counts (RFC 8460).
+    pub async fn count(&self, count: TlsCount) {
+        if !self.counting {
+            return;
+        }
+        if let Err(e) = self.store.count_tls_sessions(&count).await {
+            warn!(domain = %count.domain, error = %e, "cannot count the TLS session for the TLS report");
         }
     }
 

@@ -6,7 +6,8 @@
 //! (`c.s.d`), a client IP address and a TOTP time step through the pairs below, so no text of
 //! the store is built or split anywhere else.
 //! An MTA-STS policy is stored as the body that was fetched and parsed again when read
-//! (`CachedPolicy::from_columns`), a TLS result as its RFC 8460 name.
+//! (`CachedPolicy::from_columns`), a TLS result as its RFC 8460 name, and a TLS session count
+//! through `TlsCountColumns` (an absent MX host or IP is the empty string: they are key columns).
 //! Must not: run SQL, or accept a combination of columns no `Destination` writes (that is a
 //! corrupt record, not a guess).
 
@@ -15,7 +16,7 @@ use crate::smtp::address::{Mailbox, ReversePath};
 use crate::smtp::command::{Notify, Ret};
 use crate::smtp::reply::EnhancedStatus;
 use crate::time::Timestamp;
-use crate::tlspolicy::{CachedPolicy, Policy, TlsResult};
+use crate::tlspolicy::{CachedPolicy, Day, Policy, PolicyType, ReportPolicy, TlsCount, TlsResult};
 
 /// A message's origin column (JSON), read back; None for no row (a deleted message).
 pub(crate) fn origin(text: Option<&str>) -> Result<Option<Origin>, StoreError> {
@@ -204,6 +205,58 @@ impl CachedPolicy {
 /// A TLS result from its RFC 8460 name.
 pub(crate) fn tls_result(text: &str) -> Result<TlsResult, StoreError> {
     TlsResult::parse(text).ok_or_else(|| StoreError::Corrupt(format!("TLS result {text}")))
+}
+
+/// A `TlsCount` as the columns of its `tls_report_counts` row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TlsCountColumns {
+    pub day: i64,
+    pub domain: String,
+    pub policy_type: String,
+    pub policy_id: String,
+    pub policy_body: String,
+    pub result: String,
+    pub mx_host: String,
+    pub receiving_ip: String,
+    pub sending_ip: String,
+    pub sessions: i64,
+}
+
+impl TlsCountColumns {
+    pub fn encode(c: &TlsCount) -> TlsCountColumns {
+        let ip = |a: Option<std::net::IpAddr>| a.map(|a| a.to_string()).unwrap_or_default();
+        TlsCountColumns {
+            day: c.day.0,
+            domain: c.domain.clone(),
+            policy_type: c.policy.kind.as_str().to_string(),
+            policy_id: c.policy.id.clone(),
+            policy_body: c.policy.body.clone(),
+            result: c.result.as_str().to_string(),
+            mx_host: c.mx_host.clone().unwrap_or_default(),
+            receiving_ip: ip(c.receiving_ip),
+            sending_ip: ip(c.sending_ip),
+            sessions: i64::try_from(c.count).unwrap_or(i64::MAX),
+        }
+    }
+
+    pub fn decode(self) -> Result<TlsCount, StoreError> {
+        let ip = |t: String| -> Result<Option<std::net::IpAddr>, StoreError> {
+            if t.is_empty() { Ok(None) } else { ip(Some(t)) }
+        };
+        let kind = PolicyType::parse(&self.policy_type)
+            .ok_or_else(|| StoreError::Corrupt(format!("TLS policy type {}", self.policy_type)))?;
+        Ok(TlsCount {
+            day: Day(self.day),
+            domain: self.domain,
+            policy: ReportPolicy { kind, id: self.policy_id, body: self.policy_body },
+            result: tls_result(&self.result)?,
+            mx_host: Some(self.mx_host).filter(|h| !h.is_empty()),
+            receiving_ip: ip(self.receiving_ip)?,
+            sending_ip: ip(self.sending_ip)?,
+            count: u64::try_from(self.sessions)
+                .map_err(|_| StoreError::Corrupt(format!("TLS session count {}", self.sessions)))?,
+        })
+    }
 }
 
 /// A client address as stored (an app password's last use).

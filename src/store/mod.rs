@@ -25,7 +25,7 @@ use crate::smtp::address::{Domain, ReversePath};
 use crate::smtp::command::{Notify, Ret};
 use crate::smtp::reply::EnhancedStatus;
 use crate::time::Timestamp;
-use crate::tlspolicy::{CachedPolicy, LastResult};
+use crate::tlspolicy::{CachedPolicy, Day, LastResult, TlsCount};
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -324,6 +324,8 @@ pub enum Via {
     Api,
     /// A delivery status notification of our own.
     Dsn,
+    /// A report of our own for other domains' postmasters (TLS-RPT, RFC 8460).
+    Report,
 }
 
 impl Via {
@@ -334,6 +336,7 @@ impl Via {
             Via::Sendmail => "sendmail",
             Via::Api => "api",
             Via::Dsn => "dsn",
+            Via::Report => "report",
         }
     }
 }
@@ -1308,6 +1311,16 @@ pub trait Store: Send + Sync {
 
     /// The trained totals, the counts of those of `tokens` the model knows, and its size.
     async fn learner_model(&self, tokens: &[String]) -> Result<learner::Model, StoreError>;
+    /// Adds `count.count` sessions to the aggregate row of its day, domain, policy, result and
+    /// path (RFC 8460 reporting), creating it; the row keeps the latest policy body.
+    async fn count_tls_sessions(&self, count: &TlsCount) -> Result<(), StoreError>;
+
+    /// The (day, policy domain) pairs holding counts of a day before `before`, oldest first.
+    async fn tls_report_due(&self, before: Day) -> Result<Vec<(Day, String)>, StoreError>;
+
+    /// Reads and deletes, in one statement, the counts of `domain` on `day`: of several
+    /// nodes, one gets them, and the others get none (so one report is sent).
+    async fn take_tls_counts(&self, day: Day, domain: &str) -> Result<Vec<TlsCount>, StoreError>;
 
     // --- dashboard ---
 

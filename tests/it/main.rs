@@ -36,6 +36,7 @@ mod instance;
 mod logs;
 mod metrics_parse;
 mod mta_sts;
+mod tls_rpt;
 mod outbound;
 mod passwords;
 mod pipelining;

@@ -16,7 +16,7 @@ use crate::harness::sts::{PolicyServer, TestCa};
 use crate::harness::{Client, TestDaemon};
 
 /// A port free on 127.0.0.2, .3 and .4 alike (the one MX port of every peer).
-fn common_port() -> u16 {
+pub(crate) fn common_port() -> u16 {
     for _ in 0..50 {
         let a = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
         let port = a.local_addr().unwrap().port();
@@ -28,18 +28,18 @@ fn common_port() -> u16 {
     panic!("no common free port");
 }
 
-fn enforce(mx: &[&str]) -> String {
+pub(crate) fn enforce(mx: &[&str]) -> String {
     policy("enforce", mx)
 }
 
-fn policy(mode: &str, mx: &[&str]) -> String {
+pub(crate) fn policy(mode: &str, mx: &[&str]) -> String {
     let mx: String = mx.iter().map(|m| format!("mx: {m}\r\n")).collect();
     format!("version: STSv1\r\nmode: {mode}\r\n{mx}max_age: 86400\r\n")
 }
 
 /// dnsmasq records of a domain with MTA-STS: MX hosts (name, address), the TXT record with
 /// `id`, and `mta-sts.DOMAIN` on 127.0.0.1.
-fn zone(domain: &str, id: &str, mx: &[(&str, &str)]) -> Vec<String> {
+pub(crate) fn zone(domain: &str, id: &str, mx: &[(&str, &str)]) -> Vec<String> {
     let mut r = vec![
         format!("--txt-record=_mta-sts.{domain},v=STSv1; id={id}"),
         format!("--host-record=mta-sts.{domain},127.0.0.1"),
@@ -52,7 +52,14 @@ fn zone(domain: &str, id: &str, mx: &[(&str, &str)]) -> Vec<String> {
 }
 
 /// A mailerd peer at `ip`:`port` with a test-CA certificate for `names`, receiving for `domains`.
-async fn peer(ca: &TestCa, label: &str, ip: &str, port: u16, names: &[&str], domains: &[&str]) -> TestDaemon {
+pub(crate) async fn peer(
+    ca: &TestCa,
+    label: &str,
+    ip: &str,
+    port: u16,
+    names: &[&str],
+    domains: &[&str],
+) -> TestDaemon {
     let (cert, key) = ca.issue(label, names);
     let domains: Vec<String> = domains.iter().map(|d| format!("\"{d}\"")).collect();
     TestDaemon::with(&format!(
@@ -239,6 +246,10 @@ async fn enforce_and_testing_modes_decide_where_and_how_mail_goes() {
         let last = store.tls_result(domain).await.unwrap().unwrap_or_else(|| panic!("no result for {domain}"));
         assert_eq!(last.result, result, "{domain}: {last:?}");
     }
+
+    // `outbound.tls_rpt` is off: no session was counted for a TLS report.
+    let nothing = store.tls_report_due(mailerd::tlspolicy::Day(i64::MAX)).await.unwrap();
+    assert!(nothing.is_empty(), "{nothing:?}");
 
     // `mailerd tls status`: the policy in force and the last result, from the store.
     let (code, out) = tls_status(&src, "other.test", true);

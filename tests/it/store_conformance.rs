@@ -99,6 +99,7 @@ conformance!(
     every_destination_is_read_back_typed,
     idempotency_records_commit_with_their_message,
     mta_sts_policies_and_tls_results_are_kept_per_domain,
+    tls_sessions_are_counted_per_day_and_taken_once,
     passwords_age_and_are_rehashed_only_when_unchanged,
     app_passwords_are_named_looked_up_by_hash_touched_and_revoked,
     second_factors_accept_each_step_and_recovery_code_once,
@@ -1527,8 +1528,8 @@ const SQLITE_SCHEMAS: &[&str] = &[
     include_str!("../../src/store/sqlite/schema_v10.sql"),
     include_str!("../../src/store/sqlite/schema_v11.sql"),
     include_str!("../../src/store/sqlite/schema_v12.sql"),
-    // Version 13 is another branch's; v14 (the learned filter) is listed after it at merge.
     include_str!("../../src/store/sqlite/schema_v14.sql"),
+    include_str!("../../src/store/sqlite/schema_v15.sql"),
     include_str!("../../src/store/sqlite/schema_v18.sql"),
 ];
 
@@ -1548,8 +1549,8 @@ const POSTGRES_SCHEMAS: &[&str] = &[
     include_str!("../../src/store/postgres/schema_v12.sql"),
     include_str!("../../src/store/postgres/schema_v13.sql"),
     include_str!("../../src/store/postgres/schema_v14.sql"),
-    // Version 15 is another branch's; v16 (the learned filter) is listed after it at merge.
     include_str!("../../src/store/postgres/schema_v16.sql"),
+    include_str!("../../src/store/postgres/schema_v17.sql"),
     include_str!("../../src/store/postgres/schema_v20.sql"),
 ];
 
@@ -1778,6 +1779,45 @@ async fn mta_sts_policies_and_tls_results_are_kept_per_domain(s: Arc<dyn Store>)
     let ok = LastResult { result: TlsResult::Success, at: Timestamp(8_000), ..failed };
     s.record_tls_result(&ok).await.unwrap();
     assert_eq!(s.tls_result("a.test").await.unwrap(), Some(ok), "the last result replaces the one before");
+}
+
+async fn tls_sessions_are_counted_per_day_and_taken_once(s: Arc<dyn Store>) {
+    use mailerd::tlspolicy::{Day, PolicyType, ReportPolicy, TlsCount, TlsResult};
+    let sts = ReportPolicy { kind: PolicyType::Sts, id: "7".into(), body: "version: STSv1\nmode: testing".into() };
+    let ok = TlsCount {
+        day: Day(20_000),
+        domain: "a.test".into(),
+        policy: sts.clone(),
+        result: TlsResult::Success,
+        mx_host: Some("mx.a.test".into()),
+        receiving_ip: Some("127.0.0.2".parse().unwrap()),
+        sending_ip: Some("::1".parse().unwrap()),
+        count: 1,
+    };
+    let failed = TlsCount {
+        result: TlsResult::StsPolicyFetchError,
+        mx_host: None,
+        receiving_ip: None,
+        sending_ip: None,
+        ..ok.clone()
+    };
+    let plain = TlsCount { policy: ReportPolicy::none(), result: TlsResult::StartTlsNotSupported, ..ok.clone() };
+    for c in [&ok, &ok, &ok, &failed, &plain] {
+        s.count_tls_sessions(c).await.unwrap();
+    }
+    // Another domain that day, a.test the next day.
+    s.count_tls_sessions(&TlsCount { domain: "b.test".into(), ..ok.clone() }).await.unwrap();
+    s.count_tls_sessions(&TlsCount { day: Day(20_001), count: 4, ..ok.clone() }).await.unwrap();
+
+    assert_eq!(s.tls_report_due(Day(20_000)).await.unwrap(), vec![], "nothing before the first day");
+    let due = s.tls_report_due(Day(20_001)).await.unwrap();
+    assert_eq!(due, vec![(Day(20_000), "a.test".to_string()), (Day(20_000), "b.test".to_string())]);
+    let mut taken = s.take_tls_counts(Day(20_000), "a.test").await.unwrap();
+    taken.sort_by_key(|c| c.result.as_str());
+    assert_eq!(taken, vec![plain, failed, TlsCount { count: 3, ..ok.clone() }], "one row per key, counts added");
+    assert_eq!(s.take_tls_counts(Day(20_000), "a.test").await.unwrap(), vec![], "taken once");
+    assert_eq!(s.tls_report_due(Day(20_002)).await.unwrap().len(), 2, "b.test that day and a.test the next");
+    assert_eq!(s.take_tls_counts(Day(20_001), "a.test").await.unwrap()[0].count, 4);
 }
 
 // --- account protection (issue 19) ---

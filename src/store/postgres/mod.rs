@@ -59,6 +59,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (13, include_str!("schema_v13.sql")),
     (14, include_str!("schema_v14.sql")),
     (16, include_str!("schema_v16.sql")),
+    (17, include_str!("schema_v17.sql")),
     (20, include_str!("schema_v20.sql")),
 ];
 
@@ -375,6 +376,25 @@ impl Store for PgStore {
 
     async fn tls_result(&self, domain: &str) -> Result<Option<crate::tlspolicy::LastResult>, StoreError> {
         self.with(async |c| reads::tls_result(c, domain).await).await
+    }
+
+    async fn count_tls_sessions(&self, count: &crate::tlspolicy::TlsCount) -> Result<(), StoreError> {
+        self.with(async |c| writes::count_tls_sessions(c, count).await).await
+    }
+
+    async fn tls_report_due(
+        &self,
+        before: crate::tlspolicy::Day,
+    ) -> Result<Vec<(crate::tlspolicy::Day, String)>, StoreError> {
+        self.with(async |c| reads::tls_report_due(c, before).await).await
+    }
+
+    async fn take_tls_counts(
+        &self,
+        day: crate::tlspolicy::Day,
+        domain: &str,
+    ) -> Result<Vec<crate::tlspolicy::TlsCount>, StoreError> {
+        self.with(async |c| writes::take_tls_counts(c, day, domain).await).await
     }
 
     async fn set_webhook_cursor(&self, endpoint: &str, last_event: i64) -> Result<(), StoreError> {

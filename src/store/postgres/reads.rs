@@ -604,6 +604,17 @@ pub(super) async fn sts_policy(c: &mut Conn, domain: &str) -> Result<Option<Cach
     }
 }
 
+pub(super) async fn tls_report_due(
+    c: &mut Conn,
+    before: crate::tlspolicy::Day,
+) -> Result<Vec<(crate::tlspolicy::Day, String)>, StoreError> {
+    let stmt = c
+        .stmt("SELECT DISTINCT day, domain FROM tls_report_counts WHERE day < $1 ORDER BY day, domain LIMIT 10000")
+        .await?;
+    let rows = c.client.query(&stmt, &[&before.0]).await?;
+    rows.iter().map(|r| Ok((crate::tlspolicy::Day(r.try_get(0)?), r.try_get(1)?))).collect()
+}
+
 pub(super) async fn tls_result(c: &mut Conn, domain: &str) -> Result<Option<LastResult>, StoreError> {
     let stmt = c.stmt("SELECT domain, policy, result, detail, at FROM tls_results WHERE domain = $1").await?;
     match c.client.query_opt(&stmt, &[&domain]).await? {

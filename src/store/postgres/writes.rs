@@ -875,6 +875,65 @@ pub(super) async fn record_tls_result(c: &mut Conn, r: &crate::tlspolicy::LastRe
     c.client.execute(&stmt, &[&r.domain, &r.policy, &r.result.as_str(), &r.detail, &r.at.millis()]).await?;
     Ok(())
 }
+
+const TLS_COUNT: &str = "
+INSERT INTO tls_report_counts (day, domain, policy_type, policy_id, policy_body, result, mx_host, receiving_ip,
+    sending_ip, sessions) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (day, domain, policy_type, policy_id, result, mx_host, receiving_ip, sending_ip)
+DO UPDATE SET sessions = tls_report_counts.sessions + excluded.sessions, policy_body = excluded.policy_body";
+
+pub(super) async fn count_tls_sessions(c: &mut Conn, n: &crate::tlspolicy::TlsCount) -> Result<(), StoreError> {
+    let stmt = c.stmt(TLS_COUNT).await?;
+    let k = codec::TlsCountColumns::encode(n);
+    c.client
+        .execute(
+            &stmt,
+            &[
+                &k.day,
+                &k.domain,
+                &k.policy_type,
+                &k.policy_id,
+                &k.policy_body,
+                &k.result,
+                &k.mx_host,
+                &k.receiving_ip,
+                &k.sending_ip,
+                &k.sessions,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+const TAKE_TLS_COUNTS: &str = "
+DELETE FROM tls_report_counts WHERE day = $1 AND domain = $2
+RETURNING day, domain, policy_type, policy_id, policy_body, result, mx_host, receiving_ip, sending_ip, sessions";
+
+pub(super) async fn take_tls_counts(
+    c: &mut Conn,
+    day: crate::tlspolicy::Day,
+    domain: &str,
+) -> Result<Vec<crate::tlspolicy::TlsCount>, StoreError> {
+    let stmt = c.stmt(TAKE_TLS_COUNTS).await?;
+    let rows = c.client.query(&stmt, &[&day.0, &domain]).await?;
+    rows.iter()
+        .map(|r| {
+            codec::TlsCountColumns {
+                day: r.try_get(0)?,
+                domain: r.try_get(1)?,
+                policy_type: r.try_get(2)?,
+                policy_id: r.try_get(3)?,
+                policy_body: r.try_get(4)?,
+                result: r.try_get(5)?,
+                mx_host: r.try_get(6)?,
+                receiving_ip: r.try_get(7)?,
+                sending_ip: r.try_get(8)?,
+                sessions: r.try_get(9)?,
+            }
+            .decode()
+        })
+        .collect()
+}
 // --- account protection ---
 
 pub(super) async fn rehash_password(c: &mut Conn, address: &str, old: &str, new: &str) -> Result<bool, StoreError> {

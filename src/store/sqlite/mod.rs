@@ -61,6 +61,8 @@ enum Write {
         learner_types::LearnerLimits,
         oneshot::Sender<Result<learner_types::Learned, StoreError>>,
     ),
+    /// Read and delete a day's TLS counts of a domain.
+    TakeTlsCounts(crate::tlspolicy::Day, String, oneshot::Sender<Result<Vec<crate::tlspolicy::TlsCount>, StoreError>>),
 }
 
 enum Simple {
@@ -87,6 +89,7 @@ enum Simple {
     Feedback(super::Feedback),
     StsPolicy(crate::tlspolicy::CachedPolicy),
     TlsResult(crate::tlspolicy::LastResult),
+    TlsCount(crate::tlspolicy::TlsCount),
     /// Address, old hash, new hash.
     Rehash(String, String, String),
     AddAppPassword(super::AppPassword),
@@ -154,6 +157,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     if version < 14 {
         tx.execute_batch(include_str!("schema_v14.sql"))?;
+    }
+    if version < 15 {
+        tx.execute_batch(include_str!("schema_v15.sql"))?;
     }
     if version < 18 {
         tx.execute_batch(include_str!("schema_v18.sql"))?;
@@ -441,6 +447,27 @@ impl Store for SqliteStore {
     async fn tls_result(&self, domain: &str) -> Result<Option<crate::tlspolicy::LastResult>, StoreError> {
         let domain = domain.to_string();
         self.read(move |c| reads::tls_result(c, &domain)).await
+    }
+
+    async fn count_tls_sessions(&self, count: &crate::tlspolicy::TlsCount) -> Result<(), StoreError> {
+        self.simple(Simple::TlsCount(count.clone())).await.map(|_| ())
+    }
+
+    async fn tls_report_due(
+        &self,
+        before: crate::tlspolicy::Day,
+    ) -> Result<Vec<(crate::tlspolicy::Day, String)>, StoreError> {
+        self.read(move |c| reads::tls_report_due(c, before)).await
+    }
+
+    async fn take_tls_counts(
+        &self,
+        day: crate::tlspolicy::Day,
+        domain: &str,
+    ) -> Result<Vec<crate::tlspolicy::TlsCount>, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Write::TakeTlsCounts(day, domain.to_string(), reply))?;
+        wait(rx).await
     }
 
     async fn set_webhook_cursor(&self, endpoint: &str, last_event: i64) -> Result<(), StoreError> {

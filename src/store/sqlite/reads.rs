@@ -11,7 +11,7 @@ use crate::store::{
     SecondFactor, SentEntry, StoreError, Suppression, SuppressionScope, TotpSecret, Transport, codec,
 };
 use crate::time::Timestamp;
-use crate::tlspolicy::{CachedPolicy, LastResult};
+use crate::tlspolicy::{CachedPolicy, Day, LastResult};
 
 pub(super) fn load_body(c: &Connection, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError> {
     Ok(c.prepare_cached("SELECT body FROM messages WHERE id = ?1")?.query_row([&id.0], |r| r.get(0)).optional()?)
@@ -717,6 +717,14 @@ pub(super) fn sts_policy(c: &Connection, domain: &str) -> Result<Option<CachedPo
         .query_row([domain], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
         .optional()?;
     row.map(|(d, id, body, fetched, expires)| CachedPolicy::from_columns(d, id, body, fetched, expires)).transpose()
+}
+
+pub(super) fn tls_report_due(c: &Connection, before: Day) -> Result<Vec<(Day, String)>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT DISTINCT day, domain FROM tls_report_counts WHERE day < ?1 ORDER BY day, domain LIMIT 10000",
+    )?;
+    let rows = stmt.query_map([before.0], |r| Ok((Day(r.get(0)?), r.get(1)?)))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
 pub(super) fn tls_result(c: &Connection, domain: &str) -> Result<Option<LastResult>, StoreError> {

@@ -15,6 +15,7 @@ use crate::store::{
     ReportMark, Selection, StoreError, Transport, codec,
 };
 use crate::time::Timestamp;
+use crate::tlspolicy::{Day, TlsCount};
 
 /// A computed result waiting for the batch's COMMIT before it is sent.
 enum Pending {
@@ -22,6 +23,7 @@ enum Pending {
     Count(oneshot::Sender<Result<usize, StoreError>>, Result<usize, StoreError>),
     Claims(oneshot::Sender<Result<Vec<Claim>, StoreError>>, Result<Vec<Claim>, StoreError>),
     Learned(oneshot::Sender<Result<Learned, StoreError>>, Result<Learned, StoreError>),
+    TlsCounts(oneshot::Sender<Result<Vec<TlsCount>, StoreError>>, Result<Vec<TlsCount>, StoreError>),
 }
 
 pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Write>) {
@@ -50,6 +52,9 @@ pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Write>) {
             Write::Learn(sample, limits, reply) => {
                 Pending::Learned(reply, in_savepoint(&tx, |t| super::learner::learn(t, &sample, &limits)))
             }
+            Write::TakeTlsCounts(day, domain, reply) => {
+                Pending::TlsCounts(reply, in_savepoint(&tx, |t| take_tls_counts(t, day, &domain)))
+            }
         });
     }
     // Typed, so a full disk (SQLITE_FULL) still reads as one: 452 4.3.1, not 451 4.3.0.
@@ -65,6 +70,8 @@ pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Write>) {
             (Pending::Claims(reply, _), Err(e)) => drop(reply.send(Err(commit_error(e)))),
             (Pending::Learned(reply, result), Ok(())) => drop(reply.send(result)),
             (Pending::Learned(reply, _), Err(e)) => drop(reply.send(Err(commit_error(e)))),
+            (Pending::TlsCounts(reply, result), Ok(())) => drop(reply.send(result)),
+            (Pending::TlsCounts(reply, _), Err(e)) => drop(reply.send(Err(commit_error(e)))),
         }
     }
 }
@@ -83,8 +90,36 @@ fn fail_all(batch: Vec<Write>, e: &Arc<StoreError>) {
             Write::Claim { reply, .. } => drop(reply.send(Err(commit_error(e)))),
             Write::Simple(_, reply) => drop(reply.send(Err(commit_error(e)))),
             Write::Learn(_, _, reply) => drop(reply.send(Err(commit_error(e)))),
+            Write::TakeTlsCounts(_, _, reply) => drop(reply.send(Err(commit_error(e)))),
         }
     }
+}
+
+/// Deletes and returns the TLS counts of `domain` on `day`.
+fn take_tls_counts(tx: &Transaction<'_>, day: Day, domain: &str) -> Result<Vec<TlsCount>, StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "DELETE FROM tls_report_counts WHERE day = ?1 AND domain = ?2
+         RETURNING day, domain, policy_type, policy_id, policy_body, result, mx_host, receiving_ip, sending_ip, sessions",
+    )?;
+    let rows = stmt.query_map(params![day.0, domain], |r| {
+        Ok(codec::TlsCountColumns {
+            day: r.get(0)?,
+            domain: r.get(1)?,
+            policy_type: r.get(2)?,
+            policy_id: r.get(3)?,
+            policy_body: r.get(4)?,
+            result: r.get(5)?,
+            mx_host: r.get(6)?,
+            receiving_ip: r.get(7)?,
+            sending_ip: r.get(8)?,
+            sessions: r.get(9)?,
+        })
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(row?.decode()?);
+    }
+    Ok(out)
 }
 
 /// Runs one request in a SAVEPOINT so its failure does not undo its batch neighbours.
@@ -429,6 +464,27 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
                      detail = excluded.detail, at = excluded.at",
             )?
             .execute(params![r.domain, r.policy, r.result.as_str(), r.detail, r.at.millis()])?,
+        Simple::TlsCount(n) => {
+            let c = codec::TlsCountColumns::encode(n);
+            tx.prepare_cached(
+                "INSERT INTO tls_report_counts (day, domain, policy_type, policy_id, policy_body, result, mx_host,
+                     receiving_ip, sending_ip, sessions) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (day, domain, policy_type, policy_id, result, mx_host, receiving_ip, sending_ip)
+                 DO UPDATE SET sessions = sessions + excluded.sessions, policy_body = excluded.policy_body",
+            )?
+            .execute(params![
+                c.day,
+                c.domain,
+                c.policy_type,
+                c.policy_id,
+                c.policy_body,
+                c.result,
+                c.mx_host,
+                c.receiving_ip,
+                c.sending_ip,
+                c.sessions
+            ])?
+        }
         Simple::WebhookCursor(endpoint, last) => tx
             .prepare_cached(
                 "INSERT INTO webhook_cursors (endpoint, last_event) VALUES (?1, ?2)

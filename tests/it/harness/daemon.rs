@@ -85,10 +85,15 @@ impl TestDaemon {
     }
 
     pub async fn with(sections: &str) -> TestDaemon {
+        Self::with_clock(sections, mailerd::time::Clock::system()).await
+    }
+
+    /// A daemon whose daily tasks read `clock` (a test moves it past midnight).
+    pub async fn with_clock(sections: &str, clock: mailerd::time::Clock) -> TestDaemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let toml = base_toml(dir.path(), sections);
         let config = Config::from_toml(&toml).expect("test config");
-        let handle = daemon::start(config).await.expect("daemon starts");
+        let handle = daemon::start_with_clock(config, clock).await.expect("daemon starts");
         TestDaemon {
             smtp: handle.smtp.expect("smtp listener"),
             submission: handle.submission.expect("submission listener"),
