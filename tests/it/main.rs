@@ -22,6 +22,7 @@ mod cluster;
 mod delivery;
 mod dkim;
 mod dovecot;
+mod dovecot_auth;
 mod dsn_golden;
 mod feedback_corpus;
 mod feedback_fuzz;
