@@ -1759,7 +1759,10 @@ async fn a_deleted_login_takes_its_credentials_with_it(s: Arc<dyn Store>) {
     assert_eq!(s.second_factor(a).await.unwrap(), None);
     // Added again, it starts without the old credentials.
     s.upsert_mailbox(a, Some("$argon2id$y".into()), None).await.unwrap();
-    assert_eq!(s.mailbox(a).await.unwrap().map(|m| (m.quota, m.password_hash)), Some((None, Some("$argon2id$y".into()))));
+    assert_eq!(
+        s.mailbox(a).await.unwrap().map(|m| (m.quota, m.password_hash)),
+        Some((None, Some("$argon2id$y".into())))
+    );
     assert!(s.app_password(a, &format!("h-{a}")).await.unwrap().is_none());
     // The other login keeps everything.
     assert_eq!(s.mailbox(b).await.unwrap().and_then(|m| m.quota), Some(5_000));

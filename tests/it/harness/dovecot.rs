@@ -212,6 +212,21 @@ m.logout()
 print(n)
 "#;
 
+/// Whether Dovecot takes `user`'s `password` over IMAP (imaplib's LOGIN).
+pub async fn imap_login(imap: SocketAddr, user: &str, password: &str) -> bool {
+    let args = [imap.ip().to_string(), imap.port().to_string(), user.to_string(), password.to_string()];
+    let run = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .args(["-c", "import imaplib,sys; m = imaplib.IMAP4(sys.argv[1], int(sys.argv[2])); m.login(sys.argv[3], sys.argv[4]); m.logout()"])
+            .args(args)
+            .output()
+    });
+    let output = run.await.expect("imap task").expect("python3 runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() || stderr.contains("AUTHENTICATIONFAILED"), "imaplib: {stderr}");
+    output.status.success()
+}
+
 pub async fn imap_read(imap: SocketAddr, user: &str, password: &str, mark_seen: bool) -> Vec<Fetched> {
     let out = tempfile::tempdir().expect("tempdir");
     let args: Vec<String> = vec![
