@@ -9,3 +9,4 @@ pub mod lmtp;
 pub mod mailbox;
 pub mod maildir;
 pub mod passwd_file;
+pub mod quota;

@@ -23,6 +23,7 @@ mod delivery;
 mod dkim;
 mod dovecot;
 mod dovecot_auth;
+mod dovecot_quota;
 mod dovecot_users;
 mod dsn_golden;
 mod feedback_corpus;

@@ -92,6 +92,7 @@ impl TestDovecot {
              first_valid_uid = 1\nmail_uid = dovecot\nmail_gid = dovecot\n\
              mail_location = maildir:{mail}/%Ld/%Ln\nmail_plugins = quota\n\
              protocol lmtp {{\n  postmaster_address = postmaster@local.test\n}}\n\
+             protocol imap {{\n  mail_plugins = $mail_plugins imap_quota\n}}\n\
              plugin {{\n  quota = maildir:User quota\n  quota_rule = *:storage=0\n}}\n\
              passdb {{\n  driver = passwd-file\n  args = username_format=%Lu {users}\n}}\n\
              userdb {{\n  driver = passwd-file\n  args = username_format=%Lu {users}\n}}\n\
