@@ -6,6 +6,8 @@
 //!
 //! Must not: use any address outside 127.0.0.0/8, or deliver anything (queue.hold).
 
+use mailerd::store::Store;
+
 use crate::harness::dovecot::{TestDovecot, User};
 use crate::harness::smtp::plain;
 use crate::harness::{Client, TestDaemon};
@@ -90,4 +92,48 @@ async fn smtp_auth_is_checked_by_dovecots_auth_service() {
             .expect("454 4.7.0 Temporary authentication failure");
     }
     c.cmd("MAIL FROM:<bob@local.test>").await.expect("530 5.7.0");
+}
+
+/// Logs in `n` times as `user`, each on a new connection after STARTTLS, and returns the AUTH
+/// round trips in milliseconds, sorted (every one must be 235).
+async fn login_times(d: &TestDaemon, user: &str, password: &str, n: usize) -> Vec<f64> {
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut c = secured(d, [127, 0, 0, 1]).await;
+        let started = std::time::Instant::now();
+        c.cmd(&format!("AUTH PLAIN {}", plain(user, password))).await.expect("235 2.7.0");
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        c.cmd("QUIT").await;
+    }
+    times.sort_by(f64::total_cmp);
+    times
+}
+
+/// The cost of the hop: the same argon2id hash checked by mailerd itself and by Dovecot
+/// (`{ARGON2ID}` in its passwd-file), 20 logins each; the medians are printed.
+#[tokio::test]
+async fn one_argon2id_hash_checked_by_mailerd_or_by_dovecot() {
+    const N: usize = 20;
+    let password = "carol's one password";
+    let local = TestDaemon::start().await;
+    local.add_user("carol@local.test", password, None).await;
+    let hash = local.store().mailbox("carol@local.test").await.unwrap().and_then(|m| m.password_hash).unwrap();
+    let scheme = format!("{{ARGON2ID}}{hash}");
+    let carol = User { address: "carol@local.test", password, quota: None, hash: Some(&scheme) };
+    let Some(dovecot) = TestDovecot::start(&[carol]).await else { return };
+    let remote = TestDaemon::with(&format!(
+        "[auth]\nbackend = \"dovecot\"\ndovecot_socket = \"{}\"",
+        dovecot.auth_socket().display()
+    ))
+    .await;
+    let by_mailerd = login_times(&local, "carol@local.test", password, N).await;
+    let by_dovecot = login_times(&remote, "carol@local.test", password, N).await;
+    eprintln!(
+        "AUTH PLAIN, same argon2id hash ({}), {N} logins each: mailerd median {:.1} ms (max {:.1}), Dovecot median {:.1} ms (max {:.1})",
+        hash.split('$').nth(3).unwrap_or(""),
+        by_mailerd[N / 2],
+        by_mailerd[N - 1],
+        by_dovecot[N / 2],
+        by_dovecot[N - 1]
+    );
 }

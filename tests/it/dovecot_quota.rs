@@ -132,3 +132,39 @@ async fn mailerd_and_dovecot_count_one_quota() {
     assert!(text.lines().any(|l| l.starts_with('-')), "Dovecot's negative line: {text}");
     assert!(rcpt_with_size(&d, 40_000).await.starts_with("250"));
 }
+
+/// The cost of reading the quota file at RCPT: 500 MAIL/RCPT/RSET rounds to a local mailbox
+/// whose Maildir holds a message, with our Maildirs (maildirsize read every time) and with LMTP
+/// (no usage read); the rates are printed, and every RCPT must be accepted.
+#[tokio::test]
+async fn rcpt_rate_with_the_quota_file() {
+    const ROUNDS: usize = 500;
+    let mut rates = Vec::new();
+    for transport in ["transport = \"maildir\"", "transport = \"lmtp\"\nlmtp = \"127.0.0.1:9\""] {
+        let d = TestDaemon::with(&format!(
+            "[local]\n{transport}\n[queue]\nhold = true\n[limits]\njunk_command_limit = 100000"
+        ))
+        .await;
+        d.add_user("bob@local.test", PASSWORD, Some(QUOTA)).await;
+        let maildir = d.dir.path().join("mail/local.test/bob");
+        std::fs::create_dir_all(maildir.join("new")).unwrap();
+        std::fs::write(maildir.join("new/1.M1P1.host,S=5000"), vec![b'x'; 5000]).unwrap();
+        let mut c = Client::connect(d.smtp).await;
+        c.cmd("EHLO client.test").await.expect("250");
+        let started = std::time::Instant::now();
+        for _ in 0..ROUNDS {
+            c.cmd("MAIL FROM:<alice@sender.test> SIZE=1000").await.expect("250");
+            c.cmd("RCPT TO:<bob@local.test>").await.expect("250");
+            c.cmd("RSET").await.expect("250");
+        }
+        rates.push(ROUNDS as f64 / started.elapsed().as_secs_f64());
+        if transport.contains("maildir") {
+            let text = std::fs::read_to_string(maildir.join("maildirsize")).unwrap();
+            assert_eq!(text, format!("{QUOTA}S\n5000 1\n"), "counted once, then read");
+        }
+    }
+    eprintln!(
+        "MAIL/RCPT/RSET rounds to a local mailbox: {:.0}/s reading maildirsize, {:.0}/s without (LMTP)",
+        rates[0], rates[1]
+    );
+}
