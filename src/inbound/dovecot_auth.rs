@@ -137,7 +137,9 @@ pub fn parse_line(line: &str) -> Result<ServerLine, AuthError> {
                 match key {
                     "user" => user = Some(unescape(value)),
                     "reason" => reason = Some(unescape(value)),
+                    // `temp` up to Dovecot 2.2, `code=temp_fail` since 2.3 (Postfix reads both).
                     "temp" => temporary = true,
+                    "code" => temporary |= value == "temp_fail",
                     _ => {}
                 }
             }
@@ -322,6 +324,14 @@ mod tests {
         assert_eq!(
             parse_line("FAIL\t1\ttemp\treason=passdb\x01tdown").unwrap(),
             ServerLine::Answer { id: 1, answer: Answer::Fail { temporary: true, reason: Some("passdb\tdown".into()) } }
+        );
+        assert_eq!(
+            parse_line("FAIL\t1\tuser=bob\tcode=temp_fail").unwrap(),
+            ServerLine::Answer { id: 1, answer: Answer::Fail { temporary: true, reason: None } }
+        );
+        assert_eq!(
+            parse_line("FAIL\t1\tcode=authz_fail").unwrap(),
+            ServerLine::Answer { id: 1, answer: Answer::Fail { temporary: false, reason: None } }
         );
         assert_eq!(
             parse_line("CONT\t3\tVXNlcm5hbWU6").unwrap(),

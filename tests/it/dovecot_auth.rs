@@ -2,7 +2,8 @@
 //! `smtpd_sasl_type = dovecot`): a real private Dovecot with a passwd-file passdb checks the
 //! passwords of AUTH PLAIN and AUTH LOGIN on the submission listener; a right one is 235 and
 //! the login's sender binding still applies, a wrong one is 535 5.7.8 (and mailerd's own login
-//! of the same name does not count), and a Dovecot that is down is 454 4.7.0, not 535.
+//! of the same name does not count); a Dovecot whose passdb cannot be read (it answers
+//! `temp_fail`) and a Dovecot that is down are 454 4.7.0, not 535.
 //!
 //! Must not: use any address outside 127.0.0.0/8, or deliver anything (queue.hold).
 
@@ -74,6 +75,22 @@ async fn smtp_auth_is_checked_by_dovecots_auth_service() {
         log.lines().any(|l| l.contains("passwd-file(bob@local.test,127.0.0.3") && l.contains("Password mismatch")),
         "{log}"
     );
+
+    // Dovecot up, but its passdb cannot be read: Dovecot says it cannot decide (temp_fail).
+    use std::os::unix::fs::PermissionsExt;
+    let users = dovecot.dir.path().join("users");
+    let mode = std::fs::metadata(&users).unwrap().permissions();
+    std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o000)).unwrap();
+    // A new mtime makes Dovecot open the file again, which its auth process may not.
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    std::fs::File::options().append(true).open(&users).unwrap().set_modified(later).unwrap();
+    let mut c = secured(&d, [127, 0, 0, 1]).await;
+    c.cmd(&format!("AUTH PLAIN {}", plain("bob@local.test", BOB.password)))
+        .await
+        .expect("454 4.7.0 Temporary authentication failure");
+    std::fs::set_permissions(&users, mode).unwrap();
+    c.cmd(&format!("AUTH PLAIN {}", plain("bob@local.test", BOB.password))).await.expect("235 2.7.0");
+    c.cmd("QUIT").await;
 
     // Dovecot down: a temporary failure, not a wrong password.
     drop(dovecot);
