@@ -22,7 +22,7 @@
 //! says is re-hashed there and then; one older than `login.password_max_age` is reported.
 //! With `auth.backend = "dovecot"` SMTP AUTH passwords are checked by Dovecot's auth service
 //! (`inbound::dovecot_auth`), behind the same limiter; a Dovecot that cannot be reached or
-//! answers `temp` is [`Attempt::Unavailable`] (454 4.7.0), charged to no one. The dashboard
+//! answers `temp_fail` is [`Attempt::Unavailable`] (454 4.7.0), charged to no one. The dashboard
 //! keeps mailerd's own logins (its second factor lives in mailerd's store).
 //! Must not: log passwords, or accept AUTH outside TLS (the connection enforces that).
 
@@ -501,7 +501,7 @@ impl Authenticator {
         Some(Granted { user: key, credential: Credential::Password, password_due })
     }
 
-    /// Checks a login with Dovecot's auth service; Err when it could not decide. The login is
+    /// Checks a login with Dovecot's auth service; Undecided when it could not decide. The login is
     /// the name Dovecot returns, as a mailbox key when it is an address (so sender-login
     /// binding compares it like one of mailerd's logins).
     async fn verify_at_dovecot(&self, dovecot: &DovecotAuth, client: &ClientInfo, user: &str, secret: &str) -> Checked {
@@ -712,6 +712,27 @@ mod tests {
         assert!(a.log_due("a@local.test", LoginDoor::Smtp));
         assert!(!a.log_due("a@local.test", LoginDoor::Dashboard), "once a day per login");
         assert!(a.log_due("b@local.test", LoginDoor::Smtp));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_dovecot_is_unavailable_and_charged_to_no_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(crate::store::sqlite::SqliteStore::open(&dir.path().join("t.db")).unwrap());
+        let policy = crate::config::Config::from_toml("").unwrap().login;
+        let backend = AuthBackend::Dovecot { socket: dir.path().join("no-such-socket") };
+        let a = Authenticator::new(store, policy, 2, Duration::from_secs(60)).with_backend(&backend);
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        for _ in 0..5 {
+            assert_eq!(a.attempt_from(LoginDoor::Smtp, &client(ip), "bob@a.test", "pw").await, Attempt::Unavailable);
+        }
+        assert!(!a.is_blocked(ip), "outages are no failures");
+        // The dashboard keeps mailerd's own logins: an unknown user is refused, not unavailable.
+        assert_eq!(a.attempt(LoginDoor::Dashboard, ip, "bob@a.test", "pw").await, Attempt::Refused);
+    }
+
+    fn client(ip: IpAddr) -> ClientInfo {
+        ClientInfo { remote: std::net::SocketAddr::new(ip, 4000), local: None, secured: true }
     }
 
     #[test]
