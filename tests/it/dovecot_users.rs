@@ -16,6 +16,18 @@ use crate::harness::dovecot::{TestDovecot, imap_login};
 const FIRST: &str = "Tangerine-Orbit-Falcon-42";
 const SECOND: &str = "Quiet-Meadow-Lantern-77";
 
+/// Whether Dovecot comes to `expected` for this login within 5 s: it looks at a changed
+/// passwd-file at most once a second (db-passwd-file.c checks its mtime and size per second).
+async fn settles(imap: std::net::SocketAddr, user: &str, password: &str, expected: bool) -> bool {
+    for _ in 0..25 {
+        if imap_login(imap, user, password).await == expected {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    false
+}
+
 #[tokio::test]
 async fn mailerd_user_keeps_dovecots_passwd_file() {
     // /etc/dovecot as an operator prepares it: the file exists, root:dovecot, 0640.
@@ -55,17 +67,17 @@ async fn mailerd_user_keeps_dovecots_passwd_file() {
     assert_eq!((meta.mode() & 0o777, meta.gid()), (0o640, gid), "mode and group kept");
 
     // One password for SMTP and IMAP: the one given to mailerd.
-    assert!(imap_login(dovecot.imap, "carol@local.test", FIRST).await, "{}", dovecot.log());
+    assert!(settles(dovecot.imap, "carol@local.test", FIRST, true).await, "{}", dovecot.log());
     assert!(!imap_login(dovecot.imap, "carol@local.test", SECOND).await);
 
     let run = d.cli(&["user", "passwd", "carol@local.test"], &format!("{SECOND}\n")).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
-    assert!(!imap_login(dovecot.imap, "carol@local.test", FIRST).await, "the old password is gone");
+    assert!(settles(dovecot.imap, "carol@local.test", FIRST, false).await, "the old password is gone");
     assert!(imap_login(dovecot.imap, "carol@local.test", SECOND).await, "{}", dovecot.log());
 
     let run = d.cli(&["user", "del", "carol@local.test"], "").await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
-    assert!(!imap_login(dovecot.imap, "carol@local.test", SECOND).await, "deleted");
+    assert!(settles(dovecot.imap, "carol@local.test", SECOND, false).await, "deleted");
     assert_eq!(std::fs::read_to_string(&passwd).unwrap(), "# users of mailerd\n");
     assert!(d.store().mailbox("carol@local.test").await.unwrap().is_none());
     let meta = std::fs::metadata(&passwd).unwrap();
