@@ -251,7 +251,8 @@ pub async fn local_context(config: Config) -> Result<(Arc<Context>, watch::Sende
             config.login.clone(),
             limits.auth_max_failures,
             limits.auth_failure_window,
-        ),
+        )
+        .with_backend(&config.auth),
         breaker: Arc::new(crate::bounce::breaker::Breaker::new(config.account)),
         config,
         store,
@@ -304,7 +305,8 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
         );
     }
     let auth =
-        Authenticator::new(store.clone(), config.login.clone(), limits.auth_max_failures, limits.auth_failure_window);
+        Authenticator::new(store.clone(), config.login.clone(), limits.auth_max_failures, limits.auth_failure_window)
+            .with_backend(&config.auth);
     let breaker = Arc::new(crate::bounce::breaker::Breaker::new(config.account));
     let ctx = Arc::new(Context {
         config: config.clone(),

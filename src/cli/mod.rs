@@ -329,6 +329,9 @@ pub enum UserCommand {
     /// Change a login's password; the new one is read from standard input and must meet the
     /// policy of `[login]` (refused with the reason, exit 1).
     Passwd { address: String },
+    /// Delete a login with its app passwords and second factor (mail already delivered stays
+    /// in its Maildir); its line leaves `dovecot.passwd_file` too.
+    Del { address: String },
     /// Named SMTP credentials of a login, each revocable on its own.
     #[command(subcommand, name = "app-password")]
     AppPassword(AppPasswordCommand),
@@ -494,6 +497,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             Command::Tls(TlsCommand::Status { domain, json }) => tls::status(&config, &domain, json).await,
             Command::User(UserCommand::Add { address, quota }) => user::add(&config, &address, quota).await,
             Command::User(UserCommand::Passwd { address }) => user::passwd(&config, &address).await,
+            Command::User(UserCommand::Del { address }) => user::del(&config, &address).await,
             Command::User(UserCommand::AppPassword(AppPasswordCommand::Add { address, name })) => {
                 user::app_add(&config, &address, &name).await
             }

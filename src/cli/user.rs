@@ -2,7 +2,10 @@
 //! argon2 hash of a password read from standard input, after the password policy of `[login]`
 //! (length, strength, not containing the login) accepted it; `mailerd user app-password
 //! add|list|revoke ADDRESS [NAME]`: named SMTP credentials, each printed once; `mailerd user
-//! 2fa enable|disable|status ADDRESS`: the TOTP second factor of dashboard logins.
+//! 2fa enable|disable|status ADDRESS`: the TOTP second factor of dashboard logins; `mailerd user
+//! del ADDRESS`: the login goes, with its credentials. With `dovecot.passwd_file`, add, passwd
+//! and del keep the login's line there (`local::passwd_file`) after the store has it, for
+//! logins of local domains (those with a mailbox).
 //!
 //! Exit codes: 0 done, 1 the password was refused (the reason on stderr), 2 usage or runtime
 //! error.
@@ -15,6 +18,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use crate::config::Config;
 use crate::inbound::password::{self, SecretKind};
 use crate::inbound::totp;
+use crate::local::passwd_file;
 use crate::smtp::address::Mailbox;
 use crate::store::AppPassword;
 use crate::time::Timestamp;
@@ -59,6 +63,7 @@ pub async fn add(config: &Config, address: &str, quota: Option<u64>) -> Result<i
     };
     let store = super::open_store(config).await?;
     store.upsert_mailbox(&mailbox.key(), Some(hash), quota).await?;
+    keep_passwd_file(config, store.as_ref(), &mailbox).await?;
     let kind = if config.is_local_domain(mailbox.domain()) {
         "login and mailbox"
     } else {
@@ -79,8 +84,41 @@ pub async fn passwd(config: &Config, address: &str) -> Result<i32> {
         Err(code) => return Ok(code),
     };
     store.upsert_mailbox(&mailbox.key(), Some(hash), None).await?;
+    keep_passwd_file(config, store.as_ref(), &mailbox).await?;
     outln!("{}: password changed", mailbox.key())?;
     Ok(0)
+}
+
+pub async fn del(config: &Config, address: &str) -> Result<i32> {
+    let mailbox = login(address)?;
+    let store = super::open_store(config).await?;
+    if !store.delete_mailbox(&mailbox.key()).await? {
+        bail!("{} has no login", mailbox.key());
+    }
+    keep_passwd_file(config, store.as_ref(), &mailbox).await?;
+    outln!("{}: login deleted (delivered mail stays in its Maildir)", mailbox.key())?;
+    Ok(0)
+}
+
+/// Writes the login's line of `dovecot.passwd_file` as the store has it now (removes it when
+/// the store has no password for it), when the file is configured and the login has a mailbox.
+async fn keep_passwd_file(config: &Config, store: &dyn crate::store::Store, mailbox: &Mailbox) -> Result<()> {
+    let Some(path) = &config.dovecot.passwd_file else { return Ok(()) };
+    if !config.is_local_domain(mailbox.domain()) {
+        return Ok(());
+    }
+    let key = mailbox.key();
+    let record = store.mailbox(&key).await?;
+    let entry = record.and_then(|r| {
+        let quota = r.quota.unwrap_or(config.local.quota);
+        r.password_hash.map(|hash| passwd_file::Entry { user: key.clone(), hash, quota })
+    });
+    let (path, user) = (path.clone(), key.clone());
+    tokio::task::spawn_blocking(move || passwd_file::update(&path, &user, entry.as_ref()))
+        .await
+        .context("writing the passwd-file")?
+        .with_context(|| format!("{key} is stored, but dovecot.passwd_file was not updated (run the command again)"))?;
+    Ok(())
 }
 
 /// The login of `address`, which must exist.

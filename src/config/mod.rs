@@ -2,7 +2,7 @@
 //!
 //! One file per section of the file (`listen`, `store`, `limits`, `relay` and `senders`,
 //! `queue`, `local`, `tls`, `dns`, `outbound` and `routes`, `retry`, `bounce`, `dkim`, `check`,
-//! `account`, `webhooks`, `dashboard`, `log`, `login`, `unsubscribe`), each with its raw (serde) type, its validated
+//! `account`, `webhooks`, `dashboard`, `log`, `login`, `unsubscribe`, `auth`, `dovecot`), each with its raw (serde) type, its validated
 //! type, its `validate` and its part of `Config::effective`; this file holds `Config`, `load`,
 //! the top-level keys (`hostname`, `data_dir`), the errors and the helpers sections share.
 //! Every type is re-exported here, so `crate::config::Name` is the one path to it.
@@ -14,10 +14,12 @@
 //! itself, bind sockets, or touch the store.
 
 mod account;
+mod auth;
 mod bounce;
 mod check;
 mod dashboard;
 mod dkim;
+mod dovecot;
 mod dns;
 mod limits;
 mod listen;
@@ -45,10 +47,12 @@ use serde::Deserialize;
 use thiserror::Error;
 
 pub use self::account::BreakerConfig;
+pub use self::auth::AuthBackend;
 pub use self::bounce::{Bounce, Learner};
 pub use self::check::{CheckConfig, CheckName, CheckPolicy};
 pub use self::dashboard::Dashboard;
 pub use self::dkim::Dkim;
+pub use self::dovecot::Dovecot;
 pub use self::limits::Limits;
 pub use self::listen::Listen;
 pub use self::local::{LmtpTarget, Local, LocalTransport};
@@ -122,6 +126,10 @@ pub struct Config {
     pub login: Login,
     /// `[unsubscribe]`: one-click unsubscribe for bulk mail.
     pub unsubscribe: Unsubscribe,
+    /// `[auth]`: who checks SMTP AUTH passwords (mailerd, or Dovecot's auth socket).
+    pub auth: AuthBackend,
+    /// `[dovecot]`: the passwd-file `mailerd user` keeps for Dovecot.
+    pub dovecot: Dovecot,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -150,6 +158,8 @@ struct RawConfig {
     log: log::RawLog,
     login: login::RawLogin,
     unsubscribe: unsubscribe::RawUnsubscribe,
+    auth: auth::RawAuth,
+    dovecot: dovecot::RawDovecot,
 }
 
 impl Config {
@@ -212,7 +222,11 @@ impl RawConfig {
         let listen = self.listen.validate()?;
         let queue = self.queue.validate()?;
         let unsubscribe = self.unsubscribe.validate(&hostname, &bounce.return_path_domain)?;
+        let auth = self.auth.validate(login.smtp_requires_app_password)?;
+        let dovecot = self.dovecot.validate()?;
         Ok(Config {
+            auth,
+            dovecot,
             unsubscribe,
             log,
             login,
@@ -307,6 +321,8 @@ impl Config {
         t.insert("log".into(), self.log.effective());
         t.insert("login".into(), self.login.effective());
         t.insert("unsubscribe".into(), self.unsubscribe.effective());
+        t.insert("auth".into(), self.auth.effective());
+        t.insert("dovecot".into(), self.dovecot.effective());
         if !self.senders.grants.is_empty() {
             t.insert("senders".into(), self.senders.effective());
         }

@@ -20,6 +20,10 @@
 //! `login.smtp_requires_app_password` bars it from SMTP. The dashboard takes the main password
 //! only. A right main password whose hash was made with another argon2 cost than `[login]`
 //! says is re-hashed there and then; one older than `login.password_max_age` is reported.
+//! With `auth.backend = "dovecot"` SMTP AUTH passwords are checked by Dovecot's auth service
+//! (`inbound::dovecot_auth`), behind the same limiter; a Dovecot that cannot be reached or
+//! answers `temp_fail` is [`Attempt::Unavailable`] (454 4.7.0), charged to no one. The dashboard
+//! keeps mailerd's own logins (its second factor lives in mailerd's store).
 //! Must not: log passwords, or accept AUTH outside TLS (the connection enforces that).
 
 use std::collections::HashMap;
@@ -34,7 +38,8 @@ use argon2::password_hash::PasswordHasher;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
-use crate::config::Login;
+use crate::config::{AuthBackend, Login};
+use crate::inbound::dovecot_auth::{ClientInfo, DovecotAuth, Verdict};
 use crate::inbound::password::{self, SecretKind};
 use crate::inbound::totp;
 use crate::metrics::{LoginDoor, LoginStats};
@@ -139,7 +144,20 @@ pub enum Attempt {
     Refused,
     /// Too many failures from this network or for this login: the password was not checked.
     Throttled { retry_after: Duration },
+    /// The password could not be checked now (Dovecot's auth service down or undecided).
+    Unavailable,
 }
+
+/// What a password check found.
+enum Checked {
+    Right(Granted),
+    Wrong,
+    /// Nobody could say (Dovecot down or undecided).
+    Undecided,
+}
+
+/// How long a login may take at Dovecot (its `auth_failure_delay` is 2 s by default).
+pub const DOVECOT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The limiter's numbers: `auth_max_failures` within `auth_failure_window`.
 #[derive(Debug, Clone, Copy)]
@@ -231,6 +249,14 @@ impl Limiter {
         Ok(())
     }
 
+    /// Takes back the charges of an attempt whose password could not be checked.
+    fn refund(&mut self, net: ClientNet, login: Option<&str>) {
+        self.nets.refund(&net);
+        if let Some(login) = login {
+            self.logins.refund(&login.to_string());
+        }
+    }
+
     /// A right password for `login` from `net`, admitted at `admit`.
     fn succeeded(&mut self, net: ClientNet, login: &str, now: Instant) {
         self.nets.clear(&net);
@@ -265,6 +291,8 @@ pub struct Authenticator {
     dummy_hash: String,
     /// Logins whose due password was last logged, and when (bounded like the limiter's tables).
     due_logged: Mutex<HashMap<String, Instant>>,
+    /// Dovecot's auth service, when it checks SMTP passwords (`auth.backend = "dovecot"`).
+    dovecot: Option<DovecotAuth>,
 }
 
 impl Authenticator {
@@ -279,7 +307,17 @@ impl Authenticator {
             stats: LoginStats::default(),
             dummy_hash,
             due_logged: Mutex::new(HashMap::new()),
+            dovecot: None,
         }
+    }
+
+    /// Checks SMTP passwords where `backend` says.
+    pub fn with_backend(mut self, backend: &AuthBackend) -> Self {
+        self.dovecot = match backend {
+            AuthBackend::Mailerd => None,
+            AuthBackend::Dovecot { socket } => Some(DovecotAuth::new(socket.clone(), DOVECOT_TIMEOUT)),
+        };
+        self
     }
 
     /// The login counters, for `/metrics`.
@@ -314,6 +352,13 @@ impl Authenticator {
     /// One login attempt from `ip` at `door`: throttled without a check, or checked and
     /// counted (see the module's limiter rules).
     pub async fn attempt(&self, door: LoginDoor, ip: IpAddr, user: &str, password: &str) -> Attempt {
+        let client = ClientInfo { remote: std::net::SocketAddr::new(ip, 0), local: None, secured: true };
+        self.attempt_from(door, &client, user, password).await
+    }
+
+    /// [`Self::attempt`] of an SMTP client, whose addresses Dovecot is told when it checks.
+    pub async fn attempt_from(&self, door: LoginDoor, client: &ClientInfo, user: &str, password: &str) -> Attempt {
+        let ip = client.remote.ip();
         let net = ClientNet::of(ip);
         let login = Mailbox::parse(user).ok().map(|m| m.key());
         let admitted = match self.limiter.lock() {
@@ -325,14 +370,27 @@ impl Authenticator {
             return Attempt::Throttled { retry_after };
         }
         self.stats.checked(door);
-        match self.verify(door, ip, user, password).await {
-            Some(granted) => {
+        let checked = match (&self.dovecot, door) {
+            (Some(dovecot), LoginDoor::Smtp) => self.verify_at_dovecot(dovecot, client, user, password).await,
+            _ => match self.verify(door, ip, user, password).await {
+                Some(granted) => Checked::Right(granted),
+                None => Checked::Wrong,
+            },
+        };
+        match checked {
+            Checked::Undecided => {
+                if let Ok(mut limiter) = self.limiter.lock() {
+                    limiter.refund(net, login.as_deref());
+                }
+                Attempt::Unavailable
+            }
+            Checked::Right(granted) => {
                 if let Ok(mut limiter) = self.limiter.lock() {
                     limiter.succeeded(net, &granted.user, Instant::now());
                 }
                 Attempt::Accepted(granted)
             }
-            None => {
+            Checked::Wrong => {
                 self.stats.failed(door);
                 Attempt::Refused
             }
@@ -441,6 +499,27 @@ impl Authenticator {
             self.log_due(&key, door);
         }
         Some(Granted { user: key, credential: Credential::Password, password_due })
+    }
+
+    /// Checks a login with Dovecot's auth service; Undecided when it could not decide. The login is
+    /// the name Dovecot returns, as a mailbox key when it is an address (so sender-login
+    /// binding compares it like one of mailerd's logins).
+    async fn verify_at_dovecot(&self, dovecot: &DovecotAuth, client: &ClientInfo, user: &str, secret: &str) -> Checked {
+        match dovecot.login(client, user, secret).await {
+            Ok(Verdict::Accepted { user: name }) => {
+                let user = Mailbox::parse(&name).map(|m| m.key()).unwrap_or(name);
+                Checked::Right(Granted { user, credential: Credential::Password, password_due: false })
+            }
+            Ok(Verdict::Refused) => Checked::Wrong,
+            Ok(Verdict::TryLater { reason }) => {
+                tracing::warn!(user = %user, reason = reason.as_deref().unwrap_or(""), "AUTH: Dovecot could not check the password now");
+                Checked::Undecided
+            }
+            Err(e) => {
+                tracing::warn!(socket = %dovecot.socket().display(), error = %e, "AUTH: Dovecot's auth service unavailable");
+                Checked::Undecided
+            }
+        }
     }
 
     /// Re-hashes a right password with the configured cost (a failure only logs: the login
@@ -633,6 +712,27 @@ mod tests {
         assert!(a.log_due("a@local.test", LoginDoor::Smtp));
         assert!(!a.log_due("a@local.test", LoginDoor::Dashboard), "once a day per login");
         assert!(a.log_due("b@local.test", LoginDoor::Smtp));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_dovecot_is_unavailable_and_charged_to_no_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(crate::store::sqlite::SqliteStore::open(&dir.path().join("t.db")).unwrap());
+        let policy = crate::config::Config::from_toml("").unwrap().login;
+        let backend = AuthBackend::Dovecot { socket: dir.path().join("no-such-socket") };
+        let a = Authenticator::new(store, policy, 2, Duration::from_secs(60)).with_backend(&backend);
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        for _ in 0..5 {
+            assert_eq!(a.attempt_from(LoginDoor::Smtp, &client(ip), "bob@a.test", "pw").await, Attempt::Unavailable);
+        }
+        assert!(!a.is_blocked(ip), "outages are no failures");
+        // The dashboard keeps mailerd's own logins: an unknown user is refused, not unavailable.
+        assert_eq!(a.attempt(LoginDoor::Dashboard, ip, "bob@a.test", "pw").await, Attempt::Refused);
+    }
+
+    fn client(ip: IpAddr) -> ClientInfo {
+        ClientInfo { remote: std::net::SocketAddr::new(ip, 4000), local: None, secured: true }
     }
 
     #[test]

@@ -15,6 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{info, warn};
 
 use super::data::{DataReader, Feed};
+use super::dovecot_auth::ClientInfo;
 use super::policy::Submitter;
 use super::session::Session;
 use super::{Context, ListenerKind, auth, policy, replies};
@@ -160,6 +161,8 @@ impl Conn {
 /// Facts about the client, fixed for the connection.
 struct Client {
     addr: SocketAddr,
+    /// Our end of the connection (None for a local program).
+    local: Option<SocketAddr>,
     kind: ListenerKind,
     /// Logged in from the start: the local user of a `sendmail -bs` session.
     login: Option<String>,
@@ -168,8 +171,14 @@ struct Client {
 }
 
 /// Serves one accepted connection until QUIT, error, timeout or shutdown.
-pub async fn serve(ctx: Arc<Context>, io: Box<dyn Io>, addr: SocketAddr, kind: ListenerKind) {
-    serve_client(ctx, io, Client { addr, kind, login: None, any_sender: false }).await
+pub async fn serve(
+    ctx: Arc<Context>,
+    io: Box<dyn Io>,
+    addr: SocketAddr,
+    local: Option<SocketAddr>,
+    kind: ListenerKind,
+) {
+    serve_client(ctx, io, Client { addr, local, kind, login: None, any_sender: false }).await
 }
 
 /// Serves one SMTP session for a local program (`sendmail -bs` over its standard input and
@@ -177,7 +186,7 @@ pub async fn serve(ctx: Arc<Context>, io: Box<dyn Io>, addr: SocketAddr, kind: L
 /// (and, when `any_sender`, use any sender address).
 pub async fn serve_local(ctx: Arc<Context>, io: Box<dyn Io>, login: String, any_sender: bool) {
     let addr = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0));
-    serve_client(ctx, io, Client { addr, kind: ListenerKind::Local, login: Some(login), any_sender }).await
+    serve_client(ctx, io, Client { addr, local: None, kind: ListenerKind::Local, login: Some(login), any_sender }).await
 }
 
 async fn serve_client(ctx: Arc<Context>, io: Box<dyn Io>, client: Client) {
@@ -502,7 +511,8 @@ async fn authenticate(
         ctx.auth.record_failure(ip);
         return error(ctx, conn, session, replies::auth_malformed()).await;
     };
-    match ctx.auth.attempt(LoginDoor::Smtp, ip, &user, &password).await {
+    let info = ClientInfo { remote: client.addr, local: client.local, secured: session.tls };
+    match ctx.auth.attempt_from(LoginDoor::Smtp, &info, &user, &password).await {
         auth::Attempt::Accepted(granted) => {
             match &granted.credential {
                 auth::Credential::Password => info!(client = %client.addr, user = %granted.user, mechanism, "AUTH ok"),
@@ -522,6 +532,10 @@ async fn authenticate(
         auth::Attempt::Throttled { .. } => {
             info!(client = %client.addr, user = %user, "AUTH refused: too many failures");
             error(ctx, conn, session, replies::auth_rate_limited()).await
+        }
+        auth::Attempt::Unavailable => {
+            info!(client = %client.addr, user = %user, "AUTH deferred: the password could not be checked now");
+            error(ctx, conn, session, replies::auth_unavailable()).await
         }
     }
 }

@@ -64,8 +64,9 @@ pub async fn run(ctx: Arc<Context>, listener: TcpListener, kind: ListenerKind, s
         };
         let ctx = ctx.clone();
         crate::metrics::connection_opened();
+        let local = socket.local_addr().ok();
         tokio::spawn(async move {
-            connection::serve(ctx, Box::new(socket), addr, kind).await;
+            connection::serve(ctx, Box::new(socket), addr, local, kind).await;
             crate::metrics::connection_closed();
             drop(client);
             drop(permit);

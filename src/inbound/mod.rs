@@ -11,6 +11,7 @@ pub mod auth;
 pub mod checks;
 pub mod connection;
 pub mod data;
+pub mod dovecot_auth;
 pub mod listener;
 pub mod local;
 pub mod password;

@@ -344,8 +344,8 @@ pub async fn check_rcpt(
     if record.is_none() && !implicit {
         return Err(refuse(Reason::UserUnknown { rcpt: shown }, format!("no mailbox {key}")));
     }
-    let used = record.as_ref().map_or(0, |r| r.used_bytes);
     let quota = record.as_ref().and_then(|r| r.quota).unwrap_or(ctx.config.local.quota);
+    let used = mailbox_usage(ctx, &key, quota).await;
     if used >= quota || used.saturating_add(declared_size.unwrap_or(0)) > quota {
         return Err(refuse(Reason::MailboxFull { rcpt: shown }, format!("{key}: {used} of {quota} bytes used")));
     }
@@ -354,6 +354,26 @@ pub async fn check_rcpt(
         return Ok(accepted(shown, Destination::NullSenderTo(key)));
     }
     Ok(accepted(shown, Destination::Mailbox(key)))
+}
+
+/// Bytes a local mailbox holds, for the quota check: with our own Maildirs, the Maildir++
+/// `maildirsize` Dovecot's quota plugin keeps too (`local::quota`), so mail deleted over IMAP
+/// frees space at once; with LMTP, 0: the mailbox server's quota answers (552 5.2.2 at its
+/// RCPT, a mailbox-full deferral). A Maildir that cannot be read counts as empty here
+/// (delivery reports the trouble).
+async fn mailbox_usage(ctx: &Context, key: &str, quota: u64) -> u64 {
+    if ctx.config.local.transport != crate::config::LocalTransport::Maildir {
+        return 0;
+    }
+    let dir = crate::local::maildir::mailbox_dir(&ctx.config.data_dir.join("mail"), key);
+    match tokio::task::spawn_blocking(move || crate::local::quota::usage(&dir, quota)).await {
+        Ok(Ok(usage)) => usage.bytes,
+        Ok(Err(e)) => {
+            tracing::warn!(mailbox = %key, error = %e, "maildirsize not readable: quota not checked");
+            0
+        }
+        Err(_) => 0,
+    }
 }
 
 /// Bytes available to unprivileged users on the file system holding `dir`.

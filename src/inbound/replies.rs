@@ -269,6 +269,13 @@ pub fn auth_rate_limited() -> SmtpReply {
     r(454, (4, 7, 0), "too many failed authentication attempts; try again later")
 }
 
+/// The password could not be checked now (Dovecot's auth service down): RFC 4954 §6's
+/// temporary authentication failure, so the client tries again rather than asking for a new
+/// password.
+pub fn auth_unavailable() -> SmtpReply {
+    r(454, (4, 7, 0), "Temporary authentication failure")
+}
+
 pub fn auth_unknown_mechanism() -> SmtpReply {
     r(504, (5, 5, 4), "unrecognized authentication type")
 }

@@ -3,6 +3,8 @@
 //! Standards: the Maildir format (cr.yp.to/proto/maildir.html), `,S=<size>` as Dovecot reads it.
 //! Layout: `<data_dir>/mail/<domain>/<local part>/{tmp,new,cur}`; unusual characters of a
 //! local part are percent-encoded so a name can never leave its directory.
+//! Each delivery is counted in the Maildir's `maildirsize` (`local::quota`), the usage Dovecot's
+//! quota plugin reads too.
 //! Must not: touch the store or decide retries.
 
 use std::fs::{self, File, OpenOptions};
@@ -58,6 +60,10 @@ pub fn deliver(mail_root: &Path, key: &str, hostname: &str, message: &[u8]) -> s
     drop(file);
     fs::rename(&tmp, &new)?;
     File::open(dir.join("new"))?.sync_all()?;
+    // Delivered: a failure to count it only logs (the next recalculation counts it).
+    if let Err(e) = super::quota::add(&dir, message.len() as u64) {
+        tracing::warn!(maildir = %dir.display(), error = %e, "maildirsize not updated");
+    }
     Ok(new)
 }
 

@@ -8,3 +8,5 @@ pub mod deliver;
 pub mod lmtp;
 pub mod mailbox;
 pub mod maildir;
+pub mod passwd_file;
+pub mod quota;

@@ -1070,6 +1070,11 @@ pub trait Store: Send + Sync {
 
     async fn mailbox(&self, address: &str) -> Result<Option<MailboxRecord>, StoreError>;
 
+    /// Deletes a login and its mailbox record, with its app passwords, second factor and
+    /// recovery codes, in one transaction; returns whether it existed. Mail already delivered
+    /// stays in its Maildir.
+    async fn delete_mailbox(&self, address: &str) -> Result<bool, StoreError>;
+
     // --- account protection ---
 
     /// Replaces the password hash of `address` with `new_hash` if it is still `old_hash` (a

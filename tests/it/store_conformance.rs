@@ -103,6 +103,7 @@ conformance!(
     passwords_age_and_are_rehashed_only_when_unchanged,
     app_passwords_are_named_looked_up_by_hash_touched_and_revoked,
     second_factors_accept_each_step_and_recovery_code_once,
+    a_deleted_login_takes_its_credentials_with_it,
     sender_domain_suppressions_refuse_only_their_sender,
     a_batch_of_messages_is_stored_all_or_none,
     a_sandbox_message_is_recorded_and_never_claimed,
@@ -1876,6 +1877,32 @@ async fn app_passwords_are_named_looked_up_by_hash_touched_and_revoked(s: Arc<dy
     assert!(!s.revoke_app_password(a, "phone").await.unwrap());
     assert_eq!(s.app_password(a, "h-phone").await.unwrap(), None);
     assert!(s.app_password("b@local.test", "h-phone").await.unwrap().is_some(), "the other login's stays");
+}
+
+async fn a_deleted_login_takes_its_credentials_with_it(s: Arc<dyn Store>) {
+    let (a, b) = ("gone@local.test", "stays@local.test");
+    for who in [a, b] {
+        s.upsert_mailbox(who, Some("$argon2id$x".into()), Some(5_000)).await.unwrap();
+        assert!(s.add_app_password(app(who, "phone", &format!("h-{who}"), 1_000)).await.unwrap());
+        s.enable_second_factor(who, &TotpSecret(vec![1; 20]), &["r1".into()], Timestamp(7_000)).await.unwrap();
+    }
+    assert!(s.delete_mailbox(a).await.unwrap());
+    assert!(!s.delete_mailbox(a).await.unwrap(), "only once");
+    assert!(!s.delete_mailbox("never@local.test").await.unwrap());
+    assert!(s.mailbox(a).await.unwrap().is_none());
+    assert!(s.app_passwords(a).await.unwrap().is_empty());
+    assert_eq!(s.second_factor(a).await.unwrap(), None);
+    // Added again, it starts without the old credentials.
+    s.upsert_mailbox(a, Some("$argon2id$y".into()), None).await.unwrap();
+    assert_eq!(
+        s.mailbox(a).await.unwrap().map(|m| (m.quota, m.password_hash)),
+        Some((None, Some("$argon2id$y".into())))
+    );
+    assert!(s.app_password(a, &format!("h-{a}")).await.unwrap().is_none());
+    // The other login keeps everything.
+    assert_eq!(s.mailbox(b).await.unwrap().and_then(|m| m.quota), Some(5_000));
+    assert_eq!(s.app_passwords(b).await.unwrap().len(), 1);
+    assert!(s.second_factor(b).await.unwrap().is_some());
 }
 
 async fn second_factors_accept_each_step_and_recovery_code_once(s: Arc<dyn Store>) {

@@ -432,6 +432,9 @@ async fn login(
             tracing::info!(user = %user, "dashboard login refused");
             login_page(StatusCode::UNAUTHORIZED, Some("Wrong address or password, or not a dashboard admin."))
         }
+        Attempt::Unavailable => {
+            error_page(StatusCode::SERVICE_UNAVAILABLE, None, "The password cannot be checked now; try again later.")
+        }
     }
 }
 

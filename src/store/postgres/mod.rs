@@ -268,6 +268,10 @@ impl Store for PgStore {
         self.with(async |c| writes::enable_second_factor(c, address, secret, recovery_hashes, at).await).await
     }
 
+    async fn delete_mailbox(&self, address: &str) -> Result<bool, StoreError> {
+        self.with(async |c| writes::delete_mailbox(c, address).await).await
+    }
+
     async fn disable_second_factor(&self, address: &str) -> Result<bool, StoreError> {
         self.with(async |c| writes::disable_second_factor(c, address).await).await
     }

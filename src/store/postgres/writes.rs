@@ -1008,6 +1008,20 @@ pub(super) async fn disable_second_factor(c: &mut Conn, address: &str) -> Result
     Ok(n > 0)
 }
 
+pub(super) async fn delete_mailbox(c: &mut Conn, address: &str) -> Result<bool, StoreError> {
+    let codes = c.stmt("DELETE FROM recovery_codes WHERE address = $1").await?;
+    let factor = c.stmt("DELETE FROM second_factors WHERE address = $1").await?;
+    let apps = c.stmt("DELETE FROM app_passwords WHERE address = $1").await?;
+    let mailbox = c.stmt("DELETE FROM mailboxes WHERE address = $1").await?;
+    let tx = c.client.transaction().await?;
+    for stmt in [&codes, &factor, &apps] {
+        tx.execute(stmt, &[&address]).await?;
+    }
+    let n = tx.execute(&mailbox, &[&address]).await?;
+    tx.commit().await?;
+    Ok(n > 0)
+}
+
 pub(super) async fn use_totp_step(c: &mut Conn, address: &str, step: u64) -> Result<bool, StoreError> {
     let stmt = c
         .stmt(

@@ -98,6 +98,7 @@ enum Simple {
     TouchAppPassword(String, String, Timestamp, std::net::IpAddr),
     EnableSecondFactor(String, super::TotpSecret, Vec<String>, Timestamp),
     DisableSecondFactor(String),
+    DeleteMailbox(String),
     UseTotpStep(String, u64),
     UseRecoveryCode(String, String, Timestamp),
 }
@@ -318,6 +319,10 @@ impl Store for SqliteStore {
     async fn mailbox(&self, address: &str) -> Result<Option<MailboxRecord>, StoreError> {
         let address = address.to_string();
         self.read(move |c| reads::mailbox(c, &address)).await
+    }
+
+    async fn delete_mailbox(&self, address: &str) -> Result<bool, StoreError> {
+        self.simple(Simple::DeleteMailbox(address.into())).await.map(|n| n > 0)
     }
 
     async fn rehash_password(&self, address: &str, old_hash: &str, new_hash: &str) -> Result<bool, StoreError> {

@@ -650,6 +650,12 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
             tx.prepare_cached("DELETE FROM recovery_codes WHERE address = ?1")?.execute([address])?;
             tx.prepare_cached("DELETE FROM second_factors WHERE address = ?1")?.execute([address])?
         }
+        Simple::DeleteMailbox(address) => {
+            for table in ["recovery_codes", "second_factors", "app_passwords"] {
+                tx.prepare_cached(&format!("DELETE FROM {table} WHERE address = ?1"))?.execute([address])?;
+            }
+            tx.prepare_cached("DELETE FROM mailboxes WHERE address = ?1")?.execute([address])?
+        }
         Simple::UseTotpStep(address, step) => tx
             .prepare_cached(
                 "UPDATE second_factors SET last_step = ?2

@@ -53,6 +53,16 @@ impl TestDovecot {
     /// Starts Dovecot on the Maildirs under `mail_root` (`<domain>/<local part>`, mailerd's
     /// layout, as in contrib/dovecot/mailerd-maildir.conf), or on its own when None.
     pub async fn start_on(users: &[User<'_>], mail_root: Option<&Path>) -> Option<TestDovecot> {
+        Self::start_with(users, mail_root, None).await
+    }
+
+    /// [`Self::start_on`] with the users of `passwd_file` (a file another program keeps, e.g.
+    /// `mailerd user` with `dovecot.passwd_file`) instead of `users`, when given.
+    pub async fn start_with(
+        users: &[User<'_>],
+        mail_root: Option<&Path>,
+        users_from: Option<&Path>,
+    ) -> Option<TestDovecot> {
         let root = unsafe { libc::geteuid() } == 0;
         let installed =
             [DOVECOT, "/usr/lib/dovecot/lmtp", "/usr/lib/dovecot/imap"].iter().all(|p| Path::new(p).exists());
@@ -73,22 +83,25 @@ impl TestDovecot {
         assert!(chown.is_ok_and(|s| s.success()), "chown dovecot {}", d.display());
         let (lmtp_port, imap_port) = (free_port()?, free_port()?);
         let mail = mail_root.map_or_else(|| d.join("mail"), Path::to_path_buf);
+        let users_file = users_from.map_or_else(|| d.join("users"), Path::to_path_buf);
         let conf = format!(
             "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {d}/dovecot.log\n\
              protocols = imap lmtp\nssl = no\nlisten = 127.0.0.1\n\
-             disable_plaintext_auth = no\nauth_mechanisms = plain\n\
+             disable_plaintext_auth = no\nauth_mechanisms = plain login\nauth_verbose = yes\n\
              default_internal_user = dovecot\ndefault_login_user = dovenull\n\
              first_valid_uid = 1\nmail_uid = dovecot\nmail_gid = dovecot\n\
              mail_location = maildir:{mail}/%Ld/%Ln\nmail_plugins = quota\n\
              protocol lmtp {{\n  postmaster_address = postmaster@local.test\n}}\n\
+             protocol imap {{\n  mail_plugins = $mail_plugins imap_quota\n}}\n\
              plugin {{\n  quota = maildir:User quota\n  quota_rule = *:storage=0\n}}\n\
-             passdb {{\n  driver = passwd-file\n  args = username_format=%Lu {d}/users\n}}\n\
-             userdb {{\n  driver = passwd-file\n  args = username_format=%Lu {d}/users\n}}\n\
+             passdb {{\n  driver = passwd-file\n  args = username_format=%Lu {users}\n}}\n\
+             userdb {{\n  driver = passwd-file\n  args = username_format=%Lu {users}\n}}\n\
              service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {imap_port}\n  }}\n\
                inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
              service lmtp {{\n  inet_listener lmtp {{\n    address = 127.0.0.1\n    port = {lmtp_port}\n  }}\n}}\n",
             d = d.display(),
-            mail = mail.display()
+            mail = mail.display(),
+            users = users_file.display()
         );
         std::fs::write(d.join("dovecot.conf"), conf).ok()?;
         std::fs::write(d.join("users"), passwd_file(users)).ok()?;
@@ -122,6 +135,12 @@ impl TestDovecot {
         let tmp = self.dir.path().join("users.new");
         std::fs::write(&tmp, passwd_file(users)).expect("write users");
         std::fs::rename(tmp, path).expect("replace users");
+    }
+
+    /// The auth service's client socket (`service auth { unix_listener auth-client }`, the one
+    /// Postfix's `smtpd_sasl_type = dovecot` talks to).
+    pub fn auth_socket(&self) -> PathBuf {
+        self.dir.path().join("run/auth-client")
     }
 
     /// Dovecot's log and what it wrote to stderr.
@@ -193,6 +212,21 @@ if mark == 'seen':
 m.logout()
 print(n)
 "#;
+
+/// Whether Dovecot takes `user`'s `password` over IMAP (imaplib's LOGIN).
+pub async fn imap_login(imap: SocketAddr, user: &str, password: &str) -> bool {
+    let args = [imap.ip().to_string(), imap.port().to_string(), user.to_string(), password.to_string()];
+    let run = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .args(["-c", "import imaplib,sys; m = imaplib.IMAP4(sys.argv[1], int(sys.argv[2])); m.login(sys.argv[3], sys.argv[4]); m.logout()"])
+            .args(args)
+            .output()
+    });
+    let output = run.await.expect("imap task").expect("python3 runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() || stderr.contains("AUTHENTICATIONFAILED"), "imaplib: {stderr}");
+    output.status.success()
+}
 
 pub async fn imap_read(imap: SocketAddr, user: &str, password: &str, mark_seen: bool) -> Vec<Fetched> {
     let out = tempfile::tempdir().expect("tempdir");
