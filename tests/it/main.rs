@@ -54,3 +54,4 @@ mod two_factor;
 mod unsubscribe;
 mod swaks;
 mod webhooks;
+mod webhooks_https;
