@@ -93,6 +93,7 @@ pub const WEBHOOK_EVENTS: &[&str] = &[
     "released",
     "unsubscribed",
     "complained",
+    "rejected",
 ];
 
 #[derive(Debug, Default, Deserialize)]

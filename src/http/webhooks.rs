@@ -51,16 +51,35 @@ pub fn payload(e: &EventRecord) -> Value {
             obj.insert("metadata".into(), json!(e.metadata));
         }
     }
-    if matches!(e.kind, EventKind::Bounced | EventKind::Expired | EventKind::Deferred | EventKind::Delayed)
-        && let (Some(status), Some(obj)) = (e.status.as_deref(), v.as_object_mut())
+    if let (Some(n), Some(obj)) = (e.attempt, v.as_object_mut()) {
+        obj.insert("attempt".into(), json!(n));
+        obj.insert("first_attempt_at".into(), json!(e.first_attempt_at));
+    }
+    if matches!(
+        e.kind,
+        EventKind::Bounced | EventKind::Expired | EventKind::Deferred | EventKind::Delayed | EventKind::Rejected
+    ) && let (Some(status), Some(obj)) = (e.status.as_deref(), v.as_object_mut())
     {
         let verdict = crate::feedback::classify::of_outcome(Some(status), None, e.detail.as_deref());
         let info = verdict.reason.info();
+        let advice = match (e.kind, tried(e)) {
+            (EventKind::Deferred, Some(t)) => info.deferral_advice(t),
+            (EventKind::Expired, Some(t)) => info.expiry_advice(t),
+            _ => info.advice.to_string(),
+        };
         obj.insert("reason".into(), json!(verdict.reason.as_str()));
         obj.insert("hard_bounce".into(), json!(verdict.hard_bounce));
-        obj.insert("advice".into(), json!(info.advice));
+        obj.insert("advice".into(), json!(advice));
     }
     v
+}
+
+/// How long the recipient of a `deferred` or `expired` event had been tried by then.
+fn tried(e: &EventRecord) -> Option<crate::bounce::reason::Tried> {
+    let at = crate::time::Timestamp::parse_iso8601(&e.at)?;
+    let first = crate::time::Timestamp::parse_iso8601(e.first_attempt_at.as_deref()?)?;
+    let over = std::time::Duration::from_millis(u64::try_from(at.millis() - first.millis()).unwrap_or(0));
+    Some(crate::bounce::reason::Tried { attempts: e.attempt?, over })
 }
 
 /// `t=UNIX,v1=HEX` for `body` sent at `unix`.
@@ -268,6 +287,8 @@ mod tests {
             sandbox: false,
             tags: vec!["invoice".into()],
             metadata: [("order".to_string(), "42".to_string())].into(),
+            attempt: None,
+            first_attempt_at: None,
         };
         let v = payload(&e);
         assert!(v.get("sandbox").is_none(), "real mail has no sandbox mark");
@@ -277,5 +298,43 @@ mod tests {
         assert_eq!(v["reason"], "userunknown");
         assert_eq!(v["hard_bounce"], true);
         assert!(v["advice"].as_str().is_some_and(|a| !a.is_empty()));
+    }
+
+    #[test]
+    fn deferral_advice_follows_the_attempt_count() {
+        let deferred = |attempt: u32, first: &str| EventRecord {
+            id: 9,
+            at: "2026-11-28T12:00:00Z".into(),
+            message_id: "Q".into(),
+            recipient: Some("a@b.test".into()),
+            kind: EventKind::Deferred,
+            status: Some("4.4.1".into()),
+            detail: Some("connection timed out".into()),
+            remote: None,
+            sandbox: false,
+            tags: vec![],
+            metadata: Default::default(),
+            attempt: Some(attempt),
+            first_attempt_at: Some(first.into()),
+        };
+        let one = payload(&deferred(1, "2026-11-28T12:00:00Z"));
+        assert_eq!(one["attempt"], 1);
+        let advice = one["advice"].as_str().unwrap();
+        assert!(advice.contains("first delivery attempt") && !advice.contains("days"), "{advice}");
+        let many = payload(&deferred(12, "2026-11-25T12:00:00Z"));
+        let advice = many["advice"].as_str().unwrap();
+        assert!(advice.contains("12 attempts over 3 days"), "{advice}");
+        let rejected = payload(&EventRecord {
+            kind: EventKind::Rejected,
+            status: Some("5.1.1".into()),
+            detail: Some(crate::inbound::replies::suppressed("a@b.test", "2026-11-01", "userunknown").to_string()),
+            attempt: None,
+            first_attempt_at: None,
+            ..deferred(1, "")
+        });
+        assert_eq!(rejected["type"], "rejected");
+        assert_eq!(rejected["reason"], "suppressed", "{rejected}");
+        assert_eq!(rejected["hard_bounce"], false, "a suppressed recipient is not a new hard bounce");
+        assert_eq!(rejected["advice"], crate::bounce::reason::Reason::Suppressed.info().advice);
     }
 }

@@ -241,10 +241,13 @@ pub enum EventKind {
     Unsubscribed,
     /// A recipient reported a message as spam (an ARF feedback report).
     Complained,
+    /// A recipient the send refused (API: suppressed, invalid, unknown here...), recorded with
+    /// the message that went to the others.
+    Rejected,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 15] = [
+    pub const ALL: [EventKind; 16] = [
         EventKind::Queued,
         EventKind::Delivered,
         EventKind::Deferred,
@@ -260,6 +263,7 @@ impl EventKind {
         EventKind::Released,
         EventKind::Unsubscribed,
         EventKind::Complained,
+        EventKind::Rejected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -279,6 +283,7 @@ impl EventKind {
             EventKind::Released => "released",
             EventKind::Unsubscribed => "unsubscribed",
             EventKind::Complained => "complained",
+            EventKind::Rejected => "rejected",
         }
     }
 
@@ -425,6 +430,16 @@ impl NewRecipient {
     }
 }
 
+/// A recipient an API send refused: its `rejected` event carries the refusal's status and
+/// reply text (and, through the reason table, the advice).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedRcpt {
+    pub address: String,
+    pub status: EnhancedStatus,
+    /// The reply the refusal would give over SMTP (`550 5.7.1 <a@b>: suppressed since ...`).
+    pub detail: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     pub id: MessageId,
@@ -444,6 +459,8 @@ pub struct NewMessage {
     pub reports: Vec<(RecipientId, ReportMark)>,
     /// Findings recorded as `check` events with the message (recipient, text).
     pub notes: Vec<(Option<String>, String)>,
+    /// Recipients the send refused, recorded as `rejected` events with the message.
+    pub rejected: Vec<RejectedRcpt>,
     /// An API request's idempotency record, committed with the message or not at all. The
     /// insert fails with `StoreError::IdempotencyKeyTaken` (and stores nothing) when the same
     /// (API key, Idempotency-Key) has a record that has not expired.
@@ -725,6 +742,13 @@ pub struct EventRecord {
     pub tags: Vec<String>,
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub metadata: std::collections::BTreeMap<String, String>,
+    /// For `deferred` and `expired` events: which delivery attempt of the recipient this was
+    /// (1 = the first), counted from its `deferred`/`expired` events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// For `deferred` and `expired` events: when the recipient's first attempt failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_attempt_at: Option<String>,
 }
 
 /// One recipient of a message we sent, as the sent log remembers it.

@@ -4,6 +4,7 @@
 mod harness;
 
 mod api_batch;
+mod api_events;
 mod api_injection;
 mod api_raw;
 mod api_sandbox;

@@ -105,6 +105,7 @@ conformance!(
     sender_domain_suppressions_refuse_only_their_sender,
     a_batch_of_messages_is_stored_all_or_none,
     a_sandbox_message_is_recorded_and_never_claimed,
+    rejected_recipients_and_attempt_numbers_are_in_the_event_stream,
 );
 
 fn origin() -> Origin {
@@ -148,6 +149,7 @@ fn message(id: &str, at: i64, recipients: Vec<NewRecipient>) -> NewMessage {
         recipients,
         reports: Vec::new(),
         notes: Vec::new(),
+        rejected: Vec::new(),
         idempotency: None,
     }
 }
@@ -1892,4 +1894,53 @@ async fn a_sandbox_message_is_recorded_and_never_claimed(s: Arc<dyn Store>) {
     assert_eq!(s.queued_messages().await.unwrap(), 1, "only the real one waits");
     assert!(s.sent_log("sb1@example.com").await.unwrap().is_empty(), "nothing sent, nothing in the sent log");
     assert!(s.delete_message(&MessageId("SB1".into())).await.unwrap(), "and it can be deleted");
+}
+
+async fn rejected_recipients_and_attempt_numbers_are_in_the_event_stream(s: Arc<dyn Store>) {
+    let mut m = message("RJ1", T0, vec![rcpt("a@ex.net", Transport::Remote)]);
+    let refusal = "550 5.1.1 <b@ex.net>: suppressed since 2026-01-01 after a hard bounce (userunknown)";
+    m.rejected = vec![mailerd::store::RejectedRcpt {
+        address: "b@ex.net".into(),
+        status: EnhancedStatus::new(5, 1, 1),
+        detail: refusal.into(),
+    }];
+    s.insert_message(m).await.unwrap();
+    let ours = |events: Vec<mailerd::store::EventRecord>| -> Vec<mailerd::store::EventRecord> {
+        events.into_iter().filter(|e| e.message_id == "RJ1").collect()
+    };
+    let rejected = ours(settled_events(&*s, Some("rejected"), 1).await);
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    let r = &rejected[0];
+    assert_eq!(
+        (r.kind, r.recipient.as_deref(), r.status.as_deref(), r.detail.as_deref()),
+        (EventKind::Rejected, Some("b@ex.net"), Some("5.1.1"), Some(refusal))
+    );
+    assert_eq!((r.attempt, r.tags.clone()), (None, origin().tags), "no attempt; the send's tags");
+
+    // Two deferrals, then the give-up: the attempts are numbered, the first one's time kept.
+    for (n, state) in [(1, RecipientState::Deferred), (2, RecipientState::Deferred), (3, RecipientState::Expired)] {
+        let c = claim(&*s, Transport::Remote, T0 + n * 1000, 10, "n1").await;
+        assert_eq!(c.len(), 1, "attempt {n}");
+        let mut a = attempt(c[0].recipient, "RJ1", state);
+        a.next_attempt_at = Some(Timestamp(T0 + (n + 1) * 1000));
+        s.record_attempts("n1", vec![a]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let events = ours(settled_events(&*s, None, 6).await);
+    let tried: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Deferred | EventKind::Expired))
+        .map(|e| (e.kind, e.attempt))
+        .collect();
+    assert_eq!(
+        tried,
+        [(EventKind::Deferred, Some(1)), (EventKind::Deferred, Some(2)), (EventKind::Expired, Some(3))],
+        "{events:?}"
+    );
+    let first = events.iter().find(|e| e.kind == EventKind::Deferred).unwrap();
+    assert!(
+        events.iter().filter(|e| e.attempt.is_some()).all(|e| e.first_attempt_at.as_deref() == Some(first.at.as_str())),
+        "every attempt names the first one's time: {events:?}"
+    );
+    assert!(events.iter().filter(|e| e.kind == EventKind::Queued).all(|e| e.attempt.is_none()));
 }

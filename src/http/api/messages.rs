@@ -44,7 +44,7 @@ use crate::inbound::policy::{self, Reason, Submitter};
 use crate::inbound::{checks, session::AcceptedRcpt};
 use crate::smtp::address::{Mailbox, ReversePath};
 use crate::smtp::command::{ForwardPath, MailParams, RcptParams};
-use crate::store::{ApiKey, MessageId, Origin, StoreError, Transport, Via};
+use crate::store::{ApiKey, MessageId, Origin, RejectedRcpt, StoreError, Transport, Via};
 use crate::time::Timestamp;
 
 #[derive(Debug, Deserialize)]
@@ -186,7 +186,8 @@ pub(super) async fn prepare(
     validate(req)?;
     let sender = sender(ctx, key, submitter, req)?;
     let draft = read(ctx, req, sender)?;
-    let Recipients { report, accepted, mut notes } = recipients(ctx, submitter, &draft.from, &draft.listed).await?;
+    let Recipients { report, accepted, mut notes, rejected } =
+        recipients(ctx, submitter, &draft.from, &draft.listed).await?;
     let (message, message_id) = build(ctx, req, &draft, &id, now)?;
     if accepted.iter().any(|r| r.transport() == Transport::Remote) {
         notes.extend(check_message(ctx, &message)?);
@@ -206,6 +207,7 @@ pub(super) async fn prepare(
         message,
         reports: Vec::new(),
         notes,
+        rejected,
         idempotency: None,
     };
     Ok(Prepared { remote: remote_of(&incoming), incoming, reply })
@@ -366,11 +368,13 @@ fn read<'r>(
     Ok(Draft { from_name, from, listed, reply_to, files })
 }
 
-/// The recipients' fate: the per-recipient report, the accepted ones, and checklist notes.
+/// The recipients' fate: the per-recipient report, the accepted ones, checklist notes, and the
+/// refused ones (recorded as `rejected` events with the message).
 pub(super) struct Recipients {
     pub report: Vec<Value>,
     pub accepted: Vec<AcceptedRcpt>,
     pub notes: Vec<(Option<String>, String)>,
+    pub rejected: Vec<RejectedRcpt>,
 }
 
 /// Each recipient through `policy::check_rcpt`, the same decisions as authenticated
@@ -382,7 +386,7 @@ pub(super) async fn recipients(
     listed: &[Listed],
 ) -> Result<Recipients, Problem> {
     let from = ReversePath::Mailbox(from.clone());
-    let mut out = Recipients { report: Vec::new(), accepted: Vec::new(), notes: Vec::new() };
+    let mut out = Recipients { report: Vec::new(), accepted: Vec::new(), notes: Vec::new(), rejected: Vec::new() };
     for Listed { field, index, mailbox, .. } in listed {
         let shown = mailbox.to_string();
         let to = ForwardPath::Mailbox(mailbox.clone());
@@ -396,10 +400,12 @@ pub(super) async fn recipients(
                 out.accepted.push(r);
             }
             Err(refusal) => {
+                let reply = refusal.reply();
                 out.report.push(json!({
                     "address": shown, "field": format!("{field}[{index}]"), "state": "refused",
-                    "reason": refusal_reason(&refusal.reason), "detail": refusal.reply().lines.join(" "),
+                    "reason": refusal_reason(&refusal.reason), "detail": reply.lines.join(" "),
                 }));
+                out.rejected.push(rejected_rcpt(shown, &reply));
             }
         }
     }
@@ -486,6 +492,14 @@ pub(super) fn check_message(
         return Err(p);
     }
     Ok(found.notes.into_iter().map(|n| (None, n)).collect())
+}
+
+/// The `rejected` event of a refused recipient: the refusal's status and reply as SMTP would
+/// give them (a reply without an enhanced status gets the one of its class, x.0.0).
+fn rejected_rcpt(address: String, reply: &crate::smtp::reply::SmtpReply) -> RejectedRcpt {
+    let class = if reply.code >= 500 { 5 } else { 4 };
+    let status = reply.status.unwrap_or(crate::smtp::reply::EnhancedStatus { class, subject: 0, detail: 0 });
+    RejectedRcpt { address, status, detail: reply.to_string() }
 }
 
 /// The machine-readable reason of a refused recipient.

@@ -235,7 +235,8 @@ async fn prepare(
         let (name, mailbox) = messages::mailbox(&format!("{field}[{index}]"), a)?;
         listed.push(Listed { field, index, name, mailbox });
     }
-    let Recipients { report, accepted, mut notes } = messages::recipients(ctx, submitter, &from, &listed).await?;
+    let Recipients { report, accepted, mut notes, rejected } =
+        messages::recipients(ctx, submitter, &from, &listed).await?;
 
     let has = |n: &str| fields.iter().any(|f| f.name == n);
     let trace = accept::Trace { hostname: &ctx.config.hostname, id: &id, at: now, arrival: accept::Arrival::Http };
@@ -277,6 +278,7 @@ async fn prepare(
         message,
         reports: Vec::new(),
         notes,
+        rejected,
         idempotency: None,
     };
     Ok(Prepared { remote: messages::remote_of(&incoming), incoming, reply })

@@ -449,7 +449,13 @@ pub(super) async fn api_keys(c: &mut Conn) -> Result<Vec<ApiKey>, StoreError> {
 const EVENTS_AFTER: &str = "
 WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
      fence AS (SELECT min(e.id) AS id FROM events e, horizon h WHERE e.id > $1 AND e.xid >= h.xmin)
-SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote, e.sandbox, m.origin
+SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote, e.sandbox, m.origin,
+    CASE WHEN e.kind IN ('deferred', 'expired') THEN
+        (SELECT count(*) FROM events p WHERE p.message_id = e.message_id AND p.recipient = e.recipient
+                                         AND p.kind IN ('deferred', 'expired') AND p.id <= e.id) END,
+    CASE WHEN e.kind IN ('deferred', 'expired') THEN
+        (SELECT min(p.at) FROM events p WHERE p.message_id = e.message_id AND p.recipient = e.recipient
+                                         AND p.kind IN ('deferred', 'expired')) END
 FROM events e CROSS JOIN fence f LEFT JOIN messages m ON m.id = e.message_id
 WHERE e.id > $1 AND (f.id IS NULL OR e.id < f.id) AND ($2::text IS NULL OR e.kind = $2)
 ORDER BY e.id LIMIT $3";
@@ -461,7 +467,13 @@ const EVENTS_AFTER_IN_SCOPE: &str = concat!(
     "
 WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
      fence AS (SELECT min(e.id) AS id FROM events e, horizon h WHERE e.id > $1 AND e.xid >= h.xmin)
-SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote, e.sandbox, m.origin
+SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote, e.sandbox, m.origin,
+    CASE WHEN e.kind IN ('deferred', 'expired') THEN
+        (SELECT count(*) FROM events p WHERE p.message_id = e.message_id AND p.recipient = e.recipient
+                                         AND p.kind IN ('deferred', 'expired') AND p.id <= e.id) END,
+    CASE WHEN e.kind IN ('deferred', 'expired') THEN
+        (SELECT min(p.at) FROM events p WHERE p.message_id = e.message_id AND p.recipient = e.recipient
+                                         AND p.kind IN ('deferred', 'expired')) END
 FROM events e CROSS JOIN fence f JOIN messages m ON m.id = e.message_id
 CROSS JOIN LATERAL (SELECT substring(m.reverse_path from '@([^@]*)$') AS sender) s
 WHERE e.id > $1 AND (f.id IS NULL OR e.id < f.id) AND ($2::text IS NULL OR e.kind = $2) AND ",
@@ -502,6 +514,8 @@ pub(super) async fn events_after(
             sandbox: r.try_get(8)?,
             tags: Vec::new(),
             metadata: Default::default(),
+            attempt: r.try_get::<_, Option<i64>>(10)?.map(|n| n.clamp(0, i64::from(u32::MAX)) as u32),
+            first_attempt_at: r.try_get::<_, Option<i64>>(11)?.map(|t| Timestamp(t).iso8601()),
         });
         if let (Some(e), Some(o)) = (out.last_mut(), codec::origin(r.try_get(9)?)?) {
             (e.tags, e.metadata) = (o.tags, o.metadata);

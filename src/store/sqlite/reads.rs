@@ -437,9 +437,22 @@ fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(EventRecord, Option<Str
         sandbox: r.get(8)?,
         tags: Vec::new(),
         metadata: Default::default(),
+        attempt: r.get::<_, Option<i64>>(10)?.map(|n| n.clamp(0, i64::from(u32::MAX)) as u32),
+        first_attempt_at: r.get::<_, Option<i64>>(11)?.map(|t| Timestamp(t).iso8601()),
     };
     Ok((record, r.get(9)?))
 }
+
+/// For `deferred` and `expired` events: the attempt's number (its recipient's failed attempts
+/// up to it) and when the first failed, read from the recipient's events (the same in both
+/// backends: `events_message` finds a message's few events).
+const ATTEMPT_COLUMNS: &str = "
+    CASE WHEN e.kind IN ('deferred', 'expired') THEN
+        (SELECT count(*) FROM events p WHERE p.message_id = e.message_id AND p.recipient = e.recipient
+                                         AND p.kind IN ('deferred', 'expired') AND p.id <= e.id) END,
+    CASE WHEN e.kind IN ('deferred', 'expired') THEN
+        (SELECT min(p.at) FROM events p WHERE p.message_id = e.message_id AND p.recipient = e.recipient
+                                         AND p.kind IN ('deferred', 'expired')) END";
 
 /// The events with the tags and metadata of their message's origin.
 fn with_origin(rows: Vec<(EventRecord, Option<String>)>) -> Result<Vec<EventRecord>, StoreError> {
@@ -463,18 +476,20 @@ pub(super) fn events_after(
     limit: usize,
 ) -> Result<Vec<EventRecord>, StoreError> {
     let Some(domains) = scope_param(scope)? else {
-        let mut stmt = c.prepare_cached(
-            "SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote, e.sandbox, m.origin
+        let mut stmt = c.prepare_cached(&format!(
+            "SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote, e.sandbox, m.origin,
+                    {ATTEMPT_COLUMNS}
              FROM events e LEFT JOIN messages m ON m.id = e.message_id
              WHERE e.id > ?1 AND (?2 IS NULL OR e.kind = ?2) ORDER BY e.id LIMIT ?3",
-        )?;
+        ))?;
         return with_origin(
             stmt.query_map(params![after, kind.map(EventKind::as_str), limit as i64], event_row)?
                 .collect::<Result<Vec<_>, _>>()?,
         );
     };
     let mut stmt = c.prepare_cached(&format!(
-        "SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote, e.sandbox, m.origin
+        "SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote, e.sandbox, m.origin,
+                {ATTEMPT_COLUMNS}
          FROM events e JOIN messages m ON m.id = e.message_id
          WHERE e.id > ?1 AND (?2 IS NULL OR e.kind = ?2) AND {}
          ORDER BY e.id LIMIT ?3",
