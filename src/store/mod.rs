@@ -844,6 +844,8 @@ pub struct MessageDetail {
 #[derive(Debug, Clone, Serialize)]
 pub struct EventView {
     pub at: String,
+    /// `type`, as in the event stream and webhooks (one vocabulary).
+    #[serde(rename = "type")]
     pub kind: EventKind,
     pub recipient: Option<String>,
     pub status: Option<String>,

@@ -34,6 +34,7 @@ mod login_throttle;
 mod instance;
 mod logs;
 mod metrics_parse;
+mod openapi;
 mod mta_sts;
 mod outbound;
 mod passwords;

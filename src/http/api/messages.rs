@@ -24,8 +24,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, JsonRejection};
-use axum::extract::{FromRequest, Path, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -130,7 +130,7 @@ pub async fn send(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
-    let body = body.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let body = body.map_err(|e| super::body::unreadable(&e))?;
     idempotency::guard(&state, &key, &headers, b"", body, async |body, pending| {
         send_once(&state, &key, &headers, body, pending).await
     })
@@ -146,12 +146,9 @@ async fn send_once(
     body: Bytes,
     pending: Option<idempotency::Pending>,
 ) -> Result<Response, Problem> {
-    // The JSON extractor's own checks (content type, syntax, fields), on the bytes we hashed.
-    let mut request = axum::http::Request::new(axum::body::Body::from(body));
-    *request.headers_mut() = headers.clone();
-    let Json(req) = Json::<SendRequest>::from_request(request, &())
-        .await
-        .map_err(|e: JsonRejection| Problem::bad_request(e.body_text()))?;
+    // The content type, the syntax and every field (a missing `from` is a 422 naming it), on
+    // the bytes we hashed.
+    let req: SendRequest = super::body::json(headers, &body)?;
     let ctx = &state.ctx;
     let submitter = Submitter::ApiKey { id: key.id.clone(), scope: key.scope.clone() };
     not_paused(ctx, key).await?;
@@ -416,6 +413,7 @@ pub(super) async fn recipients(
             "Every recipient was refused",
             "nothing was queued; see recipients for why",
         )
+        .at("to")
         .with(json!({ "recipients": out.report })));
     }
     Ok(out)
@@ -533,7 +531,7 @@ pub async fn show(
         Some(d) if key.scope.covers_sender(&d.entry.reverse_path) => {
             Ok(Json(serde_json::to_value(d).unwrap_or(Value::Null)))
         }
-        _ => Err(Problem::not_found(format!("no message {id}"))),
+        _ => Err(Problem::not_found_at("id", format!("no message {id}"))),
     }
 }
 

@@ -5,6 +5,7 @@
 //! `feedback` and the store), or accept bodies larger than the message size limit allows.
 
 pub mod batch;
+pub mod body;
 pub mod events;
 pub mod idempotency;
 pub mod messages;
@@ -32,6 +33,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/events"),
     ("get", "/api/v1/suppressions"),
     ("post", "/api/v1/suppressions"),
+    ("get", "/api/v1/suppressions/{address}"),
     ("delete", "/api/v1/suppressions/{address}"),
     ("post", "/api/v1/check/address"),
     ("post", "/api/v1/check/domain"),
@@ -54,7 +56,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/messages/{id}", get(messages::show))
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/suppressions", get(suppressions::list).post(suppressions::add))
-        .route("/api/v1/suppressions/{address}", axum::routing::delete(suppressions::remove))
+        .route("/api/v1/suppressions/{address}", get(suppressions::show).delete(suppressions::remove))
         .route("/api/v1/check/address", post(tools::check_address))
         .route("/api/v1/check/domain", post(tools::check_domain))
         .route("/api/v1/check/message", post(tools::check_message))
@@ -86,5 +88,7 @@ async fn metrics(axum::extract::State(state): axum::extract::State<Arc<AppState>
 }
 
 async fn not_found() -> Problem {
-    Problem::not_found("no such route; see /api/v1/openapi.json")
+    let mut p = Problem::not_found("no such route; see /api/v1/openapi.json");
+    p.field = Some("path".into());
+    p
 }

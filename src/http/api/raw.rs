@@ -23,8 +23,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -86,13 +86,12 @@ struct Raw {
 pub async fn send(
     State(state): State<Arc<AppState>>,
     Caller(key): Caller,
-    query: Result<Query<RawQuery>, QueryRejection>,
+    super::body::Query(query): super::body::Query<RawQuery>,
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
-    let body = body.map_err(|e| Problem::bad_request(e.body_text()))?;
-    let Query(query) = query.map_err(|e| Problem::invalid("query", e.body_text()))?;
+    let body = body.map_err(|e| super::body::unreadable(&e))?;
     let query_text = uri.query().unwrap_or("").as_bytes().to_vec();
     idempotency::guard(&state, &key, &headers, &query_text, body, async |body, pending| {
         let raw = read(&headers, query, &body)?;

@@ -1,5 +1,7 @@
-//! `GET/POST /api/v1/suppressions` and `DELETE /api/v1/suppressions/{address}`: the addresses
-//! mailerd will not send to (hard bounces, complaints, unsubscribes and manual entries).
+//! `GET/POST /api/v1/suppressions`, `GET` and `DELETE /api/v1/suppressions/{address}`: the
+//! addresses mailerd will not send to (hard bounces, complaints, unsubscribes and manual
+//! entries). `GET .../{address}` answers the entries of one address the key may see (404
+//! naming `address` when there are none, the same whether it has none or only foreign ones).
 //!
 //! Each entry has a sender domain (`domain`): the domain whose mail hard-bounced or was
 //! unsubscribed from, or the one of the key that added it. A scoped key lists, adds and
@@ -12,7 +14,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -32,7 +34,7 @@ pub struct ListQuery {
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Caller(key): Caller,
-    Query(q): Query<ListQuery>,
+    super::body::Query(q): super::body::Query<ListQuery>,
 ) -> Result<Json<Value>, Problem> {
     let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
     let list = state.ctx.store.suppressions(&key.scope, limit).await?;
@@ -74,9 +76,8 @@ fn entry_domain(key: &ApiKey, asked: Option<&str>) -> Result<Option<Domain>, Pro
 pub async fn add(
     State(state): State<Arc<AppState>>,
     Caller(key): Caller,
-    body: Result<Json<AddRequest>, axum::extract::rejection::JsonRejection>,
+    super::body::Json(req): super::body::Json<AddRequest>,
 ) -> Result<(StatusCode, Json<Value>), Problem> {
-    let Json(req) = body.map_err(|e| Problem::bad_request(e.body_text()))?;
     let m = Mailbox::parse(req.address.trim()).map_err(|e| Problem::invalid("address", e.to_string()))?;
     let reason = req.reason.unwrap_or_else(|| "manual".into());
     if let Some(bad) = reason.chars().find(|c| c.is_control()) {
@@ -109,6 +110,20 @@ pub async fn remove(
         Ok(StatusCode::NO_CONTENT)
     } else {
         // The same answer whether the address has no entry or only entries of other scopes.
-        Err(Problem::not_found(format!("{address} is not on the suppression list")))
+        Err(Problem::not_found_at("address", format!("{address} is not on the suppression list")))
     }
+}
+
+pub async fn show(
+    State(state): State<Arc<AppState>>,
+    Caller(key): Caller,
+    Path(address): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let m = Mailbox::parse(address.trim())
+        .map_err(|e| Problem::invalid("address", format!("`{address}` is not an address: {e}")))?;
+    let entries = state.ctx.store.suppression_entries(&m.key(), &key.scope).await?;
+    if entries.is_empty() {
+        return Err(Problem::not_found_at("address", format!("{address} is not on the suppression list")));
+    }
+    Ok(Json(json!({ "address": m.key(), "suppressions": entries })))
 }
