@@ -556,6 +556,17 @@ pub struct Suppression {
     pub scope: SuppressionScope,
 }
 
+/// Where a page of the suppression list ended (newest first): the last entry's time, address
+/// and domain, the list's order. The API hands it out as an opaque `next` cursor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuppressionCursor {
+    /// Milliseconds (the stored precision; the entry's `created_at` shows seconds).
+    pub created_at: i64,
+    pub address: String,
+    /// The entry's domain, `""` for none.
+    pub domain: String,
+}
+
 /// Whom a suppression entry refuses an address for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -1194,6 +1205,14 @@ pub trait Store: Send + Sync {
 
     /// Entries within `scope`, newest first.
     async fn suppressions(&self, scope: &Scope, limit: usize) -> Result<Vec<Suppression>, StoreError>;
+    /// One page of the list within `scope`, newest first, after `after` (from the start when
+    /// None), and the cursor of its last entry (None when the page is empty).
+    async fn suppressions_after(
+        &self,
+        scope: &Scope,
+        limit: usize,
+        after: Option<&SuppressionCursor>,
+    ) -> Result<(Vec<Suppression>, Option<SuppressionCursor>), StoreError>;
 
     // --- sent log ---
 

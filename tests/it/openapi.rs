@@ -160,6 +160,21 @@ async fn the_openapi_document_is_valid_and_describes_every_live_response() {
     record(s, "get", "/api/v1/events", &r);
     let r = request(api, "GET", "/api/v1/suppressions", key, None).await;
     record(s, "get", "/api/v1/suppressions", &r);
+    let r = request(api, "GET", "/api/v1/suppressions?limit=1", key, None).await;
+    let next =
+        r.json["next"].as_str().unwrap_or_else(|| panic!("a full page has a next cursor: {}", r.text)).to_string();
+    record(s, "get", "/api/v1/suppressions", &r);
+    let r = request(api, "GET", &format!("/api/v1/suppressions?limit=1&cursor={next}"), key, None).await;
+    assert_eq!(
+        (r.json["suppressions"].as_array().map(Vec::len), &r.json["next"]),
+        (Some(0), &Value::Null),
+        "{}",
+        r.text
+    );
+    record(s, "get", "/api/v1/suppressions", &r);
+    let r = request(api, "GET", "/api/v1/suppressions?cursor=nonsense", key, None).await;
+    assert_eq!((r.status, r.json["field"].as_str()), (422, Some("cursor")), "{}", r.text);
+    record(s, "get", "/api/v1/suppressions", &r);
     let r = request(api, "GET", "/api/v1/suppressions/gone@far.test", key, None).await;
     assert_eq!((r.status, r.json["suppressions"][0]["address"].as_str()), (200, Some("gone@far.test")), "{}", r.text);
     record(s, "get", "/api/v1/suppressions/{address}", &r);

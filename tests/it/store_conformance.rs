@@ -106,6 +106,7 @@ conformance!(
     a_batch_of_messages_is_stored_all_or_none,
     a_sandbox_message_is_recorded_and_never_claimed,
     rejected_recipients_and_attempt_numbers_are_in_the_event_stream,
+    the_suppression_list_pages_by_cursor,
 );
 
 fn origin() -> Origin {
@@ -1943,4 +1944,52 @@ async fn rejected_recipients_and_attempt_numbers_are_in_the_event_stream(s: Arc<
         "every attempt names the first one's time: {events:?}"
     );
     assert!(events.iter().filter(|e| e.kind == EventKind::Queued).all(|e| e.attempt.is_none()));
+}
+
+async fn the_suppression_list_pages_by_cursor(s: Arc<dyn Store>) {
+    // Seven entries, two of them the same address for two domains, several at the same time.
+    let entry = |address: &str, domain: Option<&str>| Suppression {
+        address: address.into(),
+        reason: "manual".into(),
+        status: None,
+        detail: None,
+        message_id: None,
+        created_at: String::new(),
+        domain: domain.map(|d| Domain::parse(d).unwrap()),
+        scope: mailerd::store::SuppressionScope::Global,
+    };
+    for (a, d) in [
+        ("p1@ex.net", None),
+        ("p2@ex.net", Some("a.example")),
+        ("p2@ex.net", Some("b.example")),
+        ("p3@ex.net", None),
+        ("p4@ex.net", Some("a.example")),
+        ("p5@ex.net", None),
+        ("p6@ex.net", None),
+    ] {
+        assert!(s.suppress(entry(a, d)).await.unwrap());
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    for _ in 0..10 {
+        let (page, next) = s.suppressions_after(&Scope::All, 3, after.as_ref()).await.unwrap();
+        assert!(page.len() <= 3);
+        if page.is_empty() {
+            assert!(next.is_none());
+            break;
+        }
+        seen.extend(page.into_iter().map(|e| (e.address, e.domain.map(|d| d.to_string()))));
+        after = next;
+    }
+    let mut all = seen.clone();
+    all.sort();
+    all.dedup();
+    assert_eq!((seen.len(), all.len()), (7, 7), "every entry once: {seen:?}");
+    assert_eq!(
+        s.suppressions(&Scope::All, 100).await.unwrap().into_iter().map(|e| e.address).collect::<Vec<_>>(),
+        seen.iter().map(|(a, _)| a.clone()).collect::<Vec<_>>(),
+        "the pages are the list, in its order"
+    );
+    let (scoped, _) = s.suppressions_after(&scope(&["a.example"]), 10, None).await.unwrap();
+    assert_eq!(scoped.len(), 2, "a scope pages its own entries: {scoped:?}");
 }

@@ -23,22 +23,44 @@ use super::super::AppState;
 use super::super::auth::Caller;
 use super::super::problem::Problem;
 use crate::smtp::address::{Domain, Mailbox};
-use crate::store::{ApiKey, Scope, Suppression};
+use crate::store::{ApiKey, Scope, Suppression, SuppressionCursor};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub limit: Option<usize>,
+    /// The `next` of the page before.
+    pub cursor: Option<String>,
 }
 
+/// A cursor as the API hands it out: the store's keyset, JSON in unpadded base64url.
+fn encode_cursor(c: &SuppressionCursor) -> String {
+    data_encoding::BASE64URL_NOPAD.encode(serde_json::to_string(c).unwrap_or_default().as_bytes())
+}
+
+fn decode_cursor(text: &str) -> Result<SuppressionCursor, Problem> {
+    data_encoding::BASE64URL_NOPAD
+        .decode(text.as_bytes())
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| Problem::invalid("cursor", "not a cursor of this list: pass the `next` of the page before"))
+}
+
+/// A page of the list, newest first; `next` is the cursor of the following page (null after
+/// the last page).
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Caller(key): Caller,
     super::body::Query(q): super::body::Query<ListQuery>,
 ) -> Result<Json<Value>, Problem> {
-    let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
-    let list = state.ctx.store.suppressions(&key.scope, limit).await?;
-    Ok(Json(json!({ "suppressions": list })))
+    let limit = q.limit.unwrap_or(1000);
+    if limit == 0 || limit > 100_000 {
+        return Err(Problem::invalid("limit", "between 1 and 100000"));
+    }
+    let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let (list, last) = state.ctx.store.suppressions_after(&key.scope, limit, after.as_ref()).await?;
+    let next = last.filter(|_| list.len() == limit).map(|c| encode_cursor(&c));
+    Ok(Json(json!({ "suppressions": list, "next": next })))
 }
 
 #[derive(Debug, Deserialize)]

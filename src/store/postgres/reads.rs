@@ -350,12 +350,32 @@ pub(super) async fn suppression_entries(
 const SUPPRESSIONS: &str = concat!(
     "SELECT address, reason, status, detail, message_id, created_at, domain, scope FROM suppressions WHERE ",
     in_scope!("domain", 2),
-    " ORDER BY created_at DESC LIMIT $1"
+    " AND ($3::bigint IS NULL OR (created_at, address, COALESCE(domain, '')) < ($3, $4::text, $5::text))
+      ORDER BY created_at DESC, address DESC, COALESCE(domain, '') DESC LIMIT $1"
 );
 
-pub(super) async fn suppressions(c: &mut Conn, scope: &Scope, limit: usize) -> Result<Vec<Suppression>, StoreError> {
+/// Newest first, then by the entry's key (address, domain): the keyset of the cursor.
+pub(super) async fn suppressions(
+    c: &mut Conn,
+    scope: &Scope,
+    limit: usize,
+    after: Option<&crate::store::SuppressionCursor>,
+) -> Result<(Vec<Suppression>, Option<crate::store::SuppressionCursor>), StoreError> {
     let stmt = c.stmt(SUPPRESSIONS).await?;
-    c.client.query(&stmt, &[&(limit as i64), &scope.sql_domains()]).await?.iter().map(suppression_row).collect()
+    let (at, address, domain) = match after {
+        Some(a) => (Some(a.created_at), Some(a.address.as_str()), Some(a.domain.as_str())),
+        None => (None, None, None),
+    };
+    let rows = c.client.query(&stmt, &[&(limit as i64), &scope.sql_domains(), &at, &address, &domain]).await?;
+    let last = match rows.last() {
+        Some(r) => Some(crate::store::SuppressionCursor {
+            created_at: r.try_get(5)?,
+            address: r.try_get(0)?,
+            domain: r.try_get::<_, Option<String>>(6)?.unwrap_or_default(),
+        }),
+        None => None,
+    };
+    Ok((rows.iter().map(suppression_row).collect::<Result<Vec<_>, _>>()?, last))
 }
 
 pub(super) async fn sent_log(c: &mut Conn, header_id: &str) -> Result<Vec<SentEntry>, StoreError> {

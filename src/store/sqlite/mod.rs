@@ -394,8 +394,17 @@ impl Store for SqliteStore {
     }
 
     async fn suppressions(&self, scope: &Scope, limit: usize) -> Result<Vec<Suppression>, StoreError> {
-        let scope = scope.clone();
-        self.read(move |c| reads::suppressions(c, &scope, limit)).await
+        Ok(self.suppressions_after(scope, limit, None).await?.0)
+    }
+
+    async fn suppressions_after(
+        &self,
+        scope: &Scope,
+        limit: usize,
+        after: Option<&super::SuppressionCursor>,
+    ) -> Result<(Vec<Suppression>, Option<super::SuppressionCursor>), StoreError> {
+        let (scope, after) = (scope.clone(), after.cloned());
+        self.read(move |c| reads::suppressions(c, &scope, limit, after.as_ref())).await
     }
 
     async fn webhook_cursor(&self, endpoint: &str) -> Result<i64, StoreError> {

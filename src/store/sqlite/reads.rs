@@ -365,12 +365,34 @@ pub(super) fn suppression_entries(
     suppression_rows(stmt.query_map(params![address, scope_param(scope)?], suppression_row)?)
 }
 
-pub(super) fn suppressions(c: &Connection, scope: &Scope, limit: usize) -> Result<Vec<Suppression>, StoreError> {
+pub(super) fn suppressions(
+    c: &Connection,
+    scope: &Scope,
+    limit: usize,
+    after: Option<&crate::store::SuppressionCursor>,
+) -> Result<(Vec<Suppression>, Option<crate::store::SuppressionCursor>), StoreError> {
+    // Newest first, then by the entry's key (address, domain): the keyset of the cursor.
     let mut stmt = c.prepare_cached(&format!(
-        "SELECT {SUPPRESSION_COLUMNS} FROM suppressions WHERE {} ORDER BY created_at DESC, rowid DESC LIMIT ?1",
+        "SELECT {SUPPRESSION_COLUMNS} FROM suppressions
+         WHERE {} AND (?3 IS NULL OR (created_at, address, COALESCE(domain, '')) < (?3, ?4, ?5))
+         ORDER BY created_at DESC, address DESC, COALESCE(domain, '') DESC LIMIT ?1",
         in_scope("domain", 2)
     ))?;
-    suppression_rows(stmt.query_map(params![limit as i64, scope_param(scope)?], suppression_row)?)
+    let (at, address, domain) = match after {
+        Some(a) => (Some(a.created_at), Some(a.address.as_str()), Some(a.domain.as_str())),
+        None => (None, None, None),
+    };
+    let mut last = None;
+    let rows = stmt.query_map(params![limit as i64, scope_param(scope)?, at, address, domain], |r| {
+        last = Some(crate::store::SuppressionCursor {
+            created_at: r.get(5)?,
+            address: r.get(0)?,
+            domain: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+        });
+        suppression_row(r)
+    })?;
+    let list = suppression_rows(rows)?;
+    Ok((list, last))
 }
 
 pub(super) fn sent_log(c: &Connection, header_id: &str) -> Result<Vec<SentEntry>, StoreError> {
