@@ -301,6 +301,26 @@ mod tests {
     }
 
     #[test]
+    fn an_unreadable_ca_file_is_an_error_naming_its_key() {
+        let hook = |url: &str, tls_ca: Option<&str>| Webhook {
+            url: url.into(),
+            endpoint: crate::config::Endpoint::parse(url).unwrap(),
+            secret: "whsec_0123456789abcdef".into(),
+            events: vec![],
+            tls_ca: tls_ca.map(Into::into),
+        };
+        assert!(matches!(Transport::of(&hook("http://127.0.0.1:9/h", None), None), Ok(Transport::Plain)));
+        assert!(matches!(Transport::of(&hook("https://127.0.0.1:9/h", None), None), Ok(Transport::Tls(_))));
+        let err = Transport::of(&hook("https://127.0.0.1:9/h", Some("/nonexistent/ca.pem")), None).err().unwrap();
+        assert!(err.contains("webhooks.tls_ca") && err.contains("/nonexistent/ca.pem"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "no certificate here\n").unwrap();
+        let err = Transport::of(&hook("https://127.0.0.1:9/h", Some(empty.to_str().unwrap())), None).err().unwrap();
+        assert!(err.contains("no certificate"), "{err}");
+    }
+
+    #[test]
     fn deferral_advice_follows_the_attempt_count() {
         let deferred = |attempt: u32, first: &str| EventRecord {
             id: 9,
