@@ -556,6 +556,62 @@ pub struct Suppression {
     pub scope: SuppressionScope,
 }
 
+/// What `GET /api/v1/messages` searches for: every condition given must hold; newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageSearch {
+    /// A recipient of the message is in this state.
+    pub state: Option<RecipientState>,
+    /// A recipient of the message has this address (compared lower-cased; with `state`, the
+    /// same recipient).
+    pub recipient: Option<String>,
+    /// The message was sent with this tag.
+    pub tag: Option<String>,
+    /// Received at or after.
+    pub since: Option<Timestamp>,
+    /// The cursor: only messages before this one (received_at, id) in the order.
+    pub before: Option<(Timestamp, MessageId)>,
+    pub limit: usize,
+}
+
+/// A message found by `search_messages`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessageHit {
+    /// The queue id.
+    pub id: MessageId,
+    pub reverse_path: String,
+    pub received_at: String,
+    /// The stored time (ms), for the cursor.
+    #[serde(skip)]
+    pub received_ms: i64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub metadata: std::collections::BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "is_false")]
+    pub sandbox: bool,
+}
+
+impl MessageHit {
+    /// From a row's columns: id, reverse path, received_at (ms), origin (JSON).
+    pub(crate) fn of(
+        id: String,
+        reverse_path: String,
+        received_ms: i64,
+        origin: Option<&str>,
+    ) -> Result<Self, StoreError> {
+        let origin = codec::origin(origin)?.unwrap_or_default();
+        Ok(MessageHit {
+            id: MessageId(id),
+            reverse_path,
+            received_at: Timestamp(received_ms).iso8601(),
+            received_ms,
+            tags: origin.tags,
+            metadata: origin.metadata,
+            sandbox: origin.sandbox,
+        })
+    }
+}
+
 /// Where a page of the suppression list ended (newest first): the last entry's time, address
 /// and domain, the list's order. The API hands it out as an opaque `next` cursor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -1205,6 +1261,8 @@ pub trait Store: Send + Sync {
 
     /// Entries within `scope`, newest first.
     async fn suppressions(&self, scope: &Scope, limit: usize) -> Result<Vec<Suppression>, StoreError>;
+    /// Messages sent from within `scope` that match `q`, newest first (received_at, then id).
+    async fn search_messages(&self, scope: &Scope, q: &MessageSearch) -> Result<Vec<MessageHit>, StoreError>;
     /// One page of the list within `scope`, newest first, after `after` (from the start when
     /// None), and the cursor of its last entry (None when the page is empty).
     async fn suppressions_after(

@@ -107,6 +107,7 @@ conformance!(
     a_sandbox_message_is_recorded_and_never_claimed,
     rejected_recipients_and_attempt_numbers_are_in_the_event_stream,
     the_suppression_list_pages_by_cursor,
+    messages_are_searched_by_state_recipient_tag_and_time,
 );
 
 fn origin() -> Origin {
@@ -1992,4 +1993,45 @@ async fn the_suppression_list_pages_by_cursor(s: Arc<dyn Store>) {
     );
     let (scoped, _) = s.suppressions_after(&scope(&["a.example"]), 10, None).await.unwrap();
     assert_eq!(scoped.len(), 2, "a scope pages its own entries: {scoped:?}");
+}
+
+async fn messages_are_searched_by_state_recipient_tag_and_time(s: Arc<dyn Store>) {
+    use mailerd::store::MessageSearch;
+    for (i, (id, rcpt, tag)) in
+        [("S1", "a@ex.net", "news"), ("S2", "b@ex.net", "invoice"), ("S3", "A@ex.net", "news")].into_iter().enumerate()
+    {
+        let mut m = message(id, T0 + i as i64 * 1000, vec![rcpt_of(rcpt)]);
+        m.origin.tags = vec![tag.into()];
+        s.insert_message(m).await.unwrap();
+    }
+    let c = claim(&*s, Transport::Remote, T0 + 5000, 10, "n1").await;
+    let s2 = c.iter().find(|c| c.message.0 == "S2").unwrap();
+    s.record_attempts("n1", vec![attempt(s2.recipient, "S2", RecipientState::Bounced)]).await.unwrap();
+    let ids = |hits: Vec<mailerd::store::MessageHit>| hits.into_iter().map(|h| h.id.0).collect::<Vec<_>>();
+    let find = |q: MessageSearch| {
+        let s = s.clone();
+        async move { ids(s.search_messages(&Scope::All, &MessageSearch { limit: 10, ..q }).await.unwrap()) }
+    };
+    assert_eq!(find(MessageSearch::default()).await, ["S3", "S2", "S1"], "newest first");
+    assert_eq!(find(MessageSearch { tag: Some("news".into()), ..Default::default() }).await, ["S3", "S1"]);
+    assert_eq!(find(MessageSearch { recipient: Some("a@EX.net".into()), ..Default::default() }).await, ["S3", "S1"]);
+    assert_eq!(find(MessageSearch { state: Some(RecipientState::Bounced), ..Default::default() }).await, ["S2"]);
+    let bounced_a = MessageSearch {
+        state: Some(RecipientState::Bounced),
+        recipient: Some("a@ex.net".into()),
+        ..Default::default()
+    };
+    assert!(find(bounced_a).await.is_empty(), "state and address of the same recipient");
+    assert_eq!(find(MessageSearch { since: Some(Timestamp(T0 + 1000)), ..Default::default() }).await, ["S3", "S2"]);
+    let page = s.search_messages(&Scope::All, &MessageSearch { limit: 2, ..Default::default() }).await.unwrap();
+    let last = page.last().unwrap();
+    let before = Some((Timestamp(last.received_ms), last.id.clone()));
+    assert_eq!(find(MessageSearch { before, ..Default::default() }).await, ["S1"], "the cursor goes on after the page");
+    let (other, q) = (scope(&["other.example"]), MessageSearch { limit: 10, ..Default::default() });
+    assert!(s.search_messages(&other, &q).await.unwrap().is_empty(), "a scope sees only its senders' messages");
+    assert_eq!(ids(s.search_messages(&scope(&["example.com"]), &q).await.unwrap()).len(), 3, "and all of them");
+}
+
+fn rcpt_of(address: &str) -> NewRecipient {
+    rcpt(address, Transport::Remote)
 }

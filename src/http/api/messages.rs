@@ -520,6 +520,78 @@ fn refusal_reason(reason: &Reason) -> &'static str {
     }
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    /// A recipient state (`queued`, `deferred`, `delivered`, `bounced`, `expired`, `held`).
+    pub status: Option<String>,
+    pub recipient: Option<String>,
+    pub tag: Option<String>,
+    /// ISO 8601 (`2026-12-01T00:00:00Z`): received at or after.
+    pub since: Option<String>,
+    pub limit: Option<usize>,
+    /// The `next` of the page before.
+    pub cursor: Option<String>,
+}
+
+/// The search cursor: the last message's time (ms) and queue id, as unpadded base64url JSON.
+#[derive(serde::Serialize, Deserialize)]
+struct SearchCursor {
+    at: i64,
+    id: String,
+}
+
+/// `GET /api/v1/messages?status=&recipient=&tag=&since=&limit=&cursor=`: the key's messages,
+/// newest first, each with its queue `id`; `next` pages on (null after the last page).
+pub async fn search(
+    State(state): State<Arc<AppState>>,
+    Caller(key): Caller,
+    super::body::Query(q): super::body::Query<SearchQuery>,
+) -> Result<Json<Value>, Problem> {
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > 1000 {
+        return Err(Problem::invalid("limit", "between 1 and 1000"));
+    }
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| {
+            crate::store::RecipientState::parse(s)
+                .ok_or_else(|| Problem::invalid("status", "one of queued, deferred, delivered, bounced, expired, held"))
+        })
+        .transpose()?;
+    let since = q
+        .since
+        .as_deref()
+        .map(|s| {
+            Timestamp::parse_iso8601(s)
+                .ok_or_else(|| Problem::invalid("since", "an ISO 8601 time, e.g. 2026-12-01T00:00:00Z"))
+        })
+        .transpose()?;
+    let before = q
+        .cursor
+        .as_deref()
+        .map(|c| {
+            data_encoding::BASE64URL_NOPAD
+                .decode(c.as_bytes())
+                .ok()
+                .and_then(|b| serde_json::from_slice::<SearchCursor>(&b).ok())
+                .map(|c| (Timestamp(c.at), MessageId(c.id)))
+                .ok_or_else(|| {
+                    Problem::invalid("cursor", "not a cursor of this search: pass the `next` of the page before")
+                })
+        })
+        .transpose()?;
+    let search =
+        crate::store::MessageSearch { state: status, recipient: q.recipient, tag: q.tag, since, before, limit };
+    let hits = state.ctx.store.search_messages(&key.scope, &search).await?;
+    let next = hits.last().filter(|_| hits.len() == limit).map(|h| {
+        let c = SearchCursor { at: h.received_ms, id: h.id.0.clone() };
+        data_encoding::BASE64URL_NOPAD.encode(serde_json::to_string(&c).unwrap_or_default().as_bytes())
+    });
+    Ok(Json(json!({ "messages": hits, "next": next })))
+}
+
 /// A scoped key sees only messages whose envelope sender is in its scope; any other id gets
 /// the answer of an id that does not exist, so the key cannot tell that it does.
 pub async fn show(

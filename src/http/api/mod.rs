@@ -27,6 +27,7 @@ use super::problem::Problem;
 /// Every route: (method, path as in the OpenAPI document).
 pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/messages"),
+    ("get", "/api/v1/messages"),
     ("post", "/api/v1/messages/batch"),
     ("post", "/api/v1/messages/raw"),
     ("get", "/api/v1/messages/{id}"),
@@ -50,7 +51,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let limit = usize::try_from(state.ctx.config.limits.max_message_size.saturating_mul(4) / 3 + 64 * 1024)
         .unwrap_or(usize::MAX);
     Router::new()
-        .route("/api/v1/messages", post(messages::send))
+        .route("/api/v1/messages", post(messages::send).get(messages::search))
         .route("/api/v1/messages/batch", post(batch::send))
         .route("/api/v1/messages/raw", post(raw::send))
         .route("/api/v1/messages/{id}", get(messages::show))

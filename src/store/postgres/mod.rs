@@ -317,6 +317,14 @@ impl Store for PgStore {
         Ok(self.suppressions_after(scope, limit, None).await?.0)
     }
 
+    async fn search_messages(
+        &self,
+        scope: &Scope,
+        q: &super::MessageSearch,
+    ) -> Result<Vec<super::MessageHit>, StoreError> {
+        self.with(async |c| reads::search_messages(c, scope, q).await).await
+    }
+
     async fn suppressions_after(
         &self,
         scope: &Scope,

@@ -354,6 +354,51 @@ const SUPPRESSIONS: &str = concat!(
       ORDER BY created_at DESC, address DESC, COALESCE(domain, '') DESC LIMIT $1"
 );
 
+const SEARCH_MESSAGES: &str = concat!(
+    "
+SELECT m.id, m.reverse_path, m.received_at, m.origin FROM messages m
+CROSS JOIN LATERAL (SELECT substring(m.reverse_path from '@([^@]*)$') AS sender) s
+WHERE ($1::bigint IS NULL OR m.received_at >= $1)
+  AND (($2::text IS NULL AND $3::text IS NULL) OR EXISTS (
+       SELECT 1 FROM recipients r WHERE r.message_id = m.id
+        AND ($2::text IS NULL OR lower(r.address) = $2) AND ($3::text IS NULL OR r.state = $3)))
+  AND ($4::text IS NULL OR (m.origin::jsonb -> 'tags') ? $4)
+  AND ($5::bigint IS NULL OR (m.received_at, m.id) < ($5, $6::text))
+  AND ",
+    in_scope!("s.sender", 8),
+    "
+ORDER BY m.received_at DESC, m.id DESC LIMIT $7"
+);
+
+/// Messages matching `q` within `scope`, newest first (`Store::search_messages`).
+pub(super) async fn search_messages(
+    c: &mut Conn,
+    scope: &Scope,
+    q: &crate::store::MessageSearch,
+) -> Result<Vec<crate::store::MessageHit>, StoreError> {
+    let stmt = c.stmt(SEARCH_MESSAGES).await?;
+    let (before_at, before_id) = match &q.before {
+        Some((t, id)) => (Some(t.millis()), Some(id.0.as_str())),
+        None => (None, None),
+    };
+    let since = q.since.map(Timestamp::millis);
+    let recipient = q.recipient.as_deref().map(str::to_lowercase);
+    let state = q.state.map(crate::store::RecipientState::as_str);
+    let rows = c
+        .client
+        .query(
+            &stmt,
+            &[&since, &recipient, &state, &q.tag, &before_at, &before_id, &(q.limit as i64), &scope.sql_domains()],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let origin: Option<String> = r.try_get(3)?;
+            crate::store::MessageHit::of(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, origin.as_deref())
+        })
+        .collect()
+}
+
 /// Newest first, then by the entry's key (address, domain): the keyset of the cursor.
 pub(super) async fn suppressions(
     c: &mut Conn,

@@ -397,6 +397,15 @@ impl Store for SqliteStore {
         Ok(self.suppressions_after(scope, limit, None).await?.0)
     }
 
+    async fn search_messages(
+        &self,
+        scope: &Scope,
+        q: &super::MessageSearch,
+    ) -> Result<Vec<super::MessageHit>, StoreError> {
+        let (scope, q) = (scope.clone(), q.clone());
+        self.read(move |c| reads::search_messages(c, &scope, &q)).await
+    }
+
     async fn suppressions_after(
         &self,
         scope: &Scope,

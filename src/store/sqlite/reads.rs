@@ -465,6 +465,55 @@ fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(EventRecord, Option<Str
     Ok((record, r.get(9)?))
 }
 
+/// Messages matching `q` within `scope`, newest first (`Store::search_messages`).
+pub(super) fn search_messages(
+    c: &Connection,
+    scope: &Scope,
+    q: &crate::store::MessageSearch,
+) -> Result<Vec<crate::store::MessageHit>, StoreError> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT m.id, m.reverse_path, m.received_at, m.origin FROM messages m
+         WHERE (?1 IS NULL OR m.received_at >= ?1)
+           AND ((?2 IS NULL AND ?3 IS NULL) OR EXISTS (
+                SELECT 1 FROM recipients r WHERE r.message_id = m.id
+                 AND (?2 IS NULL OR lower(r.address) = ?2) AND (?3 IS NULL OR r.state = ?3)))
+           AND (?4 IS NULL OR EXISTS (SELECT 1 FROM json_each(m.origin, '$.tags') t WHERE t.value = ?4))
+           AND (?5 IS NULL OR (m.received_at, m.id) < (?5, ?6))
+           AND {}
+         ORDER BY m.received_at DESC, m.id DESC LIMIT ?7",
+        in_scope(SENDER_DOMAIN, 8)
+    ))?;
+    let (before_at, before_id) = match &q.before {
+        Some((t, id)) => (Some(t.millis()), Some(id.0.as_str())),
+        None => (None, None),
+    };
+    let rows = stmt
+        .query_map(
+            params![
+                q.since.map(Timestamp::millis),
+                q.recipient.as_deref().map(str::to_lowercase),
+                q.state.map(RecipientState::as_str),
+                q.tag,
+                before_at,
+                before_id,
+                q.limit as i64,
+                scope_param(scope)?
+            ],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            },
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(id, path, at, origin)| crate::store::MessageHit::of(id, path, at, origin.as_deref()))
+        .collect()
+}
+
 /// For `deferred` and `expired` events: the attempt's number (its recipient's failed attempts
 /// up to it) and when the first failed, read from the recipient's events (the same in both
 /// backends: `events_message` finds a message's few events).
