@@ -88,6 +88,7 @@ async fn fill(store: Arc<SqliteStore>, events: usize) -> MessageId {
             recipients,
             reports: Vec::new(),
             notes: Vec::new(),
+            rejected: Vec::new(),
             idempotency: None,
         };
         let s = store.clone();

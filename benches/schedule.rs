@@ -50,6 +50,7 @@ async fn fill(store: &Arc<SqliteStore>, from: usize, to: usize) {
                         }],
                         reports: Vec::new(),
                         notes: Vec::new(),
+                        rejected: Vec::new(),
                         idempotency: None,
                     };
                     store.insert_message(msg).await.expect("insert");

@@ -10,8 +10,8 @@
 use crate::smtp::address::ReversePath;
 use crate::smtp::command::MailParams;
 use crate::store::{
-    IdempotencyRecord, MessageId, NewMessage, NewRecipient, Origin, RecipientId, ReportMark, Store, StoreError,
-    Transport,
+    IdempotencyRecord, MessageId, NewMessage, NewRecipient, Origin, RecipientId, RejectedRcpt, ReportMark, Store,
+    StoreError, Transport,
 };
 use crate::time::Timestamp;
 use tokio::sync::Notify;
@@ -30,6 +30,8 @@ pub struct Incoming {
     pub reports: Vec<(RecipientId, ReportMark)>,
     /// Checklist findings, recorded as `check` events (recipient, finding).
     pub notes: Vec<(Option<String>, String)>,
+    /// Recipients the send refused (API), recorded as `rejected` events.
+    pub rejected: Vec<RejectedRcpt>,
     /// The API request's idempotency record, committed with the message (or neither is).
     pub idempotency: Option<IdempotencyRecord>,
 }
@@ -88,6 +90,7 @@ fn prepare(dkim: Option<&crate::dkim::Signer>, mut incoming: Incoming) -> NewMes
         recipients: incoming.recipients,
         reports: incoming.reports,
         notes: incoming.notes,
+        rejected: incoming.rejected,
         idempotency: incoming.idempotency,
     }
 }

@@ -344,7 +344,9 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
     }
     for hook in config.webhooks.clone() {
         info!(url = %hook.url, "webhook endpoint");
-        tokio::spawn(crate::http::webhooks::run(store.clone(), hook, shutdown_rx.clone()));
+        let transport = crate::http::webhooks::Transport::of(&hook, config.tls.ca_file.as_deref())
+            .map_err(|e| anyhow::anyhow!("webhook {}: {e}", hook.url))?;
+        tokio::spawn(crate::http::webhooks::run(store.clone(), hook, transport, shutdown_rx.clone()));
     }
     // Each SMTP listener has its own pool of session slots: MX clients cannot starve submission.
     let pools = [

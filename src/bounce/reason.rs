@@ -369,9 +369,123 @@ const STATUS_TABLE: &[((u16, u16), Reason)] = &[
     ((7, 30), Reason::SecurityError),
 ];
 
+/// How long delivery to a recipient has been tried: its failed attempts so far and the time
+/// since the first failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tried {
+    pub attempts: u32,
+    pub over: std::time::Duration,
+}
+
+/// `45 seconds`, `12 minutes`, `5 hours`, `3 days`.
+fn span(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    let (n, unit) = match s {
+        0..90 => (s, "second"),
+        90..5400 => (s / 60, "minute"),
+        5400..172_800 => (s / 3600, "hour"),
+        _ => (s / 86_400, "day"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+/// Reasons whose fix, after a long time, is to look at the recipient domain's servers.
+fn unreachable(reason: Reason) -> bool {
+    matches!(reason, Reason::Expired | Reason::NetworkError | Reason::Undefined | Reason::OnHold)
+}
+
+impl ReasonInfo {
+    /// What the failure was, as a deferral says it: `Expired` is what the give-up says, not
+    /// what a temporary failure was.
+    fn failure(&self) -> &'static str {
+        if self.reason == Reason::Expired { "the receiving server could not be reached" } else { self.summary }
+    }
+
+    /// The advice for a temporary failure that will be retried (a `deferred` event), worded for
+    /// how long delivery has been tried: nothing to do after one attempt; the table's advice
+    /// only once it has failed for an hour or more.
+    pub fn deferral_advice(&self, tried: Tried) -> String {
+        let why = self.failure();
+        if tried.attempts <= 1 {
+            return format!(
+                "The first delivery attempt failed temporarily ({why}); mailerd retries on its own: nothing to do yet."
+            );
+        }
+        if tried.over < std::time::Duration::from_secs(3600) {
+            return format!(
+                "Attempt {} failed temporarily ({why}), {} after the first; mailerd keeps retrying: act only if it still fails in a few hours.",
+                tried.attempts,
+                span(tried.over)
+            );
+        }
+        let fix = if unreachable(self.reason) {
+            "Check the recipient domain's MX records and whether its mail servers answer."
+        } else {
+            self.advice
+        };
+        format!(
+            "Still not delivered after {} attempts over {} ({why}); mailerd keeps retrying until the queue lifetime runs out. {fix}",
+            tried.attempts,
+            span(tried.over)
+        )
+    }
+
+    /// The advice for a recipient given up after `tried` (an `expired` event or bounce).
+    pub fn expiry_advice(&self, tried: Tried) -> String {
+        let times = if tried.attempts == 1 { "once".to_string() } else { format!("{} times", tried.attempts) };
+        if unreachable(self.reason) {
+            return format!(
+                "Delivery was tried {times} over {} until the queue lifetime ran out, and the receiving server never accepted it: check the recipient domain's MX records and mail servers, then send again.",
+                span(tried.over)
+            );
+        }
+        format!(
+            "Delivery was tried {times} over {} and failed each time ({}): {}",
+            span(tried.over),
+            self.summary,
+            self.advice
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tried(attempts: u32, secs: u64) -> Tried {
+        Tried { attempts, over: std::time::Duration::from_secs(secs) }
+    }
+
+    #[test]
+    fn deferral_advice_matches_the_attempts_and_the_time() {
+        let expired = Reason::Expired.info();
+        let first = expired.deferral_advice(tried(1, 0));
+        assert!(first.contains("first delivery attempt") && first.contains("nothing to do yet"), "{first}");
+        assert!(!first.contains("days") && !first.contains("queue lifetime"), "{first}");
+        let third = expired.deferral_advice(tried(3, 600));
+        assert!(third.contains("Attempt 3") && third.contains("10 minutes after the first"), "{third}");
+        assert!(!third.contains("days"), "{third}");
+        let later = expired.deferral_advice(tried(9, 5 * 3600));
+        assert!(later.contains("9 attempts over 5 hours") && later.contains("MX records"), "{later}");
+        let days = expired.deferral_advice(tried(20, 3 * 86_400));
+        assert!(days.contains("over 3 days"), "{days}");
+        // Another reason gives its own fix once it has lasted.
+        let full = Reason::MailboxFull.info().deferral_advice(tried(6, 2 * 3600));
+        assert!(full.contains(Reason::MailboxFull.info().advice) && full.contains("2 hours"), "{full}");
+        assert!(!Reason::MailboxFull.info().deferral_advice(tried(1, 0)).contains(Reason::MailboxFull.info().advice));
+    }
+
+    #[test]
+    fn expiry_advice_says_how_long_it_was_tried() {
+        let short = Reason::Expired.info().expiry_advice(tried(4, 2 * 3600));
+        assert!(short.contains("4 times over 2 hours") && !short.contains("days"), "{short}");
+        assert!(Reason::Expired.info().expiry_advice(tried(1, 0)).contains("tried once over 0 seconds"));
+        let full = Reason::MailboxFull.info().expiry_advice(tried(30, 5 * 86_400));
+        assert!(full.contains("30 times over 5 days") && full.contains(Reason::MailboxFull.info().advice), "{full}");
+        assert_eq!(span(std::time::Duration::from_secs(1)), "1 second");
+        assert_eq!(span(std::time::Duration::from_secs(3600)), "60 minutes");
+        assert_eq!(span(std::time::Duration::from_secs(86_400)), "24 hours");
+    }
 
     #[test]
     fn names_round_trip_through_serde() {

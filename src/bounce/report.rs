@@ -201,6 +201,7 @@ impl Reporter {
             message,
             reports: recipients.iter().map(|r| (r.id, mark)).collect(),
             notes: Vec::new(),
+            rejected: Vec::new(),
             idempotency: None,
         };
         match accept::accept(self.store.as_ref(), &self.wakeup, self.dkim.as_deref(), incoming).await {

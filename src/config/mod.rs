@@ -66,7 +66,7 @@ pub use self::senders::{Grant, Senders};
 pub use self::store::mask_url;
 pub use self::tls::Tls;
 pub use self::unsubscribe::Unsubscribe;
-pub use self::webhooks::{WEBHOOK_EVENTS, Webhook};
+pub use self::webhooks::{Endpoint, WEBHOOK_EVENTS, Webhook};
 use crate::smtp::address::Domain;
 
 #[derive(Debug, Error)]

@@ -123,6 +123,8 @@ const SUPPRESSED: &[Phrase] = &[
       "554 Address is on the account-level suppression list"),
     p(r"previously bounced address|not delivering to a user who marked|marked as inactive", "mailgun, postmark",
       "605 Not delivering to previously bounced address"),
+    p(r">: suppressed since \d{4}-\d\d-\d\d", "mailerd (its own refusal of a suppressed recipient)",
+      "550 5.1.1 <kijitora@example.jp>: suppressed since 2026-01-01 after a hard bounce (userunknown); remove with `mailerd suppression remove`"),
 ];
 
 #[rustfmt::skip]

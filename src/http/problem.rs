@@ -35,8 +35,11 @@ impl Problem {
         Problem::new(StatusCode::BAD_REQUEST, "bad-request", "Malformed request", detail)
     }
 
+    /// Names `Authorization`, the header at fault.
     pub fn unauthorized(detail: impl Into<String>) -> Problem {
-        Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "Missing or unknown API key", detail)
+        let mut p = Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "Missing or unknown API key", detail);
+        p.field = Some("Authorization".into());
+        p
     }
 
     pub fn forbidden(field: &str, detail: impl Into<String>) -> Problem {
@@ -47,6 +50,13 @@ impl Problem {
 
     pub fn not_found(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+
+    /// A 404 naming the path parameter (`id`, `address`) that names nothing.
+    pub fn not_found_at(field: &str, detail: impl Into<String>) -> Problem {
+        let mut p = Problem::not_found(detail);
+        p.field = Some(field.into());
+        p
     }
 
     /// The request took longer than the server allows (reading its body included).
@@ -61,6 +71,12 @@ impl Problem {
 
     pub fn unavailable(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Try again later", detail)
+    }
+
+    /// The same problem, naming `field`.
+    pub fn at(mut self, field: &str) -> Problem {
+        self.field = Some(field.into());
+        self
     }
 
     pub fn with(mut self, extra: Value) -> Problem {

@@ -6,7 +6,10 @@
 //!
 //! Signature: `Mailerd-Signature: t=UNIX,v1=HEX` with HEX = HMAC-SHA256(secret, "UNIX.BODY"),
 //! the scheme of Stripe and Svix, so receivers can reject replays by the timestamp.
-//! Standards: RFC 2104 (HMAC), RFC 9110. Must not: skip an event an endpoint asked for, or
+//! An https:// endpoint's certificate is verified (rustls, the system's roots plus `tls.ca_file`
+//! and the endpoint's `tls_ca`, the client setup of MTA-STS fetches); one that does not verify
+//! is a failed POST like a refused connection: retried, never skipped.
+//! Standards: RFC 2104 (HMAC), RFC 9110, RFC 2818 (HTTP over TLS). Must not: skip an event an endpoint asked for, or
 //! advance a cursor before the endpoint answered 2xx.
 
 use std::sync::Arc;
@@ -48,16 +51,35 @@ pub fn payload(e: &EventRecord) -> Value {
             obj.insert("metadata".into(), json!(e.metadata));
         }
     }
-    if matches!(e.kind, EventKind::Bounced | EventKind::Expired | EventKind::Deferred | EventKind::Delayed)
-        && let (Some(status), Some(obj)) = (e.status.as_deref(), v.as_object_mut())
+    if let (Some(n), Some(obj)) = (e.attempt, v.as_object_mut()) {
+        obj.insert("attempt".into(), json!(n));
+        obj.insert("first_attempt_at".into(), json!(e.first_attempt_at));
+    }
+    if matches!(
+        e.kind,
+        EventKind::Bounced | EventKind::Expired | EventKind::Deferred | EventKind::Delayed | EventKind::Rejected
+    ) && let (Some(status), Some(obj)) = (e.status.as_deref(), v.as_object_mut())
     {
         let verdict = crate::feedback::classify::of_outcome(Some(status), None, e.detail.as_deref());
         let info = verdict.reason.info();
+        let advice = match (e.kind, tried(e)) {
+            (EventKind::Deferred, Some(t)) => info.deferral_advice(t),
+            (EventKind::Expired, Some(t)) => info.expiry_advice(t),
+            _ => info.advice.to_string(),
+        };
         obj.insert("reason".into(), json!(verdict.reason.as_str()));
         obj.insert("hard_bounce".into(), json!(verdict.hard_bounce));
-        obj.insert("advice".into(), json!(info.advice));
+        obj.insert("advice".into(), json!(advice));
     }
     v
+}
+
+/// How long the recipient of a `deferred` or `expired` event had been tried by then.
+fn tried(e: &EventRecord) -> Option<crate::bounce::reason::Tried> {
+    let at = crate::time::Timestamp::parse_iso8601(&e.at)?;
+    let first = crate::time::Timestamp::parse_iso8601(e.first_attempt_at.as_deref()?)?;
+    let over = std::time::Duration::from_millis(u64::try_from(at.millis() - first.millis()).unwrap_or(0));
+    Some(crate::bounce::reason::Tried { attempts: e.attempt?, over })
 }
 
 /// `t=UNIX,v1=HEX` for `body` sent at `unix`.
@@ -74,7 +96,7 @@ pub fn signature(secret: &str, unix: i64, body: &[u8]) -> String {
 }
 
 /// Runs one endpoint's delivery loop until shutdown.
-pub async fn run(store: Arc<dyn Store>, hook: Webhook, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(store: Arc<dyn Store>, hook: Webhook, transport: Transport, mut shutdown: watch::Receiver<bool>) {
     let mut cursor = match store.webhook_cursor(&hook.url).await {
         Ok(c) => c,
         Err(e) => {
@@ -100,7 +122,7 @@ pub async fn run(store: Arc<dyn Store>, hook: Webhook, mut shutdown: watch::Rece
         for e in events {
             if hook.events.is_empty() || hook.events.iter().any(|k| k == e.kind.as_str()) {
                 let body = payload(&e).to_string();
-                if !deliver(&hook, e.id, &body, &mut shutdown).await {
+                if !deliver(&hook, &transport, e.id, &body, &mut shutdown).await {
                     crate::metrics::webhook_backlog(-waiting);
                     return; // shutting down; the cursor still points before this event
                 }
@@ -116,12 +138,18 @@ pub async fn run(store: Arc<dyn Store>, hook: Webhook, mut shutdown: watch::Rece
 }
 
 /// POSTs until a 2xx; false when shutdown came first.
-async fn deliver(hook: &Webhook, id: i64, body: &str, shutdown: &mut watch::Receiver<bool>) -> bool {
+async fn deliver(
+    hook: &Webhook,
+    transport: &Transport,
+    id: i64,
+    body: &str,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
     let mut wait = FIRST_RETRY;
     for attempt in 1u32.. {
         let unix = crate::time::Timestamp::now().millis() / 1000;
         let sig = signature(&hook.secret, unix, body.as_bytes());
-        match tokio::time::timeout(TIMEOUT, post(&hook.url, id, &sig, body)).await {
+        match tokio::time::timeout(TIMEOUT, post(hook, transport, id, &sig, body)).await {
             // Each POST is counted in /metrics (mailerd_webhook_posts_total) and logged at
             // debug; an endpoint that keeps failing says so at warn every tenth attempt.
             Ok(Ok(status)) if (200..300).contains(&status) => {
@@ -132,6 +160,12 @@ async fn deliver(hook: &Webhook, id: i64, body: &str, shutdown: &mut watch::Rece
             Ok(Ok(status)) => {
                 crate::metrics::webhook("refused");
                 debug!(url = %hook.url, event = id, attempt, status, "webhook refused; retrying");
+            }
+            Ok(Err(e)) if attempt == 1 => {
+                // The first failure says why at warn (a certificate the endpoint's CA does not
+                // sign, a refused connection); the repeats are at debug.
+                crate::metrics::webhook("failed");
+                warn!(url = %hook.url, event = id, attempt, error = %e, "webhook failed; retrying");
             }
             Ok(Err(e)) => {
                 crate::metrics::webhook("failed");
@@ -162,22 +196,58 @@ async fn sleep_or_stop(shutdown: &mut watch::Receiver<bool>, d: Duration) -> boo
     !stopped && !*shutdown.borrow()
 }
 
-async fn post(
-    url: &str,
-    id: i64,
-    signature: &str,
-    body: &str,
-) -> Result<u16, Box<dyn std::error::Error + Send + Sync>> {
-    let rest = url.strip_prefix("http://").ok_or("only http:// URLs")?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, "/"),
-    };
-    let stream = tokio::net::TcpStream::connect(authority).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+/// How an endpoint is reached: plain TCP for http://, verified TLS for https://.
+#[derive(Clone)]
+pub enum Transport {
+    Plain,
+    /// The connector built on the endpoint's trusted roots (`outbound::trust::Trust`).
+    Tls(tokio_rustls::TlsConnector),
+}
+
+impl Transport {
+    /// The transport of `hook`: for https://, the system's roots plus `tls.ca_file` and the
+    /// endpoint's `tls_ca`; an unreadable CA file is an error (the operator asked for it).
+    pub fn of(hook: &Webhook, ca_file: Option<&std::path::Path>) -> Result<Transport, String> {
+        if !hook.endpoint.https {
+            return Ok(Transport::Plain);
+        }
+        let mut files = Vec::new();
+        if let Some(p) = ca_file {
+            files.push(("tls.ca_file", p));
+        }
+        if let Some(p) = &hook.tls_ca {
+            files.push(("webhooks.tls_ca", p.as_path()));
+        }
+        let trust = crate::outbound::trust::Trust::load_all(&files)?;
+        Ok(Transport::Tls(trust.https().clone()))
+    }
+}
+
+type PostError = Box<dyn std::error::Error + Send + Sync>;
+
+/// One POST on a new connection; the HTTP status, or why there is none (a certificate that
+/// does not verify is an error here, so the event is retried like any failed POST).
+async fn post(hook: &Webhook, transport: &Transport, id: i64, signature: &str, body: &str) -> Result<u16, PostError> {
+    let ep = &hook.endpoint;
+    let tcp = tokio::net::TcpStream::connect((ep.host.as_str(), ep.port)).await?;
+    match transport {
+        Transport::Plain => exchange(TokioIo::new(tcp), hook, id, signature, body).await,
+        Transport::Tls(connector) => {
+            let name = rustls::pki_types::ServerName::try_from(ep.host.clone())?;
+            let tls = connector.connect(name, tcp).await.map_err(|e| format!("TLS with {}: {e}", ep.authority))?;
+            exchange(TokioIo::new(tls), hook, id, signature, body).await
+        }
+    }
+}
+
+async fn exchange<T>(io: T, hook: &Webhook, id: i64, signature: &str, body: &str) -> Result<u16, PostError>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
     tokio::spawn(conn);
-    let req = hyper::Request::post(path)
-        .header(hyper::header::HOST, authority)
+    let req = hyper::Request::post(hook.endpoint.path.as_str())
+        .header(hyper::header::HOST, hook.endpoint.authority.as_str())
         .header(hyper::header::CONTENT_TYPE, "application/json")
         .header(hyper::header::USER_AGENT, "mailerd-webhooks")
         .header("Mailerd-Event-Id", id.to_string())
@@ -217,6 +287,8 @@ mod tests {
             sandbox: false,
             tags: vec!["invoice".into()],
             metadata: [("order".to_string(), "42".to_string())].into(),
+            attempt: None,
+            first_attempt_at: None,
         };
         let v = payload(&e);
         assert!(v.get("sandbox").is_none(), "real mail has no sandbox mark");
@@ -226,5 +298,63 @@ mod tests {
         assert_eq!(v["reason"], "userunknown");
         assert_eq!(v["hard_bounce"], true);
         assert!(v["advice"].as_str().is_some_and(|a| !a.is_empty()));
+    }
+
+    #[test]
+    fn an_unreadable_ca_file_is_an_error_naming_its_key() {
+        let hook = |url: &str, tls_ca: Option<&str>| Webhook {
+            url: url.into(),
+            endpoint: crate::config::Endpoint::parse(url).unwrap(),
+            secret: "whsec_0123456789abcdef".into(),
+            events: vec![],
+            tls_ca: tls_ca.map(Into::into),
+        };
+        assert!(matches!(Transport::of(&hook("http://127.0.0.1:9/h", None), None), Ok(Transport::Plain)));
+        assert!(matches!(Transport::of(&hook("https://127.0.0.1:9/h", None), None), Ok(Transport::Tls(_))));
+        let err = Transport::of(&hook("https://127.0.0.1:9/h", Some("/nonexistent/ca.pem")), None).err().unwrap();
+        assert!(err.contains("webhooks.tls_ca") && err.contains("/nonexistent/ca.pem"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "no certificate here\n").unwrap();
+        let err = Transport::of(&hook("https://127.0.0.1:9/h", Some(empty.to_str().unwrap())), None).err().unwrap();
+        assert!(err.contains("no certificate"), "{err}");
+    }
+
+    #[test]
+    fn deferral_advice_follows_the_attempt_count() {
+        let deferred = |attempt: u32, first: &str| EventRecord {
+            id: 9,
+            at: "2026-11-28T12:00:00Z".into(),
+            message_id: "Q".into(),
+            recipient: Some("a@b.test".into()),
+            kind: EventKind::Deferred,
+            status: Some("4.4.1".into()),
+            detail: Some("connection timed out".into()),
+            remote: None,
+            sandbox: false,
+            tags: vec![],
+            metadata: Default::default(),
+            attempt: Some(attempt),
+            first_attempt_at: Some(first.into()),
+        };
+        let one = payload(&deferred(1, "2026-11-28T12:00:00Z"));
+        assert_eq!(one["attempt"], 1);
+        let advice = one["advice"].as_str().unwrap();
+        assert!(advice.contains("first delivery attempt") && !advice.contains("days"), "{advice}");
+        let many = payload(&deferred(12, "2026-11-25T12:00:00Z"));
+        let advice = many["advice"].as_str().unwrap();
+        assert!(advice.contains("12 attempts over 3 days"), "{advice}");
+        let rejected = payload(&EventRecord {
+            kind: EventKind::Rejected,
+            status: Some("5.1.1".into()),
+            detail: Some(crate::inbound::replies::suppressed("a@b.test", "2026-11-01", "userunknown").to_string()),
+            attempt: None,
+            first_attempt_at: None,
+            ..deferred(1, "")
+        });
+        assert_eq!(rejected["type"], "rejected");
+        assert_eq!(rejected["reason"], "suppressed", "{rejected}");
+        assert_eq!(rejected["hard_bounce"], false, "a suppressed recipient is not a new hard bounce");
+        assert_eq!(rejected["advice"], crate::bounce::reason::Reason::Suppressed.info().advice);
     }
 }

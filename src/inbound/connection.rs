@@ -675,6 +675,7 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
         message,
         reports: Vec::new(),
         notes,
+        rejected: Vec::new(),
         idempotency: None,
     };
     match accept::accept(ctx.store.as_ref(), &ctx.queue_wakeup, ctx.dkim.as_deref(), incoming).await {

@@ -371,6 +371,7 @@ pub async fn submit(
         message,
         reports: Vec::new(),
         notes,
+        rejected: Vec::new(),
         idempotency: None,
     };
     let id = accept::accept(ctx.store.as_ref(), &ctx.queue_wakeup, ctx.dkim.as_deref(), incoming).await?;

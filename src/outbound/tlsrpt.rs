@@ -348,6 +348,7 @@ impl Reporter {
                 notify: Some(Notify { never: true, ..Notify::default() }),
                 destination,
             }],
+            rejected: Vec::new(),
             origin: Origin {
                 via: Via::Report,
                 client_ip: "127.0.0.1".into(),

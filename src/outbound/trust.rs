@@ -1,6 +1,7 @@
 //! Verified TLS for outbound delivery: the trusted roots (the system's, from
 //! `rustls-native-certs`, plus `tls.ca_file`), the check of an MX host's certificate chain for
-//! its name, and the HTTPS client configuration MTA-STS policies are fetched with.
+//! its name, and the HTTPS client configuration MTA-STS policies are fetched (and webhooks
+//! posted) with.
 //!
 //! Standards: RFC 8461 §4.2 (the MX host's certificate must chain to a trusted root and be
 //! valid for the MX host name, wildcards per RFC 6125), RFC 8460 §4.3 (the names of failures).
@@ -30,21 +31,25 @@ impl Trust {
     /// The system's roots plus the PEM certificates of `ca_file`; an unreadable `ca_file` or
     /// one without certificates is an error (the operator asked for it).
     pub fn load(ca_file: Option<&Path>) -> Result<Trust, String> {
+        Trust::load_all(&ca_file.map(|p| ("tls.ca_file", p)).into_iter().collect::<Vec<_>>())
+    }
+
+    /// The system's roots plus the PEM certificates of every `(config key, file)` of
+    /// `ca_files` (e.g. `tls.ca_file` and a webhook's `tls_ca`), with the same errors as `load`.
+    pub fn load_all(ca_files: &[(&str, &Path)]) -> Result<Trust, String> {
         let mut roots = RootCertStore::empty();
         for cert in rustls_native_certs::load_native_certs().certs {
             let _ = roots.add(cert);
         }
-        if let Some(path) = ca_file {
+        for &(key, path) in ca_files {
             let mut n = 0;
-            for cert in
-                CertificateDer::pem_file_iter(path).map_err(|e| format!("tls.ca_file {}: {e}", path.display()))?
-            {
-                let cert = cert.map_err(|e| format!("tls.ca_file {}: {e}", path.display()))?;
-                roots.add(cert).map_err(|e| format!("tls.ca_file {}: {e}", path.display()))?;
+            for cert in CertificateDer::pem_file_iter(path).map_err(|e| format!("{key} {}: {e}", path.display()))? {
+                let cert = cert.map_err(|e| format!("{key} {}: {e}", path.display()))?;
+                roots.add(cert).map_err(|e| format!("{key} {}: {e}", path.display()))?;
                 n += 1;
             }
             if n == 0 {
-                return Err(format!("tls.ca_file {}: no certificate in it", path.display()));
+                return Err(format!("{key} {}: no certificate in it", path.display()));
             }
         }
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());

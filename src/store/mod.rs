@@ -242,10 +242,13 @@ pub enum EventKind {
     Unsubscribed,
     /// A recipient reported a message as spam (an ARF feedback report).
     Complained,
+    /// A recipient the send refused (API: suppressed, invalid, unknown here...), recorded with
+    /// the message that went to the others.
+    Rejected,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 15] = [
+    pub const ALL: [EventKind; 16] = [
         EventKind::Queued,
         EventKind::Delivered,
         EventKind::Deferred,
@@ -261,6 +264,7 @@ impl EventKind {
         EventKind::Released,
         EventKind::Unsubscribed,
         EventKind::Complained,
+        EventKind::Rejected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -280,6 +284,7 @@ impl EventKind {
             EventKind::Released => "released",
             EventKind::Unsubscribed => "unsubscribed",
             EventKind::Complained => "complained",
+            EventKind::Rejected => "rejected",
         }
     }
 
@@ -429,6 +434,16 @@ impl NewRecipient {
     }
 }
 
+/// A recipient an API send refused: its `rejected` event carries the refusal's status and
+/// reply text (and, through the reason table, the advice).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedRcpt {
+    pub address: String,
+    pub status: EnhancedStatus,
+    /// The reply the refusal would give over SMTP (`550 5.7.1 <a@b>: suppressed since ...`).
+    pub detail: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     pub id: MessageId,
@@ -448,6 +463,8 @@ pub struct NewMessage {
     pub reports: Vec<(RecipientId, ReportMark)>,
     /// Findings recorded as `check` events with the message (recipient, text).
     pub notes: Vec<(Option<String>, String)>,
+    /// Recipients the send refused, recorded as `rejected` events with the message.
+    pub rejected: Vec<RejectedRcpt>,
     /// An API request's idempotency record, committed with the message or not at all. The
     /// insert fails with `StoreError::IdempotencyKeyTaken` (and stores nothing) when the same
     /// (API key, Idempotency-Key) has a record that has not expired.
@@ -541,6 +558,73 @@ pub struct Suppression {
     pub domain: Option<Domain>,
     /// Whom the entry refuses the address for.
     pub scope: SuppressionScope,
+}
+
+/// What `GET /api/v1/messages` searches for: every condition given must hold; newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageSearch {
+    /// A recipient of the message is in this state.
+    pub state: Option<RecipientState>,
+    /// A recipient of the message has this address (compared lower-cased; with `state`, the
+    /// same recipient).
+    pub recipient: Option<String>,
+    /// The message was sent with this tag.
+    pub tag: Option<String>,
+    /// Received at or after.
+    pub since: Option<Timestamp>,
+    /// The cursor: only messages before this one (received_at, id) in the order.
+    pub before: Option<(Timestamp, MessageId)>,
+    pub limit: usize,
+}
+
+/// A message found by `search_messages`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessageHit {
+    /// The queue id.
+    pub id: MessageId,
+    pub reverse_path: String,
+    pub received_at: String,
+    /// The stored time (ms), for the cursor.
+    #[serde(skip)]
+    pub received_ms: i64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub metadata: std::collections::BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "is_false")]
+    pub sandbox: bool,
+}
+
+impl MessageHit {
+    /// From a row's columns: id, reverse path, received_at (ms), origin (JSON).
+    pub(crate) fn of(
+        id: String,
+        reverse_path: String,
+        received_ms: i64,
+        origin: Option<&str>,
+    ) -> Result<Self, StoreError> {
+        let origin = codec::origin(origin)?.unwrap_or_default();
+        Ok(MessageHit {
+            id: MessageId(id),
+            reverse_path,
+            received_at: Timestamp(received_ms).iso8601(),
+            received_ms,
+            tags: origin.tags,
+            metadata: origin.metadata,
+            sandbox: origin.sandbox,
+        })
+    }
+}
+
+/// Where a page of the suppression list ended (newest first): the last entry's time, address
+/// and domain, the list's order. The API hands it out as an opaque `next` cursor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuppressionCursor {
+    /// Milliseconds (the stored precision; the entry's `created_at` shows seconds).
+    pub created_at: i64,
+    pub address: String,
+    /// The entry's domain, `""` for none.
+    pub domain: String,
 }
 
 /// Whom a suppression entry refuses an address for.
@@ -729,6 +813,13 @@ pub struct EventRecord {
     pub tags: Vec<String>,
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub metadata: std::collections::BTreeMap<String, String>,
+    /// For `deferred` and `expired` events: which delivery attempt of the recipient this was
+    /// (1 = the first), counted from its `deferred`/`expired` events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// For `deferred` and `expired` events: when the recipient's first attempt failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_attempt_at: Option<String>,
 }
 
 /// One recipient of a message we sent, as the sent log remembers it.
@@ -824,6 +915,8 @@ pub struct MessageDetail {
 #[derive(Debug, Clone, Serialize)]
 pub struct EventView {
     pub at: String,
+    /// `type`, as in the event stream and webhooks (one vocabulary).
+    #[serde(rename = "type")]
     pub kind: EventKind,
     pub recipient: Option<String>,
     pub status: Option<String>,
@@ -1179,6 +1272,16 @@ pub trait Store: Send + Sync {
 
     /// Entries within `scope`, newest first.
     async fn suppressions(&self, scope: &Scope, limit: usize) -> Result<Vec<Suppression>, StoreError>;
+    /// Messages sent from within `scope` that match `q`, newest first (received_at, then id).
+    async fn search_messages(&self, scope: &Scope, q: &MessageSearch) -> Result<Vec<MessageHit>, StoreError>;
+    /// One page of the list within `scope`, newest first, after `after` (from the start when
+    /// None), and the cursor of its last entry (None when the page is empty).
+    async fn suppressions_after(
+        &self,
+        scope: &Scope,
+        limit: usize,
+        after: Option<&SuppressionCursor>,
+    ) -> Result<(Vec<Suppression>, Option<SuppressionCursor>), StoreError>;
 
     // --- sent log ---
 

@@ -65,7 +65,7 @@ async fn batch_results_come_in_order_and_the_queued_are_delivered() {
             (1, 422, Some("messages[1].from")),
             (2, 422, Some("messages[2].to[0]")),
             (3, 202, None),
-            (4, 422, Some("messages[4]")),
+            (4, 422, Some("messages[4].to")),
             (5, 422, Some("messages[5].subject")),
             (6, 422, Some("messages[6].to")),
             (7, 422, Some("messages[7].colour")),

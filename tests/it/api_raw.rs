@@ -185,7 +185,7 @@ async fn raw_json_form_envelope_and_refusals() {
         (Some(("text/plain", b"From: app@sender.test\r\n\r\nx".to_vec())), "", 415, None),
         (Some(("application/json", br#"{"raw": "not base64!"}"#.to_vec())), "", 422, Some("raw")),
         (Some(("application/json", br#"{"rwa": ""}"#.to_vec())), "", 422, Some("rwa")),
-        (rfc("From: app@sender.test\r\n\r\nx\r\n"), "?bcc=x@dest.test", 422, Some("query")),
+        (rfc("From: app@sender.test\r\n\r\nx\r\n"), "?bcc=x@dest.test", 422, Some("bcc")),
     ];
     for (body, query, status, field) in cases {
         let shown = format!(

@@ -70,6 +70,7 @@ async fn insert_sent(store: &SqliteStore, id: &str, header_id: &str, rcpts: &[St
                 .collect(),
             reports: Vec::new(),
             notes: Vec::new(),
+            rejected: Vec::new(),
             idempotency: None,
         })
         .await

@@ -4,6 +4,7 @@
 mod harness;
 
 mod api_batch;
+mod api_events;
 mod api_injection;
 mod api_raw;
 mod api_sandbox;
@@ -38,6 +39,7 @@ mod login_throttle;
 mod instance;
 mod logs;
 mod metrics_parse;
+mod openapi;
 mod mta_sts;
 mod tls_rpt;
 mod outbound;
@@ -60,3 +62,4 @@ mod two_factor;
 mod unsubscribe;
 mod swaks;
 mod webhooks;
+mod webhooks_https;

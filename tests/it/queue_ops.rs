@@ -132,6 +132,7 @@ pub(crate) fn new_message(id: &str, at: i64, rcpts: &[&str]) -> NewMessage {
             .collect(),
         reports: Vec::new(),
         notes: Vec::new(),
+        rejected: Vec::new(),
         idempotency: None,
     }
 }

@@ -108,6 +108,9 @@ conformance!(
     a_batch_of_messages_is_stored_all_or_none,
     a_sandbox_message_is_recorded_and_never_claimed,
     the_learned_filter_trains_relabels_and_stays_within_its_bounds,
+    rejected_recipients_and_attempt_numbers_are_in_the_event_stream,
+    the_suppression_list_pages_by_cursor,
+    messages_are_searched_by_state_recipient_tag_and_time,
 );
 
 fn origin() -> Origin {
@@ -151,6 +154,7 @@ fn message(id: &str, at: i64, recipients: Vec<NewRecipient>) -> NewMessage {
         recipients,
         reports: Vec::new(),
         notes: Vec::new(),
+        rejected: Vec::new(),
         idempotency: None,
     }
 }
@@ -2054,4 +2058,142 @@ async fn a_sandbox_message_is_recorded_and_never_claimed(s: Arc<dyn Store>) {
     assert_eq!(s.queued_messages().await.unwrap(), 1, "only the real one waits");
     assert!(s.sent_log("sb1@example.com").await.unwrap().is_empty(), "nothing sent, nothing in the sent log");
     assert!(s.delete_message(&MessageId("SB1".into())).await.unwrap(), "and it can be deleted");
+}
+
+async fn rejected_recipients_and_attempt_numbers_are_in_the_event_stream(s: Arc<dyn Store>) {
+    let mut m = message("RJ1", T0, vec![rcpt("a@ex.net", Transport::Remote)]);
+    let refusal = "550 5.1.1 <b@ex.net>: suppressed since 2026-01-01 after a hard bounce (userunknown)";
+    m.rejected = vec![mailerd::store::RejectedRcpt {
+        address: "b@ex.net".into(),
+        status: EnhancedStatus::new(5, 1, 1),
+        detail: refusal.into(),
+    }];
+    s.insert_message(m).await.unwrap();
+    let ours = |events: Vec<mailerd::store::EventRecord>| -> Vec<mailerd::store::EventRecord> {
+        events.into_iter().filter(|e| e.message_id == "RJ1").collect()
+    };
+    let rejected = ours(settled_events(&*s, Some("rejected"), 1).await);
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    let r = &rejected[0];
+    assert_eq!(
+        (r.kind, r.recipient.as_deref(), r.status.as_deref(), r.detail.as_deref()),
+        (EventKind::Rejected, Some("b@ex.net"), Some("5.1.1"), Some(refusal))
+    );
+    assert_eq!((r.attempt, r.tags.clone()), (None, origin().tags), "no attempt; the send's tags");
+
+    // Two deferrals, then the give-up: the attempts are numbered, the first one's time kept.
+    for (n, state) in [(1, RecipientState::Deferred), (2, RecipientState::Deferred), (3, RecipientState::Expired)] {
+        let c = claim(&*s, Transport::Remote, T0 + n * 1000, 10, "n1").await;
+        assert_eq!(c.len(), 1, "attempt {n}");
+        let mut a = attempt(c[0].recipient, "RJ1", state);
+        a.next_attempt_at = Some(Timestamp(T0 + (n + 1) * 1000));
+        s.record_attempts("n1", vec![a]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let events = ours(settled_events(&*s, None, 6).await);
+    let tried: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Deferred | EventKind::Expired))
+        .map(|e| (e.kind, e.attempt))
+        .collect();
+    assert_eq!(
+        tried,
+        [(EventKind::Deferred, Some(1)), (EventKind::Deferred, Some(2)), (EventKind::Expired, Some(3))],
+        "{events:?}"
+    );
+    let first = events.iter().find(|e| e.kind == EventKind::Deferred).unwrap();
+    assert!(
+        events.iter().filter(|e| e.attempt.is_some()).all(|e| e.first_attempt_at.as_deref() == Some(first.at.as_str())),
+        "every attempt names the first one's time: {events:?}"
+    );
+    assert!(events.iter().filter(|e| e.kind == EventKind::Queued).all(|e| e.attempt.is_none()));
+}
+
+async fn the_suppression_list_pages_by_cursor(s: Arc<dyn Store>) {
+    // Seven entries, two of them the same address for two domains, several at the same time.
+    let entry = |address: &str, domain: Option<&str>| Suppression {
+        address: address.into(),
+        reason: "manual".into(),
+        status: None,
+        detail: None,
+        message_id: None,
+        created_at: String::new(),
+        domain: domain.map(|d| Domain::parse(d).unwrap()),
+        scope: mailerd::store::SuppressionScope::Global,
+    };
+    for (a, d) in [
+        ("p1@ex.net", None),
+        ("p2@ex.net", Some("a.example")),
+        ("p2@ex.net", Some("b.example")),
+        ("p3@ex.net", None),
+        ("p4@ex.net", Some("a.example")),
+        ("p5@ex.net", None),
+        ("p6@ex.net", None),
+    ] {
+        assert!(s.suppress(entry(a, d)).await.unwrap());
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    for _ in 0..10 {
+        let (page, next) = s.suppressions_after(&Scope::All, 3, after.as_ref()).await.unwrap();
+        assert!(page.len() <= 3);
+        if page.is_empty() {
+            assert!(next.is_none());
+            break;
+        }
+        seen.extend(page.into_iter().map(|e| (e.address, e.domain.map(|d| d.to_string()))));
+        after = next;
+    }
+    let mut all = seen.clone();
+    all.sort();
+    all.dedup();
+    assert_eq!((seen.len(), all.len()), (7, 7), "every entry once: {seen:?}");
+    assert_eq!(
+        s.suppressions(&Scope::All, 100).await.unwrap().into_iter().map(|e| e.address).collect::<Vec<_>>(),
+        seen.iter().map(|(a, _)| a.clone()).collect::<Vec<_>>(),
+        "the pages are the list, in its order"
+    );
+    let (scoped, _) = s.suppressions_after(&scope(&["a.example"]), 10, None).await.unwrap();
+    assert_eq!(scoped.len(), 2, "a scope pages its own entries: {scoped:?}");
+}
+
+async fn messages_are_searched_by_state_recipient_tag_and_time(s: Arc<dyn Store>) {
+    use mailerd::store::MessageSearch;
+    for (i, (id, rcpt, tag)) in
+        [("S1", "a@ex.net", "news"), ("S2", "b@ex.net", "invoice"), ("S3", "A@ex.net", "news")].into_iter().enumerate()
+    {
+        let mut m = message(id, T0 + i as i64 * 1000, vec![rcpt_of(rcpt)]);
+        m.origin.tags = vec![tag.into()];
+        s.insert_message(m).await.unwrap();
+    }
+    let c = claim(&*s, Transport::Remote, T0 + 5000, 10, "n1").await;
+    let s2 = c.iter().find(|c| c.message.0 == "S2").unwrap();
+    s.record_attempts("n1", vec![attempt(s2.recipient, "S2", RecipientState::Bounced)]).await.unwrap();
+    let ids = |hits: Vec<mailerd::store::MessageHit>| hits.into_iter().map(|h| h.id.0).collect::<Vec<_>>();
+    let find = |q: MessageSearch| {
+        let s = s.clone();
+        async move { ids(s.search_messages(&Scope::All, &MessageSearch { limit: 10, ..q }).await.unwrap()) }
+    };
+    assert_eq!(find(MessageSearch::default()).await, ["S3", "S2", "S1"], "newest first");
+    assert_eq!(find(MessageSearch { tag: Some("news".into()), ..Default::default() }).await, ["S3", "S1"]);
+    assert_eq!(find(MessageSearch { recipient: Some("a@EX.net".into()), ..Default::default() }).await, ["S3", "S1"]);
+    assert_eq!(find(MessageSearch { state: Some(RecipientState::Bounced), ..Default::default() }).await, ["S2"]);
+    let bounced_a = MessageSearch {
+        state: Some(RecipientState::Bounced),
+        recipient: Some("a@ex.net".into()),
+        ..Default::default()
+    };
+    assert!(find(bounced_a).await.is_empty(), "state and address of the same recipient");
+    assert_eq!(find(MessageSearch { since: Some(Timestamp(T0 + 1000)), ..Default::default() }).await, ["S3", "S2"]);
+    let page = s.search_messages(&Scope::All, &MessageSearch { limit: 2, ..Default::default() }).await.unwrap();
+    let last = page.last().unwrap();
+    let before = Some((Timestamp(last.received_ms), last.id.clone()));
+    assert_eq!(find(MessageSearch { before, ..Default::default() }).await, ["S1"], "the cursor goes on after the page");
+    let (other, q) = (scope(&["other.example"]), MessageSearch { limit: 10, ..Default::default() });
+    assert!(s.search_messages(&other, &q).await.unwrap().is_empty(), "a scope sees only its senders' messages");
+    assert_eq!(ids(s.search_messages(&scope(&["example.com"]), &q).await.unwrap()).len(), 3, "and all of them");
+}
+
+fn rcpt_of(address: &str) -> NewRecipient {
+    rcpt(address, Transport::Remote)
 }

@@ -23,7 +23,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt as _;
 use serde::Deserialize;
@@ -58,7 +58,7 @@ pub async fn send(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
-    let body = body.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let body = body.map_err(|e| super::body::unreadable(&e))?;
     idempotency::guard(&state, &key, &headers, b"", body, async |body, pending| {
         send_batch(&state, &key, &headers, &body, pending).await
     })
@@ -72,18 +72,7 @@ async fn send_batch(
     body: &[u8],
     pending: Option<idempotency::Pending>,
 ) -> Result<Response, Problem> {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
-        return Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            "Unsupported media type",
-            "send the batch as application/json",
-        ));
-    }
+    super::body::require_json(headers)?;
     let batch: BatchRequest = parse(body, "")?;
     if batch.messages.is_empty() {
         return Err(Problem::invalid("messages", "an empty batch: give at least one message"));
@@ -176,7 +165,11 @@ fn within(mut p: Problem, prefix: &str) -> Problem {
 pub(super) fn parse<T: serde::de::DeserializeOwned>(body: &[u8], prefix: &str) -> Result<T, Problem> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|e| from_error(e, prefix))?;
-    de.end().map_err(|e| Problem::bad_request(format!("not JSON: {e}")))?;
+    de.end().map_err(|e| {
+        let mut p = Problem::bad_request(format!("not JSON: {e}"));
+        p.field = Some("body".into());
+        p
+    })?;
     Ok(value)
 }
 
@@ -190,7 +183,9 @@ pub(super) fn parse_value<T: serde::de::DeserializeOwned>(value: Value, prefix: 
 fn from_error(e: serde_path_to_error::Error<serde_json::Error>, prefix: &str) -> Problem {
     let inner = e.inner();
     if inner.is_syntax() || inner.is_eof() || inner.is_io() {
-        return Problem::bad_request(format!("not JSON: {inner}"));
+        let mut p = Problem::bad_request(format!("not JSON: {inner}"));
+        p.field = Some(if prefix.is_empty() { "body".to_string() } else { prefix.to_string() });
+        return p;
     }
     let path = e.path().to_string();
     let text = inner.to_string();

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -31,9 +31,8 @@ pub struct EventQuery {
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Caller(key): Caller,
-    query: Result<Query<EventQuery>, axum::extract::rejection::QueryRejection>,
+    super::body::Query(q): super::body::Query<EventQuery>,
 ) -> Result<Json<Value>, Problem> {
-    let Query(q) = query.map_err(|e| Problem::invalid("query", e.body_text()))?;
     let limit = q.limit.unwrap_or(100);
     if limit == 0 || limit > 1000 {
         return Err(Problem::invalid("limit", "between 1 and 1000"));

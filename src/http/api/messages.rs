@@ -24,8 +24,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, JsonRejection};
-use axum::extract::{FromRequest, Path, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -44,7 +44,7 @@ use crate::inbound::policy::{self, Reason, Submitter};
 use crate::inbound::{checks, session::AcceptedRcpt};
 use crate::smtp::address::{Domain, Mailbox, ReversePath};
 use crate::smtp::command::{ForwardPath, MailParams, RcptParams};
-use crate::store::{ApiKey, MessageId, Origin, StoreError, Transport, Via};
+use crate::store::{ApiKey, MessageId, Origin, RejectedRcpt, StoreError, Transport, Via};
 use crate::time::Timestamp;
 
 #[derive(Debug, Deserialize)]
@@ -130,7 +130,7 @@ pub async fn send(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
-    let body = body.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let body = body.map_err(|e| super::body::unreadable(&e))?;
     idempotency::guard(&state, &key, &headers, b"", body, async |body, pending| {
         send_once(&state, &key, &headers, body, pending).await
     })
@@ -146,12 +146,9 @@ async fn send_once(
     body: Bytes,
     pending: Option<idempotency::Pending>,
 ) -> Result<Response, Problem> {
-    // The JSON extractor's own checks (content type, syntax, fields), on the bytes we hashed.
-    let mut request = axum::http::Request::new(axum::body::Body::from(body));
-    *request.headers_mut() = headers.clone();
-    let Json(req) = Json::<SendRequest>::from_request(request, &())
-        .await
-        .map_err(|e: JsonRejection| Problem::bad_request(e.body_text()))?;
+    // The content type, the syntax and every field (a missing `from` is a 422 naming it), on
+    // the bytes we hashed.
+    let req: SendRequest = super::body::json(headers, &body)?;
     let ctx = &state.ctx;
     let submitter = Submitter::ApiKey { id: key.id.clone(), scope: key.scope.clone() };
     not_paused(ctx, key).await?;
@@ -186,7 +183,8 @@ pub(super) async fn prepare(
     validate(req)?;
     let sender = sender(ctx, key, submitter, req)?;
     let draft = read(ctx, req, sender)?;
-    let Recipients { report, accepted, mut notes } = recipients(ctx, submitter, &draft.from, &draft.listed).await?;
+    let Recipients { report, accepted, mut notes, rejected } =
+        recipients(ctx, submitter, &draft.from, &draft.listed).await?;
     let (message, message_id) = build(ctx, req, &draft, &id, now)?;
     if accepted.iter().any(|r| r.transport() == Transport::Remote) {
         notes.extend(check_message(ctx, &message)?);
@@ -206,6 +204,7 @@ pub(super) async fn prepare(
         message,
         reports: Vec::new(),
         notes,
+        rejected,
         idempotency: None,
     };
     Ok(Prepared { remote: remote_of(&incoming), incoming, reply })
@@ -377,11 +376,13 @@ fn read<'r>(
     Ok(Draft { from_name, from, listed, reply_to, files })
 }
 
-/// The recipients' fate: the per-recipient report, the accepted ones, and checklist notes.
+/// The recipients' fate: the per-recipient report, the accepted ones, checklist notes, and the
+/// refused ones (recorded as `rejected` events with the message).
 pub(super) struct Recipients {
     pub report: Vec<Value>,
     pub accepted: Vec<AcceptedRcpt>,
     pub notes: Vec<(Option<String>, String)>,
+    pub rejected: Vec<RejectedRcpt>,
 }
 
 /// Each recipient through `policy::check_rcpt`, the same decisions as authenticated
@@ -393,7 +394,7 @@ pub(super) async fn recipients(
     listed: &[Listed],
 ) -> Result<Recipients, Problem> {
     let from = ReversePath::Mailbox(from.clone());
-    let mut out = Recipients { report: Vec::new(), accepted: Vec::new(), notes: Vec::new() };
+    let mut out = Recipients { report: Vec::new(), accepted: Vec::new(), notes: Vec::new(), rejected: Vec::new() };
     for Listed { field, index, mailbox, .. } in listed {
         let shown = mailbox.to_string();
         let to = ForwardPath::Mailbox(mailbox.clone());
@@ -407,10 +408,12 @@ pub(super) async fn recipients(
                 out.accepted.push(r);
             }
             Err(refusal) => {
+                let reply = refusal.reply();
                 out.report.push(json!({
                     "address": shown, "field": format!("{field}[{index}]"), "state": "refused",
-                    "reason": refusal_reason(&refusal.reason), "detail": refusal.reply().lines.join(" "),
+                    "reason": refusal_reason(&refusal.reason), "detail": reply.lines.join(" "),
                 }));
+                out.rejected.push(rejected_rcpt(shown, &reply));
             }
         }
     }
@@ -421,6 +424,7 @@ pub(super) async fn recipients(
             "Every recipient was refused",
             "nothing was queued; see recipients for why",
         )
+        .at("to")
         .with(json!({ "recipients": out.report })));
     }
     Ok(out)
@@ -499,6 +503,14 @@ pub(super) fn check_message(
     Ok(found.notes.into_iter().map(|n| (None, n)).collect())
 }
 
+/// The `rejected` event of a refused recipient: the refusal's status and reply as SMTP would
+/// give them (a reply without an enhanced status gets the one of its class, x.0.0).
+fn rejected_rcpt(address: String, reply: &crate::smtp::reply::SmtpReply) -> RejectedRcpt {
+    let class = if reply.code >= 500 { 5 } else { 4 };
+    let status = reply.status.unwrap_or(crate::smtp::reply::EnhancedStatus { class, subject: 0, detail: 0 });
+    RejectedRcpt { address, status, detail: reply.to_string() }
+}
+
 /// The machine-readable reason of a refused recipient.
 fn refusal_reason(reason: &Reason) -> &'static str {
     match reason {
@@ -519,6 +531,78 @@ fn refusal_reason(reason: &Reason) -> &'static str {
     }
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    /// A recipient state (`queued`, `deferred`, `delivered`, `bounced`, `expired`, `held`).
+    pub status: Option<String>,
+    pub recipient: Option<String>,
+    pub tag: Option<String>,
+    /// ISO 8601 (`2026-12-01T00:00:00Z`): received at or after.
+    pub since: Option<String>,
+    pub limit: Option<usize>,
+    /// The `next` of the page before.
+    pub cursor: Option<String>,
+}
+
+/// The search cursor: the last message's time (ms) and queue id, as unpadded base64url JSON.
+#[derive(serde::Serialize, Deserialize)]
+struct SearchCursor {
+    at: i64,
+    id: String,
+}
+
+/// `GET /api/v1/messages?status=&recipient=&tag=&since=&limit=&cursor=`: the key's messages,
+/// newest first, each with its queue `id`; `next` pages on (null after the last page).
+pub async fn search(
+    State(state): State<Arc<AppState>>,
+    Caller(key): Caller,
+    super::body::Query(q): super::body::Query<SearchQuery>,
+) -> Result<Json<Value>, Problem> {
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > 1000 {
+        return Err(Problem::invalid("limit", "between 1 and 1000"));
+    }
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| {
+            crate::store::RecipientState::parse(s)
+                .ok_or_else(|| Problem::invalid("status", "one of queued, deferred, delivered, bounced, expired, held"))
+        })
+        .transpose()?;
+    let since = q
+        .since
+        .as_deref()
+        .map(|s| {
+            Timestamp::parse_iso8601(s)
+                .ok_or_else(|| Problem::invalid("since", "an ISO 8601 time, e.g. 2026-12-01T00:00:00Z"))
+        })
+        .transpose()?;
+    let before = q
+        .cursor
+        .as_deref()
+        .map(|c| {
+            data_encoding::BASE64URL_NOPAD
+                .decode(c.as_bytes())
+                .ok()
+                .and_then(|b| serde_json::from_slice::<SearchCursor>(&b).ok())
+                .map(|c| (Timestamp(c.at), MessageId(c.id)))
+                .ok_or_else(|| {
+                    Problem::invalid("cursor", "not a cursor of this search: pass the `next` of the page before")
+                })
+        })
+        .transpose()?;
+    let search =
+        crate::store::MessageSearch { state: status, recipient: q.recipient, tag: q.tag, since, before, limit };
+    let hits = state.ctx.store.search_messages(&key.scope, &search).await?;
+    let next = hits.last().filter(|_| hits.len() == limit).map(|h| {
+        let c = SearchCursor { at: h.received_ms, id: h.id.0.clone() };
+        data_encoding::BASE64URL_NOPAD.encode(serde_json::to_string(&c).unwrap_or_default().as_bytes())
+    });
+    Ok(Json(json!({ "messages": hits, "next": next })))
+}
+
 /// A scoped key sees only messages whose envelope sender is in its scope; any other id gets
 /// the answer of an id that does not exist, so the key cannot tell that it does.
 pub async fn show(
@@ -530,7 +614,7 @@ pub async fn show(
         Some(d) if key.scope.covers_sender(&d.entry.reverse_path) => {
             Ok(Json(serde_json::to_value(d).unwrap_or(Value::Null)))
         }
-        _ => Err(Problem::not_found(format!("no message {id}"))),
+        _ => Err(Problem::not_found_at("id", format!("no message {id}"))),
     }
 }
 

@@ -5,6 +5,7 @@
 //! `feedback` and the store), or accept bodies larger than the message size limit allows.
 
 pub mod batch;
+pub mod body;
 pub mod events;
 pub mod idempotency;
 pub mod messages;
@@ -27,12 +28,14 @@ use super::problem::Problem;
 /// Every route: (method, path as in the OpenAPI document).
 pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/messages"),
+    ("get", "/api/v1/messages"),
     ("post", "/api/v1/messages/batch"),
     ("post", "/api/v1/messages/raw"),
     ("get", "/api/v1/messages/{id}"),
     ("get", "/api/v1/events"),
     ("get", "/api/v1/suppressions"),
     ("post", "/api/v1/suppressions"),
+    ("get", "/api/v1/suppressions/{address}"),
     ("delete", "/api/v1/suppressions/{address}"),
     ("post", "/api/v1/check/address"),
     ("post", "/api/v1/check/domain"),
@@ -50,13 +53,13 @@ pub fn router(state: Arc<AppState>) -> Router {
     let limit = usize::try_from(state.ctx.config.limits.max_message_size.saturating_mul(4) / 3 + 64 * 1024)
         .unwrap_or(usize::MAX);
     Router::new()
-        .route("/api/v1/messages", post(messages::send))
+        .route("/api/v1/messages", post(messages::send).get(messages::search))
         .route("/api/v1/messages/batch", post(batch::send))
         .route("/api/v1/messages/raw", post(raw::send))
         .route("/api/v1/messages/{id}", get(messages::show))
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/suppressions", get(suppressions::list).post(suppressions::add))
-        .route("/api/v1/suppressions/{address}", axum::routing::delete(suppressions::remove))
+        .route("/api/v1/suppressions/{address}", get(suppressions::show).delete(suppressions::remove))
         .route("/api/v1/check/address", post(tools::check_address))
         .route("/api/v1/check/domain", post(tools::check_domain))
         .route("/api/v1/check/message", post(tools::check_message))
@@ -89,5 +92,7 @@ async fn metrics(axum::extract::State(state): axum::extract::State<Arc<AppState>
 }
 
 async fn not_found() -> Problem {
-    Problem::not_found("no such route; see /api/v1/openapi.json")
+    let mut p = Problem::not_found("no such route; see /api/v1/openapi.json");
+    p.field = Some("path".into());
+    p
 }

@@ -23,8 +23,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -86,13 +86,12 @@ struct Raw {
 pub async fn send(
     State(state): State<Arc<AppState>>,
     Caller(key): Caller,
-    query: Result<Query<RawQuery>, QueryRejection>,
+    super::body::Query(query): super::body::Query<RawQuery>,
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
-    let body = body.map_err(|e| Problem::bad_request(e.body_text()))?;
-    let Query(query) = query.map_err(|e| Problem::invalid("query", e.body_text()))?;
+    let body = body.map_err(|e| super::body::unreadable(&e))?;
     let query_text = uri.query().unwrap_or("").as_bytes().to_vec();
     idempotency::guard(&state, &key, &headers, &query_text, body, async |body, pending| {
         let raw = read(&headers, query, &body)?;
@@ -235,7 +234,8 @@ async fn prepare(
         let (name, mailbox) = messages::mailbox(&format!("{field}[{index}]"), a)?;
         listed.push(Listed { field, index, name, mailbox });
     }
-    let Recipients { report, accepted, mut notes } = messages::recipients(ctx, submitter, &from, &listed).await?;
+    let Recipients { report, accepted, mut notes, rejected } =
+        messages::recipients(ctx, submitter, &from, &listed).await?;
 
     let has = |n: &str| fields.iter().any(|f| f.name == n);
     let trace = accept::Trace { hostname: &ctx.config.hostname, id: &id, at: now, arrival: accept::Arrival::Http };
@@ -277,6 +277,7 @@ async fn prepare(
         message,
         reports: Vec::new(),
         notes,
+        rejected,
         idempotency: None,
     };
     Ok(Prepared { remote: messages::remote_of(&incoming), incoming, reply })

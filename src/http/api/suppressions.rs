@@ -1,5 +1,7 @@
-//! `GET/POST /api/v1/suppressions` and `DELETE /api/v1/suppressions/{address}`: the addresses
-//! mailerd will not send to (hard bounces, complaints, unsubscribes and manual entries).
+//! `GET/POST /api/v1/suppressions`, `GET` and `DELETE /api/v1/suppressions/{address}`: the
+//! addresses mailerd will not send to (hard bounces, complaints, unsubscribes and manual
+//! entries). `GET .../{address}` answers the entries of one address the key may see (404
+//! naming `address` when there are none, the same whether it has none or only foreign ones).
 //!
 //! Each entry has a sender domain (`domain`): the domain whose mail hard-bounced or was
 //! unsubscribed from, or the one of the key that added it. A scoped key lists, adds and
@@ -12,7 +14,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -21,22 +23,44 @@ use super::super::AppState;
 use super::super::auth::Caller;
 use super::super::problem::Problem;
 use crate::smtp::address::{Domain, Mailbox};
-use crate::store::{ApiKey, Scope, Suppression};
+use crate::store::{ApiKey, Scope, Suppression, SuppressionCursor};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub limit: Option<usize>,
+    /// The `next` of the page before.
+    pub cursor: Option<String>,
 }
 
+/// A cursor as the API hands it out: the store's keyset, JSON in unpadded base64url.
+fn encode_cursor(c: &SuppressionCursor) -> String {
+    data_encoding::BASE64URL_NOPAD.encode(serde_json::to_string(c).unwrap_or_default().as_bytes())
+}
+
+fn decode_cursor(text: &str) -> Result<SuppressionCursor, Problem> {
+    data_encoding::BASE64URL_NOPAD
+        .decode(text.as_bytes())
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| Problem::invalid("cursor", "not a cursor of this list: pass the `next` of the page before"))
+}
+
+/// A page of the list, newest first; `next` is the cursor of the following page (null after
+/// the last page).
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Caller(key): Caller,
-    Query(q): Query<ListQuery>,
+    super::body::Query(q): super::body::Query<ListQuery>,
 ) -> Result<Json<Value>, Problem> {
-    let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
-    let list = state.ctx.store.suppressions(&key.scope, limit).await?;
-    Ok(Json(json!({ "suppressions": list })))
+    let limit = q.limit.unwrap_or(1000);
+    if limit == 0 || limit > 100_000 {
+        return Err(Problem::invalid("limit", "between 1 and 100000"));
+    }
+    let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let (list, last) = state.ctx.store.suppressions_after(&key.scope, limit, after.as_ref()).await?;
+    let next = last.filter(|_| list.len() == limit).map(|c| encode_cursor(&c));
+    Ok(Json(json!({ "suppressions": list, "next": next })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -74,9 +98,8 @@ fn entry_domain(key: &ApiKey, asked: Option<&str>) -> Result<Option<Domain>, Pro
 pub async fn add(
     State(state): State<Arc<AppState>>,
     Caller(key): Caller,
-    body: Result<Json<AddRequest>, axum::extract::rejection::JsonRejection>,
+    super::body::Json(req): super::body::Json<AddRequest>,
 ) -> Result<(StatusCode, Json<Value>), Problem> {
-    let Json(req) = body.map_err(|e| Problem::bad_request(e.body_text()))?;
     let m = Mailbox::parse(req.address.trim()).map_err(|e| Problem::invalid("address", e.to_string()))?;
     let reason = req.reason.unwrap_or_else(|| "manual".into());
     if let Some(bad) = reason.chars().find(|c| c.is_control()) {
@@ -109,6 +132,20 @@ pub async fn remove(
         Ok(StatusCode::NO_CONTENT)
     } else {
         // The same answer whether the address has no entry or only entries of other scopes.
-        Err(Problem::not_found(format!("{address} is not on the suppression list")))
+        Err(Problem::not_found_at("address", format!("{address} is not on the suppression list")))
     }
+}
+
+pub async fn show(
+    State(state): State<Arc<AppState>>,
+    Caller(key): Caller,
+    Path(address): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let m = Mailbox::parse(address.trim())
+        .map_err(|e| Problem::invalid("address", format!("`{address}` is not an address: {e}")))?;
+    let entries = state.ctx.store.suppression_entries(&m.key(), &key.scope).await?;
+    if entries.is_empty() {
+        return Err(Problem::not_found_at("address", format!("{address} is not on the suppression list")));
+    }
+    Ok(Json(json!({ "address": m.key(), "suppressions": entries })))
 }

@@ -35,9 +35,8 @@ pub struct AddressRequest {
 pub async fn check_address(
     State(state): State<Arc<AppState>>,
     Caller(key): Caller,
-    body: Result<Json<AddressRequest>, axum::extract::rejection::JsonRejection>,
+    super::body::Json(req): super::body::Json<AddressRequest>,
 ) -> Result<Json<Value>, Problem> {
-    let Json(req) = body.map_err(|e| Problem::bad_request(e.body_text()))?;
     let ctx = &state.ctx;
     let dns = if req.dns.unwrap_or(true) { ctx.dns.as_deref() } else { None };
     let options = address::Options::default();
@@ -54,9 +53,8 @@ pub struct DomainRequest {
 pub async fn check_domain(
     State(state): State<Arc<AppState>>,
     Caller(key): Caller,
-    body: Result<Json<DomainRequest>, axum::extract::rejection::JsonRejection>,
+    super::body::Json(req): super::body::Json<DomainRequest>,
 ) -> Result<Json<Value>, Problem> {
-    let Json(req) = body.map_err(|e| Problem::bad_request(e.body_text()))?;
     if !key.scope.is_all() {
         let domain = Domain::parse(req.domain.trim())
             .map_err(|e| Problem::invalid("domain", format!("`{}` is not a domain: {e}", req.domain)))?;

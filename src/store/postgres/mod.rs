@@ -322,7 +322,24 @@ impl Store for PgStore {
     }
 
     async fn suppressions(&self, scope: &Scope, limit: usize) -> Result<Vec<Suppression>, StoreError> {
-        self.with(async |c| reads::suppressions(c, scope, limit).await).await
+        Ok(self.suppressions_after(scope, limit, None).await?.0)
+    }
+
+    async fn search_messages(
+        &self,
+        scope: &Scope,
+        q: &super::MessageSearch,
+    ) -> Result<Vec<super::MessageHit>, StoreError> {
+        self.with(async |c| reads::search_messages(c, scope, q).await).await
+    }
+
+    async fn suppressions_after(
+        &self,
+        scope: &Scope,
+        limit: usize,
+        after: Option<&super::SuppressionCursor>,
+    ) -> Result<(Vec<Suppression>, Option<super::SuppressionCursor>), StoreError> {
+        self.with(async |c| reads::suppressions(c, scope, limit, after).await).await
     }
 
     async fn sent_log(&self, header_id: &str) -> Result<Vec<SentEntry>, StoreError> {

@@ -350,12 +350,77 @@ pub(super) async fn suppression_entries(
 const SUPPRESSIONS: &str = concat!(
     "SELECT address, reason, status, detail, message_id, created_at, domain, scope FROM suppressions WHERE ",
     in_scope!("domain", 2),
-    " ORDER BY created_at DESC LIMIT $1"
+    " AND ($3::bigint IS NULL OR (created_at, address, COALESCE(domain, '')) < ($3, $4::text, $5::text))
+      ORDER BY created_at DESC, address DESC, COALESCE(domain, '') DESC LIMIT $1"
 );
 
-pub(super) async fn suppressions(c: &mut Conn, scope: &Scope, limit: usize) -> Result<Vec<Suppression>, StoreError> {
+const SEARCH_MESSAGES: &str = concat!(
+    "
+SELECT m.id, m.reverse_path, m.received_at, m.origin FROM messages m
+CROSS JOIN LATERAL (SELECT substring(m.reverse_path from '@([^@]*)$') AS sender) s
+WHERE ($1::bigint IS NULL OR m.received_at >= $1)
+  AND (($2::text IS NULL AND $3::text IS NULL) OR EXISTS (
+       SELECT 1 FROM recipients r WHERE r.message_id = m.id
+        AND ($2::text IS NULL OR lower(r.address) = $2) AND ($3::text IS NULL OR r.state = $3)))
+  AND ($4::text IS NULL OR (m.origin::jsonb -> 'tags') ? $4)
+  AND ($5::bigint IS NULL OR (m.received_at, m.id) < ($5, $6::text))
+  AND ",
+    in_scope!("s.sender", 8),
+    "
+ORDER BY m.received_at DESC, m.id DESC LIMIT $7"
+);
+
+/// Messages matching `q` within `scope`, newest first (`Store::search_messages`).
+pub(super) async fn search_messages(
+    c: &mut Conn,
+    scope: &Scope,
+    q: &crate::store::MessageSearch,
+) -> Result<Vec<crate::store::MessageHit>, StoreError> {
+    let stmt = c.stmt(SEARCH_MESSAGES).await?;
+    let (before_at, before_id) = match &q.before {
+        Some((t, id)) => (Some(t.millis()), Some(id.0.as_str())),
+        None => (None, None),
+    };
+    let since = q.since.map(Timestamp::millis);
+    let recipient = q.recipient.as_deref().map(str::to_lowercase);
+    let state = q.state.map(crate::store::RecipientState::as_str);
+    let rows = c
+        .client
+        .query(
+            &stmt,
+            &[&since, &recipient, &state, &q.tag, &before_at, &before_id, &(q.limit as i64), &scope.sql_domains()],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let origin: Option<String> = r.try_get(3)?;
+            crate::store::MessageHit::of(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, origin.as_deref())
+        })
+        .collect()
+}
+
+/// Newest first, then by the entry's key (address, domain): the keyset of the cursor.
+pub(super) async fn suppressions(
+    c: &mut Conn,
+    scope: &Scope,
+    limit: usize,
+    after: Option<&crate::store::SuppressionCursor>,
+) -> Result<(Vec<Suppression>, Option<crate::store::SuppressionCursor>), StoreError> {
     let stmt = c.stmt(SUPPRESSIONS).await?;
-    c.client.query(&stmt, &[&(limit as i64), &scope.sql_domains()]).await?.iter().map(suppression_row).collect()
+    let (at, address, domain) = match after {
+        Some(a) => (Some(a.created_at), Some(a.address.as_str()), Some(a.domain.as_str())),
+        None => (None, None, None),
+    };
+    let rows = c.client.query(&stmt, &[&(limit as i64), &scope.sql_domains(), &at, &address, &domain]).await?;
+    let last = match rows.last() {
+        Some(r) => Some(crate::store::SuppressionCursor {
+            created_at: r.try_get(5)?,
+            address: r.try_get(0)?,
+            domain: r.try_get::<_, Option<String>>(6)?.unwrap_or_default(),
+        }),
+        None => None,
+    };
+    Ok((rows.iter().map(suppression_row).collect::<Result<Vec<_>, _>>()?, last))
 }
 
 pub(super) async fn sent_log(c: &mut Conn, header_id: &str) -> Result<Vec<SentEntry>, StoreError> {
@@ -449,7 +514,13 @@ pub(super) async fn api_keys(c: &mut Conn) -> Result<Vec<ApiKey>, StoreError> {
 const EVENTS_AFTER: &str = "
 WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
      fence AS (SELECT min(e.id) AS id FROM events e, horizon h WHERE e.id > $1 AND e.xid >= h.xmin)
-SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote, e.sandbox, m.origin
+SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote, e.sandbox, m.origin,
+    CASE WHEN e.kind IN ('deferred', 'expired') THEN
+        (SELECT count(*) FROM events p WHERE p.message_id = e.message_id AND p.recipient = e.recipient
+                                         AND p.kind IN ('deferred', 'expired') AND p.id <= e.id) END,
+    CASE WHEN e.kind IN ('deferred', 'expired') THEN
+        (SELECT min(p.at) FROM events p WHERE p.message_id = e.message_id AND p.recipient = e.recipient
+                                         AND p.kind IN ('deferred', 'expired')) END
 FROM events e CROSS JOIN fence f LEFT JOIN messages m ON m.id = e.message_id
 WHERE e.id > $1 AND (f.id IS NULL OR e.id < f.id) AND ($2::text IS NULL OR e.kind = $2)
 ORDER BY e.id LIMIT $3";
@@ -461,7 +532,13 @@ const EVENTS_AFTER_IN_SCOPE: &str = concat!(
     "
 WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
      fence AS (SELECT min(e.id) AS id FROM events e, horizon h WHERE e.id > $1 AND e.xid >= h.xmin)
-SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote, e.sandbox, m.origin
+SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote, e.sandbox, m.origin,
+    CASE WHEN e.kind IN ('deferred', 'expired') THEN
+        (SELECT count(*) FROM events p WHERE p.message_id = e.message_id AND p.recipient = e.recipient
+                                         AND p.kind IN ('deferred', 'expired') AND p.id <= e.id) END,
+    CASE WHEN e.kind IN ('deferred', 'expired') THEN
+        (SELECT min(p.at) FROM events p WHERE p.message_id = e.message_id AND p.recipient = e.recipient
+                                         AND p.kind IN ('deferred', 'expired')) END
 FROM events e CROSS JOIN fence f JOIN messages m ON m.id = e.message_id
 CROSS JOIN LATERAL (SELECT substring(m.reverse_path from '@([^@]*)$') AS sender) s
 WHERE e.id > $1 AND (f.id IS NULL OR e.id < f.id) AND ($2::text IS NULL OR e.kind = $2) AND ",
@@ -502,6 +579,8 @@ pub(super) async fn events_after(
             sandbox: r.try_get(8)?,
             tags: Vec::new(),
             metadata: Default::default(),
+            attempt: r.try_get::<_, Option<i64>>(10)?.map(|n| n.clamp(0, i64::from(u32::MAX)) as u32),
+            first_attempt_at: r.try_get::<_, Option<i64>>(11)?.map(|t| Timestamp(t).iso8601()),
         });
         if let (Some(e), Some(o)) = (out.last_mut(), codec::origin(r.try_get(9)?)?) {
             (e.tags, e.metadata) = (o.tags, o.metadata);

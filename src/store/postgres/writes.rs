@@ -46,9 +46,9 @@ WITH m AS (
     ORDER BY u.n
 ), e AS (
     INSERT INTO events (message_id, recipient, kind, status, detail, at, sandbox)
-    SELECT m.id, u.recipient, u.kind, NULL, u.detail, m.received_at, u.sandbox
-    FROM unnest($17::text[], $18::text[], $19::text[], $20::text[], $24::bool[])
-         WITH ORDINALITY AS u(message_id, recipient, kind, detail, sandbox, n)
+    SELECT m.id, u.recipient, u.kind, u.status, u.detail, m.received_at, u.sandbox
+    FROM unnest($17::text[], $18::text[], $19::text[], $20::text[], $24::bool[], $25::text[])
+         WITH ORDINALITY AS u(message_id, recipient, kind, detail, sandbox, status, n)
     JOIN m ON m.id = u.message_id
     ORDER BY u.n
 ), s AS (
@@ -84,6 +84,7 @@ struct InsertColumns<'a> {
     ev_kind: Vec<&'static str>,
     ev_detail: Vec<String>,
     ev_sandbox: Vec<bool>,
+    ev_status: Vec<Option<String>>,
     sent_message: Vec<&'a str>,
     sent_header: Vec<String>,
     sent_rcpt: Vec<String>,
@@ -113,13 +114,15 @@ impl<'a> InsertColumns<'a> {
             self.bounce_messages.push(d.bounce_message);
             self.bounce_recipients.push(d.bounce_recipient);
         }
-        // Events: the check notes, then one `queued` per recipient (the same order as SQLite).
+        // Events: the check notes, then one `queued` per recipient, then one `rejected` per
+        // refused recipient (the same order as SQLite).
         for (rcpt, text) in &msg.notes {
             self.ev_message.push(id);
             self.ev_rcpt.push(rcpt.as_deref());
             self.ev_kind.push(EventKind::Check.as_str());
             self.ev_detail.push(text.clone());
             self.ev_sandbox.push(sandbox);
+            self.ev_status.push(None);
         }
         let queued_detail = format!("from {} via {}", msg.origin.client_ip, msg.origin.via);
         for r in &msg.recipients {
@@ -128,6 +131,15 @@ impl<'a> InsertColumns<'a> {
             self.ev_kind.push(EventKind::Queued.as_str());
             self.ev_detail.push(queued_detail.clone());
             self.ev_sandbox.push(sandbox);
+            self.ev_status.push(None);
+        }
+        for r in &msg.rejected {
+            self.ev_message.push(id);
+            self.ev_rcpt.push(Some(&r.address));
+            self.ev_kind.push(EventKind::Rejected.as_str());
+            self.ev_detail.push(r.detail.clone());
+            self.ev_sandbox.push(sandbox);
+            self.ev_status.push(codec::status_text(Some(r.status)));
         }
         let header_id =
             msg.header_message_id.as_deref().map(crate::store::normalize_header_id).filter(|h| !h.is_empty());
@@ -141,7 +153,7 @@ impl<'a> InsertColumns<'a> {
         Ok(())
     }
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 24] {
+    fn params(&self) -> [&(dyn ToSql + Sync); 25] {
         [
             &self.ids,
             &self.reverse_paths,
@@ -167,6 +179,7 @@ impl<'a> InsertColumns<'a> {
             &self.sent_header,
             &self.sent_rcpt,
             &self.ev_sandbox,
+            &self.ev_status,
         ]
     }
 }

@@ -419,8 +419,26 @@ impl Store for SqliteStore {
     }
 
     async fn suppressions(&self, scope: &Scope, limit: usize) -> Result<Vec<Suppression>, StoreError> {
-        let scope = scope.clone();
-        self.read(move |c| reads::suppressions(c, &scope, limit)).await
+        Ok(self.suppressions_after(scope, limit, None).await?.0)
+    }
+
+    async fn search_messages(
+        &self,
+        scope: &Scope,
+        q: &super::MessageSearch,
+    ) -> Result<Vec<super::MessageHit>, StoreError> {
+        let (scope, q) = (scope.clone(), q.clone());
+        self.read(move |c| reads::search_messages(c, &scope, &q)).await
+    }
+
+    async fn suppressions_after(
+        &self,
+        scope: &Scope,
+        limit: usize,
+        after: Option<&super::SuppressionCursor>,
+    ) -> Result<(Vec<Suppression>, Option<super::SuppressionCursor>), StoreError> {
+        let (scope, after) = (scope.clone(), after.cloned());
+        self.read(move |c| reads::suppressions(c, &scope, limit, after.as_ref())).await
     }
 
     async fn webhook_cursor(&self, endpoint: &str) -> Result<i64, StoreError> {

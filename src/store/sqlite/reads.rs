@@ -365,12 +365,34 @@ pub(super) fn suppression_entries(
     suppression_rows(stmt.query_map(params![address, scope_param(scope)?], suppression_row)?)
 }
 
-pub(super) fn suppressions(c: &Connection, scope: &Scope, limit: usize) -> Result<Vec<Suppression>, StoreError> {
+pub(super) fn suppressions(
+    c: &Connection,
+    scope: &Scope,
+    limit: usize,
+    after: Option<&crate::store::SuppressionCursor>,
+) -> Result<(Vec<Suppression>, Option<crate::store::SuppressionCursor>), StoreError> {
+    // Newest first, then by the entry's key (address, domain): the keyset of the cursor.
     let mut stmt = c.prepare_cached(&format!(
-        "SELECT {SUPPRESSION_COLUMNS} FROM suppressions WHERE {} ORDER BY created_at DESC, rowid DESC LIMIT ?1",
+        "SELECT {SUPPRESSION_COLUMNS} FROM suppressions
+         WHERE {} AND (?3 IS NULL OR (created_at, address, COALESCE(domain, '')) < (?3, ?4, ?5))
+         ORDER BY created_at DESC, address DESC, COALESCE(domain, '') DESC LIMIT ?1",
         in_scope("domain", 2)
     ))?;
-    suppression_rows(stmt.query_map(params![limit as i64, scope_param(scope)?], suppression_row)?)
+    let (at, address, domain) = match after {
+        Some(a) => (Some(a.created_at), Some(a.address.as_str()), Some(a.domain.as_str())),
+        None => (None, None, None),
+    };
+    let mut last = None;
+    let rows = stmt.query_map(params![limit as i64, scope_param(scope)?, at, address, domain], |r| {
+        last = Some(crate::store::SuppressionCursor {
+            created_at: r.get(5)?,
+            address: r.get(0)?,
+            domain: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+        });
+        suppression_row(r)
+    })?;
+    let list = suppression_rows(rows)?;
+    Ok((list, last))
 }
 
 pub(super) fn sent_log(c: &Connection, header_id: &str) -> Result<Vec<SentEntry>, StoreError> {
@@ -437,9 +459,71 @@ fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(EventRecord, Option<Str
         sandbox: r.get(8)?,
         tags: Vec::new(),
         metadata: Default::default(),
+        attempt: r.get::<_, Option<i64>>(10)?.map(|n| n.clamp(0, i64::from(u32::MAX)) as u32),
+        first_attempt_at: r.get::<_, Option<i64>>(11)?.map(|t| Timestamp(t).iso8601()),
     };
     Ok((record, r.get(9)?))
 }
+
+/// Messages matching `q` within `scope`, newest first (`Store::search_messages`).
+pub(super) fn search_messages(
+    c: &Connection,
+    scope: &Scope,
+    q: &crate::store::MessageSearch,
+) -> Result<Vec<crate::store::MessageHit>, StoreError> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT m.id, m.reverse_path, m.received_at, m.origin FROM messages m
+         WHERE (?1 IS NULL OR m.received_at >= ?1)
+           AND ((?2 IS NULL AND ?3 IS NULL) OR EXISTS (
+                SELECT 1 FROM recipients r WHERE r.message_id = m.id
+                 AND (?2 IS NULL OR lower(r.address) = ?2) AND (?3 IS NULL OR r.state = ?3)))
+           AND (?4 IS NULL OR EXISTS (SELECT 1 FROM json_each(m.origin, '$.tags') t WHERE t.value = ?4))
+           AND (?5 IS NULL OR (m.received_at, m.id) < (?5, ?6))
+           AND {}
+         ORDER BY m.received_at DESC, m.id DESC LIMIT ?7",
+        in_scope(SENDER_DOMAIN, 8)
+    ))?;
+    let (before_at, before_id) = match &q.before {
+        Some((t, id)) => (Some(t.millis()), Some(id.0.as_str())),
+        None => (None, None),
+    };
+    let rows = stmt
+        .query_map(
+            params![
+                q.since.map(Timestamp::millis),
+                q.recipient.as_deref().map(str::to_lowercase),
+                q.state.map(RecipientState::as_str),
+                q.tag,
+                before_at,
+                before_id,
+                q.limit as i64,
+                scope_param(scope)?
+            ],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            },
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(id, path, at, origin)| crate::store::MessageHit::of(id, path, at, origin.as_deref()))
+        .collect()
+}
+
+/// For `deferred` and `expired` events: the attempt's number (its recipient's failed attempts
+/// up to it) and when the first failed, read from the recipient's events (the same in both
+/// backends: `events_message` finds a message's few events).
+const ATTEMPT_COLUMNS: &str = "
+    CASE WHEN e.kind IN ('deferred', 'expired') THEN
+        (SELECT count(*) FROM events p WHERE p.message_id = e.message_id AND p.recipient = e.recipient
+                                         AND p.kind IN ('deferred', 'expired') AND p.id <= e.id) END,
+    CASE WHEN e.kind IN ('deferred', 'expired') THEN
+        (SELECT min(p.at) FROM events p WHERE p.message_id = e.message_id AND p.recipient = e.recipient
+                                         AND p.kind IN ('deferred', 'expired')) END";
 
 /// The events with the tags and metadata of their message's origin.
 fn with_origin(rows: Vec<(EventRecord, Option<String>)>) -> Result<Vec<EventRecord>, StoreError> {
@@ -463,18 +547,20 @@ pub(super) fn events_after(
     limit: usize,
 ) -> Result<Vec<EventRecord>, StoreError> {
     let Some(domains) = scope_param(scope)? else {
-        let mut stmt = c.prepare_cached(
-            "SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote, e.sandbox, m.origin
+        let mut stmt = c.prepare_cached(&format!(
+            "SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote, e.sandbox, m.origin,
+                    {ATTEMPT_COLUMNS}
              FROM events e LEFT JOIN messages m ON m.id = e.message_id
              WHERE e.id > ?1 AND (?2 IS NULL OR e.kind = ?2) ORDER BY e.id LIMIT ?3",
-        )?;
+        ))?;
         return with_origin(
             stmt.query_map(params![after, kind.map(EventKind::as_str), limit as i64], event_row)?
                 .collect::<Result<Vec<_>, _>>()?,
         );
     };
     let mut stmt = c.prepare_cached(&format!(
-        "SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote, e.sandbox, m.origin
+        "SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote, e.sandbox, m.origin,
+                {ATTEMPT_COLUMNS}
          FROM events e JOIN messages m ON m.id = e.message_id
          WHERE e.id > ?1 AND (?2 IS NULL OR e.kind = ?2) AND {}
          ORDER BY e.id LIMIT ?3",

@@ -231,6 +231,22 @@ fn insert(tx: &Transaction<'_>, msg: &NewMessage) -> Result<(), StoreError> {
             false
         ])?;
     }
+    if !msg.rejected.is_empty() {
+        let mut rejected = tx.prepare_cached(
+            "INSERT INTO events (message_id, recipient, kind, status, detail, at, sandbox)
+             VALUES (?1, ?2, 'rejected', ?3, ?4, ?5, ?6)",
+        )?;
+        for r in &msg.rejected {
+            rejected.execute(params![
+                msg.id.0,
+                r.address,
+                codec::status_text(Some(r.status)),
+                r.detail,
+                at,
+                sandbox
+            ])?;
+        }
+    }
     Ok(())
 }
 

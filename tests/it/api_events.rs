@@ -1,0 +1,139 @@
+//! Events an app filters on, end to end over loopback: recipients an API send refuses are
+//! `rejected` events (in the event stream and webhooks) with the refusal and the advice, and a
+//! deferral's advice matches its attempt (the first says there is nothing to do yet; no "for
+//! days" after one attempt), against a real destination that answers 421.
+//!
+//! Must not: use any address outside 127.0.0.0/8.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mailerd::store::{Scope, Store};
+use serde_json::{Value, json};
+
+use crate::harness::TestDaemon;
+use crate::harness::http::{get, post_json};
+
+type Seen = Arc<Mutex<Vec<Value>>>;
+
+/// A webhook receiver on 127.0.0.1 that answers 204 and keeps every body.
+async fn receiver() -> (std::net::SocketAddr, Seen) {
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let s = s.clone();
+            async move {
+                s.lock().unwrap().push(serde_json::from_str(&body).unwrap_or(Value::Null));
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, seen)
+}
+
+async fn wait_for(seen: &Seen, n: usize, what: impl Fn(&Value) -> bool) -> Vec<Value> {
+    for _ in 0..800 {
+        let got: Vec<Value> = seen.lock().unwrap().iter().filter(|v| what(v)).cloned().collect();
+        if got.len() >= n {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("fewer than {n} webhook posts: {:?}", seen.lock().unwrap());
+}
+
+#[tokio::test]
+async fn refused_recipients_are_rejected_events_with_the_refusal_and_the_advice() {
+    let (hook, seen) = receiver().await;
+    let d = TestDaemon::with(&format!(
+        "[listen]\nhttp = \"127.0.0.1:0\"\n[local]\ndomains = [\"sender.test\", \"dest.test\"]\n\
+         [routes]\n\"far.test\" = \"127.0.0.1:9\"\n\
+         [[webhooks]]\nurl = \"http://{hook}/hook\"\nsecret = \"whsec_rejected_0123456\"\nevents = [\"rejected\"]\n"
+    ))
+    .await;
+    d.add_user("alice@dest.test", "pw", None).await;
+    let api = d.http.unwrap();
+    let (key, k) = mailerd::http::auth::generate("app", Scope::All).unwrap();
+    d.store().create_api_key(k).await.unwrap();
+    let r = post_json(api, "/api/v1/suppressions", Some(&key), &json!({"address": "gone@far.test"})).await;
+    assert!(r.status < 300, "{}", r.text);
+
+    let send = json!({"from": "app@sender.test", "to": ["alice@dest.test", "gone@far.test", "nobody@dest.test"],
+                      "subject": "hi", "text": "hello", "tags": ["welcome"]});
+    let r = post_json(api, "/api/v1/messages", Some(&key), &send).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let id = r.json["id"].as_str().unwrap().to_string();
+
+    // The event stream: one `rejected` per refused recipient, with the refusal's status and text.
+    let events = get(api, "/api/v1/events?type=rejected&limit=100", Some(&key)).await;
+    assert_eq!(events.status, 200, "{}", events.text);
+    let rejected: Vec<&Value> =
+        events.json["events"].as_array().unwrap().iter().filter(|e| e["message_id"] == id).collect();
+    let by_rcpt =
+        |a: &str| *rejected.iter().find(|e| e["recipient"] == a).unwrap_or_else(|| panic!("{a}: {rejected:?}"));
+    assert_eq!(rejected.len(), 2, "{rejected:?}");
+    let gone = by_rcpt("gone@far.test");
+    assert_eq!((&gone["type"], &gone["status"]), (&json!("rejected"), &json!("5.1.1")));
+    assert!(gone["detail"].as_str().unwrap().contains("suppressed since"), "{gone}");
+    assert_eq!(gone["tags"], json!(["welcome"]), "the send's tags");
+    let nobody = by_rcpt("nobody@dest.test");
+    assert!(nobody["detail"].as_str().unwrap().starts_with("550 5.1.1"), "{nobody}");
+    assert!(!rejected.iter().any(|e| e["recipient"] == "alice@dest.test"));
+
+    // The webhook: the same events with reason, hard/soft and the advice of the reason table.
+    let posts = wait_for(&seen, 2, |v| v["message_id"] == id.as_str()).await;
+    let post = |a: &str| posts.iter().find(|p| p["recipient"] == a).unwrap_or_else(|| panic!("{a}: {posts:?}"));
+    let gone = post("gone@far.test");
+    assert_eq!(
+        (&gone["type"], &gone["reason"], &gone["hard_bounce"]),
+        (&json!("rejected"), &json!("suppressed"), &json!(false))
+    );
+    assert_eq!(gone["advice"], mailerd::bounce::reason::Reason::Suppressed.info().advice);
+    let nobody = post("nobody@dest.test");
+    assert_eq!(nobody["reason"], "userunknown", "{nobody}");
+    assert_eq!(nobody["advice"], mailerd::bounce::reason::Reason::UserUnknown.info().advice);
+}
+
+#[tokio::test]
+async fn deferral_advice_matches_the_attempt() {
+    // A destination that answers every connection with 421: each attempt is deferred.
+    let busy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let busy_port = busy.local_addr().unwrap().port();
+    let busy_task = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        while let Ok((mut s, _)) = busy.accept().await {
+            let _ = s.write_all(b"421 4.3.2 mx.later.test busy, try again later\r\n").await;
+        }
+    });
+    let (hook, seen) = receiver().await;
+    let d = TestDaemon::with(&format!(
+        "[listen]\nhttp = \"127.0.0.1:0\"\n[local]\ndomains = [\"sender.test\"]\n[retry]\nfirst = 1\nmax_interval = 1\n\
+         [routes]\n\"later.test\" = \"127.0.0.1:{busy_port}\"\n\
+         [[webhooks]]\nurl = \"http://{hook}/hook\"\nsecret = \"whsec_deferred_0123456\"\nevents = [\"deferred\"]\n"
+    ))
+    .await;
+    let api = d.http.unwrap();
+    let (key, k) = mailerd::http::auth::generate("app", Scope::All).unwrap();
+    d.store().create_api_key(k).await.unwrap();
+    let send = json!({"from": "app@sender.test", "to": ["postmaster@later.test"], "subject": "hi", "text": "hello"});
+    let r = post_json(api, "/api/v1/messages", Some(&key), &send).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+
+    let posts = wait_for(&seen, 2, |v| v["type"] == "deferred").await;
+    busy_task.abort();
+    let (first, second) = (&posts[0], &posts[1]);
+    assert_eq!((&first["attempt"], &second["attempt"]), (&json!(1), &json!(2)), "{posts:?}");
+    assert_eq!(first["first_attempt_at"], first["at"]);
+    assert_eq!(second["first_attempt_at"], first["at"], "the second names the first attempt's time");
+    let advice = |v: &Value| v["advice"].as_str().unwrap().to_string();
+    assert!(advice(first).contains("first delivery attempt") && advice(first).contains("nothing to do yet"), "{first}");
+    assert!(advice(second).starts_with("Attempt 2 failed temporarily"), "{second}");
+    for p in [first, second] {
+        assert!(!advice(p).contains("days"), "no days after {} attempts: {p}", p["attempt"]);
+    }
+}
