@@ -240,6 +240,36 @@ async fn the_openapi_document_is_valid_and_describes_every_live_response() {
     let r = request(api, "GET", "/api/v1/openapi.json", None, None).await;
     record(s, "get", "/api/v1/openapi.json", &r);
 
+    // A verdict on a received bounce: a daemon that delivers (this one holds its queue) reads a
+    // mailer-daemon message and keeps its sample; then it is labelled, and the problems.
+    let reader = TestDaemon::with("[listen]\nhttp = \"127.0.0.1:0\"\n").await;
+    reader.add_user("bob@local.test", "pw", None).await;
+    let (reader_key, k) = mailerd::http::auth::generate("ops", Scope::All).unwrap();
+    reader.store().create_api_key(k).await.unwrap();
+    let reader_api = reader.http.unwrap();
+    let reader_key = Some(reader_key.as_str());
+    let mut c = crate::harness::smtp::Client::connect(reader.smtp).await;
+    let bounce = "From: MAILER-DAEMON@mx.far.test\r\nTo: bob@local.test\r\nSubject: Undelivered Mail Returned to Sender\r\n\r\n\
+                  Your message could not be delivered: mailbox unavailable.\r\n";
+    let reply = c.send_mail("", &["bob@local.test"], bounce).await;
+    let bounce_id = reply.lines[0].rsplit(' ').next().unwrap().to_string();
+    let store = reader.store();
+    for _ in 0..1200 {
+        if store.learner_sample(&mailerd::store::MessageId(bounce_id.clone())).await.unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    const VERDICT: &str = "/api/v1/bounces/{id}/verdict";
+    let path = format!("/api/v1/bounces/{bounce_id}/verdict");
+    let r = request(reader_api, "POST", &path, reader_key, json_body(json!({"verdict": "forged"}))).await;
+    record(s, "post", VERDICT, &r);
+    let r = request(reader_api, "POST", &path, reader_key, json_body(json!({"verdict": "maybe"}))).await;
+    record(s, "post", VERDICT, &r);
+    let r = request(reader_api, "POST", "/api/v1/bounces/NOPE/verdict", reader_key, json_body(json!({"verdict": "genuine"})))
+        .await;
+    record(s, "post", VERDICT, &r);
+
     for (method, path) in mailerd::http::api::ROUTES {
         assert!(
             seen.iter().any(|x| x.method == *method && x.path == *path && (200..300).contains(&x.status)),

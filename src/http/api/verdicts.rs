@@ -31,14 +31,13 @@ pub async fn set(
     State(state): State<Arc<AppState>>,
     Caller(key): Caller,
     Path(id): Path<String>,
-    body: Result<Json<VerdictRequest>, axum::extract::rejection::JsonRejection>,
+    super::body::Json(req): super::body::Json<VerdictRequest>,
 ) -> Result<Json<Value>, Problem> {
-    let Json(req) = body.map_err(|e| Problem::bad_request(e.body_text()))?;
     let Some(label) = Label::parse(req.verdict.trim()) else {
         return Err(Problem::invalid("verdict", format!("`{}` is not `forged` or `genuine`", req.verdict)));
     };
     let store = state.ctx.store.as_ref();
-    let unknown = || Problem::not_found(format!("no bounce {id} known to the learned filter"));
+    let unknown = || Problem::not_found_at("id", format!("no bounce {id} known to the learned filter"));
     let Some(mut sample) = store.learner_sample(&MessageId(id.clone())).await? else { return Err(unknown()) };
     if !key.scope.is_all() {
         let Some(original) = &sample.original else { return Err(unknown()) };
