@@ -8,11 +8,8 @@
 //!
 //! Must not: use any address outside 127.0.0.0/8.
 
-use std::time::Duration;
-
 use base64::Engine as _;
-use mail_auth::hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
-use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator};
+use mail_auth::{AuthenticatedMessage, DkimResult};
 use mailerd::smtp::address::Domain;
 use mailerd::store::{Scope, Store};
 use serde_json::json;
@@ -96,14 +93,7 @@ async fn raw_mime_keeps_the_callers_headers_and_is_signed_after() {
         assert_eq!(text.matches("\r\nMessage-ID: ").count(), 1);
         assert_eq!(text.matches("\r\nDate: ").count(), 1);
 
-        let mut udp = ConnectionConfig::udp();
-        udp.port = dns.addr.port();
-        let mut tcp = ConnectionConfig::tcp();
-        tcp.port = dns.addr.port();
-        let servers = vec![NameServerConfig::new(dns.addr.ip(), true, vec![udp, tcp])];
-        let mut opts = ResolverOpts::default();
-        opts.timeout = Duration::from_secs(3);
-        let verifier = MessageAuthenticator::new(ResolverConfig::from_parts(None, vec![], servers), opts).unwrap();
+        let verifier = dns.authenticator();
         let parsed = AuthenticatedMessage::parse(&got).expect("message parses");
         let results = verifier.verify_dkim(&parsed).await;
         assert_eq!(results.len(), 1);

@@ -3,10 +3,8 @@
 //! the record) says pass.
 
 use std::process::Command;
-use std::time::Duration;
 
-use mail_auth::hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
-use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator};
+use mail_auth::{AuthenticatedMessage, DkimResult};
 
 use crate::harness::dns::TestDns;
 use crate::harness::{Client, TestDaemon};
@@ -56,14 +54,7 @@ async fn submitted_mail_is_signed_and_verifies_against_the_published_key() {
     assert!(!String::from_utf8_lossy(unsigned).contains("DKIM-Signature"));
     assert!(String::from_utf8_lossy(signed).contains("DKIM-Signature: "));
 
-    let mut udp = ConnectionConfig::udp();
-    udp.port = dns.addr.port();
-    let mut tcp = ConnectionConfig::tcp();
-    tcp.port = dns.addr.port();
-    let servers = vec![NameServerConfig::new(dns.addr.ip(), true, vec![udp, tcp])];
-    let mut opts = ResolverOpts::default();
-    opts.timeout = Duration::from_secs(3);
-    let verifier = MessageAuthenticator::new(ResolverConfig::from_parts(None, vec![], servers), opts).unwrap();
+    let verifier = dns.authenticator();
     let parsed = AuthenticatedMessage::parse(signed).expect("message parses");
     let results = verifier.verify_dkim(&parsed).await;
     assert_eq!(results.len(), 1);

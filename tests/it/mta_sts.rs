@@ -84,7 +84,7 @@ async fn sender(dns: SocketAddr, port: u16, https: SocketAddr, ca: &TestCa, extr
     src
 }
 
-async fn send(src: &TestDaemon, rcpts: &[&str], subject: &str) -> String {
+pub(crate) async fn send(src: &TestDaemon, rcpts: &[&str], subject: &str) -> String {
     let mut c = Client::connect(src.smtp).await;
     c.cmd("EHLO app.test").await.expect("250");
     c.cmd("MAIL FROM:<app@sender.test>").await.expect("250");
@@ -99,7 +99,11 @@ async fn send(src: &TestDaemon, rcpts: &[&str], subject: &str) -> String {
 }
 
 /// The recipients of `id` once `done` says they are where the test wants them.
-async fn wait_for(src: &TestDaemon, id: &str, done: impl Fn(&[RecipientView]) -> bool) -> Vec<RecipientView> {
+pub(crate) async fn wait_for(
+    src: &TestDaemon,
+    id: &str,
+    done: impl Fn(&[RecipientView]) -> bool,
+) -> Vec<RecipientView> {
     let store = src.store();
     for _ in 0..600 {
         let m = store.message_detail(&MessageId(id.into())).await.unwrap().expect("message");

@@ -266,8 +266,14 @@ async fn the_openapi_document_is_valid_and_describes_every_live_response() {
     record(s, "post", VERDICT, &r);
     let r = request(reader_api, "POST", &path, reader_key, json_body(json!({"verdict": "maybe"}))).await;
     record(s, "post", VERDICT, &r);
-    let r = request(reader_api, "POST", "/api/v1/bounces/NOPE/verdict", reader_key, json_body(json!({"verdict": "genuine"})))
-        .await;
+    let r = request(
+        reader_api,
+        "POST",
+        "/api/v1/bounces/NOPE/verdict",
+        reader_key,
+        json_body(json!({"verdict": "genuine"})),
+    )
+    .await;
     record(s, "post", VERDICT, &r);
 
     for (method, path) in mailerd::http::api::ROUTES {

@@ -10,24 +10,23 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator};
+use mail_auth::{AuthenticatedMessage, DkimResult};
 use mail_parser::MimeHeaders as _;
-use mailerd::store::{MessageId, RecipientState, RecipientView, Store};
+use mailerd::store::{RecipientState, RecipientView, Store};
 use mailerd::time::{Clock, Timestamp};
 use mailerd::tlspolicy::Day;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
 
+use crate::harness::TestDaemon;
 use crate::harness::dns::TestDns;
 use crate::harness::sink::Sink;
 use crate::harness::sts::{PolicyServer, TestCa};
-use crate::harness::{Client, TestDaemon};
-use crate::mta_sts::{common_port, enforce, peer, zone};
+use crate::mta_sts::{common_port, enforce, peer, send, wait_for, zone};
 
 /// What the receiver got: (path, Content-Type, body) per POST.
 type Posts = Arc<Mutex<Vec<(String, String, Vec<u8>)>>>;
@@ -100,32 +99,6 @@ fn gunzip_json(gz: &[u8]) -> Value {
     let mut text = String::new();
     flate2::read::GzDecoder::new(gz).read_to_string(&mut text).expect("gzip");
     serde_json::from_str(&text).expect("JSON report")
-}
-
-async fn send(src: &TestDaemon, rcpts: &[&str]) -> String {
-    let mut c = Client::connect(src.smtp).await;
-    c.cmd("EHLO app.test").await.expect("250");
-    c.cmd("MAIL FROM:<app@sender.test>").await.expect("250");
-    for r in rcpts {
-        c.cmd(&format!("RCPT TO:<{r}>")).await.expect("250");
-    }
-    c.cmd("DATA").await.expect("354");
-    c.send_raw(b"From: app@sender.test\r\nSubject: counted\r\n\r\nhello\r\n").await;
-    let reply = c.cmd(".").await;
-    reply.expect("250");
-    reply.lines[0].rsplit(' ').next().unwrap().to_string()
-}
-
-async fn wait_for(src: &TestDaemon, id: &str, done: impl Fn(&[RecipientView]) -> bool) -> Vec<RecipientView> {
-    let store = src.store();
-    for _ in 0..600 {
-        let m = store.message_detail(&MessageId(id.into())).await.unwrap().expect("message");
-        if done(&m.entry.recipients) {
-            return m.entry.recipients;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("recipients of {id} never got there");
 }
 
 /// The one policy entry of `report` of the given type.
@@ -208,14 +181,14 @@ async fn the_daily_report_counts_the_sessions_and_goes_by_mail_and_https() {
     // broken.test once after its policy fetch failed.
     let tried = |r: &[RecipientView]| r.iter().all(|x| x.attempts > 0 || x.state == RecipientState::Delivered);
     let rcpts = ["alice@good.test", "erin@plain.test", "nina@nopolicy.test", "bob@broken.test"];
-    let first = wait_for(&src, &send(&src, &rcpts).await, tried).await;
+    let first = wait_for(&src, &send(&src, &rcpts, "counted").await, tried).await;
     let state = |who: &str| first.iter().find(|r| r.address == who).unwrap().state;
     assert_eq!(
         [state("alice@good.test"), state("erin@plain.test"), state("nina@nopolicy.test"), state("bob@broken.test")],
         [RecipientState::Delivered, RecipientState::Deferred, RecipientState::Delivered, RecipientState::Delivered],
         "{first:#?}"
     );
-    let second = wait_for(&src, &send(&src, &["alice@good.test"]).await, tried).await;
+    let second = wait_for(&src, &send(&src, &["alice@good.test"], "counted").await, tried).await;
     assert_eq!(second[0].state, RecipientState::Delivered, "{second:?}");
 
     let day = Day::of(start);
@@ -236,14 +209,7 @@ async fn the_daily_report_counts_the_sessions_and_goes_by_mail_and_https() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 
-    let mut udp = ConnectionConfig::udp();
-    udp.port = dns.addr.port();
-    let mut tcp = ConnectionConfig::tcp();
-    tcp.port = dns.addr.port();
-    let servers = vec![NameServerConfig::new(dns.addr.ip(), true, vec![udp, tcp])];
-    let mut opts = ResolverOpts::default();
-    opts.timeout = Duration::from_secs(3);
-    let verifier = MessageAuthenticator::new(ResolverConfig::from_parts(None, vec![], servers), opts).unwrap();
+    let verifier = dns.authenticator();
 
     let mut by_mail = std::collections::BTreeMap::new();
     for file in &mails {

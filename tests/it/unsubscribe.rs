@@ -11,8 +11,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use mail_auth::hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
-use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator};
+use mail_auth::{AuthenticatedMessage, DkimResult};
 use mailerd::smtp::address::Domain;
 use mailerd::store::{Scope, Store};
 use serde_json::json;
@@ -71,14 +70,7 @@ fn curl_blocking(args: &[String]) -> (u16, String) {
 }
 
 async fn verify_dkim(dns: &TestDns, message: &[u8]) -> Vec<DkimResult> {
-    let mut udp = ConnectionConfig::udp();
-    udp.port = dns.addr.port();
-    let mut tcp = ConnectionConfig::tcp();
-    tcp.port = dns.addr.port();
-    let servers = vec![NameServerConfig::new(dns.addr.ip(), true, vec![udp, tcp])];
-    let mut opts = ResolverOpts::default();
-    opts.timeout = Duration::from_secs(3);
-    let verifier = MessageAuthenticator::new(ResolverConfig::from_parts(None, vec![], servers), opts).unwrap();
+    let verifier = dns.authenticator();
     let parsed = AuthenticatedMessage::parse(message).expect("message parses");
     verifier.verify_dkim(&parsed).await.into_iter().map(|r| r.result().clone()).collect()
 }

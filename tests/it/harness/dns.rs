@@ -70,6 +70,14 @@ async fn spawn(port: u16, records: &[String]) -> Option<Child> {
     }
 }
 
+impl TestDns {
+    /// mail-auth's authenticator asking this server (DKIM verification in the tests), built
+    /// the way the daemon builds its own.
+    pub fn authenticator(&self) -> mail_auth::MessageAuthenticator {
+        mailerd::dns::Dns::authenticator(&[self.addr], std::time::Duration::from_secs(3), 2).expect("authenticator")
+    }
+}
+
 impl Drop for TestDns {
     fn drop(&mut self) {
         let _ = self.child.kill();
