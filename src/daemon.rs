@@ -75,6 +75,12 @@ impl Handle {
 /// Takes the data dir's lock, binds the listeners of `config` and runs the daemon in a task
 /// (which holds the lock until it ends).
 pub async fn start(config: Config) -> Result<Handle> {
+    start_with_clock(config, crate::time::Clock::system()).await
+}
+
+/// `start` with the clock the compromised-account detector reads (a manual one in tests, so
+/// hours pass without sleeping).
+pub async fn start_with_clock(config: Config, clock: crate::time::Clock) -> Result<Handle> {
     // Before anything else: a second daemon on this data dir must touch nothing.
     let lock = crate::instance::lock(&config.data_dir)?;
     let listeners = Listeners::bind(&config).await?;
@@ -82,7 +88,7 @@ pub async fn start(config: Config) -> Result<Handle> {
     let submission = listeners.submission.as_ref().and_then(|l| l.local_addr().ok());
     let http = listeners.http.as_ref().and_then(|l| l.local_addr().ok());
     let (stop, stopped) = watch::channel(false);
-    let ready = prepare(config).await?;
+    let ready = Prepared { clock, ..prepare(config).await? };
     let task = tokio::spawn(async move {
         let _lock = lock;
         run(ready, listeners, stopped).await
@@ -90,9 +96,27 @@ pub async fn start(config: Config) -> Result<Handle> {
     Ok(Handle { smtp, submission, http, stop, task })
 }
 
+/// Flushes the compromised-account detector's counts to the store once a minute, and once
+/// more at shutdown.
+async fn flush_suspect(detector: Arc<crate::suspect::Detector>, mut shutdown: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => detector.flush().await,
+            _ = shutdown.changed() => {
+                detector.flush().await;
+                return;
+            }
+        }
+    }
+}
+
 /// What `run` needs, built before the daemon task so that start-up errors surface at once.
 pub struct Prepared {
     config: Config,
+    /// Where the compromised-account detector reads the time (tests pass a manual clock).
+    clock: crate::time::Clock,
     store: Arc<dyn Store>,
     tls: tokio_rustls::TlsAcceptor,
     signer: Arc<Signer>,
@@ -213,7 +237,7 @@ pub async fn prepare(config: Config) -> Result<Prepared> {
         Some(d) => Some(Arc::new(crate::dkim::Signer::load(&d.domain, &d.selector, &d.key)?)),
         None => None,
     };
-    Ok(Prepared { config, store, tls, signer, dkim })
+    Ok(Prepared { config, clock: crate::time::Clock::system(), store, tls, signer, dkim })
 }
 
 /// The context of a session for a local program (`sendmail`), in the program's own process: the
@@ -237,6 +261,7 @@ pub async fn local_context(config: Config) -> Result<(Arc<Context>, watch::Sende
     };
     let limits = config.limits.clone();
     let (stop, shutdown) = watch::channel(false);
+    let (suspect, store_for_suspect) = (config.suspect, store.clone());
     let ctx = Arc::new(Context {
         auth: Authenticator::new(
             store.clone(),
@@ -260,12 +285,18 @@ pub async fn local_context(config: Config) -> Result<(Arc<Context>, watch::Sende
             messages_per_minute: 0,
             recipients_per_minute: 0,
         }),
+        // A one-shot local program keeps no counts: the running daemon watches the accounts.
+        suspect: Arc::new(crate::suspect::Detector::new(
+            crate::config::SuspectConfig { burst_factor: 0.0, new_network: false, new_from_domain: false, ..suspect },
+            store_for_suspect,
+            crate::time::Clock::system(),
+        )),
     });
     Ok((ctx, stop))
 }
 
 pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Receiver<bool>) -> Result<()> {
-    let Prepared { config, store, tls, signer, dkim } = prepared;
+    let Prepared { config, clock, store, tls, signer, dkim } = prepared;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let wakeup = Arc::new(crate::accept::Wakeup::default());
     let started = (Instant::now(), crate::time::Timestamp::now());
@@ -298,6 +329,8 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
     let auth =
         Authenticator::new(store.clone(), config.login.clone(), limits.auth_max_failures, limits.auth_failure_window);
     let breaker = Arc::new(crate::bounce::breaker::Breaker::new(config.account));
+    let suspect = Arc::new(crate::suspect::Detector::new(config.suspect, store.clone(), clock));
+    tokio::spawn(flush_suspect(suspect.clone(), shutdown_rx.clone()));
     let ctx = Arc::new(Context {
         config: config.clone(),
         store: store.clone(),
@@ -316,6 +349,7 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
             messages_per_minute: limits.messages_per_ip,
             recipients_per_minute: limits.recipients_per_ip,
         }),
+        suspect,
     });
     if let Some(l) = listeners.http {
         info!(listener = "http", addr = %l.local_addr()?, "listening");

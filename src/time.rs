@@ -1,9 +1,50 @@
-//! Wall-clock time as a value (`Timestamp`, Unix milliseconds) and its RFC 5322 rendering.
+//! Wall-clock time as a value (`Timestamp`, Unix milliseconds) and its RFC 5322 rendering;
+//! `Clock`, the source of `now` a long-lived component is given (the system's, or a manual one
+//! tests set and advance, so hours and weeks pass without sleeping).
 //!
 //! Standards: RFC 5322 §3.3 (date-time), always rendered in UTC (`+0000`).
 //! Must not: be read inside pure modules; they take a `Timestamp` argument instead.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Where `now` comes from: the system clock, or a manual one (shared by its clones) that only
+/// moves when told to. A value handed to a component, not a global.
+#[derive(Debug, Clone, Default)]
+pub struct Clock(Option<Arc<AtomicI64>>);
+
+impl Clock {
+    pub fn system() -> Clock {
+        Clock(None)
+    }
+
+    /// A clock that shows `start` until it is set or advanced.
+    pub fn manual(start: Timestamp) -> Clock {
+        Clock(Some(Arc::new(AtomicI64::new(start.0))))
+    }
+
+    pub fn now(&self) -> Timestamp {
+        match &self.0 {
+            Some(t) => Timestamp(t.load(Ordering::SeqCst)),
+            None => Timestamp::now(),
+        }
+    }
+
+    /// Moves a manual clock forward (a system clock ignores it).
+    pub fn advance(&self, d: Duration) {
+        if let Some(t) = &self.0 {
+            t.fetch_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX), Ordering::SeqCst);
+        }
+    }
+
+    /// Sets a manual clock (a system clock ignores it).
+    pub fn set(&self, at: Timestamp) {
+        if let Some(t) = &self.0 {
+            t.store(at.0, Ordering::SeqCst);
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Timestamp(pub i64);
@@ -105,5 +146,16 @@ mod tests {
         assert_eq!(Timestamp::from_utc(1970, 1, 1, 0, 0, 0), Some(Timestamp(0)));
         assert_eq!(Timestamp::from_utc(2000, 2, 29, 0, 0, 0), Some(Timestamp(951_782_400_000)));
         assert_eq!(Timestamp::from_utc(2000, 13, 1, 0, 0, 0), None);
+    }
+
+    #[test]
+    fn a_manual_clock_moves_only_when_told_and_its_clones_share_it() {
+        let clock = super::Clock::manual(Timestamp(1_000));
+        let other = clock.clone();
+        clock.advance(std::time::Duration::from_secs(3600));
+        assert_eq!(other.now(), Timestamp(3_601_000));
+        other.set(Timestamp(5));
+        assert_eq!(clock.now(), Timestamp(5));
+        assert!(super::Clock::system().now().millis() > 1_700_000_000_000);
     }
 }

@@ -253,6 +253,14 @@ pub(super) async fn commit(
     remote: &[u64],
 ) -> Result<(), Problem> {
     let now = Timestamp::now();
+    if let Some(account) = submitter.account() {
+        for m in &incoming {
+            let (from, domains) = crate::suspect::message_parts(&m.from, &m.recipients);
+            if let Err(s) = ctx.suspect.admit(&account, from.as_ref(), &domains).await {
+                return Err(paused_problem(&s.detail));
+            }
+        }
+    }
     let stored = match <[Incoming; 1]>::try_from(incoming) {
         Ok([one]) => accept::accept(ctx.store.as_ref(), &ctx.queue_wakeup, ctx.dkim.as_deref(), one).await.map(drop),
         Err(many) => {
@@ -302,11 +310,16 @@ pub(super) fn in_scope(
 pub(super) async fn not_paused(ctx: &crate::inbound::Context, key: &ApiKey) -> Result<(), Problem> {
     let account = format!("apikey:{}", key.id);
     if let Ok(Some(p)) = ctx.store.account_pause(&account).await {
-        let mut problem = Problem::forbidden("from", format!("sending is paused for this key: {}", p.detail));
-        problem.kind = "account-paused";
-        return Err(problem.with(json!({ "resume": "mailerd account resume " })));
+        return Err(paused_problem(&p.detail));
     }
     Ok(())
+}
+
+/// The 403 of a paused key (the breaker's or the compromised-account detector's pause).
+fn paused_problem(detail: &str) -> Problem {
+    let mut problem = Problem::forbidden("from", format!("sending is paused for this key: {detail}"));
+    problem.kind = "account-paused";
+    problem.with(json!({ "resume": "mailerd account resume " }))
 }
 
 /// A recipient as the request lists it: field (`to`, `cc`, `bcc`), index, display name, address.

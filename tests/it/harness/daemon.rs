@@ -85,10 +85,16 @@ impl TestDaemon {
     }
 
     pub async fn with(sections: &str) -> TestDaemon {
+        Self::with_clock(sections, mailerd::time::Clock::system()).await
+    }
+
+    /// `with`, the compromised-account detector reading `clock` (a manual one: hours pass
+    /// when the test advances it).
+    pub async fn with_clock(sections: &str, clock: mailerd::time::Clock) -> TestDaemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let toml = base_toml(dir.path(), sections);
         let config = Config::from_toml(&toml).expect("test config");
-        let handle = daemon::start(config).await.expect("daemon starts");
+        let handle = daemon::start_with_clock(config, clock).await.expect("daemon starts");
         TestDaemon {
             smtp: handle.smtp.expect("smtp listener"),
             submission: handle.submission.expect("submission listener"),
