@@ -277,17 +277,17 @@ fn accounts(rng: &mut Rng, n: usize) -> Vec<Synthetic> {
         .map(|i| {
             let profile = match i % 3 {
                 0 => Profile::DailyNewsletter {
-                    list: 200 + rng.below(5_000),
+                    list: 200 + rng.below(2_000),
                     hour: 6 + rng.below(6) as i64,
                     spread: 1 + rng.below(3) as i64,
                 },
                 1 => Profile::WeeklyNewsletter {
-                    list: 500 + rng.below(10_000),
+                    list: 500 + rng.below(4_000),
                     day: rng.below(7) as i64,
                     hour: 8 + rng.below(4) as i64,
                     spread: 1 + rng.below(2) as i64,
                 },
-                _ => Profile::Transactional { peak: 10 + rng.below(400) },
+                _ => Profile::Transactional { peak: 10 + rng.below(200) },
             };
             // A newsletter goes out from its one sending host; an app logs in from its servers.
             let hosts = if matches!(profile, Profile::Transactional { .. }) { 1 + rng.below(3) } else { 1 };
