@@ -432,3 +432,30 @@ fn a_steady_week_does_not_trip_and_a_20x_burst_does() {
     );
     assert_eq!(caught, accounts.len(), "every 20x burst trips");
 }
+
+#[tokio::test]
+async fn an_api_key_past_its_limit_gets_403_account_paused() {
+    let clock = Clock::manual(Timestamp(T0));
+    let d = daemon("warmup = 0\nburst_factor = 2.0\nburst_min_messages = 3", clock.clone(), "").await;
+    let (key, record) = mailerd::http::auth::generate("shop", Scope::All).unwrap();
+    d.store().create_api_key(record.clone()).await.unwrap();
+    let api = d.http.unwrap();
+    let send = |i: usize| {
+        let key = key.clone();
+        async move {
+            let body = serde_json::json!({"from": "shop@local.test", "to": [format!("c{i}@dest.test")], "text": "hi"});
+            crate::harness::http::post_json(api, "/api/v1/messages", Some(&key), &body).await
+        }
+    };
+    // No history: the floor of 3 an hour; the 4th is refused and pauses the key.
+    for i in 0..3 {
+        let r = send(i).await;
+        assert_eq!(r.status, 202, "{}", r.text);
+    }
+    let r = send(3).await;
+    assert_eq!((r.status, r.json["type"].as_str()), (403, Some("/problems/account-paused")), "{}", r.text);
+    assert!(r.text.contains("messages_per_hour: 4 messages this hour, over the limit 3"), "{}", r.text);
+    let account = format!("apikey:{}", record.id);
+    assert!(d.store().account_pause(&account).await.unwrap().is_some());
+    assert_eq!(send(4).await.status, 403, "paused");
+}

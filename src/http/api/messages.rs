@@ -254,7 +254,8 @@ pub(super) async fn commit(
 ) -> Result<(), Problem> {
     let now = Timestamp::now();
     if let Some(account) = submitter.account() {
-        for m in &incoming {
+        // Sandbox sends go nowhere: they are not the account's sending.
+        for m in incoming.iter().filter(|m| !m.origin.sandbox) {
             let (from, domains) = crate::suspect::message_parts(&m.from, &m.recipients);
             if let Err(s) = ctx.suspect.admit(&account, from.as_ref(), &domains).await {
                 return Err(paused_problem(&s.detail));
