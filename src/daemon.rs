@@ -78,7 +78,8 @@ pub async fn start(config: Config) -> Result<Handle> {
     start_with_clock(config, crate::time::Clock::system()).await
 }
 
-/// `start`, with the clock the daily tasks read (a test's manual clock).
+/// `start`, with the clock the daily tasks and the compromised-account detector read (a
+/// test's manual clock: hours pass, and midnight comes, without sleeping).
 pub async fn start_with_clock(config: Config, clock: crate::time::Clock) -> Result<Handle> {
     // Before anything else: a second daemon on this data dir must touch nothing.
     let lock = crate::instance::lock(&config.data_dir)?;
@@ -96,6 +97,22 @@ pub async fn start_with_clock(config: Config, clock: crate::time::Clock) -> Resu
     Ok(Handle { smtp, submission, http, stop, task })
 }
 
+/// Flushes the compromised-account detector's counts to the store once a minute, and once
+/// more at shutdown.
+async fn flush_suspect(detector: Arc<crate::suspect::Detector>, mut shutdown: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => detector.flush().await,
+            _ = shutdown.changed() => {
+                detector.flush().await;
+                return;
+            }
+        }
+    }
+}
+
 /// What `run` needs, built before the daemon task so that start-up errors surface at once.
 pub struct Prepared {
     config: Config,
@@ -103,7 +120,8 @@ pub struct Prepared {
     tls: tokio_rustls::TlsAcceptor,
     signer: Arc<Signer>,
     dkim: Option<Arc<crate::dkim::Signer>>,
-    /// The time the daily tasks (TLS reports) and TLS report counts read.
+    /// The time the daily tasks (TLS reports), TLS report counts and the compromised-account
+    /// detector read (tests pass a manual clock).
     clock: crate::time::Clock,
 }
 
@@ -245,6 +263,7 @@ pub async fn local_context(config: Config) -> Result<(Arc<Context>, watch::Sende
     };
     let limits = config.limits.clone();
     let (stop, shutdown) = watch::channel(false);
+    let (suspect, store_for_suspect) = (config.suspect, store.clone());
     let ctx = Arc::new(Context {
         auth: Authenticator::new(
             store.clone(),
@@ -269,6 +288,12 @@ pub async fn local_context(config: Config) -> Result<(Arc<Context>, watch::Sende
             messages_per_minute: 0,
             recipients_per_minute: 0,
         }),
+        // A one-shot local program keeps no counts: the running daemon watches the accounts.
+        suspect: Arc::new(crate::suspect::Detector::new(
+            crate::config::SuspectConfig { burst_factor: 0.0, new_network: false, new_from_domain: false, ..suspect },
+            store_for_suspect,
+            crate::time::Clock::system(),
+        )),
     });
     Ok((ctx, stop))
 }
@@ -308,6 +333,8 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
         Authenticator::new(store.clone(), config.login.clone(), limits.auth_max_failures, limits.auth_failure_window)
             .with_backend(&config.auth);
     let breaker = Arc::new(crate::bounce::breaker::Breaker::new(config.account));
+    let suspect = Arc::new(crate::suspect::Detector::new(config.suspect, store.clone(), clock.clone()));
+    tokio::spawn(flush_suspect(suspect.clone(), shutdown_rx.clone()));
     let ctx = Arc::new(Context {
         config: config.clone(),
         store: store.clone(),
@@ -326,6 +353,7 @@ pub async fn run(prepared: Prepared, listeners: Listeners, mut stop: watch::Rece
             messages_per_minute: limits.messages_per_ip,
             recipients_per_minute: limits.recipients_per_ip,
         }),
+        suspect,
     });
     if let Some(l) = listeners.http {
         info!(listener = "http", addr = %l.local_addr()?, "listening");

@@ -16,6 +16,7 @@ pub mod budget; // file descriptors: raise the limit, size the listeners' pools
 pub mod smtp; // protocol vocabulary: replies, commands, addresses, headers, codec (imports nothing of the crate)
 pub mod inbound; // 1. receive: listener, connection, session, policy, auth, tls, data, replies
 pub mod checklist; // 2. pre-send checks: address, typo, domain, message -> CheckReport
+pub mod suspect; // 2b. compromised-account detection: bursts over an account's baseline, new login networks
 pub mod accept; // 3. the single door into the queue
 pub mod queue; // 4. hold and schedule: scheduler (claim -> deliver -> record), retry (pure)
 pub mod outbound; // 5a. deliver to other servers: route, client, pool, slots, outcome (the table)

@@ -1,6 +1,7 @@
 //! Wall-clock time as a value (`Timestamp`, Unix milliseconds) and its RFC 5322 rendering, and
-//! `Clock`, the time a long-running task reads: the system's, or one a test sets (the daily
-//! TLS report is made when a test moves the clock past midnight, not after a day).
+//! `Clock`, the source of `now` a long-lived component is given: the system's, or a manual one a
+//! test sets and advances (hours and weeks pass, and the daily TLS report is made, without
+//! sleeping).
 //!
 //! Standards: RFC 5322 §3.3 (date-time), always rendered in UTC (`+0000`).
 //! Must not: be read inside pure modules; they take a `Timestamp` argument instead.
@@ -134,6 +135,14 @@ impl Clock {
         }
     }
 
+    /// Moves a manual clock forward by `d` (the system clock: nothing happens).
+    pub fn advance(&self, d: Duration) {
+        if let Some(m) = &self.manual {
+            m.millis.fetch_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX), Ordering::SeqCst);
+            m.changed.notify_one();
+        }
+    }
+
     /// Returns when a manual clock was set (never, for the system clock): a task sleeping
     /// until a time on this clock waits for this too.
     pub async fn changed(&self) {
@@ -185,5 +194,16 @@ mod tests {
         let system = Clock::system();
         system.set(Timestamp(0));
         assert!(system.now() > Timestamp(1_700_000_000_000));
+    }
+
+    #[test]
+    fn a_manual_clock_moves_only_when_told_and_its_clones_share_it() {
+        let clock = super::Clock::manual(Timestamp(1_000));
+        let other = clock.clone();
+        clock.advance(std::time::Duration::from_secs(3600));
+        assert_eq!(other.now(), Timestamp(3_601_000));
+        other.set(Timestamp(5));
+        assert_eq!(clock.now(), Timestamp(5));
+        assert!(super::Clock::system().now().millis() > 1_700_000_000_000);
     }
 }

@@ -46,7 +46,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use thiserror::Error;
 
-pub use self::account::BreakerConfig;
+pub use self::account::{BreakerConfig, SuspectConfig};
 pub use self::auth::AuthBackend;
 pub use self::bounce::{Bounce, Learner};
 pub use self::check::{CheckConfig, CheckName, CheckPolicy};
@@ -116,6 +116,8 @@ pub struct Config {
     pub webhooks: Vec<Webhook>,
     /// `[account]`: the hard-bounce breaker per SMTP login and API key.
     pub account: BreakerConfig,
+    /// `[account]`'s compromised-account detector: bursts over the baseline, new networks.
+    pub suspect: SuspectConfig,
     /// `[dashboard]`: who may log in to `/dashboard`.
     pub dashboard: Dashboard,
     /// `relay.sender_login_match` and `[[senders]]`: the senders an SMTP login may use.
@@ -213,7 +215,7 @@ impl RawConfig {
         let bounce = self.bounce.validate(&hostname)?;
         let dkim = self.dkim.validate()?;
         let check = self.check.validate()?;
-        let account = self.account.validate()?;
+        let (account, suspect) = self.account.validate()?;
         let webhooks = webhooks::validate(self.webhooks)?;
         let dashboard = self.dashboard.validate()?;
         let senders = senders::validate(self.relay.sender_login_match, &self.senders)?;
@@ -248,6 +250,7 @@ impl RawConfig {
             check,
             webhooks,
             account,
+            suspect,
             dashboard,
             senders,
         })
@@ -315,7 +318,7 @@ impl Config {
             t.insert("dkim".into(), d.effective());
         }
         t.insert("check".into(), self.check.effective());
-        t.insert("account".into(), self.account.effective());
+        t.insert("account".into(), self.account.effective(&self.suspect));
         t.insert("dashboard".into(), self.dashboard.effective());
         t.insert("webhooks".into(), webhooks::effective(&self.webhooks, mask));
         t.insert("log".into(), self.log.effective());

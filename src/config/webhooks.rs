@@ -88,6 +88,7 @@ pub const WEBHOOK_EVENTS: &[&str] = &[
     "check",
     "forged_bounce",
     "account_paused",
+    "account_suspected",
     "deleted",
     "held",
     "released",

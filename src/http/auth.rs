@@ -94,6 +94,10 @@ impl FromRequestParts<std::sync::Arc<super::AppState>> for Caller {
                 }
             });
         }
+        // Every request is a login of the key: one from a never-seen network pauses its sending.
+        if let Some(addr) = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>() {
+            state.ctx.suspect.login(&format!("apikey:{}", key.id), addr.0.ip()).await;
+        }
         Ok(Caller(key))
     }
 }

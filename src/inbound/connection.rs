@@ -520,6 +520,9 @@ async fn authenticate(
                     info!(client = %client.addr, user = %granted.user, app = %app, mechanism, "AUTH ok")
                 }
             }
+            // A login from a never-seen network pauses the account (its mail then gets 451).
+            let account = crate::bounce::breaker::account_of(&granted.user);
+            ctx.suspect.login(&account, ip).await;
             session.auth_user = Some(granted.user);
             conn.reply(&replies::auth_ok());
             Ok(())
@@ -662,6 +665,15 @@ async fn receive_data(ctx: &Context, conn: &mut Conn, client: &Client, session: 
         ..Origin::default()
     };
     let recipients: Vec<_> = tx.rcpts.into_iter().map(Into::into).collect();
+    if let Some(user) = &session.auth_user {
+        let account = crate::bounce::breaker::account_of(user);
+        let (from_domain, domains) = crate::suspect::message_parts(&tx.from, &recipients);
+        if let Err(s) = ctx.suspect.admit(&account, from_domain.as_ref(), &domains).await {
+            info!(client = %client.addr, from = %tx.from, to = ?rcpts, size, stage = "DATA", detail = %s.detail, "rejected");
+            conn.reply(&replies::account_paused(&s.account, &s.detail));
+            return Ok(());
+        }
+    }
     let bulk = session.auth_user.as_deref().is_some_and(|u| ctx.config.unsubscribe.is_bulk_login(u));
     let message =
         if bulk { super::unsubscribe::add_headers(ctx, &id, &tx.from, &recipients, message) } else { message };

@@ -83,6 +83,8 @@ pub struct Context {
     pub breaker: Arc<crate::bounce::breaker::Breaker>,
     /// Per-client limits (sessions, connection, message and recipient rates).
     pub anvil: Arc<anvil::Anvil>,
+    /// Compromised-account detection: bursts over the baseline, new login networks.
+    pub suspect: Arc<crate::suspect::Detector>,
 }
 
 impl Context {

@@ -279,6 +279,34 @@ pub(crate) fn step(value: Option<i64>) -> Result<Option<u64>, StoreError> {
     value.map(|v| u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("TOTP step {v}")))).transpose()
 }
 
+/// A count as a column (saturating: counts never reach i64::MAX).
+pub(crate) fn count_value(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A count column read back (a negative one, which no write makes, reads as 0).
+pub(crate) fn count(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// A `Seen` value as its `kind` and `value` columns.
+pub(crate) fn seen_columns(seen: &super::Seen) -> (&'static str, String) {
+    match seen {
+        super::Seen::Network(net) => ("network", net.to_string()),
+        super::Seen::FromDomain(d) => ("from_domain", d.as_str().to_string()),
+    }
+}
+
+/// The `Seen` value of its columns.
+pub(crate) fn seen(kind: &str, value: &str) -> Result<super::Seen, StoreError> {
+    let corrupt = || StoreError::Corrupt(format!("account_seen {kind} {value}"));
+    match kind {
+        "network" => value.parse().map(super::Seen::Network).map_err(|_| corrupt()),
+        "from_domain" => crate::smtp::address::Domain::parse(value).map(super::Seen::FromDomain).map_err(|_| corrupt()),
+        _ => Err(corrupt()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -235,6 +235,8 @@ pub enum EventKind {
     Check,
     ForgedBounce,
     AccountPaused,
+    /// The compromised-account detector paused an account (a burst, a new network).
+    AccountSuspected,
     Deleted,
     Held,
     Released,
@@ -248,7 +250,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 16] = [
+    pub const ALL: [EventKind; 17] = [
         EventKind::Queued,
         EventKind::Delivered,
         EventKind::Deferred,
@@ -259,6 +261,7 @@ impl EventKind {
         EventKind::Check,
         EventKind::ForgedBounce,
         EventKind::AccountPaused,
+        EventKind::AccountSuspected,
         EventKind::Deleted,
         EventKind::Held,
         EventKind::Released,
@@ -279,6 +282,7 @@ impl EventKind {
             EventKind::Check => "check",
             EventKind::ForgedBounce => "forged_bounce",
             EventKind::AccountPaused => "account_paused",
+            EventKind::AccountSuspected => "account_suspected",
             EventKind::Deleted => "deleted",
             EventKind::Held => "held",
             EventKind::Released => "released",
@@ -791,6 +795,66 @@ pub struct AccountPause {
     /// The message whose bounce tripped the breaker.
     pub message_id: Option<String>,
     pub paused_at: String,
+}
+
+/// An hour since the Unix epoch (UTC): the compromised-account detector's unit of activity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Hour(pub i64);
+
+impl Hour {
+    pub const MS: i64 = 3_600_000;
+
+    pub fn of(t: Timestamp) -> Hour {
+        Hour(t.millis().div_euclid(Hour::MS))
+    }
+
+    pub fn start(self) -> Timestamp {
+        Timestamp(self.0.saturating_mul(Hour::MS))
+    }
+}
+
+/// An account's messages and distinct recipient domains in one hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HourCount {
+    pub hour: Hour,
+    pub messages: u64,
+    pub domains: u64,
+}
+
+/// Something an account was seen using: a network it logged in from, a From domain.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Seen {
+    /// A client address cut to `[account] network_prefix_v4/v6`.
+    Network(ipnet::IpNet),
+    FromDomain(Domain),
+}
+
+/// A `Seen` value and when it was last seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenAt {
+    pub seen: Seen,
+    pub last: Timestamp,
+}
+
+/// What the store keeps of an account for the compromised-account detector.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountHistory {
+    /// Its first message or login, on any node.
+    pub first_seen: Option<Timestamp>,
+    /// Hours with activity, oldest first.
+    pub hours: Vec<HourCount>,
+    pub seen: Vec<SeenAt>,
+}
+
+/// One account's activity on one node since its last flush: `hours` carry the messages added
+/// (summed into the stored hour) and this node's distinct recipient domains (the stored hour
+/// keeps the larger count).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountActivity {
+    pub account: String,
+    pub first_seen: Timestamp,
+    pub hours: Vec<HourCount>,
+    pub seen: Vec<SeenAt>,
 }
 
 /// One event of the stream (`GET /api/v1/events`): `id` is the cursor.
@@ -1352,6 +1416,19 @@ pub trait Store: Send + Sync {
     async fn resume_account(&self, account: &str) -> Result<bool, StoreError>;
 
     async fn paused_accounts(&self) -> Result<Vec<AccountPause>, StoreError>;
+
+    /// Pauses an account the compromised-account detector suspects, with an
+    /// `account_suspected` event (of `message_id`, or of no message: an empty id). Returns false
+    /// when it was paused already (no event then).
+    async fn suspect_account(&self, pause: AccountPause) -> Result<bool, StoreError>;
+
+    /// What the detector needs of an account: first seen, hours from `since`, seen values.
+    async fn account_history(&self, account: &str, since: Hour) -> Result<AccountHistory, StoreError>;
+
+    /// Adds a batch of accounts' activity (one transaction) and forgets their hours before
+    /// `forget_before`.
+    async fn record_account_activity(&self, batch: Vec<AccountActivity>, forget_before: Hour)
+    -> Result<(), StoreError>;
 
     /// Recipients still to deliver (queued or deferred), for `/metrics`.
     async fn queue_depth(&self) -> Result<u64, StoreError>;

@@ -56,6 +56,7 @@ mod status;
 mod starttls_auth;
 mod store_conformance;
 mod submission_checks;
+mod suspect;
 mod tidy;
 mod tools;
 mod two_factor;

@@ -111,6 +111,7 @@ conformance!(
     rejected_recipients_and_attempt_numbers_are_in_the_event_stream,
     the_suppression_list_pages_by_cursor,
     messages_are_searched_by_state_recipient_tag_and_time,
+    account_activity_adds_up_across_flushes_and_nodes,
 );
 
 fn origin() -> Origin {
@@ -1246,7 +1247,7 @@ async fn dashboard_queries_answer_alike(s: Arc<dyn Store>) {
     assert!(
         s.delivery_overview(Timestamp::now().plus(Duration::from_secs(2 * 86_400)), 10).await.unwrap().daily.is_empty()
     );
-    // Complaints are counted from their events (schema v18/v20's partial index), by time.
+    // Complaints are counted from their events (SQLite schema v16's, PostgreSQL v18's partial index), by time.
     assert_eq!(o.complaints, 0);
     let complaint = |address: &str| mailerd::store::Suppression {
         address: address.into(),
@@ -1533,9 +1534,10 @@ const SQLITE_SCHEMAS: &[&str] = &[
     include_str!("../../src/store/sqlite/schema_v10.sql"),
     include_str!("../../src/store/sqlite/schema_v11.sql"),
     include_str!("../../src/store/sqlite/schema_v12.sql"),
+    include_str!("../../src/store/sqlite/schema_v13.sql"),
     include_str!("../../src/store/sqlite/schema_v14.sql"),
     include_str!("../../src/store/sqlite/schema_v15.sql"),
-    include_str!("../../src/store/sqlite/schema_v18.sql"),
+    include_str!("../../src/store/sqlite/schema_v16.sql"),
 ];
 
 /// The PostgreSQL schema files in order: version N is the first N of them.
@@ -1554,9 +1556,10 @@ const POSTGRES_SCHEMAS: &[&str] = &[
     include_str!("../../src/store/postgres/schema_v12.sql"),
     include_str!("../../src/store/postgres/schema_v13.sql"),
     include_str!("../../src/store/postgres/schema_v14.sql"),
+    include_str!("../../src/store/postgres/schema_v15.sql"),
     include_str!("../../src/store/postgres/schema_v16.sql"),
     include_str!("../../src/store/postgres/schema_v17.sql"),
-    include_str!("../../src/store/postgres/schema_v20.sql"),
+    include_str!("../../src/store/postgres/schema_v18.sql"),
 ];
 
 /// A SQLite store file left at schema `version` by an older mailerd, holding `rows`; the
@@ -2196,4 +2199,58 @@ async fn messages_are_searched_by_state_recipient_tag_and_time(s: Arc<dyn Store>
 
 fn rcpt_of(address: &str) -> NewRecipient {
     rcpt(address, Transport::Remote)
+}
+
+/// The compromised-account detector's history: messages of an hour add up over flushes (two
+/// nodes flushing the same hour), distinct domains keep the larger count, first sight keeps
+/// the earliest, seen values keep their latest time, old hours are forgotten; a suspicion
+/// pauses the account once, with one `account_suspected` event of no message.
+async fn account_activity_adds_up_across_flushes_and_nodes(s: Arc<dyn Store>) {
+    use mailerd::store::{AccountActivity, AccountPause, EventKind, Hour, HourCount, Seen, SeenAt};
+    let acct = "user:app@x.test";
+    assert_eq!(s.account_history(acct, Hour(0)).await.unwrap(), Default::default(), "unknown account");
+    let net: Seen = Seen::Network("192.0.2.0/24".parse().unwrap());
+    let from = Seen::FromDomain(mailerd::smtp::address::Domain::parse("x.test").unwrap());
+    let hc = |hour: i64, messages: u64, domains: u64| HourCount { hour: Hour(hour), messages, domains };
+    let node_a = AccountActivity {
+        account: acct.into(),
+        first_seen: Timestamp(5_000),
+        hours: vec![hc(10, 3, 2), hc(11, 4, 1)],
+        seen: vec![SeenAt { seen: net.clone(), last: Timestamp(7_000) }],
+    };
+    let node_b = AccountActivity {
+        account: acct.into(),
+        first_seen: Timestamp(4_000),
+        hours: vec![hc(11, 6, 5), hc(2, 9, 9)],
+        seen: vec![
+            SeenAt { seen: net.clone(), last: Timestamp(6_000) },
+            SeenAt { seen: from.clone(), last: Timestamp(8_000) },
+        ],
+    };
+    s.record_account_activity(vec![node_a], Hour(0)).await.unwrap();
+    s.record_account_activity(vec![node_b], Hour(5)).await.unwrap();
+    let h = s.account_history(acct, Hour(0)).await.unwrap();
+    assert_eq!(h.first_seen, Some(Timestamp(4_000)));
+    assert_eq!(h.hours, vec![hc(10, 3, 2), hc(11, 10, 5)], "hour 2 forgotten; 4 + 6 messages, max domains");
+    let mut seen: Vec<(Seen, Timestamp)> = h.seen.into_iter().map(|v| (v.seen, v.last)).collect();
+    seen.sort();
+    assert_eq!(seen, vec![(net, Timestamp(7_000)), (from, Timestamp(8_000))]);
+    assert_eq!(s.account_history(acct, Hour(11)).await.unwrap().hours, vec![hc(11, 10, 5)], "from an hour on");
+    assert!(s.account_history("user:other@x.test", Hour(0)).await.unwrap().hours.is_empty());
+
+    let pause = |detail: &str| AccountPause {
+        account: acct.into(),
+        detail: detail.into(),
+        message_id: None,
+        paused_at: String::new(),
+    };
+    assert!(s.suspect_account(pause("new_network: login from 203.0.113.0/24")).await.unwrap());
+    assert!(!s.suspect_account(pause("messages_per_hour: again")).await.unwrap(), "paused already");
+    let p = s.account_pause(acct).await.unwrap().expect("paused");
+    assert_eq!(p.detail, "new_network: login from 203.0.113.0/24");
+    let events = s.events_after(0, Some(EventKind::AccountSuspected), &Scope::All, 10).await.unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].message_id, "");
+    assert_eq!(events[0].detail.as_deref(), Some("user:app@x.test: new_network: login from 203.0.113.0/24"));
+    assert!(s.resume_account(acct).await.unwrap());
 }

@@ -255,6 +255,15 @@ pub(super) async fn commit(
     // Each message's sender domain, for its complaint window (a paused domain's recipients were
     // refused by the policy already).
     let senders: Vec<Option<Domain>> = incoming.iter().map(|i| crate::store::path_domain(&i.from)).collect();
+    if let Some(account) = submitter.account() {
+        // Sandbox sends go nowhere: they are not the account's sending.
+        for m in incoming.iter().filter(|m| !m.origin.sandbox) {
+            let (from, domains) = crate::suspect::message_parts(&m.from, &m.recipients);
+            if let Err(s) = ctx.suspect.admit(&account, from.as_ref(), &domains).await {
+                return Err(paused_problem(&s.detail));
+            }
+        }
+    }
     let stored = match <[Incoming; 1]>::try_from(incoming) {
         Ok([one]) => accept::accept(ctx.store.as_ref(), &ctx.queue_wakeup, ctx.dkim.as_deref(), one).await.map(drop),
         Err(many) => {
@@ -273,13 +282,6 @@ pub(super) async fn commit(
         ctx.breaker.sent(&account, remote.iter().sum(), now);
     }
     Ok(())
-}
-
-/// The 403 of a paused account or sender domain, with how to resume it.
-fn paused(detail: String) -> Problem {
-    let mut problem = Problem::forbidden("from", detail);
-    problem.kind = "account-paused";
-    problem.with(json!({ "resume": "mailerd account resume " }))
 }
 
 /// The client address the API's messages are recorded with.
@@ -314,9 +316,16 @@ pub(super) fn in_scope(
 pub(super) async fn not_paused(ctx: &crate::inbound::Context, key: &ApiKey) -> Result<(), Problem> {
     let account = format!("apikey:{}", key.id);
     if let Ok(Some(p)) = ctx.store.account_pause(&account).await {
-        return Err(paused(format!("sending is paused for this key: {}", p.detail)));
+        return Err(paused_problem(&p.detail));
     }
     Ok(())
+}
+
+/// The 403 of a paused key (the breaker's or the compromised-account detector's pause).
+fn paused_problem(detail: &str) -> Problem {
+    let mut problem = Problem::forbidden("from", format!("sending is paused for this key: {detail}"));
+    problem.kind = "account-paused";
+    problem.with(json!({ "resume": "mailerd account resume " }))
 }
 
 /// A recipient as the request lists it: field (`to`, `cc`, `bcc`), index, display name, address.

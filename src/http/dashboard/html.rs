@@ -70,6 +70,7 @@ const NAV: &[(&str, &str)] = &[
     ("/dashboard/", "Overview"),
     ("/dashboard/queue", "Queue"),
     ("/dashboard/suppressions", "Suppressions"),
+    ("/dashboard/accounts", "Paused accounts"),
     ("/dashboard/bounces", "Bounce explorer"),
     ("/dashboard/checklist", "Checklist"),
     ("/dashboard/readiness", "Bulk sender readiness"),

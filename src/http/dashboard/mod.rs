@@ -322,6 +322,8 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/dashboard/messages/{id}", get(pages::message))
         .route("/dashboard/suppressions", get(pages::suppressions))
         .route("/dashboard/suppressions/remove", post(pages::unsuppress))
+        .route("/dashboard/accounts", get(pages::accounts))
+        .route("/dashboard/accounts/resume", post(pages::resume))
         .route("/dashboard/bounces", get(pages::bounce_form).post(pages::bounce_explore))
         .route("/dashboard/bounces/train", post(pages::bounce_train))
         .route("/dashboard/checklist", get(pages::checklist))

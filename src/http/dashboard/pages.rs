@@ -4,7 +4,8 @@
 //!
 //! Pages: overview (counts, deliverability per day, bounces by reason with the reason table's
 //! advice, failing domains), queue (filter by state and domain; retry, delete), a message's
-//! journey (every event with the remote reply), suppressions (search, remove), bounce explorer
+//! journey (every event with the remote reply), suppressions (search, remove), paused accounts
+//! (why: the breaker's rate or the compromised-account detector's signal; resume), bounce explorer
 //! (`feedback::parse_bounce` + the forged-bounce verdict), and the delivery checklist.
 //! Every POST handler takes `dashboard::Posted` (the admin, the form, the CSRF check).
 //! Must not: render text without `html::esc`, change anything on a GET, or accept a POST
@@ -28,7 +29,8 @@ use crate::feedback::verify::Verification;
 use crate::feedback::{BounceReport, ReportKind};
 use crate::http::AppState;
 use crate::store::{
-    DeliveryOverview, MessageDetail, MessageId, QueueFilter, QueueRow, RecipientState, StoreError, Suppression,
+    AccountPause, DeliveryOverview, MessageDetail, MessageId, QueueFilter, QueueRow, RecipientState, StoreError,
+    Suppression,
 };
 use crate::time::Timestamp;
 
@@ -476,6 +478,61 @@ pub async fn unsuppress(
                 format!("{address} was not on the suppression list.")
             };
             done(&admin, "Suppression list", &text, "/dashboard/suppressions")
+        }
+        Err(e) => store_error(&admin, e),
+    }
+}
+
+// ---------------------------------------------------------------- paused accounts
+
+/// Accounts paused by the hard-bounce/complaint breaker or the compromised-account detector,
+/// each with why and a one-click resume.
+pub fn render_accounts(admin: &Admin, list: &[AccountPause]) -> String {
+    let mut b = String::from(
+        "<h1>Paused accounts</h1><p class=\"muted\">Sending is refused (SMTP 451 4.7.1, API 403) until resumed: \
+         check the account first (a burst or a login from a new network may be a stolen password; change it).</p>",
+    );
+    if list.is_empty() {
+        b.push_str("<p class=\"muted\" id=\"empty\">No account is paused.</p>");
+        return html::page("Paused accounts", "/dashboard/accounts", session(admin), &b);
+    }
+    b.push_str("<table id=\"accounts\"><tr><th>Account</th><th>Why</th><th>Since</th><th></th></tr>");
+    for p in list {
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&p.account),
+            esc(&p.detail),
+            esc(&p.paused_at),
+            button_form("/dashboard/accounts/resume", "Resume", &admin.csrf, &[("account", &p.account)], None)
+        );
+    }
+    b.push_str("</table>");
+    html::page("Paused accounts", "/dashboard/accounts", session(admin), &b)
+}
+
+pub async fn accounts(State(state): State<Arc<AppState>>, admin: Admin) -> Response {
+    match state.ctx.store.paused_accounts().await {
+        Ok(list) => ok(render_accounts(&admin, &list)),
+        Err(e) => store_error(&admin, e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AccountForm {
+    #[serde(default)]
+    pub account: String,
+}
+
+pub async fn resume(
+    State(state): State<Arc<AppState>>,
+    Posted(admin, AccountForm { account }): Posted<AccountForm>,
+) -> Response {
+    match state.ctx.store.resume_account(account.trim()).await {
+        Ok(resumed) => {
+            tracing::info!(user = %admin.user, account = %account, resumed, "dashboard: resume account");
+            let text = if resumed { format!("{account} sends again.") } else { format!("{account} was not paused.") };
+            done(&admin, "Paused accounts", &text, "/dashboard/accounts")
         }
         Err(e) => store_error(&admin, e),
     }

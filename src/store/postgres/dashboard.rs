@@ -21,7 +21,7 @@ const DAILY: &str = "
 SELECT updated_at / 86400000, state, count(*) FROM recipients
 WHERE transport <> 'feedback' AND state IN ('delivered', 'bounced', 'expired') AND updated_at >= $1
 GROUP BY 1, 2 ORDER BY 1, 2";
-/// From the partial index of schema v20.
+/// From the partial index of schema v18.
 const COMPLAINTS: &str = "SELECT count(*) FROM events WHERE kind = 'complained' AND at >= $1";
 const FAILING_DOMAINS: &str = "
 SELECT lower(substr(address, strpos(address, '@') + 1)) AS domain,

@@ -58,9 +58,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (12, include_str!("schema_v12.sql")),
     (13, include_str!("schema_v13.sql")),
     (14, include_str!("schema_v14.sql")),
+    (15, include_str!("schema_v15.sql")),
     (16, include_str!("schema_v16.sql")),
     (17, include_str!("schema_v17.sql")),
-    (20, include_str!("schema_v20.sql")),
+    (18, include_str!("schema_v18.sql")),
 ];
 
 pub struct PgStore {
@@ -448,6 +449,26 @@ impl Store for PgStore {
 
     async fn paused_accounts(&self) -> Result<Vec<AccountPause>, StoreError> {
         self.with(async |c| reads::paused(c, None).await).await
+    }
+
+    async fn suspect_account(&self, pause: AccountPause) -> Result<bool, StoreError> {
+        self.with(async |c| writes::suspect_account(c, &pause).await).await
+    }
+
+    async fn account_history(
+        &self,
+        account: &str,
+        since: crate::store::Hour,
+    ) -> Result<crate::store::AccountHistory, StoreError> {
+        self.with(async |c| reads::account_history(c, account, since).await).await
+    }
+
+    async fn record_account_activity(
+        &self,
+        batch: Vec<crate::store::AccountActivity>,
+        forget_before: crate::store::Hour,
+    ) -> Result<(), StoreError> {
+        self.with(async |c| writes::record_account_activity(c, &batch, forget_before).await).await
     }
 
     async fn queue_depth(&self) -> Result<u64, StoreError> {

@@ -449,6 +449,38 @@ pub(super) async fn webhook_cursor(c: &mut Conn, endpoint: &str) -> Result<i64, 
     })
 }
 
+pub(super) async fn account_history(
+    c: &mut Conn,
+    account: &str,
+    since: crate::store::Hour,
+) -> Result<crate::store::AccountHistory, StoreError> {
+    use crate::store::{AccountHistory, Hour, HourCount, SeenAt};
+    let first = c.stmt("SELECT first_seen FROM account_baselines WHERE account = $1").await?;
+    let first_seen = match c.client.query_opt(&first, &[&account]).await? {
+        Some(r) => Some(Timestamp(r.try_get(0)?)),
+        None => None,
+    };
+    let stmt = c
+        .stmt("SELECT hour, messages, domains FROM account_hours WHERE account = $1 AND hour >= $2 ORDER BY hour")
+        .await?;
+    let mut hours = Vec::new();
+    for r in c.client.query(&stmt, &[&account, &since.0]).await? {
+        hours.push(HourCount {
+            hour: Hour(r.try_get(0)?),
+            messages: codec::count(r.try_get(1)?),
+            domains: codec::count(r.try_get(2)?),
+        });
+    }
+    let stmt =
+        c.stmt("SELECT kind, value, last_seen FROM account_seen WHERE account = $1 ORDER BY last_seen DESC").await?;
+    let mut seen = Vec::new();
+    for r in c.client.query(&stmt, &[&account]).await? {
+        let (kind, value): (String, String) = (r.try_get(0)?, r.try_get(1)?);
+        seen.push(SeenAt { seen: codec::seen(&kind, &value)?, last: Timestamp(r.try_get(2)?) });
+    }
+    Ok(AccountHistory { first_seen, hours, seen })
+}
+
 pub(super) async fn paused(c: &mut Conn, account: Option<&str>) -> Result<Vec<AccountPause>, StoreError> {
     let stmt = c
         .stmt(

@@ -816,6 +816,74 @@ pub(super) async fn pause_account(c: &mut Conn, p: &AccountPause) -> Result<bool
     Ok(n > 0)
 }
 
+const SUSPECT_EVENT: &str = "
+INSERT INTO events (message_id, recipient, kind, status, detail, at) VALUES ($1, NULL, 'account_suspected', NULL, $2, $3)";
+
+pub(super) async fn suspect_account(c: &mut Conn, p: &AccountPause) -> Result<bool, StoreError> {
+    let now = Timestamp::now().millis();
+    let (pause, event) = (c.stmt(PAUSE).await?, c.stmt(SUSPECT_EVENT).await?);
+    let tx = c.client.transaction().await?;
+    let n = tx.execute(&pause, &[&p.account, &p.detail, &p.message_id, &now]).await?;
+    if n == 1 {
+        let message = p.message_id.as_deref().unwrap_or("");
+        tx.execute(&event, &[&message, &format!("{}: {}", p.account, p.detail), &now]).await?;
+    }
+    tx.commit().await?;
+    Ok(n > 0)
+}
+
+const ACCOUNT_FIRST_SEEN: &str = "
+INSERT INTO account_baselines (account, first_seen) VALUES ($1, $2)
+ON CONFLICT (account) DO UPDATE SET first_seen = LEAST(account_baselines.first_seen, excluded.first_seen)";
+const ACCOUNT_HOUR: &str = "
+INSERT INTO account_hours (account, hour, messages, domains) VALUES ($1, $2, $3, $4)
+ON CONFLICT (account, hour) DO UPDATE SET messages = account_hours.messages + excluded.messages,
+    domains = GREATEST(account_hours.domains, excluded.domains)";
+const ACCOUNT_SEEN: &str = "
+INSERT INTO account_seen (account, kind, value, first_seen, last_seen) VALUES ($1, $2, $3, $4, $4)
+ON CONFLICT (account, kind, value) DO UPDATE SET last_seen = GREATEST(account_seen.last_seen, excluded.last_seen)";
+const ACCOUNT_FORGET: &str = "DELETE FROM account_hours WHERE account = $1 AND hour < $2";
+
+/// One transaction for the whole batch; accounts in a fixed order, so two nodes flushing the
+/// same accounts take their row locks in the same order.
+pub(super) async fn record_account_activity(
+    c: &mut Conn,
+    batch: &[crate::store::AccountActivity],
+    forget_before: crate::store::Hour,
+) -> Result<(), StoreError> {
+    let first = c.stmt(ACCOUNT_FIRST_SEEN).await?;
+    let hour = c.stmt(ACCOUNT_HOUR).await?;
+    let seen = c.stmt(ACCOUNT_SEEN).await?;
+    let forget = c.stmt(ACCOUNT_FORGET).await?;
+    let mut sorted: Vec<&crate::store::AccountActivity> = batch.iter().collect();
+    sorted.sort_by(|a, b| a.account.cmp(&b.account));
+    let tx = c.client.transaction().await?;
+    for a in sorted {
+        tx.execute(&first, &[&a.account, &a.first_seen.millis()]).await?;
+        let mut hours = a.hours.clone();
+        hours.sort_by_key(|h| h.hour);
+        for h in &hours {
+            let (m, d) = (codec::count_value(h.messages), codec::count_value(h.domains));
+            tx.execute(&hour, &[&a.account, &h.hour.0, &m, &d]).await?;
+        }
+        let mut values: Vec<(&str, String, i64)> = a
+            .seen
+            .iter()
+            .map(|v| {
+                let (k, val) = codec::seen_columns(&v.seen);
+                (k, val, v.last.millis())
+            })
+            .collect();
+        values.sort();
+        for (kind, value, last) in &values {
+            tx.execute(&seen, &[&a.account, kind, value, last]).await?;
+        }
+        tx.execute(&forget, &[&a.account, &forget_before.0]).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 pub(super) async fn resume_account(c: &mut Conn, account: &str) -> Result<bool, StoreError> {
     let stmt = c.stmt("DELETE FROM paused_accounts WHERE account = $1").await?;
     Ok(c.client.execute(&stmt, &[&account]).await? > 0)

@@ -29,7 +29,7 @@ use crate::store::EventKind;
 use crate::store::learner as learner_types;
 use crate::time::Timestamp;
 
-const SCHEMA_VERSION: i32 = 18;
+const SCHEMA_VERSION: i32 = 16;
 /// Upper bound of requests folded into one transaction.
 const MAX_BATCH: usize = 512;
 
@@ -78,6 +78,10 @@ enum Simple {
     TouchKey(String, Timestamp),
     WebhookCursor(String, i64),
     Pause(super::AccountPause),
+    /// A pause of the compromised-account detector, with its `account_suspected` event.
+    Suspect(super::AccountPause),
+    /// Accounts' activity, and the hour before which their hours are forgotten.
+    AccountActivity(Vec<super::AccountActivity>, super::Hour),
     Resume(String),
     RenewLeases(String, Vec<RecipientId>, Timestamp),
     Delete(MessageId),
@@ -156,14 +160,17 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     if version < 12 {
         tx.execute_batch(include_str!("schema_v12.sql"))?;
     }
+    if version < 13 {
+        tx.execute_batch(include_str!("schema_v13.sql"))?;
+    }
     if version < 14 {
         tx.execute_batch(include_str!("schema_v14.sql"))?;
     }
     if version < 15 {
         tx.execute_batch(include_str!("schema_v15.sql"))?;
     }
-    if version < 18 {
-        tx.execute_batch(include_str!("schema_v18.sql"))?;
+    if version < 16 {
+        tx.execute_batch(include_str!("schema_v16.sql"))?;
     }
     if version > SCHEMA_VERSION {
         return Err(StoreError::Corrupt(format!(
@@ -524,6 +531,23 @@ impl Store for SqliteStore {
 
     async fn paused_accounts(&self) -> Result<Vec<super::AccountPause>, StoreError> {
         self.read(|c| reads::paused(c, None)).await
+    }
+
+    async fn suspect_account(&self, pause: super::AccountPause) -> Result<bool, StoreError> {
+        self.simple(Simple::Suspect(pause)).await.map(|n| n > 0)
+    }
+
+    async fn account_history(&self, account: &str, since: super::Hour) -> Result<super::AccountHistory, StoreError> {
+        let account = account.to_string();
+        self.read(move |c| reads::account_history(c, &account, since)).await
+    }
+
+    async fn record_account_activity(
+        &self,
+        batch: Vec<super::AccountActivity>,
+        forget_before: super::Hour,
+    ) -> Result<(), StoreError> {
+        self.simple(Simple::AccountActivity(batch, forget_before)).await.map(drop)
     }
 
     async fn queue_depth(&self) -> Result<u64, StoreError> {

@@ -572,6 +572,36 @@ pub(super) fn events_after(
     )
 }
 
+pub(super) fn account_history(
+    c: &Connection,
+    account: &str,
+    since: crate::store::Hour,
+) -> Result<crate::store::AccountHistory, StoreError> {
+    use crate::store::{AccountHistory, Hour, HourCount, SeenAt};
+    let first_seen: Option<i64> = c
+        .prepare_cached("SELECT first_seen FROM account_baselines WHERE account = ?1")?
+        .query_map([account], |r| r.get(0))?
+        .next()
+        .transpose()?;
+    let hours = c
+        .prepare_cached(
+            "SELECT hour, messages, domains FROM account_hours WHERE account = ?1 AND hour >= ?2 ORDER BY hour",
+        )?
+        .query_map(params![account, since.0], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .map(|(hour, m, d)| HourCount { hour: Hour(hour), messages: codec::count(m), domains: codec::count(d) })
+        .collect();
+    let seen = c
+        .prepare_cached("SELECT kind, value, last_seen FROM account_seen WHERE account = ?1 ORDER BY last_seen DESC")?
+        .query_map([account], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .map(|(kind, value, last)| Ok(SeenAt { seen: codec::seen(&kind, &value)?, last: Timestamp(last) }))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(AccountHistory { first_seen: first_seen.map(Timestamp), hours, seen })
+}
+
 pub(super) fn paused(c: &Connection, account: Option<&str>) -> Result<Vec<crate::store::AccountPause>, StoreError> {
     let mut stmt = c.prepare_cached(
         "SELECT account, detail, message_id, paused_at FROM paused_accounts
@@ -637,7 +667,7 @@ pub(super) fn delivery_overview(
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    // From the partial index of schema v18.
+    // From the partial index of schema v16.
     let complaints: i64 = c
         .prepare_cached("SELECT count(*) FROM events WHERE kind = 'complained' AND at >= ?1")?
         .query_row([since.millis()], |r| r.get(0))?;

@@ -522,6 +522,49 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
             }
             n
         }
+        Simple::Suspect(p) => {
+            let n = tx
+                .prepare_cached(
+                    "INSERT INTO paused_accounts (account, detail, message_id, paused_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (account) DO NOTHING",
+                )?
+                .execute(params![p.account, p.detail, p.message_id, now])?;
+            if n == 1 {
+                tx.prepare_cached(
+                    "INSERT INTO events (message_id, recipient, kind, status, detail, at) VALUES (?1, NULL, 'account_suspected', NULL, ?2, ?3)",
+                )?
+                .execute(params![p.message_id.as_deref().unwrap_or(""), format!("{}: {}", p.account, p.detail), now])?;
+            }
+            n
+        }
+        Simple::AccountActivity(batch, forget_before) => {
+            for a in batch {
+                tx.prepare_cached(
+                    "INSERT INTO account_baselines (account, first_seen) VALUES (?1, ?2)
+                     ON CONFLICT (account) DO UPDATE SET first_seen = min(first_seen, excluded.first_seen)",
+                )?
+                .execute(params![a.account, a.first_seen.millis()])?;
+                for h in &a.hours {
+                    tx.prepare_cached(
+                        "INSERT INTO account_hours (account, hour, messages, domains) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (account, hour) DO UPDATE SET messages = messages + excluded.messages,
+                             domains = max(domains, excluded.domains)",
+                    )?
+                    .execute(params![a.account, h.hour.0, codec::count_value(h.messages), codec::count_value(h.domains)])?;
+                }
+                for v in &a.seen {
+                    let (kind, value) = codec::seen_columns(&v.seen);
+                    tx.prepare_cached(
+                        "INSERT INTO account_seen (account, kind, value, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, ?4)
+                         ON CONFLICT (account, kind, value) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)",
+                    )?
+                    .execute(params![a.account, kind, value, v.last.millis()])?;
+                }
+                tx.prepare_cached("DELETE FROM account_hours WHERE account = ?1 AND hour < ?2")?
+                    .execute(params![a.account, forget_before.0])?;
+            }
+            batch.len()
+        }
         Simple::Resume(account) => {
             tx.prepare_cached("DELETE FROM paused_accounts WHERE account = ?1")?.execute([account])?
         }

@@ -88,7 +88,8 @@ impl TestDaemon {
         Self::with_clock(sections, mailerd::time::Clock::system()).await
     }
 
-    /// A daemon whose daily tasks read `clock` (a test moves it past midnight).
+    /// A daemon whose daily tasks and compromised-account detector read `clock` (a test moves
+    /// it: hours pass, midnight comes).
     pub async fn with_clock(sections: &str, clock: mailerd::time::Clock) -> TestDaemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let toml = base_toml(dir.path(), sections);
