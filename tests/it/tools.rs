@@ -32,7 +32,7 @@ fn pg_ctl() -> bool {
 #[test]
 fn the_suite_says_what_it_could_not_run() {
     let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
-    let checks: [(bool, &str, &str); 11] = [
+    let checks: [(bool, &str, &str); 14] = [
         (
             runs("swaks", &["--version"]),
             "swaks::*",
@@ -72,6 +72,21 @@ fn the_suite_says_what_it_could_not_run() {
             python_has("prometheus_client"),
             "metrics_parse",
             "Python's prometheus_client (pip install prometheus_client)",
+        ),
+        (
+            python_has("requests") && runs("node", &["--version"]),
+            "examples",
+            "Python's requests and Node.js (pip install requests; apt-get install nodejs)",
+        ),
+        (
+            python_has("openapi_spec_validator") && python_has("jsonschema"),
+            "openapi",
+            "Python's openapi-spec-validator and jsonschema (pip install openapi-spec-validator jsonschema)",
+        ),
+        (
+            Path::new("/usr/lib/dovecot/lmtp").exists() && Path::new("/usr/lib/dovecot/imap").exists(),
+            "dovecot*",
+            "Dovecot (apt-get install dovecot-imapd dovecot-lmtpd)",
         ),
         (root, "abuse::a_full_disk_answers_452_4_3_1", "root, to mount a tmpfs of the test's own"),
         (
