@@ -183,23 +183,38 @@ pub(super) async fn prepare(
     validate(req)?;
     let sender = sender(ctx, key, submitter, req)?;
     let draft = read(ctx, req, sender)?;
-    let Recipients { report, accepted, mut notes, rejected } =
-        recipients(ctx, submitter, &draft.from, &draft.listed).await?;
+    let fates = recipients(ctx, submitter, &draft.from, &draft.listed).await?;
     let (message, message_id) = build(ctx, req, &draft, &id, now)?;
+    let origin = origin(key, &req.tags, &req.metadata, req.sandbox);
+    finish(ctx, id, draft.from, fates, (message, &format!("<{message_id}>")), origin, now)
+}
+
+/// The end every send shares once its message is built: the checklist's message checks when a
+/// recipient leaves here, the reply, one-click unsubscribe (API mail is bulk mail, unless the
+/// message carries its own `List-Unsubscribe`), and the message ready for the queue.
+pub(super) fn finish(
+    ctx: &crate::inbound::Context,
+    id: MessageId,
+    from: Mailbox,
+    fates: Recipients,
+    (message, message_id): (Vec<u8>, &str),
+    origin: Origin,
+    now: Timestamp,
+) -> Result<Prepared, Problem> {
+    let Recipients { report, accepted, mut notes, rejected } = fates;
     if accepted.iter().any(|r| r.transport() == Transport::Remote) {
         notes.extend(check_message(ctx, &message)?);
     }
-    let reply = reply_of(&id, &format!("<{message_id}>"), report, req.sandbox);
-    let from = ReversePath::Mailbox(draft.from);
+    let reply = reply_of(&id, message_id, report, origin.sandbox);
+    let from = ReversePath::Mailbox(from);
     let recipients: Vec<_> = accepted.into_iter().map(Into::into).collect();
-    // API mail is bulk mail: one-click unsubscribe unless the app passed its own.
     let message = crate::inbound::unsubscribe::add_headers(ctx, &id, &from, &recipients, message);
     let incoming = Incoming {
         id,
         from,
         params: MailParams::default(),
         recipients,
-        origin: origin(key, &req.tags, &req.metadata, req.sandbox),
+        origin,
         received_at: now,
         message,
         reports: Vec::new(),
@@ -275,11 +290,9 @@ pub(super) async fn commit(
         Err(StoreError::IdempotencyKeyTaken) => return Err(idempotency::key_taken()),
         Err(e) => return Err(e.into()),
     }
+    let account = submitter.account();
     for (domain, n) in senders.iter().zip(remote) {
-        ctx.breaker.sent_by(None, domain.as_ref().map(|d| d.as_str()), *n, now);
-    }
-    if let Some(account) = submitter.account() {
-        ctx.breaker.sent(&account, remote.iter().sum(), now);
+        ctx.breaker.sent_by(account.as_deref(), domain.as_ref().map(|d| d.as_str()), *n, now);
     }
     Ok(())
 }

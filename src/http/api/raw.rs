@@ -35,13 +35,12 @@ use super::super::auth::Caller;
 use super::super::problem::Problem;
 use super::batch;
 use super::idempotency;
-use super::messages::{self, Listed, Prepared, Recipients};
-use crate::accept::{self, Incoming};
+use super::messages::{self, Listed, Prepared};
+use crate::accept;
 use crate::inbound::local;
 use crate::inbound::policy::Submitter;
-use crate::smtp::address::{Mailbox, ReversePath};
-use crate::smtp::command::MailParams;
-use crate::store::{ApiKey, MessageId, Transport};
+use crate::smtp::address::Mailbox;
+use crate::store::{ApiKey, MessageId};
 use crate::time::Timestamp;
 
 /// The envelope of a `message/rfc822` body.
@@ -234,8 +233,7 @@ async fn prepare(
         let (name, mailbox) = messages::mailbox(&format!("{field}[{index}]"), a)?;
         listed.push(Listed { field, index, name, mailbox });
     }
-    let Recipients { report, accepted, mut notes, rejected } =
-        messages::recipients(ctx, submitter, &from, &listed).await?;
+    let fates = messages::recipients(ctx, submitter, &from, &listed).await?;
 
     let has = |n: &str| fields.iter().any(|f| f.name == n);
     let trace = accept::Trace { hostname: &ctx.config.hostname, id: &id, at: now, arrival: accept::Arrival::Http };
@@ -259,28 +257,8 @@ async fn prepare(
     if message.len() as u64 > limit {
         return Err(too_large(message.len(), limit));
     }
-    if accepted.iter().any(|r| r.transport() == Transport::Remote) {
-        notes.extend(messages::check_message(ctx, &message)?);
-    }
-    let reply = messages::reply_of(&id, &message_id, report, raw.sandbox);
-    let from = ReversePath::Mailbox(from);
-    let recipients: Vec<_> = accepted.into_iter().map(Into::into).collect();
-    // API mail is bulk mail: one-click unsubscribe unless the message carries its own.
-    let message = crate::inbound::unsubscribe::add_headers(ctx, &id, &from, &recipients, message);
-    let incoming = Incoming {
-        id,
-        from,
-        params: MailParams::default(),
-        recipients,
-        origin: messages::origin(key, &raw.tags, &raw.metadata, raw.sandbox),
-        received_at: now,
-        message,
-        reports: Vec::new(),
-        notes,
-        rejected,
-        idempotency: None,
-    };
-    Ok(Prepared { remote: messages::remote_of(&incoming), incoming, reply })
+    let origin = messages::origin(key, &raw.tags, &raw.metadata, raw.sandbox);
+    messages::finish(ctx, id, from, fates, (message, &message_id), origin, now)
 }
 
 /// The author addresses of a header block: every address of every From: and Sender: field.
