@@ -1,6 +1,6 @@
 //! Group commit on PostgreSQL: concurrent callers of one hot operation (message insert,
-//! attempt record, body release; the report facts read after a record, the suppression lookup
-//! at RCPT) are gathered into one statement, so N waiting callers cost one statement (and, for a write, one COMMIT) instead of N.
+//! attempt record, body release; the report facts read after a record, the suppression and
+//! pause lookups at RCPT) are gathered into one statement, so N waiting callers cost one statement (and, for a write, one COMMIT) instead of N.
 //!
 //! A request goes on a channel. Up to `FLUSHERS` tasks each take every request waiting (up
 //! to a count and a byte bound), run them as one transaction on a pooled connection, and answer

@@ -27,7 +27,7 @@ use tracing::warn;
 
 use self::batch::Batcher;
 use self::pool::Pool;
-use self::reads::{FactsOf, SuppressionOf};
+use self::reads::{FactsOf, PauseOf, SuppressionOf};
 use self::writes::{Outcomes, Release};
 use super::{
     AccountPause, ApiKey, AppPassword, Attempt, Claim, ClusterStore, EventRecord, Feedback, IdempotencyRecord,
@@ -71,6 +71,7 @@ pub struct PgStore {
     facts: Batcher<FactsOf>,
     releases: Batcher<Release>,
     suppressions: Batcher<SuppressionOf>,
+    pauses: Batcher<PauseOf>,
 }
 
 impl PgStore {
@@ -94,6 +95,7 @@ impl PgStore {
             records: Batcher::start(pool.clone()),
             facts: Batcher::start(pool.clone()),
             suppressions: Batcher::start(pool.clone()),
+            pauses: Batcher::start(pool.clone()),
             releases: Batcher::start(pool.clone()),
             pool,
         })
@@ -432,15 +434,10 @@ impl Store for PgStore {
     }
 
     async fn first_pause(&self, accounts: Vec<String>) -> Result<Option<AccountPause>, StoreError> {
-        self.with(async |c| {
-            for account in &accounts {
-                if let Some(p) = reads::paused(c, Some(account)).await?.into_iter().next() {
-                    return Ok(Some(p));
-                }
-            }
-            Ok(None)
-        })
-        .await
+        if accounts.is_empty() {
+            return Ok(None);
+        }
+        self.pauses.submit(PauseOf { accounts }).await
     }
 
     async fn resume_account(&self, account: &str) -> Result<bool, StoreError> {

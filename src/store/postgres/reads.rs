@@ -481,6 +481,41 @@ pub(super) async fn account_history(
     Ok(AccountHistory { first_seen, hours, seen })
 }
 
+/// The pause lookups of many callers (one per RCPT to a remote domain: the login's account and
+/// the sender domain's) in one statement; each caller gets the pause of the first of its
+/// accounts that is paused, in the order it gave them.
+pub(super) struct PauseOf {
+    pub accounts: Vec<String>,
+}
+
+impl Batched for PauseOf {
+    type Output = Option<AccountPause>;
+
+    async fn run(c: &mut Conn, batch: &[PauseOf]) -> Result<Vec<Option<AccountPause>>, StoreError> {
+        let accounts: Vec<&str> = batch.iter().flat_map(|p| p.accounts.iter().map(String::as_str)).collect();
+        let stmt = c
+            .stmt(
+                "SELECT account, detail, message_id, paused_at FROM paused_accounts
+                 WHERE account = ANY($1::text[])",
+            )
+            .await?;
+        let found = c.client.query(&stmt, &[&accounts]).await?.iter().map(pause_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(batch
+            .iter()
+            .map(|p| p.accounts.iter().find_map(|a| found.iter().find(|f| &f.account == a)).cloned())
+            .collect())
+    }
+}
+
+fn pause_row(r: &Row) -> Result<AccountPause, StoreError> {
+    Ok(AccountPause {
+        account: r.try_get(0)?,
+        detail: r.try_get(1)?,
+        message_id: r.try_get(2)?,
+        paused_at: Timestamp(r.try_get(3)?).iso8601(),
+    })
+}
+
 pub(super) async fn paused(c: &mut Conn, account: Option<&str>) -> Result<Vec<AccountPause>, StoreError> {
     let stmt = c
         .stmt(
@@ -488,16 +523,7 @@ pub(super) async fn paused(c: &mut Conn, account: Option<&str>) -> Result<Vec<Ac
              WHERE $1::text IS NULL OR account = $1 ORDER BY paused_at DESC LIMIT 10000",
         )
         .await?;
-    let mut out = Vec::new();
-    for r in c.client.query(&stmt, &[&account]).await? {
-        out.push(AccountPause {
-            account: r.try_get(0)?,
-            detail: r.try_get(1)?,
-            message_id: r.try_get(2)?,
-            paused_at: Timestamp(r.try_get(3)?).iso8601(),
-        });
-    }
-    Ok(out)
+    c.client.query(&stmt, &[&account]).await?.iter().map(pause_row).collect()
 }
 
 pub(super) async fn queue_depth(c: &mut Conn) -> Result<u64, StoreError> {

@@ -1,9 +1,9 @@
-//! SQLite backend of `Store`: one writer thread with group commit, one reader connection.
+//! SQLite backend of `Store`: one writer thread with group commit, a few reader connections.
 //!
 //! Durability: WAL journal with `synchronous = FULL`, so a COMMIT returns after the WAL is
 //! fsync'd. All writes go through one thread that drains every request waiting on its
 //! channel into one transaction (each request in its own SAVEPOINT), so N concurrent
-//! sessions share one fsync. Reads use a separate connection (WAL readers never block).
+//! sessions share one fsync. Reads use separate connections (`READERS`; WAL readers never block).
 //! Other processes (the CLI, a second daemon) may open the same file: claims are leases.
 //! Must not: hold the writer across an await, or answer a write before its COMMIT returned.
 
@@ -109,7 +109,35 @@ enum Simple {
 
 pub struct SqliteStore {
     writer: Mutex<mpsc::Sender<Write>>,
-    reader: Arc<Mutex<Connection>>,
+    readers: Arc<Readers>,
+}
+
+/// Reader connections: WAL lets each read at once, so concurrent reads (a suppression lookup
+/// per RCPT of every session) do not queue behind one connection's lock.
+struct Readers {
+    conns: Vec<Mutex<Connection>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+/// Reader connections per store: as many reads at once as the blocking pool will run cheaply.
+const READERS: usize = 4;
+
+impl Readers {
+    fn open(path: &Path) -> Result<Readers, StoreError> {
+        let conns = (0..READERS).map(|_| open_connection(path).map(Mutex::new)).collect::<Result<_, _>>()?;
+        Ok(Readers { conns, next: std::sync::atomic::AtomicUsize::new(0) })
+    }
+
+    /// A free connection if there is one, else the next in turn (waiting for it).
+    fn get(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
+        for conn in &self.conns {
+            if let Ok(c) = conn.try_lock() {
+                return Ok(c);
+            }
+        }
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.conns.len();
+        self.conns[i].lock().map_err(|_| StoreError::Closed)
+    }
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
@@ -118,6 +146,9 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Statement journals (one SAVEPOINT per request of a group commit) and sorters in memory:
+    // on disk, every batch wrote its changed pages a second time to a temporary file.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(conn)
 }
 
@@ -190,10 +221,10 @@ impl SqliteStore {
         }
         let mut writer = open_connection(path)?;
         migrate(&mut writer)?;
-        let reader = open_connection(path)?;
+        let readers = Readers::open(path)?;
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new().name("store-writer".into()).spawn(move || writer_loop(writer, rx))?;
-        Ok(SqliteStore { writer: Mutex::new(tx), reader: Arc::new(Mutex::new(reader)) })
+        Ok(SqliteStore { writer: Mutex::new(tx), readers: Arc::new(readers) })
     }
 
     fn send(&self, w: Write) -> Result<(), StoreError> {
@@ -205,9 +236,9 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let reader = self.reader.clone();
+        let readers = self.readers.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = reader.lock().map_err(|_| StoreError::Closed)?;
+            let conn = readers.get()?;
             f(&conn)
         })
         .await
@@ -514,15 +545,10 @@ impl Store for SqliteStore {
     }
 
     async fn first_pause(&self, accounts: Vec<String>) -> Result<Option<super::AccountPause>, StoreError> {
-        self.read(move |c| {
-            for account in &accounts {
-                if let Some(p) = reads::paused(c, Some(account))?.into_iter().next() {
-                    return Ok(Some(p));
-                }
-            }
-            Ok(None)
-        })
-        .await
+        if accounts.is_empty() {
+            return Ok(None);
+        }
+        self.read(move |c| reads::first_pause(c, &accounts)).await
     }
 
     async fn resume_account(&self, account: &str) -> Result<bool, StoreError> {

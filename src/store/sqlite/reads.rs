@@ -607,17 +607,33 @@ pub(super) fn paused(c: &Connection, account: Option<&str>) -> Result<Vec<crate:
         "SELECT account, detail, message_id, paused_at FROM paused_accounts
          WHERE ?1 IS NULL OR account = ?1 ORDER BY paused_at DESC LIMIT 10000",
     )?;
-    let rows = stmt
-        .query_map([account], |r| {
-            Ok(crate::store::AccountPause {
-                account: r.get(0)?,
-                detail: r.get(1)?,
-                message_id: r.get(2)?,
-                paused_at: Timestamp(r.get(3)?).iso8601(),
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+    let rows = stmt.query_map([account], pause_row)?.collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
+}
+
+/// The pause of the first of `accounts` that is paused: one primary-key probe per account, no
+/// scan and no sort (it runs at every RCPT to a remote domain).
+pub(super) fn first_pause(
+    c: &Connection,
+    accounts: &[String],
+) -> Result<Option<crate::store::AccountPause>, StoreError> {
+    let mut stmt =
+        c.prepare_cached("SELECT account, detail, message_id, paused_at FROM paused_accounts WHERE account = ?1")?;
+    for account in accounts {
+        if let Some(p) = stmt.query_row([account], pause_row).optional()? {
+            return Ok(Some(p));
+        }
+    }
+    Ok(None)
+}
+
+fn pause_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<crate::store::AccountPause> {
+    Ok(crate::store::AccountPause {
+        account: r.get(0)?,
+        detail: r.get(1)?,
+        message_id: r.get(2)?,
+        paused_at: Timestamp(r.get(3)?).iso8601(),
+    })
 }
 
 // --- dashboard: the overview reads the running counts of schema v5 (kept by triggers); the

@@ -323,11 +323,21 @@ fn claim(
     let mut claims = Vec::with_capacity(rows.len());
     let mut meta =
         tx.prepare_cached("SELECT size, received_at, reverse_path, envid, ret FROM messages WHERE id = ?1")?;
+    type Meta = (i64, i64, String, Option<String>, Option<String>);
+    // The recipients of one message come together (one due time): its row is read once.
+    let mut last: Option<(String, Meta)> = None;
     for (id, message, address, attempts, notify, orcpt, transport, mailbox, bounce_message, bounce_recipient) in rows {
         let destination = Destination::from_columns(&transport, mailbox, bounce_message, bounce_recipient)?;
-        let (size, received_at, reverse_path, envid, ret) = meta.query_row([&message], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?))
-        })?;
+        let (size, received_at, reverse_path, envid, ret) = match &last {
+            Some((m, meta)) if *m == message => meta.clone(),
+            _ => {
+                let row: Meta = meta.query_row([&message], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?))
+                })?;
+                last = Some((message.clone(), row.clone()));
+                row
+            }
+        };
         claims.push(Claim {
             recipient: RecipientId(id),
             message: MessageId(message),
@@ -349,14 +359,16 @@ fn claim(
 
 fn record(tx: &Transaction<'_>, owner: &str, attempts: &[Attempt]) -> Result<(), StoreError> {
     let now = Timestamp::now().millis();
+    // No RETURNING: SQLite buffers a RETURNING statement's rows in a temporary table opened
+    // and closed per statement; the event copies the row's columns with one more key lookup.
     let mut update = tx.prepare_cached(
         "UPDATE recipients SET state = ?1, attempts = attempts + 1, next_attempt_at = ?2, lease_owner = NULL,
                 last_status = ?3, last_detail = ?4, updated_at = ?5, reply_code = ?8, remote_mta = ?9
-         WHERE id = ?6 AND lease_owner = ?7
-         RETURNING message_id, address",
+         WHERE id = ?6 AND lease_owner = ?7",
     )?;
     let mut event = tx.prepare_cached(
-        "INSERT INTO events (message_id, recipient, kind, status, detail, at, remote) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO events (message_id, recipient, kind, status, detail, at, remote)
+         SELECT message_id, address, ?2, ?3, ?4, ?5, ?6 FROM recipients WHERE id = ?1",
     )?;
     let mut usage = tx.prepare_cached(
         "INSERT INTO mailboxes (address, used_bytes) VALUES (?1, ?2)
@@ -369,32 +381,26 @@ fn record(tx: &Transaction<'_>, owner: &str, attempts: &[Attempt]) -> Result<(),
             }
             _ => None,
         };
-        let row = update
-            .query_row(
-                params![
-                    a.state.as_str(),
-                    next,
-                    codec::status_text(Some(a.status)),
-                    a.detail,
-                    now,
-                    a.recipient.0,
-                    owner,
-                    a.reply_code,
-                    a.remote
-                ],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
-            )
-            .map(Some)
-            .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })?;
+        let status = codec::status_text(Some(a.status));
+        let changed = update.execute(params![
+            a.state.as_str(),
+            next,
+            status,
+            a.detail,
+            now,
+            a.recipient.0,
+            owner,
+            a.reply_code,
+            a.remote
+        ])?;
         // No row: our lease ran out and someone else owns the recipient now; their record wins.
-        let Some((message, address)) = row else {
+        if changed == 0 {
             continue;
-        };
+        }
         event.execute(params![
-            message,
-            address,
+            a.recipient.0,
             a.event.unwrap_or(a.state.into()).as_str(),
-            codec::status_text(Some(a.status)),
+            status,
             a.detail,
             now,
             a.remote
