@@ -128,12 +128,15 @@ impl Readers {
         Ok(Readers { conns, next: std::sync::atomic::AtomicUsize::new(0) })
     }
 
+    /// A free connection, if there is one now.
+    fn free(&self) -> Option<std::sync::MutexGuard<'_, Connection>> {
+        self.conns.iter().find_map(|conn| conn.try_lock().ok())
+    }
+
     /// A free connection if there is one, else the next in turn (waiting for it).
     fn get(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
-        for conn in &self.conns {
-            if let Ok(c) = conn.try_lock() {
-                return Ok(c);
-            }
+        if let Some(c) = self.free() {
+            return Ok(c);
         }
         let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.conns.len();
         self.conns[i].lock().map_err(|_| StoreError::Closed)
@@ -243,6 +246,20 @@ impl SqliteStore {
         })
         .await
         .map_err(|_| StoreError::Closed)?
+    }
+
+    /// A point read (a primary-key or unique-index probe of a row or two, on every RCPT) runs
+    /// on the calling task when a reader is free: it takes microseconds, less than handing it
+    /// to a blocking thread and waking the task again. WAL readers do not wait for the writer.
+    /// With every reader busy it goes to a blocking thread like any read.
+    async fn probe<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        if let Some(conn) = self.readers.free() {
+            return f(&conn);
+        }
+        self.read(f).await
     }
 }
 
@@ -448,7 +465,7 @@ impl Store for SqliteStore {
 
     async fn suppression_for(&self, address: &str, sender: Option<&Domain>) -> Result<Option<Suppression>, StoreError> {
         let (address, sender) = (address.to_string(), sender.cloned());
-        self.read(move |c| reads::suppression_for(c, &address, sender.as_ref())).await
+        self.probe(move |c| reads::suppression_for(c, &address, sender.as_ref())).await
     }
 
     async fn suppression_entries(&self, address: &str, scope: &Scope) -> Result<Vec<Suppression>, StoreError> {
@@ -548,7 +565,7 @@ impl Store for SqliteStore {
         if accounts.is_empty() {
             return Ok(None);
         }
-        self.read(move |c| reads::first_pause(c, &accounts)).await
+        self.probe(move |c| reads::first_pause(c, &accounts)).await
     }
 
     async fn resume_account(&self, account: &str) -> Result<bool, StoreError> {
