@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use mailerd::dns::{Dns, DnsFailure};
 use mailerd::store::{RecipientState, Store};
-use mailerd::tlspolicy::{TlsResult, Tlsa};
+use mailerd::time::Timestamp;
+use mailerd::tlspolicy::{Day, PolicyType, TlsResult, Tlsa};
 use sha2::{Digest, Sha256};
 
 use crate::harness::TestDaemon;
@@ -154,6 +155,7 @@ async fn dane_decides_how_mail_goes_and_beats_mta_sts() {
         "[local]\ndomains = [\"sender.test\"]\n[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\n\
          [dns]\nnameservers = [\"{}\"]\ndnssec = true\ntrust_anchor = \"{}\"\n\
          [outbound]\nmx_port = {port}\nmta_sts_port = {}\nmta_sts_timeout = 5\n\
+         tls_rpt = true\ntls_rpt_from = \"tls-reports@sender.test\"\n\
          [retry]\nfirst = 1\nmax_age = 4\n[tls]\nca_file = \"{}\"\n",
         zone.addr,
         zone.anchor.display(),
@@ -237,6 +239,12 @@ async fn dane_decides_how_mail_goes_and_beats_mta_sts() {
         assert_eq!((last.result, last.policy.as_str()), (result, policy), "{domain}: {last:?}");
     }
     assert!(store.tls_result("insecure.test").await.unwrap().is_none());
+    let (code, out) = tls_status(&src, "ee.test", "[dns]\ndnssec = true\n");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("DANE         on: MX hosts with DNSSEC-secure TLSA records"), "{out}");
+    assert!(out.contains("success at ") && out.contains("under DANE, TLSA _25._tcp.mx.ee.test (3 1 1)"), "{out}");
+    let (_, out) = tls_status(&src, "ee.test", "");
+    assert!(out.contains("DANE         off (dns.dnssec = false)"), "{out}");
 
     // After retry.max_age the deferred recipients expire; the DSN says DANE was why.
     let r = wait_for(&src, &id, |r| r.iter().all(|x| x.state != RecipientState::Deferred)).await;
@@ -260,4 +268,45 @@ async fn dane_decides_how_mail_goes_and_beats_mta_sts() {
     assert!(unfolded.contains("no TLSA record of _25._tcp.mx.mismatch.test matches"), "{dsn}");
     assert!(unfolded.contains("Fix: TLS with the receiving server could not be set up or verified"), "{dsn}");
     assert!(unfolded.contains("DANE TLSA records"), "the advice names DANE: {dsn}");
+
+    // The TLS report's counts (RFC 8460): policy type tlsa, the records as the policy string.
+    let day = Day::of(Timestamp::now());
+    let counts = |domain: &'static str| {
+        let store = src.store();
+        async move { store.take_tls_counts(day, domain).await.unwrap() }
+    };
+    let ee = counts("ee.test").await;
+    assert_eq!(ee.len(), 1, "{ee:?}");
+    assert_eq!((ee[0].policy.kind, ee[0].result, ee[0].count), (PolicyType::Tlsa, TlsResult::Success, 1));
+    assert_eq!(ee[0].policy.body, format!("_25._tcp.mx.ee.test IN TLSA 3 1 1 {}", hex(&a_spki)));
+    assert_eq!(ee[0].mx_host.as_deref(), Some("mx.ee.test"));
+    let mismatch = counts("mismatch.test").await;
+    assert!(!mismatch.is_empty() && mismatch.iter().all(|c| c.result == TlsResult::TlsaInvalid), "{mismatch:?}");
+    assert!(mismatch.iter().all(|c| c.policy.kind == PolicyType::Tlsa && c.policy.id == "mx.mismatch.test"));
+    assert_eq!(mismatch[0].receiving_ip, Some("127.0.0.2".parse().unwrap()));
+    let bogus = counts("bogus.test").await;
+    assert!(!bogus.is_empty() && bogus.iter().all(|c| c.result == TlsResult::DnssecInvalid), "{bogus:?}");
+    assert!(bogus.iter().all(|c| c.policy.kind == PolicyType::Tlsa && c.receiving_ip.is_none()));
+    let insecure = counts("insecure.test").await;
+    assert_eq!(insecure.len(), 1, "{insecure:?}");
+    assert_eq!((insecure[0].policy.kind, insecure[0].result), (PolicyType::NoPolicyFound, TlsResult::Success));
+    let both = counts("both.test").await;
+    assert_eq!(
+        both.iter().map(|c| (c.policy.kind, c.result)).collect::<Vec<_>>(),
+        [(PolicyType::Tlsa, TlsResult::Success)]
+    );
+}
+
+/// `mailerd tls status DOMAIN` on the data dir of `src`, with `extra` configuration.
+fn tls_status(src: &TestDaemon, domain: &str, extra: &str) -> (Option<i32>, String) {
+    let config = src.dir.path().join("cli-dane.toml");
+    let toml = format!("hostname = \"mx.local.test\"\ndata_dir = \"{}\"\n{extra}", src.dir.path().display());
+    std::fs::write(&config, toml).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailerd"))
+        .arg("--config")
+        .arg(&config)
+        .args(["tls", "status", domain])
+        .output()
+        .unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
 }
