@@ -413,6 +413,18 @@ mod tests {
     }
 
     #[test]
+    fn dnssec_is_off_by_default_and_the_anchor_needs_it() {
+        assert_eq!(Config::from_toml("").unwrap().dnssec, Dnssec::default());
+        let c = Config::from_toml("[dns]\ndnssec = true\ntrust_anchor = \"/etc/mailerd/root.key\"").unwrap();
+        assert!(c.dnssec.on);
+        assert_eq!(c.dnssec.trust_anchor.as_deref(), Some(std::path::Path::new("/etc/mailerd/root.key")));
+        let text = toml::to_string(&c.effective(false)).unwrap();
+        assert_eq!(Config::from_toml(&text).unwrap().dnssec, c.dnssec, "{text}");
+        let e = Config::from_toml("[dns]\ntrust_anchor = \"/k\"").unwrap_err().to_string();
+        assert!(e.contains("dns.trust_anchor") && e.contains("dns.dnssec = true"), "{e}");
+    }
+
+    #[test]
     fn local_domains_are_normalised() {
         let c = Config::from_toml("[local]\ndomains = [\"Bücher.Test\"]").unwrap();
         assert_eq!(c.local.domains[0].as_str(), "xn--bcher-kva.test");

@@ -146,9 +146,19 @@ fn chains_to(
         .map_err(|e| (failure_kind(&e), e.to_string()))
 }
 
-/// One DER element at the start of `input`: its tag, the whole element, its contents, and what
-/// follows it. Definite lengths up to 4 bytes (a certificate is never larger).
-fn element(input: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
+/// One DER element (tag, length, contents) at the start of some input.
+struct Element<'a> {
+    tag: u8,
+    /// The element with its tag and length.
+    whole: &'a [u8],
+    contents: &'a [u8],
+    /// What follows the element.
+    rest: &'a [u8],
+}
+
+/// The DER element at the start of `input`. Definite lengths of up to 4 bytes (a certificate
+/// is never larger).
+fn element(input: &[u8]) -> Option<Element<'_>> {
     let (&tag, rest) = input.split_first()?;
     let (&first, rest) = rest.split_first()?;
     let (len, rest) = if first < 0x80 {
@@ -158,13 +168,15 @@ fn element(input: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
         if n == 0 || n > 4 || rest.len() < n {
             return None;
         }
-        (rest[..n].iter().fold(0usize, |a, &b| (a << 8) | b as usize), &rest[n..])
+        let (len, rest) = rest.split_at(n);
+        (len.iter().fold(0usize, |a, &b| (a << 8) | b as usize), rest)
     };
     if rest.len() < len {
         return None;
     }
     let header = input.len() - rest.len();
-    Some((tag, &input[..header + len], &rest[..len], &rest[len..]))
+    let (contents, after) = rest.split_at(len);
+    Some(Element { tag, whole: input.get(..header + len)?, contents, rest: after })
 }
 
 const SEQUENCE: u8 = 0x30;
@@ -176,23 +188,18 @@ const VERSION: u8 = 0xa0;
 /// SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL, serialNumber, signature, issuer,
 /// validity, subject, subjectPublicKeyInfo, … }, … }), or None when it is not one.
 pub fn spki(cert: &[u8]) -> Option<&[u8]> {
-    let (SEQUENCE, _, certificate, _) = element(cert)? else { return None };
-    let (SEQUENCE, _, tbs, _) = element(certificate)? else { return None };
-    let mut rest = tbs;
-    if let (VERSION, _, _, after) = element(rest)? {
-        rest = after;
+    let certificate = element(cert).filter(|e| e.tag == SEQUENCE)?;
+    let tbs = element(certificate.contents).filter(|e| e.tag == SEQUENCE)?;
+    let mut rest = tbs.contents;
+    let first = element(rest)?;
+    if first.tag == VERSION {
+        rest = first.rest;
     }
     for expected in [INTEGER, SEQUENCE, SEQUENCE, SEQUENCE, SEQUENCE] {
-        let (tag, _, _, after) = element(rest)?;
-        if tag != expected {
-            return None;
-        }
-        rest = after;
+        let e = element(rest).filter(|e| e.tag == expected)?;
+        rest = e.rest;
     }
-    match element(rest)? {
-        (SEQUENCE, whole, _, _) => Some(whole),
-        _ => None,
-    }
+    element(rest).filter(|e| e.tag == SEQUENCE).map(|e| e.whole)
 }
 
 #[cfg(test)]
@@ -276,7 +283,7 @@ mod tests {
     fn dane_ee_ignores_names_and_dates() {
         let i = issued(&["elsewhere.test"], true);
         let now = UnixTime::now();
-        assert_eq!(host(vec![tlsa(3, 1, 1, &i.leaf)]).check(&[i.leaf.clone()], now), Ok(()));
+        assert_eq!(host(vec![tlsa(3, 1, 1, &i.leaf)]).check(std::slice::from_ref(&i.leaf), now), Ok(()));
         let wrong = host(vec![tlsa(3, 1, 1, &i.ca)]);
         let (kind, detail) = wrong.check(&[i.leaf.clone(), i.ca.clone()], now).unwrap_err();
         assert_eq!(kind, TlsResult::TlsaInvalid);
@@ -295,7 +302,7 @@ mod tests {
             let h = host(vec![tlsa(2, selector, matching, &i.ca)]);
             assert_eq!(h.check(&[i.leaf.clone(), i.ca.clone()], now), Ok(()), "{selector} {matching}");
             // The server must send the anchor (RFC 7672 §3.1.2).
-            assert_eq!(h.check(&[i.leaf.clone()], now).unwrap_err().0, TlsResult::TlsaInvalid);
+            assert_eq!(h.check(std::slice::from_ref(&i.leaf), now).unwrap_err().0, TlsResult::TlsaInvalid);
         }
         // A usage-2 record of the leaf itself is no anchor; usage 2 never matches the leaf.
         assert!(host(vec![tlsa(2, 1, 1, &i.leaf)]).check(&[i.leaf.clone(), i.ca.clone()], now).is_err());
@@ -318,12 +325,12 @@ mod tests {
         let i = issued(&["mx.a.test"], false);
         let pkix = host(vec![tlsa(1, 1, 1, &i.ca), tlsa(0, 0, 1, &i.ca)]);
         assert!(!pkix.authenticates());
-        assert_eq!(pkix.check(&[i.leaf.clone()], UnixTime::now()), Ok(()));
+        assert_eq!(pkix.check(std::slice::from_ref(&i.leaf), UnixTime::now()), Ok(()));
         assert_eq!(pkix.describe(), "DANE, TLSA _25._tcp.mx.a.test (1 1 1, 0 0 1, none usable: encryption only)");
         // With one usable record the unusable ones are ignored, not matched.
         let mixed = host(vec![tlsa(1, 1, 1, &i.leaf), tlsa(3, 1, 1, &i.ca)]);
         assert!(mixed.authenticates());
-        assert!(mixed.check(&[i.leaf.clone()], UnixTime::now()).is_err());
+        assert!(mixed.check(std::slice::from_ref(&i.leaf), UnixTime::now()).is_err());
         let p = mixed.report_policy();
         assert_eq!((p.kind, p.id.as_str()), (PolicyType::Tlsa, "mx.a.test"));
         assert!(p.body.starts_with("_25._tcp.mx.a.test IN TLSA 1 1 1 "), "{}", p.body);
