@@ -2,7 +2,8 @@
 //! anchor is its key, signed at test time) with MX, address and TLSA records, an unsigned
 //! child zone `insecure.test`, and one TLSA record changed after signing (bogus). The
 //! destinations are mailerd peers: 127.0.0.2 with a test-CA certificate for mx.ee.test only,
-//! 127.0.0.3 with one for mx.ta.test sent with the CA certificate (the DANE-TA anchor).
+//! 127.0.0.3 with one for mx.ta.test sent with the CA certificate (the DANE-TA anchor), and a
+//! sink without STARTTLS on 127.0.0.4.
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::harness::TestDaemon;
 use crate::harness::nsd::{SignedDns, Unsigned};
+use crate::harness::sink::Sink;
 use crate::harness::sts::{PolicyServer, TestCa};
 use crate::mta_sts::{common_port, enforce, peer, send, wait_for};
 
@@ -141,6 +143,8 @@ async fn dane_decides_how_mail_goes_and_beats_mta_sts() {
     // name) does not meet, and a TLSA record it does.
     records.extend(signed("both.test", "127.0.0.2", Some(format!("3 1 1 {}", hex(&a_spki)))));
     records.push("_mta-sts.both.test. IN TXT \"v=STSv1; id=1\"".into());
+    // plain.test: a TLSA record, and a server that does not offer STARTTLS.
+    records.extend(signed("plain.test", "127.0.0.4", Some(format!("3 1 1 {}", hex(&a_spki)))));
     records.push("mta-sts.both.test. IN A 127.0.0.1".into());
     let insecure = Unsigned {
         apex: "insecure.test",
@@ -165,8 +169,16 @@ async fn dane_decides_how_mail_goes_and_beats_mta_sts() {
     .await;
     src.add_user("app@sender.test", "pw", None).await;
 
-    let rcpts =
-        ["ann@ee.test", "mia@mismatch.test", "tom@ta.test", "ida@insecure.test", "bob@bogus.test", "bea@both.test"];
+    let plain = Sink::start_at(format!("127.0.0.4:{port}").parse().unwrap()).await;
+    let rcpts = [
+        "ann@ee.test",
+        "mia@mismatch.test",
+        "tom@ta.test",
+        "ida@insecure.test",
+        "bob@bogus.test",
+        "bea@both.test",
+        "pat@plain.test",
+    ];
     let id = send(&src, &rcpts, "under DANE").await;
     let r = wait_for(&src, &id, |r| r.iter().all(|x| x.attempts > 0 || x.state == RecipientState::Delivered)).await;
     let by = |who: &str| r.iter().find(|x| x.address == who).unwrap().clone();
@@ -227,6 +239,12 @@ async fn dane_decides_how_mail_goes_and_beats_mta_sts() {
         "{bea:?}"
     );
 
+    // STARTTLS stripped: nothing is sent in the clear.
+    let pat = by("pat@plain.test");
+    assert_eq!((pat.state, pat.last_status.as_deref()), (RecipientState::Deferred, Some("4.7.5")), "{pat:?}");
+    assert!(pat.last_detail.as_deref().unwrap().contains("does not offer STARTTLS"), "{pat:?}");
+    assert!(plain.received.lock().unwrap().is_empty(), "the server without STARTTLS got nothing");
+
     // The last TLS result per domain, for `mailerd tls status`.
     let store = src.store();
     for (domain, result, policy) in [
@@ -234,6 +252,7 @@ async fn dane_decides_how_mail_goes_and_beats_mta_sts() {
         ("mismatch.test", TlsResult::TlsaInvalid, "DANE, TLSA _25._tcp.mx.mismatch.test (3 1 1)"),
         ("bogus.test", TlsResult::DnssecInvalid, "DANE (TLSA _25._tcp.mx.bogus.test)"),
         ("both.test", TlsResult::Success, "DANE, TLSA _25._tcp.mx.both.test (3 1 1)"),
+        ("plain.test", TlsResult::StartTlsNotSupported, "DANE, TLSA _25._tcp.mx.plain.test (3 1 1)"),
     ] {
         let last = store.tls_result(domain).await.unwrap().unwrap_or_else(|| panic!("no result for {domain}"));
         assert_eq!((last.result, last.policy.as_str()), (result, policy), "{domain}: {last:?}");
@@ -248,7 +267,7 @@ async fn dane_decides_how_mail_goes_and_beats_mta_sts() {
 
     // After retry.max_age the deferred recipients expire; the DSN says DANE was why.
     let r = wait_for(&src, &id, |r| r.iter().all(|x| x.state != RecipientState::Deferred)).await;
-    for who in ["mia@mismatch.test", "bob@bogus.test"] {
+    for who in ["mia@mismatch.test", "bob@bogus.test", "pat@plain.test"] {
         assert_eq!(r.iter().find(|x| x.address == who).unwrap().state, RecipientState::Expired, "{r:?}");
     }
     let mut dsn = String::new();
