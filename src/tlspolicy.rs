@@ -1,10 +1,12 @@
 //! Outbound TLS policies as values: the MTA-STS TXT record and policy grammar, `mx` patterns,
-//! a policy as cached in the store, and the TLS-RPT result types of a session.
+//! a policy as cached in the store, the TLS-RPT result types of a session, and DANE's TLSA
+//! records.
 //!
 //! Standards: RFC 8461 §3.1 (the `_mta-sts` TXT record), §3.2 (the policy: CRLF or LF lines
 //! of `key: value`; unknown fields ignored; of a repeated field but `mx` the first counts;
 //! `max_age` at most 31557600 s), §4.1 (`mx` patterns: a host name, or `*.` matching exactly
-//! one leftmost label), RFC 8460 §4.3 (result types).
+//! one leftmost label), RFC 8460 §4.3 (result types), RFC 6698 §2.1 and RFC 7672 §3.1 (the
+//! TLSA fields, and which of them SMTP can use).
 //! Pure: no I/O, no clock (callers pass `now`); bad input is an error value, never a panic,
 //! and nothing grows beyond the policy size limit.
 //! Must not: fetch, resolve or store anything (`outbound::sts` does).
@@ -351,7 +353,9 @@ pub enum TlsResult {
     StsPolicyInvalid,
     /// The policy host's HTTPS certificate did not verify (RFC 8460 §4.3.2.2).
     StsWebpkiInvalid,
-    /// DANE results (RFC 8460 §4.3.2.1); DANE is not built yet, so nothing records them.
+    /// DANE results (RFC 8460 §4.3.2.1): no TLSA record matched the certificate chain; the
+    /// TLSA lookup failed or was bogus. `DaneRequired` is never recorded: mailerd has no setting
+    /// that requires DANE of a destination.
     TlsaInvalid,
     DnssecInvalid,
     DaneRequired,
@@ -450,10 +454,12 @@ impl Day {
     }
 }
 
-/// The `policy-type` of a TLS report (RFC 8460 §4.4); `tlsa` comes with DANE.
+/// The `policy-type` of a TLS report (RFC 8460 §4.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PolicyType {
     Sts,
+    /// DANE: the MX host's TLSA records (the id is the TLSA base domain).
+    Tlsa,
     NoPolicyFound,
 }
 
@@ -461,12 +467,50 @@ impl PolicyType {
     pub fn as_str(self) -> &'static str {
         match self {
             PolicyType::Sts => "sts",
+            PolicyType::Tlsa => "tlsa",
             PolicyType::NoPolicyFound => "no-policy-found",
         }
     }
 
     pub fn parse(text: &str) -> Option<PolicyType> {
-        [PolicyType::Sts, PolicyType::NoPolicyFound].into_iter().find(|p| p.as_str() == text)
+        [PolicyType::Sts, PolicyType::Tlsa, PolicyType::NoPolicyFound].into_iter().find(|p| p.as_str() == text)
+    }
+}
+
+/// A TLSA record (RFC 6698 §2.1): which certificate (usage), which part of it (selector), and
+/// how it is compared (matching type) with `data`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tlsa {
+    pub usage: u8,
+    pub selector: u8,
+    pub matching: u8,
+    pub data: Vec<u8>,
+}
+
+/// TLSA certificate usages (RFC 6698 §2.1.1, RFC 7218 names).
+pub const DANE_TA: u8 = 2;
+pub const DANE_EE: u8 = 3;
+
+impl Tlsa {
+    /// Whether an SMTP client can use the record (RFC 7672 §3.1.3: PKIX-TA(0) and PKIX-EE(1)
+    /// are not; RFC 7671 §4: unknown selectors and matching types are not, nor is a digest of
+    /// the wrong length).
+    pub fn usable(&self) -> bool {
+        let length_ok = match self.matching {
+            0 => !self.data.is_empty(),
+            1 => self.data.len() == 32,
+            2 => self.data.len() == 64,
+            _ => false,
+        };
+        matches!(self.usage, DANE_TA | DANE_EE) && matches!(self.selector, 0 | 1) && length_ok
+    }
+}
+
+/// The presentation form, `3 1 1 0a1b…` (the data in lower-case hex).
+impl fmt::Display for Tlsa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {} ", self.usage, self.selector, self.matching)?;
+        self.data.iter().try_for_each(|b| write!(f, "{b:02x}"))
     }
 }
 
@@ -617,6 +661,17 @@ mod tests {
         assert_eq!(d.next().start().iso8601(), "2026-12-07T00:00:00Z");
         assert_eq!(Day::of(Timestamp(-1)), Day(-1), "before 1970 still a whole day");
         assert_eq!(PolicyType::parse("no-policy-found"), Some(PolicyType::NoPolicyFound));
-        assert_eq!(PolicyType::parse("tlsa"), None);
+        assert_eq!(PolicyType::parse("tlsa"), Some(PolicyType::Tlsa));
+        assert_eq!(PolicyType::parse("dane"), None);
+    }
+
+    #[test]
+    fn tlsa_records_smtp_can_use() {
+        let t = |usage, selector, matching, len| Tlsa { usage, selector, matching, data: vec![0xab; len] };
+        assert!(t(3, 1, 1, 32).usable() && t(2, 0, 2, 64).usable() && t(3, 0, 0, 300).usable());
+        assert!(!t(0, 1, 1, 32).usable() && !t(1, 1, 1, 32).usable(), "PKIX usages are unusable for SMTP");
+        assert!(!t(4, 1, 1, 32).usable() && !t(3, 2, 1, 32).usable() && !t(3, 1, 3, 32).usable());
+        assert!(!t(3, 1, 1, 31).usable() && !t(3, 1, 2, 32).usable() && !t(3, 1, 0, 0).usable());
+        assert_eq!(t(3, 1, 1, 2).to_string(), "3 1 1 abab");
     }
 }

@@ -179,7 +179,7 @@ reason_table! {
     ContentError => Some(false), "the content was refused as malformed",
         "The message content was refused as malformed: check its MIME structure and headers.";
     FailedStartTls => Some(false), "STARTTLS could not be negotiated",
-        "TLS with the receiving server could not be set up or verified as required (no STARTTLS, a certificate not valid for the server's name, or a server outside the domain's MTA-STS policy), so the message was not sent in the clear: the recipient's postmaster must fix their TLS or policy; if the requirement is yours, check your TLS versions, ciphers and trusted CAs.";
+        "TLS with the receiving server could not be set up or verified as required (no STARTTLS, a certificate not valid for the server's name or matching none of its DANE TLSA records, DNSSEC answers that did not validate, or a server outside the domain's MTA-STS policy), so the message was not sent in the clear: the recipient's postmaster must fix their TLS or policy; if the requirement is yours, check your TLS versions, ciphers and trusted CAs.";
     NotCompliantRfc => Some(false), "the message breaks RFC 5322",
         "The message breaks RFC 5322 (duplicate headers, long lines, bad fields): fix the software that builds it.";
     VirusDetected => Some(false), "a virus was found in the message",

@@ -1,6 +1,7 @@
 //! `mailerd tls status DOMAIN [--json]`: the outbound TLS policy in force for a destination
-//! (its source, mode, expiry and MX patterns, from the policy cache every node shares) and the
-//! result of the last delivery session there.
+//! (its source, mode, expiry and MX patterns, from the policy cache every node shares), whether
+//! DANE applies (`dns.dnssec`), and the result of the last delivery session there (which names
+//! the policy it ran under: MTA-STS or the MX host's TLSA records).
 //!
 //! Must not: fetch a policy or connect anywhere (the next delivery does).
 
@@ -20,6 +21,14 @@ pub async fn status(config: &Config, domain: &str, json: bool) -> Result<i32> {
     }
     outln!("{:<12} {}", "domain", s.domain)?;
     outln!("{:<12} {} ({})", "in force", s.summary, s.source)?;
+    let dane = match s.dane {
+        "on" => {
+            "on: MX hosts with DNSSEC-secure TLSA records are used only over TLS they authenticate, before MTA-STS (looked up at each delivery)"
+        }
+        "route" => "not applied: a static route",
+        _ => "off (dns.dnssec = false)",
+    };
+    outln!("{:<12} {dane}", "DANE")?;
     if let Some(p) = &s.policy {
         let expired = if p.expired { " (expired)" } else { "" };
         outln!("{:<12} MTA-STS mode {}, id {}", "cached", p.mode, p.id)?;

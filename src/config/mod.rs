@@ -52,6 +52,7 @@ pub use self::bounce::{Bounce, Learner};
 pub use self::check::{CheckConfig, CheckName, CheckPolicy};
 pub use self::dashboard::Dashboard;
 pub use self::dkim::Dkim;
+pub use self::dns::Dnssec;
 pub use self::dovecot::Dovecot;
 pub use self::limits::Limits;
 pub use self::listen::Listen;
@@ -105,6 +106,8 @@ pub struct Config {
     pub local: Local,
     pub tls: Tls,
     pub dns_nameservers: Vec<SocketAddr>,
+    /// `dns.dnssec` and `dns.trust_anchor`: delivery's lookups are DNSSEC-validated (DANE).
+    pub dnssec: Dnssec,
     /// Static next hops by recipient domain, tried before MX lookup.
     pub routes: BTreeMap<String, Route>,
     pub outbound: Outbound,
@@ -207,7 +210,7 @@ impl RawConfig {
         let limits = self.limits.validate()?;
         let trusted_networks = self.relay.trusted_networks()?;
         let local = self.local.validate()?;
-        let dns_nameservers = self.dns.validate()?;
+        let (dns_nameservers, dnssec) = self.dns.validate()?;
         let outbound = self.outbound.validate(&hostname)?;
         let routes = routes::validate(self.routes, &outbound)?;
         let retry = self.retry.validate()?;
@@ -242,6 +245,7 @@ impl RawConfig {
             local,
             tls,
             dns_nameservers,
+            dnssec,
             routes,
             outbound,
             retry,
@@ -309,7 +313,7 @@ impl Config {
         if let Some(tls) = self.tls.effective() {
             t.insert("tls".into(), tls);
         }
-        t.insert("dns".into(), dns::effective(&self.dns_nameservers));
+        t.insert("dns".into(), dns::effective(&self.dns_nameservers, &self.dnssec));
         t.insert("routes".into(), routes::effective(&self.routes));
         t.insert("outbound".into(), self.outbound.effective());
         t.insert("retry".into(), self.retry.effective());
@@ -406,6 +410,18 @@ mod tests {
         let e =
             Config::from_toml("[routes]\n\"x.test\" = { next_hop = \"a\", tls = \"maybe\" }").unwrap_err().to_string();
         assert!(e.contains("routes.\"x.test\""), "{e}");
+    }
+
+    #[test]
+    fn dnssec_is_off_by_default_and_the_anchor_needs_it() {
+        assert_eq!(Config::from_toml("").unwrap().dnssec, Dnssec::default());
+        let c = Config::from_toml("[dns]\ndnssec = true\ntrust_anchor = \"/etc/mailerd/root.key\"").unwrap();
+        assert!(c.dnssec.on);
+        assert_eq!(c.dnssec.trust_anchor.as_deref(), Some(std::path::Path::new("/etc/mailerd/root.key")));
+        let text = toml::to_string(&c.effective(false)).unwrap();
+        assert_eq!(Config::from_toml(&text).unwrap().dnssec, c.dnssec, "{text}");
+        let e = Config::from_toml("[dns]\ntrust_anchor = \"/k\"").unwrap_err().to_string();
+        assert!(e.contains("dns.trust_anchor") && e.contains("dns.dnssec = true"), "{e}");
     }
 
     #[test]

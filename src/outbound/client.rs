@@ -3,7 +3,9 @@
 //! Standards: RFC 5321 (§4.5.3.2 per-stage timeouts, §4.5.2 dot-stuffing), RFC 2920 (MAIL,
 //! every RCPT and DATA are sent in one write when the server offers PIPELINING), RFC 3207
 //! (opportunistic STARTTLS, or required per route), RFC 8461 §4.2 (under an MTA-STS policy the
-//! certificate is checked for the MX name by `trust::Trust` before EHLO is repeated), RFC 1870 (SIZE: a message larger than the
+//! certificate is checked for the MX name by `trust::Trust` before EHLO is repeated), RFC 7672
+//! §2.3 and §3 (under DANE, STARTTLS is required, SNI is the MX host name, and the chain is
+//! checked against the TLSA records by `dane::DaneHost` before EHLO is repeated), RFC 1870 (SIZE: a message larger than the
 //! server's limit is not sent), RFC 3461 (DSN parameters are passed on when offered).
 //! Replies are read and messages dot-stuffed by `smtp::codec` (shared with the checklist's probe).
 //! Every recipient gets the complete reply it received (code, status, all lines).
@@ -24,12 +26,21 @@ use crate::smtp::command::{Notify, Ret};
 use crate::smtp::reply::SmtpReply;
 use crate::tlspolicy::TlsResult;
 
-/// A policy's demand on the TLS of a connection: the certificate is checked against `trust`
-/// for the MX name; with `enforce` a failure ends the connection before any mail is sent,
-/// without it (MTA-STS testing) the connection goes on and the result is kept in `tls_check`.
+/// A policy's demand on the TLS of a connection: the certificate is checked (against `trust`
+/// for the MX name under MTA-STS, against the host's TLSA records under DANE); with `enforce` a
+/// failure ends the connection before any mail is sent, without it (MTA-STS testing) the
+/// connection goes on and the result is kept in `tls_check`.
 pub struct Verify<'a> {
-    pub trust: &'a super::trust::Trust,
+    pub check: Check<'a>,
     pub enforce: bool,
+}
+
+/// How the certificate chain is checked.
+pub enum Check<'a> {
+    /// For the MX name, to the trusted roots (MTA-STS, RFC 8461 §4.2).
+    Pkix(&'a super::trust::Trust),
+    /// Against the MX host's TLSA records (DANE, RFC 7672 §3).
+    Dane(&'a super::dane::DaneHost),
 }
 
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -323,7 +334,10 @@ impl Connection {
         self.wire.io = Box::new(stream);
         self.tls = true;
         if let Some(v) = verify {
-            let check = v.trust.check(&self.remote.name, &self.peer_certs);
+            let check = match v.check {
+                Check::Pkix(trust) => trust.check(&self.remote.name, &self.peer_certs),
+                Check::Dane(host) => host.check(&self.peer_certs, rustls::pki_types::UnixTime::now()),
+            };
             if let (true, Err((result, detail))) = (v.enforce, &check) {
                 let detail = format!("{}: {detail}", self.remote);
                 return Err(ClientError::TlsPolicy { result: *result, detail, local: self.local });

@@ -303,6 +303,10 @@ pub struct TlsStatus {
     pub source: &'static str,
     /// One sentence on what applies.
     pub summary: String,
+    /// Whether DANE (RFC 7672) applies: `on` (`dns.dnssec`: the TLSA records of the MX hosts
+    /// are looked up at each delivery, and where they are secure they take precedence over
+    /// MTA-STS), `off`, or `route` (a static route: not applied).
+    pub dane: &'static str,
     pub policy: Option<PolicyView>,
     pub last_result: Option<ResultView>,
 }
@@ -374,10 +378,18 @@ pub async fn status(
             }
         }
     };
+    let dane = if config.routes.contains_key(domain) {
+        "route"
+    } else if config.dnssec.on {
+        "on"
+    } else {
+        "off"
+    };
     Ok(TlsStatus {
         domain: domain.to_string(),
         source,
         summary,
+        dane,
         policy,
         last_result: last.map(|l| ResultView {
             result: l.result.as_str(),

@@ -81,13 +81,20 @@ pub fn report_json(who: &Submitter<'_>, report_id: &str, day: Day, domain: &str,
 
 fn policy_json(policy: &ReportPolicy, domain: &str, rows: &[&TlsCount]) -> Value {
     let mut p = json!({ "policy-type": policy.kind.as_str(), "policy-domain": domain });
-    if policy.kind == PolicyType::Sts {
+    // The policy text, a line per string: the MTA-STS policy, or the TLSA records (RFC 8460 §4.4).
+    if policy.kind == PolicyType::Sts || (policy.kind == PolicyType::Tlsa && !policy.body.is_empty()) {
         let lines: Vec<&str> =
             policy.body.lines().map(|l| l.trim_end_matches('\r')).filter(|l| !l.trim().is_empty()).collect();
         p["policy-string"] = json!(lines);
-        if let Ok(parsed) = Policy::parse(&policy.body) {
-            p["mx-host"] = json!(parsed.mx.iter().map(|m| m.to_string()).collect::<Vec<_>>());
-        }
+    }
+    if policy.kind == PolicyType::Sts
+        && let Ok(parsed) = Policy::parse(&policy.body)
+    {
+        p["mx-host"] = json!(parsed.mx.iter().map(|m| m.to_string()).collect::<Vec<_>>());
+    }
+    // A DANE policy is the TLSA RRset of one MX host (the id): that host is the mx-host.
+    if policy.kind == PolicyType::Tlsa {
+        p["mx-host"] = json!([policy.id]);
     }
     let successes: u64 = rows.iter().filter(|r| r.result == TlsResult::Success).map(|r| r.count).sum();
     let failures: u64 = rows.iter().filter(|r| r.result != TlsResult::Success).map(|r| r.count).sum();
@@ -439,11 +446,18 @@ mod tests {
             id: "7".into(),
             body: "version: STSv1\r\nmode: enforce\r\nmx: *.a.test\r\nmax_age: 86400\r\n".into(),
         };
+        let tlsa = ReportPolicy {
+            kind: PolicyType::Tlsa,
+            id: "mx3.a.test".into(),
+            body: "_25._tcp.mx3.a.test IN TLSA 3 1 1 00ff\n_25._tcp.mx3.a.test IN TLSA 2 0 1 ff00".into(),
+        };
         let counts = vec![
             count(&sts, TlsResult::Success, Some("mx1.a.test"), 5),
             count(&sts, TlsResult::StartTlsNotSupported, Some("mx2.a.test"), 2),
             count(&sts, TlsResult::MxNotInPolicy, Some("mx.b.test"), 1),
             count(&ReportPolicy::none(), TlsResult::Success, Some("mx1.a.test"), 3),
+            count(&tlsa, TlsResult::TlsaInvalid, Some("mx3.a.test"), 4),
+            count(&tlsa, TlsResult::Success, Some("mx3.a.test"), 6),
         ];
         let r = report_json(&who, "rid", Day(20_000), "a.test", &counts);
         assert_eq!(r["organization-name"], "Sender Inc");
@@ -452,7 +466,16 @@ mod tests {
         assert_eq!(r["date-range"]["start-datetime"], "2024-10-04T00:00:00Z");
         assert_eq!(r["date-range"]["end-datetime"], "2024-10-04T23:59:59Z");
         let policies = r["policies"].as_array().unwrap();
-        assert_eq!(policies.len(), 2);
+        assert_eq!(policies.len(), 3);
+        let dane = policies.iter().find(|p| p["policy"]["policy-type"] == "tlsa").unwrap();
+        assert_eq!(
+            dane["policy"]["policy-string"],
+            json!(["_25._tcp.mx3.a.test IN TLSA 3 1 1 00ff", "_25._tcp.mx3.a.test IN TLSA 2 0 1 ff00"])
+        );
+        assert_eq!(dane["policy"]["mx-host"], json!(["mx3.a.test"]));
+        assert_eq!(dane["summary"]["total-successful-session-count"], 6);
+        assert_eq!(dane["failure-details"][0]["result-type"], "tlsa-invalid");
+        assert_eq!(dane["failure-details"][0]["failed-session-count"], 4);
         let none = policies.iter().find(|p| p["policy"]["policy-type"] == "no-policy-found").unwrap();
         assert_eq!(none["summary"]["total-successful-session-count"], 3);
         assert!(none.get("failure-details").is_none());

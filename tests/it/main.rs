@@ -12,6 +12,7 @@ mod api_scopes;
 mod app_passwords;
 mod config_errors;
 mod crash_durability;
+mod dane;
 mod dashboard;
 mod abuse;
 mod bounce_lines;

@@ -32,7 +32,7 @@ fn pg_ctl() -> bool {
 #[test]
 fn the_suite_says_what_it_could_not_run() {
     let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
-    let checks: [(bool, &str, &str); 14] = [
+    let checks: [(bool, &str, &str); 15] = [
         (
             runs("swaks", &["--version"]),
             "swaks::*",
@@ -54,6 +54,11 @@ fn the_suite_says_what_it_could_not_run() {
             "headless Chromium (apt-get install chromium chromium-driver)",
         ),
         (runs("curl", &["--version"]), "unsubscribe::one_click_post_*", "curl (apt-get install curl)"),
+        (
+            Path::new("/usr/sbin/nsd").exists() && runs("ldns-signzone", &["-v"]) && runs("ldns-keygen", &["-v"]),
+            "dane::*",
+            "NSD and ldnsutils, a DNSSEC-signed zone (apt-get install nsd ldnsutils)",
+        ),
         (
             std::env::var_os("MAILERD_TEST_POSTGRES_URL").is_some(),
             "store_conformance on PostgreSQL, cluster::*",

@@ -6,6 +6,7 @@ pub mod daemon;
 pub mod dns;
 pub mod dovecot;
 pub mod http;
+pub mod nsd;
 pub mod postfix;
 pub mod postgres;
 pub mod sink;
