@@ -8,9 +8,8 @@
 //! §2.1 (selector 0: the whole certificate, 1: its SubjectPublicKeyInfo; matching type 0:
 //! exact, 1: SHA-256, 2: SHA-512), RFC 7672 §2.2 (a secure TLSA RRset with no usable record
 //! still makes TLS mandatory, unauthenticated).
-//! The SubjectPublicKeyInfo is cut out of the certificate's DER by hand (`spki`), as the TLSA
-//! matching is; DANE-TA's chain and name check is rustls-webpki's, with the matched
-//! certificate as the only trust anchor.
+//! The TLSA matching is ours; certificates are parsed by rustls-webpki (`spki`), and DANE-TA's
+//! chain and name check is webpki's too, with the matched certificate as the only anchor.
 //! Must not: resolve (the caller passes secure TLSA records), connect, or decide outcomes.
 
 use std::sync::Arc;
@@ -108,13 +107,14 @@ fn abbreviated(r: &Tlsa) -> String {
 /// Whether `record` matches `cert` (RFC 6698 §2.1.2, §2.1.3).
 pub fn matches(record: &Tlsa, cert: &[u8]) -> bool {
     let selected = match record.selector {
-        0 => cert,
+        0 => std::borrow::Cow::Borrowed(cert),
         1 => match spki(cert) {
-            Some(s) => s,
+            Some(s) => std::borrow::Cow::Owned(s),
             None => return false,
         },
         _ => return false,
     };
+    let selected: &[u8] = &selected;
     match record.matching {
         0 => selected == record.data.as_slice(),
         1 => Sha256::digest(selected).as_slice() == record.data.as_slice(),
@@ -146,60 +146,12 @@ fn chains_to(
         .map_err(|e| (failure_kind(&e), e.to_string()))
 }
 
-/// One DER element (tag, length, contents) at the start of some input.
-struct Element<'a> {
-    tag: u8,
-    /// The element with its tag and length.
-    whole: &'a [u8],
-    contents: &'a [u8],
-    /// What follows the element.
-    rest: &'a [u8],
-}
-
-/// The DER element at the start of `input`. Definite lengths of up to 4 bytes (a certificate
-/// is never larger).
-fn element(input: &[u8]) -> Option<Element<'_>> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (first as usize, rest)
-    } else {
-        let n = (first & 0x7f) as usize;
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let (len, rest) = rest.split_at(n);
-        (len.iter().fold(0usize, |a, &b| (a << 8) | b as usize), rest)
-    };
-    if rest.len() < len {
-        return None;
-    }
-    let header = input.len() - rest.len();
-    let (contents, after) = rest.split_at(len);
-    Some(Element { tag, whole: input.get(..header + len)?, contents, rest: after })
-}
-
-const SEQUENCE: u8 = 0x30;
-const INTEGER: u8 = 0x02;
-/// `[0] EXPLICIT Version` of a TBSCertificate.
-const VERSION: u8 = 0xa0;
-
-/// The DER SubjectPublicKeyInfo of an X.509 certificate (RFC 5280 §4.1: Certificate ::=
-/// SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL, serialNumber, signature, issuer,
-/// validity, subject, subjectPublicKeyInfo, … }, … }), or None when it is not one.
-pub fn spki(cert: &[u8]) -> Option<&[u8]> {
-    let certificate = element(cert).filter(|e| e.tag == SEQUENCE)?;
-    let tbs = element(certificate.contents).filter(|e| e.tag == SEQUENCE)?;
-    let mut rest = tbs.contents;
-    let first = element(rest)?;
-    if first.tag == VERSION {
-        rest = first.rest;
-    }
-    for expected in [INTEGER, SEQUENCE, SEQUENCE, SEQUENCE, SEQUENCE] {
-        let e = element(rest).filter(|e| e.tag == expected)?;
-        rest = e.rest;
-    }
-    element(rest).filter(|e| e.tag == SEQUENCE).map(|e| e.whole)
+/// The DER SubjectPublicKeyInfo of an X.509 certificate, as rustls-webpki parses it, or None
+/// when it is not one webpki can read.
+pub fn spki(cert: &[u8]) -> Option<Vec<u8>> {
+    let der = CertificateDer::from(cert);
+    let parsed = webpki::EndEntityCert::try_from(&der).ok()?;
+    Some(parsed.subject_public_key_info().as_ref().to_vec())
 }
 
 #[cfg(test)]
@@ -238,7 +190,7 @@ mod tests {
     }
 
     fn tlsa(usage: u8, selector: u8, matching: u8, cert: &[u8]) -> Tlsa {
-        let selected = if selector == 0 { cert.to_vec() } else { spki(cert).unwrap().to_vec() };
+        let selected = if selector == 0 { cert.to_vec() } else { spki(cert).unwrap() };
         let data = match matching {
             0 => selected,
             1 => Sha256::digest(&selected).to_vec(),
@@ -252,10 +204,10 @@ mod tests {
     }
 
     #[test]
-    fn the_spki_is_cut_out_of_the_der() {
+    fn the_spki_is_read_from_the_certificate() {
         let i = issued(&["mx.a.test"], false);
-        assert_eq!(spki(&i.leaf).unwrap(), i.leaf_spki.as_slice());
-        assert_eq!(spki(&i.ca).unwrap(), i.ca_spki.as_slice());
+        assert_eq!(spki(&i.leaf).unwrap(), i.leaf_spki);
+        assert_eq!(spki(&i.ca).unwrap(), i.ca_spki);
         assert_eq!(spki(b""), None);
         assert_eq!(spki(&i.leaf[..i.leaf.len() / 2]), None, "a truncated certificate");
         assert_eq!(spki(&[0x30, 0x03, 0x02, 0x01, 0x00]), None, "not a certificate");
