@@ -68,12 +68,28 @@ async fn refused_recipients_are_rejected_events_with_the_refusal_and_the_advice(
     let r = post_json(api, "/api/v1/messages", Some(&key), &send).await;
     assert_eq!(r.status, 202, "{}", r.text);
     let id = r.json["id"].as_str().unwrap().to_string();
+    let message_id = r.json["message_id"].as_str().unwrap().to_string();
+    assert!(message_id.starts_with('<'), "{}", r.text);
 
     // The event stream: one `rejected` per refused recipient, with the refusal's status and text.
+    // Events name the message as the send reply does: `id` the queue id, `message_id` the
+    // Message-ID header; their own id is `event_id`, the cursor.
     let events = get(api, "/api/v1/events?type=rejected&limit=100", Some(&key)).await;
     assert_eq!(events.status, 200, "{}", events.text);
-    let rejected: Vec<&Value> =
-        events.json["events"].as_array().unwrap().iter().filter(|e| e["message_id"] == id).collect();
+    let rejected: Vec<&Value> = events.json["events"].as_array().unwrap().iter().filter(|e| e["id"] == id).collect();
+    assert!(rejected.iter().all(|e| e["message_id"] == message_id.as_str()), "{rejected:?}");
+    let last = rejected.iter().filter_map(|e| e["event_id"].as_i64()).max().expect("event ids");
+    assert_eq!(events.json["next"].as_i64(), Some(last), "the cursor is the last event_id");
+    // The journey and the search say the same.
+    let journey = get(api, &format!("/api/v1/messages/{id}"), Some(&key)).await;
+    assert_eq!(
+        (&journey.json["id"], &journey.json["message_id"]),
+        (&json!(id), &json!(message_id)),
+        "{}",
+        journey.text
+    );
+    let found = get(api, "/api/v1/messages?tag=welcome", Some(&key)).await;
+    assert_eq!(found.json["messages"][0]["message_id"], json!(message_id), "{}", found.text);
     let by_rcpt =
         |a: &str| *rejected.iter().find(|e| e["recipient"] == a).unwrap_or_else(|| panic!("{a}: {rejected:?}"));
     assert_eq!(rejected.len(), 2, "{rejected:?}");
@@ -86,7 +102,8 @@ async fn refused_recipients_are_rejected_events_with_the_refusal_and_the_advice(
     assert!(!rejected.iter().any(|e| e["recipient"] == "alice@dest.test"));
 
     // The webhook: the same events with reason, hard/soft and the advice of the reason table.
-    let posts = wait_for(&seen, 2, |v| v["message_id"] == id.as_str()).await;
+    let posts = wait_for(&seen, 2, |v| v["id"] == id.as_str()).await;
+    assert!(posts.iter().all(|p| p["message_id"] == message_id.as_str() && p["event_id"].is_i64()), "{posts:?}");
     let post = |a: &str| posts.iter().find(|p| p["recipient"] == a).unwrap_or_else(|| panic!("{a}: {posts:?}"));
     let gone = post("gone@far.test");
     assert_eq!(

@@ -2218,7 +2218,7 @@ fn rcpt_of(address: &str) -> NewRecipient {
 /// the earliest, seen values keep their latest time, old hours are forgotten; a suspicion
 /// pauses the account once, with one `account_suspected` event of no message.
 async fn account_activity_adds_up_across_flushes_and_nodes(s: Arc<dyn Store>) {
-    use mailerd::store::{AccountActivity, AccountPause, EventKind, Hour, HourCount, Seen, SeenAt};
+    use mailerd::store::{AccountActivity, AccountPause, Hour, HourCount, Seen, SeenAt};
     let acct = "user:app@x.test";
     assert_eq!(s.account_history(acct, Hour(0)).await.unwrap(), Default::default(), "unknown account");
     let net: Seen = Seen::Network("192.0.2.0/24".parse().unwrap());
