@@ -154,3 +154,26 @@ async fn deferral_advice_matches_the_attempt() {
         assert!(!advice(p).contains("days"), "no days after {} attempts: {p}", p["attempt"]);
     }
 }
+
+/// Mail that enters over SMTP keeps its own Message-ID header, and its events carry it as
+/// `message_id` beside the queue id (`id`), as API mail's do; mail without one gets ours.
+#[tokio::test]
+async fn smtp_mail_events_carry_its_message_id_header() {
+    let d = TestDaemon::with("[listen]\nhttp = \"127.0.0.1:0\"").await;
+    let api = d.http.unwrap();
+    let (key, k) = mailerd::http::auth::generate("app", Scope::All).unwrap();
+    d.store().create_api_key(k).await.unwrap();
+    let mut c = crate::harness::Client::connect(d.smtp).await;
+    let body = "From: a@sender.test\r\nMessage-ID: <smtp-door-1@sender.test>\r\nSubject: hi\r\n\r\nx\r\n";
+    let r = c.send_mail("a@sender.test", &["postmaster@local.test"], body).await;
+    r.expect("250 2.0.0 Ok: queued as");
+    let id = r.lines[0].rsplit(' ').next().unwrap().to_string();
+    d.wait_maildir("local.test", "postmaster", 1).await;
+    let events = get(api, "/api/v1/events?limit=100", Some(&key)).await;
+    let mine: Vec<&Value> =
+        events.json["events"].as_array().unwrap().iter().filter(|e| e["id"] == id.as_str()).collect();
+    assert!(mine.iter().any(|e| e["type"] == "delivered"), "{}", events.text);
+    assert!(mine.iter().all(|e| e["message_id"] == "<smtp-door-1@sender.test>"), "{mine:?}");
+    let journey = get(api, &format!("/api/v1/messages/{id}"), Some(&key)).await;
+    assert_eq!(journey.json["message_id"], "<smtp-door-1@sender.test>", "{}", journey.text);
+}
