@@ -184,8 +184,10 @@ pub(super) struct Reads {
 }
 
 impl Reads {
-    /// The reads for `requests`: one suppression read for all their recipients, one pause read
-    /// per sender domain, one read per template named. Unparsable addresses are skipped (the
+    /// The reads for `requests`: one read per template named and, for several messages (a
+    /// batch), one suppression read for all their recipients and one pause read per sender
+    /// domain. A single send leaves those to `check_rcpt`, whose suppression lookups
+    /// PostgreSQL batches across concurrent requests. Unparsable addresses are skipped (the
     /// message's own checks refuse them).
     pub async fn read(
         ctx: &crate::inbound::Context,
@@ -211,7 +213,12 @@ impl Reads {
                 templates.insert(name.clone(), ctx.store.template(&key.id, name).await?);
             }
         }
-        Ok(Reads { policy: policy::Prefetched::read(ctx, submitter, &senders, &rcpts).await, templates })
+        let policy = if requests.len() > 1 {
+            policy::Prefetched::read(ctx, submitter, &senders, &rcpts).await
+        } else {
+            policy::Prefetched::default()
+        };
+        Ok(Reads { policy, templates })
     }
 }
 
