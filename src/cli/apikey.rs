@@ -1,4 +1,4 @@
-//! `mailerd apikey create NAME (--domain D... | --admin) | list [--json] | revoke ID | rotate ID`:
+//! `mailerd apikey create NAME (--domain D... | --admin) [--sandbox] | list [--json] | revoke ID | rotate ID`:
 //! makes API keys and prints each secret once, lists keys with their scope, deletes keys, and
 //! gives a key a new secret.
 //!
@@ -13,7 +13,7 @@ use crate::http::auth;
 use crate::smtp::address::Domain;
 use crate::store::{ApiKey, Scope};
 
-pub async fn create(config: &Config, name: &str, domains: Vec<String>, admin: bool) -> Result<i32> {
+pub async fn create(config: &Config, name: &str, domains: Vec<String>, admin: bool, sandbox: bool) -> Result<i32> {
     let scope = match (admin, domains.is_empty()) {
         (true, true) => Scope::All,
         (false, false) => {
@@ -40,14 +40,16 @@ pub async fn create(config: &Config, name: &str, domains: Vec<String>, admin: bo
             return Ok(2);
         }
     };
-    let (secret, key) = auth::generate(name, scope).map_err(|e| anyhow!("no randomness for the key: {e}"))?;
+    let (secret, mut key) = auth::generate(name, scope).map_err(|e| anyhow!("no randomness for the key: {e}"))?;
+    key.sandbox = sandbox;
     let store = super::open_store(config).await?;
     store.create_api_key(key.clone()).await?;
     let scope = match &key.scope {
         Scope::All => "an admin key (any sender domain, everything)".to_string(),
         Scope::Domains(_) => format!("for {}", key.scope),
     };
-    eprintln!("API key {} ({}) {scope}; shown once, keep it secret:", key.id, key.name);
+    let sandbox = if key.sandbox { "; a sandbox key: its sends are checked and recorded, never delivered" } else { "" };
+    eprintln!("API key {} ({}) {scope}{sandbox}; shown once, keep it secret:", key.id, key.name);
     outln!("{secret}")?;
     Ok(0)
 }
@@ -64,6 +66,7 @@ fn to_json(k: &ApiKey) -> serde_json::Value {
         "domains": domains,
         "created_at": k.created_at,
         "last_used_at": k.last_used_at.map(|t| t.iso8601()),
+        "sandbox": k.sandbox,
     })
 }
 
@@ -76,12 +79,13 @@ pub async fn list(config: &Config, json: bool) -> Result<i32> {
         } else {
             let used = k.last_used_at.map_or_else(|| "never".to_string(), |t| t.iso8601());
             outln!(
-                "{:<17} {:<20} {:<24} created {} last used {}",
+                "{:<17} {:<20} {:<24} created {} last used {}{}",
                 k.id,
                 k.name,
                 k.scope.to_string(),
                 k.created_at,
-                used
+                used,
+                if k.sandbox { " (sandbox)" } else { "" }
             )?;
         }
     }

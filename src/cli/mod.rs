@@ -201,6 +201,10 @@ pub enum ApikeyCommand {
         /// An admin key: sends from any domain, sees and changes everything.
         #[arg(long)]
         admin: bool,
+        /// A sandbox key: every send of it runs every check and is recorded (events marked
+        /// `sandbox`), but nothing is delivered.
+        #[arg(long)]
+        sandbox: bool,
     },
     /// Every key: id, name, scope, created, last used.
     List {
@@ -486,8 +490,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             Command::Send { from, to, subject, text, eml, server, key } => {
                 send::send(&config, send::SendArgs { from, to, subject, text, eml, server, key }).await
             }
-            Command::Apikey(ApikeyCommand::Create { name, domains, admin }) => {
-                apikey::create(&config, &name, domains, admin).await
+            Command::Apikey(ApikeyCommand::Create { name, domains, admin, sandbox }) => {
+                apikey::create(&config, &name, domains, admin, sandbox).await
             }
             Command::Apikey(ApikeyCommand::List { json }) => apikey::list(&config, json).await,
             Command::Apikey(ApikeyCommand::Revoke { id }) => apikey::revoke(&config, &id).await,

@@ -40,6 +40,7 @@ pub fn generate(name: &str, scope: Scope) -> Result<(String, ApiKey), getrandom:
         scope,
         created_at: String::new(),
         last_used_at: None,
+        sandbox: false,
     };
     Ok((secret, key))
 }

@@ -37,7 +37,8 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// mark), plus reason, hard/soft and advice for failures.
 pub fn payload(e: &EventRecord) -> Value {
     let mut v = json!({
-        "id": e.id, "type": e.kind, "at": e.at, "message_id": e.message_id, "recipient": e.recipient,
+        "event_id": e.event_id, "id": e.id, "message_id": e.message_id, "type": e.kind, "at": e.at,
+        "recipient": e.recipient,
         "status": e.status, "detail": e.detail, "remote": e.remote,
     });
     if let Some(obj) = v.as_object_mut() {
@@ -122,14 +123,14 @@ pub async fn run(store: Arc<dyn Store>, hook: Webhook, transport: Transport, mut
         for e in events {
             if hook.events.is_empty() || hook.events.iter().any(|k| k == e.kind.as_str()) {
                 let body = payload(&e).to_string();
-                if !deliver(&hook, &transport, e.id, &body, &mut shutdown).await {
+                if !deliver(&hook, &transport, e.event_id, &body, &mut shutdown).await {
                     crate::metrics::webhook_backlog(-waiting);
                     return; // shutting down; the cursor still points before this event
                 }
             }
             waiting -= 1;
             crate::metrics::webhook_backlog(-1);
-            cursor = e.id;
+            cursor = e.event_id;
             if let Err(err) = store.set_webhook_cursor(&hook.url, cursor).await {
                 warn!(url = %hook.url, error = %err, "webhook: saving the cursor failed (events may repeat)");
             }
@@ -276,9 +277,10 @@ mod tests {
     #[test]
     fn bounces_carry_reason_and_advice() {
         let e = EventRecord {
-            id: 7,
+            event_id: 7,
             at: "2026-11-28T00:00:00Z".into(),
-            message_id: "Q".into(),
+            id: "Q".into(),
+            message_id: Some("<q@b.test>".into()),
             recipient: Some("a@b.test".into()),
             kind: EventKind::Bounced,
             status: Some("5.1.1".into()),
@@ -291,6 +293,7 @@ mod tests {
             first_attempt_at: None,
         };
         let v = payload(&e);
+        assert_eq!((&v["event_id"], &v["id"], &v["message_id"]), (&json!(7), &json!("Q"), &json!("<q@b.test>")));
         assert!(v.get("sandbox").is_none(), "real mail has no sandbox mark");
         assert_eq!((&v["tags"], &v["metadata"]), (&json!(["invoice"]), &json!({"order": "42"})));
         let sandboxed = payload(&EventRecord { kind: EventKind::Queued, sandbox: true, ..e.clone() });
@@ -323,9 +326,10 @@ mod tests {
     #[test]
     fn deferral_advice_follows_the_attempt_count() {
         let deferred = |attempt: u32, first: &str| EventRecord {
-            id: 9,
+            event_id: 9,
             at: "2026-11-28T12:00:00Z".into(),
-            message_id: "Q".into(),
+            id: "Q".into(),
+            message_id: None,
             recipient: Some("a@b.test".into()),
             kind: EventKind::Deferred,
             status: Some("4.4.1".into()),

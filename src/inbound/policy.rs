@@ -235,6 +235,66 @@ pub fn check_headers(ctx: &Context, submitter: &Submitter, message: &[u8]) -> Re
     }
 }
 
+/// The store reads `check_rcpt` makes for remote recipients (whether the sending account or the
+/// sender domain is paused; the suppression entries of the address), made once for many
+/// recipients: an API request reads them for all its messages' recipients in two store calls
+/// (`Prefetched::read`) instead of two per recipient. The empty one (`Default`) has read
+/// nothing, and `check_rcpt` then reads for itself.
+#[derive(Debug, Default)]
+pub struct Prefetched {
+    /// The first pause among each list of accounts read (`pause_accounts`).
+    pauses: std::collections::HashMap<Vec<String>, Option<crate::store::AccountPause>>,
+    /// Every entry of the addresses read (by `Mailbox::key`), oldest first; None: not read.
+    suppressions: Option<std::collections::HashMap<String, Vec<crate::store::Suppression>>>,
+}
+
+impl Prefetched {
+    /// Reads the pauses of every distinct (submitter, sender) pair (one store call each; a
+    /// request has one sender domain as a rule) and the suppression entries of every recipient
+    /// (one store call), for mail from `senders` to `recipients`. What cannot be read is left
+    /// out, and `check_rcpt` then asks the store itself (and fails as it would).
+    pub async fn read(
+        ctx: &Context,
+        submitter: &Submitter,
+        senders: &[ReversePath],
+        recipients: &[Mailbox],
+    ) -> Prefetched {
+        let mut pauses = std::collections::HashMap::new();
+        for from in senders {
+            let accounts = pause_accounts(submitter, from);
+            if !pauses.contains_key(&accounts)
+                && let Ok(pause) = ctx.store.first_pause(accounts.clone()).await
+            {
+                pauses.insert(accounts, pause);
+            }
+        }
+        let mut suppressions = None;
+        if ctx.config.bounce.enforce_suppression && !recipients.is_empty() {
+            let mut keys: Vec<String> = recipients.iter().map(Mailbox::key).collect();
+            keys.sort();
+            keys.dedup();
+            if let Ok(entries) = ctx.store.suppressions_of(keys.clone()).await {
+                let mut by_address: std::collections::HashMap<String, Vec<_>> =
+                    keys.into_iter().map(|k| (k, Vec::new())).collect();
+                for entry in entries {
+                    if let Some(list) = by_address.get_mut(&entry.address) {
+                        list.push(entry);
+                    }
+                }
+                suppressions = Some(by_address);
+            }
+        }
+        Prefetched { pauses, suppressions }
+    }
+}
+
+/// The accounts whose pause refuses mail from `from` by `submitter`: the sending account, and
+/// the sender domain (the complaint breaker's own window).
+fn pause_accounts(submitter: &Submitter, from: &ReversePath) -> Vec<String> {
+    let sender_domain = crate::store::path_domain(from).map(|d| crate::bounce::breaker::domain_account(d.as_str()));
+    submitter.account().into_iter().chain(sender_domain).collect()
+}
+
 /// RCPT TO: resolves the recipient of mail from `from` or refuses it with the DESIGN §4 reason.
 pub async fn check_rcpt(
     ctx: &Context,
@@ -243,6 +303,20 @@ pub async fn check_rcpt(
     to: &ForwardPath,
     params: &RcptParams,
     declared_size: Option<u64>,
+) -> Result<AcceptedRcpt, Refusal> {
+    check_rcpt_with(ctx, submitter, from, to, params, declared_size, &Prefetched::default()).await
+}
+
+/// `check_rcpt` with the pauses and suppression entries read before (`Prefetched`) where
+/// they cover this recipient; the store is asked only for what they do not.
+pub async fn check_rcpt_with(
+    ctx: &Context,
+    submitter: &Submitter,
+    from: &ReversePath,
+    to: &ForwardPath,
+    params: &RcptParams,
+    declared_size: Option<u64>,
+    known: &Prefetched,
 ) -> Result<AcceptedRcpt, Refusal> {
     let accepted = |address: String, destination| AcceptedRcpt {
         address,
@@ -295,19 +369,25 @@ pub async fn check_rcpt(
             let detail = format!("relay to {} from {ip}", rcpt.domain());
             return Err(refuse(Reason::RelayDenied { rcpt: shown }, detail));
         }
-        // The sending account, and the sender domain (the complaint breaker's own window).
-        let sender_domain = crate::store::path_domain(from).map(|d| crate::bounce::breaker::domain_account(d.as_str()));
-        let accounts: Vec<String> = submitter.account().into_iter().chain(sender_domain).collect();
-        if let Ok(Some(p)) = ctx.store.first_pause(accounts).await {
+        let accounts = pause_accounts(submitter, from);
+        let pause = match known.pauses.get(&accounts) {
+            Some(p) => p.clone(),
+            None => ctx.store.first_pause(accounts).await.ok().flatten(),
+        };
+        if let Some(p) = pause {
             let detail = format!("{} paused", p.account);
             return Err(refuse(Reason::AccountPaused { account: p.account, why: p.detail }, detail));
         }
         let entry = if ctx.config.bounce.enforce_suppression {
             let sender = crate::store::path_domain(from);
-            ctx.store
-                .suppression_for(&rcpt.key(), sender.as_ref())
-                .await
-                .map_err(|e| store_failed(&e, "suppression lookup"))?
+            match known.suppressions.as_ref().and_then(|s| s.get(&rcpt.key())) {
+                Some(entries) => entries.iter().find(|e| e.refuses(sender.as_ref())).cloned(),
+                None => ctx
+                    .store
+                    .suppression_for(&rcpt.key(), sender.as_ref())
+                    .await
+                    .map_err(|e| store_failed(&e, "suppression lookup"))?,
+            }
         } else {
             None
         };

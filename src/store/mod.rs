@@ -458,7 +458,8 @@ pub struct NewMessage {
     pub received_at: Timestamp,
     pub origin: Origin,
     pub body: Vec<u8>,
-    /// The Message-ID header of the body, for the sent log (remote recipients only).
+    /// The Message-ID header of the body: stored with the message (events and the journey
+    /// show it as `message_id`) and, for remote recipients, in the sent log.
     pub header_message_id: Option<String>,
     pub recipients: Vec<NewRecipient>,
     /// For a DSN: the recipients of another message it reports on. The insert fails with
@@ -586,6 +587,8 @@ pub struct MessageSearch {
 pub struct MessageHit {
     /// The queue id.
     pub id: MessageId,
+    /// The Message-ID header (None for messages stored before it was kept).
+    pub message_id: Option<String>,
     pub reverse_path: String,
     pub received_at: String,
     /// The stored time (ms), for the cursor.
@@ -600,16 +603,18 @@ pub struct MessageHit {
 }
 
 impl MessageHit {
-    /// From a row's columns: id, reverse path, received_at (ms), origin (JSON).
+    /// From a row's columns: id, reverse path, received_at (ms), origin (JSON), Message-ID.
     pub(crate) fn of(
         id: String,
         reverse_path: String,
         received_ms: i64,
         origin: Option<&str>,
+        message_id: Option<String>,
     ) -> Result<Self, StoreError> {
         let origin = codec::origin(origin)?.unwrap_or_default();
         Ok(MessageHit {
             id: MessageId(id),
+            message_id,
             reverse_path,
             received_at: Timestamp(received_ms).iso8601(),
             received_ms,
@@ -757,6 +762,9 @@ pub struct ApiKey {
     pub created_at: String,
     /// When a request last presented the key (recorded at most once a minute per key).
     pub last_used_at: Option<Timestamp>,
+    /// A sandbox key (`mailerd apikey create --sandbox`): every send of it is a sandbox send,
+    /// checked and recorded but never delivered, whatever the request says.
+    pub sandbox: bool,
 }
 
 impl Scope {
@@ -784,6 +792,20 @@ impl Scope {
 /// A domain read back from a store column.
 pub(crate) fn stored_domain(text: Option<String>) -> Result<Option<Domain>, StoreError> {
     text.map(|d| Domain::parse(&d).map_err(|e| StoreError::Corrupt(format!("domain {d}: {e}")))).transpose()
+}
+
+/// A message template of an API key (`/api/v1/templates`): minijinja sources of the parts a
+/// send fills in, stored by name per API key id (another key never sees it; a rotated key
+/// keeps it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pub api_key: String,
+    pub name: String,
+    pub subject: Option<String>,
+    pub text: Option<String>,
+    pub html: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 /// An account the hard-bounce breaker paused.
@@ -857,12 +879,17 @@ pub struct AccountActivity {
     pub seen: Vec<SeenAt>,
 }
 
-/// One event of the stream (`GET /api/v1/events`): `id` is the cursor.
+/// One event of the stream (`GET /api/v1/events`): `event_id` is the cursor; `id` and
+/// `message_id` name the message as the send reply does (queue id, Message-ID header).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EventRecord {
-    pub id: i64,
+    pub event_id: i64,
     pub at: String,
-    pub message_id: String,
+    /// The queue id of the message (empty for an event of no message: `account_suspected`).
+    pub id: String,
+    /// The message's Message-ID header; None for messages stored before it was kept, and
+    /// for events of no message.
+    pub message_id: Option<String>,
     pub recipient: Option<String>,
     #[serde(rename = "type")]
     pub kind: EventKind,
@@ -970,6 +997,9 @@ pub struct RecipientView {
 pub struct MessageDetail {
     #[serde(flatten)]
     pub entry: QueueEntry,
+    /// The Message-ID header (None for messages stored before it was kept): `id` is the queue
+    /// id and `message_id` the header, as in the send reply and the events.
+    pub message_id: Option<String>,
     pub envid: Option<String>,
     pub ret: Option<Ret>,
     pub origin: Origin,
@@ -1330,6 +1360,24 @@ pub trait Store: Send + Sync {
     /// global entry, or a sender-domain entry of that domain (`Suppression::refuses`); the
     /// oldest when there are several. The RCPT check.
     async fn suppression_for(&self, address: &str, sender: Option<&Domain>) -> Result<Option<Suppression>, StoreError>;
+
+    /// Every entry of each of `addresses`, whatever its scope, oldest first: one read for
+    /// many recipients (an API batch), which the caller filters with `Suppression::refuses`
+    /// as `suppression_for` does.
+    async fn suppressions_of(&self, addresses: Vec<String>) -> Result<Vec<Suppression>, StoreError>;
+
+    /// Stores a template (a new one, or new sources for the key's template of that name,
+    /// keeping its `created_at`).
+    async fn put_template(&self, template: Template) -> Result<(), StoreError>;
+
+    /// The API key's template of that name.
+    async fn template(&self, api_key: &str, name: &str) -> Result<Option<Template>, StoreError>;
+
+    /// The API key's templates by name, after the name `after` (the cursor), at most `limit`.
+    async fn templates(&self, api_key: &str, after: Option<&str>, limit: usize) -> Result<Vec<Template>, StoreError>;
+
+    /// Deletes the API key's template of that name; returns whether there was one.
+    async fn delete_template(&self, api_key: &str, name: &str) -> Result<bool, StoreError>;
 
     /// The entries of an address within `scope`, oldest first.
     async fn suppression_entries(&self, address: &str, scope: &Scope) -> Result<Vec<Suppression>, StoreError>;

@@ -226,3 +226,75 @@ async fn batch_on_postgres_is_one_transaction() {
     assert_eq!(row.get::<_, i64>(0), 3, "each single send is its own");
     assert_eq!(store.queued_messages().await.unwrap(), 53);
 }
+
+/// A batch's checks read the suppression list and the pauses once for all its messages; each
+/// message still gets exactly the answer a single send would: a sender-domain entry refuses
+/// only mail from its domain, a global one everybody's, a paused sender domain only its own.
+#[tokio::test]
+async fn a_batch_reads_suppressions_and_pauses_once_and_decides_per_message() {
+    use mailerd::store::{AccountPause, Suppression, SuppressionScope};
+    let d = TestDaemon::with(
+        "[listen]\nhttp = \"127.0.0.1:0\"\n[queue]\nhold = true\n[routes]\n\"dest.test\" = \"127.0.0.1:9\"\n",
+    )
+    .await;
+    let api = d.http.unwrap();
+    let store = d.store();
+    let key = admin_key(&store).await;
+    let entry = |address: &str, domain: Option<&str>, scope| Suppression {
+        address: address.into(),
+        reason: "unsubscribed".into(),
+        status: None,
+        detail: None,
+        message_id: None,
+        created_at: String::new(),
+        domain: domain.map(|d| mailerd::smtp::address::Domain::parse(d).unwrap()),
+        scope,
+    };
+    store.suppress(entry("list@dest.test", Some("a.sender.test"), SuppressionScope::SenderDomain)).await.unwrap();
+    store.suppress(entry("gone@dest.test", None, SuppressionScope::Global)).await.unwrap();
+    let pause = AccountPause {
+        account: mailerd::bounce::breaker::domain_account("c.sender.test"),
+        detail: "complaint rate".into(),
+        message_id: None,
+        paused_at: String::new(),
+    };
+    assert!(store.pause_account(pause).await.unwrap());
+    let from = |sender: &str, to: &[&str]| json!({"from": sender, "to": to, "subject": "s", "text": "t"});
+    let batch = json!({"messages": [
+        from("app@a.sender.test", &["list@dest.test", "ok@dest.test"]),
+        from("app@b.sender.test", &["list@dest.test"]),
+        from("app@b.sender.test", &["gone@dest.test"]),
+        from("app@c.sender.test", &["ok@dest.test"]),
+        from("app@a.sender.test", &["LIST@dest.test"]),
+    ]});
+    let r = post_json(api, "/api/v1/messages/batch", Some(&key), &batch).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let fates: Vec<Vec<(String, String)>> = r.json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            let list = x["recipients"].as_array().or(x["error"]["recipients"].as_array()).cloned().unwrap_or_default();
+            list.iter()
+                .map(|r| {
+                    let why = r["reason"].as_str().unwrap_or(r["state"].as_str().unwrap_or("")).to_string();
+                    (r["address"].as_str().unwrap().to_string(), why)
+                })
+                .collect()
+        })
+        .collect();
+    let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(
+        fates,
+        [
+            vec![pair("list@dest.test", "suppressed"), pair("ok@dest.test", "queued")],
+            vec![pair("list@dest.test", "queued")],
+            vec![pair("gone@dest.test", "suppressed")],
+            vec![pair("ok@dest.test", "not_allowed")],
+            vec![pair("LIST@dest.test", "suppressed")],
+        ],
+        "{}",
+        r.text
+    );
+    assert_eq!(r.json["queued"], 2, "{}", r.text);
+}

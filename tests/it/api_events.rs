@@ -68,12 +68,28 @@ async fn refused_recipients_are_rejected_events_with_the_refusal_and_the_advice(
     let r = post_json(api, "/api/v1/messages", Some(&key), &send).await;
     assert_eq!(r.status, 202, "{}", r.text);
     let id = r.json["id"].as_str().unwrap().to_string();
+    let message_id = r.json["message_id"].as_str().unwrap().to_string();
+    assert!(message_id.starts_with('<'), "{}", r.text);
 
     // The event stream: one `rejected` per refused recipient, with the refusal's status and text.
+    // Events name the message as the send reply does: `id` the queue id, `message_id` the
+    // Message-ID header; their own id is `event_id`, the cursor.
     let events = get(api, "/api/v1/events?type=rejected&limit=100", Some(&key)).await;
     assert_eq!(events.status, 200, "{}", events.text);
-    let rejected: Vec<&Value> =
-        events.json["events"].as_array().unwrap().iter().filter(|e| e["message_id"] == id).collect();
+    let rejected: Vec<&Value> = events.json["events"].as_array().unwrap().iter().filter(|e| e["id"] == id).collect();
+    assert!(rejected.iter().all(|e| e["message_id"] == message_id.as_str()), "{rejected:?}");
+    let last = rejected.iter().filter_map(|e| e["event_id"].as_i64()).max().expect("event ids");
+    assert_eq!(events.json["next"].as_i64(), Some(last), "the cursor is the last event_id");
+    // The journey and the search say the same.
+    let journey = get(api, &format!("/api/v1/messages/{id}"), Some(&key)).await;
+    assert_eq!(
+        (&journey.json["id"], &journey.json["message_id"]),
+        (&json!(id), &json!(message_id)),
+        "{}",
+        journey.text
+    );
+    let found = get(api, "/api/v1/messages?tag=welcome", Some(&key)).await;
+    assert_eq!(found.json["messages"][0]["message_id"], json!(message_id), "{}", found.text);
     let by_rcpt =
         |a: &str| *rejected.iter().find(|e| e["recipient"] == a).unwrap_or_else(|| panic!("{a}: {rejected:?}"));
     assert_eq!(rejected.len(), 2, "{rejected:?}");
@@ -86,7 +102,8 @@ async fn refused_recipients_are_rejected_events_with_the_refusal_and_the_advice(
     assert!(!rejected.iter().any(|e| e["recipient"] == "alice@dest.test"));
 
     // The webhook: the same events with reason, hard/soft and the advice of the reason table.
-    let posts = wait_for(&seen, 2, |v| v["message_id"] == id.as_str()).await;
+    let posts = wait_for(&seen, 2, |v| v["id"] == id.as_str()).await;
+    assert!(posts.iter().all(|p| p["message_id"] == message_id.as_str() && p["event_id"].is_i64()), "{posts:?}");
     let post = |a: &str| posts.iter().find(|p| p["recipient"] == a).unwrap_or_else(|| panic!("{a}: {posts:?}"));
     let gone = post("gone@far.test");
     assert_eq!(
@@ -136,4 +153,27 @@ async fn deferral_advice_matches_the_attempt() {
     for p in [first, second] {
         assert!(!advice(p).contains("days"), "no days after {} attempts: {p}", p["attempt"]);
     }
+}
+
+/// Mail that enters over SMTP keeps its own Message-ID header, and its events carry it as
+/// `message_id` beside the queue id (`id`), as API mail's do; mail without one gets ours.
+#[tokio::test]
+async fn smtp_mail_events_carry_its_message_id_header() {
+    let d = TestDaemon::with("[listen]\nhttp = \"127.0.0.1:0\"").await;
+    let api = d.http.unwrap();
+    let (key, k) = mailerd::http::auth::generate("app", Scope::All).unwrap();
+    d.store().create_api_key(k).await.unwrap();
+    let mut c = crate::harness::Client::connect(d.smtp).await;
+    let body = "From: a@sender.test\r\nMessage-ID: <smtp-door-1@sender.test>\r\nSubject: hi\r\n\r\nx\r\n";
+    let r = c.send_mail("a@sender.test", &["postmaster@local.test"], body).await;
+    r.expect("250 2.0.0 Ok: queued as");
+    let id = r.lines[0].rsplit(' ').next().unwrap().to_string();
+    d.wait_maildir("local.test", "postmaster", 1).await;
+    let events = get(api, "/api/v1/events?limit=100", Some(&key)).await;
+    let mine: Vec<&Value> =
+        events.json["events"].as_array().unwrap().iter().filter(|e| e["id"] == id.as_str()).collect();
+    assert!(mine.iter().any(|e| e["type"] == "delivered"), "{}", events.text);
+    assert!(mine.iter().all(|e| e["message_id"] == "<smtp-door-1@sender.test>"), "{mine:?}");
+    let journey = get(api, &format!("/api/v1/messages/{id}"), Some(&key)).await;
+    assert_eq!(journey.json["message_id"], "<smtp-door-1@sender.test>", "{}", journey.text);
 }

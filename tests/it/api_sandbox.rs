@@ -17,7 +17,7 @@ use crate::harness::http::{get, post_json, request};
 async fn events_of(api: std::net::SocketAddr, key: &str, id: &str) -> Vec<Value> {
     let r = get(api, "/api/v1/events?limit=1000", Some(key)).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    r.json["events"].as_array().unwrap().iter().filter(|e| e["message_id"] == id).cloned().collect()
+    r.json["events"].as_array().unwrap().iter().filter(|e| e["id"] == id).cloned().collect()
 }
 
 #[tokio::test]
@@ -106,4 +106,82 @@ async fn sandbox_sends_run_every_check_record_events_and_deliver_nothing() {
     let real_events = events_of(api, &key, &real_id).await;
     assert!(real_events.iter().all(|e| e.get("sandbox").is_none()), "{real_events:?}");
     assert_eq!(store.queued_messages().await.unwrap(), 0, "no sandbox message waits in the queue");
+}
+
+/// A key made with `mailerd apikey create --sandbox`: every send of it (single, batch, raw) is
+/// a sandbox send without asking, and nothing reaches the destination; a normal key of the
+/// same daemon still delivers.
+#[tokio::test]
+async fn a_sandbox_key_never_delivers() {
+    let dest = TestDaemon::with("[local]\ndomains = [\"dest.test\"]").await;
+    dest.add_user("alice@dest.test", "pw", None).await;
+    let src = TestDaemon::with(&format!(
+        "[listen]\nhttp = \"127.0.0.1:0\"\n[local]\ndomains = [\"sender.test\"]\n[routes]\n\"dest.test\" = \"{}\"\n",
+        dest.smtp
+    ))
+    .await;
+    let api = src.http.unwrap();
+    let config = src.dir.path().join("cli.toml");
+    std::fs::write(&config, format!("data_dir = \"{}\"\n", src.dir.path().display())).unwrap();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailerd"))
+            .args(["--config", config.to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, test_key, err) = cli(&["apikey", "create", "ci", "--domain", "sender.test", "--sandbox"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("sandbox"), "the CLI says what the key is: {err}");
+    let (code, out, _) = cli(&["apikey", "list", "--json"]);
+    assert_eq!(code, Some(0));
+    let row: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!((&row["name"], &row["sandbox"]), (&json!("ci"), &json!(true)), "{out}");
+    let (real_key, k) = mailerd::http::auth::generate("app", Scope::All).unwrap();
+    src.store().create_api_key(k).await.unwrap();
+
+    // No `sandbox` in any request: the key decides.
+    let single = json!({"from": "app@sender.test", "to": ["alice@dest.test"], "subject": "key sandbox", "text": "x"});
+    let r = post_json(api, "/api/v1/messages", Some(&test_key), &single).await;
+    assert_eq!((r.status, &r.json["sandbox"]), (202, &json!(true)), "{}", r.text);
+    let single_id = r.json["id"].as_str().unwrap().to_string();
+    let r = post_json(api, "/api/v1/messages/batch", Some(&test_key), &json!({"messages": [single.clone()]})).await;
+    assert_eq!((r.status, &r.json["results"][0]["sandbox"]), (200, &json!(true)), "{}", r.text);
+    let batch_id = r.json["results"][0]["id"].as_str().unwrap().to_string();
+    let raw = b"From: app@sender.test\r\nTo: alice@dest.test\r\nSubject: key sandbox raw\r\n\r\nx\r\n".to_vec();
+    let r = request(api, "POST", "/api/v1/messages/raw", Some(&test_key), Some(("message/rfc822", raw))).await;
+    assert_eq!((r.status, &r.json["sandbox"]), (202, &json!(true)), "{}", r.text);
+    let raw_id = r.json["id"].as_str().unwrap().to_string();
+    // A refused recipient is refused as for real mail.
+    let r = post_json(
+        api,
+        "/api/v1/messages",
+        Some(&test_key),
+        &json!({"from": "app@elsewhere.test", "to": ["alice@dest.test"], "text": "x"}),
+    )
+    .await;
+    assert_eq!((r.status, r.json["field"].as_str()), (403, Some("from")), "the key's scope still applies: {}", r.text);
+
+    let r = post_json(
+        api,
+        "/api/v1/messages",
+        Some(&real_key),
+        &json!({"from": "app@sender.test", "to": ["alice@dest.test"], "subject": "real", "text": "sent"}),
+    )
+    .await;
+    assert_eq!((r.status, r.json.get("sandbox")), (202, None), "{}", r.text);
+    dest.wait_maildir("dest.test", "alice", 1).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let files = dest.maildir_files("dest.test", "alice");
+    assert_eq!(files.len(), 1, "only the normal key's message arrived");
+    assert!(std::fs::read_to_string(&files[0]).unwrap().contains("Subject: real"));
+    for id in [&single_id, &batch_id, &raw_id] {
+        let events = events_of(api, &real_key, id).await;
+        assert!(!events.is_empty() && events.iter().all(|e| e["sandbox"] == true), "{id}: {events:?}");
+    }
 }

@@ -138,9 +138,8 @@ async fn a_scoped_key_sees_and_changes_only_its_domains() {
     // Events, paged 3 at a time: a's pages hold only a's events, and all of them.
     let b_ids: Vec<&str> = ids["b"].iter().map(|(id, _)| id.as_str()).collect();
     let a_ids: Vec<&str> = ids["a"].iter().map(|(id, _)| id.as_str()).collect();
-    let of = |events: &[Value], ids: &[&str]| {
-        events.iter().filter(|e| ids.contains(&e["message_id"].as_str().unwrap())).count()
-    };
+    let of =
+        |events: &[Value], ids: &[&str]| events.iter().filter(|e| ids.contains(&e["id"].as_str().unwrap())).count();
     let events_a = all_events(api, &key_a, 3).await;
     let events_admin = all_events(api, &admin, 3).await;
     assert_eq!(of(&events_a, &b_ids), 0);

@@ -102,7 +102,7 @@ async fn send(program: &'static str, script: &'static str, api: std::net::Socket
 async fn delivered_events(r: &Receiver, ids: &[String]) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut seen: Vec<Value> = Vec::new();
-    while !ids.iter().all(|id| seen.iter().any(|e| e["type"] == "delivered" && e["message_id"] == *id)) {
+    while !ids.iter().all(|id| seen.iter().any(|e| e["type"] == "delivered" && e["id"] == *id)) {
         assert!(Instant::now() < deadline, "events seen: {seen:?}");
         match r.lines.try_recv() {
             Ok(line) => seen.push(serde_json::from_str(&line).unwrap()),

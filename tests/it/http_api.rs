@@ -134,7 +134,7 @@ async fn send_through_the_api_and_follow_the_message() {
     let page = get(api, "/api/v1/events?since=0&type=delivered&limit=10", Some(&any)).await;
     assert_eq!(page.status, 200, "{}", page.text);
     let events = page.json["events"].as_array().unwrap();
-    assert!(events.iter().any(|e| e["message_id"] == id.as_str() && e["type"] == "delivered"), "{}", page.text);
+    assert!(events.iter().any(|e| e["id"] == id.as_str() && e["type"] == "delivered"), "{}", page.text);
     let next = page.json["next"].as_i64().unwrap();
     let after = get(api, &format!("/api/v1/events?since={next}&type=delivered"), Some(&any)).await;
     assert_eq!(after.json["events"], json!([]), "the cursor moves past what was seen");

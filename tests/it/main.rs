@@ -8,6 +8,7 @@ mod api_events;
 mod api_injection;
 mod api_raw;
 mod api_sandbox;
+mod api_templates;
 mod api_scopes;
 mod app_passwords;
 mod config_errors;

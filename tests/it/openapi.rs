@@ -215,6 +215,34 @@ async fn the_openapi_document_is_valid_and_describes_every_live_response() {
     let r = request(api, "DELETE", "/api/v1/suppressions/gone@far.test", key, None).await;
     record(s, "delete", "/api/v1/suppressions/{address}", &r);
 
+    // Templates: stored, read, listed, sent with, refused, deleted.
+    const TEMPLATE: &str = "/api/v1/templates/{name}";
+    let body = json!({"subject": "Hi {{ name }}", "text": "Dear {{ name }}", "html": "<p>{{ name }}</p>"});
+    let r = request(api, "PUT", "/api/v1/templates/welcome", key, json_body(body)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    record(s, "put", TEMPLATE, &r);
+    let r = request(api, "PUT", "/api/v1/templates/broken", key, json_body(json!({"text": "{% if %}"}))).await;
+    assert_eq!((r.status, r.json["field"].as_str()), (422, Some("text")), "{}", r.text);
+    record(s, "put", TEMPLATE, &r);
+    let r = request(api, "GET", "/api/v1/templates/welcome", key, None).await;
+    record(s, "get", TEMPLATE, &r);
+    let r = request(api, "GET", "/api/v1/templates/nope", key, None).await;
+    record(s, "get", TEMPLATE, &r);
+    let r = request(api, "GET", "/api/v1/templates?limit=1", key, None).await;
+    assert_eq!(r.json["templates"][0]["name"], "welcome", "{}", r.text);
+    record(s, "get", "/api/v1/templates", &r);
+    let r = request(api, "GET", "/api/v1/templates?limit=0", key, None).await;
+    record(s, "get", "/api/v1/templates", &r);
+    let templated = json!({"from": "app@sender.test", "to": ["alice@dest.test"], "template": "welcome",
+                           "variables": {"name": "Alice"}});
+    let r = request(api, "POST", SEND, key, json_body(templated)).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    record(s, "post", SEND, &r);
+    let r = request(api, "DELETE", "/api/v1/templates/welcome", key, None).await;
+    record(s, "delete", TEMPLATE, &r);
+    let r = request(api, "DELETE", "/api/v1/templates/welcome", key, None).await;
+    record(s, "delete", TEMPLATE, &r);
+
     // The tools.
     let r = request(
         api,

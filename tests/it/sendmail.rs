@@ -60,6 +60,11 @@ async fn sendmail_t_i_queues_and_the_running_daemon_delivers() {
     assert!(got.contains("\r\nFrom: Report Robot <"), "{got}");
     assert!(got.contains("\r\nMessage-ID: <") && got.contains("\r\nDate: "), "{got}");
     assert!(got.contains("line one\r\n.\r\nline after the dot\r\n"), "{got}");
+    // The Message-ID the door gave it is stored with the message: its events carry it.
+    let header = got.split("\r\n").find_map(|l| l.strip_prefix("Message-ID: ")).unwrap().trim().to_string();
+    let events = d.store().events_after(0, None, &mailerd::store::Scope::All, 100).await.unwrap();
+    let bob: Vec<_> = events.iter().filter(|e| e.recipient.as_deref() == Some("bob@local.test")).collect();
+    assert!(!bob.is_empty() && bob.iter().all(|e| e.message_id.as_deref() == Some(header.as_str())), "{events:?}");
 
     // Without -i the lone dot ends the message, as sendmail's.
     let out = sendmail(&d, &["postmaster@local.test"], b"Subject: dot\n\nbefore\n.\nafter\n");

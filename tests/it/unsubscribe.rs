@@ -185,7 +185,7 @@ async fn one_click_post_unsubscribes_from_that_sender_domain_only() {
     let events = get(api, "/api/v1/events?since=0&type=unsubscribed", Some(&admin)).await;
     let list = events.json["events"].as_array().unwrap();
     assert_eq!(list.len(), 1, "{}", events.text);
-    assert_eq!(list[0]["message_id"], id.as_str());
+    assert_eq!(list[0]["id"], id.as_str());
     assert_eq!(list[0]["recipient"], "alice@dest.test");
 
     // Honoured at the next RCPT, for that sender domain only.

@@ -185,8 +185,8 @@ async fn https_webhooks_verify_the_certificate_and_retry_until_it_is_valid() {
     assert_eq!(events[0]["type"], "queued", "the first event was retried, not dropped: {events:?}");
     assert_eq!(events[1]["type"], "delivered");
     assert!(events.iter().all(|e| e["recipient"] == "u@dest.test"));
-    assert_eq!(posts[0].0, events[0]["id"].to_string(), "Mailerd-Event-Id is the event's id");
-    let ids: Vec<i64> = events.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    assert_eq!(posts[0].0, events[0]["event_id"].to_string(), "Mailerd-Event-Id is the event's id");
+    let ids: Vec<i64> = events.iter().map(|e| e["event_id"].as_i64().unwrap()).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order: {ids:?}");
     assert!(posts.iter().all(|(_, _, signed)| *signed), "every POST's signature verified");
 }

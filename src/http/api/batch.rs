@@ -92,21 +92,27 @@ async fn send_batch(
     let mut ids = HashSet::new();
     let mut jobs = Vec::with_capacity(batch.messages.len());
     for (index, value) in batch.messages.into_iter().enumerate() {
-        jobs.push((index, value, unique_id(&mut ids, now)));
+        let prefix = format!("messages[{index}]");
+        let req = parse_value::<SendRequest>(value, &prefix).map(|mut req| {
+            req.sandbox |= batch.sandbox;
+            req
+        });
+        jobs.push((prefix, req, unique_id(&mut ids, now)));
     }
-    let sandbox = batch.sandbox;
-    let prepared = futures_util::stream::iter(jobs.into_iter().map(|(index, value, id)| {
-        let submitter = &submitter;
-        async move {
-            let prefix = format!("messages[{index}]");
-            let mut req = parse_value::<SendRequest>(value, &prefix)?;
-            req.sandbox |= sandbox;
-            messages::prepare(ctx, key, submitter, &req, id, now).await.map_err(|p| within(p, &prefix))
-        }
-    }))
-    .buffered(CONCURRENT)
-    .collect::<Vec<_>>()
-    .await;
+    // The store reads of every message's checks at once: the suppression entries of all the
+    // recipients in one read, the pause once per sender domain, each template once.
+    let requests: Vec<&SendRequest> = jobs.iter().filter_map(|(_, req, _)| req.as_ref().ok()).collect();
+    let reads = messages::Reads::read(ctx, key, &submitter, &requests).await?;
+    let prepared =
+        futures_util::stream::iter(jobs.into_iter().map(|(prefix, req, id)| {
+            let (submitter, reads) = (&submitter, &reads);
+            async move {
+                messages::prepare(ctx, key, submitter, &req?, reads, id, now).await.map_err(|p| within(p, &prefix))
+            }
+        }))
+        .buffered(CONCURRENT)
+        .collect::<Vec<_>>()
+        .await;
     let mut results: Vec<Value> = Vec::with_capacity(prepared.len());
     let mut ready = Vec::new();
     for (index, p) in prepared.into_iter().enumerate() {

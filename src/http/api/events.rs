@@ -42,6 +42,6 @@ pub async fn list(
         Some(None) => Vec::new(),
         kind => state.ctx.store.events_after(q.since, kind.flatten(), &key.scope, limit).await?,
     };
-    let next = events.last().map_or(q.since, |e| e.id);
+    let next = events.last().map_or(q.since, |e| e.event_id);
     Ok(Json(json!({ "events": events, "next": next })))
 }

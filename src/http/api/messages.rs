@@ -47,7 +47,7 @@ use crate::smtp::command::{ForwardPath, MailParams, RcptParams};
 use crate::store::{ApiKey, MessageId, Origin, RejectedRcpt, StoreError, Transport, Via};
 use crate::time::Timestamp;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
     pub from: String,
@@ -73,9 +73,13 @@ pub struct SendRequest {
     /// Run every check and record the events (marked `sandbox`), but queue nothing.
     #[serde(default)]
     pub sandbox: bool,
+    /// The name of a template of the key (`/api/v1/templates`) that gives subject, text and
+    /// html, rendered with `variables`.
+    pub template: Option<String>,
+    pub variables: Option<serde_json::Map<String, Value>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Attachment {
     pub filename: String,
@@ -153,7 +157,8 @@ async fn send_once(
     let submitter = Submitter::ApiKey { id: key.id.clone(), scope: key.scope.clone() };
     not_paused(ctx, key).await?;
     let now = Timestamp::now();
-    let mut prepared = prepare(ctx, key, &submitter, &req, MessageId::generate(now), now).await?;
+    let reads = Reads::read(ctx, key, &submitter, &[&req]).await?;
+    let mut prepared = prepare(ctx, key, &submitter, &req, &reads, MessageId::generate(now), now).await?;
     let status = StatusCode::ACCEPTED;
     prepared.incoming.idempotency =
         pending.map(|p| p.record(key, &prepared.incoming.id, status, &prepared.reply, prepared.incoming.received_at));
@@ -170,20 +175,89 @@ pub(super) struct Prepared {
     pub remote: u64,
 }
 
-/// Everything but the commit: the header values, the sender's scope, the addresses and
-/// attachments, each recipient's fate, the built message and the checklist's message checks.
+/// What a request reads from the store once for all its messages (a batch has up to 500):
+/// the pauses and suppression entries its recipients are checked against, and the templates
+/// its messages name.
+pub(super) struct Reads {
+    pub policy: policy::Prefetched,
+    templates: std::collections::HashMap<String, Option<crate::store::Template>>,
+}
+
+impl Reads {
+    /// The reads for `requests`: one read per template named and, for several messages (a
+    /// batch), one suppression read for all their recipients and one pause read per sender
+    /// domain. A single send leaves those to `check_rcpt`, whose suppression lookups
+    /// PostgreSQL batches across concurrent requests. Unparsable addresses are skipped (the
+    /// message's own checks refuse them).
+    pub async fn read(
+        ctx: &crate::inbound::Context,
+        key: &ApiKey,
+        submitter: &Submitter,
+        requests: &[&SendRequest],
+    ) -> Result<Reads, Problem> {
+        let mut senders: Vec<ReversePath> = Vec::new();
+        let mut rcpts = Vec::new();
+        let mut templates = std::collections::HashMap::new();
+        for req in requests {
+            if let Ok((_, from)) = mailbox("from", &req.from) {
+                let path = ReversePath::Mailbox(from);
+                if !senders.contains(&path) {
+                    senders.push(path);
+                }
+            }
+            let listed = req.to.iter().chain(&req.cc).chain(&req.bcc);
+            rcpts.extend(listed.filter_map(|s| mailbox("to", s).ok()).map(|(_, m)| m));
+            if let Some(name) = &req.template
+                && !templates.contains_key(name)
+            {
+                templates.insert(name.clone(), ctx.store.template(&key.id, name).await?);
+            }
+        }
+        let policy = if requests.len() > 1 {
+            policy::Prefetched::read(ctx, submitter, &senders, &rcpts).await
+        } else {
+            policy::Prefetched::default()
+        };
+        Ok(Reads { policy, templates })
+    }
+}
+
+/// The request with its template rendered (`templates::apply`), or as it is without one.
+fn rendered<'r>(
+    ctx: &crate::inbound::Context,
+    req: &'r SendRequest,
+    reads: &Reads,
+) -> Result<std::borrow::Cow<'r, SendRequest>, Problem> {
+    let Some(name) = &req.template else {
+        if req.variables.is_some() {
+            return Err(Problem::invalid("variables", "variables without a template: name one in `template`"));
+        }
+        return Ok(std::borrow::Cow::Borrowed(req));
+    };
+    let Some(Some(template)) = reads.templates.get(name) else {
+        return Err(Problem::invalid("template", format!("no template `{name}` (see GET /api/v1/templates)")));
+    };
+    let max = usize::try_from(ctx.config.limits.max_message_size).unwrap_or(usize::MAX);
+    super::templates::apply(req, template, max).map(std::borrow::Cow::Owned)
+}
+
+/// Everything but the commit: the template, the header values, the sender's scope, the
+/// addresses and attachments, each recipient's fate, the built message and the checklist's
+/// message checks.
 pub(super) async fn prepare(
     ctx: &crate::inbound::Context,
     key: &ApiKey,
     submitter: &Submitter,
     req: &SendRequest,
+    reads: &Reads,
     id: MessageId,
     now: Timestamp,
 ) -> Result<Prepared, Problem> {
+    let req = &*rendered(ctx, req, reads)?;
     validate(req)?;
     let sender = sender(ctx, key, submitter, req)?;
     let draft = read(ctx, req, sender)?;
-    let fates = recipients(ctx, submitter, &draft.from, &draft.listed).await?;
+    let fates = recipients(ctx, submitter, &draft.from, &draft.listed, &reads.policy).await?;
     let (message, message_id) = build(ctx, req, &draft, &id, now)?;
     let origin = origin(key, &req.tags, &req.metadata, req.sandbox);
     finish(ctx, id, draft.from, fates, (message, &format!("<{message_id}>")), origin, now)
@@ -243,10 +317,11 @@ pub(super) fn remote_of(incoming: &Incoming) -> u64 {
     incoming.recipients.iter().filter(|r| r.transport() == Transport::Remote).count() as u64
 }
 
-/// The origin the API's messages are stored with.
+/// The origin the API's messages are stored with; every message of a sandbox key is a
+/// sandbox message, whatever the request says.
 pub(super) fn origin(key: &ApiKey, tags: &[String], metadata: &BTreeMap<String, String>, sandbox: bool) -> Origin {
     Origin {
-        sandbox,
+        sandbox: sandbox || key.sandbox,
         via: Via::Api,
         client_ip: API_CLIENT.to_string(),
         helo: "api".into(),
@@ -414,13 +489,14 @@ pub(super) async fn recipients(
     submitter: &Submitter,
     from: &Mailbox,
     listed: &[Listed],
+    known: &policy::Prefetched,
 ) -> Result<Recipients, Problem> {
     let from = ReversePath::Mailbox(from.clone());
     let mut out = Recipients { report: Vec::new(), accepted: Vec::new(), notes: Vec::new(), rejected: Vec::new() };
     for Listed { field, index, mailbox, .. } in listed {
         let shown = mailbox.to_string();
         let to = ForwardPath::Mailbox(mailbox.clone());
-        match policy::check_rcpt(ctx, submitter, &from, &to, &RcptParams::default(), None).await {
+        match policy::check_rcpt_with(ctx, submitter, &from, &to, &RcptParams::default(), None, known).await {
             Ok(r) => {
                 if out.accepted.iter().any(|a| a.address == r.address) {
                     continue; // the same address twice: one delivery

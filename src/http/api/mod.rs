@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod messages;
 pub mod raw;
 pub mod suppressions;
+pub mod templates;
 pub mod tools;
 pub mod verdicts;
 
@@ -37,6 +38,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/suppressions"),
     ("get", "/api/v1/suppressions/{address}"),
     ("delete", "/api/v1/suppressions/{address}"),
+    ("get", "/api/v1/templates"),
+    ("get", "/api/v1/templates/{name}"),
+    ("put", "/api/v1/templates/{name}"),
+    ("delete", "/api/v1/templates/{name}"),
     ("post", "/api/v1/check/address"),
     ("post", "/api/v1/check/domain"),
     ("post", "/api/v1/check/message"),
@@ -60,6 +65,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/suppressions", get(suppressions::list).post(suppressions::add))
         .route("/api/v1/suppressions/{address}", get(suppressions::show).delete(suppressions::remove))
+        .route("/api/v1/templates", get(templates::list))
+        .route("/api/v1/templates/{name}", get(templates::show).put(templates::put).delete(templates::remove))
         .route("/api/v1/check/address", post(tools::check_address))
         .route("/api/v1/check/domain", post(tools::check_domain))
         .route("/api/v1/check/message", post(tools::check_message))

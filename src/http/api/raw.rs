@@ -233,7 +233,7 @@ async fn prepare(
         let (name, mailbox) = messages::mailbox(&format!("{field}[{index}]"), a)?;
         listed.push(Listed { field, index, name, mailbox });
     }
-    let fates = messages::recipients(ctx, submitter, &from, &listed).await?;
+    let fates = messages::recipients(ctx, submitter, &from, &listed, &Default::default()).await?;
 
     let has = |n: &str| fields.iter().any(|f| f.name == n);
     let trace = accept::Trace { hostname: &ctx.config.hostname, id: &id, at: now, arrival: accept::Arrival::Http };

@@ -62,6 +62,8 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (16, include_str!("schema_v16.sql")),
     (17, include_str!("schema_v17.sql")),
     (18, include_str!("schema_v18.sql")),
+    (19, include_str!("schema_v19.sql")),
+    (20, include_str!("schema_v20.sql")),
 ];
 
 pub struct PgStore {
@@ -318,6 +320,31 @@ impl Store for PgStore {
         self.suppressions
             .submit(SuppressionOf { address: address.to_string(), sender: sender.cloned(), any: false })
             .await
+    }
+
+    async fn suppressions_of(&self, addresses: Vec<String>) -> Result<Vec<Suppression>, StoreError> {
+        self.with(async |c| reads::suppressions_of(c, &addresses).await).await
+    }
+
+    async fn put_template(&self, template: crate::store::Template) -> Result<(), StoreError> {
+        self.with(async |c| writes::put_template(c, &template).await).await
+    }
+
+    async fn template(&self, api_key: &str, name: &str) -> Result<Option<crate::store::Template>, StoreError> {
+        self.with(async |c| Ok(reads::templates(c, api_key, Some(name), None, 1).await?.pop())).await
+    }
+
+    async fn templates(
+        &self,
+        api_key: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<crate::store::Template>, StoreError> {
+        self.with(async |c| reads::templates(c, api_key, None, after, limit).await).await
+    }
+
+    async fn delete_template(&self, api_key: &str, name: &str) -> Result<bool, StoreError> {
+        self.with(async |c| writes::delete_template(c, api_key, name).await).await
     }
 
     async fn suppression_entries(&self, address: &str, scope: &Scope) -> Result<Vec<Suppression>, StoreError> {

@@ -103,7 +103,11 @@ pub(super) async fn queue_list(c: &mut Conn, limit: usize) -> Result<Vec<QueueEn
 }
 
 pub(super) async fn message_detail(c: &mut Conn, id: &MessageId) -> Result<Option<MessageDetail>, StoreError> {
-    let stmt = c.stmt("SELECT reverse_path, size, received_at, envid, ret, origin FROM messages WHERE id = $1").await?;
+    let stmt = c
+        .stmt(
+            "SELECT reverse_path, size, received_at, envid, ret, origin, message_id_header FROM messages WHERE id = $1",
+        )
+        .await?;
     let Some(row) = c.client.query_opt(&stmt, &[&id.0]).await? else {
         return Ok(None);
     };
@@ -130,6 +134,7 @@ pub(super) async fn message_detail(c: &mut Conn, id: &MessageId) -> Result<Optio
     };
     Ok(Some(MessageDetail {
         entry,
+        message_id: row.try_get(6)?,
         envid: row.try_get(3)?,
         ret: codec::ret(row.try_get(4)?)?,
         origin: origin(row.try_get(5)?)?,
@@ -331,6 +336,48 @@ impl Batched for SuppressionOf {
     }
 }
 
+/// Every entry of the addresses, oldest first (the order `suppression_for` picks from).
+pub(super) async fn suppressions_of(c: &mut Conn, addresses: &[String]) -> Result<Vec<Suppression>, StoreError> {
+    let stmt = c
+        .stmt(
+            "SELECT address, reason, status, detail, message_id, created_at, domain, scope FROM suppressions
+             WHERE address = ANY($1::text[]) ORDER BY created_at",
+        )
+        .await?;
+    c.client.query(&stmt, &[&addresses]).await?.iter().map(suppression_row).collect()
+}
+
+/// An API key's templates by name: the one named `name`, or those after `after`.
+pub(super) async fn templates(
+    c: &mut Conn,
+    api_key: &str,
+    name: Option<&str>,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<crate::store::Template>, StoreError> {
+    let stmt = c
+        .stmt(
+            "SELECT api_key, name, subject, text, html, created_at, updated_at FROM templates
+             WHERE api_key = $1 AND ($2::text IS NULL OR name = $2) AND ($3::text IS NULL OR name COLLATE \"C\" > $3)
+             ORDER BY name COLLATE \"C\" LIMIT $4",
+        )
+        .await?;
+    let rows = c.client.query(&stmt, &[&api_key, &name, &after, &(limit as i64)]).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(crate::store::Template {
+                api_key: r.try_get(0)?,
+                name: r.try_get(1)?,
+                subject: r.try_get(2)?,
+                text: r.try_get(3)?,
+                html: r.try_get(4)?,
+                created_at: Timestamp(r.try_get(5)?),
+                updated_at: Timestamp(r.try_get(6)?),
+            })
+        })
+        .collect()
+}
+
 const SUPPRESSION_ENTRIES: &str = concat!(
     "SELECT address, reason, status, detail, message_id, created_at, domain, scope FROM suppressions
      WHERE address = $1 AND ",
@@ -356,7 +403,7 @@ const SUPPRESSIONS: &str = concat!(
 
 const SEARCH_MESSAGES: &str = concat!(
     "
-SELECT m.id, m.reverse_path, m.received_at, m.origin FROM messages m
+SELECT m.id, m.reverse_path, m.received_at, m.origin, m.message_id_header FROM messages m
 CROSS JOIN LATERAL (SELECT substring(m.reverse_path from '@([^@]*)$') AS sender) s
 WHERE ($1::bigint IS NULL OR m.received_at >= $1)
   AND (($2::text IS NULL AND $3::text IS NULL) OR EXISTS (
@@ -394,7 +441,7 @@ pub(super) async fn search_messages(
     rows.iter()
         .map(|r| {
             let origin: Option<String> = r.try_get(3)?;
-            crate::store::MessageHit::of(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, origin.as_deref())
+            crate::store::MessageHit::of(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, origin.as_deref(), r.try_get(4)?)
         })
         .collect()
 }
@@ -540,7 +587,7 @@ pub(super) async fn queued_messages(c: &mut Conn) -> Result<u64, StoreError> {
 
 macro_rules! api_key_select {
     ($rest:literal) => {
-        concat!("SELECT id, name, key_hash, domains, created_at, admin, last_used_at FROM api_keys ", $rest)
+        concat!("SELECT id, name, key_hash, domains, created_at, admin, last_used_at, sandbox FROM api_keys ", $rest)
     };
 }
 
@@ -552,6 +599,7 @@ fn api_key_row(r: &Row) -> Result<ApiKey, StoreError> {
         scope: Scope::from_stored(r.try_get(5)?, r.try_get(3)?)?,
         created_at: Timestamp(r.try_get(4)?).iso8601(),
         last_used_at: r.try_get::<_, Option<i64>>(6)?.map(Timestamp),
+        sandbox: r.try_get(7)?,
     })
 }
 
@@ -578,7 +626,8 @@ SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remo
                                          AND p.kind IN ('deferred', 'expired') AND p.id <= e.id) END,
     CASE WHEN e.kind IN ('deferred', 'expired') THEN
         (SELECT min(p.at) FROM events p WHERE p.message_id = e.message_id AND p.recipient = e.recipient
-                                         AND p.kind IN ('deferred', 'expired')) END
+                                         AND p.kind IN ('deferred', 'expired')) END,
+    m.message_id_header
 FROM events e CROSS JOIN fence f LEFT JOIN messages m ON m.id = e.message_id
 WHERE e.id > $1 AND (f.id IS NULL OR e.id < f.id) AND ($2::text IS NULL OR e.kind = $2)
 ORDER BY e.id LIMIT $3";
@@ -596,7 +645,8 @@ SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remo
                                          AND p.kind IN ('deferred', 'expired') AND p.id <= e.id) END,
     CASE WHEN e.kind IN ('deferred', 'expired') THEN
         (SELECT min(p.at) FROM events p WHERE p.message_id = e.message_id AND p.recipient = e.recipient
-                                         AND p.kind IN ('deferred', 'expired')) END
+                                         AND p.kind IN ('deferred', 'expired')) END,
+    m.message_id_header
 FROM events e CROSS JOIN fence f JOIN messages m ON m.id = e.message_id
 CROSS JOIN LATERAL (SELECT substring(m.reverse_path from '@([^@]*)$') AS sender) s
 WHERE e.id > $1 AND (f.id IS NULL OR e.id < f.id) AND ($2::text IS NULL OR e.kind = $2) AND ",
@@ -626,9 +676,10 @@ pub(super) async fn events_after(
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         out.push(EventRecord {
-            id: r.try_get(0)?,
+            event_id: r.try_get(0)?,
             at: Timestamp(r.try_get(1)?).iso8601(),
-            message_id: r.try_get(2)?,
+            id: r.try_get(2)?,
+            message_id: r.try_get(12)?,
             recipient: r.try_get(3)?,
             kind: EventKind::decode(r.try_get(4)?)?,
             status: r.try_get(5)?,

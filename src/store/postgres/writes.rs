@@ -29,9 +29,9 @@ const MARK_DELAY: &str =
 /// their message's id and join the inserted messages; `ORDER BY n` keeps the callers' order.
 const INSERT: &str = "
 WITH m AS (
-    INSERT INTO messages (id, reverse_path, envid, ret, size, received_at, origin, body)
+    INSERT INTO messages (id, reverse_path, envid, ret, size, received_at, origin, body, message_id_header)
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
-                         $7::text[], $8::bytea[])
+                         $7::text[], $8::bytea[], $26::text[])
     RETURNING id, received_at
 ), r AS (
     INSERT INTO recipients (message_id, address, orcpt, notify, transport, mailbox, bounce_message, bounce_recipient,
@@ -71,6 +71,7 @@ struct InsertColumns<'a> {
     received: Vec<i64>,
     origins: Vec<String>,
     bodies: Vec<&'a [u8]>,
+    header_ids: Vec<Option<&'a str>>,
     rcpt_message: Vec<&'a str>,
     addresses: Vec<&'a str>,
     orcpts: Vec<Option<&'a str>>,
@@ -101,6 +102,7 @@ impl<'a> InsertColumns<'a> {
         self.received.push(msg.received_at.millis());
         self.origins.push(serde_json::to_string(&msg.origin).map_err(|e| StoreError::Corrupt(e.to_string()))?);
         self.bodies.push(&msg.body);
+        self.header_ids.push(msg.header_message_id.as_deref().map(str::trim));
         let sandbox = msg.origin.sandbox;
         // A sandbox message's recipients are recorded as events only: no row claims them.
         for r in msg.recipients.iter().filter(|_| !sandbox) {
@@ -153,7 +155,7 @@ impl<'a> InsertColumns<'a> {
         Ok(())
     }
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 25] {
+    fn params(&self) -> [&(dyn ToSql + Sync); 26] {
         [
             &self.ids,
             &self.reverse_paths,
@@ -180,6 +182,7 @@ impl<'a> InsertColumns<'a> {
             &self.sent_rcpt,
             &self.ev_sandbox,
             &self.ev_status,
+            &self.header_ids,
         ]
     }
 }
@@ -892,10 +895,34 @@ pub(super) async fn resume_account(c: &mut Conn, account: &str) -> Result<bool, 
 pub(super) async fn create_api_key(c: &mut Conn, k: &ApiKey) -> Result<(), StoreError> {
     let (admin, domains) = k.scope.to_stored()?;
     let stmt = c
-        .stmt("INSERT INTO api_keys (id, name, key_hash, domains, created_at, admin) VALUES ($1, $2, $3, $4, $5, $6)")
+        .stmt(
+            "INSERT INTO api_keys (id, name, key_hash, domains, created_at, admin, sandbox)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
         .await?;
-    c.client.execute(&stmt, &[&k.id, &k.name, &k.hash, &domains, &Timestamp::now().millis(), &admin]).await?;
+    c.client
+        .execute(&stmt, &[&k.id, &k.name, &k.hash, &domains, &Timestamp::now().millis(), &admin, &k.sandbox])
+        .await?;
     Ok(())
+}
+
+pub(super) async fn put_template(c: &mut Conn, t: &crate::store::Template) -> Result<(), StoreError> {
+    let stmt = c
+        .stmt(
+            "INSERT INTO templates (api_key, name, subject, text, html, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (api_key, name) DO UPDATE SET subject = excluded.subject, text = excluded.text,
+                 html = excluded.html, updated_at = excluded.updated_at",
+        )
+        .await?;
+    let (created, updated) = (t.created_at.millis(), t.updated_at.millis());
+    c.client.execute(&stmt, &[&t.api_key, &t.name, &t.subject, &t.text, &t.html, &created, &updated]).await?;
+    Ok(())
+}
+
+pub(super) async fn delete_template(c: &mut Conn, api_key: &str, name: &str) -> Result<bool, StoreError> {
+    let stmt = c.stmt("DELETE FROM templates WHERE api_key = $1 AND name = $2").await?;
+    Ok(c.client.execute(&stmt, &[&api_key, &name]).await? > 0)
 }
 
 pub(super) async fn revoke_api_key(c: &mut Conn, id: &str) -> Result<bool, StoreError> {

@@ -29,7 +29,7 @@ use crate::store::EventKind;
 use crate::store::learner as learner_types;
 use crate::time::Timestamp;
 
-const SCHEMA_VERSION: i32 = 16;
+const SCHEMA_VERSION: i32 = 18;
 /// Upper bound of requests folded into one transaction.
 const MAX_BATCH: usize = 512;
 
@@ -76,6 +76,9 @@ enum Simple {
     /// A key's id and the hash of its new secret.
     RotateKey(String, String),
     TouchKey(String, Timestamp),
+    PutTemplate(super::Template),
+    /// API key id, name.
+    DeleteTemplate(String, String),
     WebhookCursor(String, i64),
     Pause(super::AccountPause),
     /// A pause of the compromised-account detector, with its `account_suspected` event.
@@ -205,6 +208,12 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     if version < 16 {
         tx.execute_batch(include_str!("schema_v16.sql"))?;
+    }
+    if version < 17 {
+        tx.execute_batch(include_str!("schema_v17.sql"))?;
+    }
+    if version < 18 {
+        tx.execute_batch(include_str!("schema_v18.sql"))?;
     }
     if version > SCHEMA_VERSION {
         return Err(StoreError::Corrupt(format!(
@@ -466,6 +475,33 @@ impl Store for SqliteStore {
     async fn suppression_for(&self, address: &str, sender: Option<&Domain>) -> Result<Option<Suppression>, StoreError> {
         let (address, sender) = (address.to_string(), sender.cloned());
         self.probe(move |c| reads::suppression_for(c, &address, sender.as_ref())).await
+    }
+
+    async fn suppressions_of(&self, addresses: Vec<String>) -> Result<Vec<Suppression>, StoreError> {
+        self.read(move |c| reads::suppressions_of(c, &addresses)).await
+    }
+
+    async fn put_template(&self, template: super::Template) -> Result<(), StoreError> {
+        self.simple(Simple::PutTemplate(template)).await.map(|_| ())
+    }
+
+    async fn template(&self, api_key: &str, name: &str) -> Result<Option<super::Template>, StoreError> {
+        let (api_key, name) = (api_key.to_string(), name.to_string());
+        self.read(move |c| Ok(reads::templates(c, &api_key, Some(&name), None, 1)?.pop())).await
+    }
+
+    async fn templates(
+        &self,
+        api_key: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<super::Template>, StoreError> {
+        let (api_key, after) = (api_key.to_string(), after.map(str::to_string));
+        self.read(move |c| reads::templates(c, &api_key, None, after.as_deref(), limit)).await
+    }
+
+    async fn delete_template(&self, api_key: &str, name: &str) -> Result<bool, StoreError> {
+        self.simple(Simple::DeleteTemplate(api_key.to_string(), name.to_string())).await.map(|n| n > 0)
     }
 
     async fn suppression_entries(&self, address: &str, scope: &Scope) -> Result<Vec<Suppression>, StoreError> {

@@ -108,7 +108,9 @@ pub(super) fn queue_list(c: &Connection, limit: usize) -> Result<Vec<QueueEntry>
 
 pub(super) fn message_detail(c: &Connection, id: &MessageId) -> Result<Option<MessageDetail>, StoreError> {
     let row = c
-        .prepare_cached("SELECT reverse_path, size, received_at, envid, ret, origin FROM messages WHERE id = ?1")?
+        .prepare_cached(
+            "SELECT reverse_path, size, received_at, envid, ret, origin, message_id_header FROM messages WHERE id = ?1",
+        )?
         .query_row([&id.0], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -117,10 +119,11 @@ pub(super) fn message_detail(c: &Connection, id: &MessageId) -> Result<Option<Me
                 r.get::<_, Option<String>>(3)?,
                 r.get::<_, Option<String>>(4)?,
                 r.get::<_, String>(5)?,
+                r.get::<_, Option<String>>(6)?,
             ))
         })
         .optional()?;
-    let Some((reverse_path, size, at, envid, ret, origin)) = row else {
+    let Some((reverse_path, size, at, envid, ret, origin, message_id)) = row else {
         return Ok(None);
     };
     let origin: Origin = serde_json::from_str(&origin).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -146,7 +149,7 @@ pub(super) fn message_detail(c: &Connection, id: &MessageId) -> Result<Option<Me
         received_at: Timestamp(at).iso8601(),
         recipients: recipient_views(c, &id.0)?,
     };
-    Ok(Some(MessageDetail { entry, envid, ret: codec::ret(ret)?, origin, events }))
+    Ok(Some(MessageDetail { entry, message_id, envid, ret: codec::ret(ret)?, origin, events }))
 }
 
 pub(super) fn mailbox(c: &Connection, address: &str) -> Result<Option<MailboxRecord>, StoreError> {
@@ -353,6 +356,43 @@ pub(super) fn suppression_for(
     Ok(entries.into_iter().find(|e| e.refuses(sender)))
 }
 
+/// Every entry of the addresses, oldest first (the order `suppression_for` picks from).
+pub(super) fn suppressions_of(c: &Connection, addresses: &[String]) -> Result<Vec<Suppression>, StoreError> {
+    let list = serde_json::to_string(addresses).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {SUPPRESSION_COLUMNS} FROM suppressions
+         WHERE address IN (SELECT value FROM json_each(?1)) ORDER BY created_at, rowid"
+    ))?;
+    suppression_rows(stmt.query_map([list], suppression_row)?)
+}
+
+/// An API key's templates by name: the one named `name`, or those after `after`.
+pub(super) fn templates(
+    c: &Connection,
+    api_key: &str,
+    name: Option<&str>,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<crate::store::Template>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT api_key, name, subject, text, html, created_at, updated_at FROM templates
+         WHERE api_key = ?1 AND (?2 IS NULL OR name = ?2) AND (?3 IS NULL OR name > ?3)
+         ORDER BY name LIMIT ?4",
+    )?;
+    let rows = stmt.query_map(params![api_key, name, after, limit as i64], |r| {
+        Ok(crate::store::Template {
+            api_key: r.get(0)?,
+            name: r.get(1)?,
+            subject: r.get(2)?,
+            text: r.get(3)?,
+            html: r.get(4)?,
+            created_at: Timestamp(r.get(5)?),
+            updated_at: Timestamp(r.get(6)?),
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
 pub(super) fn suppression_entries(
     c: &Connection,
     address: &str,
@@ -407,7 +447,7 @@ pub(super) fn sent_log(c: &Connection, header_id: &str) -> Result<Vec<SentEntry>
     Ok(rows)
 }
 
-const API_KEY_COLUMNS: &str = "id, name, key_hash, domains, created_at, admin, last_used_at";
+const API_KEY_COLUMNS: &str = "id, name, key_hash, domains, created_at, admin, last_used_at, sandbox";
 
 fn api_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ApiKey, bool, String)> {
     Ok((
@@ -418,6 +458,7 @@ fn api_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ApiKey, bool, String)
             scope: Scope::Domains(Vec::new()),
             created_at: Timestamp(r.get(4)?).iso8601(),
             last_used_at: r.get::<_, Option<i64>>(6)?.map(Timestamp),
+            sandbox: r.get(7)?,
         },
         r.get(5)?,
         r.get(3)?,
@@ -448,9 +489,10 @@ pub(super) fn api_keys(c: &Connection) -> Result<Vec<ApiKey>, StoreError> {
 
 fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(EventRecord, Option<String>)> {
     let record = EventRecord {
-        id: r.get(0)?,
+        event_id: r.get(0)?,
         at: Timestamp(r.get(1)?).iso8601(),
-        message_id: r.get(2)?,
+        id: r.get(2)?,
+        message_id: r.get(12)?,
         recipient: r.get(3)?,
         kind: r.get(4)?,
         status: r.get(5)?,
@@ -472,7 +514,7 @@ pub(super) fn search_messages(
     q: &crate::store::MessageSearch,
 ) -> Result<Vec<crate::store::MessageHit>, StoreError> {
     let mut stmt = c.prepare_cached(&format!(
-        "SELECT m.id, m.reverse_path, m.received_at, m.origin FROM messages m
+        "SELECT m.id, m.reverse_path, m.received_at, m.origin, m.message_id_header FROM messages m
          WHERE (?1 IS NULL OR m.received_at >= ?1)
            AND ((?2 IS NULL AND ?3 IS NULL) OR EXISTS (
                 SELECT 1 FROM recipients r WHERE r.message_id = m.id
@@ -505,12 +547,13 @@ pub(super) fn search_messages(
                     r.get::<_, String>(1)?,
                     r.get::<_, i64>(2)?,
                     r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
                 ))
             },
         )?
         .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter()
-        .map(|(id, path, at, origin)| crate::store::MessageHit::of(id, path, at, origin.as_deref()))
+        .map(|(id, path, at, origin, mid)| crate::store::MessageHit::of(id, path, at, origin.as_deref(), mid))
         .collect()
 }
 
@@ -523,7 +566,8 @@ const ATTEMPT_COLUMNS: &str = "
                                          AND p.kind IN ('deferred', 'expired') AND p.id <= e.id) END,
     CASE WHEN e.kind IN ('deferred', 'expired') THEN
         (SELECT min(p.at) FROM events p WHERE p.message_id = e.message_id AND p.recipient = e.recipient
-                                         AND p.kind IN ('deferred', 'expired')) END";
+                                         AND p.kind IN ('deferred', 'expired')) END,
+    m.message_id_header";
 
 /// The events with the tags and metadata of their message's origin.
 fn with_origin(rows: Vec<(EventRecord, Option<String>)>) -> Result<Vec<EventRecord>, StoreError> {

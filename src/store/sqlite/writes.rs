@@ -147,8 +147,8 @@ fn insert(tx: &Transaction<'_>, msg: &NewMessage) -> Result<(), StoreError> {
     let origin = serde_json::to_string(&msg.origin).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let at = msg.received_at.millis();
     tx.prepare_cached(
-        "INSERT INTO messages (id, reverse_path, envid, ret, size, received_at, origin, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO messages (id, reverse_path, envid, ret, size, received_at, origin, body, message_id_header)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         msg.id.0,
@@ -158,7 +158,8 @@ fn insert(tx: &Transaction<'_>, msg: &NewMessage) -> Result<(), StoreError> {
         msg.body.len() as i64,
         at,
         origin,
-        msg.body
+        msg.body,
+        msg.header_message_id.as_deref().map(str::trim)
     ])?;
     let mut rcpt = tx.prepare_cached(
         "INSERT INTO recipients (message_id, address, orcpt, notify, transport, mailbox, bounce_message,
@@ -577,11 +578,31 @@ fn simple(tx: &Transaction<'_>, op: &Simple) -> Result<usize, StoreError> {
         Simple::ApiKey(k) => {
             let (admin, domains) = k.scope.to_stored()?;
             tx.prepare_cached(
-                "INSERT INTO api_keys (id, name, key_hash, domains, created_at, admin) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO api_keys (id, name, key_hash, domains, created_at, admin, sandbox)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
-            .execute(params![k.id, k.name, k.hash, domains, now, admin])?
+            .execute(params![k.id, k.name, k.hash, domains, now, admin, k.sandbox])?
         }
         Simple::RevokeKey(id) => tx.prepare_cached("DELETE FROM api_keys WHERE id = ?1")?.execute([id])?,
+        Simple::PutTemplate(t) => tx
+            .prepare_cached(
+                "INSERT INTO templates (api_key, name, subject, text, html, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (api_key, name) DO UPDATE SET subject = excluded.subject, text = excluded.text,
+                     html = excluded.html, updated_at = excluded.updated_at",
+            )?
+            .execute(params![
+                t.api_key,
+                t.name,
+                t.subject,
+                t.text,
+                t.html,
+                t.created_at.millis(),
+                t.updated_at.millis()
+            ])?,
+        Simple::DeleteTemplate(api_key, name) => tx
+            .prepare_cached("DELETE FROM templates WHERE api_key = ?1 AND name = ?2")?
+            .execute(params![api_key, name])?,
         Simple::RotateKey(id, hash) => {
             tx.prepare_cached("UPDATE api_keys SET key_hash = ?2 WHERE id = ?1")?.execute(params![id, hash])?
         }
