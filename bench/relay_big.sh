@@ -18,7 +18,7 @@
 # BIN (target/release/mailerd) WAIT_IDLE (s to wait for a quiet machine before each run, 0)
 # BENCH_SCRATCH (${TMPDIR:-/tmp}/mailerd-relay-big) RESULTS ($BENCH_SCRATCH/results.jsonl)
 # SHARED_BENCH (../shared/bench: lib/sink.py, lib/smtpbench.py, peers/postfix/ templates)
-# Addresses (loopback): mailerd 127.0.0.1:2725, Postfix 127.0.0.13:2525, OpenDKIM
+# Addresses (loopback): mailerd 127.0.0.14:2525, Postfix 127.0.0.13:2525, OpenDKIM
 # inet:8891@127.0.0.1, sink 127.0.0.20:2526. Needs root (Postfix, OpenDKIM's user).
 set -euo pipefail
 
@@ -29,7 +29,7 @@ BIN="${BIN:-$ROOT/target/release/mailerd}"
 SHARED_BENCH="$(cd "${SHARED_BENCH:-$ROOT/../shared/bench}" && pwd)"
 SCRATCH="${BENCH_SCRATCH:-${TMPDIR:-/tmp}/mailerd-relay-big}"
 RESULTS="${RESULTS:-$SCRATCH/results.jsonl}"
-MAILERD_LISTEN="${MAILERD_LISTEN:-127.0.0.1:2725}"
+MAILERD_LISTEN="${MAILERD_LISTEN:-127.0.0.14:2525}"
 PF_LISTEN="${PF_LISTEN:-127.0.0.13:2525}"
 MILTER_PORT="${MILTER_PORT:-8891}"
 SINK="${SINK:-127.0.0.20:2526}"
@@ -148,6 +148,8 @@ MAILERD_LOG=warn "$BIN" --config "$M/mailerd.toml" serve </dev/null >"$M/mailerd
 MAILERD_PID=$!
 PIDS_TO_STOP+=("$MAILERD_PID")
 wait_port "$MAILERD_LISTEN"
+sleep 0.5
+kill -0 "$MAILERD_PID" 2>/dev/null || { echo "mailerd did not start:" >&2; cat "$M/mailerd.log" >&2; exit 1; }
 fi
 
 # --- the runs --------------------------------------------------------------------------------
