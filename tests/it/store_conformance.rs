@@ -88,6 +88,7 @@ conformance!(
     delete_removes_message_but_keeps_sent_log,
     retry_now_makes_deferred_due,
     queue_operations_select_and_count,
+    queue_summary_skips_feedback_and_finished_recipients,
     release_body_only_when_all_final,
     concurrent_writers_are_answered_each_on_their_own,
     a_cluster_secret_is_the_first_callers,
@@ -860,6 +861,49 @@ async fn retry_now_makes_deferred_due(s: Arc<dyn Store>) {
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].recipient, c[0].recipient);
     assert_eq!(s.retry_now(&MessageId("nope".into())).await.unwrap(), 0);
+}
+
+/// `mailerd status`'s summary (read from running counts on SQLite) counts only waiting remote
+/// and local recipients, per state and per lower-cased domain, and its oldest deferred message
+/// is never a feedback recipient, even when that one was deferred first.
+async fn queue_summary_skips_feedback_and_finished_recipients(s: Arc<dyn Store>) {
+    let now = Timestamp::now().millis();
+    s.insert_message(message("S1", now, vec![rcpt("fb@here.test", Transport::Feedback)])).await.unwrap();
+    s.insert_message(message(
+        "S2",
+        now + 1,
+        vec![rcpt("a@Slow.Test", Transport::Remote), rcpt("b@slow.test", Transport::Remote)],
+    ))
+    .await
+    .unwrap();
+    s.insert_message(message("S3", now + 2, vec![rcpt("c@fast.test", Transport::Remote)])).await.unwrap();
+    // The feedback recipient is deferred first, then a@Slow.Test; c@fast.test is delivered.
+    let deferred = |rid, id: &str| {
+        let mut a = attempt(rid, id, RecipientState::Deferred);
+        a.next_attempt_at = Some(Timestamp(now + 86_400_000));
+        a
+    };
+    let fb = claim(&*s, Transport::Feedback, now + 5, 10, "n1").await;
+    s.record_attempts("n1", vec![deferred(fb[0].recipient, "S1")]).await.unwrap();
+    let remote = claim(&*s, Transport::Remote, now + 5, 10, "n1").await;
+    let id = |addr: &str| remote.iter().find(|c| c.address == addr).unwrap().recipient;
+    // b@slow.test stays leased: claimed, no outcome yet.
+    s.record_attempts(
+        "n1",
+        vec![deferred(id("a@Slow.Test"), "S2"), attempt(id("c@fast.test"), "S3", RecipientState::Delivered)],
+    )
+    .await
+    .unwrap();
+    let summary = s.queue_summary(Timestamp(now + 10), 10).await.unwrap();
+    let count = |st: RecipientState| summary.by_state.iter().find(|c| c.state == st).map(|c| c.count);
+    // b@slow.test is leased (in delivery) and still counts as queued.
+    assert_eq!((count(RecipientState::Queued), count(RecipientState::Deferred)), (Some(1), Some(1)));
+    let domains: Vec<_> =
+        summary.top_domains.iter().map(|d| (d.domain.as_str(), d.queued, d.deferred, d.held)).collect();
+    assert_eq!(domains, [("slow.test", 1, 1, 0)], "one domain whatever the case; fast.test is done");
+    let oldest = summary.oldest_deferred.as_ref().expect("a@Slow.Test is deferred");
+    assert_eq!((oldest.message.0.as_str(), oldest.address.as_str()), ("S2", "a@Slow.Test"));
+    assert_eq!(s.oldest_deferred().await.unwrap().map(|o| o.message.0), Some("S2".to_string()));
 }
 
 /// flush, hold, release and bulk delete (`mailerd queue …`) by message, state and domain; held

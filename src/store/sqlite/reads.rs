@@ -814,13 +814,42 @@ pub(super) fn search_suppressions(c: &Connection, query: &str, limit: usize) -> 
     suppression_rows(stmt.query_map(params![pattern, limit as i64], suppression_row)?)
 }
 
-/// The deferred recipient of the oldest message.
+/// The deferred recipient of the oldest message: the first stored (recipient rows are written
+/// with their message, in the order messages are accepted). The smallest id comes from the
+/// covering (state, …) index, without reading a row of the queue (ordering by the message's
+/// `received_at` read and sorted every deferred recipient: 24 s at a million deferred). Feedback
+/// recipients do not count: if the first deferred one is one (rare: a bounce to us that could
+/// not be stored), the exact scan answers.
 pub(super) fn oldest_deferred(c: &Connection) -> Result<Option<crate::store::OldestDeferred>, StoreError> {
+    let first = c
+        .prepare_cached(
+            "SELECT r.message_id, r.address, m.received_at, r.attempts, r.last_detail, r.transport
+             FROM recipients r JOIN messages m ON m.id = r.message_id
+             WHERE r.id = (SELECT min(id) FROM recipients WHERE state = 'deferred')",
+        )?
+        .query_row([], |r| {
+            Ok((
+                crate::store::OldestDeferred {
+                    message: MessageId(r.get(0)?),
+                    address: r.get(1)?,
+                    received_at: Timestamp(r.get(2)?).iso8601(),
+                    attempts: r.get(3)?,
+                    last_detail: r.get(4)?,
+                },
+                r.get::<_, String>(5)?,
+            ))
+        })
+        .optional()?;
+    match first {
+        Some((oldest, transport)) if transport != Transport::Feedback.as_str() => return Ok(Some(oldest)),
+        None => return Ok(None),
+        Some(_) => {}
+    }
     Ok(c.prepare_cached(
         "SELECT r.message_id, r.address, m.received_at, r.attempts, r.last_detail
              FROM recipients r JOIN messages m ON m.id = r.message_id
              WHERE r.state = 'deferred' AND r.transport <> 'feedback'
-             ORDER BY m.received_at, r.id LIMIT 1",
+             ORDER BY r.id LIMIT 1",
     )?
     .query_row([], |r| {
         Ok(crate::store::OldestDeferred {
@@ -842,9 +871,10 @@ pub(super) fn queue_summary(
     use crate::store::{DomainQueue, QueueSummary, StateCount};
     let mut by_state: Vec<StateCount> =
         RecipientState::WAITING.iter().map(|&state| StateCount { state, count: 0 }).collect();
+    // From the running counts of schema v5 (kept by triggers, feedback recipients not counted),
+    // not by counting the queue's rows: 6 s and 12 s at a million deferred, 0.2 and 7 ms so.
     let mut stmt = c.prepare_cached(
-        "SELECT state, count(*) FROM recipients
-         WHERE state IN ('queued', 'deferred', 'held') AND transport <> 'feedback' GROUP BY state",
+        "SELECT state, sum(n) FROM stats_state WHERE state IN ('queued', 'deferred', 'held') GROUP BY state",
     )?;
     for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
         let (state, n) = row?;
@@ -854,10 +884,10 @@ pub(super) fn queue_summary(
         }
     }
     let mut stmt = c.prepare_cached(
-        "SELECT lower(substr(address, instr(address, '@') + 1)) AS domain,
-                sum(state = 'queued'), sum(state = 'deferred'), sum(state = 'held')
-         FROM recipients WHERE state IN ('queued', 'deferred', 'held') AND transport <> 'feedback'
-         GROUP BY domain ORDER BY count(*) DESC, domain LIMIT ?1",
+        "SELECT domain, sum(CASE WHEN state = 'queued' THEN n ELSE 0 END),
+                sum(CASE WHEN state = 'deferred' THEN n ELSE 0 END), sum(CASE WHEN state = 'held' THEN n ELSE 0 END)
+         FROM stats_domain WHERE state IN ('queued', 'deferred', 'held')
+         GROUP BY domain HAVING sum(n) > 0 ORDER BY sum(n) DESC, domain LIMIT ?1",
     )?;
     let top_domains = stmt
         .query_map([top as i64], |r| {
