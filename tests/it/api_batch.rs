@@ -30,11 +30,7 @@ fn mail(to: &str, subject: &str) -> Value {
 async fn batch_results_come_in_order_and_the_queued_are_delivered() {
     let dest = TestDaemon::with("[local]\ndomains = [\"dest.test\"]").await;
     dest.add_user("alice@dest.test", "pw", None).await;
-    let src = TestDaemon::with(&format!(
-        "[listen]\nhttp = \"127.0.0.1:0\"\n[local]\ndomains = [\"sender.test\"]\n[routes]\n\"dest.test\" = \"{}\"\n",
-        dest.smtp
-    ))
-    .await;
+    let src = TestDaemon::api_to(&dest, "").await;
     let api = src.http.unwrap();
     let store = src.store();
     let key = admin_key(&store).await;

@@ -5,40 +5,19 @@
 //!
 //! Must not: use any address outside 127.0.0.0/8.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mailerd::store::{Scope, Store};
 use serde_json::{Value, json};
 
 use crate::harness::TestDaemon;
-use crate::harness::http::{get, post_json};
+use crate::harness::http::{Hooked, get, post_json, webhook_receiver};
 
-type Seen = Arc<Mutex<Vec<Value>>>;
-
-/// A webhook receiver on 127.0.0.1 that answers 204 and keeps every body.
-async fn receiver() -> (std::net::SocketAddr, Seen) {
-    let seen: Seen = Arc::default();
-    let s = seen.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |body: String| {
-            let s = s.clone();
-            async move {
-                s.lock().unwrap().push(serde_json::from_str(&body).unwrap_or(Value::Null));
-                axum::http::StatusCode::NO_CONTENT
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, seen)
-}
-
-async fn wait_for(seen: &Seen, n: usize, what: impl Fn(&Value) -> bool) -> Vec<Value> {
+async fn wait_for(seen: &Hooked, n: usize, what: impl Fn(&Value) -> bool) -> Vec<Value> {
     for _ in 0..800 {
-        let got: Vec<Value> = seen.lock().unwrap().iter().filter(|v| what(v)).cloned().collect();
+        let posts: Vec<Value> =
+            seen.lock().unwrap().iter().map(|b| serde_json::from_str(b).unwrap_or(Value::Null)).collect();
+        let got: Vec<Value> = posts.into_iter().filter(|v| what(v)).collect();
         if got.len() >= n {
             return got;
         }
@@ -49,7 +28,7 @@ async fn wait_for(seen: &Seen, n: usize, what: impl Fn(&Value) -> bool) -> Vec<V
 
 #[tokio::test]
 async fn refused_recipients_are_rejected_events_with_the_refusal_and_the_advice() {
-    let (hook, seen) = receiver().await;
+    let (hook, seen) = webhook_receiver().await;
     let d = TestDaemon::with(&format!(
         "[listen]\nhttp = \"127.0.0.1:0\"\n[local]\ndomains = [\"sender.test\", \"dest.test\"]\n\
          [routes]\n\"far.test\" = \"127.0.0.1:9\"\n\
@@ -127,7 +106,7 @@ async fn deferral_advice_matches_the_attempt() {
             let _ = s.write_all(b"421 4.3.2 mx.later.test busy, try again later\r\n").await;
         }
     });
-    let (hook, seen) = receiver().await;
+    let (hook, seen) = webhook_receiver().await;
     let d = TestDaemon::with(&format!(
         "[listen]\nhttp = \"127.0.0.1:0\"\n[local]\ndomains = [\"sender.test\"]\n[retry]\nfirst = 1\nmax_interval = 1\n\
          [routes]\n\"later.test\" = \"127.0.0.1:{busy_port}\"\n\

@@ -24,11 +24,7 @@ async fn events_of(api: std::net::SocketAddr, key: &str, id: &str) -> Vec<Value>
 async fn sandbox_sends_run_every_check_record_events_and_deliver_nothing() {
     let dest = TestDaemon::with("[local]\ndomains = [\"dest.test\"]").await;
     dest.add_user("alice@dest.test", "pw", None).await;
-    let src = TestDaemon::with(&format!(
-        "[listen]\nhttp = \"127.0.0.1:0\"\n[local]\ndomains = [\"sender.test\"]\n[routes]\n\"dest.test\" = \"{}\"\n",
-        dest.smtp
-    ))
-    .await;
+    let src = TestDaemon::api_to(&dest, "").await;
     let api = src.http.unwrap();
     let store = src.store();
     let (key, k) = mailerd::http::auth::generate("app", Scope::All).unwrap();
@@ -115,30 +111,16 @@ async fn sandbox_sends_run_every_check_record_events_and_deliver_nothing() {
 async fn a_sandbox_key_never_delivers() {
     let dest = TestDaemon::with("[local]\ndomains = [\"dest.test\"]").await;
     dest.add_user("alice@dest.test", "pw", None).await;
-    let src = TestDaemon::with(&format!(
-        "[listen]\nhttp = \"127.0.0.1:0\"\n[local]\ndomains = [\"sender.test\"]\n[routes]\n\"dest.test\" = \"{}\"\n",
-        dest.smtp
-    ))
-    .await;
+    let src = TestDaemon::api_to(&dest, "").await;
     let api = src.http.unwrap();
-    let config = src.dir.path().join("cli.toml");
-    std::fs::write(&config, format!("data_dir = \"{}\"\n", src.dir.path().display())).unwrap();
-    let cli = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailerd"))
-            .args(["--config", config.to_str().unwrap()])
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).trim().to_string(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+    let cli = async |args: &[&str]| {
+        let run = src.cli(args, "").await;
+        (run.code, run.stdout.trim().to_string(), run.stderr)
     };
-    let (code, test_key, err) = cli(&["apikey", "create", "ci", "--domain", "sender.test", "--sandbox"]);
+    let (code, test_key, err) = cli(&["apikey", "create", "ci", "--domain", "sender.test", "--sandbox"]).await;
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("sandbox"), "the CLI says what the key is: {err}");
-    let (code, out, _) = cli(&["apikey", "list", "--json"]);
+    let (code, out, _) = cli(&["apikey", "list", "--json"]).await;
     assert_eq!(code, Some(0));
     let row: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     assert_eq!((&row["name"], &row["sandbox"]), (&json!("ci"), &json!(true)), "{out}");

@@ -34,11 +34,7 @@ async fn templates_render_each_recipients_own_text_within_a_fuel_budget() {
     let dest = TestDaemon::with("[local]\ndomains = [\"dest.test\"]").await;
     dest.add_user("alice@dest.test", "pw", None).await;
     dest.add_user("bob@dest.test", "pw", None).await;
-    let src = TestDaemon::with(&format!(
-        "[listen]\nhttp = \"127.0.0.1:0\"\n[local]\ndomains = [\"sender.test\"]\n[routes]\n\"dest.test\" = \"{}\"\n",
-        dest.smtp
-    ))
-    .await;
+    let src = TestDaemon::api_to(&dest, "").await;
     let api = src.http.unwrap();
     let (key, k) = mailerd::http::auth::generate("app", Scope::All).unwrap();
     src.store().create_api_key(k).await.unwrap();

@@ -14,11 +14,10 @@ use crate::harness::http::post_json;
 async fn a_key_with_too_many_hard_bounces_is_paused_until_resumed() {
     let dest = TestDaemon::with("[local]\ndomains = [\"dest.test\"]").await;
     dest.add_user("alice@dest.test", "pw", None).await;
-    let src = TestDaemon::with(&format!(
-        "[listen]\nhttp = \"127.0.0.1:0\"\n[local]\ndomains = [\"sender.test\"]\n[routes]\n\"dest.test\" = \"{}\"\n\
-         [account]\nhard_bounce_threshold = 0.2\nmin_messages = 10\n[bounce]\nenforce_suppression = false\n",
-        dest.smtp
-    ))
+    let src = TestDaemon::api_to(
+        &dest,
+        "[account]\nhard_bounce_threshold = 0.2\nmin_messages = 10\n[bounce]\nenforce_suppression = false\n",
+    )
     .await;
     let api = src.http.unwrap();
     let store = src.store();

@@ -20,11 +20,7 @@ use crate::harness::http::{get, post_json, request};
 async fn pair() -> (TestDaemon, TestDaemon, String, String) {
     let dest = TestDaemon::with("[local]\ndomains = [\"dest.test\"]").await;
     dest.add_user("alice@dest.test", "pw", None).await;
-    let src = TestDaemon::with(&format!(
-        "[listen]\nhttp = \"127.0.0.1:0\"\n[local]\ndomains = [\"sender.test\"]\n[routes]\n\"dest.test\" = \"{}\"\n\"nowhere.test\" = \"127.0.0.1:9\"\n",
-        dest.smtp
-    ))
-    .await;
+    let src = TestDaemon::api_to(&dest, "\"nowhere.test\" = \"127.0.0.1:9\"\n").await;
     let store = src.store();
     let (any, k1) = mailerd::http::auth::generate("ops", Scope::All).unwrap();
     store.create_api_key(k1).await.unwrap();

@@ -12,7 +12,6 @@
 //! let time pass.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mailerd::smtp::address::Domain;
@@ -20,7 +19,7 @@ use mailerd::store::{EventKind, Hour, Scope, Store};
 use mailerd::suspect::{Baselines, Signal};
 use mailerd::time::{Clock, Timestamp};
 
-use crate::harness::http::{Page, form_call, pair_of};
+use crate::harness::http::{Page, form_call, pair_of, webhook_receiver};
 use crate::harness::smtp::{Reply, plain};
 use crate::harness::{Client, TestDaemon};
 
@@ -29,27 +28,6 @@ const ADMIN: &str = "ops@local.test";
 const PASSWORD: &str = "pw of a login";
 /// 2026-12-01 00:00 UTC, a whole hour.
 const T0: i64 = 1_796_083_200_000;
-
-type Hooked = Arc<Mutex<Vec<String>>>;
-
-async fn receiver() -> (SocketAddr, Hooked) {
-    let seen: Hooked = Arc::default();
-    let s = seen.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |body: String| {
-            let s = s.clone();
-            async move {
-                s.lock().unwrap().push(body);
-                axum::http::StatusCode::NO_CONTENT
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, seen)
-}
 
 async fn daemon(account: &str, clock: Clock, extra: &str) -> TestDaemon {
     let d = TestDaemon::with_clock(
@@ -96,7 +74,7 @@ fn loopback(n: u8) -> IpAddr {
 #[tokio::test]
 async fn a_burst_over_smtp_auth_is_paused_exactly_past_the_limit_reported_and_resumed() {
     let clock = Clock::manual(Timestamp(T0 + 60_000));
-    let (hook, hooked) = receiver().await;
+    let (hook, hooked) = webhook_receiver().await;
     let d = daemon(
         "burst_factor = 4.0\nwarmup = 10800\nbaseline_window = 86400\nburst_min_messages = 5\nburst_min_domains = 50\nnew_network = false",
         clock.clone(),

@@ -613,11 +613,10 @@ pub(super) async fn api_keys(c: &mut Conn) -> Result<Vec<ApiKey>, StoreError> {
     c.client.query(&stmt, &[]).await?.iter().map(api_key_row).collect()
 }
 
-/// Events after the cursor, but never past one whose transaction may still be running: ids
-/// are taken at insert and transactions commit in any order, so an event at or above the
-/// oldest running transaction's xid (and everything after it) waits for the next call. The
-/// fence is over every event, whatever the scope; the scope filters what is before it.
-const EVENTS_AFTER: &str = "
+/// The fence and the columns both event reads share (`$1` is the cursor).
+macro_rules! events_after_select {
+    () => {
+        "
 WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
      fence AS (SELECT min(e.id) AS id FROM events e, horizon h WHERE e.id > $1 AND e.xid >= h.xmin)
 SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote, e.sandbox, m.origin,
@@ -628,26 +627,27 @@ SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remo
         (SELECT min(p.at) FROM events p WHERE p.message_id = e.message_id AND p.recipient = e.recipient
                                          AND p.kind IN ('deferred', 'expired')) END,
     m.message_id_header
-FROM events e CROSS JOIN fence f LEFT JOIN messages m ON m.id = e.message_id
+"
+    };
+}
+
+/// Events after the cursor, but never past one whose transaction may still be running: ids
+/// are taken at insert and transactions commit in any order, so an event at or above the
+/// oldest running transaction's xid (and everything after it) waits for the next call. The
+/// fence is over every event, whatever the scope; the scope filters what is before it.
+const EVENTS_AFTER: &str = concat!(
+    events_after_select!(),
+    "FROM events e CROSS JOIN fence f LEFT JOIN messages m ON m.id = e.message_id
 WHERE e.id > $1 AND (f.id IS NULL OR e.id < f.id) AND ($2::text IS NULL OR e.kind = $2)
-ORDER BY e.id LIMIT $3";
+ORDER BY e.id LIMIT $3"
+);
 
 /// The same for the events of messages whose envelope sender's domain (after the last `@`, as
 /// `Scope::covers_sender` reads it) is within the scope `$4`: filtered in the query, so the
 /// LIMIT counts only the scope's events.
 const EVENTS_AFTER_IN_SCOPE: &str = concat!(
-    "
-WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
-     fence AS (SELECT min(e.id) AS id FROM events e, horizon h WHERE e.id > $1 AND e.xid >= h.xmin)
-SELECT e.id, e.at, e.message_id, e.recipient, e.kind, e.status, e.detail, e.remote, e.sandbox, m.origin,
-    CASE WHEN e.kind IN ('deferred', 'expired') THEN
-        (SELECT count(*) FROM events p WHERE p.message_id = e.message_id AND p.recipient = e.recipient
-                                         AND p.kind IN ('deferred', 'expired') AND p.id <= e.id) END,
-    CASE WHEN e.kind IN ('deferred', 'expired') THEN
-        (SELECT min(p.at) FROM events p WHERE p.message_id = e.message_id AND p.recipient = e.recipient
-                                         AND p.kind IN ('deferred', 'expired')) END,
-    m.message_id_header
-FROM events e CROSS JOIN fence f JOIN messages m ON m.id = e.message_id
+    events_after_select!(),
+    "FROM events e CROSS JOIN fence f JOIN messages m ON m.id = e.message_id
 CROSS JOIN LATERAL (SELECT substring(m.reverse_path from '@([^@]*)$') AS sender) s
 WHERE e.id > $1 AND (f.id IS NULL OR e.id < f.id) AND ($2::text IS NULL OR e.kind = $2) AND ",
     in_scope!("s.sender", 4),

@@ -88,6 +88,17 @@ impl TestDaemon {
         Self::with_clock(sections, mailerd::time::Clock::system()).await
     }
 
+    /// The sending side of the API tests: the HTTP API on, mail from `sender.test` (a local
+    /// domain), and `dest.test` routed to `dest`; `extra` is appended (more `[routes]` lines
+    /// first, then other sections).
+    pub async fn api_to(dest: &TestDaemon, extra: &str) -> TestDaemon {
+        Self::with(&format!(
+            "[listen]\nhttp = \"127.0.0.1:0\"\n[local]\ndomains = [\"sender.test\"]\n[routes]\n\"dest.test\" = \"{}\"\n{extra}",
+            dest.smtp
+        ))
+        .await
+    }
+
     /// A daemon whose daily tasks and compromised-account detector read `clock` (a test moves
     /// it: hours pass, midnight comes).
     pub async fn with_clock(sections: &str, clock: mailerd::time::Clock) -> TestDaemon {

@@ -138,3 +138,26 @@ fn enc(s: &str) -> String {
 pub fn pair_of(set_cookie: &str) -> String {
     set_cookie.split(';').next().unwrap_or("").trim().to_string()
 }
+
+/// The bodies a webhook receiver was sent, in order.
+pub type Hooked = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A webhook receiver on 127.0.0.1 (`POST /hook`) that answers 204 and keeps every body.
+pub async fn webhook_receiver() -> (SocketAddr, Hooked) {
+    let seen: Hooked = Hooked::default();
+    let s = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let s = s.clone();
+            async move {
+                s.lock().unwrap().push(body);
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, seen)
+}
