@@ -6,7 +6,8 @@
 //! `POST /api/v1/messages/batch` of 100 from `BATCH_CLIENTS` clients (each batch one durable
 //! commit): messages per second and the ratio to the single sends.
 //!
-//! Run: `cargo bench --bench api_send` (N=10000 by default; `MAILERD_BENCH_N`).
+//! Run: `cargo bench --bench api_send` (N=10000 by default; `MAILERD_BENCH_N`). To profile
+//! one path alone, `MAILERD_BENCH_ONLY=batch` (or `single`) runs only its timed run.
 //! Targets: >= 2,000 messages per second with 32 clients (issue 6); batches of 100 >= 5x the
 //! single sends' messages per second (issue 17); p99 reported.
 
@@ -140,8 +141,20 @@ fn main() {
         let _ = run(addr, &key, CLIENTS * 10, false).await;
         let _ = run_batches(addr, &key, BATCH * BATCH_CLIENTS).await;
 
+        let only = std::env::var("MAILERD_BENCH_ONLY").unwrap_or_default();
+        if only == "batch" {
+            let (batched, _) = run_batches(addr, &key, total).await;
+            println!("POST /api/v1/messages/batch of {BATCH} alone: {batched:>8.0} msg/s");
+            handle.shutdown().await.ok();
+            return;
+        }
         let (base, base_lat) = run(addr, &key, total, false).await;
         let (rate, lat) = run(addr, &key, total, true).await;
+        if only == "single" {
+            println!("POST /api/v1/messages alone: {rate:>8.0} msg/s");
+            handle.shutdown().await.ok();
+            return;
+        }
         println!("{CLIENTS} keep-alive clients, {total} requests each run");
         println!(
             "GET openapi.json (HTTP ceiling, baseline): {base:>8.0} req/s  p50 {:.2} ms  p99 {:.2} ms",

@@ -168,24 +168,20 @@ fn check_lines(raw: &[u8]) -> Check {
     let mut longest = 0usize;
     let mut long_lines = 0usize;
     let mut bare_lf = 0usize;
-    let mut bare_cr = 0usize;
     let mut start = 0usize;
-    for (i, &b) in raw.iter().enumerate() {
-        if b == b'\n' {
-            let crlf = i > 0 && raw.get(i - 1) == Some(&b'\r');
-            if !crlf {
-                bare_lf += 1;
-            }
-            let len = i - start - usize::from(crlf);
-            longest = longest.max(len);
-            if len > 998 {
-                long_lines += 1;
-            }
-            start = i + 1;
-        } else if b == b'\r' && raw.get(i + 1) != Some(&b'\n') {
-            bare_cr += 1;
+    for i in memchr::memchr_iter(b'\n', raw) {
+        let crlf = i > 0 && raw.get(i - 1) == Some(&b'\r');
+        if !crlf {
+            bare_lf += 1;
         }
+        let len = i - start - usize::from(crlf);
+        longest = longest.max(len);
+        if len > 998 {
+            long_lines += 1;
+        }
+        start = i + 1;
     }
+    let bare_cr = memchr::memchr_iter(b'\r', raw).filter(|&i| raw.get(i + 1) != Some(&b'\n')).count();
     let last = raw.len() - start;
     longest = longest.max(last);
     if last > 998 {
@@ -203,7 +199,7 @@ fn check_lines(raw: &[u8]) -> Check {
             .detail(format!("{bare_cr} bare CR character(s)"))
             .fix("end lines with CRLF only");
     }
-    let all_lf = bare_lf > 0 && !raw.windows(2).any(|w| w == b"\r\n");
+    let all_lf = bare_lf > 0 && memchr::memmem::find(raw, b"\r\n").is_none();
     if bare_lf > 0 && !all_lf {
         return Check::new(LINE_LENGTH, Status::Warn)
             .detail(format!("{bare_lf} line(s) end in a bare LF among CRLF lines"))
@@ -234,27 +230,12 @@ fn check_8bit(headers: &[u8], body: &[u8]) -> Check {
 }
 
 fn check_html_alternative(raw: &[u8]) -> Check {
-    let Some(msg) = MessageParser::default().parse(raw) else {
+    let mut shown = Vec::new();
+    if shown_parts(raw, 0, &mut shown).is_none() {
         return Check::new(TEXT_ALTERNATIVE, Status::Unknown).detail("the MIME structure could not be read");
-    };
-    let mut html = false;
-    let mut text = false;
-    for part in msg.parts.iter() {
-        if part.attachment_name().is_some()
-            || part.content_disposition().is_some_and(|d| d.ctype().eq_ignore_ascii_case("attachment"))
-        {
-            continue;
-        }
-        let (t, s) = match part.content_type() {
-            Some(ct) => (ct.ctype().to_ascii_lowercase(), ct.subtype().unwrap_or("").to_ascii_lowercase()),
-            None => ("text".to_string(), "plain".to_string()),
-        };
-        if t == "text" && s == "html" {
-            html = true;
-        } else if t == "text" && s == "plain" {
-            text = true;
-        }
     }
+    let html = shown.iter().any(|(t, s)| t == "text" && s == "html");
+    let text = shown.iter().any(|(t, s)| t == "text" && s == "plain");
     match (html, text) {
         (true, false) => Check::new(TEXT_ALTERNATIVE, Status::Warn)
             .detail("HTML without a text/plain alternative: spam filters score that, some readers show nothing")
@@ -262,6 +243,80 @@ fn check_html_alternative(raw: &[u8]) -> Check {
         (true, true) => Check::ok(TEXT_ALTERNATIVE).detail("HTML with a text alternative"),
         _ => Check::ok(TEXT_ALTERNATIVE).detail("plain text"),
     }
+}
+
+/// Multiparts nested deeper than this, and parts after the first `MAX_PARTS`, are not read.
+const MAX_DEPTH: usize = 16;
+const MAX_PARTS: usize = 1000;
+
+/// The content types (type, subtype; lower-case; `text/plain` when a part names none) of the
+/// parts of `raw` a reader shows as its text: the leaves that are no attachment (RFC 2183
+/// disposition `attachment`, or a file name). Read from the part headers alone, each parsed
+/// by mail-parser: a multipart body is cut at its boundary lines (RFC 2046 §5.1.1) and no
+/// body is decoded, so a large attachment costs one search for the next boundary. None when
+/// `raw` has no header to read.
+fn shown_parts(raw: &[u8], depth: usize, out: &mut Vec<(String, String)>) -> Option<()> {
+    static MIME_HEADERS: std::sync::LazyLock<MessageParser> =
+        std::sync::LazyLock::new(|| MessageParser::new().with_mime_headers());
+    let head = MIME_HEADERS.parse_headers(raw)?;
+    let (t, s) = match head.content_type() {
+        Some(ct) => (ct.ctype().to_ascii_lowercase(), ct.subtype().unwrap_or("").to_ascii_lowercase()),
+        None => ("text".to_string(), "plain".to_string()),
+    };
+    let boundary = head.content_type().and_then(|ct| ct.attribute("boundary")).filter(|b| !b.is_empty());
+    if t == "multipart"
+        && let Some(boundary) = boundary
+    {
+        if depth < MAX_DEPTH {
+            let body = raw.get(crate::smtp::message::split_header(raw).1.unwrap_or(raw.len())..).unwrap_or_default();
+            for part in multipart_parts(body, boundary.as_bytes()) {
+                if out.len() >= MAX_PARTS {
+                    break;
+                }
+                // A part with no header at all is plain text (RFC 2046 §5.1.1).
+                if shown_parts(part, depth + 1, out).is_none() {
+                    out.push(("text".to_string(), "plain".to_string()));
+                }
+            }
+        }
+        return Some(());
+    }
+    let attachment = head.attachment_name().is_some()
+        || head.content_disposition().is_some_and(|d| d.ctype().eq_ignore_ascii_case("attachment"));
+    if !attachment {
+        out.push((t, s));
+    }
+    Some(())
+}
+
+/// The body parts of a multipart body: what lies between its delimiter lines (`--boundary`
+/// at the start of a line), up to the close delimiter (`--boundary--`) or the end.
+fn multipart_parts<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
+    let delimiter = [b"--", boundary].concat();
+    let finder = memchr::memmem::Finder::new(&delimiter);
+    let mut parts = Vec::new();
+    let mut open: Option<usize> = None;
+    for at in finder.find_iter(body) {
+        if at > 0 && body.get(at - 1) != Some(&b'\n') {
+            continue;
+        }
+        let after = at + delimiter.len();
+        let line_end =
+            memchr::memchr(b'\n', body.get(after..).unwrap_or_default()).map_or(body.len(), |n| after + n + 1);
+        if let Some(start) = open {
+            // The CRLF before the delimiter belongs to it (RFC 2046 §5.1.1).
+            let end = if at >= 2 && body.get(at - 2) == Some(&b'\r') { at - 2 } else { at.saturating_sub(1) };
+            parts.push(body.get(start..end.max(start)).unwrap_or_default());
+        }
+        if body.get(after..after + 2) == Some(b"--") {
+            return parts;
+        }
+        open = Some(line_end);
+    }
+    if let Some(start) = open {
+        parts.push(body.get(start..).unwrap_or_default());
+    }
+    parts
 }
 
 /// Every message check: the pure ones, one-click unsubscribe, and with a resolver the DKIM
@@ -443,6 +498,94 @@ mod tests {
         for odd in [&b""[..], b"List-Unsubscribe:\r\n\r\n", b"\xff: <\r\n\r\n"] {
             let _ = check_unsubscribe(odd);
         }
+    }
+
+    /// (html, text) as mail-parser's full parse finds them: the oracle `shown_parts` must
+    /// agree with without decoding a body.
+    fn html_and_text_by_full_parse(raw: &[u8]) -> (bool, bool) {
+        let msg = MessageParser::default().parse(raw).expect("parsed");
+        let (mut html, mut text) = (false, false);
+        for part in msg.parts.iter() {
+            if part.attachment_name().is_some()
+                || part.content_disposition().is_some_and(|d| d.ctype().eq_ignore_ascii_case("attachment"))
+            {
+                continue;
+            }
+            match part
+                .content_type()
+                .map(|ct| (ct.ctype().to_ascii_lowercase(), ct.subtype().map(str::to_ascii_lowercase)))
+            {
+                Some((t, Some(s))) if t == "text" && s == "html" => html = true,
+                Some((t, Some(s))) if t == "text" && s == "plain" => text = true,
+                None => text = true,
+                _ => {}
+            }
+        }
+        (html, text)
+    }
+
+    fn html_and_text(raw: &[u8]) -> (bool, bool) {
+        let mut shown = Vec::new();
+        shown_parts(raw, 0, &mut shown).expect("read");
+        (shown.iter().any(|(t, s)| t == "text" && s == "html"), shown.iter().any(|(t, s)| t == "text" && s == "plain"))
+    }
+
+    #[test]
+    fn the_mime_skeleton_agrees_with_a_full_parse() {
+        let head = "From: a@example.com\r\nDate: Sat, 28 Nov 2026 17:00:00 +0000\r\nMessage-ID: <1@x.example>\r\nMIME-Version: 1.0\r\n";
+        let b64 = "QUJD".repeat(400);
+        let cases: Vec<String> = vec![
+            format!("{head}\r\nplain\r\n"),
+            format!("{head}Content-Type: text/html\r\n\r\n<p>hi</p>\r\n"),
+            format!("{head}Content-Type: TEXT/HTML; charset=utf-8\r\n\r\n<p>hi</p>\r\n"),
+            // The usual: alternative inside mixed, with a base64 attachment.
+            format!(
+                "{head}Content-Type: multipart/mixed; boundary=\"outer\"\r\n\r\npreamble\r\n--outer\r\nContent-Type: multipart/alternative; boundary=inner\r\n\r\n--inner\r\nContent-Type: text/plain\r\n\r\nhi\r\n--inner\r\nContent-Type: text/html\r\n\r\n<p>hi</p>\r\n--inner--\r\n--outer\r\nContent-Type: application/pdf; name=a.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--outer--\r\nepilogue\r\n"
+            ),
+            // HTML alone, next to a text file that is an attachment.
+            format!(
+                "{head}Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--b\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=notes.txt\r\n\r\nnotes\r\n--b--\r\n"
+            ),
+            // A text part named as a file (no disposition) is an attachment too.
+            format!(
+                "{head}Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--b\r\nContent-Type: text/plain; name=n.txt\r\n\r\nnotes\r\n--b--\r\n"
+            ),
+            // A part without a Content-Type is text/plain; one without any header too.
+            format!(
+                "{head}Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Transfer-Encoding: 7bit\r\n\r\nhi\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--b--\r\n"
+            ),
+            // A boundary string inside a part's text, not at a line start, is text.
+            format!(
+                "{head}Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/html\r\n\r\nsee x--b and --bb\r\n--b--\r\n"
+            ),
+            // A multipart with no boundary parameter.
+            format!("{head}Content-Type: multipart/mixed\r\n\r\n--x\r\nContent-Type: text/html\r\n\r\nhi\r\n"),
+            // An attached message: its parts are not this message's text.
+            format!(
+                "{head}Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nFrom: c@example.com\r\nContent-Type: text/plain\r\n\r\ninner\r\n--b--\r\n"
+            ),
+            // Bare LF line ends and no close delimiter.
+            format!(
+                "{}Content-Type: multipart/alternative; boundary=b\n\n--b\nContent-Type: text/plain\n\nhi\n--b\nContent-Type: text/html\n\n<p>x</p>\n",
+                head.replace("\r\n", "\n")
+            ),
+        ];
+        for (i, raw) in cases.iter().enumerate() {
+            assert_eq!(html_and_text(raw.as_bytes()), html_and_text_by_full_parse(raw.as_bytes()), "case {i}:\n{raw}");
+        }
+        // Deep nesting and many parts stay bounded.
+        let mut deep = String::from("Content-Type: text/html\r\n\r\nx\r\n");
+        for d in 0..100 {
+            deep = format!("Content-Type: multipart/mixed; boundary=d{d}\r\n\r\n--d{d}\r\n{deep}\r\n--d{d}--\r\n");
+        }
+        let _ = check_html_alternative(format!("{head}{deep}").as_bytes());
+        let many = format!(
+            "{head}Content-Type: multipart/mixed; boundary=m\r\n\r\n{}--m--\r\n",
+            "--m\r\n\r\nx\r\n".repeat(5000)
+        );
+        let mut shown = Vec::new();
+        shown_parts(many.as_bytes(), 0, &mut shown);
+        assert_eq!(shown.len(), MAX_PARTS);
     }
 
     #[test]

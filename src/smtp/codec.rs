@@ -87,13 +87,15 @@ impl ReplyReader {
 /// Dot-stuffs a message and appends the end-of-data marker; a missing final CRLF is added.
 pub fn dot_stuff(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 5);
-    let mut at_line_start = true;
-    for &b in message {
-        if at_line_start && b == b'.' {
+    // Line by line (memchr finds the line ends): a line that starts with a dot gets another.
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', message).map(|i| i + 1).chain(std::iter::once(message.len())) {
+        let line = message.get(start..end).unwrap_or_default();
+        if line.first() == Some(&b'.') {
             out.push(b'.');
         }
-        out.push(b);
-        at_line_start = b == b'\n';
+        out.extend_from_slice(line);
+        start = end;
     }
     if !message.is_empty() && !message.ends_with(b"\r\n") {
         out.extend_from_slice(b"\r\n");
@@ -110,6 +112,38 @@ mod tests {
     fn dot_stuffing() {
         assert_eq!(dot_stuff(b".a\r\nb\r\n.\r\n"), b"..a\r\nb\r\n..\r\n.\r\n");
         assert_eq!(dot_stuff(b"no newline"), b"no newline\r\n.\r\n");
+        assert_eq!(dot_stuff(b""), b".\r\n");
+        assert_eq!(dot_stuff(b"a\r\n."), b"a\r\n..\r\n.\r\n");
+        assert_eq!(dot_stuff(b"a\n.b\r\n"), b"a\n..b\r\n.\r\n");
+        // Byte by byte, as RFC 5321 §4.5.2 says it: a dot first on a line is doubled.
+        let mut rng = 7u64;
+        for _ in 0..500 {
+            let text: Vec<u8> = (0..64)
+                .map(|_| {
+                    rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    match (rng >> 33) % 4 {
+                        0 => b'.',
+                        1 => b'\r',
+                        2 => b'\n',
+                        _ => b'a',
+                    }
+                })
+                .collect();
+            let mut want = Vec::new();
+            let mut at_line_start = true;
+            for &b in &text {
+                if at_line_start && b == b'.' {
+                    want.push(b'.');
+                }
+                want.push(b);
+                at_line_start = b == b'\n';
+            }
+            if !text.is_empty() && !text.ends_with(b"\r\n") {
+                want.extend_from_slice(b"\r\n");
+            }
+            want.extend_from_slice(b".\r\n");
+            assert_eq!(dot_stuff(&text), want, "{:?}", String::from_utf8_lossy(&text));
+        }
     }
 
     #[tokio::test]
