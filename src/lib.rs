@@ -4,12 +4,6 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
-/// mimalloc for every binary that links mailerd (the daemon, its tools, tests, benches): the
-/// API, SMTP and delivery paths allocate many small buffers per message, and glibc's malloc and
-/// free were a fifth of the API's CPU (ARCHITECTURE: the allocator).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 pub mod cli; // the command line: one file per subcommand; exit codes 0/1/2
 pub mod config; // TOML -> validated Config, one file per section (errors name the key; imports no stage)
 pub mod daemon; // wiring: store, listeners, tasks, graceful shutdown
