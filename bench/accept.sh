@@ -32,7 +32,7 @@ PATH="$PATH:/usr/sbin"
 ulimit -n 8192
 
 (cd "$ROOT" && cargo build --release --quiet)
-BIN="$ROOT/target/release/mailerd"
+BIN="${BIN:-$ROOT/target/release/mailerd}"
 
 rm -rf "$SCRATCH"
 mkdir -p "$SCRATCH/data"

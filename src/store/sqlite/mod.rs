@@ -233,14 +233,9 @@ impl SqliteStore {
         }
         let mut writer = open_connection(path)?;
         migrate(&mut writer)?;
-        // The writer never checkpoints: the checkpointer thread does, beside it.
-        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
         let readers = Readers::open(path)?;
-        let checkpoints = open_connection(path)?;
-        let (poke, poked) = mpsc::sync_channel(1);
-        std::thread::Builder::new().name("store-checkpoint".into()).spawn(move || checkpointer(checkpoints, poked))?;
         let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new().name("store-writer".into()).spawn(move || writer_loop(writer, rx, poke))?;
+        std::thread::Builder::new().name("store-writer".into()).spawn(move || writer_loop(writer, rx))?;
         Ok(SqliteStore { writer: Mutex::new(tx), readers: Arc::new(readers) })
     }
 
@@ -290,8 +285,8 @@ async fn wait<T>(rx: oneshot::Receiver<Result<T, StoreError>>) -> Result<T, Stor
 }
 
 /// The group-commit loop: block for one request, take every other waiting one, run them all
-/// in one transaction, commit (one fsync), then answer each, and poke the checkpointer.
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Write>, checkpoint: mpsc::SyncSender<()>) {
+/// in one transaction, commit (one fsync), then answer each.
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Write>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -301,26 +296,6 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Write>, checkpoint: mpsc
             }
         }
         writes::run_batch(&mut conn, batch);
-        // One poke waiting is enough: the checkpoint after it copies every commit before it.
-        let _ = checkpoint.try_send(());
-    }
-}
-
-/// How often, at most, the checkpointer copies the WAL into the database while commits go
-/// on (SQLite's own automatic checkpoint would run every 1,000 pages, on the writer).
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
-
-/// Copies committed pages from the WAL into the database file on its own connection, so the
-/// writer's group commits never wait for a checkpoint: a PASSIVE checkpoint runs beside
-/// readers and the writer (WAL's design) and the WAL starts over once all of it was copied.
-/// Durability does not depend on it: a commit is durable in the WAL (synchronous = FULL).
-/// Ends with the writer (the last connection's close checkpoints what is left).
-fn checkpointer(conn: Connection, poked: mpsc::Receiver<()>) {
-    while poked.recv().is_ok() {
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "WAL checkpoint failed; trying again after the next commit");
-        }
-        std::thread::sleep(CHECKPOINT_EVERY);
     }
 }
 
