@@ -374,13 +374,20 @@ pub enum AppPasswordCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum QueueCommand {
-    /// Messages with recipients still to deliver.
+    /// Messages with recipients still to deliver; with --state or --domain, the matching
+    /// recipients, most recently changed first.
     List {
         #[arg(long)]
         json: bool,
-        /// Show at most this many messages.
+        /// Show at most this many messages (recipients with --state/--domain).
         #[arg(long, default_value_t = 1000)]
         limit: usize,
+        /// Only recipients in this state.
+        #[arg(long)]
+        state: Option<WaitingState>,
+        /// Only recipients at this domain.
+        #[arg(long)]
+        domain: Option<String>,
     },
     /// One message: envelope, recipients and their history.
     Show {
@@ -520,7 +527,12 @@ pub fn run(cli: Cli) -> Result<i32> {
             Command::User(UserCommand::TwoFactor(TwoFactorCommand::Status { address, json })) => {
                 user::two_factor_status(&config, &address, json).await
             }
-            Command::Queue(QueueCommand::List { json, limit }) => queue::list(&config, json, limit).await,
+            Command::Queue(QueueCommand::List { json, limit, state: None, domain: None }) => {
+                queue::list(&config, json, limit).await
+            }
+            Command::Queue(QueueCommand::List { json, limit, state, domain }) => {
+                queue::list_recipients(&config, json, limit, state.map(Into::into), domain.as_deref()).await
+            }
             Command::Queue(QueueCommand::Show { id, json }) => queue::show(&config, &id, json).await,
             Command::Queue(QueueCommand::Retry { id }) => queue::retry(&config, &id).await,
             Command::Queue(QueueCommand::Delete { id: Some(id), .. }) => queue::delete(&config, &id).await,

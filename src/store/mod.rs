@@ -1136,6 +1136,18 @@ pub struct DomainQueue {
     pub held: u64,
 }
 
+impl DomainQueue {
+    /// The domain's recipients in `state` (0 for a state that is not waiting).
+    pub fn count(&self, state: RecipientState) -> u64 {
+        match state {
+            RecipientState::Queued => self.queued,
+            RecipientState::Deferred => self.deferred,
+            RecipientState::Held => self.held,
+            _ => 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OldestDeferred {
     pub message: MessageId,

@@ -383,7 +383,7 @@ async fn a_flood_of_connections_leaves_smtp_serving() {
     assert!(rss_after < 100 * 1024, "RSS after the flood: {} KiB", rss_after);
 }
 
-/// `queue list` says how many it shows of how many are queued.
+/// `queue list` says how many it shows of how many wait; by state and domain it lists recipients.
 #[tokio::test]
 async fn queue_list_says_how_many_it_shows() {
     let d = TestDaemon::with("[queue]\nhold = true\n[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\n").await;
@@ -400,5 +400,30 @@ async fn queue_list_says_how_many_it_shows() {
         .output()
         .expect("run mailerd");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("-- showing 2 of 3 messages in the queue"), "{text}");
+    assert!(
+        text.contains("-- showing the oldest 2 messages; 3 recipients wait (3 queued, 0 deferred, 0 held)"),
+        "{text}"
+    );
+    // By state and domain: recipients, and how many match in all (the store's counts).
+    let list = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_mailerd"))
+            .args(["--config", config.to_str().expect("path"), "queue", "list"])
+            .args(args)
+            .output()
+            .expect("run mailerd");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = list(&["--state", "queued", "--domain", "REMOTE.test", "--limit", "2"]);
+    assert!(text.contains("-- showing 2 of 3 recipient(s)") && text.contains("@remote.test"), "{text}");
+    let text = list(&["--state", "deferred", "--domain", "remote.test"]);
+    assert!(text.contains("-- showing 0 of 0 recipient(s)"), "{text}");
+    let text = list(&["--domain", "other.test"]);
+    assert!(text.contains("-- showing 0 of 0 recipient(s)"), "{text}");
+    let json = list(&["--domain", "remote.test", "--json"]);
+    let rows: Vec<serde_json::Value> = json.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    assert_eq!(rows.len(), 3, "{json}");
+    assert!(
+        rows.iter()
+            .all(|r| r["state"] == "queued" && r["recipient"].as_str().is_some_and(|a| a.ends_with("@remote.test")))
+    );
 }

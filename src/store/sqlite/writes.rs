@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, Transaction, params};
-use tokio::sync::oneshot;
 
 use super::{Simple, Write};
 use crate::store::learner::Learned;
@@ -17,81 +16,134 @@ use crate::store::{
 use crate::time::Timestamp;
 use crate::tlspolicy::{Day, TlsCount};
 
-/// A computed result waiting for the batch's COMMIT before it is sent.
-enum Pending {
-    Unit(oneshot::Sender<Result<(), StoreError>>, Result<(), StoreError>),
-    Count(oneshot::Sender<Result<usize, StoreError>>, Result<usize, StoreError>),
-    Claims(oneshot::Sender<Result<Vec<Claim>, StoreError>>, Result<Vec<Claim>, StoreError>),
-    Learned(oneshot::Sender<Result<Learned, StoreError>>, Result<Learned, StoreError>),
-    TlsCounts(oneshot::Sender<Result<Vec<TlsCount>, StoreError>>, Result<Vec<TlsCount>, StoreError>),
+/// A request's result, waiting for the batch's COMMIT before it is sent.
+enum Outcome {
+    Unit(Result<(), StoreError>),
+    Count(Result<usize, StoreError>),
+    Claims(Result<Vec<Claim>, StoreError>),
+    Learned(Result<Learned, StoreError>),
+    TlsCounts(Result<Vec<TlsCount>, StoreError>),
 }
 
-pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Write>) {
-    let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(e) => return fail_all(batch, &Arc::new(StoreError::Database(e))),
-    };
-    let mut pending = Vec::with_capacity(batch.len());
-    for write in batch {
-        pending.push(match write {
-            Write::Insert(msg, reply) => Pending::Unit(reply, in_savepoint(&tx, |t| insert(t, &msg))),
-            Write::InsertAll(msgs, reply) => {
-                Pending::Unit(reply, in_savepoint(&tx, |t| msgs.iter().try_for_each(|m| insert(t, m))))
-            }
-            Write::Claim { transport, now, limit, lease_until, owner, reply } => {
-                Pending::Claims(reply, in_savepoint(&tx, |t| claim(t, transport, now, limit, lease_until, &owner)))
-            }
-            Write::Record(owner, attempts, reply) => {
-                Pending::Unit(reply, in_savepoint(&tx, |t| record(t, &owner, &attempts)))
-            }
-            Write::Mailbox { address, password_hash, quota, reply } => Pending::Unit(
-                reply,
-                in_savepoint(&tx, |t| upsert_mailbox(t, &address, password_hash.as_deref(), quota)),
-            ),
-            Write::Simple(op, reply) => Pending::Count(reply, in_savepoint(&tx, |t| simple(t, &op))),
-            Write::Learn(sample, limits, reply) => {
-                Pending::Learned(reply, in_savepoint(&tx, |t| super::learner::learn(t, &sample, &limits)))
-            }
-            Write::TakeTlsCounts(day, domain, reply) => {
-                Pending::TlsCounts(reply, in_savepoint(&tx, |t| take_tls_counts(t, day, &domain)))
-            }
-        });
-    }
-    // Typed, so a full disk (SQLITE_FULL) still reads as one: 452 4.3.1, not 451 4.3.0.
-    let committed = tx.commit().map_err(|e| Arc::new(StoreError::Database(e)));
-    for p in pending {
-        // A receiver that went away (client disconnected) is not an error here.
-        match (p, &committed) {
-            (Pending::Unit(reply, result), Ok(())) => drop(reply.send(result)),
-            (Pending::Claims(reply, result), Ok(())) => drop(reply.send(result)),
-            (Pending::Count(reply, result), Ok(())) => drop(reply.send(result)),
-            (Pending::Count(reply, _), Err(e)) => drop(reply.send(Err(commit_error(e)))),
-            (Pending::Unit(reply, _), Err(e)) => drop(reply.send(Err(commit_error(e)))),
-            (Pending::Claims(reply, _), Err(e)) => drop(reply.send(Err(commit_error(e)))),
-            (Pending::Learned(reply, result), Ok(())) => drop(reply.send(result)),
-            (Pending::Learned(reply, _), Err(e)) => drop(reply.send(Err(commit_error(e)))),
-            (Pending::TlsCounts(reply, result), Ok(())) => drop(reply.send(result)),
-            (Pending::TlsCounts(reply, _), Err(e)) => drop(reply.send(Err(commit_error(e)))),
+impl Outcome {
+    fn failed(&self) -> bool {
+        match self {
+            Outcome::Unit(r) => r.is_err(),
+            Outcome::Count(r) => r.is_err(),
+            Outcome::Claims(r) => r.is_err(),
+            Outcome::Learned(r) => r.is_err(),
+            Outcome::TlsCounts(r) => r.is_err(),
         }
     }
 }
 
-fn commit_error(e: &Arc<StoreError>) -> StoreError {
-    StoreError::Shared(e.clone())
+/// Runs a group of requests in one transaction and one COMMIT, then answers each.
+///
+/// Requests seldom fail, so the group first runs straight through, without a SAVEPOINT per
+/// request (each one made SQLite copy every page the request touched into a statement
+/// journal). When a request fails, that transaction is rolled back and the group runs again
+/// with each request in its own SAVEPOINT, so the failure undoes only its own writes and its
+/// neighbours still commit.
+pub(super) fn run_batch(conn: &mut Connection, batch: Vec<Write>) {
+    let outcomes = match run_straight(conn, &batch) {
+        Ok(Some(outcomes)) => Ok(outcomes),
+        Ok(None) => run_isolated(conn, &batch),
+        Err(e) => Err(e),
+    };
+    match outcomes {
+        Ok(outcomes) => {
+            for (write, outcome) in batch.into_iter().zip(outcomes) {
+                answer(write, outcome);
+            }
+        }
+        Err(e) => {
+            for write in batch {
+                let outcome = failure(&write, StoreError::Shared(e.clone()));
+                answer(write, outcome);
+            }
+        }
+    }
 }
 
-fn fail_all(batch: Vec<Write>, e: &Arc<StoreError>) {
+/// The error of a transaction that could not begin or commit (typed, so a full disk,
+/// SQLITE_FULL, still reads as one: 452 4.3.1, not 451 4.3.0).
+fn tx_error(e: rusqlite::Error) -> Arc<StoreError> {
+    Arc::new(StoreError::Database(e))
+}
+
+/// The group in one transaction, no savepoints: the outcomes once committed, or None (rolled
+/// back) as soon as a request fails.
+fn run_straight(conn: &mut Connection, batch: &[Write]) -> Result<Option<Vec<Outcome>>, Arc<StoreError>> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(tx_error)?;
+    let mut outcomes = Vec::with_capacity(batch.len());
     for write in batch {
-        match write {
+        let outcome = execute(&tx, write);
+        if outcome.failed() {
+            // Dropping the transaction rolls it back.
+            return Ok(None);
+        }
+        outcomes.push(outcome);
+    }
+    tx.commit().map_err(tx_error)?;
+    Ok(Some(outcomes))
+}
+
+/// The group in one transaction, each request in its own savepoint: the outcomes, failures
+/// included, once committed.
+fn run_isolated(conn: &mut Connection, batch: &[Write]) -> Result<Vec<Outcome>, Arc<StoreError>> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(tx_error)?;
+    let outcomes = batch.iter().map(|write| in_savepoint(&tx, write)).collect();
+    tx.commit().map_err(tx_error)?;
+    Ok(outcomes)
+}
+
+/// Runs one request's SQL.
+fn execute(tx: &Transaction<'_>, write: &Write) -> Outcome {
+    match write {
+        Write::Insert(msg, _) => Outcome::Unit(insert(tx, msg)),
+        Write::InsertAll(msgs, _) => Outcome::Unit(msgs.iter().try_for_each(|m| insert(tx, m))),
+        Write::Claim { transport, now, limit, lease_until, owner, .. } => {
+            Outcome::Claims(claim(tx, *transport, *now, *limit, *lease_until, owner))
+        }
+        Write::Record(owner, attempts, _) => Outcome::Unit(record(tx, owner, attempts)),
+        Write::Mailbox { address, password_hash, quota, .. } => {
+            Outcome::Unit(upsert_mailbox(tx, address, password_hash.as_deref(), *quota))
+        }
+        Write::Simple(op, _) => Outcome::Count(simple(tx, op)),
+        Write::Learn(sample, limits, _) => Outcome::Learned(super::learner::learn(tx, sample, limits)),
+        Write::TakeTlsCounts(day, domain, _) => Outcome::TlsCounts(take_tls_counts(tx, *day, domain)),
+    }
+}
+
+/// The failed outcome of the kind `write` answers with.
+fn failure(write: &Write, e: StoreError) -> Outcome {
+    match write {
+        Write::Claim { .. } => Outcome::Claims(Err(e)),
+        Write::Simple(..) => Outcome::Count(Err(e)),
+        Write::Learn(..) => Outcome::Learned(Err(e)),
+        Write::TakeTlsCounts(..) => Outcome::TlsCounts(Err(e)),
+        Write::Insert(..) | Write::InsertAll(..) | Write::Record(..) | Write::Mailbox { .. } => Outcome::Unit(Err(e)),
+    }
+}
+
+/// Sends a request its outcome. A receiver that went away (client disconnected) is not an
+/// error here.
+fn answer(write: Write, outcome: Outcome) {
+    match (write, outcome) {
+        (
             Write::Insert(_, reply)
             | Write::InsertAll(_, reply)
             | Write::Record(_, _, reply)
-            | Write::Mailbox { reply, .. } => drop(reply.send(Err(commit_error(e)))),
-            Write::Claim { reply, .. } => drop(reply.send(Err(commit_error(e)))),
-            Write::Simple(_, reply) => drop(reply.send(Err(commit_error(e)))),
-            Write::Learn(_, _, reply) => drop(reply.send(Err(commit_error(e)))),
-            Write::TakeTlsCounts(_, _, reply) => drop(reply.send(Err(commit_error(e)))),
-        }
+            | Write::Mailbox { reply, .. },
+            Outcome::Unit(r),
+        ) => drop(reply.send(r)),
+        (Write::Claim { reply, .. }, Outcome::Claims(r)) => drop(reply.send(r)),
+        (Write::Simple(_, reply), Outcome::Count(r)) => drop(reply.send(r)),
+        (Write::Learn(_, _, reply), Outcome::Learned(r)) => drop(reply.send(r)),
+        (Write::TakeTlsCounts(_, _, reply), Outcome::TlsCounts(r)) => drop(reply.send(r)),
+        // `execute` and `failure` answer each request in its own kind; dropping the reply
+        // tells the caller the store closed.
+        _ => tracing::error!("store writer: a request met an outcome of another kind"),
     }
 }
 
@@ -123,20 +175,20 @@ fn take_tls_counts(tx: &Transaction<'_>, day: Day, domain: &str) -> Result<Vec<T
 }
 
 /// Runs one request in a SAVEPOINT so its failure does not undo its batch neighbours.
-fn in_savepoint<T>(
-    tx: &Transaction<'_>,
-    f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    tx.execute_batch("SAVEPOINT req")?;
-    match f(tx) {
-        Ok(v) => {
-            tx.execute_batch("RELEASE req")?;
-            Ok(v)
-        }
-        Err(e) => {
-            tx.execute_batch("ROLLBACK TO req; RELEASE req")?;
-            Err(e)
-        }
+fn in_savepoint(tx: &Transaction<'_>, write: &Write) -> Outcome {
+    let statement = |sql: &str| tx.prepare_cached(sql).and_then(|mut s| s.execute([])).map_err(StoreError::from);
+    if let Err(e) = statement("SAVEPOINT req") {
+        return failure(write, e);
+    }
+    let outcome = execute(tx, write);
+    let end = if outcome.failed() {
+        statement("ROLLBACK TO req").and_then(|_| statement("RELEASE req"))
+    } else {
+        statement("RELEASE req")
+    };
+    match end {
+        Ok(_) => outcome,
+        Err(e) => failure(write, e),
     }
 }
 
