@@ -15,7 +15,7 @@ pub fn find_headers_end(message: &[u8]) -> usize {
     if message.starts_with(b"\r\n") {
         return 2;
     }
-    message.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 2).unwrap_or(message.len())
+    memchr::memmem::find(message, b"\r\n\r\n").map(|p| p + 2).unwrap_or(message.len())
 }
 
 /// Where the header ends and (after the empty line, CRLF or LF) the body starts: lenient about
@@ -27,11 +27,11 @@ pub fn split_header(raw: &[u8]) -> (usize, Option<usize>) {
     if raw.starts_with(b"\n") {
         return (0, Some(1));
     }
-    for (i, w) in raw.windows(2).enumerate() {
-        if w == b"\n\n" {
+    for i in memchr::memchr_iter(b'\n', raw) {
+        if raw.get(i + 1) == Some(&b'\n') {
             return (i + 1, Some(i + 2));
         }
-        if w == b"\n\r" && raw.get(i + 2) == Some(&b'\n') {
+        if raw.get(i + 1..i + 3) == Some(b"\r\n") {
             return (i + 1, Some(i + 3));
         }
     }
@@ -131,12 +131,23 @@ impl<'a> Iterator for HeaderLines<'a> {
 /// The unfolded value of the first field `name` (case-insensitive, as written) in `headers`,
 /// when it is not empty; at most 998 characters (RFC 5322 §2.1.1).
 pub fn header_value(headers: &[u8], name: &str) -> Option<String> {
-    let text = String::from_utf8_lossy(headers);
+    // Only from the first line that starts `name:`: the lines before it are not unfolded into
+    // strings at all (each message passes here a few times on its way in).
+    let first = line_starts(headers).find(|&at| {
+        headers.get(at..at + name.len()).is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+            && headers.get(at + name.len()) == Some(&b':')
+    })?;
+    let text = String::from_utf8_lossy(headers.get(first..).unwrap_or_default());
     let value = header_lines(&text).find_map(|line| match line {
         HeaderLine::Field { name: n, value } if n.eq_ignore_ascii_case(name) => Some(value),
         _ => None,
     })?;
     (!value.is_empty()).then(|| value.chars().take(998).collect())
+}
+
+/// Where each line of `headers` starts (after every LF, and at 0).
+fn line_starts(headers: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    std::iter::once(0).chain(memchr::memchr_iter(b'\n', headers).map(|i| i + 1))
 }
 
 /// Whether `name` looks like a field name a report writes: letters, digits and `-`, shorter
@@ -148,6 +159,71 @@ pub fn is_field_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `header_value` as it was: every line unfolded, the first match taken.
+    fn header_value_by_every_line(headers: &[u8], name: &str) -> Option<String> {
+        let text = String::from_utf8_lossy(headers);
+        let value = header_lines(&text).find_map(|line| match line {
+            HeaderLine::Field { name: n, value } if n.eq_ignore_ascii_case(name) => Some(value),
+            _ => None,
+        })?;
+        (!value.is_empty()).then(|| value.chars().take(998).collect())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn header_ends_are_found_as_byte_by_byte(raw in proptest::collection::vec(proptest::sample::select(b"\r\na:".to_vec()), 0..24)) {
+            let old_split = {
+                let mut found = (raw.len(), None);
+                if raw.starts_with(b"\r\n") {
+                    found = (0, Some(2));
+                } else if raw.starts_with(b"\n") {
+                    found = (0, Some(1));
+                } else {
+                    for (i, w) in raw.windows(2).enumerate() {
+                        if w == b"\n\n" {
+                            found = (i + 1, Some(i + 2));
+                            break;
+                        }
+                        if w == b"\n\r" && raw.get(i + 2) == Some(&b'\n') {
+                            found = (i + 1, Some(i + 3));
+                            break;
+                        }
+                    }
+                }
+                found
+            };
+            proptest::prop_assert_eq!(split_header(&raw), old_split);
+            let old_end = if raw.starts_with(b"\r\n") {
+                2
+            } else {
+                raw.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 2).unwrap_or(raw.len())
+            };
+            proptest::prop_assert_eq!(find_headers_end(&raw), old_end);
+        }
+
+        #[test]
+        fn header_value_reads_what_unfolding_every_line_reads(
+            lines in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::string::string_regex("(Message-ID|message-id|List-Unsubscribe|X-A|Subject|Message-ID ) ?:[ -~]{0,20}").expect("regex"),
+                    proptest::string::string_regex("[ \t][ -~]{0,12}").expect("regex"),
+                    proptest::string::string_regex("[ -~\u{e9}]{0,16}").expect("regex"),
+                ],
+                0..8,
+            ),
+            crlf in proptest::bool::ANY,
+        ) {
+            let headers = lines.join(if crlf { "\r\n" } else { "\n" });
+            for name in ["message-id", "Message-ID", "list-unsubscribe", "x-a", "subject"] {
+                proptest::prop_assert_eq!(
+                    header_value(headers.as_bytes(), name),
+                    header_value_by_every_line(headers.as_bytes(), name),
+                    "{:?} in {:?}", name, headers
+                );
+            }
+        }
+    }
 
     fn field(name: &str, value: &str) -> HeaderLine<'static> {
         HeaderLine::Field { name: Box::leak(name.to_string().into_boxed_str()), value: value.to_string() }

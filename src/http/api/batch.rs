@@ -46,7 +46,8 @@ const CONCURRENT: usize = 16;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BatchRequest {
-    messages: Vec<Value>,
+    /// Each message's JSON text, read into a send request on its own (no JSON tree between).
+    messages: Vec<Box<serde_json::value::RawValue>>,
     /// Every message in sandbox mode (a message may also ask for it alone).
     #[serde(default)]
     sandbox: bool,
@@ -91,9 +92,9 @@ async fn send_batch(
     // keep the order given.
     let mut ids = HashSet::new();
     let mut jobs = Vec::with_capacity(batch.messages.len());
-    for (index, value) in batch.messages.into_iter().enumerate() {
+    for (index, raw) in batch.messages.iter().enumerate() {
         let prefix = format!("messages[{index}]");
-        let req = parse_value::<SendRequest>(value, &prefix).map(|mut req| {
+        let req = parse::<SendRequest>(raw.get().as_bytes(), &prefix).map(|mut req| {
             req.sandbox |= batch.sandbox;
             req
         });
@@ -179,11 +180,6 @@ pub(super) fn parse<T: serde::de::DeserializeOwned>(body: &[u8], prefix: &str) -
     Ok(value)
 }
 
-/// A JSON value into `T`, or a 422 naming the field at fault below `prefix`.
-pub(super) fn parse_value<T: serde::de::DeserializeOwned>(value: Value, prefix: &str) -> Result<T, Problem> {
-    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| from_error(e, prefix))
-}
-
 /// The problem of a value that did not fit: the path of a value of the wrong type or of a field
 /// the struct does not know, or the field it lacks, below `prefix`.
 fn from_error(e: serde_path_to_error::Error<serde_json::Error>, prefix: &str) -> Problem {
@@ -243,7 +239,7 @@ mod tests {
         assert_eq!(field(r#"{"from": 7}"#, "").as_deref(), Some("from"));
         assert_eq!(field(r#"[1]"#, "m").as_deref(), Some("m[0]"), "a struct may come as a list");
         assert_eq!(field(r#"7"#, "m").as_deref(), Some("m"));
-        let v: Result<T, _> = parse_value(serde_json::json!({"from": "a", "to": "x"}), "messages[1]");
+        let v: Result<T, _> = parse(br#"{"from": "a", "to": "x"}"#, "messages[1]");
         assert_eq!(v.unwrap_err().field.as_deref(), Some("messages[1].to"));
         let syntax = parse::<T>(b"{\"from\": ", "").unwrap_err();
         assert_eq!(syntax.status, StatusCode::BAD_REQUEST);
