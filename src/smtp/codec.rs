@@ -87,15 +87,15 @@ impl ReplyReader {
 /// Dot-stuffs a message and appends the end-of-data marker; a missing final CRLF is added.
 pub fn dot_stuff(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 5);
-    // Line by line (memchr finds the line ends): a line that starts with a dot gets another.
-    let mut start = 0;
-    for end in memchr::memchr_iter(b'\n', message).map(|i| i + 1).chain(std::iter::once(message.len())) {
+    // Line by line: a line that starts with a dot gets another.
+    let mut starts = super::message::line_starts(message).peekable();
+    while let Some(start) = starts.next() {
+        let end = starts.peek().copied().unwrap_or(message.len());
         let line = message.get(start..end).unwrap_or_default();
         if line.first() == Some(&b'.') {
             out.push(b'.');
         }
         out.extend_from_slice(line);
-        start = end;
     }
     if !message.is_empty() && !message.ends_with(b"\r\n") {
         out.extend_from_slice(b"\r\n");

@@ -145,9 +145,9 @@ pub fn header_value(headers: &[u8], name: &str) -> Option<String> {
     (!value.is_empty()).then(|| value.chars().take(998).collect())
 }
 
-/// Where each line of `headers` starts (after every LF, and at 0).
-fn line_starts(headers: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    std::iter::once(0).chain(memchr::memchr_iter(b'\n', headers).map(|i| i + 1))
+/// Where each line of `text` starts (at 0, and after every LF).
+pub fn line_starts(text: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    std::iter::once(0).chain(memchr::memchr_iter(b'\n', text).map(|i| i + 1))
 }
 
 /// Whether `name` looks like a field name a report writes: letters, digits and `-`, shorter

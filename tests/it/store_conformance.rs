@@ -1297,16 +1297,7 @@ async fn dashboard_queries_answer_alike(s: Arc<dyn Store>) {
     );
     // Complaints are counted from their events (SQLite schema v16's, PostgreSQL v18's partial index), by time.
     assert_eq!(o.complaints, 0);
-    let complaint = |address: &str| mailerd::store::Suppression {
-        address: address.into(),
-        reason: "complaint".into(),
-        status: None,
-        detail: None,
-        message_id: Some("D1".into()),
-        created_at: String::new(),
-        domain: None,
-        scope: mailerd::store::SuppressionScope::Global,
-    };
+    let complaint = |address: &str| Suppression { message_id: Some("D1".into()), ..suppression(address, "complaint") };
     for a in ["a@x.test", "c@y.test"] {
         s.suppress_as(complaint(a), mailerd::store::EventKind::Complained, "abuse complaint".into()).await.unwrap();
     }
@@ -1339,17 +1330,7 @@ async fn dashboard_queries_answer_alike(s: Arc<dyn Store>) {
     );
 
     for address in ["under_score@x.test", "underXscore@x.test"] {
-        let e = Suppression {
-            address: address.into(),
-            reason: "userunknown".into(),
-            status: None,
-            detail: None,
-            message_id: None,
-            created_at: String::new(),
-            domain: None,
-            scope: mailerd::store::SuppressionScope::Global,
-        };
-        s.suppress(e).await.unwrap();
+        s.suppress(suppression(address, "userunknown")).await.unwrap();
     }
     let found: Vec<_> = s.search_suppressions("UNDER_", 10).await.unwrap().into_iter().map(|e| e.address).collect();
     assert_eq!(found, ["under_score@x.test"], "_ is a character, not a wildcard");
@@ -1388,14 +1369,8 @@ async fn api_keys_are_listed_rotated_and_revoked(s: Arc<dyn Store>) {
 
 async fn suppression_entries_have_scopes(s: Arc<dyn Store>) {
     let entry = |address: &str, domain: Option<&str>, reason: &str| Suppression {
-        address: address.into(),
-        reason: reason.into(),
-        status: None,
-        detail: None,
-        message_id: None,
-        created_at: String::new(),
         domain: domain.map(|d| Domain::parse(d).unwrap()),
-        scope: mailerd::store::SuppressionScope::Global,
+        ..suppression(address, reason)
     };
     s.suppress(entry("x@ex.net", Some("a.example"), "userunknown")).await.unwrap();
     s.suppress(entry("x@ex.net", Some("b.example"), "userunknown")).await.unwrap();
@@ -2168,17 +2143,25 @@ async fn rejected_recipients_and_attempt_numbers_are_in_the_event_stream(s: Arc<
     assert!(events.iter().filter(|e| e.kind == EventKind::Queued).all(|e| e.attempt.is_none()));
 }
 
-async fn the_suppression_list_pages_by_cursor(s: Arc<dyn Store>) {
-    // Seven entries, two of them the same address for two domains, several at the same time.
-    let entry = |address: &str, domain: Option<&str>| Suppression {
+/// A global suppression entry of `address` for `reason`, with no status, detail or message.
+fn suppression(address: &str, reason: &str) -> Suppression {
+    Suppression {
         address: address.into(),
-        reason: "manual".into(),
+        reason: reason.into(),
         status: None,
         detail: None,
         message_id: None,
         created_at: String::new(),
-        domain: domain.map(|d| Domain::parse(d).unwrap()),
+        domain: None,
         scope: mailerd::store::SuppressionScope::Global,
+    }
+}
+
+async fn the_suppression_list_pages_by_cursor(s: Arc<dyn Store>) {
+    // Seven entries, two of them the same address for two domains, several at the same time.
+    let entry = |address: &str, domain: Option<&str>| Suppression {
+        domain: domain.map(|d| Domain::parse(d).unwrap()),
+        ..suppression(address, "manual")
     };
     for (a, d) in [
         ("p1@ex.net", None),
@@ -2376,14 +2359,9 @@ async fn templates_are_kept_per_key_and_paged_by_name(s: Arc<dyn Store>) {
 async fn suppressions_of_many_addresses_are_read_at_once(s: Arc<dyn Store>) {
     use mailerd::store::SuppressionScope;
     let entry = |address: &str, domain: Option<&str>, scope: SuppressionScope| Suppression {
-        address: address.into(),
-        reason: "manual".into(),
-        status: None,
-        detail: None,
-        message_id: None,
-        created_at: String::new(),
         domain: domain.map(|d| Domain::parse(d).unwrap()),
         scope,
+        ..suppression(address, "manual")
     };
     s.suppress(entry("a@ex.net", None, SuppressionScope::Global)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;

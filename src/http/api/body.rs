@@ -71,6 +71,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     }
 }
 
+/// The page size of a list: `limit` or `default`, a 422 naming `limit` outside 1..=`max`.
+pub(super) fn page_limit(limit: Option<usize>, default: usize, max: usize) -> Result<usize, Problem> {
+    let limit = limit.unwrap_or(default);
+    if limit == 0 || limit > max {
+        return Err(Problem::invalid("limit", format!("between 1 and {max}")));
+    }
+    Ok(limit)
+}
+
 /// `a=1&b=x` as `T`, the problem naming the parameter at fault.
 pub(super) fn query<T: DeserializeOwned>(text: &str) -> Result<T, Problem> {
     let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(text.as_bytes()));

@@ -33,10 +33,7 @@ pub async fn list(
     Caller(key): Caller,
     super::body::Query(q): super::body::Query<EventQuery>,
 ) -> Result<Json<Value>, Problem> {
-    let limit = q.limit.unwrap_or(100);
-    if limit == 0 || limit > 1000 {
-        return Err(Problem::invalid("limit", "between 1 and 1000"));
-    }
+    let limit = super::body::page_limit(q.limit, 100, 1000)?;
     // A type no event has matches nothing.
     let events = match q.kind.as_deref().map(EventKind::parse) {
         Some(None) => Vec::new(),

@@ -657,10 +657,7 @@ pub async fn search(
     Caller(key): Caller,
     super::body::Query(q): super::body::Query<SearchQuery>,
 ) -> Result<Json<Value>, Problem> {
-    let limit = q.limit.unwrap_or(100);
-    if limit == 0 || limit > 1000 {
-        return Err(Problem::invalid("limit", "between 1 and 1000"));
-    }
+    let limit = super::body::page_limit(q.limit, 100, 1000)?;
     let status = q
         .status
         .as_deref()

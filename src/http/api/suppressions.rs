@@ -53,10 +53,7 @@ pub async fn list(
     Caller(key): Caller,
     super::body::Query(q): super::body::Query<ListQuery>,
 ) -> Result<Json<Value>, Problem> {
-    let limit = q.limit.unwrap_or(1000);
-    if limit == 0 || limit > 100_000 {
-        return Err(Problem::invalid("limit", "between 1 and 100000"));
-    }
+    let limit = super::body::page_limit(q.limit, 1000, 100_000)?;
     let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
     let (list, last) = state.ctx.store.suppressions_after(&key.scope, limit, after.as_ref()).await?;
     let next = last.filter(|_| list.len() == limit).map(|c| encode_cursor(&c));

@@ -160,10 +160,7 @@ pub async fn list(
     Caller(key): Caller,
     super::body::Query(q): super::body::Query<ListQuery>,
 ) -> Result<Json<Value>, Problem> {
-    let limit = q.limit.unwrap_or(100);
-    if limit == 0 || limit > 1000 {
-        return Err(Problem::invalid("limit", "between 1 and 1000"));
-    }
+    let limit = super::body::page_limit(q.limit, 100, 1000)?;
     let list = state.ctx.store.templates(&key.id, q.cursor.as_deref(), limit).await?;
     let next = list.last().filter(|_| list.len() == limit).map(|t| t.name.clone());
     let templates: Vec<Value> = list.iter().map(to_json).collect();
