@@ -29,7 +29,7 @@ use crate::store::EventKind;
 use crate::store::learner as learner_types;
 use crate::time::Timestamp;
 
-const SCHEMA_VERSION: i32 = 18;
+const SCHEMA_VERSION: i32 = 19;
 /// Upper bound of requests folded into one transaction.
 const MAX_BATCH: usize = 512;
 
@@ -63,6 +63,14 @@ enum Write {
     ),
     /// Read and delete a day's TLS counts of a domain.
     TakeTlsCounts(crate::tlspolicy::Day, String, oneshot::Sender<Result<Vec<crate::tlspolicy::TlsCount>, StoreError>>),
+}
+
+impl Write {
+    /// Whether this request only inserts messages (whose new recipients are counted once per
+    /// group, `writes::NewRecipients`).
+    fn inserts(&self) -> bool {
+        matches!(self, Write::Insert(..) | Write::InsertAll(..))
+    }
 }
 
 enum Simple {
@@ -221,6 +229,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     if version < 18 {
         tx.execute_batch(include_str!("schema_v18.sql"))?;
+    }
+    if version < 19 {
+        tx.execute_batch(include_str!("schema_v19.sql"))?;
     }
     if version > SCHEMA_VERSION {
         return Err(StoreError::Corrupt(format!(

@@ -2,6 +2,7 @@
 //!
 //! Must not: commit per request (the batch commits once), or answer before the COMMIT.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use rusqlite::types::Value;
@@ -76,13 +77,20 @@ fn tx_error(e: rusqlite::Error) -> Arc<StoreError> {
 fn run_straight(conn: &mut Connection, batch: &[Write]) -> Result<Option<Vec<Outcome>>, Arc<StoreError>> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(tx_error)?;
     let mut outcomes = Vec::with_capacity(batch.len());
+    let mut fresh = NewRecipients::default();
     for write in batch {
-        let outcome = execute(&tx, write);
+        // Dropping the transaction (any early return) rolls it back.
+        if !write.inserts() && fresh.flush(&tx).is_err() {
+            return Ok(None);
+        }
+        let outcome = execute(&tx, write, &mut fresh);
         if outcome.failed() {
-            // Dropping the transaction rolls it back.
             return Ok(None);
         }
         outcomes.push(outcome);
+    }
+    if fresh.flush(&tx).is_err() {
+        return Ok(None);
     }
     tx.commit().map_err(tx_error)?;
     Ok(Some(outcomes))
@@ -97,11 +105,11 @@ fn run_isolated(conn: &mut Connection, batch: &[Write]) -> Result<Vec<Outcome>, 
     Ok(outcomes)
 }
 
-/// Runs one request's SQL.
-fn execute(tx: &Transaction<'_>, write: &Write) -> Outcome {
+/// Runs one request's SQL; the recipients it inserts are added to `fresh`, not yet counted.
+fn execute(tx: &Transaction<'_>, write: &Write, fresh: &mut NewRecipients) -> Outcome {
     match write {
-        Write::Insert(msg, _) => Outcome::Unit(insert(tx, msg)),
-        Write::InsertAll(msgs, _) => Outcome::Unit(msgs.iter().try_for_each(|m| insert(tx, m))),
+        Write::Insert(msg, _) => Outcome::Unit(insert(tx, msg, fresh)),
+        Write::InsertAll(msgs, _) => Outcome::Unit(msgs.iter().try_for_each(|m| insert(tx, m, fresh))),
         Write::Claim { transport, now, limit, lease_until, owner, .. } => {
             Outcome::Claims(claim(tx, *transport, *now, *limit, *lease_until, owner))
         }
@@ -180,7 +188,11 @@ fn in_savepoint(tx: &Transaction<'_>, write: &Write) -> Outcome {
     if let Err(e) = statement("SAVEPOINT req") {
         return failure(write, e);
     }
-    let outcome = execute(tx, write);
+    let mut fresh = NewRecipients::default();
+    let mut outcome = execute(tx, write, &mut fresh);
+    if let (false, Err(e)) = (outcome.failed(), fresh.flush(tx)) {
+        outcome = failure(write, e);
+    }
     let end = if outcome.failed() {
         statement("ROLLBACK TO req").and_then(|_| statement("RELEASE req"))
     } else {
@@ -192,7 +204,50 @@ fn in_savepoint(tx: &Transaction<'_>, write: &Write) -> Outcome {
     }
 }
 
-fn insert(tx: &Transaction<'_>, msg: &NewMessage) -> Result<(), StoreError> {
+/// Recipients inserted in this transaction and not yet in the running counts.
+///
+/// A trigger per inserted row used to add each one to `stats_state` and `stats_domain` (three
+/// upserts a row, the largest part of an insert's cost in the writer). A new row is always
+/// `queued` without a status, so the group adds them itself: one upsert of `stats_state` and one
+/// per domain of `stats_domain` (schema v19 dropped the trigger). `flush` runs before COMMIT and
+/// before any other kind of write, whose update and delete triggers must find the counts
+/// they decrement.
+#[derive(Default)]
+struct NewRecipients {
+    total: i64,
+    by_domain: HashMap<String, i64>,
+}
+
+impl NewRecipients {
+    /// Counts one inserted row, under the domain the triggers compute for it in SQL:
+    /// `lower(substr(address, instr(address, '@') + 1))` (SQLite's `lower` folds ASCII only;
+    /// an address without `@` is its own domain).
+    fn add(&mut self, address: &str) {
+        let domain = address.find('@').map_or(address, |at| &address[at + 1..]);
+        self.total += 1;
+        *self.by_domain.entry(domain.to_ascii_lowercase()).or_default() += 1;
+    }
+
+    fn flush(&mut self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+        if self.total == 0 {
+            return Ok(());
+        }
+        tx.prepare_cached(
+            "INSERT INTO stats_state VALUES ('queued', '', ?1) ON CONFLICT DO UPDATE SET n = n + excluded.n",
+        )?
+        .execute([self.total])?;
+        let mut domain = tx.prepare_cached(
+            "INSERT INTO stats_domain VALUES (?1, 'queued', ?2) ON CONFLICT DO UPDATE SET n = n + excluded.n",
+        )?;
+        for (name, n) in self.by_domain.drain() {
+            domain.execute(params![name, n])?;
+        }
+        self.total = 0;
+        Ok(())
+    }
+}
+
+fn insert(tx: &Transaction<'_>, msg: &NewMessage, fresh: &mut NewRecipients) -> Result<(), StoreError> {
     if let Some(record) = &msg.idempotency {
         idempotency(tx, record)?;
     }
@@ -263,6 +318,9 @@ fn insert(tx: &Transaction<'_>, msg: &NewMessage) -> Result<(), StoreError> {
         }
         if let (Some(h), Transport::Remote) = (&header_id, r.transport()) {
             sent.execute(params![h, r.address.to_lowercase(), msg.id.0, at])?;
+        }
+        if r.transport() != Transport::Feedback {
+            fresh.add(&r.address);
         }
         let d = r.destination.columns();
         rcpt.execute(params![
