@@ -2383,12 +2383,13 @@ async fn suppressions_of_many_addresses_are_read_at_once(s: Arc<dyn Store>) {
     }
 }
 
-/// SQLite's running counts (`stats_state`, `stats_domain`) agree with a recount of the rows
-/// they count, now that the writer adds new recipients once per group commit (schema v19)
-/// instead of a trigger per row: with domains in mixed case, outside ASCII or missing, with
+/// SQLite's running counts (`stats_state`, `stats_domain`, `stats_daily`) agree with a recount
+/// of the rows they count, now that inserts and records of attempts count themselves once per
+/// group commit (schema v19) instead of a trigger per row: with domains in mixed case, outside ASCII or missing, with
 /// feedback and sandbox recipients that are not counted, with inserts that fail beside others
 /// (the group then runs again with a savepoint per request), and with recipients claimed,
-/// delivered, deferred and deleted while inserts of the same group are waiting.
+/// delivered, deferred, bounced, bounced again by a report and deleted while inserts of the same
+/// group are waiting (the update trigger counts the report's change).
 #[tokio::test]
 async fn sqlite_running_counts_match_a_recount() {
     let dir = tempfile::tempdir().unwrap();
@@ -2418,6 +2419,22 @@ async fn sqlite_running_counts_match_a_recount() {
         let states = [RecipientState::Delivered, RecipientState::Deferred, RecipientState::Bounced];
         let attempts = c.iter().zip(states.iter().cycle()).map(|(c, st)| attempt(c.recipient, &c.message.0, *st));
         s.record_attempts("n1", attempts.collect()).await.unwrap();
+        // A bounce received for a delivered recipient: the update trigger moves it to bounced.
+        if let Some(d) = c.first() {
+            let bounce = Feedback {
+                recipient: d.recipient,
+                message: d.message.clone(),
+                address: d.address.clone(),
+                delay: false,
+                status: Some(EnhancedStatus::new(5, 1, 1)),
+                detail: "user unknown".into(),
+                remote: None,
+            };
+            s.record_feedback(bounce).await.unwrap();
+        }
+        let fb = claim(&*s, Transport::Feedback, T0 + 100 + round, 5, "n1").await;
+        let attempts = fb.iter().map(|c| attempt(c.recipient, &c.message.0, RecipientState::Delivered));
+        s.record_attempts("n1", attempts.collect()).await.unwrap();
         s.delete_message(&MessageId(format!("R{round}M00"))).await.unwrap();
         while writes.join_next().await.is_some() {}
     }
@@ -2439,6 +2456,13 @@ async fn sqlite_running_counts_match_a_recount() {
          WHERE transport <> 'feedback' GROUP BY 1, 2 ORDER BY 1, 2",
     );
     assert_eq!(counted, recounted);
+    let counted = rows("SELECT CAST(day AS TEXT), state, n FROM stats_daily WHERE n <> 0 ORDER BY 1, 2");
+    let recounted_daily = rows(
+        "SELECT CAST(updated_at / 86400000 AS TEXT), state, count(*) FROM recipients
+         WHERE transport <> 'feedback' AND state IN ('delivered', 'bounced', 'expired') GROUP BY 1, 2 ORDER BY 1, 2",
+    );
+    assert_eq!(counted, recounted_daily);
+    assert!(!counted.is_empty());
     let domains: HashSet<&str> = recounted.iter().map(|(d, _, _)| d.as_str()).collect();
     assert_eq!(domains, HashSet::from(["mixed.test", "Üni.test", "x@two.test", "noat", "ex.net"]));
 }

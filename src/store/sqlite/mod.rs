@@ -7,6 +7,7 @@
 //! Other processes (the CLI, a second daemon) may open the same file: claims are leases.
 //! Must not: hold the writer across an await, or answer a write before its COMMIT returned.
 
+mod counts;
 mod learner;
 mod reads;
 mod writes;
@@ -66,10 +67,10 @@ enum Write {
 }
 
 impl Write {
-    /// Whether this request only inserts messages (whose new recipients are counted once per
-    /// group, `writes::NewRecipients`).
-    fn inserts(&self) -> bool {
-        matches!(self, Write::Insert(..) | Write::InsertAll(..))
+    /// Whether this request counts its own changes to the running counts (`counts.rs`) instead
+    /// of leaving them to the triggers: inserts of messages and records of attempts.
+    fn counts_itself(&self) -> bool {
+        matches!(self, Write::Insert(..) | Write::InsertAll(..) | Write::Record(..))
     }
 }
 

@@ -2,12 +2,12 @@
 //!
 //! Must not: commit per request (the batch commits once), or answer before the COMMIT.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use rusqlite::types::Value;
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use super::counts::{Counted, Counts};
 use super::{Simple, Write};
 use crate::store::learner::Learned;
 use crate::store::{
@@ -77,19 +77,19 @@ fn tx_error(e: rusqlite::Error) -> Arc<StoreError> {
 fn run_straight(conn: &mut Connection, batch: &[Write]) -> Result<Option<Vec<Outcome>>, Arc<StoreError>> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(tx_error)?;
     let mut outcomes = Vec::with_capacity(batch.len());
-    let mut fresh = NewRecipients::default();
+    let mut counts = Counts::default();
     for write in batch {
         // Dropping the transaction (any early return) rolls it back.
-        if !write.inserts() && fresh.flush(&tx).is_err() {
+        if !write.counts_itself() && counts.flush(&tx).is_err() {
             return Ok(None);
         }
-        let outcome = execute(&tx, write, &mut fresh);
+        let outcome = execute(&tx, write, &mut counts);
         if outcome.failed() {
             return Ok(None);
         }
         outcomes.push(outcome);
     }
-    if fresh.flush(&tx).is_err() {
+    if counts.flush(&tx).is_err() {
         return Ok(None);
     }
     tx.commit().map_err(tx_error)?;
@@ -105,15 +105,16 @@ fn run_isolated(conn: &mut Connection, batch: &[Write]) -> Result<Vec<Outcome>, 
     Ok(outcomes)
 }
 
-/// Runs one request's SQL; the recipients it inserts are added to `fresh`, not yet counted.
-fn execute(tx: &Transaction<'_>, write: &Write, fresh: &mut NewRecipients) -> Outcome {
+/// Runs one request's SQL; the changes to the running counts of the writes that count
+/// themselves are added to `counts`, not yet written.
+fn execute(tx: &Transaction<'_>, write: &Write, counts: &mut Counts) -> Outcome {
     match write {
-        Write::Insert(msg, _) => Outcome::Unit(insert(tx, msg, fresh)),
-        Write::InsertAll(msgs, _) => Outcome::Unit(msgs.iter().try_for_each(|m| insert(tx, m, fresh))),
+        Write::Insert(msg, _) => Outcome::Unit(insert(tx, msg, counts)),
+        Write::InsertAll(msgs, _) => Outcome::Unit(msgs.iter().try_for_each(|m| insert(tx, m, counts))),
         Write::Claim { transport, now, limit, lease_until, owner, .. } => {
             Outcome::Claims(claim(tx, *transport, *now, *limit, *lease_until, owner))
         }
-        Write::Record(owner, attempts, _) => Outcome::Unit(record(tx, owner, attempts)),
+        Write::Record(owner, attempts, _) => Outcome::Unit(record(tx, owner, attempts, counts)),
         Write::Mailbox { address, password_hash, quota, .. } => {
             Outcome::Unit(upsert_mailbox(tx, address, password_hash.as_deref(), *quota))
         }
@@ -188,9 +189,9 @@ fn in_savepoint(tx: &Transaction<'_>, write: &Write) -> Outcome {
     if let Err(e) = statement("SAVEPOINT req") {
         return failure(write, e);
     }
-    let mut fresh = NewRecipients::default();
-    let mut outcome = execute(tx, write, &mut fresh);
-    if let (false, Err(e)) = (outcome.failed(), fresh.flush(tx)) {
+    let mut counts = Counts::default();
+    let mut outcome = execute(tx, write, &mut counts);
+    if let (false, Err(e)) = (outcome.failed(), counts.flush(tx)) {
         outcome = failure(write, e);
     }
     let end = if outcome.failed() {
@@ -204,50 +205,7 @@ fn in_savepoint(tx: &Transaction<'_>, write: &Write) -> Outcome {
     }
 }
 
-/// Recipients inserted in this transaction and not yet in the running counts.
-///
-/// A trigger per inserted row used to add each one to `stats_state` and `stats_domain` (three
-/// upserts a row, the largest part of an insert's cost in the writer). A new row is always
-/// `queued` without a status, so the group adds them itself: one upsert of `stats_state` and one
-/// per domain of `stats_domain` (schema v19 dropped the trigger). `flush` runs before COMMIT and
-/// before any other kind of write, whose update and delete triggers must find the counts
-/// they decrement.
-#[derive(Default)]
-struct NewRecipients {
-    total: i64,
-    by_domain: HashMap<String, i64>,
-}
-
-impl NewRecipients {
-    /// Counts one inserted row, under the domain the triggers compute for it in SQL:
-    /// `lower(substr(address, instr(address, '@') + 1))` (SQLite's `lower` folds ASCII only;
-    /// an address without `@` is its own domain).
-    fn add(&mut self, address: &str) {
-        let domain = address.find('@').map_or(address, |at| &address[at + 1..]);
-        self.total += 1;
-        *self.by_domain.entry(domain.to_ascii_lowercase()).or_default() += 1;
-    }
-
-    fn flush(&mut self, tx: &Transaction<'_>) -> Result<(), StoreError> {
-        if self.total == 0 {
-            return Ok(());
-        }
-        tx.prepare_cached(
-            "INSERT INTO stats_state VALUES ('queued', '', ?1) ON CONFLICT DO UPDATE SET n = n + excluded.n",
-        )?
-        .execute([self.total])?;
-        let mut domain = tx.prepare_cached(
-            "INSERT INTO stats_domain VALUES (?1, 'queued', ?2) ON CONFLICT DO UPDATE SET n = n + excluded.n",
-        )?;
-        for (name, n) in self.by_domain.drain() {
-            domain.execute(params![name, n])?;
-        }
-        self.total = 0;
-        Ok(())
-    }
-}
-
-fn insert(tx: &Transaction<'_>, msg: &NewMessage, fresh: &mut NewRecipients) -> Result<(), StoreError> {
+fn insert(tx: &Transaction<'_>, msg: &NewMessage, counts: &mut Counts) -> Result<(), StoreError> {
     if let Some(record) = &msg.idempotency {
         idempotency(tx, record)?;
     }
@@ -319,9 +277,7 @@ fn insert(tx: &Transaction<'_>, msg: &NewMessage, fresh: &mut NewRecipients) -> 
         if let (Some(h), Transport::Remote) = (&header_id, r.transport()) {
             sent.execute(params![h, r.address.to_lowercase(), msg.id.0, at])?;
         }
-        if r.transport() != Transport::Feedback {
-            fresh.add(&r.address);
-        }
+        counts.inserted(&r.address, r.transport());
         let d = r.destination.columns();
         rcpt.execute(params![
             msg.id.0,
@@ -468,24 +424,35 @@ fn claim(
     Ok(claims)
 }
 
-fn record(tx: &Transaction<'_>, owner: &str, attempts: &[Attempt]) -> Result<(), StoreError> {
+/// Records attempts on recipients leased to `owner`, each with its event; counts its own
+/// changes (the update trigger skips a change of `attempts`, which only this makes).
+fn record(tx: &Transaction<'_>, owner: &str, attempts: &[Attempt], counts: &mut Counts) -> Result<(), StoreError> {
     let now = Timestamp::now().millis();
-    // No RETURNING: SQLite buffers a RETURNING statement's rows in a temporary table opened
-    // and closed per statement; the event copies the row's columns with one more key lookup.
+    let mut before = tx.prepare_cached(
+        "SELECT message_id, address, transport, state, last_status, updated_at FROM recipients
+         WHERE id = ?1 AND lease_owner = ?2",
+    )?;
     let mut update = tx.prepare_cached(
         "UPDATE recipients SET state = ?1, attempts = attempts + 1, next_attempt_at = ?2, lease_owner = NULL,
                 last_status = ?3, last_detail = ?4, updated_at = ?5, reply_code = ?8, remote_mta = ?9
          WHERE id = ?6 AND lease_owner = ?7",
     )?;
     let mut event = tx.prepare_cached(
-        "INSERT INTO events (message_id, recipient, kind, status, detail, at, remote)
-         SELECT message_id, address, ?2, ?3, ?4, ?5, ?6 FROM recipients WHERE id = ?1",
+        "INSERT INTO events (message_id, recipient, kind, status, detail, at, remote) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     let mut usage = tx.prepare_cached(
         "INSERT INTO mailboxes (address, used_bytes) VALUES (?1, ?2)
          ON CONFLICT (address) DO UPDATE SET used_bytes = used_bytes + excluded.used_bytes",
     )?;
+    type Before = (String, String, String, String, Option<String>, i64);
     for a in attempts {
+        let row: Option<Before> = before
+            .query_row(params![a.recipient.0, owner], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            })
+            .optional()?;
+        // No row: our lease ran out and someone else owns the recipient now; their record wins.
+        let Some((message, address, transport, state, last_status, updated_at)) = row else { continue };
         let next = match a.state {
             RecipientState::Queued | RecipientState::Deferred => {
                 Some(a.next_attempt_at.unwrap_or(Timestamp(now)).millis())
@@ -493,7 +460,7 @@ fn record(tx: &Transaction<'_>, owner: &str, attempts: &[Attempt]) -> Result<(),
             _ => None,
         };
         let status = codec::status_text(Some(a.status));
-        let changed = update.execute(params![
+        update.execute(params![
             a.state.as_str(),
             next,
             status,
@@ -504,12 +471,12 @@ fn record(tx: &Transaction<'_>, owner: &str, attempts: &[Attempt]) -> Result<(),
             a.reply_code,
             a.remote
         ])?;
-        // No row: our lease ran out and someone else owns the recipient now; their record wins.
-        if changed == 0 {
-            continue;
-        }
+        let old = Counted { address: &address, state: &state, status: last_status.as_deref(), at: updated_at };
+        let new = Counted { address: &address, state: a.state.as_str(), status: status.as_deref(), at: now };
+        counts.changed(&transport, &old, &new);
         event.execute(params![
-            a.recipient.0,
+            message,
+            address,
             a.event.unwrap_or(a.state.into()).as_str(),
             status,
             a.detail,
