@@ -2466,3 +2466,19 @@ async fn sqlite_running_counts_match_a_recount() {
     let domains: HashSet<&str> = recounted.iter().map(|(d, _, _)| d.as_str()).collect();
     assert_eq!(domains, HashSet::from(["mixed.test", "Üni.test", "x@two.test", "noat", "ex.net"]));
 }
+
+/// SQLite loads a body on the calling task when it is small and on a blocking thread when it
+/// is not: both come back whole, and an unknown message has none.
+#[tokio::test]
+async fn sqlite_bodies_load_whole_small_or_large() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("mailerd.db")).unwrap();
+    for (id, size) in [("SMALL", 4 * 1024), ("EDGE", 64 * 1024), ("LARGE", 300 * 1024)] {
+        let mut m = message(id, T0, vec![rcpt("a@ex.net", Transport::Remote)]);
+        m.body = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
+        let body = m.body.clone();
+        s.insert_message(m).await.unwrap();
+        assert_eq!(s.load_body(&MessageId(id.into())).await.unwrap(), Some(body), "{id}");
+    }
+    assert_eq!(s.load_body(&MessageId("NONE".into())).await.unwrap(), None);
+}

@@ -155,6 +155,9 @@ impl Readers {
     }
 }
 
+/// Bodies up to this size are loaded on the calling task (`load_body`).
+const INLINE_BODY: i64 = 64 * 1024;
+
 /// Prepared statements kept per connection (the store has about 130 distinct ones).
 const STATEMENT_CACHE: usize = 256;
 
@@ -365,6 +368,14 @@ impl Store for SqliteStore {
     }
 
     async fn load_body(&self, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError> {
+        // A body up to INLINE_BODY is read on the calling task when a reader is free (a copy of
+        // a few pages, less than a hand-off to a blocking thread and back); a larger one, or
+        // any with every reader busy, on a blocking thread.
+        if let Some(conn) = self.readers.free()
+            && let Some(body) = reads::load_body_up_to(&conn, id, INLINE_BODY)?
+        {
+            return Ok(body);
+        }
         let id = id.clone();
         self.read(move |c| reads::load_body(c, &id)).await
     }
@@ -470,8 +481,9 @@ impl Store for SqliteStore {
     }
 
     async fn report_facts(&self, id: &MessageId) -> Result<Option<ReportFacts>, StoreError> {
+        // A message row and its recipients' rows by index, read after every delivery.
         let id = id.clone();
-        self.read(move |c| reads::report_facts(c, &id)).await
+        self.probe(move |c| reads::report_facts(c, &id)).await
     }
 
     async fn release_body(&self, id: &MessageId) -> Result<(), StoreError> {

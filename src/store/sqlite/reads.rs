@@ -17,6 +17,22 @@ pub(super) fn load_body(c: &Connection, id: &MessageId) -> Result<Option<Vec<u8>
     Ok(c.prepare_cached("SELECT body FROM messages WHERE id = ?1")?.query_row([&id.0], |r| r.get(0)).optional()?)
 }
 
+/// `load_body`'s answer when the stored body is at most `max` bytes; None when it is larger
+/// (not read). SQLite gives a blob's length from its record header, without its pages.
+pub(super) fn load_body_up_to(c: &Connection, id: &MessageId, max: i64) -> Result<Option<Option<Vec<u8>>>, StoreError> {
+    let row = c
+        .prepare_cached("SELECT CASE WHEN length(body) <= ?2 THEN body END FROM messages WHERE id = ?1")?
+        .query_row(params![id.0, max], |r| r.get::<_, Option<Vec<u8>>>(0))
+        .optional()?;
+    Ok(match row {
+        // No such message.
+        None => Some(None),
+        Some(Some(body)) => Some(Some(body)),
+        // Too large to read here.
+        Some(None) => None,
+    })
+}
+
 /// A live idempotency record (one that expires after `now`).
 pub(super) fn idempotency(
     c: &Connection,
