@@ -2,7 +2,9 @@
 //! receives the mail: a template is stored, read, listed by cursor and deleted; a batch whose
 //! messages name it with each recipient's own `variables` delivers each recipient its own
 //! text; a template whose loop would run on is stopped by the fuel budget (422 naming
-//! `template`); a missing template, an undefined variable, a template that does not compile
+//! `template`); one whose values would grow without bound is refused at PUT, and one whose
+//! values would pass the limit with the variables given is refused at the send (422 naming
+//! `variables`); a missing template, an undefined variable, a template that does not compile
 //! and a part given twice are 422s naming their field; another key sees none of it.
 //!
 //! Must not: use any address outside 127.0.0.0/8.
@@ -146,6 +148,26 @@ async fn templates_render_each_recipients_own_text_within_a_fuel_budget() {
     assert_eq!((r.status, r.json["queued"].as_u64()), (200, Some(1)), "{}", r.text);
     assert_eq!(r.json["results"][1]["error"]["field"], "messages[1].template", "{}", r.text);
     assert!(started.elapsed() < std::time::Duration::from_secs(20), "stopped early: {:?}", started.elapsed());
+
+    // Values that would grow without bound are refused before they are built: at PUT for a
+    // construct without a bound (a namespace doubling its string in a loop, a string repeated),
+    // at the send for a bounded template whose bound passes the limit with the given variables.
+    for text in [
+        "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}",
+        "{% set big = 'x' * 100000000 %}{{ (big ~ big ~ big)|length }}",
+    ] {
+        let r = put(api, &key, "bomb", json!({ "text": text })).await;
+        assert_eq!((r.status, r.json["field"].as_str()), (422, Some("text")), "{}", r.text);
+    }
+    let doubling: String = (0..10).map(|i| format!("{{% set v{} = v{i} ~ v{i} %}}", i + 1)).collect();
+    let r = put(api, &key, "doubling", json!({ "text": format!("{doubling}{{{{ v10|length }}}}") })).await;
+    assert_eq!(r.status, 200, "a kilobyte of variables stays within bounds: {}", r.text);
+    let send = |v0: String| json!({"from": "shop@sender.test", "to": ["alice@dest.test"], "template": "doubling", "variables": {"v0": v0}});
+    let r = post_json(api, "/api/v1/messages", Some(&key), &send("x".repeat(100_000))).await;
+    assert_eq!((r.status, r.json["field"].as_str()), (422, Some("variables")), "{}", r.text);
+    assert!(r.json["detail"].as_str().unwrap().contains("could reach"), "{}", r.text);
+    let r = post_json(api, "/api/v1/messages", Some(&key), &send("xy".into())).await;
+    assert_eq!(r.status, 202, "small variables render: {}", r.text);
 
     // Delete.
     let r = request(api, "DELETE", "/api/v1/templates/welcome", Some(&key), None).await;

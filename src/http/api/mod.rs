@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod messages;
 pub mod raw;
 pub mod suppressions;
+pub mod template_size;
 pub mod templates;
 pub mod tools;
 pub mod verdicts;

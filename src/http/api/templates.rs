@@ -6,7 +6,10 @@
 //! are rendered in a sandbox: the environment has no loader (no `include`, `import` or
 //! `extends`, no file or network access) and no macros, every render has a fuel budget (loops
 //! and expressions stop when it runs out) and a recursion limit, and its output is capped at
-//! the message size limit. Undefined variables are errors (strict), so a misspelt name is a
+//! the message size limit. Before a part is stored or rendered, `template_size` bounds every value
+//! it can build from the size of the variables; constructs without such a bound (`*`, `namespace`,
+//! a `set` inside a loop, ...) are refused, and a render whose bound passes twice the output cap
+//! is not run. Undefined variables are errors (strict), so a misspelt name is a
 //! 422 rather than an empty gap in the mail; `html` is HTML-escaped, `subject` and `text` are not.
 //! Templates belong to the key that stored them (by key id): another key never sees them.
 //! Must not: read files, reach the network, or render without a fuel budget.
@@ -30,6 +33,8 @@ use crate::time::Timestamp;
 /// Instructions one part's render may run (a loop over 10,000 items with a little work in
 /// each fits; an endless or huge one stops).
 pub const FUEL: u64 = 200_000;
+/// The largest value a render may build (`template_size`), as a multiple of the output cap.
+const VALUE_TO_OUTPUT: u64 = 2;
 /// Nesting depth of loops, blocks and calls within a render.
 const RECURSION: usize = 64;
 /// Bytes of one part's source.
@@ -81,8 +86,12 @@ fn environment() -> Environment<'static> {
     env
 }
 
-/// Each part given compiles; a 422 naming the first that does not.
-fn compile(parts: &[(&str, Option<&String>)]) -> Result<(), Problem> {
+/// Variables a template must be able to take at `PUT`: a part whose values could pass the
+/// render limit with this much is refused at once rather than at every send.
+const PLAIN_VARIABLES: u64 = 1024;
+
+/// Each part given compiles and bounds its values; a 422 naming the first that does not.
+fn compile(parts: &[(&str, Option<&String>)], max_output: u64) -> Result<(), Problem> {
     let env = environment();
     for (part, source) in parts {
         let Some(source) = source else { continue };
@@ -90,8 +99,24 @@ fn compile(parts: &[(&str, Option<&String>)]) -> Result<(), Problem> {
             return Err(Problem::invalid(*part, format!("{} bytes; at most {MAX_SOURCE}", source.len())));
         }
         env.template_from_named_str(part, source).map_err(|e| Problem::invalid(*part, describe(&e)))?;
+        let largest =
+            super::template_size::largest_value(source).map_err(|r| Problem::invalid(*part, unbounded(&r)))?;
+        let (bytes, max_value) = (largest.bytes(PLAIN_VARIABLES), max_output.saturating_mul(VALUE_TO_OUTPUT));
+        if bytes > max_value {
+            return Err(Problem::invalid(
+                *part,
+                format!(
+                    "with {PLAIN_VARIABLES} bytes of variables a value could reach {bytes} bytes; at most {max_value}"
+                ),
+            ));
+        }
     }
     Ok(())
+}
+
+/// Why a construct is refused.
+fn unbounded(r: &super::template_size::Refused) -> String {
+    format!("{r}: not allowed in templates (the values it builds have no bound)")
 }
 
 /// An error's text with its line, as a caller can act on it.
@@ -113,7 +138,9 @@ pub async fn put(
     if req.text.is_none() && req.html.is_none() {
         return Err(Problem::invalid("text", "an empty template: give text, html or both"));
     }
-    compile(&[("subject", req.subject.as_ref()), ("text", req.text.as_ref()), ("html", req.html.as_ref())])?;
+    let max_output = state.ctx.config.limits.max_message_size;
+    let parts = [("subject", req.subject.as_ref()), ("text", req.text.as_ref()), ("html", req.html.as_ref())];
+    compile(&parts, max_output)?;
     let store = &state.ctx.store;
     let now = Timestamp::now();
     let created_at = store.template(&key.id, &name).await?.map_or(now, |t| t.created_at);
@@ -178,10 +205,27 @@ pub fn apply(req: &SendRequest, template: &Template, max_output: usize) -> Resul
     let sources = [&template.subject, &template.text, &template.html];
     let env = environment();
     let mut out: [Option<String>; 3] = [None, None, None];
+    // No value taken from the variables is larger than their JSON.
+    let variables_size = serde_json::to_string(variables).map_or(u64::MAX, |json| json.len() as u64);
+    let max_value = (max_output as u64).saturating_mul(VALUE_TO_OUTPUT);
     for ((part, source), ((_, in_request), slot)) in PARTS.iter().zip(sources).zip(given.iter().zip(out.iter_mut())) {
         let Some(source) = source else { continue };
         if *in_request {
             return Err(Problem::invalid(*part, format!("given by the template `{}`: leave it out", template.name)));
+        }
+        // A template stored before its constructs were checked is checked here too.
+        let name = &template.name;
+        let largest = super::template_size::largest_value(source)
+            .map_err(|r| Problem::invalid("template", format!("template `{name}`, {part}: {}", unbounded(&r))))?;
+        let bytes = largest.bytes(variables_size);
+        if bytes > max_value {
+            return Err(Problem::invalid(
+                "variables",
+                format!(
+                    "template `{name}`, {part}: with these variables ({variables_size} bytes) a value could reach \
+                     {bytes} bytes; at most {max_value}"
+                ),
+            ));
         }
         let rendered = env
             .template_from_named_str(part, source)
@@ -273,6 +317,26 @@ mod tests {
         assert!(e.detail.contains("fuel"), "{}", e.detail);
         let e = apply(&request(json!({"name": "x"})), &template("{{ 'x' * 5000 }}"), 1000).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("template"), "{e:?}");
+    }
+
+    #[test]
+    fn values_without_a_bound_are_refused_before_they_are_built() {
+        // Forty doublings: a terabyte for one byte of variables, refused before the render.
+        let doubling: String = (0..40).map(|i| format!("{{% set v{} = v{i} ~ v{i} %}}", i + 1)).collect();
+        let e = apply(&request(json!({"name": "x", "v0": "x"})), &template(&doubling), 1 << 20).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("variables"), "{e:?}");
+        assert!(e.detail.contains("could reach"), "{}", e.detail);
+        // A stored template with a construct refused since is refused at the render too.
+        let e = apply(&request(json!({"name": "x"})), &template("{% set ns = namespace(s=name) %}{{ ns.s }}"), 1 << 20)
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("template"), "{e:?}");
+        assert!(e.detail.contains("a call other than"), "{}", e.detail);
+        // At PUT: the construct, or a bound past the limit with a kilobyte of variables.
+        let put = |text: &str| compile(&[("text", Some(&text.to_string()))], 1 << 20);
+        let e = put("{{ name * 3 }}").unwrap_err();
+        assert_eq!((e.field.as_deref(), e.detail.contains("line 1")), (Some("text"), true), "{e:?}");
+        assert!(put(&doubling).unwrap_err().detail.contains("1024 bytes of variables"));
+        assert!(put("Dear {{ name|title }}, {% for i in items %}{{ i.name ~ ': ' ~ i.price }}{% endfor %}").is_ok());
     }
 
     #[test]
