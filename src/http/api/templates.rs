@@ -340,6 +340,32 @@ mod tests {
     }
 
     #[test]
+    fn rendered_text_stays_within_its_bound() {
+        // Strings that quote and escape the most: control characters, quotes, `<`, non-ASCII.
+        let variables = json!({
+            "a": ["\u{1}\u{2}\u{1f}", "<'\"&>", "\\", "é\u{301}", {"k": ["\u{7f}"]}],
+            "s": "\u{1}<'\"é",
+        });
+        let Value::Object(map) = &variables else { unreachable!() };
+        let size = serde_json::to_string(map).unwrap().len() as u64;
+        for source in [
+            "{{ a ~ a }}",
+            "{{ ([a] ~ '') ~ ([[a], s] ~ '') }}",
+            "{{ a|map('escape')|join('--') }}",
+            "{{ a|string|escape }}",
+            "{{ a|escape }}{{ s|escape }}{{ a|indent(4) }}",
+            "{{ (a ~ s)|replace('é', 'xyz') }}",
+            "{{ (a|list) if a is sequence else '' }}{{ a[4]|items|list }}",
+        ] {
+            let env = environment();
+            let t = env.template_from_str(source).unwrap_or_else(|e| panic!("{source}: {e}"));
+            let out = render_capped(&t, map, 1 << 20).unwrap_or_else(|e| panic!("{source}: {e}"));
+            let bound = super::super::template_size::largest_value(source).unwrap().bytes(size);
+            assert!(out.len() as u64 <= bound, "{source}: {} bytes, bound {bound}: {out}", out.len());
+        }
+    }
+
+    #[test]
     fn an_undefined_variable_names_variables() {
         let e = apply(&request(json!({})), &template("x"), 1 << 20).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("variables"), "{e:?}");
