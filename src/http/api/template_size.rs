@@ -5,8 +5,10 @@
 //! so twenty such lines, or twenty nested loops over `[a ~ a]`, or a chain of `replace` filters
 //! build gigabytes that are never written anywhere. Every expression here gets an upper bound of
 //! the form `k × V + c` bytes, where V is the size of the request's variables (no value taken
-//! from them is larger) and c counts the template's own constants; a render is refused when the
-//! largest bound, with this request's V, passes the limit (`templates::MAX_VALUE`).
+//! from them is larger) and c counts the template's own constants; the values bound to names
+//! (`set`, `with`, `for`) are held together, so what counts is their sum with the expression
+//! being built. A render is refused when the largest such sum, with this request's V, passes the
+//! limit (`templates::VALUE_TO_OUTPUT` × the output cap).
 //!
 //! Only constructs whose growth can be bounded are accepted: expressions of variables,
 //! constants, `~`, `+`, comparisons, conditions, filters of `SIZES` (with constant arguments
@@ -180,14 +182,17 @@ pub fn largest_value(source: &str) -> Result<Size, Refused> {
     let Ok(tree) = parse(source, "template", SyntaxConfig, WhitespaceConfig::default()) else {
         return Ok(Size::default());
     };
-    let mut walk = Walk { peak: Size::default(), names: HashMap::new(), in_loop: false };
+    let mut walk = Walk { peak: Size::default(), held: Size::default(), names: HashMap::new(), in_loop: false };
     walk.stmt(&tree)?;
     Ok(walk.peak)
 }
 
 struct Walk<'a> {
-    /// The largest bound seen so far.
+    /// The largest bound seen so far of what is held at once: the values bound to names, and
+    /// the expression being built.
     peak: Size,
+    /// The values bound to names in scope (each `set` counted, even of a name bound before).
+    held: Size,
     /// Names bound by `set`, `with` and `for`, and their bounds; any other name is a variable.
     names: HashMap<&'a str, Size>,
     in_loop: bool,
@@ -204,11 +209,12 @@ impl<'a> Walk<'a> {
 
     /// Walks `body` with the names bound so far; what it binds is gone after it.
     fn scoped(&mut self, body: &'a [Stmt<'a>], bind: &[(&'a str, Size)], in_loop: bool) -> Result<(), Refused> {
-        let (names, was_in_loop) = (self.names.clone(), self.in_loop);
+        let (names, held, was_in_loop) = (self.names.clone(), self.held, self.in_loop);
         self.names.extend(bind.iter().copied());
+        self.held = bind.iter().fold(self.held, |held, (_, size)| held.plus(*size));
         self.in_loop = in_loop;
         let walked = self.stmts(body);
-        (self.names, self.in_loop) = (names, was_in_loop);
+        (self.names, self.held, self.in_loop) = (names, held, was_in_loop);
         walked
     }
 
@@ -261,7 +267,9 @@ impl<'a> Walk<'a> {
                 for (name, size) in bind {
                     let bound = self.names.get(name).map_or(size, |old| old.max(size));
                     self.names.insert(name, bound);
+                    self.held = self.held.plus(size);
                 }
+                self.peak = self.peak.max(self.held);
                 Ok(())
             }
             Stmt::AutoEscape(a) => self.stmts(&a.body),
@@ -391,7 +399,7 @@ impl<'a> Walk<'a> {
                 total.as_container()
             }
         };
-        self.peak = self.peak.max(size);
+        self.peak = self.peak.max(size.plus(self.held));
         Ok(size)
     }
 }
@@ -476,8 +484,9 @@ mod tests {
         let size = bound(t);
         // The largest: `names|map('upper')|join(', ')`, a variable made text (8: it may be a
         // list, quoted), its items joined as text again (8: the bound does not know they are
-        // text now) with a separator of two bytes (3). With 100 KB of variables, 19 MB.
-        assert_eq!(size.per_variable, 192, "{size:?}");
+        // text now) with a separator of two bytes (3), beside `greeting` (8) held from its `set`.
+        // With 100 KB of variables, 20 MB.
+        assert_eq!(size.per_variable, 200, "{size:?}");
     }
 
     #[test]
@@ -489,7 +498,8 @@ mod tests {
         for i in 0..40 {
             lines.push_str(&format!("{{% set v{} = v{i} ~ v{i} %}}", i + 1));
         }
-        assert_eq!(bound(&lines).per_variable, 16 << 39);
+        // Every value is held: 16 + 32 + ... + 16 × 2^39.
+        assert_eq!(bound(&lines).per_variable, 16 * ((1 << 40) - 1));
         let mut nested = String::new();
         for i in 0..40 {
             nested.push_str(&format!("{{% for v{} in [v{i} ~ v{i}] %}}", i + 1));
@@ -508,9 +518,13 @@ mod tests {
         assert!(bound(&mapped).per_variable >= 6u64.pow(20));
         assert_eq!(bound("{{ x|replace('a', 'aaaa') }}").per_variable, 40);
         assert_eq!(bound("{{ x|join('--') }}").per_variable, 24);
-        assert_eq!(bound("{% with b = a ~ a %}{% with c = b ~ b %}{{ c }}{% endwith %}{% endwith %}").per_variable, 32);
+        // `b` (16) and `c` (32) held, and `c` read (32 more: the bound counts a read as a copy).
+        assert_eq!(bound("{% with b = a ~ a %}{% with c = b ~ b %}{{ c }}{% endwith %}{% endwith %}").per_variable, 80);
         // What a `with` binds is gone after it: `b` below is a variable again (8 a quote).
         assert_eq!(bound("{% with b = a ~ a ~ a ~ a %}{% endwith %}{{ b ~ b ~ b ~ b ~ b }}").per_variable, 40);
+        // Values bound to names are held together: a thousand of 16 each.
+        let many: String = (0..1000).map(|i| format!("{{% set w{i} = v ~ v %}}")).collect();
+        assert_eq!(bound(&many).per_variable, 16_000);
     }
 
     #[test]
