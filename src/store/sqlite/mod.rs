@@ -3,8 +3,9 @@
 //! Durability: WAL journal with `synchronous = FULL`, so a COMMIT returns after the WAL is
 //! fsync'd. All writes go through one thread that drains every request waiting on its
 //! channel into one transaction (`writes::run_batch`; a savepoint per request only after a
-//! failure), so N concurrent sessions share one fsync. Reads use separate connections (`READERS`; WAL readers never block).
-//! Other processes (the CLI, a second daemon) may open the same file: claims are leases.
+//! failure), so N concurrent sessions share one fsync. Reads use separate connections
+//! (`READERS`; WAL readers never block). Other processes (the CLI, a second daemon) may open
+//! the same file: claims are leases.
 //! Must not: hold the writer across an await, or answer a write before its COMMIT returned.
 
 mod counts;
