@@ -230,12 +230,9 @@ fn check_8bit(headers: &[u8], body: &[u8]) -> Check {
 }
 
 fn check_html_alternative(raw: &[u8]) -> Check {
-    let mut shown = Vec::new();
-    if shown_parts(raw, 0, &mut shown).is_none() {
+    let Some((html, text)) = html_and_text(raw) else {
         return Check::new(TEXT_ALTERNATIVE, Status::Unknown).detail("the MIME structure could not be read");
-    }
-    let html = shown.iter().any(|(t, s)| t == "text" && s == "html");
-    let text = shown.iter().any(|(t, s)| t == "text" && s == "plain");
+    };
     match (html, text) {
         (true, false) => Check::new(TEXT_ALTERNATIVE, Status::Warn)
             .detail("HTML without a text/plain alternative: spam filters score that, some readers show nothing")
@@ -243,6 +240,15 @@ fn check_html_alternative(raw: &[u8]) -> Check {
         (true, true) => Check::ok(TEXT_ALTERNATIVE).detail("HTML with a text alternative"),
         _ => Check::ok(TEXT_ALTERNATIVE).detail("plain text"),
     }
+}
+
+/// Whether a reader is shown an HTML part and a plain-text part of `raw` (`shown_parts`); None
+/// when `raw` has no header to read.
+fn html_and_text(raw: &[u8]) -> Option<(bool, bool)> {
+    let mut shown = Vec::new();
+    shown_parts(raw, 0, &mut shown)?;
+    let has = |subtype: &str| shown.iter().any(|(t, s)| t == "text" && s == subtype);
+    Some((has("html"), has("plain")))
 }
 
 /// Multiparts nested deeper than this, and parts after the first `MAX_PARTS`, are not read.
@@ -524,12 +530,6 @@ mod tests {
         (html, text)
     }
 
-    fn html_and_text(raw: &[u8]) -> (bool, bool) {
-        let mut shown = Vec::new();
-        shown_parts(raw, 0, &mut shown).expect("read");
-        (shown.iter().any(|(t, s)| t == "text" && s == "html"), shown.iter().any(|(t, s)| t == "text" && s == "plain"))
-    }
-
     #[test]
     fn the_mime_skeleton_agrees_with_a_full_parse() {
         let head = "From: a@example.com\r\nDate: Sat, 28 Nov 2026 17:00:00 +0000\r\nMessage-ID: <1@x.example>\r\nMIME-Version: 1.0\r\n";
@@ -571,7 +571,11 @@ mod tests {
             ),
         ];
         for (i, raw) in cases.iter().enumerate() {
-            assert_eq!(html_and_text(raw.as_bytes()), html_and_text_by_full_parse(raw.as_bytes()), "case {i}:\n{raw}");
+            assert_eq!(
+                html_and_text(raw.as_bytes()),
+                Some(html_and_text_by_full_parse(raw.as_bytes())),
+                "case {i}:\n{raw}"
+            );
         }
         // Deep nesting and many parts stay bounded.
         let mut deep = String::from("Content-Type: text/html\r\n\r\nx\r\n");

@@ -207,13 +207,14 @@ impl<'a> Walk<'a> {
         body.iter().try_for_each(|s| self.stmt(s))
     }
 
-    /// Walks `body` with the names bound so far; what it binds is gone after it.
-    fn scoped(&mut self, body: &'a [Stmt<'a>], bind: &[(&'a str, Size)], in_loop: bool) -> Result<(), Refused> {
+    /// Runs `walk` with `bind` added to the names bound so far (and to what they hold); what
+    /// it binds is gone after it.
+    fn bound<T>(&mut self, bind: &[(&'a str, Size)], in_loop: bool, walk: impl FnOnce(&mut Self) -> T) -> T {
         let (names, held, was_in_loop) = (self.names.clone(), self.held, self.in_loop);
         self.names.extend(bind.iter().copied());
         self.held = bind.iter().fold(self.held, |held, (_, size)| held.plus(*size));
         self.in_loop = in_loop;
-        let walked = self.stmts(body);
+        let walked = walk(self);
         (self.names, self.held, self.in_loop) = (names, held, was_in_loop);
         walked
     }
@@ -239,13 +240,9 @@ impl<'a> Walk<'a> {
                 // `loop.previtem` and the like are items too.
                 bind.push(("loop", items.plus(Size::SMALL)));
                 if let Some(filter) = &f.filter_expr {
-                    let names = self.names.clone();
-                    self.names.extend(bind.iter().copied());
-                    let checked = self.expr(filter);
-                    self.names = names;
-                    checked?;
+                    self.bound(&bind, true, |w| w.expr(filter))?;
                 }
-                self.scoped(&f.body, &bind, true)?;
+                self.bound(&bind, true, |w| w.stmts(&f.body))?;
                 self.stmts(&f.else_body)
             }
             Stmt::WithBlock(w) => {
@@ -254,7 +251,7 @@ impl<'a> Walk<'a> {
                     let size = self.expr(value)?;
                     targets(target, size, &mut bind).map_err(|what| Refused { what, line: line_of(w) })?;
                 }
-                self.scoped(&w.body, &bind, self.in_loop)
+                self.bound(&bind, self.in_loop, |walk| walk.stmts(&w.body))
             }
             Stmt::Set(s) => {
                 if self.in_loop {
@@ -435,10 +432,9 @@ fn filtered(name: &str, input: Size, args: &[CallArg<'_>], line: usize) -> Resul
         // Each item through the filter named by the first argument (with the rest), or each
         // item's attribute.
         Growth::Map => {
-            return match (constant(0), args.first()) {
-                (Some(inner), _) if inner.as_str().is_some_and(|n| n != "map") => {
-                    filtered(inner.as_str().unwrap_or_default(), input, &args[1..], line).map(Size::as_container)
-                }
+            let inner = constant(0).and_then(|v| v.as_str().map(str::to_string)).filter(|n| n != "map");
+            return match (inner, args.first()) {
+                (Some(inner), _) => filtered(&inner, input, &args[1..], line).map(Size::as_container),
                 (_, Some(CallArg::Kwarg("attribute", _))) => Ok(input.as_container()),
                 _ => refused("`map` other than of a listed filter by name or of an attribute".into()),
             };

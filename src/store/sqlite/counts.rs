@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 
+use rusqlite::types::ToSql;
 use rusqlite::{Transaction, params};
 
 use crate::store::{RecipientState, StoreError, Transport};
@@ -33,9 +34,14 @@ pub(super) struct Counts {
     daily: HashMap<(i64, String), i64>,
 }
 
-/// Final outcomes, counted per day too.
+/// Final outcomes (the states that no longer wait), counted per day too.
 fn is_final(state: &str) -> bool {
-    [RecipientState::Delivered, RecipientState::Bounced, RecipientState::Expired].iter().any(|s| s.as_str() == state)
+    RecipientState::parse(state).is_some_and(|s| !s.is_waiting())
+}
+
+/// The UTC day of `stats_daily` for a time in milliseconds.
+fn day(at: i64) -> i64 {
+    at / 86_400_000
 }
 
 /// The domain the triggers compute in SQL: `lower(substr(address, instr(address, '@') + 1))`
@@ -55,8 +61,8 @@ impl Counts {
     /// A recipient of `transport` changed from `old` to `new`: counted when its state or status
     /// changed, or a final state moved to another day (the update trigger's condition).
     pub fn changed(&mut self, transport: &str, old: &Counted<'_>, new: &Counted<'_>) {
-        let day = |c: &Counted<'_>| c.at / 86_400_000;
-        let moved = old.state != new.state || old.status != new.status || (is_final(new.state) && day(old) != day(new));
+        let moved =
+            old.state != new.state || old.status != new.status || (is_final(new.state) && day(old.at) != day(new.at));
         if transport != Transport::Feedback.as_str() && moved {
             self.add(old, -1);
             self.add(new, 1);
@@ -67,36 +73,35 @@ impl Counts {
         *self.state.entry((c.state.to_string(), c.status.unwrap_or_default().to_string())).or_default() += n;
         *self.domain.entry((domain(c.address), c.state.to_string())).or_default() += n;
         if is_final(c.state) {
-            *self.daily.entry((c.at / 86_400_000, c.state.to_string())).or_default() += n;
+            *self.daily.entry((day(c.at), c.state.to_string())).or_default() += n;
         }
     }
 
     /// Writes the changes (one upsert per changed count) and forgets them.
     pub fn flush(&mut self, tx: &Transaction<'_>) -> Result<(), StoreError> {
-        let upsert = |sql: &str| tx.prepare_cached(sql);
-        if !self.state.is_empty() {
-            let mut stmt =
-                upsert("INSERT INTO stats_state VALUES (?1, ?2, ?3) ON CONFLICT DO UPDATE SET n = n + excluded.n")?;
-            for ((state, status), n) in self.state.drain().filter(|(_, n)| *n != 0) {
-                stmt.execute(params![state, status, n])?;
-            }
-        }
-        if !self.domain.is_empty() {
-            let mut stmt =
-                upsert("INSERT INTO stats_domain VALUES (?1, ?2, ?3) ON CONFLICT DO UPDATE SET n = n + excluded.n")?;
-            for ((domain, state), n) in self.domain.drain().filter(|(_, n)| *n != 0) {
-                stmt.execute(params![domain, state, n])?;
-            }
-        }
-        if !self.daily.is_empty() {
-            let mut stmt =
-                upsert("INSERT INTO stats_daily VALUES (?1, ?2, ?3) ON CONFLICT DO UPDATE SET n = n + excluded.n")?;
-            for ((day, state), n) in self.daily.drain().filter(|(_, n)| *n != 0) {
-                stmt.execute(params![day, state, n])?;
-            }
-        }
-        Ok(())
+        upsert(tx, "stats_state", self.state.drain())?;
+        upsert(tx, "stats_domain", self.domain.drain())?;
+        upsert(tx, "stats_daily", self.daily.drain())
     }
+}
+
+/// Adds each change to its row of `table` (two key columns, then `n`); changes that cancel out
+/// are skipped.
+fn upsert<A: ToSql, B: ToSql>(
+    tx: &Transaction<'_>,
+    table: &str,
+    changes: impl Iterator<Item = ((A, B), i64)>,
+) -> Result<(), StoreError> {
+    let mut changes = changes.filter(|(_, n)| *n != 0).peekable();
+    if changes.peek().is_none() {
+        return Ok(());
+    }
+    let sql = format!("INSERT INTO {table} VALUES (?1, ?2, ?3) ON CONFLICT DO UPDATE SET n = n + excluded.n");
+    let mut stmt = tx.prepare_cached(&sql)?;
+    for ((a, b), n) in changes {
+        stmt.execute(params![a, b, n])?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

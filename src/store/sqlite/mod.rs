@@ -168,8 +168,9 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    // Statement journals (one SAVEPOINT per request of a group commit) and sorters in memory:
-    // on disk, every batch wrote its changed pages a second time to a temporary file.
+    // Statement journals (a statement with triggers, a SAVEPOINT per request after a failure)
+    // and sorters in memory: on disk, every batch wrote its changed pages a second time to a
+    // temporary file.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     // Every statement the store runs stays prepared: rusqlite keeps 16 by default, fewer than
     // one group commit of claims, records and inserts uses, so statements were evicted and
