@@ -74,11 +74,14 @@ fn check_size(raw: &[u8], our_limit: u64) -> Check {
     }
 }
 
-/// The header fields of `headers` as (lower-case name, value) pairs, unfolded (by
-/// `smtp::message::header_lines`), up to the empty line; at most 10,001.
-fn fields(headers: &[u8]) -> Vec<(String, String)> {
+/// The header fields of `headers` named one of `names` (lower-case) as (lower-case name, value)
+/// pairs, unfolded (by `smtp::message::header_lines`), up to the empty line; at most 10,001.
+/// The other fields are passed over without being copied.
+fn fields(headers: &[u8], names: &[&str]) -> Vec<(String, String)> {
     let text = String::from_utf8_lossy(headers);
-    header_lines(&text)
+    let mut lines = header_lines(&text);
+    let wanted = |name: &str| names.iter().any(|n| name.trim_end().eq_ignore_ascii_case(n));
+    std::iter::from_fn(|| lines.next_kept(wanted))
         .take_while(|line| *line != HeaderLine::Blank)
         .filter_map(|line| match line {
             HeaderLine::Field { name, value } => Some((name.trim_end().to_ascii_lowercase(), value)),
@@ -89,7 +92,7 @@ fn fields(headers: &[u8]) -> Vec<(String, String)> {
 }
 
 fn check_required(headers: &[u8]) -> Check {
-    let f = fields(headers);
+    let f = fields(headers, &["from", "date", "message-id"]);
     let count = |n: &str| f.iter().filter(|(k, _)| k == n).count();
     let mut missing = Vec::new();
     let mut doubled = Vec::new();
@@ -348,7 +351,10 @@ fn has_https_uri(value: &str) -> bool {
 pub fn check_unsubscribe(raw: &[u8]) -> Check {
     const NAME: &str = "unsubscribe";
     let (header_end, _) = crate::smtp::message::split_header(raw);
-    let fields = fields(raw.get(..header_end).unwrap_or(raw));
+    let fields = fields(
+        raw.get(..header_end).unwrap_or(raw),
+        &["list-unsubscribe", "list-unsubscribe-post", "list-id", "precedence", "dkim-signature"],
+    );
     let value = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.trim().to_string());
     let list_unsubscribe = value("list-unsubscribe");
     let post = value("list-unsubscribe-post");

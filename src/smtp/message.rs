@@ -101,10 +101,10 @@ impl<'a> HeaderLines<'a> {
     }
 }
 
-impl<'a> Iterator for HeaderLines<'a> {
-    type Item = HeaderLine<'a>;
-
-    fn next(&mut self) -> Option<HeaderLine<'a>> {
+impl<'a> HeaderLines<'a> {
+    /// The next logical line, passing over the fields whose name (as written) `keep` refuses
+    /// without copying their values.
+    pub fn next_kept(&mut self, keep: impl Fn(&str) -> bool) -> Option<HeaderLine<'a>> {
         loop {
             let line = self.physical()?;
             if self.is_blank(line) {
@@ -114,10 +114,14 @@ impl<'a> Iterator for HeaderLines<'a> {
                 continue; // a continuation of nothing
             }
             return Some(match line.split_once(':') {
-                Some((name, rest)) => {
+                Some((name, rest)) if keep(name) => {
                     let mut value = rest.trim().to_string();
                     self.unfold(Some(&mut value));
                     HeaderLine::Field { name, value }
+                }
+                Some(_) => {
+                    self.unfold(None);
+                    continue;
                 }
                 None => {
                     self.unfold(None);
@@ -125,6 +129,14 @@ impl<'a> Iterator for HeaderLines<'a> {
                 }
             });
         }
+    }
+}
+
+impl<'a> Iterator for HeaderLines<'a> {
+    type Item = HeaderLine<'a>;
+
+    fn next(&mut self) -> Option<HeaderLine<'a>> {
+        self.next_kept(|_| true)
     }
 }
 
@@ -222,6 +234,29 @@ mod tests {
                     "{:?} in {:?}", name, headers
                 );
             }
+        }
+
+        #[test]
+        fn kept_lines_are_every_line_without_the_passed_fields(
+            lines in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::string::string_regex("(From|date|X-A|Subject|Date ) ?:[ -~]{0,20}").expect("regex"),
+                    proptest::string::string_regex("[ \t][ -~]{0,12}").expect("regex"),
+                    proptest::string::string_regex("[ -~\u{e9}]{0,16}").expect("regex"),
+                    proptest::strategy::Just(String::new()),
+                ],
+                0..10,
+            ),
+            crlf in proptest::bool::ANY,
+        ) {
+            let text = lines.join(if crlf { "\r\n" } else { "\n" });
+            let keep = |name: &str| name.trim_end().eq_ignore_ascii_case("date");
+            let every: Vec<_> = header_lines(&text)
+                .filter(|l| !matches!(l, HeaderLine::Field { name, .. } if !keep(name)))
+                .collect();
+            let mut kept_lines = header_lines(&text);
+            let kept: Vec<_> = std::iter::from_fn(|| kept_lines.next_kept(keep)).collect();
+            proptest::prop_assert_eq!(kept, every, "{:?}", text);
         }
     }
 

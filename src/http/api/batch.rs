@@ -118,10 +118,10 @@ async fn send_batch(
     let mut ready = Vec::new();
     for (index, p) in prepared.into_iter().enumerate() {
         match p {
-            Ok(p) => {
+            Ok(mut p) => {
                 let mut reply = json!({ "index": index, "status": StatusCode::ACCEPTED.as_u16() });
-                if let (Some(r), Some(extra)) = (reply.as_object_mut(), p.reply.as_object()) {
-                    r.extend(extra.clone());
+                if let (Some(r), Value::Object(extra)) = (reply.as_object_mut(), p.reply.take()) {
+                    r.extend(extra);
                 }
                 results.push(reply);
                 ready.push(p);
@@ -170,6 +170,11 @@ fn within(mut p: Problem, prefix: &str) -> Problem {
 /// JSON text into `T`, or a 422 naming the field at fault below `prefix` (`from_error`); a 400
 /// for text that is no JSON.
 pub(super) fn parse<T: serde::de::DeserializeOwned>(body: &[u8], prefix: &str) -> Result<T, Problem> {
+    // Straight through first: tracking the path costs on every value, and only a refusal
+    // needs it, so a body that does not fit is read a second time for its problem.
+    if let Ok(value) = serde_json::from_slice(body) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|e| from_error(e, prefix))?;
     de.end().map_err(|e| {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, params};
 
 use super::counts::{Counted, Counts};
 use super::{Simple, Write};
@@ -109,8 +109,7 @@ fn run_isolated(conn: &mut Connection, batch: &[Write]) -> Result<Vec<Outcome>, 
 /// themselves are added to `counts`, not yet written.
 fn execute(tx: &Transaction<'_>, write: &Write, counts: &mut Counts) -> Outcome {
     match write {
-        Write::Insert(msg, _) => Outcome::Unit(insert(tx, msg, counts)),
-        Write::InsertAll(msgs, _) => Outcome::Unit(msgs.iter().try_for_each(|m| insert(tx, m, counts))),
+        Write::Insert(msgs, _) => Outcome::Unit(insert_all(tx, msgs, counts)),
         Write::Claim { transport, now, limit, lease_until, owner, .. } => {
             Outcome::Claims(claim(tx, *transport, *now, *limit, *lease_until, owner))
         }
@@ -131,7 +130,7 @@ fn failure(write: &Write, e: StoreError) -> Outcome {
         Write::Simple(..) => Outcome::Count(Err(e)),
         Write::Learn(..) => Outcome::Learned(Err(e)),
         Write::TakeTlsCounts(..) => Outcome::TlsCounts(Err(e)),
-        Write::Insert(..) | Write::InsertAll(..) | Write::Record(..) | Write::Mailbox { .. } => Outcome::Unit(Err(e)),
+        Write::Insert(..) | Write::Record(..) | Write::Mailbox { .. } => Outcome::Unit(Err(e)),
     }
 }
 
@@ -139,13 +138,8 @@ fn failure(write: &Write, e: StoreError) -> Outcome {
 /// error here.
 fn answer(write: Write, outcome: Outcome) {
     match (write, outcome) {
-        (
-            Write::Insert(_, reply)
-            | Write::InsertAll(_, reply)
-            | Write::Record(_, _, reply)
-            | Write::Mailbox { reply, .. },
-            Outcome::Unit(r),
-        ) => drop(reply.send(r)),
+        (Write::Insert(msgs, reply), Outcome::Unit(r)) => drop(reply.send((r, msgs))),
+        (Write::Record(_, _, reply) | Write::Mailbox { reply, .. }, Outcome::Unit(r)) => drop(reply.send(r)),
         (Write::Claim { reply, .. }, Outcome::Claims(r)) => drop(reply.send(r)),
         (Write::Simple(_, reply), Outcome::Count(r)) => drop(reply.send(r)),
         (Write::Learn(_, _, reply), Outcome::Learned(r)) => drop(reply.send(r)),
@@ -205,17 +199,51 @@ fn in_savepoint(tx: &Transaction<'_>, write: &Write) -> Outcome {
     }
 }
 
-fn insert(tx: &Transaction<'_>, msg: &NewMessage, counts: &mut Counts) -> Result<(), StoreError> {
+/// The statements every message insert runs, prepared once for a request (a batch of 500
+/// messages looks each up once, not 500 times, in the connection's statement cache).
+struct Inserts<'t> {
+    message: CachedStatement<'t>,
+    recipient: CachedStatement<'t>,
+    queued: CachedStatement<'t>,
+    sent: CachedStatement<'t>,
+}
+
+impl<'t> Inserts<'t> {
+    fn prepare(tx: &'t Transaction<'_>) -> Result<Self, StoreError> {
+        Ok(Inserts {
+            message: tx.prepare_cached(
+                "INSERT INTO messages (id, reverse_path, envid, ret, size, received_at, origin, body, message_id_header)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?,
+            recipient: tx.prepare_cached(
+                "INSERT INTO recipients (message_id, address, orcpt, notify, transport, mailbox, bounce_message,
+                                         bounce_recipient, state, next_attempt_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, ?9)",
+            )?,
+            queued: tx.prepare_cached(
+                "INSERT INTO events (message_id, recipient, kind, status, detail, at, sandbox)
+                 VALUES (?1, ?2, 'queued', NULL, ?3, ?4, ?5)",
+            )?,
+            sent: tx.prepare_cached(
+                "INSERT OR IGNORE INTO sent_log (header_id, recipient, queue_id, sent_at) VALUES (?1, ?2, ?3, ?4)",
+            )?,
+        })
+    }
+}
+
+/// Messages inserted by one request, all with the same prepared statements.
+fn insert_all(tx: &Transaction<'_>, msgs: &[NewMessage], counts: &mut Counts) -> Result<(), StoreError> {
+    let mut s = Inserts::prepare(tx)?;
+    msgs.iter().try_for_each(|m| insert(tx, &mut s, m, counts))
+}
+
+fn insert(tx: &Transaction<'_>, s: &mut Inserts<'_>, msg: &NewMessage, counts: &mut Counts) -> Result<(), StoreError> {
     if let Some(record) = &msg.idempotency {
         idempotency(tx, record)?;
     }
     let origin = serde_json::to_string(&msg.origin).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let at = msg.received_at.millis();
-    tx.prepare_cached(
-        "INSERT INTO messages (id, reverse_path, envid, ret, size, received_at, origin, body, message_id_header)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![
+    s.message.execute(params![
         msg.id.0,
         codec::reverse_path_text(&msg.reverse_path),
         msg.envid,
@@ -226,27 +254,20 @@ fn insert(tx: &Transaction<'_>, msg: &NewMessage, counts: &mut Counts) -> Result
         msg.body,
         msg.header_message_id.as_deref().map(str::trim)
     ])?;
-    let mut rcpt = tx.prepare_cached(
-        "INSERT INTO recipients (message_id, address, orcpt, notify, transport, mailbox, bounce_message,
-                                 bounce_recipient, state, next_attempt_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, ?9)",
-    )?;
-    let mut event = tx.prepare_cached(
-        "INSERT INTO events (message_id, recipient, kind, status, detail, at, sandbox)
-         VALUES (?1, ?2, 'queued', NULL, ?3, ?4, ?5)",
-    )?;
     let sandbox = msg.origin.sandbox;
-    let mut mark_final =
-        tx.prepare_cached("UPDATE recipients SET final_reported = 1 WHERE id = ?1 AND final_reported = 0")?;
-    let mut mark_delay =
-        tx.prepare_cached("UPDATE recipients SET delay_reported = 1 WHERE id = ?1 AND delay_reported = 0")?;
-    for (id, mark) in &msg.reports {
-        let changed = match mark {
-            ReportMark::Final => mark_final.execute([id.0])?,
-            ReportMark::Delay => mark_delay.execute([id.0])?,
-        };
-        if changed == 0 {
-            return Err(StoreError::AlreadyReported);
+    if !msg.reports.is_empty() {
+        let mut mark_final =
+            tx.prepare_cached("UPDATE recipients SET final_reported = 1 WHERE id = ?1 AND final_reported = 0")?;
+        let mut mark_delay =
+            tx.prepare_cached("UPDATE recipients SET delay_reported = 1 WHERE id = ?1 AND delay_reported = 0")?;
+        for (id, mark) in &msg.reports {
+            let changed = match mark {
+                ReportMark::Final => mark_final.execute([id.0])?,
+                ReportMark::Delay => mark_delay.execute([id.0])?,
+            };
+            if changed == 0 {
+                return Err(StoreError::AlreadyReported);
+            }
         }
     }
     if !msg.notes.is_empty() {
@@ -258,28 +279,20 @@ fn insert(tx: &Transaction<'_>, msg: &NewMessage, counts: &mut Counts) -> Result
             note.execute(params![msg.id.0, rcpt, text, at, sandbox])?;
         }
     }
-    let mut sent = tx.prepare_cached(
-        "INSERT OR IGNORE INTO sent_log (header_id, recipient, queue_id, sent_at) VALUES (?1, ?2, ?3, ?4)",
-    )?;
     let header_id = msg.header_message_id.as_deref().map(super::super::normalize_header_id).filter(|h| !h.is_empty());
+    let queued_from = format!("from {} via {}", msg.origin.client_ip, msg.origin.via);
     for r in &msg.recipients {
         if sandbox {
             // Recorded, not queued: no recipient row (nothing claims it), no sent log.
-            event.execute(params![
-                msg.id.0,
-                r.address,
-                format!("from {} via {}", msg.origin.client_ip, msg.origin.via),
-                at,
-                true
-            ])?;
+            s.queued.execute(params![msg.id.0, r.address, queued_from, at, true])?;
             continue;
         }
         if let (Some(h), Transport::Remote) = (&header_id, r.transport()) {
-            sent.execute(params![h, r.address.to_lowercase(), msg.id.0, at])?;
+            s.sent.execute(params![h, r.address.to_lowercase(), msg.id.0, at])?;
         }
         counts.inserted(&r.address, r.transport());
         let d = r.destination.columns();
-        rcpt.execute(params![
+        s.recipient.execute(params![
             msg.id.0,
             r.address,
             r.orcpt,
@@ -290,13 +303,7 @@ fn insert(tx: &Transaction<'_>, msg: &NewMessage, counts: &mut Counts) -> Result
             d.bounce_recipient,
             at
         ])?;
-        event.execute(params![
-            msg.id.0,
-            r.address,
-            format!("from {} via {}", msg.origin.client_ip, msg.origin.via),
-            at,
-            false
-        ])?;
+        s.queued.execute(params![msg.id.0, r.address, queued_from, at, false])?;
     }
     if !msg.rejected.is_empty() {
         let mut rejected = tx.prepare_cached(
