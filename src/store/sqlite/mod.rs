@@ -160,9 +160,6 @@ impl Readers {
 /// Bodies up to this size are loaded on the calling task (`load_body`).
 const INLINE_BODY: i64 = 64 * 1024;
 
-/// WAL pages between automatic checkpoints (32 MiB of 4 KiB pages).
-const WAL_CHECKPOINT: i64 = 8192;
-
 /// Prepared statements kept per connection (the store has about 130 distinct ones).
 const STATEMENT_CACHE: usize = 256;
 
@@ -172,11 +169,6 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    // A checkpoint every WAL_CHECKPOINT pages rather than SQLite's 1,000 (4 MiB, a few group
-    // commits of API batches): the writer runs the checkpoint, and a page changed by many
-    // commits in between (index and table interior pages, the running counts) is copied back
-    // once.
-    conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT)?;
     // Statement journals (a statement with triggers, a SAVEPOINT per request after a failure)
     // and sorters in memory: on disk, every batch wrote its changed pages a second time to a
     // temporary file.
