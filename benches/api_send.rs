@@ -31,18 +31,13 @@ const BATCH: usize = 100;
 /// small (the same for single and batch sends).
 fn message(i: usize) -> String {
     use std::fmt::Write as _;
-    const FILLER: &str = concat!(
-        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-    );
+    static FILLER: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| "x".repeat(2000));
     let mut out = String::with_capacity(2200);
     let _ = write!(
         out,
         r#"{{"from":"app@sender.test","to":["user{i}@rcpt.test"],"subject":"order {i}","text":"Thank you for your order.\n"#
     );
-    for _ in 0..10 {
-        out.push_str(FILLER);
-    }
+    out.push_str(&FILLER);
     out.push_str(r#""}"#);
     out
 }
