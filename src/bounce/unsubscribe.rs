@@ -18,7 +18,8 @@
 //! fields.
 
 use data_encoding::BASE32_DNSSEC;
-use hmac::Mac;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use crate::smtp::address::{Domain, Mailbox};
 use crate::smtp::message::{find_headers_end, header_value};
@@ -37,7 +38,10 @@ const MAILTO_MAC: usize = 10;
 /// Keys of the unsubscribe tokens: the current one signs, every one verifies.
 #[derive(Clone)]
 pub struct Keys {
-    keys: Vec<[u8; 32]>,
+    /// HMAC-SHA256 keyed with the current key and with each previous one: cloned per token,
+    /// so a key's two blocks of padding are hashed once, not for every token.
+    current: Hmac<Sha256>,
+    previous: Vec<Hmac<Sha256>>,
 }
 
 /// What a verified link says: who unsubscribes from which sender domain's mail, and the
@@ -71,11 +75,12 @@ impl Keys {
             m.update(b"mailerd unsubscribe tokens v1");
             m.finalize().into_bytes().into()
         };
-        Keys { keys: std::iter::once(secret).chain(previous.iter().map(Vec::as_slice)).map(one).collect() }
+        let keyed = |s: &[u8]| super::return_path::keyed(&one(s));
+        Keys { current: keyed(secret), previous: previous.iter().map(|p| keyed(p)).collect() }
     }
 
-    fn mac(key: &[u8; 32], data: &[u8], n: usize) -> Vec<u8> {
-        let mut m = super::return_path::keyed(key);
+    fn mac(key: &Hmac<Sha256>, data: &[u8], n: usize) -> Vec<u8> {
+        let mut m = key.clone();
         m.update(data);
         m.finalize().into_bytes().iter().take(n).copied().collect()
     }
@@ -83,16 +88,11 @@ impl Keys {
     /// Whether some key's mac of `data` begins with `given`, which may not be empty
     /// (compared in constant time by the hmac crate).
     fn verifies(&self, data: &[u8], given: &[u8]) -> bool {
-        self.keys.iter().any(|k| {
-            let mut m = super::return_path::keyed(k);
+        std::iter::once(&self.current).chain(&self.previous).any(|k| {
+            let mut m = k.clone();
             m.update(data);
             m.verify_truncated_left(given).is_ok()
         })
-    }
-
-    fn current(&self) -> &[u8; 32] {
-        // `derive` always makes the current key first.
-        self.keys.first().unwrap_or(&[0; 32])
     }
 
     /// The token of the https link.
@@ -103,7 +103,7 @@ impl Keys {
             data.push(u8::try_from(bytes.len()).unwrap_or(u8::MAX));
             data.extend_from_slice(bytes.get(..255).unwrap_or(bytes));
         }
-        let mac = Keys::mac(self.current(), &data, LINK_MAC);
+        let mac = Keys::mac(&self.current, &data, LINK_MAC);
         data.extend_from_slice(&mac);
         BASE32_DNSSEC.encode(&data)
     }
@@ -145,7 +145,7 @@ impl Keys {
         let id = message.0.as_bytes();
         data.push(u8::try_from(id.len()).unwrap_or(u8::MAX));
         data.extend_from_slice(id.get(..255).unwrap_or(id));
-        let mac = Keys::mac(self.current(), &data, MAILTO_MAC);
+        let mac = Keys::mac(&self.current, &data, MAILTO_MAC);
         // The queue id is hex: packed as bytes it halves, which keeps the local part short.
         let packed = pack(&data).unwrap_or(data);
         let mut out = packed;

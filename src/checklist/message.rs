@@ -37,7 +37,7 @@ const MB: f64 = 1024.0 * 1024.0;
 /// The pure checks of a message; `our_limit` is `limits.max_message_size`.
 pub fn check(file: &str, raw: &[u8], our_limit: u64) -> CheckReport {
     let mut report = CheckReport::new("file", file);
-    report.push(check_size(raw, our_limit));
+    report.push(check_size(raw.len() as u64, our_limit));
     let (header_end, body_start) = crate::smtp::message::split_header(raw);
     let headers = raw.get(..header_end).unwrap_or(raw);
     report.push(check_required(headers));
@@ -48,8 +48,8 @@ pub fn check(file: &str, raw: &[u8], our_limit: u64) -> CheckReport {
     report
 }
 
-fn check_size(raw: &[u8], our_limit: u64) -> Check {
-    let size = raw.len() as u64;
+/// The size check of a message of `size` bytes (`check` runs it on the bytes it is given).
+pub fn check_size(size: u64, our_limit: u64) -> Check {
     let mb = size as f64 / MB;
     let base64_note = "attachments grow by a third when base64-encoded";
     if size > our_limit {
@@ -236,6 +236,12 @@ fn check_html_alternative(raw: &[u8]) -> Check {
     let Some((html, text)) = html_and_text(raw) else {
         return Check::new(TEXT_ALTERNATIVE, Status::Unknown).detail("the MIME structure could not be read");
     };
+    text_alternative(html, text)
+}
+
+/// The text-alternative verdict on a message whose reader is shown an HTML part (`html`) and a
+/// plain-text part (`text`) (`check` finds both in the MIME structure).
+pub fn text_alternative(html: bool, text: bool) -> Check {
     match (html, text) {
         (true, false) => Check::new(TEXT_ALTERNATIVE, Status::Warn)
             .detail("HTML without a text/plain alternative: spam filters score that, some readers show nothing")

@@ -40,6 +40,9 @@ use super::super::auth::Caller;
 use super::super::problem::Problem;
 use super::idempotency;
 use crate::accept::{self, Incoming};
+use crate::checklist::message as message_checks;
+use crate::checklist::{Check, CheckReport};
+use crate::config::CheckName;
 use crate::inbound::policy::{self, Reason, Submitter};
 use crate::inbound::{checks, session::AcceptedRcpt};
 use crate::smtp::address::{Domain, Mailbox, ReversePath};
@@ -256,11 +259,22 @@ pub(super) async fn prepare(
     let req = &*rendered(ctx, req, reads)?;
     validate(req)?;
     let sender = sender(ctx, key, submitter, req)?;
-    let draft = read(ctx, req, sender)?;
+    let draft = read(&ctx.config, req, sender)?;
     let fates = recipients(ctx, submitter, &draft.from, &draft.listed, &reads.policy).await?;
-    let (message, message_id) = build(ctx, req, &draft, &id, now)?;
+    let (message, message_id) = build(&ctx.config, req, &draft, &id, now)?;
+    let findings = built_findings(req, message.len(), ctx.config.limits.max_message_size);
     let origin = origin(key, &req.tags, &req.metadata, req.sandbox);
-    finish(ctx, id, draft.from, fates, (message, &format!("<{message_id}>")), origin, now)
+    let built = Built { message, message_id: &format!("<{message_id}>"), findings };
+    finish(ctx, id, draft.from, fates, built, origin, now)
+}
+
+/// A message ready for `finish`: its bytes, its Message-ID (with the angle brackets) and, when
+/// mailerd wrote it from what the request says (`built_findings`), the checklist's findings.
+pub(super) struct Built<'a> {
+    pub message: Vec<u8>,
+    pub message_id: &'a str,
+    /// None: the message checks read the message.
+    pub findings: Option<CheckReport>,
 }
 
 /// The end every send shares once its message is built: the checklist's message checks when a
@@ -271,13 +285,13 @@ pub(super) fn finish(
     id: MessageId,
     from: Mailbox,
     fates: Recipients,
-    (message, message_id): (Vec<u8>, &str),
+    Built { message, message_id, findings }: Built<'_>,
     origin: Origin,
     now: Timestamp,
 ) -> Result<Prepared, Problem> {
     let Recipients { report, accepted, mut notes, rejected } = fates;
     if accepted.iter().any(|r| r.transport() == Transport::Remote) {
-        notes.extend(check_message(ctx, &message)?);
+        notes.extend(check_message(ctx, &message, findings)?);
     }
     let reply = reply_of(&id, message_id, report, origin.sandbox);
     let from = ReversePath::Mailbox(from);
@@ -437,7 +451,7 @@ struct Draft<'r> {
 /// Reads the rest of the request: recipients (at least one, at most `max_recipients`), a
 /// message that is not empty, Reply-To, and the attachments' base64.
 fn read<'r>(
-    ctx: &crate::inbound::Context,
+    config: &crate::config::Config,
     req: &'r SendRequest,
     (from_name, from): (Option<String>, Mailbox),
 ) -> Result<Draft<'r>, Problem> {
@@ -448,10 +462,10 @@ fn read<'r>(
         return Err(Problem::invalid("text", "an empty message: give text, html or attachments"));
     }
     let total = req.to.len() + req.cc.len() + req.bcc.len();
-    if total > ctx.config.limits.max_recipients {
+    if total > config.limits.max_recipients {
         return Err(Problem::invalid(
             "to",
-            format!("{total} recipients; at most {} per message", ctx.config.limits.max_recipients),
+            format!("{total} recipients; at most {} per message", config.limits.max_recipients),
         ));
     }
     let mut listed = Vec::new();
@@ -531,7 +545,7 @@ pub(super) async fn recipients(
 /// The message as mail-builder writes it, after our trace header, within the size limit;
 /// and its Message-ID (without the angle brackets).
 fn build(
-    ctx: &crate::inbound::Context,
+    config: &crate::config::Config,
     req: &SendRequest,
     draft: &Draft<'_>,
     id: &MessageId,
@@ -568,11 +582,11 @@ fn build(
     for (ct, name, bytes) in &draft.files {
         builder = builder.attachment(*ct, *name, bytes.as_slice());
     }
-    let trace = accept::Trace { hostname: &ctx.config.hostname, id, at: now, arrival: accept::Arrival::Http };
+    let trace = accept::Trace { hostname: &config.hostname, id, at: now, arrival: accept::Arrival::Http };
     let mut message = accept::received_header(&trace).into_bytes();
     let built = builder.write_to_vec().map_err(|e| Problem::bad_request(format!("building the message: {e}")))?;
     message.extend_from_slice(&built);
-    let limit = ctx.config.limits.max_message_size;
+    let limit = config.limits.max_message_size;
     if message.len() as u64 > limit {
         return Err(Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -587,12 +601,58 @@ fn build(
     Ok((message, message_id))
 }
 
-/// The checklist's message checks for mail that leaves: a refusal is a 422, the rest notes.
+/// The longest subject, address (with its display name), file name or content type whose
+/// header lines `built_findings` vouches for.
+const KNOWN_FIELD: usize = 256;
+/// The most visible recipients (To and Cc) whose header lines `built_findings` vouches for.
+const KNOWN_RECIPIENTS: usize = 50;
+
+/// The checklist's message findings on the message `build` wrote for `req` (`size` bytes),
+/// known without reading it back: mail-builder writes From, Date and Message-ID once each,
+/// header lines that are fields and short, non-ASCII text as encoded words, every body part
+/// 7-bit with short CRLF lines (quoted-printable or base64 where needed), HTML and text as
+/// multipart/alternative and files as attachments; so all that is left to find is the size
+/// and HTML without text. None for a request with header fields of its own, or with a long
+/// subject, address, file name or content type, or many visible recipients: its message is
+/// read back (`checks::message`). The proptest `built_findings_are_the_checks_of_the_message`
+/// holds this to the checks on the built message.
+fn built_findings(req: &SendRequest, size: usize, max_size: u64) -> Option<CheckReport> {
+    let short = |s: &str| s.len() <= KNOWN_FIELD;
+    let fields = [&req.from, &req.subject].into_iter().chain(&req.to).chain(&req.cc).chain(&req.reply_to);
+    let files = req.attachments.iter().flat_map(|a| std::iter::once(&a.filename).chain(&a.content_type));
+    // mail-builder writes a short-lined 7-bit body as it is given: a CR of its own stays one.
+    let no_bare_cr = |body: &Option<String>| {
+        body.as_deref()
+            .is_none_or(|b| memchr::memchr_iter(b'\r', b.as_bytes()).all(|i| b.as_bytes().get(i + 1) == Some(&b'\n')))
+    };
+    let known = req.headers.is_empty()
+        && req.to.len() + req.cc.len() <= KNOWN_RECIPIENTS
+        && fields.chain(files).all(|f| short(f))
+        && no_bare_cr(&req.text)
+        && no_bare_cr(&req.html);
+    if !known {
+        return None;
+    }
+    let mut report = CheckReport::new("file", "message");
+    report.push(message_checks::check_size(size as u64, max_size));
+    for name in [CheckName::Headers, CheckName::HeaderSyntax, CheckName::LineLength, CheckName::EightBit] {
+        report.push(Check::ok(name.as_str()));
+    }
+    report.push(message_checks::text_alternative(req.html.is_some(), req.text.is_some()));
+    Some(report)
+}
+
+/// The checklist's message checks for mail that leaves (on `findings` when they are known, on
+/// the message otherwise): a refusal is a 422, the rest notes.
 pub(super) fn check_message(
     ctx: &crate::inbound::Context,
     message: &[u8],
+    findings: Option<CheckReport>,
 ) -> Result<Vec<(Option<String>, String)>, Problem> {
-    let found = checks::message(message, ctx.config.limits.max_message_size, &ctx.config.check);
+    let found = match findings {
+        Some(report) => checks::apply(&report, &ctx.config.check),
+        None => checks::message(message, ctx.config.limits.max_message_size, &ctx.config.check),
+    };
     if let Some(c) = found.refuse {
         let mut p = Problem::invalid("message", checks::note(&c));
         p.kind = "check-failed";
@@ -818,6 +878,120 @@ fn validate(req: &SendRequest) -> Result<(), Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Text as apps send it: words, punctuation, non-ASCII letters, tabs, CR and LF in any
+    /// arrangement, and now and then a line longer than 998 characters.
+    fn body_text() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            "[ -~]{0,80}",
+            "[a-zäöüßé€日本 ]{0,40}",
+            Just("\n".to_string()),
+            Just("\r\n".to_string()),
+            Just("\r".to_string()),
+            Just("\t".to_string()),
+            Just(".\r\n".to_string()),
+            Just("From me\n".to_string()),
+            (1000usize..1500).prop_map(|n| "y".repeat(n)),
+        ];
+        prop::collection::vec(piece, 0..12).prop_map(|p| p.concat())
+    }
+
+    /// A header value the API accepts (no control characters but tab), short or long.
+    fn header_text(max: usize) -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::string::string_regex(&format!("[ -~]{{0,{max}}}")).unwrap(),
+            proptest::string::string_regex(&format!("[a-zA-Zäöü€日\t =?_\"]{{0,{max}}}")).unwrap(),
+            (200usize..400).prop_map(|n| "z".repeat(n)),
+        ]
+    }
+
+    fn address() -> impl Strategy<Value = String> {
+        ("[a-z]{1,12}", prop::option::of(header_text(40))).prop_map(|(local, name)| match name {
+            Some(n) => format!("{} <{local}@rcpt.test>", n.replace(['<', '>', '"'], "")),
+            None => format!("{local}@rcpt.test"),
+        })
+    }
+
+    fn attachment() -> impl Strategy<Value = Attachment> {
+        let types = prop_oneof![
+            Just(None),
+            Just(Some("text/plain".to_string())),
+            Just(Some("text/html".to_string())),
+            Just(Some("application/pdf".to_string())),
+            Just(Some("image/png".to_string())),
+            Just(Some("text/plain; charset=utf-8".to_string())),
+        ];
+        ("[a-zA-Zä ._-]{1,30}", types, prop::collection::vec(any::<u8>(), 0..3000)).prop_map(|(filename, ct, bytes)| {
+            Attachment {
+                filename: format!("f{filename}"),
+                content_type: ct,
+                content: base64::engine::general_purpose::STANDARD.encode(bytes),
+            }
+        })
+    }
+
+    fn send_request() -> impl Strategy<Value = SendRequest> {
+        (
+            prop::option::of(header_text(40)),
+            prop::collection::vec(address(), 1..8),
+            prop::collection::vec(address(), 0..3),
+            prop::option::of(address()),
+            header_text(120),
+            prop::option::of(body_text()),
+            prop::option::of(body_text()),
+            prop::collection::vec(attachment(), 0..3),
+        )
+            .prop_map(|(from_name, to, cc, reply_to, subject, text, html, attachments)| SendRequest {
+                from: match from_name {
+                    Some(n) => format!("{} <app@sender.test>", n.replace(['<', '>', '"'], "")),
+                    None => "app@sender.test".to_string(),
+                },
+                to,
+                cc,
+                bcc: Vec::new(),
+                reply_to,
+                subject,
+                text,
+                html: html.map(|h| format!("<p>{h}</p>")),
+                attachments,
+                headers: BTreeMap::new(),
+                tags: Vec::new(),
+                metadata: BTreeMap::new(),
+                sandbox: false,
+                template: None,
+                variables: None,
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, max_global_rejects: 512, ..ProptestConfig::default() })]
+
+        /// What `built_findings` knows of a request's message is what the checklist finds when
+        /// it reads the message `build` wrote: every check's status, and the detail and fix of
+        /// every finding.
+        #[test]
+        fn built_findings_are_the_checks_of_the_message(req in send_request()) {
+            let config = crate::config::Config::from_toml("").unwrap();
+            prop_assume!(validate(&req).is_ok());
+            let draft = read(&config, &req, mailbox("from", &req.from).unwrap());
+            prop_assume!(draft.is_ok(), "an empty message");
+            let draft = draft.unwrap();
+            let id = MessageId::generate(Timestamp::now());
+            let (message, _) = build(&config, &req, &draft, &id, Timestamp::now()).unwrap();
+            let max = config.limits.max_message_size;
+            let known = built_findings(&req, message.len(), max);
+            let Some(known) = known else { return Ok(()) };
+            let read_back = crate::checklist::message::check("message", &message, max);
+            let shown = |r: &CheckReport| -> Vec<(&str, crate::checklist::Status, Option<String>, Option<String>)> {
+                r.checks.iter().map(|c| {
+                    let finding = c.status >= crate::checklist::Status::Warn;
+                    (c.name, c.status, c.detail.clone().filter(|_| finding), c.fix.clone().filter(|_| finding))
+                }).collect()
+            };
+            prop_assert_eq!(shown(&known), shown(&read_back), "message:\n{}", String::from_utf8_lossy(&message));
+        }
+    }
 
     fn request(json: serde_json::Value) -> SendRequest {
         serde_json::from_value(json).unwrap()

@@ -258,7 +258,8 @@ async fn prepare(
         return Err(too_large(message.len(), limit));
     }
     let origin = messages::origin(key, &raw.tags, &raw.metadata, raw.sandbox);
-    messages::finish(ctx, id, from, fates, (message, &message_id), origin, now)
+    let built = messages::Built { message, message_id: &message_id, findings: None };
+    messages::finish(ctx, id, from, fates, built, origin, now)
 }
 
 /// The author addresses of a header block: every address of every From: and Sender: field.
