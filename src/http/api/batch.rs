@@ -132,7 +132,9 @@ async fn send_batch(
         }
     }
     let queued = ready.len();
-    let reply = json!({ "queued": queued, "failed": results.len() - queued, "results": results });
+    let failed = results.len() - queued;
+    // The results are moved into the reply (`json!` would copy them through serde).
+    let reply = json!({ "queued": queued, "failed": failed, "results": Value::Array(results) });
     let status = StatusCode::OK;
     let remote: Vec<u64> = ready.iter().map(|p| p.remote).collect();
     let mut incoming: Vec<_> = ready.into_iter().map(|p| p.incoming).collect();
