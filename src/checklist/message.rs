@@ -184,7 +184,7 @@ fn check_lines(raw: &[u8]) -> Check {
         }
         start = i + 1;
     }
-    let bare_cr = memchr::memchr_iter(b'\r', raw).filter(|&i| raw.get(i + 1) != Some(&b'\n')).count();
+    let bare_cr = bare_crs(raw);
     let last = raw.len() - start;
     longest = longest.max(last);
     if last > 998 {
@@ -209,6 +209,11 @@ fn check_lines(raw: &[u8]) -> Check {
             .fix("end every line with CRLF");
     }
     Check::ok(LINE_LENGTH).detail(format!("longest line {longest}"))
+}
+
+/// How many CR characters of `raw` are not followed by LF.
+pub fn bare_crs(raw: &[u8]) -> usize {
+    memchr::memchr_iter(b'\r', raw).filter(|&i| raw.get(i + 1) != Some(&b'\n')).count()
 }
 
 fn check_8bit(headers: &[u8], body: &[u8]) -> Check {

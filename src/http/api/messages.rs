@@ -621,10 +621,8 @@ fn built_findings(req: &SendRequest, size: usize, max_size: u64) -> Option<Check
     let fields = [&req.from, &req.subject].into_iter().chain(&req.to).chain(&req.cc).chain(&req.reply_to);
     let files = req.attachments.iter().flat_map(|a| std::iter::once(&a.filename).chain(&a.content_type));
     // mail-builder writes a short-lined 7-bit body as it is given: a CR of its own stays one.
-    let no_bare_cr = |body: &Option<String>| {
-        body.as_deref()
-            .is_none_or(|b| memchr::memchr_iter(b'\r', b.as_bytes()).all(|i| b.as_bytes().get(i + 1) == Some(&b'\n')))
-    };
+    let no_bare_cr =
+        |body: &Option<String>| body.as_deref().is_none_or(|b| message_checks::bare_crs(b.as_bytes()) == 0);
     let known = req.headers.is_empty()
         && req.to.len() + req.cc.len() <= KNOWN_RECIPIENTS
         && fields.chain(files).all(|f| short(f))
@@ -963,6 +961,15 @@ mod tests {
                 template: None,
                 variables: None,
             })
+    }
+
+    /// The case the proptest found first: mail-builder writes a short body as it is given, so
+    /// a CR of its own reaches the message and the request's findings are not known.
+    #[test]
+    fn a_bare_cr_in_the_text_is_read_back() {
+        let req = |text: &str| request(json!({"from": "a@x.test", "to": ["b@y.test"], "text": text}));
+        assert!(built_findings(&req("\r"), 1000, 1 << 20).is_none());
+        assert!(built_findings(&req("a\r\nb\n"), 1000, 1 << 20).is_some());
     }
 
     proptest! {
