@@ -246,27 +246,27 @@ pub struct Endpoints<'a> {
     pub mailto_domain: &'a str,
 }
 
-/// `message` with `List-Unsubscribe` (the https link first, then the mailto address) and
-/// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` prepended, or None when the message
-/// already has a `List-Unsubscribe` field (an app that manages its own list passes its own
-/// URIs) and is left as it is. Prepended before DKIM signs the message, so the signature
-/// covers both fields.
-pub fn add_headers(keys: &Keys, at: &Endpoints<'_>, u: &Unsubscribe, message: &[u8]) -> Option<Vec<u8>> {
+/// Adds `List-Unsubscribe` (the https link first, then the mailto address) and
+/// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` to `message`, below its trace fields;
+/// or, when the message already has a `List-Unsubscribe` field (an app that manages its own
+/// list passes its own URIs), leaves it as it is and returns false. Added before DKIM signs the
+/// message, so the signature covers both fields. In place: the message is not copied (only
+/// its body moves down, within the spare capacity its builder left).
+pub fn add_headers(keys: &Keys, at: &Endpoints<'_>, u: &Unsubscribe, message: &mut Vec<u8>) -> bool {
     let headers = message.get(..find_headers_end(message)).unwrap_or(message);
     if header_value(headers, "list-unsubscribe").is_some() {
-        return None;
+        return false;
     }
-    let link = format!("{}/u/{}", at.base_url, keys.link_token(u));
-    let mailto = format!("{}@{}", keys.mailto_local(&u.message), at.mailto_domain);
     let fields = format!(
-        "List-Unsubscribe: <{link}>,\r\n <mailto:{mailto}>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+        "List-Unsubscribe: <{}/u/{}>,\r\n <mailto:{}@{}>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+        at.base_url,
+        keys.link_token(u),
+        keys.mailto_local(&u.message),
+        at.mailto_domain
     );
     let at = after_trace(message);
-    let mut out = Vec::with_capacity(message.len() + fields.len());
-    out.extend_from_slice(message.get(..at).unwrap_or_default());
-    out.extend_from_slice(fields.as_bytes());
-    out.extend_from_slice(message.get(at..).unwrap_or_default());
-    Some(out)
+    message.splice(at..at, fields.into_bytes());
+    true
 }
 
 /// Where the leading trace fields (`Received`, `Return-Path`, with their continuation lines)
@@ -393,17 +393,22 @@ mod tests {
         let k = keys();
         let at = Endpoints { base_url: "https://mail.example.com", mailto_domain: "mail.example.com" };
         let msg = b"From: news@news.example.com\r\nTo: alice@example.net\r\nSubject: hi\r\n\r\nbody\r\n";
-        let out = add_headers(&k, &at, &sample(), msg).unwrap();
+        let mut out = msg.to_vec();
+        assert!(add_headers(&k, &at, &sample(), &mut out));
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("List-Unsubscribe: <https://mail.example.com/u/"), "{text}");
         assert!(text.contains(">,\r\n <mailto:unsubscribe+"));
         assert!(text.contains("\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\nFrom: "));
         let traced = b"Received: from a\r\n\tby b; now\r\nFrom: news@news.example.com\r\n\r\nbody\r\n";
-        let text = String::from_utf8(add_headers(&k, &at, &sample(), traced).unwrap()).unwrap();
+        let mut out = traced.to_vec();
+        assert!(add_headers(&k, &at, &sample(), &mut out));
+        let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("Received: from a\r\n\tby b; now\r\nList-Unsubscribe: <https://"), "{text}");
         assert!(text.ends_with("One-Click\r\nFrom: news@news.example.com\r\n\r\nbody\r\n"), "{text}");
         let own = b"List-Unsubscribe: <https://app.example/unsub?u=1>\r\nFrom: a@b.c\r\n\r\nx\r\n";
-        assert!(add_headers(&k, &at, &sample(), own).is_none());
+        let mut out = own.to_vec();
+        assert!(!add_headers(&k, &at, &sample(), &mut out));
+        assert_eq!(out, own, "left as it is");
     }
 
     #[test]

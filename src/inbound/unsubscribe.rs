@@ -22,7 +22,7 @@ pub fn add_headers(
     id: &MessageId,
     from: &ReversePath,
     recipients: &[NewRecipient],
-    message: Vec<u8>,
+    mut message: Vec<u8>,
 ) -> Vec<u8> {
     let config = &ctx.config.unsubscribe;
     let ReversePath::Mailbox(sender) = from else { return message };
@@ -39,8 +39,6 @@ pub fn add_headers(
     let Ok(recipient) = Mailbox::parse(&one.address) else { return message };
     let u = Unsubscribe { sender_domain: sender.domain().clone(), recipient, message: id.clone() };
     let at = Endpoints { base_url: &config.base_url, mailto_domain: config.mailto_domain.as_str() };
-    match unsubscribe::add_headers(&ctx.unsubscribe, &at, &u, &message) {
-        Some(with) => with,
-        None => message,
-    }
+    unsubscribe::add_headers(&ctx.unsubscribe, &at, &u, &mut message);
+    message
 }

@@ -117,12 +117,30 @@ pub async fn open(config: &crate::config::Config) -> Result<Arc<dyn Store>, Stor
 pub struct MessageId(pub String);
 
 impl MessageId {
+    /// The id of a message stored at `now`. The 8 digits after the time come from a per-thread
+    /// Weyl sequence that starts at a random point: no getrandom call per id (a system call,
+    /// a microsecond of a batch message's time), and one thread never repeats them within
+    /// 2^32 ids, where 32 fresh random bits per id could meet again (birthday) within a batch.
     pub fn generate(now: Timestamp) -> Self {
-        let mut r = [0u8; 4];
-        if getrandom::fill(&mut r).is_err() {
-            r = (now.millis() as u32).wrapping_mul(2_654_435_761).to_le_bytes();
+        use std::cell::Cell;
+        thread_local! {
+            static NEXT: Cell<u32> = Cell::new({
+                let mut r = [0u8; 4];
+                if getrandom::fill(&mut r).is_err() {
+                    // No entropy: the time and the thread's address still differ between threads.
+                    let here = &r as *const _ as usize as i64;
+                    r = ((Timestamp::now().millis() ^ here) as u32).wrapping_mul(2_654_435_761).to_le_bytes();
+                }
+                u32::from_le_bytes(r)
+            });
         }
-        MessageId(format!("{:012X}{:08X}", now.millis() & 0xFFFF_FFFF_FFFF, u32::from_le_bytes(r)))
+        // An odd step: the sequence visits every u32 once before it repeats.
+        let suffix = NEXT.with(|n| {
+            let v = n.get();
+            n.set(v.wrapping_add(0x9E37_79B9));
+            v
+        });
+        MessageId(format!("{:012X}{:08X}", now.millis() & 0xFFFF_FFFF_FFFF, suffix))
     }
 }
 
@@ -1621,6 +1639,19 @@ mod tests {
 
     fn scope(domains: &[&str]) -> Scope {
         Scope::Domains(domains.iter().map(|d| Domain::parse(d).unwrap()).collect())
+    }
+
+    #[test]
+    fn queue_ids_of_one_millisecond_differ() {
+        let now = Timestamp(1_700_000_000_123);
+        let ids: std::collections::HashSet<MessageId> = (0..200_000).map(|_| MessageId::generate(now)).collect();
+        assert_eq!(ids.len(), 200_000, "one thread repeats no suffix");
+        let other = std::thread::spawn(move || MessageId::generate(now)).join().unwrap();
+        assert!(!ids.contains(&other), "another thread starts at another random point");
+        let id = MessageId::generate(now);
+        assert_eq!(id.0.len(), 20);
+        assert!(id.0.starts_with("018BCFE5687B"), "{id}");
+        assert!(id.0.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_lowercase()));
     }
 
     #[test]

@@ -16,7 +16,6 @@
 //! Must not: answer before the commit, store part of a batch, or take more than
 //! `MAX_MESSAGES` messages.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::Json;
@@ -26,8 +25,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt as _;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::super::AppState;
 use super::super::auth::Caller;
@@ -90,7 +89,6 @@ async fn send_batch(
     let now = Timestamp::now();
     // Each message alone, `CONCURRENT` at a time (their store reads overlap); the results
     // keep the order given.
-    let mut ids = HashSet::new();
     let mut jobs = Vec::with_capacity(batch.messages.len());
     for (index, raw) in batch.messages.iter().enumerate() {
         let prefix = format!("messages[{index}]");
@@ -98,7 +96,9 @@ async fn send_batch(
             req.sandbox |= batch.sandbox;
             req
         });
-        jobs.push((prefix, req, unique_id(&mut ids, now)));
+        // One thread's ids never repeat (`MessageId::generate`), and this loop does not yield:
+        // the ids of a batch differ (a repeat would fail the whole batch's insert).
+        jobs.push((prefix, req, MessageId::generate(now)));
     }
     // The store reads of every message's checks at once: the suppression entries of all the
     // recipients in one read, the pause once per sender domain, each template once.
@@ -114,30 +114,23 @@ async fn send_batch(
         .buffered(CONCURRENT)
         .collect::<Vec<_>>()
         .await;
-    let mut results: Vec<Value> = Vec::with_capacity(prepared.len());
+    let mut results = Vec::with_capacity(prepared.len());
     let mut ready = Vec::new();
     for (index, p) in prepared.into_iter().enumerate() {
         match p {
-            Ok(mut p) => {
-                let mut reply = json!({ "index": index, "status": StatusCode::ACCEPTED.as_u16() });
-                if let (Some(r), Value::Object(extra)) = (reply.as_object_mut(), p.reply.take()) {
-                    r.extend(extra);
-                }
-                results.push(reply);
-                ready.push(p);
+            Ok(p) => {
+                results.push(Outcome::Queued { index, status: StatusCode::ACCEPTED.as_u16(), reply: p.reply });
+                ready.push((p.incoming, p.remote));
             }
             Err(problem) => {
-                results.push(json!({ "index": index, "status": problem.status.as_u16(), "error": problem.to_json() }));
+                results.push(Outcome::Failed { index, status: problem.status.as_u16(), error: problem.to_json() });
             }
         }
     }
     let queued = ready.len();
-    let failed = results.len() - queued;
-    // The results are moved into the reply (`json!` would copy them through serde).
-    let reply = json!({ "queued": queued, "failed": failed, "results": Value::Array(results) });
+    let reply = BatchReply { queued, failed: results.len() - queued, results };
     let status = StatusCode::OK;
-    let remote: Vec<u64> = ready.iter().map(|p| p.remote).collect();
-    let mut incoming: Vec<_> = ready.into_iter().map(|p| p.incoming).collect();
+    let (mut incoming, remote): (Vec<_>, Vec<u64>) = ready.into_iter().unzip();
     if let (Some(first), Some(p)) = (incoming.first_mut(), pending) {
         first.idempotency = Some(p.record(key, &first.id, status, &reply, now));
     }
@@ -147,15 +140,31 @@ async fn send_batch(
     Ok((status, Json(reply)).into_response())
 }
 
-/// A queue id no other message of this batch has (two ids of one millisecond differ in 32
-/// random bits; a repeat would fail the whole batch's insert).
-fn unique_id(taken: &mut HashSet<MessageId>, now: Timestamp) -> MessageId {
-    loop {
-        let id = MessageId::generate(now);
-        if taken.insert(id.clone()) {
-            return id;
-        }
-    }
+/// The reply to a batch: how many were queued and failed, and each message's result in the
+/// order given.
+#[derive(Serialize)]
+struct BatchReply {
+    queued: usize,
+    failed: usize,
+    results: Vec<Outcome>,
+}
+
+/// One message of a batch: its index and status with the reply a single send would get, or
+/// the problem that refused it.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Outcome {
+    Queued {
+        index: usize,
+        status: u16,
+        #[serde(flatten)]
+        reply: messages::SendReply,
+    },
+    Failed {
+        index: usize,
+        status: u16,
+        error: Value,
+    },
 }
 
 /// A problem of the message at `prefix`: its field named from the batch's top
@@ -261,14 +270,5 @@ mod tests {
         assert_eq!(p.field.as_deref(), Some("messages[4].to[0]"));
         let p = within(Problem::bad_request("x"), "messages[4]");
         assert_eq!(p.field.as_deref(), Some("messages[4]"));
-    }
-
-    #[test]
-    fn ids_of_one_batch_differ() {
-        let mut taken = HashSet::new();
-        for _ in 0..1000 {
-            unique_id(&mut taken, Timestamp(0));
-        }
-        assert_eq!(taken.len(), 1000);
     }
 }

@@ -20,7 +20,6 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::super::AppState;
@@ -126,7 +125,7 @@ impl Pending {
         api_key: &ApiKey,
         message: &MessageId,
         status: StatusCode,
-        reply: &Value,
+        reply: &impl serde::Serialize,
         now: Timestamp,
     ) -> IdempotencyRecord {
         IdempotencyRecord {
@@ -135,7 +134,8 @@ impl Pending {
             request_hash: self.hash,
             message_id: message.clone(),
             status: status.as_u16(),
-            response: reply.to_string(),
+            // The replies are structs of strings and numbers, which always serialize.
+            response: serde_json::to_string(reply).unwrap_or_default(),
             created_at: now,
             expires_at: now.plus(TTL),
         }

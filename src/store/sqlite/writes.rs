@@ -11,8 +11,8 @@ use super::counts::{Counted, Counts};
 use super::{Simple, Write};
 use crate::store::learner::Learned;
 use crate::store::{
-    Attempt, Claim, Destination, EventKind, IdempotencyRecord, MessageId, NewMessage, RecipientId, RecipientState,
-    ReportMark, Selection, StoreError, Transport, codec,
+    Attempt, Claim, Destination, EventKind, IdempotencyRecord, MessageId, NewMessage, Origin, RecipientId,
+    RecipientState, ReportMark, Selection, StoreError, Transport, codec,
 };
 use crate::time::Timestamp;
 use crate::tlspolicy::{Day, TlsCount};
@@ -234,14 +234,47 @@ impl<'t> Inserts<'t> {
 /// Messages inserted by one request, all with the same prepared statements.
 fn insert_all(tx: &Transaction<'_>, msgs: &[NewMessage], counts: &mut Counts) -> Result<(), StoreError> {
     let mut s = Inserts::prepare(tx)?;
-    msgs.iter().try_for_each(|m| insert(tx, &mut s, m, counts))
+    let mut texts: Option<OriginTexts<'_>> = None;
+    for m in msgs {
+        let t = match texts.take() {
+            Some(t) if *t.origin == m.origin => t,
+            _ => OriginTexts::of(&m.origin)?,
+        };
+        insert(tx, &mut s, m, &t, counts)?;
+        texts = Some(t);
+    }
+    Ok(())
 }
 
-fn insert(tx: &Transaction<'_>, s: &mut Inserts<'_>, msg: &NewMessage, counts: &mut Counts) -> Result<(), StoreError> {
+/// What the rows of a message say of its origin: the column's JSON and the `queued` events'
+/// detail. The messages of one request mostly share one origin (a batch's all do), so they
+/// are written once for a run of equal origins.
+struct OriginTexts<'m> {
+    origin: &'m Origin,
+    json: String,
+    queued_from: String,
+}
+
+impl<'m> OriginTexts<'m> {
+    fn of(origin: &'m Origin) -> Result<Self, StoreError> {
+        Ok(OriginTexts {
+            origin,
+            json: serde_json::to_string(origin).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            queued_from: format!("from {} via {}", origin.client_ip, origin.via),
+        })
+    }
+}
+
+fn insert(
+    tx: &Transaction<'_>,
+    s: &mut Inserts<'_>,
+    msg: &NewMessage,
+    texts: &OriginTexts<'_>,
+    counts: &mut Counts,
+) -> Result<(), StoreError> {
     if let Some(record) = &msg.idempotency {
         idempotency(tx, record)?;
     }
-    let origin = serde_json::to_string(&msg.origin).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let at = msg.received_at.millis();
     s.message.execute(params![
         msg.id.0,
@@ -250,7 +283,7 @@ fn insert(tx: &Transaction<'_>, s: &mut Inserts<'_>, msg: &NewMessage, counts: &
         codec::ret_text(msg.ret),
         msg.body.len() as i64,
         at,
-        origin,
+        texts.json,
         msg.body,
         msg.header_message_id.as_deref().map(str::trim)
     ])?;
@@ -280,7 +313,7 @@ fn insert(tx: &Transaction<'_>, s: &mut Inserts<'_>, msg: &NewMessage, counts: &
         }
     }
     let header_id = msg.header_message_id.as_deref().map(super::super::normalize_header_id).filter(|h| !h.is_empty());
-    let queued_from = format!("from {} via {}", msg.origin.client_ip, msg.origin.via);
+    let queued_from = &texts.queued_from;
     for r in &msg.recipients {
         if sandbox {
             // Recorded, not queued: no recipient row (nothing claims it), no sent log.
