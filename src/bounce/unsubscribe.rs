@@ -264,8 +264,13 @@ pub fn add_headers(keys: &Keys, at: &Endpoints<'_>, u: &Unsubscribe, message: &m
         keys.mailto_local(&u.message),
         at.mailto_domain
     );
-    let at = after_trace(message);
-    message.splice(at..at, fields.into_bytes());
+    // Moved down and written over in bulk (`Vec::splice` fills its gap byte by byte).
+    let (at, end, n) = (after_trace(message), message.len(), fields.len());
+    message.resize(end + n, 0);
+    message.copy_within(at..end, at + n);
+    if let Some(gap) = message.get_mut(at..at + n) {
+        gap.copy_from_slice(fields.as_bytes());
+    }
     true
 }
 

@@ -109,7 +109,11 @@ impl fmt::Display for Mailbox {
 /// only when it is not a Dot-string.
 pub fn write_mailbox(out: &mut impl fmt::Write, local: &str, domain: &str) -> fmt::Result {
     if is_dot_string(local) {
-        write!(out, "{local}@{domain}")
+        // Piece by piece: `write!` would interpret a format string for each of these, and a
+        // message's addresses are written several times on the way in.
+        out.write_str(local)?;
+        out.write_char('@')?;
+        out.write_str(domain)
     } else {
         let quoted = local.replace('\\', "\\\\").replace('"', "\\\"");
         write!(out, "\"{quoted}\"@{domain}")

@@ -42,14 +42,45 @@ pub const MAX_MESSAGES: usize = 500;
 /// Messages of one batch checked at once (each waits on store reads for its recipients).
 const CONCURRENT: usize = 16;
 
+/// A batch as sent: `messages` read as send requests (`M` = `SendRequest`) or, when one of
+/// them does not fit, as each message's JSON text (`M` = `Box<RawValue>`) so that each is read
+/// on its own and a bad one fails alone.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BatchRequest {
-    /// Each message's JSON text, read into a send request on its own (no JSON tree between).
-    messages: Vec<Box<serde_json::value::RawValue>>,
+struct BatchRequest<M> {
+    messages: Vec<M>,
     /// Every message in sandbox mode (a message may also ask for it alone).
     #[serde(default)]
     sandbox: bool,
+}
+
+/// Each message of the batch in `body`: its send request, or the problem that refuses it
+/// (named from the batch's top, `messages[3].to[0]`). A batch whose every message fits is read
+/// in one pass; only one that has a bad message is read a second time, message by message.
+fn read_batch(body: &[u8]) -> Result<Vec<Result<SendRequest, Problem>>, Problem> {
+    let count = |n: usize| match n {
+        0 => Err(Problem::invalid("messages", "an empty batch: give at least one message")),
+        n if n > MAX_MESSAGES => {
+            Err(Problem::invalid("messages", format!("{n} messages; at most {MAX_MESSAGES} per batch")))
+        }
+        _ => Ok(()),
+    };
+    if let Ok(batch) = serde_json::from_slice::<BatchRequest<SendRequest>>(body) {
+        count(batch.messages.len())?;
+        let sandbox = batch.sandbox;
+        return Ok(batch
+            .messages
+            .into_iter()
+            .map(|req| Ok(SendRequest { sandbox: req.sandbox || sandbox, ..req }))
+            .collect());
+    }
+    let batch: BatchRequest<Box<serde_json::value::RawValue>> = parse(body, "")?;
+    count(batch.messages.len())?;
+    let read = |index: usize, raw: &serde_json::value::RawValue| {
+        let req = parse::<SendRequest>(raw.get().as_bytes(), &format!("messages[{index}]"))?;
+        Ok(SendRequest { sandbox: req.sandbox || batch.sandbox, ..req })
+    };
+    Ok(batch.messages.iter().enumerate().map(|(index, raw)| read(index, raw)).collect())
 }
 
 pub async fn send(
@@ -73,47 +104,31 @@ async fn send_batch(
     pending: Option<idempotency::Pending>,
 ) -> Result<Response, Problem> {
     super::body::require_json(headers)?;
-    let batch: BatchRequest = parse(body, "")?;
-    if batch.messages.is_empty() {
-        return Err(Problem::invalid("messages", "an empty batch: give at least one message"));
-    }
-    if batch.messages.len() > MAX_MESSAGES {
-        return Err(Problem::invalid(
-            "messages",
-            format!("{} messages; at most {MAX_MESSAGES} per batch", batch.messages.len()),
-        ));
-    }
+    let requests = read_batch(body)?;
     let ctx = &state.ctx;
     let submitter = Submitter::ApiKey { id: key.id.clone(), scope: key.scope.clone() };
     messages::not_paused(ctx, key).await?;
     let now = Timestamp::now();
     // Each message alone, `CONCURRENT` at a time (their store reads overlap); the results
     // keep the order given.
-    let mut jobs = Vec::with_capacity(batch.messages.len());
-    for (index, raw) in batch.messages.iter().enumerate() {
-        let prefix = format!("messages[{index}]");
-        let req = parse::<SendRequest>(raw.get().as_bytes(), &prefix).map(|mut req| {
-            req.sandbox |= batch.sandbox;
-            req
-        });
-        // One thread's ids never repeat (`MessageId::generate`), and this loop does not yield:
-        // the ids of a batch differ (a repeat would fail the whole batch's insert).
-        jobs.push((prefix, req, MessageId::generate(now)));
-    }
+    // One thread's ids never repeat (`MessageId::generate`), and this does not yield: the ids
+    // of a batch differ (a repeat would fail the whole batch's insert).
+    let jobs: Vec<_> = requests.into_iter().enumerate().map(|(i, req)| (i, req, MessageId::generate(now))).collect();
     // The store reads of every message's checks at once: the suppression entries of all the
     // recipients in one read, the pause once per sender domain, each template once.
     let requests: Vec<&SendRequest> = jobs.iter().filter_map(|(_, req, _)| req.as_ref().ok()).collect();
     let reads = messages::Reads::read(ctx, key, &submitter, &requests).await?;
-    let prepared =
-        futures_util::stream::iter(jobs.into_iter().map(|(prefix, req, id)| {
-            let (submitter, reads) = (&submitter, &reads);
-            async move {
-                messages::prepare(ctx, key, submitter, &req?, reads, id, now).await.map_err(|p| within(p, &prefix))
-            }
-        }))
-        .buffered(CONCURRENT)
-        .collect::<Vec<_>>()
-        .await;
+    let prepared = futures_util::stream::iter(jobs.into_iter().map(|(index, req, id)| {
+        let (submitter, reads) = (&submitter, &reads);
+        async move {
+            messages::prepare(ctx, key, submitter, &req?, reads, id, now)
+                .await
+                .map_err(|p| within(p, &format!("messages[{index}]")))
+        }
+    }))
+    .buffered(CONCURRENT)
+    .collect::<Vec<_>>()
+    .await;
     let mut results = Vec::with_capacity(prepared.len());
     let mut ready = Vec::new();
     for (index, p) in prepared.into_iter().enumerate() {
