@@ -15,7 +15,11 @@ pub fn find_headers_end(message: &[u8]) -> usize {
     if message.starts_with(b"\r\n") {
         return 2;
     }
-    memchr::memmem::find(message, b"\r\n\r\n").map(|p| p + 2).unwrap_or(message.len())
+    // One searcher for the process: `memmem::find` builds a new one on every call, and every
+    // message passes here several times on its way in.
+    static EMPTY_LINE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\r\n\r\n"));
+    EMPTY_LINE.find(message).map(|p| p + 2).unwrap_or(message.len())
 }
 
 /// Where the header ends and (after the empty line, CRLF or LF) the body starts: lenient about

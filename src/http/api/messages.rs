@@ -399,9 +399,14 @@ pub(super) async fn commit(
         Err(StoreError::IdempotencyKeyTaken) => return Err(idempotency::key_taken()),
         Err(e) => return Err(e.into()),
     }
-    let account = submitter.account();
+    // Counted once per sender domain (a batch's messages mostly share one): the same sums.
+    let mut per_domain: BTreeMap<Option<&str>, u64> = BTreeMap::new();
     for (domain, n) in senders.iter().zip(remote) {
-        ctx.breaker.sent_by(account.as_deref(), domain.as_ref().map(|d| d.as_str()), *n, now);
+        *per_domain.entry(domain.as_ref().map(|d| d.as_str())).or_default() += n;
+    }
+    let account = submitter.account();
+    for (domain, n) in per_domain {
+        ctx.breaker.sent_by(account.as_deref(), domain, n, now);
     }
     Ok(())
 }
