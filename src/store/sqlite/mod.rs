@@ -35,6 +35,24 @@ const SCHEMA_VERSION: i32 = 19;
 /// Upper bound of requests folded into one transaction.
 const MAX_BATCH: usize = 512;
 
+/// WAL frames after which the checkpoint thread is asked to copy them into the database file
+/// (where SQLite's automatic checkpoint would run, in the committing thread).
+const CHECKPOINT_FRAMES: i32 = 1000;
+/// WAL frames after which the writer checkpoints itself: the checkpoint thread fell behind.
+const CHECKPOINT_FRAMES_MAX: i32 = 16_384;
+
+thread_local! {
+    /// The frames in the WAL after this thread's last commit (set by `count_frames`; each
+    /// writer is a thread of its own, and SQLite's WAL hook takes no state of ours).
+    static WAL_FRAMES: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
+}
+
+/// The writer's WAL hook (it replaces SQLite's automatic checkpoint): only counts.
+fn count_frames(_: &rusqlite::hooks::Wal, frames: std::ffi::c_int) -> rusqlite::Result<()> {
+    WAL_FRAMES.with(|f| f.set(frames));
+    Ok(())
+}
+
 /// A write request for the writer thread.
 enum Write {
     /// One or more messages in one savepoint: all or none. The messages go back with the
@@ -259,8 +277,22 @@ impl SqliteStore {
         let mut writer = open_connection(path)?;
         migrate(&mut writer)?;
         let readers = Readers::open(path)?;
+        // Checkpoints on a thread of their own: the copy into the database file and its fsync
+        // overlap the writer's next group commit instead of stalling it (an API batch commit
+        // of 800 messages filled a WAL of 1,000 pages, so nearly every commit checkpointed).
+        writer.wal_hook(Some(count_frames));
+        let checkpointer = open_connection(path)?;
+        let (wake, woken) = mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new().name("store-checkpoint".into()).spawn(move || {
+            while woken.recv().is_ok() {
+                checkpoint(&checkpointer);
+                // Commits during the checkpoint asked for the frames it just copied; the WAL
+                // starts over at the next commit, which asks again when it has filled.
+                while woken.try_recv().is_ok() {}
+            }
+        })?;
         let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new().name("store-writer".into()).spawn(move || writer_loop(writer, rx))?;
+        std::thread::Builder::new().name("store-writer".into()).spawn(move || writer_loop(writer, rx, wake))?;
         Ok(SqliteStore { writer: Mutex::new(tx), readers: Arc::new(readers) })
     }
 
@@ -311,7 +343,9 @@ async fn wait<T>(rx: oneshot::Receiver<Result<T, StoreError>>) -> Result<T, Stor
 
 /// The group-commit loop: block for one request, take every other waiting one, run them all
 /// in one transaction, commit (one fsync), then answer each.
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Write>) {
+/// After a commit that left `CHECKPOINT_FRAMES` in the WAL, the checkpoint thread is woken
+/// (a wake-up already pending covers this one too).
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Write>, checkpoint_due: mpsc::SyncSender<()>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -321,6 +355,19 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Write>) {
             }
         }
         writes::run_batch(&mut conn, batch);
+        match WAL_FRAMES.with(std::cell::Cell::get) {
+            f if f >= CHECKPOINT_FRAMES_MAX => checkpoint(&conn),
+            f if f >= CHECKPOINT_FRAMES => drop(checkpoint_due.try_send(())),
+            _ => {}
+        }
+    }
+}
+
+/// Copies the WAL's committed frames into the database file, as far as no reader still needs
+/// them (PASSIVE: it waits for no one); the next commit then starts the WAL over.
+fn checkpoint(conn: &Connection) {
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        tracing::warn!(error = %e, "WAL checkpoint failed");
     }
 }
 
