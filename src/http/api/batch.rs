@@ -109,8 +109,6 @@ async fn send_batch(
     let submitter = Submitter::ApiKey { id: key.id.clone(), scope: key.scope.clone() };
     messages::not_paused(ctx, key).await?;
     let now = Timestamp::now();
-    // Each message alone, `CONCURRENT` at a time (their store reads overlap); the results
-    // keep the order given.
     // One thread's ids never repeat (`MessageId::generate`), and this does not yield: the ids
     // of a batch differ (a repeat would fail the whole batch's insert).
     let jobs: Vec<_> = requests.into_iter().enumerate().map(|(i, req)| (i, req, MessageId::generate(now))).collect();
@@ -118,6 +116,8 @@ async fn send_batch(
     // recipients in one read, the pause once per sender domain, each template once.
     let requests: Vec<&SendRequest> = jobs.iter().filter_map(|(_, req, _)| req.as_ref().ok()).collect();
     let reads = messages::Reads::read(ctx, key, &submitter, &requests).await?;
+    // Each message alone, `CONCURRENT` at a time (their store reads overlap); the results
+    // keep the order given.
     let prepared = futures_util::stream::iter(jobs.into_iter().map(|(index, req, id)| {
         let (submitter, reads) = (&submitter, &reads);
         async move {
