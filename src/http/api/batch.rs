@@ -18,12 +18,11 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -143,16 +142,16 @@ async fn send_batch(
         }
     }
     let queued = ready.len();
-    let reply = BatchReply { queued, failed: results.len() - queued, results };
+    let text = idempotency::reply_text(&BatchReply { queued, failed: results.len() - queued, results })?;
     let status = StatusCode::OK;
     let (mut incoming, remote): (Vec<_>, Vec<u64>) = ready.into_iter().unzip();
     if let (Some(first), Some(p)) = (incoming.first_mut(), pending) {
-        first.idempotency = Some(p.record(key, &first.id, status, &reply, now));
+        first.idempotency = Some(p.record(key, &first.id, status, text.clone(), now));
     }
     if !incoming.is_empty() {
         messages::commit(ctx, &submitter, incoming, &remote).await?;
     }
-    Ok((status, Json(reply)).into_response())
+    Ok(idempotency::json_response(status, text))
 }
 
 /// The reply to a batch: how many were queued and failed, and each message's result in the

@@ -93,9 +93,20 @@ pub fn replay(record: &IdempotencyRecord, request_hash: &str) -> Result<Response
         return Err(p);
     }
     let status = StatusCode::from_u16(record.status).unwrap_or(StatusCode::ACCEPTED);
-    let mut response = (status, [(header::CONTENT_TYPE, "application/json")], record.response.clone()).into_response();
+    let mut response = json_response(status, record.response.clone());
     response.headers_mut().insert(REPLAYED, HeaderValue::from_static("true"));
     Ok(response)
+}
+
+/// A send's reply as JSON text, written once: the response's body (`json_response`) and, for a
+/// request with a key, the record's copy (`Pending::record`).
+pub fn reply_text(reply: &impl serde::Serialize) -> Result<String, Problem> {
+    serde_json::to_string(reply).map_err(|e| Problem::unavailable(format!("the reply could not be written: {e}")))
+}
+
+/// A response of `status` with a JSON body written before (`reply_text`, or a stored one).
+pub fn json_response(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// The 409 of a key whose request is still being processed elsewhere (another node whose
@@ -119,13 +130,13 @@ pub struct Pending {
 
 impl Pending {
     /// The record of this request, which made `message` (the first of a batch) and answers
-    /// `status` with `reply`; kept for `TTL` from `now`.
+    /// `status` with `response` (`reply_text`); kept for `TTL` from `now`.
     pub fn record(
         self,
         api_key: &ApiKey,
         message: &MessageId,
         status: StatusCode,
-        reply: &impl serde::Serialize,
+        response: String,
         now: Timestamp,
     ) -> IdempotencyRecord {
         IdempotencyRecord {
@@ -134,8 +145,7 @@ impl Pending {
             request_hash: self.hash,
             message_id: message.clone(),
             status: status.as_u16(),
-            // The replies are structs of strings and numbers, which always serialize.
-            response: serde_json::to_string(reply).unwrap_or_default(),
+            response,
             created_at: now,
             expires_at: now.plus(TTL),
         }

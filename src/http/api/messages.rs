@@ -27,7 +27,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use base64::Engine as _;
 use mail_builder::MessageBuilder;
 use mail_builder::headers::address::Address;
@@ -163,10 +163,11 @@ async fn send_once(
     let reads = Reads::read(ctx, key, &submitter, &[&req]).await?;
     let mut prepared = prepare(ctx, key, &submitter, &req, &reads, MessageId::generate(now), now).await?;
     let status = StatusCode::ACCEPTED;
-    prepared.incoming.idempotency =
-        pending.map(|p| p.record(key, &prepared.incoming.id, status, &prepared.reply, prepared.incoming.received_at));
+    let body = idempotency::reply_text(&prepared.reply)?;
+    let at = prepared.incoming.received_at;
+    prepared.incoming.idempotency = pending.map(|p| p.record(key, &prepared.incoming.id, status, body.clone(), at));
     commit(ctx, &submitter, vec![prepared.incoming], &[prepared.remote]).await?;
-    Ok((status, Json(prepared.reply)).into_response())
+    Ok(idempotency::json_response(status, body))
 }
 
 /// A send request made ready for the queue: the message and the reply it gets once stored.

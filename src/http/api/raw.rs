@@ -21,12 +21,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use base64::Engine as _;
 use serde::Deserialize;
 
@@ -157,10 +156,11 @@ async fn send_raw(
     let now = Timestamp::now();
     let mut prepared = prepare(ctx, key, &submitter, raw, MessageId::generate(now), now).await?;
     let status = StatusCode::ACCEPTED;
-    prepared.incoming.idempotency =
-        pending.map(|p| p.record(key, &prepared.incoming.id, status, &prepared.reply, prepared.incoming.received_at));
+    let body = idempotency::reply_text(&prepared.reply)?;
+    let at = prepared.incoming.received_at;
+    prepared.incoming.idempotency = pending.map(|p| p.record(key, &prepared.incoming.id, status, body.clone(), at));
     messages::commit(ctx, &submitter, vec![prepared.incoming], &[prepared.remote]).await?;
-    Ok((status, Json(prepared.reply)).into_response())
+    Ok(idempotency::json_response(status, body))
 }
 
 /// The 413 of a message over `limit` bytes.
