@@ -2482,3 +2482,36 @@ async fn sqlite_bodies_load_whole_small_or_large() {
     }
     assert_eq!(s.load_body(&MessageId("NONE".into())).await.unwrap(), None);
 }
+
+/// A young PostgreSQL store keeps its planner statistics fresh: the hot statements plan
+/// generically, from statistics that a store created empty has none of until autovacuum's
+/// first ANALYZE, so the store analyzes its tables itself once it has stored 1,000 messages
+/// (and again at each doubling). Without it, every record and body release read every
+/// recipient row (`bench/cluster.sh`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_young_store_analyzes_its_tables() {
+    let Some(b) = postgres("young_store_analyzes").await else { return };
+    let schema = b._schema.as_ref().unwrap();
+    let (admin, conn) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let analyzed = async || -> f32 {
+        admin.query_one("SELECT reltuples FROM pg_class WHERE oid = 'messages'::regclass", &[]).await.unwrap().get(0)
+    };
+    assert!(analyzed().await < 0.0, "a new table has no statistics");
+    // Whatever ANALYZE comes must be the store's own.
+    admin.batch_execute("ALTER TABLE messages SET (autovacuum_enabled = false)").await.unwrap();
+    for batch in 0..10 {
+        let msgs = (0..100)
+            .map(|i| message(&format!("Y{batch:02}{i:03}"), T0, vec![rcpt("a@ex.net", Transport::Remote)]))
+            .collect();
+        b.store.insert_messages(msgs).await.unwrap();
+        if batch < 9 {
+            assert!(analyzed().await < 0.0, "no ANALYZE before 1,000 messages");
+        }
+    }
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while analyzed().await < 1000.0 {
+        assert!(std::time::Instant::now() < until, "no ANALYZE after 1,000 messages");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -20,6 +20,7 @@ mod reads;
 mod writes;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -38,8 +39,19 @@ use crate::smtp::address::Domain;
 use crate::store::EventKind;
 use crate::time::Timestamp;
 
-/// Connections per node; each SMTP session awaiting its COMMIT holds one.
-const POOL_SIZE: usize = 16;
+/// Connections per node for everything but the batched hot statements.
+const POOL_SIZE: usize = 10;
+/// Connections per node for the batched hot statements (`Batcher`: inserts, records, report
+/// facts, body releases, suppression and pause lookups), which plan generically.
+const HOT_POOL_SIZE: usize = 10;
+/// The hot statements' session: one generic plan per statement and connection. With the
+/// default (`auto`), PostgreSQL planned the array lookups afresh at every bind (their plan for
+/// the values at hand looked cheaper than the generic one), about a third of its CPU under
+/// load; their generic plans are index probes whatever the values. Those plans are made from
+/// the tables' statistics, which `Young` keeps fresh while the tables are young.
+const HOT_SESSION: &str = "SET plan_cache_mode = force_generic_plan";
+/// Messages stored (by this node) before the first ANALYZE of a young store.
+const FIRST_ANALYZE: u64 = 1_000;
 /// Any constant shared by every mailerd: serializes migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x6d61_696c_6572_6400; // "mailerd\0"
 /// Versioned migrations, applied in order inside one transaction.
@@ -68,6 +80,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
 
 pub struct PgStore {
     pool: Arc<Pool>,
+    young: Arc<Young>,
     inserts: Batcher<NewMessage>,
     records: Batcher<Outcomes>,
     facts: Batcher<FactsOf>,
@@ -87,20 +100,80 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("mailerd");
         }
-        let pool = Arc::new(Pool::new(config, POOL_SIZE));
+        let hot = Arc::new(Pool::new(config.clone(), HOT_POOL_SIZE, HOT_SESSION));
+        let pool = Arc::new(Pool::new(config, POOL_SIZE, ""));
         let mut conn = pool.get().await?;
         let result = migrate(&mut conn.client).await;
+        let rows = match &result {
+            Ok(()) => Young::rows(&mut conn.client).await,
+            Err(_) => Ok(0),
+        };
         conn.finish(&result);
         result?;
         Ok(PgStore {
-            inserts: Batcher::start(pool.clone()),
-            records: Batcher::start(pool.clone()),
-            facts: Batcher::start(pool.clone()),
-            suppressions: Batcher::start(pool.clone()),
-            pauses: Batcher::start(pool.clone()),
-            releases: Batcher::start(pool.clone()),
+            inserts: Batcher::start(hot.clone()),
+            records: Batcher::start(hot.clone()),
+            facts: Batcher::start(hot.clone()),
+            suppressions: Batcher::start(hot.clone()),
+            pauses: Batcher::start(hot.clone()),
+            releases: Batcher::start(hot),
+            young: Arc::new(Young::new(rows?)),
             pool,
         })
+    }
+}
+
+/// Statistics while the store is young. PostgreSQL's generic plans are made from the planner
+/// statistics of the moment; a store created empty has none until autovacuum's first ANALYZE
+/// (a minute or more away), so the hot statements' plans scanned whole tables that had grown
+/// to thousands of rows since (every record, report-facts read and body release read every
+/// recipient row). This node runs ANALYZE (which also makes every session plan afresh) each
+/// time the messages it stored double the table's size at the last one, from
+/// `FIRST_ANALYZE` on: a few times while the store is young, never on a large one.
+struct Young {
+    stored: AtomicU64,
+    next: AtomicU64,
+}
+
+impl Young {
+    fn new(rows: u64) -> Young {
+        Young { stored: AtomicU64::new(0), next: AtomicU64::new(FIRST_ANALYZE.max(rows)) }
+    }
+
+    /// The messages table's size as PostgreSQL's statistics know it (0 before any ANALYZE).
+    async fn rows(client: &mut tokio_postgres::Client) -> Result<u64, StoreError> {
+        let row = client
+            .query_one("SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'messages'::regclass", &[])
+            .await?;
+        Ok(row.try_get::<_, i64>(0)?.max(0) as u64)
+    }
+
+    /// Counts `n` more stored messages; true (once) when they reach the next size to analyze at.
+    fn stored(&self, n: u64) -> bool {
+        let stored = self.stored.fetch_add(n, Ordering::Relaxed) + n;
+        let next = self.next.load(Ordering::Relaxed);
+        stored >= next && self.next.compare_exchange(next, stored * 2, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    }
+
+    /// ANALYZE of the tables the hot statements read, in the background. Nodes of a cluster
+    /// may ask at once: a table another session is analyzing is skipped, not waited for.
+    fn analyze(pool: Arc<Pool>) {
+        tokio::spawn(async move {
+            let result = async {
+                let conn = pool.get().await?;
+                let result = conn
+                    .client
+                    .batch_execute("ANALYZE (SKIP_LOCKED) messages, recipients, events")
+                    .await
+                    .map_err(StoreError::from);
+                conn.finish(&result);
+                result
+            }
+            .await;
+            if let Err(e) = result {
+                warn!(error = %e, "ANALYZE of a young store failed");
+            }
+        });
     }
 }
 
@@ -142,6 +215,13 @@ pub(super) async fn ensure_durable(client: &tokio_postgres::Client) -> Result<()
 }
 
 impl PgStore {
+    /// Counts stored messages for `Young`, and analyzes when it says so.
+    fn stored(&self, n: u64) {
+        if self.young.stored(n) {
+            Young::analyze(self.pool.clone());
+        }
+    }
+
     /// Runs one operation on a pooled connection; the connection goes back to the pool only
     /// when the operation ran to its end (a cancelled one may have left a transaction open).
     async fn with<T>(&self, f: impl AsyncFnOnce(&mut pool::Conn) -> Result<T, StoreError>) -> Result<T, StoreError> {
@@ -156,13 +236,18 @@ impl PgStore {
 impl Store for PgStore {
     async fn insert_message(&self, msg: NewMessage) -> Result<(), StoreError> {
         if msg.reports.is_empty() && msg.idempotency.is_none() {
-            return self.inserts.submit(msg).await;
+            self.inserts.submit(msg).await?;
+        } else {
+            self.with(async |c| writes::insert_together(c, std::slice::from_ref(&msg)).await).await?;
         }
-        self.with(async |c| writes::insert_together(c, std::slice::from_ref(&msg)).await).await
+        self.stored(1);
+        Ok(())
     }
 
     async fn insert_messages(&self, msgs: Vec<NewMessage>) -> Result<(), StoreError> {
-        self.with(async |c| writes::insert_together(c, &msgs).await).await
+        self.with(async |c| writes::insert_together(c, &msgs).await).await?;
+        self.stored(msgs.len() as u64);
+        Ok(())
     }
 
     async fn claim_due(
@@ -600,5 +685,25 @@ impl ClusterStore for PgStore {
             return Ok(Vec::new());
         }
         self.with(async |c| writes::renew_slots(c, owner, slots, until).await).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_young_store_is_analyzed_at_each_doubling() {
+        let young = Young::new(0);
+        assert!(!young.stored(999));
+        assert!(young.stored(1), "at 1,000");
+        assert!(!young.stored(999));
+        assert!(young.stored(1), "at 2,000");
+        assert!(!young.stored(1_999));
+        assert!(young.stored(1), "at 4,000");
+        // A store that statistics already know as large: not before it has doubled.
+        let known = Young::new(1_000_000);
+        assert!(!known.stored(999_999));
+        assert!(known.stored(1));
     }
 }

@@ -18,6 +18,8 @@ use crate::store::StoreError;
 
 pub(super) struct Pool {
     config: tokio_postgres::Config,
+    /// SQL every new connection of this pool runs once (session settings), or "".
+    session: &'static str,
     idle: Mutex<Vec<Conn>>,
     slots: Semaphore,
 }
@@ -48,8 +50,8 @@ pub(super) struct Lease<'a> {
 }
 
 impl Pool {
-    pub fn new(config: tokio_postgres::Config, size: usize) -> Pool {
-        Pool { config, idle: Mutex::new(Vec::with_capacity(size)), slots: Semaphore::new(size.max(1)) }
+    pub fn new(config: tokio_postgres::Config, size: usize, session: &'static str) -> Pool {
+        Pool { config, session, idle: Mutex::new(Vec::with_capacity(size)), slots: Semaphore::new(size.max(1)) }
     }
 
     pub async fn get(&self) -> Result<Lease<'_>, StoreError> {
@@ -80,6 +82,9 @@ impl Pool {
             }
         });
         super::ensure_durable(&client).await?;
+        if !self.session.is_empty() {
+            client.batch_execute(self.session).await?;
+        }
         Ok(Conn { client, statements: HashMap::new() })
     }
 }
