@@ -41,9 +41,10 @@ use crate::time::Timestamp;
 
 /// Connections per node for everything but the batched hot statements.
 const POOL_SIZE: usize = 10;
-/// Connections per node for the batched hot statements (`Batcher`: inserts, records, report
-/// facts, body releases, suppression and pause lookups), which plan generically.
-const HOT_POOL_SIZE: usize = 10;
+/// Connections per node for the batched hot statements, which plan generically: one for the
+/// flusher of each `Batcher` (inserts, records, report facts, body releases, suppression and
+/// pause lookups).
+const HOT_POOL_SIZE: usize = 6;
 /// The hot statements' session: one generic plan per statement and connection. With the
 /// default (`auto`), PostgreSQL planned the array lookups afresh at every bind (their plan for
 /// the values at hand looked cheaper than the generic one), about a third of its CPU under
