@@ -2515,3 +2515,28 @@ async fn postgres_young_store_analyzes_its_tables() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A node remembers the pause lookups of RCPT for a second: a pause made on another node of
+/// the cluster is refused here within that second, and one made here at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_pause_on_another_node_holds_here_within_a_second() {
+    let Some(b) = postgres("pause_other_node").await else { return };
+    let other = PgStore::connect(&b._schema.as_ref().unwrap().url).await.expect("second node");
+    let accounts = vec!["domain:shop.test".to_string()];
+    assert!(b.store.first_pause(accounts.clone()).await.unwrap().is_none());
+    let pause = AccountPause {
+        account: "domain:shop.test".into(),
+        detail: "complaints".into(),
+        message_id: None,
+        paused_at: String::new(),
+    };
+    assert!(other.pause_account(pause).await.unwrap());
+    let paused_at = std::time::Instant::now();
+    while b.store.first_pause(accounts.clone()).await.unwrap().is_none() {
+        assert!(paused_at.elapsed() < Duration::from_millis(1500), "not seen within a second");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Resumed here: at once.
+    assert!(b.store.resume_account("domain:shop.test").await.unwrap());
+    assert!(b.store.first_pause(accounts).await.unwrap().is_none());
+}

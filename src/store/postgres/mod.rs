@@ -15,6 +15,7 @@
 mod batch;
 mod dashboard;
 mod learner;
+mod pauses;
 mod pool;
 mod reads;
 mod writes;
@@ -88,6 +89,7 @@ pub struct PgStore {
     releases: Batcher<Release>,
     suppressions: Batcher<SuppressionOf>,
     pauses: Batcher<PauseOf>,
+    known_pauses: pauses::Pauses,
 }
 
 impl PgStore {
@@ -119,6 +121,7 @@ impl PgStore {
             pauses: Batcher::start(hot.clone()),
             releases: Batcher::start(hot),
             young: Arc::new(Young::new(rows?)),
+            known_pauses: pauses::Pauses::default(),
             pool,
         })
     }
@@ -539,7 +542,9 @@ impl Store for PgStore {
     }
 
     async fn pause_account(&self, pause: AccountPause) -> Result<bool, StoreError> {
-        self.with(async |c| writes::pause_account(c, &pause).await).await
+        let result = self.with(async |c| writes::pause_account(c, &pause).await).await;
+        self.known_pauses.forget(&pause.account);
+        result
     }
 
     async fn account_pause(&self, account: &str) -> Result<Option<AccountPause>, StoreError> {
@@ -550,11 +555,20 @@ impl Store for PgStore {
         if accounts.is_empty() {
             return Ok(None);
         }
-        self.pauses.submit(PauseOf { accounts }).await
+        let now = std::time::Instant::now();
+        if let Some(known) = self.known_pauses.first(&accounts, now) {
+            return Ok(known);
+        }
+        let changes = self.known_pauses.before_read();
+        let paused = self.pauses.submit(PauseOf { accounts: accounts.clone() }).await?;
+        self.known_pauses.learn(&accounts, &paused, now, changes);
+        Ok(paused.into_iter().next())
     }
 
     async fn resume_account(&self, account: &str) -> Result<bool, StoreError> {
-        self.with(async |c| writes::resume_account(c, account).await).await
+        let result = self.with(async |c| writes::resume_account(c, account).await).await;
+        self.known_pauses.forget(account);
+        result
     }
 
     async fn paused_accounts(&self) -> Result<Vec<AccountPause>, StoreError> {
@@ -562,7 +576,9 @@ impl Store for PgStore {
     }
 
     async fn suspect_account(&self, pause: AccountPause) -> Result<bool, StoreError> {
-        self.with(async |c| writes::suspect_account(c, &pause).await).await
+        let result = self.with(async |c| writes::suspect_account(c, &pause).await).await;
+        self.known_pauses.forget(&pause.account);
+        result
     }
 
     async fn account_history(

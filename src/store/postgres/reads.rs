@@ -529,16 +529,17 @@ pub(super) async fn account_history(
 }
 
 /// The pause lookups of many callers (one per RCPT to a remote domain: the login's account and
-/// the sender domain's) in one statement; each caller gets the pause of the first of its
-/// accounts that is paused, in the order it gave them.
+/// the sender domain's) in one statement; each caller gets the pauses of its accounts that are
+/// paused, in the order it gave them (`pauses::Pauses` keeps what it learns of each account).
 pub(super) struct PauseOf {
     pub accounts: Vec<String>,
 }
 
 impl Batched for PauseOf {
-    type Output = Option<AccountPause>;
+    /// Every paused account among the request's, in the request's order.
+    type Output = Vec<AccountPause>;
 
-    async fn run(c: &mut Conn, batch: &[PauseOf]) -> Result<Vec<Option<AccountPause>>, StoreError> {
+    async fn run(c: &mut Conn, batch: &[PauseOf]) -> Result<Vec<Vec<AccountPause>>, StoreError> {
         let accounts: Vec<&str> = batch.iter().flat_map(|p| p.accounts.iter().map(String::as_str)).collect();
         let stmt = c
             .stmt(
@@ -549,7 +550,7 @@ impl Batched for PauseOf {
         let found = c.client.query(&stmt, &[&accounts]).await?.iter().map(pause_row).collect::<Result<Vec<_>, _>>()?;
         Ok(batch
             .iter()
-            .map(|p| p.accounts.iter().find_map(|a| found.iter().find(|f| &f.account == a)).cloned())
+            .map(|p| p.accounts.iter().filter_map(|a| found.iter().find(|f| &f.account == a)).cloned().collect())
             .collect())
     }
 }
