@@ -5,15 +5,17 @@
 //! A request goes on a channel. One flusher task per kind of operation takes every request
 //! waiting (up to a count and a byte bound), runs them as one transaction on a pooled
 //! connection, and answers each caller once its COMMIT has returned. A lone request is sent at
-//! once: batching only gathers what queued up behind the flush already running. One flusher,
-//! not several: under `bench/cluster.sh` three per kind split the waiting requests over three
-//! statements, and PostgreSQL's cost is mostly per statement (executor start, commit, WAL
-//! flush). With one, a node made 0.65–0.73 commits per delivered message instead of 2.2–2.6,
-//! the server used 0.21–0.23 ms of CPU per message instead of 0.34–0.37, and delivered 0.72×
-//! SQLite's rate instead of 0.57× (`ROUNDS=3 CONFIGS="sqlite pg1" bench/cluster.sh`). When a batch of several fails on a
-//! fault of its data (SQLSTATE class 22, 23 or 40: a bad value, a duplicate id, a deadlock),
-//! each request is run again alone, so one bad request cannot fail its neighbours; any other
-//! failure (the server away or refusing) is every caller's answer at once.
+//! once: batching only gathers what queued up behind the flush already running. When a batch
+//! of several fails on a fault of its data (SQLSTATE class 22, 23 or 40: a bad value, a
+//! duplicate id, a deadlock), each request is run again alone, so one bad request cannot fail
+//! its neighbours; any other failure (the server away or refusing) is every caller's answer at
+//! once.
+//!
+//! One flusher, not several: under `bench/cluster.sh` three per kind split the waiting
+//! requests over three statements, and PostgreSQL's cost is mostly per statement (executor
+//! start, commit, WAL flush). With one, a node made 0.65–0.73 commits per delivered message
+//! instead of 2.2–2.6, the server used 0.21–0.23 ms of CPU per message instead of 0.34–0.37,
+//! and delivered 0.72× SQLite's rate instead of 0.57× (`ROUNDS=3 CONFIGS="sqlite pg1"`).
 //! Must not: answer a caller before the COMMIT of the transaction that holds its request, hold
 //! a request back while its flusher is idle, or rerun a batch of which any part may have committed
 //! (a `Batched` run is one transaction, all or nothing).
