@@ -161,12 +161,24 @@ async fn send_once(
     not_paused(ctx, key).await?;
     let now = Timestamp::now();
     let reads = Reads::read(ctx, key, &submitter, &[&req]).await?;
-    let mut prepared = prepare(ctx, key, &submitter, &req, &reads, MessageId::generate(now), now).await?;
+    let prepared = prepare(ctx, key, &submitter, &req, &reads, MessageId::generate(now), now).await?;
+    queue_one(ctx, key, &submitter, prepared, pending).await
+}
+
+/// Stores one prepared send (the single and the raw send), with its idempotency record when
+/// the request has a key, and answers 202 with its reply, written once for both.
+pub(super) async fn queue_one(
+    ctx: &crate::inbound::Context,
+    key: &ApiKey,
+    submitter: &Submitter,
+    mut prepared: Prepared,
+    pending: Option<idempotency::Pending>,
+) -> Result<Response, Problem> {
     let status = StatusCode::ACCEPTED;
     let body = idempotency::reply_text(&prepared.reply)?;
     let at = prepared.incoming.received_at;
     prepared.incoming.idempotency = pending.map(|p| p.record(key, &prepared.incoming.id, status, body.clone(), at));
-    commit(ctx, &submitter, vec![prepared.incoming], &[prepared.remote]).await?;
+    commit(ctx, submitter, vec![prepared.incoming], &[prepared.remote]).await?;
     Ok(idempotency::json_response(status, body))
 }
 

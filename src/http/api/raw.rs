@@ -154,13 +154,8 @@ async fn send_raw(
     let submitter = Submitter::ApiKey { id: key.id.clone(), scope: key.scope.clone() };
     messages::not_paused(ctx, key).await?;
     let now = Timestamp::now();
-    let mut prepared = prepare(ctx, key, &submitter, raw, MessageId::generate(now), now).await?;
-    let status = StatusCode::ACCEPTED;
-    let body = idempotency::reply_text(&prepared.reply)?;
-    let at = prepared.incoming.received_at;
-    prepared.incoming.idempotency = pending.map(|p| p.record(key, &prepared.incoming.id, status, body.clone(), at));
-    messages::commit(ctx, &submitter, vec![prepared.incoming], &[prepared.remote]).await?;
-    Ok(idempotency::json_response(status, body))
+    let prepared = prepare(ctx, key, &submitter, raw, MessageId::generate(now), now).await?;
+    messages::queue_one(ctx, key, &submitter, prepared, pending).await
 }
 
 /// The 413 of a message over `limit` bytes.

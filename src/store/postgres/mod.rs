@@ -104,16 +104,16 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("mailerd");
         }
-        let hot = Arc::new(Pool::new(config.clone(), HOT_POOL_SIZE, HOT_SESSION));
-        let pool = Arc::new(Pool::new(config, POOL_SIZE, ""));
+        let hot = Arc::new(Pool::new(config.clone(), HOT_POOL_SIZE, Some(HOT_SESSION)));
+        let pool = Arc::new(Pool::new(config, POOL_SIZE, None));
         let mut conn = pool.get().await?;
-        let result = migrate(&mut conn.client).await;
-        let rows = match &result {
-            Ok(()) => Young::rows(&mut conn.client).await,
-            Err(_) => Ok(0),
-        };
+        let result = async {
+            migrate(&mut conn.client).await?;
+            Young::rows(&conn.client).await
+        }
+        .await;
         conn.finish(&result);
-        result?;
+        let rows = result?;
         Ok(PgStore {
             inserts: Batcher::start(hot.clone()),
             records: Batcher::start(hot.clone()),
@@ -121,7 +121,7 @@ impl PgStore {
             suppressions: Batcher::start(hot.clone()),
             pauses: Batcher::start(hot.clone()),
             releases: Batcher::start(hot),
-            young: Young::new(rows?),
+            young: Young::new(rows),
             known_pauses: pauses::Pauses::default(),
             pool,
         })
@@ -147,11 +147,10 @@ impl Young {
     }
 
     /// The messages table's size as PostgreSQL's statistics know it (0 before any ANALYZE).
-    async fn rows(client: &mut tokio_postgres::Client) -> Result<u64, StoreError> {
-        let row = client
-            .query_one("SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'messages'::regclass", &[])
-            .await?;
-        Ok(row.try_get::<_, i64>(0)?.max(0) as u64)
+    async fn rows(client: &tokio_postgres::Client) -> Result<u64, StoreError> {
+        let row =
+            client.query_one("SELECT reltuples::bigint FROM pg_class WHERE oid = 'messages'::regclass", &[]).await?;
+        Ok(u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0))
     }
 
     /// Counts `n` more stored messages; true (once) when they reach the next size to analyze at.

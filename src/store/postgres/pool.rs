@@ -18,8 +18,8 @@ use crate::store::StoreError;
 
 pub(super) struct Pool {
     config: tokio_postgres::Config,
-    /// SQL every new connection of this pool runs once (session settings), or "".
-    session: &'static str,
+    /// SQL every new connection of this pool runs once (session settings).
+    session: Option<&'static str>,
     idle: Mutex<Vec<Conn>>,
     slots: Semaphore,
 }
@@ -50,7 +50,7 @@ pub(super) struct Lease<'a> {
 }
 
 impl Pool {
-    pub fn new(config: tokio_postgres::Config, size: usize, session: &'static str) -> Pool {
+    pub fn new(config: tokio_postgres::Config, size: usize, session: Option<&'static str>) -> Pool {
         Pool { config, session, idle: Mutex::new(Vec::with_capacity(size)), slots: Semaphore::new(size.max(1)) }
     }
 
@@ -82,8 +82,8 @@ impl Pool {
             }
         });
         super::ensure_durable(&client).await?;
-        if !self.session.is_empty() {
-            client.batch_execute(self.session).await?;
+        if let Some(session) = self.session {
+            client.batch_execute(session).await?;
         }
         Ok(Conn { client, statements: HashMap::new() })
     }
