@@ -9,7 +9,9 @@
 //! Written atomically: under an exclusive lock (`<file>.lock`, so two `mailerd user` runs do not
 //! lose each other's change), to a temporary file in the same directory (mode 0640, the old
 //! file's owner and group, so the group Dovecot reads it by is kept), fsync'd, renamed over the
-//! old one, and the directory fsync'd. Lines of other logins (also ones written by hand) are
+//! old one, and the directory fsync'd. Dovecot re-reads the file only when its size or its
+//! mtime's second changed, so a rewrite of the same size within the old one's second gets the
+//! next second as its mtime. Lines of other logins (also ones written by hand) are
 //! kept as they are, in their order.
 //! Must not: touch the store (the CLI passes the values), or write a line with a `:` or a line
 //! break in a field (such a login is refused).
@@ -122,6 +124,9 @@ pub fn update(path: &Path, user: &str, entry: Option<&Entry>) -> Result<(), Pass
             std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()))?;
         }
         file.write_all(new.as_bytes())?;
+        if let Some(meta) = &meta {
+            file.set_modified(distinct_mtime(meta, new.len() as u64, &file.metadata()?))?;
+        }
         file.sync_all()?;
         fs::rename(&tmp, path)?;
         File::open(dir)?.sync_all()
@@ -131,6 +136,18 @@ pub fn update(path: &Path, user: &str, entry: Option<&Entry>) -> Result<(), Pass
     }
     written.map_err(io(path))
     // The lock is released when `lock` is dropped.
+}
+
+/// The modification time the new file gets: its own, unless a reader that compares only the
+/// size and the mtime's second (Dovecot's passwd-file, once a second) could not tell it from
+/// the old one; then the second after the old one's (a password changed within a second of the
+/// last write keeps its size: the argon2id strings are all as long).
+fn distinct_mtime(old: &fs::Metadata, new_len: u64, new: &fs::Metadata) -> std::time::SystemTime {
+    let own = new.modified().unwrap_or_else(|_| std::time::SystemTime::now());
+    if old.len() != new_len || new.mtime() > old.mtime() {
+        return own;
+    }
+    std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(old.mtime()).unwrap_or(0) + 1)
 }
 
 /// Takes an exclusive advisory lock on `file` (waits for another holder).
@@ -197,6 +214,13 @@ mod tests {
             fs::read_to_string(&path).unwrap(),
             "amy@local.test:{ARGON2ID}$h2::::::userdb_quota_rule=*:storage=20B\n"
         );
+        // A change that keeps the size, made within the second, still moves the mtime's second.
+        for hash in ["$h4", "$h5", "$h6"] {
+            let before = fs::metadata(&path).unwrap().mtime();
+            update(&path, "amy@local.test", Some(&entry("amy@local.test", hash, 20))).unwrap();
+            assert!(fs::metadata(&path).unwrap().mtime() > before, "{hash}");
+        }
+        update(&path, "amy@local.test", Some(&entry("amy@local.test", "$h2", 20))).unwrap();
         // Only the file and its lock are left: no temporary files.
         let mut names: Vec<String> =
             fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();

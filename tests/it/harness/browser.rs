@@ -102,12 +102,12 @@ impl Browser {
         self.cmd("POST", "/url", Some(json!({ "url": url }))).await;
     }
 
-    /// The element `css` selects, waiting up to 5 s for it: a click that submits a form
-    /// returns before the next page has loaded.
+    /// The element `css` selects, waiting up to 20 s for it: a click that submits a form
+    /// returns before the next page has loaded (slowly on a loaded machine).
     pub async fn find(&self, css: &str) -> String {
         let path = format!("/session/{}/element", self.session);
         let query = json!({"using": "css selector", "value": css});
-        for _ in 0..50 {
+        for _ in 0..200 {
             let v = wd_call(self.addr, "POST", &path, Some(query.clone())).await;
             if v["value"]["error"] != "no such element" {
                 assert!(v["value"].get("error").is_none(), "POST /element: {v}");
@@ -142,9 +142,9 @@ impl Browser {
     }
 
     /// The title once the page has left one titled `from` (a click that submits a form returns
-    /// before the next page loads; waits up to 5 s).
+    /// before the next page loads; waits up to 20 s).
     pub async fn title_after(&self, from: &str) -> String {
-        for _ in 0..50 {
+        for _ in 0..200 {
             let t = self.title().await;
             if !t.starts_with(from) {
                 return t;
