@@ -124,8 +124,10 @@ pub fn update(path: &Path, user: &str, entry: Option<&Entry>) -> Result<(), Pass
             std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()))?;
         }
         file.write_all(new.as_bytes())?;
-        if let Some(meta) = &meta {
-            file.set_modified(distinct_mtime(meta, new.len() as u64, &file.metadata()?))?;
+        if let Some(old) = &meta
+            && let Some(later) = distinct_mtime(old, &file.metadata()?)
+        {
+            file.set_modified(later)?;
         }
         file.sync_all()?;
         fs::rename(&tmp, path)?;
@@ -138,16 +140,13 @@ pub fn update(path: &Path, user: &str, entry: Option<&Entry>) -> Result<(), Pass
     // The lock is released when `lock` is dropped.
 }
 
-/// The modification time the new file gets: its own, unless a reader that compares only the
-/// size and the mtime's second (Dovecot's passwd-file, once a second) could not tell it from
-/// the old one; then the second after the old one's (a password changed within a second of the
-/// last write keeps its size: the argon2id strings are all as long).
-fn distinct_mtime(old: &fs::Metadata, new_len: u64, new: &fs::Metadata) -> std::time::SystemTime {
-    let own = new.modified().unwrap_or_else(|_| std::time::SystemTime::now());
-    if old.len() != new_len || new.mtime() > old.mtime() {
-        return own;
-    }
-    std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(old.mtime()).unwrap_or(0) + 1)
+/// The modification time the new file must get when a reader that compares only the size and
+/// the mtime's second (Dovecot's passwd-file, once a second) could not tell it from the old
+/// one: the second after the old one's (a password changed within a second of the last write
+/// keeps its size: the argon2id strings are all as long). None: its own mtime tells.
+fn distinct_mtime(old: &fs::Metadata, new: &fs::Metadata) -> Option<std::time::SystemTime> {
+    (old.len() == new.len() && new.mtime() <= old.mtime())
+        .then(|| std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(old.mtime()).unwrap_or(0) + 1))
 }
 
 /// Takes an exclusive advisory lock on `file` (waits for another holder).

@@ -29,20 +29,27 @@ async fn settles(imap: std::net::SocketAddr, user: &str, password: &str, expecte
     false
 }
 
-#[tokio::test]
-async fn mailerd_user_keeps_dovecots_passwd_file() {
-    // /etc/dovecot as an operator prepares it: the file exists, root:dovecot, 0640.
+/// /etc/dovecot as an operator prepares it: the passwd-file exists with `text`, root:dovecot,
+/// 0640, in a directory of its own. None (and a SKIPPED line) where there is no dovecot group;
+/// in CI that fails instead.
+fn dovecot_passwd(text: &str) -> Option<(tempfile::TempDir, std::path::PathBuf)> {
     let etc = tempfile::Builder::new().prefix("mailerd-etc").tempdir().unwrap();
     std::fs::set_permissions(etc.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let passwd = etc.path().join("mailerd.passwd");
-    std::fs::write(&passwd, "# users of mailerd\n").unwrap();
+    std::fs::write(&passwd, text).unwrap();
     let prepared = std::process::Command::new("chown").args(["root:dovecot", &passwd.display().to_string()]).status();
     if !prepared.is_ok_and(|s| s.success()) {
         assert!(std::env::var_os("CI").is_none(), "the Dovecot tests need root and dovecot-imapd in CI");
         eprintln!("SKIPPED: no dovecot group here (apt-get install dovecot-imapd)");
-        return;
+        return None;
     }
     std::fs::set_permissions(&passwd, std::fs::Permissions::from_mode(0o640)).unwrap();
+    Some((etc, passwd))
+}
+
+#[tokio::test]
+async fn mailerd_user_keeps_dovecots_passwd_file() {
+    let Some((_etc, passwd)) = dovecot_passwd("# users of mailerd\n") else { return };
     let gid = std::fs::metadata(&passwd).unwrap().gid();
 
     let d = TestDaemon::with(&format!("[dovecot]\npasswd_file = \"{}\"", passwd.display())).await;
@@ -93,16 +100,7 @@ async fn mailerd_user_keeps_dovecots_passwd_file() {
 #[tokio::test]
 async fn a_password_changed_within_the_second_reaches_dovecot() {
     use mailerd::local::passwd_file::{Entry, update};
-    let etc = tempfile::Builder::new().prefix("mailerd-etc").tempdir().unwrap();
-    std::fs::set_permissions(etc.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let passwd = etc.path().join("mailerd.passwd");
-    std::fs::write(&passwd, "").unwrap();
-    let prepared = std::process::Command::new("chown").args(["root:dovecot", &passwd.display().to_string()]).status();
-    if !prepared.is_ok_and(|s| s.success()) {
-        assert!(std::env::var_os("CI").is_none(), "the Dovecot tests need root and dovecot-imapd in CI");
-        eprintln!("SKIPPED: no dovecot group here (apt-get install dovecot-imapd)");
-        return;
-    }
+    let Some((etc, passwd)) = dovecot_passwd("") else { return };
     let cost = mailerd::config::Argon2Cost { memory_kib: 19456, iterations: 2, parallelism: 1 };
     let set = |password: &str| {
         let hash = mailerd::inbound::password::hash(cost, password).unwrap();
