@@ -11,7 +11,8 @@
 #   3. mailerd accepting durably (queue.hold = true: stored and fsync'd, not delivered),
 #      driven by Postfix's smtp-source, the same load as ../shared/bench's "accept" scenario;
 #   4. mailerd's resident memory with 1,000 idle connections open.
-# Figures are printed as rates and as ratios to the baselines of this same run.
+# Figures are printed as rates and as ratios to the baselines of this same run; for runs 2 and 3
+# also how the machine's time went (busy, waiting on the disk, idle).
 set -euo pipefail
 
 N="${N:-20000}"
@@ -52,6 +53,10 @@ max_connections = $((IDLE + 100))
 TOML
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# The whole machine's jiffies: busy (user, nice, system, irq, softirq, steal), iowait, idle.
+machine() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9, $6, $5}' /proc/stat; }
+# "busy B % / iowait W % / idle I %" between two `machine` readings.
+shares() { python3 -c "import sys; a = [int(x) for x in sys.argv[1].split()]; b = [int(x) for x in sys.argv[2].split()]; d = [y - x for x, y in zip(a, b)]; t = sum(d) or 1; print('busy %d %% / iowait %d %% / idle %d %%' % tuple(round(100 * x / t) for x in d))" "$1" "$2"; }
 now() { date +%s.%N; }
 
 # 1. fsync rate of the disk under the data directory.
@@ -74,9 +79,11 @@ PY
 smtp-sink -u "$( [ "$(id -u)" = 0 ] && echo postfix || id -un)" "$SINK_ADDR" 1000 >/dev/null 2>&1 &
 SINK_PID=$!
 sleep 0.5
+m0=$(machine)
 t0=$(now)
 smtp-source -s "$SESSIONS" -l "$SIZE" -m "$N" -f s@sender.test -t r@rcpt.test "$SINK_ADDR"
 t1=$(now)
+CEILING_MACHINE=$(shares "$m0" "$(machine)")
 kill "$SINK_PID" 2>/dev/null || true
 CEILING=$(python3 -c "print(round($N / ($t1 - $t0)))")
 
@@ -86,10 +93,12 @@ PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/${ADDR%:*}/${ADDR#*:}") 2>/dev/null && break; sleep 0.1; done
 c0=$(cpu_ticks $PID)
+m0=$(machine)
 t0=$(now)
 smtp-source -s "$SESSIONS" -l "$SIZE" -m "$N" -f s@sender.test -t r@rcpt.test "$ADDR"
 t1=$(now)
 c1=$(cpu_ticks $PID)
+ACCEPT_MACHINE=$(shares "$m0" "$(machine)")
 STORED=$("$BIN" --config "$SCRATCH/mailerd.toml" queue list --json --limit $((N * 2)) | wc -l)
 ACCEPT=$(python3 -c "print(round($N / ($t1 - $t0)))")
 CPU_MS=$(python3 -c "print(round(($c1 - $c0) * 10 / $N, 3))")
@@ -119,8 +128,8 @@ trap - EXIT
 cat <<REPORT
 mailerd accept benchmark  ($(date -u +%FT%TZ), $(nproc) CPUs, N=$N, $SESSIONS sessions, $SIZE-byte messages, new connection per message)
   disk fsync rate (4 KiB + fdatasync, 1 writer) : $FSYNC /s
-  protocol ceiling (smtp-source -> smtp-sink)   : $CEILING msg/s
-  mailerd durable accept (queue.hold)           : $ACCEPT msg/s   ($STORED of $N stored)
+  protocol ceiling (smtp-source -> smtp-sink)   : $CEILING msg/s   (machine $CEILING_MACHINE)
+  mailerd durable accept (queue.hold)           : $ACCEPT msg/s   ($STORED of $N stored; machine $ACCEPT_MACHINE)
     = $(python3 -c "print(round($ACCEPT / $FSYNC, 2))") x the disk's one-fsync-per-message limit
     = $(python3 -c "print(round($ACCEPT / $CEILING, 2))") x the protocol ceiling
   mailerd CPU                                    : $CPU_MS ms/message
