@@ -12,7 +12,8 @@
 //! next hours, half of them at one domain, 1% due.
 //! At that size it also times the store reads of `mailerd queue list` (the oldest messages and
 //! the total), the dashboard's queue page filtered by state and domain (`queue_search`, the
-//! `--state deferred --domain D` selection), its overview (`delivery_overview`), `mailerd
+//! `--state deferred --domain D` selection; queued recipients, and every state at one domain),
+//! its overview (`delivery_overview`), `mailerd
 //! status` (`queue_summary`) and the oldest deferred message; and prints the database's size on
 //! disk and this process's resident memory (VmRSS, and its peak VmHWM).
 //! `SCHEDULE_BENCH_DIR=DIR` keeps the million-message store in DIR/mailerd.db (for a daemon or
@@ -396,6 +397,28 @@ fn main() {
                         domain: Some("d7.test".into()),
                         limit: 50,
                     };
+                    format!("({} rows)", store.queue_search(filter).await.expect("search").len())
+                }
+            })
+            .await,
+        );
+        report(
+            "queue page: queue_search(queued, every domain, 50)",
+            timed(5, || {
+                let store = store.clone();
+                async move {
+                    let filter = QueueFilter { states: vec![RecipientState::Queued], domain: None, limit: 50 };
+                    format!("({} rows)", store.queue_search(filter).await.expect("search").len())
+                }
+            })
+            .await,
+        );
+        report(
+            "queue page: queue_search(every state, outage.test, 50)",
+            timed(5, || {
+                let store = store.clone();
+                async move {
+                    let filter = QueueFilter { states: Vec::new(), domain: Some("outage.test".into()), limit: 50 };
                     format!("({} rows)", store.queue_search(filter).await.expect("search").len())
                 }
             })

@@ -1568,7 +1568,6 @@ const SQLITE_SCHEMAS: &[&str] = &[
     include_str!("../../src/store/sqlite/schema_v17.sql"),
     include_str!("../../src/store/sqlite/schema_v18.sql"),
     include_str!("../../src/store/sqlite/schema_v19.sql"),
-    include_str!("../../src/store/sqlite/schema_v20.sql"),
 ];
 
 /// The PostgreSQL schema files in order: version N is the first N of them.

@@ -31,7 +31,7 @@ use crate::store::EventKind;
 use crate::store::learner as learner_types;
 use crate::time::Timestamp;
 
-const SCHEMA_VERSION: i32 = 20;
+const SCHEMA_VERSION: i32 = 19;
 /// Upper bound of requests folded into one transaction.
 const MAX_BATCH: usize = 512;
 
@@ -258,9 +258,6 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     if version < 19 {
         tx.execute_batch(include_str!("schema_v19.sql"))?;
     }
-    if version < 20 {
-        tx.execute_batch(include_str!("schema_v20.sql"))?;
-    }
     if version > SCHEMA_VERSION {
         return Err(StoreError::Corrupt(format!(
             "schema version {version} is newer than this mailerd ({SCHEMA_VERSION})"
@@ -348,17 +345,6 @@ async fn wait<T>(rx: oneshot::Receiver<Result<T, StoreError>>) -> Result<T, Stor
 /// in one transaction, commit (one fsync), then answer each.
 /// After a commit that left `CHECKPOINT_FRAMES` in the WAL, the checkpoint thread is woken
 /// (a wake-up already pending covers this one too).
-/// The condition for recipients in `state`, spelled so that SQLite uses the partial index that
-/// holds them (it does so only when the query repeats the index's own WHERE term): queued ones
-/// are in the due index only (schema v20), the others in the queue page's indexes. The state
-/// names are ours (a closed set), not input: safe to write into the SQL.
-fn state_index_term(state: super::RecipientState) -> String {
-    match state {
-        super::RecipientState::Queued => "state = 'queued' AND state IN ('queued', 'deferred')".to_string(),
-        s => format!("state = '{}' AND state <> 'queued'", s.as_str()),
-    }
-}
-
 /// What SQLite's planner says it does for `sql` on a fresh database of this schema: the
 /// detail of each step ("SEARCH recipients USING INDEX …").
 #[cfg(test)]

@@ -4,8 +4,6 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::state_index_term;
-
 use crate::smtp::address::Domain;
 use crate::store::{
     ApiKey, AppPassword, EventKind, EventRecord, EventView, IdempotencyRecord, MailboxRecord, MessageDetail, MessageId,
@@ -796,8 +794,7 @@ fn queue_search_sql(filter: &crate::store::QueueFilter) -> (String, Vec<rusqlite
     let mut args: Vec<Value> = vec![limit];
     // Without any filter: the newest recipients (rowid order). With one: per state, the newest
     // changes from the (state, updated_at) or (state, domain, updated_at) index, LIMITed, so
-    // no more than `limit` rows per state are read (queued ones: the due index's, sorted); the
-    // union is sorted once.
+    // no more than `limit` rows per state are read; the union is sorted once.
     let inner = if filter.states.is_empty() && filter.domain.is_none() {
         "SELECT id, message_id, address, state, attempts, last_status, last_detail, updated_at
          FROM recipients ORDER BY id DESC LIMIT ?1"
@@ -808,17 +805,16 @@ fn queue_search_sql(filter: &crate::store::QueueFilter) -> (String, Vec<rusqlite
             args.push(Value::Text(d.to_lowercase()));
             format!(" AND lower(substr(address, instr(address, '@') + 1)) = ?{}", args.len())
         });
-        let parts: Vec<String> = states
-            .iter()
-            .map(|&s| {
-                format!(
-                    "SELECT * FROM (SELECT id, message_id, address, state, attempts, last_status, last_detail, updated_at
-                     FROM recipients WHERE {}{} ORDER BY updated_at DESC, id DESC LIMIT ?1)",
-                    state_index_term(s),
-                    domain.as_deref().unwrap_or("")
-                )
-            })
-            .collect();
+        let mut parts = Vec::new();
+        for s in states {
+            args.push(Value::Text(s.as_str().to_string()));
+            parts.push(format!(
+                "SELECT * FROM (SELECT id, message_id, address, state, attempts, last_status, last_detail, updated_at
+                 FROM recipients WHERE state = ?{}{} ORDER BY updated_at DESC, id DESC LIMIT ?1)",
+                args.len(),
+                domain.as_deref().unwrap_or("")
+            ));
+        }
         parts.join(" UNION ALL ")
     };
     let sql = format!(
@@ -986,11 +982,7 @@ mod tests {
         for domain in [None, Some("example.test".to_string())] {
             for state in RecipientState::ALL {
                 let steps = plan(&QueueFilter { states: vec![state], domain: domain.clone(), limit: 50 });
-                let index = match (state, &domain) {
-                    (RecipientState::Queued, _) => "recipients_due",
-                    (_, None) => "recipients_state_updated",
-                    (_, Some(_)) => "recipients_state_domain",
-                };
+                let index = if domain.is_some() { "recipients_state_domain" } else { "recipients_state_updated" };
                 let on_recipients: Vec<_> = steps.iter().filter(|s| s.contains(" recipients ")).collect();
                 assert!(
                     on_recipients.iter().all(|s| s.contains(&format!("USING INDEX {index}"))),

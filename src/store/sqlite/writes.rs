@@ -8,7 +8,7 @@ use rusqlite::types::Value;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, params};
 
 use super::counts::{Counted, Counts};
-use super::{Simple, Write, state_index_term};
+use super::{Simple, Write};
 use crate::store::learner::Learned;
 use crate::store::{
     Attempt, Claim, Destination, EventKind, IdempotencyRecord, MessageId, NewMessage, Origin, RecipientId,
@@ -893,26 +893,9 @@ const RECIPIENT_DOMAIN: &str = "lower(substr(address, instr(address, '@') + 1))"
 /// The SQL condition for the recipients of `sel` among those in `states`; its values are
 /// appended to `args` (numbered after the ones already there).
 fn selected(sel: &Selection, states: &[RecipientState], args: &mut Vec<Value>) -> String {
-    let mut sql = match &sel.domain {
-        // At one domain: the recipients of each state from the index that holds them (a queued
-        // one is in the due index only, schema v20).
-        Some(d) => {
-            args.push(Value::Text(d.to_lowercase()));
-            let n = args.len();
-            let each: Vec<String> = states
-                .iter()
-                .map(|&s| {
-                    format!("SELECT id FROM recipients WHERE {} AND {RECIPIENT_DOMAIN} = ?{n}", state_index_term(s))
-                })
-                .collect();
-            format!("id IN ({})", each.join(" UNION ALL "))
-        }
-        None => {
-            // The state names are ours (closed set), not input: safe to write into the SQL.
-            let list: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
-            format!("state IN ({})", list.join(", "))
-        }
-    };
+    // The state names are ours (closed set), not input: safe to write into the SQL.
+    let list: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+    let mut sql = format!("state IN ({})", list.join(", "));
     if let Some(m) = &sel.message {
         args.push(Value::Text(m.0.clone()));
         sql.push_str(&format!(" AND message_id = ?{}", args.len()));
@@ -920,6 +903,10 @@ fn selected(sel: &Selection, states: &[RecipientState], args: &mut Vec<Value>) -
     if let Some(s) = sel.state {
         args.push(Value::Text(s.as_str().into()));
         sql.push_str(&format!(" AND state = ?{}", args.len()));
+    }
+    if let Some(d) = &sel.domain {
+        args.push(Value::Text(d.to_lowercase()));
+        sql.push_str(&format!(" AND {RECIPIENT_DOMAIN} = ?{}", args.len()));
     }
     sql
 }
@@ -951,7 +938,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn operations_at_one_domain_read_each_state_through_an_index() {
+    fn operations_at_one_domain_read_through_an_index() {
         let states: [&[RecipientState]; 3] =
             [&[RecipientState::Queued, RecipientState::Deferred], &[RecipientState::Held], &RecipientState::WAITING];
         for states in states {
