@@ -6,6 +6,11 @@
 //! `POST /api/v1/messages/batch` of 100 from `BATCH_CLIENTS` clients (each batch one durable
 //! commit): messages per second and the ratio to the single sends.
 //!
+//! The baseline, the single sends and the batches take turns in `MAILERD_BENCH_ROUNDS` rounds
+//! (3 by default), each with its share of N: on a shared machine a slow minute then falls on
+//! every kind alike, and so does the store's growth. Each round's ratio is printed, then the
+//! totals (messages over seconds, all rounds) and the median round.
+//!
 //! Run: `cargo bench --bench api_send` (N=10000 by default; `MAILERD_BENCH_N`). To profile
 //! one path alone, `MAILERD_BENCH_ONLY=batch` (or `single`) runs only its timed run.
 //! Targets: >= 2,000 messages per second with 32 clients (issue 6); batches of 100 >= 5x the
@@ -85,19 +90,38 @@ async fn batch_client(addr: SocketAddr, key: Arc<String>, batches: usize) -> Vec
     lat
 }
 
-/// `total` messages as batches of `BATCH` over `BATCH_CLIENTS` connections: messages per
-/// second and the sorted latencies of the batch requests.
-async fn run_batches(addr: SocketAddr, key: &Arc<String>, total: usize) -> (f64, Vec<Duration>) {
+/// What a timed run did: messages (or requests) done, seconds taken, each request's latency.
+#[derive(Default)]
+struct Timed {
+    done: usize,
+    secs: f64,
+    lat: Vec<Duration>,
+}
+
+impl Timed {
+    fn rate(&self) -> f64 {
+        self.done as f64 / self.secs
+    }
+
+    fn add(&mut self, other: Timed) {
+        self.done += other.done;
+        self.secs += other.secs;
+        self.lat.extend(other.lat);
+        self.lat.sort();
+    }
+}
+
+/// `total` messages as batches of `BATCH` over `BATCH_CLIENTS` connections.
+async fn run_batches(addr: SocketAddr, key: &Arc<String>, total: usize) -> Timed {
     let per_client = (total / BATCH / BATCH_CLIENTS).max(1);
     let started = Instant::now();
     let tasks: Vec<_> = (0..BATCH_CLIENTS).map(|_| tokio::spawn(batch_client(addr, key.clone(), per_client))).collect();
-    let mut all = Vec::new();
+    let mut lat = Vec::new();
     for t in tasks {
-        all.extend(t.await.expect("client"));
+        lat.extend(t.await.expect("client"));
     }
-    let rate = (all.len() * BATCH) as f64 / started.elapsed().as_secs_f64();
-    all.sort();
-    (rate, all)
+    lat.sort();
+    Timed { done: lat.len() * BATCH, secs: started.elapsed().as_secs_f64(), lat }
 }
 
 async fn client(addr: SocketAddr, key: Arc<String>, n: usize, post: bool) -> Vec<Duration> {
@@ -128,16 +152,15 @@ async fn client(addr: SocketAddr, key: Arc<String>, n: usize, post: bool) -> Vec
     lat
 }
 
-async fn run(addr: SocketAddr, key: &Arc<String>, total: usize, post: bool) -> (f64, Vec<Duration>) {
+async fn run(addr: SocketAddr, key: &Arc<String>, total: usize, post: bool) -> Timed {
     let started = Instant::now();
     let tasks: Vec<_> = (0..CLIENTS).map(|_| tokio::spawn(client(addr, key.clone(), total / CLIENTS, post))).collect();
-    let mut all = Vec::new();
+    let mut lat = Vec::new();
     for t in tasks {
-        all.extend(t.await.expect("client"));
+        lat.extend(t.await.expect("client"));
     }
-    let rate = all.len() as f64 / started.elapsed().as_secs_f64();
-    all.sort();
-    (rate, all)
+    lat.sort();
+    Timed { done: lat.len(), secs: started.elapsed().as_secs_f64(), lat }
 }
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -167,37 +190,62 @@ fn main() {
 
         let only = std::env::var("MAILERD_BENCH_ONLY").unwrap_or_default();
         if only == "batch" {
-            let (batched, _) = run_batches(addr, &key, total).await;
+            let batched = run_batches(addr, &key, total).await.rate();
             println!("POST /api/v1/messages/batch of {BATCH} alone: {batched:>8.0} msg/s");
             handle.shutdown().await.ok();
             return;
         }
-        let (base, base_lat) = run(addr, &key, total, false).await;
-        let (rate, lat) = run(addr, &key, total, true).await;
         if only == "single" {
+            let _ = run(addr, &key, total, false).await;
+            let rate = run(addr, &key, total, true).await.rate();
             println!("POST /api/v1/messages alone: {rate:>8.0} msg/s");
             handle.shutdown().await.ok();
             return;
         }
-        println!("{CLIENTS} keep-alive clients, {total} requests each run");
+        // The three runs take turns, `rounds` times, each with its share of `total`: a shared
+        // machine's slow minute then falls on all of them, and so does the store's growth.
+        let rounds: usize =
+            std::env::var("MAILERD_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1);
+        let share = total / rounds;
+        let (mut base, mut single, mut batch) = (Timed::default(), Timed::default(), Timed::default());
+        let mut ratios = Vec::new();
+        for round in 1..=rounds {
+            base.add(run(addr, &key, share, false).await);
+            let s = run(addr, &key, share, true).await;
+            let b = run_batches(addr, &key, share).await;
+            println!(
+                "round {round}: single {:>6.0} msg/s, batch {:>6.0} msg/s = {:.2}x",
+                s.rate(),
+                b.rate(),
+                b.rate() / s.rate()
+            );
+            ratios.push(b.rate() / s.rate());
+            single.add(s);
+            batch.add(b);
+        }
+        ratios.sort_by(f64::total_cmp);
+        println!("{CLIENTS} keep-alive clients, {total} requests each kind, in {rounds} rounds taking turns");
         println!(
-            "GET openapi.json (HTTP ceiling, baseline): {base:>8.0} req/s  p50 {:.2} ms  p99 {:.2} ms",
-            pct(&base_lat, 0.50),
-            pct(&base_lat, 0.99)
+            "GET openapi.json (HTTP ceiling, baseline): {:>8.0} req/s  p50 {:.2} ms  p99 {:.2} ms",
+            base.rate(),
+            pct(&base.lat, 0.50),
+            pct(&base.lat, 0.99)
         );
         println!(
-            "POST /api/v1/messages (durable 202):      {rate:>8.0} msg/s  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  = {:.2}x the baseline",
-            pct(&lat, 0.50),
-            pct(&lat, 0.99),
-            pct(&lat, 1.0),
-            rate / base
+            "POST /api/v1/messages (durable 202):      {:>8.0} msg/s  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  = {:.2}x the baseline",
+            single.rate(),
+            pct(&single.lat, 0.50),
+            pct(&single.lat, 0.99),
+            pct(&single.lat, 1.0),
+            single.rate() / base.rate()
         );
-        let (batched, batch_lat) = run_batches(addr, &key, total).await;
         println!(
-            "POST /api/v1/messages/batch of {BATCH} ({BATCH_CLIENTS} clients): {batched:>8.0} msg/s  p50 {:.2} ms  p99 {:.2} ms per batch  = {:.2}x the single sends",
-            pct(&batch_lat, 0.50),
-            pct(&batch_lat, 0.99),
-            batched / rate
+            "POST /api/v1/messages/batch of {BATCH} ({BATCH_CLIENTS} clients): {:>8.0} msg/s  p50 {:.2} ms  p99 {:.2} ms per batch  = {:.2}x the single sends (median round {:.2}x)",
+            batch.rate(),
+            pct(&batch.lat, 0.50),
+            pct(&batch.lat, 0.99),
+            batch.rate() / single.rate(),
+            ratios[ratios.len() / 2]
         );
         let queued = store.queue_list(usize::MAX).await.map(|q| q.len()).unwrap_or(0);
         println!("messages in the store: {queued}");
