@@ -90,7 +90,8 @@ async fn batch_client(addr: SocketAddr, key: Arc<String>, batches: usize) -> Vec
     lat
 }
 
-/// What a timed run did: messages (or requests) done, seconds taken, each request's latency.
+/// What a timed run did: messages (or requests) done, seconds taken, each request's latency
+/// (unsorted).
 #[derive(Default)]
 struct Timed {
     done: usize,
@@ -107,7 +108,6 @@ impl Timed {
         self.done += other.done;
         self.secs += other.secs;
         self.lat.extend(other.lat);
-        self.lat.sort();
     }
 }
 
@@ -120,7 +120,6 @@ async fn run_batches(addr: SocketAddr, key: &Arc<String>, total: usize) -> Timed
     for t in tasks {
         lat.extend(t.await.expect("client"));
     }
-    lat.sort();
     Timed { done: lat.len() * BATCH, secs: started.elapsed().as_secs_f64(), lat }
 }
 
@@ -159,7 +158,6 @@ async fn run(addr: SocketAddr, key: &Arc<String>, total: usize, post: bool) -> T
     for t in tasks {
         lat.extend(t.await.expect("client"));
     }
-    lat.sort();
     Timed { done: lat.len(), secs: started.elapsed().as_secs_f64(), lat }
 }
 
@@ -213,17 +211,16 @@ fn main() {
             base.add(run(addr, &key, share, false).await);
             let s = run(addr, &key, share, true).await;
             let b = run_batches(addr, &key, share).await;
-            println!(
-                "round {round}: single {:>6.0} msg/s, batch {:>6.0} msg/s = {:.2}x",
-                s.rate(),
-                b.rate(),
-                b.rate() / s.rate()
-            );
-            ratios.push(b.rate() / s.rate());
+            let ratio = b.rate() / s.rate();
+            println!("round {round}: single {:>6.0} msg/s, batch {:>6.0} msg/s = {ratio:.2}x", s.rate(), b.rate());
+            ratios.push(ratio);
             single.add(s);
             batch.add(b);
         }
         ratios.sort_by(f64::total_cmp);
+        for t in [&mut base, &mut single, &mut batch] {
+            t.lat.sort();
+        }
         println!("{CLIENTS} keep-alive clients, {total} requests each kind, in {rounds} rounds taking turns");
         println!(
             "GET openapi.json (HTTP ceiling, baseline): {:>8.0} req/s  p50 {:.2} ms  p99 {:.2} ms",

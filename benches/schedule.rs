@@ -372,58 +372,27 @@ fn main() {
             })
             .await,
         );
-        report(
-            "queue page: queue_search(deferred, outage.test, 50)",
-            timed(5, || {
-                let store = store.clone();
-                async move {
-                    let filter = QueueFilter {
-                        states: vec![RecipientState::Deferred],
-                        domain: Some("outage.test".into()),
-                        limit: 50,
-                    };
-                    format!("({} rows)", store.queue_search(filter).await.expect("search").len())
-                }
-            })
-            .await,
-        );
-        report(
-            "queue page: queue_search(deferred, d7.test, 50)",
-            timed(5, || {
-                let store = store.clone();
-                async move {
-                    let filter = QueueFilter {
-                        states: vec![RecipientState::Deferred],
-                        domain: Some("d7.test".into()),
-                        limit: 50,
-                    };
-                    format!("({} rows)", store.queue_search(filter).await.expect("search").len())
-                }
-            })
-            .await,
-        );
-        report(
-            "queue page: queue_search(queued, every domain, 50)",
-            timed(5, || {
-                let store = store.clone();
-                async move {
-                    let filter = QueueFilter { states: vec![RecipientState::Queued], domain: None, limit: 50 };
-                    format!("({} rows)", store.queue_search(filter).await.expect("search").len())
-                }
-            })
-            .await,
-        );
-        report(
-            "queue page: queue_search(every state, outage.test, 50)",
-            timed(5, || {
-                let store = store.clone();
-                async move {
-                    let filter = QueueFilter { states: Vec::new(), domain: Some("outage.test".into()), limit: 50 };
-                    format!("({} rows)", store.queue_search(filter).await.expect("search").len())
-                }
-            })
-            .await,
-        );
+        let queue_pages: [(&str, Vec<RecipientState>, Option<&str>); 4] = [
+            (
+                "queue page: queue_search(deferred, outage.test, 50)",
+                vec![RecipientState::Deferred],
+                Some("outage.test"),
+            ),
+            ("queue page: queue_search(deferred, d7.test, 50)", vec![RecipientState::Deferred], Some("d7.test")),
+            ("queue page: queue_search(queued, every domain, 50)", vec![RecipientState::Queued], None),
+            ("queue page: queue_search(every state, outage.test, 50)", Vec::new(), Some("outage.test")),
+        ];
+        for (name, states, domain) in queue_pages {
+            let filter = QueueFilter { states, domain: domain.map(String::from), limit: 50 };
+            report(
+                name,
+                timed(5, || {
+                    let (store, filter) = (store.clone(), filter.clone());
+                    async move { format!("({} rows)", store.queue_search(filter).await.expect("search").len()) }
+                })
+                .await,
+            );
+        }
         report(
             "dashboard overview: delivery_overview(30 days, top 10)",
             timed(5, || {

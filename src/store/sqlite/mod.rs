@@ -345,20 +345,6 @@ async fn wait<T>(rx: oneshot::Receiver<Result<T, StoreError>>) -> Result<T, Stor
 /// in one transaction, commit (one fsync), then answer each.
 /// After a commit that left `CHECKPOINT_FRAMES` in the WAL, the checkpoint thread is woken
 /// (a wake-up already pending covers this one too).
-/// What SQLite's planner says it does for `sql` on a fresh database of this schema: the
-/// detail of each step ("SEARCH recipients USING INDEX …").
-#[cfg(test)]
-fn query_plan(sql: &str, args: Vec<rusqlite::types::Value>) -> Vec<String> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut c = open_connection(&dir.path().join("plan.db")).unwrap();
-    migrate(&mut c).unwrap();
-    let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-    stmt.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
-}
-
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Write>, checkpoint_due: mpsc::SyncSender<()>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -851,4 +837,18 @@ impl Store for SqliteStore {
         let query = query.to_string();
         self.read(move |c| reads::search_suppressions(c, &query, limit)).await
     }
+}
+
+/// What SQLite's planner says it does for `sql` on a fresh database of this schema: the
+/// detail of each step ("SEARCH recipients USING INDEX …").
+#[cfg(test)]
+fn query_plan(sql: &str, args: Vec<rusqlite::types::Value>) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = open_connection(&dir.path().join("plan.db")).unwrap();
+    migrate(&mut c).unwrap();
+    let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    stmt.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
 }
