@@ -10,7 +10,11 @@
 #   2. the loopback protocol ceiling: smtp-source -> smtp-sink (no MTA, nothing stored);
 #   3. mailerd accepting durably (queue.hold = true: stored and fsync'd, not delivered),
 #      driven by Postfix's smtp-source, the same load as ../shared/bench's "accept" scenario;
-#   4. mailerd's resident memory with 1,000 idle connections open.
+#   4. mailerd's resident memory with 1,000 idle connections open;
+#   5. a bare SMTP sink written on tokio as mailerd's door is, doing nothing else (the
+#      `tokio_sink` bench in its serve mode): what the runtime and the sockets alone reach
+#      under the same load, so the report splits the distance to the ceiling into the
+#      runtime's part and mailerd's own work. TOKIO_SINK=0 leaves it out.
 # Figures are printed as rates and as ratios to the baselines of this same run; for runs 2 and 3
 # also how the machine's time went (busy, waiting on the disk, idle).
 set -euo pipefail
@@ -34,6 +38,12 @@ ulimit -n 8192
 
 (cd "$ROOT" && cargo build --release --quiet)
 BIN="${BIN:-$ROOT/target/release/mailerd}"
+TOKIO_SINK="${TOKIO_SINK:-1}"
+TOKIO_SINK_ADDR="${TOKIO_SINK_ADDR:-127.0.0.1:2627}"
+if [ "$TOKIO_SINK" = 1 ] && [ -z "${TOKIO_SINK_BIN:-}" ]; then
+    TOKIO_SINK_BIN=$(cd "$ROOT" && cargo bench --bench tokio_sink --no-run --message-format=json 2>/dev/null \
+        | python3 -c 'import json, sys; print(next(m["executable"] for m in map(json.loads, sys.stdin) if m.get("target", {}).get("name") == "tokio_sink" and m.get("executable")))')
+fi
 
 rm -rf "$SCRATCH"
 mkdir -p "$SCRATCH/data"
@@ -87,6 +97,20 @@ CEILING_MACHINE=$(shares "$m0" "$(machine)")
 kill "$SINK_PID" 2>/dev/null || true
 CEILING=$(python3 -c "print(round($N / ($t1 - $t0)))")
 
+# 2b. the bare tokio sink under the same load.
+if [ "$TOKIO_SINK" = 1 ]; then
+    MAILERD_SINK_SERVE="$TOKIO_SINK_ADDR" "$TOKIO_SINK_BIN" >/dev/null 2>&1 &
+    TS_PID=$!
+    for _ in $(seq 100); do (exec 3<>"/dev/tcp/${TOKIO_SINK_ADDR%:*}/${TOKIO_SINK_ADDR#*:}") 2>/dev/null && break; sleep 0.1; done
+    c0=$(cpu_ticks $TS_PID)
+    t0=$(now)
+    smtp-source -s "$SESSIONS" -l "$SIZE" -m "$N" -f s@sender.test -t r@rcpt.test "$TOKIO_SINK_ADDR"
+    t1=$(now)
+    TS_CPU_MS=$(python3 -c "print(round(($(cpu_ticks $TS_PID) - $c0) * 10 / $N, 3))")
+    kill "$TS_PID" 2>/dev/null || true
+    TS=$(python3 -c "print(round($N / ($t1 - $t0)))")
+fi
+
 # 3. mailerd, durable acceptance.
 MAILERD_LOG=warn "$BIN" --config "$SCRATCH/mailerd.toml" serve > "$SCRATCH/mailerd.log" 2>&1 &
 PID=$!
@@ -133,6 +157,10 @@ mailerd accept benchmark  ($(date -u +%FT%TZ), $(nproc) CPUs, N=$N, $SESSIONS se
     = $(python3 -c "print(round($ACCEPT / $FSYNC, 2))") x the disk's one-fsync-per-message limit
     = $(python3 -c "print(round($ACCEPT / $CEILING, 2))") x the protocol ceiling
   mailerd CPU                                    : $CPU_MS ms/message
+$(if [ "$TOKIO_SINK" = 1 ]; then
+  echo "  bare tokio sink (the runtime alone)           : $TS msg/s = $(python3 -c "print(round($TS / $CEILING, 2))") x the ceiling, $TS_CPU_MS ms CPU/message"
+  echo "    mailerd = $(python3 -c "print(round($ACCEPT / $TS, 2))") x the bare tokio sink"
+fi)
   mailerd RSS: $((RSS_BEFORE / 1024)) MiB after the load, $((RSS_IDLE / 1024)) MiB with $IDLE idle connections
 REPORT
 [ "$STORED" -eq "$N" ] || { echo "ERROR: $STORED of $N messages stored" >&2; exit 1; }
