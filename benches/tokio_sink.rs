@@ -195,7 +195,9 @@ fn main() {
         );
     }
     ratios.sort_by(f64::total_cmp);
-    println!("median round: the tokio sink at {:.2}x the smtp-sink ceiling", ratios[ratios.len() / 2]);
+    let mid = ratios.len() / 2;
+    let median = if ratios.len() % 2 == 0 { (ratios[mid - 1] + ratios[mid]) / 2.0 } else { ratios[mid] };
+    println!("median round: the tokio sink at {median:.2}x the smtp-sink ceiling");
 }
 
 /// The user smtp-sink runs as (`-u`): postfix when this runs as root (it drops privileges to
