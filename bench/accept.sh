@@ -73,6 +73,8 @@ machine() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9, $6, $5}' /proc/stat;
 # "busy B % / iowait W % / idle I %" between two `machine` readings.
 shares() { python3 -c "import sys; a = [int(x) for x in sys.argv[1].split()]; b = [int(x) for x in sys.argv[2].split()]; d = [y - x for x, y in zip(a, b)]; t = sum(d) or 1; print('busy %d %% / iowait %d %% / idle %d %%' % tuple(round(100 * x / t) for x in d))" "$1" "$2"; }
 now() { date +%s.%N; }
+# The load every run gets: N messages over SESSIONS sessions to the address given.
+load() { smtp-source -s "$SESSIONS" -l "$SIZE" -m "$N" -f s@sender.test -t r@rcpt.test "$1"; }
 
 # 1. fsync rate of the disk under the data directory.
 FSYNC=$(python3 - "$SCRATCH" <<'PY'
@@ -96,7 +98,7 @@ SINK_PID=$!
 sleep 0.5
 m0=$(machine)
 t0=$(now)
-smtp-source -s "$SESSIONS" -l "$SIZE" -m "$N" -f s@sender.test -t r@rcpt.test "$SINK_ADDR"
+load "$SINK_ADDR"
 t1=$(now)
 CEILING_MACHINE=$(shares "$m0" "$(machine)")
 kill "$SINK_PID" 2>/dev/null || true
@@ -109,7 +111,7 @@ if [ "$TOKIO_SINK" = 1 ]; then
     for _ in $(seq 100); do (exec 3<>"/dev/tcp/${TOKIO_SINK_ADDR%:*}/${TOKIO_SINK_ADDR#*:}") 2>/dev/null && break; sleep 0.1; done
     c0=$(cpu_ticks $TS_PID)
     t0=$(now)
-    smtp-source -s "$SESSIONS" -l "$SIZE" -m "$N" -f s@sender.test -t r@rcpt.test "$TOKIO_SINK_ADDR"
+    load "$TOKIO_SINK_ADDR"
     t1=$(now)
     TS_CPU_MS=$(python3 -c "print(round(($(cpu_ticks $TS_PID) - $c0) * 10 / $N, 3))")
     kill "$TS_PID" 2>/dev/null || true
@@ -124,7 +126,7 @@ for _ in $(seq 100); do (exec 3<>"/dev/tcp/${ADDR%:*}/${ADDR#*:}") 2>/dev/null &
 c0=$(cpu_ticks $PID)
 m0=$(machine)
 t0=$(now)
-smtp-source -s "$SESSIONS" -l "$SIZE" -m "$N" -f s@sender.test -t r@rcpt.test "$ADDR"
+load "$ADDR"
 t1=$(now)
 c1=$(cpu_ticks $PID)
 ACCEPT_MACHINE=$(shares "$m0" "$(machine)")
