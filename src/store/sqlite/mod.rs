@@ -12,6 +12,7 @@ mod counts;
 mod learner;
 mod reads;
 mod writes;
+mod wal_writes;
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -182,7 +183,16 @@ const INLINE_BODY: i64 = 64 * 1024;
 const STATEMENT_CACHE: usize = 256;
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path)?;
+    configure(Connection::open(path)?)
+}
+
+/// The writer's connection: its WAL writes coalesced (`wal_writes`), which needs the
+/// `synchronous = FULL` that `configure` sets.
+fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    configure(wal_writes::open(path)?)
+}
+
+fn configure(conn: Connection) -> Result<Connection, StoreError> {
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
@@ -274,7 +284,7 @@ impl SqliteStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let mut writer = open_connection(path)?;
+        let mut writer = open_writer(path)?;
         migrate(&mut writer)?;
         let readers = Readers::open(path)?;
         // Checkpoints on a thread of their own: the copy into the database file and its fsync
