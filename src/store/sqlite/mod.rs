@@ -189,7 +189,7 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 /// The writer's connection: its WAL writes coalesced (`wal_writes`), which needs the
 /// `synchronous = FULL` that `configure` sets.
 fn open_writer(path: &Path) -> Result<Connection, StoreError> {
-    configure(wal_writes::open(path)?)
+    configure(wal_writes::open_writer(path)?)
 }
 
 fn configure(conn: Connection) -> Result<Connection, StoreError> {
@@ -291,7 +291,7 @@ impl SqliteStore {
         // overlap the writer's next group commit instead of stalling it (an API batch commit
         // of 800 messages filled a WAL of 1,000 pages, so nearly every commit checkpointed).
         writer.wal_hook(Some(count_frames));
-        let checkpointer = open_connection(path)?;
+        let checkpointer = configure(wal_writes::open_checkpointer(path)?)?;
         let (wake, woken) = mpsc::sync_channel::<()>(1);
         std::thread::Builder::new().name("store-checkpoint".into()).spawn(move || {
             while woken.recv().is_ok() {

@@ -1,37 +1,52 @@
-//! The writer's WAL writes, coalesced. SQLite appends each frame to the WAL as two writes (its
-//! 24-byte header, then the page, which straddles two pages of the OS's cache): a group commit
-//! of 300 pages was 600 `pwrite` calls, half the writer's time in the kernel. The VFS
-//! `mailerd-wal` is the unix VFS but for the WAL file of a connection, whose writes it keeps in
-//! memory until SQLite syncs the file, reads back a part of it, asks its size, truncates it or
-//! asks any file control; then they go out in writes of 64 KiB.
+//! The store's page writes, coalesced. SQLite appends each frame to the WAL as two writes (its
+//! 24-byte header, then the page, which straddles two pages of the OS's cache), and a
+//! checkpoint copies each page back into the database file with a write of its own: a group
+//! commit of 300 pages was 600 `pwrite` calls for the writer and 300 more for the checkpoint,
+//! and on this kind of machine a system call costs about as much as copying a page. Two VFSes,
+//! the unix VFS but for one file of a connection, keep that file's writes in memory and send
+//! them in writes of 64 KiB when SQLite syncs the file, reads back a part of them, asks its
+//! size, truncates it, or asks any file control:
+//! - `mailerd-wal` for the writer's WAL, at `synchronous = FULL` (`open_writer`): every commit
+//!   syncs the WAL before SQLite publishes its frames in the WAL index, so no other connection
+//!   (the readers, the checkpoint thread, another process) is ever shown a frame still in
+//!   memory, and a commit is on disk when it returns, as before. A rollback forgets what is kept
+//!   (its rollback hook, `discard`): those frames are read by no one, and with the write lock
+//!   released they must not reach a file another process may be writing by then.
+//! - `mailerd-ckpt` for the checkpoint thread's database file (`open_checkpointer`): a
+//!   checkpoint writes pages in page order while it holds the lock that keeps out readers of the
+//!   database file alone, then asks the file control `CKPT_DONE` (which sends them), truncates
+//!   and syncs the file, and only then records the pages as copied; a checkpoint that fails
+//!   half-way still ends with `CKPT_DONE`, and its pages are the WAL's committed ones.
 //!
-//! Only the writer's connection opens the store with it (`open`), and only at
-//! `synchronous = FULL`: then every commit syncs the WAL before SQLite publishes its frames in
-//! the WAL index, so no other connection (the readers, the checkpoint thread, another process)
-//! is ever shown a frame that is still in memory, and a commit is on disk when it returns, as
-//! before. Writes are kept only within a write transaction: a commit syncs them, and a rollback
-//! forgets them (its rollback hook, `discard`): they are frames no one will read, and with the
-//! write lock released they must not reach a file another process may be writing by then. A
-//! crash loses what was not synced, which SQLite already expects of any write before a sync.
-//! Must not: hold a file's writes past a sync, a read of them, a rollback or `MAX_BUFFER`
-//! bytes; wrap any file but a WAL; be opened at `synchronous` below FULL.
+//! A write that fails keeps what is kept, so that the next sync or read fails too (a file
+//! control's error is not seen by SQLite). A crash loses what was not synced, which SQLite
+//! already expects of any write before a sync.
+//! Must not: hold a file's writes past a sync, a read of them, a file control, a rollback or
+//! `MAX_BUFFER` bytes; wrap any other file; be opened for writing at `synchronous` below FULL.
 
 use std::ffi::{CStr, c_int, c_void};
 use std::sync::OnceLock;
 
 use rusqlite::ffi;
 
-/// The VFS's name (`Connection::open_with_flags_and_vfs`).
-pub(super) const NAME: &CStr = c"mailerd-wal";
+/// The writer's VFS: its WAL coalesced.
+const WRITER: &CStr = c"mailerd-wal";
+/// The checkpoint thread's VFS: its database file coalesced.
+const CHECKPOINTER: &CStr = c"mailerd-ckpt";
 
-/// The most bytes kept in memory per WAL file (a group commit of 800 API messages is about
-/// 4 MB); a write beyond it sends what is kept first.
+/// The most bytes kept in memory per file (a group commit of 800 API messages is about 4 MB);
+/// a write beyond it sends what is kept first.
 const MAX_BUFFER: usize = 8 << 20;
 
-/// A WAL file: SQLite's `sqlite3_file` (its methods, `METHODS`), then ours; the unix VFS's own
-/// file lives after it in the same allocation (`REAL_AT`).
+/// The most bytes given to the unix VFS in one write: it writes at most 128 KiB - 1 per call
+/// (`seekAndWriteFd` masks the length with 0x1ffff, as SQLite itself never writes more than
+/// a page at once).
+const CHUNK: usize = 64 * 1024;
+
+/// A coalesced file: SQLite's `sqlite3_file` (its methods, `WAL_METHODS` or `DB_METHODS`),
+/// then ours; the unix VFS's own file lives after it in the same allocation (`REAL_AT`).
 #[repr(C)]
-struct WalFile {
+struct Coalesced {
     base: ffi::sqlite3_file,
     real: *mut ffi::sqlite3_file,
     /// The file offset of `pending[0]`.
@@ -41,46 +56,56 @@ struct WalFile {
 }
 
 /// Where the unix VFS's file starts within ours (8-byte aligned, as SQLite allocates).
-const REAL_AT: usize = std::mem::size_of::<WalFile>().next_multiple_of(8);
-
-/// The most bytes given to the unix VFS in one write: it writes at most 128 KiB - 1 per call
-/// (`seekAndWriteFd` masks the length with 0x1ffff, as SQLite itself never writes more than
-/// a page at once).
-const CHUNK: usize = 64 * 1024;
+const REAL_AT: usize = std::mem::size_of::<Coalesced>().next_multiple_of(8);
 
 /// The unix VFS (as an address: raw pointers are not `Sync`).
 static UNIX: OnceLock<usize> = OnceLock::new();
 
-/// Registers the VFS once per process; the result of that registration.
+/// Registers the two VFSes once per process; the result of that registration.
 fn register() -> Result<(), rusqlite::Error> {
     static REGISTERED: OnceLock<c_int> = OnceLock::new();
     let rc = *REGISTERED.get_or_init(|| {
         // SAFETY: sqlite3_vfs_find initializes SQLite and returns the default VFS (static, never
-        // freed). Ours is a copy of it, leaked so that it outlives every connection; its other
-        // methods are the unix VFS's own, which read nothing of the struct but what was copied.
+        // freed). Ours are copies of it, leaked so that they outlive every connection; their
+        // other methods are the unix VFS's own, which read nothing of the struct but what was
+        // copied.
         unsafe {
             let unix = ffi::sqlite3_vfs_find(std::ptr::null());
             if unix.is_null() {
                 return ffi::SQLITE_ERROR;
             }
             let Ok(extra) = c_int::try_from(REAL_AT) else { return ffi::SQLITE_ERROR };
-            let mut vfs = *unix;
-            vfs.zName = NAME.as_ptr();
-            vfs.pNext = std::ptr::null_mut();
-            vfs.szOsFile += extra;
-            vfs.xOpen = Some(open_file);
             let _ = UNIX.set(unix as usize);
-            ffi::sqlite3_vfs_register(Box::leak(Box::new(vfs)), 0)
+            for (name, open) in [(WRITER, open_wal as OpenFn), (CHECKPOINTER, open_db as OpenFn)] {
+                let mut vfs = *unix;
+                vfs.zName = name.as_ptr();
+                vfs.pNext = std::ptr::null_mut();
+                vfs.szOsFile += extra;
+                vfs.xOpen = Some(open);
+                let rc = ffi::sqlite3_vfs_register(Box::leak(Box::new(vfs)), 0);
+                if rc != ffi::SQLITE_OK {
+                    return rc;
+                }
+            }
+            ffi::SQLITE_OK
         }
     });
     if rc == ffi::SQLITE_OK { Ok(()) } else { Err(rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None)) }
 }
 
-/// A connection to the database at `path` whose WAL writes are coalesced, with `discard` as its
-/// rollback hook. The caller sets `synchronous = FULL` before its first write.
-pub(super) fn open(path: &std::path::Path) -> Result<rusqlite::Connection, rusqlite::Error> {
+type OpenFn = unsafe extern "C" fn(
+    *mut ffi::sqlite3_vfs,
+    ffi::sqlite3_filename,
+    *mut ffi::sqlite3_file,
+    c_int,
+    *mut c_int,
+) -> c_int;
+
+/// The writer's connection to the database at `path`: its WAL writes coalesced, with `discard`
+/// as its rollback hook. The caller sets `synchronous = FULL` before its first write.
+pub(super) fn open_writer(path: &std::path::Path) -> Result<rusqlite::Connection, rusqlite::Error> {
     register()?;
-    let conn = rusqlite::Connection::open_with_flags_and_vfs(path, rusqlite::OpenFlags::default(), NAME)?;
+    let conn = rusqlite::Connection::open_with_flags_and_vfs(path, rusqlite::OpenFlags::default(), WRITER)?;
     // SAFETY: the handle is used only by the hook, which SQLite calls on this connection's
     // thread while the connection is open (closing it drops the hook first).
     let db = unsafe { conn.handle() } as usize;
@@ -88,11 +113,18 @@ pub(super) fn open(path: &std::path::Path) -> Result<rusqlite::Connection, rusql
     Ok(conn)
 }
 
+/// The checkpoint thread's connection to the database at `path`: its writes to the database
+/// file coalesced. It must run nothing but checkpoints.
+pub(super) fn open_checkpointer(path: &std::path::Path) -> Result<rusqlite::Connection, rusqlite::Error> {
+    register()?;
+    rusqlite::Connection::open_with_flags_and_vfs(path, rusqlite::OpenFlags::default(), CHECKPOINTER)
+}
+
 /// Forgets the writes the connection's WAL file keeps (after a rollback: see the module).
 fn discard(db: *mut ffi::sqlite3) {
     let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
     // SAFETY: `db` is an open connection; JOURNAL_POINTER writes the pointer of its WAL file
-    // (or rollback journal), which is ours only if its methods are `METHODS`.
+    // (or rollback journal), which is ours only if its methods are `WAL_METHODS`.
     unsafe {
         let rc = ffi::sqlite3_file_control(
             db,
@@ -100,8 +132,8 @@ fn discard(db: *mut ffi::sqlite3) {
             ffi::SQLITE_FCNTL_JOURNAL_POINTER,
             (&raw mut file).cast::<c_void>(),
         );
-        if rc == ffi::SQLITE_OK && !file.is_null() && std::ptr::eq((*file).pMethods, &METHODS) {
-            (*file.cast::<WalFile>()).pending.clear();
+        if rc == ffi::SQLITE_OK && !file.is_null() && std::ptr::eq((*file).pMethods, &WAL_METHODS) {
+            (*file.cast::<Coalesced>()).pending.clear();
         }
     }
 }
@@ -110,20 +142,50 @@ fn unix() -> *mut ffi::sqlite3_vfs {
     UNIX.get().map_or(std::ptr::null_mut(), |p| *p as *mut ffi::sqlite3_vfs)
 }
 
-/// The VFS's xOpen: the unix VFS's, and for a WAL inside a `WalFile`.
-unsafe extern "C" fn open_file(
+/// The writer's VFS's xOpen: the unix VFS's, and for a WAL inside a `Coalesced`.
+unsafe extern "C" fn open_wal(
     _vfs: *mut ffi::sqlite3_vfs,
     name: ffi::sqlite3_filename,
     file: *mut ffi::sqlite3_file,
     flags: c_int,
     out_flags: *mut c_int,
 ) -> c_int {
+    // SAFETY: as `open_coalesced`.
+    unsafe { open_coalesced(name, file, flags, out_flags, ffi::SQLITE_OPEN_WAL, &WAL_METHODS) }
+}
+
+/// The checkpoint thread's VFS's xOpen: the unix VFS's, and for the database inside a
+/// `Coalesced`.
+unsafe extern "C" fn open_db(
+    _vfs: *mut ffi::sqlite3_vfs,
+    name: ffi::sqlite3_filename,
+    file: *mut ffi::sqlite3_file,
+    flags: c_int,
+    out_flags: *mut c_int,
+) -> c_int {
+    // SAFETY: as `open_coalesced`.
+    unsafe { open_coalesced(name, file, flags, out_flags, ffi::SQLITE_OPEN_MAIN_DB, &DB_METHODS) }
+}
+
+/// Opens the file with the unix VFS: inside a `Coalesced` with `methods` when its flags have
+/// `kind`, as it is otherwise.
+///
+/// # Safety
+/// SQLite's xOpen arguments for one of our VFSes: `file` has room for its `szOsFile` bytes, a
+/// `Coalesced` and then the unix VFS's file at `REAL_AT`.
+unsafe fn open_coalesced(
+    name: ffi::sqlite3_filename,
+    file: *mut ffi::sqlite3_file,
+    flags: c_int,
+    out_flags: *mut c_int,
+    kind: c_int,
+    methods: &'static ffi::sqlite3_io_methods,
+) -> c_int {
     let unix = unix();
-    // SAFETY: `unix` is the registered default VFS; `file` has room for `szOsFile` bytes, ours:
-    // a `WalFile` and then the unix VFS's file at `REAL_AT`.
+    // SAFETY: `unix` is the registered default VFS; `file` as the caller promises.
     unsafe {
         let Some(unix_open) = unix.as_ref().and_then(|u| u.xOpen) else { return ffi::SQLITE_ERROR };
-        if flags & ffi::SQLITE_OPEN_WAL == 0 {
+        if flags & kind == 0 {
             return unix_open(unix, name, file, flags, out_flags);
         }
         (*file).pMethods = std::ptr::null();
@@ -135,8 +197,8 @@ unsafe extern "C" fn open_file(
             }
             return rc;
         }
-        file.cast::<WalFile>().write(WalFile {
-            base: ffi::sqlite3_file { pMethods: &METHODS },
+        file.cast::<Coalesced>().write(Coalesced {
+            base: ffi::sqlite3_file { pMethods: methods },
             real,
             start: 0,
             pending: Vec::new(),
@@ -145,9 +207,21 @@ unsafe extern "C" fn open_file(
     }
 }
 
-/// Version 1: a WAL file is never memory-mapped nor given shared memory.
-static METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
+/// A WAL file's (version 1: a WAL is never memory-mapped nor given shared memory).
+static WAL_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     iVersion: 1,
+    xShmMap: None,
+    xShmLock: None,
+    xShmBarrier: None,
+    xShmUnmap: None,
+    xFetch: None,
+    xUnfetch: None,
+    ..DB_METHODS
+};
+
+/// A database file's: its shared memory (the WAL index) and mappings are the unix file's.
+static DB_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
+    iVersion: 3,
     xClose: Some(close),
     xRead: Some(read),
     xWrite: Some(write),
@@ -160,46 +234,45 @@ static METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     xFileControl: Some(file_control),
     xSectorSize: Some(sector_size),
     xDeviceCharacteristics: Some(device_characteristics),
-    xShmMap: None,
-    xShmLock: None,
-    xShmBarrier: None,
-    xShmUnmap: None,
-    xFetch: None,
-    xUnfetch: None,
+    xShmMap: Some(shm_map),
+    xShmLock: Some(shm_lock),
+    xShmBarrier: Some(shm_barrier),
+    xShmUnmap: Some(shm_unmap),
+    xFetch: Some(fetch),
+    xUnfetch: Some(unfetch),
 };
 
 /// Our file and the unix VFS's methods of the file inside it.
 ///
 /// # Safety
-/// `file` must be a `WalFile` that `open_file` made and `close` has not closed.
-unsafe fn parts<'a>(file: *mut ffi::sqlite3_file) -> (&'a mut WalFile, &'a ffi::sqlite3_io_methods) {
+/// `file` must be a `Coalesced` that `open_coalesced` made and `close` has not closed.
+unsafe fn parts<'a>(file: *mut ffi::sqlite3_file) -> (&'a mut Coalesced, &'a ffi::sqlite3_io_methods) {
     // SAFETY: as the caller promises; the unix file's methods are static.
     unsafe {
-        let w = &mut *file.cast::<WalFile>();
+        let w = &mut *file.cast::<Coalesced>();
         let m = &*(*w.real).pMethods;
         (w, m)
     }
 }
 
-/// Sends the kept writes, in calls of at most `CHUNK` bytes.
-fn flush(w: &mut WalFile, m: &ffi::sqlite3_io_methods) -> c_int {
+/// Sends the kept writes, in calls of at most `CHUNK` bytes; they are kept if one fails.
+fn flush(w: &mut Coalesced, m: &ffi::sqlite3_io_methods) -> c_int {
     let Some(write) = m.xWrite else { return ffi::SQLITE_IOERR_WRITE };
-    let mut rc = ffi::SQLITE_OK;
     let mut at = w.start;
     for chunk in w.pending.chunks(CHUNK) {
         // SAFETY: `real` is the open unix file; the chunk is at most `CHUNK` bytes.
-        rc = unsafe { write(w.real, chunk.as_ptr().cast(), chunk.len() as c_int, at) };
+        let rc = unsafe { write(w.real, chunk.as_ptr().cast(), chunk.len() as c_int, at) };
         if rc != ffi::SQLITE_OK {
-            break;
+            return rc;
         }
         at += chunk.len() as i64;
     }
     w.pending.clear();
-    rc
+    ffi::SQLITE_OK
 }
 
 unsafe extern "C" fn write(file: *mut ffi::sqlite3_file, data: *const c_void, n: c_int, offset: i64) -> c_int {
-    // SAFETY: SQLite calls this on a file `open_file` made, with `n` readable bytes at `data`.
+    // SAFETY: SQLite calls this on a file `open_coalesced` made, with `n` readable bytes at `data`.
     let ((w, m), bytes) = unsafe { (parts(file), std::slice::from_raw_parts(data.cast::<u8>(), n as usize)) };
     let end = w.start + w.pending.len() as i64;
     // Within or right after what is kept (SQLite rewrites a frame of the open transaction in
@@ -230,19 +303,40 @@ unsafe extern "C" fn write(file: *mut ffi::sqlite3_file, data: *const c_void, n:
     ffi::SQLITE_OK
 }
 
-unsafe extern "C" fn read(file: *mut ffi::sqlite3_file, data: *mut c_void, n: c_int, offset: i64) -> c_int {
-    // SAFETY: SQLite calls this on a file `open_file` made.
-    let (w, m) = unsafe { parts(file) };
+/// Sends what is kept first if it overlaps `offset..offset + n`.
+fn flush_overlap(w: &mut Coalesced, m: &ffi::sqlite3_io_methods, offset: i64, n: i64) -> c_int {
     let end = w.start + w.pending.len() as i64;
-    if offset < end && offset + i64::from(n) > w.start {
-        let rc = flush(w, m);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
+    if offset < end && offset + n > w.start { flush(w, m) } else { ffi::SQLITE_OK }
+}
+
+unsafe extern "C" fn read(file: *mut ffi::sqlite3_file, data: *mut c_void, n: c_int, offset: i64) -> c_int {
+    // SAFETY: SQLite calls this on a file `open_coalesced` made.
+    let (w, m) = unsafe { parts(file) };
+    let rc = flush_overlap(w, m, offset, i64::from(n));
+    if rc != ffi::SQLITE_OK {
+        return rc;
     }
     let Some(read) = m.xRead else { return ffi::SQLITE_IOERR_READ };
     // SAFETY: `data` has room for `n` bytes, as SQLite gave it.
     unsafe { read(w.real, data, n, offset) }
+}
+
+unsafe extern "C" fn fetch(file: *mut ffi::sqlite3_file, offset: i64, n: c_int, out: *mut *mut c_void) -> c_int {
+    // SAFETY: SQLite calls this on a file `open_coalesced` made, `out` writable.
+    unsafe {
+        let (w, m) = parts(file);
+        let rc = flush_overlap(w, m, offset, i64::from(n));
+        if rc != ffi::SQLITE_OK {
+            return rc;
+        }
+        match m.xFetch {
+            Some(f) => f(w.real, offset, n, out),
+            None => {
+                *out = std::ptr::null_mut();
+                ffi::SQLITE_OK
+            }
+        }
+    }
 }
 
 /// Flushes, then the unix VFS's method `f` on the file.
@@ -262,77 +356,109 @@ unsafe fn flushed(
     f(w.real, m)
 }
 
+/// The unix VFS's method `f` on the file, nothing sent.
+///
+/// # Safety
+/// As `parts`.
+unsafe fn passed<T>(
+    file: *mut ffi::sqlite3_file,
+    f: impl FnOnce(*mut ffi::sqlite3_file, &ffi::sqlite3_io_methods) -> T,
+) -> T {
+    // SAFETY: as the caller promises.
+    let (w, m) = unsafe { parts(file) };
+    f(w.real, m)
+}
+
 unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    // SAFETY: SQLite calls this on a file `open_file` made.
+    // SAFETY: SQLite calls this on a file `open_coalesced` made.
     unsafe { flushed(file, |real, m| m.xSync.map_or(ffi::SQLITE_IOERR_FSYNC, |f| f(real, flags))) }
 }
 
 unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_int {
-    // SAFETY: SQLite calls this on a file `open_file` made.
+    // SAFETY: SQLite calls this on a file `open_coalesced` made.
     unsafe { flushed(file, |real, m| m.xTruncate.map_or(ffi::SQLITE_IOERR_TRUNCATE, |f| f(real, size))) }
 }
 
 unsafe extern "C" fn file_size(file: *mut ffi::sqlite3_file, size: *mut i64) -> c_int {
-    // SAFETY: SQLite calls this on a file `open_file` made, `size` writable.
+    // SAFETY: SQLite calls this on a file `open_coalesced` made, `size` writable.
     unsafe { flushed(file, |real, m| m.xFileSize.map_or(ffi::SQLITE_IOERR_FSTAT, |f| f(real, size))) }
 }
 
 unsafe extern "C" fn file_control(file: *mut ffi::sqlite3_file, op: c_int, arg: *mut c_void) -> c_int {
-    // SAFETY: SQLite calls this on a file `open_file` made.
+    // SAFETY: SQLite calls this on a file `open_coalesced` made.
     unsafe { flushed(file, |real, m| m.xFileControl.map_or(ffi::SQLITE_NOTFOUND, |f| f(real, op, arg))) }
 }
 
 unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
-    // SAFETY: SQLite calls this once on a file `open_file` made; ours is dropped after (SQLite frees
-    // the allocation itself). Nothing kept is sent: between transactions nothing is kept (a
-    // commit synced it, a rollback discarded it), and a transaction still open is rolled back.
+    // SAFETY: SQLite calls this once on a file `open_coalesced` made; ours is dropped after
+    // (SQLite frees the allocation itself). Nothing kept is sent: between transactions and
+    // checkpoints nothing is kept (a commit synced it, a rollback discarded it, a checkpoint's
+    // `CKPT_DONE` sent it), and a transaction still open is rolled back.
     unsafe {
         let (w, m) = parts(file);
         let closed = m.xClose.map_or(ffi::SQLITE_OK, |f| f(w.real));
-        std::ptr::drop_in_place(file.cast::<WalFile>());
+        std::ptr::drop_in_place(file.cast::<Coalesced>());
         (*file).pMethods = std::ptr::null();
         closed
     }
 }
 
 unsafe extern "C" fn lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    // SAFETY: SQLite calls this on a file `open_file` made.
-    unsafe {
-        let (w, m) = parts(file);
-        m.xLock.map_or(ffi::SQLITE_OK, |f| f(w.real, level))
-    }
+    // SAFETY: SQLite calls this on a file `open_coalesced` made.
+    unsafe { passed(file, |real, m| m.xLock.map_or(ffi::SQLITE_OK, |f| f(real, level))) }
 }
 
 unsafe extern "C" fn unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    // SAFETY: SQLite calls this on a file `open_file` made.
-    unsafe {
-        let (w, m) = parts(file);
-        m.xUnlock.map_or(ffi::SQLITE_OK, |f| f(w.real, level))
-    }
+    // SAFETY: SQLite calls this on a file `open_coalesced` made.
+    unsafe { passed(file, |real, m| m.xUnlock.map_or(ffi::SQLITE_OK, |f| f(real, level))) }
 }
 
 unsafe extern "C" fn check_reserved_lock(file: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
-    // SAFETY: SQLite calls this on a file `open_file` made, `out` writable.
-    unsafe {
-        let (w, m) = parts(file);
-        m.xCheckReservedLock.map_or(ffi::SQLITE_OK, |f| f(w.real, out))
-    }
+    // SAFETY: SQLite calls this on a file `open_coalesced` made, `out` writable.
+    unsafe { passed(file, |real, m| m.xCheckReservedLock.map_or(ffi::SQLITE_OK, |f| f(real, out))) }
 }
 
 unsafe extern "C" fn sector_size(file: *mut ffi::sqlite3_file) -> c_int {
-    // SAFETY: SQLite calls this on a file `open_file` made.
-    unsafe {
-        let (w, m) = parts(file);
-        m.xSectorSize.map_or(4096, |f| f(w.real))
-    }
+    // SAFETY: SQLite calls this on a file `open_coalesced` made.
+    unsafe { passed(file, |real, m| m.xSectorSize.map_or(4096, |f| f(real))) }
 }
 
 unsafe extern "C" fn device_characteristics(file: *mut ffi::sqlite3_file) -> c_int {
-    // SAFETY: SQLite calls this on a file `open_file` made.
+    // SAFETY: SQLite calls this on a file `open_coalesced` made.
+    unsafe { passed(file, |real, m| m.xDeviceCharacteristics.map_or(0, |f| f(real))) }
+}
+
+unsafe extern "C" fn shm_map(
+    file: *mut ffi::sqlite3_file,
+    region: c_int,
+    size: c_int,
+    extend: c_int,
+    out: *mut *mut c_void,
+) -> c_int {
+    // SAFETY: SQLite calls this on a database file `open_coalesced` made, `out` writable.
     unsafe {
-        let (w, m) = parts(file);
-        m.xDeviceCharacteristics.map_or(0, |f| f(w.real))
+        passed(file, |real, m| m.xShmMap.map_or(ffi::SQLITE_IOERR_SHMMAP, |f| f(real, region, size, extend, out)))
     }
+}
+
+unsafe extern "C" fn shm_lock(file: *mut ffi::sqlite3_file, offset: c_int, n: c_int, flags: c_int) -> c_int {
+    // SAFETY: SQLite calls this on a database file `open_coalesced` made.
+    unsafe { passed(file, |real, m| m.xShmLock.map_or(ffi::SQLITE_IOERR_SHMLOCK, |f| f(real, offset, n, flags))) }
+}
+
+unsafe extern "C" fn shm_barrier(file: *mut ffi::sqlite3_file) {
+    // SAFETY: SQLite calls this on a database file `open_coalesced` made.
+    unsafe { passed(file, |real, m| m.xShmBarrier.map_or((), |f| f(real))) }
+}
+
+unsafe extern "C" fn shm_unmap(file: *mut ffi::sqlite3_file, delete: c_int) -> c_int {
+    // SAFETY: SQLite calls this on a database file `open_coalesced` made.
+    unsafe { passed(file, |real, m| m.xShmUnmap.map_or(ffi::SQLITE_OK, |f| f(real, delete))) }
+}
+
+unsafe extern "C" fn unfetch(file: *mut ffi::sqlite3_file, offset: i64, p: *mut c_void) -> c_int {
+    // SAFETY: SQLite calls this on a database file `open_coalesced` made.
+    unsafe { passed(file, |real, m| m.xUnfetch.map_or(ffi::SQLITE_OK, |f| f(real, offset, p))) }
 }
 
 #[cfg(test)]
@@ -340,7 +466,7 @@ mod tests {
     use rusqlite::Connection;
 
     fn writer(path: &std::path::Path) -> Connection {
-        let c = super::open(path).unwrap();
+        let c = super::open_writer(path).unwrap();
         c.pragma_update(None, "journal_mode", "WAL").unwrap();
         c.pragma_update(None, "synchronous", "FULL").unwrap();
         c
@@ -402,5 +528,31 @@ mod tests {
         assert_eq!(seen(&path), (101, "ok".to_string()));
         drop(w);
         assert_eq!(seen(&path), (101, "ok".to_string()));
+    }
+
+    #[test]
+    fn a_checkpoint_through_the_vfs_leaves_every_page_in_the_database_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let w = writer(&path);
+        w.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB NOT NULL)").unwrap();
+        let ckpt = super::open_checkpointer(&path).unwrap();
+        ckpt.pragma_update(None, "synchronous", "FULL").unwrap();
+        for round in 0..10_i64 {
+            w.execute_batch("BEGIN IMMEDIATE").unwrap();
+            for i in 0..100_i64 {
+                w.execute("INSERT INTO t (id, body) VALUES (?1, zeroblob(3000))", [round * 100 + i]).unwrap();
+            }
+            w.execute_batch("COMMIT").unwrap();
+            let (busy, logged, copied): (i64, i64, i64) = ckpt
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |x| Ok((x.get(0)?, x.get(1)?, x.get(2)?)))
+                .unwrap();
+            assert_eq!((busy, logged), (0, copied), "round {round}: every frame copied");
+            assert_eq!(seen(&path), ((round + 1) * 100, "ok".to_string()));
+        }
+        // The database file alone (no WAL beside it) holds what the checkpoints copied.
+        let alone = dir.path().join("alone.db");
+        std::fs::copy(&path, &alone).unwrap();
+        assert_eq!(seen(&alone), (1000, "ok".to_string()));
     }
 }
