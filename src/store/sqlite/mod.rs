@@ -379,6 +379,9 @@ fn checkpoint(conn: &Connection) {
     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
         tracing::warn!(error = %e, "WAL checkpoint failed");
     }
+    // A checkpoint that failed may have left pages kept in memory (`wal_writes`); its lock is
+    // released now, and they must not reach the file after another process's checkpoint.
+    wal_writes::forget_checkpoint(conn);
 }
 
 #[async_trait]

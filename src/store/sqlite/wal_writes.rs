@@ -21,8 +21,9 @@
 //! A write that fails keeps what is kept, so that the next sync or read fails too (a file
 //! control's error is not seen by SQLite). A crash loses what was not synced, which SQLite
 //! already expects of any write before a sync.
-//! Must not: hold a file's writes past a sync, a read of them, a file control, a rollback or
-//! `MAX_BUFFER` bytes; wrap any other file; be opened for writing at `synchronous` below FULL.
+//! Must not: hold a file's writes past a sync, a read of them, a file control, a rollback, a
+//! checkpoint or `MAX_BUFFER` bytes; wrap any other file; be opened for writing at
+//! `synchronous` below FULL.
 
 use std::ffi::{CStr, c_int, c_void};
 use std::sync::OnceLock;
@@ -133,6 +134,25 @@ fn discard(db: *mut ffi::sqlite3) {
             (&raw mut file).cast::<c_void>(),
         );
         if rc == ffi::SQLITE_OK && !file.is_null() && std::ptr::eq((*file).pMethods, &WAL_METHODS) {
+            (*file.cast::<Coalesced>()).pending.clear();
+        }
+    }
+}
+
+/// Forgets the writes the connection's database file keeps, after a checkpoint: one that
+/// succeeded sent them all; one that failed must not send them later (see the module).
+pub(super) fn forget_checkpoint(conn: &rusqlite::Connection) {
+    let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
+    // SAFETY: the connection is open; FILE_POINTER writes the pointer of its database file,
+    // which is ours only if its methods are `DB_METHODS`.
+    unsafe {
+        let rc = ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            ffi::SQLITE_FCNTL_FILE_POINTER,
+            (&raw mut file).cast::<c_void>(),
+        );
+        if rc == ffi::SQLITE_OK && !file.is_null() && std::ptr::eq((*file).pMethods, &DB_METHODS) {
             (*file.cast::<Coalesced>()).pending.clear();
         }
     }
