@@ -71,6 +71,9 @@ async fn batch_client(addr: SocketAddr, key: Arc<String>, batches: usize) -> Vec
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body)))
             .expect("request");
+        // The connection takes the next request only once it has finished the last response
+        // (hyper's client answers "connection was not ready" otherwise, now and then).
+        sender.ready().await.expect("connection ready");
         let resp = sender.send_request(req).await.expect("response");
         let status = resp.status().as_u16();
         let body = resp.into_body().collect().await.expect("body").to_bytes();
@@ -142,6 +145,9 @@ async fn client(addr: SocketAddr, key: Arc<String>, n: usize, post: bool) -> Vec
             hyper::Request::get("/api/v1/openapi.json").header("host", "bench").body(Full::new(Bytes::new()))
         }
         .expect("request");
+        // The connection takes the next request only once it has finished the last response
+        // (hyper's client answers "connection was not ready" otherwise, now and then).
+        sender.ready().await.expect("connection ready");
         let resp = sender.send_request(req).await.expect("response");
         let status = resp.status().as_u16();
         let body = resp.into_body().collect().await.expect("body").to_bytes();
