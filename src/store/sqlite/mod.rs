@@ -186,12 +186,7 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     configure(Connection::open(path)?)
 }
 
-/// The writer's connection: its WAL writes coalesced (`wal_writes`), which needs the
-/// `synchronous = FULL` that `configure` sets.
-fn open_writer(path: &Path) -> Result<Connection, StoreError> {
-    configure(wal_writes::open_writer(path)?)
-}
-
+/// The settings of every connection; `wal_writes`' connections need its `synchronous = FULL`.
 fn configure(conn: Connection) -> Result<Connection, StoreError> {
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -284,7 +279,8 @@ impl SqliteStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let mut writer = open_writer(path)?;
+        // The writer's and the checkpoint's page writes are coalesced (`wal_writes`).
+        let mut writer = configure(wal_writes::open_writer(path)?)?;
         migrate(&mut writer)?;
         let readers = Readers::open(path)?;
         // Checkpoints on a thread of their own: the copy into the database file and its fsync

@@ -77,7 +77,10 @@ fn register() -> Result<(), rusqlite::Error> {
             }
             let Ok(extra) = c_int::try_from(REAL_AT) else { return ffi::SQLITE_ERROR };
             let _ = UNIX.set(unix as usize);
-            for (name, open) in [(WRITER, open_wal as OpenFn), (CHECKPOINTER, open_db as OpenFn)] {
+            for (name, open) in [
+                (WRITER, open_file::<{ ffi::SQLITE_OPEN_WAL }> as OpenFn),
+                (CHECKPOINTER, open_file::<{ ffi::SQLITE_OPEN_MAIN_DB }>),
+            ] {
                 let mut vfs = *unix;
                 vfs.zName = name.as_ptr();
                 vfs.pNext = std::ptr::null_mut();
@@ -123,36 +126,25 @@ pub(super) fn open_checkpointer(path: &std::path::Path) -> Result<rusqlite::Conn
 
 /// Forgets the writes the connection's WAL file keeps (after a rollback: see the module).
 fn discard(db: *mut ffi::sqlite3) {
-    let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
-    // SAFETY: `db` is an open connection; JOURNAL_POINTER writes the pointer of its WAL file
-    // (or rollback journal), which is ours only if its methods are `WAL_METHODS`.
-    unsafe {
-        let rc = ffi::sqlite3_file_control(
-            db,
-            c"main".as_ptr(),
-            ffi::SQLITE_FCNTL_JOURNAL_POINTER,
-            (&raw mut file).cast::<c_void>(),
-        );
-        if rc == ffi::SQLITE_OK && !file.is_null() && std::ptr::eq((*file).pMethods, &WAL_METHODS) {
-            (*file.cast::<Coalesced>()).pending.clear();
-        }
-    }
+    forget(db, ffi::SQLITE_FCNTL_JOURNAL_POINTER, &WAL_METHODS);
 }
 
 /// Forgets the writes the connection's database file keeps, after a checkpoint: one that
 /// succeeded sent them all; one that failed must not send them later (see the module).
 pub(super) fn forget_checkpoint(conn: &rusqlite::Connection) {
+    // SAFETY: the handle of an open connection, used for this call only.
+    forget(unsafe { conn.handle() }, ffi::SQLITE_FCNTL_FILE_POINTER, &DB_METHODS);
+}
+
+/// Empties the kept writes of the file that the file control `op` (JOURNAL_POINTER or
+/// FILE_POINTER) names on the open connection `db`, if that file is ours with `methods`.
+fn forget(db: *mut ffi::sqlite3, op: c_int, methods: &'static ffi::sqlite3_io_methods) {
     let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
-    // SAFETY: the connection is open; FILE_POINTER writes the pointer of its database file,
-    // which is ours only if its methods are `DB_METHODS`.
+    // SAFETY: `db` is an open connection; `op` writes a file pointer, which is a `Coalesced`
+    // only if its methods are ours.
     unsafe {
-        let rc = ffi::sqlite3_file_control(
-            conn.handle(),
-            c"main".as_ptr(),
-            ffi::SQLITE_FCNTL_FILE_POINTER,
-            (&raw mut file).cast::<c_void>(),
-        );
-        if rc == ffi::SQLITE_OK && !file.is_null() && std::ptr::eq((*file).pMethods, &DB_METHODS) {
+        let rc = ffi::sqlite3_file_control(db, c"main".as_ptr(), op, (&raw mut file).cast::<c_void>());
+        if rc == ffi::SQLITE_OK && !file.is_null() && std::ptr::eq((*file).pMethods, methods) {
             (*file.cast::<Coalesced>()).pending.clear();
         }
     }
@@ -162,50 +154,22 @@ fn unix() -> *mut ffi::sqlite3_vfs {
     UNIX.get().map_or(std::ptr::null_mut(), |p| *p as *mut ffi::sqlite3_vfs)
 }
 
-/// The writer's VFS's xOpen: the unix VFS's, and for a WAL inside a `Coalesced`.
-unsafe extern "C" fn open_wal(
+/// The VFSes' xOpen: the unix VFS's, and inside a `Coalesced` for a file whose flags have
+/// `KIND` (`SQLITE_OPEN_WAL` for the writer's, `SQLITE_OPEN_MAIN_DB` for the checkpoint's).
+unsafe extern "C" fn open_file<const KIND: c_int>(
     _vfs: *mut ffi::sqlite3_vfs,
     name: ffi::sqlite3_filename,
     file: *mut ffi::sqlite3_file,
     flags: c_int,
     out_flags: *mut c_int,
 ) -> c_int {
-    // SAFETY: as `open_coalesced`.
-    unsafe { open_coalesced(name, file, flags, out_flags, ffi::SQLITE_OPEN_WAL, &WAL_METHODS) }
-}
-
-/// The checkpoint thread's VFS's xOpen: the unix VFS's, and for the database inside a
-/// `Coalesced`.
-unsafe extern "C" fn open_db(
-    _vfs: *mut ffi::sqlite3_vfs,
-    name: ffi::sqlite3_filename,
-    file: *mut ffi::sqlite3_file,
-    flags: c_int,
-    out_flags: *mut c_int,
-) -> c_int {
-    // SAFETY: as `open_coalesced`.
-    unsafe { open_coalesced(name, file, flags, out_flags, ffi::SQLITE_OPEN_MAIN_DB, &DB_METHODS) }
-}
-
-/// Opens the file with the unix VFS: inside a `Coalesced` with `methods` when its flags have
-/// `kind`, as it is otherwise.
-///
-/// # Safety
-/// SQLite's xOpen arguments for one of our VFSes: `file` has room for its `szOsFile` bytes, a
-/// `Coalesced` and then the unix VFS's file at `REAL_AT`.
-unsafe fn open_coalesced(
-    name: ffi::sqlite3_filename,
-    file: *mut ffi::sqlite3_file,
-    flags: c_int,
-    out_flags: *mut c_int,
-    kind: c_int,
-    methods: &'static ffi::sqlite3_io_methods,
-) -> c_int {
+    let methods = if KIND == ffi::SQLITE_OPEN_WAL { &WAL_METHODS } else { &DB_METHODS };
     let unix = unix();
-    // SAFETY: `unix` is the registered default VFS; `file` as the caller promises.
+    // SAFETY: `unix` is the registered default VFS; SQLite gives `file` room for our
+    // `szOsFile` bytes: a `Coalesced` and then the unix VFS's file at `REAL_AT`.
     unsafe {
         let Some(unix_open) = unix.as_ref().and_then(|u| u.xOpen) else { return ffi::SQLITE_ERROR };
-        if flags & kind == 0 {
+        if flags & KIND == 0 {
             return unix_open(unix, name, file, flags, out_flags);
         }
         (*file).pMethods = std::ptr::null();
@@ -265,7 +229,7 @@ static DB_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
 /// Our file and the unix VFS's methods of the file inside it.
 ///
 /// # Safety
-/// `file` must be a `Coalesced` that `open_coalesced` made and `close` has not closed.
+/// `file` must be a `Coalesced` that `open_file` made and `close` has not closed.
 unsafe fn parts<'a>(file: *mut ffi::sqlite3_file) -> (&'a mut Coalesced, &'a ffi::sqlite3_io_methods) {
     // SAFETY: as the caller promises; the unix file's methods are static.
     unsafe {
@@ -292,7 +256,7 @@ fn flush(w: &mut Coalesced, m: &ffi::sqlite3_io_methods) -> c_int {
 }
 
 unsafe extern "C" fn write(file: *mut ffi::sqlite3_file, data: *const c_void, n: c_int, offset: i64) -> c_int {
-    // SAFETY: SQLite calls this on a file `open_coalesced` made, with `n` readable bytes at `data`.
+    // SAFETY: SQLite calls this on a file `open_file` made, with `n` readable bytes at `data`.
     let ((w, m), bytes) = unsafe { (parts(file), std::slice::from_raw_parts(data.cast::<u8>(), n as usize)) };
     let end = w.start + w.pending.len() as i64;
     // Within or right after what is kept (SQLite rewrites a frame of the open transaction in
@@ -330,7 +294,7 @@ fn flush_overlap(w: &mut Coalesced, m: &ffi::sqlite3_io_methods, offset: i64, n:
 }
 
 unsafe extern "C" fn read(file: *mut ffi::sqlite3_file, data: *mut c_void, n: c_int, offset: i64) -> c_int {
-    // SAFETY: SQLite calls this on a file `open_coalesced` made.
+    // SAFETY: SQLite calls this on a file `open_file` made.
     let (w, m) = unsafe { parts(file) };
     let rc = flush_overlap(w, m, offset, i64::from(n));
     if rc != ffi::SQLITE_OK {
@@ -342,7 +306,7 @@ unsafe extern "C" fn read(file: *mut ffi::sqlite3_file, data: *mut c_void, n: c_
 }
 
 unsafe extern "C" fn fetch(file: *mut ffi::sqlite3_file, offset: i64, n: c_int, out: *mut *mut c_void) -> c_int {
-    // SAFETY: SQLite calls this on a file `open_coalesced` made, `out` writable.
+    // SAFETY: SQLite calls this on a file `open_file` made, `out` writable.
     unsafe {
         let (w, m) = parts(file);
         let rc = flush_overlap(w, m, offset, i64::from(n));
@@ -389,28 +353,37 @@ unsafe fn passed<T>(
     f(w.real, m)
 }
 
-unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    // SAFETY: SQLite calls this on a file `open_coalesced` made.
-    unsafe { flushed(file, |real, m| m.xSync.map_or(ffi::SQLITE_IOERR_FSYNC, |f| f(real, flags))) }
+/// The methods that do nothing of their own: each sends what is kept first (`flushed`) or
+/// not (`passed`), then calls the unix file's method of the same field, answering the given
+/// value when the unix file has none.
+macro_rules! forward {
+    ($($how:ident fn $name:ident($($arg:ident: $ty:ty),*) -> $field:ident or $absent:expr;)*) => {$(
+        unsafe extern "C" fn $name(file: *mut ffi::sqlite3_file, $($arg: $ty),*) -> c_int {
+            // SAFETY: SQLite calls this on a file `open_file` made, with its method's
+            // arguments.
+            unsafe { $how(file, |real, m| m.$field.map_or($absent, |f| f(real, $($arg),*))) }
+        }
+    )*};
 }
 
-unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_int {
-    // SAFETY: SQLite calls this on a file `open_coalesced` made.
-    unsafe { flushed(file, |real, m| m.xTruncate.map_or(ffi::SQLITE_IOERR_TRUNCATE, |f| f(real, size))) }
-}
-
-unsafe extern "C" fn file_size(file: *mut ffi::sqlite3_file, size: *mut i64) -> c_int {
-    // SAFETY: SQLite calls this on a file `open_coalesced` made, `size` writable.
-    unsafe { flushed(file, |real, m| m.xFileSize.map_or(ffi::SQLITE_IOERR_FSTAT, |f| f(real, size))) }
-}
-
-unsafe extern "C" fn file_control(file: *mut ffi::sqlite3_file, op: c_int, arg: *mut c_void) -> c_int {
-    // SAFETY: SQLite calls this on a file `open_coalesced` made.
-    unsafe { flushed(file, |real, m| m.xFileControl.map_or(ffi::SQLITE_NOTFOUND, |f| f(real, op, arg))) }
+forward! {
+    flushed fn sync(flags: c_int) -> xSync or ffi::SQLITE_IOERR_FSYNC;
+    flushed fn truncate(size: i64) -> xTruncate or ffi::SQLITE_IOERR_TRUNCATE;
+    flushed fn file_size(size: *mut i64) -> xFileSize or ffi::SQLITE_IOERR_FSTAT;
+    flushed fn file_control(op: c_int, arg: *mut c_void) -> xFileControl or ffi::SQLITE_NOTFOUND;
+    passed fn lock(level: c_int) -> xLock or ffi::SQLITE_OK;
+    passed fn unlock(level: c_int) -> xUnlock or ffi::SQLITE_OK;
+    passed fn check_reserved_lock(out: *mut c_int) -> xCheckReservedLock or ffi::SQLITE_OK;
+    passed fn sector_size() -> xSectorSize or 4096;
+    passed fn device_characteristics() -> xDeviceCharacteristics or 0;
+    passed fn shm_map(region: c_int, size: c_int, extend: c_int, out: *mut *mut c_void) -> xShmMap or ffi::SQLITE_IOERR_SHMMAP;
+    passed fn shm_lock(offset: c_int, n: c_int, flags: c_int) -> xShmLock or ffi::SQLITE_IOERR_SHMLOCK;
+    passed fn shm_unmap(delete: c_int) -> xShmUnmap or ffi::SQLITE_OK;
+    passed fn unfetch(offset: i64, p: *mut c_void) -> xUnfetch or ffi::SQLITE_OK;
 }
 
 unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
-    // SAFETY: SQLite calls this once on a file `open_coalesced` made; ours is dropped after
+    // SAFETY: SQLite calls this once on a file `open_file` made; ours is dropped after
     // (SQLite frees the allocation itself). Nothing kept is sent: between transactions and
     // checkpoints nothing is kept (a commit synced it, a rollback discarded it, a checkpoint's
     // `CKPT_DONE` sent it), and a transaction still open is rolled back.
@@ -423,62 +396,9 @@ unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
     }
 }
 
-unsafe extern "C" fn lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    // SAFETY: SQLite calls this on a file `open_coalesced` made.
-    unsafe { passed(file, |real, m| m.xLock.map_or(ffi::SQLITE_OK, |f| f(real, level))) }
-}
-
-unsafe extern "C" fn unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    // SAFETY: SQLite calls this on a file `open_coalesced` made.
-    unsafe { passed(file, |real, m| m.xUnlock.map_or(ffi::SQLITE_OK, |f| f(real, level))) }
-}
-
-unsafe extern "C" fn check_reserved_lock(file: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
-    // SAFETY: SQLite calls this on a file `open_coalesced` made, `out` writable.
-    unsafe { passed(file, |real, m| m.xCheckReservedLock.map_or(ffi::SQLITE_OK, |f| f(real, out))) }
-}
-
-unsafe extern "C" fn sector_size(file: *mut ffi::sqlite3_file) -> c_int {
-    // SAFETY: SQLite calls this on a file `open_coalesced` made.
-    unsafe { passed(file, |real, m| m.xSectorSize.map_or(4096, |f| f(real))) }
-}
-
-unsafe extern "C" fn device_characteristics(file: *mut ffi::sqlite3_file) -> c_int {
-    // SAFETY: SQLite calls this on a file `open_coalesced` made.
-    unsafe { passed(file, |real, m| m.xDeviceCharacteristics.map_or(0, |f| f(real))) }
-}
-
-unsafe extern "C" fn shm_map(
-    file: *mut ffi::sqlite3_file,
-    region: c_int,
-    size: c_int,
-    extend: c_int,
-    out: *mut *mut c_void,
-) -> c_int {
-    // SAFETY: SQLite calls this on a database file `open_coalesced` made, `out` writable.
-    unsafe {
-        passed(file, |real, m| m.xShmMap.map_or(ffi::SQLITE_IOERR_SHMMAP, |f| f(real, region, size, extend, out)))
-    }
-}
-
-unsafe extern "C" fn shm_lock(file: *mut ffi::sqlite3_file, offset: c_int, n: c_int, flags: c_int) -> c_int {
-    // SAFETY: SQLite calls this on a database file `open_coalesced` made.
-    unsafe { passed(file, |real, m| m.xShmLock.map_or(ffi::SQLITE_IOERR_SHMLOCK, |f| f(real, offset, n, flags))) }
-}
-
 unsafe extern "C" fn shm_barrier(file: *mut ffi::sqlite3_file) {
-    // SAFETY: SQLite calls this on a database file `open_coalesced` made.
+    // SAFETY: SQLite calls this on a database file `open_file` made.
     unsafe { passed(file, |real, m| m.xShmBarrier.map_or((), |f| f(real))) }
-}
-
-unsafe extern "C" fn shm_unmap(file: *mut ffi::sqlite3_file, delete: c_int) -> c_int {
-    // SAFETY: SQLite calls this on a database file `open_coalesced` made.
-    unsafe { passed(file, |real, m| m.xShmUnmap.map_or(ffi::SQLITE_OK, |f| f(real, delete))) }
-}
-
-unsafe extern "C" fn unfetch(file: *mut ffi::sqlite3_file, offset: i64, p: *mut c_void) -> c_int {
-    // SAFETY: SQLite calls this on a database file `open_coalesced` made.
-    unsafe { passed(file, |real, m| m.xUnfetch.map_or(ffi::SQLITE_OK, |f| f(real, offset, p))) }
 }
 
 #[cfg(test)]
