@@ -297,12 +297,17 @@ impl Scheduler {
         let ids: Vec<RecipientId> = attempts.iter().map(|a| a.recipient).collect();
         let recorded = self.store.record_attempts(&self.owner, attempts).await;
         self.forget(&ids);
-        if let Err(e) = recorded {
-            // The leases run out and the recipients are tried again: at least once, never lost.
-            warn!(error = %e, "recording delivery outcomes failed");
-            tokio::time::sleep(IDLE_POLL).await;
-            return;
-        }
+        let settled = match recorded {
+            Ok(settled) => settled,
+            Err(e) => {
+                // The leases run out and the recipients are tried again: at least once, never lost.
+                warn!(error = %e, "recording delivery outcomes failed");
+                tokio::time::sleep(IDLE_POLL).await;
+                return;
+            }
+        };
+        // A message the record settled has nothing to report and its body is gone.
+        messages.retain(|m| !settled.contains(m));
         // The facts are read after the commit, so of two jobs finishing recipients of one
         // message at once, the later sees both outcomes (a report waiting on both is sent).
         match self.store.report_facts_of(&messages).await {

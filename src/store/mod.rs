@@ -1250,7 +1250,12 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<Claim>, StoreError>;
 
     /// Records attempts for recipients leased to `owner`; others' leases are left alone.
-    async fn record_attempts(&self, owner: &str, attempts: Vec<Attempt>) -> Result<(), StoreError>;
+    /// Returns the messages this record settled in its own transaction: every recipient now
+    /// delivered and none asking for a success report (NOTIFY=SUCCESS), so there is nothing
+    /// to report and the body was released with the record. The caller reads report facts
+    /// only for the other messages. Of two callers finishing one message's recipients at
+    /// once (two nodes), neither may settle it; the facts read after them then finds it done.
+    async fn record_attempts(&self, owner: &str, attempts: Vec<Attempt>) -> Result<Vec<MessageId>, StoreError>;
 
     /// Extends to `until` the leases `owner` still holds among `ids` (a node renews what it is
     /// working on); returns how many it still held. A lease already taken over is not touched.

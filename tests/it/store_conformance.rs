@@ -90,6 +90,7 @@ conformance!(
     queue_operations_select_and_count,
     queue_summary_skips_feedback_and_finished_recipients,
     release_body_only_when_all_final,
+    a_record_settles_what_has_nothing_to_report,
     concurrent_writers_are_answered_each_on_their_own,
     a_cluster_secret_is_the_first_callers,
     api_keys_cursors_pauses_and_event_stream,
@@ -1011,6 +1012,62 @@ async fn release_body_only_when_all_final(s: Arc<dyn Store>) {
     // History stays.
     assert_eq!(s.message_detail(&id).await.unwrap().unwrap().entry.recipients.len(), 2);
     s.release_body(&id).await.unwrap();
+}
+
+/// A record that leaves every recipient of a message delivered, none asking for a success
+/// report, settles it in its own transaction (the body goes, the id comes back); anything
+/// still to report or to try keeps the body for the reporter.
+async fn a_record_settles_what_has_nothing_to_report(s: Arc<dyn Store>) {
+    let two =
+        |id: &str| message(id, T0, vec![rcpt("a@ex.net", Transport::Remote), rcpt("b@ex.net", Transport::Remote)]);
+    let mut success = message("S3", T0, vec![rcpt("c@ex.net", Transport::Remote)]);
+    success.recipients[0].notify = Some(Notify { never: false, success: true, failure: true, delay: false });
+    for m in [message("S1", T0, vec![rcpt("a@ex.net", Transport::Remote)]), two("S2"), success, two("S4"), two("S5")] {
+        s.insert_message(m).await.unwrap();
+    }
+    let c = claim(&*s, Transport::Remote, T0, 20, "n1").await;
+    let of = |id: &str| c.iter().filter(|c| c.message.0 == id).map(|c| c.recipient).collect::<Vec<_>>();
+    let body = |id: &str| {
+        let s = s.clone();
+        let id = MessageId(id.into());
+        async move { s.load_body(&id).await.unwrap().unwrap() }
+    };
+    let ids = |v: Vec<MessageId>| v.into_iter().map(|m| m.0).collect::<Vec<_>>();
+    let delivered = |id: &str, r: RecipientId| attempt(r, id, RecipientState::Delivered);
+
+    let settled = s.record_attempts("n1", vec![delivered("S1", of("S1")[0])]).await.unwrap();
+    assert_eq!(ids(settled), ["S1"]);
+    assert!(body("S1").await.is_empty(), "the settled message's body is released");
+
+    let settled = s.record_attempts("n1", vec![delivered("S2", of("S2")[0])]).await.unwrap();
+    assert!(settled.is_empty(), "b is not delivered yet");
+    assert!(!body("S2").await.is_empty());
+    let settled = s.record_attempts("n1", vec![delivered("S2", of("S2")[1])]).await.unwrap();
+    assert_eq!(ids(settled), ["S2"]);
+
+    let settled = s.record_attempts("n1", vec![delivered("S3", of("S3")[0])]).await.unwrap();
+    assert!(settled.is_empty(), "a success report is owed");
+    assert!(!body("S3").await.is_empty());
+
+    // Both of S4's recipients in one record, with one of S5 delivered and one bounced.
+    let (s4, s5) = (of("S4"), of("S5"));
+    let settled = s
+        .record_attempts(
+            "n1",
+            vec![
+                delivered("S4", s4[0]),
+                delivered("S4", s4[1]),
+                delivered("S5", s5[0]),
+                attempt(s5[1], "S5", RecipientState::Bounced),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(settled), ["S4"]);
+    assert!(body("S4").await.is_empty());
+    assert!(!body("S5").await.is_empty(), "a failure report is owed");
+    // A record by an owner whose leases are gone changes nothing and settles nothing.
+    assert!(s.record_attempts("n2", vec![delivered("S5", s5[0])]).await.unwrap().is_empty());
 }
 
 /// Many writers at once (the PostgreSQL store gathers them into shared statements): each

@@ -267,9 +267,9 @@ impl Store for PgStore {
         self.with(async |c| writes::claim(c, transport, now, limit, lease_until, owner).await).await
     }
 
-    async fn record_attempts(&self, owner: &str, attempts: Vec<Attempt>) -> Result<(), StoreError> {
+    async fn record_attempts(&self, owner: &str, attempts: Vec<Attempt>) -> Result<Vec<MessageId>, StoreError> {
         if attempts.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         self.records.submit(Outcomes { owner: owner.to_string(), attempts }).await
     }

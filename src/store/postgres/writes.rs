@@ -434,6 +434,12 @@ pub(super) async fn renew_slots(
 /// Records attempts in one statement: only rows still leased to their attempt's owner
 /// change, and only those get an event and count against a mailbox's quota. Mailbox rows are
 /// updated in address order, so two batches never wait on each other's in a cycle.
+/// A message it leaves with every recipient delivered and no NOTIFY=SUCCESS is settled in the
+/// same statement (body released, `done`), and its id returned: there is nothing to report,
+/// so the facts read and the release after the commit are saved. The statement's snapshot
+/// does not show its own updates, so the recipients it updated are judged by their new state
+/// (`a`) and the others by the table; of two nodes finishing one message's recipients at
+/// once, neither may settle it, and the facts read after their commits finds it finished.
 const RECORD: &str = "
 WITH a AS (
     SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::int[],
@@ -454,8 +460,15 @@ WITH a AS (
     SELECT a.mailbox, sum(a.bytes)::bigint FROM u JOIN a ON a.id = u.id
     WHERE a.mailbox IS NOT NULL GROUP BY a.mailbox ORDER BY a.mailbox
     ON CONFLICT (address) DO UPDATE SET used_bytes = mailboxes.used_bytes + excluded.used_bytes
+), f AS (
+    UPDATE messages m SET body = '\\x'::bytea, done = true
+    WHERE m.id IN (SELECT message_id FROM u) AND NOT m.done
+    AND NOT EXISTS (SELECT 1 FROM u JOIN a ON a.id = u.id WHERE u.message_id = m.id AND a.state <> 'delivered')
+    AND NOT EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id
+                    AND (r.notify LIKE '%SUCCESS%' OR (r.state <> 'delivered' AND r.id NOT IN (SELECT id FROM u))))
+    RETURNING m.id
 )
-SELECT count(*) FROM u";
+SELECT ARRAY(SELECT id FROM f)";
 
 /// The outcomes of one delivery run, recorded by `owner` (the holder of their leases).
 pub(super) struct Outcomes {
@@ -464,9 +477,11 @@ pub(super) struct Outcomes {
 }
 
 impl Batched for Outcomes {
-    type Output = ();
+    /// The messages of this caller's attempts that the record settled.
+    type Output = Vec<MessageId>;
 
-    async fn run(c: &mut Conn, batch: &[Outcomes]) -> Result<Vec<()>, StoreError> {
+    async fn run(c: &mut Conn, batch: &[Outcomes]) -> Result<Vec<Vec<MessageId>>, StoreError> {
+        let stmt = c.stmt(RECORD).await?;
         // Two callers recording one recipient (owners racing over an expired lease) get a
         // statement each, one after the other in one transaction, so the lease decides between
         // them, not their place in the batch.
@@ -475,20 +490,32 @@ impl Batched for Outcomes {
             let ids: HashSet<i64> = o.attempts.iter().map(|a| a.recipient.0).collect();
             !ids.into_iter().all(|id| seen.insert(id))
         });
-        if overlap {
-            let stmt = c.stmt(RECORD).await?;
+        let settled: HashSet<String> = if overlap {
             let tx = c.client.transaction().await?;
+            let mut settled = HashSet::new();
             for o in batch {
                 let columns = RecordColumns::of(std::slice::from_ref(o));
-                tx.query_one(&stmt, &columns.params()).await?;
+                settled.extend(tx.query_one(&stmt, &columns.params()).await?.try_get::<_, Vec<String>>(0)?);
             }
             tx.commit().await?;
+            settled
         } else {
-            let stmt = c.stmt(RECORD).await?;
             // One statement outside a transaction block: it commits by itself.
-            c.client.query_one(&stmt, &RecordColumns::of(batch).params()).await?;
-        }
-        Ok(vec![(); batch.len()])
+            let row = c.client.query_one(&stmt, &RecordColumns::of(batch).params()).await?;
+            row.try_get::<_, Vec<String>>(0)?.into_iter().collect()
+        };
+        Ok(batch
+            .iter()
+            .map(|o| {
+                let mut mine: Vec<MessageId> = Vec::new();
+                for a in &o.attempts {
+                    if settled.contains(&a.message.0) && !mine.contains(&a.message) {
+                        mine.push(a.message.clone());
+                    }
+                }
+                mine
+            })
+            .collect())
     }
 }
 

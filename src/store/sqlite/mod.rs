@@ -68,7 +68,7 @@ enum Write {
         owner: String,
         reply: oneshot::Sender<Result<Vec<Claim>, StoreError>>,
     },
-    Record(String, Vec<Attempt>, oneshot::Sender<Result<(), StoreError>>),
+    Record(String, Vec<Attempt>, oneshot::Sender<Result<Vec<MessageId>, StoreError>>),
     Mailbox {
         address: String,
         password_hash: Option<String>,
@@ -408,7 +408,7 @@ impl Store for SqliteStore {
         wait(rx).await
     }
 
-    async fn record_attempts(&self, owner: &str, attempts: Vec<Attempt>) -> Result<(), StoreError> {
+    async fn record_attempts(&self, owner: &str, attempts: Vec<Attempt>) -> Result<Vec<MessageId>, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.send(Write::Record(owner.into(), attempts, reply))?;
         wait(rx).await

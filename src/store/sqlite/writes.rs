@@ -20,6 +20,7 @@ use crate::tlspolicy::{Day, TlsCount};
 /// A request's result, waiting for the batch's COMMIT before it is sent.
 enum Outcome {
     Unit(Result<(), StoreError>),
+    Settled(Result<Vec<MessageId>, StoreError>),
     Count(Result<usize, StoreError>),
     Claims(Result<Vec<Claim>, StoreError>),
     Learned(Result<Learned, StoreError>),
@@ -30,6 +31,7 @@ impl Outcome {
     fn failed(&self) -> bool {
         match self {
             Outcome::Unit(r) => r.is_err(),
+            Outcome::Settled(r) => r.is_err(),
             Outcome::Count(r) => r.is_err(),
             Outcome::Claims(r) => r.is_err(),
             Outcome::Learned(r) => r.is_err(),
@@ -113,7 +115,7 @@ fn execute(tx: &Transaction<'_>, write: &Write, counts: &mut Counts) -> Outcome 
         Write::Claim { transport, now, limit, lease_until, owner, .. } => {
             Outcome::Claims(claim(tx, *transport, *now, *limit, *lease_until, owner))
         }
-        Write::Record(owner, attempts, _) => Outcome::Unit(record(tx, owner, attempts, counts)),
+        Write::Record(owner, attempts, _) => Outcome::Settled(record(tx, owner, attempts, counts)),
         Write::Mailbox { address, password_hash, quota, .. } => {
             Outcome::Unit(upsert_mailbox(tx, address, password_hash.as_deref(), *quota))
         }
@@ -130,7 +132,8 @@ fn failure(write: &Write, e: StoreError) -> Outcome {
         Write::Simple(..) => Outcome::Count(Err(e)),
         Write::Learn(..) => Outcome::Learned(Err(e)),
         Write::TakeTlsCounts(..) => Outcome::TlsCounts(Err(e)),
-        Write::Insert(..) | Write::Record(..) | Write::Mailbox { .. } => Outcome::Unit(Err(e)),
+        Write::Record(..) => Outcome::Settled(Err(e)),
+        Write::Insert(..) | Write::Mailbox { .. } => Outcome::Unit(Err(e)),
     }
 }
 
@@ -139,7 +142,8 @@ fn failure(write: &Write, e: StoreError) -> Outcome {
 fn answer(write: Write, outcome: Outcome) {
     match (write, outcome) {
         (Write::Insert(msgs, reply), Outcome::Unit(r)) => drop(reply.send((r, msgs))),
-        (Write::Record(_, _, reply) | Write::Mailbox { reply, .. }, Outcome::Unit(r)) => drop(reply.send(r)),
+        (Write::Record(_, _, reply), Outcome::Settled(r)) => drop(reply.send(r)),
+        (Write::Mailbox { reply, .. }, Outcome::Unit(r)) => drop(reply.send(r)),
         (Write::Claim { reply, .. }, Outcome::Claims(r)) => drop(reply.send(r)),
         (Write::Simple(_, reply), Outcome::Count(r)) => drop(reply.send(r)),
         (Write::Learn(_, _, reply), Outcome::Learned(r)) => drop(reply.send(r)),
@@ -465,8 +469,14 @@ fn claim(
 }
 
 /// Records attempts on recipients leased to `owner`, each with its event; counts its own
-/// changes (the update trigger skips a change of `attempts`, which only this makes).
-fn record(tx: &Transaction<'_>, owner: &str, attempts: &[Attempt], counts: &mut Counts) -> Result<(), StoreError> {
+/// changes (the update trigger skips a change of `attempts`, which only this makes). Settles
+/// the messages it leaves with nothing to report (`Store::record_attempts`) and returns them.
+fn record(
+    tx: &Transaction<'_>,
+    owner: &str,
+    attempts: &[Attempt],
+    counts: &mut Counts,
+) -> Result<Vec<MessageId>, StoreError> {
     let now = Timestamp::now().millis();
     let mut before = tx.prepare_cached(
         "SELECT message_id, address, transport, state, last_status, updated_at FROM recipients
@@ -484,7 +494,13 @@ fn record(tx: &Transaction<'_>, owner: &str, attempts: &[Attempt], counts: &mut 
         "INSERT INTO mailboxes (address, used_bytes) VALUES (?1, ?2)
          ON CONFLICT (address) DO UPDATE SET used_bytes = used_bytes + excluded.used_bytes",
     )?;
+    let mut settle = tx.prepare_cached(
+        "UPDATE messages SET body = x'', done = 1 WHERE id = ?1 AND done = 0
+         AND NOT EXISTS (SELECT 1 FROM recipients WHERE message_id = ?1
+                         AND (state <> 'delivered' OR notify LIKE '%SUCCESS%'))",
+    )?;
     type Before = (String, String, String, String, Option<String>, i64);
+    let mut recorded: Vec<String> = Vec::new();
     for a in attempts {
         let row: Option<Before> = before
             .query_row(params![a.recipient.0, owner], |r| {
@@ -526,8 +542,17 @@ fn record(tx: &Transaction<'_>, owner: &str, attempts: &[Attempt], counts: &mut 
         if let Some((mailbox, bytes)) = &a.mailbox_bytes {
             usage.execute(params![mailbox, *bytes as i64])?;
         }
+        if !recorded.contains(&message) {
+            recorded.push(message);
+        }
     }
-    Ok(())
+    let mut settled = Vec::new();
+    for message in recorded {
+        if settle.execute([&message])? > 0 {
+            settled.push(MessageId(message));
+        }
+    }
+    Ok(settled)
 }
 
 fn upsert_mailbox(
