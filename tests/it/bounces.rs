@@ -215,3 +215,64 @@ async fn hard_bounces_of_one_message_are_each_suppressed_once() {
         assert_eq!(suppressed, expected, "one suppressed event per address of {id}");
     }
 }
+
+/// Success reports go only where NOTIFY=SUCCESS asked, and only about those recipients; a
+/// message that needs no report at all gets none. Either way the body of a finished message is
+/// released (for the one with nothing to report, by the record itself).
+#[tokio::test]
+async fn a_success_report_only_where_asked_and_every_finished_body_released() {
+    let dest = TestDaemon::with("[local]\ndomains = [\"dest.test\"]").await;
+    dest.add_user("alice@dest.test", "pw", None).await;
+    dest.add_user("bob@dest.test", "pw", None).await;
+    let src = TestDaemon::with(&format!(
+        "[local]\ndomains = [\"sender.test\"]\n[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\n\
+         [routes]\n\"dest.test\" = \"{}\"\n",
+        dest.smtp
+    ))
+    .await;
+    src.add_user("app@sender.test", "pw", None).await;
+
+    let mut ids = Vec::new();
+    for (subject, rcpts) in [
+        ("Asked", &["<alice@dest.test> NOTIFY=SUCCESS,FAILURE", "<bob@dest.test>"][..]),
+        ("Not asked", &["<alice@dest.test>", "<bob@dest.test> NOTIFY=FAILURE"][..]),
+    ] {
+        let mut c = Client::connect(src.smtp).await;
+        c.cmd("EHLO app.test").await.expect("250");
+        c.cmd("MAIL FROM:<app@sender.test>").await.expect("250");
+        for r in rcpts {
+            c.cmd(&format!("RCPT TO:{r}")).await.expect("250");
+        }
+        c.cmd("DATA").await.expect("354");
+        c.send_raw(format!("From: app@sender.test\r\nSubject: {subject}\r\n\r\nHello.\r\n").as_bytes()).await;
+        let reply = c.cmd(".").await;
+        reply.expect("250");
+        ids.push(MessageId(reply.lines[0].rsplit(' ').next().unwrap().to_string()));
+    }
+    dest.wait_maildir("dest.test", "alice", 2).await;
+    dest.wait_maildir("dest.test", "bob", 2).await;
+
+    let store = src.store();
+    for id in &ids {
+        let mut body = None;
+        for _ in 0..200 {
+            body = store.load_body(id).await.unwrap();
+            if body.as_deref() == Some(&[][..]) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(body, Some(Vec::new()), "the body of finished {id} is released");
+    }
+    let dsn_files = src.wait_maildir("sender.test", "app", 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(src.maildir_files("sender.test", "app").len(), 1, "one report: for the message that asked");
+    let raw = std::fs::read(&dsn_files[0]).unwrap();
+    let msg = MessageParser::default().parse(&raw).expect("DSN parses");
+    assert_eq!(msg.subject(), Some("Successful Mail Delivery Report"));
+    let status_part =
+        msg.parts.iter().find(|p| p.content_type().is_some_and(|c| c.subtype() == Some("delivery-status"))).unwrap();
+    let report = String::from_utf8_lossy(status_part.contents()).to_string();
+    assert!(report.contains("Final-Recipient: rfc822; alice@dest.test\r\nAction: delivered\r\nStatus: 2."), "{report}");
+    assert_eq!(report.matches("Final-Recipient:").count(), 1, "only the recipient that asked: {report}");
+}
