@@ -3,11 +3,14 @@
 //! that answers 421 at first (deferred, then delivered once it recovers, no DSN, no
 //! duplicate). The DSN is parsed back.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use mail_parser::{MessageParser, MimeHeaders};
+use mailerd::store::postgres::PgStore;
 use mailerd::store::{MessageId, RecipientState, Store};
 
+use crate::harness::postgres::{TestSchema, url_or_skip};
 use crate::harness::{Client, TestDaemon};
 
 #[tokio::test]
@@ -221,16 +224,34 @@ async fn hard_bounces_of_one_message_are_each_suppressed_once() {
 /// released (for the one with nothing to report, by the record itself).
 #[tokio::test]
 async fn a_success_report_only_where_asked_and_every_finished_body_released() {
+    success_reports_and_released_bodies(None).await;
+}
+
+/// The same on PostgreSQL, whose record settles in one statement.
+#[tokio::test]
+async fn a_success_report_only_where_asked_and_every_finished_body_released_on_postgres() {
+    let test = "bounces::a_success_report_only_where_asked_and_every_finished_body_released_on_postgres";
+    let Some(admin) = url_or_skip(test) else { return };
+    let schema = TestSchema::create(&admin, "success_reports").await;
+    success_reports_and_released_bodies(Some(&schema.url)).await;
+}
+
+async fn success_reports_and_released_bodies(postgres: Option<&str>) {
     let dest = TestDaemon::with("[local]\ndomains = [\"dest.test\"]").await;
     dest.add_user("alice@dest.test", "pw", None).await;
     dest.add_user("bob@dest.test", "pw", None).await;
+    let store_section = postgres.map(|url| format!("[store]\nurl = \"{url}\"\n")).unwrap_or_default();
     let src = TestDaemon::with(&format!(
         "[local]\ndomains = [\"sender.test\"]\n[relay]\ntrusted_networks = [\"127.0.0.0/8\"]\n\
-         [routes]\n\"dest.test\" = \"{}\"\n",
+         [routes]\n\"dest.test\" = \"{}\"\n{store_section}",
         dest.smtp
     ))
     .await;
-    src.add_user("app@sender.test", "pw", None).await;
+    let store: Arc<dyn Store> = match postgres {
+        Some(url) => Arc::new(PgStore::connect(url).await.expect("a second connection, as another node")),
+        None => Arc::new(src.store()),
+    };
+    store.upsert_mailbox("app@sender.test", None, None).await.expect("the sender's mailbox");
 
     let mut ids = Vec::new();
     for (subject, rcpts) in [
@@ -252,7 +273,6 @@ async fn a_success_report_only_where_asked_and_every_finished_body_released() {
     dest.wait_maildir("dest.test", "alice", 2).await;
     dest.wait_maildir("dest.test", "bob", 2).await;
 
-    let store = src.store();
     for id in &ids {
         let mut body = None;
         for _ in 0..200 {
