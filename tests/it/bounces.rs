@@ -258,15 +258,8 @@ async fn success_reports_and_released_bodies(postgres: Option<&str>) {
         ("Asked", &["<alice@dest.test> NOTIFY=SUCCESS,FAILURE", "<bob@dest.test>"][..]),
         ("Not asked", &["<alice@dest.test>", "<bob@dest.test> NOTIFY=FAILURE"][..]),
     ] {
-        let mut c = Client::connect(src.smtp).await;
-        c.cmd("EHLO app.test").await.expect("250");
-        c.cmd("MAIL FROM:<app@sender.test>").await.expect("250");
-        for r in rcpts {
-            c.cmd(&format!("RCPT TO:{r}")).await.expect("250");
-        }
-        c.cmd("DATA").await.expect("354");
-        c.send_raw(format!("From: app@sender.test\r\nSubject: {subject}\r\n\r\nHello.\r\n").as_bytes()).await;
-        let reply = c.cmd(".").await;
+        let body = format!("From: app@sender.test\r\nSubject: {subject}\r\n\r\nHello.\r\n");
+        let reply = Client::connect(src.smtp).await.send_mail_with("app@sender.test", rcpts, &body).await;
         reply.expect("250");
         ids.push(MessageId(reply.lines[0].rsplit(' ').next().unwrap().to_string()));
     }

@@ -405,19 +405,21 @@ unsafe extern "C" fn shm_barrier(file: *mut ffi::sqlite3_file) {
 mod tests {
     use rusqlite::Connection;
 
-    fn writer(path: &std::path::Path) -> Connection {
-        let c = super::open_writer(path).unwrap();
+    /// A new database in a temporary directory with table `t`, and its writer through the VFS
+    /// (WAL, `synchronous = FULL`, as the store's).
+    fn writer() -> (tempfile::TempDir, std::path::PathBuf, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let c = super::open_writer(&path).unwrap();
         c.pragma_update(None, "journal_mode", "WAL").unwrap();
         c.pragma_update(None, "synchronous", "FULL").unwrap();
-        c
+        c.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB NOT NULL)").unwrap();
+        (dir, path, c)
     }
 
     #[test]
     fn commits_through_the_vfs_are_read_by_plain_connections() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let w = writer(&path);
-        w.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB NOT NULL)").unwrap();
+        let (_dir, path, w) = writer();
         let r = Connection::open(&path).unwrap();
         for round in 0..20_i64 {
             w.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -444,10 +446,7 @@ mod tests {
 
     #[test]
     fn frames_of_a_rolled_back_transaction_never_reach_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let w = writer(&path);
-        w.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB NOT NULL)").unwrap();
+        let (_dir, path, w) = writer();
         // A small page cache: the transaction spills frames into the WAL before it ends.
         w.pragma_update(None, "cache_size", 10).unwrap();
         w.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -472,10 +471,7 @@ mod tests {
 
     #[test]
     fn a_checkpoint_through_the_vfs_leaves_every_page_in_the_database_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let w = writer(&path);
-        w.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB NOT NULL)").unwrap();
+        let (dir, path, w) = writer();
         let ckpt = super::open_checkpointer(&path).unwrap();
         ckpt.pragma_update(None, "synchronous", "FULL").unwrap();
         for round in 0..10_i64 {

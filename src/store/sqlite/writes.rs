@@ -500,7 +500,7 @@ fn record(
                          AND (state <> 'delivered' OR notify LIKE '%SUCCESS%'))",
     )?;
     type Before = (String, String, String, String, Option<String>, i64);
-    let mut recorded: Vec<String> = Vec::new();
+    let mut candidates: Vec<String> = Vec::new();
     for a in attempts {
         let row: Option<Before> = before
             .query_row(params![a.recipient.0, owner], |r| {
@@ -542,12 +542,13 @@ fn record(
         if let Some((mailbox, bytes)) = &a.mailbox_bytes {
             usage.execute(params![mailbox, *bytes as i64])?;
         }
-        if !recorded.contains(&message) {
-            recorded.push(message);
+        // Only a delivery can finish a message with nothing to report.
+        if a.state == RecipientState::Delivered && !candidates.contains(&message) {
+            candidates.push(message);
         }
     }
     let mut settled = Vec::new();
-    for message in recorded {
+    for message in candidates {
         if settle.execute([&message])? > 0 {
             settled.push(MessageId(message));
         }

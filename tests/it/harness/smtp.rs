@@ -116,10 +116,17 @@ impl Client {
 
     /// EHLO, MAIL, RCPTs, DATA, body; returns the final reply.
     pub async fn send_mail(&mut self, from: &str, to: &[&str], body: &str) -> Reply {
+        let rcpts: Vec<String> = to.iter().map(|t| format!("<{t}>")).collect();
+        self.send_mail_with(from, &rcpts.iter().map(String::as_str).collect::<Vec<_>>(), body).await
+    }
+
+    /// As `send_mail`, with each RCPT TO's whole argument given: the path in brackets and
+    /// any parameters (`<a@b.test> NOTIFY=SUCCESS`).
+    pub async fn send_mail_with(&mut self, from: &str, rcpt_args: &[&str], body: &str) -> Reply {
         self.cmd("EHLO client.test").await.expect("250");
         self.cmd(&format!("MAIL FROM:<{from}>")).await.expect("250");
-        for t in to {
-            self.cmd(&format!("RCPT TO:<{t}>")).await.expect("250");
+        for r in rcpt_args {
+            self.cmd(&format!("RCPT TO:{r}")).await.expect("250");
         }
         self.cmd("DATA").await.expect("354");
         self.send_raw(body.as_bytes()).await;
