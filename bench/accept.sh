@@ -73,22 +73,38 @@ machine() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9, $6, $5}' /proc/stat;
 # "busy B % / iowait W % / idle I %" between two `machine` readings.
 shares() { python3 -c "import sys; a = [int(x) for x in sys.argv[1].split()]; b = [int(x) for x in sys.argv[2].split()]; d = [y - x for x, y in zip(a, b)]; t = sum(d) or 1; print('busy %d %% / iowait %d %% / idle %d %%' % tuple(round(100 * x / t) for x in d))" "$1" "$2"; }
 now() { date +%s.%N; }
-# The load every run gets: N messages over SESSIONS sessions to the address given.
-load() { smtp-source -s "$SESSIONS" -l "$SIZE" -m "$N" -f s@sender.test -t r@rcpt.test "$1"; }
+# The load every run gets: N messages over SESSIONS sessions to the address given. The CPU
+# seconds smtp-source used are left in $SOURCE_CPU_FILE.
+SOURCE_CPU_FILE="$SCRATCH/source.cpu"
+load() {
+    python3 -c 'import resource, subprocess, sys
+subprocess.run(sys.argv[2:], check=True)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1], "w").write(str(r.ru_utime + r.ru_stime))' "$SOURCE_CPU_FILE" \
+        smtp-source -s "$SESSIONS" -l "$SIZE" -m "$N" -f s@sender.test -t r@rcpt.test "$1"
+}
+source_cpu_ms() { python3 -c "print(round($(cat "$SOURCE_CPU_FILE") * 1000 / $N, 3))"; }
+# CPU ticks of each kind of thread of process $1 (by thread name), one "name ticks" per line.
+thread_ticks() {
+    for t in /proc/"$1"/task/*; do echo "$(tr ' ' _ < "$t/comm") $(awk '{print $14 + $15}' "$t/stat")"; done 2>/dev/null \
+        | awk '{c[$1] += $2} END {for (k in c) print k, c[k]}' | sort
+}
 
-# 1. fsync rate of the disk under the data directory.
-FSYNC=$(python3 - "$SCRATCH" <<'PY'
-import os, sys, time
+# 1. fsync rate of the disk under the data directory, and the CPU one write + sync costs
+#    (on a virtual disk the kernel's share of a sync is large: it bounds a durable commit too).
+read -r FSYNC SYNC_CPU_US < <(python3 - "$SCRATCH" <<'PY'
+import os, resource, sys, time
 path = os.path.join(sys.argv[1], "fsync.probe")
 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 block = b"x" * 4096
-n, t0 = 0, time.perf_counter()
+cpu = lambda: (lambda r: r.ru_utime + r.ru_stime)(resource.getrusage(resource.RUSAGE_SELF))
+n, t0, c0 = 0, time.perf_counter(), cpu()
 while time.perf_counter() - t0 < 3.0:
     os.write(fd, block)
     os.fdatasync(fd)
     n += 1
 os.close(fd); os.unlink(path)
-print(round(n / (time.perf_counter() - t0)))
+print(round(n / (time.perf_counter() - t0)), round((cpu() - c0) * 1e6 / n))
 PY
 )
 
@@ -101,6 +117,7 @@ t0=$(now)
 load "$SINK_ADDR"
 t1=$(now)
 CEILING_MACHINE=$(shares "$m0" "$(machine)")
+CEILING_SOURCE_MS=$(source_cpu_ms)
 kill "$SINK_PID" 2>/dev/null || true
 CEILING=$(python3 -c "print(round($N / ($t1 - $t0)))")
 
@@ -124,12 +141,19 @@ PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/${ADDR%:*}/${ADDR#*:}") 2>/dev/null && break; sleep 0.1; done
 c0=$(cpu_ticks $PID)
+thread_ticks $PID > "$SCRATCH/threads.0"
 m0=$(machine)
 t0=$(now)
 load "$ADDR"
 t1=$(now)
 c1=$(cpu_ticks $PID)
+thread_ticks $PID > "$SCRATCH/threads.1"
 ACCEPT_MACHINE=$(shares "$m0" "$(machine)")
+ACCEPT_SOURCE_MS=$(source_cpu_ms)
+# mailerd's CPU per message by thread: the sessions (tokio's workers), the store's writer
+# (inserts, commits and their fsyncs) and its checkpoint thread (threads alive at the end).
+BY_THREAD=$(join -a 2 "$SCRATCH/threads.0" "$SCRATCH/threads.1" \
+    | awk -v n="$N" 'NF == 2 {$3 = $2; $2 = 0} ($3 - $2) * 10 / n >= 0.001 {printf "%s%s %.3f", sep, $1, ($3 - $2) * 10 / n; sep = ", "}')
 STORED=$("$BIN" --config "$SCRATCH/mailerd.toml" queue list --json --limit $((N * 2)) | wc -l)
 ACCEPT=$(python3 -c "print(round($N / ($t1 - $t0)))")
 CPU_MS=$(python3 -c "print(round(($c1 - $c0) * 10 / $N, 3))")
@@ -158,12 +182,13 @@ trap - EXIT
 
 cat <<REPORT
 mailerd accept benchmark  ($(date -u +%FT%TZ), $(nproc) CPUs, N=$N, $SESSIONS sessions, $SIZE-byte messages, new connection per message)
-  disk fsync rate (4 KiB + fdatasync, 1 writer) : $FSYNC /s
-  protocol ceiling (smtp-source -> smtp-sink)   : $CEILING msg/s   (machine $CEILING_MACHINE)
+  disk fsync rate (4 KiB + fdatasync, 1 writer) : $FSYNC /s   ($SYNC_CPU_US µs CPU per write + sync)
+  protocol ceiling (smtp-source -> smtp-sink)   : $CEILING msg/s   (machine $CEILING_MACHINE; smtp-source $CEILING_SOURCE_MS ms CPU/message)
   mailerd durable accept (queue.hold)           : $ACCEPT msg/s   ($STORED of $N stored; machine $ACCEPT_MACHINE)
     = $(python3 -c "print(round($ACCEPT / $FSYNC, 2))") x the disk's one-fsync-per-message limit
     = $(python3 -c "print(round($ACCEPT / $CEILING, 2))") x the protocol ceiling
-  mailerd CPU                                    : $CPU_MS ms/message
+  mailerd CPU                                    : $CPU_MS ms/message (by thread, ms: $BY_THREAD)
+  smtp-source CPU against mailerd                : $ACCEPT_SOURCE_MS ms/message
   mailerd RSS: $((RSS_BEFORE / 1024)) MiB after the load, $((RSS_IDLE / 1024)) MiB with $IDLE idle connections
 REPORT
 if [ "$TOKIO_SINK" = 1 ]; then
