@@ -146,7 +146,7 @@ async fn smtp_mail_events_carry_its_message_id_header() {
     let body = "From: a@sender.test\r\nMessage-ID: <smtp-door-1@sender.test>\r\nSubject: hi\r\n\r\nx\r\n";
     let r = c.send_mail("a@sender.test", &["postmaster@local.test"], body).await;
     r.expect("250 2.0.0 Ok: queued as");
-    let id = r.lines[0].rsplit(' ').next().unwrap().to_string();
+    let id = r.queue_id();
     d.wait_maildir("local.test", "postmaster", 1).await;
     let events = get(api, "/api/v1/events?limit=100", Some(&key)).await;
     let mine: Vec<&Value> =

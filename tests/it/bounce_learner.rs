@@ -356,7 +356,7 @@ async fn cli_training_persists_across_a_restart() {
 
 async fn queued_id(c: &mut Client, from: &str, to: &str, raw: &[u8]) -> String {
     let r = c.send_mail(from, &[to], std::str::from_utf8(raw).unwrap()).await;
-    r.lines[0].rsplit(' ').next().unwrap().to_string()
+    r.queue_id()
 }
 
 async fn sample_of(store: &SqliteStore, id: &str) -> mailerd::store::learner::Sample {

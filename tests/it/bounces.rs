@@ -56,7 +56,7 @@ async fn one_message_five_fates_one_dsn() {
     c.send_raw(body.as_bytes()).await;
     let reply = c.cmd(".").await;
     reply.expect("250");
-    let id = reply.lines[0].rsplit(' ').next().unwrap().to_string();
+    let id = reply.queue_id();
 
     // The failure DSN arrives in the sender's local mailbox.
     let dsn_files = src.wait_maildir("sender.test", "app", 1).await;
@@ -197,7 +197,7 @@ async fn hard_bounces_of_one_message_are_each_suppressed_once() {
         let mut c = Client::connect(src.smtp).await;
         let reply = c.send_mail("app@sender.test", &rcpts, "Subject: to many domains\r\n\r\nx\r\n").await;
         reply.expect("250");
-        ids.push(reply.lines[0].rsplit(' ').next().unwrap().to_string());
+        ids.push(reply.queue_id());
     }
     let files = src.wait_maildir("sender.test", "app", ids.len()).await;
     // Let every job's report run to its end.
@@ -261,7 +261,7 @@ async fn success_reports_and_released_bodies(postgres: Option<&str>) {
         let body = format!("From: app@sender.test\r\nSubject: {subject}\r\n\r\nHello.\r\n");
         let reply = Client::connect(src.smtp).await.send_mail_with("app@sender.test", rcpts, &body).await;
         reply.expect("250");
-        ids.push(MessageId(reply.lines[0].rsplit(' ').next().unwrap().to_string()));
+        ids.push(MessageId(reply.queue_id()));
     }
     dest.wait_maildir("dest.test", "alice", 2).await;
     dest.wait_maildir("dest.test", "bob", 2).await;

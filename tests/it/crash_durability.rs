@@ -67,7 +67,7 @@ async fn load(addr: SocketAddr, session: usize, round: usize, acked: Arc<Mutex<V
         c.send_raw(b.as_bytes()).await;
         match try_cmd(&mut c, ".").await {
             Some(r) if r.code == 250 => {
-                let id = r.lines[0].rsplit(' ').next().unwrap_or("").to_string();
+                let id = r.queue_id();
                 acked.lock().unwrap().push((id, b));
             }
             _ => return,

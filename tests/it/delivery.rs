@@ -9,7 +9,7 @@ async fn postmaster_mail_lands_in_maildir_with_a_received_header() {
     let body = "From: a@sender.test\r\nSubject: hello\r\n\r\nline one\r\n..leading dot\r\n";
     let r = c.send_mail("a@sender.test", &["postmaster@local.test"], body).await;
     r.expect("250 2.0.0 Ok: queued as");
-    let id = r.lines[0].rsplit(' ').next().unwrap().to_string();
+    let id = r.queue_id();
     let files = d.wait_maildir("local.test", "postmaster", 1).await;
     let stored = std::fs::read_to_string(&files[0]).unwrap();
     assert!(
@@ -49,7 +49,7 @@ async fn dsn_parameters_are_stored_with_the_message() {
     c.cmd("DATA").await.expect("354");
     c.send_raw(b"Subject: dsn\r\n\r\nx\r\n").await;
     let r = c.cmd(".").await;
-    let id = r.lines[0].rsplit(' ').next().unwrap().to_string();
+    let id = r.queue_id();
     use mailerd::store::{MessageId, Store};
     let m = d.store().message_detail(&MessageId(id)).await.unwrap().expect("stored");
     assert_eq!(m.envid.as_deref(), Some("env+42"));

@@ -57,7 +57,7 @@ async fn send(d: &TestDaemon, rcpts: &[&str], message: &[u8]) -> String {
     c.send_raw(&stuffed).await;
     let r = c.cmd(".").await;
     r.expect("250");
-    r.lines[0].rsplit(' ').next().unwrap().to_string()
+    r.queue_id()
 }
 
 /// Lines of Dovecot's log that contain both `a` and `b`.

@@ -34,7 +34,7 @@ async fn a_late_bounce_to_our_signed_return_path_is_matched_and_explained() {
     src.add_user("app@sender.test", "pw", None).await;
     let mut c = Client::connect(src.smtp).await;
     let r = c.send_mail("app@sender.test", &["alice@dest.test"], "Subject: hello\r\n\r\nhi\r\n").await;
-    let id = r.lines[0].rsplit(' ').next().unwrap().to_string();
+    let id = r.queue_id();
     let files = dest.wait_maildir("dest.test", "alice", 1).await;
     let delivered = std::fs::read_to_string(&files[0]).unwrap();
     let signed =

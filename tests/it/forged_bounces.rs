@@ -356,7 +356,7 @@ async fn the_daemon_records_genuine_bounces_and_drops_forged_ones() {
     let mut s = Client::connect(a.smtp).await;
     let body = "From: App <app@sender.test>\r\nTo: <nobody@dest.test>\r\nMessage-ID: <order-42@sender.test>\r\nSubject: your order\r\n\r\nThanks\r\n";
     let r = s.send_mail("app@sender.test", &["nobody@dest.test"], body).await;
-    let id = r.lines[0].rsplit(' ').next().unwrap().to_string();
+    let id = r.queue_id();
 
     // B's DSN comes back to A's signed return path: genuine, recorded, suppressed.
     let store = a.store();
@@ -380,7 +380,7 @@ async fn the_daemon_records_genuine_bounces_and_drops_forged_ones() {
     let mut f = Client::connect(a.smtp).await;
     let forged = backscatter(7, "victim@victim-isp.example");
     let r = f.send_mail("", &["app@sender.test"], std::str::from_utf8(&forged).unwrap()).await;
-    let forged_id = r.lines[0].rsplit(' ').next().unwrap().to_string();
+    let forged_id = r.queue_id();
     // An auto-reply from <> to the same mailbox: not a bounce, delivered.
     let vacation = "From: bob@elsewhere.test\r\nTo: app@sender.test\r\nSubject: Out of office\r\nAuto-Submitted: auto-replied\r\n\r\nI am away until Monday.\r\n";
     f.send_mail("", &["app@sender.test"], vacation).await;

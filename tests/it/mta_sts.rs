@@ -85,17 +85,10 @@ async fn sender(dns: SocketAddr, port: u16, https: SocketAddr, ca: &TestCa, extr
 }
 
 pub(crate) async fn send(src: &TestDaemon, rcpts: &[&str], subject: &str) -> String {
-    let mut c = Client::connect(src.smtp).await;
-    c.cmd("EHLO app.test").await.expect("250");
-    c.cmd("MAIL FROM:<app@sender.test>").await.expect("250");
-    for r in rcpts {
-        c.cmd(&format!("RCPT TO:<{r}>")).await.expect("250");
-    }
-    c.cmd("DATA").await.expect("354");
-    c.send_raw(format!("From: app@sender.test\r\nSubject: {subject}\r\n\r\nhello\r\n").as_bytes()).await;
-    let reply = c.cmd(".").await;
+    let body = format!("From: app@sender.test\r\nSubject: {subject}\r\n\r\nhello\r\n");
+    let reply = Client::connect(src.smtp).await.send_mail("app@sender.test", rcpts, &body).await;
     reply.expect("250");
-    reply.lines[0].rsplit(' ').next().unwrap().to_string()
+    reply.queue_id()
 }
 
 /// The recipients of `id` once `done` says they are where the test wants them.

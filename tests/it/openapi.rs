@@ -280,7 +280,7 @@ async fn the_openapi_document_is_valid_and_describes_every_live_response() {
     let bounce = "From: MAILER-DAEMON@mx.far.test\r\nTo: bob@local.test\r\nSubject: Undelivered Mail Returned to Sender\r\n\r\n\
                   Your message could not be delivered: mailbox unavailable.\r\n";
     let reply = c.send_mail("", &["bob@local.test"], bounce).await;
-    let bounce_id = reply.lines[0].rsplit(' ').next().unwrap().to_string();
+    let bounce_id = reply.queue_id();
     let store = reader.store();
     for _ in 0..1200 {
         if store.learner_sample(&mailerd::store::MessageId(bounce_id.clone())).await.unwrap().is_some() {

@@ -25,10 +25,6 @@ async fn wait_final(d: &TestDaemon, id: &str, n: usize) -> Vec<mailerd::store::R
     panic!("recipients of {id} never reached a final state");
 }
 
-fn queue_id(reply: &crate::harness::smtp::Reply) -> String {
-    reply.lines[0].rsplit(' ').next().unwrap().to_string()
-}
-
 #[tokio::test]
 async fn mx_lookup_finds_the_destination_and_every_recipient_gets_its_reply() {
     let dest = TestDaemon::with("[local]\ndomains = [\"dest.test\"]").await;
@@ -56,7 +52,7 @@ async fn mx_lookup_finds_the_destination_and_every_recipient_gets_its_reply() {
     }
     c.cmd("DATA").await.expect("354");
     c.send_raw(b"Subject: out\r\n\r\n..leading dot\r\nbody\r\n").await;
-    let id = queue_id(&c.cmd(".").await);
+    let id = c.cmd(".").await.queue_id();
     let rcpts = wait_final(&src, &id, 4).await;
     let by = |a: &str| rcpts.iter().find(|r| r.address == a).unwrap().clone();
 
@@ -105,7 +101,7 @@ async fn a_destination_that_is_down_defers_and_the_message_stays_queued() {
     ))
     .await;
     let mut c = Client::connect(src.smtp).await;
-    let id = queue_id(&c.send_mail("app@sender.test", &["x@down.test"], "Subject: d\r\n\r\nx\r\n").await);
+    let id = c.send_mail("app@sender.test", &["x@down.test"], "Subject: d\r\n\r\nx\r\n").await.queue_id();
     let r = wait_final(&src, &id, 1).await;
     assert_eq!(r[0].state, RecipientState::Deferred);
     assert_eq!(r[0].last_status.as_deref(), Some("4.4.1"), "{:?}", r[0]);

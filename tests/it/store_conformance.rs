@@ -1241,7 +1241,7 @@ async fn daemon_on_postgres_accepts_and_delivers() {
     let r =
         c.send_mail("a@sender.test", &["postmaster@local.test"], "Subject: pg\r\n\r\nstored in PostgreSQL\r\n").await;
     r.expect("250 2.0.0 Ok: queued as");
-    let id = r.lines[0].rsplit(' ').next().expect("queue id").to_string();
+    let id = r.queue_id();
     let files = d.wait_maildir("local.test", "postmaster", 1).await;
     let stored = std::fs::read_to_string(&files[0]).expect("maildir file");
     assert!(stored.contains(&id) && stored.ends_with("stored in PostgreSQL\r\n"), "{stored}");

@@ -20,7 +20,7 @@ async fn findings_are_recorded_as_events_by_default() {
         .send_mail("app@local.test", &["john@gmial.com"], "From: app@local.test\r\nSubject: hi\r\n\r\nhello\r\n")
         .await;
     r.expect("250");
-    let id = r.lines[0].rsplit(' ').next().unwrap().to_string();
+    let id = r.queue_id();
     let detail = d.store().message_detail(&MessageId(id)).await.unwrap().unwrap();
     let checks: Vec<String> =
         detail.events.iter().filter(|e| e.kind.as_str() == "check").filter_map(|e| e.detail.clone()).collect();
@@ -55,7 +55,7 @@ async fn reject_policy_refuses_with_the_fix_and_off_records_nothing() {
     let mut c = Client::connect(off.smtp).await;
     let r = c.send_mail("app@local.test", &["john@gmial.com"], "Subject: hi\r\n\r\nhello\r\n").await;
     r.expect("250");
-    let id = r.lines[0].rsplit(' ').next().unwrap().to_string();
+    let id = r.queue_id();
     let detail = off.store().message_detail(&MessageId(id)).await.unwrap().unwrap();
     assert!(
         !detail.events.iter().any(|e| e.kind.as_str() == "check"

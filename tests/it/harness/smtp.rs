@@ -30,6 +30,12 @@ impl Reply {
     pub fn first(&self) -> String {
         format!("{} {}", self.code, self.lines.first().map(String::as_str).unwrap_or(""))
     }
+
+    /// The queue id a 250 to the end of data names: the last word of its first line
+    /// (`2.0.0 Ok: queued as ID`).
+    pub fn queue_id(&self) -> String {
+        self.lines.first().and_then(|l| l.rsplit(' ').next()).unwrap_or_default().to_string()
+    }
 }
 
 pub struct Client {
