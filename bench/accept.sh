@@ -73,22 +73,15 @@ machine() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9, $6, $5}' /proc/stat;
 # "busy B % / iowait W % / idle I %" between two `machine` readings.
 shares() { python3 -c "import sys; a = [int(x) for x in sys.argv[1].split()]; b = [int(x) for x in sys.argv[2].split()]; d = [y - x for x, y in zip(a, b)]; t = sum(d) or 1; print('busy %d %% / iowait %d %% / idle %d %%' % tuple(round(100 * x / t) for x in d))" "$1" "$2"; }
 now() { date +%s.%N; }
-# The load every run gets: N messages over SESSIONS sessions to the address given. The CPU
-# seconds smtp-source used are left in $SOURCE_CPU_FILE.
-SOURCE_CPU_FILE="$SCRATCH/source.cpu"
+# The load every run gets: N messages over SESSIONS sessions to the address $2, while
+# `schedstat.py` watches process $1: the milliseconds per message of each of its thread names
+# and of smtp-source itself ("command") go to $SCRATCH/cpu.txt, a "name ms" per line.
 load() {
-    python3 -c 'import resource, subprocess, sys
-subprocess.run(sys.argv[2:], check=True)
-r = resource.getrusage(resource.RUSAGE_CHILDREN)
-open(sys.argv[1], "w").write(str(r.ru_utime + r.ru_stime))' "$SOURCE_CPU_FILE" \
-        smtp-source -s "$SESSIONS" -l "$SIZE" -m "$N" -f s@sender.test -t r@rcpt.test "$1"
+    python3 "$ROOT/bench/schedstat.py" "$1" --per "$N" -- \
+        smtp-source -s "$SESSIONS" -l "$SIZE" -m "$N" -f s@sender.test -t r@rcpt.test "$2" > "$SCRATCH/cpu.txt"
 }
-source_cpu_ms() { python3 -c "print(round($(cat "$SOURCE_CPU_FILE") * 1000 / $N, 3))"; }
-# CPU ticks of each kind of thread of process $1 (by thread name), one "name ticks" per line.
-thread_ticks() {
-    for t in /proc/"$1"/task/*; do echo "$(tr ' ' _ < "$t/comm") $(awk '{print $14 + $15}' "$t/stat")"; done 2>/dev/null \
-        | awk '{c[$1] += $2} END {for (k in c) print k, c[k]}' | sort
-}
+# The milliseconds per message of the names given ($@) in the last load's cpu.txt, summed.
+cpu_of() { awk -v names=" $* " 'index(names, " " $1 " ") {t += $2} END {printf "%.3f", t}' "$SCRATCH/cpu.txt"; }
 
 # 1. fsync rate of the disk under the data directory, and the CPU one write + sync costs
 #    (on a virtual disk the kernel's share of a sync is large: it bounds a durable commit too).
@@ -114,10 +107,10 @@ SINK_PID=$!
 sleep 0.5
 m0=$(machine)
 t0=$(now)
-load "$SINK_ADDR"
+load "$SINK_PID" "$SINK_ADDR"
 t1=$(now)
 CEILING_MACHINE=$(shares "$m0" "$(machine)")
-CEILING_SOURCE_MS=$(source_cpu_ms)
+CEILING_SOURCE_MS=$(cpu_of command)
 kill "$SINK_PID" 2>/dev/null || true
 CEILING=$(python3 -c "print(round($N / ($t1 - $t0)))")
 
@@ -128,7 +121,7 @@ if [ "$TOKIO_SINK" = 1 ]; then
     for _ in $(seq 100); do (exec 3<>"/dev/tcp/${TOKIO_SINK_ADDR%:*}/${TOKIO_SINK_ADDR#*:}") 2>/dev/null && break; sleep 0.1; done
     c0=$(cpu_ticks $TS_PID)
     t0=$(now)
-    load "$TOKIO_SINK_ADDR"
+    load "$TS_PID" "$TOKIO_SINK_ADDR"
     t1=$(now)
     TS_CPU_MS=$(python3 -c "print(round(($(cpu_ticks $TS_PID) - $c0) * 10 / $N, 3))")
     kill "$TS_PID" 2>/dev/null || true
@@ -141,19 +134,16 @@ PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/${ADDR%:*}/${ADDR#*:}") 2>/dev/null && break; sleep 0.1; done
 c0=$(cpu_ticks $PID)
-thread_ticks $PID > "$SCRATCH/threads.0"
 m0=$(machine)
 t0=$(now)
-load "$ADDR"
+load "$PID" "$ADDR"
 t1=$(now)
 c1=$(cpu_ticks $PID)
-thread_ticks $PID > "$SCRATCH/threads.1"
 ACCEPT_MACHINE=$(shares "$m0" "$(machine)")
-ACCEPT_SOURCE_MS=$(source_cpu_ms)
+ACCEPT_SOURCE_MS=$(cpu_of command)
 # mailerd's CPU per message by thread: the sessions (tokio's workers), the store's writer
 # (inserts, commits and their fsyncs) and its checkpoint thread (threads alive at the end).
-BY_THREAD=$(join -a 2 "$SCRATCH/threads.0" "$SCRATCH/threads.1" \
-    | awk -v n="$N" 'NF == 2 {$3 = $2; $2 = 0} ($3 - $2) * 10 / n >= 0.001 {printf "%s%s %.3f", sep, $1, ($3 - $2) * 10 / n; sep = ", "}')
+BY_THREAD="sessions $(cpu_of tokio-rt-worker), writer $(cpu_of store-writer), checkpoint $(cpu_of store-checkpoin)"
 STORED=$("$BIN" --config "$SCRATCH/mailerd.toml" queue list --json --limit $((N * 2)) | wc -l)
 ACCEPT=$(python3 -c "print(round($N / ($t1 - $t0)))")
 CPU_MS=$(python3 -c "print(round(($c1 - $c0) * 10 / $N, 3))")
